@@ -1,0 +1,226 @@
+//! The TOML configuration: typed sections, defaults, and validation whose messages name the key.
+
+mod calling_hours;
+mod validate;
+
+pub use calling_hours::{CallingHours, TimeRange};
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// Everything that can go wrong while loading the configuration. Every message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub sip: SipConfig,
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    #[serde(default)]
+    pub trunks: Vec<TrunkConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownSources {
+    /// Say nothing: a scanner learns nothing about us.
+    Drop,
+    /// Answer 403.
+    Reject,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipConfig {
+    /// PBX-facing interface (UDP and TCP).
+    pub inside: SocketAddr,
+    /// Carrier-facing interface (UDP and TCP).
+    pub outside: SocketAddr,
+    #[serde(default = "default_unknown_sources")]
+    pub unknown_sources: UnknownSources,
+    /// RFC 3261 T1 in milliseconds (timers A, B, E, F, G, H, J derive from it).
+    #[serde(default = "default_t1_ms")]
+    pub t1_ms: u64,
+    /// Largest SIP message accepted, in bytes (UDP datagram or TCP frame).
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// How long live calls may go on after SIGTERM before both legs get BYE.
+    #[serde(default = "default_drain_timeout_secs")]
+    pub drain_timeout_secs: u64,
+    /// Retry-After seconds on 503 refusals.
+    #[serde(default = "default_retry_after_secs")]
+    pub retry_after_secs: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    #[serde(default = "default_database_url")]
+    pub url: String,
+    /// Capacity of the in-memory CDR queue between signalling and the database writer.
+    #[serde(default = "default_cdr_queue")]
+    pub cdr_queue: usize,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: default_database_url(),
+            cdr_queue: default_cdr_queue(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    #[default]
+    Udp,
+    Tcp,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkConfig {
+    pub name: String,
+    /// Addresses (CIDR) allowed to send calls on the inside.
+    pub pbx: Vec<IpNet>,
+    /// Where outbound calls go; inbound calls are accepted from these addresses.
+    #[serde(deserialize_with = "one_or_many")]
+    pub carrier: Vec<SocketAddr>,
+    #[serde(default)]
+    pub carrier_transport: TransportKind,
+    /// Where inbound calls for this trunk's numbers are sent.
+    pub inbound_to: SocketAddr,
+    #[serde(default)]
+    pub pbx_transport: TransportKind,
+    /// Carrier-assigned numbers: the only caller IDs allowed out, the only numbers reachable in.
+    pub numbers: Vec<String>,
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent: u32,
+    #[serde(default = "default_max_concurrent_per_caller_id")]
+    pub max_concurrent_per_caller_id: u32,
+    #[serde(default = "default_max_cps")]
+    pub max_cps: f64,
+    #[serde(default)]
+    pub allow_anonymous: bool,
+    #[serde(default = "default_calling_hours")]
+    pub calling_hours: CallingHours,
+    #[serde(default = "default_timezone")]
+    pub timezone: chrono_tz::Tz,
+    #[serde(default = "default_max_call_secs")]
+    pub max_call_secs: u64,
+    #[serde(default)]
+    pub blocked_numbers: Vec<String>,
+}
+
+fn one_or_many<'de, D>(d: D) -> Result<Vec<SocketAddr>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(SocketAddr),
+        Many(Vec<SocketAddr>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(a) => vec![a],
+        OneOrMany::Many(v) => v,
+    })
+}
+
+fn default_unknown_sources() -> UnknownSources {
+    UnknownSources::Drop
+}
+fn default_t1_ms() -> u64 {
+    500
+}
+fn default_max_message_bytes() -> usize {
+    16 * 1024
+}
+fn default_drain_timeout_secs() -> u64 {
+    30
+}
+fn default_retry_after_secs() -> u32 {
+    5
+}
+fn default_database_url() -> String {
+    "sqlite://data/trunkguard.db".to_string()
+}
+fn default_cdr_queue() -> usize {
+    10_000
+}
+fn default_max_concurrent() -> u32 {
+    30
+}
+fn default_max_concurrent_per_caller_id() -> u32 {
+    10
+}
+fn default_max_cps() -> f64 {
+    10.0
+}
+fn default_calling_hours() -> CallingHours {
+    CallingHours::always()
+}
+fn default_timezone() -> chrono_tz::Tz {
+    chrono_tz::Tz::UTC
+}
+fn default_max_call_secs() -> u64 {
+    7200
+}
+
+impl Config {
+    /// Read, parse and validate a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.display().to_string(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parse and validate TOML text.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: "<text>".to_string(),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn trunk(&self, name: &str) -> Option<&TrunkConfig> {
+        self.trunks.iter().find(|t| t.name == name)
+    }
+}

@@ -1,0 +1,169 @@
+//! Checks that serde cannot express; each error names the offending key.
+
+use std::collections::HashSet;
+
+use super::{Config, ConfigError};
+use crate::policy::normalize_number;
+
+impl Config {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if self.sip.inside == self.sip.outside {
+            return Err(ConfigError::invalid(
+                "sip.outside",
+                "must differ from sip.inside",
+            ));
+        }
+        if !(50..=10_000).contains(&self.sip.t1_ms) {
+            return Err(ConfigError::invalid("sip.t1_ms", "must be 50..=10000"));
+        }
+        if !(1024..=65_535).contains(&self.sip.max_message_bytes) {
+            return Err(ConfigError::invalid(
+                "sip.max_message_bytes",
+                "must be 1024..=65535",
+            ));
+        }
+        if self.database.cdr_queue == 0 {
+            return Err(ConfigError::invalid("database.cdr_queue", "must be > 0"));
+        }
+        if !self.database.url.starts_with("sqlite:") {
+            return Err(ConfigError::invalid(
+                "database.url",
+                "only sqlite: URLs are supported in this version",
+            ));
+        }
+        let mut names = HashSet::new();
+        let mut numbers = HashSet::new();
+        for (i, t) in self.trunks.iter().enumerate() {
+            let key = |k: &str| format!("trunks[{i}].{k}");
+            if t.name.trim().is_empty()
+                || !t
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(ConfigError::invalid(
+                    key("name"),
+                    "must be non-empty letters, digits, '-' or '_'",
+                ));
+            }
+            if !names.insert(t.name.clone()) {
+                return Err(ConfigError::invalid(
+                    key("name"),
+                    format!("duplicate trunk name `{}`", t.name),
+                ));
+            }
+            if t.pbx.is_empty() {
+                return Err(ConfigError::invalid(key("pbx"), "needs at least one CIDR"));
+            }
+            if t.carrier.is_empty() {
+                return Err(ConfigError::invalid(
+                    key("carrier"),
+                    "needs at least one address",
+                ));
+            }
+            if t.numbers.is_empty() {
+                return Err(ConfigError::invalid(
+                    key("numbers"),
+                    "needs at least one number",
+                ));
+            }
+            for n in &t.numbers {
+                let norm = normalize_number(n).ok_or_else(|| {
+                    ConfigError::invalid(key("numbers"), format!("`{n}` is not a phone number"))
+                })?;
+                if !numbers.insert(norm) {
+                    return Err(ConfigError::invalid(
+                        key("numbers"),
+                        format!("`{n}` is assigned to more than one trunk or listed twice"),
+                    ));
+                }
+            }
+            for n in &t.blocked_numbers {
+                if normalize_number(n).is_none() {
+                    return Err(ConfigError::invalid(
+                        key("blocked_numbers"),
+                        format!("`{n}` is not a phone number"),
+                    ));
+                }
+            }
+            if t.max_concurrent == 0 {
+                return Err(ConfigError::invalid(key("max_concurrent"), "must be > 0"));
+            }
+            if t.max_concurrent_per_caller_id == 0 {
+                return Err(ConfigError::invalid(
+                    key("max_concurrent_per_caller_id"),
+                    "must be > 0",
+                ));
+            }
+            if !(t.max_cps.is_finite() && t.max_cps > 0.0) {
+                return Err(ConfigError::invalid(key("max_cps"), "must be > 0"));
+            }
+            if t.max_call_secs == 0 {
+                return Err(ConfigError::invalid(key("max_call_secs"), "must be > 0"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[sip]
+inside = "127.0.0.1:5060"
+outside = "127.0.0.1:5070"
+
+[[trunks]]
+name = "demo"
+pbx = ["127.0.0.1/32"]
+carrier = "127.0.0.1:5080"
+inbound_to = "127.0.0.1:5090"
+numbers = ["+861012345678"]
+"#;
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = Config::from_toml(BASE).unwrap();
+        let t = &c.trunks[0];
+        assert_eq!(t.max_concurrent, 30);
+        assert_eq!(t.carrier.len(), 1);
+        assert_eq!(c.sip.t1_ms, 500);
+    }
+
+    #[test]
+    fn carrier_list_is_accepted() {
+        let text = BASE.replace(
+            r#"carrier = "127.0.0.1:5080""#,
+            r#"carrier = ["127.0.0.1:5080", "127.0.0.2:5080"]"#,
+        );
+        let c = Config::from_toml(&text).unwrap();
+        assert_eq!(c.trunks[0].carrier.len(), 2);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let text = BASE.replace("numbers = [\"+861012345678\"]", "numbers = [\"abc\"]");
+        let e = Config::from_toml(&text).unwrap_err().to_string();
+        assert!(e.contains("trunks[0].numbers"), "{e}");
+
+        let text = format!("{BASE}max_cps = 0.0\n");
+        let e = Config::from_toml(&text).unwrap_err().to_string();
+        assert!(e.contains("trunks[0].max_cps"), "{e}");
+
+        let text = format!("{BASE}timezone = \"Mars/Olympus\"\n");
+        let e = Config::from_toml(&text).unwrap_err().to_string();
+        assert!(e.contains("timezone"), "{e}");
+
+        let text = format!("{BASE}colour = \"red\"\n");
+        let e = Config::from_toml(&text).unwrap_err().to_string();
+        assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn shipped_config_is_valid() {
+        let text = include_str!("../../config/trunkguard.toml");
+        Config::from_toml(text).unwrap();
+    }
+}

@@ -1,0 +1,6 @@
+//! trunkguard: a SIP trunk gateway (B2BUA) and call-recording compliance monitor.
+//! See docs/architecture.md for how the parts fit together.
+
+pub mod config;
+pub mod policy;
+pub mod sip;

@@ -1,0 +1,1 @@
+//! SIP: sockets, framing, the normalizing front end, and the RFC 3261 transaction layer.
