@@ -1,6 +1,11 @@
 //! trunkguard: a SIP trunk gateway (B2BUA) and call-recording compliance monitor.
 //! See docs/architecture.md for how the parts fit together.
 
+pub mod app;
+pub mod b2bua;
 pub mod config;
+pub mod monitor;
 pub mod policy;
+pub mod shutdown;
 pub mod sip;
+pub mod store;

@@ -71,6 +71,10 @@ pub struct SipConfig {
     /// How long live calls may go on after SIGTERM before both legs get BYE.
     #[serde(default = "default_drain_timeout_secs")]
     pub drain_timeout_secs: u64,
+    /// Longest an outgoing INVITE may ring unanswered before the gateway gives up (like
+    /// RFC 3261 timer C): the far end gets CANCEL, the caller 408.
+    #[serde(default = "default_ring_timeout_secs")]
+    pub ring_timeout_secs: u64,
     /// Retry-After seconds on 503 refusals.
     #[serde(default = "default_retry_after_secs")]
     pub retry_after_secs: u32,
@@ -165,6 +169,9 @@ fn default_max_message_bytes() -> usize {
 }
 fn default_drain_timeout_secs() -> u64 {
     30
+}
+fn default_ring_timeout_secs() -> u64 {
+    180
 }
 fn default_retry_after_secs() -> u32 {
     5

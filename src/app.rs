@@ -1,0 +1,146 @@
+//! Wiring: the parts started in order, and the orderly stop (stop admitting, drain live calls,
+//! end what is left, flush CDRs).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::b2bua::{B2bua, Registry, Settings};
+use crate::config::Config;
+use crate::monitor::cdr_writer::{CdrSink, CdrWriter, CdrWriterHandle};
+use crate::policy::Policy;
+use crate::shutdown::{self, ShutdownTrigger};
+use crate::sip::frontend::Limits;
+use crate::sip::transaction::{Timers, TransactionLayer};
+use crate::sip::transport::{Handler, Interface, Interfaces, Side, TransportError};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
+
+/// A running gateway. Dropping it without `shutdown` leaves its tasks running until the
+/// runtime ends; tests and main call `shutdown`.
+pub struct Gateway {
+    b2bua: B2bua,
+    policy: Arc<Policy>,
+    store: Store,
+    cdrs: CdrSink,
+    writer: CdrWriterHandle,
+    layer: TransactionLayer,
+    ifaces: Arc<Interfaces>,
+    trigger: ShutdownTrigger,
+    drain_timeout: Duration,
+}
+
+impl Gateway {
+    pub async fn start(config: Config) -> Result<Gateway, AppError> {
+        let store = Store::connect(&config.database.url).await?;
+        let (cdrs, writer) = CdrWriter::spawn(store.clone(), config.database.cdr_queue);
+        let policy = Arc::new(Policy::new(&config.trunks));
+        let limits = Limits {
+            max_message_bytes: config.sip.max_message_bytes,
+            ..Limits::default()
+        };
+        let (inside, inside_listener) = Interface::bind(Side::Inside, config.sip.inside, limits.clone()).await?;
+        let (outside, outside_listener) = Interface::bind(Side::Outside, config.sip.outside, limits).await?;
+        let ifaces = Arc::new(Interfaces {
+            inside: inside.clone(),
+            outside: outside.clone(),
+        });
+        let layer = TransactionLayer::new(
+            Timers::with_t1(Duration::from_millis(config.sip.t1_ms)),
+            ifaces.clone(),
+        );
+        let (trigger, shutdown) = shutdown::channel();
+        layer.spawn_sweeper(shutdown.clone());
+        let settings = Settings {
+            inside_addr: inside.local_addr(),
+            outside_addr: outside.local_addr(),
+            unknown_sources: config.sip.unknown_sources,
+            retry_after_secs: config.sip.retry_after_secs,
+            ring_timeout: Duration::from_secs(config.sip.ring_timeout_secs),
+        };
+        let registry = Arc::new(Registry::default());
+        let b2bua = B2bua::new(settings, layer.clone(), policy.clone(), registry, cdrs.clone());
+        let handler: Arc<dyn Handler> = Arc::new(b2bua.clone());
+        inside.start(inside_listener, handler.clone(), shutdown.clone());
+        outside.start(outside_listener, handler, shutdown);
+        tracing::info!(inside = %inside.local_addr(), outside = %outside.local_addr(), trunks = config.trunks.len(), "trunkguard listening");
+        Ok(Gateway {
+            b2bua,
+            policy,
+            store,
+            cdrs,
+            writer,
+            layer,
+            ifaces,
+            trigger,
+            drain_timeout: Duration::from_secs(config.sip.drain_timeout_secs),
+        })
+    }
+
+    pub fn inside_addr(&self) -> SocketAddr {
+        self.ifaces.inside.local_addr()
+    }
+
+    pub fn outside_addr(&self) -> SocketAddr {
+        self.ifaces.outside.local_addr()
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        self.b2bua.registry()
+    }
+
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn cdrs(&self) -> &CdrSink {
+        &self.cdrs
+    }
+
+    pub fn transactions(&self) -> (usize, usize) {
+        self.layer.sizes()
+    }
+
+    /// Stop admitting, let live calls end for up to the drain timeout, end the rest with BYE,
+    /// stop the sockets and write every CDR.
+    pub async fn shutdown(self) {
+        self.shutdown_with_drain(self.drain_timeout).await
+    }
+
+    pub async fn shutdown_with_drain(self, drain: Duration) {
+        self.b2bua.stop_admitting();
+        let registry = self.b2bua.registry().clone();
+        tracing::info!(live_calls = registry.len(), drain_secs = drain.as_secs(), "draining");
+        wait_until_empty(&registry, drain).await;
+        if !registry.is_empty() {
+            tracing::info!(live_calls = registry.len(), "drain timeout: ending live calls");
+            registry.hangup_all("shutdown");
+            // Calls end at once; a few wait for a CANCEL's final response (bounded by 64·T1).
+            wait_until_empty(&registry, self.layer.timers().timeout()).await;
+        }
+        // Give BYEs a moment on the wire before the sockets close.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.trigger.trigger();
+        drop(self.b2bua);
+        self.writer.close().await;
+        tracing::info!("trunkguard stopped");
+    }
+}
+
+async fn wait_until_empty(registry: &Registry, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !registry.is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,128 @@
+//! One side of a call as a dialog (RFC 3261 §12): identifiers, CSeq, remote target and route
+//! set, and the requests we send within it.
+
+use std::net::SocketAddr;
+
+use rsip::headers::UntypedHeader;
+use rsip::{Header, Headers, Method};
+
+use crate::sip::message;
+use crate::sip::transport::{Peer, Side};
+
+#[derive(Debug, Clone)]
+pub(crate) struct Leg {
+    pub side: Side,
+    /// Where requests on this leg go. For a trunk peer this is its configured or source
+    /// address, never an address taken from a Contact: a peer cannot steer us elsewhere.
+    pub peer: Peer,
+    /// Our interface address on this side (Via, Contact).
+    pub local_addr: SocketAddr,
+    pub call_id: String,
+    pub local_tag: String,
+    /// Our From (as UAC) or To (as UAS) value, tag included.
+    pub local_hdr: String,
+    /// The other party's header value, its tag included once known.
+    pub remote_hdr: String,
+    pub remote_tag: Option<String>,
+    pub remote_target: rsip::Uri,
+    pub route_set: Vec<String>,
+    pub local_cseq: u32,
+    /// CSeq of the INVITE that created this leg (ACK for its 2xx reuses it).
+    pub invite_cseq: u32,
+}
+
+impl Leg {
+    pub fn contact(&self) -> String {
+        match self.peer.proto {
+            crate::sip::transport::Proto::Udp => format!("<sip:{}>", self.local_addr),
+            crate::sip::transport::Proto::Tcp => {
+                format!("<sip:{};transport=tcp>", self.local_addr)
+            }
+        }
+    }
+
+    pub fn via(&self, branch: &str) -> String {
+        format!(
+            "SIP/2.0/{} {};branch={};rport",
+            self.peer.proto.via_name(),
+            self.local_addr,
+            branch
+        )
+    }
+
+    /// Learn the remote tag (and header) from a response that creates or confirms the dialog.
+    pub fn learn_remote(&mut self, resp: &rsip::Response) {
+        if let Some(tag) = message::to_tag(resp) {
+            if self.remote_tag.as_deref() != Some(tag.as_str()) {
+                self.remote_tag = Some(tag);
+                if let Ok(to) = resp.to_header_value() {
+                    self.remote_hdr = to;
+                }
+            }
+        }
+        if let Some(contact) = message::contact_uri(resp) {
+            self.remote_target = contact;
+        }
+        let rr = message::record_routes(&resp.headers);
+        if !rr.is_empty() {
+            // As UAC the route set is the Record-Route of the response, reversed (§12.1.2).
+            self.route_set = rr.into_iter().rev().collect();
+        }
+    }
+
+    /// A request within the dialog with a new CSeq (ACK passes the INVITE's CSeq instead).
+    pub fn request(
+        &mut self,
+        method: Method,
+        cseq: Option<u32>,
+        body: Vec<u8>,
+        content_type: Option<&str>,
+    ) -> rsip::Request {
+        let seq = match cseq {
+            Some(s) => s,
+            None => {
+                self.local_cseq = self.local_cseq.wrapping_add(1);
+                self.local_cseq
+            }
+        };
+        let branch = message::new_branch();
+        let mut h = Headers::default();
+        h.push(Header::Via(rsip::headers::Via::new(self.via(&branch))));
+        for r in &self.route_set {
+            h.push(Header::Route(rsip::headers::Route::new(r.clone())));
+        }
+        h.push(Header::MaxForwards(rsip::headers::MaxForwards::new("70")));
+        h.push(Header::From(rsip::headers::From::new(self.local_hdr.clone())));
+        h.push(Header::To(rsip::headers::To::new(self.remote_hdr.clone())));
+        h.push(Header::CallId(rsip::headers::CallId::new(self.call_id.clone())));
+        h.push(Header::CSeq(rsip::headers::CSeq::new(format!("{seq} {method}"))));
+        if matches!(method, Method::Invite | Method::Update) {
+            h.push(Header::Contact(rsip::headers::Contact::new(self.contact())));
+        }
+        if let Some(ct) = content_type {
+            if !body.is_empty() {
+                h.push(Header::ContentType(rsip::headers::ContentType::new(ct)));
+            }
+        }
+        rsip::Request {
+            method,
+            uri: self.remote_target.clone(),
+            version: rsip::Version::V2,
+            headers: h,
+            body,
+        }
+    }
+}
+
+trait ToHeaderValue {
+    fn to_header_value(&self) -> Result<String, ()>;
+}
+
+impl ToHeaderValue for rsip::Response {
+    fn to_header_value(&self) -> Result<String, ()> {
+        use rsip::message::HeadersExt;
+        self.to_header()
+            .map(|h| h.value().to_string())
+            .map_err(|_| ())
+    }
+}

@@ -1,0 +1,125 @@
+//! In-dialog requests passed from one leg to the other (re-INVITE, UPDATE, INFO, OPTIONS…)
+//! and their responses passed back.
+
+use rsip::headers::UntypedHeader;
+use rsip::{Header, Method};
+use tokio::time::Instant;
+
+use super::{Call, Relay, Unacked, ALLOW};
+use crate::sip::message;
+use crate::sip::response::response_for;
+use crate::sip::transaction::{ClientEventKind, ClientKey, ServerTx};
+
+pub(super) fn relay_request(call: &mut Call, tx: ServerTx) {
+    let side = tx.side();
+    let req = tx.request();
+    let method = req.method.clone();
+    let invite_busy = call.unacked.is_some() || call.relays.values().any(|r| r.method == Method::Invite);
+    if method == Method::Invite && invite_busy {
+        // §14.1 glare: an INVITE transaction is already under way in this dialog.
+        tx.reply(491, "Request Pending", None);
+        return;
+    }
+    let ct = message::content_type(&req.headers).map(str::to_string);
+    let body = req.body.clone();
+    let other = side.other();
+    let events = call.events_tx.clone();
+    let leg = call.leg_mut(other);
+    let mut out = leg.request(method.clone(), None, body, ct.as_deref());
+    let other_cseq = leg.local_cseq;
+    let peer = leg.peer;
+    if method == Method::Invite || method == Method::Update {
+        out.headers.push(Header::Allow(rsip::headers::Allow::new(ALLOW)));
+    }
+    match call.ctx.layer.send_request(other, peer, out, events) {
+        Some(key) => {
+            call.relays.insert(
+                key,
+                Relay {
+                    origin: tx,
+                    method,
+                    other_cseq,
+                },
+            );
+        }
+        None => tx.reply(500, "Server Internal Error", None),
+    }
+}
+
+pub(super) fn relay_response(call: &mut Call, key: ClientKey, kind: ClientEventKind) {
+    let resp = match kind {
+        ClientEventKind::Timeout => {
+            if let Some(relay) = call.relays.remove(&key) {
+                relay.origin.reply(408, "Request Timeout", None);
+            }
+            return;
+        }
+        ClientEventKind::Response(r) => r,
+    };
+    let (code, reason) = message::status_parts(&resp.status_code);
+    if code == 100 {
+        return;
+    }
+    let Some(relay) = call.relays.get(&key) else { return };
+    let origin_side = relay.origin.side();
+    let contact = if origin_side == call.a.side {
+        call.a.contact()
+    } else {
+        call.b.contact()
+    };
+    let mut out = response_for(relay.origin.request(), code, &reason, None);
+    if matches!(relay.method, Method::Invite | Method::Update) {
+        copy_dialog_parts(&mut out, &resp, &contact, code);
+    } else if !resp.body.is_empty() {
+        copy_body(&mut out, &resp);
+    }
+    if (200..300).contains(&code) {
+        if let Some(target) = message::contact_uri(&resp) {
+            if matches!(relay.method, Method::Invite | Method::Update) {
+                // A target refresh (§12.2.1.2).
+                call.leg_mut(origin_side.other()).remote_target = target;
+            }
+        }
+    }
+    relay.origin.respond(out.clone());
+    if code >= 200 {
+        let Some(relay) = call.relays.remove(&key) else { return };
+        if relay.method == Method::Invite && (200..300).contains(&code) {
+            let t = call.ctx.layer.timers();
+            let now = Instant::now();
+            let cseq = message::cseq(relay.origin.request()).map(|(s, _)| s).unwrap_or(0);
+            call.unacked = Some(Unacked {
+                side: origin_side,
+                cseq,
+                resp: out,
+                next: now + t.t1,
+                interval: t.t1,
+                deadline: now + t.timeout(),
+                ack_other_cseq: relay.other_cseq,
+            });
+        }
+    }
+}
+
+/// Contact (ours), body and Allow onto a response that creates or refreshes a dialog.
+pub(super) fn copy_dialog_parts(out: &mut rsip::Response, from: &rsip::Response, contact: &str, code: u16) {
+    if (101..300).contains(&code) {
+        out.headers
+            .push(Header::Contact(rsip::headers::Contact::new(contact)));
+    }
+    if (200..300).contains(&code) {
+        out.headers.push(Header::Allow(rsip::headers::Allow::new(ALLOW)));
+    }
+    copy_body(out, from);
+}
+
+fn copy_body(out: &mut rsip::Response, from: &rsip::Response) {
+    if from.body.is_empty() {
+        return;
+    }
+    if let Some(ct) = message::content_type(&from.headers) {
+        out.headers
+            .push(Header::ContentType(rsip::headers::ContentType::new(ct)));
+    }
+    out.body = from.body.clone();
+}

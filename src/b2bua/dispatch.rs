@@ -1,0 +1,130 @@
+//! From the sockets to the calls: source check, request validation, transaction matching,
+//! and routing to a new or live call.
+
+use std::net::SocketAddr;
+
+use rsip::Method;
+
+use super::registry::CallMsg;
+use super::{B2bua, Ctx};
+use crate::config::UnknownSources;
+use crate::sip::frontend::Parsed;
+use crate::sip::message;
+use crate::sip::response::response_for;
+use crate::sip::transaction::Received;
+use crate::sip::transport::{Handler, Peer, Side};
+use crate::sip::validate;
+
+impl Handler for B2bua {
+    fn accept_peer(&self, side: Side, addr: SocketAddr) -> bool {
+        self.ctx.known_source(side, addr) || self.ctx.settings.unknown_sources == UnknownSources::Reject
+    }
+
+    fn on_message(&self, side: Side, peer: Peer, parsed: Parsed) {
+        let known = self.ctx.known_source(side, peer.addr);
+        if !known && self.ctx.settings.unknown_sources == UnknownSources::Drop {
+            tracing::debug!(%side, %peer, "message from unknown source dropped");
+            return;
+        }
+        match parsed {
+            Parsed::Drop(why) => tracing::debug!(%side, %peer, why, "message dropped"),
+            Parsed::Reject(rejection) => {
+                tracing::info!(%side, %peer, status = rejection.status, reason = %rejection.reason, "malformed message refused");
+                if let Some(resp) = rejection.response {
+                    self.ctx.layer.send_stateless(side, peer, rsip::SipMessage::Response(resp));
+                }
+            }
+            Parsed::Message(rsip::SipMessage::Response(resp)) => {
+                if !known {
+                    return;
+                }
+                if let Some(stray) = self.ctx.layer.on_response(side, resp) {
+                    if let Some(call_id) = message::call_id(&stray).map(str::to_string) {
+                        self.ctx.registry.route(side, &call_id, CallMsg::StrayResponse(stray, side));
+                    }
+                }
+            }
+            Parsed::Message(rsip::SipMessage::Request(req)) => {
+                if known {
+                    self.ctx.on_request(side, peer, req);
+                } else if req.method != Method::Ack {
+                    // unknown_sources = "reject"
+                    let resp = response_for(&req, 403, "Forbidden", Some(&message::random_token(8)));
+                    self.ctx.layer.send_stateless(side, peer, rsip::SipMessage::Response(resp));
+                    if req.method == Method::Invite && message::to_tag(&req).is_none() {
+                        super::new_call::record_unknown_source(&self.ctx, side, peer, &req);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Ctx {
+    /// A configured peer: on the inside a PBX of some trunk, on the outside one of its carriers.
+    pub(crate) fn known_source(&self, side: Side, addr: SocketAddr) -> bool {
+        match side {
+            Side::Inside => self.policy.pbx_trunk(addr.ip()).is_some(),
+            Side::Outside => self.policy.carrier_trunk(addr).is_some(),
+        }
+    }
+
+    fn on_request(self: &std::sync::Arc<Self>, side: Side, peer: Peer, req: rsip::Request) {
+        if let Err(refusal) = validate::check_request(&req) {
+            if req.method == Method::Ack {
+                return;
+            }
+            let is_new_invite = req.method == Method::Invite && message::to_tag(&req).is_none();
+            let mut resp = response_for(&req, refusal.status, &refusal.reason, Some(&message::random_token(8)));
+            for h in &refusal.headers {
+                resp.headers.push(h.clone());
+            }
+            if is_new_invite {
+                super::new_call::record_invalid(self, side, peer, &req, refusal.status, &refusal.reason);
+            }
+            // Through a server transaction, so retransmissions get the same answer.
+            match self.layer.on_request(side, peer, req) {
+                Received::New(tx) | Received::Cancel { cancel: tx, .. } => tx.respond(resp),
+                _ => {}
+            }
+            return;
+        }
+        match self.layer.on_request(side, peer, req) {
+            Received::Absorbed | Received::Unmatchable => {}
+            Received::AckForDialog(ack) => {
+                if let Some(call_id) = message::call_id(&ack).map(str::to_string) {
+                    self.registry.route(side, &call_id, CallMsg::Ack(ack, side));
+                }
+            }
+            Received::Cancel { cancel, .. } => {
+                let call_id = message::call_id(cancel.request()).unwrap_or_default().to_string();
+                let cancel2 = cancel.clone();
+                if !self.registry.route(side, &call_id, CallMsg::Cancel(cancel)) {
+                    cancel2.reply(481, "Call/Transaction Does Not Exist", None);
+                }
+            }
+            Received::New(tx) => {
+                let in_dialog = message::to_tag(tx.request()).is_some();
+                let method = tx.request().method.clone();
+                if in_dialog {
+                    let call_id = message::call_id(tx.request()).unwrap_or_default().to_string();
+                    let tx2 = tx.clone();
+                    if !self.registry.route(side, &call_id, CallMsg::Request(tx)) {
+                        tx2.reply(481, "Call/Transaction Does Not Exist", None);
+                    }
+                    return;
+                }
+                match method {
+                    Method::Invite => super::new_call::on_invite(self, tx),
+                    Method::Options => {
+                        let mut resp = response_for(tx.request(), 200, "OK", Some(&message::random_token(8)));
+                        resp.headers.push(rsip::Header::Allow(rsip::headers::Allow::new(super::call::ALLOW)));
+                        resp.headers.push(rsip::Header::Accept(rsip::headers::Accept::new("application/sdp")));
+                        tx.respond(resp);
+                    }
+                    _ => tx.reply(481, "Call/Transaction Does Not Exist", Some(&message::random_token(8))),
+                }
+            }
+        }
+    }
+}

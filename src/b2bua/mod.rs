@@ -1,0 +1,82 @@
+//! The back-to-back user agent: the dispatcher that turns what the transaction layer delivers
+//! into calls, the calls themselves, and the registry of live calls.
+
+mod call;
+mod dispatch;
+mod new_call;
+mod registry;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use registry::{LiveCall, Registry};
+
+use crate::config::UnknownSources;
+use crate::monitor::cdr_writer::CdrSink;
+use crate::policy::Policy;
+use crate::sip::transaction::TransactionLayer;
+
+/// What the B2BUA needs to know of the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Bound addresses of the two interfaces.
+    pub inside_addr: SocketAddr,
+    pub outside_addr: SocketAddr,
+    pub unknown_sources: UnknownSources,
+    pub retry_after_secs: u32,
+    /// Longest time an outgoing INVITE may ring before the gateway gives up (like timer C).
+    pub ring_timeout: Duration,
+}
+
+pub(crate) struct Ctx {
+    pub settings: Settings,
+    pub layer: TransactionLayer,
+    pub policy: Arc<Policy>,
+    pub registry: Arc<Registry>,
+    pub cdrs: CdrSink,
+    admitting: AtomicBool,
+}
+
+/// The transaction user: implements the transport's `Handler`.
+#[derive(Clone)]
+pub struct B2bua {
+    ctx: Arc<Ctx>,
+}
+
+impl B2bua {
+    pub fn new(
+        settings: Settings,
+        layer: TransactionLayer,
+        policy: Arc<Policy>,
+        registry: Arc<Registry>,
+        cdrs: CdrSink,
+    ) -> B2bua {
+        B2bua {
+            ctx: Arc::new(Ctx {
+                settings,
+                layer,
+                policy,
+                registry,
+                cdrs,
+                admitting: AtomicBool::new(true),
+            }),
+        }
+    }
+
+    /// Refuse new calls from now on (shutdown drain); live calls go on.
+    pub fn stop_admitting(&self) {
+        self.ctx.admitting.store(false, Ordering::SeqCst);
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.ctx.registry
+    }
+}
+
+impl Ctx {
+    pub(crate) fn admitting(&self) -> bool {
+        self.admitting.load(Ordering::SeqCst)
+    }
+}

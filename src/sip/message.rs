@@ -1,0 +1,299 @@
+//! Small, total accessors over rsip messages and the one serializer we send with.
+//! Every accessor returns `Option`: the front end has validated what it could, but nothing that
+//! came from the network is trusted to be there.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use rand::Rng;
+use rsip::headers::UntypedHeader;
+use rsip::message::HeadersExt;
+use rsip::prelude::ToTypedHeader;
+use rsip::{Header, Headers, Method, SipMessage, StatusCode};
+
+/// RFC 3261 §8.1.1.7: branches we generate start with the magic cookie.
+pub const MAGIC_COOKIE: &str = "z9hG4bK";
+
+/// A random token of `len` alphanumeric characters for tags, branches and Call-IDs.
+pub fn random_token(len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut rng = rand::thread_rng();
+    (0..len)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+pub fn new_branch() -> String {
+    format!("{MAGIC_COOKIE}{}", random_token(16))
+}
+
+/// Serialize with the body as raw bytes (rsip's Display would go through lossy UTF-8).
+pub fn encode(msg: &SipMessage) -> Bytes {
+    let (start, headers, body) = match msg {
+        SipMessage::Request(r) => (
+            format!("{} {} {}\r\n", r.method, r.uri, r.version),
+            &r.headers,
+            &r.body,
+        ),
+        SipMessage::Response(r) => {
+            let (code, reason) = status_parts(&r.status_code);
+            (
+                format!("{} {} {}\r\n", r.version, code, reason),
+                &r.headers,
+                &r.body,
+            )
+        }
+    };
+    let mut out = BytesMut::with_capacity(start.len() + 512 + body.len());
+    out.put_slice(start.as_bytes());
+    for h in headers.iter() {
+        if matches!(h, Header::ContentLength(_)) {
+            continue;
+        }
+        out.put_slice(h.to_string().as_bytes());
+        out.put_slice(b"\r\n");
+    }
+    out.put_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+    out.put_slice(body);
+    out.freeze()
+}
+
+/// Status code and reason phrase, with the standard phrase for codes rsip names itself
+/// (rsip renders those as Rust identifiers, e.g. "BusyHere").
+pub fn status_parts(status: &StatusCode) -> (u16, String) {
+    match status {
+        StatusCode::Other(code, reason) => (*code, reason.clone()),
+        other => {
+            let code = other.code();
+            (code, standard_reason(code).to_string())
+        }
+    }
+}
+
+pub fn status(code: u16, reason: &str) -> StatusCode {
+    StatusCode::Other(code, reason.to_string())
+}
+
+/// RFC 3261 §21 reason phrases.
+pub fn standard_reason(code: u16) -> &'static str {
+    match code {
+        100 => "Trying",
+        180 => "Ringing",
+        181 => "Call Is Being Forwarded",
+        182 => "Queued",
+        183 => "Session Progress",
+        200 => "OK",
+        202 => "Accepted",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Moved Temporarily",
+        305 => "Use Proxy",
+        380 => "Alternative Service",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        410 => "Gone",
+        413 => "Request Entity Too Large",
+        414 => "Request-URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Unsupported URI Scheme",
+        420 => "Bad Extension",
+        421 => "Extension Required",
+        423 => "Interval Too Brief",
+        480 => "Temporarily Unavailable",
+        481 => "Call/Transaction Does Not Exist",
+        482 => "Loop Detected",
+        483 => "Too Many Hops",
+        484 => "Address Incomplete",
+        485 => "Ambiguous",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        491 => "Request Pending",
+        493 => "Undecipherable",
+        500 => "Server Internal Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Server Time-out",
+        505 => "Version Not Supported",
+        513 => "Message Too Large",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        604 => "Does Not Exist Anywhere",
+        606 => "Not Acceptable",
+        _ => "Unknown",
+    }
+}
+
+pub fn call_id<T: HeadersExt>(msg: &T) -> Option<&str> {
+    msg.call_id_header().ok().map(|h| h.value())
+}
+
+pub fn cseq<T: HeadersExt>(msg: &T) -> Option<(u32, Method)> {
+    let c = msg.cseq_header().ok()?.typed().ok()?;
+    Some((c.seq, c.method))
+}
+
+pub fn top_via<T: HeadersExt>(msg: &T) -> Option<rsip::typed::Via> {
+    msg.via_header().ok()?.typed().ok()
+}
+
+pub fn branch<T: HeadersExt>(msg: &T) -> Option<String> {
+    top_via(msg).and_then(|v| v.branch().map(|b| b.to_string()))
+}
+
+pub fn from_tag<T: HeadersExt>(msg: &T) -> Option<String> {
+    msg.from_header()
+        .ok()?
+        .typed()
+        .ok()?
+        .tag()
+        .map(|t| t.to_string())
+}
+
+pub fn to_tag<T: HeadersExt>(msg: &T) -> Option<String> {
+    msg.to_header()
+        .ok()?
+        .typed()
+        .ok()?
+        .tag()
+        .map(|t| t.to_string())
+}
+
+pub fn from_uri<T: HeadersExt>(msg: &T) -> Option<rsip::Uri> {
+    msg.from_header().ok()?.typed().ok().map(|f| f.uri)
+}
+
+pub fn to_uri<T: HeadersExt>(msg: &T) -> Option<rsip::Uri> {
+    msg.to_header().ok()?.typed().ok().map(|t| t.uri)
+}
+
+pub fn contact_uri<T: HeadersExt>(msg: &T) -> Option<rsip::Uri> {
+    msg.contact_header().ok()?.typed().ok().map(|c| c.uri)
+}
+
+/// The first value of a header rsip does not model (P-Asserted-Identity, Privacy, Reason…).
+pub fn other_header<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
+    headers.iter().find_map(|h| match h {
+        Header::Other(n, v) if n.eq_ignore_ascii_case(name) => Some(v.as_str()),
+        _ => None,
+    })
+}
+
+/// The URI inside a name-addr or addr-spec value: `"Alice" <sip:a@b>;tag=x` → `sip:a@b`.
+pub fn uri_in_name_addr(value: &str) -> &str {
+    match (value.find('<'), value.rfind('>')) {
+        (Some(a), Some(b)) if a < b => &value[a + 1..b],
+        _ => value.split(';').next().unwrap_or(value).trim(),
+    }
+}
+
+pub fn content_type(headers: &Headers) -> Option<&str> {
+    headers.iter().find_map(|h| match h {
+        Header::ContentType(c) => Some(c.value()),
+        _ => None,
+    })
+}
+
+pub fn max_forwards(headers: &Headers) -> Option<u32> {
+    headers.iter().find_map(|h| match h {
+        Header::MaxForwards(m) => m.value().trim().parse().ok(),
+        _ => None,
+    })
+}
+
+/// The value of every header of one kind, in order (Record-Route, Via…).
+pub fn all_values<'a, F>(headers: &'a Headers, pick: F) -> Vec<&'a str>
+where
+    F: Fn(&'a Header) -> Option<&'a str>,
+{
+    headers.iter().filter_map(pick).collect()
+}
+
+pub fn record_routes(headers: &Headers) -> Vec<String> {
+    // Each header line may carry several comma-separated entries; split outside <>.
+    let mut out = Vec::new();
+    for h in headers.iter() {
+        if let Header::RecordRoute(rr) = h {
+            out.extend(split_list(rr.value()));
+        }
+    }
+    out
+}
+
+/// Split a comma-separated header list, not splitting inside <> or quotes.
+pub fn split_list(value: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let (mut depth, mut quoted, mut start) = (0i32, false, 0usize);
+    for (i, c) in value.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '<' if !quoted => depth += 1,
+            '>' if !quoted => depth -= 1,
+            ',' if !quoted && depth <= 0 => {
+                let part = value[start..i].trim();
+                if !part.is_empty() {
+                    out.push(part.to_string());
+                }
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    let part = value[start..].trim();
+    if !part.is_empty() {
+        out.push(part.to_string());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_keeps_binary_body_and_sets_length() {
+        let mut req = rsip::Request {
+            method: Method::Info,
+            uri: rsip::Uri::try_from("sip:a@127.0.0.1").unwrap(),
+            version: rsip::Version::V2,
+            headers: Headers::default(),
+            body: vec![0, 1, 2, 255],
+        };
+        req.headers
+            .push(Header::ContentLength(rsip::headers::ContentLength::new("99")));
+        let bytes = encode(&SipMessage::Request(req));
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.starts_with("INFO sip:a@127.0.0.1 SIP/2.0\r\n"));
+        assert!(text.contains("Content-Length: 4\r\n\r\n"));
+        assert!(!text.contains("99"));
+        assert_eq!(&bytes[bytes.len() - 4..], &[0, 1, 2, 255]);
+    }
+
+    #[test]
+    fn status_phrases_are_words() {
+        assert_eq!(
+            status_parts(&StatusCode::BusyHere),
+            (486, "Busy Here".to_string())
+        );
+        assert_eq!(
+            status_parts(&status(403, "Caller ID Not Authorized")),
+            (403, "Caller ID Not Authorized".to_string())
+        );
+    }
+
+    #[test]
+    fn list_split_respects_brackets() {
+        assert_eq!(
+            split_list("<sip:a@b;lr>, <sip:c,d@e>,\"x,y\" <sip:f@g>"),
+            vec!["<sip:a@b;lr>", "<sip:c,d@e>", "\"x,y\" <sip:f@g>"]
+        );
+        assert_eq!(uri_in_name_addr("\"A\" <sip:1@h>;tag=x"), "sip:1@h");
+        assert_eq!(uri_in_name_addr("sip:1@h;tag=x"), "sip:1@h");
+    }
+}

@@ -1,0 +1,209 @@
+//! SIP sockets: one `Interface` per side (inside faces the PBXs, outside the carriers), each on
+//! UDP and TCP at the same address. Sending never awaits: UDP uses `try_send_to` (SIP
+//! retransmissions cover a full socket buffer) and TCP hands bytes to a per-connection writer
+//! through a bounded queue.
+
+mod tcp;
+mod udp;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::mpsc;
+
+use crate::sip::frontend::{Limits, Parsed};
+use crate::shutdown::Shutdown;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    Inside,
+    Outside,
+}
+
+impl Side {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Side::Inside => "inside",
+            Side::Outside => "outside",
+        }
+    }
+
+    pub fn other(&self) -> Side {
+        match self {
+            Side::Inside => Side::Outside,
+            Side::Outside => Side::Inside,
+        }
+    }
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Proto {
+    Udp,
+    Tcp,
+}
+
+impl Proto {
+    pub fn via_name(&self) -> &'static str {
+        match self {
+            Proto::Udp => "UDP",
+            Proto::Tcp => "TCP",
+        }
+    }
+
+    pub fn is_reliable(&self) -> bool {
+        matches!(self, Proto::Tcp)
+    }
+}
+
+/// A remote SIP peer as seen by the transport: where a message came from, or where to send one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    pub proto: Proto,
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.proto.via_name())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("cannot bind {side} {proto} on {addr}: {source}")]
+    Bind {
+        side: Side,
+        proto: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Receives what the sockets read: every framed message of one side, parsed or refused.
+pub trait Handler: Send + Sync + 'static {
+    /// Whether a TCP connection from this address may be accepted at all.
+    fn accept_peer(&self, side: Side, addr: SocketAddr) -> bool;
+    /// One framed message. Called on the socket's reader task; must not block.
+    fn on_message(&self, side: Side, peer: Peer, parsed: Parsed);
+}
+
+/// Largest number of TCP connections per interface; more are refused (each costs two tasks).
+const MAX_TCP_CONNECTIONS: usize = 1024;
+
+pub struct Interface {
+    side: Side,
+    local: SocketAddr,
+    udp: Arc<UdpSocket>,
+    tcp_conns: Mutex<HashMap<SocketAddr, mpsc::Sender<Bytes>>>,
+    limits: Limits,
+    /// Set once by `start`; connections we open ourselves need them for their reader.
+    handler: OnceLock<Arc<dyn Handler>>,
+    shutdown: OnceLock<Shutdown>,
+}
+
+impl Interface {
+    /// Bind UDP and TCP on `addr` (port 0 picks a free port, the same one for both).
+    pub async fn bind(
+        side: Side,
+        addr: SocketAddr,
+        limits: Limits,
+    ) -> Result<(Arc<Interface>, TcpListener), TransportError> {
+        let udp = udp::bind(addr).map_err(|source| TransportError::Bind {
+            side,
+            proto: "UDP",
+            addr,
+            source,
+        })?;
+        let local = udp.local_addr().map_err(|source| TransportError::Bind {
+            side,
+            proto: "UDP",
+            addr,
+            source,
+        })?;
+        let listener = TcpListener::bind(local)
+            .await
+            .map_err(|source| TransportError::Bind {
+                side,
+                proto: "TCP",
+                addr: local,
+                source,
+            })?;
+        let iface = Arc::new(Interface {
+            side,
+            local,
+            udp: Arc::new(udp),
+            tcp_conns: Mutex::new(HashMap::new()),
+            limits,
+            handler: OnceLock::new(),
+            shutdown: OnceLock::new(),
+        });
+        Ok((iface, listener))
+    }
+
+    /// Start the reader tasks; they stop when `shutdown` fires.
+    pub fn start(
+        self: &Arc<Self>,
+        listener: TcpListener,
+        handler: Arc<dyn Handler>,
+        shutdown: Shutdown,
+    ) {
+        let _ = self.handler.set(handler.clone());
+        let _ = self.shutdown.set(shutdown.clone());
+        tokio::spawn(udp::recv_loop(
+            self.clone(),
+            handler.clone(),
+            shutdown.clone(),
+        ));
+        tokio::spawn(tcp::accept_loop(self.clone(), listener, handler, shutdown));
+    }
+
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Send one encoded message. Never waits; a message that cannot be queued is dropped and
+    /// logged (the transaction layer's retransmissions and timers deal with loss).
+    pub fn send(self: &Arc<Self>, peer: Peer, bytes: Bytes) {
+        match peer.proto {
+            Proto::Udp => {
+                if let Err(e) = self.udp.try_send_to(&bytes, peer.addr) {
+                    tracing::warn!(side = %self.side, peer = %peer, error = %e, "udp send failed");
+                }
+            }
+            Proto::Tcp => tcp::send(self, peer.addr, bytes),
+        }
+    }
+}
+
+/// Both interfaces, for code that sends on either side.
+pub struct Interfaces {
+    pub inside: Arc<Interface>,
+    pub outside: Arc<Interface>,
+}
+
+impl Interfaces {
+    pub fn get(&self, side: Side) -> &Arc<Interface> {
+        match side {
+            Side::Inside => &self.inside,
+            Side::Outside => &self.outside,
+        }
+    }
+
+    pub fn send(&self, side: Side, peer: Peer, bytes: Bytes) {
+        self.get(side).send(peer, bytes)
+    }
+}
