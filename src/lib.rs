@@ -2,5 +2,7 @@
 //! See docs/architecture.md for how the parts fit together.
 
 pub mod config;
+pub mod monitor;
 pub mod policy;
 pub mod sip;
+pub mod store;
