@@ -1,0 +1,8 @@
+//! CDR assembly and the path to the store; later KPI windows, anomaly rules, enforcement.
+
+pub mod cdr;
+pub mod cdr_writer;
+pub mod q850;
+
+pub use cdr::{Cdr, Direction, Disposition, HangupSide};
+pub use cdr_writer::{CdrSink, CdrStats, CdrWriter, CdrWriterError, CdrWriterHandle};

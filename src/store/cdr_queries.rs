@@ -1,0 +1,183 @@
+//! CDR rows: insert (idempotent on id), read back, list, count.
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::{Store, StoreError};
+use crate::monitor::cdr::Cdr;
+
+const INSERT_CDR: &str = "INSERT INTO cdrs (id, inside_call_id, outside_call_id, trunk, \
+     direction, source, caller, callee, presented_from, pai, invite_at, ringing_at, answer_at, \
+     end_at, talk_ms, final_status, final_reason, q850_cause, hangup_side, disposition, \
+     end_reason, refusal_reason) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+     $19, $20, $21, $22) \
+     ON CONFLICT (id) DO NOTHING";
+
+macro_rules! select_cdrs {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, inside_call_id, outside_call_id, trunk, direction, source, caller, ",
+            "callee, presented_from, pai, invite_at, ringing_at, answer_at, end_at, talk_ms, ",
+            "final_status, final_reason, q850_cause, hangup_side, disposition, end_reason, ",
+            "refusal_reason FROM cdrs ",
+            $tail
+        )
+    };
+}
+
+/// Stored time format: UTC, milliseconds, sortable as text.
+const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
+
+pub(crate) fn format_time(t: DateTime<Utc>) -> String {
+    t.format(TIME_FORMAT).to_string()
+}
+
+impl Store {
+    /// Insert CDRs in one transaction. A CDR whose id is already stored is skipped (first write
+    /// wins), so resubmitting after a failed commit or a crash repair never duplicates a row.
+    /// Returns the number of rows actually inserted.
+    pub async fn insert_cdrs(&self, cdrs: &[Cdr]) -> Result<u64, StoreError> {
+        if cdrs.is_empty() {
+            return Ok(0);
+        }
+        // IMMEDIATE takes the write lock up front, so a busy database is waited for (busy_timeout)
+        // instead of failing when a deferred transaction tries to upgrade.
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut inserted = 0;
+        for cdr in cdrs {
+            inserted += sqlx::query(INSERT_CDR)
+                .bind(&cdr.id)
+                .bind(&cdr.inside_call_id)
+                .bind(&cdr.outside_call_id)
+                .bind(&cdr.trunk)
+                .bind(cdr.direction.as_str())
+                .bind(&cdr.source)
+                .bind(&cdr.caller)
+                .bind(&cdr.callee)
+                .bind(&cdr.presented_from)
+                .bind(&cdr.pai)
+                .bind(format_time(cdr.invite_at))
+                .bind(cdr.ringing_at.map(format_time))
+                .bind(cdr.answer_at.map(format_time))
+                .bind(format_time(cdr.end_at))
+                .bind(cdr.talk_ms)
+                .bind(i32::from(cdr.final_status))
+                .bind(&cdr.final_reason)
+                .bind(cdr.q850_cause.map(i32::from))
+                .bind(cdr.hangup_side.map(|h| h.as_str()))
+                .bind(cdr.disposition.as_str())
+                .bind(&cdr.end_reason)
+                .bind(&cdr.refusal_reason)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    pub async fn get_cdr(&self, id: &str) -> Result<Option<Cdr>, StoreError> {
+        let row = sqlx::query(select_cdrs!("WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(cdr_from_row).transpose()
+    }
+
+    /// The newest CDRs first (by INVITE time, then id, so the order is stable).
+    pub async fn recent_cdrs(&self, limit: i64) -> Result<Vec<Cdr>, StoreError> {
+        if limit <= 0 {
+            // SQLite reads a negative LIMIT as "no limit"; nobody asking for ≤0 rows means that.
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(select_cdrs!("ORDER BY invite_at DESC, id DESC LIMIT $1"))
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(cdr_from_row).collect()
+    }
+
+    pub async fn count_cdrs(&self) -> Result<i64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cdrs")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(n)
+    }
+}
+
+fn cdr_from_row(row: &SqliteRow) -> Result<Cdr, StoreError> {
+    let id: String = row.try_get("id")?;
+    let corrupt = |column: &'static str, value: String| StoreError::Corrupt {
+        id: id.clone(),
+        column,
+        value,
+    };
+    let time = |column: &'static str| -> Result<DateTime<Utc>, StoreError> {
+        let text: String = row.try_get(column)?;
+        parse_time(&text).ok_or_else(|| corrupt(column, text))
+    };
+    let opt_time = |column: &'static str| -> Result<Option<DateTime<Utc>>, StoreError> {
+        let text: Option<String> = row.try_get(column)?;
+        text.map(|t| parse_time(&t).ok_or_else(|| corrupt(column, t)))
+            .transpose()
+    };
+    let code = |column: &'static str| -> Result<String, StoreError> { Ok(row.try_get(column)?) };
+
+    let direction = code("direction")?;
+    let direction = direction
+        .parse()
+        .map_err(|_| corrupt("direction", direction))?;
+    let disposition = code("disposition")?;
+    let disposition = disposition
+        .parse()
+        .map_err(|_| corrupt("disposition", disposition))?;
+    let hangup_side = match row.try_get::<Option<String>, _>("hangup_side")? {
+        Some(s) => Some(s.parse().map_err(|_| corrupt("hangup_side", s))?),
+        None => None,
+    };
+    let status: i64 = row.try_get("final_status")?;
+    let final_status =
+        u16::try_from(status).map_err(|_| corrupt("final_status", status.to_string()))?;
+    let q850_cause = match row.try_get::<Option<i64>, _>("q850_cause")? {
+        Some(c) => Some(u8::try_from(c).map_err(|_| corrupt("q850_cause", c.to_string()))?),
+        None => None,
+    };
+
+    Ok(Cdr {
+        inside_call_id: row.try_get("inside_call_id")?,
+        outside_call_id: row.try_get("outside_call_id")?,
+        trunk: row.try_get("trunk")?,
+        direction,
+        source: row.try_get("source")?,
+        caller: row.try_get("caller")?,
+        callee: row.try_get("callee")?,
+        presented_from: row.try_get("presented_from")?,
+        pai: row.try_get("pai")?,
+        invite_at: time("invite_at")?,
+        ringing_at: opt_time("ringing_at")?,
+        answer_at: opt_time("answer_at")?,
+        end_at: time("end_at")?,
+        talk_ms: row.try_get("talk_ms")?,
+        final_status,
+        final_reason: row.try_get("final_reason")?,
+        q850_cause,
+        hangup_side,
+        disposition,
+        end_reason: row.try_get("end_reason")?,
+        refusal_reason: row.try_get("refusal_reason")?,
+        id,
+    })
+}
+
+/// Lenient on read (any RFC 3339 UTC offset or precision), so hand-repaired rows still load.
+fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+#[cfg(test)]
+#[path = "cdr_queries_tests.rs"]
+mod tests;

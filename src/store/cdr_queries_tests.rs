@@ -1,0 +1,158 @@
+use chrono::Duration;
+
+use super::*;
+use crate::monitor::cdr::{sample_cdr, Direction, Disposition, HangupSide};
+
+async fn memory_store() -> Store {
+    Store::connect("sqlite::memory:").await.unwrap()
+}
+
+#[tokio::test]
+async fn round_trip_is_exact() {
+    let store = memory_store().await;
+    let answered = sample_cdr("call-1");
+    let refused = Cdr {
+        id: "call-2".into(),
+        inside_call_id: None,
+        outside_call_id: None,
+        trunk: None,
+        direction: Direction::Inbound,
+        source: "[2001:db8::7]:5062".into(),
+        caller: None,
+        callee: Some("33987654321".into()),
+        presented_from: Some("anonymous".into()),
+        pai: None,
+        ringing_at: None,
+        answer_at: None,
+        end_at: answered.invite_at + Duration::milliseconds(1),
+        talk_ms: 0,
+        final_status: 403,
+        final_reason: "Forbidden — «non autorisé»".into(),
+        q850_cause: Some(21),
+        hangup_side: None,
+        disposition: Disposition::Refused,
+        end_reason: "refused".into(),
+        refusal_reason: Some("caller_id_not_authorized".into()),
+        ..answered.clone()
+    };
+    assert_eq!(
+        store
+            .insert_cdrs(&[answered.clone(), refused.clone()])
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(store.get_cdr("call-1").await.unwrap(), Some(answered));
+    assert_eq!(store.get_cdr("call-2").await.unwrap(), Some(refused));
+    assert_eq!(store.get_cdr("nope").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn times_are_stored_as_readable_utc_text() {
+    let store = memory_store().await;
+    store.insert_cdrs(&[sample_cdr("t")]).await.unwrap();
+    let (invite, end): (String, String) =
+        sqlx::query_as("SELECT invite_at, end_at FROM cdrs WHERE id = $1")
+            .bind("t")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(invite, "2026-11-27T09:15:30.250Z");
+    assert_eq!(end, "2026-11-27T09:17:13.253Z");
+}
+
+#[tokio::test]
+async fn sub_millisecond_input_is_truncated_not_rounded() {
+    let store = memory_store().await;
+    let mut cdr = sample_cdr("ns");
+    cdr.invite_at += Duration::nanoseconds(999_999);
+    store.insert_cdrs(&[cdr.clone()]).await.unwrap();
+    let back = store.get_cdr("ns").await.unwrap().unwrap();
+    assert_eq!(
+        back.invite_at,
+        crate::monitor::cdr::ms_precision(cdr.invite_at)
+    );
+    assert_eq!(back.invite_at, sample_cdr("ns").invite_at);
+}
+
+#[tokio::test]
+async fn duplicate_id_keeps_one_row_first_write_wins() {
+    let store = memory_store().await;
+    let first = sample_cdr("dup");
+    let mut second = first.clone();
+    second.end_reason = "shutdown".into();
+    assert_eq!(
+        store
+            .insert_cdrs(std::slice::from_ref(&first))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store.insert_cdrs(&[second.clone(), second]).await.unwrap(),
+        0
+    );
+    assert_eq!(store.count_cdrs().await.unwrap(), 1);
+    assert_eq!(store.get_cdr("dup").await.unwrap(), Some(first));
+}
+
+#[tokio::test]
+async fn recent_is_newest_first_with_stable_ties() {
+    let store = memory_store().await;
+    let base = sample_cdr("x");
+    let mut cdrs = Vec::new();
+    for (id, offset_ms) in [("a", 0), ("b", 5), ("c", 5), ("d", 10), ("e", -3)] {
+        let mut c = sample_cdr(id);
+        c.invite_at = base.invite_at + Duration::milliseconds(offset_ms);
+        cdrs.push(c);
+    }
+    store.insert_cdrs(&cdrs).await.unwrap();
+    let ids = |v: Vec<Cdr>| v.into_iter().map(|c| c.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.recent_cdrs(10).await.unwrap()),
+        ["d", "c", "b", "a", "e"]
+    );
+    assert_eq!(ids(store.recent_cdrs(2).await.unwrap()), ["d", "c"]);
+    assert!(store.recent_cdrs(0).await.unwrap().is_empty());
+    assert!(store.recent_cdrs(-1).await.unwrap().is_empty());
+    assert_eq!(store.count_cdrs().await.unwrap(), 5);
+}
+
+#[tokio::test]
+async fn any_value_the_type_allows_is_storable() {
+    // The writer retries forever, so no valid Cdr may ever be refused by the schema.
+    let store = memory_store().await;
+    let mut c = sample_cdr("");
+    c.final_status = u16::MAX;
+    c.q850_cause = Some(u8::MAX);
+    c.talk_ms = i64::MIN;
+    c.source = String::new();
+    c.final_reason = "nul\0inside".into();
+    c.hangup_side = Some(HangupSide::Gateway);
+    c.disposition = Disposition::NoAnswer;
+    assert_eq!(store.insert_cdrs(&[c.clone()]).await.unwrap(), 1);
+    assert_eq!(store.get_cdr("").await.unwrap(), Some(c));
+}
+
+#[tokio::test]
+async fn a_hand_edited_bad_row_is_an_error_not_a_panic() {
+    let store = memory_store().await;
+    store.insert_cdrs(&[sample_cdr("bad")]).await.unwrap();
+    sqlx::query("UPDATE cdrs SET answer_at = $1 WHERE id = $2")
+        .bind("yesterday")
+        .bind("bad")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let err = store.get_cdr("bad").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Corrupt {
+                column: "answer_at",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}

@@ -1,0 +1,192 @@
+//! Storage: the sqlx pool, migrations and queries. No business rules here.
+//!
+//! SQL is written once with `$1` placeholders (SQLite accepts them) so that it can be shared with
+//! PostgreSQL later; only runtime `sqlx::query` with bound parameters, no compile-time macros.
+
+mod cdr_queries;
+mod error;
+
+pub use error::StoreError;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Connection settings beyond the URL. `Default` is what production uses.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// How long a statement waits for another connection's write lock before failing.
+    pub busy_timeout: Duration,
+    /// Pool size for file databases (an in-memory database always uses one connection).
+    pub max_connections: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            busy_timeout: Duration::from_secs(5),
+            max_connections: 8,
+        }
+    }
+}
+
+/// The database. Cheap to clone (the pool is shared).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Open (creating it and its directory if missing) and migrate the database.
+    ///
+    /// Accepts `sqlite://data/trunkguard.db` (relative to the working directory),
+    /// `sqlite:///abs/path.db` and `sqlite::memory:`.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Store::connect_with(url, StoreOptions::default()).await
+    }
+
+    pub async fn connect_with(url: &str, opts: StoreOptions) -> Result<Store, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|source| StoreError::InvalidUrl {
+                url: url.to_string(),
+                source,
+            })?
+            .create_if_missing(true)
+            // WAL: readers (API, CLI) never block the CDR writer and vice versa.
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL, not NORMAL: a committed CDR must survive a power cut, not only a crash.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(opts.busy_timeout)
+            .foreign_keys(true);
+
+        let in_memory = is_memory_url(url);
+        if !in_memory {
+            create_parent_dir(options.get_filename()).await?;
+        }
+
+        let pool_options = if in_memory {
+            // An in-memory database lives as long as one connection does, and shared-cache
+            // connections fail with SQLITE_LOCKED instead of waiting: keep exactly one, forever.
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(opts.max_connections.max(1))
+        };
+        let pool =
+            pool_options
+                .connect_with(options)
+                .await
+                .map_err(|source| StoreError::Connect {
+                    url: url.to_string(),
+                    source,
+                })?;
+
+        MIGRATOR.run(&pool).await?;
+        tracing::info!(url, "database ready");
+        Ok(Store { pool })
+    }
+
+    /// The pool, for queries that live in other store modules.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Close all connections (waits for checked-out ones to come back).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn is_memory_url(url: &str) -> bool {
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    rest.starts_with(":memory:") || rest.contains("mode=memory")
+}
+
+async fn create_parent_dir(file: &std::path::Path) -> Result<(), StoreError> {
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|source| StoreError::CreateDir {
+                    path: dir.to_path_buf(),
+                    source,
+                })
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_database_migrates() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        assert_eq!(store.count_cdrs().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn creates_directory_and_file_and_reconnects() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/deeper/trunkguard.db");
+        let url = format!("sqlite://{}", path.display());
+        assert!(url.starts_with("sqlite:///"), "absolute form: {url}");
+
+        let store = Store::connect(&url).await.unwrap();
+        assert!(path.exists());
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(fk, 1);
+        store.close().await;
+
+        // Migrations are idempotent: reconnecting to the same file applies nothing twice.
+        for _ in 0..2 {
+            let store = Store::connect(&url).await.unwrap();
+            let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+            assert_eq!(applied, MIGRATOR.iter().count() as i64);
+            assert_eq!(store.count_cdrs().await.unwrap(), 0);
+            store.close().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn relative_url_is_relative_to_the_working_directory() {
+        let options = SqliteConnectOptions::from_str("sqlite://data/trunkguard.db").unwrap();
+        assert_eq!(
+            options.get_filename(),
+            std::path::Path::new("data/trunkguard.db")
+        );
+        assert!(is_memory_url("sqlite::memory:"));
+        assert!(!is_memory_url("sqlite://data/trunkguard.db"));
+    }
+
+    #[tokio::test]
+    async fn bad_directory_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("file");
+        tokio::fs::write(&blocker, b"x").await.unwrap();
+        let url = format!("sqlite://{}/sub/db.sqlite", blocker.display());
+        let err = Store::connect(&url).await.unwrap_err();
+        assert!(matches!(err, StoreError::CreateDir { .. }), "{err}");
+    }
+}
