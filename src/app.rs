@@ -133,10 +133,21 @@ impl Gateway {
         tokio::time::sleep(Duration::from_millis(200)).await;
         self.trigger.trigger();
         drop(self.b2bua);
-        self.writer.close().await;
+        // The writer retries a failing database forever; a stop must not hang forever on it.
+        match tokio::time::timeout(CDR_FLUSH_LIMIT, self.writer.close()).await {
+            Ok(Ok(stats)) => tracing::info!(written = stats.written, "CDRs flushed"),
+            Ok(Err(e)) => tracing::error!(error = %e, "CDR writer failed"),
+            Err(_) => tracing::error!(
+                unwritten = self.cdrs.stats().queued,
+                "database unavailable: CDRs not flushed before the stop limit"
+            ),
+        }
         tracing::info!("trunkguard stopped");
     }
 }
+
+/// How long a stop waits for the database to take the last CDRs.
+const CDR_FLUSH_LIMIT: Duration = Duration::from_secs(60);
 
 async fn wait_until_empty(registry: &Registry, limit: Duration) {
     let deadline = tokio::time::Instant::now() + limit;

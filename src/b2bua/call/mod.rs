@@ -242,7 +242,7 @@ impl Call {
                     self.a_final_sent = true;
                     let cause = message::other_header(&resp.headers, "Reason")
                         .and_then(crate::monitor::q850::parse_reason_header);
-                    let disposition = Disposition::from_final(code, false, false);
+                    let disposition = Disposition::from_final_with_ringing(code, false, false, self.cdr.ringing_at.is_some());
                     self.cdr.q850 = cause;
                     self.end(code, &reason, disposition, end_reason_for(code), Some(HangupSide::Outside));
                 }
