@@ -9,12 +9,7 @@ pub fn normalize_number(raw: &str) -> Option<String> {
     let mut s = raw.trim();
     s = s.strip_prefix('<').unwrap_or(s);
     s = s.strip_suffix('>').unwrap_or(s);
-    for scheme in ["sips:", "sip:", "tel:"] {
-        if s.len() >= scheme.len() && s[..scheme.len()].eq_ignore_ascii_case(scheme) {
-            s = &s[scheme.len()..];
-            break;
-        }
-    }
+    s = strip_scheme(s);
     // user@host;params → user ; tel:+123;phone-context=... → +123
     let s = s.split('@').next().unwrap_or("");
     let s = s.split(';').next().unwrap_or("");
@@ -32,6 +27,19 @@ pub fn normalize_number(raw: &str) -> Option<String> {
     } else {
         None
     }
+}
+
+/// Remove a leading `sips:`, `sip:` or `tel:` (any case). `get` rather than slicing: the input
+/// comes off the network and a multi-byte character at the cut would panic.
+pub(super) fn strip_scheme(s: &str) -> &str {
+    for scheme in ["sips:", "sip:", "tel:"] {
+        if s.get(..scheme.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(scheme))
+        {
+            return &s[scheme.len()..];
+        }
+    }
+    s
 }
 
 #[cfg(test)]
@@ -59,5 +67,8 @@ mod tests {
         assert_eq!(n("12"), None);
         assert_eq!(n("123456789012345678901"), None);
         assert_eq!(n("12a45"), None);
+        // Non-ASCII input is refused, not a panic.
+        assert_eq!(n("ééé"), None);
+        assert_eq!(n("<sé:123>"), None);
     }
 }

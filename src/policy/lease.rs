@@ -1,0 +1,160 @@
+//! Concurrency slots as leases: one per live call, counting on its trunk and on its line's
+//! number until dropped. The counters live in a per-trunk `TrunkState` that survives
+//! `replace_trunks`, so a lease taken before an edit releases into the counters seen after it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+
+use super::rate::TokenBucket;
+
+/// Live load of one trunk.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrunkLoad {
+    /// Calls holding a lease on the trunk, both directions.
+    pub active: u32,
+    /// Calls per line number (outbound caller ID / inbound called number); no zero entries.
+    pub per_number: BTreeMap<String, u32>,
+}
+
+/// Counters and rate bucket of one trunk, shared by the policy and by every lease on it.
+#[derive(Debug)]
+pub(super) struct TrunkState {
+    name: String,
+    inner: Mutex<Counts>,
+}
+
+#[derive(Debug)]
+struct Counts {
+    load: TrunkLoad,
+    bucket: TokenBucket,
+}
+
+/// Why `try_lease` said no.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Busy {
+    Rate,
+    Trunk,
+    Number,
+}
+
+/// The caps to apply, read from the trunk's current config at admission time.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Caps {
+    pub max_concurrent: u32,
+    pub max_per_number: u32,
+}
+
+impl TrunkState {
+    pub(super) fn new(name: &str, max_cps: f64) -> TrunkState {
+        TrunkState {
+            name: name.to_string(),
+            inner: Mutex::new(Counts {
+                load: TrunkLoad::default(),
+                bucket: TokenBucket::new(max_cps),
+            }),
+        }
+    }
+
+    /// Counters are updated in single statements that cannot panic half-way, so a poisoned
+    /// mutex still holds consistent numbers: keep using them rather than failing every call.
+    fn lock(&self) -> MutexGuard<'_, Counts> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn set_rate(&self, max_cps: f64) {
+        self.lock().bucket.set_rate(max_cps);
+    }
+
+    pub(super) fn load(&self) -> TrunkLoad {
+        self.lock().load.clone()
+    }
+
+    /// Rate check, then trunk cap, then number cap, all under one lock so that two racing calls
+    /// cannot both take the last slot. Only a granted lease consumes a token.
+    pub(super) fn try_lease(
+        self: &Arc<Self>,
+        now: DateTime<Utc>,
+        caps: Caps,
+        number: &str,
+        total: &Arc<AtomicU64>,
+    ) -> Result<Lease, Busy> {
+        let mut c = self.lock();
+        if !c.bucket.ready(now) {
+            return Err(Busy::Rate);
+        }
+        if c.load.active >= caps.max_concurrent {
+            return Err(Busy::Trunk);
+        }
+        let on_number = c.load.per_number.get(number).copied().unwrap_or(0);
+        if on_number >= caps.max_per_number {
+            return Err(Busy::Number);
+        }
+        c.bucket.take();
+        c.load.active += 1;
+        c.load.per_number.insert(number.to_string(), on_number + 1);
+        total.fetch_add(1, Ordering::Relaxed);
+        Ok(Lease {
+            state: Arc::clone(self),
+            number: number.to_string(),
+            total: Arc::clone(total),
+        })
+    }
+
+    fn release(&self, number: &str) {
+        let mut c = self.lock();
+        c.load.active = c.load.active.saturating_sub(1);
+        if let Some(n) = c.load.per_number.get_mut(number) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                // Drop idle numbers so the map stays as small as the set of busy lines.
+                c.load.per_number.remove(number);
+            }
+        }
+    }
+}
+
+/// One concurrency slot on a trunk and on a line number, held by a live call.
+///
+/// Not `Clone`, and released only by `Drop`: each lease releases exactly once, whatever ends the
+/// call (BYE, CANCEL, failure, timeout, panic unwinding, or the call object simply dropped).
+#[must_use = "dropping the lease immediately frees the slot"]
+pub struct Lease {
+    state: Arc<TrunkState>,
+    number: String,
+    total: Arc<AtomicU64>,
+}
+
+impl Lease {
+    /// Name of the trunk the slot is on (as it was when the lease was granted).
+    pub fn trunk(&self) -> &str {
+        &self.state.name
+    }
+
+    /// The line number the slot counts on.
+    pub fn number(&self) -> &str {
+        &self.number
+    }
+
+    /// Free the slot now; the same as dropping the lease, spelled out for call sites.
+    pub fn release(self) {}
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.state.release(&self.number);
+        self.total.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl fmt::Debug for Lease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lease")
+            .field("trunk", &self.state.name)
+            .field("number", &self.number)
+            .finish()
+    }
+}
