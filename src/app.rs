@@ -42,6 +42,7 @@ impl Gateway {
         let store = Store::connect(&config.database.url).await?;
         let (cdrs, writer) = CdrWriter::spawn(store.clone(), config.database.cdr_queue);
         let policy = Arc::new(Policy::new(&config.trunks));
+        policy.set_retry_after_secs(config.sip.retry_after_secs);
         let limits = Limits {
             max_message_bytes: config.sip.max_message_bytes,
             ..Limits::default()

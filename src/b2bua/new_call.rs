@@ -87,16 +87,18 @@ pub(super) fn record_unknown_source(ctx: &Ctx, side: Side, peer: Peer, req: &rsi
 
 /// An INVITE the validator refused (4xx/5xx before any policy).
 pub(super) fn record_invalid(ctx: &Ctx, side: Side, peer: Peer, req: &rsip::Request, status: u16, reason: &str) {
-    let trunk = trunk_of(ctx, side, peer).map(|t| t.name.clone());
+    let trunk = trunk_of(ctx, side, peer, req).map(|t| t.name.clone());
     let mut d = draft(side, peer, req, trunk);
     d.refusal_reason = Some("invalid_request".into());
     ctx.cdrs.submit(d.finish(status, reason, Disposition::Refused, "refused", None));
 }
 
-fn trunk_of(ctx: &Ctx, side: Side, peer: Peer) -> Option<policy::TrunkRef> {
+/// The trunk a new call belongs to: by the PBX's address, or by the carrier's address and the
+/// called number (several trunks may share one carrier).
+fn trunk_of(ctx: &Ctx, side: Side, peer: Peer, req: &rsip::Request) -> Option<policy::TrunkRef> {
     match side {
         Side::Inside => ctx.policy.pbx_trunk(peer.addr.ip()),
-        Side::Outside => ctx.policy.carrier_trunk(peer.addr),
+        Side::Outside => ctx.policy.inbound_trunk(peer.addr, &req.uri.to_string()),
     }
 }
 
@@ -111,7 +113,7 @@ pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx) {
     let side = tx.side();
     let peer = tx.peer();
     let req = tx.request();
-    let Some(trunk) = trunk_of(ctx, side, peer) else {
+    let Some(trunk) = trunk_of(ctx, side, peer, req) else {
         // The dispatcher checked the source; a trunk removed meanwhile lands here.
         let d = draft(side, peer, req, None);
         refuse(ctx, &tx, d, 403, "Forbidden", "unknown_source", None);
