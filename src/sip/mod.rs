@@ -1,1 +1,5 @@
 //! SIP: sockets, framing, the normalizing front end, and the RFC 3261 transaction layer.
+
+pub mod frontend;
+pub mod response;
+pub mod validate;
