@@ -1,5 +1,8 @@
 //! SIP: sockets, framing, the normalizing front end, and the RFC 3261 transaction layer.
 
+pub mod frontend;
 pub mod message;
+pub mod response;
 pub mod transaction;
 pub mod transport;
+pub mod validate;

@@ -1,0 +1,267 @@
+//! Application-level checks the B2BUA makes on a parsed request before it acts on it
+//! (RFC 3261 §8.2 as a UAS, §16.3 for Max-Forwards since we forward, RFC 4475 §3.3).
+//! A refusal is a value: the status, a reason naming the problem, and the headers to add.
+//! ACK is never answered: a refusal of an ACK means "discard it".
+
+use super::frontend::syntax::{parse_cseq, parse_decimal};
+use super::frontend::{expand_name, find};
+use super::response::Echo;
+use rsip::headers::{self, UntypedHeader};
+use rsip::{Header, Method, Scheme};
+
+/// The methods the B2BUA implements, as sent in Allow.
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK";
+
+/// Header fields every request must carry (RFC 3261 §8.1.1).
+pub const MANDATORY: [&str; 5] = ["Via", "From", "To", "Call-ID", "CSeq"];
+
+/// Header fields that may appear once only (RFC 3261 §20, §7.3.1).
+const SINGLE: [&str; 7] = [
+    "From",
+    "To",
+    "Call-ID",
+    "CSeq",
+    "Max-Forwards",
+    "Content-Type",
+    "Content-Length",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub reason: String,
+    pub headers: Vec<rsip::Header>,
+}
+
+impl Refusal {
+    fn new(status: u16, reason: impl Into<String>) -> Self {
+        Refusal {
+            status,
+            reason: reason.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    fn with(mut self, header: Header) -> Self {
+        self.headers.push(header);
+        self
+    }
+
+    /// The response to send for this refusal (not for an ACK, which is never answered).
+    pub fn response(&self, req: &rsip::Request, to_tag: Option<&str>) -> rsip::Response {
+        Echo::of(req).build(self.status, &self.reason, to_tag, self.headers.clone())
+    }
+}
+
+pub fn allow_header() -> Header {
+    Header::Allow(headers::Allow::new(ALLOW))
+}
+
+/// "Missing X, Y" for the mandatory headers `has` does not find.
+pub(crate) fn missing_reason(has: impl Fn(&str) -> bool) -> Option<String> {
+    let missing: Vec<&str> = MANDATORY.into_iter().filter(|n| !has(n)).collect();
+    (!missing.is_empty()).then(|| format!("Missing {}", missing.join(", ")))
+}
+
+/// Canonical name of a header, compact forms of unknown headers included.
+fn name_of(h: &Header) -> String {
+    let name = match h {
+        Header::Via(_) => "Via",
+        Header::From(_) => "From",
+        Header::To(_) => "To",
+        Header::CallId(_) => "Call-ID",
+        Header::CSeq(_) => "CSeq",
+        Header::MaxForwards(_) => "Max-Forwards",
+        Header::ContentType(_) => "Content-Type",
+        Header::ContentLength(_) => "Content-Length",
+        Header::ContentEncoding(_) => "Content-Encoding",
+        Header::Require(_) => "Require",
+        Header::Accept(_) => "Accept",
+        Header::Other(name, _) => return expand_name(name),
+        _ => return String::new(),
+    };
+    name.to_string()
+}
+
+/// Values of every header called `name` (canonical spelling).
+fn values<'a>(req: &'a rsip::Request, name: &str) -> Vec<&'a str> {
+    req.headers
+        .iter()
+        .filter(|h| name_of(h).eq_ignore_ascii_case(name))
+        .map(|h| match h {
+            Header::Other(_, v) => v.as_str(),
+            Header::Via(v) => v.value(),
+            Header::From(v) => v.value(),
+            Header::To(v) => v.value(),
+            Header::CallId(v) => v.value(),
+            Header::CSeq(v) => v.value(),
+            Header::MaxForwards(v) => v.value(),
+            Header::ContentType(v) => v.value(),
+            Header::ContentLength(v) => v.value(),
+            Header::ContentEncoding(v) => v.value(),
+            Header::Require(v) => v.value(),
+            Header::Accept(v) => v.value(),
+            _ => "",
+        })
+        .collect()
+}
+
+/// The comma-separated items of every header called `name`.
+fn items<'a>(req: &'a rsip::Request, name: &str) -> Vec<&'a str> {
+    values(req, name)
+        .into_iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// `type/subtype` of a media type or range, lower-cased, parameters dropped.
+fn media(v: &str) -> String {
+    v.split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+pub fn check_request(req: &rsip::Request) -> Result<(), Refusal> {
+    if let Some(reason) = missing_reason(|n| !values(req, n).is_empty()) {
+        return Err(Refusal::new(400, reason));
+    }
+    let repeated: Vec<&str> = SINGLE
+        .into_iter()
+        .filter(|n| values(req, n).len() > 1)
+        .collect();
+    if !repeated.is_empty() {
+        let reason = format!("Multiple Values In {}", repeated.join(", "));
+        return Err(Refusal::new(400, reason));
+    }
+    let cseq = values(req, "CSeq").into_iter().next().unwrap_or("");
+    let (_, cseq_method) = parse_cseq(cseq).map_err(|r| Refusal::new(400, r))?;
+    if cseq_method != req.method.to_string() {
+        return Err(Refusal::new(400, "CSeq Method Mismatch"));
+    }
+    let max_forwards = match values(req, "Max-Forwards").first() {
+        None => None,
+        Some(v) => match parse_decimal(v.trim()) {
+            Some(n) if n <= 255 => Some(n),
+            _ => return Err(Refusal::new(400, "Bad Max-Forwards")),
+        },
+    };
+    let implemented = matches!(
+        req.method,
+        Method::Invite
+            | Method::Ack
+            | Method::Bye
+            | Method::Cancel
+            | Method::Options
+            | Method::Update
+            | Method::Info
+            | Method::PRack
+    );
+    if !implemented {
+        // REGISTER too: a trunk has no registrar. rsip has no variant for unknown methods;
+        // the front end answers those 501.
+        return Err(Refusal::new(405, "Method Not Allowed").with(allow_header()));
+    }
+    let scheme_ok = match &req.uri.scheme {
+        Some(Scheme::Sip) | Some(Scheme::Sips) => true,
+        Some(Scheme::Other(s)) => s.eq_ignore_ascii_case("tel"),
+        None => false,
+    };
+    if !scheme_ok {
+        return Err(Refusal::new(416, "Unsupported URI Scheme"));
+    }
+    if max_forwards == Some(0) {
+        return Err(Refusal::new(483, "Too Many Hops"));
+    }
+    // We support no extension; Proxy-Require is for proxies. CANCEL and ACK cannot be refused
+    // for an extension (RFC 3261 §8.2.2.3).
+    if !matches!(req.method, Method::Ack | Method::Cancel) {
+        let tags = items(req, "Require");
+        if !tags.is_empty() {
+            let unsupported = Header::Unsupported(headers::Unsupported::new(tags.join(", ")));
+            return Err(Refusal::new(420, "Bad Extension").with(unsupported));
+        }
+    }
+    let sdp_method = matches!(
+        req.method,
+        Method::Invite | Method::Update | Method::Ack | Method::PRack
+    );
+    if sdp_method && !req.body.is_empty() {
+        check_body(req)?;
+    }
+    if req.method == Method::Invite && !values(req, "Accept").is_empty() {
+        let ok = items(req, "Accept").into_iter().any(|r| {
+            matches!(
+                media(r).as_str(),
+                "application/sdp" | "application/*" | "*/*"
+            )
+        });
+        if !ok {
+            // RFC 4475 sdp01: 406 with a 399 warning
+            let warning = Header::Warning(headers::Warning::new(
+                "399 trunkguard \"Only application/sdp bodies are supported\"",
+            ));
+            return Err(Refusal::new(406, "Not Acceptable").with(warning));
+        }
+    }
+    Ok(())
+}
+
+/// The body of an offer/answer request must be SDP, alone or as a part of a multipart body.
+fn check_body(req: &rsip::Request) -> Result<(), Refusal> {
+    let Some(content_type) = values(req, "Content-Type").into_iter().next() else {
+        return Err(Refusal::new(400, "Missing Content-Type"));
+    };
+    let unsupported = || {
+        let accept = Header::Accept(headers::Accept::new("application/sdp"));
+        Refusal::new(415, "Unsupported Media Type").with(accept)
+    };
+    if items(req, "Content-Encoding")
+        .iter()
+        .any(|e| !e.eq_ignore_ascii_case("identity"))
+    {
+        let identity = Header::AcceptEncoding(headers::AcceptEncoding::new("identity"));
+        return Err(unsupported().with(identity));
+    }
+    let media_type = media(content_type);
+    if media_type == "application/sdp" {
+        return Ok(());
+    }
+    if media_type.starts_with("multipart/") && multipart_has_sdp(content_type, &req.body) {
+        return Ok(());
+    }
+    Err(unsupported())
+}
+
+fn multipart_has_sdp(content_type: &str, body: &[u8]) -> bool {
+    let boundary = content_type.split(';').skip(1).find_map(|p| {
+        let (name, value) = p.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then(|| value.trim().trim_matches('"'))
+    });
+    let Some(boundary) = boundary.filter(|b| !b.is_empty()) else {
+        return false;
+    };
+    let delimiter = format!("--{boundary}");
+    let delimiter = delimiter.as_bytes();
+    let mut rest = body;
+    while let Some(p) = find(rest, delimiter, 0) {
+        rest = &rest[p + delimiter.len()..];
+        let part_head_end = find(rest, b"\r\n\r\n", 0).unwrap_or(0);
+        let part_head = String::from_utf8_lossy(&rest[..part_head_end]);
+        let is_sdp = part_head.split("\r\n").any(|line| {
+            line.split_once(':').is_some_and(|(n, v)| {
+                expand_name(n.trim()).eq_ignore_ascii_case("Content-Type")
+                    && media(v) == "application/sdp"
+            })
+        });
+        if is_sdp {
+            return true;
+        }
+    }
+    false
+}
