@@ -47,8 +47,10 @@ impl Gateway {
             max_message_bytes: config.sip.max_message_bytes,
             ..Limits::default()
         };
-        let (inside, inside_listener) = Interface::bind(Side::Inside, config.sip.inside, limits.clone()).await?;
-        let (outside, outside_listener) = Interface::bind(Side::Outside, config.sip.outside, limits).await?;
+        let (inside, inside_listener) =
+            Interface::bind(Side::Inside, config.sip.inside, limits).await?;
+        let (outside, outside_listener) =
+            Interface::bind(Side::Outside, config.sip.outside, limits).await?;
         let ifaces = Arc::new(Interfaces {
             inside: inside.clone(),
             outside: outside.clone(),
@@ -67,7 +69,13 @@ impl Gateway {
             ring_timeout: Duration::from_secs(config.sip.ring_timeout_secs),
         };
         let registry = Arc::new(Registry::default());
-        let b2bua = B2bua::new(settings, layer.clone(), policy.clone(), registry, cdrs.clone());
+        let b2bua = B2bua::new(
+            settings,
+            layer.clone(),
+            policy.clone(),
+            registry,
+            cdrs.clone(),
+        );
         let handler: Arc<dyn Handler> = Arc::new(b2bua.clone());
         inside.start(inside_listener, handler.clone(), shutdown.clone());
         outside.start(outside_listener, handler, shutdown);
@@ -116,16 +124,24 @@ impl Gateway {
     /// Stop admitting, let live calls end for up to the drain timeout, end the rest with BYE,
     /// stop the sockets and write every CDR.
     pub async fn shutdown(self) {
-        self.shutdown_with_drain(self.drain_timeout).await
+        let drain = self.drain_timeout;
+        self.shutdown_with_drain(drain).await
     }
 
     pub async fn shutdown_with_drain(self, drain: Duration) {
         self.b2bua.stop_admitting();
         let registry = self.b2bua.registry().clone();
-        tracing::info!(live_calls = registry.len(), drain_secs = drain.as_secs(), "draining");
+        tracing::info!(
+            live_calls = registry.len(),
+            drain_secs = drain.as_secs(),
+            "draining"
+        );
         wait_until_empty(&registry, drain).await;
         if !registry.is_empty() {
-            tracing::info!(live_calls = registry.len(), "drain timeout: ending live calls");
+            tracing::info!(
+                live_calls = registry.len(),
+                "drain timeout: ending live calls"
+            );
             registry.hangup_all("shutdown");
             // Calls end at once; a few wait for a CANCEL's final response (bounded by 64·T1).
             wait_until_empty(&registry, self.layer.timers().timeout()).await;

@@ -8,7 +8,11 @@ use trunkguard::app::Gateway;
 use trunkguard::config::Config;
 
 #[derive(Parser)]
-#[command(name = "trunkguard", version, about = "SIP trunk gateway and call-recording compliance monitor")]
+#[command(
+    name = "trunkguard",
+    version,
+    about = "SIP trunk gateway and call-recording compliance monitor"
+)]
 struct Cli {
     /// The configuration file.
     #[arg(long, global = true, default_value = "config/trunkguard.toml")]
@@ -37,15 +41,21 @@ fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
-    let config = Config::load(&cli.config).with_context(|| format!("loading {}", cli.config.display()))?;
+    let config =
+        Config::load(&cli.config).with_context(|| format!("loading {}", cli.config.display()))?;
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Run) {
             Command::Run => run(config).await,
             Command::CheckConfig => {
-                println!("{}: ok ({} trunks)", cli.config.display(), config.trunks.len());
+                println!(
+                    "{}: ok ({} trunks)",
+                    cli.config.display(),
+                    config.trunks.len()
+                );
                 Ok(())
             }
             Command::Cdrs { limit } => {
@@ -60,7 +70,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let gateway = Gateway::start(config).await.context("starting the gateway")?;
+    let gateway = Gateway::start(config)
+        .await
+        .context("starting the gateway")?;
     wait_for_signal().await;
     tracing::info!("signal received: stopping");
     gateway.shutdown().await;

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use rsip::headers::UntypedHeader;
 use rsip::Method;
 
 use super::registry::CallMsg;
@@ -17,7 +18,8 @@ use crate::sip::validate;
 
 impl Handler for B2bua {
     fn accept_peer(&self, side: Side, addr: SocketAddr) -> bool {
-        self.ctx.known_source(side, addr) || self.ctx.settings.unknown_sources == UnknownSources::Reject
+        self.ctx.known_source(side, addr)
+            || self.ctx.settings.unknown_sources == UnknownSources::Reject
     }
 
     fn on_message(&self, side: Side, peer: Peer, parsed: Parsed) {
@@ -31,7 +33,9 @@ impl Handler for B2bua {
             Parsed::Reject(rejection) => {
                 tracing::info!(%side, %peer, status = rejection.status, reason = %rejection.reason, "malformed message refused");
                 if let Some(resp) = rejection.response {
-                    self.ctx.layer.send_stateless(side, peer, rsip::SipMessage::Response(resp));
+                    self.ctx
+                        .layer
+                        .send_stateless(side, peer, rsip::SipMessage::Response(resp));
                 }
             }
             Parsed::Message(rsip::SipMessage::Response(resp)) => {
@@ -40,7 +44,11 @@ impl Handler for B2bua {
                 }
                 if let Some(stray) = self.ctx.layer.on_response(side, resp) {
                     if let Some(call_id) = message::call_id(&stray).map(str::to_string) {
-                        self.ctx.registry.route(side, &call_id, CallMsg::StrayResponse(stray, side));
+                        self.ctx.registry.route(
+                            side,
+                            &call_id,
+                            CallMsg::StrayResponse(stray, side),
+                        );
                     }
                 }
             }
@@ -49,8 +57,11 @@ impl Handler for B2bua {
                     self.ctx.on_request(side, peer, req);
                 } else if req.method != Method::Ack {
                     // unknown_sources = "reject"
-                    let resp = response_for(&req, 403, "Forbidden", Some(&message::random_token(8)));
-                    self.ctx.layer.send_stateless(side, peer, rsip::SipMessage::Response(resp));
+                    let resp =
+                        response_for(&req, 403, "Forbidden", Some(&message::random_token(8)));
+                    self.ctx
+                        .layer
+                        .send_stateless(side, peer, rsip::SipMessage::Response(resp));
                     if req.method == Method::Invite && message::to_tag(&req).is_none() {
                         super::new_call::record_unknown_source(&self.ctx, side, peer, &req);
                     }
@@ -75,12 +86,24 @@ impl Ctx {
                 return;
             }
             let is_new_invite = req.method == Method::Invite && message::to_tag(&req).is_none();
-            let mut resp = response_for(&req, refusal.status, &refusal.reason, Some(&message::random_token(8)));
+            let mut resp = response_for(
+                &req,
+                refusal.status,
+                &refusal.reason,
+                Some(&message::random_token(8)),
+            );
             for h in &refusal.headers {
                 resp.headers.push(h.clone());
             }
             if is_new_invite {
-                super::new_call::record_invalid(self, side, peer, &req, refusal.status, &refusal.reason);
+                super::new_call::record_invalid(
+                    self,
+                    side,
+                    peer,
+                    &req,
+                    refusal.status,
+                    &refusal.reason,
+                );
             }
             // Through a server transaction, so retransmissions get the same answer.
             match self.layer.on_request(side, peer, req) {
@@ -97,7 +120,9 @@ impl Ctx {
                 }
             }
             Received::Cancel { cancel, .. } => {
-                let call_id = message::call_id(cancel.request()).unwrap_or_default().to_string();
+                let call_id = message::call_id(cancel.request())
+                    .unwrap_or_default()
+                    .to_string();
                 let cancel2 = cancel.clone();
                 if !self.registry.route(side, &call_id, CallMsg::Cancel(cancel)) {
                     cancel2.reply(481, "Call/Transaction Does Not Exist", None);
@@ -105,9 +130,11 @@ impl Ctx {
             }
             Received::New(tx) => {
                 let in_dialog = message::to_tag(tx.request()).is_some();
-                let method = tx.request().method.clone();
+                let method = tx.request().method;
                 if in_dialog {
-                    let call_id = message::call_id(tx.request()).unwrap_or_default().to_string();
+                    let call_id = message::call_id(tx.request())
+                        .unwrap_or_default()
+                        .to_string();
                     let tx2 = tx.clone();
                     if !self.registry.route(side, &call_id, CallMsg::Request(tx)) {
                         tx2.reply(481, "Call/Transaction Does Not Exist", None);
@@ -117,12 +144,23 @@ impl Ctx {
                 match method {
                     Method::Invite => super::new_call::on_invite(self, tx),
                     Method::Options => {
-                        let mut resp = response_for(tx.request(), 200, "OK", Some(&message::random_token(8)));
-                        resp.headers.push(rsip::Header::Allow(rsip::headers::Allow::new(super::call::ALLOW)));
-                        resp.headers.push(rsip::Header::Accept(rsip::headers::Accept::new("application/sdp")));
+                        let mut resp =
+                            response_for(tx.request(), 200, "OK", Some(&message::random_token(8)));
+                        resp.headers
+                            .push(rsip::Header::Allow(rsip::headers::Allow::new(
+                                super::call::ALLOW,
+                            )));
+                        resp.headers
+                            .push(rsip::Header::Accept(rsip::headers::Accept::new(
+                                "application/sdp",
+                            )));
                         tx.respond(resp);
                     }
-                    _ => tx.reply(481, "Call/Transaction Does Not Exist", Some(&message::random_token(8))),
+                    _ => tx.reply(
+                        481,
+                        "Call/Transaction Does Not Exist",
+                        Some(&message::random_token(8)),
+                    ),
                 }
             }
         }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use rsip::headers::UntypedHeader;
-use rsip::message::HeadersExt;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use super::call::setup::{self, Presented};
 use super::call::{Call, CallSetup, CdrDraft};
@@ -25,7 +25,11 @@ const CALL_INBOX: usize = 64;
 
 /// Our id for a call: sortable by time, unique, safe as a file name.
 fn new_call_id(now: chrono::DateTime<Utc>) -> String {
-    format!("{}-{}", now.format("%Y%m%dT%H%M%S"), message::random_token(10))
+    format!(
+        "{}-{}",
+        now.format("%Y%m%dT%H%M%S"),
+        message::random_token(10)
+    )
 }
 
 fn direction_of(side: Side) -> Direction {
@@ -66,31 +70,56 @@ fn draft(side: Side, peer: Peer, req: &rsip::Request, trunk: Option<String>) -> 
     }
 }
 
-fn refuse(ctx: &Ctx, tx: &ServerTx, mut d: CdrDraft, status: u16, phrase: &str, code: &str, retry_after: Option<u32>) {
-    let mut resp = response_for(tx.request(), status, phrase, Some(&message::random_token(8)));
+fn refuse(
+    ctx: &Ctx,
+    tx: &ServerTx,
+    mut d: CdrDraft,
+    status: u16,
+    phrase: &str,
+    code: &str,
+    retry_after: Option<u32>,
+) {
+    let mut resp = response_for(
+        tx.request(),
+        status,
+        phrase,
+        Some(&message::random_token(8)),
+    );
     if let Some(secs) = retry_after {
         resp.headers
-            .push(rsip::Header::RetryAfter(rsip::headers::RetryAfter::new(secs.to_string())));
+            .push(rsip::Header::RetryAfter(rsip::headers::RetryAfter::new(
+                secs.to_string(),
+            )));
     }
     tx.respond(resp);
     d.refusal_reason = Some(code.to_string());
     tracing::info!(call_id = %d.id, trunk = d.trunk.as_deref().unwrap_or("-"), status, reason = code, "call refused");
-    ctx.cdrs.submit(d.finish(status, phrase, Disposition::Refused, "refused", None));
+    ctx.cdrs
+        .submit(d.finish(status, phrase, Disposition::Refused, "refused", None));
 }
 
 /// An INVITE from a source that is no configured peer, refused with 403.
 pub(super) fn record_unknown_source(ctx: &Ctx, side: Side, peer: Peer, req: &rsip::Request) {
     let mut d = draft(side, peer, req, None);
     d.refusal_reason = Some("unknown_source".into());
-    ctx.cdrs.submit(d.finish(403, "Forbidden", Disposition::Refused, "refused", None));
+    ctx.cdrs
+        .submit(d.finish(403, "Forbidden", Disposition::Refused, "refused", None));
 }
 
 /// An INVITE the validator refused (4xx/5xx before any policy).
-pub(super) fn record_invalid(ctx: &Ctx, side: Side, peer: Peer, req: &rsip::Request, status: u16, reason: &str) {
+pub(super) fn record_invalid(
+    ctx: &Ctx,
+    side: Side,
+    peer: Peer,
+    req: &rsip::Request,
+    status: u16,
+    reason: &str,
+) {
     let trunk = trunk_of(ctx, side, peer, req).map(|t| t.name.clone());
     let mut d = draft(side, peer, req, trunk);
     d.refusal_reason = Some("invalid_request".into());
-    ctx.cdrs.submit(d.finish(status, reason, Disposition::Refused, "refused", None));
+    ctx.cdrs
+        .submit(d.finish(status, reason, Disposition::Refused, "refused", None));
 }
 
 /// The trunk a new call belongs to: by the PBX's address, or by the carrier's address and the
@@ -122,11 +151,22 @@ pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx) {
     let mut d = draft(side, peer, req, Some(trunk.name.clone()));
     if !ctx.admitting() {
         let retry = Some(ctx.settings.retry_after_secs);
-        refuse(ctx, &tx, d, 503, "Service Unavailable", "shutting_down", retry);
+        refuse(
+            ctx,
+            &tx,
+            d,
+            503,
+            "Service Unavailable",
+            "shutting_down",
+            retry,
+        );
         return;
     }
-    let from_uri = message::from_uri(req).map(|u| u.to_string()).unwrap_or_default();
-    let pai = message::other_header(&req.headers, "P-Asserted-Identity").map(|v| message::uri_in_name_addr(v).to_string());
+    let from_uri = message::from_uri(req)
+        .map(|u| u.to_string())
+        .unwrap_or_default();
+    let pai = message::other_header(&req.headers, "P-Asserted-Identity")
+        .map(|v| message::uri_in_name_addr(v).to_string());
     let privacy = message::other_header(&req.headers, "Privacy");
     let callee_uri = req.uri.to_string();
     let decision = ctx.policy.admit(
@@ -147,7 +187,15 @@ pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx) {
         Decision::Refuse(r) => {
             d.caller = r.caller.clone().or(d.caller);
             d.callee = r.callee.clone().or(d.callee);
-            refuse(ctx, &tx, d, r.status, &r.phrase, r.reason.code(), r.retry_after);
+            refuse(
+                ctx,
+                &tx,
+                d,
+                r.status,
+                &r.phrase,
+                r.reason.code(),
+                r.retry_after,
+            );
             return;
         }
         Decision::Admit(a) => a,
@@ -162,28 +210,50 @@ pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx) {
     };
     let target = match side {
         Side::Inside => match trunk.carrier.first() {
-            Some(addr) => Peer { addr: *addr, proto: proto_of(trunk.carrier_transport) },
+            Some(addr) => Peer {
+                addr: *addr,
+                proto: proto_of(trunk.carrier_transport),
+            },
             None => {
                 refuse(ctx, &tx, d, 503, "Service Unavailable", "no_carrier", None);
                 return;
             }
         },
-        Side::Outside => Peer { addr: trunk.inbound_to, proto: proto_of(trunk.pbx_transport) },
+        Side::Outside => Peer {
+            addr: trunk.inbound_to,
+            proto: proto_of(trunk.pbx_transport),
+        },
     };
     let Some(a) = setup::a_leg(req, side, peer, local) else {
         refuse(ctx, &tx, d, 400, "Bad Request", "invalid_request", None);
         return;
     };
-    let from_user = message::from_uri(req).map(|u| user_of(&u)).unwrap_or_default();
-    let to_user = message::to_uri(req).map(|u| user_of(&u)).unwrap_or_default();
+    let from_user = message::from_uri(req)
+        .map(|u| user_of(&u))
+        .unwrap_or_default();
+    let to_user = message::to_uri(req)
+        .map(|u| user_of(&u))
+        .unwrap_or_default();
     let ruri_user = user_of(&req.uri);
     let presented = Presented {
         from_user: &from_user,
-        to_user: if to_user.is_empty() { &ruri_user } else { &to_user },
+        to_user: if to_user.is_empty() {
+            &ruri_user
+        } else {
+            &to_user
+        },
         ruri_user: &ruri_user,
     };
     let Some(mut b) = setup::b_leg(other, target, other_local, &presented) else {
-        refuse(ctx, &tx, d, 484, "Address Incomplete", "invalid_number", None);
+        refuse(
+            ctx,
+            &tx,
+            d,
+            484,
+            "Address Incomplete",
+            "invalid_number",
+            None,
+        );
         return;
     };
     let b_invite = setup::b_invite(req, &mut b);
@@ -202,7 +272,12 @@ pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx) {
         inside_call_id: d.inside_call_id.clone().unwrap_or_default(),
         outside_call_id: d.outside_call_id.clone().unwrap_or_default(),
     };
-    if !ctx.registry.insert(live, (side, a.call_id.clone()), (other, b.call_id.clone()), inbox_tx) {
+    if !ctx.registry.insert(
+        live,
+        (side, a.call_id.clone()),
+        (other, b.call_id.clone()),
+        inbox_tx,
+    ) {
         // Same Call-ID already live on this side, under a new branch: a loop or a broken peer.
         refuse(ctx, &tx, d, 482, "Loop Detected", "duplicate_call_id", None);
         return;
@@ -218,5 +293,6 @@ pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx) {
         cdr: d,
         max_call: std::time::Duration::from_secs(trunk.max_call_secs),
     };
-    tokio::spawn(Call::run(ctx.clone(), setup, inbox_rx));
+    let span = tracing::info_span!("call", call_id = %setup.id, trunk = %setup.trunk);
+    tokio::spawn(Call::run(ctx.clone(), setup, inbox_rx).instrument(span));
 }

@@ -79,7 +79,9 @@ impl Registry {
 
     pub(crate) fn remove(&self, a: &Leg, b: &Leg) {
         let id = {
-            let Ok(mut legs) = self.by_leg.lock() else { return };
+            let Ok(mut legs) = self.by_leg.lock() else {
+                return;
+            };
             let removed = legs.remove(&(a.side, a.call_id.clone()));
             legs.remove(&(b.side, b.call_id.clone()));
             removed.map(|e| e.info.id.clone())
@@ -93,7 +95,9 @@ impl Registry {
     /// A full inbox drops the message: the peer retransmits.
     pub(crate) fn route(&self, side: Side, call_id: &str, msg: CallMsg) -> bool {
         let inbox = {
-            let Ok(legs) = self.by_leg.lock() else { return false };
+            let Ok(legs) = self.by_leg.lock() else {
+                return false;
+            };
             match legs.get(&(side, call_id.to_string())) {
                 Some(e) => e.inbox.clone(),
                 None => return false,
@@ -114,7 +118,9 @@ impl Registry {
     }
 
     pub fn list(&self) -> Vec<LiveCall> {
-        let Ok(ids) = self.by_id.lock() else { return Vec::new() };
+        let Ok(ids) = self.by_id.lock() else {
+            return Vec::new();
+        };
         let mut v: Vec<LiveCall> = ids.values().map(|e| (*e.info).clone()).collect();
         v.sort_by(|a, b| a.started_at.cmp(&b.started_at).then(a.id.cmp(&b.id)));
         v
@@ -123,7 +129,9 @@ impl Registry {
     /// Ask one call to end; false when no such call.
     pub fn hangup(&self, id: &str, reason: &'static str) -> bool {
         let inbox = {
-            let Ok(ids) = self.by_id.lock() else { return false };
+            let Ok(ids) = self.by_id.lock() else {
+                return false;
+            };
             match ids.get(id) {
                 Some(e) => e.inbox.clone(),
                 None => return false,

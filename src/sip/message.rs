@@ -266,7 +266,9 @@ mod tests {
             body: vec![0, 1, 2, 255],
         };
         req.headers
-            .push(Header::ContentLength(rsip::headers::ContentLength::new("99")));
+            .push(Header::ContentLength(rsip::headers::ContentLength::new(
+                "99",
+            )));
         let bytes = encode(&SipMessage::Request(req));
         let text = String::from_utf8_lossy(&bytes);
         assert!(text.starts_with("INFO sip:a@127.0.0.1 SIP/2.0\r\n"));

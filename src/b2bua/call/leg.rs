@@ -92,10 +92,16 @@ impl Leg {
             h.push(Header::Route(rsip::headers::Route::new(r.clone())));
         }
         h.push(Header::MaxForwards(rsip::headers::MaxForwards::new("70")));
-        h.push(Header::From(rsip::headers::From::new(self.local_hdr.clone())));
+        h.push(Header::From(rsip::headers::From::new(
+            self.local_hdr.clone(),
+        )));
         h.push(Header::To(rsip::headers::To::new(self.remote_hdr.clone())));
-        h.push(Header::CallId(rsip::headers::CallId::new(self.call_id.clone())));
-        h.push(Header::CSeq(rsip::headers::CSeq::new(format!("{seq} {method}"))));
+        h.push(Header::CallId(rsip::headers::CallId::new(
+            self.call_id.clone(),
+        )));
+        h.push(Header::CSeq(rsip::headers::CSeq::new(format!(
+            "{seq} {method}"
+        ))));
         if matches!(method, Method::Invite | Method::Update) {
             h.push(Header::Contact(rsip::headers::Contact::new(self.contact())));
         }

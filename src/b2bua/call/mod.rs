@@ -73,8 +73,6 @@ pub(crate) struct CallSetup {
 
 pub(crate) struct Call {
     ctx: Arc<Ctx>,
-    id: String,
-    trunk: String,
     a: Leg,
     b: Leg,
     a_tx: ServerTx,
@@ -104,8 +102,6 @@ impl Call {
         let ring = ctx.settings.ring_timeout;
         let mut call = Call {
             ctx,
-            id: setup.id,
-            trunk: setup.trunk,
             a: setup.a,
             b: setup.b,
             a_tx: setup.a_tx,
@@ -124,8 +120,6 @@ impl Call {
             max_call: setup.max_call,
             linger_until: None,
         };
-        let span = tracing::info_span!("call", call_id = %call.id, trunk = %call.trunk);
-        let _enter = span.enter();
         call.b_key = call.ctx.layer.send_request(
             call.b.side,
             call.b.peer,
@@ -242,9 +236,20 @@ impl Call {
                     self.a_final_sent = true;
                     let cause = message::other_header(&resp.headers, "Reason")
                         .and_then(crate::monitor::q850::parse_reason_header);
-                    let disposition = Disposition::from_final_with_ringing(code, false, false, self.cdr.ringing_at.is_some());
+                    let disposition = Disposition::from_final_with_ringing(
+                        code,
+                        false,
+                        false,
+                        self.cdr.ringing_at.is_some(),
+                    );
                     self.cdr.q850 = cause;
-                    self.end(code, &reason, disposition, end_reason_for(code), Some(HangupSide::Outside));
+                    self.end(
+                        code,
+                        &reason,
+                        disposition,
+                        end_reason_for(code),
+                        Some(HangupSide::Outside),
+                    );
                 }
                 self.linger_until = None;
             }
@@ -258,7 +263,13 @@ impl Call {
             let out = message_response(&self.a_tx, 408, "Request Timeout", &self.a.local_tag);
             self.a_tx.respond(out);
             self.a_final_sent = true;
-            self.end(408, "Request Timeout", Disposition::Failed, "carrier_timeout", Some(HangupSide::Gateway));
+            self.end(
+                408,
+                "Request Timeout",
+                Disposition::Failed,
+                "carrier_timeout",
+                Some(HangupSide::Gateway),
+            );
         }
     }
 
@@ -286,7 +297,12 @@ impl Call {
     }
 
     /// A response to A's INVITE that carries dialog state: our tag, Contact, the body.
-    fn a_dialog_response(&self, code: u16, reason: &str, from_b: &rsip::Response) -> rsip::Response {
+    fn a_dialog_response(
+        &self,
+        code: u16,
+        reason: &str,
+        from_b: &rsip::Response,
+    ) -> rsip::Response {
         let mut out = message_response(&self.a_tx, code, reason, &self.a.local_tag);
         relay::copy_dialog_parts(&mut out, from_b, &self.a.contact(), code);
         out
@@ -304,14 +320,22 @@ impl Call {
             self.ctx.layer.cancel(key);
         }
         let hangup = side_of(self.a.side);
-        self.end(487, "Request Terminated", Disposition::Cancelled, "cancelled", Some(hangup));
+        self.end(
+            487,
+            "Request Terminated",
+            Disposition::Cancelled,
+            "cancelled",
+            Some(hangup),
+        );
         if !self.b_final_seen {
             self.linger_until = Some(Instant::now() + self.ctx.layer.timers().timeout());
         }
     }
 
     fn on_ack(&mut self, ack: rsip::Request, side: Side) {
-        let Some((seq, _)) = message::cseq(&ack) else { return };
+        let Some((seq, _)) = message::cseq(&ack) else {
+            return;
+        };
         let matches = matches!(&self.unacked, Some(u) if u.side == side && u.cseq == seq);
         if !matches {
             return;
@@ -325,7 +349,9 @@ impl Call {
             let leg = self.leg_mut(other);
             let req = leg.request(Method::Ack, Some(u.ack_other_cseq), ack.body, ct.as_deref());
             let peer = leg.peer;
-            self.ctx.layer.send_stateless(other, peer, rsip::SipMessage::Request(req));
+            self.ctx
+                .layer
+                .send_stateless(other, peer, rsip::SipMessage::Request(req));
         }
     }
 
@@ -333,7 +359,11 @@ impl Call {
     fn ack_b(&mut self, body: Vec<u8>, ct: Option<&str>) {
         let cseq = self.b.invite_cseq;
         let req = self.b.request(Method::Ack, Some(cseq), body, ct);
-        self.ctx.layer.send_stateless(self.b.side, self.b.peer, rsip::SipMessage::Request(req.clone()));
+        self.ctx.layer.send_stateless(
+            self.b.side,
+            self.b.peer,
+            rsip::SipMessage::Request(req.clone()),
+        );
         self.b_ack = Some(req);
     }
 
@@ -342,14 +372,18 @@ impl Call {
             && (200..300).contains(&resp.status_code.code());
         if side == self.b.side && is_invite_2xx {
             if let Some(ack) = &self.b_ack {
-                self.ctx.layer.send_stateless(self.b.side, self.b.peer, rsip::SipMessage::Request(ack.clone()));
+                self.ctx.layer.send_stateless(
+                    self.b.side,
+                    self.b.peer,
+                    rsip::SipMessage::Request(ack.clone()),
+                );
             }
         }
     }
 
     fn on_request(&mut self, tx: ServerTx) {
         let side = tx.side();
-        let method = tx.request().method.clone();
+        let method = tx.request().method;
         if self.phase == Phase::Ended {
             tx.reply(481, "Call/Transaction Does Not Exist", None);
             return;
@@ -359,27 +393,55 @@ impl Call {
                 tx.reply(200, "OK", None);
                 let hangup = side_of(side);
                 if self.phase == Phase::Answered {
-                    if self.unacked.as_ref().is_some_and(|u| u.ack_other_cseq == self.b.invite_cseq) {
+                    if self
+                        .unacked
+                        .as_ref()
+                        .is_some_and(|u| u.ack_other_cseq == self.b.invite_cseq)
+                    {
                         self.unacked = None;
                         self.ack_b(Vec::new(), None);
                     }
                     self.send_bye(side.other());
-                    self.end(200, "OK", Disposition::Answered, "normal_clearing", Some(hangup));
+                    self.end(
+                        200,
+                        "OK",
+                        Disposition::Answered,
+                        "normal_clearing",
+                        Some(hangup),
+                    );
                 } else if side == self.a.side {
                     // BYE on an early dialog from the caller: the call is abandoned.
-                    let out = message_response(&self.a_tx, 487, "Request Terminated", &self.a.local_tag);
+                    let out =
+                        message_response(&self.a_tx, 487, "Request Terminated", &self.a.local_tag);
                     self.a_tx.respond(out);
                     self.a_final_sent = true;
                     if let Some(key) = &self.b_key {
                         self.ctx.layer.cancel(key);
                     }
-                    self.end(487, "Request Terminated", Disposition::Cancelled, "cancelled", Some(hangup));
+                    self.end(
+                        487,
+                        "Request Terminated",
+                        Disposition::Cancelled,
+                        "cancelled",
+                        Some(hangup),
+                    );
                     self.linger_until = Some(Instant::now() + self.ctx.layer.timers().timeout());
                 } else {
-                    let out = message_response(&self.a_tx, 480, "Temporarily Unavailable", &self.a.local_tag);
+                    let out = message_response(
+                        &self.a_tx,
+                        480,
+                        "Temporarily Unavailable",
+                        &self.a.local_tag,
+                    );
                     self.a_tx.respond(out);
                     self.a_final_sent = true;
-                    self.end(480, "Temporarily Unavailable", Disposition::Failed, "early_bye_outside", Some(hangup));
+                    self.end(
+                        480,
+                        "Temporarily Unavailable",
+                        Disposition::Failed,
+                        "early_bye_outside",
+                        Some(hangup),
+                    );
                 }
             }
             _ => relay::relay_request(self, tx),
@@ -403,10 +465,16 @@ impl Call {
                 let t2 = self.ctx.layer.timers().t2;
                 u.interval = (u.interval * 2).min(t2);
                 u.next = now + u.interval;
-                let peer = if u.side == self.a.side { self.a.peer } else { self.b.peer };
+                let peer = if u.side == self.a.side {
+                    self.a.peer
+                } else {
+                    self.b.peer
+                };
                 let resp = u.resp.clone();
                 let side = u.side;
-                self.ctx.layer.send_stateless(side, peer, rsip::SipMessage::Response(resp));
+                self.ctx
+                    .layer
+                    .send_stateless(side, peer, rsip::SipMessage::Response(resp));
             }
         }
         if self.ring_deadline.is_some_and(|d| now >= d) {
@@ -418,14 +486,23 @@ impl Call {
                 if let Some(key) = &self.b_key {
                     self.ctx.layer.cancel(key);
                 }
-                self.end(408, "Request Timeout", Disposition::NoAnswer, "ring_timeout", Some(HangupSide::Gateway));
+                self.end(
+                    408,
+                    "Request Timeout",
+                    Disposition::NoAnswer,
+                    "ring_timeout",
+                    Some(HangupSide::Gateway),
+                );
                 self.linger_until = Some(now + self.ctx.layer.timers().timeout());
             }
         }
         if self.max_deadline.is_some_and(|d| now >= d) {
             self.max_deadline = None;
             if self.phase == Phase::Answered {
-                tracing::info!(max_call_secs = self.max_call.as_secs(), "maximum call duration reached");
+                tracing::info!(
+                    max_call_secs = self.max_call.as_secs(),
+                    "maximum call duration reached"
+                );
                 self.bye_both("max_duration");
             }
         }
@@ -440,14 +517,21 @@ impl Call {
             Phase::Answered => self.bye_both(reason),
             Phase::Early => {
                 if !self.a_final_sent {
-                    let out = message_response(&self.a_tx, 503, "Service Unavailable", &self.a.local_tag);
+                    let out =
+                        message_response(&self.a_tx, 503, "Service Unavailable", &self.a.local_tag);
                     self.a_tx.respond(out);
                     self.a_final_sent = true;
                 }
                 if let Some(key) = &self.b_key {
                     self.ctx.layer.cancel(key);
                 }
-                self.end(503, "Service Unavailable", Disposition::Failed, reason, Some(HangupSide::Gateway));
+                self.end(
+                    503,
+                    "Service Unavailable",
+                    Disposition::Failed,
+                    reason,
+                    Some(HangupSide::Gateway),
+                );
                 if !self.b_final_seen {
                     self.linger_until = Some(Instant::now() + self.ctx.layer.timers().timeout());
                 }
@@ -462,7 +546,13 @@ impl Call {
         }
         self.send_bye(self.a.side);
         self.send_bye(self.b.side);
-        self.end(200, "OK", Disposition::Answered, reason, Some(HangupSide::Gateway));
+        self.end(
+            200,
+            "OK",
+            Disposition::Answered,
+            reason,
+            Some(HangupSide::Gateway),
+        );
     }
 
     fn send_bye(&mut self, side: Side) {
@@ -490,7 +580,9 @@ impl Call {
         self.ring_deadline = None;
         self.max_deadline = None;
         drop(self.lease.take());
-        let cdr = self.cdr.finish(status, reason, disposition, end_reason, hangup);
+        let cdr = self
+            .cdr
+            .finish(status, reason, disposition, end_reason, hangup);
         tracing::info!(status, end_reason, talk_ms = cdr.talk_ms, "call ended");
         self.ctx.cdrs.submit(cdr);
     }

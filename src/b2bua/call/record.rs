@@ -62,8 +62,16 @@ impl CdrDraft {
             answer_at: self.answer_at,
             end_at,
             talk_ms,
-            final_status: if disposition == Disposition::Answered { 200 } else { status },
-            final_reason: if disposition == Disposition::Answered { "OK".to_string() } else { reason.to_string() },
+            final_status: if disposition == Disposition::Answered {
+                200
+            } else {
+                status
+            },
+            final_reason: if disposition == Disposition::Answered {
+                "OK".to_string()
+            } else {
+                reason.to_string()
+            },
             q850_cause,
             hangup_side: hangup,
             disposition,

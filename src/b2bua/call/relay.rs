@@ -13,8 +13,9 @@ use crate::sip::transaction::{ClientEventKind, ClientKey, ServerTx};
 pub(super) fn relay_request(call: &mut Call, tx: ServerTx) {
     let side = tx.side();
     let req = tx.request();
-    let method = req.method.clone();
-    let invite_busy = call.unacked.is_some() || call.relays.values().any(|r| r.method == Method::Invite);
+    let method = req.method;
+    let invite_busy =
+        call.unacked.is_some() || call.relays.values().any(|r| r.method == Method::Invite);
     if method == Method::Invite && invite_busy {
         // §14.1 glare: an INVITE transaction is already under way in this dialog.
         tx.reply(491, "Request Pending", None);
@@ -25,11 +26,12 @@ pub(super) fn relay_request(call: &mut Call, tx: ServerTx) {
     let other = side.other();
     let events = call.events_tx.clone();
     let leg = call.leg_mut(other);
-    let mut out = leg.request(method.clone(), None, body, ct.as_deref());
+    let mut out = leg.request(method, None, body, ct.as_deref());
     let other_cseq = leg.local_cseq;
     let peer = leg.peer;
     if method == Method::Invite || method == Method::Update {
-        out.headers.push(Header::Allow(rsip::headers::Allow::new(ALLOW)));
+        out.headers
+            .push(Header::Allow(rsip::headers::Allow::new(ALLOW)));
     }
     match call.ctx.layer.send_request(other, peer, out, events) {
         Some(key) => {
@@ -60,34 +62,42 @@ pub(super) fn relay_response(call: &mut Call, key: ClientKey, kind: ClientEventK
     if code == 100 {
         return;
     }
-    let Some(relay) = call.relays.get(&key) else { return };
+    let Some(relay) = call.relays.get(&key) else {
+        return;
+    };
     let origin_side = relay.origin.side();
+    let method = relay.method;
     let contact = if origin_side == call.a.side {
         call.a.contact()
     } else {
         call.b.contact()
     };
     let mut out = response_for(relay.origin.request(), code, &reason, None);
-    if matches!(relay.method, Method::Invite | Method::Update) {
+    let origin = relay.origin.clone();
+    if matches!(method, Method::Invite | Method::Update) {
         copy_dialog_parts(&mut out, &resp, &contact, code);
     } else if !resp.body.is_empty() {
         copy_body(&mut out, &resp);
     }
     if (200..300).contains(&code) {
         if let Some(target) = message::contact_uri(&resp) {
-            if matches!(relay.method, Method::Invite | Method::Update) {
+            if matches!(method, Method::Invite | Method::Update) {
                 // A target refresh (§12.2.1.2).
                 call.leg_mut(origin_side.other()).remote_target = target;
             }
         }
     }
-    relay.origin.respond(out.clone());
+    origin.respond(out.clone());
     if code >= 200 {
-        let Some(relay) = call.relays.remove(&key) else { return };
+        let Some(relay) = call.relays.remove(&key) else {
+            return;
+        };
         if relay.method == Method::Invite && (200..300).contains(&code) {
             let t = call.ctx.layer.timers();
             let now = Instant::now();
-            let cseq = message::cseq(relay.origin.request()).map(|(s, _)| s).unwrap_or(0);
+            let cseq = message::cseq(relay.origin.request())
+                .map(|(s, _)| s)
+                .unwrap_or(0);
             call.unacked = Some(Unacked {
                 side: origin_side,
                 cseq,
@@ -102,13 +112,19 @@ pub(super) fn relay_response(call: &mut Call, key: ClientKey, kind: ClientEventK
 }
 
 /// Contact (ours), body and Allow onto a response that creates or refreshes a dialog.
-pub(super) fn copy_dialog_parts(out: &mut rsip::Response, from: &rsip::Response, contact: &str, code: u16) {
+pub(super) fn copy_dialog_parts(
+    out: &mut rsip::Response,
+    from: &rsip::Response,
+    contact: &str,
+    code: u16,
+) {
     if (101..300).contains(&code) {
         out.headers
             .push(Header::Contact(rsip::headers::Contact::new(contact)));
     }
     if (200..300).contains(&code) {
-        out.headers.push(Header::Allow(rsip::headers::Allow::new(ALLOW)));
+        out.headers
+            .push(Header::Allow(rsip::headers::Allow::new(ALLOW)));
     }
     copy_body(out, from);
 }

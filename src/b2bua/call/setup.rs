@@ -16,7 +16,12 @@ use crate::sip::transport::Peer;
 use crate::sip::transport::Side;
 
 /// The A leg: we are its UAS.
-pub(crate) fn a_leg(req: &rsip::Request, side: Side, peer: Peer, local_addr: SocketAddr) -> Option<Leg> {
+pub(crate) fn a_leg(
+    req: &rsip::Request,
+    side: Side,
+    peer: Peer,
+    local_addr: SocketAddr,
+) -> Option<Leg> {
     let call_id = message::call_id(req)?.to_string();
     let remote_hdr = req.from_header().ok()?.value().to_string();
     let to_raw = req.to_header().ok()?.value().to_string();
@@ -58,9 +63,18 @@ pub(crate) fn safe_user(user: &str) -> String {
 }
 
 /// The B leg: we are its UAC, toward `target`.
-pub(crate) fn b_leg(side: Side, target: Peer, local_addr: SocketAddr, p: &Presented) -> Option<Leg> {
+pub(crate) fn b_leg(
+    side: Side,
+    target: Peer,
+    local_addr: SocketAddr,
+    p: &Presented,
+) -> Option<Leg> {
     let local_tag = message::random_token(12);
-    let (from_user, to_user, ruri_user) = (safe_user(p.from_user), safe_user(p.to_user), safe_user(p.ruri_user));
+    let (from_user, to_user, ruri_user) = (
+        safe_user(p.from_user),
+        safe_user(p.to_user),
+        safe_user(p.ruri_user),
+    );
     let anonymous = p.from_user.eq_ignore_ascii_case("anonymous");
     let from = if anonymous {
         "\"Anonymous\" <sip:anonymous@anonymous.invalid>".to_string()
@@ -90,9 +104,13 @@ pub(crate) fn b_invite(a_req: &rsip::Request, b: &mut Leg) -> rsip::Request {
     let mut req = b.request(Method::Invite, Some(b.invite_cseq), Vec::new(), None);
     let h: &mut Headers = &mut req.headers;
     // Max-Forwards decremented; the front end refused 0 already (483).
-    let mf = message::max_forwards(&a_req.headers).unwrap_or(70).saturating_sub(1);
+    let mf = message::max_forwards(&a_req.headers)
+        .unwrap_or(70)
+        .saturating_sub(1);
     h.retain(|x| !matches!(x, Header::MaxForwards(_)));
-    h.push(Header::MaxForwards(rsip::headers::MaxForwards::new(mf.to_string())));
+    h.push(Header::MaxForwards(rsip::headers::MaxForwards::new(
+        mf.to_string(),
+    )));
     if let Some(pai) = message::other_header(&a_req.headers, "P-Asserted-Identity") {
         if let Some(v) = rewrite_identity(pai, b.local_addr) {
             h.push(Header::Other("P-Asserted-Identity".into(), v));
@@ -140,7 +158,8 @@ mod tests {
     fn identity_loses_inside_host() {
         let local: SocketAddr = "192.0.2.1:5070".parse().unwrap();
         assert_eq!(
-            rewrite_identity("\"Agent 7\" <sip:+861012345678@10.1.2.3;user=phone>", local).as_deref(),
+            rewrite_identity("\"Agent 7\" <sip:+861012345678@10.1.2.3;user=phone>", local)
+                .as_deref(),
             Some("<sip:+861012345678@192.0.2.1>")
         );
         assert_eq!(

@@ -104,8 +104,12 @@ async fn retransmit_and_timeout(inner: Arc<Inner>, key: ClientKey) {
         };
         tokio::time::sleep_until(wake).await;
         let now = Instant::now();
-        let Ok(mut map) = inner.client.lock() else { return };
-        let Some(entry) = map.get_mut(&key) else { return };
+        let Ok(mut map) = inner.client.lock() else {
+            return;
+        };
+        let Some(entry) = map.get_mut(&key) else {
+            return;
+        };
         match entry.state {
             ClientState::Trying | ClientState::Proceeding if now >= deadline => {
                 // Timer B fires only while Calling; a ringing INVITE waits for the TU.
@@ -183,7 +187,13 @@ pub(super) fn on_response(
             entry.ack = Some(ack);
             entry.state = ClientState::Completed;
             // timer D: at least 32 s over UDP, 0 over TCP
-            entry.expires = Some(now + if reliable { std::time::Duration::ZERO } else { timers.timeout().max(std::time::Duration::from_secs(32)) });
+            entry.expires = Some(
+                now + if reliable {
+                    std::time::Duration::ZERO
+                } else {
+                    timers.timeout().max(std::time::Duration::from_secs(32))
+                },
+            );
             true
         }
         (ClientState::Completed, 300..) if invite => {
@@ -195,7 +205,13 @@ pub(super) fn on_response(
         (ClientState::Trying | ClientState::Proceeding, 200..) => {
             entry.state = ClientState::Completed;
             // timer K
-            entry.expires = Some(now + if reliable { std::time::Duration::ZERO } else { timers.t4 });
+            entry.expires = Some(
+                now + if reliable {
+                    std::time::Duration::ZERO
+                } else {
+                    timers.t4
+                },
+            );
             true
         }
         _ => false,
@@ -208,8 +224,8 @@ pub(super) fn on_response(
     if cancel_now {
         send_cancel(inner, &key);
     }
-    if forward {
-        if events
+    if forward
+        && events
             .try_send(ClientEvent {
                 key,
                 kind: ClientEventKind::Response(resp),
@@ -218,7 +234,6 @@ pub(super) fn on_response(
         {
             tracing::debug!("client transaction user gone or busy; response dropped");
         }
-    }
     None
 }
 
@@ -265,7 +280,9 @@ fn cancel_for(invite: &rsip::Request) -> rsip::Request {
         }
     }
     let seq = message::cseq(invite).map(|(s, _)| s).unwrap_or(1);
-    headers.push(Header::CSeq(rsip::headers::CSeq::new(format!("{seq} CANCEL"))));
+    headers.push(Header::CSeq(rsip::headers::CSeq::new(format!(
+        "{seq} CANCEL"
+    ))));
     headers.push(Header::MaxForwards(rsip::headers::MaxForwards::new("70")));
     rsip::Request {
         method: Method::Cancel,
@@ -278,7 +295,9 @@ fn cancel_for(invite: &rsip::Request) -> rsip::Request {
 
 pub(super) fn cancel(inner: &Arc<Inner>, invite: &ClientKey) {
     let send = {
-        let Ok(mut map) = inner.client.lock() else { return };
+        let Ok(mut map) = inner.client.lock() else {
+            return;
+        };
         match map.get_mut(invite) {
             Some(e) if e.state == ClientState::Trying => {
                 e.cancel_pending = true;

@@ -49,7 +49,12 @@ impl std::fmt::Debug for ServerTx {
 /// A TU that never answers must not pin an entry forever; ringing may legitimately last long.
 const PROCEEDING_LIMIT: std::time::Duration = std::time::Duration::from_secs(3600);
 
-pub(super) fn on_request(inner: &Arc<Inner>, side: Side, peer: Peer, req: rsip::Request) -> Received {
+pub(super) fn on_request(
+    inner: &Arc<Inner>,
+    side: Side,
+    peer: Peer,
+    req: rsip::Request,
+) -> Received {
     let Some(key) = ServerKey::for_request(side, &req) else {
         return Received::Unmatchable;
     };

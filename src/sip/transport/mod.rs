@@ -15,8 +15,8 @@ use bytes::Bytes;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 
-use crate::sip::frontend::{Limits, Parsed};
 use crate::shutdown::Shutdown;
+use crate::sip::frontend::{Limits, Parsed};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Side {

@@ -43,7 +43,13 @@ pub(super) async fn accept_loop(
         if !handler.accept_peer(iface.side, from) {
             continue; // dropped: an unknown source learns nothing
         }
-        if iface.tcp_conns.lock().map(|m| m.len()).unwrap_or(usize::MAX) >= MAX_TCP_CONNECTIONS {
+        if iface
+            .tcp_conns
+            .lock()
+            .map(|m| m.len())
+            .unwrap_or(usize::MAX)
+            >= MAX_TCP_CONNECTIONS
+        {
             tracing::warn!(side = %iface.side, peer = %from, "tcp connection limit reached");
             continue;
         }
@@ -54,7 +60,13 @@ pub(super) async fn accept_loop(
             m.insert(from, tx);
         }
         tokio::spawn(writer(iface.clone(), from, write, rx));
-        tokio::spawn(reader(iface.clone(), from, read, handler.clone(), shutdown.clone()));
+        tokio::spawn(reader(
+            iface.clone(),
+            from,
+            read,
+            handler.clone(),
+            shutdown.clone(),
+        ));
     }
 }
 
@@ -98,7 +110,13 @@ async fn connect_and_write(iface: Arc<Interface>, addr: SocketAddr, rx: mpsc::Re
     let (read, write) = stream.into_split();
     // Responses and in-dialog requests come back on this connection too.
     if let (Some(handler), Some(shutdown)) = (iface.handler.get(), iface.shutdown.get()) {
-        tokio::spawn(reader(iface.clone(), addr, read, handler.clone(), shutdown.clone()));
+        tokio::spawn(reader(
+            iface.clone(),
+            addr,
+            read,
+            handler.clone(),
+            shutdown.clone(),
+        ));
     }
     writer(iface, addr, write, rx).await;
 }
@@ -141,7 +159,7 @@ async fn reader(
         addr,
         proto: Proto::Tcp,
     };
-    let mut framer = StreamFramer::new(iface.limits.clone());
+    let mut framer = StreamFramer::new(iface.limits);
     let mut buf = vec![0u8; 16 * 1024];
     'conn: loop {
         let n = tokio::select! {

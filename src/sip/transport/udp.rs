@@ -23,7 +23,11 @@ pub(super) fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
-pub(super) async fn recv_loop(iface: Arc<Interface>, handler: Arc<dyn Handler>, mut shutdown: Shutdown) {
+pub(super) async fn recv_loop(
+    iface: Arc<Interface>,
+    handler: Arc<dyn Handler>,
+    mut shutdown: Shutdown,
+) {
     let mut buf = vec![0u8; 65_535];
     loop {
         let (len, from) = tokio::select! {
