@@ -265,3 +265,146 @@ fn multipart_has_sdp(content_type: &str, body: &[u8]) -> bool {
     }
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::frontend::{parse_datagram, Limits, Parsed};
+
+    fn req(method: &str, extra: &str, body: &str) -> rsip::Request {
+        let text = format!(
+            "{method} sip:+15551234567@gw.example.com SIP/2.0\r\n\
+             Via: SIP/2.0/UDP pbx.example.com;branch=z9hG4bK1\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\n\
+             Call-ID: v1@example.com\r\nCSeq: 1 {method}\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        match parse_datagram(text.as_bytes(), &Limits::default()) {
+            Parsed::Message(rsip::SipMessage::Request(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn status(r: &rsip::Request) -> u16 {
+        check_request(r).err().map_or(0, |e| e.status)
+    }
+
+    const SDP: &str = "v=0\r\n";
+
+    #[test]
+    fn methods() {
+        for m in [
+            "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "UPDATE", "INFO", "PRACK",
+        ] {
+            assert_eq!(status(&req(m, "", "")), 0, "{m}");
+        }
+        for m in [
+            "REGISTER",
+            "SUBSCRIBE",
+            "NOTIFY",
+            "MESSAGE",
+            "REFER",
+            "PUBLISH",
+        ] {
+            let r = req(m, "", "");
+            let refusal = check_request(&r).unwrap_err();
+            assert_eq!(refusal.status, 405, "{m}");
+            let text = refusal.response(&r, Some("t")).to_string();
+            assert!(text.contains(&format!("Allow: {ALLOW}\r\n")), "{text}");
+        }
+    }
+
+    #[test]
+    fn missing_and_repeated_headers() {
+        let mut r = req("BYE", "", "");
+        r.headers
+            .retain(|h| !matches!(h, Header::CallId(_) | Header::To(_)));
+        assert_eq!(check_request(&r).unwrap_err().reason, "Missing To, Call-ID");
+        let r = req(
+            "BYE",
+            "Max-Forwards: 69\r\nc: text/plain\r\nContent-Type: text/plain\r\n",
+            "",
+        );
+        let refusal = check_request(&r).unwrap_err();
+        assert_eq!(
+            refusal.reason,
+            "Multiple Values In Max-Forwards, Content-Type"
+        );
+    }
+
+    #[test]
+    fn uri_schemes() {
+        let mut r = req("INVITE", "", "");
+        r.uri.scheme = Some(Scheme::Other("tel".into()));
+        assert_eq!(status(&r), 0);
+        r.uri.scheme = Some(Scheme::Other("http".into()));
+        assert_eq!(status(&r), 416);
+    }
+
+    #[test]
+    fn max_forwards_and_require() {
+        let mut r = req("OPTIONS", "", "");
+        r.headers.retain(|h| !matches!(h, Header::MaxForwards(_)));
+        r.headers
+            .push(Header::MaxForwards(headers::MaxForwards::new("0")));
+        assert_eq!(status(&r), 483);
+        let r = req(
+            "INVITE",
+            "Require: 100rel\r\nRequire: timer\r\nProxy-Require: foo\r\n",
+            "",
+        );
+        let refusal = check_request(&r).unwrap_err();
+        assert_eq!(refusal.status, 420);
+        assert_eq!(
+            refusal.headers,
+            [Header::Unsupported(headers::Unsupported::new(
+                "100rel, timer"
+            ))]
+        );
+        assert_eq!(status(&req("CANCEL", "Require: 100rel\r\n", "")), 0);
+        assert_eq!(status(&req("OPTIONS", "Proxy-Require: foo\r\n", "")), 0);
+    }
+
+    #[test]
+    fn bodies() {
+        let sdp = "Content-Type: application/sdp\r\n";
+        assert_eq!(status(&req("INVITE", sdp, SDP)), 0);
+        assert_eq!(status(&req("UPDATE", "c: Application/SDP;x=1\r\n", SDP)), 0);
+        assert_eq!(status(&req("INVITE", "", SDP)), 400);
+        let r = req("INVITE", "Content-Type: application/isup\r\n", SDP);
+        let refusal = check_request(&r).unwrap_err();
+        assert_eq!(refusal.status, 415);
+        assert_eq!(
+            refusal.headers,
+            [Header::Accept(headers::Accept::new("application/sdp"))]
+        );
+        let gzip = format!("{sdp}Content-Encoding: gzip\r\n");
+        assert_eq!(status(&req("INVITE", &gzip, SDP)), 415);
+        // INFO carries other bodies (DTMF relay) and is not checked
+        assert_eq!(
+            status(&req(
+                "INFO",
+                "Content-Type: application/dtmf-relay\r\n",
+                "Signal=1"
+            )),
+            0
+        );
+        let multipart = "--b1\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n\
+                         --b1\r\nContent-Type: application/isup\r\n\r\n\x01\x02\r\n--b1--\r\n";
+        let ct = "Content-Type: multipart/mixed;boundary=\"b1\"\r\n";
+        assert_eq!(status(&req("INVITE", ct, multipart)), 0);
+        let no_sdp = multipart.replace("application/sdp", "text/plain");
+        assert_eq!(status(&req("INVITE", ct, &no_sdp)), 415);
+    }
+
+    #[test]
+    fn accept_on_invite() {
+        assert_eq!(
+            status(&req("INVITE", "Accept: application/sdp, text/html\r\n", "")),
+            0
+        );
+        assert_eq!(status(&req("INVITE", "Accept: application/*\r\n", "")), 0);
+        assert_eq!(status(&req("INVITE", "Accept: text/plain\r\n", "")), 406);
+        assert_eq!(status(&req("OPTIONS", "Accept: text/plain\r\n", "")), 0);
+    }
+}

@@ -9,19 +9,19 @@ pub enum FramingError {
     #[error("header section longer than {limit} bytes")]
     HeaderTooLarge {
         limit: usize,
-        rejection: Option<Rejection>,
+        rejection: Option<Box<Rejection>>,
     },
     #[error("message of {size} bytes exceeds the limit")]
     MessageTooLarge {
         size: u64,
-        rejection: Option<Rejection>,
+        rejection: Option<Box<Rejection>>,
     },
     #[error("no Content-Length on a stream transport")]
-    MissingContentLength { rejection: Option<Rejection> },
+    MissingContentLength { rejection: Option<Box<Rejection>> },
     #[error("bad Content-Length: {detail}")]
     BadContentLength {
         detail: &'static str,
-        rejection: Option<Rejection>,
+        rejection: Option<Box<Rejection>>,
     },
     #[error("more data pushed than the buffer may hold")]
     BufferOverflow,
@@ -36,7 +36,7 @@ impl FramingError {
             FramingError::HeaderTooLarge { rejection, .. }
             | FramingError::MessageTooLarge { rejection, .. }
             | FramingError::MissingContentLength { rejection }
-            | FramingError::BadContentLength { rejection, .. } => rejection.as_ref(),
+            | FramingError::BadContentLength { rejection, .. } => rejection.as_deref(),
             FramingError::BufferOverflow | FramingError::Failed => None,
         }
     }

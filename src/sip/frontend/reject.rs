@@ -23,9 +23,9 @@ pub(crate) fn refuse(head: &[u8], fault: Fault, limits: &Limits) -> Parsed {
 }
 
 /// Like [`refuse`], for a stream error: the rejection to send before closing, if any.
-pub(crate) fn rejection_for(head: &[u8], fault: Fault, limits: &Limits) -> Option<Rejection> {
+pub(crate) fn rejection_for(head: &[u8], fault: Fault, limits: &Limits) -> Option<Box<Rejection>> {
     match refuse(head, fault, limits) {
-        Parsed::Reject(r) => Some(r),
+        Parsed::Reject(r) => Some(Box::new(r)),
         _ => None,
     }
 }
