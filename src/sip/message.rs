@@ -139,12 +139,31 @@ pub fn cseq<T: HeadersExt>(msg: &T) -> Option<(u32, Method)> {
     Some((c.seq, c.method))
 }
 
-pub fn top_via<T: HeadersExt>(msg: &T) -> Option<rsip::typed::Via> {
-    msg.via_header().ok()?.typed().ok()
+/// The top Via value, raw. rsip's typed Via is not used: it fails on IPv6 sent-by and on
+/// transports it does not know, both of which are valid.
+pub fn top_via_value<T: HeadersExt>(msg: &T) -> Option<&str> {
+    msg.via_header().ok().map(|v| v.value())
+}
+
+/// `SIP/2.0/UDP host:port;branch=…` → `host:port`.
+pub fn via_sent_by(via: &str) -> Option<&str> {
+    let rest = via.trim().split_once(char::is_whitespace)?.1;
+    Some(rest.split(';').next()?.trim())
+}
+
+/// A Via parameter's value (case-insensitive name), e.g. `branch`.
+pub fn via_param<'a>(via: &'a str, name: &str) -> Option<&'a str> {
+    via.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=').unwrap_or((p, ""));
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
 }
 
 pub fn branch<T: HeadersExt>(msg: &T) -> Option<String> {
-    top_via(msg).and_then(|v| v.branch().map(|b| b.to_string()))
+    top_via_value(msg)
+        .and_then(|v| via_param(v, "branch"))
+        .filter(|b| !b.is_empty())
+        .map(str::to_string)
 }
 
 pub fn from_tag<T: HeadersExt>(msg: &T) -> Option<String> {
@@ -287,6 +306,15 @@ mod tests {
             status_parts(&status(403, "Caller ID Not Authorized")),
             (403, "Caller ID Not Authorized".to_string())
         );
+    }
+
+    #[test]
+    fn via_parts_without_rsip() {
+        let v = "SIP/2.0/UNKNOWN [2001:db8::9:1]:5060;Branch=z9hG4bKabc;rport";
+        assert_eq!(via_sent_by(v), Some("[2001:db8::9:1]:5060"));
+        assert_eq!(via_param(v, "branch"), Some("z9hG4bKabc"));
+        assert_eq!(via_param(v, "rport"), Some(""));
+        assert_eq!(via_param(v, "received"), None);
     }
 
     #[test]

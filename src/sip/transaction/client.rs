@@ -231,9 +231,9 @@ pub(super) fn on_response(
                 kind: ClientEventKind::Response(resp),
             })
             .is_err()
-        {
-            tracing::debug!("client transaction user gone or busy; response dropped");
-        }
+    {
+        tracing::debug!("client transaction user gone or busy; response dropped");
+    }
     None
 }
 

@@ -18,13 +18,13 @@ pub struct ServerKey {
 
 impl ServerKey {
     pub fn for_request(side: Side, req: &rsip::Request) -> Option<ServerKey> {
-        let via = message::top_via(req)?;
+        let via = message::top_via_value(req)?;
         let method = match req.method {
             Method::Ack => "INVITE".to_string(),
             ref m => m.to_string(),
         };
-        let sent_by = via.uri.host_with_port.to_string();
-        let id = match via.branch().map(|b| b.to_string()) {
+        let sent_by = message::via_sent_by(via)?.to_ascii_lowercase();
+        let id = match message::via_param(via, "branch").map(str::to_string) {
             Some(b) if b.starts_with(MAGIC_COOKIE) => format!("{b}|{sent_by}"),
             other => {
                 let (seq, _) = message::cseq(req)?;

@@ -133,15 +133,10 @@ async fn writer(
     mut write: OwnedWriteHalf,
     mut rx: mpsc::Receiver<Bytes>,
 ) {
-    loop {
-        match tokio::time::timeout(IDLE_TIMEOUT, rx.recv()).await {
-            Ok(Some(bytes)) => {
-                if let Err(e) = write.write_all(&bytes).await {
-                    tracing::debug!(side = %iface.side, peer = %addr, error = %e, "tcp write failed");
-                    break;
-                }
-            }
-            Ok(None) | Err(_) => break,
+    while let Ok(Some(bytes)) = tokio::time::timeout(IDLE_TIMEOUT, rx.recv()).await {
+        if let Err(e) = write.write_all(&bytes).await {
+            tracing::debug!(side = %iface.side, peer = %addr, error = %e, "tcp write failed");
+            break;
         }
     }
     forget(&iface, addr);
