@@ -15,7 +15,9 @@ if ! command -v cargo >/dev/null 2>&1; then
     echo "cargo not found: install the Rust toolchain (rustup) first" >&2
     exit 1
 fi
-rustup component add rustfmt clippy >/dev/null 2>&1 || true
+for tool in rustfmt clippy-driver; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "$tool not found: rustup component add rustfmt clippy" >&2; exit 1; }
+done
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
