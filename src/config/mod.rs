@@ -41,7 +41,63 @@ pub struct Config {
     #[serde(default)]
     pub database: DatabaseConfig,
     #[serde(default)]
+    pub media: MediaConfig,
+    #[serde(default)]
+    pub recording: RecordingConfig,
+    #[serde(default)]
     pub trunks: Vec<TrunkConfig>,
+}
+
+/// `[media]`: where the gateway anchors RTP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    /// RTP address offered to the PBXs.
+    #[serde(default = "default_media_address")]
+    pub inside_address: std::net::IpAddr,
+    /// RTP address offered to the carriers.
+    #[serde(default = "default_media_address")]
+    pub outside_address: std::net::IpAddr,
+    /// Inclusive range of UDP ports for RTP (even) and RTCP (odd).
+    #[serde(default = "default_port_range")]
+    pub port_range: [u16; 2],
+    /// No RTP from either side for this long (hold excepted) ends the call.
+    #[serde(default = "default_media_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            inside_address: default_media_address(),
+            outside_address: default_media_address(),
+            port_range: default_port_range(),
+            timeout_secs: default_media_timeout_secs(),
+        }
+    }
+}
+
+/// `[recording]`: where and how calls are recorded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingConfig {
+    #[serde(default = "default_recording_dir")]
+    pub dir: std::path::PathBuf,
+    /// Refuse a call (503) when its recording cannot be started.
+    #[serde(default = "default_true")]
+    pub required: bool,
+    #[serde(default)]
+    pub record_early_media: bool,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        RecordingConfig {
+            dir: default_recording_dir(),
+            required: true,
+            record_early_media: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -158,6 +214,21 @@ where
     })
 }
 
+fn default_media_address() -> std::net::IpAddr {
+    std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+}
+fn default_port_range() -> [u16; 2] {
+    [20000, 29999]
+}
+fn default_media_timeout_secs() -> u64 {
+    30
+}
+fn default_recording_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from("data/recordings")
+}
+fn default_true() -> bool {
+    true
+}
 fn default_unknown_sources() -> UnknownSources {
     UnknownSources::Drop
 }

@@ -31,6 +31,19 @@ impl Config {
                 "only sqlite: URLs are supported in this version",
             ));
         }
+        let [lo, hi] = self.media.port_range;
+        if lo < 1024 || lo % 2 != 0 || hi <= lo || hi - lo < 3 {
+            return Err(ConfigError::invalid(
+                "media.port_range",
+                "must be [even low ≥ 1024, high] with room for at least two port pairs",
+            ));
+        }
+        if self.media.timeout_secs == 0 {
+            return Err(ConfigError::invalid("media.timeout_secs", "must be > 0"));
+        }
+        if self.recording.dir.as_os_str().is_empty() {
+            return Err(ConfigError::invalid("recording.dir", "must not be empty"));
+        }
         let mut names = HashSet::new();
         let mut numbers = HashSet::new();
         for (i, t) in self.trunks.iter().enumerate() {
