@@ -150,6 +150,8 @@ impl Msg {
         param(self.must("Via"), "branch").unwrap_or_default()
     }
 
+    // "From tag" is the SIP term, not a conversion.
+    #[allow(clippy::wrong_self_convention)]
     pub fn from_tag(&self) -> Option<String> {
         param(self.must("From"), "tag")
     }
