@@ -58,6 +58,12 @@ pub struct Sent {
     pub cseq: u32,
 }
 
+impl Sent {
+    pub fn from_tag(&self) -> String {
+        super::msg::param(&self.from, "tag").unwrap_or_default()
+    }
+}
+
 /// One side of a dialog as this UA sees it (RFC 3261 §12).
 #[derive(Debug, Clone)]
 pub struct Dialog {
@@ -113,6 +119,10 @@ impl Dialog {
 
     pub fn local_tag(&self) -> String {
         super::msg::param(&self.local, "tag").unwrap_or_default()
+    }
+
+    pub fn remote_tag(&self) -> Option<String> {
+        super::msg::param(&self.remote, "tag")
     }
 }
 
