@@ -59,6 +59,8 @@ pub struct Sent {
 }
 
 impl Sent {
+    // "From tag" is the SIP term, not a conversion.
+    #[allow(clippy::wrong_self_convention)]
     pub fn from_tag(&self) -> String {
         super::msg::param(&self.from, "tag").unwrap_or_default()
     }
