@@ -309,7 +309,14 @@ impl Call {
     }
 
     fn on_cancel(&mut self, tx: ServerTx) {
-        tx.reply(200, "OK", None);
+        // §8.2.6.2: a response to a request without To tag carries one; §9.2: the same as in
+        // the responses to the INVITE being cancelled.
+        let tag = if tx.side() == self.a.side {
+            &self.a.local_tag
+        } else {
+            &self.b.local_tag
+        };
+        tx.reply(200, "OK", Some(tag));
         if tx.side() != self.a.side || self.phase != Phase::Early || self.a_final_sent {
             return;
         }
