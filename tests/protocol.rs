@@ -85,6 +85,9 @@ async fn unknown_method_is_answered_501() {
     h.finish().await;
 }
 
+/// Turns a valid request's text into a broken one.
+type Mutation = fn(&str) -> String;
+
 #[tokio::test]
 async fn malformed_invites_are_answered_400_naming_the_problem() {
     let mut h = start_gateway(&[]).await;
@@ -98,7 +101,7 @@ async fn malformed_invites_are_answered_400_naming_the_problem() {
     h.pbx.ack_non2xx(&invite, &busy).await;
 
     // (what is broken, a word the reason phrase must contain)
-    let cases: [(&str, fn(&str) -> String, &str); 4] = [
+    let cases: [(&str, Mutation, &str); 4] = [
         (
             "no Call-ID",
             |t| {
