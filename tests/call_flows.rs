@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 use trunkguard::monitor::cdr::{Direction, Disposition, HangupSide};
 
@@ -404,4 +406,98 @@ async fn inbound_call_reaches_the_pbx_and_completes() {
         Some(invite.call_id.as_str())
     );
     assert_eq!(cdr.inside_call_id.as_deref(), Some(p_invite.call_id()));
+}
+
+#[tokio::test]
+async fn reinvite_refused_by_the_far_end_leaves_the_call_up() {
+    let mut h = start_gateway(&[]).await;
+    let mut call = h.establish().await;
+    let reinvite = h
+        .pbx
+        .in_dialog(
+            &mut call.pbx,
+            "INVITE",
+            Some(("application/sdp", &sdp("sendonly"))),
+        )
+        .await;
+    let got = h.carrier.expect_request("INVITE").await;
+    h.carrier.reply(&got, 488, None).await;
+    // The carrier's 488 is ACKed by the gateway's transaction, the PBX gets the 488 and ACKs
+    // it to the gateway's.
+    let ack = h.carrier.expect_request("ACK").await;
+    assert_eq!(ack.branch(), got.branch());
+    let resp = h.pbx.expect_response_to("INVITE", 488).await;
+    h.pbx.ack_non2xx(&reinvite, &resp).await;
+    h.carrier
+        .expect_nothing_new(Duration::from_millis(300))
+        .await;
+    assert_eq!(h.gw.registry().len(), 1);
+
+    // The call goes on: a later re-INVITE works.
+    relay_in_dialog(
+        &mut h.pbx,
+        &mut call.pbx,
+        &mut h.carrier,
+        "INVITE",
+        Some(&sdp("sendonly")),
+        Some(&sdp("recvonly")),
+    )
+    .await;
+    h.pbx.ack(&call.pbx, call.pbx.cseq).await;
+    h.carrier.expect_request("ACK").await;
+    h.pbx.bye(&mut call.pbx).await;
+    let bye = h.carrier.expect_request("BYE").await;
+    h.carrier.reply(&bye, 200, None).await;
+    h.pbx.expect_response_to("BYE", 200).await;
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn reinvite_glare_is_answered_491() {
+    let mut h = start_gateway(&[]).await;
+    let mut call = h.establish().await;
+    // The carrier's re-INVITE is on its way to the PBX…
+    let c_re = h
+        .carrier
+        .in_dialog(
+            &mut call.carrier,
+            "INVITE",
+            Some(("application/sdp", &sdp("sendonly"))),
+        )
+        .await;
+    h.carrier.expect_response_to("INVITE", 100).await;
+    let got = h.pbx.expect_request("INVITE").await;
+    // …when the PBX sends its own: §14.1, 491 Request Pending.
+    let p_re = h
+        .pbx
+        .in_dialog(
+            &mut call.pbx,
+            "INVITE",
+            Some(("application/sdp", &sdp("sendonly"))),
+        )
+        .await;
+    let pending = h
+        .pbx
+        .next_new(WAIT, |m| m.status() == Some(491))
+        .await
+        .expect("491");
+    assert_eq!(pending.cseq().0, p_re.cseq);
+    h.pbx.ack_non2xx(&p_re, &pending).await;
+    // The first one completes normally.
+    h.pbx
+        .reply_with(&got, 200, None, &[], Some(&sdp("recvonly")))
+        .await;
+    h.carrier.expect_response_to("INVITE", 200).await;
+    h.carrier.ack(&call.carrier, c_re.cseq).await;
+    h.pbx.expect_request("ACK").await;
+    // The carrier never saw the PBX's re-INVITE.
+    h.carrier
+        .expect_nothing_new(Duration::from_millis(300))
+        .await;
+
+    h.pbx.bye(&mut call.pbx).await;
+    let bye = h.carrier.expect_request("BYE").await;
+    h.carrier.reply(&bye, 200, None).await;
+    h.pbx.expect_response_to("BYE", 200).await;
+    h.finish().await;
 }

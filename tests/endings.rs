@@ -372,3 +372,63 @@ async fn drain_lets_live_calls_end_and_refuses_new_ones() {
     assert_eq!(answered.end_reason, "normal_clearing");
     assert_eq!(answered.hangup_side, Some(HangupSide::Inside));
 }
+
+#[tokio::test]
+async fn bye_crossing_a_pending_reinvite_answers_it_487() {
+    let mut h = start_gateway(&[]).await;
+    let mut call = h.establish().await;
+    // The carrier re-INVITEs; the gateway passes it to the PBX, which hangs up instead of
+    // answering it.
+    let reinvite = h
+        .carrier
+        .in_dialog(
+            &mut call.carrier,
+            "INVITE",
+            Some(("application/sdp", &sdp("sendonly"))),
+        )
+        .await;
+    h.carrier.expect_response_to("INVITE", 100).await;
+    let got = h.pbx.expect_request("INVITE").await;
+    h.pbx.bye(&mut call.pbx).await;
+    h.pbx.expect_response_to("BYE", 200).await;
+    // §15.1.2: a dialog's pending requests get a final response when it ends — 487 —
+    // so the carrier's re-INVITE does not hang until its own timeout.
+    let resp = h.carrier.expect_response_to("INVITE", 487).await;
+    assert_eq!(resp.cseq().0, reinvite.cseq);
+    h.carrier.ack_non2xx(&reinvite, &resp).await;
+    let bye = h.carrier.expect_request("BYE").await;
+    h.carrier.reply(&bye, 200, None).await;
+    // The PBX answers the relayed re-INVITE late: nothing more happens.
+    h.pbx.reply(&got, 487, None).await;
+    h.pbx.expect_request("ACK").await;
+
+    let cdrs = h.finish().await;
+    let cdr = only(&cdrs);
+    assert_eq!(cdr.end_reason, "normal_clearing");
+    assert_eq!(cdr.hangup_side, Some(HangupSide::Inside));
+}
+
+#[tokio::test]
+async fn bye_from_pbx_on_an_early_dialog_abandons_the_call() {
+    let mut h = start_gateway(&[]).await;
+    let invite = h.pbx_invite().await;
+    h.pbx.expect_response(100).await;
+    let c_invite = h.carrier_gets_invite().await;
+    h.carrier.reply(&c_invite, 180, Some("eb")).await;
+    let ringing = h.pbx.expect_response(180).await;
+    // §15: the caller may send BYE on an early dialog.
+    let mut early = Dialog::uac(&invite, &ringing);
+    h.pbx.bye(&mut early).await;
+    h.pbx.expect_response_to("BYE", 200).await;
+    let terminated = h.pbx.expect_response_to("INVITE", 487).await;
+    h.pbx.ack_non2xx(&invite, &terminated).await;
+    let cancel = h.carrier.expect_request("CANCEL").await;
+    h.carrier.reply(&cancel, 200, None).await;
+    h.carrier.reply(&c_invite, 487, Some("eb")).await;
+    h.carrier.expect_request("ACK").await;
+
+    let cdrs = h.finish().await;
+    let cdr = only(&cdrs);
+    assert_eq!(cdr.disposition, Disposition::Cancelled);
+    assert_eq!(cdr.hangup_side, Some(HangupSide::Inside));
+}

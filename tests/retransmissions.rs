@@ -240,3 +240,84 @@ async fn bye_to_a_silent_carrier_is_retransmitted_and_the_call_still_ends() {
     let cdrs = h.finish().await;
     assert_eq!(only(&cdrs).end_reason, "normal_clearing");
 }
+
+#[tokio::test]
+async fn carrier_retransmitting_its_200_to_a_reinvite_is_acked_again() {
+    let mut h = start_gateway(&[]).await;
+    let mut call = h.establish().await;
+    let reinvite = h
+        .pbx
+        .in_dialog(
+            &mut call.pbx,
+            "INVITE",
+            Some(("application/sdp", &sdp("sendonly"))),
+        )
+        .await;
+    let got = h.carrier.expect_request("INVITE").await;
+    let ok_text = h
+        .carrier
+        .reply_with(&got, 200, None, &[], Some(&sdp("recvonly")))
+        .await;
+    h.pbx.expect_response_to("INVITE", 100).await;
+    h.pbx.expect_response_to("INVITE", 200).await;
+    h.pbx.ack(&call.pbx, reinvite.cseq).await;
+    let ack = h.carrier.expect_request("ACK").await;
+    assert_eq!(ack.cseq(), (got.cseq().0, "ACK".to_string()));
+
+    // The ACK was "lost": the carrier repeats its 200 (§13.3.1.4) and must get the ACK again,
+    // or it ends the call after 64·T1.
+    h.carrier.send_raw(got.src, &ok_text).await;
+    let again = h
+        .carrier
+        .recv_matching(WAIT, |m| m.method() == Some("ACK"))
+        .await
+        .expect("ACK for the re-INVITE's 200 again");
+    assert_eq!(again.cseq(), ack.cseq());
+    assert_eq!(again.call_id(), ack.call_id());
+    h.pbx.expect_silence(QUIET).await;
+
+    h.pbx.bye(&mut call.pbx).await;
+    let bye = h.carrier.expect_request("BYE").await;
+    h.carrier.reply(&bye, 200, None).await;
+    h.pbx.expect_response_to("BYE", 200).await;
+    let cdrs = h.finish().await;
+    assert_eq!(only(&cdrs).disposition, Disposition::Answered);
+}
+
+#[tokio::test]
+async fn pbx_retransmitting_its_200_to_a_carrier_reinvite_is_acked_again() {
+    let mut h = start_gateway(&[]).await;
+    let mut call = h.establish().await;
+    let reinvite = h
+        .carrier
+        .in_dialog(
+            &mut call.carrier,
+            "INVITE",
+            Some(("application/sdp", &sdp("sendonly"))),
+        )
+        .await;
+    let got = h.pbx.expect_request("INVITE").await;
+    let ok_text = h
+        .pbx
+        .reply_with(&got, 200, None, &[], Some(&sdp("recvonly")))
+        .await;
+    h.carrier.expect_response_to("INVITE", 100).await;
+    h.carrier.expect_response_to("INVITE", 200).await;
+    h.carrier.ack(&call.carrier, reinvite.cseq).await;
+    let ack = h.pbx.expect_request("ACK").await;
+
+    h.pbx.send_raw(got.src, &ok_text).await;
+    let again = h
+        .pbx
+        .recv_matching(WAIT, |m| m.method() == Some("ACK"))
+        .await
+        .expect("ACK for the re-INVITE's 200 again");
+    assert_eq!(again.cseq(), ack.cseq());
+    h.carrier.expect_silence(QUIET).await;
+
+    h.pbx.bye(&mut call.pbx).await;
+    let bye = h.carrier.expect_request("BYE").await;
+    h.carrier.reply(&bye, 200, None).await;
+    h.pbx.expect_response_to("BYE", 200).await;
+    h.finish().await;
+}

@@ -89,6 +89,9 @@ pub(crate) struct Call {
     unacked: Option<Unacked>,
     /// The ACK we sent for B's 2xx, resent if B retransmits its 2xx.
     b_ack: Option<rsip::Request>,
+    /// Per leg, the ACK we last sent for a 2xx to a re-INVITE we relayed there, with that
+    /// re-INVITE's CSeq: resent when the 2xx is retransmitted (our ACK was lost, §13.3.1.4).
+    reinvite_acks: HashMap<Side, (u32, rsip::Request)>,
     ring_deadline: Option<Instant>,
     max_deadline: Option<Instant>,
     max_call: Duration,
@@ -115,6 +118,7 @@ impl Call {
             relays: HashMap::new(),
             unacked: None,
             b_ack: None,
+            reinvite_acks: HashMap::new(),
             ring_deadline: Some(Instant::now() + ring),
             max_deadline: None,
             max_call: setup.max_call,
@@ -188,6 +192,9 @@ impl Call {
             }
         } else if self.relays.contains_key(&ev.key) {
             relay::relay_response(self, ev.key, ev.kind);
+        } else if let ClientEventKind::Response(resp) = ev.kind {
+            // A 2xx retransmitted to a re-INVITE whose final response was relayed already.
+            self.reack(ev.key.side, &resp);
         }
         // Responses to our own BYE and CANCEL need no action.
     }
@@ -358,7 +365,30 @@ impl Call {
             let peer = leg.peer;
             self.ctx
                 .layer
-                .send_stateless(other, peer, rsip::SipMessage::Request(req));
+                .send_stateless(other, peer, rsip::SipMessage::Request(req.clone()));
+            self.reinvite_acks.insert(other, (u.ack_other_cseq, req));
+        }
+    }
+
+    /// Send again the ACK for a re-INVITE's 2xx that `side` retransmits.
+    fn reack(&self, side: Side, resp: &rsip::Response) {
+        let Some((seq, Method::Invite)) = message::cseq(resp) else {
+            return;
+        };
+        if !(200..300).contains(&resp.status_code.code()) {
+            return;
+        }
+        if let Some((acked, ack)) = self.reinvite_acks.get(&side) {
+            if *acked == seq {
+                let peer = if side == self.a.side {
+                    self.a.peer
+                } else {
+                    self.b.peer
+                };
+                self.ctx
+                    .layer
+                    .send_stateless(side, peer, rsip::SipMessage::Request(ack.clone()));
+            }
         }
     }
 
@@ -379,12 +409,19 @@ impl Call {
             && (200..300).contains(&resp.status_code.code());
         if side == self.b.side && is_invite_2xx {
             if let Some(ack) = &self.b_ack {
-                self.ctx.layer.send_stateless(
-                    self.b.side,
-                    self.b.peer,
-                    rsip::SipMessage::Request(ack.clone()),
-                );
+                let initial = message::cseq(&resp).map(|(s, _)| s) == Some(self.b.invite_cseq);
+                if initial {
+                    self.ctx.layer.send_stateless(
+                        self.b.side,
+                        self.b.peer,
+                        rsip::SipMessage::Request(ack.clone()),
+                    );
+                    return;
+                }
             }
+        }
+        if is_invite_2xx {
+            self.reack(side, &resp);
         }
     }
 
@@ -586,6 +623,11 @@ impl Call {
         self.unacked = None;
         self.ring_deadline = None;
         self.max_deadline = None;
+        // §15.1.2: requests still pending in the dialog get a final response when it ends;
+        // their relayed copies end with the dialog on the other leg.
+        for (_, relay) in self.relays.drain() {
+            relay.origin.reply(487, "Request Terminated", None);
+        }
         drop(self.lease.take());
         let cdr = self
             .cdr
