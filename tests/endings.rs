@@ -432,3 +432,127 @@ async fn bye_from_pbx_on_an_early_dialog_abandons_the_call() {
     assert_eq!(cdr.disposition, Disposition::Cancelled);
     assert_eq!(cdr.hangup_side, Some(HangupSide::Inside));
 }
+
+/// An inbound call from the carrier that rings at the PBX.
+async fn inbound_ringing(h: &mut Harness) -> (Sent, Msg) {
+    let invite = h
+        .carrier
+        .invite(h.outside(), &InviteSpec::new(CALLEE, CALLER))
+        .await;
+    h.carrier.expect_response(100).await;
+    let p_invite = h.pbx.expect_request("INVITE").await;
+    h.pbx.reply(&p_invite, 180, Some("ib")).await;
+    h.carrier.expect_response(180).await;
+    (invite, p_invite)
+}
+
+#[tokio::test]
+async fn inbound_busy_is_recorded_as_the_pbx_hanging_up() {
+    let mut h = start_gateway(&[]).await;
+    let (invite, p_invite) = inbound_ringing(&mut h).await;
+    h.pbx.reply(&p_invite, 486, Some("ib")).await;
+    h.pbx.expect_request("ACK").await;
+    let busy = h.carrier.expect_response(486).await;
+    h.carrier.ack_non2xx(&invite, &busy).await;
+
+    let cdrs = h.finish().await;
+    let cdr = only(&cdrs);
+    assert_eq!(cdr.disposition, Disposition::Busy);
+    // On an inbound call the called party is inside: the PBX refused it.
+    assert_eq!(cdr.hangup_side, Some(HangupSide::Inside));
+}
+
+#[tokio::test]
+async fn inbound_cancel_from_the_carrier() {
+    let mut h = start_gateway(&[]).await;
+    let (invite, p_invite) = inbound_ringing(&mut h).await;
+    h.carrier.cancel(&invite).await;
+    h.carrier.expect_response_to("CANCEL", 200).await;
+    let terminated = h.carrier.expect_response_to("INVITE", 487).await;
+    h.carrier.ack_non2xx(&invite, &terminated).await;
+    let cancel = h.pbx.expect_request("CANCEL").await;
+    assert_eq!(cancel.branch(), p_invite.branch());
+    h.pbx.reply(&cancel, 200, None).await;
+    h.pbx.reply(&p_invite, 487, Some("ib")).await;
+    h.pbx.expect_request("ACK").await;
+
+    let cdrs = h.finish().await;
+    let cdr = only(&cdrs);
+    assert_eq!(cdr.disposition, Disposition::Cancelled);
+    assert_eq!(cdr.hangup_side, Some(HangupSide::Outside));
+}
+
+#[tokio::test]
+async fn inbound_pbx_timeout_is_not_a_carrier_timeout() {
+    let mut h = start_gateway(&["sip.t1_ms = 50"]).await;
+    let invite = h
+        .carrier
+        .invite(h.outside(), &InviteSpec::new(CALLEE, CALLER))
+        .await;
+    h.carrier.expect_response(100).await;
+    h.pbx.expect_request("INVITE").await;
+    // The PBX never answers: timer B.
+    let resp = h
+        .carrier
+        .expect_response_within(408, h.timeout() + Duration::from_secs(2))
+        .await;
+    h.carrier.ack_non2xx(&invite, &resp).await;
+
+    let cdrs = h.finish().await;
+    let cdr = only(&cdrs);
+    assert_eq!(cdr.disposition, Disposition::Failed);
+    assert_eq!(cdr.final_status, 408);
+    assert_eq!(cdr.end_reason, "pbx_timeout");
+    assert_eq!(cdr.hangup_side, Some(HangupSide::Gateway));
+}
+
+#[tokio::test]
+async fn operator_hangup_ends_both_legs() {
+    let mut h = start_gateway(&[]).await;
+    let call = h.establish().await;
+    let live = h.gw.registry().list();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].trunk, TRUNK);
+    assert_eq!(live[0].inside_call_id, call.invite.call_id);
+    assert_eq!(live[0].outside_call_id, call.c_invite.call_id());
+    assert!(h.gw.registry().hangup(&live[0].id, "operator"));
+    let c_bye = h.carrier.expect_request("BYE").await;
+    h.carrier.reply(&c_bye, 200, None).await;
+    let p_bye = h.pbx.expect_request("BYE").await;
+    h.pbx.reply(&p_bye, 200, None).await;
+    assert!(!h.gw.registry().hangup(&live[0].id, "operator"), "gone");
+
+    let cdrs = h.finish().await;
+    let cdr = only(&cdrs);
+    assert_eq!(cdr.id, live[0].id);
+    assert_eq!(cdr.end_reason, "operator");
+    assert_eq!(cdr.hangup_side, Some(HangupSide::Gateway));
+}
+
+#[tokio::test]
+async fn bye_from_pbx_whose_ack_was_lost_confirms_the_carrier_leg_first() {
+    let mut h = start_gateway(&[]).await;
+    let invite = h.pbx_invite().await;
+    h.pbx.expect_response(100).await;
+    let c_invite = h.carrier_gets_invite().await;
+    h.carrier
+        .reply_with(&c_invite, 200, Some("lb"), &[], Some(&sdp("sendrecv")))
+        .await;
+    let ok = h.pbx.expect_response(200).await;
+    // The PBX's ACK is lost; it hangs up at once.
+    let mut pbx = Dialog::uac(&invite, &ok);
+    h.pbx.bye(&mut pbx).await;
+    h.pbx.expect_response_to("BYE", 200).await;
+    // The carrier's 2xx still gets its ACK (or it would retransmit it), then the BYE.
+    let ack = h.carrier.expect_request("ACK").await;
+    assert_eq!(ack.cseq().0, c_invite.cseq().0);
+    let bye = h.carrier.expect_request("BYE").await;
+    h.carrier.reply(&bye, 200, None).await;
+    // And the gateway stops retransmitting its 200 to the PBX.
+    h.pbx.expect_nothing_new(Duration::from_secs(1)).await;
+
+    let cdrs = h.finish().await;
+    let cdr = only(&cdrs);
+    assert_eq!(cdr.disposition, Disposition::Answered);
+    assert_eq!(cdr.hangup_side, Some(HangupSide::Inside));
+}

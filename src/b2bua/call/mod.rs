@@ -250,12 +250,15 @@ impl Call {
                         self.cdr.ringing_at.is_some(),
                     );
                     self.cdr.q850 = cause;
+                    // The called party refused: the carrier on outbound calls, the PBX on
+                    // inbound ones.
+                    let hangup = side_of(self.b.side);
                     self.end(
                         code,
                         &reason,
                         disposition,
                         end_reason_for(code),
-                        Some(HangupSide::Outside),
+                        Some(hangup),
                     );
                 }
                 self.linger_until = None;
@@ -270,11 +273,16 @@ impl Call {
             let out = message_response(&self.a_tx, 408, "Request Timeout", &self.a.local_tag);
             self.a_tx.respond(out);
             self.a_final_sent = true;
+            // Whoever we called never answered: the carrier, or the PBX on inbound calls.
+            let end_reason = match self.b.side {
+                Side::Outside => "carrier_timeout",
+                Side::Inside => "pbx_timeout",
+            };
             self.end(
                 408,
                 "Request Timeout",
                 Disposition::Failed,
-                "carrier_timeout",
+                end_reason,
                 Some(HangupSide::Gateway),
             );
         }
@@ -483,7 +491,10 @@ impl Call {
                         480,
                         "Temporarily Unavailable",
                         Disposition::Failed,
-                        "early_bye_outside",
+                        match side {
+                            Side::Outside => "early_bye_outside",
+                            Side::Inside => "early_bye_inside",
+                        },
                         Some(hangup),
                     );
                 }
