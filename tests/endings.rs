@@ -556,3 +556,73 @@ async fn bye_from_pbx_whose_ack_was_lost_confirms_the_carrier_leg_first() {
     assert_eq!(cdr.disposition, Disposition::Answered);
     assert_eq!(cdr.hangup_side, Some(HangupSide::Inside));
 }
+
+#[tokio::test]
+async fn cancel_matching_no_transaction_is_answered_481_and_the_call_goes_on() {
+    let mut h = start_gateway(&[]).await;
+    let invite = h.pbx_invite().await;
+    h.pbx.expect_response(100).await;
+    let c_invite = h.carrier_gets_invite().await;
+    h.carrier.reply(&c_invite, 180, Some("wb")).await;
+    h.pbx.expect_response(180).await;
+    // Same Call-ID, but a branch no INVITE had: §9.2, 481.
+    let mut other = invite.clone();
+    other.via = other
+        .via
+        .replace(&invite.branch, &format!("z9hG4bK{}", token("other")));
+    h.pbx.cancel(&other).await;
+    h.pbx.expect_response_to("CANCEL", 481).await;
+    h.carrier
+        .expect_nothing_new(Duration::from_millis(300))
+        .await;
+    assert_eq!(h.gw.registry().len(), 1);
+
+    // The real CANCEL still works.
+    h.pbx.cancel(&invite).await;
+    h.pbx.expect_response_to("CANCEL", 200).await;
+    let terminated = h.pbx.expect_response_to("INVITE", 487).await;
+    h.pbx.ack_non2xx(&invite, &terminated).await;
+    let cancel = h.carrier.expect_request("CANCEL").await;
+    h.carrier.reply(&cancel, 200, None).await;
+    h.carrier.reply(&c_invite, 487, Some("wb")).await;
+    h.carrier.expect_request("ACK").await;
+    let cdrs = h.finish().await;
+    assert_eq!(only(&cdrs).disposition, Disposition::Cancelled);
+}
+
+#[tokio::test]
+async fn transaction_tables_drain_even_when_a_carrier_never_finishes_a_cancelled_invite() {
+    let mut h = start_gateway(&["sip.t1_ms = 50"]).await;
+    // A complete call…
+    let mut call = h.establish().await;
+    h.pbx.bye(&mut call.pbx).await;
+    let bye = h.carrier.expect_request("BYE").await;
+    h.carrier.reply(&bye, 200, None).await;
+    h.pbx.expect_response_to("BYE", 200).await;
+    // …and a cancelled one whose carrier answers the CANCEL but never the INVITE.
+    let invite = h.pbx_invite().await;
+    let c_invite = h.carrier_gets_invite().await;
+    h.carrier.reply(&c_invite, 180, Some("nf")).await;
+    h.pbx.expect_response_to("INVITE", 180).await;
+    h.pbx.cancel(&invite).await;
+    let terminated = h.pbx.expect_response_to("INVITE", 487).await;
+    h.pbx.ack_non2xx(&invite, &terminated).await;
+    let cancel = h.carrier.expect_request("CANCEL").await;
+    h.carrier.reply(&cancel, 200, None).await;
+
+    // Every timer is at most 64·T1 (3.2 s) or T4 (5 s) here; no entry may outlive them.
+    let deadline = tokio::time::Instant::now() + h.timeout() + Duration::from_secs(7);
+    loop {
+        let sizes = h.gw.transactions();
+        if sizes == (0, 0) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "transactions left (server, client): {sizes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let cdrs = h.finish().await;
+    assert_eq!(cdrs.len(), 2);
+}

@@ -24,7 +24,7 @@ use super::Ctx;
 use crate::monitor::cdr::{Disposition, HangupSide};
 use crate::policy::Lease;
 use crate::sip::message;
-use crate::sip::transaction::{ClientEvent, ClientEventKind, ClientKey, ServerTx};
+use crate::sip::transaction::{ClientEvent, ClientEventKind, ClientKey, ServerKey, ServerTx};
 use crate::sip::transport::Side;
 
 pub(crate) const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO";
@@ -327,11 +327,30 @@ impl Call {
         // §8.2.6.2: a response to a request without To tag carries one; §9.2: the same as in
         // the responses to the INVITE being cancelled.
         let tag = if tx.side() == self.a.side {
-            &self.a.local_tag
+            self.a.local_tag.clone()
         } else {
-            &self.b.local_tag
+            self.b.local_tag.clone()
         };
-        tx.reply(200, "OK", Some(tag));
+        // §9.2: a CANCEL matching none of our INVITE server transactions (same Call-ID, other
+        // branch) is answered 481 and cancels nothing.
+        let invite_key =
+            ServerKey::for_request(tx.side(), tx.request()).map(|k| k.invite_of_cancel());
+        let key_of = |t: &ServerTx| ServerKey::for_request(t.side(), t.request());
+        let matches_initial = invite_key.is_some() && invite_key == key_of(&self.a_tx);
+        let matches_relayed = invite_key.is_some()
+            && self
+                .relays
+                .values()
+                .any(|r| invite_key == key_of(&r.origin));
+        if !matches_initial && !matches_relayed {
+            tx.reply(481, "Call/Transaction Does Not Exist", Some(&tag));
+            return;
+        }
+        tx.reply(200, "OK", Some(&tag));
+        if !matches_initial {
+            // A re-INVITE's CANCEL: it runs its course on the other leg.
+            return;
+        }
         if tx.side() != self.a.side || self.phase != Phase::Early || self.a_final_sent {
             return;
         }
