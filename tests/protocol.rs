@@ -254,3 +254,35 @@ async fn bye_after_the_call_ended_is_answered_481() {
         Some(trunkguard::monitor::cdr::HangupSide::Inside)
     );
 }
+
+#[tokio::test]
+async fn a_second_invite_with_a_live_call_id_is_a_loop() {
+    let mut h = start_gateway(&[]).await;
+    let mut call = h.establish().await;
+    // Same Call-ID and From tag, a new branch and no To tag: not a retransmission, not a
+    // re-INVITE — a request that went round in a loop.
+    let looped = call
+        .invite
+        .text
+        .replace(&call.invite.branch, &format!("z9hG4bK{}", token("loop")));
+    h.pbx.send_raw(h.inside(), &looped).await;
+    let resp = h
+        .pbx
+        .next_new(WAIT, |m| m.status() == Some(482))
+        .await
+        .expect("482");
+    assert_eq!(resp.reason(), "Loop Detected");
+    h.carrier.expect_nothing_new(QUIET).await;
+    // The live call is untouched and its slot count is still one.
+    assert_eq!(h.gw.registry().len(), 1);
+    assert_eq!(h.gw.policy().total_active(), 1);
+    h.pbx.bye(&mut call.pbx).await;
+    let bye = h.carrier.expect_request("BYE").await;
+    h.carrier.reply(&bye, 200, None).await;
+    h.pbx.expect_response_to("BYE", 200).await;
+    let cdrs = h.finish().await;
+    assert_eq!(cdrs.len(), 2, "{cdrs:#?}");
+    assert!(cdrs
+        .iter()
+        .any(|c| c.refusal_reason.as_deref() == Some("duplicate_call_id")));
+}

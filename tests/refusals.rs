@@ -397,3 +397,29 @@ async fn inbound_call_to_an_unknown_number() {
         Some(invite.call_id.as_str())
     );
 }
+
+#[tokio::test]
+async fn a_repeated_refused_invite_is_one_attempt() {
+    let mut h = start_gateway(&[]).await;
+    let spec = InviteSpec::new("+861099999999", CALLEE);
+    let invite = h.pbx.invite(h.inside(), &spec).await;
+    h.pbx.expect_response(100).await;
+    let resp = h.pbx.expect_response(403).await;
+    // The copy (its 403 was lost) gets the same 403 from the transaction, not a new decision.
+    h.pbx.resend(&invite).await;
+    let again = h
+        .pbx
+        .recv_matching(WAIT, |m| m.status() == Some(403))
+        .await
+        .expect("403 again");
+    assert!(again.same_as(&resp));
+    h.pbx.ack_non2xx(&invite, &resp).await;
+    h.carrier.expect_silence(QUIET).await;
+    let cdrs = h.finish().await;
+    assert_refused(
+        only(&cdrs),
+        403,
+        "Caller ID Not Authorized",
+        "caller_id_not_authorized",
+    );
+}
