@@ -501,3 +501,52 @@ async fn reinvite_glare_is_answered_491() {
     h.pbx.expect_response_to("BYE", 200).await;
     h.finish().await;
 }
+
+#[tokio::test]
+async fn update_in_the_early_dialog_is_relayed_both_ways() {
+    let mut h = start_gateway(&[]).await;
+    let invite = h.pbx_invite().await;
+    h.pbx.expect_response(100).await;
+    let c_invite = h.carrier_gets_invite().await;
+    let tag = token("eu");
+    h.carrier
+        .reply_with(&c_invite, 183, Some(&tag), &[], Some(&sdp("sendrecv")))
+        .await;
+    let progress = h.pbx.expect_response(183).await;
+    // RFC 3311: UPDATE changes the session before the answer, in the early dialog.
+    let mut pbx = Dialog::uac(&invite, &progress);
+    let mut carrier = Dialog::uas(&c_invite, &tag);
+    let got = relay_in_dialog(
+        &mut h.carrier,
+        &mut carrier,
+        &mut h.pbx,
+        "UPDATE",
+        Some(&sdp("sendonly")),
+        Some(&sdp("recvonly")),
+    )
+    .await;
+    assert_eq!(got.call_id(), invite.call_id);
+    let got = relay_in_dialog(
+        &mut h.pbx,
+        &mut pbx,
+        &mut h.carrier,
+        "UPDATE",
+        Some(&sdp("sendrecv")),
+        Some(&sdp("sendrecv")),
+    )
+    .await;
+    assert_eq!(got.call_id(), c_invite.call_id());
+
+    h.carrier
+        .reply_with(&c_invite, 200, Some(&tag), &[], Some(&sdp("sendrecv")))
+        .await;
+    h.pbx.expect_response_to("INVITE", 200).await;
+    h.pbx.ack(&pbx, invite.cseq).await;
+    h.carrier.expect_request("ACK").await;
+    h.pbx.bye(&mut pbx).await;
+    let bye = h.carrier.expect_request("BYE").await;
+    h.carrier.reply(&bye, 200, None).await;
+    h.pbx.expect_response_to("BYE", 200).await;
+    let cdrs = h.finish().await;
+    assert_eq!(only(&cdrs).disposition, Disposition::Answered);
+}
