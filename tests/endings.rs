@@ -303,7 +303,11 @@ async fn shutdown_ends_a_ringing_call_with_503_and_cancel() {
     let c_invite = h.carrier_gets_invite().await;
     h.carrier.reply(&c_invite, 180, Some("sd")).await;
     h.pbx.expect_response(180).await;
-    let store = h.gw.store().clone();
+    let (registry, policy, store) = (
+        h.gw.registry().clone(),
+        h.gw.policy().clone(),
+        h.gw.store().clone(),
+    );
     let Harness {
         gw,
         mut pbx,
@@ -319,6 +323,9 @@ async fn shutdown_ends_a_ringing_call_with_503_and_cancel() {
         carrier.expect_request("ACK").await;
     };
     tokio::join!(stop, carrier_side);
+    assert_eq!(registry.len(), 0);
+    assert_eq!(policy.total_active(), 0);
+    assert_eq!(policy.live(TRUNK).map(|l| l.active), Some(0));
     let resp = pbx.expect_response(503).await;
     assert_eq!(resp.call_id(), invite.call_id);
 
@@ -333,7 +340,11 @@ async fn shutdown_ends_a_ringing_call_with_503_and_cancel() {
 async fn drain_lets_live_calls_end_and_refuses_new_ones() {
     let mut h = start_gateway(&[]).await;
     let mut call = h.establish().await;
-    let store = h.gw.store().clone();
+    let (registry, policy, store) = (
+        h.gw.registry().clone(),
+        h.gw.policy().clone(),
+        h.gw.store().clone(),
+    );
     let inside = h.inside();
     let Harness {
         gw,
@@ -355,6 +366,9 @@ async fn drain_lets_live_calls_end_and_refuses_new_ones() {
         pbx.expect_response_to("BYE", 200).await;
     };
     tokio::join!(stop, traffic);
+    assert_eq!(registry.len(), 0);
+    assert_eq!(policy.total_active(), 0);
+    assert_eq!(policy.live(TRUNK).map(|l| l.active), Some(0));
 
     let mut cdrs = store.recent_cdrs(10).await.expect("CDRs");
     cdrs.reverse();
