@@ -125,7 +125,11 @@ impl Ctx {
                     .to_string();
                 let cancel2 = cancel.clone();
                 if !self.registry.route(side, &call_id, CallMsg::Cancel(cancel)) {
-                    cancel2.reply(481, "Call/Transaction Does Not Exist", None);
+                    cancel2.reply(
+                        481,
+                        "Call/Transaction Does Not Exist",
+                        Some(&message::random_token(8)),
+                    );
                 }
             }
             Received::New(tx) => {

@@ -24,7 +24,7 @@ use super::Ctx;
 use crate::monitor::cdr::{Disposition, HangupSide};
 use crate::policy::Lease;
 use crate::sip::message;
-use crate::sip::transaction::{ClientEvent, ClientEventKind, ClientKey, ServerTx};
+use crate::sip::transaction::{ClientEvent, ClientEventKind, ClientKey, ServerKey, ServerTx};
 use crate::sip::transport::Side;
 
 pub(crate) const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO";
@@ -89,6 +89,9 @@ pub(crate) struct Call {
     unacked: Option<Unacked>,
     /// The ACK we sent for B's 2xx, resent if B retransmits its 2xx.
     b_ack: Option<rsip::Request>,
+    /// Per leg, the ACK we last sent for a 2xx to a re-INVITE we relayed there, with that
+    /// re-INVITE's CSeq: resent when the 2xx is retransmitted (our ACK was lost, §13.3.1.4).
+    reinvite_acks: HashMap<Side, (u32, rsip::Request)>,
     ring_deadline: Option<Instant>,
     max_deadline: Option<Instant>,
     max_call: Duration,
@@ -115,6 +118,7 @@ impl Call {
             relays: HashMap::new(),
             unacked: None,
             b_ack: None,
+            reinvite_acks: HashMap::new(),
             ring_deadline: Some(Instant::now() + ring),
             max_deadline: None,
             max_call: setup.max_call,
@@ -188,6 +192,9 @@ impl Call {
             }
         } else if self.relays.contains_key(&ev.key) {
             relay::relay_response(self, ev.key, ev.kind);
+        } else if let ClientEventKind::Response(resp) = ev.kind {
+            // A 2xx retransmitted to a re-INVITE whose final response was relayed already.
+            self.reack(ev.key.side, &resp);
         }
         // Responses to our own BYE and CANCEL need no action.
     }
@@ -243,12 +250,15 @@ impl Call {
                         self.cdr.ringing_at.is_some(),
                     );
                     self.cdr.q850 = cause;
+                    // The called party refused: the carrier on outbound calls, the PBX on
+                    // inbound ones.
+                    let hangup = side_of(self.b.side);
                     self.end(
                         code,
                         &reason,
                         disposition,
                         end_reason_for(code),
-                        Some(HangupSide::Outside),
+                        Some(hangup),
                     );
                 }
                 self.linger_until = None;
@@ -263,11 +273,16 @@ impl Call {
             let out = message_response(&self.a_tx, 408, "Request Timeout", &self.a.local_tag);
             self.a_tx.respond(out);
             self.a_final_sent = true;
+            // Whoever we called never answered: the carrier, or the PBX on inbound calls.
+            let end_reason = match self.b.side {
+                Side::Outside => "carrier_timeout",
+                Side::Inside => "pbx_timeout",
+            };
             self.end(
                 408,
                 "Request Timeout",
                 Disposition::Failed,
-                "carrier_timeout",
+                end_reason,
                 Some(HangupSide::Gateway),
             );
         }
@@ -309,7 +324,33 @@ impl Call {
     }
 
     fn on_cancel(&mut self, tx: ServerTx) {
-        tx.reply(200, "OK", None);
+        // §8.2.6.2: a response to a request without To tag carries one; §9.2: the same as in
+        // the responses to the INVITE being cancelled.
+        let tag = if tx.side() == self.a.side {
+            self.a.local_tag.clone()
+        } else {
+            self.b.local_tag.clone()
+        };
+        // §9.2: a CANCEL matching none of our INVITE server transactions (same Call-ID, other
+        // branch) is answered 481 and cancels nothing.
+        let invite_key =
+            ServerKey::for_request(tx.side(), tx.request()).map(|k| k.invite_of_cancel());
+        let key_of = |t: &ServerTx| ServerKey::for_request(t.side(), t.request());
+        let matches_initial = invite_key.is_some() && invite_key == key_of(&self.a_tx);
+        let matches_relayed = invite_key.is_some()
+            && self
+                .relays
+                .values()
+                .any(|r| invite_key == key_of(&r.origin));
+        if !matches_initial && !matches_relayed {
+            tx.reply(481, "Call/Transaction Does Not Exist", Some(&tag));
+            return;
+        }
+        tx.reply(200, "OK", Some(&tag));
+        if !matches_initial {
+            // A re-INVITE's CANCEL: it runs its course on the other leg.
+            return;
+        }
         if tx.side() != self.a.side || self.phase != Phase::Early || self.a_final_sent {
             return;
         }
@@ -351,7 +392,30 @@ impl Call {
             let peer = leg.peer;
             self.ctx
                 .layer
-                .send_stateless(other, peer, rsip::SipMessage::Request(req));
+                .send_stateless(other, peer, rsip::SipMessage::Request(req.clone()));
+            self.reinvite_acks.insert(other, (u.ack_other_cseq, req));
+        }
+    }
+
+    /// Send again the ACK for a re-INVITE's 2xx that `side` retransmits.
+    fn reack(&self, side: Side, resp: &rsip::Response) {
+        let Some((seq, Method::Invite)) = message::cseq(resp) else {
+            return;
+        };
+        if !(200..300).contains(&resp.status_code.code()) {
+            return;
+        }
+        if let Some((acked, ack)) = self.reinvite_acks.get(&side) {
+            if *acked == seq {
+                let peer = if side == self.a.side {
+                    self.a.peer
+                } else {
+                    self.b.peer
+                };
+                self.ctx
+                    .layer
+                    .send_stateless(side, peer, rsip::SipMessage::Request(ack.clone()));
+            }
         }
     }
 
@@ -372,12 +436,19 @@ impl Call {
             && (200..300).contains(&resp.status_code.code());
         if side == self.b.side && is_invite_2xx {
             if let Some(ack) = &self.b_ack {
-                self.ctx.layer.send_stateless(
-                    self.b.side,
-                    self.b.peer,
-                    rsip::SipMessage::Request(ack.clone()),
-                );
+                let initial = message::cseq(&resp).map(|(s, _)| s) == Some(self.b.invite_cseq);
+                if initial {
+                    self.ctx.layer.send_stateless(
+                        self.b.side,
+                        self.b.peer,
+                        rsip::SipMessage::Request(ack.clone()),
+                    );
+                    return;
+                }
             }
+        }
+        if is_invite_2xx {
+            self.reack(side, &resp);
         }
     }
 
@@ -439,7 +510,10 @@ impl Call {
                         480,
                         "Temporarily Unavailable",
                         Disposition::Failed,
-                        "early_bye_outside",
+                        match side {
+                            Side::Outside => "early_bye_outside",
+                            Side::Inside => "early_bye_inside",
+                        },
                         Some(hangup),
                     );
                 }
@@ -579,6 +653,11 @@ impl Call {
         self.unacked = None;
         self.ring_deadline = None;
         self.max_deadline = None;
+        // §15.1.2: requests still pending in the dialog get a final response when it ends;
+        // their relayed copies end with the dialog on the other leg.
+        for (_, relay) in self.relays.drain() {
+            relay.origin.reply(487, "Request Terminated", None);
+        }
         drop(self.lease.take());
         let cdr = self
             .cdr

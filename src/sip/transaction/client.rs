@@ -314,8 +314,14 @@ pub(super) fn cancel(inner: &Arc<Inner>, invite: &ClientKey) {
 
 fn send_cancel(inner: &Arc<Inner>, invite: &ClientKey) {
     let (req, peer, events) = {
-        let Ok(map) = inner.client.lock() else { return };
-        let Some(e) = map.get(invite) else { return };
+        let Ok(mut map) = inner.client.lock() else {
+            return;
+        };
+        let Some(e) = map.get_mut(invite) else { return };
+        // §9.1: without a final response 64·T1 after the CANCEL, the INVITE transaction is
+        // destroyed (a final response arriving meanwhile sets its own expiry). Timer B does not
+        // run in Proceeding, so without this a far end that never answers would pin the entry.
+        e.expires = Some(Instant::now() + inner.timers.timeout());
         (cancel_for(&e.request), e.peer, e.events.clone())
     };
     send_request(inner, invite.side, peer, req, events);
