@@ -1,0 +1,232 @@
+//! In-dialog requests (BYE ends the call, the rest are relayed), the call's timers, and every
+//! way a call ends.
+
+use super::*;
+
+impl Call {
+    pub(super) fn on_request(&mut self, tx: ServerTx) {
+        let side = tx.side();
+        let method = tx.request().method;
+        if self.phase == Phase::Ended {
+            tx.reply(481, "Call/Transaction Does Not Exist", None);
+            return;
+        }
+        match method {
+            Method::Bye => {
+                tx.reply(200, "OK", None);
+                let hangup = side_of(side);
+                if self.phase == Phase::Answered {
+                    if self
+                        .unacked
+                        .as_ref()
+                        .is_some_and(|u| u.ack_other_cseq == self.b.invite_cseq)
+                    {
+                        self.unacked = None;
+                        self.ack_b(Vec::new(), None);
+                    }
+                    self.send_bye(side.other());
+                    self.end(
+                        200,
+                        "OK",
+                        Disposition::Answered,
+                        "normal_clearing",
+                        Some(hangup),
+                    );
+                } else if side == self.a.side {
+                    // BYE on an early dialog from the caller: the call is abandoned.
+                    let out =
+                        message_response(&self.a_tx, 487, "Request Terminated", &self.a.local_tag);
+                    self.a_tx.respond(out);
+                    self.a_final_sent = true;
+                    if let Some(key) = &self.b_key {
+                        self.ctx.layer.cancel(key);
+                    }
+                    self.end(
+                        487,
+                        "Request Terminated",
+                        Disposition::Cancelled,
+                        "cancelled",
+                        Some(hangup),
+                    );
+                    self.linger_until = Some(Instant::now() + self.ctx.layer.timers().timeout());
+                } else {
+                    let out = message_response(
+                        &self.a_tx,
+                        480,
+                        "Temporarily Unavailable",
+                        &self.a.local_tag,
+                    );
+                    self.a_tx.respond(out);
+                    self.a_final_sent = true;
+                    self.end(
+                        480,
+                        "Temporarily Unavailable",
+                        Disposition::Failed,
+                        match side {
+                            Side::Outside => "early_bye_outside",
+                            Side::Inside => "early_bye_inside",
+                        },
+                        Some(hangup),
+                    );
+                }
+            }
+            _ => relay::relay_request(self, tx),
+        }
+    }
+
+    pub(super) fn on_timer(&mut self, now: Instant) {
+        if let Some(u) = &mut self.unacked {
+            if now >= u.deadline {
+                // §13.3.1.4: no ACK within 64·T1 — the dialog is confirmed and then ended.
+                let initial = u.ack_other_cseq == self.b.invite_cseq && u.side == self.a.side;
+                self.unacked = None;
+                tracing::warn!("no ACK for 2xx; ending call");
+                if initial && self.b_ack.is_none() {
+                    self.ack_b(Vec::new(), None);
+                }
+                self.bye_both("ack_timeout");
+                return;
+            }
+            if now >= u.next {
+                let t2 = self.ctx.layer.timers().t2;
+                u.interval = (u.interval * 2).min(t2);
+                u.next = now + u.interval;
+                let peer = if u.side == self.a.side {
+                    self.a.peer
+                } else {
+                    self.b.peer
+                };
+                let resp = u.resp.clone();
+                let side = u.side;
+                self.ctx
+                    .layer
+                    .send_stateless(side, peer, rsip::SipMessage::Response(resp));
+            }
+        }
+        if self.ring_deadline.is_some_and(|d| now >= d) {
+            self.ring_deadline = None;
+            if self.phase == Phase::Early && !self.a_final_sent {
+                let out = message_response(&self.a_tx, 408, "Request Timeout", &self.a.local_tag);
+                self.a_tx.respond(out);
+                self.a_final_sent = true;
+                if let Some(key) = &self.b_key {
+                    self.ctx.layer.cancel(key);
+                }
+                self.end(
+                    408,
+                    "Request Timeout",
+                    Disposition::NoAnswer,
+                    "ring_timeout",
+                    Some(HangupSide::Gateway),
+                );
+                self.linger_until = Some(now + self.ctx.layer.timers().timeout());
+            }
+        }
+        if self.max_deadline.is_some_and(|d| now >= d) {
+            self.max_deadline = None;
+            if self.phase == Phase::Answered {
+                tracing::info!(
+                    max_call_secs = self.max_call.as_secs(),
+                    "maximum call duration reached"
+                );
+                self.bye_both("max_duration");
+            }
+        }
+        if self.linger_until.is_some_and(|d| now >= d) {
+            self.linger_until = None;
+        }
+    }
+
+    /// The gateway ends the call: shutdown, operator, policy.
+    pub(crate) fn hangup(&mut self, reason: &'static str) {
+        match self.phase {
+            Phase::Answered => self.bye_both(reason),
+            Phase::Early => {
+                if !self.a_final_sent {
+                    let out =
+                        message_response(&self.a_tx, 503, "Service Unavailable", &self.a.local_tag);
+                    self.a_tx.respond(out);
+                    self.a_final_sent = true;
+                }
+                if let Some(key) = &self.b_key {
+                    self.ctx.layer.cancel(key);
+                }
+                self.end(
+                    503,
+                    "Service Unavailable",
+                    Disposition::Failed,
+                    reason,
+                    Some(HangupSide::Gateway),
+                );
+                if !self.b_final_seen {
+                    self.linger_until = Some(Instant::now() + self.ctx.layer.timers().timeout());
+                }
+            }
+            Phase::Ended => {}
+        }
+    }
+
+    pub(super) fn bye_both(&mut self, reason: &'static str) {
+        if self.unacked.take().is_some() && self.b_ack.is_none() {
+            self.ack_b(Vec::new(), None);
+        }
+        self.send_bye(self.a.side);
+        self.send_bye(self.b.side);
+        self.end(
+            200,
+            "OK",
+            Disposition::Answered,
+            reason,
+            Some(HangupSide::Gateway),
+        );
+    }
+
+    pub(super) fn send_bye(&mut self, side: Side) {
+        let events = self.events_tx.clone();
+        let leg = self.leg_mut(side);
+        let req = leg.request(Method::Bye, None, Vec::new(), None);
+        let peer = leg.peer;
+        self.ctx.layer.send_request(side, peer, req, events);
+    }
+
+    /// The call is over: close the CDR, release the slot. Runs once.
+    pub(super) fn end(
+        &mut self,
+        status: u16,
+        reason: &str,
+        disposition: Disposition,
+        end_reason: &str,
+        hangup: Option<HangupSide>,
+    ) {
+        if self.phase == Phase::Ended {
+            return;
+        }
+        self.phase = Phase::Ended;
+        self.unacked = None;
+        self.ring_deadline = None;
+        self.max_deadline = None;
+        // §15.1.2: requests still pending in the dialog get a final response when it ends;
+        // their relayed copies end with the dialog on the other leg.
+        for (_, relay) in self.relays.drain() {
+            relay.origin.reply(487, "Request Terminated", None);
+        }
+        drop(self.lease.take());
+        let cdr = self
+            .cdr
+            .finish(status, reason, disposition, end_reason, hangup);
+        tracing::info!(status, end_reason, talk_ms = cdr.talk_ms, "call ended");
+        self.ctx.cdrs.submit(cdr);
+    }
+}
+
+/// Machine code for a call that ended on a final failure response from the far end.
+pub(super) fn end_reason_for(code: u16) -> &'static str {
+    match code {
+        486 | 600 => "busy",
+        480 | 408 => "no_answer",
+        404 | 410 | 484 | 604 => "invalid_number",
+        487 => "cancelled",
+        500..=599 => "far_end_failure",
+        _ => "rejected",
+    }
+}

@@ -1,0 +1,180 @@
+//! The INVITE toward the B side: its provisional and final responses relayed to A, the
+//! answer, and CANCEL from A.
+
+use super::*;
+
+impl Call {
+    pub(super) fn on_b_invite_response(&mut self, resp: rsip::Response) {
+        let (code, reason) = message::status_parts(&resp.status_code);
+        match code {
+            101..=199 => {
+                if self.phase != Phase::Early || self.a_final_sent {
+                    return;
+                }
+                self.b.learn_remote(&resp);
+                if code == 180 || code == 183 {
+                    self.cdr.ringing_at.get_or_insert_with(chrono::Utc::now);
+                }
+                let out = self.a_dialog_response(code, &reason, &resp);
+                self.a_tx.respond(out);
+            }
+            200..=299 => {
+                let first = !self.b_final_seen;
+                self.b_final_seen = true;
+                if first {
+                    self.b.learn_remote(&resp);
+                }
+                if self.phase == Phase::Early && !self.a_final_sent {
+                    self.answer(code, &reason, &resp);
+                } else if first {
+                    // Answered after A gave up (CANCEL race, ring timeout): end it at once.
+                    self.ack_b(Vec::new(), None);
+                    self.send_bye(self.b.side);
+                    self.linger_until = None;
+                } else if let Some(ack) = &self.b_ack {
+                    // B retransmits its 2xx: our ACK was lost.
+                    self.ctx.layer.send_stateless(
+                        self.b.side,
+                        self.b.peer,
+                        rsip::SipMessage::Request(ack.clone()),
+                    );
+                }
+            }
+            _ => {
+                self.b_final_seen = true;
+                if self.phase == Phase::Early && !self.a_final_sent {
+                    let out = message_response(&self.a_tx, code, &reason, &self.a.local_tag);
+                    self.a_tx.respond(out);
+                    self.a_final_sent = true;
+                    let cause = message::other_header(&resp.headers, "Reason")
+                        .and_then(crate::monitor::q850::parse_reason_header);
+                    let disposition = Disposition::from_final_with_ringing(
+                        code,
+                        false,
+                        false,
+                        self.cdr.ringing_at.is_some(),
+                    );
+                    self.cdr.q850 = cause;
+                    // The called party refused: the carrier on outbound calls, the PBX on
+                    // inbound ones.
+                    let hangup = side_of(self.b.side);
+                    self.end(
+                        code,
+                        &reason,
+                        disposition,
+                        end_reason_for(code),
+                        Some(hangup),
+                    );
+                }
+                self.linger_until = None;
+            }
+        }
+    }
+
+    pub(super) fn on_b_invite_timeout(&mut self) {
+        self.b_final_seen = true;
+        self.linger_until = None;
+        if self.phase == Phase::Early && !self.a_final_sent {
+            let out = message_response(&self.a_tx, 408, "Request Timeout", &self.a.local_tag);
+            self.a_tx.respond(out);
+            self.a_final_sent = true;
+            // Whoever we called never answered: the carrier, or the PBX on inbound calls.
+            let end_reason = match self.b.side {
+                Side::Outside => "carrier_timeout",
+                Side::Inside => "pbx_timeout",
+            };
+            self.end(
+                408,
+                "Request Timeout",
+                Disposition::Failed,
+                end_reason,
+                Some(HangupSide::Gateway),
+            );
+        }
+    }
+
+    /// B answered: relay the 2xx to A and retransmit it until A's ACK.
+    pub(super) fn answer(&mut self, code: u16, reason: &str, resp: &rsip::Response) {
+        let out = self.a_dialog_response(code, reason, resp);
+        self.a_tx.respond(out.clone());
+        self.a_final_sent = true;
+        self.phase = Phase::Answered;
+        self.cdr.answer_at = Some(chrono::Utc::now());
+        self.ring_deadline = None;
+        let now = Instant::now();
+        self.max_deadline = Some(now + self.max_call);
+        let t = self.ctx.layer.timers();
+        self.unacked = Some(Unacked {
+            side: self.a.side,
+            cseq: self.a.invite_cseq,
+            resp: out,
+            next: now + t.t1,
+            interval: t.t1,
+            deadline: now + t.timeout(),
+            ack_other_cseq: self.b.invite_cseq,
+        });
+        tracing::info!("call answered");
+    }
+
+    /// A response to A's INVITE that carries dialog state: our tag, Contact, the body.
+    pub(super) fn a_dialog_response(
+        &self,
+        code: u16,
+        reason: &str,
+        from_b: &rsip::Response,
+    ) -> rsip::Response {
+        let mut out = message_response(&self.a_tx, code, reason, &self.a.local_tag);
+        relay::copy_dialog_parts(&mut out, from_b, &self.a.contact(), code);
+        out
+    }
+
+    pub(super) fn on_cancel(&mut self, tx: ServerTx) {
+        // §8.2.6.2: a response to a request without To tag carries one; §9.2: the same as in
+        // the responses to the INVITE being cancelled.
+        let tag = if tx.side() == self.a.side {
+            self.a.local_tag.clone()
+        } else {
+            self.b.local_tag.clone()
+        };
+        // §9.2: a CANCEL matching none of our INVITE server transactions (same Call-ID, other
+        // branch) is answered 481 and cancels nothing.
+        let invite_key =
+            ServerKey::for_request(tx.side(), tx.request()).map(|k| k.invite_of_cancel());
+        let key_of = |t: &ServerTx| ServerKey::for_request(t.side(), t.request());
+        let matches_initial = invite_key.is_some() && invite_key == key_of(&self.a_tx);
+        let matches_relayed = invite_key.is_some()
+            && self
+                .relays
+                .values()
+                .any(|r| invite_key == key_of(&r.origin));
+        if !matches_initial && !matches_relayed {
+            tx.reply(481, "Call/Transaction Does Not Exist", Some(&tag));
+            return;
+        }
+        tx.reply(200, "OK", Some(&tag));
+        if !matches_initial {
+            // A re-INVITE's CANCEL: it runs its course on the other leg.
+            return;
+        }
+        if tx.side() != self.a.side || self.phase != Phase::Early || self.a_final_sent {
+            return;
+        }
+        let out = message_response(&self.a_tx, 487, "Request Terminated", &self.a.local_tag);
+        self.a_tx.respond(out);
+        self.a_final_sent = true;
+        if let Some(key) = &self.b_key {
+            self.ctx.layer.cancel(key);
+        }
+        let hangup = side_of(self.a.side);
+        self.end(
+            487,
+            "Request Terminated",
+            Disposition::Cancelled,
+            "cancelled",
+            Some(hangup),
+        );
+        if !self.b_final_seen {
+            self.linger_until = Some(Instant::now() + self.ctx.layer.timers().timeout());
+        }
+    }
+}
