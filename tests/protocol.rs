@@ -149,10 +149,29 @@ async fn malformed_invites_are_answered_400_naming_the_problem() {
     // Nothing of it reached the carrier.
     h.carrier.expect_silence(QUIET).await;
     let cdrs = h.finish().await;
-    // Only the busy call: an INVITE the front end cannot parse is no attributable attempt
-    // (nothing in it is trustworthy enough to record). A parsed INVITE that validation
-    // refuses is recorded: see the 483 test below.
-    assert_eq!(only(&cdrs).disposition, Disposition::Busy);
+    // Every INVITE is an attempt with a CDR, even one the front end could not parse: what
+    // could be salvaged from it is recorded with the refusal.
+    assert_eq!(cdrs.len(), 5, "{cdrs:#?}");
+    assert_eq!(
+        cdrs.iter().filter(|c| c.disposition == Disposition::Busy).count(),
+        1
+    );
+    let refused: Vec<_> = cdrs
+        .iter()
+        .filter(|c| c.disposition == Disposition::Refused)
+        .collect();
+    assert_eq!(refused.len(), 4, "{cdrs:#?}");
+    for c in refused {
+        assert_eq!(c.final_status, 400, "{c:#?}");
+        assert!(
+            matches!(
+                c.refusal_reason.as_deref(),
+                Some("malformed_request") | Some("invalid_request")
+            ),
+            "{c:#?}"
+        );
+        assert_eq!(c.trunk.as_deref(), Some("test"), "{c:#?}");
+    }
 }
 
 #[tokio::test]

@@ -32,6 +32,9 @@ impl Handler for B2bua {
             Parsed::Drop(why) => tracing::debug!(%side, %peer, why, "message dropped"),
             Parsed::Reject(rejection) => {
                 tracing::info!(%side, %peer, status = rejection.status, reason = %rejection.reason, "malformed message refused");
+                if known && rejection.initial_invite {
+                    super::new_call::record_malformed(&self.ctx, side, peer, &rejection);
+                }
                 if let Some(resp) = rejection.response {
                     self.ctx
                         .layer

@@ -15,6 +15,7 @@ use super::Ctx;
 use crate::config::TransportKind;
 use crate::monitor::cdr::{Direction, Disposition};
 use crate::policy::{self, AdmissionRequest, Decision};
+use crate::sip::frontend::Rejection;
 use crate::sip::message;
 use crate::sip::response::response_for;
 use crate::sip::transaction::ServerTx;
@@ -124,6 +125,50 @@ pub(super) fn record_invalid(
 
 /// The trunk a new call belongs to: by the PBX's address, or by the carrier's address and the
 /// called number (several trunks may share one carrier).
+/// An INVITE the front end could not parse: its CDR holds what could be salvaged.
+pub(super) fn record_malformed(ctx: &Ctx, side: Side, peer: Peer, rejection: &Rejection) {
+    let resp = rejection.response.as_ref();
+    let call_id = resp.and_then(message::call_id).map(str::to_string);
+    let trunk = match side {
+        Side::Inside => ctx.policy.pbx_trunk(peer.addr.ip()),
+        Side::Outside => ctx.policy.carrier_trunk(peer.addr),
+    };
+    let now = Utc::now();
+    let from = resp.and_then(message::from_uri);
+    let d = CdrDraft {
+        id: new_call_id(now),
+        inside_call_id: if side == Side::Inside {
+            call_id.clone()
+        } else {
+            None
+        },
+        outside_call_id: if side == Side::Outside { call_id } else { None },
+        trunk: trunk.map(|t| t.name.clone()),
+        direction: direction_of(side),
+        source: peer.addr.to_string(),
+        caller: from
+            .as_ref()
+            .and_then(|u| policy::normalize_number(&u.to_string())),
+        callee: resp
+            .and_then(message::to_uri)
+            .and_then(|u| policy::normalize_number(&u.to_string())),
+        presented_from: from.as_ref().map(user_of),
+        pai: None,
+        invite_at: now,
+        ringing_at: None,
+        answer_at: None,
+        q850: None,
+        refusal_reason: Some("malformed_request".into()),
+    };
+    ctx.cdrs.submit(d.finish(
+        rejection.status,
+        &rejection.reason,
+        Disposition::Refused,
+        "refused",
+        None,
+    ));
+}
+
 fn trunk_of(ctx: &Ctx, side: Side, peer: Peer, req: &rsip::Request) -> Option<policy::TrunkRef> {
     match side {
         Side::Inside => ctx.policy.pbx_trunk(peer.addr.ip()),

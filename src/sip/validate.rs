@@ -9,8 +9,9 @@ use super::response::Echo;
 use rsip::headers::{self, UntypedHeader};
 use rsip::{Header, Method, Scheme};
 
-/// The methods the B2BUA implements, as sent in Allow.
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK";
+/// The methods the B2BUA implements, as sent in Allow. PRACK is not among them: we never
+/// advertise 100rel, so no peer may send reliable provisionals that would need it.
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO";
 
 /// Header fields every request must carry (RFC 3261 §8.1.1).
 pub const MANDATORY: [&str; 5] = ["Via", "From", "To", "Call-ID", "CSeq"];
@@ -158,7 +159,6 @@ pub fn check_request(req: &rsip::Request) -> Result<(), Refusal> {
             | Method::Options
             | Method::Update
             | Method::Info
-            | Method::PRack
     );
     if !implemented {
         // REGISTER too: a trunk has no registrar. rsip has no variant for unknown methods;
@@ -294,12 +294,13 @@ mod tests {
     #[test]
     fn methods() {
         for m in [
-            "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "UPDATE", "INFO", "PRACK",
+            "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "UPDATE", "INFO",
         ] {
             assert_eq!(status(&req(m, "", "")), 0, "{m}");
         }
         for m in [
             "REGISTER",
+            "PRACK",
             "SUBSCRIBE",
             "NOTIFY",
             "MESSAGE",

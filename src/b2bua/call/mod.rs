@@ -31,7 +31,7 @@ use crate::sip::message;
 use crate::sip::transaction::{ClientEvent, ClientEventKind, ClientKey, ServerKey, ServerTx};
 use crate::sip::transport::Side;
 
-pub(crate) const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO";
+pub(crate) use crate::sip::validate::ALLOW;
 
 /// Capacity of a call's queue of client-transaction events.
 const EVENT_QUEUE: usize = 64;

@@ -64,6 +64,8 @@ pub struct Rejection {
     /// Via/From/To/Call-ID/CSeq copied from the raw request, a To tag, Content-Length: 0.
     /// None when no Via could be found, so the response cannot be routed.
     pub response: Option<rsip::Response>,
+    /// The broken message was an INVITE without a To tag: a call attempt, which gets a CDR.
+    pub initial_invite: bool,
 }
 
 /// The lines of a header section (CRLF-separated, the final CRLF not included).

@@ -19,7 +19,10 @@ pub(crate) fn refuse(head: &[u8], fault: Fault, limits: &Limits) -> Parsed {
     if method_of(start) == b"ACK" {
         return Parsed::Drop("invalid ACK (an ACK is never answered)");
     }
-    Parsed::Reject(rejection(&lines, fault, limits))
+    let invite = method_of(start) == b"INVITE";
+    let mut r = rejection(&lines, fault, limits);
+    r.rejection.initial_invite = invite && !r.to_has_tag;
+    Parsed::Reject(r.rejection)
 }
 
 /// Like [`refuse`], for a stream error: the rejection to send before closing, if any.
@@ -30,7 +33,24 @@ pub(crate) fn rejection_for(head: &[u8], fault: Fault, limits: &Limits) -> Optio
     }
 }
 
-fn rejection(lines: &[&[u8]], fault: Fault, limits: &Limits) -> Rejection {
+struct Salvaged {
+    rejection: Rejection,
+    to_has_tag: bool,
+}
+
+/// Whether a raw To value carries a tag parameter (outside any <…> URI).
+fn has_tag(to: &str) -> bool {
+    let params = match to.rfind('>') {
+        Some(i) => &to[i + 1..],
+        None => to,
+    };
+    params
+        .split(';')
+        .skip(1)
+        .any(|p| p.trim().to_ascii_lowercase().starts_with("tag="))
+}
+
+fn rejection(lines: &[&[u8]], fault: Fault, limits: &Limits) -> Salvaged {
     let fields = unfold(lines.get(1..).unwrap_or_default(), limits, false).unwrap_or_default();
     let mut echo = Echo::default();
     for f in &fields {
@@ -60,10 +80,14 @@ fn rejection(lines: &[&[u8]], fault: Fault, limits: &Limits) -> Rejection {
             fault.headers.clone(),
         )
     });
-    Rejection {
-        status: fault.status,
-        reason: fault.reason,
-        response,
+    Salvaged {
+        to_has_tag: echo.to.as_deref().is_some_and(has_tag),
+        rejection: Rejection {
+            status: fault.status,
+            reason: fault.reason,
+            response,
+            initial_invite: false,
+        },
     }
 }
 
@@ -78,6 +102,14 @@ fn stateless_tag(echo: &Echo) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn to_tag_detection() {
+        assert!(has_tag("<sip:a@b>;tag=1"));
+        assert!(has_tag("sip:a@b;TAG=1"));
+        assert!(!has_tag("<sip:a@b;tag=1>"));
+        assert!(!has_tag("<sip:a@b>"));
+    }
 
     #[test]
     fn salvages_what_it_can() {
