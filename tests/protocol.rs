@@ -153,7 +153,9 @@ async fn malformed_invites_are_answered_400_naming_the_problem() {
     // could be salvaged from it is recorded with the refusal.
     assert_eq!(cdrs.len(), 5, "{cdrs:#?}");
     assert_eq!(
-        cdrs.iter().filter(|c| c.disposition == Disposition::Busy).count(),
+        cdrs.iter()
+            .filter(|c| c.disposition == Disposition::Busy)
+            .count(),
         1
     );
     let refused: Vec<_> = cdrs
