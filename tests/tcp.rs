@@ -97,6 +97,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
+#[allow(clippy::too_many_arguments)] // a raw request spelled out in full
 fn request(
     method: &str,
     via_host: SocketAddr,
