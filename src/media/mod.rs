@@ -2,9 +2,18 @@
 //! per-leg quality stats and the media timeout. Knows nothing of SIP: the B2BUA feeds it the SDP
 //! bodies it sees and acts on the events it reports.
 
+pub mod dtmf;
+pub mod quality;
+pub mod rtp;
 pub mod sdp;
+pub mod stats;
+
+#[cfg(test)]
+mod stats_tests;
 
 use serde::Serialize;
+
+pub use sdp::{Anchor, Direction};
 
 /// The two sides of a call's media. Inside: toward the PBX. Outside: toward the carrier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -28,6 +37,14 @@ impl Leg {
         match self {
             Leg::Inside => "inside",
             Leg::Outside => "outside",
+        }
+    }
+
+    /// 0 for inside, 1 for outside: index of per-leg arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Leg::Inside => 0,
+            Leg::Outside => 1,
         }
     }
 }
