@@ -3,17 +3,42 @@
 //! bodies it sees and acts on the events it reports.
 
 pub mod dtmf;
+pub mod latch;
+pub mod ports;
+mod pump;
 pub mod quality;
+pub mod relay;
 pub mod rtp;
 pub mod sdp;
 pub mod stats;
+mod supervisor;
+pub mod tap;
 
+#[cfg(test)]
+mod relay_tests;
 #[cfg(test)]
 mod stats_tests;
 
+use std::net::IpAddr;
+
 use serde::Serialize;
 
+pub use ports::{PortAllocator, PortPair};
+pub use relay::{LegStats, MediaEvent, MediaSession, RemoteMedia, SessionConfig, SessionStats};
 pub use sdp::{Anchor, Direction};
+pub use tap::{TapPacket, TapSender};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("[media] port_range {start}-{end} holds no RTP/RTCP port pair")]
+    EmptyRange { start: u16, end: u16 },
+    #[error("no free RTP/RTCP port pair in {start}-{end} on {ip}")]
+    PortsExhausted { ip: IpAddr, start: u16, end: u16 },
+    #[error("cannot bind RTP sockets on {ip}: {source}")]
+    Bind { ip: IpAddr, source: std::io::Error },
+    #[error("cannot register RTP sockets with the runtime: {0}")]
+    Runtime(std::io::Error),
+}
 
 /// The two sides of a call's media. Inside: toward the PBX. Outside: toward the carrier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
