@@ -33,7 +33,9 @@ struct Pending {
 /// Telephone-event watcher for one direction of one leg.
 #[derive(Debug, Clone)]
 pub struct DtmfDetector {
-    payload_type: Option<u8>,
+    /// The telephone-event type of each peer's SDP: a sender should use the receiver's number,
+    /// and the two are usually equal, but either one is taken.
+    payload_types: [Option<u8>; 2],
     clock_rate: u32,
     pending: Option<Pending>,
     last_done: Option<(u32, u32)>,
@@ -50,23 +52,23 @@ fn digit_of(event: u8) -> Option<char> {
 }
 
 impl DtmfDetector {
-    pub fn new(payload_type: Option<u8>, clock_rate: u32) -> DtmfDetector {
+    pub fn new(payload_types: [Option<u8>; 2], clock_rate: u32) -> DtmfDetector {
         DtmfDetector {
-            payload_type,
+            payload_types,
             clock_rate: clock_rate.max(1),
             pending: None,
             last_done: None,
         }
     }
 
-    /// The telephone-event payload type and clock of the peer's SDP (re-INVITEs may change it).
-    pub fn configure(&mut self, payload_type: Option<u8>, clock_rate: u32) {
-        self.payload_type = payload_type;
+    /// Telephone-event payload types and clock from the SDP (re-INVITEs may change them).
+    pub fn configure(&mut self, payload_types: [Option<u8>; 2], clock_rate: u32) {
+        self.payload_types = payload_types;
         self.clock_rate = clock_rate.max(1);
     }
 
     pub fn is_event(&self, header: &RtpHeader) -> bool {
-        self.payload_type == Some(header.payload_type)
+        self.payload_types.contains(&Some(header.payload_type))
     }
 
     /// Watch one packet. At most two digits come out: an unfinished previous event and this one.
@@ -154,7 +156,7 @@ mod tests {
 
     #[test]
     fn one_digit_from_three_end_packets() {
-        let mut det = DtmfDetector::new(Some(101), 8000);
+        let mut det = DtmfDetector::new([Some(101), None], 8000);
         let mut packets = vec![];
         for i in 0..5u16 {
             packets.push(event(100 + i, 8000, 5, false, 160 * (i + 1)));
@@ -176,7 +178,7 @@ mod tests {
 
     #[test]
     fn star_hash_letters_and_repeats() {
-        let mut det = DtmfDetector::new(Some(101), 8000);
+        let mut det = DtmfDetector::new([Some(101), None], 8000);
         let mut packets = vec![];
         for (n, d) in [10u8, 11, 12, 15, 1, 1].iter().enumerate() {
             let ts = 1000 * (n as u32 + 1);
@@ -194,7 +196,7 @@ mod tests {
 
     #[test]
     fn lost_end_packets_reported_on_next_event_or_flush() {
-        let mut det = DtmfDetector::new(Some(101), 8000);
+        let mut det = DtmfDetector::new([Some(101), None], 8000);
         let packets = vec![
             event(1, 100, 7, false, 160),
             event(2, 100, 7, false, 320),
@@ -212,21 +214,21 @@ mod tests {
 
     #[test]
     fn ignores_other_payloads_short_payloads_and_non_digits() {
-        let mut det = DtmfDetector::new(Some(101), 8000);
+        let mut det = DtmfDetector::new([Some(101), None], 8000);
         let audio = packet(0, 1, 160, 1, &[0xff; 160]);
         let short = packet(101, 2, 320, 1, &[1, 0x80]);
         let flash = event(3, 480, 16, true, 160);
         assert!(feed(&mut det, &[audio, short, flash]).is_empty());
-        let mut none = DtmfDetector::new(None, 8000);
+        let mut none = DtmfDetector::new([None, None], 8000);
         assert!(feed(&mut none, &[event(1, 1, 1, true, 1)]).is_empty());
     }
 
     #[test]
     fn clock_rate_scales_duration() {
-        let mut det = DtmfDetector::new(Some(101), 16000);
+        let mut det = DtmfDetector::new([Some(101), None], 16000);
         let d = feed(&mut det, &[event(1, 1, 0, true, 1600)]);
         assert_eq!(d[0].duration_ms, 100);
-        det.configure(Some(101), 0); // nonsense clock from SDP: no division by zero
+        det.configure([None, Some(101)], 0); // nonsense clock from SDP: no division by zero
         let d = feed(&mut det, &[event(2, 2, 0, true, 1)]);
         assert_eq!(d[0].duration_ms, 1000);
     }

@@ -1,6 +1,24 @@
 //! Media anchoring: RTP/RTCP port allocation, SDP rewrite, the relay with symmetric latching,
-//! per-leg quality stats and the media timeout. Knows nothing of SIP: the B2BUA feeds it the SDP
-//! bodies it sees and acts on the events it reports.
+//! per-leg quality stats, DTMF reports and the media timeout. Knows nothing of SIP: the B2BUA
+//! feeds it the SDP bodies it sees and acts on the events it reports.
+//!
+//! Legs: `Inside` faces the PBX (bound on `[media] inside_address`), `Outside` the carrier
+//! (`outside_address`). Which one is the B2BUA's leg A depends on the call's direction.
+//!
+//! How a call uses it:
+//! 1. At the INVITE: `PortAllocator::allocate` a pair per leg (failure → 503), then
+//!    `MediaSession::start(inside, outside, config)`; keep one `sdp::Origin` per leg.
+//! 2. For every SDP a peer sends (offer or answer, INVITE, 18x, 200, ACK, re-INVITE, UPDATE):
+//!    `sdp::parse`, then `session.update_remote(leg_of_that_peer,
+//!    RemoteMedia::from_sdp(&sdp.audio()?))`, and forward
+//!    `sdp.anchor(&session.anchor(other_leg), &mut origin_of_other_leg).sdp.to_bytes()` to the
+//!    other peer.
+//! 3. On answer: `set_timeout` (if it was started without one, since ringing has no RTP) and
+//!    `set_tap` for the recorder.
+//! 4. Act on `MediaEvent`s (`Timeout` → BYE both legs, `media_timeout`; `Dtmf` → log against
+//!    the call).
+//! 5. At the end, whatever it is: `close().await` for the CDR figures (dropping the session also
+//!    stops it and frees its ports).
 
 pub mod dtmf;
 pub mod latch;

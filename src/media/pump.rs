@@ -2,14 +2,15 @@
 //! the source against the latch, measures (RTP only: stats, DTMF, tap) and sends the datagram
 //! as it came out of the other leg's socket of the same kind.
 //!
-//! Per packet: one `recv_from` into a buffer owned by the task, one `try_send_to` (never
+//! Per packet: one `recv_from` into a buffer owned by the task, one non-blocking `sendto` (never
 //! awaits: a full socket buffer drops the packet, as the network would), a few atomic loads and
-//! stores, no allocation, no lock, no log line (strays are logged first and every 1000th).
+//! stores; no allocation, no lock of ours, no log line (strays: the first and every 1000th).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use socket2::{SockAddr, SockRef};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
@@ -82,7 +83,8 @@ struct State {
     latch: Latch,
     publish: watch::Sender<Option<SocketAddr>>,
     peer_dest: watch::Receiver<Option<SocketAddr>>,
-    dest: Option<SocketAddr>,
+    /// Cached from `peer_dest`, with the socket-address form sendto takes.
+    dest: Option<(SocketAddr, SockAddr)>,
     activity: Arc<Activity>,
     events: mpsc::Sender<MediaEvent>,
     meter: StreamMeter,
@@ -116,7 +118,7 @@ impl Pump {
                 activity,
                 events,
                 meter: StreamMeter::new(DEFAULT_CLOCK_RATE),
-                dtmf: DtmfDetector::new(None, DEFAULT_CLOCK_RATE),
+                dtmf: DtmfDetector::new([None, None], DEFAULT_CLOCK_RATE),
                 tap: TapWriter::new(None),
                 report: PumpReport::default(),
             },
@@ -137,30 +139,37 @@ impl Pump {
         let mut buf = [0u8; RECV_BUF];
         let mut errors = 0u32;
         loop {
-            tokio::select! {
-                // Control first: an update_remote is applied before packets that follow it.
-                biased;
-                changed = control.changed() => {
-                    if changed.is_err() {
-                        break; // session closed or dropped
+            // The control future lives across packets: re-creating it per packet would register
+            // and unregister a waiter (a lock) each time.
+            let closed = {
+                let changed = control.changed();
+                tokio::pin!(changed);
+                loop {
+                    tokio::select! {
+                        // Control first: an update_remote is applied before the packets after it.
+                        biased;
+                        changed = &mut changed => break changed.is_err(),
+                        received = own.recv_from(&mut buf) => match received {
+                            Ok((len, source)) => {
+                                errors = 0;
+                                state.on_datagram(&buf[..len], source, peer);
+                            }
+                            Err(e) => {
+                                errors += 1;
+                                tracing::debug!(leg = leg.as_str(), kind = kind.as_str(), error = %e, "media receive error");
+                                if errors >= MAX_RECV_ERRORS {
+                                    tracing::error!(leg = leg.as_str(), kind = kind.as_str(), error = %e, "media socket broken; relay stopped");
+                                    break true;
+                                }
+                            }
+                        },
                     }
-                    state.apply(&control.borrow_and_update());
                 }
-                received = own.recv_from(&mut buf) => match received {
-                    Ok((len, source)) => {
-                        errors = 0;
-                        state.on_datagram(&buf[..len], source, peer);
-                    }
-                    Err(e) => {
-                        errors += 1;
-                        tracing::debug!(leg = leg.as_str(), kind = kind.as_str(), error = %e, "media receive error");
-                        if errors >= MAX_RECV_ERRORS {
-                            tracing::error!(leg = leg.as_str(), kind = kind.as_str(), error = %e, "media socket broken; relay stopped");
-                            break;
-                        }
-                    }
-                },
+            };
+            if closed {
+                break; // session closed or dropped
             }
+            state.apply(&control.borrow_and_update());
         }
         state.finish()
     }
@@ -177,7 +186,8 @@ impl State {
         self.publish_destination();
         if let Some(r) = remote {
             self.meter.set_clock_rate(r.clock_rate);
-            self.dtmf.configure(r.telephone_event, r.clock_rate);
+            let types = control.remote.map(|r| r.and_then(|r| r.telephone_event));
+            self.dtmf.configure(types, r.clock_rate);
         }
         if self.kind == Kind::Rtp {
             self.tap.set(control.tap.clone());
@@ -260,13 +270,18 @@ impl State {
 
     fn forward(&mut self, data: &[u8], peer: &UdpSocket) {
         if self.peer_dest.has_changed().unwrap_or(false) {
-            self.dest = *self.peer_dest.borrow_and_update();
+            self.dest = self
+                .peer_dest
+                .borrow_and_update()
+                .map(|d| (d, SockAddr::from(d)));
         }
-        let Some(dest) = self.dest else {
+        let Some((dest, sock_addr)) = &self.dest else {
             self.report.sent.dropped += 1;
             return;
         };
-        match peer.try_send_to(data, dest) {
+        // A plain non-blocking sendto: tokio's try_send_to would refuse until its reactor has
+        // seen the socket writable once, dropping the first packets of a fresh session.
+        match SockRef::from(peer).send_to(data, sock_addr) {
             Ok(n) => {
                 self.report.sent.packets += 1;
                 self.report.sent.bytes += n as u64;
