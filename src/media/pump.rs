@@ -23,6 +23,10 @@ use super::stats::{Counters, StreamMeter, StreamStats};
 use super::tap::TapWriter;
 use super::Leg;
 
+#[cfg(test)]
+#[path = "hot_path_tests.rs"]
+mod hot_path_tests;
+
 /// Receive buffer: RTP over a 1500-byte MTU with room to spare; longer datagrams are cut.
 const RECV_BUF: usize = 2048;
 /// Receive errors in a row after which the socket is taken as broken.
@@ -103,6 +107,10 @@ impl Pump {
             activity,
             events,
         } = wiring;
+        let mut peer_dest = peer_dest;
+        let dest = peer_dest
+            .borrow_and_update()
+            .map(|d| (d, SockAddr::from(d)));
         Pump {
             leg,
             kind,
@@ -114,7 +122,7 @@ impl Pump {
                 latch: Latch::new(None),
                 publish,
                 peer_dest,
-                dest: None,
+                dest,
                 activity,
                 events,
                 meter: StreamMeter::new(DEFAULT_CLOCK_RATE),

@@ -195,6 +195,19 @@ pub(crate) struct LegSockets {
 }
 
 impl LegSockets {
+    /// Register a pair's sockets with tokio (inside a runtime), keeping its lease.
+    pub fn new(
+        rtp: std::net::UdpSocket,
+        rtcp: std::net::UdpSocket,
+        lease: PortLease,
+    ) -> Result<LegSockets, MediaError> {
+        Ok(LegSockets {
+            rtp: tokio::net::UdpSocket::from_std(rtp).map_err(MediaError::Runtime)?,
+            rtcp: tokio::net::UdpSocket::from_std(rtcp).map_err(MediaError::Runtime)?,
+            _lease: lease,
+        })
+    }
+
     pub fn socket(&self, kind: Kind) -> &tokio::net::UdpSocket {
         match kind {
             Kind::Rtp => &self.rtp,
@@ -207,7 +220,7 @@ impl LegSockets {
 #[derive(Debug)]
 pub(crate) struct Activity {
     pub epoch: Instant,
-    last_rtp: [AtomicU64; 2],
+    pub last_rtp: [AtomicU64; 2],
 }
 
 impl Activity {
@@ -358,9 +371,5 @@ impl MediaSession {
 
 fn legs_sockets(pair: PortPair) -> Result<LegSockets, MediaError> {
     let (rtp, rtcp, lease) = pair.into_parts();
-    Ok(LegSockets {
-        rtp: tokio::net::UdpSocket::from_std(rtp).map_err(MediaError::Runtime)?,
-        rtcp: tokio::net::UdpSocket::from_std(rtcp).map_err(MediaError::Runtime)?,
-        _lease: lease,
-    })
+    LegSockets::new(rtp, rtcp, lease)
 }
