@@ -62,7 +62,7 @@ fn on_datagram_does_not_allocate() {
         .build()
         .unwrap();
     let _guard = rt.enter();
-    let ports = PortAllocator::new([42100, 42119]).unwrap();
+    let ports = PortAllocator::new([31100, 31119]).unwrap();
     let local = Ipv4Addr::LOCALHOST.into();
     let sockets = [
         ports.allocate(local).unwrap(),

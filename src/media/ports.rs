@@ -183,13 +183,13 @@ mod tests {
 
     #[test]
     fn even_rtp_odd_rtcp_within_range() {
-        let ports = PortAllocator::new([41001, 41010]).unwrap();
-        // 41002, 41004, 41006, 41008 (41010 has no 41011 in range).
+        let ports = PortAllocator::new([30001, 30010]).unwrap();
+        // 30002, 30004, 30006, 30008 (30010 has no 30011 in range).
         assert_eq!(ports.capacity(), 4);
         let pair = ports.allocate(LOCAL).unwrap();
         assert_eq!(pair.rtp_port() % 2, 0);
         assert_eq!(pair.rtcp_port(), pair.rtp_port() + 1);
-        assert!((41002..=41008).contains(&pair.rtp_port()));
+        assert!((30002..=30008).contains(&pair.rtp_port()));
         assert_eq!(pair.ip(), LOCAL);
         assert_eq!(pair.rtp.local_addr().unwrap().port(), pair.rtp_port());
         assert_eq!(pair.rtcp.local_addr().unwrap().port(), pair.rtcp_port());
@@ -203,9 +203,9 @@ mod tests {
     #[test]
     fn empty_ranges_refused() {
         for range in [
-            [41021, 41021],
-            [41022, 41022],
-            [41030, 41020],
+            [30021, 30021],
+            [30022, 30022],
+            [30030, 30020],
             [0, 1],
             [65535, 65535],
         ] {
@@ -223,7 +223,7 @@ mod tests {
 
     #[test]
     fn exhaustion_then_release_exactly_once() {
-        let ports = PortAllocator::new([41040, 41045]).unwrap();
+        let ports = PortAllocator::new([30040, 30045]).unwrap();
         let mut held = Vec::new();
         while let Ok(pair) = ports.allocate(LOCAL) {
             held.push(pair);
@@ -233,8 +233,8 @@ mod tests {
         assert!(matches!(
             ports.allocate(LOCAL),
             Err(MediaError::PortsExhausted {
-                start: 41040,
-                end: 41045,
+                start: 30040,
+                end: 30045,
                 ..
             })
         ));
@@ -255,21 +255,21 @@ mod tests {
 
     #[test]
     fn ports_taken_by_others_are_skipped() {
-        let squatter = UdpSocket::bind((LOCAL, 41061)).unwrap(); // RTCP port of the first pair
-        let ports = PortAllocator::new([41060, 41063]).unwrap();
+        let squatter = UdpSocket::bind((LOCAL, 30061)).unwrap(); // RTCP port of the first pair
+        let ports = PortAllocator::new([30060, 30063]).unwrap();
         let pair = ports.allocate(LOCAL).unwrap();
-        assert_eq!(pair.rtp_port(), 41062);
+        assert_eq!(pair.rtp_port(), 30062);
         assert!(matches!(
             ports.allocate(LOCAL),
             Err(MediaError::PortsExhausted { .. })
         ));
         drop(squatter);
-        assert_eq!(ports.allocate(LOCAL).unwrap().rtp_port(), 41060);
+        assert_eq!(ports.allocate(LOCAL).unwrap().rtp_port(), 30060);
     }
 
     #[test]
     fn round_robin_reuses_released_ports_last() {
-        let ports = PortAllocator::new([41080, 41089]).unwrap();
+        let ports = PortAllocator::new([30080, 30089]).unwrap();
         let first = ports.allocate(LOCAL).unwrap();
         let port = first.rtp_port();
         drop(first);
@@ -279,7 +279,7 @@ mod tests {
 
     #[test]
     fn foreign_address_fails_fast() {
-        let ports = PortAllocator::new([41100, 41999]).unwrap();
+        let ports = PortAllocator::new([30100, 30999]).unwrap();
         let err = ports.allocate("192.0.2.77".parse().unwrap()).unwrap_err();
         assert!(matches!(err, MediaError::Bind { .. }), "{err}");
         assert_eq!(ports.pool.lock().len(), ports.capacity());
@@ -287,7 +287,7 @@ mod tests {
 
     #[test]
     fn many_cycles_keep_counts_exact() {
-        let ports = PortAllocator::new([41200, 41219]).unwrap();
+        let ports = PortAllocator::new([30200, 30219]).unwrap();
         for _ in 0..50 {
             let a = ports.allocate(LOCAL).unwrap();
             let b = ports.allocate(LOCAL).unwrap();

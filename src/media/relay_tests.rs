@@ -65,7 +65,7 @@ fn dtmf(seq: u16, ts: u32, digit: u8, end: bool, duration: u16) -> Vec<u8> {
 
 #[tokio::test]
 async fn relays_latches_drops_strays_counts_loss_and_reports_dtmf() {
-    let ports = PortAllocator::new([42000, 42019]).unwrap();
+    let ports = PortAllocator::new([31000, 31019]).unwrap();
     let (tap_tx, mut tap_rx) = mpsc::channel(4096);
     let (session, mut events) = start(&ports, config(None, Some(tap_tx)));
     assert_eq!(ports.in_use(), 2);
@@ -206,7 +206,7 @@ async fn relays_latches_drops_strays_counts_loss_and_reports_dtmf() {
 
 #[tokio::test]
 async fn media_timeout_fires_and_hold_suspends_it() {
-    let ports = PortAllocator::new([42020, 42039]).unwrap();
+    let ports = PortAllocator::new([31020, 31039]).unwrap();
     let limit = Duration::from_millis(300);
     let (session, mut events) = start(&ports, config(Some(limit), None));
     let (pbx, carrier) = (socket().await, socket().await);
@@ -266,7 +266,7 @@ async fn media_timeout_fires_and_hold_suspends_it() {
 
 #[tokio::test]
 async fn timeout_off_until_armed_and_old_style_hold() {
-    let ports = PortAllocator::new([42040, 42059]).unwrap();
+    let ports = PortAllocator::new([31040, 31059]).unwrap();
     let (session, mut events) = start(&ports, config(None, None));
     let carrier = socket().await;
     let carrier_media = RemoteMedia::new(carrier.local_addr().unwrap(), Direction::SendRecv);
@@ -302,7 +302,7 @@ async fn timeout_off_until_armed_and_old_style_hold() {
 
 #[tokio::test]
 async fn reinvite_moves_the_peer_and_one_way_audio_is_flagged() {
-    let ports = PortAllocator::new([42060, 42079]).unwrap();
+    let ports = PortAllocator::new([31060, 31079]).unwrap();
     let mut cfg = config(None, None);
     cfg.one_way_after = Duration::from_millis(300);
     let (session, mut events) = start(&ports, cfg);
@@ -364,7 +364,7 @@ async fn reinvite_moves_the_peer_and_one_way_audio_is_flagged() {
 
 #[test]
 fn start_outside_a_runtime_is_an_error() {
-    let ports = PortAllocator::new([42080, 42099]).unwrap();
+    let ports = PortAllocator::new([31080, 31099]).unwrap();
     let inside = ports.allocate(LOCAL).unwrap();
     let outside = ports.allocate(LOCAL).unwrap();
     let err = MediaSession::start(inside, outside, config(None, None)).unwrap_err();
