@@ -4,6 +4,7 @@
 pub mod app;
 pub mod b2bua;
 pub mod config;
+pub mod media;
 pub mod monitor;
 pub mod policy;
 pub mod shutdown;

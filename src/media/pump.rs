@@ -1,0 +1,344 @@
+//! The hot path: one task per leg and socket kind. It receives on its own leg's socket, checks
+//! the source against the latch, measures (RTP only: stats, DTMF, tap) and sends the datagram
+//! as it came out of the other leg's socket of the same kind.
+//!
+//! Per packet: one `recv_from` into a buffer owned by the task, one non-blocking `sendto` (never
+//! awaits: a full socket buffer drops the packet, as the network would), a few atomic loads and
+//! stores; no allocation, no lock of ours, no log line (strays: the first and every 1000th).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use socket2::{SockAddr, SockRef};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+
+use super::dtmf::DtmfDetector;
+use super::latch::{Latch, Verdict};
+use super::relay::{Activity, Control, LegSockets, LegStats, MediaEvent, SessionStats};
+use super::rtp::RtpHeader;
+use super::sdp::DEFAULT_CLOCK_RATE;
+use super::stats::{Counters, StreamMeter, StreamStats};
+use super::tap::TapWriter;
+use super::Leg;
+
+#[cfg(test)]
+#[path = "hot_path_tests.rs"]
+mod hot_path_tests;
+
+/// Receive buffer: RTP over a 1500-byte MTU with room to spare; longer datagrams are cut.
+const RECV_BUF: usize = 2048;
+/// Receive errors in a row after which the socket is taken as broken.
+const MAX_RECV_ERRORS: u32 = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Rtp,
+    Rtcp,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Rtp => "rtp",
+            Kind::Rtcp => "rtcp",
+        }
+    }
+}
+
+/// What a pump hands back when it ends.
+#[derive(Debug, Default)]
+pub(crate) struct PumpReport {
+    stream: StreamStats,
+    received: Counters,
+    sent: Counters,
+    stray: u64,
+    latched: Option<SocketAddr>,
+    dtmf_digits: u64,
+    dtmf_dropped: u64,
+    tap_dropped: u64,
+}
+
+/// Channels tying a pump to the rest of its session.
+pub(crate) struct Wiring {
+    pub sockets: [Arc<LegSockets>; 2],
+    pub control: watch::Receiver<Control>,
+    /// Where this leg's peer is, for the other leg's pump.
+    pub publish: watch::Sender<Option<SocketAddr>>,
+    /// Where the other leg's peer is.
+    pub peer_dest: watch::Receiver<Option<SocketAddr>>,
+    pub activity: Arc<Activity>,
+    pub events: mpsc::Sender<MediaEvent>,
+}
+
+pub(crate) struct Pump {
+    leg: Leg,
+    kind: Kind,
+    sockets: [Arc<LegSockets>; 2],
+    control: watch::Receiver<Control>,
+    state: State,
+}
+
+/// Everything a packet may change.
+struct State {
+    leg: Leg,
+    kind: Kind,
+    latch: Latch,
+    publish: watch::Sender<Option<SocketAddr>>,
+    peer_dest: watch::Receiver<Option<SocketAddr>>,
+    /// Cached from `peer_dest`, with the socket-address form sendto takes.
+    dest: Option<(SocketAddr, SockAddr)>,
+    activity: Arc<Activity>,
+    events: mpsc::Sender<MediaEvent>,
+    meter: StreamMeter,
+    dtmf: DtmfDetector,
+    tap: TapWriter,
+    report: PumpReport,
+}
+
+impl Pump {
+    pub(crate) fn new(leg: Leg, kind: Kind, wiring: Wiring) -> Pump {
+        let Wiring {
+            sockets,
+            control,
+            publish,
+            peer_dest,
+            activity,
+            events,
+        } = wiring;
+        let mut peer_dest = peer_dest;
+        let dest = peer_dest
+            .borrow_and_update()
+            .map(|d| (d, SockAddr::from(d)));
+        Pump {
+            leg,
+            kind,
+            sockets,
+            control,
+            state: State {
+                leg,
+                kind,
+                latch: Latch::new(None),
+                publish,
+                peer_dest,
+                dest,
+                activity,
+                events,
+                meter: StreamMeter::new(DEFAULT_CLOCK_RATE),
+                dtmf: DtmfDetector::new([None, None], DEFAULT_CLOCK_RATE),
+                tap: TapWriter::new(None),
+                report: PumpReport::default(),
+            },
+        }
+    }
+
+    pub(crate) async fn run(self) -> PumpReport {
+        let Pump {
+            leg,
+            kind,
+            sockets,
+            mut control,
+            mut state,
+        } = self;
+        let own = sockets[leg.index()].socket(kind);
+        let peer = sockets[leg.other().index()].socket(kind);
+        state.apply(&control.borrow_and_update());
+        let mut buf = [0u8; RECV_BUF];
+        let mut errors = 0u32;
+        loop {
+            // The control future lives across packets: re-creating it per packet would register
+            // and unregister a waiter (a lock) each time.
+            let closed = {
+                let changed = control.changed();
+                tokio::pin!(changed);
+                loop {
+                    tokio::select! {
+                        // Control first: an update_remote is applied before the packets after it.
+                        biased;
+                        changed = &mut changed => break changed.is_err(),
+                        received = own.recv_from(&mut buf) => match received {
+                            Ok((len, source)) => {
+                                errors = 0;
+                                state.on_datagram(&buf[..len], source, peer);
+                            }
+                            Err(e) => {
+                                errors += 1;
+                                tracing::debug!(leg = leg.as_str(), kind = kind.as_str(), error = %e, "media receive error");
+                                if errors >= MAX_RECV_ERRORS {
+                                    tracing::error!(leg = leg.as_str(), kind = kind.as_str(), error = %e, "media socket broken; relay stopped");
+                                    break true;
+                                }
+                            }
+                        },
+                    }
+                }
+            };
+            if closed {
+                break; // session closed or dropped
+            }
+            state.apply(&control.borrow_and_update());
+        }
+        state.finish()
+    }
+}
+
+impl State {
+    fn apply(&mut self, control: &Control) {
+        let remote = control.remote[self.leg.index()];
+        let address = remote.and_then(|r| match self.kind {
+            Kind::Rtp => Some(r.rtp),
+            Kind::Rtcp => r.rtcp_addr(),
+        });
+        self.latch.set_remote(address);
+        self.publish_destination();
+        if let Some(r) = remote {
+            self.meter.set_clock_rate(r.clock_rate);
+            let types = control.remote.map(|r| r.and_then(|r| r.telephone_event));
+            self.dtmf.configure(types, r.clock_rate);
+        }
+        if self.kind == Kind::Rtp {
+            self.tap.set(control.tap.clone());
+        }
+    }
+
+    fn publish_destination(&self) {
+        let dest = self.latch.destination();
+        self.publish.send_if_modified(|current| {
+            let changed = *current != dest;
+            *current = dest;
+            changed
+        });
+    }
+
+    fn on_datagram(&mut self, data: &[u8], source: SocketAddr, peer: &UdpSocket) {
+        match self.latch.on_packet(source) {
+            Verdict::Accept => {}
+            Verdict::Latched(addr) => {
+                tracing::info!(leg = self.leg.as_str(), kind = self.kind.as_str(), %addr, "media source latched");
+                self.publish_destination();
+            }
+            Verdict::Stray => {
+                self.report.stray += 1;
+                let count = self.report.stray;
+                if count == 1 || count % 1000 == 0 {
+                    tracing::warn!(leg = self.leg.as_str(), kind = self.kind.as_str(), %source, count, "stray media source dropped");
+                }
+                return;
+            }
+        }
+        match self.kind {
+            Kind::Rtp => self.measure(data),
+            Kind::Rtcp => {
+                self.report.received.packets += 1;
+                self.report.received.bytes += data.len() as u64;
+            }
+        }
+        self.forward(data, peer);
+    }
+
+    fn measure(&mut self, data: &[u8]) {
+        let Some(header) = RtpHeader::parse(data) else {
+            self.meter.on_not_rtp(); // rtcp-mux, STUN, garbage: relayed, not measured
+            return;
+        };
+        let now = Instant::now();
+        let is_event = self.dtmf.is_event(&header);
+        self.meter.on_packet(now, &header, data.len(), is_event);
+        self.activity.touch(self.leg, now);
+        if is_event {
+            let digits = self
+                .dtmf
+                .on_packet(&header, header.payload(data), chrono::Utc::now);
+            for digit in digits.into_iter().flatten() {
+                self.report_digit(digit);
+            }
+        }
+        self.tap.offer(self.leg, now, header, data);
+    }
+
+    fn report_digit(&mut self, digit: super::dtmf::Digit) {
+        self.report.dtmf_digits += 1;
+        // The digit itself stays out of the logs: callers key in card numbers.
+        tracing::debug!(
+            leg = self.leg.as_str(),
+            duration_ms = digit.duration_ms,
+            "DTMF digit"
+        );
+        let event = MediaEvent::Dtmf {
+            leg: self.leg,
+            digit: digit.digit,
+            at: digit.at,
+            duration_ms: digit.duration_ms,
+        };
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.events.try_send(event) {
+            self.report.dtmf_dropped += 1;
+        }
+    }
+
+    fn forward(&mut self, data: &[u8], peer: &UdpSocket) {
+        if self.peer_dest.has_changed().unwrap_or(false) {
+            self.dest = self
+                .peer_dest
+                .borrow_and_update()
+                .map(|d| (d, SockAddr::from(d)));
+        }
+        let Some((dest, sock_addr)) = &self.dest else {
+            self.report.sent.dropped += 1;
+            return;
+        };
+        // A plain non-blocking sendto: tokio's try_send_to would refuse until its reactor has
+        // seen the socket writable once, dropping the first packets of a fresh session.
+        match SockRef::from(peer).send_to(data, sock_addr) {
+            Ok(n) => {
+                self.report.sent.packets += 1;
+                self.report.sent.bytes += n as u64;
+            }
+            Err(e) => {
+                self.report.sent.dropped += 1;
+                if self.report.sent.dropped == 1 {
+                    tracing::debug!(leg = self.leg.other().as_str(), kind = self.kind.as_str(), %dest, error = %e, "media send failed");
+                }
+            }
+        }
+    }
+
+    fn finish(mut self) -> PumpReport {
+        if let Some(digit) = self.dtmf.flush() {
+            self.report_digit(digit);
+        }
+        self.report.stream = self.meter.snapshot();
+        self.report.latched = self.latch.latched();
+        self.report.tap_dropped = self.tap.dropped();
+        self.report
+    }
+}
+
+impl PumpReport {
+    /// A pump of leg L measured what L's peer sent, and counted what it sent to the other peer.
+    pub(crate) fn merge_into(self, stats: &mut SessionStats, leg: Leg, kind: Kind) {
+        let own = leg_mut(stats, leg);
+        own.stray += self.stray;
+        match kind {
+            Kind::Rtp => {
+                own.rtp_in = self.stream;
+                own.latched = self.latched;
+                own.dtmf_digits = self.dtmf_digits;
+                own.dtmf_dropped = self.dtmf_dropped;
+                own.tap_dropped = self.tap_dropped;
+                leg_mut(stats, leg.other()).rtp_out = self.sent;
+            }
+            Kind::Rtcp => {
+                own.rtcp_in = self.received;
+                leg_mut(stats, leg.other()).rtcp_out = self.sent;
+            }
+        }
+    }
+}
+
+fn leg_mut(stats: &mut SessionStats, leg: Leg) -> &mut LegStats {
+    match leg {
+        Leg::Inside => &mut stats.inside,
+        Leg::Outside => &mut stats.outside,
+    }
+}
