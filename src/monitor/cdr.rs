@@ -3,11 +3,13 @@
 use chrono::{DateTime, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use super::call_media::{DtmfEvent, LegQuality, RecordingInfo, RecordingStatus};
+
 /// One call attempt as a carrier or a compliance officer sees it.
 ///
 /// Times are stored with millisecond precision; build them with [`ms_precision`] (or compute
 /// `talk_ms` with [`Cdr::talk_ms_between`]) so that what is written reads back identically.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cdr {
     /// Our call id.
     pub id: String,
@@ -43,6 +45,14 @@ pub struct Cdr {
     pub end_reason: String,
     /// Policy code when refused, e.g. caller_id_not_authorized.
     pub refusal_reason: Option<String>,
+    /// Per-leg media figures; empty when the call never had media.
+    #[serde(default)]
+    pub media: Vec<LegQuality>,
+    /// The recording, when the call was answered (or had early media recorded).
+    #[serde(default)]
+    pub recording: Option<RecordingInfo>,
+    #[serde(default)]
+    pub dtmf: Vec<DtmfEvent>,
 }
 
 impl Cdr {
@@ -204,6 +214,9 @@ pub(crate) fn sample_cdr(id: &str) -> Cdr {
         disposition: Disposition::Answered,
         end_reason: "bye_outside".to_string(),
         refusal_reason: None,
+        media: Vec::new(),
+        recording: None,
+        dtmf: Vec::new(),
     }
 }
 

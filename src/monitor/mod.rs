@@ -1,5 +1,6 @@
 //! CDR assembly and the path to the store; later KPI windows, anomaly rules, enforcement.
 
+pub mod call_media;
 pub mod cdr;
 pub mod cdr_writer;
 pub mod q850;

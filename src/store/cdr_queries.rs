@@ -168,6 +168,10 @@ fn cdr_from_row(row: &SqliteRow) -> Result<Cdr, StoreError> {
         end_reason: row.try_get("end_reason")?,
         refusal_reason: row.try_get("refusal_reason")?,
         id,
+        // Filled in by the caller from the per-call tables.
+        media: Vec::new(),
+        recording: None,
+        dtmf: Vec::new(),
     })
 }
 

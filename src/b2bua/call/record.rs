@@ -77,6 +77,9 @@ impl CdrDraft {
             disposition,
             end_reason: end_reason.to_string(),
             refusal_reason: self.refusal_reason.clone(),
+            media: Vec::new(),
+            recording: None,
+            dtmf: Vec::new(),
         }
     }
 }

@@ -1,0 +1,90 @@
+//! What a call's media left for its CDR: per-leg quality, the recording's evidence, and the
+//! DTMF digits keyed during the call.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// One leg's media figures. `inside` faces the PBX (the agent), `outside` the carrier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LegQuality {
+    /// "inside" or "outside".
+    pub leg: String,
+    /// RTP received from this leg's peer.
+    pub packets_in: u64,
+    pub bytes_in: u64,
+    /// RTP relayed to this leg's peer.
+    pub packets_out: u64,
+    pub bytes_out: u64,
+    /// Packets the peer sent that never arrived (from sequence numbers).
+    pub lost: u64,
+    /// RFC 3550 interarrival jitter at the end, and the worst seen, in ms.
+    pub jitter_ms: f64,
+    pub max_jitter_ms: f64,
+    /// Longest silence between two packets from the peer, in ms.
+    pub longest_gap_ms: u64,
+    /// Packets from sources other than the peer, dropped.
+    pub stray: u64,
+    /// Estimated MOS of what the peer sent (simplified E-model); None without RTP.
+    pub mos: Option<f64>,
+    /// This leg's peer went silent while the other talked.
+    pub one_way: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingStatus {
+    /// Closed normally: the file is whole.
+    Complete,
+    /// Cut short by a crash and repaired on restart.
+    Incomplete,
+    /// Could not be started or written; `note` says why.
+    Failed,
+}
+
+impl RecordingStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordingStatus::Complete => "complete",
+            RecordingStatus::Incomplete => "incomplete",
+            RecordingStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RecordingStatus> {
+        match s {
+            "complete" => Some(RecordingStatus::Complete),
+            "incomplete" => Some(RecordingStatus::Incomplete),
+            "failed" => Some(RecordingStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// The recording of a call, as evidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordingInfo {
+    pub status: RecordingStatus,
+    /// The WAV file (absent when the recording failed).
+    pub path: Option<String>,
+    /// Raw RTP of both legs, kept when the codec could not be decoded.
+    pub pcap_path: Option<String>,
+    /// SHA-256 of the WAV file, hex.
+    pub sha256: Option<String>,
+    pub duration_ms: i64,
+    pub size_bytes: i64,
+    pub codec: Option<String>,
+    /// Packets the recorder could not take in time (its queue was full).
+    pub overflowed_packets: u64,
+    /// Why the recording failed or is partial, when it is.
+    pub note: Option<String>,
+}
+
+/// One DTMF digit (RFC 4733) keyed during the call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DtmfEvent {
+    /// The leg whose peer keyed it: "inside" or "outside".
+    pub leg: String,
+    pub digit: String,
+    pub at: DateTime<Utc>,
+    pub duration_ms: u32,
+}
