@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::b2bua::{B2bua, Registry, Settings};
+use crate::b2bua::{B2bua, MediaSettings, Registry, Settings};
 use crate::config::Config;
+use crate::media::{MediaError, PortAllocator};
 use crate::monitor::cdr_writer::{CdrSink, CdrWriter, CdrWriterHandle};
 use crate::policy::Policy;
 use crate::shutdown::{self, ShutdownTrigger};
@@ -21,12 +22,15 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Transport(#[from] TransportError),
+    #[error(transparent)]
+    Media(#[from] MediaError),
 }
 
 /// A running gateway. Dropping it without `shutdown` leaves its tasks running until the
 /// runtime ends; tests and main call `shutdown`.
 pub struct Gateway {
     b2bua: B2bua,
+    ports: Arc<PortAllocator>,
     policy: Arc<Policy>,
     store: Store,
     cdrs: CdrSink,
@@ -41,6 +45,7 @@ impl Gateway {
     pub async fn start(config: Config) -> Result<Gateway, AppError> {
         let store = Store::connect(&config.database.url).await?;
         let (cdrs, writer) = CdrWriter::spawn(store.clone(), config.database.cdr_queue);
+        let ports = Arc::new(PortAllocator::from_config(&config.media)?);
         let policy = Arc::new(Policy::new(&config.trunks));
         policy.set_retry_after_secs(config.sip.retry_after_secs);
         let limits = Limits {
@@ -67,6 +72,12 @@ impl Gateway {
             unknown_sources: config.sip.unknown_sources,
             retry_after_secs: config.sip.retry_after_secs,
             ring_timeout: Duration::from_secs(config.sip.ring_timeout_secs),
+            media: MediaSettings {
+                ports: ports.clone(),
+                inside_ip: config.media.inside_address,
+                outside_ip: config.media.outside_address,
+                timeout: Duration::from_secs(config.media.timeout_secs),
+            },
         };
         let registry = Arc::new(Registry::default());
         let b2bua = B2bua::new(
@@ -82,6 +93,7 @@ impl Gateway {
         tracing::info!(inside = %inside.local_addr(), outside = %outside.local_addr(), trunks = config.trunks.len(), "trunkguard listening");
         Ok(Gateway {
             b2bua,
+            ports,
             policy,
             store,
             cdrs,
@@ -115,6 +127,11 @@ impl Gateway {
 
     pub fn cdrs(&self) -> &CdrSink {
         &self.cdrs
+    }
+
+    /// RTP/RTCP port pairs in use (two per live call).
+    pub fn media_ports_in_use(&self) -> usize {
+        self.ports.in_use()
     }
 
     pub fn transactions(&self) -> (usize, usize) {

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use call::media::MediaSettings;
 pub use registry::{LiveCall, Registry};
 
 use crate::config::UnknownSources;
@@ -28,6 +29,7 @@ pub struct Settings {
     pub retry_after_secs: u32,
     /// Longest time an outgoing INVITE may ring before the gateway gives up (like timer C).
     pub ring_timeout: Duration,
+    pub media: MediaSettings,
 }
 
 pub(crate) struct Ctx {

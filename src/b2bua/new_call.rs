@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::call::setup::{self, Presented};
-use super::call::{Call, CallSetup, CdrDraft};
+use super::call::{Call, CallMedia, CallSetup, CdrDraft};
 use super::registry::LiveCall;
 use super::Ctx;
 use crate::config::TransportKind;
@@ -301,7 +301,38 @@ pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx) {
         );
         return;
     };
-    let b_invite = setup::b_invite(req, &mut b);
+    let mut b_invite = setup::b_invite(req, &mut b);
+    let span = tracing::info_span!("call", call_id = %d.id, trunk = %trunk.name);
+    let media = {
+        let _in_call = span.enter(); // the relay's tasks inherit the call's span
+        CallMedia::start(&ctx.settings.media)
+    };
+    let mut media = match media {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(call_id = %d.id, error = %e, "no media ports");
+            let retry = Some(ctx.settings.retry_after_secs);
+            refuse(
+                ctx,
+                &tx,
+                d,
+                503,
+                "Service Unavailable",
+                "media_unavailable",
+                retry,
+            );
+            return;
+        }
+    };
+    if !req.body.is_empty() {
+        let ct = message::content_type(&req.headers);
+        b_invite.body = media.rewrite(side, ct, &req.body);
+        if b_invite.body.is_empty() {
+            b_invite
+                .headers
+                .retain(|h| !matches!(h, rsip::Header::ContentType(_)));
+        }
+    }
     match side {
         Side::Inside => d.outside_call_id = Some(b.call_id.clone()),
         Side::Outside => d.inside_call_id = Some(b.call_id.clone()),
@@ -328,8 +359,6 @@ pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx) {
         return;
     }
     let setup = CallSetup {
-        id: d.id.clone(),
-        trunk: trunk.name.clone(),
         a,
         a_tx: tx.clone(),
         b,
@@ -337,7 +366,7 @@ pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx) {
         lease: admission.lease,
         cdr: d,
         max_call: std::time::Duration::from_secs(trunk.max_call_secs),
+        media,
     };
-    let span = tracing::info_span!("call", call_id = %setup.id, trunk = %setup.trunk);
     tokio::spawn(Call::run(ctx.clone(), setup, inbox_rx).instrument(span));
 }

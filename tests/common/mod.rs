@@ -237,3 +237,36 @@ pub fn hours_excluding_now() -> String {
     let end = (now + 4) % 24;
     format!("\"{start:02}:00-{end:02}:00\"")
 }
+
+/// The gateway's RTP address in these tests (`[media]` defaults).
+pub const MEDIA_IP: &str = "127.0.0.1";
+
+/// SDP that crossed the gateway: the same session (codecs, direction) with the gateway's own
+/// media address and port in place of the sender's (media anchoring, topology hiding).
+pub fn assert_anchored(got: &str, sent: &str) {
+    let line = |sdp: &str, prefix: &str| -> Option<String> {
+        sdp.lines()
+            .find(|l| l.starts_with(prefix))
+            .map(str::to_string)
+    };
+    let sent_m = line(sent, "m=audio ").expect("sent SDP has m=audio");
+    let got_m = line(got, "m=audio ").unwrap_or_else(|| panic!("no m=audio in {got:?}"));
+    let fields = |m: &str| m.split(' ').map(str::to_string).collect::<Vec<_>>();
+    let (sent_f, got_f) = (fields(&sent_m), fields(&got_m));
+    assert_eq!(got_f[2..], sent_f[2..], "codecs kept: {got:?}");
+    assert_ne!(got_f[1], sent_f[1], "port anchored: {got:?}");
+    assert_ne!(got_f[1], "0", "stream not declined: {got:?}");
+    let sent_c = line(sent, "c=").expect("sent SDP has c=");
+    let sent_ip = sent_c.rsplit(' ').next().unwrap_or_default();
+    assert!(
+        !got.contains(sent_ip),
+        "sender's address {sent_ip} hidden: {got:?}"
+    );
+    assert!(
+        got.contains(&format!("c=IN IP4 {MEDIA_IP}")),
+        "gateway media address: {got:?}"
+    );
+    for dir in ["a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive"] {
+        assert_eq!(got.contains(dir), sent.contains(dir), "{dir} kept: {got:?}");
+    }
+}

@@ -13,12 +13,13 @@ impl Call {
         }
         let Some(u) = self.unacked.take() else { return };
         let ct = message::content_type(&ack.headers).map(str::to_string);
+        let body = self.across(side, ct.as_deref(), &ack.body);
         if side == self.a.side && u.ack_other_cseq == self.b.invite_cseq && self.b_ack.is_none() {
-            self.ack_b(ack.body, ct.as_deref());
+            self.ack_b(body, ct.as_deref());
         } else {
             let other = side.other();
             let leg = self.leg_mut(other);
-            let req = leg.request(Method::Ack, Some(u.ack_other_cseq), ack.body, ct.as_deref());
+            let req = leg.request(Method::Ack, Some(u.ack_other_cseq), body, ct.as_deref());
             let peer = leg.peer;
             self.ctx
                 .layer

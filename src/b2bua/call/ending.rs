@@ -215,7 +215,8 @@ impl Call {
             .cdr
             .finish(status, reason, disposition, end_reason, hangup);
         tracing::info!(status, end_reason, talk_ms = cdr.talk_ms, "call ended");
-        self.ctx.cdrs.submit(cdr);
+        // Submitted by the run loop once the media figures are in (closing media awaits).
+        self.final_cdr = Some(cdr);
     }
 }
 

@@ -101,6 +101,9 @@ impl Call {
         self.phase = Phase::Answered;
         self.cdr.answer_at = Some(chrono::Utc::now());
         self.ring_deadline = None;
+        if let Some(m) = &self.media {
+            m.answered();
+        }
         let now = Instant::now();
         self.max_deadline = Some(now + self.max_call);
         let t = self.ctx.layer.timers();
@@ -118,13 +121,15 @@ impl Call {
 
     /// A response to A's INVITE that carries dialog state: our tag, Contact, the body.
     pub(super) fn a_dialog_response(
-        &self,
+        &mut self,
         code: u16,
         reason: &str,
         from_b: &rsip::Response,
     ) -> rsip::Response {
         let mut out = message_response(&self.a_tx, code, reason, &self.a.local_tag);
         relay::copy_dialog_parts(&mut out, from_b, &self.a.contact(), code);
+        let ct = message::content_type(&out.headers).map(str::to_string);
+        out.body = self.across(self.b.side, ct.as_deref(), &out.body);
         out
     }
 

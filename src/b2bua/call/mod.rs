@@ -7,6 +7,7 @@ mod ack;
 mod ending;
 mod invite;
 mod leg;
+pub(crate) mod media;
 mod record;
 mod relay;
 pub(crate) mod setup;
@@ -21,11 +22,12 @@ use tokio::time::Instant;
 
 use ending::end_reason_for;
 pub(crate) use leg::Leg;
+pub(crate) use media::CallMedia;
 pub(crate) use record::CdrDraft;
 
 use super::registry::CallMsg;
 use super::Ctx;
-use crate::monitor::cdr::{Disposition, HangupSide};
+use crate::monitor::cdr::{Cdr, Disposition, HangupSide};
 use crate::policy::Lease;
 use crate::sip::message;
 use crate::sip::transaction::{ClientEvent, ClientEventKind, ClientKey, ServerKey, ServerTx};
@@ -64,8 +66,6 @@ struct Relay {
 }
 
 pub(crate) struct CallSetup {
-    pub id: String,
-    pub trunk: String,
     pub a: Leg,
     pub a_tx: ServerTx,
     pub b: Leg,
@@ -73,6 +73,7 @@ pub(crate) struct CallSetup {
     pub lease: Lease,
     pub cdr: CdrDraft,
     pub max_call: Duration,
+    pub media: CallMedia,
 }
 
 pub(crate) struct Call {
@@ -101,6 +102,10 @@ pub(crate) struct Call {
     max_call: Duration,
     /// After the call ended, wait this long for B's final response to a CANCEL.
     linger_until: Option<Instant>,
+    /// The relay; taken at the end to collect its figures for the CDR.
+    media: Option<CallMedia>,
+    /// The CDR of an ended call, submitted once the media figures are in.
+    final_cdr: Option<Cdr>,
 }
 
 impl Call {
@@ -127,6 +132,8 @@ impl Call {
             max_deadline: None,
             max_call: setup.max_call,
             linger_until: None,
+            media: Some(setup.media),
+            final_cdr: None,
         };
         call.b_key = call.ctx.layer.send_request(
             call.b.side,
@@ -146,7 +153,11 @@ impl Call {
                     None => call.hangup("shutdown"),
                 },
                 Some(ev) = events_rx.recv() => call.on_event(ev),
+                ev = media::next_event(&mut call.media) => call.on_media(ev),
                 _ = tokio::time::sleep_until(wake) => call.on_timer(Instant::now()),
+            }
+            if let Some(cdr) = call.final_cdr.take() {
+                call.submit(cdr).await;
             }
         }
         call.ctx.registry.remove(&call.a, &call.b);

@@ -22,7 +22,8 @@ pub(super) fn relay_request(call: &mut Call, tx: ServerTx) {
         return;
     }
     let ct = message::content_type(&req.headers).map(str::to_string);
-    let body = req.body.clone();
+    let raw = req.body.clone();
+    let body = call.across(side, ct.as_deref(), &raw);
     let other = side.other();
     let events = call.events_tx.clone();
     let leg = call.leg_mut(other);
@@ -78,6 +79,10 @@ pub(super) fn relay_response(call: &mut Call, key: ClientKey, kind: ClientEventK
         copy_dialog_parts(&mut out, &resp, &contact, code);
     } else if !resp.body.is_empty() {
         copy_body(&mut out, &resp);
+    }
+    if !out.body.is_empty() {
+        let ct = message::content_type(&out.headers).map(str::to_string);
+        out.body = call.across(origin_side.other(), ct.as_deref(), &out.body);
     }
     if (200..300).contains(&code) {
         if let Some(target) = message::contact_uri(&resp) {

@@ -1,0 +1,220 @@
+//! A call's anchored media: the relay session, the SDP rewrite on every offer and answer that
+//! crosses the call, the media timeout, DTMF, and the figures for the CDR.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::media::sdp::{self, Origin};
+use crate::media::{
+    Leg, MediaError, MediaEvent, MediaSession, PortAllocator, RemoteMedia, SessionConfig,
+    SessionStats,
+};
+use crate::monitor::call_media::{DtmfEvent, LegQuality};
+use crate::monitor::cdr::Cdr;
+use crate::sip::transport::Side;
+
+use super::{Call, Phase};
+
+/// Where the B2BUA anchors media.
+#[derive(Debug, Clone)]
+pub struct MediaSettings {
+    pub ports: Arc<PortAllocator>,
+    pub inside_ip: std::net::IpAddr,
+    pub outside_ip: std::net::IpAddr,
+    pub timeout: Duration,
+}
+
+pub(crate) fn leg_of(side: Side) -> Leg {
+    match side {
+        Side::Inside => Leg::Inside,
+        Side::Outside => Leg::Outside,
+    }
+}
+
+pub(crate) struct CallMedia {
+    session: MediaSession,
+    events: mpsc::Receiver<MediaEvent>,
+    /// Our `o=` line per leg (index: `Leg::index`), versioned as our SDP on that leg changes.
+    origins: [Origin; 2],
+    timeout: Duration,
+    dtmf: Vec<DtmfEvent>,
+}
+
+impl CallMedia {
+    /// Allocate a port pair per leg and start relaying (nothing flows until SDP names peers).
+    pub fn start(settings: &MediaSettings) -> Result<CallMedia, MediaError> {
+        let inside = settings.ports.allocate(settings.inside_ip)?;
+        let outside = settings.ports.allocate(settings.outside_ip)?;
+        // The timeout is armed on answer: a ringing call owes no RTP.
+        let config = SessionConfig {
+            timeout: None,
+            ..SessionConfig::from_media_config(&crate::config::MediaConfig::default())
+        };
+        let (session, events) = MediaSession::start(inside, outside, config)?;
+        Ok(CallMedia {
+            session,
+            events,
+            origins: [
+                Origin::new(settings.inside_ip),
+                Origin::new(settings.outside_ip),
+            ],
+            timeout: settings.timeout,
+            dtmf: Vec::new(),
+        })
+    }
+
+    /// A body sent by the peer on `from`, on its way to the other side: learn where that peer
+    /// wants media, and put our own address and ports in its place. Bodies that are not SDP
+    /// pass unchanged; SDP that cannot be parsed is not forwarded (it would carry the peer's
+    /// addresses across), so the other side sees no body.
+    pub fn rewrite(&mut self, from: Side, content_type: Option<&str>, body: &[u8]) -> Vec<u8> {
+        if body.is_empty() {
+            return Vec::new();
+        }
+        let is_sdp = content_type.is_none_or(|ct| {
+            ct.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/sdp"))
+        });
+        if !is_sdp {
+            return body.to_vec();
+        }
+        let parsed = match sdp::parse(body) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(side = %from, error = %e, "unparseable SDP not forwarded");
+                return Vec::new();
+            }
+        };
+        let from_leg = leg_of(from);
+        if let Some(remote) = parsed.audio().as_ref().and_then(RemoteMedia::from_sdp) {
+            self.session.update_remote(from_leg, remote);
+        }
+        let to_leg = from_leg.other();
+        let anchor = self.session.anchor(to_leg);
+        parsed
+            .anchor(&anchor, &mut self.origins[to_leg.index()])
+            .sdp
+            .to_bytes()
+    }
+
+    /// The call is answered: RTP is due from now on.
+    pub fn answered(&self) {
+        self.session.set_timeout(Some(self.timeout));
+    }
+
+    /// The next event of the relay; pending forever once the relay has ended.
+    pub async fn next_event(&mut self) -> MediaEvent {
+        match self.events.recv().await {
+            Some(ev) => ev,
+            None => std::future::pending().await,
+        }
+    }
+
+    pub fn record_dtmf(
+        &mut self,
+        leg: Leg,
+        digit: char,
+        at: chrono::DateTime<chrono::Utc>,
+        duration_ms: u32,
+    ) {
+        self.dtmf.push(DtmfEvent {
+            leg: leg.as_str().to_string(),
+            digit: digit.to_string(),
+            at: crate::monitor::cdr::ms_precision(at),
+            duration_ms,
+        });
+    }
+
+    /// Stop relaying (the ports go back to the pool) and hand over what the CDR keeps.
+    pub async fn close(self) -> (Vec<LegQuality>, Vec<DtmfEvent>) {
+        let stats = self.session.close().await;
+        (quality(&stats), self.dtmf)
+    }
+}
+
+fn quality(stats: &SessionStats) -> Vec<LegQuality> {
+    Leg::BOTH
+        .iter()
+        .map(|&leg| {
+            let s = stats.leg(leg);
+            LegQuality {
+                leg: leg.as_str().to_string(),
+                packets_in: s.rtp_in.packets,
+                bytes_in: s.rtp_in.bytes,
+                packets_out: s.rtp_out.packets,
+                bytes_out: s.rtp_out.bytes,
+                lost: s.rtp_in.lost,
+                jitter_ms: s.rtp_in.jitter_ms,
+                max_jitter_ms: s.rtp_in.max_jitter_ms,
+                longest_gap_ms: s.rtp_in.longest_gap_ms,
+                stray: s.stray,
+                mos: s.mos,
+                one_way: stats.one_way_audio == Some(leg),
+            }
+        })
+        .collect()
+}
+
+/// The next relay event of a call that has media; pending forever otherwise.
+pub(super) async fn next_event(media: &mut Option<CallMedia>) -> MediaEvent {
+    match media {
+        Some(m) => m.next_event().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Call {
+    /// A body from `from` on its way to the other side, anchored when it is SDP.
+    pub(super) fn across(
+        &mut self,
+        from: Side,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Vec<u8> {
+        match &mut self.media {
+            Some(m) => m.rewrite(from, content_type, body),
+            None => body.to_vec(),
+        }
+    }
+
+    pub(super) fn on_media(&mut self, ev: MediaEvent) {
+        match ev {
+            MediaEvent::Timeout { idle } => {
+                if self.phase == Phase::Answered {
+                    tracing::warn!(idle_secs = idle.as_secs(), "media timeout: ending call");
+                    self.bye_both("media_timeout");
+                }
+            }
+            MediaEvent::Dtmf {
+                leg,
+                digit,
+                at,
+                duration_ms,
+            } => {
+                // The digit itself stays out of logs: callers key card numbers.
+                tracing::info!(leg = leg.as_str(), duration_ms, "DTMF digit");
+                if let Some(m) = &mut self.media {
+                    m.record_dtmf(leg, digit, at, duration_ms);
+                }
+            }
+            MediaEvent::OneWayAudio { silent } => {
+                tracing::info!(silent = silent.as_str(), "one-way audio");
+            }
+        }
+    }
+
+    /// Close the media (its ports go back to the pool), put its figures on the CDR, submit.
+    pub(super) async fn submit(&mut self, mut cdr: Cdr) {
+        if let Some(media) = self.media.take() {
+            let (quality, dtmf) = media.close().await;
+            if cdr.answer_at.is_some() || quality.iter().any(|q| q.packets_in > 0) {
+                cdr.media = quality;
+            }
+            cdr.dtmf = dtmf;
+        }
+        self.ctx.cdrs.submit(cdr);
+    }
+}
