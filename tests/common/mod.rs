@@ -75,7 +75,7 @@ fn section(all: &[(String, String)], name: &str) -> String {
 }
 
 /// Start a gateway with both UAs. `tweaks` are TOML settings such as `"sip.t1_ms = 50"` or
-/// `"trunk.max_call_secs = 1"` (sections `sip`, `database`, `trunk`).
+/// `"trunk.max_call_secs = 1"` (sections `sip`, `database`, `media`, `recording`, `trunk`).
 pub async fn start_gateway(tweaks: &[&str]) -> Harness {
     init_tracing();
     let pbx = Ua::bind("pbx", PBX_IP).await;
@@ -93,6 +93,10 @@ pub async fn start_gateway(tweaks: &[&str]) -> Harness {
             "database.url",
             format!("\"sqlite://{}/tg.db\"", dir.path().display()),
         ),
+        (
+            "recording.dir",
+            format!("\"{}/recordings\"", dir.path().display()),
+        ),
         ("trunk.name", format!("\"{TRUNK}\"")),
         ("trunk.pbx", format!("[\"{PBX_IP}/32\"]")),
         ("trunk.carrier", format!("\"{}\"", carrier.addr())),
@@ -105,9 +109,11 @@ pub async fn start_gateway(tweaks: &[&str]) -> Harness {
     ];
     let all = settings(&defaults, tweaks);
     let toml = format!(
-        "[sip]\n{}\n[database]\n{}\n[[trunks]]\n{}",
+        "[sip]\n{}\n[database]\n{}\n[media]\n{}\n[recording]\n{}\n[[trunks]]\n{}",
         section(&all, "sip"),
         section(&all, "database"),
+        section(&all, "media"),
+        section(&all, "recording"),
         section(&all, "trunk")
     );
     let config = Config::from_toml(&toml).unwrap_or_else(|e| panic!("config: {e}\n{toml}"));
@@ -145,12 +151,19 @@ impl Harness {
             let total = self.gw.policy().total_active();
             let load = self.gw.policy().live(TRUNK).expect("trunk exists");
             let live = self.gw.registry().len();
-            if total == 0 && load.active == 0 && load.per_number.is_empty() && live == 0 {
+            let ports = self.gw.media_ports_in_use();
+            if total == 0
+                && load.active == 0
+                && load.per_number.is_empty()
+                && live == 0
+                && ports == 0
+            {
                 return;
             }
             if Instant::now() >= deadline {
                 panic!(
-                    "not idle: total_active={total} trunk active={} per_number={:?} live calls={live}",
+                    "not idle: total_active={total} trunk active={} per_number={:?} live calls={live} \
+                     media port pairs={ports}",
                     load.active, load.per_number
                 );
             }

@@ -1,0 +1,187 @@
+//! Media anchoring through a real call: RTP both ways through the gateway's ports, the media
+//! timeout, and the ports back in the pool after every ending.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::*;
+use tokio::net::UdpSocket;
+use trunkguard::monitor::cdr::Disposition;
+
+/// SDP naming a real RTP socket.
+fn sdp_at(addr: SocketAddr) -> String {
+    format!(
+        "v=0\r\no=ua 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+         a=sendrecv\r\n",
+        ip = addr.ip(),
+        port = addr.port()
+    )
+}
+
+/// Where the SDP a UA received tells it to send RTP.
+fn rtp_target(sdp: &str) -> SocketAddr {
+    let ip = sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("c=IN IP4 "))
+        .expect("c= line");
+    let port = sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|r| r.split(' ').next())
+        .expect("m= line");
+    format!("{}:{}", ip.trim(), port).parse().expect("address")
+}
+
+/// A 20 ms PCMU packet.
+fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 0x00];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend(std::iter::repeat_n(0xff, 160));
+    p
+}
+
+async fn recv_rtp(sock: &UdpSocket) -> Option<(Vec<u8>, SocketAddr)> {
+    let mut buf = [0u8; 1500];
+    let (n, from) = tokio::time::timeout(Duration::from_secs(2), sock.recv_from(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    Some((buf[..n].to_vec(), from))
+}
+
+struct MediaCall {
+    call: Call,
+    pbx_rtp: UdpSocket,
+    carrier_rtp: UdpSocket,
+    /// Where each UA was told to send.
+    pbx_to: SocketAddr,
+    carrier_to: SocketAddr,
+}
+
+async fn establish_with_media(h: &mut Harness) -> MediaCall {
+    let pbx_rtp = UdpSocket::bind(format!("{PBX_IP}:0")).await.expect("bind");
+    let carrier_rtp = UdpSocket::bind(format!("{CARRIER_IP}:0"))
+        .await
+        .expect("bind");
+    let mut spec = InviteSpec::new(CALLER, CALLEE);
+    spec.sdp = Some(sdp_at(pbx_rtp.local_addr().expect("addr")));
+    let invite = h.pbx.invite(h.inside(), &spec).await;
+    h.pbx.expect_response(100).await;
+    let c_invite = h.carrier_gets_invite().await;
+    let carrier_to = rtp_target(&c_invite.body);
+    let tag = token("ct");
+    let answer = sdp_at(carrier_rtp.local_addr().expect("addr"));
+    h.carrier
+        .reply_with(&c_invite, 200, Some(&tag), &[], Some(&answer))
+        .await;
+    let ok = h.pbx.expect_response(200).await;
+    let pbx_to = rtp_target(&ok.body);
+    let pbx = Dialog::uac(&invite, &ok);
+    h.pbx.ack(&pbx, invite.cseq).await;
+    h.carrier.expect_request("ACK").await;
+    MediaCall {
+        call: Call {
+            invite,
+            c_invite: c_invite.clone(),
+            pbx,
+            carrier: Dialog::uas(&c_invite, &tag),
+        },
+        pbx_rtp,
+        carrier_rtp,
+        pbx_to,
+        carrier_to,
+    }
+}
+
+#[tokio::test]
+async fn rtp_crosses_the_gateway_both_ways() {
+    let mut h = start_gateway(&[]).await;
+    let mut m = establish_with_media(&mut h).await;
+    // The peers were given the gateway's media address, never each other's.
+    assert_eq!(m.pbx_to.ip().to_string(), MEDIA_IP);
+    assert_eq!(m.carrier_to.ip().to_string(), MEDIA_IP);
+    assert_ne!(m.pbx_to, m.carrier_to, "one port pair per leg");
+
+    for seq in 0..20u16 {
+        m.pbx_rtp
+            .send_to(&rtp(seq, 0x1111), m.pbx_to)
+            .await
+            .expect("send");
+        let (pkt, from) = recv_rtp(&m.carrier_rtp)
+            .await
+            .expect("carrier gets the agent's RTP");
+        assert_eq!(pkt, rtp(seq, 0x1111), "relayed unchanged");
+        assert_eq!(from, m.carrier_to, "from the gateway's outside port");
+        m.carrier_rtp
+            .send_to(&rtp(seq, 0x2222), m.carrier_to)
+            .await
+            .expect("send");
+        let (pkt, from) = recv_rtp(&m.pbx_rtp)
+            .await
+            .expect("PBX gets the customer's RTP");
+        assert_eq!(pkt, rtp(seq, 0x2222));
+        assert_eq!(from, m.pbx_to);
+    }
+    // A stray source aimed at the agent's anchor is not relayed.
+    let stray = UdpSocket::bind(format!("{PBX_IP}:0")).await.expect("bind");
+    stray
+        .send_to(&rtp(999, 0x6666), m.pbx_to)
+        .await
+        .expect("send");
+    assert!(
+        recv_rtp(&m.carrier_rtp).await.is_none(),
+        "stray packet relayed"
+    );
+
+    h.pbx.bye(&mut m.call.pbx).await;
+    let bye = h.carrier.expect_request("BYE").await;
+    h.carrier.reply(&bye, 200, None).await;
+    h.pbx.expect_response_to("BYE", 200).await;
+    let cdrs = h.finish().await;
+    assert_eq!(only(&cdrs).disposition, Disposition::Answered);
+}
+
+#[tokio::test]
+async fn silence_ends_the_call_after_the_media_timeout() {
+    let mut h = start_gateway(&["media.timeout_secs = 1"]).await;
+    let m = establish_with_media(&mut h).await;
+    // A little RTP, then nothing: the gateway ends the call on both legs.
+    m.pbx_rtp
+        .send_to(&rtp(1, 0x1111), m.pbx_to)
+        .await
+        .expect("send");
+    let p_bye = h.pbx.expect_request("BYE").await;
+    h.pbx.reply(&p_bye, 200, None).await;
+    let c_bye = h.carrier.expect_request("BYE").await;
+    h.carrier.reply(&c_bye, 200, None).await;
+    let cdrs = h.finish().await;
+    let cdr = only(&cdrs);
+    assert_eq!(cdr.end_reason, "media_timeout");
+    assert_eq!(cdr.disposition, Disposition::Answered);
+    drop(m);
+}
+
+#[tokio::test]
+async fn a_ringing_call_owes_no_rtp() {
+    let mut h = start_gateway(&["media.timeout_secs = 1"]).await;
+    let invite = h.pbx_invite().await;
+    h.pbx.expect_response(100).await;
+    let c_invite = h.carrier_gets_invite().await;
+    h.carrier.reply(&c_invite, 180, Some("r")).await;
+    h.pbx.expect_response(180).await;
+    // Longer than the media timeout while ringing: no BYE, no CANCEL.
+    h.carrier.expect_silence(Duration::from_millis(1500)).await;
+    h.pbx.cancel(&invite).await;
+    h.pbx.expect_response(200).await;
+    let c_cancel = h.carrier.expect_request("CANCEL").await;
+    h.carrier.reply(&c_cancel, 200, None).await;
+    h.carrier.reply(&c_invite, 487, Some("r")).await;
+    h.pbx.expect_response(487).await;
+    let cdrs = h.finish().await;
+    assert_eq!(only(&cdrs).disposition, Disposition::Cancelled);
+}
