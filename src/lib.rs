@@ -6,6 +6,7 @@ pub mod b2bua;
 pub mod config;
 pub mod monitor;
 pub mod policy;
+pub mod recording;
 pub mod shutdown;
 pub mod sip;
 pub mod store;
