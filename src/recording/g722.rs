@@ -119,9 +119,9 @@ impl Band {
         let step = if d == 0 { 0 } else { 128 };
         let sgd = sign(d);
         let mut bp = [0i32; 7];
-        for i in 1..7 {
-            let wd = if sign(self.d[i]) == sgd { step } else { -step };
-            bp[i] = sat16(wd + ((self.b[i] * 32640) >> 15));
+        for ((bp, &d), &b) in bp.iter_mut().zip(&self.d).zip(&self.b).skip(1) {
+            let wd = if sign(d) == sgd { step } else { -step };
+            *bp = sat16(wd + ((b * 32640) >> 15));
         }
 
         // DELAYA: shift the delay lines.
