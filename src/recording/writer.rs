@@ -289,7 +289,7 @@ fn start_wav(path: &Path, file: File, rate: u32) -> Result<WavOut, RecordingErro
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
-    let mut wav = hound::WavWriter::new(BufWriter::with_capacity(16 * 1024, file), spec)
+    let mut wav = hound::WavWriter::new(BufWriter::with_capacity(8 * 1024, file), spec)
         .map_err(|e| RecordingError::wav(path, e))?;
     // A write (not a sync) is enough: file systems reserve space when the page is dirtied.
     wav.flush().map_err(|e| RecordingError::wav(path, e))?;

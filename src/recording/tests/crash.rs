@@ -155,3 +155,91 @@ fn unrepairable_part_is_reported_not_deleted() {
     assert_eq!(report.failed[0].0, junk);
     assert!(junk.exists());
 }
+
+const CHILD_ENV: &str = "TRUNKGUARD_REC_SIGKILL_DIR";
+
+/// Kills the child when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A real process death: this test binary runs `sigkill_child` in a child process, which records
+/// in real time, and kills it with SIGKILL mid-call. Repair must give back a playable file with
+/// the audio up to about one second before the kill.
+#[test]
+fn sigkill_mid_recording_then_repair() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let child = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "recording::tests::crash::sigkill_child",
+            "--ignored",
+            "--nocapture",
+        ])
+        .args(["--test-threads=1"])
+        .env(CHILD_ENV, dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let stdout = child.0.stdout.take().unwrap();
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let started = loop {
+        let line = lines.next().expect("child ended early").unwrap();
+        if line.contains("REC-STARTED") {
+            break Instant::now();
+        }
+    };
+    std::thread::sleep(Duration::from_millis(2500));
+    child.0.kill().unwrap(); // SIGKILL
+    let killed_after = started.elapsed().as_millis() as u64;
+    let _ = child.0.wait();
+
+    let report = repair_all_blocking(dir.path());
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(report.repaired.len(), 1);
+    let fixed = &report.repaired[0];
+    assert_eq!(fixed.call_id, "KILLED");
+    assert!(
+        fixed.duration_ms + 1000 >= killed_after && fixed.duration_ms <= killed_after + 500,
+        "{} ms of audio for a kill after {} ms",
+        fixed.duration_ms,
+        killed_after
+    );
+    let (_, left, right) = read_wav(&fixed.path);
+    let end = left.len() as f64 / 8000.0;
+    assert!(tone_level(span(&left, 8000.0, end - 0.5, end - 0.1), 8000.0, 440.0) > 6000.0);
+    assert!(tone_level(span(&right, 8000.0, end - 0.5, end - 0.1), 8000.0, 1000.0) > 6000.0);
+}
+
+/// The child of `sigkill_mid_recording_then_repair` (does nothing when run on its own).
+#[test]
+#[ignore = "run by sigkill_mid_recording_then_repair in a child process"]
+fn sigkill_child() {
+    let Some(dir) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
+    let pool = pool_in(std::path::Path::new(&dir), RecorderOptions::default());
+    let t0 = Instant::now();
+    let rec =
+        Recorder::open_blocking(&pool, spec("KILLED", t0, Codec::Pcmu, PayloadMap::new())).unwrap();
+    println!("REC-STARTED");
+    let tap = rec.tap();
+    let (a, b) = sources();
+    let mut enc = G722Encoder::new();
+    // Real time, 20 ms packets, until killed (or 20 s, so it never outlives a broken parent).
+    for n in 0..1000u64 {
+        let due = t0 + Duration::from_millis(n * 20);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        let now = Instant::now().duration_since(t0);
+        tap.push(a.packet(t0, n, now, &mut enc));
+        tap.push(b.packet(t0, n, now, &mut enc));
+    }
+}
