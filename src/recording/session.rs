@@ -128,9 +128,7 @@ impl CallWriter {
             Err(TryRecvError::Empty) => {}
         }
         self.timeline.observe_clock(now, self.idle_grace);
-        self.samples.clear();
-        self.timeline.drain_ready(&mut self.samples);
-        self.write_samples();
+        self.write_ready();
         if self.unflushed_frames >= self.rate as u64
             || (self.unflushed_frames > 0
                 && now.duration_since(self.last_flush) >= self.flush_interval)
@@ -141,9 +139,21 @@ impl CallWriter {
     }
 
     fn drain_queue(&mut self) {
+        let mut n = 0u32;
         while let Ok(pkt) = self.packets_rx.try_recv() {
             self.accept(pkt);
+            n += 1;
+            // After a backlog, write as we go so the buffers stay a window long.
+            if n % 128 == 0 {
+                self.write_ready();
+            }
         }
+    }
+
+    fn write_ready(&mut self) {
+        self.samples.clear();
+        self.timeline.drain_ready(&mut self.samples);
+        self.write_samples();
     }
 
     fn accept(&mut self, pkt: RecPacket) {
