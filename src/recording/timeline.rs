@@ -5,7 +5,9 @@
 //! their RTP timestamp says relative to that first packet. So lost packets and silence
 //! suppression leave silence, reordered packets land in their place, and both legs follow the
 //! wall clock. A new SSRC, or a timestamp that disagrees with the arrival time by more than
-//! `jump`, re-anchors the leg on the arrival time.
+//! `jump`, re-anchors the leg on the arrival time. A leg is not moved back later when a packet
+//! comes sooner than its anchor predicts: that would overwrite audio already placed, and
+//! evidence keeps every sample rather than a few milliseconds of alignment.
 //!
 //! Packets wait in a per-leg jitter buffer until the timeline has moved `window` past them, are
 //! then decoded in order (G.722 is stateful) and painted into a stereo buffer; frames before that
