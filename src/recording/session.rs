@@ -26,6 +26,8 @@ pub(crate) struct WavOut {
 }
 
 pub(crate) enum Control {
+    /// The call renegotiated (re-INVITE/UPDATE): new payload type mappings.
+    Payloads(PayloadMap),
     Finish {
         ended: Instant,
         reply: tokio::sync::oneshot::Sender<Result<RecordingResult, RecordingError>>,
@@ -104,29 +106,33 @@ impl CallWriter {
     /// One round: take what is queued, write what is final, flush when due. Returns true once
     /// the recording is closed.
     pub(crate) fn service(&mut self, now: Instant) -> bool {
-        self.drain_queue();
-        match self.control_rx.try_recv() {
-            Ok(Control::Finish { ended, reply }) => {
-                self.drain_queue();
-                let _ = reply.send(self.close(ended, true));
-                return true;
+        // Payload map updates first: they come with the SDP, before packets of a new codec.
+        loop {
+            match self.control_rx.try_recv() {
+                Ok(Control::Payloads(map)) => self.payloads = map,
+                Ok(Control::Finish { ended, reply }) => {
+                    self.drain_queue();
+                    let _ = reply.send(self.close(ended, true));
+                    return true;
+                }
+                #[cfg(test)]
+                Ok(Control::Crash(done)) => {
+                    // As if the process died: the header is not rewritten, buffers are lost.
+                    std::mem::forget(self.wav.take());
+                    std::mem::forget(self.pcap.take());
+                    let _ = done.send(());
+                    return true;
+                }
+                Err(TryRecvError::Disconnected) => {
+                    tracing::warn!(call_id = %self.call_id, "recording dropped without finish; closing it");
+                    self.drain_queue();
+                    let _ = self.close(now, false);
+                    return true;
+                }
+                Err(TryRecvError::Empty) => break,
             }
-            #[cfg(test)]
-            Ok(Control::Crash(done)) => {
-                // As if the process died: hound never rewrites the header, buffers are lost.
-                std::mem::forget(self.wav.take());
-                std::mem::forget(self.pcap.take());
-                let _ = done.send(());
-                return true;
-            }
-            Err(TryRecvError::Disconnected) => {
-                tracing::warn!(call_id = %self.call_id, "recording dropped without finish; closing it");
-                self.drain_queue();
-                let _ = self.close(now, false);
-                return true;
-            }
-            Err(TryRecvError::Empty) => {}
         }
+        self.drain_queue();
         self.timeline.observe_clock(now, self.idle_grace);
         self.write_ready();
         if self.unflushed_frames >= self.rate as u64

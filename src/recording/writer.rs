@@ -209,6 +209,14 @@ impl Recorder {
         part_path(&self.path)
     }
 
+    /// Replaces the payload type map after a renegotiation (re-INVITE or UPDATE with a new
+    /// `a=rtpmap`). The file's sample rate stays what it was opened with; other rates are
+    /// converted.
+    pub fn update_payloads(&self, payloads: PayloadMap) {
+        // Only fails when the worker is gone, which `finish` reports.
+        let _ = self.control.send(Control::Payloads(payloads));
+    }
+
     /// Closes the recording at `ended` (the file is padded with silence up to that moment):
     /// writes what is buffered, finalizes and syncs the file, renames it and computes its
     /// digest, all on the recording worker. Awaiting does not block the runtime.

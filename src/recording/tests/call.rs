@@ -229,3 +229,32 @@ fn pcma_and_g722_calls() {
         assert!(tone_level(l, r, f_out) < 200.0 && tone_level(rt, r, 440.0) < 200.0);
     }
 }
+
+/// A re-INVITE maps a dynamic payload type to PCMA: the recorder decodes it from then on.
+#[test]
+fn renegotiated_payload_types_are_decoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_in(dir.path(), test_options());
+    let t0 = Instant::now();
+    let rec =
+        Recorder::open_blocking(&pool, spec("REINV", t0, Codec::Pcmu, PayloadMap::new())).unwrap();
+    rec.update_payloads(PayloadMap::new().with_rtpmap(96, "PCMA/8000"));
+    let src = Source {
+        leg: Leg::Inside,
+        freq: 440.0,
+        pt: 96,
+        codec: Codec::Pcma,
+        ssrc: 1,
+        ts0: 0,
+    };
+    let mut enc = G722Encoder::new();
+    for n in 0..50 {
+        assert!(rec
+            .tap()
+            .push(src.packet(t0, n, Duration::from_millis(n * 20), &mut enc)));
+    }
+    let res = rec.finish_blocking(t0 + Duration::from_secs(1)).unwrap();
+    assert_eq!((res.undecoded_packets, res.pcap_path.clone()), (0, None));
+    let (_, left, _) = read_wav(&res.path);
+    assert!(tone_level(span(&left, 8000.0, 0.1, 0.9), 8000.0, 440.0) > 6000.0);
+}

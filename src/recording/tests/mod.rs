@@ -3,6 +3,7 @@
 mod call;
 mod crash;
 mod failure;
+mod perf;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
