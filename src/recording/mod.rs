@@ -7,7 +7,10 @@
 //!   [`OnRecordingFailure::from_config`] (refuse with 503, or go on unrecorded and store
 //!   [`RecordingError::reason`]). Give [`Recorder::tap`] to the media relay, which pushes a
 //!   [`RecPacket`] per RTP packet with [`RecorderTap::push`] (never blocks; a full queue is
-//!   counted). At the end, [`Recorder::finish`] returns the [`RecordingResult`] for the CDR.
+//!   counted). After a renegotiation, [`Recorder::update_payloads`]. At the end,
+//!   [`Recorder::finish`] returns the [`RecordingResult`] for the CDR.
+//! - At shutdown, after the calls have finished their recordings:
+//!   [`RecordingPool::shutdown_blocking`].
 //! - Evidence: [`digest::verify`] recomputes a file's SHA-256.
 //!
 //! # Threads
