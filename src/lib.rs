@@ -7,6 +7,7 @@ pub mod config;
 pub mod media;
 pub mod monitor;
 pub mod policy;
+pub mod recording;
 pub mod shutdown;
 pub mod sip;
 pub mod store;

@@ -1,0 +1,224 @@
+//! Payload types and the per-leg decoder that turns RTP payloads into samples at the file rate.
+
+use super::g711;
+use super::g722::G722Decoder;
+
+/// A codec as negotiated in SDP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Codec {
+    Pcmu,
+    Pcma,
+    G722,
+    /// RFC 4733 events: skipped (the relay logs the digits).
+    TelephoneEvent,
+    /// RFC 3389 comfort noise: silence suppression, recorded as silence.
+    ComfortNoise,
+    /// Anything else: kept as RTP in the pcap beside the WAV. Holds the encoding name.
+    Other(String),
+}
+
+impl Codec {
+    /// The SDP encoding name.
+    pub fn name(&self) -> &str {
+        match self {
+            Codec::Pcmu => "PCMU",
+            Codec::Pcma => "PCMA",
+            Codec::G722 => "G722",
+            Codec::TelephoneEvent => "telephone-event",
+            Codec::ComfortNoise => "CN",
+            Codec::Other(name) => name,
+        }
+    }
+
+    /// From an `a=rtpmap` encoding name (`PCMU/8000`, `opus/48000/2`…), case-insensitive.
+    pub fn from_rtpmap(rtpmap: &str) -> Codec {
+        let name = rtpmap.split('/').next().unwrap_or("").trim();
+        match name.to_ascii_uppercase().as_str() {
+            "PCMU" => Codec::Pcmu,
+            "PCMA" => Codec::Pcma,
+            "G722" => Codec::G722,
+            "TELEPHONE-EVENT" => Codec::TelephoneEvent,
+            "CN" => Codec::ComfortNoise,
+            _ => Codec::Other(name.to_string()),
+        }
+    }
+
+    /// Whether the recorder turns this codec's payload into audio.
+    pub fn is_audio_decodable(&self) -> bool {
+        matches!(self, Codec::Pcmu | Codec::Pcma | Codec::G722)
+    }
+
+    /// WAV sample rate for a call whose main codec is this one.
+    pub fn file_rate(&self) -> u32 {
+        if *self == Codec::G722 {
+            16_000
+        } else {
+            8_000
+        }
+    }
+}
+
+impl std::fmt::Display for Codec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Payload type → codec for one call: the RFC 3551 static types, overridden by `a=rtpmap`.
+#[derive(Debug, Clone)]
+pub struct PayloadMap {
+    table: Vec<Codec>,
+}
+
+impl Default for PayloadMap {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PayloadMap {
+    /// Static payload types only (0 PCMU, 8 PCMA, 9 G722, 13 CN).
+    pub fn new() -> Self {
+        let table = (0u8..128)
+            .map(|pt| match pt {
+                0 => Codec::Pcmu,
+                8 => Codec::Pcma,
+                9 => Codec::G722,
+                13 => Codec::ComfortNoise,
+                _ => Codec::Other(format!("PT{pt}")),
+            })
+            .collect();
+        PayloadMap { table }
+    }
+
+    /// Adds the mapping of one `a=rtpmap:PT ENCODING/CLOCK[/CHANNELS]` line.
+    pub fn with_rtpmap(mut self, payload_type: u8, rtpmap: &str) -> Self {
+        self.table[(payload_type & 0x7f) as usize] = Codec::from_rtpmap(rtpmap);
+        self
+    }
+
+    pub fn codec(&self, payload_type: u8) -> &Codec {
+        &self.table[(payload_type & 0x7f) as usize]
+    }
+}
+
+/// The kinds of payload that become audio (a `Copy` tag for the jitter buffer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AudioKind {
+    Pcmu,
+    Pcma,
+    G722,
+}
+
+impl AudioKind {
+    pub(crate) fn of(codec: &Codec) -> Option<AudioKind> {
+        match codec {
+            Codec::Pcmu => Some(AudioKind::Pcmu),
+            Codec::Pcma => Some(AudioKind::Pcma),
+            Codec::G722 => Some(AudioKind::G722),
+            _ => None,
+        }
+    }
+}
+
+/// Decoding state of one leg: G.722 is stateful and must see one stream in order.
+pub(crate) struct LegDecoder {
+    g722: G722Decoder,
+    /// Last 8 kHz sample, carried over packets for the 8 → 16 kHz interpolation.
+    last: i16,
+    native: Vec<i16>,
+}
+
+impl LegDecoder {
+    pub(crate) fn new() -> Self {
+        LegDecoder {
+            g722: G722Decoder::new(),
+            last: 0,
+            native: Vec::with_capacity(640),
+        }
+    }
+
+    /// A new stream starts (SSRC change or re-anchor): forget the ADPCM state.
+    pub(crate) fn reset(&mut self) {
+        self.g722 = G722Decoder::new();
+        self.last = 0;
+    }
+
+    /// Decodes one payload into `out` (cleared first) at `file_rate`: `payload.len()` RTP clock
+    /// ticks (8 kHz) of audio for all three codecs, i.e. `payload.len() * file_rate / 8000`
+    /// samples.
+    pub(crate) fn decode(
+        &mut self,
+        kind: AudioKind,
+        payload: &[u8],
+        file_rate: u32,
+        out: &mut Vec<i16>,
+    ) {
+        out.clear();
+        self.native.clear();
+        match kind {
+            AudioKind::Pcmu => g711::decode_ulaw(payload, &mut self.native),
+            AudioKind::Pcma => g711::decode_alaw(payload, &mut self.native),
+            AudioKind::G722 => self.g722.decode(payload, &mut self.native),
+        }
+        let native_rate = if kind == AudioKind::G722 {
+            16_000
+        } else {
+            8_000
+        };
+        match (native_rate, file_rate) {
+            (a, b) if a == b => out.extend_from_slice(&self.native),
+            (8_000, _) => {
+                // Up-sample by 2 with linear interpolation (a narrowband leg in a wideband file).
+                for &s in &self.native {
+                    out.push(((self.last as i32 + s as i32) / 2) as i16);
+                    out.push(s);
+                    self.last = s;
+                }
+            }
+            _ => {
+                // Down-sample by 2, averaging pairs as a crude low-pass.
+                for pair in self.native.chunks_exact(2) {
+                    out.push(((pair[0] as i32 + pair[1] as i32) / 2) as i16);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_map_static_and_dynamic() {
+        let map = PayloadMap::new()
+            .with_rtpmap(101, "telephone-event/8000")
+            .with_rtpmap(111, "opus/48000/2");
+        assert_eq!(map.codec(0), &Codec::Pcmu);
+        assert_eq!(map.codec(8), &Codec::Pcma);
+        assert_eq!(map.codec(9), &Codec::G722);
+        assert_eq!(map.codec(13), &Codec::ComfortNoise);
+        assert_eq!(map.codec(101), &Codec::TelephoneEvent);
+        assert_eq!(map.codec(111), &Codec::Other("opus".into()));
+        assert_eq!(map.codec(18), &Codec::Other("PT18".into()));
+        assert!(!map.codec(111).is_audio_decodable());
+        assert_eq!(Codec::G722.file_rate(), 16_000);
+        assert_eq!(Codec::from_rtpmap("pcma/8000"), Codec::Pcma);
+    }
+
+    #[test]
+    fn decodes_to_the_file_rate() {
+        let mut d = LegDecoder::new();
+        let mut out = Vec::new();
+        d.decode(AudioKind::Pcmu, &[0x80; 160], 8_000, &mut out);
+        assert_eq!(out.len(), 160);
+        d.decode(AudioKind::Pcma, &[0xd5; 160], 16_000, &mut out);
+        assert_eq!(out.len(), 320);
+        assert_eq!(out[319], 8);
+        d.decode(AudioKind::G722, &[0xff; 160], 16_000, &mut out);
+        assert_eq!(out.len(), 320);
+        d.decode(AudioKind::G722, &[0xff; 160], 8_000, &mut out);
+        assert_eq!(out.len(), 160);
+    }
+}

@@ -1,0 +1,78 @@
+//! SHA-256 of a recording, streamed, and verification against the digest stored with the CDR.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use super::error::RecordingError;
+
+/// Lower-case hex SHA-256 of the file at `path`, read in 64 KiB blocks (recordings can be large).
+pub fn sha256_file(path: &Path) -> Result<String, RecordingError> {
+    let mut file = File::open(path).map_err(|e| RecordingError::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(RecordingError::io(path, e)),
+        };
+        hasher.update(&buf[..n]);
+    }
+    Ok(to_hex(&hasher.finalize()))
+}
+
+/// Whether the file at `path` still has the digest `expected_hex` (case-insensitive hex).
+pub fn verify(path: &Path, expected_hex: &str) -> Result<bool, RecordingError> {
+    let actual = sha256_file(path)?;
+    Ok(actual.eq_ignore_ascii_case(expected_hex.trim()))
+}
+
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        s.push(HEX[(b >> 4) as usize] as char);
+        s.push(HEX[(b & 15) as usize] as char);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_digests_and_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, b"").unwrap();
+        let empty_hex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert_eq!(sha256_file(&empty).unwrap(), empty_hex);
+
+        let abc = dir.path().join("abc");
+        std::fs::write(&abc, b"abc").unwrap();
+        let abc_hex = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert!(verify(&abc, abc_hex).unwrap());
+        assert!(verify(&abc, &abc_hex.to_uppercase()).unwrap());
+        assert!(!verify(&abc, empty_hex).unwrap());
+
+        // One changed byte in a file larger than the read block is caught.
+        let big = dir.path().join("big");
+        let mut data = vec![7u8; 200_000];
+        std::fs::write(&big, &data).unwrap();
+        let digest = sha256_file(&big).unwrap();
+        data[150_000] = 8;
+        std::fs::write(&big, &data).unwrap();
+        assert!(!verify(&big, &digest).unwrap());
+
+        let missing = dir.path().join("missing");
+        assert!(matches!(
+            verify(&missing, abc_hex),
+            Err(RecordingError::Io { .. })
+        ));
+    }
+}

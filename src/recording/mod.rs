@@ -1,0 +1,47 @@
+//! Call recording: every call's audio as compliance evidence.
+//!
+//! # Use
+//! - At start: [`repair::repair_all`] closes what a crash left open (before admitting calls),
+//!   then [`RecordingPool::start`] (or `from_config`) starts the workers.
+//! - Per call: [`Recorder::open`] with a [`RecordingSpec`]; on error apply
+//!   [`OnRecordingFailure::from_config`] (refuse with 503, or go on unrecorded and store
+//!   [`RecordingError::reason`]). Give [`Recorder::tap`] to the media relay, which pushes a
+//!   [`RecPacket`] per RTP packet with [`RecorderTap::push`] (never blocks; a full queue is
+//!   counted). After a renegotiation, [`Recorder::update_payloads`]. At the end,
+//!   [`Recorder::finish`] returns the [`RecordingResult`] for the CDR.
+//! - At shutdown, after the calls have finished their recordings:
+//!   [`RecordingPool::shutdown_blocking`].
+//! - Evidence: [`digest::verify`] recomputes a file's SHA-256.
+//!
+//! # Threads
+//! The async side only calls `try_send` (the tap) and awaits oneshot replies. File creation runs
+//! on tokio's blocking pool; everything else (decoding, writing, flushing, fsync, digest) on the
+//! pool's worker threads ([`pool`]).
+//!
+//! # Files
+//! `dir/YYYY/MM/DD/CALL_ID.wav.part` while recording, renamed to `CALL_ID.wav` when closed
+//! (`.pcap.part`/`.pcap` beside it when a codec cannot be decoded). Stereo 16-bit, 8 kHz
+//! (16 kHz for G.722), left = inside (agent), right = outside (customer), mode 0640.
+
+pub mod codec;
+pub mod digest;
+pub mod error;
+pub mod g711;
+pub mod g722;
+pub mod packet;
+pub(crate) mod pcap;
+pub mod pool;
+pub mod repair;
+pub(crate) mod session;
+pub(crate) mod timeline;
+pub mod writer;
+
+#[cfg(test)]
+mod tests;
+
+pub use codec::{Codec, PayloadMap};
+pub use error::{OnRecordingFailure, RecordingError};
+pub use packet::{Leg, RecPacket};
+pub use pool::{RecorderOptions, RecordingPool};
+pub use repair::{RepairReport, RepairedRecording};
+pub use writer::{Recorder, RecorderTap, RecordingResult, RecordingSpec};

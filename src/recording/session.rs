@@ -1,0 +1,327 @@
+//! The worker's side of one recording: takes packets off the call's queue, places them on the
+//! timeline, writes final frames, keeps the header valid, and closes the files.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::codec::{AudioKind, Codec, PayloadMap};
+use super::digest::sha256_file;
+use super::error::RecordingError;
+use super::packet::RecPacket;
+use super::pcap::PcapWriter;
+use super::pool::RecorderOptions;
+use super::repair::fix_wav_header;
+use super::timeline::Timeline;
+use super::writer::{create_file, part_path, sync_dir, RecordingResult, RecordingSpec};
+
+pub(crate) struct WavOut {
+    pub(crate) wav: hound::WavWriter<BufWriter<File>>,
+    /// A second handle on the same file, to fsync it after hound has let go of it.
+    pub(crate) sync: File,
+}
+
+pub(crate) enum Control {
+    /// The call renegotiated (re-INVITE/UPDATE): new payload type mappings.
+    Payloads(PayloadMap),
+    Finish {
+        ended: Instant,
+        reply: tokio::sync::oneshot::Sender<Result<RecordingResult, RecordingError>>,
+    },
+    #[cfg(test)]
+    Crash(std::sync::mpsc::Sender<()>),
+}
+
+pub(crate) struct CallWriter {
+    call_id: String,
+    path: PathBuf,
+    wav: Option<WavOut>,
+    timeline: Timeline,
+    payloads: PayloadMap,
+    codec: Codec,
+    rate: u32,
+    started: Instant,
+    started_wall: SystemTime,
+    pcap: Option<PcapWriter>,
+    /// Set once the pcap is wanted; stays set if it could not be created (so we try once).
+    pcap_wanted: bool,
+    packets_rx: Receiver<RecPacket>,
+    control_rx: Receiver<Control>,
+    overflow: Arc<AtomicU64>,
+    packets: [u64; 2],
+    undecoded: u64,
+    samples: Vec<i16>,
+    unflushed_frames: u64,
+    last_flush: Instant,
+    flush_interval: Duration,
+    idle_grace: Duration,
+    error: Option<String>,
+}
+
+impl CallWriter {
+    pub(crate) fn new(
+        spec: RecordingSpec,
+        path: PathBuf,
+        wav: WavOut,
+        packets_rx: Receiver<RecPacket>,
+        control_rx: Receiver<Control>,
+        overflow: Arc<AtomicU64>,
+        opts: &RecorderOptions,
+    ) -> Self {
+        let rate = spec.codec.file_rate();
+        CallWriter {
+            timeline: Timeline::new(spec.started, rate, opts.jitter_window, opts.jump_threshold),
+            call_id: spec.call_id,
+            path,
+            wav: Some(wav),
+            payloads: spec.payloads,
+            codec: spec.codec,
+            rate,
+            started: spec.started,
+            started_wall: SystemTime::from(spec.started_at),
+            pcap: None,
+            pcap_wanted: false,
+            packets_rx,
+            control_rx,
+            overflow,
+            packets: [0; 2],
+            undecoded: 0,
+            samples: Vec::with_capacity(2 * rate as usize),
+            unflushed_frames: 0,
+            last_flush: Instant::now(),
+            flush_interval: opts.flush_interval,
+            idle_grace: opts.idle_grace,
+            error: None,
+        }
+    }
+
+    pub(crate) fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
+    /// One round: take what is queued, write what is final, flush when due. Returns true once
+    /// the recording is closed.
+    pub(crate) fn service(&mut self, now: Instant) -> bool {
+        // Payload map updates first: they come with the SDP, before packets of a new codec.
+        loop {
+            match self.control_rx.try_recv() {
+                Ok(Control::Payloads(map)) => self.payloads = map,
+                Ok(Control::Finish { ended, reply }) => {
+                    self.drain_queue();
+                    let _ = reply.send(self.close(ended, true));
+                    return true;
+                }
+                #[cfg(test)]
+                Ok(Control::Crash(done)) => {
+                    // As if the process died: the header is not rewritten, buffers are lost.
+                    std::mem::forget(self.wav.take());
+                    std::mem::forget(self.pcap.take());
+                    let _ = done.send(());
+                    return true;
+                }
+                Err(TryRecvError::Disconnected) => {
+                    tracing::warn!(call_id = %self.call_id, "recording dropped without finish; closing it");
+                    self.drain_queue();
+                    let _ = self.close(now, false);
+                    return true;
+                }
+                Err(TryRecvError::Empty) => break,
+            }
+        }
+        self.drain_queue();
+        self.timeline.observe_clock(now, self.idle_grace);
+        self.write_ready();
+        if self.unflushed_frames >= self.rate as u64
+            || (self.unflushed_frames > 0
+                && now.duration_since(self.last_flush) >= self.flush_interval)
+        {
+            self.flush(now);
+        }
+        false
+    }
+
+    fn drain_queue(&mut self) {
+        let mut n = 0u32;
+        while let Ok(pkt) = self.packets_rx.try_recv() {
+            self.accept(pkt);
+            n += 1;
+            // After a backlog, write as we go so the buffers stay a window long.
+            if n % 128 == 0 {
+                self.write_ready();
+            }
+        }
+    }
+
+    fn write_ready(&mut self) {
+        self.samples.clear();
+        self.timeline.drain_ready(&mut self.samples);
+        self.write_samples();
+    }
+
+    fn accept(&mut self, pkt: RecPacket) {
+        self.packets[pkt.leg.channel()] += 1;
+        let codec = self.payloads.codec(pkt.payload_type);
+        match AudioKind::of(codec) {
+            Some(kind) => self.timeline.place(&pkt, kind),
+            None => {
+                self.timeline.observe(pkt.arrival);
+                if let Codec::Other(name) = codec {
+                    if !self.pcap_wanted {
+                        tracing::info!(call_id = %self.call_id, codec = %name, pt = pkt.payload_type,
+                            "codec not decodable; keeping raw RTP in a pcap");
+                        self.start_pcap();
+                    }
+                    self.undecoded += 1;
+                }
+            }
+        }
+        if let Some(pcap) = self.pcap.as_mut() {
+            let at = match pkt.arrival.checked_duration_since(self.started) {
+                Some(d) => self.started_wall + d,
+                None => self.started_wall - self.started.duration_since(pkt.arrival),
+            };
+            if let Err(e) = pcap.write(&pkt, at) {
+                self.fail("pcap write", &e);
+                self.pcap = None;
+            }
+        }
+    }
+
+    fn pcap_path(&self) -> PathBuf {
+        self.path.with_extension("pcap")
+    }
+
+    fn start_pcap(&mut self) {
+        self.pcap_wanted = true;
+        let part = part_path(&self.pcap_path());
+        let opened = create_file(&part)
+            .map_err(|e| e.to_string())
+            .and_then(|f| PcapWriter::new(f).map_err(|e| e.to_string()));
+        match opened {
+            Ok(p) => self.pcap = Some(p),
+            Err(e) => self.fail("pcap create", &e),
+        }
+    }
+
+    fn write_samples(&mut self) {
+        if self.samples.is_empty() {
+            return;
+        }
+        let frames = (self.samples.len() / 2) as u64;
+        if let Some(out) = self.wav.as_mut() {
+            let res = self
+                .samples
+                .iter()
+                .try_for_each(|&s| out.wav.write_sample(s));
+            if let Err(e) = res {
+                self.fail("wav write", &e);
+                // Stop writing; close() fixes the header from what reached the file.
+                self.wav = None;
+                return;
+            }
+        }
+        self.unflushed_frames += frames;
+    }
+
+    /// Makes the header describe everything written so far (hound rewrites it in place).
+    fn flush(&mut self, now: Instant) {
+        if let Some(out) = self.wav.as_mut() {
+            if let Err(e) = out.wav.flush() {
+                self.fail("wav flush", &e);
+            }
+        }
+        if let Some(pcap) = self.pcap.as_mut() {
+            if let Err(e) = pcap.flush() {
+                self.fail("pcap flush", &e);
+            }
+        }
+        self.unflushed_frames = 0;
+        self.last_flush = now;
+    }
+
+    fn fail(&mut self, what: &str, err: &dyn std::fmt::Display) {
+        tracing::error!(call_id = %self.call_id, error = %err, "recording {what} failed");
+        if self.error.is_none() {
+            self.error = Some(format!("{what}: {err}"));
+        }
+    }
+
+    /// Writes the rest, finalizes, syncs, renames and digests. `requested` is false when the
+    /// call dropped its recorder without finishing.
+    fn close(
+        &mut self,
+        ended: Instant,
+        requested: bool,
+    ) -> Result<RecordingResult, RecordingError> {
+        // Disconnect the taps now, so packets pushed after this are refused, not queued.
+        self.packets_rx = std::sync::mpsc::sync_channel(0).1;
+        self.samples.clear();
+        self.timeline.drain_all(ended, &mut self.samples);
+        self.write_samples();
+        let part = part_path(&self.path);
+        if let Some(WavOut { wav, sync }) = self.wav.take() {
+            if let Err(e) = wav.finalize() {
+                self.fail("wav finalize", &e);
+            }
+            if let Err(e) = sync.sync_all() {
+                self.fail("wav sync", &e);
+            }
+        }
+        let frames = if self.error.is_none() {
+            self.timeline.written()
+        } else {
+            // After a failure the header must match the bytes that did reach the file.
+            fix_wav_header(&part)?.frames
+        };
+        std::fs::rename(&part, &self.path).map_err(|e| RecordingError::io(&self.path, e))?;
+        let mut pcap_path = None;
+        if let Some(pcap) = self.pcap.take() {
+            let final_pcap = self.pcap_path();
+            match pcap.close() {
+                Ok(()) => {
+                    let p = part_path(&final_pcap);
+                    std::fs::rename(&p, &final_pcap).map_err(|e| RecordingError::io(&p, e))?;
+                    pcap_path = Some(final_pcap);
+                }
+                Err(e) => self.fail("pcap close", &e),
+            }
+        }
+        if let Some(dir) = self.path.parent() {
+            if let Err(e) = sync_dir(dir) {
+                self.fail("directory sync", &e);
+            }
+        }
+        let size_bytes = std::fs::metadata(&self.path)
+            .map_err(|e| RecordingError::io(&self.path, e))?
+            .len();
+        let sha256_hex = sha256_file(&self.path)?;
+        let pcap_sha256_hex = pcap_path.as_deref().map(sha256_file).transpose()?;
+        let overflowed_packets = self.overflow.load(Ordering::Relaxed);
+        let result = RecordingResult {
+            call_id: self.call_id.clone(),
+            path: self.path.clone(),
+            pcap_path,
+            codec: self.codec.clone(),
+            sample_rate: self.rate,
+            duration_ms: frames * 1000 / self.rate as u64,
+            size_bytes,
+            sha256_hex,
+            pcap_sha256_hex,
+            complete: requested && overflowed_packets == 0 && self.error.is_none(),
+            packets: self.packets,
+            overflowed_packets,
+            late_packets: self.timeline.stats.late_packets,
+            undecoded_packets: self.undecoded,
+            reanchors: self.timeline.stats.reanchors,
+            error: self.error.clone(),
+        };
+        tracing::info!(call_id = %self.call_id, path = %self.path.display(),
+            duration_ms = result.duration_ms, complete = result.complete,
+            overflowed = overflowed_packets, "recording closed");
+        Ok(result)
+    }
+}

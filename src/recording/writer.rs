@@ -1,0 +1,346 @@
+//! `Recorder`: the handle a call holds on its recording, and how a recording file is started.
+//!
+//! Lifecycle of the files of call `ID` started on day D (UTC):
+//! - open: `dir/YYYY/MM/DD/ID.wav.part` is created (mode 0640, never overwriting), the WAV header
+//!   is written and flushed at once, so an unwritable directory or a full disk fails here;
+//! - recording: samples are appended as time advances and the header is rewritten (hound's
+//!   `flush()`) at least once a second; `ID.pcap.part` appears if a codec cannot be decoded;
+//! - finish: header finalized, file fsynced, renamed to `ID.wav` (and `ID.pcap`), directory
+//!   fsynced, digest computed;
+//! - crash: the `.part` files stay; `repair` fixes and renames them on the next start.
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::BufWriter;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+
+use super::codec::{Codec, PayloadMap};
+use super::error::RecordingError;
+use super::packet::RecPacket;
+use super::pool::RecordingPool;
+use super::session::{CallWriter, Control, WavOut};
+
+/// Suffix of a recording (WAV or pcap) that is still being written.
+pub const PART_SUFFIX: &str = ".part";
+const FILE_MODE: u32 = 0o640;
+const DIR_MODE: u32 = 0o750;
+
+/// What a recording is opened with.
+#[derive(Debug, Clone)]
+pub struct RecordingSpec {
+    /// Our call id; the file name (must be a plain file name: letters, digits, `._-+@`).
+    pub call_id: String,
+    /// Wall-clock start, UTC: picks the `YYYY/MM/DD` folder and stamps the pcap.
+    pub started_at: DateTime<Utc>,
+    /// The same moment on the monotonic clock that `RecPacket::arrival` uses; position 0.
+    pub started: Instant,
+    /// Payload types of the call (static types plus the SDP's `a=rtpmap` lines).
+    pub payloads: PayloadMap,
+    /// The negotiated audio codec; G.722 makes a 16 kHz file, anything else 8 kHz.
+    pub codec: Codec,
+}
+
+impl RecordingSpec {
+    /// A recording that starts now.
+    pub fn new(call_id: impl Into<String>, payloads: PayloadMap, codec: Codec) -> Self {
+        RecordingSpec {
+            call_id: call_id.into(),
+            started_at: Utc::now(),
+            started: Instant::now(),
+            payloads,
+            codec,
+        }
+    }
+}
+
+/// What a finished recording is: all that the CDR stores about it.
+#[derive(Debug, Clone)]
+pub struct RecordingResult {
+    pub call_id: String,
+    /// The final `.wav`.
+    pub path: PathBuf,
+    /// The raw RTP of both legs, when some payload could not be decoded.
+    pub pcap_path: Option<PathBuf>,
+    pub codec: Codec,
+    pub sample_rate: u32,
+    pub duration_ms: u64,
+    pub size_bytes: u64,
+    pub sha256_hex: String,
+    pub pcap_sha256_hex: Option<String>,
+    /// Closed normally with every packet the relay tapped: no overflow and no write error.
+    pub complete: bool,
+    /// Packets received per leg: `[inside, outside]`.
+    pub packets: [u64; 2],
+    /// Packets dropped because the recorder's queue was full (never silent: counted here).
+    pub overflowed_packets: u64,
+    /// Packets that came after their place was written.
+    pub late_packets: u64,
+    /// Packets of codecs the recorder cannot decode (kept in the pcap).
+    pub undecoded_packets: u64,
+    /// Re-anchors of a leg (SSRC change, timestamp jump).
+    pub reanchors: u64,
+    /// First write error, if any (the file then holds what was written before it).
+    pub error: Option<String>,
+}
+
+/// The relay's side of a recording: cheap to clone, never blocks.
+#[derive(Debug, Clone)]
+pub struct RecorderTap {
+    tx: SyncSender<RecPacket>,
+    overflow: Arc<AtomicU64>,
+}
+
+impl RecorderTap {
+    /// Queues a packet for the recorder. A full queue drops it and counts it as an overflow;
+    /// after the recording is closed packets are ignored. Returns whether it was queued.
+    pub fn push(&self, pkt: RecPacket) -> bool {
+        match self.tx.try_send(pkt) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                self.overflow.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+
+    /// Packets dropped so far because the queue was full.
+    pub fn overflowed(&self) -> u64 {
+        self.overflow.load(Ordering::Relaxed)
+    }
+}
+
+/// One call's recording. Dropping it without `finish` still closes the file (logged as
+/// abandoned), but only `finish` returns the digest for the CDR.
+#[derive(Debug)]
+pub struct Recorder {
+    call_id: String,
+    path: PathBuf,
+    tap: RecorderTap,
+    control: mpsc::Sender<Control>,
+}
+
+impl Recorder {
+    /// Starts the recording of a call. Creates directories and the file, so it runs on tokio's
+    /// blocking pool. An error means no recording: refuse the call or go on unrecorded
+    /// (`OnRecordingFailure`).
+    pub async fn open(pool: &RecordingPool, spec: RecordingSpec) -> Result<Self, RecordingError> {
+        let pool = pool.clone();
+        tokio::task::spawn_blocking(move || Recorder::open_blocking(&pool, spec))
+            .await
+            .map_err(|_| RecordingError::WorkerGone)?
+    }
+
+    /// `open` for threads that may block (not the async runtime).
+    pub fn open_blocking(
+        pool: &RecordingPool,
+        spec: RecordingSpec,
+    ) -> Result<Self, RecordingError> {
+        check_call_id(&spec.call_id)?;
+        let path = recording_path(pool.dir(), spec.started_at, &spec.call_id);
+        let dir = path.parent().unwrap_or(pool.dir());
+        DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(dir)
+            .map_err(|e| RecordingError::io(dir, e))?;
+        if path.exists() {
+            return Err(RecordingError::AlreadyExists { path });
+        }
+        let part = part_path(&path);
+        let file = create_file(&part)?;
+        let wav = match start_wav(&part, file, spec.codec.file_rate()) {
+            Ok(wav) => wav,
+            Err(e) => {
+                // Leave nothing behind that repair would mistake for a crashed recording.
+                let _ = std::fs::remove_file(&part);
+                return Err(e);
+            }
+        };
+        let opts = pool.options();
+        let (tx, rx) = mpsc::sync_channel(opts.queue_packets.max(1));
+        let (control, control_rx) = mpsc::channel();
+        let overflow = Arc::new(AtomicU64::new(0));
+        let call_id = spec.call_id.clone();
+        let writer = CallWriter::new(
+            spec,
+            path.clone(),
+            wav,
+            rx,
+            control_rx,
+            overflow.clone(),
+            opts,
+        );
+        if let Err(e) = pool.assign(writer) {
+            let _ = std::fs::remove_file(&part);
+            return Err(e);
+        }
+        tracing::info!(call_id = %call_id, path = %path.display(), "recording started");
+        Ok(Recorder {
+            call_id,
+            path,
+            tap: RecorderTap { tx, overflow },
+            control,
+        })
+    }
+
+    /// The handle the media relay pushes packets into (clone it for each leg's task).
+    pub fn tap(&self) -> RecorderTap {
+        self.tap.clone()
+    }
+
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
+    /// Where the finished recording will be.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Where the recording is while it is being written.
+    pub fn part_path(&self) -> PathBuf {
+        part_path(&self.path)
+    }
+
+    /// Replaces the payload type map after a renegotiation (re-INVITE or UPDATE with a new
+    /// `a=rtpmap`). The file's sample rate stays what it was opened with; other rates are
+    /// converted.
+    pub fn update_payloads(&self, payloads: PayloadMap) {
+        // Only fails when the worker is gone, which `finish` reports.
+        let _ = self.control.send(Control::Payloads(payloads));
+    }
+
+    /// Closes the recording at `ended` (the file is padded with silence up to that moment):
+    /// writes what is buffered, finalizes and syncs the file, renames it and computes its
+    /// digest, all on the recording worker. Awaiting does not block the runtime.
+    pub async fn finish(self, ended: Instant) -> Result<RecordingResult, RecordingError> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.control
+            .send(Control::Finish { ended, reply })
+            .map_err(|_| RecordingError::WorkerGone)?;
+        rx.await.map_err(|_| RecordingError::WorkerGone)?
+    }
+
+    /// `finish` for threads that may block (not the async runtime: it would panic there).
+    pub fn finish_blocking(self, ended: Instant) -> Result<RecordingResult, RecordingError> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.control
+            .send(Control::Finish { ended, reply })
+            .map_err(|_| RecordingError::WorkerGone)?;
+        rx.blocking_recv().map_err(|_| RecordingError::WorkerGone)?
+    }
+
+    /// Test hook: the worker abandons this recording as a killed process would (no final
+    /// header, buffered bytes lost, no rename). Returns once it has done so.
+    #[cfg(test)]
+    pub(crate) fn crash(self) {
+        let (done, rx) = mpsc::channel();
+        if self.control.send(Control::Crash(done)).is_ok() {
+            let _ = rx.recv();
+        }
+    }
+}
+
+/// `dir/YYYY/MM/DD/CALL_ID.wav` for a call started at `started_at` (UTC).
+pub fn recording_path(dir: &Path, started_at: DateTime<Utc>, call_id: &str) -> PathBuf {
+    dir.join(started_at.format("%Y/%m/%d").to_string())
+        .join(format!("{call_id}.wav"))
+}
+
+pub(crate) fn part_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(PART_SUFFIX);
+    PathBuf::from(s)
+}
+
+fn check_call_id(id: &str) -> Result<(), RecordingError> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-+@".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(RecordingError::InvalidCallId(id.to_string()))
+    }
+}
+
+/// Creates a new file with mode 0640 whatever the umask; never replaces one.
+pub(crate) fn create_file(path: &Path) -> Result<File, RecordingError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .open(path)
+        .map_err(|e| RecordingError::io(path, e))?;
+    file.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))
+        .map_err(|e| RecordingError::io(path, e))?;
+    Ok(file)
+}
+
+/// Writes the header of a stereo 16-bit WAV and puts it on disk now, so that a full disk is
+/// found before the call is admitted rather than in the middle of it.
+fn start_wav(path: &Path, file: File, rate: u32) -> Result<WavOut, RecordingError> {
+    let sync = file.try_clone().map_err(|e| RecordingError::io(path, e))?;
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut wav = hound::WavWriter::new(BufWriter::with_capacity(8 * 1024, file), spec)
+        .map_err(|e| RecordingError::wav(path, e))?;
+    // A write (not a sync) is enough: file systems reserve space when the page is dirtied.
+    wav.flush().map_err(|e| RecordingError::wav(path, e))?;
+    Ok(WavOut { wav, sync })
+}
+
+/// Syncs a directory so that a rename in it survives a power loss.
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_ids_must_be_file_names() {
+        assert!(check_call_id("20260101T000000-abcDEF1234").is_ok());
+        for bad in ["", "../x", ".hidden", "a/b", "a b", "x\0"] {
+            assert!(check_call_id(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn full_disk_at_open_is_disk_full() {
+        // /dev/full fails every write with ENOSPC, as a full file system does.
+        let Ok(full) = OpenOptions::new().write(true).open("/dev/full") else {
+            return;
+        };
+        let Err(err) = start_wav(Path::new("/dev/full"), full, 8000) else {
+            panic!("a header written to /dev/full must fail");
+        };
+        assert!(matches!(err, RecordingError::DiskFull { .. }), "{err:?}");
+        assert_eq!(err.reason(), "recording_disk_full");
+    }
+
+    #[test]
+    fn path_layout() {
+        let at = DateTime::parse_from_rfc3339("2026-03-04T23:59:59Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let p = recording_path(Path::new("/r"), at, "C1");
+        assert_eq!(p, Path::new("/r/2026/03/04/C1.wav"));
+        assert_eq!(part_path(&p), Path::new("/r/2026/03/04/C1.wav.part"));
+    }
+}
