@@ -182,7 +182,8 @@ impl Disposition {
     }
 }
 
-/// A fully populated answered call, for tests across the crate.
+/// A fully populated answered call (two media legs, a recording, three DTMF digits), for tests
+/// across the crate.
 #[cfg(test)]
 pub(crate) fn sample_cdr(id: &str) -> Cdr {
     let invite_at = DateTime::parse_from_rfc3339("2026-11-27T09:15:30.250Z")
@@ -214,9 +215,57 @@ pub(crate) fn sample_cdr(id: &str) -> Cdr {
         disposition: Disposition::Answered,
         end_reason: "bye_outside".to_string(),
         refusal_reason: None,
-        media: Vec::new(),
-        recording: None,
-        dtmf: Vec::new(),
+        media: vec![
+            LegQuality {
+                leg: "inside".to_string(),
+                packets_in: 4_800,
+                bytes_in: 825_600,
+                packets_out: 4_790,
+                bytes_out: 823_880,
+                lost: 3,
+                jitter_ms: 1.875,
+                max_jitter_ms: 0.1 + 0.2,
+                longest_gap_ms: 140,
+                stray: 0,
+                mos: Some(4.31),
+                one_way: false,
+            },
+            LegQuality {
+                leg: "outside".to_string(),
+                packets_in: 4_790,
+                bytes_in: 823_880,
+                packets_out: 4_800,
+                bytes_out: 825_600,
+                lost: 0,
+                jitter_ms: 12.625,
+                max_jitter_ms: 47.0 / 3.0,
+                longest_gap_ms: 2_020,
+                stray: 17,
+                mos: None,
+                one_way: true,
+            },
+        ],
+        recording: Some(RecordingInfo {
+            status: RecordingStatus::Complete,
+            path: Some(format!("recordings/2026/11/27/{id}.wav")),
+            pcap_path: None,
+            sha256: Some(format!("{:064x}", 0xfeed_beef_u64)),
+            duration_ms: 95_999,
+            size_bytes: 3_072_044,
+            codec: Some("PCMA".to_string()),
+            overflowed_packets: 2,
+            note: None,
+        }),
+        dtmf: ["1", "#", "*"]
+            .iter()
+            .enumerate()
+            .map(|(i, digit)| DtmfEvent {
+                leg: if i == 2 { "outside" } else { "inside" }.to_string(),
+                digit: digit.to_string(),
+                at: answer_at + chrono::Duration::milliseconds(3_000 + 750 * i as i64),
+                duration_ms: 120 + 40 * i as u32,
+            })
+            .collect(),
     }
 }
 

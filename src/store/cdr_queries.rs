@@ -1,9 +1,11 @@
-//! CDR rows: insert (idempotent on id), read back, list, count.
+//! CDR rows: insert (idempotent on id), read back, list, count. A CDR's media, recording and
+//! DTMF live in their own tables (`call_media_queries`) and are written and read with it.
 
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
+use super::call_media_queries::{attach_call_media, insert_call_media, Selection};
 use super::{Store, StoreError};
 use crate::monitor::cdr::Cdr;
 
@@ -16,7 +18,7 @@ const INSERT_CDR: &str = "INSERT INTO cdrs (id, inside_call_id, outside_call_id,
      ON CONFLICT (id) DO NOTHING";
 
 macro_rules! select_cdrs {
-    ($tail:literal) => {
+    ($tail:expr) => {
         concat!(
             "SELECT id, inside_call_id, outside_call_id, trunk, direction, source, caller, ",
             "callee, presented_from, pai, invite_at, ringing_at, answer_at, end_at, talk_ms, ",
@@ -35,9 +37,10 @@ pub(crate) fn format_time(t: DateTime<Utc>) -> String {
 }
 
 impl Store {
-    /// Insert CDRs in one transaction. A CDR whose id is already stored is skipped (first write
-    /// wins), so resubmitting after a failed commit or a crash repair never duplicates a row.
-    /// Returns the number of rows actually inserted.
+    /// Insert CDRs, with their media legs, recording and DTMF digits, in one transaction. A CDR
+    /// whose id is already stored is skipped with all its children (first write wins), so
+    /// resubmitting after a failed commit or a crash repair never duplicates or mixes rows.
+    /// Returns the number of CDR rows actually inserted.
     pub async fn insert_cdrs(&self, cdrs: &[Cdr]) -> Result<u64, StoreError> {
         if cdrs.is_empty() {
             return Ok(0);
@@ -47,7 +50,7 @@ impl Store {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         let mut inserted = 0;
         for cdr in cdrs {
-            inserted += sqlx::query(INSERT_CDR)
+            let new = sqlx::query(INSERT_CDR)
                 .bind(&cdr.id)
                 .bind(&cdr.inside_call_id)
                 .bind(&cdr.outside_call_id)
@@ -73,30 +76,55 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            if new > 0 {
+                insert_call_media(&mut tx, cdr).await?;
+            }
+            inserted += new;
         }
         tx.commit().await?;
         Ok(inserted)
     }
 
+    /// One CDR with its media, recording and DTMF.
     pub async fn get_cdr(&self, id: &str) -> Result<Option<Cdr>, StoreError> {
+        // One read transaction: the CDR and its children come from the same snapshot.
+        let mut tx = self.pool().begin().await?;
         let row = sqlx::query(select_cdrs!("WHERE id = $1"))
             .bind(id)
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *tx)
             .await?;
-        row.as_ref().map(cdr_from_row).transpose()
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let mut cdrs = [cdr_from_row(&row)?];
+        attach_call_media(&mut tx, &mut cdrs, Selection::One(id)).await?;
+        tx.commit().await?;
+        let [cdr] = cdrs;
+        Ok(Some(cdr))
     }
 
-    /// The newest CDRs first (by INVITE time, then id, so the order is stable).
+    /// The newest CDRs first (by INVITE time, then id, so the order is stable), with their media,
+    /// recording and DTMF: four queries whatever the page size.
     pub async fn recent_cdrs(&self, limit: i64) -> Result<Vec<Cdr>, StoreError> {
         if limit <= 0 {
             // SQLite reads a negative LIMIT as "no limit"; nobody asking for ≤0 rows means that.
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(select_cdrs!("ORDER BY invite_at DESC, id DESC LIMIT $1"))
+        // One read transaction: the child queries select the page again by the same order and
+        // limit, and must see the same rows (a CDR committed in between would shift the page).
+        let mut tx = self.pool().begin().await?;
+        let rows = sqlx::query(select_cdrs!(newest_cdrs_page!()))
             .bind(limit)
-            .fetch_all(self.pool())
+            .fetch_all(&mut *tx)
             .await?;
-        rows.iter().map(cdr_from_row).collect()
+        let mut cdrs = rows
+            .iter()
+            .map(cdr_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        attach_call_media(&mut tx, &mut cdrs, Selection::NewestPage(limit)).await?;
+        tx.commit().await?;
+        Ok(cdrs)
     }
 
     pub async fn count_cdrs(&self) -> Result<i64, StoreError> {
@@ -176,7 +204,7 @@ fn cdr_from_row(row: &SqliteRow) -> Result<Cdr, StoreError> {
 }
 
 /// Lenient on read (any RFC 3339 UTC offset or precision), so hand-repaired rows still load.
-fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_time(text: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .ok()
         .map(|t| t.with_timezone(&Utc))

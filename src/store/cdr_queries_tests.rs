@@ -33,8 +33,12 @@ async fn round_trip_is_exact() {
         disposition: Disposition::Refused,
         end_reason: "refused".into(),
         refusal_reason: Some("caller_id_not_authorized".into()),
+        media: Vec::new(),
+        recording: None,
+        dtmf: Vec::new(),
         ..answered.clone()
     };
+    assert!(!answered.media.is_empty() && answered.recording.is_some());
     assert_eq!(
         store
             .insert_cdrs(&[answered.clone(), refused.clone()])

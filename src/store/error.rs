@@ -17,6 +17,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A write that needs a stored CDR (e.g. a recording update) named one that does not exist.
+    #[error("no cdr with id `{id}`")]
+    UnknownCdr { id: String },
     /// A stored row that does not decode: it was edited by hand or written by something else.
     #[error("cdr `{id}`: column {column} holds an invalid value `{value}`")]
     Corrupt {

@@ -3,6 +3,15 @@
 //! SQL is written once with `$1` placeholders (SQLite accepts them) so that it can be shared with
 //! PostgreSQL later; only runtime `sqlx::query` with bound parameters, no compile-time macros.
 
+/// The order and size of the "newest CDRs" page. The CDR query and the child-table queries that
+/// complete it must select the same rows, so both take it from here.
+macro_rules! newest_cdrs_page {
+    () => {
+        "ORDER BY invite_at DESC, id DESC LIMIT $1"
+    };
+}
+
+mod call_media_queries;
 mod cdr_queries;
 mod error;
 

@@ -1,0 +1,358 @@
+//! The per-call media tables (`cdr_media_legs`, `recordings`, `dtmf_events`): written with their
+//! CDR, read back with it, and the recording on its own for crash repair.
+//!
+//! Value mapping: u64 counters are stored saturated at `i64::MAX`; a NaN jitter is stored as NULL
+//! and reads back as NaN, a NaN MOS reads back as `None`; DTMF times keep milliseconds. Nothing a
+//! valid [`Cdr`] holds is refused by the schema, because the CDR writer retries a refused batch
+//! forever.
+
+use std::collections::HashMap;
+
+use sqlx::query::Query;
+use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqliteRow};
+use sqlx::{Row, Sqlite};
+
+use super::cdr_queries::{format_time, parse_time};
+use super::{Store, StoreError};
+use crate::monitor::call_media::{DtmfEvent, LegQuality, RecordingInfo, RecordingStatus};
+use crate::monitor::cdr::Cdr;
+
+const INSERT_LEG: &str = "INSERT INTO cdr_media_legs (cdr_id, leg, seq, packets_in, bytes_in, \
+     packets_out, bytes_out, lost, jitter_ms, max_jitter_ms, longest_gap_ms, stray, mos, one_way) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+     ON CONFLICT (cdr_id, leg) DO NOTHING";
+
+macro_rules! insert_recording {
+    ($on_conflict:literal) => {
+        concat!(
+            "INSERT INTO recordings (cdr_id, status, path, pcap_path, sha256, duration_ms, ",
+            "size_bytes, codec, overflowed_packets, note) ",
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (cdr_id) ",
+            $on_conflict
+        )
+    };
+}
+
+const INSERT_RECORDING: &str = insert_recording!("DO NOTHING");
+const UPSERT_RECORDING: &str = insert_recording!(
+    "DO UPDATE SET status = excluded.status, path = excluded.path, \
+     pcap_path = excluded.pcap_path, sha256 = excluded.sha256, \
+     duration_ms = excluded.duration_ms, size_bytes = excluded.size_bytes, \
+     codec = excluded.codec, overflowed_packets = excluded.overflowed_packets, \
+     note = excluded.note"
+);
+
+const INSERT_DTMF: &str = "INSERT INTO dtmf_events (cdr_id, seq, leg, digit, at, duration_ms) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (cdr_id, seq) DO NOTHING";
+
+/// The same child-table query for one CDR (`$1` = its id) and for the newest-CDRs page (`$1` =
+/// the page size).
+struct Selects {
+    one: &'static str,
+    page: &'static str,
+}
+
+macro_rules! selects {
+    ($select:expr, $order:literal) => {
+        Selects {
+            one: concat!($select, " WHERE cdr_id = $1 ", $order),
+            page: concat!(
+                $select,
+                " WHERE cdr_id IN (SELECT id FROM cdrs ",
+                newest_cdrs_page!(),
+                ") ",
+                $order
+            ),
+        }
+    };
+}
+
+const SELECT_LEGS: Selects = selects!(
+    "SELECT cdr_id, leg, packets_in, bytes_in, packets_out, bytes_out, lost, jitter_ms, \
+     max_jitter_ms, longest_gap_ms, stray, mos, one_way FROM cdr_media_legs",
+    "ORDER BY cdr_id, seq"
+);
+
+macro_rules! select_recordings {
+    ($tail:literal) => {
+        concat!(
+            "SELECT r.cdr_id, r.status, r.path, r.pcap_path, r.sha256, r.duration_ms, ",
+            "r.size_bytes, r.codec, r.overflowed_packets, r.note FROM recordings r",
+            $tail
+        )
+    };
+}
+
+const SELECT_RECORDINGS: Selects = selects!(select_recordings!(""), "");
+
+const SELECT_DTMF: Selects = selects!(
+    "SELECT cdr_id, leg, digit, at, duration_ms FROM dtmf_events",
+    "ORDER BY cdr_id, seq"
+);
+
+/// Which CDRs a read completes: the same rows the CDR query just read in the same transaction.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Selection<'a> {
+    One(&'a str),
+    NewestPage(i64),
+}
+
+impl Store {
+    /// Store the recording of a stored CDR, replacing the one it has (crash repair marks a
+    /// recording incomplete after a restart). Fails with [`StoreError::UnknownCdr`] when no CDR
+    /// has this id: a recording is only ever kept with its call's record.
+    pub async fn update_recording(
+        &self,
+        cdr_id: &str,
+        info: &RecordingInfo,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM cdrs WHERE id = $1")
+            .bind(cdr_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            tx.rollback().await?;
+            return Err(StoreError::UnknownCdr {
+                id: cdr_id.to_string(),
+            });
+        }
+        bind_recording(sqlx::query(UPSERT_RECORDING), cdr_id, info)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The recording stored with a CDR; None when the CDR has none or does not exist.
+    pub async fn recording(&self, cdr_id: &str) -> Result<Option<RecordingInfo>, StoreError> {
+        let row = sqlx::query(SELECT_RECORDINGS.one)
+            .bind(cdr_id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref()
+            .map(|row| recording_from_row(row, cdr_id))
+            .transpose()
+    }
+
+    /// The CDR id and recording whose WAV file is `path` (as stored, compared exactly). Should
+    /// several CDRs name the same file, the newest call's is returned.
+    pub async fn find_recording_by_path(
+        &self,
+        path: &str,
+    ) -> Result<Option<(String, RecordingInfo)>, StoreError> {
+        let row = sqlx::query(select_recordings!(
+            " JOIN cdrs c ON c.id = r.cdr_id WHERE r.path = $1 \
+             ORDER BY c.invite_at DESC, c.id DESC LIMIT 1"
+        ))
+        .bind(path)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let cdr_id: String = row.try_get("cdr_id")?;
+        let info = recording_from_row(&row, &cdr_id)?;
+        Ok(Some((cdr_id, info)))
+    }
+}
+
+/// Write a newly inserted CDR's legs, recording and digits (call only when its row was inserted,
+/// so that a duplicate CDR leaves the first one's children alone).
+pub(super) async fn insert_call_media(
+    conn: &mut SqliteConnection,
+    cdr: &Cdr,
+) -> Result<(), StoreError> {
+    for (seq, leg) in cdr.media.iter().enumerate() {
+        let inserted = sqlx::query(INSERT_LEG)
+            .bind(&cdr.id)
+            .bind(&leg.leg)
+            .bind(saturating_i64(seq as u64))
+            .bind(saturating_i64(leg.packets_in))
+            .bind(saturating_i64(leg.bytes_in))
+            .bind(saturating_i64(leg.packets_out))
+            .bind(saturating_i64(leg.bytes_out))
+            .bind(saturating_i64(leg.lost))
+            .bind(leg.jitter_ms)
+            .bind(leg.max_jitter_ms)
+            .bind(saturating_i64(leg.longest_gap_ms))
+            .bind(saturating_i64(leg.stray))
+            .bind(leg.mos)
+            .bind(leg.one_way)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        if inserted == 0 {
+            tracing::warn!(cdr_id = %cdr.id, leg = %leg.leg,
+                "CDR lists this media leg more than once; only the first is stored");
+        }
+    }
+    if let Some(recording) = &cdr.recording {
+        bind_recording(sqlx::query(INSERT_RECORDING), &cdr.id, recording)
+            .execute(&mut *conn)
+            .await?;
+    }
+    for (seq, event) in cdr.dtmf.iter().enumerate() {
+        sqlx::query(INSERT_DTMF)
+            .bind(&cdr.id)
+            .bind(saturating_i64(seq as u64))
+            .bind(&event.leg)
+            .bind(&event.digit)
+            .bind(format_time(event.at))
+            .bind(i64::from(event.duration_ms))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Fill in `media`, `recording` and `dtmf` of CDRs just read with `selection`: one query per
+/// table whatever the number of CDRs. Run it in the transaction that read the CDRs, so that both
+/// see the same snapshot.
+pub(super) async fn attach_call_media(
+    conn: &mut SqliteConnection,
+    cdrs: &mut [Cdr],
+    selection: Selection<'_>,
+) -> Result<(), StoreError> {
+    if cdrs.is_empty() {
+        return Ok(());
+    }
+    let index: HashMap<String, usize> = cdrs
+        .iter()
+        .enumerate()
+        .map(|(i, cdr)| (cdr.id.clone(), i))
+        .collect();
+    let owner = |row: &SqliteRow| -> Result<(String, Option<usize>), StoreError> {
+        let id: String = row.try_get("cdr_id")?;
+        let at = index.get(&id).copied();
+        Ok((id, at))
+    };
+
+    for row in fetch(conn, &SELECT_LEGS, selection).await? {
+        if let (id, Some(i)) = owner(&row)? {
+            cdrs[i].media.push(leg_from_row(&row, &id)?);
+        }
+    }
+    for row in fetch(conn, &SELECT_RECORDINGS, selection).await? {
+        if let (id, Some(i)) = owner(&row)? {
+            cdrs[i].recording = Some(recording_from_row(&row, &id)?);
+        }
+    }
+    for row in fetch(conn, &SELECT_DTMF, selection).await? {
+        if let (id, Some(i)) = owner(&row)? {
+            cdrs[i].dtmf.push(dtmf_from_row(&row, &id)?);
+        }
+    }
+    Ok(())
+}
+
+async fn fetch(
+    conn: &mut SqliteConnection,
+    selects: &Selects,
+    selection: Selection<'_>,
+) -> Result<Vec<SqliteRow>, StoreError> {
+    let rows = match selection {
+        Selection::One(id) => sqlx::query(selects.one).bind(id).fetch_all(conn).await?,
+        Selection::NewestPage(limit) => {
+            sqlx::query(selects.page)
+                .bind(limit)
+                .fetch_all(conn)
+                .await?
+        }
+    };
+    Ok(rows)
+}
+
+fn bind_recording<'q>(
+    query: Query<'q, Sqlite, SqliteArguments<'q>>,
+    cdr_id: &'q str,
+    info: &'q RecordingInfo,
+) -> Query<'q, Sqlite, SqliteArguments<'q>> {
+    query
+        .bind(cdr_id)
+        .bind(info.status.as_str())
+        .bind(&info.path)
+        .bind(&info.pcap_path)
+        .bind(&info.sha256)
+        .bind(info.duration_ms)
+        .bind(info.size_bytes)
+        .bind(&info.codec)
+        .bind(saturating_i64(info.overflowed_packets))
+        .bind(&info.note)
+}
+
+/// SQLite integers are i64; a count beyond i64::MAX (never reached) is stored as i64::MAX rather
+/// than refused.
+fn saturating_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn corrupt(id: &str, column: &'static str, value: String) -> StoreError {
+    StoreError::Corrupt {
+        id: id.to_string(),
+        column,
+        value,
+    }
+}
+
+/// A u64 column; `column` is `table.column` (the qualified name only serves the error).
+fn count(row: &SqliteRow, id: &str, column: &'static str) -> Result<u64, StoreError> {
+    let name = column.rsplit_once('.').map_or(column, |(_, name)| name);
+    let value: i64 = row.try_get(name)?;
+    u64::try_from(value).map_err(|_| corrupt(id, column, value.to_string()))
+}
+
+fn leg_from_row(row: &SqliteRow, id: &str) -> Result<LegQuality, StoreError> {
+    let real = |column: &'static str| -> Result<f64, StoreError> {
+        Ok(row.try_get::<Option<f64>, _>(column)?.unwrap_or(f64::NAN))
+    };
+    Ok(LegQuality {
+        leg: row.try_get("leg")?,
+        packets_in: count(row, id, "cdr_media_legs.packets_in")?,
+        bytes_in: count(row, id, "cdr_media_legs.bytes_in")?,
+        packets_out: count(row, id, "cdr_media_legs.packets_out")?,
+        bytes_out: count(row, id, "cdr_media_legs.bytes_out")?,
+        lost: count(row, id, "cdr_media_legs.lost")?,
+        jitter_ms: real("jitter_ms")?,
+        max_jitter_ms: real("max_jitter_ms")?,
+        longest_gap_ms: count(row, id, "cdr_media_legs.longest_gap_ms")?,
+        stray: count(row, id, "cdr_media_legs.stray")?,
+        mos: row.try_get("mos")?,
+        one_way: row.try_get("one_way")?,
+    })
+}
+
+fn recording_from_row(row: &SqliteRow, id: &str) -> Result<RecordingInfo, StoreError> {
+    let status: String = row.try_get("status")?;
+    let status = RecordingStatus::parse(&status)
+        .ok_or_else(|| corrupt(id, "recordings.status", status.clone()))?;
+    Ok(RecordingInfo {
+        status,
+        path: row.try_get("path")?,
+        pcap_path: row.try_get("pcap_path")?,
+        sha256: row.try_get("sha256")?,
+        duration_ms: row.try_get("duration_ms")?,
+        size_bytes: row.try_get("size_bytes")?,
+        codec: row.try_get("codec")?,
+        overflowed_packets: count(row, id, "recordings.overflowed_packets")?,
+        note: row.try_get("note")?,
+    })
+}
+
+fn dtmf_from_row(row: &SqliteRow, id: &str) -> Result<DtmfEvent, StoreError> {
+    let at: String = row.try_get("at")?;
+    let at = parse_time(&at).ok_or_else(|| corrupt(id, "dtmf_events.at", at.clone()))?;
+    let duration: i64 = row.try_get("duration_ms")?;
+    let duration_ms = u32::try_from(duration)
+        .map_err(|_| corrupt(id, "dtmf_events.duration_ms", duration.to_string()))?;
+    Ok(DtmfEvent {
+        leg: row.try_get("leg")?,
+        digit: row.try_get("digit")?,
+        at,
+        duration_ms,
+    })
+}
+
+#[cfg(test)]
+#[path = "call_media_queries_tests.rs"]
+mod tests;
