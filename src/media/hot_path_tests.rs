@@ -86,7 +86,7 @@ fn on_datagram_does_not_allocate() {
             Some(pbx_media),
             Some(RemoteMedia::new(carrier_addr, Direction::SendRecv)),
         ],
-        tap: Some(tap_tx),
+        tap: Some(tap_tx.into()),
         timeout: None,
     };
     let (_control_tx, control_rx) = watch::channel(control.clone());

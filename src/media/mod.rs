@@ -44,7 +44,7 @@ use serde::Serialize;
 pub use ports::{PortAllocator, PortPair};
 pub use relay::{LegStats, MediaEvent, MediaSession, RemoteMedia, SessionConfig, SessionStats};
 pub use sdp::{Anchor, Direction};
-pub use tap::{TapPacket, TapSender};
+pub use tap::{TapOffer, TapPacket, TapSender, TapSink};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {

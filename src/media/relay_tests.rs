@@ -67,7 +67,7 @@ fn dtmf(seq: u16, ts: u32, digit: u8, end: bool, duration: u16) -> Vec<u8> {
 async fn relays_latches_drops_strays_counts_loss_and_reports_dtmf() {
     let ports = PortAllocator::new([31000, 31019]).unwrap();
     let (tap_tx, mut tap_rx) = mpsc::channel(4096);
-    let (session, mut events) = start(&ports, config(None, Some(tap_tx)));
+    let (session, mut events) = start(&ports, config(None, Some(tap_tx.into())));
     assert_eq!(ports.in_use(), 2);
     let (inside, outside) = (session.anchor(Leg::Inside), session.anchor(Leg::Outside));
 

@@ -9,8 +9,9 @@
 //! packet 1.5 KiB and copy it again through the channel; and the recorder may keep a `Bytes`
 //! (for a pcap) without copying it.
 //!
-//! The channel is the recorder's bounded `tokio::sync::mpsc` channel; `try_send` only: when it is
-//! full the packet is dropped for the recording (never for the call) and counted.
+//! The sink is the recorder's bounded queue (a [`TapSink`]: the recorder's own queue, or a
+//! `tokio::sync::mpsc` channel); offers never block: when it is full the packet is dropped for
+//! the recording (never for the call) and counted.
 
 use std::time::Instant;
 
@@ -43,7 +44,62 @@ impl TapPacket {
     }
 }
 
-pub type TapSender = mpsc::Sender<TapPacket>;
+/// What an offer came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TapOffer {
+    Taken,
+    /// The sink's queue is full: this packet is lost to the recording.
+    Full,
+    /// The sink is gone: stop offering.
+    Closed,
+}
+
+/// Where tapped packets go. Implementations must never block: they run on the relay's task.
+pub trait TapSink: Send + Sync {
+    /// Whether an offer now could be taken (false: skip copying the packet at all).
+    fn has_room(&self) -> bool;
+    fn offer(&self, packet: TapPacket) -> TapOffer;
+}
+
+impl TapSink for mpsc::Sender<TapPacket> {
+    fn has_room(&self) -> bool {
+        self.capacity() > 0
+    }
+
+    fn offer(&self, packet: TapPacket) -> TapOffer {
+        match self.try_send(packet) {
+            Ok(()) => TapOffer::Taken,
+            Err(TrySendError::Full(_)) => TapOffer::Full,
+            Err(TrySendError::Closed(_)) => TapOffer::Closed,
+        }
+    }
+}
+
+/// A shared handle on a tap sink, as the relay's control holds it.
+#[derive(Clone)]
+pub struct TapSender(std::sync::Arc<dyn TapSink>);
+
+impl TapSender {
+    pub fn new(sink: impl TapSink + 'static) -> TapSender {
+        TapSender(std::sync::Arc::new(sink))
+    }
+
+    fn same(&self, other: &TapSender) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl From<mpsc::Sender<TapPacket>> for TapSender {
+    fn from(tx: mpsc::Sender<TapPacket>) -> TapSender {
+        TapSender::new(tx)
+    }
+}
+
+impl std::fmt::Debug for TapSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TapSender")
+    }
+}
 
 /// The relay side of the tap, one per leg.
 #[derive(Debug)]
@@ -64,7 +120,7 @@ impl TapWriter {
 
     pub(crate) fn set(&mut self, sender: Option<TapSender>) {
         let same = match (&self.sender, &sender) {
-            (Some(a), Some(b)) => a.same_channel(b),
+            (Some(a), Some(b)) => a.same(b),
             (None, None) => true,
             _ => false,
         };
@@ -81,7 +137,7 @@ impl TapWriter {
         let Some(sender) = &self.sender else {
             return;
         };
-        if sender.capacity() == 0 {
+        if !sender.0.has_room() {
             self.dropped += 1; // full: do not even copy
             return;
         }
@@ -98,10 +154,10 @@ impl TapWriter {
             header,
             data: self.chunk.split().freeze(),
         };
-        match sender.try_send(packet) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => self.dropped += 1,
-            Err(TrySendError::Closed(_)) => {
+        match sender.0.offer(packet) {
+            TapOffer::Taken => {}
+            TapOffer::Full => self.dropped += 1,
+            TapOffer::Closed => {
                 tracing::debug!(leg = leg.as_str(), "tap closed by the recorder");
                 self.sender = None;
             }
@@ -117,7 +173,7 @@ mod tests {
     #[tokio::test]
     async fn delivers_copies_and_reuses_the_chunk() {
         let (tx, mut rx) = mpsc::channel(8);
-        let mut tap = TapWriter::new(Some(tx));
+        let mut tap = TapWriter::new(Some(tx.into()));
         let mut chunks = std::collections::BTreeSet::new();
         for i in 0..2000u16 {
             let p = packet(0, i, 160 * u32::from(i), 1, &[i as u8; 160]);
@@ -142,7 +198,7 @@ mod tests {
     #[tokio::test]
     async fn full_channel_drops_and_counts_never_blocks() {
         let (tx, mut rx) = mpsc::channel(4);
-        let mut tap = TapWriter::new(Some(tx));
+        let mut tap = TapWriter::new(Some(tx.into()));
         let p = packet(0, 1, 1, 1, &[0; 160]);
         let h = RtpHeader::parse(&p).unwrap();
         for _ in 0..10 {
