@@ -5,11 +5,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::b2bua::{B2bua, MediaSettings, Registry, Settings};
+use crate::b2bua::{B2bua, MediaSettings, RecordingSettings, Registry, Settings};
 use crate::config::Config;
 use crate::media::{MediaError, PortAllocator};
 use crate::monitor::cdr_writer::{CdrSink, CdrWriter, CdrWriterHandle};
 use crate::policy::Policy;
+use crate::recording::repair::repair_all;
+use crate::recording::RecordingPool;
 use crate::shutdown::{self, ShutdownTrigger};
 use crate::sip::frontend::Limits;
 use crate::sip::transaction::{Timers, TransactionLayer};
@@ -24,6 +26,8 @@ pub enum AppError {
     Transport(#[from] TransportError),
     #[error(transparent)]
     Media(#[from] MediaError),
+    #[error("cannot start the recorders for {dir}: {source}")]
+    Recording { dir: String, source: std::io::Error },
 }
 
 /// A running gateway. Dropping it without `shutdown` leaves its tasks running until the
@@ -31,6 +35,7 @@ pub enum AppError {
 pub struct Gateway {
     b2bua: B2bua,
     ports: Arc<PortAllocator>,
+    recordings: RecordingPool,
     policy: Arc<Policy>,
     store: Store,
     cdrs: CdrSink,
@@ -46,6 +51,20 @@ impl Gateway {
         let store = Store::connect(&config.database.url).await?;
         let (cdrs, writer) = CdrWriter::spawn(store.clone(), config.database.cdr_queue);
         let ports = Arc::new(PortAllocator::from_config(&config.media)?);
+        // What a crash left open is closed before any new call is admitted.
+        let repaired = repair_all(config.recording.dir.clone()).await;
+        for r in &repaired.repaired {
+            tracing::warn!(call_id = %r.call_id, path = %r.path.display(), duration_ms = r.duration_ms, "recording left open by a crash repaired");
+        }
+        for (path, why) in &repaired.failed {
+            tracing::error!(path = %path.display(), error = %why, "recording left open by a crash could not be repaired");
+        }
+        let pool = RecordingPool::from_config(&config.recording).map_err(|source| {
+            AppError::Recording {
+                dir: config.recording.dir.display().to_string(),
+                source,
+            }
+        })?;
         let policy = Arc::new(Policy::new(&config.trunks));
         policy.set_retry_after_secs(config.sip.retry_after_secs);
         let limits = Limits {
@@ -72,6 +91,11 @@ impl Gateway {
             unknown_sources: config.sip.unknown_sources,
             retry_after_secs: config.sip.retry_after_secs,
             ring_timeout: Duration::from_secs(config.sip.ring_timeout_secs),
+            recording: Some(RecordingSettings {
+                pool: pool.clone(),
+                required: config.recording.required,
+                early_media: config.recording.record_early_media,
+            }),
             media: MediaSettings {
                 ports: ports.clone(),
                 inside_ip: config.media.inside_address,
@@ -94,6 +118,7 @@ impl Gateway {
         Ok(Gateway {
             b2bua,
             ports,
+            recordings: pool,
             policy,
             store,
             cdrs,
@@ -167,6 +192,9 @@ impl Gateway {
         tokio::time::sleep(Duration::from_millis(200)).await;
         self.trigger.trigger();
         drop(self.b2bua);
+        // Every call has finished its recording by now (their tasks are gone).
+        let pool = self.recordings.clone();
+        let _ = tokio::task::spawn_blocking(move || pool.shutdown_blocking()).await;
         // The writer retries a failing database forever; a stop must not hang forever on it.
         match tokio::time::timeout(CDR_FLUSH_LIMIT, self.writer.close()).await {
             Ok(Ok(stats)) => tracing::info!(written = stats.written, "CDRs flushed"),

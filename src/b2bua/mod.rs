@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use call::media::MediaSettings;
+pub use call::recording::RecordingSettings;
 pub use registry::{LiveCall, Registry};
 
 use crate::config::UnknownSources;
@@ -30,6 +31,8 @@ pub struct Settings {
     /// Longest time an outgoing INVITE may ring before the gateway gives up (like timer C).
     pub ring_timeout: Duration,
     pub media: MediaSettings,
+    /// None: calls are not recorded (tests of signalling alone).
+    pub recording: Option<RecordingSettings>,
 }
 
 pub(crate) struct Ctx {

@@ -324,6 +324,11 @@ pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx) {
             return;
         }
     };
+    let offer_payloads = crate::media::sdp::parse(&req.body)
+        .ok()
+        .and_then(|s| s.audio())
+        .map(|a| a.payloads)
+        .unwrap_or_default();
     if !req.body.is_empty() {
         let ct = message::content_type(&req.headers);
         b_invite.body = media.rewrite(side, ct, &req.body);
@@ -367,6 +372,7 @@ pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx) {
         cdr: d,
         max_call: std::time::Duration::from_secs(trunk.max_call_secs),
         media,
+        offer_payloads,
     };
     tokio::spawn(Call::run(ctx.clone(), setup, inbox_rx).instrument(span));
 }

@@ -41,6 +41,8 @@ pub struct LiveCall {
 struct Entry {
     info: Arc<LiveCall>,
     inbox: mpsc::Sender<CallMsg>,
+    /// The call has ended and is only closing its media, recording and CDR.
+    ended: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -61,6 +63,7 @@ impl Registry {
         let entry = Arc::new(Entry {
             info: Arc::new(info),
             inbox,
+            ended: std::sync::atomic::AtomicBool::new(false),
         });
         let Ok(mut legs) = self.by_leg.lock() else {
             return false;
@@ -91,6 +94,16 @@ impl Registry {
         }
     }
 
+    /// The call has ended: no longer listed as live nor open to a hang-up, though its task is
+    /// still closing what it owns (it stays counted by `len` until `remove`).
+    pub(crate) fn mark_ended(&self, a: &Leg) {
+        if let Ok(legs) = self.by_leg.lock() {
+            if let Some(e) = legs.get(&(a.side, a.call_id.clone())) {
+                e.ended.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    }
+
     /// Hand a message to the call owning this Call-ID on this side; false when there is none.
     /// A full inbox drops the message: the peer retransmits.
     pub(crate) fn route(&self, side: Side, call_id: &str, msg: CallMsg) -> bool {
@@ -109,6 +122,7 @@ impl Registry {
         true
     }
 
+    /// Calls whose task is still running (live, or closing after the end).
     pub fn len(&self) -> usize {
         self.by_id.lock().map(|m| m.len()).unwrap_or(0)
     }
@@ -121,7 +135,11 @@ impl Registry {
         let Ok(ids) = self.by_id.lock() else {
             return Vec::new();
         };
-        let mut v: Vec<LiveCall> = ids.values().map(|e| (*e.info).clone()).collect();
+        let mut v: Vec<LiveCall> = ids
+            .values()
+            .filter(|e| !e.ended.load(std::sync::atomic::Ordering::SeqCst))
+            .map(|e| (*e.info).clone())
+            .collect();
         v.sort_by(|a, b| a.started_at.cmp(&b.started_at).then(a.id.cmp(&b.id)));
         v
     }
@@ -133,8 +151,8 @@ impl Registry {
                 return false;
             };
             match ids.get(id) {
-                Some(e) => e.inbox.clone(),
-                None => return false,
+                Some(e) if !e.ended.load(std::sync::atomic::Ordering::SeqCst) => e.inbox.clone(),
+                _ => return false,
             }
         };
         inbox.try_send(CallMsg::Hangup(reason)).is_ok()

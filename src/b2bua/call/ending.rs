@@ -211,6 +211,7 @@ impl Call {
             relay.origin.reply(487, "Request Terminated", None);
         }
         drop(self.lease.take());
+        self.ctx.registry.mark_ended(&self.a);
         let cdr = self
             .cdr
             .finish(status, reason, disposition, end_reason, hangup);

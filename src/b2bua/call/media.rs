@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::media::sdp::{self, Origin};
+use crate::media::sdp::{self, Origin, PayloadInfo};
 use crate::media::{
     Leg, MediaError, MediaEvent, MediaSession, PortAllocator, RemoteMedia, SessionConfig,
     SessionStats,
@@ -40,6 +40,8 @@ pub(crate) struct CallMedia {
     origins: [Origin; 2],
     timeout: Duration,
     dtmf: Vec<DtmfEvent>,
+    /// The audio formats of the latest SDP seen, until the recorder has taken them.
+    new_payloads: Option<Vec<PayloadInfo>>,
 }
 
 impl CallMedia {
@@ -62,6 +64,7 @@ impl CallMedia {
             ],
             timeout: settings.timeout,
             dtmf: Vec::new(),
+            new_payloads: None,
         })
     }
 
@@ -89,8 +92,11 @@ impl CallMedia {
             }
         };
         let from_leg = leg_of(from);
-        if let Some(remote) = parsed.audio().as_ref().and_then(RemoteMedia::from_sdp) {
-            self.session.update_remote(from_leg, remote);
+        if let Some(audio) = parsed.audio() {
+            if let Some(remote) = RemoteMedia::from_sdp(&audio) {
+                self.session.update_remote(from_leg, remote);
+            }
+            self.new_payloads = Some(audio.payloads);
         }
         let to_leg = from_leg.other();
         let anchor = self.session.anchor(to_leg);
@@ -98,6 +104,16 @@ impl CallMedia {
             .anchor(&anchor, &mut self.origins[to_leg.index()])
             .sdp
             .to_bytes()
+    }
+
+    /// Start or stop copying RTP to the recorder.
+    pub fn set_tap(&self, tap: Option<crate::media::TapSender>) {
+        self.session.set_tap(tap);
+    }
+
+    /// The audio formats of SDP seen since the last call.
+    pub fn take_new_payloads(&mut self) -> Option<Vec<PayloadInfo>> {
+        self.new_payloads.take()
     }
 
     /// The call is answered: RTP is due from now on.
@@ -174,10 +190,14 @@ impl Call {
         content_type: Option<&str>,
         body: &[u8],
     ) -> Vec<u8> {
-        match &mut self.media {
-            Some(m) => m.rewrite(from, content_type, body),
-            None => body.to_vec(),
+        let Some(m) = &mut self.media else {
+            return body.to_vec();
+        };
+        let out = m.rewrite(from, content_type, body);
+        if let Some(p) = m.take_new_payloads() {
+            self.update_recording_payloads(&p);
         }
+        out
     }
 
     pub(super) fn on_media(&mut self, ev: MediaEvent) {
@@ -215,6 +235,7 @@ impl Call {
             }
             cdr.dtmf = dtmf;
         }
+        self.finish_recording(&mut cdr).await;
         self.ctx.cdrs.submit(cdr);
     }
 }

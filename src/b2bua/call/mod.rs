@@ -9,6 +9,7 @@ mod invite;
 mod leg;
 pub(crate) mod media;
 mod record;
+pub(crate) mod recording;
 mod relay;
 pub(crate) mod setup;
 
@@ -74,6 +75,8 @@ pub(crate) struct CallSetup {
     pub cdr: CdrDraft,
     pub max_call: Duration,
     pub media: CallMedia,
+    /// The audio formats of A's offer: what the recording expects until the answer.
+    pub offer_payloads: Vec<crate::media::sdp::PayloadInfo>,
 }
 
 pub(crate) struct Call {
@@ -106,6 +109,11 @@ pub(crate) struct Call {
     media: Option<CallMedia>,
     /// The CDR of an ended call, submitted once the media figures are in.
     final_cdr: Option<Cdr>,
+    recorder: Option<crate::recording::Recorder>,
+    /// Why the recording could not start, when the call goes on unrecorded.
+    recording_failure: Option<String>,
+    /// The relay copies RTP to the recorder.
+    tapping: bool,
 }
 
 impl Call {
@@ -134,15 +142,26 @@ impl Call {
             linger_until: None,
             media: Some(setup.media),
             final_cdr: None,
+            recorder: None,
+            recording_failure: None,
+            tapping: false,
         };
-        call.b_key = call.ctx.layer.send_request(
-            call.b.side,
-            call.b.peer,
-            setup.b_invite,
-            call.events_tx.clone(),
-        );
-        tracing::info!(direction = ?call.cdr.direction, to = %call.b.peer, "call started");
+        let call_id = call.cdr.id.clone();
+        if let Err(e) = call.open_recording(&call_id, &setup.offer_payloads).await {
+            call.refuse_unrecordable(e);
+        } else {
+            call.b_key = call.ctx.layer.send_request(
+                call.b.side,
+                call.b.peer,
+                setup.b_invite,
+                call.events_tx.clone(),
+            );
+            tracing::info!(direction = ?call.cdr.direction, to = %call.b.peer, "call started");
+        }
         loop {
+            if let Some(cdr) = call.final_cdr.take() {
+                call.submit(cdr).await;
+            }
             if call.finished() {
                 break;
             }
@@ -155,9 +174,6 @@ impl Call {
                 Some(ev) = events_rx.recv() => call.on_event(ev),
                 ev = media::next_event(&mut call.media) => call.on_media(ev),
                 _ = tokio::time::sleep_until(wake) => call.on_timer(Instant::now()),
-            }
-            if let Some(cdr) = call.final_cdr.take() {
-                call.submit(cdr).await;
             }
         }
         call.ctx.registry.remove(&call.a, &call.b);

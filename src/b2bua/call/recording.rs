@@ -1,0 +1,237 @@
+//! The call's recording: opened before anything is sent to the B side (so that a recording
+//! that cannot start can still refuse the call), fed by the media relay's tap from the answer
+//! (or from the first early media, when configured), closed after the media, and described on
+//! the CDR as evidence.
+
+use std::time::Instant;
+
+use rsip::headers::UntypedHeader;
+
+use crate::media::sdp::PayloadInfo;
+use crate::media::{TapOffer, TapPacket, TapSender, TapSink};
+use crate::monitor::call_media::{RecordingInfo, RecordingStatus};
+use crate::monitor::cdr::Cdr;
+use crate::recording::{
+    Codec, Leg, PayloadMap, RecPacket, Recorder, RecorderTap, RecordingError, RecordingPool,
+    RecordingResult, RecordingSpec,
+};
+
+use super::Call;
+
+/// How calls are recorded.
+#[derive(Debug, Clone)]
+pub struct RecordingSettings {
+    pub pool: RecordingPool,
+    /// Refuse a call whose recording cannot be started.
+    pub required: bool,
+    /// Record before the answer too (183 with early media).
+    pub early_media: bool,
+}
+
+/// The relay's tap, emptied straight into the recorder's queue (no task in between).
+struct RecorderSink(RecorderTap);
+
+impl TapSink for RecorderSink {
+    fn has_room(&self) -> bool {
+        true
+    }
+
+    fn offer(&self, p: TapPacket) -> TapOffer {
+        let leg = match p.leg {
+            crate::media::Leg::Inside => Leg::Inside,
+            crate::media::Leg::Outside => Leg::Outside,
+        };
+        let payload = p.data.slice_ref(p.payload());
+        let pkt = RecPacket {
+            leg,
+            arrival: p.at,
+            payload_type: p.header.payload_type,
+            marker: p.header.marker,
+            sequence: p.header.sequence,
+            timestamp: p.header.timestamp,
+            ssrc: p.header.ssrc,
+            payload,
+        };
+        if self.0.push(pkt) {
+            TapOffer::Taken
+        } else {
+            TapOffer::Full
+        }
+    }
+}
+
+/// The payload map of an SDP's audio stream, and the codec it prefers (its first format).
+pub(crate) fn payloads_of(payloads: &[PayloadInfo]) -> (PayloadMap, Codec) {
+    let mut map = PayloadMap::new();
+    for p in payloads.iter().filter(|p| !p.encoding.is_empty()) {
+        map = map.with_rtpmap(p.pt, &format!("{}/{}", p.encoding, p.clock_rate));
+    }
+    let codec = payloads
+        .iter()
+        .find(|p| !p.is_telephone_event())
+        .map(|p| map.codec(p.pt).clone())
+        .unwrap_or(Codec::Pcmu);
+    (map, codec)
+}
+
+impl Call {
+    /// Open the recording. An error is returned only when the call must be refused for it;
+    /// otherwise a failure is kept for the CDR and the call goes on unrecorded.
+    pub(super) async fn open_recording(
+        &mut self,
+        call_id: &str,
+        payloads: &[PayloadInfo],
+    ) -> Result<(), RecordingError> {
+        let Some(settings) = self.ctx.settings.recording.clone() else {
+            return Ok(());
+        };
+        let (map, codec) = payloads_of(payloads);
+        let spec = RecordingSpec::new(call_id, map, codec);
+        match Recorder::open(&settings.pool, spec).await {
+            Ok(rec) => {
+                self.recorder = Some(rec);
+                if settings.early_media {
+                    self.start_tap();
+                }
+                Ok(())
+            }
+            Err(e) if settings.required => Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "recording could not start; call goes on unrecorded");
+                self.recording_failure = Some(format!("{}: {e}", e.reason()));
+                Ok(())
+            }
+        }
+    }
+
+    /// The recording cannot start and `[recording] required` is set: 503 to A, nothing sent
+    /// to B, a refused CDR with the reason.
+    pub(super) fn refuse_unrecordable(&mut self, e: RecordingError) {
+        tracing::error!(error = %e, "recording could not start: call refused");
+        let mut out =
+            super::message_response(&self.a_tx, 503, "Service Unavailable", &self.a.local_tag);
+        let retry = self.ctx.settings.retry_after_secs.to_string();
+        out.headers
+            .push(rsip::Header::RetryAfter(rsip::headers::RetryAfter::new(
+                retry,
+            )));
+        self.a_tx.respond(out);
+        self.a_final_sent = true;
+        self.b_final_seen = true;
+        self.cdr.refusal_reason = Some(e.reason().to_string());
+        self.end(
+            503,
+            "Service Unavailable",
+            crate::monitor::cdr::Disposition::Refused,
+            "refused",
+            None,
+        );
+    }
+
+    /// Start copying the call's RTP to the recorder (idempotent).
+    pub(super) fn start_tap(&mut self) {
+        if self.tapping {
+            return;
+        }
+        if let (Some(rec), Some(media)) = (&self.recorder, &self.media) {
+            media.set_tap(Some(TapSender::new(RecorderSink(rec.tap()))));
+            self.tapping = true;
+        }
+    }
+
+    /// The negotiated payloads changed (answer, re-INVITE): tell the recorder.
+    pub(super) fn update_recording_payloads(&self, payloads: &[PayloadInfo]) {
+        if let Some(rec) = &self.recorder {
+            rec.update_payloads(payloads_of(payloads).0);
+        }
+    }
+
+    /// Close the recording (after the media, so no packet is still on its way) and describe
+    /// it on the CDR. A call that never carried recorded audio keeps no file.
+    pub(super) async fn finish_recording(&mut self, cdr: &mut Cdr) {
+        if let Some(note) = self.recording_failure.take() {
+            cdr.recording = Some(RecordingInfo {
+                status: RecordingStatus::Failed,
+                path: None,
+                pcap_path: None,
+                sha256: None,
+                duration_ms: 0,
+                size_bytes: 0,
+                codec: None,
+                overflowed_packets: 0,
+                note: Some(note),
+            });
+        }
+        let Some(rec) = self.recorder.take() else {
+            return;
+        };
+        let had_audio = self.tapping;
+        match rec.finish(Instant::now()).await {
+            Ok(result) if had_audio => cdr.recording = Some(info_of(&result)),
+            Ok(result) => discard(result).await,
+            Err(e) => {
+                tracing::error!(error = %e, "recording could not be closed");
+                cdr.recording = Some(RecordingInfo {
+                    status: RecordingStatus::Failed,
+                    path: None,
+                    pcap_path: None,
+                    sha256: None,
+                    duration_ms: 0,
+                    size_bytes: 0,
+                    codec: None,
+                    overflowed_packets: 0,
+                    note: Some(format!("{}: {e}", e.reason())),
+                });
+            }
+        }
+    }
+}
+
+fn info_of(r: &RecordingResult) -> RecordingInfo {
+    let mut notes = Vec::new();
+    if r.overflowed_packets > 0 {
+        notes.push(format!(
+            "{} packets lost to a full recorder queue",
+            r.overflowed_packets
+        ));
+    }
+    if let Some(e) = &r.error {
+        notes.push(format!("write error: {e}"));
+    }
+    if r.undecoded_packets > 0 {
+        notes.push(format!(
+            "{} packets of an undecodable codec kept in the pcap",
+            r.undecoded_packets
+        ));
+    }
+    RecordingInfo {
+        status: if r.complete {
+            RecordingStatus::Complete
+        } else {
+            RecordingStatus::Incomplete
+        },
+        path: Some(r.path.display().to_string()),
+        pcap_path: r.pcap_path.as_ref().map(|p| p.display().to_string()),
+        sha256: Some(r.sha256_hex.clone()),
+        duration_ms: i64::try_from(r.duration_ms).unwrap_or(i64::MAX),
+        size_bytes: i64::try_from(r.size_bytes).unwrap_or(i64::MAX),
+        codec: Some(r.codec.name().to_string()),
+        overflowed_packets: r.overflowed_packets,
+        note: (!notes.is_empty()).then(|| notes.join("; ")),
+    }
+}
+
+/// An unanswered call's empty recording: removed off the runtime.
+async fn discard(result: RecordingResult) {
+    let paths: Vec<_> = std::iter::once(result.path)
+        .chain(result.pcap_path)
+        .collect();
+    let _ = tokio::task::spawn_blocking(move || {
+        for p in paths {
+            if let Err(e) = std::fs::remove_file(&p) {
+                tracing::warn!(path = %p.display(), error = %e, "could not remove an empty recording");
+            }
+        }
+    })
+    .await;
+}
