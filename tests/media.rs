@@ -185,3 +185,158 @@ async fn a_ringing_call_owes_no_rtp() {
     let cdrs = h.finish().await;
     assert_eq!(only(&cdrs).disposition, Disposition::Cancelled);
 }
+
+/// 20 ms of a tone as PCMU, for packet `seq`.
+fn tone_packet(seq: u16, ssrc: u32, hz: f64) -> Vec<u8> {
+    let mut p = vec![0x80, 0x00];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    for i in 0..160u32 {
+        let t = f64::from(u32::from(seq) * 160 + i) / 8000.0;
+        let s = (8000.0 * (2.0 * std::f64::consts::PI * hz * t).sin()) as i16;
+        p.push(trunkguard::recording::g711::encode_ulaw(s));
+    }
+    p
+}
+
+/// Energy of `samples` at `hz` (Goertzel), normalized by length.
+fn power_at(samples: &[i16], hz: f64, rate: f64) -> f64 {
+    let k = 2.0 * (2.0 * std::f64::consts::PI * hz / rate).cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in samples {
+        let s0 = f64::from(x) + k * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    (s1 * s1 + s2 * s2 - k * s1 * s2) / (samples.len() as f64).powi(2)
+}
+
+#[tokio::test]
+async fn an_answered_call_is_recorded_in_stereo_with_each_side_on_its_channel() {
+    // Our own recordings dir: the harness's goes with it.
+    let recordings = tempfile::tempdir().expect("tempdir");
+    let setting = format!("recording.dir = \"{}\"", recordings.path().display());
+    let mut h = start_gateway(&[&setting]).await;
+    let mut m = establish_with_media(&mut h).await;
+    // One second each way: the agent at 440 Hz, the customer at 1 kHz, paced like a phone.
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    for seq in 0..50u16 {
+        tick.tick().await;
+        m.pbx_rtp
+            .send_to(&tone_packet(seq, 0x1111, 440.0), m.pbx_to)
+            .await
+            .expect("send");
+        m.carrier_rtp
+            .send_to(&tone_packet(seq, 0x2222, 1000.0), m.carrier_to)
+            .await
+            .expect("send");
+    }
+    h.pbx.bye(&mut m.call.pbx).await;
+    let bye = h.carrier.expect_request("BYE").await;
+    h.carrier.reply(&bye, 200, None).await;
+    let cdrs = h.finish().await;
+    let cdr = only(&cdrs);
+    let rec = cdr.recording.as_ref().expect("recording on the CDR");
+    assert_eq!(
+        rec.status,
+        trunkguard::monitor::call_media::RecordingStatus::Complete,
+        "{rec:#?}"
+    );
+    let path = rec.path.as_deref().expect("path");
+    assert!(
+        trunkguard::recording::digest::verify(
+            std::path::Path::new(path),
+            rec.sha256.as_deref().expect("digest")
+        )
+        .expect("readable"),
+        "digest matches"
+    );
+    let mut reader = hound::WavReader::open(path).expect("a playable WAV");
+    let spec = reader.spec();
+    assert_eq!(
+        (spec.channels, spec.sample_rate, spec.bits_per_sample),
+        (2, 8000, 16)
+    );
+    let samples: Vec<i16> = reader
+        .samples::<i16>()
+        .map(|s| s.expect("sample"))
+        .collect();
+    let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
+    let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
+    // The file spans the call (about 1 s of talk), give or take the setup and a packet.
+    let secs = left.len() as f64 / 8000.0;
+    let talk = cdr.talk_ms as f64 / 1000.0;
+    assert!(
+        (secs - talk).abs() < 0.3,
+        "file {secs:.2} s vs talk {talk:.2} s"
+    );
+    assert!(
+        power_at(&left, 440.0, 8000.0) > 10.0 * power_at(&left, 1000.0, 8000.0),
+        "left = agent"
+    );
+    assert!(
+        power_at(&right, 1000.0, 8000.0) > 10.0 * power_at(&right, 440.0, 8000.0),
+        "right = customer"
+    );
+    // Per-leg quality is on the CDR.
+    let inside = cdr
+        .media
+        .iter()
+        .find(|q| q.leg == "inside")
+        .expect("inside leg");
+    assert_eq!(inside.packets_in, 50);
+    assert_eq!(inside.lost, 0);
+}
+
+#[tokio::test]
+async fn a_recording_that_cannot_start_refuses_the_call_when_required() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blocker = dir.path().join("not-a-dir");
+    std::fs::write(&blocker, b"x").expect("file");
+    let setting = format!("recording.dir = \"{}/recordings\"", blocker.display());
+    let mut h = start_gateway(&[&setting, "recording.required = true"]).await;
+    h.pbx_invite().await;
+    h.pbx.expect_response(100).await;
+    let resp = h.pbx.expect_response(503).await;
+    assert!(resp.header("Retry-After").is_some());
+    h.carrier.expect_silence(Duration::from_millis(300)).await;
+    let cdrs = h.finish().await;
+    let cdr = only(&cdrs);
+    assert_eq!(cdr.disposition, Disposition::Refused);
+    assert_eq!(
+        cdr.refusal_reason.as_deref(),
+        Some("recording_not_writable")
+    );
+}
+
+#[tokio::test]
+async fn with_recording_optional_the_call_goes_on_unrecorded_and_says_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blocker = dir.path().join("not-a-dir");
+    std::fs::write(&blocker, b"x").expect("file");
+    let setting = format!("recording.dir = \"{}/recordings\"", blocker.display());
+    let mut h = start_gateway(&[&setting, "recording.required = false"]).await;
+    let mut call = h.establish().await;
+    h.pbx.bye(&mut call.pbx).await;
+    let bye = h.carrier.expect_request("BYE").await;
+    h.carrier.reply(&bye, 200, None).await;
+    let cdrs = h.finish().await;
+    let cdr = only(&cdrs);
+    assert_eq!(cdr.disposition, Disposition::Answered);
+    let rec = cdr
+        .recording
+        .as_ref()
+        .expect("the CDR says why there is no recording");
+    assert_eq!(
+        rec.status,
+        trunkguard::monitor::call_media::RecordingStatus::Failed
+    );
+    assert!(
+        rec.note
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("recording_not_writable"),
+        "{rec:#?}"
+    );
+}
