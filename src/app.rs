@@ -47,7 +47,11 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub async fn start(config: Config) -> Result<Gateway, AppError> {
+    pub async fn start(mut config: Config) -> Result<Gateway, AppError> {
+        // Stored recording paths stay valid whatever directory a later command runs from.
+        if let Ok(abs) = std::path::absolute(&config.recording.dir) {
+            config.recording.dir = abs;
+        }
         let store = Store::connect(&config.database.url).await?;
         let (cdrs, writer) = CdrWriter::spawn(store.clone(), config.database.cdr_queue);
         let ports = Arc::new(PortAllocator::from_config(&config.media)?);

@@ -32,6 +32,12 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
+    /// Recompute a recording's SHA-256 and compare it with the digest stored with its CDR.
+    /// Exit status 0: the file is the one recorded; 1: it is not (or no digest is on record).
+    Verify {
+        /// A recording file, or a call id.
+        target: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,6 +63,28 @@ fn main() -> anyhow::Result<()> {
                     config.trunks.len()
                 );
                 Ok(())
+            }
+            Command::Verify { target } => {
+                let store = trunkguard::store::Store::connect(&config.database.url).await?;
+                let v = trunkguard::recording::evidence::verify(&store, &target).await?;
+                let call = v.call_id.as_deref().unwrap_or("(unknown to the store)");
+                println!("file:     {}", v.path.display());
+                println!("call:     {call}");
+                println!("sha256:   {}", v.actual_sha256);
+                match &v.recorded_sha256 {
+                    Some(d) => println!("recorded: {d}"),
+                    None => println!("recorded: (none)"),
+                }
+                if let Some(r) = &v.recording {
+                    println!("status:   {}", r.status.as_str());
+                }
+                if v.matches() {
+                    println!("OK: the file is the recording that was made");
+                    Ok(())
+                } else {
+                    println!("MISMATCH: the file is not the recording on record");
+                    std::process::exit(1);
+                }
             }
             Command::Cdrs { limit } => {
                 let store = trunkguard::store::Store::connect(&config.database.url).await?;

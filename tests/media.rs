@@ -235,6 +235,7 @@ async fn an_answered_call_is_recorded_in_stereo_with_each_side_on_its_channel() 
     h.pbx.bye(&mut m.call.pbx).await;
     let bye = h.carrier.expect_request("BYE").await;
     h.carrier.reply(&bye, 200, None).await;
+    let store = h.gw.store().clone();
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
     let rec = cdr.recording.as_ref().expect("recording on the CDR");

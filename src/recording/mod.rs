@@ -26,6 +26,7 @@
 pub mod codec;
 pub mod digest;
 pub mod error;
+pub mod evidence;
 pub mod g711;
 pub mod g722;
 pub mod packet;
