@@ -288,6 +288,22 @@ async fn an_answered_call_is_recorded_in_stereo_with_each_side_on_its_channel() 
         .expect("inside leg");
     assert_eq!(inside.packets_in, 50);
     assert_eq!(inside.lost, 0);
+
+    // `trunkguard verify`: by call id and by path, then after tampering.
+    use trunkguard::recording::evidence::verify;
+    let v = verify(&store, &cdr.id).await.expect("verify by call id");
+    assert!(v.matches(), "{v:?}");
+    let v = verify(&store, path).await.expect("verify by path");
+    assert!(
+        v.matches() && v.call_id.as_deref() == Some(cdr.id.as_str()),
+        "{v:?}"
+    );
+    let mut bytes = std::fs::read(path).expect("read");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(path, bytes).expect("tamper");
+    let v = verify(&store, &cdr.id).await.expect("verify tampered");
+    assert!(!v.matches(), "a changed file must not verify");
 }
 
 #[tokio::test]
