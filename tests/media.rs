@@ -214,10 +214,11 @@ fn power_at(samples: &[i16], hz: f64, rate: f64) -> f64 {
 
 #[tokio::test]
 async fn an_answered_call_is_recorded_in_stereo_with_each_side_on_its_channel() {
-    // Our own recordings dir: the harness's goes with it.
-    let recordings = tempfile::tempdir().expect("tempdir");
-    let setting = format!("recording.dir = \"{}\"", recordings.path().display());
-    let mut h = start_gateway(&[&setting]).await;
+    // Our own recordings dir and database: the harness's go with it.
+    let keep = tempfile::tempdir().expect("tempdir");
+    let recordings = format!("recording.dir = \"{}/rec\"", keep.path().display());
+    let db = format!("database.url = \"sqlite://{}/tg.db\"", keep.path().display());
+    let mut h = start_gateway(&[&recordings, &db]).await;
     let mut m = establish_with_media(&mut h).await;
     // One second each way: the agent at 440 Hz, the customer at 1 kHz, paced like a phone.
     let mut tick = tokio::time::interval(Duration::from_millis(20));
