@@ -1,35 +1,49 @@
-//! The CDR path off the signalling path: `CdrSink::submit` never blocks and never drops; one
-//! writer task stores CDRs in batches and retries a failed batch until the database takes it.
+//! The CDR path off the signalling path: `CdrSink::submit` (a final CDR) and `CdrSink::journal`
+//! (a call in progress) never block and never drop; one writer task stores them in batches, in
+//! submission order, and retries a failed batch until the database takes it.
+//!
+//! Order: whatever one task submits is applied in that order, so a call's journal entries come
+//! before its final CDR, which deletes its journal row. To keep that order when the channel is
+//! full, a submission goes to the overflow list while the list is not empty, and the writer takes
+//! from the channel then from the list under the list's lock: everything in the channel was
+//! submitted before everything in the list.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use chrono::Utc;
 use serde::Serialize;
 use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
-use super::cdr::Cdr;
-use crate::store::Store;
+use super::cdr::{ms_precision, Cdr};
+use crate::store::{CdrWrite, Store};
 
 /// Rows per transaction: large enough to amortize the commit fsync, small enough to stay short.
 const BATCH_MAX: usize = 200;
 const RETRY_FIRST: Duration = Duration::from_millis(50);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 
-/// Counters since start. `queued` is a gauge: submitted and not yet stored (channel, overflow
-/// and the batch being written). A duplicate id counts as written: it is in the database.
+/// Counters since start. `queued` is a gauge: CDRs and journal entries submitted and not yet
+/// stored (channel, overflow and the batch being written). A duplicate id counts as written: it
+/// is in the database.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct CdrStats {
     pub queued: u64,
+    /// Final CDRs stored.
     pub written: u64,
-    /// Submissions that found the channel full and went to the overflow list.
+    /// Journal entries applied: stored, or ignored because their call's CDR was already stored.
+    pub journaled: u64,
+    /// Submissions (CDRs and journal entries) that went to the overflow list: the channel was
+    /// full, or earlier submissions were waiting there.
     pub overflowed: u64,
     /// Failed batch writes (each was retried).
     pub failed_retries: u64,
-    /// Submitted after the writer had closed: logged in full at error level, not stored.
+    /// Submitted after the writer had closed, not stored: a CDR is logged in full at error
+    /// level, a journal entry by id at warn level.
     pub late: u64,
 }
 
@@ -41,30 +55,39 @@ pub enum CdrWriterError {
 
 #[derive(Default)]
 struct Shared {
-    /// Where submissions go when the channel is full; the writer drains it too.
-    overflow: Mutex<VecDeque<Cdr>>,
+    /// Where submissions go when the channel is full, and after them every submission until the
+    /// writer has drained it (order). The writer drains it after the channel, under this lock.
+    overflow: Mutex<VecDeque<CdrWrite>>,
     /// Wakes the writer when the overflow gets something.
     wake: Notify,
     /// Set (under the overflow lock) once the writer has drained everything and stopped.
     finished: AtomicBool,
     submitted: AtomicU64,
     written: AtomicU64,
+    journaled: AtomicU64,
     overflowed: AtomicU64,
     failed_retries: AtomicU64,
     late: AtomicU64,
 }
 
 impl Shared {
-    fn overflow(&self) -> MutexGuard<'_, VecDeque<Cdr>> {
+    fn overflow(&self) -> MutexGuard<'_, VecDeque<CdrWrite>> {
         // A panic while holding this lock cannot leave the deque inconsistent: use it anyway.
         self.overflow.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn stats(&self) -> CdrStats {
+        // `submitted` is counted just after the send, so it can briefly lag: saturate.
         let written = self.written.load(SeqCst);
+        let journaled = self.journaled.load(SeqCst);
         CdrStats {
-            queued: self.submitted.load(SeqCst).saturating_sub(written),
+            queued: self
+                .submitted
+                .load(SeqCst)
+                .saturating_sub(written)
+                .saturating_sub(journaled),
             written,
+            journaled,
             overflowed: self.overflowed.load(Relaxed),
             failed_retries: self.failed_retries.load(Relaxed),
             late: self.late.load(Relaxed),
@@ -72,43 +95,77 @@ impl Shared {
     }
 }
 
-/// Where call code hands finished CDRs. Cheap to clone.
+/// Where call code hands finished CDRs and journal entries. Cheap to clone.
 #[derive(Clone)]
 pub struct CdrSink {
-    tx: mpsc::Sender<Cdr>,
+    tx: mpsc::Sender<CdrWrite>,
     shared: Arc<Shared>,
 }
 
 impl CdrSink {
-    /// Hand a CDR to the writer. Never blocks, never awaits, never drops it: when the channel is
-    /// full it goes to an unbounded overflow list that the writer drains as well.
+    /// Hand a final CDR to the writer. Never blocks, never awaits, never drops it: when the
+    /// channel is full it goes to an unbounded overflow list that the writer drains as well. Once
+    /// stored, it deletes its call's journal row (in the same transaction).
     pub fn submit(&self, cdr: Cdr) {
-        let cdr = match self.tx.try_send(cdr) {
-            Ok(()) => {
-                self.shared.submitted.fetch_add(1, SeqCst);
-                return;
-            }
-            Err(TrySendError::Full(cdr)) => {
-                let n = self.shared.overflowed.fetch_add(1, Relaxed) + 1;
-                if n == 1 || n % 1000 == 0 {
-                    tracing::warn!(overflowed = n, "CDR queue full; using the overflow list");
-                }
-                cdr
-            }
-            // The writer is closing; until it has finished, its final drain still sees overflow.
-            Err(TrySendError::Closed(cdr)) => cdr,
-        };
+        self.push(CdrWrite::Cdr(cdr));
+    }
+
+    /// Record a call in progress: `provisional` is its CDR as it would be if the call ended now,
+    /// `recording_part` the recording file being written. The writer upserts the call's journal
+    /// row (stamped with the current time); a later entry replaces it, the final CDR deletes it,
+    /// and an entry arriving after the final CDR is stored is ignored. Never blocks, never drops,
+    /// and is ordered with `submit`, like it.
+    pub fn journal(&self, provisional: Cdr, recording_part: Option<String>) {
+        self.push(CdrWrite::Journal {
+            cdr: provisional,
+            recording_part,
+            at: ms_precision(Utc::now()),
+        });
+    }
+
+    fn push(&self, item: CdrWrite) {
+        // One short lock per submission (no await, no I/O under it), so that a submission cannot
+        // overtake an earlier one that went to the overflow list.
         let mut overflow = self.shared.overflow();
         if self.shared.finished.load(SeqCst) {
             drop(overflow);
             self.shared.late.fetch_add(1, Relaxed);
-            tracing::error!(cdr_id = %cdr.id, cdr = ?cdr, "CDR submitted after the writer closed; not stored");
+            match item {
+                CdrWrite::Cdr(cdr) => tracing::error!(cdr_id = %cdr.id, cdr = ?cdr,
+                    "CDR submitted after the writer closed; not stored"),
+                CdrWrite::Journal { cdr, .. } => tracing::warn!(cdr_id = %cdr.id,
+                    "journal entry submitted after the writer closed; not stored"),
+            }
             return;
         }
+        let item = if overflow.is_empty() {
+            match self.tx.try_send(item) {
+                Ok(()) => {
+                    self.shared.submitted.fetch_add(1, SeqCst);
+                    return;
+                }
+                Err(TrySendError::Full(item)) => {
+                    self.count_overflow();
+                    item
+                }
+                // The writer is closing; until it has finished, its final drain still sees overflow.
+                Err(TrySendError::Closed(item)) => item,
+            }
+        } else {
+            self.count_overflow();
+            item
+        };
         self.shared.submitted.fetch_add(1, SeqCst);
-        overflow.push_back(cdr);
+        overflow.push_back(item);
         drop(overflow);
         self.shared.wake.notify_one();
+    }
+
+    fn count_overflow(&self) {
+        let n = self.shared.overflowed.fetch_add(1, Relaxed) + 1;
+        if n == 1 || n % 1000 == 0 {
+            tracing::warn!(overflowed = n, "CDR queue full; using the overflow list");
+        }
     }
 
     pub fn stats(&self) -> CdrStats {
@@ -159,6 +216,7 @@ impl CdrWriterHandle {
         let stats = self.shared.stats();
         tracing::info!(
             written = stats.written,
+            journaled = stats.journaled,
             overflowed = stats.overflowed,
             failed_retries = stats.failed_retries,
             "CDR writer closed"
@@ -173,7 +231,7 @@ impl CdrWriterHandle {
 
 async fn run(
     store: Store,
-    mut rx: mpsc::Receiver<Cdr>,
+    mut rx: mpsc::Receiver<CdrWrite>,
     mut close_rx: oneshot::Receiver<()>,
     shared: Arc<Shared>,
 ) {
@@ -182,17 +240,21 @@ async fn run(
     let mut rx_done = false;
     let mut batch = Vec::with_capacity(BATCH_MAX);
     loop {
-        while !rx_done && batch.len() < BATCH_MAX {
-            match rx.try_recv() {
-                Ok(cdr) => batch.push(cdr),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => rx_done = true,
-            }
-        }
-        if batch.len() < BATCH_MAX {
+        {
+            // Under the overflow lock, so that no submission lands in between: the channel holds
+            // older submissions than the overflow list, so it is drained first.
             let mut overflow = shared.overflow();
-            let take = overflow.len().min(BATCH_MAX - batch.len());
-            batch.extend(overflow.drain(..take));
+            while !rx_done && batch.len() < BATCH_MAX {
+                match rx.try_recv() {
+                    Ok(item) => batch.push(item),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => rx_done = true,
+                }
+            }
+            if batch.len() < BATCH_MAX {
+                let take = overflow.len().min(BATCH_MAX - batch.len());
+                batch.extend(overflow.drain(..take));
+            }
         }
         if !batch.is_empty() {
             write_batch(&store, &shared, &mut batch).await;
@@ -226,23 +288,31 @@ async fn run(
     }
 }
 
-/// Store the batch, retrying with backoff until it succeeds; the batch is never given up.
-async fn write_batch(store: &Store, shared: &Shared, batch: &mut Vec<Cdr>) {
+/// Store the batch in order, retrying with backoff until it succeeds; the batch is never given
+/// up. Replaying it after a failed commit gives the same rows.
+async fn write_batch(store: &Store, shared: &Shared, batch: &mut Vec<CdrWrite>) {
+    let cdrs = batch
+        .iter()
+        .filter(|item| matches!(item, CdrWrite::Cdr(_)))
+        .count() as u64;
+    let journals = batch.len() as u64 - cdrs;
     let mut delay = RETRY_FIRST;
     let mut attempt: u32 = 0;
     loop {
-        match store.insert_cdrs(batch).await {
-            Ok(inserted) => {
-                shared.written.fetch_add(batch.len() as u64, SeqCst);
+        match store.apply_cdr_writes(batch).await {
+            Ok(applied) => {
+                shared.written.fetch_add(cdrs, SeqCst);
+                shared.journaled.fetch_add(journals, SeqCst);
                 if attempt > 0 {
                     tracing::info!(
-                        rows = batch.len(),
-                        inserted,
+                        cdrs,
+                        journals,
+                        ?applied,
                         attempts = attempt + 1,
                         "CDR batch stored after retries"
                     );
                 } else {
-                    tracing::debug!(rows = batch.len(), inserted, "CDR batch stored");
+                    tracing::debug!(cdrs, journals, ?applied, "CDR batch stored");
                 }
                 batch.clear();
                 return;
@@ -266,144 +336,5 @@ async fn write_batch(store: &Store, shared: &Shared, batch: &mut Vec<Cdr>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::HashSet;
-
-    use sqlx::Connection;
-
-    use super::*;
-    use crate::monitor::cdr::sample_cdr;
-    use crate::store::StoreOptions;
-
-    async fn all_ids(store: &Store) -> Vec<String> {
-        sqlx::query_scalar("SELECT id FROM cdrs")
-            .fetch_all(store.pool())
-            .await
-            .unwrap()
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn burst_larger_than_the_channel_is_written_exactly_once() {
-        let store = Store::connect("sqlite::memory:").await.unwrap();
-        let (sink, handle) = CdrWriter::spawn(store.clone(), 8);
-        let tasks: Vec<_> = (0..10)
-            .map(|t| {
-                let sink = sink.clone();
-                // No await inside: submit must cope on its own.
-                tokio::spawn(async move {
-                    for i in 0..500 {
-                        sink.submit(sample_cdr(&format!("t{t}-{i}")));
-                    }
-                })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap();
-        }
-        // The sink is still alive at close: close must not wait for it.
-        let stats = handle.close().await.unwrap();
-        assert_eq!(store.count_cdrs().await.unwrap(), 5_000);
-        let ids: HashSet<String> = all_ids(&store).await.into_iter().collect();
-        assert_eq!(ids.len(), 5_000);
-        assert_eq!(stats.written, 5_000);
-        assert_eq!(stats.queued, 0);
-        assert!(stats.overflowed > 0, "{stats:?}");
-        assert_eq!(stats.late, 0);
-
-        // After close nothing is accepted silently: it is counted and logged.
-        sink.submit(sample_cdr("too-late"));
-        assert_eq!(sink.stats().late, 1);
-        assert_eq!(store.get_cdr("too-late").await.unwrap(), None);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn submissions_racing_close_are_stored_or_counted_late() {
-        let store = Store::connect("sqlite::memory:").await.unwrap();
-        let (sink, handle) = CdrWriter::spawn(store.clone(), 8);
-        let tasks: Vec<_> = (0..4)
-            .map(|t| {
-                let sink = sink.clone();
-                tokio::spawn(async move {
-                    for i in 0..2_000 {
-                        sink.submit(sample_cdr(&format!("r{t}-{i}")));
-                        if i % 100 == 0 {
-                            tokio::task::yield_now().await;
-                        }
-                    }
-                })
-            })
-            .collect();
-        let stats = handle.close().await.unwrap();
-        for t in tasks {
-            t.await.unwrap();
-        }
-        let late = sink.stats().late;
-        assert_eq!(store.count_cdrs().await.unwrap() as u64, stats.written);
-        assert_eq!(stats.written + late, 8_000, "{stats:?} late {late}");
-    }
-
-    #[tokio::test]
-    async fn duplicate_submission_gives_one_row() {
-        let store = Store::connect("sqlite::memory:").await.unwrap();
-        let (sink, handle) = CdrWriter::spawn(store.clone(), 4);
-        for _ in 0..3 {
-            sink.submit(sample_cdr("same"));
-        }
-        drop(sink);
-        let stats = handle.close().await.unwrap();
-        assert_eq!(stats.written, 3);
-        assert_eq!(all_ids(&store).await, ["same"]);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn survives_a_locked_database_and_keeps_the_batch() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("cdr.db").display());
-        let opts = StoreOptions {
-            busy_timeout: Duration::from_millis(50),
-            ..StoreOptions::default()
-        };
-        let store = Store::connect_with(&url, opts).await.unwrap();
-
-        // Another process holds the write lock.
-        let mut locker = sqlx::SqliteConnection::connect(&url).await.unwrap();
-        sqlx::query("BEGIN EXCLUSIVE")
-            .execute(&mut locker)
-            .await
-            .unwrap();
-
-        let (sink, handle) = CdrWriter::spawn(store.clone(), 16);
-        for i in 0..450 {
-            sink.submit(sample_cdr(&format!("locked-{i}")));
-        }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while sink.stats().failed_retries < 3 {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "writer never retried"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert_eq!(sink.stats().written, 0);
-
-        sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
-        let stats = handle.close().await.unwrap();
-        assert_eq!(stats.written, 450);
-        assert!(stats.failed_retries >= 3);
-        let ids: HashSet<String> = all_ids(&store).await.into_iter().collect();
-        assert_eq!(ids.len(), 450);
-        assert_eq!(store.count_cdrs().await.unwrap(), 450);
-    }
-
-    #[tokio::test]
-    async fn writer_ends_by_itself_when_every_sink_is_gone() {
-        let store = Store::connect("sqlite::memory:").await.unwrap();
-        let (sink, handle) = CdrWriter::spawn(store.clone(), 1);
-        sink.submit(sample_cdr("a"));
-        sink.submit(sample_cdr("b"));
-        drop(sink);
-        let stats = handle.close().await.unwrap();
-        assert_eq!((stats.written, stats.queued), (2, 0));
-        assert_eq!(store.count_cdrs().await.unwrap(), 2);
-    }
-}
+#[path = "cdr_writer_tests.rs"]
+mod tests;

@@ -1,8 +1,9 @@
 //! CDR rows: insert (idempotent on id), read back, list, count. A CDR's media, recording and
-//! DTMF live in their own tables (`call_media_queries`) and are written and read with it.
+//! DTMF live in their own tables (`call_media_queries`) and are written and read with it; storing
+//! a CDR ends its call's journal entry (`journal_queries`).
 
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::SqliteRow;
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::Row;
 
 use super::call_media_queries::{attach_call_media, insert_call_media, Selection};
@@ -16,6 +17,8 @@ const INSERT_CDR: &str = "INSERT INTO cdrs (id, inside_call_id, outside_call_id,
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
      $19, $20, $21, $22) \
      ON CONFLICT (id) DO NOTHING";
+
+const DELETE_JOURNAL: &str = "DELETE FROM call_journal WHERE id = $1";
 
 macro_rules! select_cdrs {
     ($tail:expr) => {
@@ -40,7 +43,8 @@ impl Store {
     /// Insert CDRs, with their media legs, recording and DTMF digits, in one transaction. A CDR
     /// whose id is already stored is skipped with all its children (first write wins), so
     /// resubmitting after a failed commit or a crash repair never duplicates or mixes rows.
-    /// Returns the number of CDR rows actually inserted.
+    /// Each CDR's `call_journal` row, if any, is deleted in the same transaction, whether or not
+    /// the CDR row was new. Returns the number of CDR rows actually inserted.
     pub async fn insert_cdrs(&self, cdrs: &[Cdr]) -> Result<u64, StoreError> {
         if cdrs.is_empty() {
             return Ok(0);
@@ -50,36 +54,7 @@ impl Store {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         let mut inserted = 0;
         for cdr in cdrs {
-            let new = sqlx::query(INSERT_CDR)
-                .bind(&cdr.id)
-                .bind(&cdr.inside_call_id)
-                .bind(&cdr.outside_call_id)
-                .bind(&cdr.trunk)
-                .bind(cdr.direction.as_str())
-                .bind(&cdr.source)
-                .bind(&cdr.caller)
-                .bind(&cdr.callee)
-                .bind(&cdr.presented_from)
-                .bind(&cdr.pai)
-                .bind(format_time(cdr.invite_at))
-                .bind(cdr.ringing_at.map(format_time))
-                .bind(cdr.answer_at.map(format_time))
-                .bind(format_time(cdr.end_at))
-                .bind(cdr.talk_ms)
-                .bind(i32::from(cdr.final_status))
-                .bind(&cdr.final_reason)
-                .bind(cdr.q850_cause.map(i32::from))
-                .bind(cdr.hangup_side.map(|h| h.as_str()))
-                .bind(cdr.disposition.as_str())
-                .bind(&cdr.end_reason)
-                .bind(&cdr.refusal_reason)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if new > 0 {
-                insert_call_media(&mut tx, cdr).await?;
-            }
-            inserted += new;
+            inserted += insert_cdr(&mut tx, cdr).await?;
         }
         tx.commit().await?;
         Ok(inserted)
@@ -133,6 +108,45 @@ impl Store {
             .await?;
         Ok(n)
     }
+}
+
+/// Insert one final CDR with its children unless its id is stored (returns 1 if inserted, else
+/// 0), and delete its journal row either way: a call with a CDR is no longer in progress.
+pub(super) async fn insert_cdr(conn: &mut SqliteConnection, cdr: &Cdr) -> Result<u64, StoreError> {
+    let new = sqlx::query(INSERT_CDR)
+        .bind(&cdr.id)
+        .bind(&cdr.inside_call_id)
+        .bind(&cdr.outside_call_id)
+        .bind(&cdr.trunk)
+        .bind(cdr.direction.as_str())
+        .bind(&cdr.source)
+        .bind(&cdr.caller)
+        .bind(&cdr.callee)
+        .bind(&cdr.presented_from)
+        .bind(&cdr.pai)
+        .bind(format_time(cdr.invite_at))
+        .bind(cdr.ringing_at.map(format_time))
+        .bind(cdr.answer_at.map(format_time))
+        .bind(format_time(cdr.end_at))
+        .bind(cdr.talk_ms)
+        .bind(i32::from(cdr.final_status))
+        .bind(&cdr.final_reason)
+        .bind(cdr.q850_cause.map(i32::from))
+        .bind(cdr.hangup_side.map(|h| h.as_str()))
+        .bind(cdr.disposition.as_str())
+        .bind(&cdr.end_reason)
+        .bind(&cdr.refusal_reason)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    if new > 0 {
+        insert_call_media(&mut *conn, cdr).await?;
+    }
+    sqlx::query(DELETE_JOURNAL)
+        .bind(&cdr.id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(new)
 }
 
 fn cdr_from_row(row: &SqliteRow) -> Result<Cdr, StoreError> {

@@ -14,8 +14,10 @@ macro_rules! newest_cdrs_page {
 mod call_media_queries;
 mod cdr_queries;
 mod error;
+mod journal_queries;
 
 pub use error::StoreError;
+pub use journal_queries::{AppliedWrites, CdrWrite, JournaledCall};
 
 use std::str::FromStr;
 use std::time::Duration;
