@@ -54,7 +54,6 @@ impl Gateway {
         }
         let store = Store::connect(&config.database.url).await?;
         let (cdrs, writer) = CdrWriter::spawn(store.clone(), config.database.cdr_queue);
-        let ports = Arc::new(PortAllocator::from_config(&config.media)?);
         // What a crash left open is closed before any new call is admitted.
         let repaired = repair_all(config.recording.dir.clone()).await;
         for r in &repaired.repaired {
@@ -63,6 +62,8 @@ impl Gateway {
         for (path, why) in &repaired.failed {
             tracing::error!(path = %path.display(), error = %why, "recording left open by a crash could not be repaired");
         }
+        crate::monitor::recovery::close_interrupted_calls(&store, &cdrs, &repaired).await;
+        let ports = Arc::new(PortAllocator::from_config(&config.media)?);
         let pool = RecordingPool::from_config(&config.recording).map_err(|source| {
             AppError::Recording {
                 dir: config.recording.dir.display().to_string(),

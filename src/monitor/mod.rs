@@ -4,6 +4,7 @@ pub mod call_media;
 pub mod cdr;
 pub mod cdr_writer;
 pub mod q850;
+pub mod recovery;
 
 pub use cdr::{Cdr, Direction, Disposition, HangupSide};
 pub use cdr_writer::{CdrSink, CdrStats, CdrWriter, CdrWriterError, CdrWriterHandle};

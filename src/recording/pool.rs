@@ -118,6 +118,38 @@ impl RecordingPool {
         &self.inner.opts
     }
 
+    /// Can a recording be started now? Creates today's folder and a probe file (one byte
+    /// written, then removed), off the runtime. Run at admission, so that a call whose
+    /// recording is required is refused before it is placed, while the file itself is opened
+    /// at the answer (the recording covers the conversation, not the ringing).
+    pub async fn probe(&self) -> Result<(), RecordingError> {
+        let day = super::writer::recording_path(self.dir(), chrono::Utc::now(), "probe")
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| self.dir().to_path_buf());
+        let probe = day.join(format!(".probe-{}", std::process::id()));
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            std::fs::create_dir_all(&day).map_err(|e| RecordingError::io(&day, e))?;
+            let unique = probe.with_extension(format!(
+                "{:x}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0)
+            ));
+            let result = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&unique)
+                .and_then(|mut f| f.write_all(b"\0").and_then(|()| f.sync_data()));
+            let _ = std::fs::remove_file(&unique);
+            result.map_err(|e| RecordingError::io(&unique, e))
+        })
+        .await
+        .map_err(|_| RecordingError::WorkerGone)?
+    }
+
     /// Recordings open now (for metrics and for tests that check nothing leaks).
     pub fn active_calls(&self) -> usize {
         self.inner

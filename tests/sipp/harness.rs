@@ -235,6 +235,14 @@ impl Gateway {
         tail(&self.log, lines)
     }
 
+    /// SIGKILL: the process gets no chance to clean up (a crash, a power cut of the process).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill(); // std's kill is SIGKILL on Unix
+            let _ = child.wait();
+        }
+    }
+
     /// SIGTERM (drain, flush CDRs) and wait for a clean exit. `Err` describes what went wrong.
     pub fn stop(&mut self) -> Result<(), String> {
         let Some(mut child) = self.child.take() else {

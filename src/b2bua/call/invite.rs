@@ -104,7 +104,7 @@ impl Call {
         if let Some(m) = &self.media {
             m.answered();
         }
-        self.start_tap();
+        self.recording_due = true;
         let now = Instant::now();
         self.max_deadline = Some(now + self.max_call);
         let t = self.ctx.layer.timers();

@@ -195,7 +195,7 @@ impl Call {
         };
         let out = m.rewrite(from, content_type, body);
         if let Some(p) = m.take_new_payloads() {
-            self.update_recording_payloads(&p);
+            self.update_recording_payloads(p);
         }
         out
     }

@@ -114,6 +114,10 @@ pub(crate) struct Call {
     recording_failure: Option<String>,
     /// The relay copies RTP to the recorder.
     tapping: bool,
+    /// The call was just answered: its recording is to be opened.
+    recording_due: bool,
+    /// The audio formats last negotiated, for the recorder.
+    payloads: Vec<crate::media::sdp::PayloadInfo>,
 }
 
 impl Call {
@@ -145,11 +149,13 @@ impl Call {
             recorder: None,
             recording_failure: None,
             tapping: false,
+            recording_due: false,
+            payloads: setup.offer_payloads,
         };
-        let call_id = call.cdr.id.clone();
-        if let Err(e) = call.open_recording(&call_id, &setup.offer_payloads).await {
+        if let Err(e) = call.prepare_recording().await {
             call.refuse_unrecordable(e);
         } else {
+            call.journal();
             call.b_key = call.ctx.layer.send_request(
                 call.b.side,
                 call.b.peer,
@@ -159,6 +165,9 @@ impl Call {
             tracing::info!(direction = ?call.cdr.direction, to = %call.b.peer, "call started");
         }
         loop {
+            if std::mem::take(&mut call.recording_due) {
+                call.start_recording_at_answer().await;
+            }
             if let Some(cdr) = call.final_cdr.take() {
                 call.submit(cdr).await;
             }

@@ -26,6 +26,17 @@ pub(crate) struct CdrDraft {
 }
 
 impl CdrDraft {
+    /// The CDR of a call still in progress, for the journal: a crash leaves this behind and
+    /// the next start closes it with end reason `gateway_restart`.
+    pub fn provisional(&self) -> Cdr {
+        let disposition = if self.answer_at.is_some() {
+            Disposition::Answered
+        } else {
+            Disposition::Failed
+        };
+        self.finish(0, "In Progress", disposition, "in_progress", None)
+    }
+
     pub fn finish(
         &self,
         status: u16,

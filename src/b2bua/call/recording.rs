@@ -75,33 +75,66 @@ pub(crate) fn payloads_of(payloads: &[PayloadInfo]) -> (PayloadMap, Codec) {
 }
 
 impl Call {
-    /// Open the recording. An error is returned only when the call must be refused for it;
-    /// otherwise a failure is kept for the CDR and the call goes on unrecorded.
-    pub(super) async fn open_recording(
-        &mut self,
-        call_id: &str,
-        payloads: &[PayloadInfo],
-    ) -> Result<(), RecordingError> {
+    /// At admission, before anything is sent to the B side: can this call be recorded? With
+    /// early media recorded the file is opened now, otherwise the folder is probed and the file
+    /// opened at the answer. An error is returned only when the call must be refused for it;
+    /// otherwise the failure is kept for the CDR and the call goes on unrecorded.
+    pub(super) async fn prepare_recording(&mut self) -> Result<(), RecordingError> {
         let Some(settings) = self.ctx.settings.recording.clone() else {
             return Ok(());
         };
-        let (map, codec) = payloads_of(payloads);
-        let spec = RecordingSpec::new(call_id, map, codec);
-        match Recorder::open(&settings.pool, spec).await {
-            Ok(rec) => {
-                self.recorder = Some(rec);
-                if settings.early_media {
-                    self.start_tap();
-                }
-                Ok(())
-            }
+        let ready = if settings.early_media {
+            self.open_recorder(&settings).await
+        } else {
+            settings.pool.probe().await
+        };
+        match ready {
+            Ok(()) => Ok(()),
             Err(e) if settings.required => Err(e),
             Err(e) => {
-                tracing::warn!(error = %e, "recording could not start; call goes on unrecorded");
+                tracing::warn!(error = %e, "recording cannot start; call goes on unrecorded");
                 self.recording_failure = Some(format!("{}: {e}", e.reason()));
                 Ok(())
             }
         }
+    }
+
+    /// The call was answered: open its recording now, unless it is open or impossible. A
+    /// failure here (the disk filled since admission) cannot refuse a call already answered:
+    /// the CDR says why there is no recording.
+    pub(super) async fn start_recording_at_answer(&mut self) {
+        if self.recorder.is_some()
+            || self.recording_failure.is_some()
+            || self.phase != super::Phase::Answered
+        {
+            return;
+        }
+        let Some(settings) = self.ctx.settings.recording.clone() else {
+            return;
+        };
+        if let Err(e) = self.open_recorder(&settings).await {
+            tracing::error!(error = %e, "recording could not start at the answer");
+            self.recording_failure = Some(format!("{}: {e}", e.reason()));
+        }
+    }
+
+    async fn open_recorder(&mut self, settings: &RecordingSettings) -> Result<(), RecordingError> {
+        let (map, codec) = payloads_of(&self.payloads);
+        let spec = RecordingSpec::new(self.cdr.id.clone(), map, codec);
+        let rec = Recorder::open(&settings.pool, spec).await?;
+        self.recorder = Some(rec);
+        self.start_tap();
+        self.journal();
+        Ok(())
+    }
+
+    /// Record the call in progress in the journal, so that a crash still leaves its CDR.
+    pub(super) fn journal(&self) {
+        let part = self
+            .recorder
+            .as_ref()
+            .map(|r| r.part_path().display().to_string());
+        self.ctx.cdrs.journal(self.cdr.provisional(), part);
     }
 
     /// The recording cannot start and `[recording] required` is set: 503 to A, nothing sent
@@ -140,10 +173,11 @@ impl Call {
     }
 
     /// The negotiated payloads changed (answer, re-INVITE): tell the recorder.
-    pub(super) fn update_recording_payloads(&self, payloads: &[PayloadInfo]) {
+    pub(super) fn update_recording_payloads(&mut self, payloads: Vec<PayloadInfo>) {
         if let Some(rec) = &self.recorder {
-            rec.update_payloads(payloads_of(payloads).0);
+            rec.update_payloads(payloads_of(&payloads).0);
         }
+        self.payloads = payloads;
     }
 
     /// Close the recording (after the media, so no packet is still on its way) and describe

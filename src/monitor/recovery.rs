@@ -1,0 +1,104 @@
+//! After a crash: every call the journal still holds was cut off mid-way. Its CDR is closed
+//! with end reason `gateway_restart`, and its recording (repaired by `recording::repair`) is
+//! put on it, marked incomplete.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::call_media::{RecordingInfo, RecordingStatus};
+use super::cdr::{ms_precision, Cdr, Disposition, HangupSide};
+use super::cdr_writer::CdrSink;
+use crate::recording::{RepairReport, RepairedRecording};
+use crate::store::{JournaledCall, Store};
+
+/// Close the CDR of every call interrupted by a crash; returns how many were closed.
+pub async fn close_interrupted_calls(
+    store: &Store,
+    sink: &CdrSink,
+    repaired: &RepairReport,
+) -> usize {
+    let rows = match store.journaled_calls().await {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the call journal: interrupted calls stay open");
+            return 0;
+        }
+    };
+    let recordings: HashMap<&str, &RepairedRecording> = repaired
+        .repaired
+        .iter()
+        .map(|r| (r.call_id.as_str(), r))
+        .collect();
+    let mut closed = 0;
+    for row in rows {
+        match row {
+            Ok(call) => {
+                let rec = recordings.get(call.cdr.id.as_str()).copied();
+                let cdr = close(call, rec);
+                tracing::warn!(call_id = %cdr.id, answered = cdr.answer_at.is_some(), "call interrupted by a restart: CDR closed");
+                sink.submit(cdr);
+                closed += 1;
+            }
+            Err(e) => tracing::error!(error = %e, "unreadable call journal entry"),
+        }
+    }
+    closed
+}
+
+/// The final CDR of an interrupted call.
+pub fn close(call: JournaledCall, rec: Option<&RepairedRecording>) -> Cdr {
+    let mut cdr = call.cdr;
+    // The last sign of life: the journal's time, or the end of the recorded audio if later
+    // (the recording starts at the answer).
+    let recorded_end: Option<DateTime<Utc>> = match (cdr.answer_at, rec) {
+        (Some(answer), Some(r)) => {
+            Some(answer + Duration::milliseconds(i64::try_from(r.duration_ms).unwrap_or(0)))
+        }
+        _ => None,
+    };
+    let end_at = ms_precision(recorded_end.map_or(call.updated_at, |e| e.max(call.updated_at)));
+    cdr.end_at = end_at;
+    cdr.talk_ms = Cdr::talk_ms_between(cdr.answer_at, end_at);
+    cdr.end_reason = "gateway_restart".to_string();
+    cdr.hangup_side = Some(HangupSide::Gateway);
+    if cdr.answer_at.is_some() {
+        cdr.disposition = Disposition::Answered;
+        cdr.final_status = 200;
+        cdr.final_reason = "OK".to_string();
+        cdr.q850_cause = Some(16);
+    } else {
+        cdr.disposition = Disposition::Failed;
+        cdr.final_status = 500;
+        cdr.final_reason = "Gateway Restart".to_string();
+        cdr.q850_cause = Some(41);
+    }
+    cdr.recording = match (rec, call.recording_part) {
+        (Some(r), _) => Some(RecordingInfo {
+            status: RecordingStatus::Incomplete,
+            path: Some(r.path.display().to_string()),
+            pcap_path: r.pcap_path.as_ref().map(|p| p.display().to_string()),
+            sha256: Some(r.sha256_hex.clone()),
+            duration_ms: i64::try_from(r.duration_ms).unwrap_or(i64::MAX),
+            size_bytes: i64::try_from(r.size_bytes).unwrap_or(i64::MAX),
+            codec: None,
+            overflowed_packets: 0,
+            note: Some("gateway restarted mid-call: recording repaired up to the crash".into()),
+        }),
+        (None, Some(part)) => Some(RecordingInfo {
+            status: RecordingStatus::Failed,
+            path: None,
+            pcap_path: None,
+            sha256: None,
+            duration_ms: 0,
+            size_bytes: 0,
+            codec: None,
+            overflowed_packets: 0,
+            note: Some(format!(
+                "gateway restarted mid-call: recording {part} not found or not repairable"
+            )),
+        }),
+        (None, None) => None,
+    };
+    cdr
+}
