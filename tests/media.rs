@@ -301,3 +301,110 @@ async fn with_recording_optional_the_call_goes_on_unrecorded_and_says_why() {
         "{rec:#?}"
     );
 }
+
+/// SDP naming a real RTP socket with a given direction (hold: `sendonly`).
+fn sdp_dir(addr: SocketAddr, direction: &str) -> String {
+    sdp_at(addr).replace("a=sendrecv", &format!("a={direction}"))
+}
+
+#[tokio::test]
+async fn hold_suspends_the_media_timeout_and_resume_rearms_it() {
+    let mut h = start_gateway(&["media.timeout_secs = 1"]).await;
+    let mut m = establish_with_media(&mut h).await;
+    // The PBX puts the customer on hold: a re-INVITE with a=sendonly, answered recvonly.
+    let hold = sdp_dir(m.pbx_rtp.local_addr().expect("addr"), "sendonly");
+    h.pbx
+        .in_dialog(&mut m.call.pbx, "INVITE", Some(("application/sdp", &hold)))
+        .await;
+    let reinvite = h.carrier.expect_request("INVITE").await;
+    assert!(reinvite.body.contains("a=sendonly"), "{}", reinvite.body);
+    let answer = sdp_dir(m.carrier_rtp.local_addr().expect("addr"), "recvonly");
+    h.carrier
+        .reply_with(&reinvite, 200, None, &[], Some(&answer))
+        .await;
+    let ok = h.pbx.expect_response_to("INVITE", 200).await;
+    h.pbx
+        .in_dialog_with(&m.call.pbx, "ACK", ok.cseq().0, &[], None)
+        .await;
+    h.carrier.expect_request("ACK").await;
+    // On hold, silence is no failure: no BYE for longer than the timeout.
+    h.pbx.expect_response_to("INVITE", 100).await;
+    h.pbx.expect_silence(Duration::from_millis(2500)).await;
+    h.carrier.expect_silence(Duration::from_millis(10)).await;
+
+    // Resume, and stay silent: now the timeout ends the call.
+    let resume = sdp_at(m.pbx_rtp.local_addr().expect("addr"));
+    h.pbx
+        .in_dialog(
+            &mut m.call.pbx,
+            "INVITE",
+            Some(("application/sdp", &resume)),
+        )
+        .await;
+    let reinvite = h.carrier.expect_request("INVITE").await;
+    let answer = sdp_at(m.carrier_rtp.local_addr().expect("addr"));
+    h.carrier
+        .reply_with(&reinvite, 200, None, &[], Some(&answer))
+        .await;
+    let ok = h.pbx.expect_response_to("INVITE", 200).await;
+    h.pbx
+        .in_dialog_with(&m.call.pbx, "ACK", ok.cseq().0, &[], None)
+        .await;
+    h.carrier.expect_request("ACK").await;
+    let bye = h.pbx.expect_request("BYE").await;
+    h.pbx.reply(&bye, 200, None).await;
+    let bye = h.carrier.expect_request("BYE").await;
+    h.carrier.reply(&bye, 200, None).await;
+    let cdrs = h.finish().await;
+    assert_eq!(only(&cdrs).end_reason, "media_timeout");
+}
+
+/// An RFC 4733 end-of-event packet for `digit` (event code), sent three times as senders do.
+fn dtmf_end(seq: u16, ssrc: u32, event: u8) -> Vec<u8> {
+    let mut p = vec![0x80, 101];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&8000u32.to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(&[event, 0x80 | 10, 0x03, 0x20]); // end bit, volume 10, 800 samples
+    p
+}
+
+#[tokio::test]
+async fn loss_and_dtmf_are_on_the_cdr() {
+    let mut h = start_gateway(&[]).await;
+    let mut m = establish_with_media(&mut h).await;
+    // 50 packets from the PBX with 5 missing, then the digit 5 (end packet sent three times).
+    for seq in (0..50u16).filter(|s| !(20..25).contains(s)) {
+        m.pbx_rtp
+            .send_to(&rtp(seq, 0x1111), m.pbx_to)
+            .await
+            .expect("send");
+        recv_rtp(&m.carrier_rtp).await.expect("relayed");
+    }
+    for i in 0..3 {
+        m.pbx_rtp
+            .send_to(&dtmf_end(50 + i, 0x1111, 5), m.pbx_to)
+            .await
+            .expect("send");
+        recv_rtp(&m.carrier_rtp).await.expect("DTMF relayed as is");
+    }
+    h.pbx.bye(&mut m.call.pbx).await;
+    let bye = h.carrier.expect_request("BYE").await;
+    h.carrier.reply(&bye, 200, None).await;
+    let cdrs = h.finish().await;
+    let cdr = only(&cdrs);
+    let inside = cdr
+        .media
+        .iter()
+        .find(|q| q.leg == "inside")
+        .expect("inside");
+    assert_eq!(inside.lost, 5, "{inside:#?}");
+    assert_eq!(
+        cdr.dtmf.len(),
+        1,
+        "one digit, reported once: {:#?}",
+        cdr.dtmf
+    );
+    assert_eq!(cdr.dtmf[0].digit, "5");
+    assert_eq!(cdr.dtmf[0].leg, "inside");
+}
