@@ -69,6 +69,8 @@ fn hundred_calls_at_ten_per_second_all_complete() {
         max_concurrent_per_caller_id: 30,
         max_cps: 50.0,
     });
+    // Sockets, database connections, recording files: what the gateway holds when idle.
+    let idle_fds = scene.gateway.open_fds();
     let uas = carrier_uas(&mut scene, CALLS as u32, 90);
     let inside = scene.addrs.inside;
     let uac = scene.sipp(SippSpec {
@@ -111,6 +113,18 @@ fn hundred_calls_at_ten_per_second_all_complete() {
         format!(
             "carrier SIPp: {carrier_ok} successful, {carrier_failed} failed; expected {CALLS}/0"
         )
+    });
+
+    // Every call's media sockets and recording file are closed again (calls end at once; the
+    // last recordings close within a moment).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut now_fds = scene.gateway.open_fds();
+    while now_fds != idle_fds && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        now_fds = scene.gateway.open_fds();
+    }
+    scene.ensure(idle_fds.is_some() && now_fds == idle_fds, || {
+        format!("open files: {idle_fds:?} before the calls, {now_fds:?} after")
     });
 
     let cdrs = scene.stop_and_read_cdrs();

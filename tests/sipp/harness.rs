@@ -235,6 +235,22 @@ impl Gateway {
         tail(&self.log, lines)
     }
 
+    /// Open file descriptors of the running gateway other than its database's (the SQLite pool
+    /// opens connections as it needs them): sockets, recording files, pipes.
+    pub fn open_fds(&self) -> Option<usize> {
+        let pid = self.child.as_ref()?.id();
+        let dir = fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+        Some(
+            dir.filter_map(Result::ok)
+                .filter(|e| {
+                    fs::read_link(e.path())
+                        .map(|t| !t.to_string_lossy().contains(".db"))
+                        .unwrap_or(false)
+                })
+                .count(),
+        )
+    }
+
     /// SIGKILL: the process gets no chance to clean up (a crash, a power cut of the process).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
