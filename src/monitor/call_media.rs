@@ -79,6 +79,23 @@ pub struct RecordingInfo {
     pub note: Option<String>,
 }
 
+impl RecordingInfo {
+    /// No recording: it could not be made, and `note` says why.
+    pub fn failed(note: impl Into<String>) -> RecordingInfo {
+        RecordingInfo {
+            status: RecordingStatus::Failed,
+            path: None,
+            pcap_path: None,
+            sha256: None,
+            duration_ms: 0,
+            size_bytes: 0,
+            codec: None,
+            overflowed_packets: 0,
+            note: Some(note.into()),
+        }
+    }
+}
+
 /// One DTMF digit (RFC 4733) keyed during the call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DtmfEvent {

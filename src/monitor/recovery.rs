@@ -85,19 +85,9 @@ pub fn close(call: JournaledCall, rec: Option<&RepairedRecording>) -> Cdr {
             overflowed_packets: 0,
             note: Some("gateway restarted mid-call: recording repaired up to the crash".into()),
         }),
-        (None, Some(part)) => Some(RecordingInfo {
-            status: RecordingStatus::Failed,
-            path: None,
-            pcap_path: None,
-            sha256: None,
-            duration_ms: 0,
-            size_bytes: 0,
-            codec: None,
-            overflowed_packets: 0,
-            note: Some(format!(
-                "gateway restarted mid-call: recording {part} not found or not repairable"
-            )),
-        }),
+        (None, Some(part)) => Some(RecordingInfo::failed(format!(
+            "gateway restarted mid-call: recording {part} not found or not repairable"
+        ))),
         (None, None) => None,
     };
     cdr

@@ -184,17 +184,7 @@ impl Call {
     /// it on the CDR. A call that never carried recorded audio keeps no file.
     pub(super) async fn finish_recording(&mut self, cdr: &mut Cdr) {
         if let Some(note) = self.recording_failure.take() {
-            cdr.recording = Some(RecordingInfo {
-                status: RecordingStatus::Failed,
-                path: None,
-                pcap_path: None,
-                sha256: None,
-                duration_ms: 0,
-                size_bytes: 0,
-                codec: None,
-                overflowed_packets: 0,
-                note: Some(note),
-            });
+            cdr.recording = Some(RecordingInfo::failed(note));
         }
         let Some(rec) = self.recorder.take() else {
             return;
@@ -205,17 +195,7 @@ impl Call {
             Ok(result) => discard(result).await,
             Err(e) => {
                 tracing::error!(error = %e, "recording could not be closed");
-                cdr.recording = Some(RecordingInfo {
-                    status: RecordingStatus::Failed,
-                    path: None,
-                    pcap_path: None,
-                    sha256: None,
-                    duration_ms: 0,
-                    size_bytes: 0,
-                    codec: None,
-                    overflowed_packets: 0,
-                    note: Some(format!("{}: {e}", e.reason())),
-                });
+                cdr.recording = Some(RecordingInfo::failed(format!("{}: {e}", e.reason())));
             }
         }
     }
