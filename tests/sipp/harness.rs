@@ -5,6 +5,9 @@
 //! Roles and addresses (ports are picked free per test, so tests run in parallel):
 //! - SIPp as the PBX on 127.0.0.10, SIPp as the carrier on 127.0.0.11;
 //! - the gateway's inside interface on 127.0.0.20, its outside interface on 127.0.0.21.
+//!
+//! Several test binaries include this file and each uses a part of it.
+#![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -300,6 +303,27 @@ impl Gateway {
             .map(|l| serde_json::from_str(l).map_err(|e| format!("bad CDR line {l:?}: {e}")))
             .collect()
     }
+
+    /// `trunkguard --config X verify TARGET` (a recording path or a call id): its exit code
+    /// (None when killed by a signal) and what it printed.
+    pub fn verify(&self, target: &str) -> Result<(Option<i32>, String), String> {
+        let out = Command::new(env!("CARGO_BIN_EXE_trunkguard"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(["verify", target])
+            .current_dir(self.config.parent().unwrap_or(Path::new(".")))
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run `trunkguard verify`: {e}"))?;
+        Ok((
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        ))
+    }
 }
 
 impl Drop for Gateway {
@@ -343,10 +367,18 @@ pub enum Scenario<'a> {
     Builtin(&'a str),
 }
 
+/// The working directory of the SIPp instance `name` under `base`, created if missing. Files a
+/// scenario reads by a relative name (e.g. an `rtp_stream` audio file, cached when the scenario
+/// loads) are put there before [`Sipp::spawn`].
+pub fn sipp_dir(base: &Path, name: &str) -> PathBuf {
+    let dir = base.join(format!("sipp-{name}"));
+    fs::create_dir_all(&dir).expect("create the SIPp directory");
+    dir
+}
+
 impl Sipp {
     pub fn spawn(base: &Path, spec: SippSpec<'_>) -> Sipp {
-        let dir = base.join(format!("sipp-{}", spec.name));
-        fs::create_dir_all(&dir).expect("create the SIPp directory");
+        let dir = sipp_dir(base, spec.name);
         let screen = fs::File::create(dir.join("screen.txt")).expect("create the SIPp screen file");
         let mut cmd = Command::new("sipp");
         match spec.scenario {
@@ -463,6 +495,44 @@ impl Sipp {
         })
     }
 
+    /// The SIP messages SIPp received, in order, from its `-trace_msg` log (the test must
+    /// pass `-trace_msg`).
+    pub fn received_messages(&self) -> Result<Vec<String>, String> {
+        let path = self.trace_file("_messages.log").ok_or_else(|| {
+            format!(
+                "sipp {}: no _messages.log (was -trace_msg given?)",
+                self.name
+            )
+        })?;
+        let text = fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        // Each entry: a dashed line with the time, "UDP message received [N] bytes :" or
+        // "UDP message sent (N bytes):", a blank line, then the message.
+        Ok(text
+            .split("\n----------------------------------------------- ")
+            .filter_map(|entry| {
+                let (head, body) = entry.split_once("\n\n")?;
+                head.contains("message received").then(|| body.to_string())
+            })
+            .collect())
+    }
+
+    /// Stop the SIPp process (SIGSTOP) for `pause`, then let it go on (SIGCONT).
+    pub fn suspend_for(&self, pause: Duration) -> Result<(), String> {
+        let child = self
+            .child
+            .as_ref()
+            .ok_or_else(|| format!("sipp {} is not running", self.name))?;
+        if !signal(child.id(), "STOP") {
+            return Err(format!("sipp {}: `kill -STOP` failed", self.name));
+        }
+        sleep(pause);
+        if !signal(child.id(), "CONT") {
+            return Err(format!("sipp {}: `kill -CONT` failed", self.name));
+        }
+        Ok(())
+    }
+
     /// SIPp's error trace, if any.
     pub fn errors_tail(&self, lines: usize) -> String {
         match self.trace_file("_errors.log") {
@@ -541,13 +611,21 @@ pub struct Scene {
 
 impl Scene {
     pub fn start(limits: TrunkLimits) -> Scene {
+        Scene::start_with(limits, |_| String::new())
+    }
+
+    /// Like [`Scene::start`], with more TOML appended to the gateway's config (further tables
+    /// such as `[media]` or `[recording]`); `extra` gets the test's directory.
+    pub fn start_with(limits: TrunkLimits, extra: impl FnOnce(&Path) -> String) -> Scene {
         let dir = tempfile::Builder::new()
             .prefix("trunkguard-sipp-")
             .tempdir()
             .expect("create a tempdir");
         let addrs = Addrs::pick();
         let db = dir.path().join("cdrs.db");
-        let gateway = Gateway::start(dir.path(), &config_toml(&addrs, &db, limits));
+        let mut config = config_toml(&addrs, &db, limits);
+        config.push_str(&extra(dir.path()));
+        let gateway = Gateway::start(dir.path(), &config);
         Scene {
             sipps: Vec::new(),
             gateway,
