@@ -544,11 +544,9 @@ fn pcma_call_is_recorded_with_each_side_on_its_channel() {
 }
 
 /// The carrier rings for 1.5 s before it answers. With `record_early_media = false` the
-/// recording should cover the talk time; the gateway starts the file's clock when the call
-/// starts (the INVITE), so the ringing is in the file as leading silence and the file (and the
-/// CDR's `duration_ms`) is 1.5 s longer than the talk time.
+/// recording covers the talk time: the file is opened at the answer, so the ringing is not in
+/// it as leading silence (the file and the CDR's `duration_ms` match the talk time).
 #[test]
-#[ignore = "gateway bug: the recording's timeline starts at the INVITE, not at the answer"]
 fn ringing_is_not_in_the_recording() {
     let mut call = start_call(G711::Pcmu, 1500, 3000);
     call.expect_call_completed();

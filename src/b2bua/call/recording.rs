@@ -212,6 +212,12 @@ fn info_of(r: &RecordingResult) -> RecordingInfo {
     if let Some(e) = &r.error {
         notes.push(format!("write error: {e}"));
     }
+    if r.late_packets > 0 {
+        notes.push(format!(
+            "{} packets arrived too late to be placed ({} re-anchors)",
+            r.late_packets, r.reanchors
+        ));
+    }
     if r.undecoded_packets > 0 {
         notes.push(format!(
             "{} packets of an undecodable codec kept in the pcap",
@@ -219,7 +225,8 @@ fn info_of(r: &RecordingResult) -> RecordingInfo {
         ));
     }
     RecordingInfo {
-        status: if r.complete {
+        // Audio that crossed the trunk but is not in the file makes the recording incomplete.
+        status: if r.complete && r.late_packets == 0 {
             RecordingStatus::Complete
         } else {
             RecordingStatus::Incomplete
