@@ -4,7 +4,6 @@
 
 mod common;
 #[path = "sipp/harness.rs"]
-#[allow(dead_code)]
 mod harness;
 
 use std::time::Duration;

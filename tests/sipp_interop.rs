@@ -7,7 +7,6 @@
 //! prints the gateway log and the SIPp screens. No assertion is about speed.
 
 #[path = "sipp/harness.rs"]
-#[allow(dead_code)] // shared with tests/crash.rs, which uses other parts
 mod harness;
 
 use harness::{
