@@ -25,4 +25,5 @@ echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test"
 # Integration tests start real gateways and SIPp on loopback; two at a time fit 2 cores.
-cargo test --all-targets --locked -- --test-threads=2
+# (--lib --bins --tests, not --all-targets: benchmarks under bench/ are load runs, not tests.)
+cargo test --lib --bins --tests --locked -- --test-threads=2
