@@ -24,7 +24,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -325,7 +325,13 @@ impl RxStats {
 }
 
 /// Receive on `sock` until `stop`, with `recvmmsg` batches; `dir` is the direction expected.
-fn receiver(sock: Arc<UdpSocket>, dir: u8, epoch: Instant, stop: Arc<AtomicBool>) -> RxStats {
+fn receiver(
+    sock: Arc<UdpSocket>,
+    dir: u8,
+    epoch: Instant,
+    stop: Arc<AtomicBool>,
+    last_rx: Arc<AtomicU64>,
+) -> RxStats {
     let mut st = RxStats::new();
     let mut bufs = vec![[0u8; 256]; BATCH];
     let mut iov: Vec<libc::iovec> = bufs
@@ -359,6 +365,7 @@ fn receiver(sock: Arc<UdpSocket>, dir: u8, epoch: Instant, stop: Arc<AtomicBool>
             continue; // timeout (SO_RCVTIMEO) or EINTR
         }
         let now_ns = epoch.elapsed().as_nanos() as u64;
+        last_rx.fetch_max(now_ns, Ordering::Relaxed);
         for (i, m) in msgs.iter().enumerate().take(r as usize) {
             st.received += 1;
             let b = &bufs[i];
@@ -408,6 +415,8 @@ fn make_packet(buf: &mut [u8; PKT], call: u32, dir: u8, seq: u32, now_ns: u64) {
 
 struct TxReport {
     sent: [u64; 2],
+    /// Wall time the sender needed for `secs` worth of packets (behind when > secs).
+    send_s: f64,
     late_ticks: u64,
     max_late_us: u64,
 }
@@ -420,6 +429,7 @@ fn sender(flows: &mut [Flow; 2], secs: u64, epoch: Instant) -> TxReport {
     let mut dests: Vec<libc::sockaddr_in> = Vec::with_capacity(BATCH);
     let mut rep = TxReport {
         sent: [0, 0],
+        send_s: 0.0,
         late_ticks: 0,
         max_late_us: 0,
     };
@@ -452,6 +462,7 @@ fn sender(flows: &mut [Flow; 2], secs: u64, epoch: Instant) -> TxReport {
         }
     }
     rep.sent = [flows[0].sent, flows[1].sent];
+    rep.send_s = start.elapsed().as_secs_f64();
     rep
 }
 
@@ -485,6 +496,7 @@ struct Media {
     gen_cpu_s: f64,
     wall_s: f64,
     gen_sock_drops: u64,
+    drain_s: f64,
 }
 
 /// Run the media phase. `targets[i] = (pbx_to, carrier_to)` of call i: where the PBX side and
@@ -499,11 +511,15 @@ fn run_media(
     let k = pbx.len();
     let epoch = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
+    let last_rx = Arc::new(AtomicU64::new(0));
     let mut rx_threads = Vec::new();
     for (dir, socks) in [(1u8, pbx), (0u8, car)] {
         for s in socks {
-            let (s, stop) = (s.clone(), stop.clone());
-            rx_threads.push((dir, thread::spawn(move || receiver(s, dir, epoch, stop))));
+            let (s, stop, last) = (s.clone(), stop.clone(), last_rx.clone());
+            rx_threads.push((
+                dir,
+                thread::spawn(move || receiver(s, dir, epoch, stop, last)),
+            ));
         }
     }
     let plan = |pick: &dyn Fn(&(u32, SocketAddr, SocketAddr)) -> SocketAddr| {
@@ -550,8 +566,20 @@ fn run_media(
         .chain(car)
         .filter_map(|s| s.local_addr().ok().map(|a| a.port()))
         .collect();
-    // Let the last packets arrive, then stop the receivers.
-    thread::sleep(Duration::from_millis(500));
+    // Let the last packets arrive (a backlog in some queue arrives late, not lost): wait until
+    // nothing came for 300 ms, at most 10 s; then stop the receivers.
+    let drain0 = Instant::now();
+    while drain0.elapsed() < Duration::from_secs(10) {
+        thread::sleep(Duration::from_millis(50));
+        let idle_ns = epoch
+            .elapsed()
+            .as_nanos()
+            .saturating_sub(u128::from(last_rx.load(Ordering::Relaxed)));
+        if idle_ns > 300_000_000 {
+            break;
+        }
+    }
+    let drain_s = drain0.elapsed().as_secs_f64();
     let wall_s = t0.elapsed().as_secs_f64();
     let gen_cpu_s = cpu_secs(&me) - cpu0;
     let gen_sock_drops =
@@ -568,6 +596,7 @@ fn run_media(
         gen_cpu_s,
         wall_s,
         gen_sock_drops,
+        drain_s,
     }
 }
 
@@ -1167,6 +1196,8 @@ struct Row {
     gen_drops: u64,
     udp_buf_err: u64,
     late_ticks: u64,
+    send_s: f64,
+    drain_s: f64,
     byes: (usize, usize),
     wavs: usize,
     parts: usize,
@@ -1287,6 +1318,8 @@ fn step(args: &Args, root: &Path, n: usize) -> Row {
     row.gen_cpu_pct = 100.0 * m.gen_cpu_s / m.wall_s;
     row.other_cpu_pct = (100.0 * ((busy1 - busy0) - gw_cpu - m.gen_cpu_s) / m.wall_s).max(0.0);
     row.late_ticks = m.tx.late_ticks;
+    row.send_s = m.tx.send_s;
+    row.drain_s = m.drain_s;
 
     row.byes = sip.teardown(args.cps.max(500));
     drop(sip);
@@ -1299,7 +1332,10 @@ fn step(args: &Args, root: &Path, n: usize) -> Row {
     row.parts = parts.len();
     let (ok, checked, lo, hi) = check_wavs(&wavs, 5);
     row.wav_ok = format!("{ok}/{checked} {lo:.0}-{hi:.0}s");
+    // The generator must have kept the 20 ms pace (within 2 %): otherwise N calls were not
+    // offered at 50 packets/s each and the step says nothing about N.
     row.pass = up == n
+        && row.send_s <= args.secs as f64 * 1.02
         && row.loss[0] < 0.1
         && row.loss[1] < 0.1
         && row.wavs == up
@@ -1312,13 +1348,13 @@ const HEADER: &str =
     "calls,up,setup_s,sent_a2c,got_a2c,loss_a2c_pct,sent_c2a,got_c2a,loss_c2a_pct,\
 p50_us,p99_us,max_ms,base_p50_us,base_p99_us,gw_cpu_pct,gw_us_per_pkt,gw_cpu_pct_per_call,\
 rss_idle_mib,rss_mib,rss_kib_per_call,gen_cpu_pct,other_cpu_pct,gw_sock_drops,gen_sock_drops,\
-udp_buf_errors,late_ticks,bye_ok,bye_got,wavs,parts,wav_check,clean_exit,pass";
+udp_buf_errors,late_ticks,send_s,drain_s,bye_ok,bye_got,wavs,parts,wav_check,clean_exit,pass";
 
 fn csv(r: &Row) -> String {
     let p50 = r.p50[0].max(r.p50[1]);
     let p99 = r.p99[0].max(r.p99[1]);
     format!(
-        "{},{},{:.1},{},{},{:.3},{},{},{:.3},{:.0},{:.0},{:.1},{:.0},{:.0},{:.0},{:.2},{:.3},{:.1},{:.1},{:.0},{:.0},{:.0},{},{},{},{},{},{},{},{},{},{},{}",
+        "{},{},{:.1},{},{},{:.3},{},{},{:.3},{:.0},{:.0},{:.1},{:.0},{:.0},{:.0},{:.2},{:.3},{:.1},{:.1},{:.0},{:.0},{:.0},{},{},{},{},{:.2},{:.2},{},{},{},{},{},{},{}",
         r.calls,
         r.up,
         r.setup_s,
@@ -1345,6 +1381,8 @@ fn csv(r: &Row) -> String {
         r.gen_drops,
         r.udp_buf_err,
         r.late_ticks,
+        r.send_s,
+        r.drain_s,
         r.byes.0,
         r.byes.1,
         r.wavs,
