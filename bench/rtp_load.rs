@@ -1204,6 +1204,9 @@ struct Row {
     wav_ok: String,
     clean_exit: bool,
     pass: bool,
+    /// p99 one-way latency through the gateway under 150 ms (ITU-T G.114's whole mouth-to-ear
+    /// budget: a relay should add a small fraction of it).
+    voice_ok: bool,
 }
 
 fn baseline(args: &Args, n: usize, row: &mut Row) {
@@ -1341,6 +1344,7 @@ fn step(args: &Args, root: &Path, n: usize) -> Row {
         && row.wavs == up
         && ok == checked
         && row.clean_exit;
+    row.voice_ok = row.p99[0].max(row.p99[1]) < 150_000.0;
     row
 }
 
@@ -1348,13 +1352,13 @@ const HEADER: &str =
     "calls,up,setup_s,sent_a2c,got_a2c,loss_a2c_pct,sent_c2a,got_c2a,loss_c2a_pct,\
 p50_us,p99_us,max_ms,base_p50_us,base_p99_us,gw_cpu_pct,gw_us_per_pkt,gw_cpu_pct_per_call,\
 rss_idle_mib,rss_mib,rss_kib_per_call,gen_cpu_pct,other_cpu_pct,gw_sock_drops,gen_sock_drops,\
-udp_buf_errors,late_ticks,send_s,drain_s,bye_ok,bye_got,wavs,parts,wav_check,clean_exit,pass";
+udp_buf_errors,late_ticks,send_s,drain_s,bye_ok,bye_got,wavs,parts,wav_check,clean_exit,pass,p99_under_150ms";
 
 fn csv(r: &Row) -> String {
     let p50 = r.p50[0].max(r.p50[1]);
     let p99 = r.p99[0].max(r.p99[1]);
     format!(
-        "{},{},{:.1},{},{},{:.3},{},{},{:.3},{:.0},{:.0},{:.1},{:.0},{:.0},{:.0},{:.2},{:.3},{:.1},{:.1},{:.0},{:.0},{:.0},{},{},{},{},{:.2},{:.2},{},{},{},{},{},{},{}",
+        "{},{},{:.1},{},{},{:.3},{},{},{:.3},{:.0},{:.0},{:.1},{:.0},{:.0},{:.0},{:.2},{:.3},{:.1},{:.1},{:.0},{:.0},{:.0},{},{},{},{},{:.2},{:.2},{},{},{},{},{},{},{},{}",
         r.calls,
         r.up,
         r.setup_s,
@@ -1390,6 +1394,7 @@ fn csv(r: &Row) -> String {
         r.wav_ok,
         if r.clean_exit { "yes" } else { "no" },
         if r.pass { "yes" } else { "no" },
+        if r.voice_ok { "yes" } else { "no" },
     )
 }
 
