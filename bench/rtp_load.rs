@@ -58,13 +58,16 @@ struct Args {
     bin: PathBuf,
     gw_log: String,
     stop_after_fails: usize,
+    /// `taskset -c` list for the gateway, and CPUs for the generator (e.g. 0 and 1).
+    gw_cpus: Option<String>,
+    gen_cpus: Option<Vec<usize>>,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: cargo bench --bench rtp_load -- [--steps 100,250,500,750,1000,1250] [--secs 20]\n\
          \x20  [--cps 200] [--sockets 2] [--baseline-secs 5 (0: none)] [--dir DIR] [--bin PATH]\n\
-         \x20  [--gw-log info] [--stop-after-fails 2]"
+         \x20  [--gw-log info] [--stop-after-fails 2] [--gw-cpus 0 (taskset -c)] [--gen-cpus 1]"
     );
     std::process::exit(2)
 }
@@ -80,6 +83,8 @@ fn parse_args() -> Args {
         bin: PathBuf::from(env!("CARGO_BIN_EXE_trunkguard")),
         gw_log: "info".into(),
         stop_after_fails: 2,
+        gw_cpus: None,
+        gen_cpus: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -103,6 +108,10 @@ fn parse_args() -> Args {
             "--bin" => a.bin = PathBuf::from(v),
             "--gw-log" => a.gw_log = v,
             "--stop-after-fails" => a.stop_after_fails = num(&v) as usize,
+            "--gw-cpus" => a.gw_cpus = Some(v),
+            "--gen-cpus" => {
+                a.gen_cpus = Some(v.split(',').map(|c| num(c.trim()) as usize).collect());
+            }
             _ => usage(),
         }
     }
@@ -1061,7 +1070,15 @@ blocked_numbers = []
         fs::write(&cfg, config).expect("write config");
         let log = dir.join("gateway.log");
         let log_file = fs::File::create(&log).expect("log");
-        let child = Command::new(&args.bin)
+        let mut cmd = match &args.gw_cpus {
+            Some(cpus) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", cpus]).arg(&args.bin);
+                c
+            }
+            None => Command::new(&args.bin),
+        };
+        let child = cmd
             .arg("--config")
             .arg(&cfg)
             .arg("run")
@@ -1398,8 +1415,25 @@ fn csv(r: &Row) -> String {
     )
 }
 
+/// Pin this process (and the threads it starts later) to `cpus`.
+fn pin_self(cpus: &[usize]) {
+    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET and sched_setaffinity get valid pointers.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cpus {
+            libc::CPU_SET(c, &mut set);
+        }
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            eprintln!("sched_setaffinity: {}", std::io::Error::last_os_error());
+        }
+    }
+}
+
 fn main() {
     let args = parse_args();
+    if let Some(cpus) = &args.gen_cpus {
+        pin_self(cpus);
+    }
     if !args.bin.exists() {
         eprintln!("no gateway binary at {}", args.bin.display());
         std::process::exit(1);
@@ -1415,12 +1449,14 @@ fn main() {
     fs::create_dir_all(&root).expect("bench dir");
     eprintln!(
         "rtp_load: steps {:?}, {} s of media per step, setup at {} calls/s, {} RTP sockets per side, \
-         baseline {} s; files in {}",
+         baseline {} s; gateway CPUs {:?}, generator CPUs {:?}; files in {}",
         args.steps,
         args.secs,
         args.cps,
         args.sockets,
         args.baseline_secs,
+        args.gw_cpus,
+        args.gen_cpus,
         root.display()
     );
     let results = root.join("results.csv");
