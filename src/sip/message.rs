@@ -8,6 +8,7 @@ use rsip::headers::UntypedHeader;
 use rsip::message::HeadersExt;
 use rsip::prelude::ToTypedHeader;
 use rsip::{Header, Headers, Method, SipMessage, StatusCode};
+use std::fmt::Write as _;
 
 /// RFC 3261 §8.1.1.7: branches we generate start with the magic cookie.
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
@@ -26,44 +27,77 @@ pub fn new_branch() -> String {
 }
 
 /// Serialize with the body as raw bytes (rsip's Display would go through lossy UTF-8).
+/// Everything is written straight into one buffer: no temporary string per header.
 pub fn encode(msg: &SipMessage) -> Bytes {
-    let (start, headers, body) = match msg {
-        SipMessage::Request(r) => (
-            format!("{} {} {}\r\n", r.method, r.uri, r.version),
-            &r.headers,
-            &r.body,
+    let (headers, body) = match msg {
+        SipMessage::Request(r) => (&r.headers, &r.body),
+        SipMessage::Response(r) => (&r.headers, &r.body),
+    };
+    let mut out = BytesMut::with_capacity(encoded_size_hint(headers, body.len()));
+    // fmt::Write on BytesMut only grows the buffer: it cannot fail
+    let _ = match msg {
+        SipMessage::Request(r) => write!(
+            out,
+            "{} {} {}\r\n",
+            method_name(&r.method),
+            r.uri,
+            r.version
         ),
         SipMessage::Response(r) => {
-            let (code, reason) = status_parts(&r.status_code);
-            (
-                format!("{} {} {}\r\n", r.version, code, reason),
-                &r.headers,
-                &r.body,
-            )
+            let (code, reason) = status_parts_ref(&r.status_code);
+            write!(out, "{} {} {}\r\n", r.version, code, reason)
         }
     };
-    let mut out = BytesMut::with_capacity(start.len() + 512 + body.len());
-    out.put_slice(start.as_bytes());
     for h in headers.iter() {
         if matches!(h, Header::ContentLength(_)) {
             continue;
         }
-        out.put_slice(h.to_string().as_bytes());
-        out.put_slice(b"\r\n");
+        let _ = write!(out, "{h}\r\n");
     }
-    out.put_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+    let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
     out.put_slice(body);
     out.freeze()
+}
+
+/// Room for a message: the start line, the headers at a typical length each, the body.
+fn encoded_size_hint(headers: &Headers, body: usize) -> usize {
+    128 + 96 * headers.iter().size_hint().0 + body
+}
+
+/// A method as it is written on the wire (what rsip's Display prints, without its allocation).
+pub fn method_name(method: &Method) -> &'static str {
+    match method {
+        Method::Ack => "ACK",
+        Method::Bye => "BYE",
+        Method::Cancel => "CANCEL",
+        Method::Info => "INFO",
+        Method::Invite => "INVITE",
+        Method::Message => "MESSAGE",
+        Method::Notify => "NOTIFY",
+        Method::Options => "OPTIONS",
+        Method::PRack => "PRACK",
+        Method::Publish => "PUBLISH",
+        Method::Refer => "REFER",
+        Method::Register => "REGISTER",
+        Method::Subscribe => "SUBSCRIBE",
+        Method::Update => "UPDATE",
+    }
 }
 
 /// Status code and reason phrase, with the standard phrase for codes rsip names itself
 /// (rsip renders those as Rust identifiers, e.g. "BusyHere").
 pub fn status_parts(status: &StatusCode) -> (u16, String) {
+    let (code, reason) = status_parts_ref(status);
+    (code, reason.to_string())
+}
+
+/// [`status_parts`] without copying the reason.
+fn status_parts_ref(status: &StatusCode) -> (u16, &str) {
     match status {
-        StatusCode::Other(code, reason) => (*code, reason.clone()),
+        StatusCode::Other(code, reason) => (*code, reason.as_str()),
         other => {
             let code = other.code();
-            (code, standard_reason(code).to_string())
+            (code, standard_reason(code))
         }
     }
 }
@@ -294,6 +328,27 @@ mod tests {
         assert!(text.contains("Content-Length: 4\r\n\r\n"));
         assert!(!text.contains("99"));
         assert_eq!(&bytes[bytes.len() - 4..], &[0, 1, 2, 255]);
+    }
+
+    #[test]
+    fn encode_writes_start_line_headers_and_length() {
+        let text = "SIP/2.0 486 Busy Here\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+                    From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x@y\r\n\
+                    CSeq: 1 INVITE\r\nContent-Length: 0\r\nP-Asserted-Identity: <sip:1@h>\r\n\r\n";
+        let resp = rsip::Response::try_from(text).unwrap();
+        let bytes = encode(&SipMessage::Response(resp));
+        let expected = "SIP/2.0 486 Busy Here\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+                        From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x@y\r\n\
+                        CSeq: 1 INVITE\r\nP-Asserted-Identity: <sip:1@h>\r\n\
+                        Content-Length: 0\r\n\r\n";
+        assert_eq!(String::from_utf8_lossy(&bytes), expected);
+        for m in Method::all() {
+            assert_eq!(method_name(&m), m.to_string());
+        }
+        let mut resp = rsip::Response::try_from(text).unwrap();
+        resp.status_code = status(403, "Caller ID Not Authorized");
+        let bytes = encode(&SipMessage::Response(resp));
+        assert!(bytes.starts_with(b"SIP/2.0 403 Caller ID Not Authorized\r\n"));
     }
 
     #[test]
