@@ -46,13 +46,14 @@ const COMPACT: [(u8, &str); 20] = [
     (b'y', "Identity"),
 ];
 
-pub(crate) fn expand_name(name: &str) -> String {
+/// The full name of a compact form, else `name` itself.
+pub(crate) fn expand_name(name: &str) -> &str {
     match name.as_bytes() {
         [c] => COMPACT
             .iter()
             .find(|(k, _)| *k == c.to_ascii_lowercase())
-            .map_or_else(|| name.to_string(), |(_, full)| (*full).to_string()),
-        _ => name.to_string(),
+            .map_or(name, |(_, full)| full),
+        _ => name,
     }
 }
 
@@ -90,7 +91,12 @@ pub(crate) fn unfold(lines: &[&[u8]], limits: &Limits, strict: bool) -> Result<V
         }
         let parsed = line.iter().position(|&b| b == b':').and_then(|colon| {
             let name = std::str::from_utf8(trim(&line[..colon])).ok()?;
-            is_token(name).then(|| (expand_name(name), trim(&line[colon + 1..]).to_vec()))
+            is_token(name).then(|| {
+                (
+                    expand_name(name).to_string(),
+                    trim(&line[colon + 1..]).to_vec(),
+                )
+            })
         });
         match parsed {
             Some(field) => {
