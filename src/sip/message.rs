@@ -36,13 +36,12 @@ pub fn encode(msg: &SipMessage) -> Bytes {
     let mut out = BytesMut::with_capacity(encoded_size_hint(headers, body.len()));
     // fmt::Write on BytesMut only grows the buffer: it cannot fail
     let _ = match msg {
-        SipMessage::Request(r) => write!(
-            out,
-            "{} {} {}\r\n",
-            method_name(&r.method),
-            r.uri,
-            r.version
-        ),
+        SipMessage::Request(r) => {
+            out.put_slice(method_name(&r.method).as_bytes());
+            out.put_u8(b' ');
+            write_uri(&mut out, &r.uri);
+            write!(out, " {}\r\n", r.version)
+        }
         SipMessage::Response(r) => {
             let (code, reason) = status_parts_ref(&r.status_code);
             write!(out, "{} {} {}\r\n", r.version, code, reason)
@@ -57,6 +56,22 @@ pub fn encode(msg: &SipMessage) -> Bytes {
     let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
     out.put_slice(body);
     out.freeze()
+}
+
+/// What rsip's `Display` for a URI writes, without the strings it formats for each part.
+fn write_uri(out: &mut BytesMut, uri: &rsip::Uri) {
+    let _ = match &uri.scheme {
+        Some(rsip::Scheme::Other(scheme)) => write!(out, "{scheme}://"),
+        Some(scheme) => write!(out, "{scheme}:"),
+        None => Ok(()),
+    };
+    if let Some(auth) = &uri.auth {
+        let _ = write!(out, "{auth}@");
+    }
+    let _ = write!(out, "{}", uri.host_with_port);
+    for param in &uri.params {
+        let _ = write!(out, "{param}");
+    }
 }
 
 /// Room for a message: the start line, the headers at a typical length each, the body.
@@ -164,19 +179,55 @@ pub fn standard_reason(code: u16) -> &'static str {
     }
 }
 
+/// The first header `pick` accepts. rsip's `HeadersExt::*_header` would do the same, but it builds
+/// its "missing header" error (an allocated String) before looking, on every call.
+fn first<'a, T: HeadersExt, H: 'a>(
+    msg: &'a T,
+    pick: impl Fn(&'a Header) -> Option<&'a H>,
+) -> Option<&'a H> {
+    msg.headers().iter().find_map(pick)
+}
+
+fn from_header<T: HeadersExt>(msg: &T) -> Option<&rsip::headers::From> {
+    first(msg, |h| match h {
+        Header::From(f) => Some(f),
+        _ => None,
+    })
+}
+
+fn to_header<T: HeadersExt>(msg: &T) -> Option<&rsip::headers::To> {
+    first(msg, |h| match h {
+        Header::To(t) => Some(t),
+        _ => None,
+    })
+}
+
 pub fn call_id<T: HeadersExt>(msg: &T) -> Option<&str> {
-    msg.call_id_header().ok().map(|h| h.value())
+    first(msg, |h| match h {
+        Header::CallId(c) => Some(c),
+        _ => None,
+    })
+    .map(|h| h.value())
 }
 
 pub fn cseq<T: HeadersExt>(msg: &T) -> Option<(u32, Method)> {
-    let c = msg.cseq_header().ok()?.typed().ok()?;
+    let c = first(msg, |h| match h {
+        Header::CSeq(c) => Some(c),
+        _ => None,
+    })?
+    .typed()
+    .ok()?;
     Some((c.seq, c.method))
 }
 
 /// The top Via value, raw. rsip's typed Via is not used: it fails on IPv6 sent-by and on
 /// transports it does not know, both of which are valid.
 pub fn top_via_value<T: HeadersExt>(msg: &T) -> Option<&str> {
-    msg.via_header().ok().map(|v| v.value())
+    first(msg, |h| match h {
+        Header::Via(v) => Some(v),
+        _ => None,
+    })
+    .map(|v| v.value())
 }
 
 /// `SIP/2.0/UDP host:port;branch=…` → `host:port`.
@@ -201,33 +252,29 @@ pub fn branch<T: HeadersExt>(msg: &T) -> Option<String> {
 }
 
 pub fn from_tag<T: HeadersExt>(msg: &T) -> Option<String> {
-    msg.from_header()
-        .ok()?
-        .typed()
-        .ok()?
-        .tag()
-        .map(|t| t.to_string())
+    from_header(msg)?.typed().ok()?.tag().map(|t| t.to_string())
 }
 
 pub fn to_tag<T: HeadersExt>(msg: &T) -> Option<String> {
-    msg.to_header()
-        .ok()?
-        .typed()
-        .ok()?
-        .tag()
-        .map(|t| t.to_string())
+    to_header(msg)?.typed().ok()?.tag().map(|t| t.to_string())
 }
 
 pub fn from_uri<T: HeadersExt>(msg: &T) -> Option<rsip::Uri> {
-    msg.from_header().ok()?.typed().ok().map(|f| f.uri)
+    from_header(msg)?.typed().ok().map(|f| f.uri)
 }
 
 pub fn to_uri<T: HeadersExt>(msg: &T) -> Option<rsip::Uri> {
-    msg.to_header().ok()?.typed().ok().map(|t| t.uri)
+    to_header(msg)?.typed().ok().map(|t| t.uri)
 }
 
 pub fn contact_uri<T: HeadersExt>(msg: &T) -> Option<rsip::Uri> {
-    msg.contact_header().ok()?.typed().ok().map(|c| c.uri)
+    first(msg, |h| match h {
+        Header::Contact(c) => Some(c),
+        _ => None,
+    })?
+    .typed()
+    .ok()
+    .map(|c| c.uri)
 }
 
 /// The first value of a header rsip does not model (P-Asserted-Identity, Privacy, Reason…).
@@ -344,6 +391,32 @@ mod tests {
         assert_eq!(String::from_utf8_lossy(&bytes), expected);
         for m in Method::all() {
             assert_eq!(method_name(&m), m.to_string());
+        }
+        let mut uris = vec![
+            rsip::Uri::try_from("sip:+15551234567@gw.example.com:5060;user=phone;lr").unwrap(),
+            rsip::Uri::try_from("sip:127.0.0.1").unwrap(),
+        ];
+        let mut other = rsip::Uri::try_from("sip:a@127.0.0.1:5061;transport=tcp").unwrap();
+        other.scheme = Some(rsip::Scheme::Other("tel".into()));
+        other.auth = Some(rsip::Auth {
+            user: "a".into(),
+            password: Some("pw".into()),
+        });
+        uris.push(other);
+        uris.push(rsip::Uri {
+            scheme: None,
+            ..uris[0].clone()
+        });
+        for uri in uris {
+            let line = format!("BYE {uri} SIP/2.0\r\n");
+            let req = rsip::Request {
+                method: Method::Bye,
+                uri,
+                version: rsip::Version::V2,
+                headers: Headers::default(),
+                body: Vec::new(),
+            };
+            assert!(encode(&SipMessage::Request(req)).starts_with(line.as_bytes()));
         }
         let mut resp = rsip::Response::try_from(text).unwrap();
         resp.status_code = status(403, "Caller ID Not Authorized");

@@ -74,7 +74,8 @@ pub struct Rejection {
 
 /// The lines of a header section (CRLF-separated, the final CRLF not included).
 pub(crate) fn split_lines(head: &[u8]) -> Vec<&[u8]> {
-    let mut lines = Vec::new();
+    // header lines are rarely shorter than 32 bytes on average: usually one allocation
+    let mut lines = Vec::with_capacity(2 + head.len() / 32);
     let mut start = 0;
     while let Some(i) = find(head, b"\r\n", start) {
         lines.push(&head[start..i]);
