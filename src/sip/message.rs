@@ -8,6 +8,7 @@ use rsip::headers::UntypedHeader;
 use rsip::message::HeadersExt;
 use rsip::prelude::ToTypedHeader;
 use rsip::{Header, Headers, Method, SipMessage, StatusCode};
+use std::fmt::Write as _;
 
 /// RFC 3261 §8.1.1.7: branches we generate start with the magic cookie.
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
@@ -26,44 +27,92 @@ pub fn new_branch() -> String {
 }
 
 /// Serialize with the body as raw bytes (rsip's Display would go through lossy UTF-8).
+/// Everything is written straight into one buffer: no temporary string per header.
 pub fn encode(msg: &SipMessage) -> Bytes {
-    let (start, headers, body) = match msg {
-        SipMessage::Request(r) => (
-            format!("{} {} {}\r\n", r.method, r.uri, r.version),
-            &r.headers,
-            &r.body,
-        ),
+    let (headers, body) = match msg {
+        SipMessage::Request(r) => (&r.headers, &r.body),
+        SipMessage::Response(r) => (&r.headers, &r.body),
+    };
+    let mut out = BytesMut::with_capacity(encoded_size_hint(headers, body.len()));
+    // fmt::Write on BytesMut only grows the buffer: it cannot fail
+    let _ = match msg {
+        SipMessage::Request(r) => {
+            out.put_slice(method_name(&r.method).as_bytes());
+            out.put_u8(b' ');
+            write_uri(&mut out, &r.uri);
+            write!(out, " {}\r\n", r.version)
+        }
         SipMessage::Response(r) => {
-            let (code, reason) = status_parts(&r.status_code);
-            (
-                format!("{} {} {}\r\n", r.version, code, reason),
-                &r.headers,
-                &r.body,
-            )
+            let (code, reason) = status_parts_ref(&r.status_code);
+            write!(out, "{} {} {}\r\n", r.version, code, reason)
         }
     };
-    let mut out = BytesMut::with_capacity(start.len() + 512 + body.len());
-    out.put_slice(start.as_bytes());
     for h in headers.iter() {
         if matches!(h, Header::ContentLength(_)) {
             continue;
         }
-        out.put_slice(h.to_string().as_bytes());
-        out.put_slice(b"\r\n");
+        let _ = write!(out, "{h}\r\n");
     }
-    out.put_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+    let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
     out.put_slice(body);
     out.freeze()
+}
+
+/// What rsip's `Display` for a URI writes, without the strings it formats for each part.
+fn write_uri(out: &mut BytesMut, uri: &rsip::Uri) {
+    let _ = match &uri.scheme {
+        Some(rsip::Scheme::Other(scheme)) => write!(out, "{scheme}://"),
+        Some(scheme) => write!(out, "{scheme}:"),
+        None => Ok(()),
+    };
+    if let Some(auth) = &uri.auth {
+        let _ = write!(out, "{auth}@");
+    }
+    let _ = write!(out, "{}", uri.host_with_port);
+    for param in &uri.params {
+        let _ = write!(out, "{param}");
+    }
+}
+
+/// Room for a message: the start line, the headers at a typical length each, the body.
+fn encoded_size_hint(headers: &Headers, body: usize) -> usize {
+    128 + 96 * headers.iter().size_hint().0 + body
+}
+
+/// A method as it is written on the wire (what rsip's Display prints, without its allocation).
+pub fn method_name(method: &Method) -> &'static str {
+    match method {
+        Method::Ack => "ACK",
+        Method::Bye => "BYE",
+        Method::Cancel => "CANCEL",
+        Method::Info => "INFO",
+        Method::Invite => "INVITE",
+        Method::Message => "MESSAGE",
+        Method::Notify => "NOTIFY",
+        Method::Options => "OPTIONS",
+        Method::PRack => "PRACK",
+        Method::Publish => "PUBLISH",
+        Method::Refer => "REFER",
+        Method::Register => "REGISTER",
+        Method::Subscribe => "SUBSCRIBE",
+        Method::Update => "UPDATE",
+    }
 }
 
 /// Status code and reason phrase, with the standard phrase for codes rsip names itself
 /// (rsip renders those as Rust identifiers, e.g. "BusyHere").
 pub fn status_parts(status: &StatusCode) -> (u16, String) {
+    let (code, reason) = status_parts_ref(status);
+    (code, reason.to_string())
+}
+
+/// [`status_parts`] without copying the reason.
+fn status_parts_ref(status: &StatusCode) -> (u16, &str) {
     match status {
-        StatusCode::Other(code, reason) => (*code, reason.clone()),
+        StatusCode::Other(code, reason) => (*code, reason.as_str()),
         other => {
             let code = other.code();
-            (code, standard_reason(code).to_string())
+            (code, standard_reason(code))
         }
     }
 }
@@ -130,19 +179,55 @@ pub fn standard_reason(code: u16) -> &'static str {
     }
 }
 
+/// The first header `pick` accepts. rsip's `HeadersExt::*_header` would do the same, but it builds
+/// its "missing header" error (an allocated String) before looking, on every call.
+fn first<'a, T: HeadersExt, H: 'a>(
+    msg: &'a T,
+    pick: impl Fn(&'a Header) -> Option<&'a H>,
+) -> Option<&'a H> {
+    msg.headers().iter().find_map(pick)
+}
+
+fn from_header<T: HeadersExt>(msg: &T) -> Option<&rsip::headers::From> {
+    first(msg, |h| match h {
+        Header::From(f) => Some(f),
+        _ => None,
+    })
+}
+
+fn to_header<T: HeadersExt>(msg: &T) -> Option<&rsip::headers::To> {
+    first(msg, |h| match h {
+        Header::To(t) => Some(t),
+        _ => None,
+    })
+}
+
 pub fn call_id<T: HeadersExt>(msg: &T) -> Option<&str> {
-    msg.call_id_header().ok().map(|h| h.value())
+    first(msg, |h| match h {
+        Header::CallId(c) => Some(c),
+        _ => None,
+    })
+    .map(|h| h.value())
 }
 
 pub fn cseq<T: HeadersExt>(msg: &T) -> Option<(u32, Method)> {
-    let c = msg.cseq_header().ok()?.typed().ok()?;
+    let c = first(msg, |h| match h {
+        Header::CSeq(c) => Some(c),
+        _ => None,
+    })?
+    .typed()
+    .ok()?;
     Some((c.seq, c.method))
 }
 
 /// The top Via value, raw. rsip's typed Via is not used: it fails on IPv6 sent-by and on
 /// transports it does not know, both of which are valid.
 pub fn top_via_value<T: HeadersExt>(msg: &T) -> Option<&str> {
-    msg.via_header().ok().map(|v| v.value())
+    first(msg, |h| match h {
+        Header::Via(v) => Some(v),
+        _ => None,
+    })
+    .map(|v| v.value())
 }
 
 /// `SIP/2.0/UDP host:port;branch=…` → `host:port`.
@@ -167,33 +252,29 @@ pub fn branch<T: HeadersExt>(msg: &T) -> Option<String> {
 }
 
 pub fn from_tag<T: HeadersExt>(msg: &T) -> Option<String> {
-    msg.from_header()
-        .ok()?
-        .typed()
-        .ok()?
-        .tag()
-        .map(|t| t.to_string())
+    from_header(msg)?.typed().ok()?.tag().map(|t| t.to_string())
 }
 
 pub fn to_tag<T: HeadersExt>(msg: &T) -> Option<String> {
-    msg.to_header()
-        .ok()?
-        .typed()
-        .ok()?
-        .tag()
-        .map(|t| t.to_string())
+    to_header(msg)?.typed().ok()?.tag().map(|t| t.to_string())
 }
 
 pub fn from_uri<T: HeadersExt>(msg: &T) -> Option<rsip::Uri> {
-    msg.from_header().ok()?.typed().ok().map(|f| f.uri)
+    from_header(msg)?.typed().ok().map(|f| f.uri)
 }
 
 pub fn to_uri<T: HeadersExt>(msg: &T) -> Option<rsip::Uri> {
-    msg.to_header().ok()?.typed().ok().map(|t| t.uri)
+    to_header(msg)?.typed().ok().map(|t| t.uri)
 }
 
 pub fn contact_uri<T: HeadersExt>(msg: &T) -> Option<rsip::Uri> {
-    msg.contact_header().ok()?.typed().ok().map(|c| c.uri)
+    first(msg, |h| match h {
+        Header::Contact(c) => Some(c),
+        _ => None,
+    })?
+    .typed()
+    .ok()
+    .map(|c| c.uri)
 }
 
 /// The first value of a header rsip does not model (P-Asserted-Identity, Privacy, Reason…).
@@ -294,6 +375,53 @@ mod tests {
         assert!(text.contains("Content-Length: 4\r\n\r\n"));
         assert!(!text.contains("99"));
         assert_eq!(&bytes[bytes.len() - 4..], &[0, 1, 2, 255]);
+    }
+
+    #[test]
+    fn encode_writes_start_line_headers_and_length() {
+        let text = "SIP/2.0 486 Busy Here\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+                    From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x@y\r\n\
+                    CSeq: 1 INVITE\r\nContent-Length: 0\r\nP-Asserted-Identity: <sip:1@h>\r\n\r\n";
+        let resp = rsip::Response::try_from(text).unwrap();
+        let bytes = encode(&SipMessage::Response(resp));
+        let expected = "SIP/2.0 486 Busy Here\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+                        From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x@y\r\n\
+                        CSeq: 1 INVITE\r\nP-Asserted-Identity: <sip:1@h>\r\n\
+                        Content-Length: 0\r\n\r\n";
+        assert_eq!(String::from_utf8_lossy(&bytes), expected);
+        for m in Method::all() {
+            assert_eq!(method_name(&m), m.to_string());
+        }
+        let mut uris = vec![
+            rsip::Uri::try_from("sip:+15551234567@gw.example.com:5060;user=phone;lr").unwrap(),
+            rsip::Uri::try_from("sip:127.0.0.1").unwrap(),
+        ];
+        let mut other = rsip::Uri::try_from("sip:a@127.0.0.1:5061;transport=tcp").unwrap();
+        other.scheme = Some(rsip::Scheme::Other("tel".into()));
+        other.auth = Some(rsip::Auth {
+            user: "a".into(),
+            password: Some("pw".into()),
+        });
+        uris.push(other);
+        uris.push(rsip::Uri {
+            scheme: None,
+            ..uris[0].clone()
+        });
+        for uri in uris {
+            let line = format!("BYE {uri} SIP/2.0\r\n");
+            let req = rsip::Request {
+                method: Method::Bye,
+                uri,
+                version: rsip::Version::V2,
+                headers: Headers::default(),
+                body: Vec::new(),
+            };
+            assert!(encode(&SipMessage::Request(req)).starts_with(line.as_bytes()));
+        }
+        let mut resp = rsip::Response::try_from(text).unwrap();
+        resp.status_code = status(403, "Caller ID Not Authorized");
+        let bytes = encode(&SipMessage::Response(resp));
+        assert!(bytes.starts_with(b"SIP/2.0 403 Caller ID Not Authorized\r\n"));
     }
 
     #[test]

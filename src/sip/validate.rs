@@ -5,6 +5,7 @@
 
 use super::frontend::syntax::{parse_cseq, parse_decimal};
 use super::frontend::{expand_name, find};
+use super::message::method_name;
 use super::response::Echo;
 use rsip::headers::{self, UntypedHeader};
 use rsip::{Header, Method, Scheme};
@@ -64,9 +65,10 @@ pub(crate) fn missing_reason(has: impl Fn(&str) -> bool) -> Option<String> {
     (!missing.is_empty()).then(|| format!("Missing {}", missing.join(", ")))
 }
 
-/// Canonical name of a header, compact forms of unknown headers included.
-fn name_of(h: &Header) -> String {
-    let name = match h {
+/// Canonical name of a header, compact forms of unknown headers included ("" for the typed
+/// headers the checks never ask for).
+fn name_of(h: &Header) -> &str {
+    match h {
         Header::Via(_) => "Via",
         Header::From(_) => "From",
         Header::To(_) => "To",
@@ -78,72 +80,70 @@ fn name_of(h: &Header) -> String {
         Header::ContentEncoding(_) => "Content-Encoding",
         Header::Require(_) => "Require",
         Header::Accept(_) => "Accept",
-        Header::Other(name, _) => return expand_name(name),
-        _ => return String::new(),
-    };
-    name.to_string()
+        Header::Other(name, _) => expand_name(name),
+        _ => "",
+    }
 }
 
-/// Values of every header called `name` (canonical spelling).
-fn values<'a>(req: &'a rsip::Request, name: &str) -> Vec<&'a str> {
+/// The value of a header `name_of` knows.
+fn value_of(h: &Header) -> &str {
+    match h {
+        Header::Other(_, v) => v.as_str(),
+        Header::Via(v) => v.value(),
+        Header::From(v) => v.value(),
+        Header::To(v) => v.value(),
+        Header::CallId(v) => v.value(),
+        Header::CSeq(v) => v.value(),
+        Header::MaxForwards(v) => v.value(),
+        Header::ContentType(v) => v.value(),
+        Header::ContentLength(v) => v.value(),
+        Header::ContentEncoding(v) => v.value(),
+        Header::Require(v) => v.value(),
+        Header::Accept(v) => v.value(),
+        _ => "",
+    }
+}
+
+/// Values of every header called `name` (canonical spelling), in order; nothing is allocated.
+fn values<'a>(req: &'a rsip::Request, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
     req.headers
         .iter()
-        .filter(|h| name_of(h).eq_ignore_ascii_case(name))
-        .map(|h| match h {
-            Header::Other(_, v) => v.as_str(),
-            Header::Via(v) => v.value(),
-            Header::From(v) => v.value(),
-            Header::To(v) => v.value(),
-            Header::CallId(v) => v.value(),
-            Header::CSeq(v) => v.value(),
-            Header::MaxForwards(v) => v.value(),
-            Header::ContentType(v) => v.value(),
-            Header::ContentLength(v) => v.value(),
-            Header::ContentEncoding(v) => v.value(),
-            Header::Require(v) => v.value(),
-            Header::Accept(v) => v.value(),
-            _ => "",
-        })
-        .collect()
+        .filter(move |h| name_of(h).eq_ignore_ascii_case(name))
+        .map(value_of)
 }
 
 /// The comma-separated items of every header called `name`.
-fn items<'a>(req: &'a rsip::Request, name: &str) -> Vec<&'a str> {
+fn items<'a>(req: &'a rsip::Request, name: &'a str) -> Vec<&'a str> {
     values(req, name)
-        .into_iter()
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .collect()
 }
 
-/// `type/subtype` of a media type or range, lower-cased, parameters dropped.
-fn media(v: &str) -> String {
-    v.split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
+/// `type/subtype` of a media type or range, parameters dropped (compare case-insensitively).
+fn media(v: &str) -> &str {
+    v.split(';').next().unwrap_or("").trim()
 }
 
 pub fn check_request(req: &rsip::Request) -> Result<(), Refusal> {
-    if let Some(reason) = missing_reason(|n| !values(req, n).is_empty()) {
+    if let Some(reason) = missing_reason(|n| values(req, n).next().is_some()) {
         return Err(Refusal::new(400, reason));
     }
     let repeated: Vec<&str> = SINGLE
         .into_iter()
-        .filter(|n| values(req, n).len() > 1)
+        .filter(|n| values(req, n).nth(1).is_some())
         .collect();
     if !repeated.is_empty() {
         let reason = format!("Multiple Values In {}", repeated.join(", "));
         return Err(Refusal::new(400, reason));
     }
-    let cseq = values(req, "CSeq").into_iter().next().unwrap_or("");
+    let cseq = values(req, "CSeq").next().unwrap_or("");
     let (_, cseq_method) = parse_cseq(cseq).map_err(|r| Refusal::new(400, r))?;
-    if cseq_method != req.method.to_string() {
+    if cseq_method != method_name(&req.method) {
         return Err(Refusal::new(400, "CSeq Method Mismatch"));
     }
-    let max_forwards = match values(req, "Max-Forwards").first() {
+    let max_forwards = match values(req, "Max-Forwards").next() {
         None => None,
         Some(v) => match parse_decimal(v.trim()) {
             Some(n) if n <= 255 => Some(n),
@@ -192,12 +192,12 @@ pub fn check_request(req: &rsip::Request) -> Result<(), Refusal> {
     if sdp_method && !req.body.is_empty() {
         check_body(req)?;
     }
-    if req.method == Method::Invite && !values(req, "Accept").is_empty() {
+    if req.method == Method::Invite && values(req, "Accept").next().is_some() {
         let ok = items(req, "Accept").into_iter().any(|r| {
-            matches!(
-                media(r).as_str(),
-                "application/sdp" | "application/*" | "*/*"
-            )
+            let range = media(r);
+            ["application/sdp", "application/*", "*/*"]
+                .iter()
+                .any(|ok| range.eq_ignore_ascii_case(ok))
         });
         if !ok {
             // RFC 4475 sdp01: 406 with a 399 warning
@@ -212,7 +212,7 @@ pub fn check_request(req: &rsip::Request) -> Result<(), Refusal> {
 
 /// The body of an offer/answer request must be SDP, alone or as a part of a multipart body.
 fn check_body(req: &rsip::Request) -> Result<(), Refusal> {
-    let Some(content_type) = values(req, "Content-Type").into_iter().next() else {
+    let Some(content_type) = values(req, "Content-Type").next() else {
         return Err(Refusal::new(400, "Missing Content-Type"));
     };
     let unsupported = || {
@@ -227,10 +227,13 @@ fn check_body(req: &rsip::Request) -> Result<(), Refusal> {
         return Err(unsupported().with(identity));
     }
     let media_type = media(content_type);
-    if media_type == "application/sdp" {
+    if media_type.eq_ignore_ascii_case("application/sdp") {
         return Ok(());
     }
-    if media_type.starts_with("multipart/") && multipart_has_sdp(content_type, &req.body) {
+    let multipart = media_type
+        .get(.."multipart/".len())
+        .is_some_and(|p| p.eq_ignore_ascii_case("multipart/"));
+    if multipart && multipart_has_sdp(content_type, &req.body) {
         return Ok(());
     }
     Err(unsupported())
@@ -256,7 +259,7 @@ fn multipart_has_sdp(content_type: &str, body: &[u8]) -> bool {
         let is_sdp = part_head.split("\r\n").any(|line| {
             line.split_once(':').is_some_and(|(n, v)| {
                 expand_name(n.trim()).eq_ignore_ascii_case("Content-Type")
-                    && media(v) == "application/sdp"
+                    && media(v).eq_ignore_ascii_case("application/sdp")
             })
         });
         if is_sdp {

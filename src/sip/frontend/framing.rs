@@ -3,8 +3,8 @@
 //! it on bytes, so binary bodies survive.
 
 use super::error::{Fault, FramingError};
-use super::message::parse_frame;
-use super::normalize::unfold;
+use super::message::{parse_frame, Head};
+use super::normalize::{unfold, Field};
 use super::reject::{refuse, rejection_for};
 use super::syntax::parse_decimal;
 use super::{find, split_lines, Limits, Parsed};
@@ -19,10 +19,21 @@ enum BodyLength {
 }
 
 /// The Content-Length of a header section, read leniently so that a message with other broken
-/// headers can still be framed (and answered) without losing the stream.
-fn content_length(head: &[u8], limits: &Limits) -> BodyLength {
-    let lines = split_lines(head);
-    let fields = unfold(lines.get(1..).unwrap_or_default(), limits, false).unwrap_or_default();
+/// headers can still be framed (and answered) without losing the stream. The strictly unfolded
+/// fields are the lenient ones when they could be had at all, so only a broken section is
+/// unfolded a second time.
+fn content_length(head: &Head<'_>, limits: &Limits) -> BodyLength {
+    match &head.fields {
+        Ok(fields) => body_length(fields),
+        Err(_) => {
+            let lines = split_lines(head.raw);
+            let headers = lines.get(1..).unwrap_or_default();
+            body_length(&unfold(headers, limits, false).unwrap_or_default())
+        }
+    }
+}
+
+fn body_length(fields: &[Field<'_>]) -> BodyLength {
     let mut values = fields.iter().filter(|f| f.is("Content-Length"));
     let Some(first) = values.next() else {
         return BodyLength::Missing;
@@ -67,8 +78,9 @@ pub fn parse_datagram(bytes: &[u8], limits: &Limits) -> Parsed {
     if !terminated {
         return refuse(head, Fault::bad("Unterminated Header Section"), limits);
     }
-    let body = match content_length(head, limits) {
-        BodyLength::Bad(reason) => return refuse(head, Fault::bad(reason), limits),
+    let head = Head::new(head, limits);
+    let body = match content_length(&head, limits) {
+        BodyLength::Bad(reason) => return refuse(head.raw, Fault::bad(reason), limits),
         // RFC 3261 §18.3: without Content-Length a datagram's body runs to its end (inv2543)
         BodyLength::Missing => rest,
         BodyLength::Exact(n) => match usize::try_from(n).ok().and_then(|n| rest.get(..n)) {
@@ -76,12 +88,12 @@ pub fn parse_datagram(bytes: &[u8], limits: &Limits) -> Parsed {
             Some(body) => body,
             None => {
                 let fault = Fault::bad("Content-Length Larger Than Message");
-                return refuse(head, fault, limits);
+                return refuse(head.raw, fault, limits);
             }
         },
     };
     if body.len() > limits.max_body_bytes {
-        return refuse(head, Fault::too_large("Body Too Large"), limits);
+        return refuse(head.raw, Fault::too_large("Body Too Large"), limits);
     }
     parse_frame(head, body, limits)
 }
@@ -98,6 +110,8 @@ pub struct StreamFramer {
     overflowed: bool,
     failed: bool,
     pings: usize,
+    /// (end of the header section, size of the message) of a message whose body is incomplete
+    pending: Option<(usize, usize)>,
 }
 
 impl StreamFramer {
@@ -109,6 +123,7 @@ impl StreamFramer {
             overflowed: false,
             failed: false,
             pings: 0,
+            pending: None,
         }
     }
 
@@ -166,6 +181,7 @@ impl StreamFramer {
                 return;
             }
             self.scanned = 0;
+            self.pending = None;
         }
     }
 
@@ -183,6 +199,15 @@ impl StreamFramer {
         if self.buf.is_empty() {
             return self.more_data();
         }
+        if let Some((end, size)) = self.pending {
+            if self.buf.len() < size {
+                return self.more_data();
+            }
+            let head = Head::new(&self.buf[..end], &limits);
+            let parsed = parse_frame(head, &self.buf[end + 4..size], &limits);
+            self.consume(size);
+            return Ok(Some(parsed));
+        }
         let Some(end) = find(&self.buf, END_OF_HEADERS, self.scanned.saturating_sub(3)) else {
             self.scanned = self.buf.len();
             if self.buf.len() > limits.max_message_bytes {
@@ -197,31 +222,42 @@ impl StreamFramer {
             }
             return self.more_data();
         };
-        let head = &self.buf[..end];
-        let n = match content_length(head, &limits) {
+        let head = Head::new(&self.buf[..end], &limits);
+        let n = match content_length(&head, &limits) {
             BodyLength::Exact(n) => n,
             BodyLength::Missing => {
-                let rejection = rejection_for(head, Fault::bad("Missing Content-Length"), &limits);
+                let fault = Fault::bad("Missing Content-Length");
+                let rejection = rejection_for(head.raw, fault, &limits);
                 return Err(FramingError::MissingContentLength { rejection });
             }
             BodyLength::Bad(detail) => {
-                let rejection = rejection_for(head, Fault::bad(detail), &limits);
+                let rejection = rejection_for(head.raw, Fault::bad(detail), &limits);
                 return Err(FramingError::BadContentLength { detail, rejection });
             }
         };
         let size = (end as u64 + 4).saturating_add(n);
         if n > limits.max_body_bytes as u64 || size > limits.max_message_bytes as u64 {
-            let rejection = rejection_for(head, Fault::too_large("Message Too Large"), &limits);
+            let fault = Fault::too_large("Message Too Large");
+            let rejection = rejection_for(head.raw, fault, &limits);
             return Err(FramingError::MessageTooLarge { size, rejection });
         }
         // size <= max_message_bytes, so it fits in usize
         let size = size as usize;
         if self.buf.len() < size {
+            // the header section stays as it is: framed again when the body is complete
+            self.pending = Some((end, size));
             return self.more_data();
         }
-        let frame = self.buf.split_to(size);
+        let parsed = parse_frame(head, &self.buf[end + 4..size], &limits);
+        self.consume(size);
+        Ok(Some(parsed))
+    }
+
+    /// Removes a framed message of `size` bytes from the front of the buffer.
+    fn consume(&mut self, size: usize) {
+        self.buf.advance(size);
         self.scanned = 0;
-        Ok(Some(parse_frame(&frame[..end], &frame[end + 4..], &limits)))
+        self.pending = None;
     }
 }
 

@@ -5,6 +5,10 @@
 //! accepts some invalid headers, so every message is framed (`framing`), unfolded and checked
 //! (`normalize`, `syntax`, `startline`, `uri`) before rsip parses the normalized text
 //! (`message`). Broken requests are answered (`reject`), broken responses dropped.
+//!
+//! A header section is split into lines and unfolded once ([`message::Head`]): framing reads
+//! Content-Length from those fields, and the checks and the text rsip parses are built from the
+//! same fields, which borrow the received bytes unless a value had to be rewritten.
 
 mod error;
 mod framing;
@@ -70,7 +74,8 @@ pub struct Rejection {
 
 /// The lines of a header section (CRLF-separated, the final CRLF not included).
 pub(crate) fn split_lines(head: &[u8]) -> Vec<&[u8]> {
-    let mut lines = Vec::new();
+    // header lines are rarely shorter than 32 bytes on average: usually one allocation
+    let mut lines = Vec::with_capacity(2 + head.len() / 32);
     let mut start = 0;
     while let Some(i) = find(head, b"\r\n", start) {
         lines.push(&head[start..i]);
@@ -80,10 +85,17 @@ pub(crate) fn split_lines(head: &[u8]) -> Vec<&[u8]> {
     lines
 }
 
-/// Position of `needle` in `hay` at or after `from`.
+/// Position of `needle` (not empty) in `hay` at or after `from`.
 pub(crate) fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    hay.get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| p + from)
+    let hay = hay.get(from..)?;
+    let (&first, rest) = needle.split_first()?;
+    let mut at = 0;
+    while let Some(p) = hay.get(at..)?.iter().position(|&b| b == first) {
+        at += p;
+        if hay[at + 1..].starts_with(rest) {
+            return Some(from + at);
+        }
+        at += 1;
+    }
+    None
 }

@@ -5,18 +5,21 @@
 use super::error::Fault;
 use super::syntax::{
     check_call_id, check_name_addr, check_via, collapse_lws, is_token, parse_cseq, parse_decimal,
-    split_top,
+    TopLevel,
 };
 use super::Limits;
+use std::borrow::Cow;
+use std::fmt;
 
-/// One header field: name with compact forms expanded, value unfolded and trimmed.
+/// One header field: name with compact forms expanded, value unfolded and trimmed. Both borrow
+/// the received bytes unless unfolding or canonicalization changed the value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Field {
-    pub name: String,
-    pub value: String,
+pub(crate) struct Field<'a> {
+    pub name: &'a str,
+    pub value: Cow<'a, str>,
 }
 
-impl Field {
+impl Field<'_> {
     pub fn is(&self, name: &str) -> bool {
         self.name.eq_ignore_ascii_case(name)
     }
@@ -46,13 +49,14 @@ const COMPACT: [(u8, &str); 20] = [
     (b'y', "Identity"),
 ];
 
-pub(crate) fn expand_name(name: &str) -> String {
+/// The full name of a compact form, else `name` itself.
+pub(crate) fn expand_name(name: &str) -> &str {
     match name.as_bytes() {
         [c] => COMPACT
             .iter()
             .find(|(k, _)| *k == c.to_ascii_lowercase())
-            .map_or_else(|| name.to_string(), |(_, full)| (*full).to_string()),
-        _ => name.to_string(),
+            .map_or(name, |(_, full)| full),
+        _ => name,
     }
 }
 
@@ -68,9 +72,14 @@ fn trim(mut b: &[u8]) -> &[u8] {
 
 /// Turns the header lines (everything after the start line, split at CRLF) into fields.
 /// In `strict` mode a broken line is a fault; otherwise it is skipped, which is how the headers
-/// needed for an error response are salvaged from a broken message.
-pub(crate) fn unfold(lines: &[&[u8]], limits: &Limits, strict: bool) -> Result<Vec<Field>, Fault> {
-    let mut raw: Vec<(String, Vec<u8>)> = Vec::new();
+/// needed for an error response are salvaged from a broken message. When `strict` succeeds,
+/// the lenient mode gives the same fields.
+pub(crate) fn unfold<'a>(
+    lines: &[&'a [u8]],
+    limits: &Limits,
+    strict: bool,
+) -> Result<Vec<Field<'a>>, Fault> {
+    let mut raw: Vec<(&'a str, Cow<'a, [u8]>)> = Vec::with_capacity(lines.len());
     let mut skipping = false;
     for line in lines {
         if matches!(line.first(), Some(b' ' | b'\t')) {
@@ -79,6 +88,7 @@ pub(crate) fn unfold(lines: &[&[u8]], limits: &Limits, strict: bool) -> Result<V
                 Some((_, value)) if !skipping => {
                     let more = trim(line);
                     if !more.is_empty() {
+                        let value = value.to_mut();
                         value.push(b' ');
                         value.extend_from_slice(more);
                     }
@@ -90,7 +100,8 @@ pub(crate) fn unfold(lines: &[&[u8]], limits: &Limits, strict: bool) -> Result<V
         }
         let parsed = line.iter().position(|&b| b == b':').and_then(|colon| {
             let name = std::str::from_utf8(trim(&line[..colon])).ok()?;
-            is_token(name).then(|| (expand_name(name), trim(&line[colon + 1..]).to_vec()))
+            let value = Cow::Borrowed(trim(&line[colon + 1..]));
+            is_token(name).then(|| (expand_name(name), value))
         });
         match parsed {
             Some(field) => {
@@ -106,17 +117,26 @@ pub(crate) fn unfold(lines: &[&[u8]], limits: &Limits, strict: bool) -> Result<V
     }
     let mut fields = Vec::with_capacity(raw.len());
     for (name, value) in raw {
-        let value = trim(&value);
-        if value.iter().any(|&b| b == b'\r' || b == b'\n') {
+        if trim(&value).iter().any(|&b| b == b'\r' || b == b'\n') {
             if strict {
                 return Err(Fault::bad(format!("Bare CR or LF in {name}")));
             }
             continue;
         }
-        let value = match std::str::from_utf8(value) {
-            Ok(v) => v.to_string(),
-            Err(_) if strict => return Err(Fault::bad(format!("Invalid UTF-8 in {name}"))),
-            Err(_) => String::from_utf8_lossy(value).into_owned(),
+        let value = match value {
+            Cow::Borrowed(v) => match std::str::from_utf8(trim(v)) {
+                Ok(v) => Cow::Borrowed(v),
+                Err(_) if strict => return Err(Fault::bad(format!("Invalid UTF-8 in {name}"))),
+                Err(_) => String::from_utf8_lossy(trim(v)),
+            },
+            Cow::Owned(v) => {
+                let v = trim(&v);
+                match std::str::from_utf8(v) {
+                    Ok(v) => Cow::Owned(v.to_string()),
+                    Err(_) if strict => return Err(Fault::bad(format!("Invalid UTF-8 in {name}"))),
+                    Err(_) => Cow::Owned(String::from_utf8_lossy(v).into_owned()),
+                }
+            }
         };
         fields.push(Field { name, value });
     }
@@ -125,103 +145,191 @@ pub(crate) fn unfold(lines: &[&[u8]], limits: &Limits, strict: bool) -> Result<V
 
 /// Splits a list header into its values; None if a quote is unbalanced or a value is empty.
 pub(crate) fn split_list(value: &str) -> Option<Vec<&str>> {
-    let parts = split_top(value, b',')?;
-    let parts: Vec<&str> = parts.into_iter().map(str::trim).collect();
-    (!parts.iter().any(|p| p.is_empty())).then_some(parts)
+    list_ok(value).then(|| {
+        TopLevel::new(value, b',')
+            .map(|p| p.unwrap_or_default().trim())
+            .collect()
+    })
+}
+
+/// Whether [`split_list`] would succeed, without collecting the values.
+fn list_ok(value: &str) -> bool {
+    TopLevel::new(value, b',').all(|p| p.is_some_and(|p| !p.trim().is_empty()))
+}
+
+/// Calls `each` with every value of a list header in order, or fails with `bad()` first if
+/// [`split_list`] would fail. Values borrow the message text when `value` does.
+fn each_value<'a>(
+    value: Cow<'a, str>,
+    bad: impl Fn() -> Fault,
+    mut each: impl FnMut(Cow<'a, str>) -> Result<(), Fault>,
+) -> Result<(), Fault> {
+    if !list_ok(&value) {
+        return Err(bad());
+    }
+    match value {
+        Cow::Borrowed(v) => TopLevel::new(v, b',')
+            .try_for_each(|p| each(Cow::Borrowed(p.unwrap_or_default().trim()))),
+        Cow::Owned(v) => TopLevel::new(&v, b',')
+            .try_for_each(|p| each(Cow::Owned(p.unwrap_or_default().trim().to_string()))),
+    }
+}
+
+/// `collapse_lws` that keeps the borrow of the message text when nothing changes.
+fn collapse<'a>(value: Cow<'a, str>, seps: &[u8]) -> Cow<'a, str> {
+    match value {
+        Cow::Borrowed(v) => collapse_lws(v, seps),
+        Cow::Owned(v) => Cow::Owned(collapse_lws(&v, seps).into_owned()),
+    }
+}
+
+/// Whether formatting `args` gives exactly `text` (compared as it is written: no allocation).
+fn formats_as(text: &str, args: fmt::Arguments<'_>) -> bool {
+    struct Compare<'s> {
+        rest: &'s [u8],
+        same: bool,
+    }
+    impl fmt::Write for Compare<'_> {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            match self.rest.strip_prefix(s.as_bytes()) {
+                Some(rest) if self.same => self.rest = rest,
+                _ => self.same = false,
+            }
+            Ok(())
+        }
+    }
+    let mut cmp = Compare {
+        rest: text.as_bytes(),
+        same: true,
+    };
+    let _ = fmt::write(&mut cmp, args);
+    cmp.same && cmp.rest.is_empty()
+}
+
+/// The header fields `structure` checks and rewrites, by canonical name.
+fn checked_name(name: &str) -> Option<&'static str> {
+    const CHECKED: [&str; 10] = [
+        "Via",
+        "From",
+        "To",
+        "Contact",
+        "Route",
+        "Record-Route",
+        "Call-ID",
+        "CSeq",
+        "Max-Forwards",
+        "Content-Length",
+    ];
+    CHECKED.into_iter().find(|c| c.eq_ignore_ascii_case(name))
 }
 
 /// Checks and canonicalizes the header fields the gateway relies on.
-pub(crate) fn structure(fields: Vec<Field>, limits: &Limits) -> Result<Vec<Field>, Fault> {
-    let mut out = Vec::with_capacity(fields.len());
+pub(crate) fn structure<'a>(
+    fields: Vec<Field<'a>>,
+    limits: &Limits,
+) -> Result<Vec<Field<'a>>, Fault> {
+    let mut out = Vec::with_capacity(fields.len() + 2);
     let mut vias = 0usize;
-    let push = |out: &mut Vec<Field>, name: &str, value: String| {
-        out.push(Field {
-            name: name.to_string(),
-            value,
-        })
-    };
     for f in fields {
-        let lower = f.name.to_ascii_lowercase();
-        match lower.as_str() {
-            "via" => {
-                let v = collapse_lws(&f.value, b"/;=,:");
-                let parts = split_list(&v).ok_or_else(|| Fault::bad("Malformed Via"))?;
-                for p in parts {
-                    if !check_via(p) {
-                        return Err(Fault::bad("Malformed Via"));
+        let Some(name) = checked_name(f.name) else {
+            out.push(f);
+            continue;
+        };
+        match name {
+            "Via" => {
+                let v = collapse(f.value, b"/;=,:");
+                let bad = || Fault::bad("Malformed Via");
+                each_value(v, bad, |p| {
+                    if !check_via(&p) {
+                        return Err(bad());
                     }
                     vias += 1;
                     if vias > limits.max_via {
                         return Err(Fault::too_large("Too Many Via Headers"));
                     }
-                    push(&mut out, "Via", p.to_string());
-                }
+                    out.push(Field { name, value: p });
+                    Ok(())
+                })?;
             }
-            "from" | "to" => {
-                let name = if lower == "to" { "To" } else { "From" };
-                let v = collapse_lws(&f.value, b";=");
+            "From" | "To" => {
+                let v = collapse(f.value, b";=");
                 if !check_name_addr(&v, false) {
                     return Err(Fault::bad(format!("Malformed {name}")));
                 }
-                push(&mut out, name, v);
+                out.push(Field { name, value: v });
             }
-            "contact" | "route" | "record-route" => {
-                let name = match lower.as_str() {
-                    "contact" => "Contact",
-                    "route" => "Route",
-                    _ => "Record-Route",
-                };
-                let v = collapse_lws(&f.value, b";=,");
+            "Contact" | "Route" | "Record-Route" => {
+                let v = collapse(f.value, b";=,");
                 if name == "Contact" && v == "*" {
-                    push(&mut out, name, v);
+                    out.push(Field { name, value: v });
                     continue;
                 }
                 let bad = || Fault::bad(format!("Malformed {name}"));
-                for p in split_list(&v).ok_or_else(bad)? {
-                    if !check_name_addr(p, name != "Contact") {
+                each_value(v, bad, |p| {
+                    if !check_name_addr(&p, name != "Contact") {
                         return Err(bad());
                     }
-                    push(&mut out, name, p.to_string());
-                }
+                    out.push(Field { name, value: p });
+                    Ok(())
+                })?;
             }
-            "call-id" => {
+            "Call-ID" => {
                 if !check_call_id(&f.value) {
                     return Err(Fault::bad("Malformed Call-ID"));
                 }
-                push(&mut out, "Call-ID", f.value);
+                out.push(Field {
+                    name,
+                    value: f.value,
+                });
             }
-            "cseq" => {
+            "CSeq" => {
                 let (seq, method) = parse_cseq(&f.value).map_err(Fault::bad)?;
-                push(&mut out, "CSeq", format!("{seq} {method}"));
+                let rewritten = (!formats_as(&f.value, format_args!("{seq} {method}")))
+                    .then(|| format!("{seq} {method}"));
+                let value = rewritten.map_or(f.value, Cow::Owned);
+                out.push(Field { name, value });
             }
-            "max-forwards" => match parse_decimal(&f.value) {
-                Some(n) if n <= 255 => push(&mut out, "Max-Forwards", n.to_string()),
+            "Max-Forwards" => match parse_decimal(&f.value) {
+                Some(n) if n <= 255 => out.push(Field {
+                    name,
+                    value: canonical_number(f.value, n),
+                }),
                 _ => return Err(Fault::bad("Bad Max-Forwards")),
             },
-            "content-length" => match parse_decimal(&f.value) {
-                Some(n) => push(&mut out, "Content-Length", n.to_string()),
+            _ => match parse_decimal(&f.value) {
+                // Content-Length
+                Some(n) => out.push(Field {
+                    name,
+                    value: canonical_number(f.value, n),
+                }),
                 None => return Err(Fault::bad("Bad Content-Length")),
             },
-            _ => out.push(f),
         }
     }
     Ok(out)
+}
+
+/// `n` in decimal, borrowing `value` when it already is exactly that (no leading zeros).
+fn canonical_number(value: Cow<'_, str>, n: u64) -> Cow<'_, str> {
+    if formats_as(&value, format_args!("{n}")) {
+        value
+    } else {
+        Cow::Owned(n.to_string())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn fields(text: &str) -> Result<Vec<Field>, Fault> {
+    fn fields(text: &str) -> Result<Vec<Field<'_>>, Fault> {
         let lines: Vec<&[u8]> = text.split("\r\n").map(str::as_bytes).collect();
         let limits = Limits::default();
         structure(unfold(&lines, &limits, true)?, &limits)
     }
 
-    fn pairs(f: &[Field]) -> Vec<(&str, &str)> {
-        f.iter()
-            .map(|f| (f.name.as_str(), f.value.as_str()))
-            .collect()
+    fn pairs<'a>(f: &'a [Field<'_>]) -> Vec<(&'a str, &'a str)> {
+        f.iter().map(|f| (f.name, f.value.as_ref())).collect()
     }
 
     #[test]
@@ -234,12 +342,28 @@ mod tests {
     }
 
     #[test]
+    fn values_borrow_the_message_unless_rewritten() {
+        let f = fields(
+            "Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: A <sip:a@b>;tag=1\r\nCSeq: 1 INVITE\r\n\
+             Max-Forwards: 70\r\nl: 0\r\nCSeq: 01 INVITE\r\nMax-Forwards: 070\r\nX: a\r\n b",
+        )
+        .unwrap();
+        let owned: Vec<&str> = f
+            .iter()
+            .filter(|f| matches!(f.value, Cow::Owned(_)))
+            .map(|f| f.value.as_ref())
+            .collect();
+        assert_eq!(owned, ["1 INVITE", "70", "a b"]);
+        assert_eq!(f[4].name, "Content-Length");
+    }
+
+    #[test]
     fn compact_names_expand() {
         let text = "i: a@b\r\nm: <sip:x@y>\r\ne: gzip\r\nl: 0\r\nc: application/sdp\r\n\
                     f: <sip:a@b>;tag=1\r\ns: hi\r\nk: timer\r\nt: sip:c@d\r\nv: SIP/2.0/UDP h\r\n\
                     o: refer\r\nr: <sip:z@w>\r\nb: <sip:q@w>\r\nx: 90\r\nu: talk\r\ny: abc\r\n\
                     a: *;audio\r\nj: *;video\r\nd: proxy\r\nn: <http://x/y>;alg=rsa-sha1\r\nz: kept";
-        let names: Vec<String> = fields(text).unwrap().into_iter().map(|f| f.name).collect();
+        let names: Vec<&str> = fields(text).unwrap().into_iter().map(|f| f.name).collect();
         assert_eq!(
             names,
             [

@@ -54,11 +54,11 @@ fn rejection(lines: &[&[u8]], fault: Fault, limits: &Limits) -> Salvaged {
     let fields = unfold(lines.get(1..).unwrap_or_default(), limits, false).unwrap_or_default();
     let mut echo = Echo::default();
     for f in &fields {
-        let value = || Some(f.value.clone());
+        let value = || Some(f.value.to_string());
         if f.is("Via") {
             match split_list(&f.value) {
                 Some(parts) => echo.vias.extend(parts.into_iter().map(str::to_string)),
-                None => echo.vias.push(f.value.clone()),
+                None => echo.vias.push(f.value.to_string()),
             }
         } else if f.is("From") && echo.from.is_none() {
             echo.from = value();
