@@ -94,6 +94,9 @@ pub async fn start_gateway(tweaks: &[&str]) -> Harness {
             "database.url",
             format!("\"sqlite://{}/tg.db\"", dir.path().display()),
         ),
+        // Below Linux's ephemeral ports (where the UAs' own sockets land), and apart from the
+        // range the tests that run the binary use.
+        ("media.port_range", "[21000, 24999]".to_string()),
         (
             "recording.dir",
             format!("\"{}/recordings\"", dir.path().display()),

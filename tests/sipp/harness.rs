@@ -97,6 +97,9 @@ impl Default for TrunkLimits {
     }
 }
 
+/// Below Linux's ephemeral ports, apart from the in-process tests' range.
+const MEDIA_SECTION: &str = "[media]\nport_range = [25000, 28999]\n";
+
 pub fn config_toml(addrs: &Addrs, db: &Path, limits: TrunkLimits) -> String {
     format!(
         r#"[sip]
@@ -111,6 +114,7 @@ retry_after_secs = 5
 [database]
 url = "sqlite://{db}"
 
+{media}
 [[trunks]]
 name = "interop"
 pbx = ["{pbx_ip}/32"]
@@ -126,6 +130,7 @@ timezone = "UTC"
 max_call_secs = 600
 blocked_numbers = []
 "#,
+        media = MEDIA_SECTION,
         inside = addrs.inside,
         outside = addrs.outside,
         db = db.display(),
@@ -624,7 +629,14 @@ impl Scene {
         let addrs = Addrs::pick();
         let db = dir.path().join("cdrs.db");
         let mut config = config_toml(&addrs, &db, limits);
-        config.push_str(&extra(dir.path()));
+        let extra = extra(dir.path());
+        if extra.contains("[media]\n") {
+            // One [media] table: the test's keys join the port range.
+            config = config.replace(MEDIA_SECTION, "");
+            config.push_str(&extra.replacen("[media]\n", MEDIA_SECTION, 1));
+        } else {
+            config.push_str(&extra);
+        }
         let gateway = Gateway::start(dir.path(), &config);
         Scene {
             sipps: Vec::new(),
