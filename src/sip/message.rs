@@ -51,11 +51,44 @@ pub fn encode(msg: &SipMessage) -> Bytes {
         if matches!(h, Header::ContentLength(_)) {
             continue;
         }
-        let _ = write!(out, "{h}\r\n");
+        match name_value(h) {
+            Some((name, value)) => {
+                out.put_slice(name.as_bytes());
+                out.put_slice(b": ");
+                out.put_slice(value.as_bytes());
+                out.put_slice(b"\r\n");
+            }
+            None => {
+                let _ = write!(out, "{h}\r\n");
+            }
+        }
     }
     let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
     out.put_slice(body);
     out.freeze()
+}
+
+/// Name and value of the headers we send most, as rsip's `Display` writes them (`name: value`),
+/// so that they are copied without going through the formatter; None for the others.
+fn name_value(h: &Header) -> Option<(&str, &str)> {
+    Some(match h {
+        Header::Via(v) => ("Via", v.value()),
+        Header::From(v) => ("From", v.value()),
+        Header::To(v) => ("To", v.value()),
+        Header::CallId(v) => ("Call-ID", v.value()),
+        Header::CSeq(v) => ("CSeq", v.value()),
+        Header::Contact(v) => ("Contact", v.value()),
+        Header::MaxForwards(v) => ("Max-Forwards", v.value()),
+        Header::ContentType(v) => ("Content-Type", v.value()),
+        Header::RecordRoute(v) => ("Record-Route", v.value()),
+        Header::Route(v) => ("Route", v.value()),
+        Header::Server(v) => ("Server", v.value()),
+        Header::UserAgent(v) => ("User-Agent", v.value()),
+        Header::Allow(v) => ("Allow", v.value()),
+        Header::Supported(v) => ("Supported", v.value()),
+        Header::Other(name, value) => (name.as_str(), value.as_str()),
+        _ => return None,
+    })
 }
 
 /// What rsip's `Display` for a URI writes, without the strings it formats for each part.
@@ -422,6 +455,34 @@ mod tests {
         resp.status_code = status(403, "Caller ID Not Authorized");
         let bytes = encode(&SipMessage::Response(resp));
         assert!(bytes.starts_with(b"SIP/2.0 403 Caller ID Not Authorized\r\n"));
+    }
+
+    #[test]
+    fn copied_headers_read_as_rsip_writes_them() {
+        use rsip::headers::*;
+        let v = "a value; with=params";
+        let all = [
+            Header::Via(Via::new(v)),
+            Header::From(From::new(v)),
+            Header::To(To::new(v)),
+            Header::CallId(CallId::new(v)),
+            Header::CSeq(CSeq::new(v)),
+            Header::Contact(Contact::new(v)),
+            Header::MaxForwards(MaxForwards::new(v)),
+            Header::ContentType(ContentType::new(v)),
+            Header::RecordRoute(RecordRoute::new(v)),
+            Header::Route(Route::new(v)),
+            Header::Server(Server::new(v)),
+            Header::UserAgent(UserAgent::new(v)),
+            Header::Allow(Allow::new(v)),
+            Header::Supported(Supported::new(v)),
+            Header::Other("P-Asserted-Identity".into(), v.into()),
+        ];
+        for h in all {
+            let (name, value) = name_value(&h).expect("copied");
+            assert_eq!(format!("{name}: {value}"), h.to_string());
+        }
+        assert_eq!(name_value(&Header::Subject(Subject::new(v))), None);
     }
 
     #[test]
