@@ -34,6 +34,13 @@ outside = "$OUTSIDE"
 drain_timeout_secs = 5
 [database]
 url = "sqlite://$OUT_DIR/profile.db"
+
+# The bench's own recordings dir and an RTP range apart from the test suite's (21000-28999).
+[media]
+port_range = [18000, 19999]
+
+[recording]
+dir = "$OUT_DIR/recordings"
 [[trunks]]
 name = "profile"
 pbx = ["127.0.0.10/32"]

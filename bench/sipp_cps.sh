@@ -93,6 +93,13 @@ drain_timeout_secs = 5
 url = "sqlite://$BENCH_DIR/bench.db"
 cdr_queue = 100000
 
+# The bench's own recordings dir and an RTP range apart from the test suite's (21000-28999).
+[media]
+port_range = [18000, 19999]
+
+[recording]
+dir = "$BENCH_DIR/recordings"
+
 [[trunks]]
 name = "bench"
 pbx = ["$PBX_IP/32"]
