@@ -34,21 +34,13 @@ impl Call {
                     );
                 } else if side == self.a.side {
                     // BYE on an early dialog from the caller: the call is abandoned.
-                    let out =
-                        message_response(&self.a_tx, 487, "Request Terminated", &self.a.local_tag);
-                    self.a_tx.respond(out);
-                    self.a_final_sent = true;
-                    if let Some(key) = &self.b_key {
-                        self.ctx.layer.cancel(key);
-                    }
-                    self.end(
+                    self.give_up_early(
                         487,
                         "Request Terminated",
                         Disposition::Cancelled,
                         "cancelled",
-                        Some(hangup),
+                        hangup,
                     );
-                    self.linger_until = Some(Instant::now() + self.ctx.layer.timers().timeout());
                 } else {
                     let out = message_response(
                         &self.a_tx,
@@ -106,20 +98,13 @@ impl Call {
         if self.ring_deadline.is_some_and(|d| now >= d) {
             self.ring_deadline = None;
             if self.phase == Phase::Early && !self.a_final_sent {
-                let out = message_response(&self.a_tx, 408, "Request Timeout", &self.a.local_tag);
-                self.a_tx.respond(out);
-                self.a_final_sent = true;
-                if let Some(key) = &self.b_key {
-                    self.ctx.layer.cancel(key);
-                }
-                self.end(
+                self.give_up_early(
                     408,
                     "Request Timeout",
                     Disposition::NoAnswer,
                     "ring_timeout",
-                    Some(HangupSide::Gateway),
+                    HangupSide::Gateway,
                 );
-                self.linger_until = Some(now + self.ctx.layer.timers().timeout());
             }
         }
         if self.max_deadline.is_some_and(|d| now >= d) {
@@ -142,25 +127,13 @@ impl Call {
         match self.phase {
             Phase::Answered => self.bye_both(reason),
             Phase::Early => {
-                if !self.a_final_sent {
-                    let out =
-                        message_response(&self.a_tx, 503, "Service Unavailable", &self.a.local_tag);
-                    self.a_tx.respond(out);
-                    self.a_final_sent = true;
-                }
-                if let Some(key) = &self.b_key {
-                    self.ctx.layer.cancel(key);
-                }
-                self.end(
+                self.give_up_early(
                     503,
                     "Service Unavailable",
                     Disposition::Failed,
                     reason,
-                    Some(HangupSide::Gateway),
+                    HangupSide::Gateway,
                 );
-                if !self.b_final_seen {
-                    self.linger_until = Some(Instant::now() + self.ctx.layer.timers().timeout());
-                }
             }
             Phase::Ended => {}
         }
@@ -179,6 +152,31 @@ impl Call {
             reason,
             Some(HangupSide::Gateway),
         );
+    }
+
+    /// The call ends before the answer: A gets `status` (unless it already has a final
+    /// response), B's INVITE is cancelled, and the call waits up to 64·T1 for B's final
+    /// response so that a 2xx racing the CANCEL is ACKed and ended.
+    pub(super) fn give_up_early(
+        &mut self,
+        status: u16,
+        reason: &str,
+        disposition: Disposition,
+        end_reason: &str,
+        hangup: HangupSide,
+    ) {
+        if !self.a_final_sent {
+            let out = message_response(&self.a_tx, status, reason, &self.a.local_tag);
+            self.a_tx.respond(out);
+            self.a_final_sent = true;
+        }
+        if let Some(key) = &self.b_key {
+            self.ctx.layer.cancel(key);
+        }
+        self.end(status, reason, disposition, end_reason, Some(hangup));
+        if !self.b_final_seen {
+            self.linger_until = Some(Instant::now() + self.ctx.layer.timers().timeout());
+        }
     }
 
     pub(super) fn send_bye(&mut self, side: Side) {

@@ -165,22 +165,13 @@ impl Call {
         if tx.side() != self.a.side || self.phase != Phase::Early || self.a_final_sent {
             return;
         }
-        let out = message_response(&self.a_tx, 487, "Request Terminated", &self.a.local_tag);
-        self.a_tx.respond(out);
-        self.a_final_sent = true;
-        if let Some(key) = &self.b_key {
-            self.ctx.layer.cancel(key);
-        }
         let hangup = side_of(self.a.side);
-        self.end(
+        self.give_up_early(
             487,
             "Request Terminated",
             Disposition::Cancelled,
             "cancelled",
-            Some(hangup),
+            hangup,
         );
-        if !self.b_final_seen {
-            self.linger_until = Some(Instant::now() + self.ctx.layer.timers().timeout());
-        }
     }
 }
