@@ -26,6 +26,8 @@ pub struct RecorderOptions {
     pub jitter_window: Duration,
     /// A timestamp further than this from the arrival time re-anchors the leg.
     pub jump_threshold: Duration,
+    /// How far back late packets are still put in their place in the file (see `timeline`).
+    pub patch_horizon: Duration,
     /// The header is rewritten at least this often while audio is written.
     pub flush_interval: Duration,
     /// How often a worker wakes.
@@ -42,6 +44,7 @@ impl Default for RecorderOptions {
             queue_packets: 1024,
             jitter_window: Duration::from_millis(200),
             jump_threshold: Duration::from_secs(1),
+            patch_horizon: Duration::from_secs(30),
             flush_interval: Duration::from_secs(1),
             tick: Duration::from_millis(20),
             idle_grace: Duration::from_secs(1),

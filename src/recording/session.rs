@@ -16,14 +16,20 @@ use super::packet::RecPacket;
 use super::pcap::PcapWriter;
 use super::pool::RecorderOptions;
 use super::repair::fix_wav_header;
-use super::timeline::Timeline;
+use super::timeline::{Patch, Timeline};
 use super::writer::{create_file, part_path, sync_dir, RecordingResult, RecordingSpec};
 
 pub(crate) struct WavOut {
     pub(crate) wav: hound::WavWriter<BufWriter<File>>,
-    /// A second handle on the same file, to fsync it after hound has let go of it.
+    /// A second handle on the same file, to fsync it after hound has let go of it and to put
+    /// late audio in place (positional reads and writes leave hound's offset alone).
     pub(crate) sync: File,
+    /// Where the samples start (the header's length).
+    pub(crate) data_offset: u64,
 }
+
+/// Bytes per stereo 16-bit frame.
+const FRAME_BYTES: u64 = 4;
 
 pub(crate) enum Control {
     /// The call renegotiated (re-INVITE/UPDATE): new payload type mappings.
@@ -74,7 +80,13 @@ impl CallWriter {
     ) -> Self {
         let rate = spec.codec.file_rate();
         CallWriter {
-            timeline: Timeline::new(spec.started, rate, opts.jitter_window, opts.jump_threshold),
+            timeline: Timeline::new(
+                spec.started,
+                rate,
+                opts.jitter_window,
+                opts.jump_threshold,
+                opts.patch_horizon,
+            ),
             call_id: spec.call_id,
             path,
             wav: Some(wav),
@@ -160,6 +172,28 @@ impl CallWriter {
         self.samples.clear();
         self.timeline.drain_ready(&mut self.samples);
         self.write_samples();
+        self.apply_patches();
+    }
+
+    /// Puts late audio where it belongs in frames already written.
+    fn apply_patches(&mut self) {
+        let patches = self.timeline.take_patches();
+        if patches.is_empty() {
+            return;
+        }
+        let Some(out) = self.wav.as_mut() else {
+            return;
+        };
+        // The patched frames must be in the file, not in hound's buffer.
+        let res = out.wav.flush().map_err(|e| e.to_string()).and_then(|()| {
+            patches.iter().try_for_each(|p| {
+                patch_channel(&out.sync, out.data_offset, p).map_err(|e| e.to_string())
+            })
+        });
+        if let Err(e) = res {
+            self.fail("wav patch", &e);
+            self.wav = None;
+        }
     }
 
     fn accept(&mut self, pkt: RecPacket) {
@@ -262,8 +296,9 @@ impl CallWriter {
         self.samples.clear();
         self.timeline.drain_all(ended, &mut self.samples);
         self.write_samples();
+        self.apply_patches();
         let part = part_path(&self.path);
-        if let Some(WavOut { wav, sync }) = self.wav.take() {
+        if let Some(WavOut { wav, sync, .. }) = self.wav.take() {
             if let Err(e) = wav.finalize() {
                 self.fail("wav finalize", &e);
             }
@@ -315,13 +350,31 @@ impl CallWriter {
             packets: self.packets,
             overflowed_packets,
             late_packets: self.timeline.stats.late_packets,
+            patched_packets: self.timeline.stats.patched_packets,
             undecoded_packets: self.undecoded,
             reanchors: self.timeline.stats.reanchors,
             error: self.error.clone(),
         };
         tracing::info!(call_id = %self.call_id, path = %self.path.display(),
             duration_ms = result.duration_ms, complete = result.complete,
-            overflowed = overflowed_packets, "recording closed");
+            overflowed = overflowed_packets, late = result.late_packets,
+            patched = result.patched_packets, "recording closed");
         Ok(result)
     }
+}
+
+/// Overwrites one channel of frames `patch.pos ..` of a stereo 16-bit WAV, leaving the other.
+fn patch_channel(file: &File, data_offset: u64, patch: &Patch) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let at = data_offset + patch.pos * FRAME_BYTES;
+    let mut frames = vec![0u8; patch.samples.len() * FRAME_BYTES as usize];
+    file.read_exact_at(&mut frames, at)?;
+    for (frame, s) in frames
+        .chunks_exact_mut(FRAME_BYTES as usize)
+        .zip(&patch.samples)
+    {
+        let o = patch.channel * 2;
+        frame[o..o + 2].copy_from_slice(&s.to_le_bytes());
+    }
+    file.write_all_at(&frames, at)
 }

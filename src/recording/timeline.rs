@@ -4,14 +4,22 @@
 //! stream is anchored once: its first packet goes where it arrived, and later packets go where
 //! their RTP timestamp says relative to that first packet. So lost packets and silence
 //! suppression leave silence, reordered packets land in their place, and both legs follow the
-//! wall clock. A new SSRC, or a timestamp that disagrees with the arrival time by more than
-//! `jump`, re-anchors the leg on the arrival time. A leg is not moved back later when a packet
-//! comes sooner than its anchor predicts: that would overwrite audio already placed, and
-//! evidence keeps every sample rather than a few milliseconds of alignment.
+//! wall clock. A new SSRC, or a timestamp ahead of the arrival time by more than `jump`,
+//! re-anchors the leg on the arrival time. A leg is not moved back later when a packet comes
+//! sooner than its anchor predicts: that would overwrite audio already placed, and evidence
+//! keeps every sample rather than a few milliseconds of alignment.
 //!
 //! Packets wait in a per-leg jitter buffer until the timeline has moved `window` past them, are
 //! then decoded in order (G.722 is stateful) and painted into a stereo buffer; frames before that
 //! point are final and handed to the writer.
+//!
+//! A packet whose place was already handed out is not lost when that place is still silent on
+//! its leg and no older than `horizon`: it becomes a `Patch` that the writer puts into the file
+//! where it belongs. This is what a sender does after a stall (a CPU or network hiccup): it
+//! sends the packets it owes in a burst, timestamps continuous with what came before. A packet
+//! later than `jump` is taken as such a burst only while the burst lasts less than `jump`
+//! and only into silence; otherwise (a timestamp that jumped back on a live stream) the leg
+//! re-anchors on arrival as for any jump.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -28,7 +36,22 @@ pub struct TimelineStats {
     pub late_packets: u64,
     /// Times a leg was re-anchored (new SSRC or timestamp jump), first anchors not counted.
     pub reanchors: u64,
+    /// Packets that came after their place had been written and were put there afterwards.
+    pub patched_packets: u64,
 }
+
+/// Samples of one channel to put into frames already handed to the writer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Patch {
+    /// First frame.
+    pub(crate) pos: u64,
+    pub(crate) channel: usize,
+    pub(crate) samples: Vec<i16>,
+}
+
+/// Intervals of a leg's painted frames kept for the hole check; more (a hostile sender's
+/// scattered tiny packets) forgets the oldest, which only makes fewer packets patchable.
+const MAX_COVERED: usize = 4096;
 
 /// RTP clock of every decodable codec here (G.722 too, per RFC 3551).
 const RTP_CLOCK: u32 = 8_000;
@@ -59,6 +82,8 @@ struct Pending {
     generation: u32,
     kind: AudioKind,
     payload: Bytes,
+    /// Its place may already be written: the part before `written` becomes a `Patch`.
+    patch: bool,
 }
 
 struct LegState {
@@ -69,6 +94,43 @@ struct LegState {
     /// Sorted by position.
     pending: Vec<Pending>,
     decoder: LegDecoder,
+    /// Frames painted on this leg, as sorted disjoint `[start, end)` intervals, back to the
+    /// patch horizon: a late packet may only go where this leg is still silent.
+    covered: VecDeque<(i64, i64)>,
+    /// Arrival position of the first packet of the current run of packets later than `jump`.
+    late_run_since: Option<i64>,
+}
+
+impl LegState {
+    fn is_covered(&self, pos: i64) -> bool {
+        let i = self.covered.partition_point(|&(_, end)| end <= pos);
+        self.covered.get(i).is_some_and(|&(start, _)| start <= pos)
+            || self.pending.iter().any(|p| p.pos == pos)
+    }
+}
+
+/// Adds `[start, end)` to a leg's painted intervals, merging neighbours, and forgets what is
+/// older than `keep_from`.
+fn cover(covered: &mut VecDeque<(i64, i64)>, start: i64, end: i64, keep_from: i64) {
+    if start >= end {
+        return;
+    }
+    let i = covered.partition_point(|&(_, e)| e < start);
+    let mut j = i;
+    let (mut s, mut e) = (start, end);
+    while let Some(&(cs, ce)) = covered.get(j) {
+        if cs > e {
+            break;
+        }
+        s = s.min(cs);
+        e = e.max(ce);
+        j += 1;
+    }
+    covered.drain(i..j);
+    covered.insert(i, (s, e));
+    while covered.front().is_some_and(|&(_, e)| e <= keep_from) || covered.len() > MAX_COVERED {
+        covered.pop_front();
+    }
 }
 
 impl LegState {
@@ -79,6 +141,8 @@ impl LegState {
             decoded_generation: 0,
             pending: Vec::with_capacity(32),
             decoder: LegDecoder::new(),
+            covered: VecDeque::with_capacity(8),
+            late_run_since: None,
         }
     }
 }
@@ -90,7 +154,10 @@ pub(crate) struct Timeline {
     scale: i64,
     window: i64,
     jump: i64,
+    horizon: i64,
     legs: [LegState; 2],
+    /// Late audio for frames already handed out, for the writer to put in place.
+    patches: Vec<Patch>,
     /// Frames from `written` on, not yet handed out.
     buf: VecDeque<[i16; 2]>,
     written: i64,
@@ -101,14 +168,22 @@ pub(crate) struct Timeline {
 }
 
 impl Timeline {
-    pub(crate) fn new(t0: Instant, rate: u32, window: Duration, jump: Duration) -> Self {
+    pub(crate) fn new(
+        t0: Instant,
+        rate: u32,
+        window: Duration,
+        jump: Duration,
+        horizon: Duration,
+    ) -> Self {
         let mut t = Timeline {
             t0,
             rate,
             scale: (rate / RTP_CLOCK) as i64,
             window: 0,
             jump: 0,
+            horizon: 0,
             legs: [LegState::new(), LegState::new()],
+            patches: Vec::new(),
             buf: VecDeque::with_capacity(rate as usize),
             written: 0,
             now_pos: 0,
@@ -117,6 +192,7 @@ impl Timeline {
         };
         t.window = t.frames(window);
         t.jump = t.frames(jump);
+        t.horizon = t.frames(horizon);
         t
     }
 
@@ -149,16 +225,26 @@ impl Timeline {
     pub(crate) fn place(&mut self, pkt: &RecPacket, kind: AudioKind) {
         self.observe(pkt.arrival);
         let arrival_pos = self.pos_of(pkt.arrival);
-        let (scale, jump) = (self.scale, self.jump);
+        let (scale, jump, written) = (self.scale, self.jump, self.written);
+        let oldest_patchable = (written - self.horizon).max(0);
         let leg = &mut self.legs[pkt.leg.channel()];
-        let placed = match leg.stream.as_mut() {
-            Some(s) if s.ssrc == pkt.ssrc => {
-                let ext = s.extend(pkt.timestamp);
-                let pos = s.anchor_pos + (ext - s.anchor_ts) * scale;
-                ((pos - arrival_pos).abs() <= jump).then_some(pos)
+        let fillable = |leg: &LegState, pos: i64| pos >= oldest_patchable && !leg.is_covered(pos);
+        let mut placed = None;
+        if let Some(s) = leg.stream.as_mut().filter(|s| s.ssrc == pkt.ssrc) {
+            let ext = s.extend(pkt.timestamp);
+            let pos = s.anchor_pos + (ext - s.anchor_ts) * scale;
+            let lateness = arrival_pos - pos;
+            if (-jump..=jump).contains(&lateness) {
+                leg.late_run_since = None;
+                placed = Some(pos);
+            } else if lateness > jump {
+                // A sender catching up after a stall sends what it owes at once: a short run.
+                let since = *leg.late_run_since.get_or_insert(arrival_pos);
+                if arrival_pos - since <= jump && fillable(leg, pos) {
+                    placed = Some(pos);
+                }
             }
-            _ => None,
-        };
+        }
         let pos = match placed {
             Some(pos) => pos,
             None => {
@@ -172,10 +258,12 @@ impl Timeline {
                     last_raw: pkt.timestamp,
                     last_ext: pkt.timestamp as i64,
                 });
+                leg.late_run_since = None;
                 leg.generation = leg.generation.wrapping_add(1);
                 arrival_pos
             }
         };
+        let patch = pos < written && fillable(leg, pos);
         let at = leg.pending.partition_point(|p| p.pos <= pos);
         leg.pending.insert(
             at,
@@ -184,13 +272,20 @@ impl Timeline {
                 generation: leg.generation,
                 kind,
                 payload: pkt.payload.clone(),
+                patch,
             },
         );
     }
 
+    /// Late audio for frames already handed out, oldest first; the writer must apply them.
+    pub(crate) fn take_patches(&mut self) -> Vec<Patch> {
+        std::mem::take(&mut self.patches)
+    }
+
     /// Decodes and paints every pending packet that starts before `until`.
     fn release(&mut self, until: i64) {
-        let rate = self.rate;
+        let (rate, written) = (self.rate, self.written);
+        let keep_from = written - self.horizon;
         for (ch, leg) in self.legs.iter_mut().enumerate() {
             let n = leg.pending.partition_point(|p| p.pos < until);
             for p in leg.pending.drain(..n) {
@@ -200,10 +295,28 @@ impl Timeline {
                 }
                 leg.decoder
                     .decode(p.kind, &p.payload, rate, &mut self.scratch);
-                let painted = paint(&mut self.buf, self.written, ch, p.pos, &self.scratch);
-                if !painted {
-                    self.stats.late_packets += 1;
+                let len = self.scratch.len() as i64;
+                let mut from = 0;
+                if p.patch && p.pos < written {
+                    let past = (written - p.pos).min(len) as usize;
+                    self.patches.push(Patch {
+                        pos: p.pos as u64,
+                        channel: ch,
+                        samples: self.scratch[..past].to_vec(),
+                    });
+                    self.stats.patched_packets += 1;
+                    from = past;
                 }
+                if from < self.scratch.len() {
+                    let start = p.pos + from as i64;
+                    let painted = paint(&mut self.buf, written, ch, start, &self.scratch[from..]);
+                    if !painted && from == 0 {
+                        self.stats.late_packets += 1;
+                        continue;
+                    }
+                }
+                let covered_from = if from > 0 { p.pos } else { p.pos.max(written) };
+                cover(&mut leg.covered, covered_from, p.pos + len, keep_from);
             }
         }
     }
@@ -275,17 +388,37 @@ mod tests {
     }
 
     fn run(t0: Instant, pkts: &[RecPacket], end_ms: u64) -> (Vec<i16>, TimelineStats) {
-        let mut tl = Timeline::new(t0, 8000, 60 * MS, 500 * MS);
+        let mut tl = Timeline::new(t0, 8000, 60 * MS, 500 * MS, 10_000 * MS);
         let mut out = Vec::new();
-        // Fed in arrival order, as the relay would.
+        // Fed in arrival order, as the relay would; patches applied as the writer would.
         let mut pkts = pkts.to_vec();
         pkts.sort_by_key(|p| p.arrival);
         for p in &pkts {
             tl.place(p, AudioKind::Pcma);
             tl.drain_ready(&mut out);
+            apply(&mut out, tl.take_patches());
         }
         tl.drain_all(t0 + Duration::from_millis(end_ms), &mut out);
+        apply(&mut out, tl.take_patches());
         (out, tl.stats.clone())
+    }
+
+    fn apply(out: &mut [i16], patches: Vec<Patch>) {
+        for p in patches {
+            for (i, s) in p.samples.iter().enumerate() {
+                let at = 2 * (p.pos as usize + i) + p.channel;
+                assert_eq!(out[at], 0, "a patch only fills silence");
+                out[at] = *s;
+            }
+        }
+    }
+
+    /// A 20 ms PCMA packet stream on one leg: (arrival ms, timestamp index) pairs.
+    fn stream(t0: Instant, leg: Leg, ssrc: u32, timing: &[(u64, u32)]) -> Vec<RecPacket> {
+        timing
+            .iter()
+            .map(|&(at, i)| pkt(t0, leg, at, 5000 + i * 160, ssrc, 0xaa))
+            .collect()
     }
 
     #[test]
@@ -335,8 +468,10 @@ mod tests {
             pkt(t0, Leg::Inside, 100, c_ts, 2, 0xaa),
             // Timestamps wrap around within the new stream: 300 ms later.
             pkt(t0, Leg::Inside, 400, c_ts.wrapping_add(2400), 2, 0xaa),
-            // Far too late: its place (120 ms) was written long ago.
+            // Late: its place (120 ms) was written long ago, but is silent: patched.
             pkt(t0, Leg::Inside, 500, c_ts.wrapping_add(160), 2, 0xaa),
+            // Too late: its place (100 ms) holds audio already (a duplicate): dropped.
+            pkt(t0, Leg::Inside, 510, c_ts, 2, 0xaa),
         ];
         let (out, stats) = run(t0, &p, 500);
         let left = |f: usize| out[2 * f];
@@ -344,9 +479,67 @@ mod tests {
         assert_eq!(left(320), 32256);
         assert_eq!(left(480), 0);
         assert_eq!(left(800), 32256);
+        assert_eq!(left(960), 32256, "late packet put in its place");
+        assert_eq!(left(1119), 32256);
+        assert_eq!(left(1120), 0);
         assert_eq!(left(3200), 32256, "wrapped timestamp placed at 400 ms");
         assert_eq!(stats.reanchors, 2);
         assert_eq!(stats.late_packets, 1);
+        assert_eq!(stats.patched_packets, 1);
+    }
+
+    #[test]
+    fn a_burst_after_a_stall_goes_where_its_timestamps_say() {
+        let t0 = Instant::now();
+        // 0..1 s on time, then the sender stalls 1.5 s and sends the 75 packets it owes within
+        // 15 ms, then goes on in time.
+        let mut timing: Vec<(u64, u32)> = (0..50).map(|i| (20 * i as u64, i)).collect();
+        timing.extend((50..125).map(|i| (2500 + (i as u64 - 50) / 5, i)));
+        timing.extend((126..150).map(|i| (20 * i as u64, i)));
+        let (out, stats) = run(t0, &stream(t0, Leg::Outside, 4, &timing), 3000);
+        assert_eq!(out.len(), 2 * 24_000, "as long as the call");
+        let right: Vec<i16> = out.iter().skip(1).step_by(2).copied().collect();
+        let silent = right[..25_000.min(right.len())]
+            .iter()
+            .filter(|&&s| s == 0)
+            .count();
+        // Every packet is in the file; only 125 (never sent) is silence: 160 frames.
+        assert_eq!(silent, 160, "{stats:?}");
+        assert!(right[125 * 160..126 * 160].iter().all(|&s| s == 0));
+        assert_eq!(stats.reanchors, 0);
+        assert_eq!(stats.late_packets, 0);
+        assert!(stats.patched_packets >= 50, "{stats:?}");
+    }
+
+    #[test]
+    fn a_timestamp_jumping_back_on_a_live_stream_reanchors() {
+        let t0 = Instant::now();
+        // On time for 2 s, then the timestamps restart 1.5 s back and go on in time: that
+        // audio is new, not owed, and must not overwrite what was recorded.
+        let mut timing: Vec<(u64, u32)> = (0..100).map(|i| (20 * i as u64, i)).collect();
+        timing.extend((100..150).map(|i| (20 * i as u64, i - 75)));
+        let (out, stats) = run(t0, &stream(t0, Leg::Inside, 5, &timing), 3000);
+        let left: Vec<i16> = out.iter().step_by(2).copied().collect();
+        assert!(left[..24_000].iter().all(|&s| s == 32256), "{stats:?}");
+        assert_eq!(stats.reanchors, 1);
+        assert_eq!(stats.patched_packets, 0);
+    }
+
+    #[test]
+    fn a_late_run_longer_than_the_jump_reanchors() {
+        let t0 = Instant::now();
+        // Talk for 200 ms, silence, then from 3 s a stream 2 s behind its timestamps, in time
+        // (not a catch-up burst): at most `jump` (500 ms) of it goes into the silent past.
+        let mut timing: Vec<(u64, u32)> = (0..10).map(|i| (20 * i as u64, i)).collect();
+        timing.extend((150..250).map(|i| (20 * i as u64, i - 100)));
+        let (out, stats) = run(t0, &stream(t0, Leg::Inside, 6, &timing), 5000);
+        let left: Vec<i16> = out.iter().step_by(2).copied().collect();
+        assert_eq!(stats.reanchors, 1, "{stats:?}");
+        assert!(stats.patched_packets <= 26, "{stats:?}");
+        assert!(
+            left[32_000..40_000].iter().all(|&s| s == 32256),
+            "after re-anchoring"
+        );
     }
 
     #[test]
@@ -366,7 +559,7 @@ mod tests {
     #[test]
     fn clock_advances_while_idle() {
         let t0 = Instant::now();
-        let mut tl = Timeline::new(t0, 8000, 60 * MS, 500 * MS);
+        let mut tl = Timeline::new(t0, 8000, 60 * MS, 500 * MS, 10_000 * MS);
         let mut out = Vec::new();
         tl.observe_clock(t0 + 2000 * MS, 1000 * MS);
         assert_eq!(tl.drain_ready(&mut out), 8000 - 480);

@@ -79,8 +79,10 @@ pub struct RecordingResult {
     pub packets: [u64; 2],
     /// Packets dropped because the recorder's queue was full (never silent: counted here).
     pub overflowed_packets: u64,
-    /// Packets that came after their place was written.
+    /// Packets that came after their place was written and could not be put there (dropped).
     pub late_packets: u64,
+    /// Packets that came after their place was written and were put there afterwards.
+    pub patched_packets: u64,
     /// Packets of codecs the recorder cannot decode (kept in the pcap).
     pub undecoded_packets: u64,
     /// Re-anchors of a leg (SSRC change, timestamp jump).
@@ -277,6 +279,7 @@ fn check_call_id(id: &str) -> Result<(), RecordingError> {
 /// Creates a new file with mode 0640 whatever the umask; never replaces one.
 pub(crate) fn create_file(path: &Path) -> Result<File, RecordingError> {
     let file = OpenOptions::new()
+        .read(true)
         .write(true)
         .create_new(true)
         .mode(FILE_MODE)
@@ -301,7 +304,15 @@ fn start_wav(path: &Path, file: File, rate: u32) -> Result<WavOut, RecordingErro
         .map_err(|e| RecordingError::wav(path, e))?;
     // A write (not a sync) is enough: file systems reserve space when the page is dirtied.
     wav.flush().map_err(|e| RecordingError::wav(path, e))?;
-    Ok(WavOut { wav, sync })
+    let data_offset = sync
+        .metadata()
+        .map_err(|e| RecordingError::io(path, e))?
+        .len();
+    Ok(WavOut {
+        wav,
+        sync,
+        data_offset,
+    })
 }
 
 /// Syncs a directory so that a rename in it survives a power loss.

@@ -218,6 +218,13 @@ fn info_of(r: &RecordingResult) -> RecordingInfo {
             r.late_packets, r.reanchors
         ));
     }
+    if r.patched_packets > 0 {
+        // Complete, but say so: this audio was written into its place after the fact.
+        notes.push(format!(
+            "{} late packets put in their place after it was written",
+            r.patched_packets
+        ));
+    }
     if r.undecoded_packets > 0 {
         notes.push(format!(
             "{} packets of an undecodable codec kept in the pcap",
