@@ -68,6 +68,8 @@ fn draft(side: Side, peer: Peer, req: &rsip::Request, trunk: Option<String>) -> 
         answer_at: None,
         q850: None,
         refusal_reason: None,
+        trunk_active: None,
+        caller_active: None,
     }
 }
 
@@ -159,6 +161,8 @@ pub(super) fn record_malformed(ctx: &Ctx, side: Side, peer: Peer, rejection: &Re
         answer_at: None,
         q850: None,
         refusal_reason: Some("malformed_request".into()),
+        trunk_active: None,
+        caller_active: None,
     };
     ctx.cdrs.submit(d.finish(
         rejection.status,

@@ -45,6 +45,12 @@ pub struct Cdr {
     pub end_reason: String,
     /// Policy code when refused, e.g. caller_id_not_authorized.
     pub refusal_reason: Option<String>,
+    /// Calls in progress on the trunk right after this one was admitted (itself counted).
+    #[serde(default)]
+    pub trunk_active: Option<u32>,
+    /// Calls in progress presenting this caller ID right after this one was admitted.
+    #[serde(default)]
+    pub caller_active: Option<u32>,
     /// Per-leg media figures; empty when the call never had media.
     #[serde(default)]
     pub media: Vec<LegQuality>,
@@ -215,6 +221,8 @@ pub(crate) fn sample_cdr(id: &str) -> Cdr {
         disposition: Disposition::Answered,
         end_reason: "bye_outside".to_string(),
         refusal_reason: None,
+        trunk_active: None,
+        caller_active: None,
         media: vec![
             LegQuality {
                 leg: "inside".to_string(),

@@ -13,9 +13,9 @@ use crate::monitor::cdr::Cdr;
 const INSERT_CDR: &str = "INSERT INTO cdrs (id, inside_call_id, outside_call_id, trunk, \
      direction, source, caller, callee, presented_from, pai, invite_at, ringing_at, answer_at, \
      end_at, talk_ms, final_status, final_reason, q850_cause, hangup_side, disposition, \
-     end_reason, refusal_reason) \
+     end_reason, refusal_reason, trunk_active, caller_active) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-     $19, $20, $21, $22) \
+     $19, $20, $21, $22, $23, $24) \
      ON CONFLICT (id) DO NOTHING";
 
 const DELETE_JOURNAL: &str = "DELETE FROM call_journal WHERE id = $1";
@@ -26,7 +26,7 @@ macro_rules! select_cdrs {
             "SELECT id, inside_call_id, outside_call_id, trunk, direction, source, caller, ",
             "callee, presented_from, pai, invite_at, ringing_at, answer_at, end_at, talk_ms, ",
             "final_status, final_reason, q850_cause, hangup_side, disposition, end_reason, ",
-            "refusal_reason FROM cdrs ",
+            "refusal_reason, trunk_active, caller_active FROM cdrs ",
             $tail
         )
     };
@@ -136,6 +136,8 @@ pub(super) async fn insert_cdr(conn: &mut SqliteConnection, cdr: &Cdr) -> Result
         .bind(cdr.disposition.as_str())
         .bind(&cdr.end_reason)
         .bind(&cdr.refusal_reason)
+        .bind(cdr.trunk_active.map(i64::from))
+        .bind(cdr.caller_active.map(i64::from))
         .execute(&mut *conn)
         .await?
         .rows_affected();
@@ -166,6 +168,11 @@ fn cdr_from_row(row: &SqliteRow) -> Result<Cdr, StoreError> {
             .transpose()
     };
     let code = |column: &'static str| -> Result<String, StoreError> { Ok(row.try_get(column)?) };
+    let count = |column: &'static str| -> Result<Option<u32>, StoreError> {
+        let n: Option<i64> = row.try_get(column)?;
+        n.map(|n| u32::try_from(n).map_err(|_| corrupt(column, n.to_string())))
+            .transpose()
+    };
 
     let direction = code("direction")?;
     let direction = direction
@@ -209,6 +216,8 @@ fn cdr_from_row(row: &SqliteRow) -> Result<Cdr, StoreError> {
         disposition,
         end_reason: row.try_get("end_reason")?,
         refusal_reason: row.try_get("refusal_reason")?,
+        trunk_active: count("trunk_active")?,
+        caller_active: count("caller_active")?,
         id,
         // Filled in by the caller from the per-call tables.
         media: Vec::new(),

@@ -21,7 +21,8 @@ pub enum StoreError {
     #[error("no cdr with id `{id}`")]
     UnknownCdr { id: String },
     /// A stored row that does not decode: it was edited by hand or written by something else.
-    #[error("cdr `{id}`: column {column} holds an invalid value `{value}`")]
+    /// `id` names the row (a CDR id, or e.g. `complaint 7` for other tables).
+    #[error("row `{id}`: column {column} holds an invalid value `{value}`")]
     Corrupt {
         id: String,
         column: &'static str,

@@ -13,9 +13,13 @@ macro_rules! newest_cdrs_page {
 
 mod call_media_queries;
 mod cdr_queries;
+mod complaint_queries;
+mod enforcement_queries;
 mod error;
 mod journal_queries;
 
+pub use complaint_queries::{NewComplaint, StoredComplaint};
+pub use enforcement_queries::{AnomalyRow, EnforcementEntry, NewEnforcement, SubjectKey};
 pub use error::StoreError;
 pub use journal_queries::{AppliedWrites, CdrWrite, JournaledCall};
 

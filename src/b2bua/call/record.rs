@@ -23,6 +23,9 @@ pub(crate) struct CdrDraft {
     /// An explicit cause from the far end (Reason: Q.850;cause=N) wins over the mapping.
     pub q850: Option<u8>,
     pub refusal_reason: Option<String>,
+    /// Concurrency right after admission (trunk, caller ID), for the peak-concurrency KPI.
+    pub trunk_active: Option<u32>,
+    pub caller_active: Option<u32>,
 }
 
 impl CdrDraft {
@@ -88,6 +91,8 @@ impl CdrDraft {
             disposition,
             end_reason: end_reason.to_string(),
             refusal_reason: self.refusal_reason.clone(),
+            trunk_active: self.trunk_active,
+            caller_active: self.caller_active,
             media: Vec::new(),
             recording: None,
             dtmf: Vec::new(),

@@ -1,0 +1,194 @@
+//! Complaints (`complaints`) and the calls they are about (`complaint_cdrs`).
+//!
+//! A complaint is stored once (its natural key: complainant, caller ID, time, category, source),
+//! so importing the same file twice adds nothing. When it is stored it is linked, in the same
+//! transaction, to the CDRs of calls from that caller ID to that complainant that started within
+//! the given window before the complaint (and a little after it, for clock skew between the
+//! carrier's systems and ours).
+
+use chrono::{DateTime, Duration, Utc};
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::cdr_queries::{format_time, parse_time};
+use super::{Store, StoreError};
+
+/// How far after the complaint's time a call still counts as the one complained about: the
+/// complainant's clock (or the carrier's record of it) may run ahead of ours.
+const CLOCK_SKEW_MINUTES: i64 = 60;
+
+const INSERT_COMPLAINT: &str = "INSERT INTO complaints (complainant, caller_id, trunk, \
+     received_at, category, source, text, imported_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+     ON CONFLICT (complainant, caller_id, received_at, category, source) DO NOTHING";
+
+const LINK_CDRS: &str = "INSERT INTO complaint_cdrs (complaint_id, cdr_id) \
+     SELECT $1, id FROM cdrs WHERE caller = $2 AND callee = $3 \
+     AND invite_at >= $4 AND invite_at <= $5";
+
+const SELECT_COMPLAINTS: &str = "SELECT id, complainant, caller_id, trunk, received_at, \
+     category, source, text, imported_at FROM complaints";
+
+/// A complaint as filed (numbers already normalized; category and source as their codes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewComplaint {
+    pub complainant: String,
+    pub caller_id: String,
+    /// The trunk that owns the caller ID, when known.
+    pub trunk: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub category: String,
+    pub source: String,
+    pub text: String,
+}
+
+/// A stored complaint and the CDRs linked to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredComplaint {
+    pub id: i64,
+    pub complaint: NewComplaint,
+    pub imported_at: DateTime<Utc>,
+    pub cdr_ids: Vec<String>,
+}
+
+impl Store {
+    /// Stores a complaint and links it to the calls it is about (from `link_window` before its
+    /// time). Returns `None` when the same complaint is already stored.
+    pub async fn insert_complaint(
+        &self,
+        c: &NewComplaint,
+        link_window: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Option<StoredComplaint>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let done = sqlx::query(INSERT_COMPLAINT)
+            .bind(&c.complainant)
+            .bind(&c.caller_id)
+            .bind(&c.trunk)
+            .bind(format_time(c.received_at))
+            .bind(&c.category)
+            .bind(&c.source)
+            .bind(&c.text)
+            .bind(format_time(now))
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let id = done.last_insert_rowid();
+        sqlx::query(LINK_CDRS)
+            .bind(id)
+            .bind(&c.caller_id)
+            .bind(&c.complainant)
+            .bind(format_time(c.received_at - link_window))
+            .bind(format_time(
+                c.received_at + Duration::minutes(CLOCK_SKEW_MINUTES),
+            ))
+            .execute(&mut *tx)
+            .await?;
+        let cdr_ids = linked_cdrs(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(Some(StoredComplaint {
+            id,
+            complaint: c.clone(),
+            imported_at: crate::monitor::cdr::ms_precision(now),
+            cdr_ids,
+        }))
+    }
+
+    /// Complaints received in `[from, to)`, optionally about one caller ID, oldest first.
+    pub async fn complaints(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        caller_id: Option<&str>,
+    ) -> Result<Vec<StoredComplaint>, StoreError> {
+        let sql = format!(
+            "{SELECT_COMPLAINTS} WHERE received_at >= $1 AND received_at < $2 \
+             AND ($3 IS NULL OR caller_id = $3) ORDER BY received_at, id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(format_time(from))
+            .bind(format_time(to))
+            .bind(caller_id)
+            .fetch_all(self.pool())
+            .await?;
+        self.with_links(rows).await
+    }
+
+    /// Complaints with an id above `after`, oldest first, at most `limit`: how the running
+    /// gateway picks up complaints that another process (the CLI) stored.
+    pub async fn complaints_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredComplaint>, StoreError> {
+        let sql = format!("{SELECT_COMPLAINTS} WHERE id > $1 ORDER BY id LIMIT $2");
+        let rows = sqlx::query(&sql)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(self.pool())
+            .await?;
+        self.with_links(rows).await
+    }
+
+    /// The highest complaint id stored (0 when none).
+    pub async fn last_complaint_id(&self) -> Result<i64, StoreError> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM complaints")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(id.unwrap_or(0))
+    }
+
+    async fn with_links(&self, rows: Vec<SqliteRow>) -> Result<Vec<StoredComplaint>, StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut c = complaint_from_row(row)?;
+            c.cdr_ids = linked_cdrs(&mut conn, c.id).await?;
+            out.push(c);
+        }
+        Ok(out)
+    }
+}
+
+async fn linked_cdrs(
+    conn: &mut sqlx::SqliteConnection,
+    id: i64,
+) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT cdr_id FROM complaint_cdrs WHERE complaint_id = $1 ORDER BY cdr_id",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+fn complaint_from_row(row: &SqliteRow) -> Result<StoredComplaint, StoreError> {
+    let id: i64 = row.try_get("id")?;
+    let time = |column: &'static str| -> Result<DateTime<Utc>, StoreError> {
+        let text: String = row.try_get(column)?;
+        parse_time(&text).ok_or_else(|| StoreError::Corrupt {
+            id: format!("complaint {id}"),
+            column,
+            value: text,
+        })
+    };
+    Ok(StoredComplaint {
+        id,
+        complaint: NewComplaint {
+            complainant: row.try_get("complainant")?,
+            caller_id: row.try_get("caller_id")?,
+            trunk: row.try_get("trunk")?,
+            received_at: time("received_at")?,
+            category: row.try_get("category")?,
+            source: row.try_get("source")?,
+            text: row.try_get("text")?,
+        },
+        imported_at: time("imported_at")?,
+        cdr_ids: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+#[path = "complaint_queries_tests.rs"]
+mod tests;

@@ -1,0 +1,355 @@
+//! Anomalies (`anomalies`, `anomaly_calls`) and the append-only enforcement log
+//! (`enforcement_log`). Codes (subject kind, step, cause, origin) are stored as the monitor's
+//! text codes; the schema's CHECKs refuse anything else, and triggers refuse any UPDATE or
+//! DELETE of the log.
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::cdr_queries::{format_time, parse_time};
+use super::{Store, StoreError};
+
+/// Who or what an anomaly or a step is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubjectKey {
+    /// `trunk`, `caller_id` or `callee`.
+    pub kind: String,
+    pub trunk: String,
+    /// Empty for a trunk.
+    pub number: String,
+}
+
+/// An anomaly with its evidence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnomalyRow {
+    pub id: String,
+    pub detected_at: DateTime<Utc>,
+    pub rule: String,
+    pub subject: SubjectKey,
+    pub window_secs: i64,
+    pub observed: f64,
+    pub threshold: f64,
+    pub sample: i64,
+    /// The step the rule maps to (what was imposed may be higher after escalation).
+    pub step: String,
+    pub detail: String,
+    /// A few calls that show it.
+    pub call_ids: Vec<String>,
+}
+
+/// A row to append to the enforcement log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEnforcement {
+    pub at: DateTime<Utc>,
+    /// `impose` or `lift`.
+    pub action: String,
+    pub subject: SubjectKey,
+    pub step: String,
+    /// When an imposed step is due to lift (none: until lifted by hand).
+    pub until: Option<DateTime<Utc>>,
+    /// `anomaly`, `operator`, `expiry` or `recovery`.
+    pub cause: String,
+    pub anomaly_id: Option<String>,
+    pub operator: Option<String>,
+    pub reason: String,
+    /// For a lift: the id of the row that imposed the step.
+    pub lifts: Option<i64>,
+    /// `gateway`, `cli` or `api`.
+    pub origin: String,
+}
+
+/// A row of the enforcement log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnforcementEntry {
+    pub id: i64,
+    pub entry: NewEnforcement,
+}
+
+const INSERT_ANOMALY: &str = "INSERT INTO anomalies (id, detected_at, rule, subject_kind, trunk, \
+     number, window_secs, observed, threshold, sample, step, detail) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
+const INSERT_ANOMALY_CALL: &str =
+    "INSERT OR IGNORE INTO anomaly_calls (anomaly_id, call_id) VALUES ($1, $2)";
+
+const SELECT_ANOMALIES: &str = "SELECT id, detected_at, rule, subject_kind, trunk, number, \
+     window_secs, observed, threshold, sample, step, detail FROM anomalies";
+
+const INSERT_ENFORCEMENT: &str = "INSERT INTO enforcement_log (at, action, subject_kind, trunk, \
+     number, step, until, cause, anomaly_id, operator, reason, lifts, origin) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+
+const SELECT_ENFORCEMENT: &str = "SELECT id, at, action, subject_kind, trunk, number, step, \
+     until, cause, anomaly_id, operator, reason, lifts, origin FROM enforcement_log";
+
+impl Store {
+    /// Stores an anomaly and the log rows it caused, in one transaction; returns the rows' ids.
+    pub async fn record_anomaly(
+        &self,
+        anomaly: &AnomalyRow,
+        steps: &[NewEnforcement],
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(INSERT_ANOMALY)
+            .bind(&anomaly.id)
+            .bind(format_time(anomaly.detected_at))
+            .bind(&anomaly.rule)
+            .bind(&anomaly.subject.kind)
+            .bind(&anomaly.subject.trunk)
+            .bind(&anomaly.subject.number)
+            .bind(anomaly.window_secs)
+            .bind(anomaly.observed)
+            .bind(anomaly.threshold)
+            .bind(anomaly.sample)
+            .bind(&anomaly.step)
+            .bind(&anomaly.detail)
+            .execute(&mut *tx)
+            .await?;
+        for call in &anomaly.call_ids {
+            sqlx::query(INSERT_ANOMALY_CALL)
+                .bind(&anomaly.id)
+                .bind(call)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let mut ids = Vec::with_capacity(steps.len());
+        for s in steps {
+            ids.push(insert_enforcement(&mut tx, s).await?);
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// Appends rows to the enforcement log in one transaction; returns their ids.
+    pub async fn append_enforcement(
+        &self,
+        entries: &[NewEnforcement],
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let mut ids = Vec::with_capacity(entries.len());
+        for e in entries {
+            ids.push(insert_enforcement(&mut tx, e).await?);
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// Anomalies detected in `[from, to)`, optionally about one trunk and/or number, oldest first.
+    pub async fn anomalies(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        trunk: Option<&str>,
+        number: Option<&str>,
+    ) -> Result<Vec<AnomalyRow>, StoreError> {
+        let sql = format!(
+            "{SELECT_ANOMALIES} WHERE detected_at >= $1 AND detected_at < $2 \
+             AND ($3 IS NULL OR trunk = $3) AND ($4 IS NULL OR number = $4) \
+             ORDER BY detected_at, id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(format_time(from))
+            .bind(format_time(to))
+            .bind(trunk)
+            .bind(number)
+            .fetch_all(self.pool())
+            .await?;
+        self.with_calls(rows).await
+    }
+
+    /// Anomalies that name a call as an example.
+    pub async fn anomalies_of_call(&self, call_id: &str) -> Result<Vec<AnomalyRow>, StoreError> {
+        let sql = format!(
+            "{SELECT_ANOMALIES} WHERE id IN (SELECT anomaly_id FROM anomaly_calls \
+             WHERE call_id = $1) ORDER BY detected_at, id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(call_id)
+            .fetch_all(self.pool())
+            .await?;
+        self.with_calls(rows).await
+    }
+
+    /// Log rows written in `[from, to)`, in order.
+    pub async fn enforcement_log(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<EnforcementEntry>, StoreError> {
+        let sql = format!("{SELECT_ENFORCEMENT} WHERE at >= $1 AND at < $2 ORDER BY id");
+        let rows = sqlx::query(&sql)
+            .bind(format_time(from))
+            .bind(format_time(to))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    /// Log rows with an id above `after`, in order, at most `limit`: how the running gateway
+    /// picks up what the CLI appended.
+    pub async fn enforcement_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<EnforcementEntry>, StoreError> {
+        let sql = format!("{SELECT_ENFORCEMENT} WHERE id > $1 ORDER BY id LIMIT $2");
+        let rows = sqlx::query(&sql)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    /// One row of the log.
+    pub async fn enforcement_entry(&self, id: i64) -> Result<Option<EnforcementEntry>, StoreError> {
+        let sql = format!("{SELECT_ENFORCEMENT} WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(entry_from_row).transpose()
+    }
+
+    /// Steps imposed and not lifted, whose `until` (if any) is after `now`: what is in force.
+    pub async fn enforcement_in_force(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<EnforcementEntry>, StoreError> {
+        let sql = format!(
+            "{SELECT_ENFORCEMENT} AS e WHERE action = 'impose' \
+             AND (until IS NULL OR until > $1) \
+             AND NOT EXISTS (SELECT 1 FROM enforcement_log l WHERE l.lifts = e.id) ORDER BY id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(format_time(now))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    /// The highest log id (0 when empty).
+    pub async fn last_enforcement_id(&self) -> Result<i64, StoreError> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM enforcement_log")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(id.unwrap_or(0))
+    }
+
+    async fn with_calls(&self, rows: Vec<SqliteRow>) -> Result<Vec<AnomalyRow>, StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut a = anomaly_from_row(row)?;
+            a.call_ids = sqlx::query_scalar(
+                "SELECT call_id FROM anomaly_calls WHERE anomaly_id = $1 ORDER BY call_id",
+            )
+            .bind(&a.id)
+            .fetch_all(&mut *conn)
+            .await?;
+            out.push(a);
+        }
+        Ok(out)
+    }
+}
+
+async fn insert_enforcement(
+    conn: &mut sqlx::SqliteConnection,
+    e: &NewEnforcement,
+) -> Result<i64, StoreError> {
+    let done = sqlx::query(INSERT_ENFORCEMENT)
+        .bind(format_time(e.at))
+        .bind(&e.action)
+        .bind(&e.subject.kind)
+        .bind(&e.subject.trunk)
+        .bind(&e.subject.number)
+        .bind(&e.step)
+        .bind(e.until.map(format_time))
+        .bind(&e.cause)
+        .bind(&e.anomaly_id)
+        .bind(&e.operator)
+        .bind(&e.reason)
+        .bind(e.lifts)
+        .bind(&e.origin)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.last_insert_rowid())
+}
+
+fn time_of(
+    row: &SqliteRow,
+    what: &str,
+    column: &'static str,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let text: Option<String> = row.try_get(column)?;
+    text.map(|t| {
+        parse_time(&t).ok_or_else(|| StoreError::Corrupt {
+            id: what.to_string(),
+            column,
+            value: t,
+        })
+    })
+    .transpose()
+}
+
+fn subject_of(row: &SqliteRow) -> Result<SubjectKey, StoreError> {
+    Ok(SubjectKey {
+        kind: row.try_get("subject_kind")?,
+        trunk: row.try_get("trunk")?,
+        number: row.try_get("number")?,
+    })
+}
+
+fn anomaly_from_row(row: &SqliteRow) -> Result<AnomalyRow, StoreError> {
+    let id: String = row.try_get("id")?;
+    let what = format!("anomaly {id}");
+    let detected_at = time_of(row, &what, "detected_at")?.ok_or_else(|| StoreError::Corrupt {
+        id: what.clone(),
+        column: "detected_at",
+        value: String::new(),
+    })?;
+    Ok(AnomalyRow {
+        detected_at,
+        rule: row.try_get("rule")?,
+        subject: subject_of(row)?,
+        window_secs: row.try_get("window_secs")?,
+        observed: row.try_get("observed")?,
+        threshold: row.try_get("threshold")?,
+        sample: row.try_get("sample")?,
+        step: row.try_get("step")?,
+        detail: row.try_get("detail")?,
+        call_ids: Vec::new(),
+        id,
+    })
+}
+
+fn entry_from_row(row: &SqliteRow) -> Result<EnforcementEntry, StoreError> {
+    let id: i64 = row.try_get("id")?;
+    let what = format!("enforcement {id}");
+    let at = time_of(row, &what, "at")?.ok_or_else(|| StoreError::Corrupt {
+        id: what.clone(),
+        column: "at",
+        value: String::new(),
+    })?;
+    Ok(EnforcementEntry {
+        id,
+        entry: NewEnforcement {
+            at,
+            action: row.try_get("action")?,
+            subject: subject_of(row)?,
+            step: row.try_get("step")?,
+            until: time_of(row, &what, "until")?,
+            cause: row.try_get("cause")?,
+            anomaly_id: row.try_get("anomaly_id")?,
+            operator: row.try_get("operator")?,
+            reason: row.try_get("reason")?,
+            lifts: row.try_get("lifts")?,
+            origin: row.try_get("origin")?,
+        },
+    })
+}
+
+#[cfg(test)]
+#[path = "enforcement_queries_tests.rs"]
+mod tests;
