@@ -19,6 +19,7 @@ use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::Row;
 
 use super::cdr_queries::{format_time, insert_cdr, parse_time};
+use super::kpi_queries::{add_to_buckets, BucketCounters, Rollup};
 use super::{Store, StoreError};
 use crate::monitor::call_media::LegQuality;
 use crate::monitor::cdr::Cdr;
@@ -51,6 +52,14 @@ pub enum CdrWrite {
     Cdr(Cdr),
 }
 
+/// Counters of a batch without KPI buckets.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct NoCounters;
+
+impl BucketCounters for NoCounters {
+    fn merge(&mut self, _: &Self) {}
+}
+
 /// What [`Store::apply_cdr_writes`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AppliedWrites {
@@ -78,15 +87,32 @@ impl Store {
     /// Apply journal entries and final CDRs in the given order, in one transaction (see the module
     /// documentation). Replaying a batch after a failed commit gives the same result.
     pub async fn apply_cdr_writes(&self, writes: &[CdrWrite]) -> Result<AppliedWrites, StoreError> {
+        self.apply_cdr_writes_with::<NoCounters>(writes, None).await
+    }
+
+    /// `apply_cdr_writes`, and in the same transaction adds what each newly inserted CDR
+    /// contributes to the KPI buckets (`rollup`), so the buckets count every stored CDR once.
+    pub async fn apply_cdr_writes_with<C: BucketCounters>(
+        &self,
+        writes: &[CdrWrite],
+        rollup: Option<Rollup<'_, C>>,
+    ) -> Result<AppliedWrites, StoreError> {
         let mut applied = AppliedWrites::default();
         if writes.is_empty() {
             return Ok(applied);
         }
+        let mut deltas = Vec::new();
         // IMMEDIATE: wait for the write lock up front (busy_timeout) rather than fail to upgrade.
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         for write in writes {
             match write {
-                CdrWrite::Cdr(cdr) => applied.cdrs_inserted += insert_cdr(&mut tx, cdr).await?,
+                CdrWrite::Cdr(cdr) => {
+                    let new = insert_cdr(&mut tx, cdr).await?;
+                    applied.cdrs_inserted += new;
+                    if let (1.., Some(rollup)) = (new, rollup) {
+                        deltas.extend(rollup(cdr));
+                    }
+                }
                 CdrWrite::Journal {
                     cdr,
                     recording_part,
@@ -99,6 +125,9 @@ impl Store {
                     }
                 }
             }
+        }
+        if !deltas.is_empty() {
+            add_to_buckets(&mut tx, deltas).await?;
         }
         tx.commit().await?;
         Ok(applied)

@@ -17,11 +17,13 @@ mod complaint_queries;
 mod enforcement_queries;
 mod error;
 mod journal_queries;
+mod kpi_queries;
 
 pub use complaint_queries::{NewComplaint, StoredComplaint};
 pub use enforcement_queries::{AnomalyRow, EnforcementEntry, NewEnforcement, SubjectKey};
 pub use error::StoreError;
 pub use journal_queries::{AppliedWrites, CdrWrite, JournaledCall};
+pub use kpi_queries::{BucketCounters, BucketKey, Rollup};
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -1,0 +1,162 @@
+use chrono::{Duration, TimeZone};
+use serde::Deserialize;
+
+use super::*;
+use crate::monitor::cdr::sample_cdr;
+use crate::store::CdrWrite;
+
+/// Counts calls and talk time: enough to show merging and the once-only rule.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Calls {
+    calls: u64,
+    talk_ms: i64,
+}
+
+impl BucketCounters for Calls {
+    fn merge(&mut self, other: &Self) {
+        self.calls += other.calls;
+        self.talk_ms += other.talk_ms;
+    }
+}
+
+fn hour(h: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 27, h, 0, 0).unwrap()
+}
+
+fn key(kind: &str, number: &str, h: u32) -> BucketKey {
+    BucketKey {
+        subject: SubjectKey {
+            kind: kind.into(),
+            trunk: "demo".into(),
+            number: number.into(),
+        },
+        hour_start: hour(h),
+    }
+}
+
+/// Each call counts for its trunk and its caller in the hour of its INVITE.
+fn rollup(cdr: &Cdr) -> Vec<(BucketKey, Calls)> {
+    let h = cdr.invite_at.format("%H").to_string().parse().unwrap();
+    let c = Calls {
+        calls: 1,
+        talk_ms: cdr.talk_ms,
+    };
+    vec![
+        (key("trunk", "", h), c.clone()),
+        (key("caller_id", cdr.caller.as_deref().unwrap_or(""), h), c),
+    ]
+}
+
+fn call(id: &str, h: u32, talk_ms: i64) -> CdrWrite {
+    let mut c = sample_cdr(id);
+    c.invite_at = hour(h) + Duration::minutes(5);
+    c.talk_ms = talk_ms;
+    CdrWrite::Cdr(c)
+}
+
+#[tokio::test]
+async fn buckets_count_each_inserted_cdr_once() {
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    let r: Rollup<'_, Calls> = &rollup;
+    let batch = [call("A", 9, 1000), call("B", 9, 500), call("C", 10, 0)];
+    store.apply_cdr_writes_with(&batch, Some(r)).await.unwrap();
+    // The same CDRs again (a replay) add nothing; a new one adds.
+    store
+        .apply_cdr_writes_with(&[call("A", 9, 1000), call("D", 9, 1)], Some(r))
+        .await
+        .unwrap();
+    let caller = sample_cdr("x").caller.unwrap();
+    let got: Vec<(BucketKey, Calls)> = store
+        .kpi_buckets(hour(0), hour(23), None, Some("demo"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        got,
+        vec![
+            (
+                key("caller_id", &caller, 9),
+                Calls {
+                    calls: 3,
+                    talk_ms: 1501
+                }
+            ),
+            (
+                key("caller_id", &caller, 10),
+                Calls {
+                    calls: 1,
+                    talk_ms: 0
+                }
+            ),
+            (
+                key("trunk", "", 9),
+                Calls {
+                    calls: 3,
+                    talk_ms: 1501
+                }
+            ),
+            (
+                key("trunk", "", 10),
+                Calls {
+                    calls: 1,
+                    talk_ms: 0
+                }
+            ),
+        ]
+    );
+    // Filters and the half-open range.
+    let trunk_only: Vec<(BucketKey, Calls)> = store
+        .kpi_buckets(hour(10), hour(11), Some("trunk"), None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        trunk_only,
+        vec![(
+            key("trunk", "", 10),
+            Calls {
+                calls: 1,
+                talk_ms: 0
+            }
+        )]
+    );
+
+    // Direct additions (complaints) merge into the same rows.
+    store
+        .add_to_buckets(vec![(
+            key("trunk", "", 10),
+            Calls {
+                calls: 2,
+                talk_ms: 0,
+            },
+        )])
+        .await
+        .unwrap();
+    let t: Vec<(BucketKey, Calls)> = store
+        .kpi_buckets(hour(10), hour(11), Some("trunk"), None, None)
+        .await
+        .unwrap();
+    assert_eq!(t[0].1.calls, 3);
+}
+
+#[tokio::test]
+async fn a_corrupt_bucket_does_not_block_cdrs() {
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    sqlx::query(
+        "INSERT INTO kpi_buckets (subject_kind, trunk, number, hour_start, counters_json) \
+         VALUES ('trunk', 'demo', '', $1, 'not json')",
+    )
+    .bind(format_time(hour(9)))
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let r: Rollup<'_, Calls> = &rollup;
+    let applied = store
+        .apply_cdr_writes_with(&[call("A", 9, 1000)], Some(r))
+        .await
+        .unwrap();
+    assert_eq!(applied.cdrs_inserted, 1);
+    let err = store
+        .kpi_buckets::<Calls>(hour(9), hour(10), Some("trunk"), None, None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("counters_json"), "{err}");
+}
