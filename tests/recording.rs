@@ -1000,3 +1000,117 @@ async fn a_full_disk_at_admission_leaves_the_call_unrecorded_when_recording_is_o
     assert!(stray.is_empty(), "files left on the full disk: {stray:?}");
     drop(disk);
 }
+
+/// Every file under `dir` but `except`, recursively.
+fn files_under(dir: &Path, except: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir").flatten() {
+            if e.path().is_dir() {
+                dirs.push(e.path());
+            } else if e.file_name() != except {
+                found.push(e.path());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[tokio::test]
+async fn a_disk_that_fills_mid_call_keeps_the_pcap_written_so_far() {
+    let _serial = SERIAL.lock().await;
+    let Some(disk) = SmallDisk::mount("2m") else {
+        return;
+    };
+    let mut h = start_gateway(&[&disk.setting()]).await;
+    let idle = Idle::now(&h);
+    let sdp_of = |a: SocketAddr| sdp_codec(a, 18, "G729/8000");
+    let mut m = establish(&mut h, &sdp_of).await;
+    // Two seconds before the disk fills: the pcap has been flushed at least once by then.
+    let (before, after) = (100usize, 100usize);
+    let agent = |i: usize| {
+        Some(rtp_packet(
+            18,
+            i as u16,
+            i as u32 * 160,
+            0x1111,
+            &g729_payload(1, i as u16),
+        ))
+    };
+    let customer = |i: usize| {
+        Some(rtp_packet(
+            18,
+            i as u16,
+            i as u32 * 160,
+            0x2222,
+            &g729_payload(2, i as u16),
+        ))
+    };
+    talk(&m.pbx, &m.carrier, before, agent, customer).await;
+    let filler = disk.fill();
+    talk(
+        &m.pbx,
+        &m.carrier,
+        after,
+        |i| agent(before + i),
+        |i| customer(before + i),
+    )
+    .await;
+    hang_up(&mut h, &mut m).await;
+    let total = before + after;
+    assert_eq!(m.carrier.received().await.len(), total, "relay unharmed");
+    assert_eq!(m.pbx.received().await.len(), total, "relay unharmed");
+    drop(m);
+    idle.assert_back(&h).await;
+    let cdrs = h.finish().await;
+    let rec = recording(only(&cdrs));
+    assert_ne!(rec.status, RecordingStatus::Complete, "{rec:#?}");
+    let note = rec.note.as_deref().unwrap_or_default();
+    assert!(
+        note.contains("recording_disk_full") || note.contains("No space left"),
+        "the CDR says why: {rec:#?}"
+    );
+    // The raw RTP written before the disk filled is evidence too: closed, on the CDR, whole
+    // records only, and no `.part` left for a restart to mistake for a crash.
+    let left: Vec<_> = files_under(disk.path(), "filler")
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".part"))
+        .collect();
+    assert!(left.is_empty(), ".part files left: {left:?}");
+    let pcap = rec
+        .pcap_path
+        .as_deref()
+        .unwrap_or_else(|| panic!("the pcap written so far is on the CDR: {rec:#?}"));
+    let records = read_pcap(pcap);
+    assert!(
+        records.len() >= 2 * before / 2 && records.len() < 2 * total,
+        "{} packets kept of {} sent",
+        records.len(),
+        2 * total
+    );
+    // Each leg's records are what it sent, from the first packet on, in order.
+    for (src, leg, ssrc) in [
+        ([192, 0, 2, 1], 1u8, 0x1111),
+        ([198, 51, 100, 1], 2, 0x2222),
+    ] {
+        let kept: Vec<&Vec<u8>> = records
+            .iter()
+            .filter(|(s, _)| *s == src)
+            .map(|(_, rtp)| rtp)
+            .collect();
+        for (i, rtp) in kept.iter().enumerate() {
+            let sent = rtp_packet(
+                18,
+                i as u16,
+                i as u32 * 160,
+                ssrc,
+                &g729_payload(leg, i as u16),
+            );
+            assert_eq!(**rtp, sent, "leg {leg} packet {i}");
+        }
+    }
+    drop(filler);
+    drop(disk);
+}
