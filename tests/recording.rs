@@ -295,9 +295,12 @@ impl Idle {
             0,
             "recordings open before the call"
         );
-        Idle {
-            files: open_files(),
-        }
+        let files = open_files();
+        assert!(
+            files.iter().any(|(_, t)| t.starts_with("socket:")),
+            "open files are counted (the gateway's sockets among them): {files:?}"
+        );
+        Idle { files }
     }
 
     /// Calls, leases, port pairs and open recordings at zero again, and as many open files as
@@ -1112,5 +1115,82 @@ async fn a_disk_that_fills_mid_call_keeps_the_pcap_written_so_far() {
         }
     }
     drop(filler);
+    drop(disk);
+}
+
+#[tokio::test]
+async fn with_record_early_media_a_call_rejected_without_early_media_keeps_no_file() {
+    let _serial = SERIAL.lock().await;
+    let (mut h, keep) = start_keeping(&["recording.record_early_media = true"]).await;
+    let idle = Idle::now(&h);
+    h.pbx_invite().await;
+    h.pbx.expect_response(100).await;
+    let c_invite = h.carrier_gets_invite().await;
+    h.carrier.reply(&c_invite, 180, Some("busy")).await;
+    h.pbx.expect_response(180).await;
+    h.carrier.reply(&c_invite, 486, Some("busy")).await;
+    h.carrier.expect_request("ACK").await;
+    h.pbx.expect_response(486).await;
+    idle.assert_back(&h).await;
+    let cdrs = h.finish().await;
+    let cdr = only(&cdrs);
+    assert_eq!(cdr.disposition, Disposition::Busy, "{cdr:#?}");
+    assert_eq!(cdr.recording, None, "no audio, no recording: {cdr:#?}");
+    let rec_dir = keep.path().join("rec");
+    let files = if rec_dir.exists() {
+        files_under(&rec_dir, "")
+    } else {
+        Vec::new()
+    };
+    assert!(
+        files.is_empty(),
+        "no file for a call without audio: {files:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_disk_that_fills_before_the_answer_leaves_the_answered_call_unrecorded_and_says_why() {
+    let _serial = SERIAL.lock().await;
+    let Some(disk) = SmallDisk::mount("256k") else {
+        return;
+    };
+    // Required, but the call is answered by the time the file would be opened: it cannot be
+    // refused any more, so it goes on unrecorded.
+    let mut h = start_gateway(&[&disk.setting(), "recording.required = true"]).await;
+    let idle = Idle::now(&h);
+    let setup = Setup {
+        sdp_of: &sdp_at,
+        early: None,
+    };
+    let (mut m, invite, c_invite, tag) = place_call(&mut h, &setup).await;
+    disk.fill();
+    let answer = sdp_at(m.carrier.addr());
+    answer_call(&mut h, &mut m, &invite, &c_invite, &tag, &answer).await;
+    talk(
+        &m.pbx,
+        &m.carrier,
+        25,
+        |i| Some(rtp(i as u16, 1)),
+        |i| Some(rtp(i as u16, 2)),
+    )
+    .await;
+    hang_up(&mut h, &mut m).await;
+    assert_eq!(m.pbx.received().await.len(), 25, "media flows unrecorded");
+    drop(m);
+    idle.assert_back(&h).await;
+    let cdrs = h.finish().await;
+    let cdr = only(&cdrs);
+    assert_eq!(cdr.disposition, Disposition::Answered);
+    let rec = recording(cdr);
+    assert_eq!(rec.status, RecordingStatus::Failed, "{rec:#?}");
+    assert!(
+        rec.note
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("recording_disk_full"),
+        "{rec:#?}"
+    );
+    let left = files_under(disk.path(), "filler");
+    assert!(left.is_empty(), "files left on the full disk: {left:?}");
     drop(disk);
 }
