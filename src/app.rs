@@ -164,6 +164,11 @@ impl Gateway {
         self.ports.in_use()
     }
 
+    /// Recordings open now (each is closed when its call ends).
+    pub fn recordings_active(&self) -> usize {
+        self.recordings.active_calls()
+    }
+
     pub fn transactions(&self) -> (usize, usize) {
         self.layer.sizes()
     }

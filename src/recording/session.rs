@@ -13,7 +13,7 @@ use super::codec::{AudioKind, Codec, PayloadMap};
 use super::digest::sha256_file;
 use super::error::RecordingError;
 use super::packet::RecPacket;
-use super::pcap::PcapWriter;
+use super::pcap::{truncate_to_whole_records, PcapWriter, GLOBAL_HEADER_LEN};
 use super::pool::RecorderOptions;
 use super::repair::fix_wav_header;
 use super::timeline::{Patch, Timeline};
@@ -219,8 +219,7 @@ impl CallWriter {
                 None => self.started_wall - self.started.duration_since(pkt.arrival),
             };
             if let Err(e) = pcap.write(&pkt, at) {
-                self.fail("pcap write", &e);
-                self.pcap = None;
+                self.stop_pcap("pcap write", &e);
             }
         }
     }
@@ -270,11 +269,56 @@ impl CallWriter {
         }
         if let Some(pcap) = self.pcap.as_mut() {
             if let Err(e) = pcap.flush() {
-                self.fail("pcap flush", &e);
+                self.stop_pcap("pcap flush", &e);
             }
         }
         self.unflushed_frames = 0;
         self.last_flush = now;
+    }
+
+    /// A pcap write failed (disk full): stop writing it. What reached the file is kept; close()
+    /// cuts a torn last record.
+    fn stop_pcap(&mut self, what: &str, err: &dyn std::fmt::Display) {
+        self.fail(what, err);
+        self.pcap = None;
+    }
+
+    /// Closes the pcap, if one was started, and renames it: after a write failure with the
+    /// records that reached the file whole (a file without even its global header is removed).
+    /// Returns the final path, or None when there is no pcap to keep.
+    fn close_pcap(&mut self) -> Option<PathBuf> {
+        if !self.pcap_wanted {
+            return None;
+        }
+        if let Some(pcap) = self.pcap.take() {
+            if let Err(e) = pcap.close() {
+                self.fail("pcap close", &e);
+            }
+        }
+        let final_pcap = self.pcap_path();
+        let part = part_path(&final_pcap);
+        if !part.exists() {
+            return None;
+        }
+        if self.error.is_some() {
+            if let Err(e) = truncate_to_whole_records(&part) {
+                self.fail("pcap repair", &e);
+            }
+            let len = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+            if len < GLOBAL_HEADER_LEN {
+                if let Err(e) = std::fs::remove_file(&part) {
+                    self.fail("pcap remove", &e);
+                }
+                return None;
+            }
+        }
+        match std::fs::rename(&part, &final_pcap) {
+            Ok(()) => Some(final_pcap),
+            Err(e) => {
+                self.fail("pcap rename", &e);
+                None
+            }
+        }
     }
 
     fn fail(&mut self, what: &str, err: &dyn std::fmt::Display) {
@@ -313,18 +357,7 @@ impl CallWriter {
             fix_wav_header(&part)?.frames
         };
         std::fs::rename(&part, &self.path).map_err(|e| RecordingError::io(&self.path, e))?;
-        let mut pcap_path = None;
-        if let Some(pcap) = self.pcap.take() {
-            let final_pcap = self.pcap_path();
-            match pcap.close() {
-                Ok(()) => {
-                    let p = part_path(&final_pcap);
-                    std::fs::rename(&p, &final_pcap).map_err(|e| RecordingError::io(&p, e))?;
-                    pcap_path = Some(final_pcap);
-                }
-                Err(e) => self.fail("pcap close", &e),
-            }
-        }
+        let pcap_path = self.close_pcap();
         if let Some(dir) = self.path.parent() {
             if let Err(e) = sync_dir(dir) {
                 self.fail("directory sync", &e);

@@ -16,7 +16,11 @@ impl Call {
                     self.cdr.ringing_at.get_or_insert_with(chrono::Utc::now);
                 }
                 let out = self.a_dialog_response(code, &reason, &resp);
+                let early_media = !out.body.is_empty();
                 self.a_tx.respond(out);
+                if early_media {
+                    self.early_media_offered();
+                }
             }
             200..=299 => {
                 let first = !self.b_final_seen;

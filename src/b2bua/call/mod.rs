@@ -114,7 +114,7 @@ pub(crate) struct Call {
     recording_failure: Option<String>,
     /// The relay copies RTP to the recorder.
     tapping: bool,
-    /// The call was just answered: its recording is to be opened.
+    /// The call was just answered (or early media began): its recording is to be opened.
     recording_due: bool,
     /// The audio formats last negotiated, for the recorder.
     payloads: Vec<crate::media::sdp::PayloadInfo>,
@@ -166,7 +166,7 @@ impl Call {
         }
         loop {
             if std::mem::take(&mut call.recording_due) {
-                call.start_recording_at_answer().await;
+                call.start_recording_when_due().await;
             }
             if let Some(cdr) = call.final_cdr.take() {
                 call.submit(cdr).await;

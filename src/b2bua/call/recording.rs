@@ -1,7 +1,7 @@
-//! The call's recording: opened before anything is sent to the B side (so that a recording
-//! that cannot start can still refuse the call), fed by the media relay's tap from the answer
-//! (or from the first early media, when configured), closed after the media, and described on
-//! the CDR as evidence.
+//! The call's recording: its folder probed before anything is sent to the B side (so that a
+//! recording that cannot start can still refuse the call), the file opened and fed by the media
+//! relay's tap from the answer (or from the first 18x with SDP, when `record_early_media`),
+//! closed after the media, and described on the CDR as evidence.
 
 use std::time::Instant;
 
@@ -75,20 +75,16 @@ pub(crate) fn payloads_of(payloads: &[PayloadInfo]) -> (PayloadMap, Codec) {
 }
 
 impl Call {
-    /// At admission, before anything is sent to the B side: can this call be recorded? With
-    /// early media recorded the file is opened now, otherwise the folder is probed and the file
-    /// opened at the answer. An error is returned only when the call must be refused for it;
-    /// otherwise the failure is kept for the CDR and the call goes on unrecorded.
+    /// At admission, before anything is sent to the B side: can this call be recorded? The
+    /// folder is probed; the file is opened when recorded media can start (the answer, or the
+    /// first early media with `record_early_media`), so that it begins with the audio, not
+    /// with the ringing before it. An error is returned only when the call must be refused for
+    /// it; otherwise the failure is kept for the CDR and the call goes on unrecorded.
     pub(super) async fn prepare_recording(&mut self) -> Result<(), RecordingError> {
         let Some(settings) = self.ctx.settings.recording.clone() else {
             return Ok(());
         };
-        let ready = if settings.early_media {
-            self.open_recorder(&settings).await
-        } else {
-            settings.pool.probe().await
-        };
-        match ready {
+        match settings.pool.probe().await {
             Ok(()) => Ok(()),
             Err(e) if settings.required => Err(e),
             Err(e) => {
@@ -99,21 +95,38 @@ impl Call {
         }
     }
 
-    /// The call was answered: open its recording now, unless it is open or impossible. A
-    /// failure here (the disk filled since admission) cannot refuse a call already answered:
-    /// the CDR says why there is no recording.
-    pub(super) async fn start_recording_at_answer(&mut self) {
+    /// B sent a provisional response with SDP: early media may flow from now on. With
+    /// `record_early_media` the recording is to be opened now.
+    pub(super) fn early_media_offered(&mut self) {
+        let early = self
+            .ctx
+            .settings
+            .recording
+            .as_ref()
+            .is_some_and(|s| s.early_media);
+        if early && self.recorder.is_none() {
+            self.recording_due = true;
+        }
+    }
+
+    /// The call was answered, or early media is to be recorded: open its recording now,
+    /// unless it is open or impossible. A failure here (the disk filled since admission)
+    /// cannot refuse a call already under way: the CDR says why there is no recording.
+    pub(super) async fn start_recording_when_due(&mut self) {
         if self.recorder.is_some()
             || self.recording_failure.is_some()
-            || self.phase != super::Phase::Answered
+            || self.phase == super::Phase::Ended
         {
             return;
         }
         let Some(settings) = self.ctx.settings.recording.clone() else {
             return;
         };
+        if self.phase != super::Phase::Answered && !settings.early_media {
+            return;
+        }
         if let Err(e) = self.open_recorder(&settings).await {
-            tracing::error!(error = %e, "recording could not start at the answer");
+            tracing::error!(error = %e, "recording could not start");
             self.recording_failure = Some(format!("{}: {e}", e.reason()));
         }
     }
