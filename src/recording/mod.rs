@@ -45,4 +45,4 @@ pub use error::{OnRecordingFailure, RecordingError};
 pub use packet::{Leg, RecPacket};
 pub use pool::{RecorderOptions, RecordingPool};
 pub use repair::{RepairReport, RepairedRecording};
-pub use writer::{Recorder, RecorderTap, RecordingResult, RecordingSpec};
+pub use writer::{PendingRecording, Recorder, RecorderTap, RecordingResult, RecordingSpec};

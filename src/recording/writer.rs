@@ -144,52 +144,23 @@ impl Recorder {
         pool: &RecordingPool,
         spec: RecordingSpec,
     ) -> Result<Self, RecordingError> {
-        check_call_id(&spec.call_id)?;
-        let path = recording_path(pool.dir(), spec.started_at, &spec.call_id);
-        let dir = path.parent().unwrap_or(pool.dir());
-        DirBuilder::new()
-            .recursive(true)
-            .mode(DIR_MODE)
-            .create(dir)
-            .map_err(|e| RecordingError::io(dir, e))?;
-        if path.exists() {
-            return Err(RecordingError::AlreadyExists { path });
-        }
-        let part = part_path(&path);
-        let file = create_file(&part)?;
-        let wav = match start_wav(&part, file, spec.codec.file_rate()) {
-            Ok(wav) => wav,
-            Err(e) => {
-                // Leave nothing behind that repair would mistake for a crashed recording.
-                let _ = std::fs::remove_file(&part);
-                return Err(e);
-            }
-        };
-        let opts = pool.options();
-        let (tx, rx) = mpsc::sync_channel(opts.queue_packets.max(1));
+        Recorder::prepare(pool, spec).open_blocking(pool)
+    }
+
+    /// The recording's queue, before its file exists (no I/O): the relay can be tapped at the
+    /// very moment recorded media starts, while the file is opened on a blocking thread; the
+    /// packets wait in the queue meanwhile. If the open fails, the queue goes with it.
+    pub fn prepare(pool: &RecordingPool, spec: RecordingSpec) -> PendingRecording {
+        let (tx, rx) = mpsc::sync_channel(pool.options().queue_packets.max(1));
         let (control, control_rx) = mpsc::channel();
         let overflow = Arc::new(AtomicU64::new(0));
-        let call_id = spec.call_id.clone();
-        let writer = CallWriter::new(
+        PendingRecording {
             spec,
-            path.clone(),
-            wav,
-            rx,
-            control_rx,
-            overflow.clone(),
-            opts,
-        );
-        if let Err(e) = pool.assign(writer) {
-            let _ = std::fs::remove_file(&part);
-            return Err(e);
-        }
-        tracing::info!(call_id = %call_id, path = %path.display(), "recording started");
-        Ok(Recorder {
-            call_id,
-            path,
             tap: RecorderTap { tx, overflow },
+            rx,
             control,
-        })
+            control_rx,
+        }
     }
 
     /// The handle the media relay pushes packets into (clone it for each leg's task).
@@ -247,6 +218,84 @@ impl Recorder {
         if self.control.send(Control::Crash(done)).is_ok() {
             let _ = rx.recv();
         }
+    }
+}
+
+/// A recording whose queue exists and whose file is not open yet (`Recorder::prepare`).
+#[derive(Debug)]
+pub struct PendingRecording {
+    spec: RecordingSpec,
+    tap: RecorderTap,
+    rx: mpsc::Receiver<RecPacket>,
+    control: mpsc::Sender<Control>,
+    control_rx: mpsc::Receiver<Control>,
+}
+
+impl PendingRecording {
+    /// The handle the relay pushes packets into; they wait until the file is open.
+    pub fn tap(&self) -> RecorderTap {
+        self.tap.clone()
+    }
+
+    /// Opens the file on tokio's blocking pool and hands the queue to a worker.
+    pub async fn open(self, pool: &RecordingPool) -> Result<Recorder, RecordingError> {
+        let pool = pool.clone();
+        tokio::task::spawn_blocking(move || self.open_blocking(&pool))
+            .await
+            .map_err(|_| RecordingError::WorkerGone)?
+    }
+
+    /// `open` for threads that may block (not the async runtime).
+    pub fn open_blocking(self, pool: &RecordingPool) -> Result<Recorder, RecordingError> {
+        let PendingRecording {
+            spec,
+            tap,
+            rx,
+            control,
+            control_rx,
+        } = self;
+        check_call_id(&spec.call_id)?;
+        let path = recording_path(pool.dir(), spec.started_at, &spec.call_id);
+        let dir = path.parent().unwrap_or(pool.dir());
+        DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(dir)
+            .map_err(|e| RecordingError::io(dir, e))?;
+        if path.exists() {
+            return Err(RecordingError::AlreadyExists { path });
+        }
+        let part = part_path(&path);
+        let file = create_file(&part)?;
+        let wav = match start_wav(&part, file, spec.codec.file_rate()) {
+            Ok(wav) => wav,
+            Err(e) => {
+                // Leave nothing behind that repair would mistake for a crashed recording.
+                let _ = std::fs::remove_file(&part);
+                return Err(e);
+            }
+        };
+        let call_id = spec.call_id.clone();
+        let writer = CallWriter::new(
+            spec,
+            path.clone(),
+            wav,
+            rx,
+            control_rx,
+            tap.overflow.clone(),
+            pool.options(),
+        );
+        if let Err(e) = pool.assign(writer) {
+            let _ = std::fs::remove_file(&part);
+            return Err(e);
+        }
+        tracing::info!(call_id = %call_id, path = %path.display(), "recording started");
+        Ok(Recorder {
+            call_id,
+            path,
+            tap,
+            control,
+        })
     }
 }
 

@@ -104,7 +104,10 @@ async fn anomaly_with_its_step_and_what_is_in_force() {
         until: None,
         ..impose(t + Duration::seconds(5), None, None)
     };
-    store.append_enforcement(std::slice::from_ref(&lift)).await.unwrap();
+    store
+        .append_enforcement(std::slice::from_ref(&lift))
+        .await
+        .unwrap();
     let left = store.enforcement_in_force(t).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].id, ids[0]);

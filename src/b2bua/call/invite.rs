@@ -108,7 +108,7 @@ impl Call {
         if let Some(m) = &self.media {
             m.answered();
         }
-        self.recording_due = true;
+        self.arm_recording();
         let now = Instant::now();
         self.max_deadline = Some(now + self.max_call);
         let t = self.ctx.layer.timers();

@@ -110,6 +110,8 @@ pub(crate) struct Call {
     /// The CDR of an ended call, submitted once the media figures are in.
     final_cdr: Option<Cdr>,
     recorder: Option<crate::recording::Recorder>,
+    /// Armed at the answer (or early media), its file being opened: the relay already feeds it.
+    pending_recording: Option<crate::recording::PendingRecording>,
     /// Why the recording could not start, when the call goes on unrecorded.
     recording_failure: Option<String>,
     /// The relay copies RTP to the recorder.
@@ -148,6 +150,7 @@ impl Call {
             final_cdr: None,
             recorder: None,
             recording_failure: None,
+            pending_recording: None,
             tapping: false,
             recording_due: false,
             payloads: setup.offer_payloads,

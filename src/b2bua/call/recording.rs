@@ -96,7 +96,7 @@ impl Call {
     }
 
     /// B sent a provisional response with SDP: early media may flow from now on. With
-    /// `record_early_media` the recording is to be opened now.
+    /// `record_early_media` the recording starts now.
     pub(super) fn early_media_offered(&mut self) {
         let early = self
             .ctx
@@ -104,41 +104,60 @@ impl Call {
             .recording
             .as_ref()
             .is_some_and(|s| s.early_media);
-        if early && self.recorder.is_none() {
-            self.recording_due = true;
+        if early {
+            self.arm_recording();
         }
     }
 
-    /// The call was answered, or early media is to be recorded: open its recording now,
-    /// unless it is open or impossible. A failure here (the disk filled since admission)
-    /// cannot refuse a call already under way: the CDR says why there is no recording.
-    pub(super) async fn start_recording_when_due(&mut self) {
+    /// Recorded media starts now (the answer, or early media when it is recorded): tap the
+    /// relay into the recording's queue at once, so that no packet of the first milliseconds
+    /// is missed, and have the run loop open the file (blocking I/O, off this task).
+    pub(super) fn arm_recording(&mut self) {
         if self.recorder.is_some()
+            || self.pending_recording.is_some()
             || self.recording_failure.is_some()
             || self.phase == super::Phase::Ended
         {
             return;
         }
+        let Some(settings) = self.ctx.settings.recording.as_ref() else {
+            return;
+        };
+        let (map, codec) = payloads_of(&self.payloads);
+        let spec = RecordingSpec::new(self.cdr.id.clone(), map, codec);
+        let pending = Recorder::prepare(&settings.pool, spec);
+        if let Some(media) = &self.media {
+            media.set_tap(Some(TapSender::new(RecorderSink(pending.tap()))));
+            self.tapping = true;
+        }
+        self.pending_recording = Some(pending);
+        self.recording_due = true;
+    }
+
+    /// Opens the file of the recording armed at the answer (or early media). A failure here
+    /// (the disk filled since admission) cannot refuse a call already under way: the CDR says
+    /// why there is no recording.
+    pub(super) async fn start_recording_when_due(&mut self) {
+        let Some(pending) = self.pending_recording.take() else {
+            return;
+        };
         let Some(settings) = self.ctx.settings.recording.clone() else {
             return;
         };
-        if self.phase != super::Phase::Answered && !settings.early_media {
-            return;
+        match pending.open(&settings.pool).await {
+            Ok(rec) => {
+                self.recorder = Some(rec);
+                self.journal();
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "recording could not start");
+                self.recording_failure = Some(format!("{}: {e}", e.reason()));
+                if let Some(media) = &self.media {
+                    media.set_tap(None);
+                }
+                self.tapping = false;
+            }
         }
-        if let Err(e) = self.open_recorder(&settings).await {
-            tracing::error!(error = %e, "recording could not start");
-            self.recording_failure = Some(format!("{}: {e}", e.reason()));
-        }
-    }
-
-    async fn open_recorder(&mut self, settings: &RecordingSettings) -> Result<(), RecordingError> {
-        let (map, codec) = payloads_of(&self.payloads);
-        let spec = RecordingSpec::new(self.cdr.id.clone(), map, codec);
-        let rec = Recorder::open(&settings.pool, spec).await?;
-        self.recorder = Some(rec);
-        self.start_tap();
-        self.journal();
-        Ok(())
     }
 
     /// Record the call in progress in the journal, so that a crash still leaves its CDR.
@@ -172,17 +191,6 @@ impl Call {
             "refused",
             None,
         );
-    }
-
-    /// Start copying the call's RTP to the recorder (idempotent).
-    pub(super) fn start_tap(&mut self) {
-        if self.tapping {
-            return;
-        }
-        if let (Some(rec), Some(media)) = (&self.recorder, &self.media) {
-            media.set_tap(Some(TapSender::new(RecorderSink(rec.tap()))));
-            self.tapping = true;
-        }
     }
 
     /// The negotiated payloads changed (answer, re-INVITE): tell the recorder.
