@@ -35,6 +35,9 @@ pub(super) fn trunk(name: &str) -> TrunkConfig {
         timezone: chrono_tz::Tz::UTC,
         max_call_secs: 7200,
         blocked_numbers: vec![],
+        throttle_share: 0.5,
+        hangup_on_suspend: false,
+        rules: Default::default(),
     }
 }
 
