@@ -111,6 +111,7 @@ impl RuleId {
             step,
             resume_after: Duration::minutes(resume_min),
             daily_threshold: None,
+            enabled: true,
         };
         use RuleWindow::*;
         use Step::*;
@@ -291,6 +292,9 @@ pub struct RuleConfig {
     /// Second limit of the two frequency rules, always over 24 h (`daily_threshold`); `None`
     /// for the other rules.
     pub daily_threshold: Option<f64>,
+    /// `enabled = false` turns the rule off (for over_frequent_callee, admission's callee limit
+    /// too). Default true.
+    pub enabled: bool,
 }
 
 /// One rule's table as written: every key optional.
@@ -305,6 +309,7 @@ pub struct RuleOverride {
     pub resume_after: Option<String>,
     /// Only for `over_frequent_number` and `over_frequent_callee`: the 24 h limit.
     pub daily_threshold: Option<f64>,
+    pub enabled: Option<bool>,
 }
 
 /// `[trunks.rules]`: one optional table per rule.
@@ -388,6 +393,7 @@ impl RulesConfig {
                 .and_then(|s| parse_duration(s).ok())
                 .unwrap_or(d.resume_after),
             daily_threshold: raw.daily_threshold.or(d.daily_threshold),
+            enabled: raw.enabled.unwrap_or(d.enabled),
         }
     }
 
@@ -445,7 +451,13 @@ impl RulesConfig {
                 }
                 (_, None) => {}
             }
-            if rule == RuleId::OverFrequentCallee {
+            if rule == RuleId::OverFrequentCallee && c.enabled {
+                if c.threshold < 1.0 || c.daily_threshold.is_some_and(|d| d < 1.0) {
+                    return Err(ConfigError::invalid(
+                        key("threshold"),
+                        "callee limits must be ≥ 1 (set enabled = false to turn the limit off)",
+                    ));
+                }
                 // Admission keeps this many attempt times per callee: keep it small.
                 let most = c.threshold.max(c.daily_threshold.unwrap_or(0.0));
                 if most > MAX_CALLEE_LIMIT as f64 {

@@ -60,6 +60,8 @@ pub struct MonitorStats {
     pub callees: usize,
     pub callees_evicted: u64,
     pub complaints_unmatched: u64,
+    /// Live calls already alerted as over-long (bounded by the live calls).
+    pub long_calls_alerted: usize,
     pub ladder: LadderStats,
 }
 
@@ -239,7 +241,8 @@ impl Monitor {
         now: DateTime<Utc>,
         out: &mut MonitorOutput,
     ) {
-        if !self.ladder.observe(subject, rule, obs.holds, now) {
+        let holds = obs.holds && cfg.enabled;
+        if !self.ladder.observe(subject, rule, holds, now) {
             return;
         }
         let anomaly = self.anomaly(subject, rule, obs, examples, now);
@@ -515,6 +518,7 @@ impl Monitor {
             callees: self.callees.len(),
             callees_evicted: self.callees.evicted(),
             complaints_unmatched: self.complaints_unmatched,
+            long_calls_alerted: self.long_calls_alerted.len(),
             ladder: self.ladder.stats(),
         }
     }
