@@ -50,6 +50,9 @@ numbers = ["+861012345678"]
 max_concurrent = 10000
 max_concurrent_per_caller_id = 10000
 max_cps = 10000.0
+
+[trunks.rules.over_frequent_callee]
+enabled = false
 EOF
 
 GW_PID=

@@ -1061,6 +1061,9 @@ calling_hours = "00:00-24:00"
 timezone = "UTC"
 max_call_secs = 3600
 blocked_numbers = []
+
+[trunks.rules.over_frequent_callee]
+enabled = false
 "#,
             dir = dir.display(),
             p0 = PORT_RANGE[0],

@@ -114,6 +114,9 @@ calling_hours = "00:00-24:00"
 timezone = "UTC"
 max_call_secs = 600
 blocked_numbers = []
+
+[trunks.rules.over_frequent_callee]
+enabled = false
 EOF
 
 echo "== starting the gateway ($INSIDE inside, $OUTSIDE outside, RUST_LOG=$GW_LOG); files in $BENCH_DIR"

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod b2bua;
+pub mod bounded;
 pub mod config;
 pub mod media;
 pub mod monitor;

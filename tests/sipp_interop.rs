@@ -67,6 +67,7 @@ fn hundred_calls_at_ten_per_second_all_complete() {
         max_concurrent: 30,
         max_concurrent_per_caller_id: 30,
         max_cps: 50.0,
+        ..TrunkLimits::default()
     });
     // Sockets, database connections, recording files: what the gateway holds when idle.
     let idle_fds = scene.gateway.open_fds();
@@ -255,6 +256,7 @@ fn trunk_concurrency_cap_admits_two_of_five() {
         max_concurrent: 2,
         max_concurrent_per_caller_id: 10,
         max_cps: 100.0,
+        ..TrunkLimits::default()
     });
     let uas = carrier_uas(&mut scene, 2, 60);
     let inside = scene.addrs.inside;

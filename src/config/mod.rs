@@ -1,9 +1,14 @@
 //! The TOML configuration: typed sections, defaults, and validation whose messages name the key.
 
 mod calling_hours;
+mod rules;
 mod validate;
 
 pub use calling_hours::{CallingHours, TimeRange};
+pub use rules::{
+    parse_duration, Cmp, RuleConfig, RuleId, RuleOverride, RuleScope, RuleWindow, RulesConfig,
+    Step, MAX_CALLEE_LIMIT,
+};
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -196,6 +201,32 @@ pub struct TrunkConfig {
     pub max_call_secs: u64,
     #[serde(default)]
     pub blocked_numbers: Vec<String>,
+    /// A throttled subject's concurrency cap becomes this share of its configured cap (≥ 1).
+    #[serde(default = "default_throttle_share")]
+    pub throttle_share: f64,
+    /// When the trunk is suspended, end its live calls too (not only refuse new ones).
+    #[serde(default)]
+    pub hangup_on_suspend: bool,
+    /// `[trunks.rules.<rule>]`: anomaly rules; every key optional.
+    #[serde(default)]
+    pub rules: RulesConfig,
+}
+
+impl TrunkConfig {
+    /// A rule of this trunk with its defaults filled in.
+    pub fn rule(&self, rule: RuleId) -> RuleConfig {
+        self.rules.rule(rule)
+    }
+
+    /// A concurrency cap cut by `throttle_share`, never below one call.
+    pub fn throttled(&self, cap: u32) -> u32 {
+        let share = if self.throttle_share.is_finite() {
+            self.throttle_share.clamp(0.0, 1.0)
+        } else {
+            default_throttle_share()
+        };
+        ((cap as f64 * share).floor() as u32).max(1)
+    }
 }
 
 fn one_or_many<'de, D>(d: D) -> Result<Vec<SocketAddr>, D::Error>
@@ -270,6 +301,9 @@ fn default_timezone() -> chrono_tz::Tz {
 }
 fn default_max_call_secs() -> u64 {
     7200
+}
+fn default_throttle_share() -> f64 {
+    0.5
 }
 
 impl Config {

@@ -114,6 +114,14 @@ impl Config {
             if t.max_call_secs == 0 {
                 return Err(ConfigError::invalid(key("max_call_secs"), "must be > 0"));
             }
+            if !(t.throttle_share.is_finite() && t.throttle_share > 0.0 && t.throttle_share <= 1.0)
+            {
+                return Err(ConfigError::invalid(
+                    key("throttle_share"),
+                    "must be a share in (0, 1]",
+                ));
+            }
+            t.rules.validate(&key("rules"))?;
         }
         Ok(())
     }
@@ -172,6 +180,35 @@ numbers = ["+861012345678"]
         let text = format!("{BASE}colour = \"red\"\n");
         let e = Config::from_toml(&text).unwrap_err().to_string();
         assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn rules_and_throttle_keys() {
+        let c = Config::from_toml(BASE).unwrap();
+        let t = &c.trunks[0];
+        assert_eq!((t.throttle_share, t.hangup_on_suspend), (0.5, false));
+        assert_eq!(t.throttled(30), 15);
+        assert_eq!(t.throttled(1), 1);
+        let text = format!(
+            "{BASE}throttle_share = 0.25\nhangup_on_suspend = true\n\
+             [trunks.rules.error_rate]\nthreshold = 0.2\nstep = \"suspend_trunk\"\n"
+        );
+        let c = Config::from_toml(&text).unwrap();
+        let t = &c.trunks[0];
+        assert!(t.hangup_on_suspend);
+        assert_eq!(t.throttled(10), 2);
+        let e = t.rule(crate::config::RuleId::ErrorRate);
+        assert_eq!(
+            (e.threshold, e.step),
+            (0.2, crate::config::Step::SuspendTrunk)
+        );
+
+        let text = format!("{BASE}throttle_share = 0.0\n");
+        let e = Config::from_toml(&text).unwrap_err().to_string();
+        assert!(e.contains("trunks[0].throttle_share"), "{e}");
+        let text = format!("{BASE}[trunks.rules.error_rate]\nwindow = \"1h\"\nmin_sample = 10\nresume_after = \"later\"\n");
+        let e = Config::from_toml(&text).unwrap_err().to_string();
+        assert!(e.contains("trunks[0].rules.error_rate.resume_after"), "{e}");
     }
 
     #[test]

@@ -1,11 +1,23 @@
-//! CDR assembly and the path to the store; later KPI windows, anomaly rules, enforcement.
+//! CDR assembly and the path to the store; KPI windows, anomaly rules, enforcement ladder and
+//! complaints (`Monitor`).
 
 pub mod call_media;
 pub mod cdr;
 pub mod cdr_writer;
 pub mod complaint_csv;
+pub mod enforcement;
+mod engine;
+mod ids;
+pub mod kpi;
 pub mod q850;
 pub mod recovery;
+pub mod rules;
+
+#[cfg(test)]
+mod engine_tests;
+#[cfg(test)]
+pub(crate) mod testkit;
 
 pub use cdr::{Cdr, Direction, Disposition, HangupSide};
 pub use cdr_writer::{CdrSink, CdrStats, CdrWriter, CdrWriterError, CdrWriterHandle};
+pub use engine::{Monitor, MonitorLimits, MonitorOutput, MonitorStats};

@@ -1,5 +1,6 @@
 //! `Policy::admit`: the checks in their fixed order. Identity checks come first because they are
-//! cheap and must never spend rate tokens; then blocks, calling hours, rate and concurrency.
+//! cheap and must never spend rate tokens; then blocks, calling hours, suspensions, the callee
+//! limit, rate and concurrency (with throttled caps).
 
 use chrono::{DateTime, Utc};
 
@@ -8,6 +9,7 @@ use super::decision::{Admission, AdmissionRequest, Decision, Direction, Refusal,
 use super::lease::{Busy, Caps};
 use super::trunks::Trunk;
 use super::Policy;
+use crate::config::Step;
 
 impl Policy {
     /// Judge one INVITE at `now`. An admission carries the lease the call must hold until it
@@ -46,11 +48,43 @@ impl Policy {
         if req.direction == Direction::Outbound && !within_hours(trunk, now) {
             return Err(refuse(RefusalReason::OutsideCallingHours));
         }
+        let outbound = req.direction == Direction::Outbound;
+        // A caller ID's steps concern the calls presenting it, i.e. outbound ones.
+        let number = outbound.then_some(parties.line.as_str());
+        let steps = self.restrictions.in_force(req.trunk, number);
+        if steps.trunk == Some(Step::SuspendTrunk) {
+            return Err(refuse(RefusalReason::TrunkSuspended));
+        }
+        if steps.number >= Some(Step::SuspendNumber) {
+            return Err(refuse(RefusalReason::CallerIdSuspended));
+        }
+        let trunk_throttled = steps.trunk == Some(Step::Throttle);
+        let number_throttled = steps.number == Some(Step::Throttle);
+        let cfg = &trunk.config;
         let caps = Caps {
-            max_concurrent: trunk.config.max_concurrent,
-            max_per_number: trunk.config.max_concurrent_per_caller_id,
+            max_concurrent: match trunk_throttled {
+                true => cfg.throttled(cfg.max_concurrent),
+                false => cfg.max_concurrent,
+            },
+            max_per_number: match number_throttled {
+                true => cfg.throttled(cfg.max_concurrent_per_caller_id),
+                false => cfg.max_concurrent_per_caller_id,
+            },
         };
-        match trunk.state.try_lease(now, caps, &parties.line, &self.total) {
+        let limited = outbound && trunk.callee_limits.enabled;
+        let counted = limited
+            && trunk
+                .state
+                .callees
+                .reserve(&parties.callee, now, trunk.callee_limits);
+        if limited && !counted {
+            return Err(refuse(RefusalReason::CalleeFrequencyLimit));
+        }
+        let leased = trunk.state.try_lease(now, caps, &parties.line, &self.total);
+        if leased.is_err() && counted {
+            trunk.state.callees.cancel(&parties.callee, now);
+        }
+        match leased {
             Ok(lease) => {
                 let Parties { caller, callee, .. } = parties;
                 Ok(Admission {
@@ -60,7 +94,9 @@ impl Policy {
                 })
             }
             Err(Busy::Rate) => Err(refuse(RefusalReason::RateLimited)),
+            Err(Busy::Trunk) if trunk_throttled => Err(refuse(RefusalReason::TrunkThrottled)),
             Err(Busy::Trunk) => Err(refuse(RefusalReason::TrunkConcurrency)),
+            Err(Busy::Number) if number_throttled => Err(refuse(RefusalReason::CallerIdThrottled)),
             Err(Busy::Number) => Err(refuse(RefusalReason::CallerIdConcurrency)),
         }
     }

@@ -112,6 +112,11 @@ impl Refusal {
             TrunkConcurrency => (503, "Trunk Concurrency Limit", Some(retry_after_secs)),
             CallerIdConcurrency => (503, "Caller ID Concurrency Limit", Some(retry_after_secs)),
             UnknownNumber | InvalidNumber => (404, "Not Found", None),
+            TrunkSuspended => (403, "Trunk Suspended", None),
+            CallerIdSuspended => (403, "Caller ID Suspended", None),
+            TrunkThrottled => (503, "Trunk Throttled", Some(retry_after_secs)),
+            CallerIdThrottled => (503, "Caller ID Throttled", Some(retry_after_secs)),
+            CalleeFrequencyLimit => (480, "Callee Frequency Limit", None),
         };
         Refusal {
             status,
@@ -159,10 +164,20 @@ pub enum RefusalReason {
     UnknownNumber,
     /// The callee is not a phone number at all.
     InvalidNumber,
+    /// The trunk is suspended (enforcement ladder or operator).
+    TrunkSuspended,
+    /// The presented caller ID is suspended.
+    CallerIdSuspended,
+    /// The trunk is throttled and carries its cut concurrency cap already.
+    TrunkThrottled,
+    /// The caller ID is throttled and carries its cut concurrency cap already.
+    CallerIdThrottled,
+    /// The trunk called this number as often as its callee limits allow.
+    CalleeFrequencyLimit,
 }
 
 impl RefusalReason {
-    pub const ALL: [RefusalReason; 10] = [
+    pub const ALL: [RefusalReason; 15] = [
         RefusalReason::UnknownTrunk,
         RefusalReason::CallerIdNotAuthorized,
         RefusalReason::AnonymousNotAllowed,
@@ -173,6 +188,11 @@ impl RefusalReason {
         RefusalReason::CallerIdConcurrency,
         RefusalReason::UnknownNumber,
         RefusalReason::InvalidNumber,
+        RefusalReason::TrunkSuspended,
+        RefusalReason::CallerIdSuspended,
+        RefusalReason::TrunkThrottled,
+        RefusalReason::CallerIdThrottled,
+        RefusalReason::CalleeFrequencyLimit,
     ];
 
     pub fn code(&self) -> &'static str {
@@ -187,6 +207,11 @@ impl RefusalReason {
             RefusalReason::CallerIdConcurrency => "caller_id_concurrency",
             RefusalReason::UnknownNumber => "unknown_number",
             RefusalReason::InvalidNumber => "invalid_number",
+            RefusalReason::TrunkSuspended => "trunk_suspended",
+            RefusalReason::CallerIdSuspended => "caller_id_suspended",
+            RefusalReason::TrunkThrottled => "trunk_throttled",
+            RefusalReason::CallerIdThrottled => "caller_id_throttled",
+            RefusalReason::CalleeFrequencyLimit => "callee_frequency_limit",
         }
     }
 

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 
+use super::callee::CalleeLimiter;
 use super::rate::TokenBucket;
 
 /// Live load of one trunk.
@@ -25,6 +26,8 @@ pub struct TrunkLoad {
 pub(super) struct TrunkState {
     name: String,
     inner: Mutex<Counts>,
+    /// Recent calls per called number (its own lock: admission never holds both).
+    pub(super) callees: CalleeLimiter,
 }
 
 #[derive(Debug)]
@@ -56,6 +59,7 @@ impl TrunkState {
                 load: TrunkLoad::default(),
                 bucket: TokenBucket::new(max_cps),
             }),
+            callees: CalleeLimiter::default(),
         }
     }
 

@@ -29,16 +29,26 @@
 //!   take a token, so a burst of refused attempts cannot starve admissible ones.
 //! - **503 Retry-After**: 1 s for rate (the bucket refills within it), `retry_after_secs` for
 //!   concurrency (default 5; set from `sip.retry_after_secs`).
+//! - **Enforcement** (`restrictions.rs`): a suspended trunk refuses every call `403 Trunk
+//!   Suspended`; a suspended caller ID refuses outbound calls presenting it `403 Caller ID
+//!   Suspended`; a throttle cuts the trunk's or the caller ID's concurrency cap to
+//!   `throttle_share` (≥ 1) with their own 503 reasons. Checked after calling hours, before the
+//!   callee limit and the lease.
+//! - **Callee frequency** (`callee.rs`): outbound calls to one number are limited per trunk by
+//!   the `over_frequent_callee` rule's limits → `480 Callee Frequency Limit`. Only admitted
+//!   calls count; the reservation is undone when the lease is then refused.
 //! - **Live edits.** `replace_trunks` keeps each remaining trunk's counters and rate bucket;
 //!   lowered caps refuse new calls until the live ones end. Leases of a removed trunk release
 //!   into its retired counters, which a trunk re-added under that name picks up again.
 
 mod admit;
+mod callee;
 mod caller_id;
 mod decision;
 mod lease;
 mod number;
 mod rate;
+mod restrictions;
 mod trunks;
 
 #[cfg(test)]
@@ -49,9 +59,11 @@ use std::sync::{Arc, RwLock};
 
 use crate::config::TrunkConfig;
 
+pub use callee::MAX_CALLEES;
 pub use decision::{Admission, AdmissionRequest, Decision, Direction, Refusal, RefusalReason};
 pub use lease::{Lease, TrunkLoad};
 pub use number::normalize_number;
+pub use restrictions::{InForce, Restrictions};
 pub use trunks::TrunkRef;
 
 use trunks::Snapshot;
@@ -69,6 +81,8 @@ pub struct Policy {
     /// Live leases on all trunks, including trunks removed while their calls go on.
     total: Arc<AtomicU64>,
     retry_after_secs: AtomicU32,
+    /// Suspensions and throttles in force, applied from the monitor's enforcement actions.
+    restrictions: Arc<Restrictions>,
 }
 
 impl Policy {
@@ -77,7 +91,21 @@ impl Policy {
             table: RwLock::new(Arc::new(Snapshot::build(trunks, &Snapshot::default()))),
             total: Arc::new(AtomicU64::new(0)),
             retry_after_secs: AtomicU32::new(DEFAULT_RETRY_AFTER_SECS),
+            restrictions: Arc::new(Restrictions::new()),
         }
+    }
+
+    /// The steps in force that admission applies; the monitor's task applies its
+    /// `EnforcementAction`s here (`Restrictions::apply`), effective from the next call.
+    pub fn restrictions(&self) -> &Arc<Restrictions> {
+        &self.restrictions
+    }
+
+    /// Called numbers evicted from a trunk's callee-frequency memory (its count restarted).
+    pub fn callees_evicted(&self, trunk: &str) -> Option<u64> {
+        self.snapshot()
+            .get(trunk)
+            .map(|t| t.state.callees.evicted())
     }
 
     /// Swap in a new trunk list (live edit). Trunks that stay (same name) keep their live

@@ -8,6 +8,7 @@ use std::sync::{Arc, Weak};
 
 use crate::config::TrunkConfig;
 
+use super::callee::CalleeLimits;
 use super::caller_id::addr_spec;
 use super::lease::TrunkState;
 use super::{normalize_number, Policy};
@@ -46,6 +47,8 @@ pub(super) struct Trunk {
     pub numbers: HashSet<String>,
     pub blocked: HashSet<String>,
     pub state: Arc<TrunkState>,
+    /// From the `over_frequent_callee` rule, resolved once per edit.
+    pub callee_limits: CalleeLimits,
 }
 
 /// An immutable trunk table; replaced whole by `replace_trunks`.
@@ -96,6 +99,7 @@ impl Snapshot {
                     .filter_map(|n| normalize_number(n))
                     .collect(),
                 state,
+                callee_limits: CalleeLimits::of(cfg),
             }));
         }
         let gone = prev

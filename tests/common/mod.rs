@@ -110,6 +110,11 @@ pub async fn start_gateway(tweaks: &[&str]) -> Harness {
         ("trunk.max_concurrent_per_caller_id", "10".to_string()),
         ("trunk.max_cps", "100.0".to_string()),
         ("trunk.timezone", "\"UTC\"".to_string()),
+        // The suites call the same numbers again and again; tests of the limit turn it on.
+        (
+            "trunk.rules",
+            "{ over_frequent_callee = { enabled = false } }".to_string(),
+        ),
     ];
     let all = settings(&defaults, tweaks);
     let toml = format!(

@@ -85,6 +85,8 @@ pub struct TrunkLimits {
     pub max_concurrent: u32,
     pub max_concurrent_per_caller_id: u32,
     pub max_cps: f64,
+    /// Admission's per-callee frequency limit (SIPp scenarios call one number repeatedly).
+    pub callee_limit: bool,
 }
 
 impl Default for TrunkLimits {
@@ -93,6 +95,7 @@ impl Default for TrunkLimits {
             max_concurrent: 30,
             max_concurrent_per_caller_id: 30,
             max_cps: 50.0,
+            callee_limit: false,
         }
     }
 }
@@ -129,6 +132,9 @@ calling_hours = "00:00-24:00"
 timezone = "UTC"
 max_call_secs = 600
 blocked_numbers = []
+
+[trunks.rules.over_frequent_callee]
+enabled = {callee_limit}
 "#,
         media = MEDIA_SECTION,
         inside = addrs.inside,
@@ -142,6 +148,7 @@ blocked_numbers = []
         mc = limits.max_concurrent,
         mcc = limits.max_concurrent_per_caller_id,
         cps = limits.max_cps,
+        callee_limit = limits.callee_limit,
     )
 }
 

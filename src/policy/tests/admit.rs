@@ -58,6 +58,11 @@ fn every_reason_has_a_stable_code() {
             "caller_id_concurrency",
             "unknown_number",
             "invalid_number",
+            "trunk_suspended",
+            "caller_id_suspended",
+            "trunk_throttled",
+            "caller_id_throttled",
+            "callee_frequency_limit",
         ]
     );
     for r in R::ALL {

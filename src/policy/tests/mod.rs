@@ -1,8 +1,10 @@
 //! Policy tests: a fake clock (every `now` is explicit) and a small trunk builder.
 
 mod admit;
+mod callee;
 mod capacity;
 mod hours;
+mod restrictions;
 mod trunks;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -35,6 +37,10 @@ pub(super) fn trunk(name: &str) -> TrunkConfig {
         timezone: chrono_tz::Tz::UTC,
         max_call_secs: 7200,
         blocked_numbers: vec![],
+        throttle_share: 0.5,
+        hangup_on_suspend: false,
+        // Most tests call one customer again and again; `callee.rs` turns the limit on.
+        rules: toml::from_str("[over_frequent_callee]\nenabled = false\n").unwrap(),
     }
 }
 
