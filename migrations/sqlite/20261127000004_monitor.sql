@@ -66,27 +66,30 @@ CREATE TABLE IF NOT EXISTS anomaly_calls (
 CREATE INDEX IF NOT EXISTS anomaly_calls_call ON anomaly_calls (call_id);
 
 -- The enforcement log: append-only. A step is imposed by one row (action 'impose') and lifted by
--- a later row (action 'lift', lifts = the imposing row's id). The steps in force are the impose
--- rows without a lift row whose `until` has not passed; the gateway rebuilds them from here on
--- start, and picks up rows the CLI appends while it runs.
+-- a later row (action 'lift') naming the same `imposition` (the monitor's id of the step). The
+-- steps in force are the impose rows without a lift row; the gateway rebuilds its ladder from
+-- them on start. `detail_json` is the whole action as the monitor wrote it.
+-- cause: 'rule' or 'operator' (impose); 'resumed', 'escalated' or 'operator' (lift).
 CREATE TABLE IF NOT EXISTS enforcement_log (
     id            INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
     at            TEXT    NOT NULL,
     action        TEXT    NOT NULL CHECK (action IN ('impose', 'lift')),
+    imposition    INTEGER NOT NULL,
     subject_kind  TEXT    NOT NULL CHECK (subject_kind IN ('trunk', 'caller_id', 'callee')),
     trunk         TEXT    NOT NULL,
     number        TEXT    NOT NULL DEFAULT '',
     step          TEXT    NOT NULL CHECK (step IN ('alert', 'throttle', 'suspend_number', 'suspend_trunk')),
     until         TEXT,
-    cause         TEXT    NOT NULL CHECK (cause IN ('anomaly', 'operator', 'expiry', 'recovery')),
-    anomaly_id    TEXT    REFERENCES anomalies (id),
+    cause         TEXT    NOT NULL CHECK (cause IN ('rule', 'operator', 'resumed', 'escalated')),
+    rule          TEXT,
+    anomaly_id    TEXT,
     operator      TEXT,
     reason        TEXT    NOT NULL DEFAULT '',
-    lifts         INTEGER REFERENCES enforcement_log (id),
-    origin        TEXT    NOT NULL DEFAULT 'gateway' CHECK (origin IN ('gateway', 'cli', 'api'))
+    detail_json   TEXT    NOT NULL
 );
 CREATE INDEX IF NOT EXISTS enforcement_log_at ON enforcement_log (at);
-CREATE UNIQUE INDEX IF NOT EXISTS enforcement_log_one_lift ON enforcement_log (lifts) WHERE lifts IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS enforcement_log_one_impose ON enforcement_log (imposition) WHERE action = 'impose';
+CREATE UNIQUE INDEX IF NOT EXISTS enforcement_log_one_lift ON enforcement_log (imposition) WHERE action = 'lift';
 
 CREATE TRIGGER IF NOT EXISTS enforcement_log_no_update BEFORE UPDATE ON enforcement_log
 BEGIN
@@ -96,6 +99,26 @@ CREATE TRIGGER IF NOT EXISTS enforcement_log_no_delete BEFORE DELETE ON enforcem
 BEGIN
     SELECT RAISE(ABORT, 'enforcement_log is append-only');
 END;
+
+-- Operators' orders from outside the gateway process (the CLI): the running gateway takes the
+-- pending ones, applies them to its ladder (which writes the log rows) and marks them handled.
+-- step NULL on a lift: every step in force on the subject.
+CREATE TABLE IF NOT EXISTS enforcement_requests (
+    id            INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+    requested_at  TEXT    NOT NULL,
+    action        TEXT    NOT NULL CHECK (action IN ('impose', 'lift')),
+    subject_kind  TEXT    NOT NULL CHECK (subject_kind IN ('trunk', 'caller_id', 'callee')),
+    trunk         TEXT    NOT NULL,
+    number        TEXT    NOT NULL DEFAULT '',
+    step          TEXT    CHECK (step IN ('alert', 'throttle', 'suspend_number', 'suspend_trunk')),
+    duration_secs INTEGER,
+    operator      TEXT    NOT NULL,
+    reason        TEXT    NOT NULL,
+    state         TEXT    NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'applied', 'rejected')),
+    handled_at    TEXT,
+    result        TEXT
+);
+CREATE INDEX IF NOT EXISTS enforcement_requests_pending ON enforcement_requests (state, id);
 
 -- Concurrency when the call was admitted (after counting it), for peak concurrency per bucket.
 ALTER TABLE cdrs ADD COLUMN trunk_active INTEGER;

@@ -44,19 +44,45 @@ pub struct NewEnforcement {
     pub at: DateTime<Utc>,
     /// `impose` or `lift`.
     pub action: String,
+    /// The monitor's id of the step imposed or lifted.
+    pub imposition: i64,
     pub subject: SubjectKey,
     pub step: String,
-    /// When an imposed step is due to lift (none: until lifted by hand).
+    /// When an imposed step may lift at the earliest (none: until lifted by hand).
     pub until: Option<DateTime<Utc>>,
-    /// `anomaly`, `operator`, `expiry` or `recovery`.
+    /// `rule` or `operator` (impose); `resumed`, `escalated` or `operator` (lift).
     pub cause: String,
+    pub rule: Option<String>,
     pub anomaly_id: Option<String>,
     pub operator: Option<String>,
     pub reason: String,
-    /// For a lift: the id of the row that imposed the step.
-    pub lifts: Option<i64>,
-    /// `gateway`, `cli` or `api`.
-    pub origin: String,
+    /// The whole action, as the monitor wrote it.
+    pub detail_json: String,
+}
+
+/// An operator's order from outside the gateway process, for the gateway to apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRequest {
+    pub requested_at: DateTime<Utc>,
+    /// `impose` or `lift`.
+    pub action: String,
+    pub subject: SubjectKey,
+    /// The step to impose; for a lift, one step or (none) every step on the subject.
+    pub step: Option<String>,
+    pub duration_secs: Option<i64>,
+    pub operator: String,
+    pub reason: String,
+}
+
+/// A stored request and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnforcementRequest {
+    pub id: i64,
+    pub request: NewRequest,
+    /// `pending`, `applied` or `rejected`.
+    pub state: String,
+    pub handled_at: Option<DateTime<Utc>>,
+    pub result: Option<String>,
 }
 
 /// A row of the enforcement log.
@@ -76,12 +102,16 @@ const INSERT_ANOMALY_CALL: &str =
 const SELECT_ANOMALIES: &str = "SELECT id, detected_at, rule, subject_kind, trunk, number, \
      window_secs, observed, threshold, sample, step, detail FROM anomalies";
 
-const INSERT_ENFORCEMENT: &str = "INSERT INTO enforcement_log (at, action, subject_kind, trunk, \
-     number, step, until, cause, anomaly_id, operator, reason, lifts, origin) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+const INSERT_ENFORCEMENT: &str = "INSERT INTO enforcement_log (at, action, imposition, \
+     subject_kind, trunk, number, step, until, cause, rule, anomaly_id, operator, reason, \
+     detail_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 
-const SELECT_ENFORCEMENT: &str = "SELECT id, at, action, subject_kind, trunk, number, step, \
-     until, cause, anomaly_id, operator, reason, lifts, origin FROM enforcement_log";
+const SELECT_ENFORCEMENT: &str = "SELECT id, at, action, imposition, subject_kind, trunk, \
+     number, step, until, cause, rule, anomaly_id, operator, reason, detail_json \
+     FROM enforcement_log";
+
+const SELECT_REQUESTS: &str = "SELECT id, requested_at, action, subject_kind, trunk, number, \
+     step, duration_secs, operator, reason, state, handled_at, result FROM enforcement_requests";
 
 impl Store {
     /// Stores an anomaly and the log rows it caused, in one transaction; returns the rows' ids.
@@ -212,21 +242,83 @@ impl Store {
         row.as_ref().map(entry_from_row).transpose()
     }
 
-    /// Steps imposed and not lifted, whose `until` (if any) is after `now`: what is in force.
-    pub async fn enforcement_in_force(
-        &self,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<EnforcementEntry>, StoreError> {
+    /// Steps imposed and not lifted: what is in force (a step past its `until` may still be,
+    /// while its rule has not stayed clear).
+    pub async fn enforcement_in_force(&self) -> Result<Vec<EnforcementEntry>, StoreError> {
         let sql = format!(
-            "{SELECT_ENFORCEMENT} AS e WHERE action = 'impose' \
-             AND (until IS NULL OR until > $1) \
-             AND NOT EXISTS (SELECT 1 FROM enforcement_log l WHERE l.lifts = e.id) ORDER BY id"
+            "{SELECT_ENFORCEMENT} AS e WHERE action = 'impose' AND NOT EXISTS \
+             (SELECT 1 FROM enforcement_log l WHERE l.action = 'lift' \
+             AND l.imposition = e.imposition) ORDER BY id"
         );
+        let rows = sqlx::query(&sql).fetch_all(self.pool()).await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    /// Stores an operator's order for the gateway; returns its id.
+    pub async fn insert_enforcement_request(&self, r: &NewRequest) -> Result<i64, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO enforcement_requests (requested_at, action, subject_kind, trunk, \
+             number, step, duration_secs, operator, reason) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(format_time(r.requested_at))
+        .bind(&r.action)
+        .bind(&r.subject.kind)
+        .bind(&r.subject.trunk)
+        .bind(&r.subject.number)
+        .bind(&r.step)
+        .bind(r.duration_secs)
+        .bind(&r.operator)
+        .bind(&r.reason)
+        .execute(self.pool())
+        .await?;
+        Ok(done.last_insert_rowid())
+    }
+
+    /// Pending orders, oldest first, at most `limit`.
+    pub async fn pending_enforcement_requests(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<EnforcementRequest>, StoreError> {
+        let sql = format!("{SELECT_REQUESTS} WHERE state = 'pending' ORDER BY id LIMIT $1");
         let rows = sqlx::query(&sql)
-            .bind(format_time(now))
+            .bind(i64::from(limit))
             .fetch_all(self.pool())
             .await?;
-        rows.iter().map(entry_from_row).collect()
+        rows.iter().map(request_from_row).collect()
+    }
+
+    pub async fn enforcement_request(
+        &self,
+        id: i64,
+    ) -> Result<Option<EnforcementRequest>, StoreError> {
+        let sql = format!("{SELECT_REQUESTS} WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(request_from_row).transpose()
+    }
+
+    /// Marks a pending order `applied` or `rejected` with what happened.
+    pub async fn finish_enforcement_request(
+        &self,
+        id: i64,
+        state: &str,
+        result: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE enforcement_requests SET state = $2, result = $3, handled_at = $4 \
+             WHERE id = $1 AND state = 'pending'",
+        )
+        .bind(id)
+        .bind(state)
+        .bind(result)
+        .bind(format_time(at))
+        .execute(self.pool())
+        .await?;
+        Ok(())
     }
 
     /// The highest log id (0 when empty).
@@ -261,17 +353,18 @@ async fn insert_enforcement(
     let done = sqlx::query(INSERT_ENFORCEMENT)
         .bind(format_time(e.at))
         .bind(&e.action)
+        .bind(e.imposition)
         .bind(&e.subject.kind)
         .bind(&e.subject.trunk)
         .bind(&e.subject.number)
         .bind(&e.step)
         .bind(e.until.map(format_time))
         .bind(&e.cause)
+        .bind(&e.rule)
         .bind(&e.anomaly_id)
         .bind(&e.operator)
         .bind(&e.reason)
-        .bind(e.lifts)
-        .bind(&e.origin)
+        .bind(&e.detail_json)
         .execute(&mut *conn)
         .await?;
     Ok(done.last_insert_rowid())
@@ -337,16 +430,42 @@ fn entry_from_row(row: &SqliteRow) -> Result<EnforcementEntry, StoreError> {
         entry: NewEnforcement {
             at,
             action: row.try_get("action")?,
+            imposition: row.try_get("imposition")?,
             subject: subject_of(row)?,
             step: row.try_get("step")?,
             until: time_of(row, &what, "until")?,
             cause: row.try_get("cause")?,
+            rule: row.try_get("rule")?,
             anomaly_id: row.try_get("anomaly_id")?,
             operator: row.try_get("operator")?,
             reason: row.try_get("reason")?,
-            lifts: row.try_get("lifts")?,
-            origin: row.try_get("origin")?,
+            detail_json: row.try_get("detail_json")?,
         },
+    })
+}
+
+fn request_from_row(row: &SqliteRow) -> Result<EnforcementRequest, StoreError> {
+    let id: i64 = row.try_get("id")?;
+    let what = format!("enforcement request {id}");
+    let requested_at = time_of(row, &what, "requested_at")?.ok_or_else(|| StoreError::Corrupt {
+        id: what.clone(),
+        column: "requested_at",
+        value: String::new(),
+    })?;
+    Ok(EnforcementRequest {
+        id,
+        request: NewRequest {
+            requested_at,
+            action: row.try_get("action")?,
+            subject: subject_of(row)?,
+            step: row.try_get("step")?,
+            duration_secs: row.try_get("duration_secs")?,
+            operator: row.try_get("operator")?,
+            reason: row.try_get("reason")?,
+        },
+        state: row.try_get("state")?,
+        handled_at: time_of(row, &what, "handled_at")?,
+        result: row.try_get("result")?,
     })
 }
 

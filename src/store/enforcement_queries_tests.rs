@@ -36,6 +36,7 @@ fn anomaly(id: &str, at: DateTime<Utc>) -> AnomalyRow {
 }
 
 fn impose(
+    imposition: i64,
     at: DateTime<Utc>,
     until: Option<DateTime<Utc>>,
     anomaly: Option<&str>,
@@ -43,20 +44,30 @@ fn impose(
     NewEnforcement {
         at,
         action: "impose".into(),
+        imposition,
         subject: number("+861012345678"),
         step: "suspend_number".into(),
         until,
         cause: if anomaly.is_some() {
-            "anomaly"
+            "rule"
         } else {
             "operator"
         }
         .into(),
+        rule: anomaly.map(|_| "error_rate".to_string()),
         anomaly_id: anomaly.map(str::to_string),
         operator: anomaly.is_none().then(|| "alice".to_string()),
         reason: "test".into(),
-        lifts: None,
-        origin: "gateway".into(),
+        detail_json: "{}".into(),
+    }
+}
+
+fn lift(imposition: i64, at: DateTime<Utc>) -> NewEnforcement {
+    NewEnforcement {
+        action: "lift".into(),
+        cause: "operator".into(),
+        until: None,
+        ..impose(imposition, at, None, None)
     }
 }
 
@@ -68,7 +79,7 @@ async fn anomaly_with_its_step_and_what_is_in_force() {
     let ids = store
         .record_anomaly(
             &a,
-            &[impose(t, Some(t + Duration::minutes(30)), Some("A1"))],
+            &[impose(7, t, Some(t + Duration::minutes(30)), Some("A1"))],
         )
         .await
         .unwrap();
@@ -83,42 +94,36 @@ async fn anomaly_with_its_step_and_what_is_in_force() {
     assert_eq!(store.anomalies_of_call("C1").await.unwrap(), vec![expected]);
     assert!(store.anomalies_of_call("C9").await.unwrap().is_empty());
 
-    // In force until its time, and no longer once lifted.
-    let in_force = store.enforcement_in_force(t).await.unwrap();
+    // In force until lifted, past its `until` too (the ladder decides when it lifts).
+    let in_force = store.enforcement_in_force().await.unwrap();
     assert_eq!(in_force.len(), 1);
     assert_eq!(in_force[0].id, ids[0]);
-    assert!(store
-        .enforcement_in_force(t + Duration::minutes(31))
-        .await
-        .unwrap()
-        .is_empty());
-    let manual = store
-        .append_enforcement(&[impose(t, None, None)])
-        .await
-        .unwrap();
-    assert_eq!(store.enforcement_in_force(t).await.unwrap().len(), 2);
-    let lift = NewEnforcement {
-        action: "lift".into(),
-        cause: "operator".into(),
-        lifts: Some(manual[0]),
-        until: None,
-        ..impose(t + Duration::seconds(5), None, None)
-    };
+    assert_eq!(in_force[0].entry.imposition, 7);
     store
-        .append_enforcement(std::slice::from_ref(&lift))
+        .append_enforcement(&[impose(8, t, None, None)])
         .await
         .unwrap();
-    let left = store.enforcement_in_force(t).await.unwrap();
+    assert_eq!(store.enforcement_in_force().await.unwrap().len(), 2);
+    store
+        .append_enforcement(&[lift(8, t + Duration::seconds(5))])
+        .await
+        .unwrap();
+    let left = store.enforcement_in_force().await.unwrap();
     assert_eq!(left.len(), 1);
-    assert_eq!(left[0].id, ids[0]);
-    // A step is lifted once.
-    assert!(store.append_enforcement(&[lift]).await.is_err());
+    assert_eq!(left[0].entry.imposition, 7);
+    // A step is imposed once and lifted once.
+    assert!(store.append_enforcement(&[lift(8, t)]).await.is_err());
+    assert!(store
+        .append_enforcement(&[impose(7, t, None, None)])
+        .await
+        .is_err());
 
     let log = store
         .enforcement_log(t, t + Duration::minutes(1))
         .await
         .unwrap();
     assert_eq!(log.len(), 3);
+    assert_eq!(log[0].entry.rule.as_deref(), Some("error_rate"));
     assert_eq!(store.last_enforcement_id().await.unwrap(), log[2].id);
     assert_eq!(
         store.enforcement_after(log[0].id, 10).await.unwrap().len(),
@@ -135,7 +140,7 @@ async fn the_log_is_append_only() {
     let store = memory_store().await;
     let t = t0();
     store
-        .append_enforcement(&[impose(t, None, None)])
+        .append_enforcement(&[impose(1, t, None, None)])
         .await
         .unwrap();
     for sql in [
@@ -159,7 +164,45 @@ async fn the_log_is_append_only() {
 async fn bad_codes_are_refused_by_the_schema() {
     let store = memory_store().await;
     let t = t0();
-    let mut e = impose(t, None, None);
+    let mut e = impose(1, t, None, None);
     e.step = "shut_down".into();
     assert!(store.append_enforcement(&[e]).await.is_err());
+}
+
+#[tokio::test]
+async fn requests_wait_until_handled_once() {
+    let store = memory_store().await;
+    let t = t0();
+    let r = NewRequest {
+        requested_at: t,
+        action: "impose".into(),
+        subject: number("861012345678"),
+        step: Some("suspend_number".into()),
+        duration_secs: Some(600),
+        operator: "bob".into(),
+        reason: "carrier asked".into(),
+    };
+    let id = store.insert_enforcement_request(&r).await.unwrap();
+    let pending = store.pending_enforcement_requests(10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].request, r);
+    assert_eq!(pending[0].state, "pending");
+    store
+        .finish_enforcement_request(id, "applied", "imposed 42", t)
+        .await
+        .unwrap();
+    // Handled once: a second answer does not overwrite the first.
+    store
+        .finish_enforcement_request(id, "rejected", "late", t)
+        .await
+        .unwrap();
+    assert!(store
+        .pending_enforcement_requests(10)
+        .await
+        .unwrap()
+        .is_empty());
+    let done = store.enforcement_request(id).await.unwrap().unwrap();
+    assert_eq!(done.state, "applied");
+    assert_eq!(done.result.as_deref(), Some("imposed 42"));
+    assert_eq!(done.handled_at, Some(t));
 }

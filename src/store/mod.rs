@@ -20,7 +20,9 @@ mod journal_queries;
 mod kpi_queries;
 
 pub use complaint_queries::{NewComplaint, StoredComplaint};
-pub use enforcement_queries::{AnomalyRow, EnforcementEntry, NewEnforcement, SubjectKey};
+pub use enforcement_queries::{
+    AnomalyRow, EnforcementEntry, EnforcementRequest, NewEnforcement, NewRequest, SubjectKey,
+};
 pub use error::StoreError;
 pub use journal_queries::{AppliedWrites, CdrWrite, JournaledCall};
 pub use kpi_queries::{BucketCounters, BucketKey, Rollup};
