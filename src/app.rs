@@ -1,14 +1,21 @@
 //! Wiring: the parts started in order, and the orderly stop (stop admitting, drain live calls,
 //! end what is left, flush CDRs).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::b2bua::{B2bua, MediaSettings, RecordingSettings, Registry, Settings};
 use crate::config::Config;
+use crate::config::RuleId;
 use crate::media::{MediaError, PortAllocator};
-use crate::monitor::cdr_writer::{CdrSink, CdrWriter, CdrWriterHandle};
+use crate::monitor::cdr_writer::{CdrSink, CdrWriter, CdrWriterHandle, KpiRollup, WriterHooks};
+use crate::monitor::persist;
+use crate::monitor::service::{
+    MonitorError, MonitorHandle, MonitorService, MonitorSettings, MonitorTask,
+};
+use crate::monitor::Cdr;
 use crate::policy::Policy;
 use crate::recording::repair::repair_all;
 use crate::recording::RecordingPool;
@@ -26,6 +33,8 @@ pub enum AppError {
     Transport(#[from] TransportError),
     #[error(transparent)]
     Media(#[from] MediaError),
+    #[error(transparent)]
+    Monitor(#[from] MonitorError),
     #[error("cannot start the recorders for {dir}: {source}")]
     Recording { dir: String, source: std::io::Error },
 }
@@ -44,6 +53,8 @@ pub struct Gateway {
     ifaces: Arc<Interfaces>,
     trigger: ShutdownTrigger,
     drain_timeout: Duration,
+    monitor: MonitorHandle,
+    monitor_task: MonitorTask,
 }
 
 impl Gateway {
@@ -53,7 +64,34 @@ impl Gateway {
             config.recording.dir = abs;
         }
         let store = Store::connect(&config.database.url).await?;
-        let (cdrs, writer) = CdrWriter::spawn(store.clone(), config.database.cdr_queue);
+        // Stored CDRs go on to the monitor; the KPI buckets are updated with them.
+        let (stored_tx, stored_rx) = tokio::sync::mpsc::channel(STORED_CDR_QUEUE);
+        let over_long: HashMap<String, u64> = config
+            .trunks
+            .iter()
+            .map(|t| {
+                (
+                    t.name.clone(),
+                    t.rule(RuleId::OverLongCall).threshold as u64,
+                )
+            })
+            .collect();
+        let rollup: KpiRollup = Arc::new(move |cdr: &Cdr| {
+            let secs = cdr
+                .trunk
+                .as_deref()
+                .and_then(|t| over_long.get(t).copied())
+                .unwrap_or(DEFAULT_OVER_LONG_SECS);
+            persist::rollup(cdr, secs)
+        });
+        let (cdrs, writer) = CdrWriter::spawn_with(
+            store.clone(),
+            config.database.cdr_queue,
+            WriterHooks {
+                rollup: Some(rollup),
+                stored: Some(stored_tx),
+            },
+        );
         // What a crash left open is closed before any new call is admitted.
         let repaired = repair_all(config.recording.dir.clone()).await;
         for r in &repaired.repaired {
@@ -109,6 +147,17 @@ impl Gateway {
             },
         };
         let registry = Arc::new(Registry::default());
+        // Steps in force are restored before the first call is admitted.
+        let (monitor, monitor_task) = MonitorService::start(
+            store.clone(),
+            policy.clone(),
+            registry.clone(),
+            &config.trunks,
+            MonitorSettings::default(),
+            stored_rx,
+            shutdown.clone(),
+        )
+        .await?;
         let b2bua = B2bua::new(
             settings,
             layer.clone(),
@@ -132,6 +181,8 @@ impl Gateway {
             ifaces,
             trigger,
             drain_timeout: Duration::from_secs(config.sip.drain_timeout_secs),
+            monitor,
+            monitor_task,
         })
     }
 
@@ -157,6 +208,11 @@ impl Gateway {
 
     pub fn cdrs(&self) -> &CdrSink {
         &self.cdrs
+    }
+
+    /// The carrier's eyes: KPIs, anomalies, enforcement.
+    pub fn monitor(&self) -> &MonitorHandle {
+        &self.monitor
     }
 
     /// RTP/RTCP port pairs in use (two per live call).
@@ -214,9 +270,21 @@ impl Gateway {
                 "database unavailable: CDRs not flushed before the stop limit"
             ),
         }
+        // The writer has handed the monitor every stored CDR; it stops once it has seen them.
+        if tokio::time::timeout(CDR_FLUSH_LIMIT, self.monitor_task.join())
+            .await
+            .is_err()
+        {
+            tracing::error!("monitor did not stop in time");
+        }
         tracing::info!("trunkguard stopped");
     }
 }
+
+/// Stored CDRs waiting for the monitor (a full queue holds the CDR writer back, not calls).
+const STORED_CDR_QUEUE: usize = 4096;
+/// The over-long threshold for a CDR of no configured trunk (the rule's default, 60 min).
+const DEFAULT_OVER_LONG_SECS: u64 = 3600;
 
 /// How long a stop waits for the database to take the last CDRs.
 const CDR_FLUSH_LIMIT: Duration = Duration::from_secs(60);

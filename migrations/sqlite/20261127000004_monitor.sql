@@ -123,3 +123,10 @@ CREATE INDEX IF NOT EXISTS enforcement_requests_pending ON enforcement_requests 
 -- Concurrency when the call was admitted (after counting it), for peak concurrency per bucket.
 ALTER TABLE cdrs ADD COLUMN trunk_active INTEGER;
 ALTER TABLE cdrs ADD COLUMN caller_active INTEGER;
+
+-- Where the running monitor is in tables other processes append to (complaints): after a
+-- restart it goes on from there, so each complaint feeds the rules once.
+CREATE TABLE IF NOT EXISTS monitor_cursor (
+    name  TEXT    NOT NULL PRIMARY KEY,
+    value INTEGER NOT NULL
+);

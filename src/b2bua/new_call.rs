@@ -251,6 +251,11 @@ pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx) {
     };
     d.caller = admission.caller.clone().or(d.caller);
     d.callee = admission.callee.clone().or(d.callee);
+    d.trunk_active = Some(admission.lease.trunk_active_at_grant());
+    // The lease's line is the caller ID outbound, the called number inbound.
+    if side == Side::Inside {
+        d.caller_active = Some(admission.lease.number_active_at_grant());
+    }
 
     let other = side.other();
     let (local, other_local) = match side {
@@ -356,6 +361,7 @@ pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx) {
         started_at: d.invite_at,
         inside_call_id: d.inside_call_id.clone().unwrap_or_default(),
         outside_call_id: d.outside_call_id.clone().unwrap_or_default(),
+        answered_at: None,
     };
     if !ctx.registry.insert(
         live,

@@ -1,6 +1,7 @@
 //! Live calls: each call is reachable by its Call-ID on either side, and listed for operators.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -36,6 +37,8 @@ pub struct LiveCall {
     pub started_at: DateTime<Utc>,
     pub inside_call_id: String,
     pub outside_call_id: String,
+    /// Filled in by `Registry::list` from the call's answer.
+    pub answered_at: Option<DateTime<Utc>>,
 }
 
 struct Entry {
@@ -43,6 +46,8 @@ struct Entry {
     inbox: mpsc::Sender<CallMsg>,
     /// The call has ended and is only closing its media, recording and CDR.
     ended: std::sync::atomic::AtomicBool,
+    /// When the call was answered, in ms since the epoch; 0 while not answered.
+    answered_ms: AtomicI64,
 }
 
 #[derive(Default)]
@@ -64,6 +69,7 @@ impl Registry {
             info: Arc::new(info),
             inbox,
             ended: std::sync::atomic::AtomicBool::new(false),
+            answered_ms: AtomicI64::new(0),
         });
         let Ok(mut legs) = self.by_leg.lock() else {
             return false;
@@ -104,6 +110,16 @@ impl Registry {
         }
     }
 
+    /// The call was answered at `at` (for the over-long-call check and the live list).
+    pub(crate) fn mark_answered(&self, a: &Leg, at: DateTime<Utc>) {
+        if let Ok(legs) = self.by_leg.lock() {
+            if let Some(e) = legs.get(&(a.side, a.call_id.clone())) {
+                e.answered_ms
+                    .store(at.timestamp_millis().max(1), Ordering::SeqCst);
+            }
+        }
+    }
+
     /// Hand a message to the call owning this Call-ID on this side; false when there is none.
     /// A full inbox drops the message: the peer retransmits.
     pub(crate) fn route(&self, side: Side, call_id: &str, msg: CallMsg) -> bool {
@@ -137,8 +153,15 @@ impl Registry {
         };
         let mut v: Vec<LiveCall> = ids
             .values()
-            .filter(|e| !e.ended.load(std::sync::atomic::Ordering::SeqCst))
-            .map(|e| (*e.info).clone())
+            .filter(|e| !e.ended.load(Ordering::SeqCst))
+            .map(|e| {
+                let mut call = (*e.info).clone();
+                let ms = e.answered_ms.load(Ordering::SeqCst);
+                call.answered_at = (ms > 0)
+                    .then(|| DateTime::from_timestamp_millis(ms))
+                    .flatten();
+                call
+            })
             .collect();
         v.sort_by(|a, b| a.started_at.cmp(&b.started_at).then(a.id.cmp(&b.id)));
         v
@@ -158,6 +181,22 @@ impl Registry {
         inbox.try_send(CallMsg::Hangup(reason)).is_ok()
     }
 
+    /// Ask the live calls `which` selects to end; returns how many were asked.
+    pub fn hangup_where(&self, which: impl Fn(&LiveCall) -> bool, reason: &'static str) -> usize {
+        let inboxes: Vec<_> = match self.by_id.lock() {
+            Ok(ids) => ids
+                .values()
+                .filter(|e| !e.ended.load(Ordering::SeqCst) && which(&e.info))
+                .map(|e| e.inbox.clone())
+                .collect(),
+            Err(_) => return 0,
+        };
+        inboxes
+            .into_iter()
+            .filter(|inbox| inbox.try_send(CallMsg::Hangup(reason)).is_ok())
+            .count()
+    }
+
     /// Ask every call to end.
     pub fn hangup_all(&self, reason: &'static str) {
         let inboxes: Vec<_> = match self.by_id.lock() {
@@ -167,5 +206,43 @@ impl Registry {
         for inbox in inboxes {
             let _ = inbox.try_send(CallMsg::Hangup(reason));
         }
+    }
+}
+
+/// The monitor's view of the live calls.
+impl crate::monitor::service::LiveCalls for Registry {
+    fn live_calls(&self) -> Vec<crate::monitor::rules::LiveCallView> {
+        self.list()
+            .into_iter()
+            .map(|c| crate::monitor::rules::LiveCallView {
+                call_id: c.id,
+                trunk: c.trunk,
+                direction: c.direction,
+                caller: c.caller,
+                answered_at: c.answered_at,
+            })
+            .collect()
+    }
+
+    fn calls_per_trunk(&self) -> HashMap<String, u32> {
+        let mut out = HashMap::new();
+        if let Ok(ids) = self.by_id.lock() {
+            for e in ids.values() {
+                *out.entry(e.info.trunk.clone()).or_insert(0) += 1;
+            }
+        }
+        out
+    }
+
+    fn hang_up(&self, trunk: &str, caller_id: Option<&str>, reason: &'static str) -> usize {
+        self.hangup_where(
+            |c| {
+                c.trunk == trunk
+                    && caller_id.is_none_or(|n| {
+                        c.direction == Direction::Outbound && c.caller.as_deref() == Some(n)
+                    })
+            },
+            reason,
+        )
     }
 }

@@ -20,7 +20,8 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
 use super::cdr::{ms_precision, Cdr};
-use crate::store::{CdrWrite, Store};
+use super::kpi::KpiCounters;
+use crate::store::{BucketKey, CdrWrite, Store};
 
 /// Rows per transaction: large enough to amortize the commit fsync, small enough to stay short.
 const BATCH_MAX: usize = 200;
@@ -173,16 +174,38 @@ impl CdrSink {
     }
 }
 
+/// What each stored CDR adds to the persisted KPI buckets.
+pub type KpiRollup = Arc<dyn Fn(&Cdr) -> Vec<(BucketKey, KpiCounters)> + Send + Sync>;
+
+/// What the writer does besides storing.
+#[derive(Clone, Default)]
+pub struct WriterHooks {
+    /// KPI buckets updated in each batch's transaction.
+    pub rollup: Option<KpiRollup>,
+    /// Every final CDR, once stored, goes here (the monitor). A full channel holds the writer
+    /// back, never the calls: their submissions wait in the writer's queue.
+    pub stored: Option<mpsc::Sender<Cdr>>,
+}
+
 /// Starts the writer task.
 pub struct CdrWriter;
 
 impl CdrWriter {
     /// Spawn the writer on the current tokio runtime. `capacity` is `database.cdr_queue`.
     pub fn spawn(store: Store, capacity: usize) -> (CdrSink, CdrWriterHandle) {
+        CdrWriter::spawn_with(store, capacity, WriterHooks::default())
+    }
+
+    /// `spawn`, with KPI buckets and a feed of stored CDRs.
+    pub fn spawn_with(
+        store: Store,
+        capacity: usize,
+        hooks: WriterHooks,
+    ) -> (CdrSink, CdrWriterHandle) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let (close_tx, close_rx) = oneshot::channel();
         let shared = Arc::new(Shared::default());
-        let task = tokio::spawn(run(store, rx, close_rx, Arc::clone(&shared)));
+        let task = tokio::spawn(run(store, rx, close_rx, Arc::clone(&shared), hooks));
         let sink = CdrSink {
             tx,
             shared: Arc::clone(&shared),
@@ -234,6 +257,7 @@ async fn run(
     mut rx: mpsc::Receiver<CdrWrite>,
     mut close_rx: oneshot::Receiver<()>,
     shared: Arc<Shared>,
+    hooks: WriterHooks,
 ) {
     let mut close_armed = true;
     // True once the channel is closed (by close() or because every sender is gone) and empty.
@@ -257,7 +281,7 @@ async fn run(
             }
         }
         if !batch.is_empty() {
-            write_batch(&store, &shared, &mut batch).await;
+            write_batch(&store, &shared, &hooks, &mut batch).await;
             continue;
         }
         if rx_done {
@@ -290,7 +314,12 @@ async fn run(
 
 /// Store the batch in order, retrying with backoff until it succeeds; the batch is never given
 /// up. Replaying it after a failed commit gives the same rows.
-async fn write_batch(store: &Store, shared: &Shared, batch: &mut Vec<CdrWrite>) {
+async fn write_batch(
+    store: &Store,
+    shared: &Shared,
+    hooks: &WriterHooks,
+    batch: &mut Vec<CdrWrite>,
+) {
     let cdrs = batch
         .iter()
         .filter(|item| matches!(item, CdrWrite::Cdr(_)))
@@ -299,7 +328,10 @@ async fn write_batch(store: &Store, shared: &Shared, batch: &mut Vec<CdrWrite>) 
     let mut delay = RETRY_FIRST;
     let mut attempt: u32 = 0;
     loop {
-        match store.apply_cdr_writes(batch).await {
+        match store
+            .apply_cdr_writes_with(batch, hooks.rollup.as_deref())
+            .await
+        {
             Ok(applied) => {
                 shared.written.fetch_add(cdrs, SeqCst);
                 shared.journaled.fetch_add(journals, SeqCst);
@@ -313,6 +345,14 @@ async fn write_batch(store: &Store, shared: &Shared, batch: &mut Vec<CdrWrite>) 
                     );
                 } else {
                     tracing::debug!(cdrs, journals, ?applied, "CDR batch stored");
+                }
+                if let Some(stored) = &hooks.stored {
+                    for item in batch.drain(..) {
+                        if let CdrWrite::Cdr(cdr) = item {
+                            // Gone only when the monitor stopped: nothing left to tell.
+                            let _ = stored.send(cdr).await;
+                        }
+                    }
                 }
                 batch.clear();
                 return;

@@ -193,7 +193,10 @@ impl Monitor {
                     let data = self
                         .subjects
                         .get_or_insert_with(&subject, SubjectData::default);
-                    data.windows.add(now, &k);
+                    data.windows.add(
+                        now,
+                        &crate::monitor::kpi::with_peak(&subject, cdr, k.clone()),
+                    );
                     data.last_seen = Some(now);
                     for kind in &kinds {
                         data.examples[*kind as usize].push(&cdr.id);

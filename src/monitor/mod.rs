@@ -9,9 +9,11 @@ pub mod enforcement;
 mod engine;
 mod ids;
 pub mod kpi;
+pub mod persist;
 pub mod q850;
 pub mod recovery;
 pub mod rules;
+pub mod service;
 
 #[cfg(test)]
 mod engine_tests;

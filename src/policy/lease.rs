@@ -105,6 +105,8 @@ impl TrunkState {
             state: Arc::clone(self),
             number: number.to_string(),
             total: Arc::clone(total),
+            trunk_active: c.load.active,
+            number_active: on_number + 1,
         })
     }
 
@@ -130,9 +132,22 @@ pub struct Lease {
     state: Arc<TrunkState>,
     number: String,
     total: Arc<AtomicU64>,
+    trunk_active: u32,
+    number_active: u32,
 }
 
 impl Lease {
+    /// Calls on the trunk right after this lease was granted (itself counted): the CDR keeps
+    /// it for the peak-concurrency KPI.
+    pub fn trunk_active_at_grant(&self) -> u32 {
+        self.trunk_active
+    }
+
+    /// Calls on this lease's line number right after it was granted (itself counted).
+    pub fn number_active_at_grant(&self) -> u32 {
+        self.number_active
+    }
+
     /// Name of the trunk the slot is on (as it was when the lease was granted).
     pub fn trunk(&self) -> &str {
         &self.state.name

@@ -11,6 +11,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::cdr_queries::{format_time, parse_time};
+use super::kpi_queries::{add_to_buckets, BucketCounters, BucketKey};
 use super::{Store, StoreError};
 
 /// How far after the complaint's time a call still counts as the one complained about: the
@@ -27,6 +28,13 @@ const LINK_CDRS: &str = "INSERT INTO complaint_cdrs (complaint_id, cdr_id) \
 
 const SELECT_COMPLAINTS: &str = "SELECT id, complainant, caller_id, trunk, received_at, \
      category, source, text, imported_at FROM complaints";
+
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct NoDeltas;
+
+impl BucketCounters for NoDeltas {
+    fn merge(&mut self, _: &Self) {}
+}
 
 /// A complaint as filed (numbers already normalized; category and source as their codes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +67,20 @@ impl Store {
         link_window: Duration,
         now: DateTime<Utc>,
     ) -> Result<Option<StoredComplaint>, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        self.insert_complaint_counted::<NoDeltas>(c, link_window, now, Vec::new())
+            .await
+    }
+
+    /// `insert_complaint`, adding `deltas` to the KPI buckets in the same transaction when the
+    /// complaint is new (so a complaint is counted once, however often it is imported).
+    pub async fn insert_complaint_counted<C: BucketCounters>(
+        &self,
+        c: &NewComplaint,
+        link_window: Duration,
+        now: DateTime<Utc>,
+        deltas: Vec<(BucketKey, C)>,
+    ) -> Result<Option<StoredComplaint>, StoreError> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(INSERT_COMPLAINT)
             .bind(&c.complainant)
             .bind(&c.caller_id)
@@ -86,6 +107,9 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let cdr_ids = linked_cdrs(&mut tx, id).await?;
+        if !deltas.is_empty() {
+            add_to_buckets(&mut tx, deltas).await?;
+        }
         tx.commit().await?;
         Ok(Some(StoredComplaint {
             id,

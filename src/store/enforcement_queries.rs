@@ -321,6 +321,35 @@ impl Store {
         Ok(())
     }
 
+    /// The largest anomaly id stored (ids are numbers; 0 when none).
+    pub async fn last_anomaly_id(&self) -> Result<u64, StoreError> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT MAX(CAST(id AS INTEGER)) FROM anomalies")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(id.and_then(|i| u64::try_from(i).ok()).unwrap_or(0))
+    }
+
+    /// A named position of the monitor in an append-only table (0 when never set).
+    pub async fn cursor(&self, name: &str) -> Result<i64, StoreError> {
+        let v: Option<i64> = sqlx::query_scalar("SELECT value FROM monitor_cursor WHERE name = $1")
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(v.unwrap_or(0))
+    }
+
+    pub async fn set_cursor(&self, name: &str, value: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO monitor_cursor (name, value) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     /// The highest log id (0 when empty).
     pub async fn last_enforcement_id(&self) -> Result<i64, StoreError> {
         let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM enforcement_log")

@@ -103,7 +103,9 @@ impl Call {
         self.a_tx.respond(out.clone());
         self.a_final_sent = true;
         self.phase = Phase::Answered;
-        self.cdr.answer_at = Some(chrono::Utc::now());
+        let answered = chrono::Utc::now();
+        self.cdr.answer_at = Some(answered);
+        self.ctx.registry.mark_answered(&self.a, answered);
         self.ring_deadline = None;
         if let Some(m) = &self.media {
             m.answered();

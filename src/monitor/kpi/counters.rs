@@ -177,3 +177,9 @@ impl KpiCounters {
 fn ratio(n: u64, d: u64) -> Option<f64> {
     (d > 0).then(|| n as f64 / d as f64)
 }
+
+impl crate::store::BucketCounters for KpiCounters {
+    fn merge(&mut self, other: &Self) {
+        KpiCounters::merge(self, other);
+    }
+}

@@ -135,6 +135,20 @@ pub fn bucket_rows(cdr: &Cdr, over_long_secs: u64) -> Vec<(Subject, DateTime<Utc
     let hour = hour_start(cdr.invite_at);
     Subject::of_cdr(cdr)
         .into_iter()
-        .map(|s| (s, hour, k.clone()))
+        .map(|s| {
+            let k = with_peak(&s, cdr, k.clone());
+            (s, hour, k)
+        })
         .collect()
+}
+
+/// The counters of one subject of a CDR: its own concurrency at admission is its peak (the
+/// trunk's for the trunk, the caller ID's for the caller ID; none for a called number).
+pub fn with_peak(subject: &Subject, cdr: &Cdr, mut k: KpiCounters) -> KpiCounters {
+    k.peak_concurrency = match subject {
+        Subject::Trunk { .. } => cdr.trunk_active.unwrap_or(0),
+        Subject::CallerId { .. } => cdr.caller_active.unwrap_or(0),
+        Subject::Callee { .. } => 0,
+    };
+    k
 }

@@ -1,0 +1,718 @@
+//! The running monitor: one task owns the `Monitor` (KPI windows, rules, ladder) and feeds it
+//! the stored CDRs, complaints and live calls; what it decides is applied to admission
+//! (`Restrictions`) first, so a step takes effect on the very next call, then written to the
+//! store (anomalies with their evidence, the append-only enforcement log). It also takes
+//! operators' orders (in process through `MonitorHandle`, or from other processes through the
+//! `enforcement_requests` table), picks up complaints other processes stored, and reconciles the
+//! concurrency counters with the live calls.
+//!
+//! On start it rebuilds the steps in force from the log, so a restart never lifts a suspension.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::enforcement::{EnforcementAction, EnforcementError, Imposition};
+use super::engine::{Monitor, MonitorLimits, MonitorOutput, MonitorStats};
+use super::kpi::Subject;
+use super::persist;
+use super::rules::LiveCallView;
+use super::Cdr;
+use crate::config::{Step, TrunkConfig};
+use crate::policy::Policy;
+use crate::shutdown::Shutdown;
+use crate::store::{NewEnforcement, Store, StoreError};
+
+/// The cursor name of the complaints already fed to the rules.
+const COMPLAINTS_CURSOR: &str = "complaints";
+/// Rows taken per poll of the tables other processes append to.
+const POLL_BATCH: u32 = 500;
+/// Writes kept for retry while the database refuses them; past this the oldest are dropped
+/// (and counted): the steps themselves are already applied.
+const MAX_UNSAVED: usize = 10_000;
+
+/// What the monitor needs of the live calls (the b2bua's registry implements it).
+pub trait LiveCalls: Send + Sync + 'static {
+    /// Calls in progress (not ended), for the over-long-call check.
+    fn live_calls(&self) -> Vec<LiveCallView>;
+    /// Calls whose task still runs (and so holds its concurrency lease), per trunk.
+    fn calls_per_trunk(&self) -> HashMap<String, u32>;
+    /// Ends the live calls on `trunk` (presenting `caller_id`, when given); returns how many.
+    fn hang_up(&self, trunk: &str, caller_id: Option<&str>, reason: &'static str) -> usize;
+}
+
+/// How often the monitor does its periodic work.
+#[derive(Debug, Clone)]
+pub struct MonitorSettings {
+    /// Lifting due steps, the over-long-call check, polling requests and complaints.
+    pub tick: Duration,
+    /// Comparing concurrency counters with the live calls.
+    pub reconcile_every: Duration,
+    pub limits: MonitorLimits,
+}
+
+impl Default for MonitorSettings {
+    fn default() -> Self {
+        MonitorSettings {
+            tick: Duration::from_secs(1),
+            reconcile_every: Duration::from_secs(5),
+            limits: MonitorLimits::default(),
+        }
+    }
+}
+
+/// Figures the monitor exposes (metrics, tests).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MonitorFigures {
+    pub cdrs_seen: u64,
+    pub anomalies: u64,
+    pub actions: u64,
+    pub complaints_seen: u64,
+    pub requests_handled: u64,
+    /// Log writes that failed and wait for a retry.
+    pub unsaved: u64,
+    /// Log writes given up (the database refused them past `MAX_UNSAVED`).
+    pub unsaved_dropped: u64,
+    /// Leases minus live calls, summed over trunks, at the last reconciliation (0 is healthy).
+    pub concurrency_drift: i64,
+    /// Reconciliations that found a drift.
+    pub drift_seen: u64,
+    pub reconciliations: u64,
+}
+
+#[derive(Default)]
+struct Shared {
+    cdrs_seen: AtomicU64,
+    anomalies: AtomicU64,
+    actions: AtomicU64,
+    complaints_seen: AtomicU64,
+    requests_handled: AtomicU64,
+    unsaved: AtomicU64,
+    unsaved_dropped: AtomicU64,
+    drift: AtomicI64,
+    drift_seen: AtomicU64,
+    reconciliations: AtomicU64,
+}
+
+enum Command {
+    Impose {
+        subject: Subject,
+        step: Step,
+        duration: Option<chrono::Duration>,
+        operator: String,
+        reason: String,
+        reply: oneshot::Sender<Result<Vec<EnforcementAction>, EnforcementError>>,
+    },
+    Lift {
+        subject: Subject,
+        step: Option<Step>,
+        operator: String,
+        reason: String,
+        reply: oneshot::Sender<Vec<EnforcementAction>>,
+    },
+    InForce(oneshot::Sender<Vec<Imposition>>),
+    Stats(oneshot::Sender<MonitorStats>),
+    /// Poll the store now (tests, and the API after storing a complaint).
+    Poll(oneshot::Sender<()>),
+    Reconcile(oneshot::Sender<i64>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the monitor has stopped")]
+    Stopped,
+    #[error(transparent)]
+    Enforcement(#[from] EnforcementError),
+}
+
+/// The handle the rest of the gateway holds. Cheap to clone.
+#[derive(Clone)]
+pub struct MonitorHandle {
+    cmd: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+}
+
+/// Owns the monitor task; `join` after the CDR writer has closed (it feeds the monitor).
+pub struct MonitorTask {
+    task: JoinHandle<()>,
+}
+
+impl MonitorTask {
+    pub async fn join(self) {
+        let _ = self.task.await;
+    }
+}
+
+pub struct MonitorService {
+    engine: Monitor,
+    store: Store,
+    policy: Arc<Policy>,
+    calls: Arc<dyn LiveCalls>,
+    hangup_on_suspend: HashMap<String, bool>,
+    trunk_names: Vec<String>,
+    complaints_cursor: i64,
+    unsaved: Vec<Unsaved>,
+    shared: Arc<Shared>,
+}
+
+/// A write the database refused, kept for the next tick.
+enum Unsaved {
+    Anomaly(crate::store::AnomalyRow, Vec<NewEnforcement>),
+    Log(Vec<NewEnforcement>),
+}
+
+impl MonitorService {
+    /// Rebuilds the steps in force from the log, applies them to admission, and starts the
+    /// task. `stored_cdrs` is the CDR writer's feed of stored CDRs.
+    pub async fn start(
+        store: Store,
+        policy: Arc<Policy>,
+        calls: Arc<dyn LiveCalls>,
+        trunks: &[TrunkConfig],
+        settings: MonitorSettings,
+        stored_cdrs: mpsc::Receiver<Cdr>,
+        shutdown: Shutdown,
+    ) -> Result<(MonitorHandle, MonitorTask), MonitorError> {
+        let now = Utc::now();
+        let mut engine = Monitor::new(trunks, settings.limits.clone());
+        let in_force: Vec<Imposition> = store
+            .enforcement_in_force()
+            .await?
+            .iter()
+            .filter_map(|e| {
+                let i = persist::imposition_of(e);
+                if i.is_none() {
+                    tracing::error!(
+                        log_id = e.id,
+                        "enforcement log row does not decode; not restored"
+                    );
+                }
+                i
+            })
+            .collect();
+        engine.restore(&in_force, store.last_anomaly_id().await?, now);
+        for i in &in_force {
+            policy
+                .restrictions()
+                .apply(&EnforcementAction::Impose(i.clone()));
+            tracing::info!(subject = %i.subject, step = %i.step, id = i.id, "enforcement step restored");
+        }
+        let complaints_cursor = store.cursor(COMPLAINTS_CURSOR).await?;
+        let shared = Arc::new(Shared::default());
+        let (cmd_tx, cmd_rx) = mpsc::channel(64);
+        let service = MonitorService {
+            engine,
+            store,
+            policy,
+            calls,
+            hangup_on_suspend: trunks
+                .iter()
+                .map(|t| (t.name.clone(), t.hangup_on_suspend))
+                .collect(),
+            trunk_names: trunks.iter().map(|t| t.name.clone()).collect(),
+            complaints_cursor,
+            unsaved: Vec::new(),
+            shared: Arc::clone(&shared),
+        };
+        let task = tokio::spawn(service.run(settings, stored_cdrs, cmd_rx, shutdown));
+        Ok((
+            MonitorHandle {
+                cmd: cmd_tx,
+                shared,
+            },
+            MonitorTask { task },
+        ))
+    }
+
+    async fn run(
+        mut self,
+        settings: MonitorSettings,
+        mut cdrs: mpsc::Receiver<Cdr>,
+        mut cmds: mpsc::Receiver<Command>,
+        mut shutdown: Shutdown,
+    ) {
+        let mut tick = tokio::time::interval(settings.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut reconcile = tokio::time::interval(settings.reconcile_every);
+        reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut cdrs_open = true;
+        loop {
+            tokio::select! {
+                cdr = cdrs.recv(), if cdrs_open => match cdr {
+                    Some(cdr) => self.on_cdr(&cdr).await,
+                    // The CDR writer has closed: every CDR is in.
+                    None => cdrs_open = false,
+                },
+                Some(cmd) = cmds.recv() => self.on_command(cmd).await,
+                _ = tick.tick() => self.on_tick().await,
+                _ = reconcile.tick() => { self.reconcile(); }
+                _ = shutdown.recv(), if !cdrs_open => break,
+            }
+            if !cdrs_open && shutdown.is_shutdown() {
+                break;
+            }
+        }
+        self.retry_unsaved().await;
+        tracing::info!(figures = ?self.figures(), "monitor stopped");
+    }
+
+    fn figures(&self) -> MonitorFigures {
+        figures(&self.shared)
+    }
+
+    async fn on_cdr(&mut self, cdr: &Cdr) {
+        self.shared.cdrs_seen.fetch_add(1, Ordering::Relaxed);
+        let out = self.engine.on_cdr(cdr, Utc::now());
+        self.conclude(out).await;
+    }
+
+    async fn on_tick(&mut self) {
+        let now = Utc::now();
+        let out = self.engine.tick(now);
+        self.conclude(out).await;
+        let live = self.calls.live_calls();
+        let out = self.engine.check_live(&live, now);
+        self.conclude(out).await;
+        self.poll().await;
+        self.retry_unsaved().await;
+    }
+
+    /// Requests and complaints other processes stored.
+    async fn poll(&mut self) {
+        match self.store.pending_enforcement_requests(POLL_BATCH).await {
+            Ok(requests) => {
+                for r in requests {
+                    self.handle_request(r).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read enforcement requests"),
+        }
+        match self
+            .store
+            .complaints_after(self.complaints_cursor, POLL_BATCH)
+            .await
+        {
+            Ok(complaints) => {
+                for stored in complaints {
+                    self.shared.complaints_seen.fetch_add(1, Ordering::Relaxed);
+                    match persist::complaint_of(&stored) {
+                        Some(c) => {
+                            let out = self.engine.on_complaint(&c, Utc::now());
+                            self.conclude(out).await;
+                        }
+                        None => {
+                            tracing::error!(
+                                complaint = stored.id,
+                                "complaint codes unknown; skipped"
+                            )
+                        }
+                    }
+                    self.complaints_cursor = stored.id;
+                }
+                if let Err(e) = self
+                    .store
+                    .set_cursor(COMPLAINTS_CURSOR, self.complaints_cursor)
+                    .await
+                {
+                    tracing::warn!(error = %e, "cannot save the complaints cursor");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read new complaints"),
+        }
+    }
+
+    async fn handle_request(&mut self, r: crate::store::EnforcementRequest) {
+        let now = Utc::now();
+        let req = &r.request;
+        let outcome: Result<Vec<EnforcementAction>, String> =
+            match persist::subject_of_key(&req.subject) {
+                None => Err(format!("unknown subject kind `{}`", req.subject.kind)),
+                Some(subject) => {
+                    let step = req
+                        .step
+                        .as_deref()
+                        .map(|s| Step::from_code(s).ok_or_else(|| format!("unknown step `{s}`")));
+                    match (req.action.as_str(), step.transpose()) {
+                        (_, Err(e)) => Err(e),
+                        ("impose", Ok(Some(step))) => self
+                            .engine
+                            .impose(
+                                &subject,
+                                step,
+                                req.duration_secs.map(chrono::Duration::seconds),
+                                &req.operator,
+                                &req.reason,
+                                now,
+                            )
+                            .map_err(|e| e.to_string()),
+                        ("impose", Ok(None)) => Err("impose needs a step".to_string()),
+                        ("lift", Ok(step)) => {
+                            Ok(self
+                                .engine
+                                .lift(&subject, step, &req.operator, &req.reason, now))
+                        }
+                        (other, _) => Err(format!("unknown action `{other}`")),
+                    }
+                }
+            };
+        let (state, result) = match outcome {
+            Ok(actions) => {
+                let summary = describe(&actions);
+                self.apply_and_log(actions).await;
+                ("applied", summary)
+            }
+            Err(e) => ("rejected", e),
+        };
+        self.shared.requests_handled.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(request = r.id, state, result = %result, operator = %req.operator, "operator request handled");
+        if let Err(e) = self
+            .store
+            .finish_enforcement_request(r.id, state, &result, now)
+            .await
+        {
+            tracing::warn!(request = r.id, error = %e, "cannot mark the request handled");
+        }
+    }
+
+    async fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Impose {
+                subject,
+                step,
+                duration,
+                operator,
+                reason,
+                reply,
+            } => {
+                let res =
+                    self.engine
+                        .impose(&subject, step, duration, &operator, &reason, Utc::now());
+                if let Ok(actions) = &res {
+                    self.apply_and_log(actions.clone()).await;
+                }
+                let _ = reply.send(res);
+            }
+            Command::Lift {
+                subject,
+                step,
+                operator,
+                reason,
+                reply,
+            } => {
+                let actions = self
+                    .engine
+                    .lift(&subject, step, &operator, &reason, Utc::now());
+                self.apply_and_log(actions.clone()).await;
+                let _ = reply.send(actions);
+            }
+            Command::InForce(reply) => {
+                let _ = reply.send(self.engine.in_force());
+            }
+            Command::Stats(reply) => {
+                let _ = reply.send(self.engine.stats());
+            }
+            Command::Poll(reply) => {
+                self.poll().await;
+                let _ = reply.send(());
+            }
+            Command::Reconcile(reply) => {
+                let _ = reply.send(self.reconcile());
+            }
+        }
+    }
+
+    /// Applies and stores what the engine decided: each anomaly with the actions it caused.
+    async fn conclude(&mut self, out: MonitorOutput) {
+        if out.is_empty() {
+            return;
+        }
+        self.apply(&out.actions);
+        let mut by_anomaly: BTreeMap<u64, Vec<NewEnforcement>> = BTreeMap::new();
+        let mut others = Vec::new();
+        for action in &out.actions {
+            let row = persist::log_row(action);
+            match action {
+                EnforcementAction::Impose(Imposition {
+                    cause: super::enforcement::Cause::Rule { anomaly_id, .. },
+                    ..
+                }) if out.anomalies.iter().any(|a| a.id == *anomaly_id) => {
+                    by_anomaly.entry(*anomaly_id).or_default().push(row)
+                }
+                _ => others.push(row),
+            }
+        }
+        for a in &out.anomalies {
+            self.shared.anomalies.fetch_add(1, Ordering::Relaxed);
+            let rows = by_anomaly.remove(&a.id).unwrap_or_default();
+            let step = rows.first().map_or("none", |r| r.step.as_str()).to_string();
+            tracing::warn!(anomaly = a.id, rule = %a.rule, subject = %a.subject,
+                observed = a.observed, threshold = a.threshold, sample = a.sample,
+                step = %step, "anomaly");
+            let row = persist::anomaly_row(a, &step);
+            if let Err(e) = self.store.record_anomaly(&row, &rows).await {
+                tracing::warn!(anomaly = a.id, error = %e, "cannot store the anomaly; will retry");
+                self.keep(Unsaved::Anomaly(row, rows));
+            }
+        }
+        if !others.is_empty() {
+            if let Err(e) = self.store.append_enforcement(&others).await {
+                tracing::warn!(error = %e, "cannot write the enforcement log; will retry");
+                self.keep(Unsaved::Log(others));
+            }
+        }
+    }
+
+    async fn apply_and_log(&mut self, actions: Vec<EnforcementAction>) {
+        self.conclude(MonitorOutput {
+            anomalies: Vec::new(),
+            actions,
+        })
+        .await;
+    }
+
+    /// Admission first (the very next call sees it), then live calls on a suspension.
+    fn apply(&self, actions: &[EnforcementAction]) {
+        for action in actions {
+            self.shared.actions.fetch_add(1, Ordering::Relaxed);
+            self.policy.restrictions().apply(action);
+            match action {
+                EnforcementAction::Impose(i) => {
+                    tracing::warn!(id = i.id, subject = %i.subject, step = %i.step, until = ?i.until, "enforcement step imposed");
+                    self.hang_up_if_suspended(i);
+                }
+                EnforcementAction::Lift {
+                    id, subject, step, ..
+                } => {
+                    tracing::info!(id, subject = %subject, step = %step, "enforcement step lifted")
+                }
+            }
+        }
+    }
+
+    fn hang_up_if_suspended(&self, i: &Imposition) {
+        let trunk = i.subject.trunk();
+        if !self.hangup_on_suspend.get(trunk).copied().unwrap_or(false) {
+            return;
+        }
+        let ended = match (i.step, &i.subject) {
+            (Step::SuspendTrunk, _) => self.calls.hang_up(trunk, None, "trunk_suspended"),
+            (Step::SuspendNumber, Subject::CallerId { number, .. }) => {
+                self.calls
+                    .hang_up(trunk, Some(number), "caller_id_suspended")
+            }
+            _ => 0,
+        };
+        if ended > 0 {
+            tracing::warn!(subject = %i.subject, calls = ended, "live calls ended by the suspension");
+        }
+    }
+
+    fn keep(&mut self, w: Unsaved) {
+        if self.unsaved.len() >= MAX_UNSAVED {
+            self.unsaved.remove(0);
+            self.shared.unsaved_dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                "enforcement writes pile up while the database refuses them; oldest dropped"
+            );
+        }
+        self.unsaved.push(w);
+        self.shared
+            .unsaved
+            .store(self.unsaved.len() as u64, Ordering::Relaxed);
+    }
+
+    async fn retry_unsaved(&mut self) {
+        let pending = std::mem::take(&mut self.unsaved);
+        let mut left = Vec::new();
+        let mut failing = false;
+        for w in pending {
+            if failing {
+                left.push(w);
+                continue;
+            }
+            let res = match &w {
+                Unsaved::Anomaly(a, rows) => self.store.record_anomaly(a, rows).await.map(drop),
+                Unsaved::Log(rows) => self.store.append_enforcement(rows).await.map(drop),
+            };
+            if res.is_err() {
+                failing = true;
+                left.push(w);
+            }
+        }
+        self.unsaved = left;
+        self.shared
+            .unsaved
+            .store(self.unsaved.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Leases per trunk against calls per trunk. A call holds its lease from admission until
+    /// its task ends, and is in the registry for the same span but for the instants around
+    /// admission: the leases are read before and after the calls, and a pass that saw them move
+    /// is taken again (three times at most).
+    fn reconcile(&self) -> i64 {
+        let mut drift = 0;
+        for _ in 0..3 {
+            let before = self.leases();
+            let calls = self.calls.calls_per_trunk();
+            let after = self.leases();
+            drift = self
+                .trunk_names
+                .iter()
+                .map(|t| {
+                    i64::from(after.get(t).copied().unwrap_or(0))
+                        - i64::from(calls.get(t).copied().unwrap_or(0))
+                })
+                .sum();
+            if before == after {
+                break;
+            }
+        }
+        self.shared.reconciliations.fetch_add(1, Ordering::Relaxed);
+        self.shared.drift.store(drift, Ordering::Relaxed);
+        if drift != 0 {
+            self.shared.drift_seen.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(drift, "concurrency counters and live calls disagree");
+        }
+        drift
+    }
+
+    fn leases(&self) -> HashMap<String, u32> {
+        self.trunk_names
+            .iter()
+            .filter_map(|t| self.policy.live(t).map(|l| (t.clone(), l.active)))
+            .collect()
+    }
+}
+
+fn figures(s: &Shared) -> MonitorFigures {
+    MonitorFigures {
+        cdrs_seen: s.cdrs_seen.load(Ordering::Relaxed),
+        anomalies: s.anomalies.load(Ordering::Relaxed),
+        actions: s.actions.load(Ordering::Relaxed),
+        complaints_seen: s.complaints_seen.load(Ordering::Relaxed),
+        requests_handled: s.requests_handled.load(Ordering::Relaxed),
+        unsaved: s.unsaved.load(Ordering::Relaxed),
+        unsaved_dropped: s.unsaved_dropped.load(Ordering::Relaxed),
+        concurrency_drift: s.drift.load(Ordering::Relaxed),
+        drift_seen: s.drift_seen.load(Ordering::Relaxed),
+        reconciliations: s.reconciliations.load(Ordering::Relaxed),
+    }
+}
+
+/// One line per action, for a request's result.
+fn describe(actions: &[EnforcementAction]) -> String {
+    if actions.is_empty() {
+        return "nothing to do".to_string();
+    }
+    actions
+        .iter()
+        .map(|a| match a {
+            EnforcementAction::Impose(i) => format!(
+                "imposed {} on {} (step {}{})",
+                i.step,
+                i.subject,
+                i.id,
+                i.until
+                    .map(|u| format!(", until {}", u.to_rfc3339()))
+                    .unwrap_or_default()
+            ),
+            EnforcementAction::Lift {
+                id, subject, step, ..
+            } => format!("lifted {step} on {subject} (step {id})"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl MonitorHandle {
+    pub fn figures(&self) -> MonitorFigures {
+        figures(&self.shared)
+    }
+
+    pub async fn impose(
+        &self,
+        subject: Subject,
+        step: Step,
+        duration: Option<chrono::Duration>,
+        operator: &str,
+        reason: &str,
+    ) -> Result<Vec<EnforcementAction>, MonitorError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Impose {
+            subject,
+            step,
+            duration,
+            operator: operator.to_string(),
+            reason: reason.to_string(),
+            reply,
+        })
+        .await?;
+        Ok(rx.await.map_err(|_| MonitorError::Stopped)??)
+    }
+
+    pub async fn lift(
+        &self,
+        subject: Subject,
+        step: Option<Step>,
+        operator: &str,
+        reason: &str,
+    ) -> Result<Vec<EnforcementAction>, MonitorError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Lift {
+            subject,
+            step,
+            operator: operator.to_string(),
+            reason: reason.to_string(),
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| MonitorError::Stopped)
+    }
+
+    pub async fn in_force(&self) -> Result<Vec<Imposition>, MonitorError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::InForce(reply)).await?;
+        rx.await.map_err(|_| MonitorError::Stopped)
+    }
+
+    pub async fn stats(&self) -> Result<MonitorStats, MonitorError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Stats(reply)).await?;
+        rx.await.map_err(|_| MonitorError::Stopped)
+    }
+
+    /// Take what other processes stored (requests, complaints) now rather than at the tick.
+    pub async fn poll(&self) -> Result<(), MonitorError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Poll(reply)).await?;
+        rx.await.map_err(|_| MonitorError::Stopped)
+    }
+
+    /// Reconcile now; returns the drift (0 is healthy).
+    pub async fn reconcile(&self) -> Result<i64, MonitorError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Reconcile(reply)).await?;
+        rx.await.map_err(|_| MonitorError::Stopped)
+    }
+
+    async fn send(&self, cmd: Command) -> Result<(), MonitorError> {
+        self.cmd.send(cmd).await.map_err(|_| MonitorError::Stopped)
+    }
+}
+
+/// When a subject's steps are the given ones (tests, API): the strongest first.
+pub fn strongest(in_force: &[Imposition], subject: &Subject) -> Option<Step> {
+    in_force
+        .iter()
+        .filter(|i| &i.subject == subject)
+        .map(|i| i.step)
+        .max()
+}
