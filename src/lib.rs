@@ -4,6 +4,7 @@
 pub mod app;
 pub mod b2bua;
 pub mod bounded;
+pub mod cli;
 pub mod config;
 pub mod media;
 pub mod monitor;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use trunkguard::app::Gateway;
+use trunkguard::cli;
 use trunkguard::config::Config;
 
 /// The binary's allocator: signalling allocates many small, short-lived strings, which mimalloc
@@ -43,6 +44,109 @@ enum Command {
     Verify {
         /// A recording file, or a call id.
         target: String,
+    },
+    /// KPIs of a period from the persisted hourly buckets (one row per subject and bucket).
+    Report {
+        /// Start (inclusive): RFC 3339 or YYYY-MM-DD (UTC).
+        #[arg(long)]
+        from: String,
+        /// End (exclusive): RFC 3339 or YYYY-MM-DD (UTC).
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        trunk: Option<String>,
+        /// A caller ID or called number: its rows.
+        #[arg(long)]
+        number: Option<String>,
+        /// Only this kind of subject: trunk, caller_id or callee.
+        #[arg(long)]
+        kind: Option<String>,
+        /// hour or day (UTC days).
+        #[arg(long, default_value = "hour")]
+        bucket: String,
+        /// csv, json or table.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+    /// Impose or lift enforcement steps, list those in force, read the log.
+    Enforce {
+        #[command(subcommand)]
+        command: EnforceCommand,
+    },
+    /// Import and list complaints.
+    Complaints {
+        #[command(subcommand)]
+        command: ComplaintsCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct EnforceTarget {
+    /// The trunk.
+    #[arg(long)]
+    trunk: String,
+    /// A caller ID of the trunk (otherwise the step is on the trunk itself).
+    #[arg(long)]
+    number: Option<String>,
+    /// Who gives the order (written to the log).
+    #[arg(long)]
+    operator: String,
+    /// Why (written to the log).
+    #[arg(long)]
+    reason: String,
+    /// Seconds to wait for the running gateway to apply it.
+    #[arg(long, default_value_t = 10)]
+    wait: u64,
+}
+
+#[derive(Subcommand)]
+enum EnforceCommand {
+    /// Impose a step: alert, throttle, suspend_number or suspend_trunk.
+    Impose {
+        #[command(flatten)]
+        target: EnforceTarget,
+        #[arg(long)]
+        step: String,
+        /// How long (90s, 30m, 2h, 7d); without it, until lifted.
+        #[arg(long = "for")]
+        duration: Option<String>,
+    },
+    /// Lift a step in force (or every step on the subject without --step).
+    Lift {
+        #[command(flatten)]
+        target: EnforceTarget,
+        #[arg(long)]
+        step: Option<String>,
+    },
+    /// The steps in force.
+    List,
+    /// The enforcement log of a period, as JSON lines.
+    Log {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ComplaintsCommand {
+    /// Import a CSV file (columns: complainant, caller_id, time, category, source, text).
+    Import {
+        file: PathBuf,
+        /// Calls from the caller ID to the complainant this many days before a complaint are
+        /// linked to it.
+        #[arg(long, default_value_t = 7)]
+        link_days: i64,
+    },
+    /// Complaints of a period as JSON lines.
+    List {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        number: Option<String>,
     },
 }
 
@@ -92,6 +196,65 @@ fn main() -> anyhow::Result<()> {
                     std::process::exit(1);
                 }
             }
+            Command::Report {
+                from,
+                to,
+                trunk,
+                number,
+                kind,
+                bucket,
+                format,
+            } => {
+                let store = trunkguard::store::Store::connect(&config.database.url).await?;
+                let args = cli::report::ReportArgs {
+                    from,
+                    to,
+                    trunk,
+                    number,
+                    kind,
+                    bucket,
+                    format,
+                };
+                cli::report::run(&store, &args, &mut std::io::stdout().lock()).await?;
+                Ok(())
+            }
+            Command::Enforce { command } => {
+                let store = trunkguard::store::Store::connect(&config.database.url).await?;
+                let out = &mut std::io::stdout().lock();
+                match command {
+                    EnforceCommand::Impose {
+                        target,
+                        step,
+                        duration,
+                    } => {
+                        let o = order(target, Some(step), duration);
+                        cli::enforce::order(&store, "impose", &o, out).await?
+                    }
+                    EnforceCommand::Lift { target, step } => {
+                        let o = order(target, step, None);
+                        cli::enforce::order(&store, "lift", &o, out).await?
+                    }
+                    EnforceCommand::List => cli::enforce::list(&store, out).await?,
+                    EnforceCommand::Log { from, to } => {
+                        cli::enforce::log(&store, &from, &to, out).await?
+                    }
+                }
+                Ok(())
+            }
+            Command::Complaints { command } => {
+                let store = trunkguard::store::Store::connect(&config.database.url).await?;
+                let out = &mut std::io::stdout().lock();
+                match command {
+                    ComplaintsCommand::Import { file, link_days } => {
+                        cli::complaints::import(&store, &config.trunks, &file, link_days, out)
+                            .await?;
+                    }
+                    ComplaintsCommand::List { from, to, number } => {
+                        cli::complaints::list(&store, &from, &to, number.as_deref(), out).await?
+                    }
+                }
+                Ok(())
+            }
             Command::Cdrs { limit } => {
                 let store = trunkguard::store::Store::connect(&config.database.url).await?;
                 for cdr in store.recent_cdrs(limit).await? {
@@ -101,6 +264,20 @@ fn main() -> anyhow::Result<()> {
             }
         }
     })
+}
+
+fn order(t: EnforceTarget, step: Option<String>, duration: Option<String>) -> cli::enforce::Order {
+    cli::enforce::Order {
+        target: cli::enforce::Target {
+            trunk: t.trunk,
+            number: t.number,
+        },
+        step,
+        duration,
+        operator: t.operator,
+        reason: t.reason,
+        wait: std::time::Duration::from_secs(t.wait),
+    }
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {

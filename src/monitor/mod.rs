@@ -12,6 +12,7 @@ pub mod kpi;
 pub mod persist;
 pub mod q850;
 pub mod recovery;
+pub mod report;
 pub mod rules;
 pub mod service;
 
