@@ -165,7 +165,7 @@ pub struct MonitorService {
 
 /// A write the database refused, kept for the next tick.
 enum Unsaved {
-    Anomaly(crate::store::AnomalyRow, Vec<NewEnforcement>),
+    Anomaly(Box<crate::store::AnomalyRow>, Vec<NewEnforcement>),
     Log(Vec<NewEnforcement>),
 }
 
@@ -182,7 +182,7 @@ impl MonitorService {
         shutdown: Shutdown,
     ) -> Result<(MonitorHandle, MonitorTask), MonitorError> {
         let now = Utc::now();
-        let mut engine = Monitor::new(trunks, settings.limits.clone());
+        let mut engine = Monitor::new(trunks, settings.limits);
         let in_force: Vec<Imposition> = store
             .enforcement_in_force()
             .await?
@@ -459,7 +459,7 @@ impl MonitorService {
             let row = persist::anomaly_row(a, &step);
             if let Err(e) = self.store.record_anomaly(&row, &rows).await {
                 tracing::warn!(anomaly = a.id, error = %e, "cannot store the anomaly; will retry");
-                self.keep(Unsaved::Anomaly(row, rows));
+                self.keep(Unsaved::Anomaly(Box::new(row), rows));
             }
         }
         if !others.is_empty() {
