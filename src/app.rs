@@ -102,6 +102,7 @@ impl Gateway {
         }
         crate::monitor::recovery::close_interrupted_calls(&store, &cdrs, &repaired).await;
         let ports = Arc::new(PortAllocator::from_config(&config.media)?);
+        crate::media::start_relay()?;
         let pool = RecordingPool::from_config(&config.recording).map_err(|source| {
             AppError::Recording {
                 dir: config.recording.dir.display().to_string(),

@@ -89,7 +89,6 @@ fn on_datagram_does_not_allocate() {
         tap: Some(tap_tx.into()),
         timeout: None,
     };
-    let (_control_tx, control_rx) = watch::channel(control.clone());
     let (publish, _publish_rx) = watch::channel(None);
     let (_peer_tx, peer_dest) = watch::channel(Some(carrier_addr));
     let (events, mut events_rx) = mpsc::channel(64);
@@ -98,14 +97,13 @@ fn on_datagram_does_not_allocate() {
         last_rtp: [AtomicU64::new(0), AtomicU64::new(0)],
     });
     let wiring = Wiring {
-        sockets: [Arc::clone(&sockets[0]), Arc::clone(&sockets[1])],
-        control: control_rx,
         publish,
         peer_dest,
         activity,
         events,
+        span: tracing::Span::none(),
     };
-    let Pump { mut state, .. } = Pump::new(Leg::Inside, Kind::Rtp, wiring);
+    let mut state = State::new(Leg::Inside, Kind::Rtp, wiring);
     state.apply(&control);
     let out = sockets[1].socket(Kind::Rtp);
     let stray: SocketAddr = (Ipv4Addr::LOCALHOST, 9).into();

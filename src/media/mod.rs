@@ -21,6 +21,7 @@
 //!    stops it and frees its ports).
 
 pub mod dtmf;
+mod engine;
 pub mod latch;
 pub mod ports;
 mod pump;
@@ -41,6 +42,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+pub use engine::start_relay;
 pub use ports::{PortAllocator, PortPair};
 pub use relay::{LegStats, MediaEvent, MediaSession, RemoteMedia, SessionConfig, SessionStats};
 pub use sdp::{Anchor, Direction};
@@ -54,7 +56,7 @@ pub enum MediaError {
     PortsExhausted { ip: IpAddr, start: u16, end: u16 },
     #[error("cannot bind RTP sockets on {ip}: {source}")]
     Bind { ip: IpAddr, source: std::io::Error },
-    #[error("cannot register RTP sockets with the runtime: {0}")]
+    #[error("cannot hand RTP sockets to the media relay: {0}")]
     Runtime(std::io::Error),
 }
 

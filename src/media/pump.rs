@@ -1,22 +1,22 @@
-//! The hot path: one task per leg and socket kind. It receives on its own leg's socket, checks
-//! the source against the latch, measures (RTP only: stats, DTMF, tap) and sends the datagram
-//! as it came out of the other leg's socket of the same kind.
+//! The hot path: one pump per leg and socket kind. It handles what arrives on its own leg's
+//! socket: checks the source against the latch, measures (RTP only: stats, DTMF, tap) and sends
+//! the datagram as it came out of the other leg's socket of the same kind.
 //!
-//! Per packet: one `recv_from` into a buffer owned by the task, one non-blocking `sendto` (never
-//! awaits: a full socket buffer drops the packet, as the network would), a few atomic loads and
-//! stores; no allocation, no lock of ours, no log line (strays: the first and every 1000th).
+//! Pumps are plain state driven by a relay thread (`engine`), which receives the datagram and
+//! calls `on_datagram`. Per packet: one non-blocking `sendto` (a full socket buffer drops the
+//! packet, as the network would), a few atomic loads and stores; no allocation, no lock of ours,
+//! no log line (strays: the first and every 1000th).
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Instant;
 
 use socket2::{SockAddr, SockRef};
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
 use super::dtmf::DtmfDetector;
 use super::latch::{Latch, Verdict};
-use super::relay::{Activity, Control, LegSockets, LegStats, MediaEvent, SessionStats};
+use super::relay::{Activity, Control, LegStats, MediaEvent, SessionStats};
 use super::rtp::RtpHeader;
 use super::sdp::DEFAULT_CLOCK_RATE;
 use super::stats::{Counters, StreamMeter, StreamStats};
@@ -27,11 +27,6 @@ use super::Leg;
 #[path = "hot_path_tests.rs"]
 mod hot_path_tests;
 
-/// Receive buffer: RTP over a 1500-byte MTU with room to spare; longer datagrams are cut.
-const RECV_BUF: usize = 2048;
-/// Receive errors in a row after which the socket is taken as broken.
-const MAX_RECV_ERRORS: u32 = 100;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     Rtp,
@@ -39,10 +34,20 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    fn as_str(self) -> &'static str {
+    pub(crate) const BOTH: [Kind; 2] = [Kind::Rtp, Kind::Rtcp];
+
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Kind::Rtp => "rtp",
             Kind::Rtcp => "rtcp",
+        }
+    }
+
+    /// 0 for RTP, 1 for RTCP.
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Kind::Rtp => 0,
+            Kind::Rtcp => 1,
         }
     }
 }
@@ -62,26 +67,18 @@ pub(crate) struct PumpReport {
 
 /// Channels tying a pump to the rest of its session.
 pub(crate) struct Wiring {
-    pub sockets: [Arc<LegSockets>; 2],
-    pub control: watch::Receiver<Control>,
     /// Where this leg's peer is, for the other leg's pump.
     pub publish: watch::Sender<Option<SocketAddr>>,
     /// Where the other leg's peer is.
     pub peer_dest: watch::Receiver<Option<SocketAddr>>,
     pub activity: Arc<Activity>,
     pub events: mpsc::Sender<MediaEvent>,
+    /// The call's span: the pump's rare log lines belong to it.
+    pub span: tracing::Span,
 }
 
-pub(crate) struct Pump {
-    leg: Leg,
-    kind: Kind,
-    sockets: [Arc<LegSockets>; 2],
-    control: watch::Receiver<Control>,
-    state: State,
-}
-
-/// Everything a packet may change.
-struct State {
+/// One pump: everything a packet may change.
+pub(crate) struct State {
     leg: Leg,
     kind: Kind,
     latch: Latch,
@@ -95,96 +92,53 @@ struct State {
     dtmf: DtmfDetector,
     tap: TapWriter,
     report: PumpReport,
-}
-
-impl Pump {
-    pub(crate) fn new(leg: Leg, kind: Kind, wiring: Wiring) -> Pump {
-        let Wiring {
-            sockets,
-            control,
-            publish,
-            peer_dest,
-            activity,
-            events,
-        } = wiring;
-        let mut peer_dest = peer_dest;
-        let dest = peer_dest
-            .borrow_and_update()
-            .map(|d| (d, SockAddr::from(d)));
-        Pump {
-            leg,
-            kind,
-            sockets,
-            control,
-            state: State {
-                leg,
-                kind,
-                latch: Latch::new(None),
-                publish,
-                peer_dest,
-                dest,
-                activity,
-                events,
-                meter: StreamMeter::new(DEFAULT_CLOCK_RATE),
-                dtmf: DtmfDetector::new([None, None], DEFAULT_CLOCK_RATE),
-                tap: TapWriter::new(None),
-                report: PumpReport::default(),
-            },
-        }
-    }
-
-    pub(crate) async fn run(self) -> PumpReport {
-        let Pump {
-            leg,
-            kind,
-            sockets,
-            mut control,
-            mut state,
-        } = self;
-        let own = sockets[leg.index()].socket(kind);
-        let peer = sockets[leg.other().index()].socket(kind);
-        state.apply(&control.borrow_and_update());
-        let mut buf = [0u8; RECV_BUF];
-        let mut errors = 0u32;
-        loop {
-            // The control future lives across packets: re-creating it per packet would register
-            // and unregister a waiter (a lock) each time.
-            let closed = {
-                let changed = control.changed();
-                tokio::pin!(changed);
-                loop {
-                    tokio::select! {
-                        // Control first: an update_remote is applied before the packets after it.
-                        biased;
-                        changed = &mut changed => break changed.is_err(),
-                        received = own.recv_from(&mut buf) => match received {
-                            Ok((len, source)) => {
-                                errors = 0;
-                                state.on_datagram(&buf[..len], source, peer);
-                            }
-                            Err(e) => {
-                                errors += 1;
-                                tracing::debug!(leg = leg.as_str(), kind = kind.as_str(), error = %e, "media receive error");
-                                if errors >= MAX_RECV_ERRORS {
-                                    tracing::error!(leg = leg.as_str(), kind = kind.as_str(), error = %e, "media socket broken; relay stopped");
-                                    break true;
-                                }
-                            }
-                        },
-                    }
-                }
-            };
-            if closed {
-                break; // session closed or dropped
-            }
-            state.apply(&control.borrow_and_update());
-        }
-        state.finish()
-    }
+    span: tracing::Span,
 }
 
 impl State {
-    fn apply(&mut self, control: &Control) {
+    pub(crate) fn new(leg: Leg, kind: Kind, wiring: Wiring) -> State {
+        let Wiring {
+            publish,
+            mut peer_dest,
+            activity,
+            events,
+            span,
+        } = wiring;
+        let dest = peer_dest
+            .borrow_and_update()
+            .map(|d| (d, SockAddr::from(d)));
+        State {
+            leg,
+            kind,
+            latch: Latch::new(None),
+            publish,
+            peer_dest,
+            dest,
+            activity,
+            events,
+            meter: StreamMeter::new(DEFAULT_CLOCK_RATE),
+            dtmf: DtmfDetector::new([None, None], DEFAULT_CLOCK_RATE),
+            tap: TapWriter::new(None),
+            report: PumpReport::default(),
+            span,
+        }
+    }
+
+    pub(crate) fn leg(&self) -> Leg {
+        self.leg
+    }
+
+    pub(crate) fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The call's span, for log lines about this pump.
+    pub(crate) fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
+    /// The owner's wishes changed (or the pump starts): follow them.
+    pub(crate) fn apply(&mut self, control: &Control) {
         let remote = control.remote[self.leg.index()];
         let address = remote.and_then(|r| match self.kind {
             Kind::Rtp => Some(r.rtp),
@@ -211,18 +165,18 @@ impl State {
         });
     }
 
-    fn on_datagram(&mut self, data: &[u8], source: SocketAddr, peer: &UdpSocket) {
+    pub(crate) fn on_datagram(&mut self, data: &[u8], source: SocketAddr, peer: &UdpSocket) {
         match self.latch.on_packet(source) {
             Verdict::Accept => {}
             Verdict::Latched(addr) => {
-                tracing::info!(leg = self.leg.as_str(), kind = self.kind.as_str(), %addr, "media source latched");
+                tracing::info!(parent: &self.span, leg = self.leg.as_str(), kind = self.kind.as_str(), %addr, "media source latched");
                 self.publish_destination();
             }
             Verdict::Stray => {
                 self.report.stray += 1;
                 let count = self.report.stray;
                 if count == 1 || count % 1000 == 0 {
-                    tracing::warn!(leg = self.leg.as_str(), kind = self.kind.as_str(), %source, count, "stray media source dropped");
+                    tracing::warn!(parent: &self.span, leg = self.leg.as_str(), kind = self.kind.as_str(), %source, count, "stray media source dropped");
                 }
                 return;
             }
@@ -261,6 +215,7 @@ impl State {
         self.report.dtmf_digits += 1;
         // The digit itself stays out of the logs: callers key in card numbers.
         tracing::debug!(
+            parent: &self.span,
             leg = self.leg.as_str(),
             duration_ms = digit.duration_ms,
             "DTMF digit"
@@ -297,13 +252,13 @@ impl State {
             Err(e) => {
                 self.report.sent.dropped += 1;
                 if self.report.sent.dropped == 1 {
-                    tracing::debug!(leg = self.leg.other().as_str(), kind = self.kind.as_str(), %dest, error = %e, "media send failed");
+                    tracing::debug!(parent: &self.span, leg = self.leg.other().as_str(), kind = self.kind.as_str(), %dest, error = %e, "media send failed");
                 }
             }
         }
     }
 
-    fn finish(mut self) -> PumpReport {
+    pub(crate) fn finish(mut self) -> PumpReport {
         if let Some(digit) = self.dtmf.flush() {
             self.report_digit(digit);
         }

@@ -1,19 +1,21 @@
-//! One call's media: two legs, each owning its RTP/RTCP socket pair, and the tasks that relay
+//! One call's media: two legs, each owning its RTP/RTCP socket pair, and the pumps that relay
 //! between them.
 //!
-//! Tasks per session: one per leg and socket (inside RTP, inside RTCP, outside RTP, outside
-//! RTCP), each receiving on its own leg's socket and sending out of the other leg's socket of the
-//! same kind, plus a supervisor for the media timeout and one-way audio. They share nothing with
-//! other calls. Within a call:
-//! - where to send toward a leg's peer is published by that leg's receiving task (it owns the
-//!   latch) through a `watch` channel; the sending task checks its version with one atomic load
+//! Pumps per session: one per leg and socket (inside RTP, inside RTCP, outside RTP, outside
+//! RTCP), each handling what arrives on its own leg's socket and sending out of the other leg's
+//! socket of the same kind. They run on one of the media relay threads (`engine`), which serves
+//! many calls; a tokio task per session supervises the media timeout and one-way audio. Sessions
+//! share nothing with each other. Within a call:
+//! - where to send toward a leg's peer is published by that leg's receiving pump (it owns the
+//!   latch) through a `watch` channel; the sending pump checks its version with one atomic load
 //!   per packet and re-reads only when it changed;
-//! - the owner's changes (remote SDP, tap, timeout) reach the tasks through one `watch` channel;
+//! - the owner's changes (remote SDP, tap, timeout) reach the pumps and the supervisor through
+//!   one `watch` channel (the relay thread is told to look at it);
 //! - last-RTP times go to the supervisor through two atomics.
 //!
-//! Dropping the `MediaSession` closes that control channel, which ends every task; the sockets
-//! close and the ports go back to the pool when the last task holding them ends. `close()` does
-//! the same and waits for the tasks to collect their figures.
+//! Dropping the `MediaSession` stops the relaying and closes the sockets (the ports go back to
+//! the pool shortly after, on the relay thread). `close()` does the same and waits for the pumps'
+//! figures, the ports being back by then.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,8 +28,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
+use super::engine::{RelayHandle, Relayed};
 use super::ports::{PortLease, PortPair};
-use super::pump::{Kind, Pump, PumpReport, Wiring};
+use super::pump::{Kind, State, Wiring};
 use super::sdp::{Anchor, Direction, MediaInfo, DEFAULT_CLOCK_RATE};
 use super::stats::{Counters, StreamStats};
 use super::supervisor::{Supervisor, SupervisorReport};
@@ -186,29 +189,32 @@ impl Control {
     }
 }
 
-/// One leg's sockets. Field order: the sockets close before the lease returns the ports.
+/// One leg's sockets (non-blocking). Field order: the sockets close before the lease returns
+/// the ports.
 #[derive(Debug)]
 pub(crate) struct LegSockets {
-    pub rtp: tokio::net::UdpSocket,
-    pub rtcp: tokio::net::UdpSocket,
+    pub rtp: std::net::UdpSocket,
+    pub rtcp: std::net::UdpSocket,
     _lease: PortLease,
 }
 
 impl LegSockets {
-    /// Register a pair's sockets with tokio (inside a runtime), keeping its lease.
+    /// A pair's sockets, keeping its lease.
     pub fn new(
         rtp: std::net::UdpSocket,
         rtcp: std::net::UdpSocket,
         lease: PortLease,
     ) -> Result<LegSockets, MediaError> {
+        rtp.set_nonblocking(true).map_err(MediaError::Runtime)?;
+        rtcp.set_nonblocking(true).map_err(MediaError::Runtime)?;
         Ok(LegSockets {
-            rtp: tokio::net::UdpSocket::from_std(rtp).map_err(MediaError::Runtime)?,
-            rtcp: tokio::net::UdpSocket::from_std(rtcp).map_err(MediaError::Runtime)?,
+            rtp,
+            rtcp,
             _lease: lease,
         })
     }
 
-    pub fn socket(&self, kind: Kind) -> &tokio::net::UdpSocket {
+    pub fn socket(&self, kind: Kind) -> &std::net::UdpSocket {
         match kind {
             Kind::Rtp => &self.rtp,
             Kind::Rtcp => &self.rtcp,
@@ -242,7 +248,7 @@ impl Activity {
 pub struct MediaSession {
     control: watch::Sender<Control>,
     anchors: [Anchor; 2],
-    pumps: Vec<(Leg, Kind, JoinHandle<PumpReport>)>,
+    relay: RelayHandle,
     supervisor: JoinHandle<SupervisorReport>,
 }
 
@@ -256,11 +262,11 @@ impl MediaSession {
         outside: PortPair,
         config: SessionConfig,
     ) -> Result<(MediaSession, mpsc::Receiver<MediaEvent>), MediaError> {
-        // from_std would panic outside a runtime: refuse instead.
+        // The supervisor is a tokio task: refuse outside a runtime rather than panic.
         tokio::runtime::Handle::try_current()
             .map_err(|e| MediaError::Runtime(std::io::Error::other(e)))?;
         let anchors = [inside.anchor(), outside.anchor()];
-        let sockets = [legs_sockets(inside)?, legs_sockets(outside)?].map(Arc::new);
+        let sockets = [legs_sockets(inside)?, legs_sockets(outside)?];
         let (control, control_rx) = watch::channel(Control {
             remote: [None, None],
             tap: config.tap.clone(),
@@ -272,28 +278,34 @@ impl MediaSession {
             last_rtp: [AtomicU64::new(0), AtomicU64::new(0)],
         });
         let span = tracing::Span::current();
-        let mut pumps = Vec::with_capacity(4);
-        for kind in [Kind::Rtp, Kind::Rtcp] {
-            // Each leg's task publishes where its peer is; the other leg's task reads it.
+        // Each leg's pump publishes where its peer is; the other leg's pump of the same kind
+        // reads it.
+        let [rtp, rtcp] = Kind::BOTH.map(|kind| {
             let (inside_dest, inside_dest_rx) = watch::channel(None);
             let (outside_dest, outside_dest_rx) = watch::channel(None);
-            for (leg, publish, peer_dest) in [
-                (Leg::Inside, inside_dest, outside_dest_rx),
-                (Leg::Outside, outside_dest, inside_dest_rx),
-            ] {
+            let pump = |leg, publish, peer_dest| {
                 let wiring = Wiring {
-                    sockets: [Arc::clone(&sockets[0]), Arc::clone(&sockets[1])],
-                    control: control_rx.clone(),
                     publish,
                     peer_dest,
                     activity: Arc::clone(&activity),
                     events: events.clone(),
+                    span: span.clone(),
                 };
-                let pump = Pump::new(leg, kind, wiring);
-                let handle = tokio::spawn(pump.run().instrument(span.clone()));
-                pumps.push((leg, kind, handle));
-            }
-        }
+                State::new(leg, kind, wiring)
+            };
+            [
+                pump(Leg::Inside, inside_dest, outside_dest_rx),
+                pump(Leg::Outside, outside_dest, inside_dest_rx),
+            ]
+        });
+        let [rtp_inside, rtp_outside] = rtp;
+        let [rtcp_inside, rtcp_outside] = rtcp;
+        let relayed = Relayed::new(
+            sockets,
+            control_rx.clone(),
+            [rtp_inside, rtp_outside, rtcp_inside, rtcp_outside],
+        );
+        let relay = RelayHandle::start(relayed)?;
         let supervisor = Supervisor::new(control_rx, activity, events, config.one_way_after);
         let supervisor = tokio::spawn(supervisor.run().instrument(span));
         tracing::debug!(
@@ -304,7 +316,7 @@ impl MediaSession {
         let session = MediaSession {
             control,
             anchors,
-            pumps,
+            relay,
             supervisor,
         };
         Ok((session, events_rx))
@@ -317,43 +329,46 @@ impl MediaSession {
 
     /// The peer of `leg` gave new SDP (offer, answer, re-INVITE, UPDATE, hold, resume).
     pub fn update_remote(&self, leg: Leg, remote: RemoteMedia) {
-        self.control.send_if_modified(|c| {
+        if self.control.send_if_modified(|c| {
             let slot = &mut c.remote[leg.index()];
             let changed = *slot != Some(remote);
             *slot = Some(remote);
             changed
-        });
+        }) {
+            self.relay.control_changed();
+        }
     }
 
     /// Start (or stop, with `None`) copying RTP to the recorder.
     pub fn set_tap(&self, tap: Option<TapSender>) {
         self.control.send_modify(|c| c.tap = tap);
+        self.relay.control_changed();
     }
 
     /// Arm, change or disable the media timeout; the idle time counts from now.
     pub fn set_timeout(&self, timeout: Option<Duration>) {
         self.control.send_modify(|c| c.timeout = timeout);
+        self.relay.control_changed();
     }
 
     /// Stop relaying and return the figures. The ports are back in the pool when this returns.
     pub async fn close(self) -> SessionStats {
         let MediaSession {
             control,
-            pumps,
+            relay,
             supervisor,
             ..
         } = self;
-        drop(control); // every task's control channel closes: they end
+        let reports = relay.close();
+        drop(control); // the supervisor's control channel closes: it ends
         let mut stats = SessionStats::default();
-        for (leg, kind, handle) in pumps {
-            let report = match handle.await {
-                Ok(report) => report,
-                Err(e) => {
-                    tracing::error!(leg = leg.as_str(), ?kind, error = %e, "media task failed");
-                    continue;
+        match reports.await {
+            Ok(reports) => {
+                for (leg, kind, report) in reports {
+                    report.merge_into(&mut stats, leg, kind);
                 }
-            };
-            report.merge_into(&mut stats, leg, kind);
+            }
+            Err(_) => tracing::error!("media relay thread gone; no media figures"),
         }
         match supervisor.await {
             Ok(report) => {

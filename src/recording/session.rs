@@ -246,10 +246,13 @@ impl CallWriter {
         }
         let frames = (self.samples.len() / 2) as u64;
         if let Some(out) = self.wav.as_mut() {
-            let res = self
-                .samples
-                .iter()
-                .try_for_each(|&s| out.wav.write_sample(s));
+            // One buffer and one write for the whole batch, not a write call per sample (the
+            // file is always 16-bit integer PCM: `start_wav`).
+            let mut writer = out.wav.get_i16_writer(self.samples.len() as u32);
+            for &s in &self.samples {
+                writer.write_sample(s);
+            }
+            let res = writer.flush();
             if let Err(e) = res {
                 self.fail("wav write", &e);
                 // Stop writing; close() fixes the header from what reached the file.
