@@ -188,6 +188,17 @@ fn main() -> anyhow::Result<()> {
                 if let Some(r) = &v.recording {
                     println!("status:   {}", r.status.as_str());
                 }
+                if let Some(p) = &v.pcap {
+                    println!("pcap:     {}", p.path.display());
+                    println!(
+                        "  sha256:   {}",
+                        p.actual_sha256.as_deref().unwrap_or("(unreadable)")
+                    );
+                    println!(
+                        "  recorded: {}",
+                        p.recorded_sha256.as_deref().unwrap_or("(none)")
+                    );
+                }
                 if v.matches() {
                     println!("OK: the file is the recording that was made");
                     Ok(())

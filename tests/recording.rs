@@ -623,6 +623,21 @@ async fn an_undecodable_codec_keeps_the_raw_rtp_of_both_legs_in_a_pcap() {
         .collect();
     assert_eq!(agent, to_carrier, "the agent's RTP, byte for byte");
     assert_eq!(customer, to_pbx, "the customer's RTP, byte for byte");
+    // The pcap is the evidence here: its digest is on the CDR, and a changed byte shows.
+    let digest = rec
+        .pcap_sha256
+        .as_deref()
+        .expect("the pcap's digest on the CDR");
+    let verify = |p: &str| trunkguard::recording::digest::verify(Path::new(p), digest);
+    assert!(verify(pcap).expect("readable"), "{rec:#?}");
+    let mut bytes = std::fs::read(pcap).expect("read the pcap");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(pcap, &bytes).expect("tamper with the pcap");
+    assert!(
+        !verify(pcap).expect("readable"),
+        "a tampered pcap does not verify"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -881,7 +896,7 @@ async fn a_disk_that_fills_mid_call_neither_stalls_the_relay_nor_hides_the_failu
     );
     let note = rec.note.as_deref().unwrap_or_default();
     assert!(
-        note.contains("recording_disk_full") || note.contains("No space left"),
+        note.contains("write failed: recording_disk_full"),
         "the CDR says why: {rec:#?}"
     );
     // What was written before the disk filled is a valid file, and its digest is stored.
@@ -1072,7 +1087,7 @@ async fn a_disk_that_fills_mid_call_keeps_the_pcap_written_so_far() {
     assert_ne!(rec.status, RecordingStatus::Complete, "{rec:#?}");
     let note = rec.note.as_deref().unwrap_or_default();
     assert!(
-        note.contains("recording_disk_full") || note.contains("No space left"),
+        note.contains("write failed: recording_disk_full"),
         "the CDR says why: {rec:#?}"
     );
     // The raw RTP written before the disk filled is evidence too: closed, on the CDR, whole

@@ -130,3 +130,6 @@ CREATE TABLE IF NOT EXISTS monitor_cursor (
     name  TEXT    NOT NULL PRIMARY KEY,
     value INTEGER NOT NULL
 );
+
+-- The pcap's digest (issue 3): when the codec could not be decoded the pcap is the evidence.
+ALTER TABLE recordings ADD COLUMN pcap_sha256 TEXT;

@@ -70,6 +70,9 @@ pub struct RecordingInfo {
     pub pcap_path: Option<String>,
     /// SHA-256 of the WAV file, hex.
     pub sha256: Option<String>,
+    /// SHA-256 of the pcap, hex: the evidence when the codec could not be decoded.
+    #[serde(default)]
+    pub pcap_sha256: Option<String>,
     pub duration_ms: i64,
     pub size_bytes: i64,
     pub codec: Option<String>,
@@ -87,6 +90,7 @@ impl RecordingInfo {
             path: None,
             pcap_path: None,
             sha256: None,
+            pcap_sha256: None,
             duration_ms: 0,
             size_bytes: 0,
             codec: None,

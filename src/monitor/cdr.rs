@@ -258,6 +258,7 @@ pub(crate) fn sample_cdr(id: &str) -> Cdr {
             path: Some(format!("recordings/2026/11/27/{id}.wav")),
             pcap_path: None,
             sha256: Some(format!("{:064x}", 0xfeed_beef_u64)),
+            pcap_sha256: None,
             duration_ms: 95_999,
             size_bytes: 3_072_044,
             codec: Some("PCMA".to_string()),

@@ -301,32 +301,6 @@ impl Monitor {
         );
     }
 
-    /// Concurrency right after an admission, for the peak.
-    pub fn on_admitted(
-        &mut self,
-        trunk: &str,
-        caller: Option<&str>,
-        at: DateTime<Utc>,
-        trunk_active: u32,
-        caller_active: u32,
-    ) {
-        let mut add = |subject: Subject, peak: u32| {
-            let k = KpiCounters {
-                peak_concurrency: peak,
-                ..KpiCounters::default()
-            };
-            let data = self
-                .subjects
-                .get_or_insert_with(&subject, SubjectData::default);
-            data.windows.add(at, &k);
-            data.last_seen = Some(at);
-        };
-        add(Subject::trunk_of(trunk), trunk_active);
-        if let Some(n) = caller {
-            add(Subject::caller_id(trunk, n), caller_active);
-        }
-    }
-
     /// A complaint received at `now`. Its caller ID must be one of a trunk's numbers; others
     /// are counted as unmatched and fire nothing.
     pub fn on_complaint(&mut self, c: &Complaint, now: DateTime<Utc>) -> MonitorOutput {

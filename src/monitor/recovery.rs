@@ -79,6 +79,7 @@ pub fn close(call: JournaledCall, rec: Option<&RepairedRecording>) -> Cdr {
             path: Some(r.path.display().to_string()),
             pcap_path: r.pcap_path.as_ref().map(|p| p.display().to_string()),
             sha256: Some(r.sha256_hex.clone()),
+            pcap_sha256: r.pcap_sha256_hex.clone(),
             duration_ms: i64::try_from(r.duration_ms).unwrap_or(i64::MAX),
             size_bytes: i64::try_from(r.size_bytes).unwrap_or(i64::MAX),
             codec: None,

@@ -30,20 +30,46 @@ pub struct Verdict {
     pub recorded_sha256: Option<String>,
     pub actual_sha256: String,
     pub recording: Option<RecordingInfo>,
+    /// Checked by call id: the call's pcap too, when it has one (the evidence of a codec that
+    /// could not be decoded).
+    pub pcap: Option<PcapCheck>,
+}
+
+/// The check of a call's pcap.
+#[derive(Debug, Clone)]
+pub struct PcapCheck {
+    pub path: PathBuf,
+    pub recorded_sha256: Option<String>,
+    /// None when the file cannot be read (missing: it does not match).
+    pub actual_sha256: Option<String>,
+}
+
+impl PcapCheck {
+    pub fn matches(&self) -> bool {
+        same(
+            self.recorded_sha256.as_deref(),
+            self.actual_sha256.as_deref(),
+        )
+    }
+}
+
+fn same(recorded: Option<&str>, actual: Option<&str>) -> bool {
+    matches!((recorded, actual), (Some(r), Some(a)) if r.eq_ignore_ascii_case(a))
 }
 
 impl Verdict {
-    /// The file is the one recorded: its digest equals the stored one.
+    /// The file is the one recorded: its digest equals the stored one (and so does the pcap's,
+    /// when one was checked).
     pub fn matches(&self) -> bool {
-        self.recorded_sha256
-            .as_deref()
-            .is_some_and(|d| d.eq_ignore_ascii_case(&self.actual_sha256))
+        same(self.recorded_sha256.as_deref(), Some(&self.actual_sha256))
+            && self.pcap.as_ref().is_none_or(PcapCheck::matches)
     }
 }
 
 /// Check a recording named by its file path or by its call id.
 pub async fn verify(store: &Store, target: &str) -> Result<Verdict, VerifyError> {
     let as_path = Path::new(target);
+    let mut by_call_id = false;
     let (path, call) = if tokio::fs::metadata(as_path).await.is_ok() {
         let absolute = std::path::absolute(as_path).unwrap_or_else(|_| as_path.to_path_buf());
         let found = match store
@@ -55,6 +81,7 @@ pub async fn verify(store: &Store, target: &str) -> Result<Verdict, VerifyError>
         };
         (absolute, found)
     } else {
+        by_call_id = true;
         let info = store
             .recording(target)
             .await?
@@ -73,11 +100,40 @@ pub async fn verify(store: &Store, target: &str) -> Result<Verdict, VerifyError>
         Some((id, info)) => (Some(id), Some(info)),
         None => (None, None),
     };
+    // A path may name the call's pcap: its digest is the one to compare.
+    let is_pcap = recording
+        .as_ref()
+        .and_then(|r| r.pcap_path.as_deref())
+        .is_some_and(|p| Path::new(p) == path || p == target);
+    let recorded_sha256 = recording.as_ref().and_then(|r| {
+        if is_pcap {
+            r.pcap_sha256.clone()
+        } else {
+            r.sha256.clone()
+        }
+    });
+    let pcap = match recording.as_ref().and_then(|r| r.pcap_path.clone()) {
+        Some(p) if by_call_id => {
+            let pcap_path = PathBuf::from(p);
+            let hash_path = pcap_path.clone();
+            let actual = tokio::task::spawn_blocking(move || sha256_file(&hash_path).ok())
+                .await
+                .ok()
+                .flatten();
+            Some(PcapCheck {
+                path: pcap_path,
+                recorded_sha256: recording.as_ref().and_then(|r| r.pcap_sha256.clone()),
+                actual_sha256: actual,
+            })
+        }
+        _ => None,
+    };
     Ok(Verdict {
-        recorded_sha256: recording.as_ref().and_then(|r| r.sha256.clone()),
+        recorded_sha256,
         path,
         call_id,
         actual_sha256: actual,
         recording,
+        pcap,
     })
 }

@@ -19,6 +19,8 @@ pub struct RepairedRecording {
     /// The repaired `.wav`.
     pub path: PathBuf,
     pub pcap_path: Option<PathBuf>,
+    /// SHA-256 of the repaired pcap, when there is one.
+    pub pcap_sha256_hex: Option<String>,
     pub sample_rate: u32,
     pub duration_ms: u64,
     pub size_bytes: u64,
@@ -148,6 +150,7 @@ fn repair_one(part: &Path) -> Result<RepairedRecording, RecordingError> {
     Ok(RepairedRecording {
         call_id,
         sha256_hex: sha256_file(&path)?,
+        pcap_sha256_hex: pcap_path.as_deref().map(sha256_file).transpose()?,
         pcap_path,
         sample_rate: facts.rate,
         duration_ms: facts.frames * 1000 / facts.rate.max(1) as u64,

@@ -324,10 +324,21 @@ impl CallWriter {
         }
     }
 
+    /// Keeps the first failure as `reason_code: what: error`, the code as at the start of a
+    /// recording (`recording_disk_full` or `recording_io_error`), so that a CDR search finds a
+    /// disk that filled mid-call like one that was full from the start.
     fn fail(&mut self, what: &str, err: &dyn std::fmt::Display) {
         tracing::error!(call_id = %self.call_id, error = %err, "recording {what} failed");
         if self.error.is_none() {
-            self.error = Some(format!("{what}: {err}"));
+            let text = err.to_string();
+            // The errors come from hound, std and our pcap writer alike; all of them show the OS
+            // error number (ENOSPC 28, EDQUOT 122), which is what tells a full disk.
+            let code = if text.contains("os error 28") || text.contains("os error 122") {
+                "recording_disk_full"
+            } else {
+                "recording_io_error"
+            };
+            self.error = Some(format!("{code}: {what}: {text}"));
         }
     }
 

@@ -26,8 +26,8 @@ macro_rules! insert_recording {
     ($on_conflict:literal) => {
         concat!(
             "INSERT INTO recordings (cdr_id, status, path, pcap_path, sha256, duration_ms, ",
-            "size_bytes, codec, overflowed_packets, note) ",
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (cdr_id) ",
+            "size_bytes, codec, overflowed_packets, note, pcap_sha256) ",
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (cdr_id) ",
             $on_conflict
         )
     };
@@ -39,7 +39,7 @@ const UPSERT_RECORDING: &str = insert_recording!(
      pcap_path = excluded.pcap_path, sha256 = excluded.sha256, \
      duration_ms = excluded.duration_ms, size_bytes = excluded.size_bytes, \
      codec = excluded.codec, overflowed_packets = excluded.overflowed_packets, \
-     note = excluded.note"
+     note = excluded.note, pcap_sha256 = excluded.pcap_sha256"
 );
 
 const INSERT_DTMF: &str = "INSERT INTO dtmf_events (cdr_id, seq, leg, digit, at, duration_ms) \
@@ -77,7 +77,8 @@ macro_rules! select_recordings {
     ($tail:literal) => {
         concat!(
             "SELECT r.cdr_id, r.status, r.path, r.pcap_path, r.sha256, r.duration_ms, ",
-            "r.size_bytes, r.codec, r.overflowed_packets, r.note FROM recordings r",
+            "r.size_bytes, r.codec, r.overflowed_packets, r.note, r.pcap_sha256 ",
+            "FROM recordings r",
             $tail
         )
     };
@@ -142,7 +143,7 @@ impl Store {
         path: &str,
     ) -> Result<Option<(String, RecordingInfo)>, StoreError> {
         let row = sqlx::query(select_recordings!(
-            " JOIN cdrs c ON c.id = r.cdr_id WHERE r.path = $1 \
+            " JOIN cdrs c ON c.id = r.cdr_id WHERE r.path = $1 OR r.pcap_path = $1 \
              ORDER BY c.invite_at DESC, c.id DESC LIMIT 1"
         ))
         .bind(path)
@@ -279,6 +280,7 @@ fn bind_recording<'q>(
         .bind(&info.codec)
         .bind(saturating_i64(info.overflowed_packets))
         .bind(&info.note)
+        .bind(&info.pcap_sha256)
 }
 
 /// SQLite integers are i64; a count beyond i64::MAX (never reached) is stored as i64::MAX rather
@@ -331,6 +333,7 @@ fn recording_from_row(row: &SqliteRow, id: &str) -> Result<RecordingInfo, StoreE
         path: row.try_get("path")?,
         pcap_path: row.try_get("pcap_path")?,
         sha256: row.try_get("sha256")?,
+        pcap_sha256: row.try_get("pcap_sha256")?,
         duration_ms: row.try_get("duration_ms")?,
         size_bytes: row.try_get("size_bytes")?,
         codec: row.try_get("codec")?,

@@ -45,6 +45,7 @@ fn recording(status: RecordingStatus, path: &str) -> RecordingInfo {
         path: Some(path.to_string()),
         pcap_path: Some(format!("{path}.pcap")),
         sha256: None,
+        pcap_sha256: Some("cd".repeat(32)),
         duration_ms: 41_020,
         size_bytes: 1_312_684,
         codec: Some("PCMU".into()),
@@ -164,6 +165,7 @@ async fn update_recording_inserts_then_replaces() {
         sha256: Some("ab".repeat(32)),
         overflowed_packets: 7,
         pcap_path: None,
+        pcap_sha256: None,
         ..partial
     };
     store.update_recording("u1", &repaired).await.unwrap();

@@ -231,7 +231,7 @@ fn info_of(r: &RecordingResult) -> RecordingInfo {
         ));
     }
     if let Some(e) = &r.error {
-        notes.push(format!("write error: {e}"));
+        notes.push(format!("write failed: {e}"));
     }
     if r.late_packets > 0 {
         notes.push(format!(
@@ -262,6 +262,7 @@ fn info_of(r: &RecordingResult) -> RecordingInfo {
         path: Some(r.path.display().to_string()),
         pcap_path: r.pcap_path.as_ref().map(|p| p.display().to_string()),
         sha256: Some(r.sha256_hex.clone()),
+        pcap_sha256: r.pcap_sha256_hex.clone(),
         duration_ms: i64::try_from(r.duration_ms).unwrap_or(i64::MAX),
         size_bytes: i64::try_from(r.size_bytes).unwrap_or(i64::MAX),
         codec: Some(r.codec.name().to_string()),
