@@ -227,7 +227,7 @@ impl crate::monitor::service::LiveCalls for Registry {
     fn calls_per_trunk(&self) -> HashMap<String, u32> {
         let mut out = HashMap::new();
         if let Ok(ids) = self.by_id.lock() {
-            for e in ids.values() {
+            for e in ids.values().filter(|e| !e.ended.load(Ordering::SeqCst)) {
                 *out.entry(e.info.trunk.clone()).or_insert(0) += 1;
             }
         }

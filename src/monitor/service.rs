@@ -41,7 +41,7 @@ const MAX_UNSAVED: usize = 10_000;
 pub trait LiveCalls: Send + Sync + 'static {
     /// Calls in progress (not ended), for the over-long-call check.
     fn live_calls(&self) -> Vec<LiveCallView>;
-    /// Calls whose task still runs (and so holds its concurrency lease), per trunk.
+    /// Live calls (not ended: an ended call has given its lease back), per trunk.
     fn calls_per_trunk(&self) -> HashMap<String, u32>;
     /// Ends the live calls on `trunk` (presenting `caller_id`, when given); returns how many.
     fn hang_up(&self, trunk: &str, caller_id: Option<&str>, reason: &'static str) -> usize;
@@ -70,6 +70,7 @@ impl Default for MonitorSettings {
 /// Figures the monitor exposes (metrics, tests).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct MonitorFigures {
+    /// Stored CDRs the rules have seen (and whose steps are applied).
     pub cdrs_seen: u64,
     pub anomalies: u64,
     pub actions: u64,
@@ -253,7 +254,7 @@ impl MonitorService {
                 },
                 Some(cmd) = cmds.recv() => self.on_command(cmd).await,
                 _ = tick.tick() => self.on_tick().await,
-                _ = reconcile.tick() => { self.reconcile(); }
+                _ = reconcile.tick() => { self.reconcile().await; }
                 _ = shutdown.recv(), if !cdrs_open => break,
             }
             if !cdrs_open && shutdown.is_shutdown() {
@@ -269,9 +270,10 @@ impl MonitorService {
     }
 
     async fn on_cdr(&mut self, cdr: &Cdr) {
-        self.shared.cdrs_seen.fetch_add(1, Ordering::Relaxed);
         let out = self.engine.on_cdr(cdr, Utc::now());
         self.conclude(out).await;
+        // Counted once its consequences are applied and stored.
+        self.shared.cdrs_seen.fetch_add(1, Ordering::Relaxed);
     }
 
     async fn on_tick(&mut self) {
@@ -424,7 +426,7 @@ impl MonitorService {
                 let _ = reply.send(());
             }
             Command::Reconcile(reply) => {
-                let _ = reply.send(self.reconcile());
+                let _ = reply.send(self.reconcile().await);
             }
         }
     }
@@ -553,25 +555,26 @@ impl MonitorService {
             .store(self.unsaved.len() as u64, Ordering::Relaxed);
     }
 
-    /// Leases per trunk against calls per trunk. A call holds its lease from admission until
-    /// its task ends, and is in the registry for the same span but for the instants around
-    /// admission: the leases are read before and after the calls, and a pass that saw them move
-    /// is taken again (three times at most).
-    fn reconcile(&self) -> i64 {
+    /// Leases per trunk against live calls per trunk. A call takes its lease just before it is
+    /// registered and gives it back as it is marked ended: a pass can fall between the two. A
+    /// difference counts only when three passes a millisecond apart all see one.
+    async fn reconcile(&self) -> i64 {
         let mut drift = 0;
-        for _ in 0..3 {
-            let before = self.leases();
+        for attempt in 0..3 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let leases = self.leases();
             let calls = self.calls.calls_per_trunk();
-            let after = self.leases();
             drift = self
                 .trunk_names
                 .iter()
                 .map(|t| {
-                    i64::from(after.get(t).copied().unwrap_or(0))
+                    i64::from(leases.get(t).copied().unwrap_or(0))
                         - i64::from(calls.get(t).copied().unwrap_or(0))
                 })
                 .sum();
-            if before == after {
+            if drift == 0 {
                 break;
             }
         }
@@ -716,3 +719,7 @@ pub fn strongest(in_force: &[Imposition], subject: &Subject) -> Option<Step> {
         .map(|i| i.step)
         .max()
 }
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;
