@@ -1,6 +1,5 @@
 //! `trunkguard complaints`: import a CSV file of complaints, list them.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
@@ -10,7 +9,7 @@ use super::{number_arg, time_arg, CliError};
 use crate::config::TrunkConfig;
 use crate::monitor::complaint_csv::read_complaints;
 use crate::monitor::persist::complaint_rollup;
-use crate::policy::normalize_number;
+use crate::policy::number_owners;
 use crate::store::{NewComplaint, Store};
 
 /// What an import did.
@@ -36,15 +35,7 @@ pub async fn import(
     let f = std::fs::File::open(file)
         .map_err(|e| CliError::io(format!("opening {}", file.display()), e))?;
     let rows = read_complaints(std::io::BufReader::new(f))?;
-    let owner: HashMap<String, String> = trunks
-        .iter()
-        .flat_map(|t| {
-            t.numbers
-                .iter()
-                .filter_map(|n| normalize_number(n))
-                .map(|n| (n, t.name.clone()))
-        })
-        .collect();
+    let owner = number_owners(trunks);
     let now = Utc::now();
     let mut done = Imported::default();
     for row in rows {

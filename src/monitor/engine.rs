@@ -155,15 +155,7 @@ impl Monitor {
                 (t.name.clone(), TrunkRules { rules })
             })
             .collect();
-        self.by_number = trunks
-            .iter()
-            .flat_map(|t| {
-                t.numbers
-                    .iter()
-                    .filter_map(|n| normalize_number(n))
-                    .map(|n| (n, t.name.clone()))
-            })
-            .collect();
+        self.by_number = crate::policy::number_owners(trunks);
     }
 
     fn rule(&self, trunk: &str, rule: RuleId) -> RuleConfig {

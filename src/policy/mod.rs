@@ -62,7 +62,7 @@ use crate::config::TrunkConfig;
 pub use callee::MAX_CALLEES;
 pub use decision::{Admission, AdmissionRequest, Decision, Direction, Refusal, RefusalReason};
 pub use lease::{Lease, TrunkLoad};
-pub use number::normalize_number;
+pub use number::{normalize_number, number_owners};
 pub use restrictions::{InForce, Restrictions};
 pub use trunks::TrunkRef;
 

@@ -29,6 +29,21 @@ pub fn normalize_number(raw: &str) -> Option<String> {
     }
 }
 
+/// Each trunk's numbers, normalized, with the name of the trunk that owns them.
+pub fn number_owners(
+    trunks: &[crate::config::TrunkConfig],
+) -> std::collections::HashMap<String, String> {
+    trunks
+        .iter()
+        .flat_map(|t| {
+            t.numbers
+                .iter()
+                .filter_map(|n| normalize_number(n))
+                .map(|n| (n, t.name.clone()))
+        })
+        .collect()
+}
+
 /// Remove a leading `sips:`, `sip:` or `tel:` (any case). `get` rather than slicing: the input
 /// comes off the network and a multi-byte character at the cut would panic.
 pub(super) fn strip_scheme(s: &str) -> &str {
