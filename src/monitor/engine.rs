@@ -293,6 +293,51 @@ impl Monitor {
         );
     }
 
+    /// After a restart: puts a stored attempt back into the windows as of when it ended, without
+    /// judging it (what it caused was found, stored and restored before the restart). Fed in
+    /// INVITE order, so the windows take them nearly in order.
+    pub fn warm(&mut self, cdr: &Cdr) {
+        let Some(trunk) = cdr.trunk.clone() else {
+            return;
+        };
+        let k = KpiCounters::from_cdr(cdr, self.over_long_secs(&trunk));
+        let kinds = kinds_of(&k);
+        let at = cdr.end_at;
+        for subject in Subject::of_cdr(cdr) {
+            if let Subject::Callee { .. } = subject {
+                let cfg = self.rule(subject.trunk(), RuleId::OverFrequentCallee);
+                let keep = cfg.threshold.max(cfg.daily_threshold.unwrap_or(0.0)) as usize + 1;
+                self.callees
+                    .get_or_insert_with(&subject, CalleeAttempts::default)
+                    .record(cdr.invite_at, &cdr.id, keep);
+                continue;
+            }
+            let data = self
+                .subjects
+                .get_or_insert_with(&subject, SubjectData::default);
+            data.windows
+                .add(at, &crate::monitor::kpi::with_peak(&subject, cdr, k.clone()));
+            data.last_seen = Some(data.last_seen.map_or(at, |t| t.max(at)));
+            for kind in &kinds {
+                data.examples[*kind as usize].push(&cdr.id);
+            }
+        }
+    }
+
+    /// After a restart: a complaint already judged goes back into its caller ID's record.
+    pub fn warm_complaint(&mut self, c: &Complaint) {
+        let number = normalize_number(&c.caller_id).unwrap_or_else(|| c.caller_id.clone());
+        let Some(trunk) = self.by_number.get(&number).cloned() else {
+            return;
+        };
+        let subject = Subject::caller_id(&trunk, &number);
+        let data = self
+            .subjects
+            .get_or_insert_with(&subject, SubjectData::default);
+        data.complaints.add(c);
+        data.last_seen = Some(data.last_seen.map_or(c.time, |t| t.max(c.time)));
+    }
+
     /// A complaint received at `now`. Its caller ID must be one of a trunk's numbers; others
     /// are counted as unmatched and fire nothing.
     pub fn on_complaint(&mut self, c: &Complaint, now: DateTime<Utc>) -> MonitorOutput {

@@ -102,6 +102,31 @@ impl Store {
         Ok(cdrs)
     }
 
+    /// CDRs whose INVITE is at or after `since`, in (INVITE time, id) order, after the position
+    /// `after` (keyset paging), at most `limit`, without their media, recording and DTMF: the
+    /// monitor refills its windows from these after a restart.
+    pub async fn cdrs_since(
+        &self,
+        since: DateTime<Utc>,
+        after: Option<(DateTime<Utc>, String)>,
+        limit: i64,
+    ) -> Result<Vec<Cdr>, StoreError> {
+        let (after_at, after_id) = match &after {
+            Some((t, id)) => (format_time(*t), id.clone()),
+            None => (String::new(), String::new()),
+        };
+        let rows = sqlx::query(select_cdrs!(
+            "WHERE invite_at >= $1 AND (invite_at, id) > ($2, $3) ORDER BY invite_at, id LIMIT $4"
+        ))
+        .bind(format_time(since))
+        .bind(after_at)
+        .bind(after_id)
+        .bind(limit.max(0))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(cdr_from_row).collect()
+    }
+
     pub async fn count_cdrs(&self) -> Result<i64, StoreError> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cdrs")
             .fetch_one(self.pool())
