@@ -41,7 +41,9 @@ const MAX_UNSAVED: usize = 10_000;
 pub trait LiveCalls: Send + Sync + 'static {
     /// Calls in progress (not ended), for the over-long-call check.
     fn live_calls(&self) -> Vec<LiveCallView>;
-    /// Calls whose task still runs (and so holds its concurrency lease), per trunk.
+    /// Calls not ended yet (each holds its concurrency lease until it ends), per trunk. A call
+    /// that has ended but whose task still closes its media or waits for a CANCELled INVITE's
+    /// final response has released its lease and does not count.
     fn calls_per_trunk(&self) -> HashMap<String, u32>;
     /// Ends the live calls on `trunk` (presenting `caller_id`, when given); returns how many.
     fn hang_up(&self, trunk: &str, caller_id: Option<&str>, reason: &'static str) -> usize;
@@ -554,9 +556,9 @@ impl MonitorService {
     }
 
     /// Leases per trunk against calls per trunk. A call holds its lease from admission until
-    /// its task ends, and is in the registry for the same span but for the instants around
-    /// admission: the leases are read before and after the calls, and a pass that saw them move
-    /// is taken again (three times at most).
+    /// it ends, and is counted by `calls_per_trunk` for the same span but for the instants
+    /// around admission and the end: the leases are read before and after the calls, and a pass
+    /// that saw them move is taken again (three times at most).
     fn reconcile(&self) -> i64 {
         let mut drift = 0;
         for _ in 0..3 {
