@@ -457,7 +457,8 @@ impl Monitor {
         }
     }
 
-    /// An operator imposes a step (see `enforcement` for what each step means on a subject).
+    /// An operator imposes a step (see `enforcement` for what each step means on a subject) on
+    /// a subject of a configured trunk.
     pub fn impose(
         &mut self,
         subject: &Subject,
@@ -467,6 +468,9 @@ impl Monitor {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<EnforcementAction>, EnforcementError> {
+        if !self.trunks.contains_key(subject.trunk()) {
+            return Err(EnforcementError::UnknownTrunk(subject.trunk().to_string()));
+        }
         self.ladder
             .impose(subject, step, duration, operator, reason, now)
     }
