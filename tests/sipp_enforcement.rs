@@ -242,6 +242,23 @@ fn summary(cdrs: &[Cdr]) -> String {
         .join("\n")
 }
 
+/// SIGTERM the gateway, read every CDR, and check from the monitor's figures (logged when it
+/// stops) that it saw each of them and that its last reconciliation found no drift.
+fn stop_and_read_cdrs(scene: &mut Scene) -> Vec<Cdr> {
+    let cdrs = scene.stop_and_read_cdrs();
+    let tail = scene.gateway.log_tail(30);
+    let figures = tail
+        .lines()
+        .find(|l| l.contains("monitor stopped"))
+        .unwrap_or_else(|| scene.fail("no `monitor stopped` line in the gateway log"));
+    let seen = format!("cdrs_seen: {},", cdrs.len());
+    scene.ensure(
+        figures.contains(&seen) && figures.contains("concurrency_drift: 0,"),
+        || format!("expected `{seen}` and no drift in the monitor's figures: {figures}"),
+    );
+    cdrs
+}
+
 fn refused_with(c: &Cdr, status: u16, reason: &str) -> bool {
     c.disposition == Disposition::Refused
         && c.final_status == status
@@ -343,7 +360,7 @@ fn invalid_numbers_suspend_the_caller_id_until_it_resumes() {
     });
     carrier_reached(&mut scene, uas, 1);
 
-    let cdrs = scene.stop_and_read_cdrs();
+    let cdrs = stop_and_read_cdrs(&mut scene);
     let n_refused = cdrs
         .iter()
         .filter(|c| refused_with(c, 403, "caller_id_suspended"))
@@ -384,7 +401,7 @@ fn a_burst_to_one_callee_hits_the_callee_limit() {
     });
     carrier_reached(&mut scene, uas, 1);
 
-    let cdrs = scene.stop_and_read_cdrs();
+    let cdrs = stop_and_read_cdrs(&mut scene);
     let n_limited = cdrs
         .iter()
         .filter(|c| refused_with(c, 480, "callee_frequency_limit"))
@@ -414,6 +431,28 @@ fn a_burst_to_one_callee_hits_the_callee_limit() {
 #[test]
 fn an_operator_suspends_and_lifts_a_number_with_the_cli() {
     let mut scene = Scene::start(TrunkLimits::default());
+    // An order about a trunk the gateway does not have is rejected, not "applied".
+    let typo = cli(
+        &scene,
+        &[
+            "enforce",
+            "impose",
+            "--trunk",
+            "interopp",
+            "--step",
+            "suspend_trunk",
+            "--operator",
+            "alice",
+            "--reason",
+            "typo",
+        ],
+    );
+    match typo {
+        Err(e) => scene.ensure(e.contains("rejected: no trunk is named `interopp`"), || {
+            format!("the order about an unknown trunk failed otherwise: {e}")
+        }),
+        Ok(out) => scene.fail(format!("an order about an unknown trunk succeeded: {out}")),
+    }
     let r = cli(
         &scene,
         &[
@@ -503,7 +542,7 @@ fn an_operator_suspends_and_lifts_a_number_with_the_cli() {
         || format!("log: {log:#?}"),
     );
 
-    let cdrs = scene.stop_and_read_cdrs();
+    let cdrs = stop_and_read_cdrs(&mut scene);
     scene.ensure(
         cdrs.len() == 2
             && refused_with(&cdrs[1], 403, "caller_id_suspended")
@@ -534,7 +573,7 @@ fn the_report_counts_what_was_placed() {
     pbx_calls(&mut scene, "pbx-404s", "pbx_uac_any.xml", 2, 10);
     carrier_reached(&mut scene, c404, 2);
     // A stop flushes every CDR (and the buckets in the same transactions).
-    let cdrs = scene.stop_and_read_cdrs();
+    let cdrs = stop_and_read_cdrs(&mut scene);
     scene.ensure(cdrs.len() == 5, || format!("CDRs:\n{}", summary(&cdrs)));
 
     let r = cli(
