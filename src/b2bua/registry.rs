@@ -227,6 +227,9 @@ impl crate::monitor::service::LiveCalls for Registry {
     fn calls_per_trunk(&self) -> HashMap<String, u32> {
         let mut out = HashMap::new();
         if let Ok(ids) = self.by_id.lock() {
+            // An ended call has dropped its lease already, though its task may still be
+            // closing its media and recording, or lingering for a CANCELled INVITE's final
+            // response (up to 64·T1): only calls not ended hold a lease.
             for e in ids.values().filter(|e| !e.ended.load(Ordering::SeqCst)) {
                 *out.entry(e.info.trunk.clone()).or_insert(0) += 1;
             }

@@ -293,6 +293,24 @@ impl Monitor {
         );
     }
 
+    /// How far back the windows reach: (calls, complaints), the longest windows configured
+    /// (callee limits count a day), so that a restart can refill them.
+    pub fn warm_spans(&self) -> (Duration, Duration) {
+        let mut calls = RuleWindow::Day.span();
+        let mut complaints = Duration::zero();
+        for t in self.trunks.values() {
+            for (id, cfg) in &t.rules {
+                let span = cfg.window.span();
+                if COMPLAINT_RULES.contains(id) {
+                    complaints = complaints.max(span);
+                } else {
+                    calls = calls.max(span);
+                }
+            }
+        }
+        (calls, complaints)
+    }
+
     /// After a restart: puts a stored attempt back into the windows as of when it ended, without
     /// judging it (what it caused was found, stored and restored before the restart). Fed in
     /// INVITE order, so the windows take them nearly in order.
@@ -315,8 +333,10 @@ impl Monitor {
             let data = self
                 .subjects
                 .get_or_insert_with(&subject, SubjectData::default);
-            data.windows
-                .add(at, &crate::monitor::kpi::with_peak(&subject, cdr, k.clone()));
+            data.windows.add(
+                at,
+                &crate::monitor::kpi::with_peak(&subject, cdr, k.clone()),
+            );
             data.last_seen = Some(data.last_seen.map_or(at, |t| t.max(at)));
             for kind in &kinds {
                 data.examples[*kind as usize].push(&cdr.id);
@@ -468,7 +488,8 @@ impl Monitor {
         }
     }
 
-    /// An operator imposes a step (see `enforcement` for what each step means on a subject).
+    /// An operator imposes a step (see `enforcement` for what each step means on a subject) on
+    /// a subject of a configured trunk.
     pub fn impose(
         &mut self,
         subject: &Subject,
@@ -478,6 +499,9 @@ impl Monitor {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<EnforcementAction>, EnforcementError> {
+        if !self.trunks.contains_key(subject.trunk()) {
+            return Err(EnforcementError::UnknownTrunk(subject.trunk().to_string()));
+        }
         self.ladder
             .impose(subject, step, duration, operator, reason, now)
     }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::cdr::Direction;
-use super::enforcement::{Cause, EnforcementAction, LiftReason};
+use super::enforcement::{Cause, EnforcementAction, EnforcementError, LiftReason};
 use super::kpi::Subject;
 use super::rules::{Complaint, ComplaintCategory, ComplaintSource, LiveCallView};
 use super::testkit::{cdr, secs, t0, Outcome, CALLER, CALLER2, TRUNK};
@@ -251,6 +251,17 @@ fn operator_impose_and_lift() {
             t0()
         )
         .is_err());
+    assert_eq!(
+        m.impose(
+            &Subject::caller_id("no-such-trunk", "861012345678"),
+            Step::SuspendNumber,
+            None,
+            "ops",
+            "typo",
+            t0()
+        ),
+        Err(EnforcementError::UnknownTrunk("no-such-trunk".into()))
+    );
     assert!(m
         .impose(
             &caller(),

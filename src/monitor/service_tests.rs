@@ -254,3 +254,55 @@ async fn reconciliation_reports_a_drift_and_its_end() {
     assert_eq!(r.handle.reconcile().await.unwrap(), 0);
     assert_eq!(r.handle.figures().concurrency_drift, 0);
 }
+
+#[tokio::test]
+async fn a_restart_refills_the_windows_from_the_stored_calls() {
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    let now = chrono::Utc::now();
+    // Four invalid-number calls stored before this process started …
+    let before: Vec<Cdr> = (0..4)
+        .map(|i| {
+            let mut c = cdr(
+                &format!("old{i}"),
+                CALLER,
+                &format!("86139000000{i:02}"),
+                now,
+                Outcome::Status(404, false),
+            );
+            c.invite_at = now - chrono::Duration::seconds(20);
+            c.end_at = now - chrono::Duration::seconds(10);
+            c
+        })
+        .collect();
+    store.insert_cdrs(&before).await.unwrap();
+    let r = start(
+        store,
+        "[trunks.rules.error_rate]\nthreshold = 0.5\nmin_sample = 5\nwindow = \"60s\"\n\
+         step = \"suspend_number\"\n",
+    )
+    .await;
+    // … count with the next one: five in the window, the rule fires on it.
+    assert_eq!(number_step(&r), None);
+    let c = cdr(
+        "new",
+        CALLER,
+        "8613900000099",
+        now,
+        Outcome::Status(404, false),
+    );
+    r.cdrs.send(c).await.unwrap();
+    wait_for(|| r.handle.figures().cdrs_seen == 1).await;
+    assert_eq!(number_step(&r), Some(Step::SuspendNumber));
+    let a = r
+        .store
+        .anomalies(
+            now - chrono::Duration::minutes(1),
+            chrono::Utc::now() + chrono::Duration::minutes(1),
+            None,
+            Some(CALLER),
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].sample, 5);
+}

@@ -39,6 +39,8 @@ pub struct Harness {
     /// T1 the gateway runs with.
     pub t1: Duration,
     pub dir: tempfile::TempDir,
+    /// The configuration the gateway was started with (trunks for the CLI functions).
+    pub config: Config,
 }
 
 fn init_tracing() {
@@ -77,6 +79,8 @@ fn section(all: &[(String, String)], name: &str) -> String {
 
 /// Start a gateway with both UAs. `tweaks` are TOML settings such as `"sip.t1_ms = 50"` or
 /// `"trunk.max_call_secs = 1"` (sections `sip`, `database`, `media`, `recording`, `trunk`).
+/// `database.url` points the gateway at a database file that outlives the harness (restarts
+/// on the same database); the default is a file in the harness's own tempdir.
 pub async fn start_gateway(tweaks: &[&str]) -> Harness {
     init_tracing();
     let pbx = Ua::bind("pbx", PBX_IP).await;
@@ -127,13 +131,16 @@ pub async fn start_gateway(tweaks: &[&str]) -> Harness {
     );
     let config = Config::from_toml(&toml).unwrap_or_else(|e| panic!("config: {e}\n{toml}"));
     let t1 = Duration::from_millis(config.sip.t1_ms);
-    let gw = Gateway::start(config).await.expect("gateway starts");
+    let gw = Gateway::start(config.clone())
+        .await
+        .expect("gateway starts");
     Harness {
         gw,
         pbx,
         carrier,
         t1,
         dir,
+        config,
     }
 }
 

@@ -131,6 +131,10 @@ pub enum EnforcementError {
     },
     #[error("a duration must be positive")]
     NonPositiveDuration,
+    /// An order about a trunk the configuration does not have (a typo would otherwise be
+    /// "applied" and change nothing).
+    #[error("no trunk is named `{0}`")]
+    UnknownTrunk(String),
 }
 
 /// Whether `step` can be imposed on `subject` directly (operator orders, restored log entries).
