@@ -502,6 +502,16 @@ impl Monitor {
         if !self.trunks.contains_key(subject.trunk()) {
             return Err(EnforcementError::UnknownTrunk(subject.trunk().to_string()));
         }
+        // A caller ID step on a number the trunk does not own would change nothing at admission
+        // (such a caller ID is refused anyway) and mislead whoever reads the log.
+        if let Subject::CallerId { trunk, number } = subject {
+            if self.by_number.get(number) != Some(trunk) {
+                return Err(EnforcementError::NotTheTrunksNumber {
+                    trunk: trunk.clone(),
+                    number: number.clone(),
+                });
+            }
+        }
         self.ladder
             .impose(subject, step, duration, operator, reason, now)
     }

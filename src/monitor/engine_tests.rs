@@ -262,6 +262,20 @@ fn operator_impose_and_lift() {
         ),
         Err(EnforcementError::UnknownTrunk("no-such-trunk".into()))
     );
+    assert_eq!(
+        m.impose(
+            &Subject::caller_id(TRUNK, "861099999999"),
+            Step::SuspendNumber,
+            None,
+            "ops",
+            "not ours",
+            t0()
+        ),
+        Err(EnforcementError::NotTheTrunksNumber {
+            trunk: TRUNK.into(),
+            number: "861099999999".into()
+        })
+    );
     assert!(m
         .impose(
             &caller(),

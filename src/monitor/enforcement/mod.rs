@@ -133,6 +133,8 @@ pub enum EnforcementError {
     NonPositiveDuration,
     /// An order about a trunk the configuration does not have (a typo would otherwise be
     /// "applied" and change nothing).
+    #[error("{number} is not a number of trunk `{trunk}`")]
+    NotTheTrunksNumber { trunk: String, number: String },
     #[error("no trunk is named `{0}`")]
     UnknownTrunk(String),
 }
