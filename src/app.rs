@@ -3,12 +3,12 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::b2bua::{B2bua, MediaSettings, RecordingSettings, Registry, Settings};
 use crate::config::Config;
-use crate::config::RuleId;
+use crate::config::{ConfigError, RuleId, TrunkConfig};
 use crate::media::{MediaError, PortAllocator};
 use crate::monitor::cdr_writer::{CdrSink, CdrWriter, CdrWriterHandle, KpiRollup, WriterHooks};
 use crate::monitor::persist;
@@ -35,6 +35,8 @@ pub enum AppError {
     Media(#[from] MediaError),
     #[error(transparent)]
     Monitor(#[from] MonitorError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error("cannot start the recorders for {dir}: {source}")]
     Recording { dir: String, source: std::io::Error },
 }
@@ -55,6 +57,9 @@ pub struct Gateway {
     drain_timeout: Duration,
     monitor: MonitorHandle,
     monitor_task: MonitorTask,
+    /// The config in force (trunks as the database holds them); changes go one at a time.
+    config: tokio::sync::Mutex<Config>,
+    over_long: Arc<RwLock<HashMap<String, u64>>>,
 }
 
 impl Gateway {
@@ -64,23 +69,19 @@ impl Gateway {
             config.recording.dir = abs;
         }
         let store = Store::connect(&config.database.url).await?;
+        let config = trunks_from_store(&store, config).await?;
         // Stored CDRs go on to the monitor; the KPI buckets are updated with them.
         let (stored_tx, stored_rx) = tokio::sync::mpsc::channel(STORED_CDR_QUEUE);
-        let over_long: HashMap<String, u64> = config
-            .trunks
-            .iter()
-            .map(|t| {
-                (
-                    t.name.clone(),
-                    t.rule(RuleId::OverLongCall).threshold as u64,
-                )
-            })
-            .collect();
+        let over_long = Arc::new(RwLock::new(over_long_secs(&config.trunks)));
+        let rollup_over_long = over_long.clone();
         let rollup: KpiRollup = Arc::new(move |cdr: &Cdr| {
             let secs = cdr
                 .trunk
                 .as_deref()
-                .and_then(|t| over_long.get(t).copied())
+                .and_then(|t| {
+                    let map = rollup_over_long.read().unwrap_or_else(|e| e.into_inner());
+                    map.get(t).copied()
+                })
                 .unwrap_or(DEFAULT_OVER_LONG_SECS);
             persist::rollup(cdr, secs)
         });
@@ -184,6 +185,8 @@ impl Gateway {
             drain_timeout: Duration::from_secs(config.sip.drain_timeout_secs),
             monitor,
             monitor_task,
+            config: tokio::sync::Mutex::new(config),
+            over_long,
         })
     }
 
@@ -209,6 +212,61 @@ impl Gateway {
 
     pub fn cdrs(&self) -> &CdrSink {
         &self.cdrs
+    }
+
+    /// The trunks in force, in order.
+    pub async fn trunks(&self) -> Vec<TrunkConfig> {
+        self.config.lock().await.trunks.clone()
+    }
+
+    /// Creates or replaces a trunk from its `[[trunks]]` TOML table: validated with the other
+    /// trunks, stored, then applied to admission, the monitor and the KPI rollup at once.
+    pub async fn put_trunk(&self, definition: &str, by: &str) -> Result<TrunkConfig, AppError> {
+        let mut config = self.config.lock().await;
+        let new: TrunkConfig = toml::from_str(definition).map_err(|e| {
+            AppError::Config(ConfigError::Parse {
+                path: "trunk".into(),
+                message: e.to_string(),
+            })
+        })?;
+        let mut sources = config.trunk_sources.clone();
+        match config.trunks.iter().position(|t| t.name == new.name) {
+            Some(i) => sources[i] = definition.to_string(),
+            None => sources.push(definition.to_string()),
+        }
+        let next = config.with_trunk_sources(&sources)?;
+        self.store
+            .put_trunk(&new.name, definition, by, chrono::Utc::now())
+            .await?;
+        self.apply_trunks(&next.trunks).await;
+        *config = next;
+        tracing::info!(trunk = %new.name, by, "trunk stored and applied");
+        Ok(new)
+    }
+
+    /// Removes a trunk: new calls on it are refused at once (calls in progress go on); false
+    /// when there is none of that name.
+    pub async fn delete_trunk(&self, name: &str, by: &str) -> Result<bool, AppError> {
+        let mut config = self.config.lock().await;
+        let Some(i) = config.trunks.iter().position(|t| t.name == name) else {
+            return Ok(false);
+        };
+        let mut sources = config.trunk_sources.clone();
+        sources.remove(i);
+        let next = config.with_trunk_sources(&sources)?;
+        self.store.delete_trunk(name).await?;
+        self.apply_trunks(&next.trunks).await;
+        *config = next;
+        tracing::info!(trunk = %name, by, "trunk deleted");
+        Ok(true)
+    }
+
+    async fn apply_trunks(&self, trunks: &[TrunkConfig]) {
+        self.policy.replace_trunks(trunks);
+        *self.over_long.write().unwrap_or_else(|e| e.into_inner()) = over_long_secs(trunks);
+        if let Err(e) = self.monitor.replace_trunks(trunks.to_vec()).await {
+            tracing::error!(error = %e, "monitor did not take the new trunks");
+        }
     }
 
     /// The carrier's eyes: KPIs, anomalies, enforcement.
@@ -280,6 +338,50 @@ impl Gateway {
         }
         tracing::info!("trunkguard stopped");
     }
+}
+
+/// The over-long-call threshold of each trunk, for the KPI rollup.
+fn over_long_secs(trunks: &[TrunkConfig]) -> HashMap<String, u64> {
+    trunks
+        .iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                t.rule(RuleId::OverLongCall).threshold as u64,
+            )
+        })
+        .collect()
+}
+
+/// The trunks in force: the config file's seed an empty database (the first start); after that
+/// the database's are the truth (admins change them at run time) and the file's are ignored.
+async fn trunks_from_store(store: &Store, config: Config) -> Result<Config, AppError> {
+    let seeds: Vec<(String, String)> = config
+        .trunks
+        .iter()
+        .map(|t| t.name.clone())
+        .zip(config.trunk_sources.iter().cloned())
+        .collect();
+    if store
+        .seed_trunks(&seeds, "config file", chrono::Utc::now())
+        .await?
+    {
+        tracing::info!(trunks = seeds.len(), "trunks seeded from the config file");
+        return Ok(config);
+    }
+    let stored: Vec<String> = store
+        .trunk_definitions()
+        .await?
+        .into_iter()
+        .map(|d| d.definition)
+        .collect();
+    let next = config.with_trunk_sources(&stored)?;
+    let file: Vec<&str> = config.trunks.iter().map(|t| t.name.as_str()).collect();
+    let db: Vec<&str> = next.trunks.iter().map(|t| t.name.as_str()).collect();
+    if config.trunk_sources != next.trunk_sources {
+        tracing::warn!(?file, ?db, "the database's trunks are in force; the config file's [[trunks]] only seed an empty database");
+    }
+    Ok(next)
 }
 
 /// Stored CDRs waiting for the monitor (a full queue holds the CDR writer back, not calls).

@@ -139,6 +139,7 @@ async fn a_restart_keeps_the_report_and_the_steps_in_force() {
     );
     wait_cdrs_seen(&h, 5).await;
     let store = h.gw.store().clone();
+    let old_carrier = h.carrier.addr().to_string();
     h.assert_idle().await;
     let before: Vec<Cdr> = h.shutdown().await;
     assert_eq!(before.len(), 5);
@@ -163,6 +164,18 @@ async fn a_restart_keeps_the_report_and_the_steps_in_force() {
     // The same database, a new process's worth of state.
     let mut h = start_gateway(&tweaks).await;
     let store = h.gw.store().clone();
+    // The trunks are the database's (the file's only seed an empty one): the stored trunk still
+    // names the carrier's old address. The test's carrier listens on a new port, so an admin
+    // updates the stored trunk, which is applied at once.
+    let stored = h.gw.trunks().await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].carrier[0].to_string(), old_carrier);
+    assert_ne!(old_carrier, h.carrier.addr().to_string());
+    let definition = h.config.trunk_sources[0].clone();
+    h.gw.put_trunk(&definition, "test admin")
+        .await
+        .expect("the trunk is updated");
+    assert_eq!(h.gw.trunks().await[0].carrier[0], h.carrier.addr());
     assert_eq!(report(&store, Bucket::Hour, None).await, hours_before);
     assert_eq!(report(&store, Bucket::Day, None).await, days_before);
     assert_eq!(

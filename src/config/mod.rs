@@ -51,6 +51,10 @@ pub struct Config {
     pub recording: RecordingConfig,
     #[serde(default)]
     pub trunks: Vec<TrunkConfig>,
+    /// Each `[[trunks]]` table as TOML text, in order: what seeds the database's trunks at the
+    /// first start (after that the database holds them and admins change them at run time).
+    #[serde(skip)]
+    pub trunk_sources: Vec<String>,
 }
 
 /// `[media]`: where the gateway anchors RTP.
@@ -324,12 +328,39 @@ impl Config {
 
     /// Parse and validate TOML text.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let parse_error = |e: &dyn std::fmt::Display| ConfigError::Parse {
             path: "<text>".to_string(),
             message: e.to_string(),
-        })?;
+        };
+        let mut config: Config = toml::from_str(text).map_err(|e| parse_error(&e))?;
+        let table: toml::Table = toml::from_str(text).map_err(|e| parse_error(&e))?;
+        config.trunk_sources = match table.get("trunks") {
+            Some(toml::Value::Array(trunks)) => trunks
+                .iter()
+                .map(|t| toml::to_string(t).map_err(|e| parse_error(&e)))
+                .collect::<Result<_, _>>()?,
+            _ => Vec::new(),
+        };
         config.validate()?;
         Ok(config)
+    }
+
+    /// This config with its trunks replaced by `sources` (each a trunk's TOML table, as stored
+    /// in the database), validated as a whole: names unique, PBX networks apart, every key.
+    pub fn with_trunk_sources(&self, sources: &[String]) -> Result<Config, ConfigError> {
+        let mut trunks = Vec::with_capacity(sources.len());
+        for (i, text) in sources.iter().enumerate() {
+            let t: TrunkConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+                path: format!("trunks[{i}]"),
+                message: e.to_string(),
+            })?;
+            trunks.push(t);
+        }
+        let mut next = self.clone();
+        next.trunks = trunks;
+        next.trunk_sources = sources.to_vec();
+        next.validate()?;
+        Ok(next)
     }
 
     pub fn trunk(&self, name: &str) -> Option<&TrunkConfig> {

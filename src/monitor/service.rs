@@ -122,6 +122,8 @@ enum Command {
     /// Poll the store now (tests, and the API after storing a complaint).
     Poll(oneshot::Sender<()>),
     Reconcile(oneshot::Sender<i64>),
+    /// The trunks changed at run time.
+    ReplaceTrunks(Vec<TrunkConfig>, oneshot::Sender<()>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -428,6 +430,15 @@ impl MonitorService {
             }
             Command::Reconcile(reply) => {
                 let _ = reply.send(self.reconcile().await);
+            }
+            Command::ReplaceTrunks(trunks, reply) => {
+                self.engine.replace_trunks(&trunks);
+                self.hangup_on_suspend = trunks
+                    .iter()
+                    .map(|t| (t.name.clone(), t.hangup_on_suspend))
+                    .collect();
+                self.trunk_names = trunks.iter().map(|t| t.name.clone()).collect();
+                let _ = reply.send(());
             }
         }
     }
@@ -758,6 +769,13 @@ impl MonitorHandle {
     pub async fn reconcile(&self) -> Result<i64, MonitorError> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Reconcile(reply)).await?;
+        rx.await.map_err(|_| MonitorError::Stopped)
+    }
+
+    /// The trunks changed at run time: their rules, numbers and flags from now on.
+    pub async fn replace_trunks(&self, trunks: Vec<TrunkConfig>) -> Result<(), MonitorError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::ReplaceTrunks(trunks, reply)).await?;
         rx.await.map_err(|_| MonitorError::Stopped)
     }
 

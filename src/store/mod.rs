@@ -18,6 +18,7 @@ mod enforcement_queries;
 mod error;
 mod journal_queries;
 mod kpi_queries;
+mod trunk_queries;
 
 pub use complaint_queries::{NewComplaint, StoredComplaint};
 pub use enforcement_queries::{
@@ -26,6 +27,7 @@ pub use enforcement_queries::{
 pub use error::StoreError;
 pub use journal_queries::{AppliedWrites, CdrWrite, JournaledCall};
 pub use kpi_queries::{BucketCounters, BucketKey, Rollup};
+pub use trunk_queries::TrunkDefinition;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -1,0 +1,146 @@
+//! Trunk definitions (`trunks`): each trunk's TOML table, in the order they were created. The
+//! store keeps the text; parsing and validation are the config's.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::cdr_queries::{format_time, parse_time};
+use super::{Store, StoreError};
+
+/// A stored trunk definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkDefinition {
+    pub name: String,
+    /// The trunk's TOML table.
+    pub definition: String,
+    pub updated_at: DateTime<Utc>,
+    pub updated_by: String,
+}
+
+impl Store {
+    /// Stores `definitions` (name, TOML) when the table is empty, in one transaction; returns
+    /// whether it did (false: the database already holds the trunks).
+    pub async fn seed_trunks(
+        &self,
+        definitions: &[(String, String)],
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM trunks")
+            .fetch_one(&mut *tx)
+            .await?;
+        if n > 0 {
+            return Ok(false);
+        }
+        for (i, (name, definition)) in definitions.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO trunks (name, position, definition, updated_at, updated_by) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(name)
+            .bind(i as i64)
+            .bind(definition)
+            .bind(format_time(at))
+            .bind(by)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Every trunk, in creation order.
+    pub async fn trunk_definitions(&self) -> Result<Vec<TrunkDefinition>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, definition, updated_at, updated_by FROM trunks ORDER BY position, name",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let name: String = row.try_get("name")?;
+                let at: String = row.try_get("updated_at")?;
+                let updated_at = parse_time(&at).ok_or_else(|| StoreError::Corrupt {
+                    id: format!("trunk {name}"),
+                    column: "updated_at",
+                    value: at.clone(),
+                })?;
+                Ok(TrunkDefinition {
+                    definition: row.try_get("definition")?,
+                    updated_by: row.try_get("updated_by")?,
+                    updated_at,
+                    name,
+                })
+            })
+            .collect()
+    }
+
+    /// Creates or replaces one trunk's definition (a new trunk goes last).
+    pub async fn put_trunk(
+        &self,
+        name: &str,
+        definition: &str,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO trunks (name, position, definition, updated_at, updated_by) \
+             VALUES ($1, (SELECT COALESCE(MAX(position), -1) + 1 FROM trunks), $2, $3, $4) \
+             ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, \
+             updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+        )
+        .bind(name)
+        .bind(definition)
+        .bind(format_time(at))
+        .bind(by)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Removes a trunk; false when there was none of that name.
+    pub async fn delete_trunk(&self, name: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM trunks WHERE name = $1")
+            .bind(name)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at() -> DateTime<Utc> {
+        crate::monitor::cdr::sample_cdr("x").invite_at
+    }
+
+    #[tokio::test]
+    async fn seeded_once_then_changed_in_place() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let defs = vec![
+            ("b".to_string(), "name = \"b\"".to_string()),
+            ("a".to_string(), "name = \"a\"".to_string()),
+        ];
+        assert!(store.seed_trunks(&defs, "config", at()).await.unwrap());
+        assert!(!store.seed_trunks(&defs[..1], "config", at()).await.unwrap());
+        store
+            .put_trunk("a", "name = \"a\"\n# v2", "alice", at())
+            .await
+            .unwrap();
+        store
+            .put_trunk("c", "name = \"c\"", "alice", at())
+            .await
+            .unwrap();
+        let got = store.trunk_definitions().await.unwrap();
+        let names: Vec<&str> = got.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["b", "a", "c"], "creation order kept");
+        assert_eq!(got[1].definition, "name = \"a\"\n# v2");
+        assert_eq!(got[1].updated_by, "alice");
+        assert!(store.delete_trunk("b").await.unwrap());
+        assert!(!store.delete_trunk("b").await.unwrap());
+        assert_eq!(store.trunk_definitions().await.unwrap().len(), 2);
+    }
+}
