@@ -11,14 +11,18 @@ macro_rules! newest_cdrs_page {
     };
 }
 
+mod api_queries;
 mod call_media_queries;
 mod cdr_queries;
+mod cdr_search_queries;
 mod complaint_queries;
 mod enforcement_queries;
 mod error;
 mod journal_queries;
 mod kpi_queries;
 
+pub use api_queries::{ApiTokenRow, AuditFilter, AuditRow, NewApiToken, NewAudit};
+pub use cdr_search_queries::{CdrQuery, CdrSearchKey};
 pub use complaint_queries::{NewComplaint, StoredComplaint};
 pub use enforcement_queries::{
     AnomalyRow, EnforcementEntry, EnforcementRequest, NewEnforcement, NewRequest, SubjectKey,
