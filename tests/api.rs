@@ -222,7 +222,10 @@ async fn roles_are_enforced_and_every_request_is_audited() {
     assert_eq!(health.status, StatusCode::OK, "{}", health.text);
     let unknown = api.get("/api/v1/nothing", &admin).await;
     unknown.assert_error(StatusCode::NOT_FOUND, "not_found");
-    // (unmatched paths are not audited)
+    let wrong_method = api.call(Method::DELETE, "/api/v1/cdrs", Some(&admin)).await;
+    wrong_method.assert_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+    api.audited.fetch_sub(1, Ordering::SeqCst);
+    // (unmatched paths and methods are not audited)
     let made = api.audited() - 1;
 
     let store = h.gw.store().clone();

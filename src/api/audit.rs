@@ -26,9 +26,18 @@ pub(crate) async fn guard(State(state): State<ApiState>, mut req: Request, next:
         return ApiError::NotFound("no such resource".into()).into_response();
     };
     let Some(route) = lookup(&state.routes, &method, &template).cloned() else {
-        // A route registered without a table entry: refuse rather than serve it unguarded.
-        tracing::error!(%method, path = %template, "api: route missing from the table");
-        return ApiError::NotFound("no such resource".into()).into_response();
+        let allowed: Vec<&str> = state
+            .routes
+            .iter()
+            .filter(|r| r.path == template)
+            .map(|r| r.method.as_str())
+            .collect();
+        if allowed.is_empty() {
+            // A route registered without a table entry: refuse rather than serve it unguarded.
+            tracing::error!(%method, path = %template, "api: route missing from the table");
+            return ApiError::NotFound("no such resource".into()).into_response();
+        }
+        return ApiError::MethodNotAllowed(allowed.join(", ")).into_response();
     };
     let roles = match route.access {
         Access::Public => return next.run(req).await,

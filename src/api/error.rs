@@ -18,6 +18,9 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// The path exists, not with this method; carries the methods it has.
+    #[error("method not allowed here (allowed: {0})")]
+    MethodNotAllowed(String),
     /// Bad input; `field` names the parameter.
     #[error("{field}: {message}")]
     BadRequest { field: String, message: String },
@@ -41,6 +44,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -52,6 +56,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::BadRequest { .. } => "bad_request",
             ApiError::Store(_) => "internal",
             ApiError::Unavailable(_) => "unavailable",
@@ -67,7 +72,8 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// `unauthorized`, `forbidden`, `not_found`, `bad_request`, `internal` or `unavailable`.
+    /// `unauthorized`, `forbidden`, `not_found`, `method_not_allowed`, `bad_request`,
+    /// `internal` or `unavailable`.
     pub code: String,
     pub message: String,
     /// The parameter at fault (400 only).
@@ -98,7 +104,16 @@ impl IntoResponse for ApiError {
                 field,
             },
         };
+        let allow = match &self {
+            ApiError::MethodNotAllowed(methods) => axum::http::HeaderValue::from_str(methods).ok(),
+            _ => None,
+        };
         let mut response = (status, Json(body)).into_response();
+        if let Some(allow) = allow {
+            response
+                .headers_mut()
+                .insert(axum::http::header::ALLOW, allow);
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
