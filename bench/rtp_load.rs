@@ -1047,6 +1047,9 @@ timeout_secs = 300
 dir = "{dir}/recordings"
 required = true
 
+[http]
+enabled = false
+
 [[trunks]]
 name = "bench"
 pbx = ["{PBX_IP}/32"]

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use crate::api::{ApiDeps, ApiState, HttpListener, HttpServer};
 use crate::b2bua::{B2bua, MediaSettings, RecordingSettings, Registry, Settings};
 use crate::config::Config;
 use crate::config::{ConfigError, RuleId, TrunkConfig};
@@ -37,6 +38,11 @@ pub enum AppError {
     Monitor(#[from] MonitorError),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("cannot listen for the HTTP API on {addr} (http.listen): {source}")]
+    Http {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot start the recorders for {dir}: {source}")]
     Recording { dir: String, source: std::io::Error },
 }
@@ -60,6 +66,8 @@ pub struct Gateway {
     /// The config in force (trunks as the database holds them); changes go one at a time.
     config: tokio::sync::Mutex<Config>,
     over_long: Arc<RwLock<HashMap<String, u64>>>,
+    /// The HTTP API (`[http]`), when enabled.
+    http: Option<HttpServer>,
 }
 
 impl Gateway {
@@ -116,6 +124,17 @@ impl Gateway {
             max_message_bytes: config.sip.max_message_bytes,
             ..Limits::default()
         };
+        // HTTP API: bound before the SIP interfaces open, served once the parts exist.
+        let http_listener = if config.http.enabled {
+            let addr = config.http.listen;
+            Some(
+                HttpListener::bind(addr)
+                    .await
+                    .map_err(|source| AppError::Http { addr, source })?,
+            )
+        } else {
+            None
+        };
         let (inside, inside_listener) =
             Interface::bind(Side::Inside, config.sip.inside, limits).await?;
         let (outside, outside_listener) =
@@ -167,6 +186,16 @@ impl Gateway {
             registry,
             cdrs.clone(),
         );
+        let http = http_listener.map(|listener| {
+            let deps = ApiDeps {
+                store: store.clone(),
+                registry: b2bua.registry().clone(),
+                monitor: monitor.clone(),
+                cdrs: cdrs.clone(),
+                recordings: pool.clone(),
+            };
+            HttpServer::start(listener, ApiState::new(deps), shutdown.clone())
+        });
         let handler: Arc<dyn Handler> = Arc::new(b2bua.clone());
         inside.start(inside_listener, handler.clone(), shutdown.clone());
         outside.start(outside_listener, handler, shutdown);
@@ -187,6 +216,7 @@ impl Gateway {
             monitor_task,
             config: tokio::sync::Mutex::new(config),
             over_long,
+            http,
         })
     }
 
@@ -196,6 +226,11 @@ impl Gateway {
 
     pub fn outside_addr(&self) -> SocketAddr {
         self.ifaces.outside.local_addr()
+    }
+
+    /// Where the HTTP API listens (None when `http.enabled = false`).
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(HttpServer::local_addr)
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
@@ -316,6 +351,10 @@ impl Gateway {
         // Give BYEs a moment on the wire before the sockets close.
         tokio::time::sleep(Duration::from_millis(200)).await;
         self.trigger.trigger();
+        // The API stops with the sockets (it stayed up while calls drained).
+        if let Some(http) = self.http {
+            http.join().await;
+        }
         drop(self.b2bua);
         // Every call has finished its recording by now (their tasks are gone).
         let pool = self.recordings.clone();

@@ -1,6 +1,7 @@
 //! trunkguard: a SIP trunk gateway (B2BUA) and call-recording compliance monitor.
 //! See docs/architecture.md for how the parts fit together.
 
+pub mod api;
 pub mod app;
 pub mod b2bua;
 pub mod bounded;

@@ -78,6 +78,31 @@ enum Command {
         #[command(subcommand)]
         command: ComplaintsCommand,
     },
+    /// Bearer tokens of the HTTP API.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it once (only its hash is stored).
+    Create {
+        /// admin, compliance or carrier.
+        #[arg(long)]
+        role: String,
+        /// A trunk a carrier token is limited to (repeat for several; none: every trunk).
+        #[arg(long = "trunk")]
+        trunks: Vec<String>,
+        /// A unique name: the audit log's "who".
+        #[arg(long)]
+        name: String,
+    },
+    /// Every token (never the token itself).
+    List,
+    /// Revoke a token: the next request with it gets 401.
+    Revoke { name: String },
 }
 
 #[derive(clap::Args)]
@@ -263,6 +288,20 @@ fn main() -> anyhow::Result<()> {
                     ComplaintsCommand::List { from, to, number } => {
                         cli::complaints::list(&store, &from, &to, number.as_deref(), out).await?
                     }
+                }
+                Ok(())
+            }
+            Command::Token { command } => {
+                let store = trunkguard::store::Store::connect(&config.database.url).await?;
+                let out = &mut std::io::stdout().lock();
+                match command {
+                    TokenCommand::Create { role, trunks, name } => {
+                        let known: Vec<String> =
+                            config.trunks.iter().map(|t| t.name.clone()).collect();
+                        cli::token::create(&store, &name, &role, &trunks, &known, out).await?
+                    }
+                    TokenCommand::List => cli::token::list(&store, out).await?,
+                    TokenCommand::Revoke { name } => cli::token::revoke(&store, &name, out).await?,
                 }
                 Ok(())
             }

@@ -5,6 +5,7 @@
 pub mod complaints;
 pub mod enforce;
 pub mod report;
+pub mod token;
 
 use chrono::{DateTime, Utc};
 

@@ -50,11 +50,34 @@ pub struct Config {
     #[serde(default)]
     pub recording: RecordingConfig,
     #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
     pub trunks: Vec<TrunkConfig>,
     /// Each `[[trunks]]` table as TOML text, in order: what seeds the database's trunks at the
     /// first start (after that the database holds them and admins change them at run time).
     #[serde(skip)]
     pub trunk_sources: Vec<String>,
+}
+
+/// `[http]`: the HTTP API (`src/api/`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Serve the API at all.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Address and port of the API (plain HTTP: put a TLS proxy in front beyond loopback).
+    #[serde(default = "default_http_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            enabled: true,
+            listen: default_http_listen(),
+        }
+    }
 }
 
 /// `[media]`: where the gateway anchors RTP.
@@ -249,6 +272,9 @@ where
     })
 }
 
+fn default_http_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
 fn default_media_address() -> std::net::IpAddr {
     std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
 }

@@ -41,6 +41,16 @@ impl Config {
         if self.media.timeout_secs == 0 {
             return Err(ConfigError::invalid("media.timeout_secs", "must be > 0"));
         }
+        // SIP listens on TCP too: the API cannot share its address (port 0: any free port).
+        if self.http.enabled
+            && self.http.listen.port() != 0
+            && (self.http.listen == self.sip.inside || self.http.listen == self.sip.outside)
+        {
+            return Err(ConfigError::invalid(
+                "http.listen",
+                "must differ from sip.inside and sip.outside",
+            ));
+        }
         if self.recording.dir.as_os_str().is_empty() {
             return Err(ConfigError::invalid("recording.dir", "must not be empty"));
         }
@@ -209,6 +219,26 @@ numbers = ["+861012345678"]
         let text = format!("{BASE}[trunks.rules.error_rate]\nwindow = \"1h\"\nmin_sample = 10\nresume_after = \"later\"\n");
         let e = Config::from_toml(&text).unwrap_err().to_string();
         assert!(e.contains("trunks[0].rules.error_rate.resume_after"), "{e}");
+    }
+
+    #[test]
+    fn http_section() {
+        let c = Config::from_toml(BASE).unwrap();
+        assert!(c.http.enabled);
+        assert_eq!(c.http.listen, "127.0.0.1:8080".parse().unwrap());
+        let text = BASE.replace(
+            "[sip]",
+            "[http]\nlisten = \"0.0.0.0:9000\"\nenabled = false\n\n[sip]",
+        );
+        let c = Config::from_toml(&text).unwrap();
+        assert!(!c.http.enabled);
+        assert_eq!(c.http.listen.port(), 9000);
+        let text = BASE.replace("[sip]", "[http]\nlisten = \"nowhere\"\n\n[sip]");
+        let e = Config::from_toml(&text).unwrap_err().to_string();
+        assert!(e.contains("listen"), "{e}");
+        let text = BASE.replace("[sip]", "[http]\nport = 1\n\n[sip]");
+        let e = Config::from_toml(&text).unwrap_err().to_string();
+        assert!(e.contains("port"), "{e}");
     }
 
     #[test]

@@ -69,6 +69,8 @@ struct Shared {
     overflowed: AtomicU64,
     failed_retries: AtomicU64,
     late: AtomicU64,
+    /// Attempts by trunk, disposition and refusal reason (metrics).
+    outcomes: super::outcomes::CallOutcomes,
 }
 
 impl Shared {
@@ -108,6 +110,7 @@ impl CdrSink {
     /// channel is full it goes to an unbounded overflow list that the writer drains as well. Once
     /// stored, it deletes its call's journal row (in the same transaction).
     pub fn submit(&self, cdr: Cdr) {
+        self.shared.outcomes.count(&cdr);
         self.push(CdrWrite::Cdr(cdr));
     }
 
@@ -171,6 +174,11 @@ impl CdrSink {
 
     pub fn stats(&self) -> CdrStats {
         self.shared.stats()
+    }
+
+    /// Final CDRs submitted since start, by trunk, disposition and refusal reason.
+    pub fn outcomes(&self) -> Vec<(super::outcomes::OutcomeKey, u64)> {
+        self.shared.outcomes.snapshot()
     }
 }
 

@@ -9,6 +9,7 @@ pub mod enforcement;
 mod engine;
 mod ids;
 pub mod kpi;
+pub mod outcomes;
 pub mod persist;
 pub mod q850;
 pub mod recovery;

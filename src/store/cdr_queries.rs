@@ -32,6 +32,9 @@ macro_rules! select_cdrs {
     };
 }
 
+/// Every CDR column, for queries in other store modules (append the WHERE clause).
+pub(super) const SELECT_CDRS: &str = select_cdrs!("");
+
 /// Stored time format: UTC, milliseconds, sortable as text.
 const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
 
@@ -176,7 +179,7 @@ pub(super) async fn insert_cdr(conn: &mut SqliteConnection, cdr: &Cdr) -> Result
     Ok(new)
 }
 
-fn cdr_from_row(row: &SqliteRow) -> Result<Cdr, StoreError> {
+pub(super) fn cdr_from_row(row: &SqliteRow) -> Result<Cdr, StoreError> {
     let id: String = row.try_get("id")?;
     let corrupt = |column: &'static str, value: String| StoreError::Corrupt {
         id: id.clone(),

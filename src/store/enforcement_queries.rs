@@ -498,6 +498,29 @@ fn request_from_row(row: &SqliteRow) -> Result<EnforcementRequest, StoreError> {
     })
 }
 
+impl Store {
+    /// Log rows that cite one of these anomalies (the steps they caused), in order.
+    pub async fn enforcement_citing(
+        &self,
+        anomaly_ids: &[String],
+    ) -> Result<Vec<EnforcementEntry>, StoreError> {
+        if anomaly_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (1..=anomaly_ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "{SELECT_ENFORCEMENT} WHERE anomaly_id IN ({}) ORDER BY id",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for id in anomaly_ids {
+            q = q.bind(id);
+        }
+        let rows = q.fetch_all(self.pool()).await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+}
+
 #[cfg(test)]
 #[path = "enforcement_queries_tests.rs"]
 mod tests;

@@ -206,3 +206,31 @@ async fn requests_wait_until_handled_once() {
     assert_eq!(done.result.as_deref(), Some("imposed 42"));
     assert_eq!(done.handled_at, Some(t));
 }
+
+#[tokio::test]
+async fn log_rows_citing_anomalies() {
+    let store = memory_store().await;
+    let t = t0();
+    store
+        .record_anomaly(&anomaly("A1", t), &[impose(7, t, None, Some("A1"))])
+        .await
+        .unwrap();
+    store
+        .record_anomaly(&anomaly("A2", t), &[impose(9, t, None, Some("A2"))])
+        .await
+        .unwrap();
+    store
+        .append_enforcement(&[impose(8, t, None, None)])
+        .await
+        .unwrap();
+    let rows = store.enforcement_citing(&["A1".into()]).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].entry.imposition, 7);
+    let rows = store
+        .enforcement_citing(&["A1".into(), "A2".into(), "nope".into()])
+        .await
+        .unwrap();
+    let ids: Vec<i64> = rows.iter().map(|r| r.entry.imposition).collect();
+    assert_eq!(ids, vec![7, 9]);
+    assert!(store.enforcement_citing(&[]).await.unwrap().is_empty());
+}

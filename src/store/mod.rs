@@ -11,8 +11,10 @@ macro_rules! newest_cdrs_page {
     };
 }
 
+mod api_queries;
 mod call_media_queries;
 mod cdr_queries;
+mod cdr_search_queries;
 mod complaint_queries;
 mod enforcement_queries;
 mod error;
@@ -20,6 +22,8 @@ mod journal_queries;
 mod kpi_queries;
 mod trunk_queries;
 
+pub use api_queries::{ApiTokenRow, AuditFilter, AuditRow, NewApiToken, NewAudit};
+pub use cdr_search_queries::{CdrQuery, CdrSearchKey};
 pub use complaint_queries::{NewComplaint, StoredComplaint};
 pub use enforcement_queries::{
     AnomalyRow, EnforcementEntry, EnforcementRequest, NewEnforcement, NewRequest, SubjectKey,

@@ -78,9 +78,9 @@ fn section(all: &[(String, String)], name: &str) -> String {
 }
 
 /// Start a gateway with both UAs. `tweaks` are TOML settings such as `"sip.t1_ms = 50"` or
-/// `"trunk.max_call_secs = 1"` (sections `sip`, `database`, `media`, `recording`, `trunk`).
-/// `database.url` points the gateway at a database file that outlives the harness (restarts
-/// on the same database); the default is a file in the harness's own tempdir.
+/// `"trunk.max_call_secs = 1"` (sections `sip`, `database`, `media`, `recording`, `http`,
+/// `trunk`). `database.url` points the gateway at a database file that outlives the harness
+/// (restarts on the same database); the default is a file in the harness's own tempdir.
 pub async fn start_gateway(tweaks: &[&str]) -> Harness {
     init_tracing();
     let pbx = Ua::bind("pbx", PBX_IP).await;
@@ -105,6 +105,8 @@ pub async fn start_gateway(tweaks: &[&str]) -> Harness {
             "recording.dir",
             format!("\"{}/recordings\"", dir.path().display()),
         ),
+        // The HTTP API on any free port (`Gateway::http_addr`).
+        ("http.listen", "\"127.0.0.1:0\"".to_string()),
         ("trunk.name", format!("\"{TRUNK}\"")),
         ("trunk.pbx", format!("[\"{PBX_IP}/32\"]")),
         ("trunk.carrier", format!("\"{}\"", carrier.addr())),
@@ -122,11 +124,12 @@ pub async fn start_gateway(tweaks: &[&str]) -> Harness {
     ];
     let all = settings(&defaults, tweaks);
     let toml = format!(
-        "[sip]\n{}\n[database]\n{}\n[media]\n{}\n[recording]\n{}\n[[trunks]]\n{}",
+        "[sip]\n{}\n[database]\n{}\n[media]\n{}\n[recording]\n{}\n[http]\n{}\n[[trunks]]\n{}",
         section(&all, "sip"),
         section(&all, "database"),
         section(&all, "media"),
         section(&all, "recording"),
+        section(&all, "http"),
         section(&all, "trunk")
     );
     let config = Config::from_toml(&toml).unwrap_or_else(|e| panic!("config: {e}\n{toml}"));

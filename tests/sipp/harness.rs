@@ -118,6 +118,9 @@ retry_after_secs = 5
 url = "sqlite://{db}"
 
 {media}
+[http]
+listen = "127.0.0.1:0"
+
 [[trunks]]
 name = "interop"
 pbx = ["{pbx_ip}/32"]

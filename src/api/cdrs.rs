@@ -1,0 +1,334 @@
+//! `GET /api/v1/cdrs`: CDR search with keyset paging, and the CDR shape the API shows
+//! (`CdrView`, also part of a call's full record).
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::{Extension, Json};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::Principal;
+use super::error::{ApiError, ErrorBody};
+use super::ApiState;
+use crate::monitor::cdr::{Cdr, Disposition};
+use crate::store::{CdrQuery, CdrSearchKey};
+
+/// A page's size when none is asked for, and the largest allowed.
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const MAX_LIMIT: u32 = 500;
+
+/// One call attempt (admitted or refused), as stored.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CdrView {
+    /// Our call id.
+    pub id: String,
+    pub inside_call_id: Option<String>,
+    pub outside_call_id: Option<String>,
+    pub trunk: Option<String>,
+    /// `outbound` (PBX → carrier) or `inbound`.
+    pub direction: String,
+    /// Address the INVITE came from.
+    pub source: String,
+    pub caller: Option<String>,
+    pub callee: Option<String>,
+    pub presented_from: Option<String>,
+    pub pai: Option<String>,
+    pub invite_at: DateTime<Utc>,
+    pub ringing_at: Option<DateTime<Utc>>,
+    pub answer_at: Option<DateTime<Utc>>,
+    pub end_at: DateTime<Utc>,
+    pub talk_ms: i64,
+    pub final_status: u16,
+    pub final_reason: String,
+    pub q850_cause: Option<u8>,
+    /// `inside`, `outside` or `gateway`.
+    pub hangup_side: Option<String>,
+    /// `answered`, `busy`, `no_answer`, `cancelled`, `rejected`, `failed` or `refused`.
+    pub disposition: String,
+    pub end_reason: String,
+    /// Why the gateway refused the call (`refused` only).
+    pub refusal_reason: Option<String>,
+    /// Calls on the trunk when admitted (this one included).
+    pub trunk_active: Option<u32>,
+    pub caller_active: Option<u32>,
+}
+
+impl From<&Cdr> for CdrView {
+    fn from(c: &Cdr) -> CdrView {
+        CdrView {
+            id: c.id.clone(),
+            inside_call_id: c.inside_call_id.clone(),
+            outside_call_id: c.outside_call_id.clone(),
+            trunk: c.trunk.clone(),
+            direction: c.direction.as_str().to_string(),
+            source: c.source.clone(),
+            caller: c.caller.clone(),
+            callee: c.callee.clone(),
+            presented_from: c.presented_from.clone(),
+            pai: c.pai.clone(),
+            invite_at: c.invite_at,
+            ringing_at: c.ringing_at,
+            answer_at: c.answer_at,
+            end_at: c.end_at,
+            talk_ms: c.talk_ms,
+            final_status: c.final_status,
+            final_reason: c.final_reason.clone(),
+            q850_cause: c.q850_cause,
+            hangup_side: c.hangup_side.map(|h| h.as_str().to_string()),
+            disposition: c.disposition.as_str().to_string(),
+            end_reason: c.end_reason.clone(),
+            refusal_reason: c.refusal_reason.clone(),
+            trunk_active: c.trunk_active,
+            caller_active: c.caller_active,
+        }
+    }
+}
+
+/// A page of CDRs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CdrPage {
+    /// Ordered by INVITE time, then id.
+    pub items: Vec<CdrView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next: Option<String>,
+}
+
+/// The search's parameters (all optional). Unknown parameters are refused.
+#[derive(Debug, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Documents the parameters; they are parsed by `parse_query`.
+pub struct CdrSearchParams {
+    /// A caller or callee number (normalized like the numbers of calls).
+    number: Option<String>,
+    /// A trunk (a carrier token limited to trunks may only name its own).
+    trunk: Option<String>,
+    /// INVITE time at or after: RFC 3339 or YYYY-MM-DD (UTC).
+    from: Option<String>,
+    /// INVITE time before: RFC 3339 or YYYY-MM-DD (UTC).
+    to: Option<String>,
+    /// `answered`, `busy`, `no_answer`, `cancelled`, `rejected`, `failed` or `refused`.
+    disposition: Option<String>,
+    /// The `next` of the previous page (opaque).
+    cursor: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    limit: Option<u32>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/cdrs",
+    tag = "compliance",
+    description = "CDR search. Roles: compliance (every trunk), carrier (its trunks only: a \
+                   carrier token limited to trunks that names another trunk gets 403). Pages \
+                   are ordered by (invite_at, id); follow `next` until it is absent.",
+    params(CdrSearchParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of CDRs", body = CdrPage),
+        (status = 400, description = "A bad parameter (named in `error.field`)", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
+        (status = 403, description = "Role or trunk not allowed", body = ErrorBody),
+    )
+)]
+pub(crate) async fn search(
+    State(state): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<CdrPage>, ApiError> {
+    let Query(pairs) = query.map_err(|e| ApiError::bad("query", e.body_text()))?;
+    let mut q = parse_query(&pairs)?;
+    let asked = q.trunks.take();
+    q.trunks = match (asked, who.trunk_limit()) {
+        (Some(asked), Some(limit)) => {
+            if let Some(t) = asked.iter().find(|t| !limit.contains(t)) {
+                return Err(ApiError::Forbidden(format!(
+                    "token {} may not read trunk {t}",
+                    who.name
+                )));
+            }
+            Some(asked)
+        }
+        (None, Some(limit)) => Some(limit.to_vec()),
+        (asked, None) => asked,
+    };
+    let limit = q.limit;
+    // One more than asked: whether a next page exists.
+    q.limit = limit + 1;
+    let mut rows = state.store().search_cdrs(&q).await?;
+    let next = if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last().map(|last| {
+            encode_cursor(&CdrSearchKey {
+                invite_at: last.invite_at,
+                id: last.id.clone(),
+            })
+        })
+    } else {
+        None
+    };
+    Ok(Json(CdrPage {
+        items: rows.iter().map(CdrView::from).collect(),
+        next,
+    }))
+}
+
+/// The query string as a store query; each error names its parameter.
+pub(crate) fn parse_query(pairs: &[(String, String)]) -> Result<CdrQuery, ApiError> {
+    let mut q = CdrQuery {
+        limit: DEFAULT_LIMIT,
+        ..CdrQuery::default()
+    };
+    let mut seen: Vec<&str> = Vec::new();
+    for (key, value) in pairs {
+        if seen.contains(&key.as_str()) {
+            return Err(ApiError::bad(key, "given more than once"));
+        }
+        seen.push(key);
+        match key.as_str() {
+            "number" => {
+                q.number = Some(
+                    crate::policy::normalize_number(value)
+                        .ok_or_else(|| ApiError::bad("number", "not a phone number"))?,
+                )
+            }
+            "trunk" => {
+                if value.is_empty() {
+                    return Err(ApiError::bad("trunk", "must not be empty"));
+                }
+                q.trunks = Some(vec![value.clone()]);
+            }
+            "from" => q.from = Some(time_param("from", value)?),
+            "to" => q.to = Some(time_param("to", value)?),
+            "disposition" => {
+                let d: Disposition = value.parse().map_err(|_| {
+                    ApiError::bad(
+                        "disposition",
+                        "one of answered, busy, no_answer, cancelled, rejected, failed, refused",
+                    )
+                })?;
+                q.disposition = Some(d.as_str().to_string());
+            }
+            "cursor" => q.after = Some(decode_cursor(value)?),
+            "limit" => {
+                q.limit = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| ApiError::bad("limit", format!("must be 1 to {MAX_LIMIT}")))?
+            }
+            other => return Err(ApiError::bad(other, "unknown parameter")),
+        }
+    }
+    if let (Some(from), Some(to)) = (q.from, q.to) {
+        if from >= to {
+            return Err(ApiError::bad("to", "must be after from"));
+        }
+    }
+    Ok(q)
+}
+
+pub(crate) fn time_param(field: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
+    crate::monitor::complaint_csv::parse_time(value)
+        .ok_or_else(|| ApiError::bad(field, "not RFC 3339 (2026-11-27T09:00:00Z) or YYYY-MM-DD"))
+}
+
+/// The cursor: the last row's key as hex text (`invite_at` in ms, a space, the id). Opaque to
+/// clients; anything else is a 400 naming `cursor`.
+fn encode_cursor(k: &CdrSearchKey) -> String {
+    let text = format!("{} {}", k.invite_at.timestamp_millis(), k.id);
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_cursor(s: &str) -> Result<CdrSearchKey, ApiError> {
+    let bad = || ApiError::bad("cursor", "not a cursor this API returned");
+    if s.len() % 2 != 0 || s.len() > 1024 {
+        return Err(bad());
+    }
+    let bytes = (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(bad)?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (ms, id) = text.split_once(' ').ok_or_else(bad)?;
+    let ms: i64 = ms.parse().map_err(|_| bad())?;
+    let invite_at = DateTime::from_timestamp_millis(ms).ok_or_else(bad)?;
+    if id.is_empty() {
+        return Err(bad());
+    }
+    Ok(CdrSearchKey {
+        invite_at,
+        id: id.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(q: &[(&str, &str)]) -> Vec<(String, String)> {
+        q.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn field(r: Result<CdrQuery, ApiError>) -> String {
+        match r {
+            Err(ApiError::BadRequest { field, .. }) => field,
+            other => panic!("expected a 400, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parameters_parse_and_errors_name_the_field() {
+        let q = parse_query(&pairs(&[
+            ("number", "+86 139 0000 0001"),
+            ("trunk", "demo"),
+            ("from", "2026-11-27"),
+            ("to", "2026-11-28T00:00:00Z"),
+            ("disposition", "no_answer"),
+            ("limit", "500"),
+        ]))
+        .unwrap();
+        assert_eq!(q.limit, 500);
+        assert_eq!(q.trunks, Some(vec!["demo".to_string()]));
+        assert_eq!(q.disposition.as_deref(), Some("no_answer"));
+        assert!(q.number.is_some());
+        assert_eq!(parse_query(&[]).unwrap().limit, DEFAULT_LIMIT);
+
+        for (k, v) in [
+            ("limit", "0"),
+            ("limit", "501"),
+            ("limit", "x"),
+            ("from", "yesterday"),
+            ("disposition", "maybe"),
+            ("cursor", "zz"),
+            ("cursor", "41"),
+            ("number", "abc"),
+            ("colour", "red"),
+        ] {
+            assert_eq!(field(parse_query(&pairs(&[(k, v)]))), k, "{k}={v}");
+        }
+        assert_eq!(
+            field(parse_query(&pairs(&[
+                ("from", "2026-11-28"),
+                ("to", "2026-11-27")
+            ]))),
+            "to"
+        );
+        assert_eq!(
+            field(parse_query(&pairs(&[("limit", "1"), ("limit", "2")]))),
+            "limit"
+        );
+    }
+
+    #[test]
+    fn cursor_round_trips() {
+        let k = CdrSearchKey {
+            invite_at: DateTime::from_timestamp_millis(1_795_000_000_123).unwrap(),
+            id: "call id/é".into(),
+        };
+        assert_eq!(decode_cursor(&encode_cursor(&k)).unwrap(), k);
+    }
+}

@@ -1,0 +1,60 @@
+//! The HTTP API (axum): bearer tokens with roles, an audit row for every request that reads or
+//! changes data, the OpenAPI 3.1 document generated from the handlers (utoipa), `/healthz` and
+//! `/metrics`. One file per concern (`server`, `auth`, `audit`, `error`, `openapi`) and per
+//! resource group (`health`, `metrics`, `calls`, `cdrs`). It reaches the calls only through the
+//! b2bua's `Registry` and the enforcement only through `MonitorHandle`.
+
+pub mod audit;
+pub mod auth;
+pub mod calls;
+pub mod cdrs;
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod openapi;
+pub mod server;
+
+use std::sync::Arc;
+
+pub use auth::{create_token, Principal, Role, TokenError};
+pub use error::ApiError;
+pub use server::{route_table, Access, HttpListener, HttpServer, RouteSpec};
+
+use crate::b2bua::Registry;
+use crate::monitor::cdr_writer::CdrSink;
+use crate::monitor::service::MonitorHandle;
+use crate::recording::RecordingPool;
+use crate::store::Store;
+
+/// What the handlers use of the running gateway.
+pub struct ApiDeps {
+    pub store: Store,
+    pub registry: Arc<Registry>,
+    pub monitor: MonitorHandle,
+    pub cdrs: CdrSink,
+    pub recordings: RecordingPool,
+}
+
+/// Shared by every request. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    deps: Arc<ApiDeps>,
+    routes: server::RouteTable,
+}
+
+impl ApiState {
+    pub fn new(deps: ApiDeps) -> ApiState {
+        ApiState {
+            deps: Arc::new(deps),
+            routes: Arc::new(server::route_table()),
+        }
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.deps.store
+    }
+
+    pub(crate) fn deps(&self) -> &ApiDeps {
+        &self.deps
+    }
+}

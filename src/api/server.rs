@@ -1,0 +1,245 @@
+//! The router, its route table (method, path, who may call it, the audit action) and the server
+//! task. The table is the one source of the routes: the router is built from it, the guard
+//! authorizes and audits by it, and a test checks the OpenAPI document against it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::Method;
+use axum::routing::{get, post, MethodRouter};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use super::auth::Role;
+use super::{audit, calls, cdrs, error, health, metrics, openapi, ApiState};
+use crate::shutdown::Shutdown;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No token (`/healthz`); not audited.
+    Public,
+    /// A token with one of these roles; every request audited.
+    Roles(&'static [Role]),
+}
+
+/// One route of the API.
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    pub method: Method,
+    /// As axum and OpenAPI write it (`/api/v1/calls/{id}`).
+    pub path: &'static str,
+    pub access: Access,
+    /// The audit log's name for the operation.
+    pub action: &'static str,
+}
+
+const ADMIN: &[Role] = &[Role::Admin];
+const COMPLIANCE: &[Role] = &[Role::Compliance];
+const COMPLIANCE_CARRIER: &[Role] = &[Role::Compliance, Role::Carrier];
+const CARRIER_ADMIN: &[Role] = &[Role::Carrier, Role::Admin];
+const ANY_ROLE: &[Role] = &[Role::Admin, Role::Compliance, Role::Carrier];
+
+fn spec(method: Method, path: &'static str, access: Access, action: &'static str) -> RouteSpec {
+    RouteSpec {
+        method,
+        path,
+        access,
+        action,
+    }
+}
+
+/// Every route with its handler.
+fn routes() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
+    use Access::{Public, Roles};
+    vec![
+        (
+            spec(Method::GET, "/healthz", Public, "health"),
+            get(health::healthz),
+        ),
+        (
+            spec(Method::GET, "/metrics", Roles(CARRIER_ADMIN), "metrics"),
+            get(metrics::metrics),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/openapi.json",
+                Roles(ANY_ROLE),
+                "openapi",
+            ),
+            get(openapi::document),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/calls/live",
+                Roles(ADMIN),
+                "calls.live",
+            ),
+            get(calls::live_calls),
+        ),
+        (
+            spec(
+                Method::POST,
+                "/api/v1/calls/live/{id}/hangup",
+                Roles(ADMIN),
+                "calls.hangup",
+            ),
+            post(calls::hangup),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/calls/{id}",
+                Roles(COMPLIANCE),
+                "calls.get",
+            ),
+            get(calls::call_record),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/cdrs",
+                Roles(COMPLIANCE_CARRIER),
+                "cdrs.search",
+            ),
+            get(cdrs::search),
+        ),
+    ]
+}
+
+/// The route table (method, path, access, action), in registration order.
+pub fn route_table() -> Vec<RouteSpec> {
+    routes().into_iter().map(|(s, _)| s).collect()
+}
+
+/// The whole API: routes, the guard (authentication, roles, audit) on each, JSON 404 elsewhere.
+pub fn router(state: ApiState) -> Router {
+    let mut router = Router::new();
+    for (spec, handler) in routes() {
+        router = router.route(spec.path, handler);
+    }
+    router
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::guard,
+        ))
+        .fallback(error::not_found)
+        .with_state(state)
+}
+
+/// The API's socket, bound before the SIP interfaces open (a busy port stops the start).
+pub struct HttpListener {
+    listener: TcpListener,
+}
+
+impl HttpListener {
+    pub async fn bind(addr: SocketAddr) -> std::io::Result<HttpListener> {
+        Ok(HttpListener {
+            listener: TcpListener::bind(addr).await?,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+/// The running server: stops (gracefully: requests in progress are answered) when the
+/// gateway's shutdown is triggered.
+pub struct HttpServer {
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+/// How long a stop waits for requests in progress.
+const STOP_LIMIT: Duration = Duration::from_secs(5);
+
+impl HttpServer {
+    pub fn start(listener: HttpListener, state: ApiState, mut shutdown: Shutdown) -> HttpServer {
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener.listener, app)
+                .with_graceful_shutdown(async move { shutdown.recv().await })
+                .await;
+            match served {
+                Ok(()) => tracing::info!(%addr, "http api stopped"),
+                Err(e) => tracing::error!(%addr, error = %e, "http api failed"),
+            }
+        });
+        tracing::info!(%addr, "http api listening");
+        HttpServer { addr, task }
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Wait (bounded) for the server to finish after the shutdown was triggered.
+    pub async fn join(self) {
+        let abort = self.task.abort_handle();
+        if tokio::time::timeout(STOP_LIMIT, self.task).await.is_err() {
+            tracing::warn!(addr = %self.addr, "http api: requests still open at the stop limit; closed");
+            abort.abort();
+        }
+    }
+}
+
+/// The route matching a request (HEAD is served by GET routes).
+pub(crate) fn lookup<'a>(
+    table: &'a [RouteSpec],
+    method: &Method,
+    path: &str,
+) -> Option<&'a RouteSpec> {
+    let method = if method == Method::HEAD {
+        &Method::GET
+    } else {
+        method
+    };
+    table.iter().find(|r| r.path == path && r.method == *method)
+}
+
+/// The value of `{name}` in `path` under the route `template` (segments aligned).
+pub(crate) fn path_param(template: &str, path: &str, name: &str) -> Option<String> {
+    let want = format!("{{{name}}}");
+    template
+        .split('/')
+        .zip(path.split('/'))
+        .find(|(t, _)| *t == want)
+        .map(|(_, v)| v.to_string())
+}
+
+pub(crate) type RouteTable = Arc<Vec<RouteSpec>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_unique_and_params_align() {
+        let table = route_table();
+        for (i, a) in table.iter().enumerate() {
+            for b in &table[i + 1..] {
+                assert!(
+                    !(a.method == b.method && a.path == b.path),
+                    "{} {} twice",
+                    a.method,
+                    a.path
+                );
+            }
+        }
+        assert_eq!(
+            path_param("/api/v1/calls/{id}", "/api/v1/calls/abc", "id").as_deref(),
+            Some("abc")
+        );
+        assert_eq!(path_param("/api/v1/cdrs", "/api/v1/cdrs", "id"), None);
+        assert!(lookup(&table, &Method::HEAD, "/api/v1/cdrs").is_some());
+        assert!(lookup(&table, &Method::DELETE, "/api/v1/cdrs").is_none());
+    }
+}
