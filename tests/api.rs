@@ -562,6 +562,69 @@ async fn metrics_show_the_call() {
     h.finish().await;
 }
 
+/// A carrier pulls the day's KPI CSV: its counts equal the calls placed; JSON says the same; a
+/// carrier token limited to another trunk sees none of them and may not name this trunk.
+#[tokio::test]
+async fn the_carrier_pulls_the_days_kpis_and_they_count_the_calls_placed() {
+    let mut h = start_gateway(&[]).await;
+    let api = Api::new(&h);
+    let carrier = token(&h, "carrier", Role::Carrier, &[TRUNK]).await;
+    let other = token(&h, "carrier-other", Role::Carrier, &["other"]).await;
+    answered_call(&mut h, CALLEE).await;
+    answered_call(&mut h, CALLEE2).await;
+    refused_call(&mut h).await;
+    wait_for_cdrs(&h, 3).await;
+    // The monitor's view agrees: the writer stored the buckets with the CDRs.
+    h.assert_idle().await;
+
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let csv = api
+        .get(
+            &format!("/api/v1/reports/kpis?from={today}&bucket=day&format=csv"),
+            &carrier,
+        )
+        .await;
+    assert_eq!(csv.status, StatusCode::OK, "{}", csv.text);
+    let mut lines = csv.text.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    assert_eq!(header, trunkguard::monitor::report::COLUMNS);
+    let col = |name: &str| header.iter().position(|c| *c == name).expect("column");
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let trunk_row = rows
+        .iter()
+        .find(|r| r[col("subject")] == "trunk")
+        .unwrap_or_else(|| panic!("a trunk row in {}", csv.text));
+    assert_eq!(trunk_row[col("attempts")], "3");
+    assert_eq!(trunk_row[col("answered")], "2");
+    assert_eq!(trunk_row[col("refused_by_gateway")], "1");
+    assert_eq!(trunk_row[col("asr")], "1.0000", "2 answered of 2 offered");
+
+    let json = api
+        .get(
+            &format!("/api/v1/reports/kpis?from={today}&bucket=day"),
+            &carrier,
+        )
+        .await
+        .json();
+    let items = json["items"].as_array().expect("items");
+    let trunk = items
+        .iter()
+        .find(|r| r["subject"] == "trunk")
+        .expect("trunk row");
+    assert_eq!(trunk["attempts"], 3);
+    assert_eq!(trunk["answered"], 2);
+
+    let none = api.get("/api/v1/reports/kpis", &other).await.json();
+    assert_eq!(none["items"].as_array().map(Vec::len), Some(0));
+    api.get(&format!("/api/v1/reports/kpis?trunk={TRUNK}"), &other)
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    api.get("/api/v1/reports/kpis?bucket=week", &carrier)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "bad_request");
+    h.finish().await;
+}
+
 #[tokio::test]
 async fn openapi_document_covers_every_route_and_the_api_stops_with_the_gateway() {
     let h = start_gateway(&[]).await;

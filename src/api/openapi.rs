@@ -9,7 +9,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
-use super::{calls, cdrs, health, metrics};
+use super::{calls, cdrs, health, metrics, reports};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -31,6 +31,7 @@ use super::{calls, cdrs, health, metrics};
         calls::hangup,
         calls::call_record,
         cdrs::search,
+        reports::kpis,
     ),
     modifiers(&BearerAuth),
     tags(

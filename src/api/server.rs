@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use super::auth::Role;
-use super::{audit, calls, cdrs, error, health, metrics, openapi, ApiState};
+use super::{audit, calls, cdrs, error, health, metrics, openapi, reports, ApiState};
 use crate::shutdown::Shutdown;
 
 /// Who may call a route.
@@ -107,6 +107,15 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
                 "cdrs.search",
             ),
             get(cdrs::search),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/reports/kpis",
+                Roles(COMPLIANCE_CARRIER),
+                "reports.kpis",
+            ),
+            get(reports::kpis),
         ),
     ]
 }

@@ -62,7 +62,7 @@ pub struct ReportQuery {
 }
 
 /// One row of a report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ReportRow {
     pub bucket_start: DateTime<Utc>,
     pub subject: String,
