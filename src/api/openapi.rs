@@ -9,7 +9,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
-use super::{calls, cdrs, health, metrics, reports};
+use super::{calls, cdrs, enforcement, health, metrics, reports};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -32,6 +32,10 @@ use super::{calls, cdrs, health, metrics, reports};
         calls::call_record,
         cdrs::search,
         reports::kpis,
+        enforcement::anomalies,
+        enforcement::enforcement,
+        enforcement::impose,
+        enforcement::lift,
     ),
     modifiers(&BearerAuth),
     tags(

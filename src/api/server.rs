@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use super::auth::Role;
-use super::{audit, calls, cdrs, error, health, metrics, openapi, reports, ApiState};
+use super::{audit, calls, cdrs, enforcement, error, health, metrics, openapi, reports, ApiState};
 use crate::shutdown::Shutdown;
 
 /// Who may call a route.
@@ -116,6 +116,42 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
                 "reports.kpis",
             ),
             get(reports::kpis),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/anomalies",
+                Roles(ANY_ROLE),
+                "anomalies.list",
+            ),
+            get(enforcement::anomalies),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/enforcement",
+                Roles(ANY_ROLE),
+                "enforcement.list",
+            ),
+            get(enforcement::enforcement),
+        ),
+        (
+            spec(
+                Method::POST,
+                "/api/v1/enforcement",
+                Roles(ADMIN),
+                "enforcement.impose",
+            ),
+            post(enforcement::impose),
+        ),
+        (
+            spec(
+                Method::POST,
+                "/api/v1/enforcement/{id}/lift",
+                Roles(ADMIN),
+                "enforcement.lift",
+            ),
+            post(enforcement::lift),
         ),
     ]
 }
