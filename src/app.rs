@@ -193,6 +193,7 @@ impl Gateway {
                 monitor: monitor.clone(),
                 cdrs: cdrs.clone(),
                 recordings: pool.clone(),
+                policy: policy.clone(),
             };
             HttpServer::start(listener, ApiState::new(deps), shutdown.clone())
         });

@@ -698,6 +698,67 @@ async fn an_admin_imposes_and_lifts_a_step_over_the_api() {
     h.finish().await;
 }
 
+/// A carrier files complaints over the API: linked to the call they are about, counted once,
+/// and three from different complainants suspend the caller ID (rule complaint_batch) at once.
+#[tokio::test]
+async fn complaints_filed_over_the_api_feed_the_rules_at_once() {
+    let mut h = start_gateway(&[]).await;
+    let api = Api::new(&h);
+    let carrier = token(&h, "carrier", Role::Carrier, &[TRUNK]).await;
+    let other = token(&h, "carrier-other", Role::Carrier, &["other"]).await;
+    answered_call(&mut h, CALLEE).await;
+    wait_for_cdrs(&h, 1).await;
+    let file = |t: &str, complainant: &str| {
+        api.client
+            .post(format!("{}/api/v1/complaints", api.base))
+            .bearer_auth(t.to_string())
+            .json(&serde_json::json!({
+                "complainant": complainant, "caller_id": CALLER,
+                "category": "harassment", "text": "called again",
+                "time": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            }))
+            .send()
+    };
+    let first = file(&carrier, CALLEE).await.expect("request");
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.expect("json");
+    assert_eq!(first["source"], "carrier");
+    assert_eq!(first["calls"].as_array().map(Vec::len), Some(1), "{first}");
+    // Another carrier's token may not complain about this trunk's numbers.
+    let refused = file(&other, CALLEE2).await.expect("request");
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        file(&carrier, CALLEE2).await.expect("request").status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        file(&carrier, "+8613900000003")
+            .await
+            .expect("request")
+            .status(),
+        StatusCode::CREATED
+    );
+    // Three complainants about one caller ID: suspended before the answer came back.
+    refused_call_with(&mut h, CALLER, 403).await;
+    let listed = api.get("/api/v1/complaints", &carrier).await.json();
+    assert_eq!(
+        listed["items"].as_array().map(Vec::len),
+        Some(3),
+        "{listed}"
+    );
+    let none = api.get("/api/v1/complaints", &other).await.json();
+    assert_eq!(none["items"].as_array().map(Vec::len), Some(0));
+    let anomalies = api.get("/api/v1/anomalies", &carrier).await.json();
+    let rules: Vec<&str> = anomalies["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|a| a["rule"].as_str())
+        .collect();
+    assert!(rules.contains(&"complaint_batch"), "{anomalies}");
+    h.finish().await;
+}
+
 /// A call from `caller` refused with `status`.
 async fn refused_call_with(h: &mut Harness, caller: &str, status: u16) {
     let invite = h

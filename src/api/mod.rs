@@ -1,13 +1,14 @@
 //! The HTTP API (axum): bearer tokens with roles, an audit row for every request that reads or
 //! changes data, the OpenAPI 3.1 document generated from the handlers (utoipa), `/healthz` and
 //! `/metrics`. One file per concern (`server`, `auth`, `audit`, `error`, `openapi`) and per
-//! resource group (`health`, `metrics`, `calls`, `cdrs`, `reports`, `enforcement`). It reaches the calls only through the
+//! resource group (`health`, `metrics`, `calls`, `cdrs`, `reports`, `enforcement`, `complaints`). It reaches the calls only through the
 //! b2bua's `Registry` and the enforcement only through `MonitorHandle`.
 
 pub mod audit;
 pub mod auth;
 pub mod calls;
 pub mod cdrs;
+pub mod complaints;
 pub mod enforcement;
 pub mod error;
 pub mod health;
@@ -35,6 +36,8 @@ pub struct ApiDeps {
     pub monitor: MonitorHandle,
     pub cdrs: CdrSink,
     pub recordings: RecordingPool,
+    /// Which trunk owns a number (complaints).
+    pub policy: Arc<crate::policy::Policy>,
 }
 
 /// Shared by every request. Cheap to clone.

@@ -9,7 +9,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
-use super::{calls, cdrs, enforcement, health, metrics, reports};
+use super::{calls, cdrs, complaints, enforcement, health, metrics, reports};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -36,6 +36,8 @@ use super::{calls, cdrs, enforcement, health, metrics, reports};
         enforcement::enforcement,
         enforcement::impose,
         enforcement::lift,
+        complaints::list,
+        complaints::file,
     ),
     modifiers(&BearerAuth),
     tags(

@@ -13,7 +13,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use super::auth::Role;
-use super::{audit, calls, cdrs, enforcement, error, health, metrics, openapi, reports, ApiState};
+use super::{
+    audit, calls, cdrs, complaints, enforcement, error, health, metrics, openapi, reports, ApiState,
+};
 use crate::shutdown::Shutdown;
 
 /// Who may call a route.
@@ -152,6 +154,24 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
                 "enforcement.lift",
             ),
             post(enforcement::lift),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/complaints",
+                Roles(COMPLIANCE_CARRIER),
+                "complaints.list",
+            ),
+            get(complaints::list),
+        ),
+        (
+            spec(
+                Method::POST,
+                "/api/v1/complaints",
+                Roles(COMPLIANCE_CARRIER),
+                "complaints.file",
+            ),
+            post(complaints::file),
         ),
     ]
 }

@@ -195,6 +195,13 @@ impl Policy {
             .map(|t| t.config.clone())
     }
 
+    /// The trunk whose numbers include `number` (normalized digits), by name.
+    pub fn number_owner(&self, number: &str) -> Option<String> {
+        self.snapshot()
+            .by_number(number)
+            .map(|t| t.config.name.clone())
+    }
+
     /// The current config of a trunk by name.
     pub fn trunk(&self, name: &str) -> Option<TrunkRef> {
         self.snapshot().get(name).map(|t| t.config.clone())
