@@ -282,8 +282,8 @@ fn main() -> anyhow::Result<()> {
                 let out = &mut std::io::stdout().lock();
                 match command {
                     ComplaintsCommand::Import { file, link_days } => {
-                        cli::complaints::import(&store, &config.trunks, &file, link_days, out)
-                            .await?;
+                        let trunks = cli::trunks_in_force(&store, &config).await?;
+                        cli::complaints::import(&store, &trunks, &file, link_days, out).await?;
                     }
                     ComplaintsCommand::List { from, to, number } => {
                         cli::complaints::list(&store, &from, &to, number.as_deref(), out).await?
@@ -296,8 +296,11 @@ fn main() -> anyhow::Result<()> {
                 let out = &mut std::io::stdout().lock();
                 match command {
                     TokenCommand::Create { role, trunks, name } => {
-                        let known: Vec<String> =
-                            config.trunks.iter().map(|t| t.name.clone()).collect();
+                        let known: Vec<String> = cli::trunks_in_force(&store, &config)
+                            .await?
+                            .into_iter()
+                            .map(|t| t.name)
+                            .collect();
                         cli::token::create(&store, &name, &role, &trunks, &known, out).await?
                     }
                     TokenCommand::List => cli::token::list(&store, out).await?,

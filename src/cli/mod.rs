@@ -36,6 +36,27 @@ impl CliError {
     }
 }
 
+/// The trunks in force: the database's once the gateway has seeded it, else the config file's
+/// (the gateway seeds the database from them at its first start).
+pub async fn trunks_in_force(
+    store: &crate::store::Store,
+    config: &crate::config::Config,
+) -> Result<Vec<crate::config::TrunkConfig>, CliError> {
+    let stored: Vec<String> = store
+        .trunk_definitions()
+        .await?
+        .into_iter()
+        .map(|d| d.definition)
+        .collect();
+    if stored.is_empty() {
+        return Ok(config.trunks.clone());
+    }
+    config
+        .with_trunk_sources(&stored)
+        .map(|c| c.trunks)
+        .map_err(|e| CliError::Usage(format!("the database's trunks do not validate: {e}")))
+}
+
 /// A command-line time: RFC 3339, `YYYY-MM-DD HH:MM[:SS]` (UTC) or `YYYY-MM-DD` (UTC midnight).
 pub fn time_arg(name: &str, value: &str) -> Result<DateTime<Utc>, CliError> {
     parse_time(value).ok_or_else(|| {
@@ -49,4 +70,38 @@ pub fn time_arg(name: &str, value: &str) -> Result<DateTime<Utc>, CliError> {
 pub fn number_arg(name: &str, value: &str) -> Result<String, CliError> {
     crate::policy::normalize_number(value)
         .ok_or_else(|| CliError::Usage(format!("--{name} `{value}` is not a phone number")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn trunks_in_force_are_the_databases_once_seeded() {
+        let config = crate::config::Config::from_toml(
+            "[sip]\ninside = \"127.0.0.1:5060\"\noutside = \"127.0.0.1:5070\"\n\
+             [[trunks]]\nname = \"file\"\npbx = [\"10.0.0.0/24\"]\ncarrier = \"192.0.2.1:5060\"\n\
+             inbound_to = \"10.0.0.5:5060\"\nnumbers = [\"+861012345678\"]\n",
+        )
+        .unwrap();
+        let store = crate::store::Store::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let names = |t: Vec<crate::config::TrunkConfig>| -> Vec<String> {
+            t.into_iter().map(|t| t.name).collect()
+        };
+        assert_eq!(
+            names(trunks_in_force(&store, &config).await.unwrap()),
+            ["file"]
+        );
+        let renamed = config.trunk_sources[0].replace("\"file\"", "\"stored\"");
+        store
+            .put_trunk("stored", &renamed, "admin", chrono::Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(
+            names(trunks_in_force(&store, &config).await.unwrap()),
+            ["stored"]
+        );
+    }
 }
