@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Principal;
 use super::error::{ApiError, ErrorBody};
+use super::params::{number_param, time_param, unique};
 use super::ApiState;
 use crate::monitor::cdr::{Cdr, Disposition};
 use crate::store::{CdrQuery, CdrSearchKey};
@@ -179,19 +180,10 @@ pub(crate) fn parse_query(pairs: &[(String, String)]) -> Result<CdrQuery, ApiErr
         limit: DEFAULT_LIMIT,
         ..CdrQuery::default()
     };
-    let mut seen: Vec<&str> = Vec::new();
+    unique(&pairs)?;
     for (key, value) in pairs {
-        if seen.contains(&key.as_str()) {
-            return Err(ApiError::bad(key, "given more than once"));
-        }
-        seen.push(key);
         match key.as_str() {
-            "number" => {
-                q.number = Some(
-                    crate::policy::normalize_number(value)
-                        .ok_or_else(|| ApiError::bad("number", "not a phone number"))?,
-                )
-            }
+            "number" => q.number = Some(number_param("number", value)?),
             "trunk" => {
                 if value.is_empty() {
                     return Err(ApiError::bad("trunk", "must not be empty"));
@@ -226,11 +218,6 @@ pub(crate) fn parse_query(pairs: &[(String, String)]) -> Result<CdrQuery, ApiErr
         }
     }
     Ok(q)
-}
-
-pub(crate) fn time_param(field: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
-    crate::monitor::complaint_csv::parse_time(value)
-        .ok_or_else(|| ApiError::bad(field, "not RFC 3339 (2026-11-27T09:00:00Z) or YYYY-MM-DD"))
 }
 
 /// The cursor: the last row's key as hex text (`invite_at` in ms, a space, the id). Opaque to

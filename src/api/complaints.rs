@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Principal, Role};
-use super::cdrs::time_param;
 use super::error::{ApiError, ErrorBody};
+use super::params::{number_param, time_param, unique};
 use super::ApiState;
 use crate::monitor::complaint_csv::{CATEGORIES, SOURCES};
 use crate::monitor::persist::complaint_rollup;
@@ -99,11 +99,8 @@ pub(crate) async fn file(
     body: Result<Json<ComplaintFiling>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ComplaintView>), ApiError> {
     let Json(f) = body.map_err(|e| ApiError::bad("body", e.body_text()))?;
-    let number = |field: &str, v: &str| {
-        crate::policy::normalize_number(v).ok_or_else(|| ApiError::bad(field, "not a phone number"))
-    };
-    let complainant = number("complainant", &f.complainant)?;
-    let caller_id = number("caller_id", &f.caller_id)?;
+    let complainant = number_param("complainant", &f.complainant)?;
+    let caller_id = number_param("caller_id", &f.caller_id)?;
     let time = match &f.time {
         Some(t) => time_param("time", t)?,
         None => Utc::now(),
@@ -207,21 +204,12 @@ pub(crate) async fn list(
     let Query(pairs) = query.map_err(|e| ApiError::bad("query", e.body_text()))?;
     let now = Utc::now();
     let (mut from, mut to, mut number) = (now - Duration::days(7), now, None);
-    let mut seen: Vec<&str> = Vec::new();
+    unique(&pairs)?;
     for (key, value) in &pairs {
-        if seen.contains(&key.as_str()) {
-            return Err(ApiError::bad(key, "given more than once"));
-        }
-        seen.push(key);
         match key.as_str() {
             "from" => from = time_param("from", value)?,
             "to" => to = time_param("to", value)?,
-            "number" => {
-                number = Some(
-                    crate::policy::normalize_number(value)
-                        .ok_or_else(|| ApiError::bad("number", "not a phone number"))?,
-                )
-            }
+            "number" => number = Some(number_param("number", value)?),
             other => return Err(ApiError::bad(other, "unknown parameter")),
         }
     }

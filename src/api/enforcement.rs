@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Principal;
-use super::cdrs::time_param;
 use super::error::{ApiError, ErrorBody};
+use super::params::{number_param, time_param, unique};
 use super::ApiState;
 use crate::config::{parse_duration, Step};
 use crate::monitor::enforcement::{EnforcementAction, EnforcementError, Imposition};
@@ -250,11 +250,7 @@ pub(crate) async fn impose(
         .transpose()
         .map_err(|e| ApiError::bad("duration", e))?;
     let subject = match &o.number {
-        Some(n) => Subject::caller_id(
-            &o.trunk,
-            &crate::policy::normalize_number(n)
-                .ok_or_else(|| ApiError::bad("number", "not a phone number"))?,
-        ),
+        Some(n) => Subject::caller_id(&o.trunk, &number_param("number", n)?),
         None => Subject::trunk_of(&o.trunk),
     };
     let actions = state
@@ -351,22 +347,13 @@ fn period(
         trunk: None,
         number: None,
     };
-    let mut seen: Vec<&str> = Vec::new();
+    unique(&pairs)?;
     for (key, value) in &pairs {
-        if seen.contains(&key.as_str()) {
-            return Err(ApiError::bad(key, "given more than once"));
-        }
-        seen.push(key);
         match key.as_str() {
             "from" => p.from = time_param("from", value)?,
             "to" => p.to = time_param("to", value)?,
             "trunk" if subject_filters && !value.is_empty() => p.trunk = Some(value.clone()),
-            "number" if subject_filters => {
-                p.number = Some(
-                    crate::policy::normalize_number(value)
-                        .ok_or_else(|| ApiError::bad("number", "not a phone number"))?,
-                )
-            }
+            "number" if subject_filters => p.number = Some(number_param("number", value)?),
             other => return Err(ApiError::bad(other, "unknown parameter")),
         }
     }

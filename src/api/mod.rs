@@ -14,6 +14,7 @@ pub mod error;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
+mod params;
 pub mod reports;
 pub mod server;
 

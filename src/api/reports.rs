@@ -11,8 +11,8 @@ use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Principal;
-use super::cdrs::time_param;
 use super::error::{ApiError, ErrorBody};
+use super::params::{number_param, time_param, unique};
 use super::ApiState;
 use crate::monitor::kpi::day_start;
 use crate::monitor::report::{kpi_report, render, Bucket, Format, ReportQuery, ReportRow};
@@ -111,12 +111,8 @@ fn parse_query(pairs: &[(String, String)]) -> Result<(ReportQuery, Format), ApiE
     };
     let mut format = Format::Json;
     let mut to_given = false;
-    let mut seen: Vec<&str> = Vec::new();
+    unique(&pairs)?;
     for (key, value) in pairs {
-        if seen.contains(&key.as_str()) {
-            return Err(ApiError::bad(key, "given more than once"));
-        }
-        seen.push(key);
         match key.as_str() {
             "from" => q.from = time_param("from", value)?,
             "to" => {
@@ -125,12 +121,7 @@ fn parse_query(pairs: &[(String, String)]) -> Result<(ReportQuery, Format), ApiE
             }
             "trunk" if !value.is_empty() => q.trunk = Some(value.clone()),
             "trunk" => return Err(ApiError::bad("trunk", "must not be empty")),
-            "number" => {
-                q.number = Some(
-                    crate::policy::normalize_number(value)
-                        .ok_or_else(|| ApiError::bad("number", "not a phone number"))?,
-                )
-            }
+            "number" => q.number = Some(number_param("number", value)?),
             "kind" => {
                 if !["trunk", "caller_id", "callee"].contains(&value.as_str()) {
                     return Err(ApiError::bad("kind", "one of trunk, caller_id, callee"));
