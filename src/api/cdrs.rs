@@ -180,7 +180,7 @@ pub(crate) fn parse_query(pairs: &[(String, String)]) -> Result<CdrQuery, ApiErr
         limit: DEFAULT_LIMIT,
         ..CdrQuery::default()
     };
-    unique(&pairs)?;
+    unique(pairs)?;
     for (key, value) in pairs {
         match key.as_str() {
             "number" => q.number = Some(number_param("number", value)?),

@@ -111,7 +111,7 @@ fn parse_query(pairs: &[(String, String)]) -> Result<(ReportQuery, Format), ApiE
     };
     let mut format = Format::Json;
     let mut to_given = false;
-    unique(&pairs)?;
+    unique(pairs)?;
     for (key, value) in pairs {
         match key.as_str() {
             "from" => q.from = time_param("from", value)?,

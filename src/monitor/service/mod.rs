@@ -6,7 +6,8 @@
 //! `enforcement_requests` table), picks up complaints other processes stored, and reconciles the
 //! concurrency counters with the live calls.
 //!
-//! On start it rebuilds the steps in force from the log, so a restart never lifts a suspension.
+//! On start it rebuilds the steps in force from the log, so a restart never lifts a suspension,
+//! and refills its windows (`warm_up.rs`). `handle.rs`: what the rest of the gateway calls.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -334,59 +335,6 @@ impl MonitorService {
         }
     }
 
-    async fn handle_request(&mut self, r: crate::store::EnforcementRequest) {
-        let now = Utc::now();
-        let req = &r.request;
-        let outcome: Result<Vec<EnforcementAction>, String> =
-            match persist::subject_of_key(&req.subject) {
-                None => Err(format!("unknown subject kind `{}`", req.subject.kind)),
-                Some(subject) => {
-                    let step = req
-                        .step
-                        .as_deref()
-                        .map(|s| Step::from_code(s).ok_or_else(|| format!("unknown step `{s}`")));
-                    match (req.action.as_str(), step.transpose()) {
-                        (_, Err(e)) => Err(e),
-                        ("impose", Ok(Some(step))) => self
-                            .engine
-                            .impose(
-                                &subject,
-                                step,
-                                req.duration_secs.map(chrono::Duration::seconds),
-                                &req.operator,
-                                &req.reason,
-                                now,
-                            )
-                            .map_err(|e| e.to_string()),
-                        ("impose", Ok(None)) => Err("impose needs a step".to_string()),
-                        ("lift", Ok(step)) => {
-                            Ok(self
-                                .engine
-                                .lift(&subject, step, &req.operator, &req.reason, now))
-                        }
-                        (other, _) => Err(format!("unknown action `{other}`")),
-                    }
-                }
-            };
-        let (state, result) = match outcome {
-            Ok(actions) => {
-                let summary = describe(&actions);
-                self.apply_and_log(actions).await;
-                ("applied", summary)
-            }
-            Err(e) => ("rejected", e),
-        };
-        self.shared.requests_handled.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(request = r.id, state, result = %result, operator = %req.operator, "operator request handled");
-        if let Err(e) = self
-            .store
-            .finish_enforcement_request(r.id, state, &result, now)
-            .await
-        {
-            tracing::warn!(request = r.id, error = %e, "cannot mark the request handled");
-        }
-    }
-
     async fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Impose {
@@ -566,99 +514,6 @@ impl MonitorService {
             .unsaved
             .store(self.unsaved.len() as u64, Ordering::Relaxed);
     }
-
-    /// Leases per trunk against live calls per trunk. A call takes its lease just before it is
-    /// registered and gives it back as it is marked ended: a pass can fall between the two. A
-    /// difference counts only when three passes a millisecond apart all see one.
-    async fn reconcile(&self) -> i64 {
-        let mut drift = 0;
-        for attempt in 0..3 {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            let leases = self.leases();
-            let calls = self.calls.calls_per_trunk();
-            drift = self
-                .trunk_names
-                .iter()
-                .map(|t| {
-                    i64::from(leases.get(t).copied().unwrap_or(0))
-                        - i64::from(calls.get(t).copied().unwrap_or(0))
-                })
-                .sum();
-            if drift == 0 {
-                break;
-            }
-        }
-        self.shared.reconciliations.fetch_add(1, Ordering::Relaxed);
-        self.shared.drift.store(drift, Ordering::Relaxed);
-        if drift != 0 {
-            self.shared.drift_seen.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(drift, "concurrency counters and live calls disagree");
-        }
-        drift
-    }
-
-    fn leases(&self) -> HashMap<String, u32> {
-        self.trunk_names
-            .iter()
-            .filter_map(|t| self.policy.live(t).map(|l| (t.clone(), l.active)))
-            .collect()
-    }
-}
-
-/// CDRs read per page while warming up, and at most this many in all.
-const WARM_PAGE: i64 = 5_000;
-const WARM_MAX: usize = 2_000_000;
-
-/// Refills the windows after a restart from the stored CDRs and the complaints already judged,
-/// as far back as the longest window: without it a number that made 250 calls before a restart
-/// could make another 300 in the same 24 h. Nothing is judged again (what those calls caused is
-/// in the log and was restored).
-async fn warm_up(
-    engine: &mut Monitor,
-    store: &Store,
-    complaints_cursor: i64,
-    now: chrono::DateTime<Utc>,
-) -> Result<(), MonitorError> {
-    let (call_span, complaint_span) = engine.warm_spans();
-    let since = now - call_span;
-    let mut after = None;
-    let mut cdrs = 0usize;
-    loop {
-        let page = store.cdrs_since(since, after.clone(), WARM_PAGE).await?;
-        for cdr in &page {
-            engine.warm(cdr);
-        }
-        cdrs += page.len();
-        match page.last() {
-            Some(last) if page.len() as i64 == WARM_PAGE && cdrs < WARM_MAX => {
-                after = Some((last.invite_at, last.id.clone()));
-            }
-            _ => break,
-        }
-    }
-    if cdrs >= WARM_MAX {
-        tracing::warn!(
-            cdrs,
-            "warm-up stopped at its limit: the windows miss the newest calls"
-        );
-    }
-    let mut complaints = 0usize;
-    if complaint_span > chrono::Duration::zero() {
-        for stored in store.complaints(now - complaint_span, now, None).await? {
-            // Not yet judged ones are judged by the first poll.
-            if stored.id > complaints_cursor {
-                continue;
-            }
-            if let Some(c) = persist::complaint_of(&stored) {
-                engine.warm_complaint(&c);
-                complaints += 1;
-            }
-        }
-    }
-    tracing::info!(cdrs, complaints, since = %since, "monitor windows refilled");
-    Ok(())
 }
 
 fn figures(s: &Shared) -> MonitorFigures {
@@ -676,123 +531,12 @@ fn figures(s: &Shared) -> MonitorFigures {
     }
 }
 
-/// One line per action, for a request's result.
-fn describe(actions: &[EnforcementAction]) -> String {
-    if actions.is_empty() {
-        return "nothing to do".to_string();
-    }
-    actions
-        .iter()
-        .map(|a| match a {
-            EnforcementAction::Impose(i) => format!(
-                "imposed {} on {} (step {}{})",
-                i.step,
-                i.subject,
-                i.id,
-                i.until
-                    .map(|u| format!(", until {}", u.to_rfc3339()))
-                    .unwrap_or_default()
-            ),
-            EnforcementAction::Lift {
-                id, subject, step, ..
-            } => format!("lifted {step} on {subject} (step {id})"),
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
-}
+mod handle;
+mod reconcile;
+mod requests;
+mod warm_up;
 
-impl MonitorHandle {
-    pub fn figures(&self) -> MonitorFigures {
-        figures(&self.shared)
-    }
-
-    pub async fn impose(
-        &self,
-        subject: Subject,
-        step: Step,
-        duration: Option<chrono::Duration>,
-        operator: &str,
-        reason: &str,
-    ) -> Result<Vec<EnforcementAction>, MonitorError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::Impose {
-            subject,
-            step,
-            duration,
-            operator: operator.to_string(),
-            reason: reason.to_string(),
-            reply,
-        })
-        .await?;
-        Ok(rx.await.map_err(|_| MonitorError::Stopped)??)
-    }
-
-    pub async fn lift(
-        &self,
-        subject: Subject,
-        step: Option<Step>,
-        operator: &str,
-        reason: &str,
-    ) -> Result<Vec<EnforcementAction>, MonitorError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::Lift {
-            subject,
-            step,
-            operator: operator.to_string(),
-            reason: reason.to_string(),
-            reply,
-        })
-        .await?;
-        rx.await.map_err(|_| MonitorError::Stopped)
-    }
-
-    pub async fn in_force(&self) -> Result<Vec<Imposition>, MonitorError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::InForce(reply)).await?;
-        rx.await.map_err(|_| MonitorError::Stopped)
-    }
-
-    pub async fn stats(&self) -> Result<MonitorStats, MonitorError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::Stats(reply)).await?;
-        rx.await.map_err(|_| MonitorError::Stopped)
-    }
-
-    /// Take what other processes stored (requests, complaints) now rather than at the tick.
-    pub async fn poll(&self) -> Result<(), MonitorError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::Poll(reply)).await?;
-        rx.await.map_err(|_| MonitorError::Stopped)
-    }
-
-    /// Reconcile now; returns the drift (0 is healthy).
-    pub async fn reconcile(&self) -> Result<i64, MonitorError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::Reconcile(reply)).await?;
-        rx.await.map_err(|_| MonitorError::Stopped)
-    }
-
-    /// The trunks changed at run time: their rules, numbers and flags from now on.
-    pub async fn replace_trunks(&self, trunks: Vec<TrunkConfig>) -> Result<(), MonitorError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::ReplaceTrunks(trunks, reply)).await?;
-        rx.await.map_err(|_| MonitorError::Stopped)
-    }
-
-    async fn send(&self, cmd: Command) -> Result<(), MonitorError> {
-        self.cmd.send(cmd).await.map_err(|_| MonitorError::Stopped)
-    }
-}
-
-/// When a subject's steps are the given ones (tests, API): the strongest first.
-pub fn strongest(in_force: &[Imposition], subject: &Subject) -> Option<Step> {
-    in_force
-        .iter()
-        .filter(|i| &i.subject == subject)
-        .map(|i| i.step)
-        .max()
-}
+use warm_up::warm_up;
 
 #[cfg(test)]
-#[path = "service_tests.rs"]
 mod tests;
