@@ -9,7 +9,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
-use super::{calls, cdrs, complaints, enforcement, health, metrics, reports};
+use super::{audit_log, calls, cdrs, complaints, enforcement, health, metrics, reports};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -38,6 +38,7 @@ use super::{calls, cdrs, complaints, enforcement, health, metrics, reports};
         enforcement::lift,
         complaints::list,
         complaints::file,
+        audit_log::list,
     ),
     modifiers(&BearerAuth),
     tags(
