@@ -21,6 +21,7 @@ use crate::policy::Policy;
 use crate::recording::repair::repair_all;
 use crate::recording::RecordingPool;
 use crate::shutdown::{self, ShutdownTrigger};
+use crate::sip::flood::FloodGuard;
 use crate::sip::frontend::Limits;
 use crate::sip::transaction::{Timers, TransactionLayer};
 use crate::sip::transport::{Handler, Interface, Interfaces, Side, TransportError};
@@ -155,6 +156,7 @@ impl Gateway {
             unknown_sources: config.sip.unknown_sources,
             retry_after_secs: config.sip.retry_after_secs,
             ring_timeout: Duration::from_secs(config.sip.ring_timeout_secs),
+            flood: Arc::new(FloodGuard::new(config.sip.flood.clone())),
             recording: Some(RecordingSettings {
                 pool: pool.clone(),
                 required: config.recording.required,

@@ -1,10 +1,12 @@
 //! The TOML configuration: typed sections, defaults, and validation whose messages name the key.
 
 mod calling_hours;
+mod flood;
 mod rules;
 mod validate;
 
 pub use calling_hours::{CallingHours, TimeRange};
+pub use flood::FloodConfig;
 pub use rules::{
     parse_duration, Cmp, RuleConfig, RuleId, RuleOverride, RuleScope, RuleWindow, RulesConfig,
     Step, MAX_CALLEE_LIMIT,
@@ -166,6 +168,9 @@ pub struct SipConfig {
     /// Retry-After seconds on 503 refusals.
     #[serde(default = "default_retry_after_secs")]
     pub retry_after_secs: u32,
+    /// `[sip.flood]`: per-source request budget and ban.
+    #[serde(default)]
+    pub flood: FloodConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]

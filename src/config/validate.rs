@@ -22,6 +22,25 @@ impl Config {
                 "must be 1024..=65535",
             ));
         }
+        let flood = &self.sip.flood;
+        if !(100..=60_000).contains(&flood.window_ms) {
+            return Err(ConfigError::invalid(
+                "sip.flood.window_ms",
+                "must be 100..=60000",
+            ));
+        }
+        if flood.requests == 0 {
+            return Err(ConfigError::invalid("sip.flood.requests", "must be > 0"));
+        }
+        if flood.peer_requests_per_call == 0 {
+            return Err(ConfigError::invalid(
+                "sip.flood.peer_requests_per_call",
+                "must be > 0",
+            ));
+        }
+        if flood.ban_secs == 0 {
+            return Err(ConfigError::invalid("sip.flood.ban_secs", "must be > 0"));
+        }
         if self.database.cdr_queue == 0 {
             return Err(ConfigError::invalid("database.cdr_queue", "must be > 0"));
         }

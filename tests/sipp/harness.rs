@@ -632,21 +632,29 @@ impl Scene {
     /// Like [`Scene::start`], with more TOML appended to the gateway's config (further tables
     /// such as `[media]` or `[recording]`); `extra` gets the test's directory.
     pub fn start_with(limits: TrunkLimits, extra: impl FnOnce(&Path) -> String) -> Scene {
+        Scene::start_edited(limits, |dir, mut config| {
+            let extra = extra(dir);
+            if extra.contains("[media]\n") {
+                // One [media] table: the test's keys join the port range.
+                config = config.replace(MEDIA_SECTION, "");
+                config.push_str(&extra.replacen("[media]\n", MEDIA_SECTION, 1));
+            } else {
+                config.push_str(&extra);
+            }
+            config
+        })
+    }
+
+    /// Like [`Scene::start`], the config text passed through `edit` (with the test's directory)
+    /// before the gateway starts.
+    pub fn start_edited(limits: TrunkLimits, edit: impl FnOnce(&Path, String) -> String) -> Scene {
         let dir = tempfile::Builder::new()
             .prefix("trunkguard-sipp-")
             .tempdir()
             .expect("create a tempdir");
         let addrs = Addrs::pick();
         let db = dir.path().join("cdrs.db");
-        let mut config = config_toml(&addrs, &db, limits);
-        let extra = extra(dir.path());
-        if extra.contains("[media]\n") {
-            // One [media] table: the test's keys join the port range.
-            config = config.replace(MEDIA_SECTION, "");
-            config.push_str(&extra.replacen("[media]\n", MEDIA_SECTION, 1));
-        } else {
-            config.push_str(&extra);
-        }
+        let config = edit(dir.path(), config_toml(&addrs, &db, limits));
         let gateway = Gateway::start(dir.path(), &config);
         Scene {
             sipps: Vec::new(),
