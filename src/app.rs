@@ -44,6 +44,8 @@ pub enum AppError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("http api tls (http.tls_cert, http.tls_key): {0}")]
+    Tls(#[from] crate::api::tls::TlsError),
     #[error("cannot start the recorders for {dir}: {source}")]
     Recording { dir: String, source: std::io::Error },
 }
@@ -128,11 +130,14 @@ impl Gateway {
         // HTTP API: bound before the SIP interfaces open, served once the parts exist.
         let http_listener = if config.http.enabled {
             let addr = config.http.listen;
-            Some(
-                HttpListener::bind(addr)
-                    .await
-                    .map_err(|source| AppError::Http { addr, source })?,
-            )
+            let bound = match (&config.http.tls_cert, &config.http.tls_key) {
+                (Some(cert), Some(key)) => {
+                    let tls = crate::api::tls::acceptor(cert, key).await?;
+                    HttpListener::bind_tls(addr, tls).await
+                }
+                _ => HttpListener::bind(addr).await,
+            };
+            Some(bound.map_err(|source| AppError::Http { addr, source })?)
         } else {
             None
         };

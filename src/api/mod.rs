@@ -18,6 +18,7 @@ pub mod openapi;
 mod params;
 pub mod reports;
 pub mod server;
+pub mod tls;
 
 use std::sync::Arc;
 

@@ -11,6 +11,7 @@ use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 use super::auth::Role;
 use super::{
@@ -210,15 +211,27 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// The API's socket, bound before the SIP interfaces open (a busy port stops the start).
+/// The API's socket, bound before the SIP interfaces open (a busy port stops the start), and
+/// its TLS configuration when `[http]` names a certificate.
 pub struct HttpListener {
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
 }
 
 impl HttpListener {
+    /// Plain HTTP.
     pub async fn bind(addr: SocketAddr) -> std::io::Result<HttpListener> {
         Ok(HttpListener {
             listener: TcpListener::bind(addr).await?,
+            tls: None,
+        })
+    }
+
+    /// HTTPS with this acceptor.
+    pub async fn bind_tls(addr: SocketAddr, tls: TlsAcceptor) -> std::io::Result<HttpListener> {
+        Ok(HttpListener {
+            listener: TcpListener::bind(addr).await?,
+            tls: Some(tls),
         })
     }
 
@@ -248,7 +261,7 @@ impl HttpServer {
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         let app = router(state);
-        let task = tokio::spawn(serve(listener.listener, app, shutdown, addr));
+        let task = tokio::spawn(serve(listener.listener, listener.tls, app, shutdown, addr));
         tracing::info!(%addr, "http api listening");
         HttpServer { addr, task }
     }
@@ -269,7 +282,13 @@ impl HttpServer {
 
 /// The accept loop: HTTP/1.1 connections, each its own task, at most `MAX_CONNECTIONS` at once;
 /// on shutdown stops accepting and lets each connection finish its request in progress.
-async fn serve(listener: TcpListener, app: Router, mut shutdown: Shutdown, addr: SocketAddr) {
+async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    app: Router,
+    mut shutdown: Shutdown,
+    addr: SocketAddr,
+) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
@@ -296,8 +315,21 @@ async fn serve(listener: TcpListener, app: Router, mut shutdown: Shutdown, addr:
         };
         let app = app.clone();
         let stop = stop_rx.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
-            serve_connection(stream, peer, app, stop).await;
+            match tls {
+                None => serve_connection(stream, peer, app, stop).await,
+                Some(tls) => {
+                    // The handshake is bounded like a request head.
+                    match tokio::time::timeout(HEADER_READ_TIMEOUT, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => serve_connection(stream, peer, app, stop).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "http api: tls handshake failed")
+                        }
+                        Err(_) => tracing::debug!(%peer, "http api: tls handshake timed out"),
+                    }
+                }
+            }
             drop(slot);
         });
     }
@@ -306,12 +338,14 @@ async fn serve(listener: TcpListener, app: Router, mut shutdown: Shutdown, addr:
     tracing::info!(%addr, "http api stopped");
 }
 
-async fn serve_connection(
-    stream: tokio::net::TcpStream,
+async fn serve_connection<S>(
+    stream: S,
     peer: SocketAddr,
     app: Router,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     use axum::extract::ConnectInfo;
     use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::ServiceExt;

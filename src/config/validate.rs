@@ -70,6 +70,23 @@ impl Config {
                 "must differ from sip.inside and sip.outside",
             ));
         }
+        if self.http.tls_cert.is_some() != self.http.tls_key.is_some() {
+            return Err(ConfigError::invalid(
+                "http.tls_key",
+                "tls_cert and tls_key go together",
+            ));
+        }
+        if self.http.enabled
+            && !self.http.listen.ip().is_loopback()
+            && self.http.tls_cert.is_none()
+            && !self.http.allow_plain_remote
+        {
+            return Err(ConfigError::invalid(
+                "http.listen",
+                "beyond loopback the API needs tls_cert and tls_key (or allow_plain_remote = true \
+                 behind a TLS proxy)",
+            ));
+        }
         if self.recording.dir.as_os_str().is_empty() {
             return Err(ConfigError::invalid("recording.dir", "must not be empty"));
         }

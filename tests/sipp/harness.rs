@@ -205,6 +205,11 @@ pub struct Gateway {
 impl Gateway {
     /// Write `config_text` to `dir/trunkguard.toml`, start the binary and wait until it listens.
     pub fn start(dir: &Path, config_text: &str) -> Gateway {
+        Gateway::start_logging(dir, config_text, "info")
+    }
+
+    /// Like [`Gateway::start`] with `RUST_LOG` set to `filter`.
+    pub fn start_logging(dir: &Path, config_text: &str, filter: &str) -> Gateway {
         let config = dir.join("trunkguard.toml");
         let log = dir.join("gateway.log");
         fs::write(&config, config_text).expect("write the gateway config");
@@ -214,7 +219,7 @@ impl Gateway {
             .arg(&config)
             .arg("run")
             .current_dir(dir)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", filter)
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("clone log handle"))
             .stderr(log_file)
@@ -247,6 +252,15 @@ impl Gateway {
             }
             sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The whole log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
