@@ -135,10 +135,12 @@ impl Gateway {
         } else {
             None
         };
+        let sip_stats = Arc::new(crate::sip::stats::SipStats::default());
         let (inside, inside_listener) =
-            Interface::bind(Side::Inside, config.sip.inside, limits).await?;
+            Interface::bind(Side::Inside, config.sip.inside, limits, sip_stats.clone()).await?;
         let (outside, outside_listener) =
-            Interface::bind(Side::Outside, config.sip.outside, limits).await?;
+            Interface::bind(Side::Outside, config.sip.outside, limits, sip_stats.clone()).await?;
+        let media_counters = Arc::new(crate::media::MediaCounters::default());
         let ifaces = Arc::new(Interfaces {
             inside: inside.clone(),
             outside: outside.clone(),
@@ -165,6 +167,7 @@ impl Gateway {
                 inside_ip: config.media.inside_address,
                 outside_ip: config.media.outside_address,
                 timeout: Duration::from_secs(config.media.timeout_secs),
+                counters: media_counters.clone(),
             },
         };
         let registry = Arc::new(Registry::default());
@@ -194,6 +197,11 @@ impl Gateway {
                 cdrs: cdrs.clone(),
                 recordings: pool.clone(),
                 policy: policy.clone(),
+                counters: crate::api::ApiCounters {
+                    attempts: b2bua.attempts().clone(),
+                    sip: sip_stats,
+                    media: media_counters,
+                },
             };
             HttpServer::start(listener, ApiState::new(deps), shutdown.clone())
         });

@@ -167,14 +167,17 @@ async fn reader(
         framer.push(&buf[..n]);
         loop {
             match framer.next() {
-                Ok(Some(parsed)) => handler.on_message(iface.side, peer, parsed),
+                Ok(Some(parsed)) => {
+                    iface.received(&parsed);
+                    handler.on_message(iface.side, peer, parsed)
+                }
                 Ok(None) => break,
                 Err(e) => {
                     tracing::info!(side = %iface.side, peer = %addr, error = %e, "closing tcp connection on framing error");
                     if let Some(rejection) = e.rejection() {
                         if let Some(resp) = &rejection.response {
                             let bytes = message::encode(&rsip::SipMessage::Response(resp.clone()));
-                            send(&iface, addr, bytes);
+                            iface.send(peer, bytes);
                         }
                     }
                     break 'conn;

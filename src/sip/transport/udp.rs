@@ -46,6 +46,7 @@ pub(super) async fn recv_loop(
             proto: Proto::Udp,
         };
         let parsed = parse_datagram(&buf[..len], &iface.limits);
+        iface.received(&parsed);
         handler.on_message(iface.side, peer, parsed);
     }
 }
