@@ -63,12 +63,14 @@ fn escape_help(v: &str) -> String {
     v.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
+/// A sample's labels, in the order written.
+pub type Labels = Vec<(String, String)>;
+
 /// One sample read back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     pub name: String,
-    /// In the order written.
-    pub labels: Vec<(String, String)>,
+    pub labels: Labels,
     pub value: f64,
 }
 
@@ -122,10 +124,14 @@ fn parse_value(s: &str) -> Option<f64> {
     }
 }
 
-/// `{a="x",b="y"}` (the braces' content) → labels; escapes undone.
-fn parse_labels(mut s: &str) -> Result<Vec<(String, String)>, String> {
-    let mut labels: Vec<(String, String)> = Vec::new();
-    while !s.is_empty() {
+/// The labels after a sample's `{`, up to its `}` (values may hold `}`, `,`, `=`): the labels,
+/// escapes undone, and the text after the `}`.
+fn parse_labels(mut s: &str) -> Result<(Labels, &str), String> {
+    let mut labels = Labels::new();
+    loop {
+        if let Some(rest) = s.strip_prefix('}') {
+            return Ok((labels, rest));
+        }
         let (name, rest) = s
             .split_once("=\"")
             .ok_or_else(|| format!("label without =\": {s}"))?;
@@ -147,7 +153,6 @@ fn parse_labels(mut s: &str) -> Result<Vec<(String, String)>, String> {
                     Some((_, 'n')) => value.push('\n'),
                     other => return Err(format!("bad escape {other:?} in {name}")),
                 },
-                Some((_, '\n')) => return Err(format!("raw line feed in {name}")),
                 Some((_, c)) => value.push(c),
             }
         };
@@ -155,11 +160,10 @@ fn parse_labels(mut s: &str) -> Result<Vec<(String, String)>, String> {
         s = &rest[end + 1..];
         if let Some(more) = s.strip_prefix(',') {
             s = more;
-        } else if !s.is_empty() {
-            return Err(format!("expected , after {name}: {s}"));
+        } else if !s.starts_with('}') {
+            return Err(format!("expected , or }} after {name}: {s}"));
         }
     }
-    Ok(labels)
 }
 
 /// Checks a whole exposition and returns its samples. Errors name the line. Checked: line
@@ -214,19 +218,15 @@ pub fn parse(text: &str) -> Result<Vec<Sample>, String> {
             }
             continue;
         }
-        let (series_text, value_text) = match line.find('}') {
-            Some(close) => (&line[..=close], line[close + 1..].trim_start()),
-            None => line.split_once(' ').ok_or_else(|| at("no value".into()))?,
+        let name_end = line.find(['{', ' ']).ok_or_else(|| at("no value".into()))?;
+        let name = &line[..name_end];
+        let (labels, value_text) = match line[name_end..].strip_prefix('{') {
+            Some(rest) => parse_labels(rest).map_err(at)?,
+            None => (Vec::new(), &line[name_end..]),
         };
-        let (name, labels) = match series_text.split_once('{') {
-            Some((name, rest)) => {
-                let inner = rest
-                    .strip_suffix('}')
-                    .ok_or_else(|| at("labels not closed".into()))?;
-                (name, parse_labels(inner).map_err(at)?)
-            }
-            None => (series_text, Vec::new()),
-        };
+        let value_text = value_text
+            .strip_prefix(' ')
+            .ok_or_else(|| at("no space before the value".into()))?;
         if !is_metric_name(name) {
             return Err(at(format!("bad metric name {name:?}")));
         }
@@ -331,6 +331,12 @@ mod tests {
             let e = parse(text).expect_err(text);
             assert!(e.contains(why), "{text:?}: {e}");
         }
+        let odd = parse("# TYPE g gauge\ng{a=\"x} y,z=\\\"w\",} 1\n").unwrap();
+        assert_eq!(
+            odd[0].label("a"),
+            Some("x} y,z=\"w"),
+            "a value holding }} , = and a quote"
+        );
         let special =
             "# TYPE g gauge\ng{a=\"1\"} NaN\ng{a=\"2\"} +Inf\ng{a=\"3\"} 1.5e3 1700000000000\n";
         let s = parse(special).unwrap();

@@ -1,5 +1,6 @@
 //! SIP responses by interface side, direction and class, counted by the transport as they
-//! cross the sockets (retransmissions included: what the wire carried). Relaxed atomics only.
+//! cross the sockets (retransmissions included: what the wire carried; a sent one when it is
+//! handed to the socket or the TCP writer). Relaxed atomics only, no lock.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
