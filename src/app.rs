@@ -141,10 +141,12 @@ impl Gateway {
         } else {
             None
         };
+        let sip_stats = Arc::new(crate::sip::stats::SipStats::default());
         let (inside, inside_listener) =
-            Interface::bind(Side::Inside, config.sip.inside, limits).await?;
+            Interface::bind(Side::Inside, config.sip.inside, limits, sip_stats.clone()).await?;
         let (outside, outside_listener) =
-            Interface::bind(Side::Outside, config.sip.outside, limits).await?;
+            Interface::bind(Side::Outside, config.sip.outside, limits, sip_stats.clone()).await?;
+        let media_counters = Arc::new(crate::media::MediaCounters::default());
         let ifaces = Arc::new(Interfaces {
             inside: inside.clone(),
             outside: outside.clone(),
@@ -155,13 +157,14 @@ impl Gateway {
         );
         let (trigger, shutdown) = shutdown::channel();
         layer.spawn_sweeper(shutdown.clone());
+        let flood = Arc::new(FloodGuard::new(config.sip.flood.clone()));
         let settings = Settings {
             inside_addr: inside.local_addr(),
             outside_addr: outside.local_addr(),
             unknown_sources: config.sip.unknown_sources,
             retry_after_secs: config.sip.retry_after_secs,
             ring_timeout: Duration::from_secs(config.sip.ring_timeout_secs),
-            flood: Arc::new(FloodGuard::new(config.sip.flood.clone())),
+            flood: flood.clone(),
             recording: Some(RecordingSettings {
                 pool: pool.clone(),
                 required: config.recording.required,
@@ -172,6 +175,7 @@ impl Gateway {
                 inside_ip: config.media.inside_address,
                 outside_ip: config.media.outside_address,
                 timeout: Duration::from_secs(config.media.timeout_secs),
+                counters: media_counters.clone(),
             },
         };
         let registry = Arc::new(Registry::default());
@@ -201,6 +205,12 @@ impl Gateway {
                 cdrs: cdrs.clone(),
                 recordings: pool.clone(),
                 policy: policy.clone(),
+                counters: crate::api::ApiCounters {
+                    attempts: b2bua.attempts().clone(),
+                    sip: sip_stats,
+                    media: media_counters,
+                    flood,
+                },
             };
             HttpServer::start(listener, ApiState::new(deps), shutdown.clone())
         });

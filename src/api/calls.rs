@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::cdrs::CdrView;
 use super::error::{ApiError, ErrorBody};
 use super::ApiState;
-use crate::b2bua::LiveCall;
+use crate::b2bua::{LiveCall, LiveLegMedia};
 use crate::store::{AnomalyRow, EnforcementEntry};
 
 /// The CDR end reason of a call hung up through the API.
@@ -42,11 +42,55 @@ pub struct LegView {
     /// `inside` (PBX) or `outside` (carrier).
     pub side: String,
     pub call_id: String,
+    /// The leg's media so far; null when the call's media has already closed.
+    pub media: Option<LiveMediaView>,
+}
+
+/// A leg's media while the call runs: RTP from the leg's peer (in) and relayed to it (out).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LiveMediaView {
+    pub packets_in: u64,
+    pub bytes_in: u64,
+    pub packets_out: u64,
+    pub bytes_out: u64,
+    /// Packets missing from what the peer sent (sequence-number gaps so far).
+    pub lost: u64,
+    /// RFC 3550 interarrival jitter of what the peer sends, in ms.
+    pub jitter_ms: Option<f64>,
+    /// The encoding of the RTP the peer sends (`PCMU`…), else the first its SDP offers.
+    pub codec: Option<String>,
+    /// The peer's media address: where its RTP comes from (latched), else its SDP's.
+    pub remote: Option<String>,
+    /// Since the peer's last RTP packet, in ms; null before the first.
+    pub last_packet_age_ms: Option<u64>,
+}
+
+impl From<&LiveLegMedia> for LiveMediaView {
+    fn from(m: &LiveLegMedia) -> LiveMediaView {
+        LiveMediaView {
+            packets_in: m.packets_in,
+            bytes_in: m.bytes_in,
+            packets_out: m.packets_out,
+            bytes_out: m.bytes_out,
+            lost: m.lost,
+            jitter_ms: finite(m.jitter_ms),
+            codec: m.codec.clone(),
+            remote: m.remote.map(|a| a.to_string()),
+            last_packet_age_ms: m
+                .last_packet_age
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        }
+    }
 }
 
 impl LiveCallView {
-    fn new(c: LiveCall, now: DateTime<Utc>) -> LiveCallView {
+    /// `media`: the call's figures now, inside leg first.
+    fn new(c: LiveCall, media: Option<[LiveLegMedia; 2]>, now: DateTime<Utc>) -> LiveCallView {
         let since = |t: DateTime<Utc>| (now - t).num_milliseconds().max(0);
+        let [inside, outside] = match &media {
+            Some([i, o]) => [Some(LiveMediaView::from(i)), Some(LiveMediaView::from(o))],
+            None => [None, None],
+        };
         LiveCallView {
             duration_ms: since(c.started_at),
             talk_ms: c.answered_at.map(since).unwrap_or(0),
@@ -54,10 +98,12 @@ impl LiveCallView {
                 LegView {
                     side: "inside".into(),
                     call_id: c.inside_call_id,
+                    media: inside,
                 },
                 LegView {
                     side: "outside".into(),
                     call_id: c.outside_call_id,
+                    media: outside,
                 },
             ],
             id: c.id,
@@ -81,7 +127,9 @@ pub struct LiveCalls {
     get,
     path = "/api/v1/calls/live",
     tag = "admin",
-    description = "The calls in progress (ringing or answered), oldest first. Role: admin.",
+    description = "The calls in progress (ringing or answered), oldest first, each leg with \
+                   its media figures so far (RTP packets and bytes in and out, lost, jitter, \
+                   codec, the peer's media address, the age of its last packet). Role: admin.",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Live calls", body = LiveCalls),
@@ -90,13 +138,28 @@ pub struct LiveCalls {
     )
 )]
 pub(crate) async fn live_calls(State(state): State<ApiState>) -> Json<LiveCalls> {
+    let registry = &state.deps().registry;
+    let calls = registry.list();
+    // One snapshot per call from its relay thread (answered between two epoll waits), all
+    // asked at once so that the listing waits for the slowest, not for their sum.
+    let mut snapshots = tokio::task::JoinSet::new();
+    for (i, c) in calls.iter().enumerate() {
+        if let Some(media) = registry.media_of(&c.id) {
+            snapshots.spawn(async move { (i, media.snapshot().await) });
+        }
+    }
+    let mut media = vec![None; calls.len()];
+    while let Some(done) = snapshots.join_next().await {
+        match done {
+            Ok((i, figures)) => media[i] = figures,
+            Err(e) => tracing::warn!(error = %e, "live call media snapshot failed"),
+        }
+    }
     let now = Utc::now();
-    let items = state
-        .deps()
-        .registry
-        .list()
+    let items = calls
         .into_iter()
-        .map(|c| LiveCallView::new(c, now))
+        .zip(media)
+        .map(|(c, m)| LiveCallView::new(c, m, now))
         .collect();
     Json(LiveCalls { items })
 }

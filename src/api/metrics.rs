@@ -1,11 +1,15 @@
 //! `GET /metrics`: the Prometheus text format (version 0.0.4), rendered here from the figures
-//! the parts already keep (no global recorder, no second listener): live calls per trunk from
-//! the registry, attempts by outcome from the CDR sink, the CDR queue, the steps in force and
-//! the monitor's figures, the recordings open. A carrier token limited to trunks sees only the
-//! series of its trunks (and the gateway-wide ones).
+//! the parts keep where they are counted (no global recorder, no second listener): live calls
+//! per trunk from the registry, call attempts as INVITEs arrive (`b2bua::attempts`), finished
+//! attempts by outcome from the CDR sink, SIP responses from the transport (`sip::stats`), RTP
+//! relayed, dropped and lost from the relay (`media::counters`), recordings from the recording
+//! pool (`recording::counters`), the CDR queue, the steps in force and the monitor's figures.
+//! A carrier token limited to trunks sees only the series of its trunks (and the gateway-wide
+//! ones).
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
@@ -14,24 +18,61 @@ use axum::Extension;
 
 use super::auth::Principal;
 use super::error::ErrorBody;
+use super::exposition::Exposition;
 use super::ApiState;
-use crate::monitor::service::LiveCalls;
+use crate::b2bua::CallAttempts;
+use crate::media::counters::Flow as MediaFlow;
+use crate::media::{DropReason, Leg, MediaCounters, MediaTotals};
+use crate::monitor::cdr::Direction;
+use crate::monitor::cdr_writer::CdrStats;
+use crate::monitor::outcomes::OutcomeKey;
+use crate::monitor::service::{LiveCalls, MonitorFigures};
+use crate::recording::RecordingTotals;
+use crate::sip::flood::FloodGuard;
+use crate::sip::stats::{Flow, SipStats, CLASSES};
+use crate::sip::transport::Side;
+
+#[cfg(test)]
+#[path = "metrics_tests.rs"]
+mod tests;
 
 /// The content type of the text format.
 pub const CONTENT_TYPE_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The counters the parts keep for `/metrics` (besides those reached through the other deps).
+#[derive(Clone, Default)]
+pub struct ApiCounters {
+    pub attempts: Arc<CallAttempts>,
+    pub sip: Arc<SipStats>,
+    pub media: Arc<MediaCounters>,
+    pub flood: Arc<FloodGuard>,
+}
 
 #[utoipa::path(
     get,
     path = "/metrics",
     tag = "carrier",
-    description = "Prometheus text format. Series: trunkguard_active_calls{trunk}, \
-                   trunkguard_call_attempts_total{trunk,disposition,reason}, \
-                   trunkguard_calls_admitted_total{trunk}, trunkguard_calls_refused_total{trunk,reason}, \
+    description = "Prometheus text format 0.0.4. Calls: trunkguard_active_calls{trunk}, \
+                   trunkguard_calls_total{trunk,direction} (INVITEs as they arrive: rate() gives \
+                   calls per second), trunkguard_calls_per_second (last 60 s), \
+                   trunkguard_call_attempts_total{trunk,disposition,reason} (finished), \
+                   trunkguard_calls_admitted_total{trunk}, trunkguard_calls_refused_total{trunk,reason}. \
+                   SIP: trunkguard_sip_responses_total{side,direction,class}, \
+                   trunkguard_flood_bans_total, trunkguard_flood_dropped_total, \
+                   trunkguard_flood_banned_sources. Media: \
+                   trunkguard_rtp_packets_total{direction}, trunkguard_rtp_bytes_total{direction}, \
+                   trunkguard_rtcp_packets_total{direction}, trunkguard_rtcp_bytes_total{direction}, \
+                   trunkguard_rtp_not_rtp_packets_total{direction}, \
+                   trunkguard_media_dropped_packets_total{kind,reason}, \
+                   trunkguard_rtp_lost_packets_total{direction}. Recordings: \
+                   trunkguard_recordings_active, trunkguard_recordings_started_total, \
+                   trunkguard_recordings_closed_total{status}, trunkguard_recordings_failed_total{reason}, \
+                   trunkguard_recordings_written_bytes_total. CDRs and monitor: \
                    trunkguard_cdr_queue_depth, trunkguard_cdrs_written_total, \
                    trunkguard_cdr_overflowed_total, trunkguard_enforcement_in_force{trunk,kind,step}, \
                    trunkguard_concurrency_drift, trunkguard_monitor_cdrs_seen_total, \
-                   trunkguard_monitor_anomalies_total, trunkguard_monitor_unsaved, \
-                   trunkguard_recordings_active. Roles: carrier (its trunks' series only), admin.",
+                   trunkguard_monitor_anomalies_total, trunkguard_monitor_unsaved. \
+                   Roles: carrier (its trunks' series only), admin.",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The metrics", content_type = "text/plain; version=0.0.4", body = String),
@@ -43,68 +84,125 @@ pub(crate) async fn metrics(
     State(state): State<ApiState>,
     Extension(who): Extension<Principal>,
 ) -> impl IntoResponse {
-    let text = render(&state, &who).await;
+    let figures = gather(&state).await;
+    let visible = |trunk: &str| who.sees_trunk(trunk);
+    let text = render(&figures, &visible);
     ([(CONTENT_TYPE, CONTENT_TYPE_TEXT)], text)
 }
 
-struct Out<'a> {
-    text: String,
-    who: &'a Principal,
+/// Everything `/metrics` shows, read at one moment.
+#[derive(Debug, Default)]
+struct Figures {
+    live: BTreeMap<String, u32>,
+    attempts: Vec<(String, Direction, u64)>,
+    calls_per_second: f64,
+    outcomes: Vec<(OutcomeKey, u64)>,
+    /// `(side, flow, class 1–6, count)`.
+    sip: Vec<(Side, Flow, usize, u64)>,
+    /// Flood guard: bans since start, messages dropped, sources banned now.
+    flood: (u64, u64, usize),
+    media: MediaTotals,
+    recordings_active: usize,
+    recordings: RecordingTotals,
+    cdr: CdrStats,
+    /// Steps in force counted by (trunk, subject kind, step); `None` when the monitor did not
+    /// answer (the family is then left out rather than shown empty).
+    in_force: Option<BTreeMap<(String, &'static str, &'static str), u64>>,
+    monitor: MonitorFigures,
 }
 
-impl Out<'_> {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.text, "# HELP {name} {help}");
-        let _ = writeln!(self.text, "# TYPE {name} {kind}");
-    }
-
-    /// One sample; skipped when it names a trunk the caller may not see.
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
-        if let Some((_, trunk)) = labels.iter().find(|(k, _)| *k == "trunk") {
-            if !self.who.sees_trunk(trunk) {
-                return;
-            }
-        }
-        self.text.push_str(name);
-        if !labels.is_empty() {
-            self.text.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.text.push(',');
-                }
-                let _ = write!(self.text, "{k}=\"{}\"", escape(v));
-            }
-            self.text.push('}');
-        }
-        let _ = writeln!(self.text, " {value}");
-    }
-}
-
-/// A label value as the text format wants it.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-async fn render(state: &ApiState, who: &Principal) -> String {
+async fn gather(state: &ApiState) -> Figures {
     let deps = state.deps();
-    let mut out = Out {
-        text: String::new(),
-        who,
+    let counters = &deps.counters;
+    let in_force = match deps.monitor.in_force().await {
+        Ok(steps) => {
+            let mut counts = BTreeMap::new();
+            for s in &steps {
+                *counts
+                    .entry((
+                        s.subject.trunk().to_string(),
+                        s.subject.kind(),
+                        s.step.code(),
+                    ))
+                    .or_insert(0) += 1;
+            }
+            Some(counts)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: steps in force unavailable");
+            None
+        }
     };
+    let sides = [Side::Inside, Side::Outside];
+    let sip = sides
+        .iter()
+        .flat_map(|&side| Flow::BOTH.map(|flow| (side, flow)))
+        .flat_map(|(side, flow)| {
+            (1..=CLASSES.len())
+                .map(move |class| (side, flow, class, counters.sip.responses(side, flow, class)))
+        })
+        .collect();
+    Figures {
+        live: deps.registry.calls_per_trunk().into_iter().collect(),
+        attempts: counters.attempts.totals(),
+        calls_per_second: counters.attempts.per_second(),
+        outcomes: deps.cdrs.outcomes(),
+        sip,
+        flood: (
+            counters.flood.counters.bans.load(Ordering::Relaxed),
+            counters.flood.counters.dropped.load(Ordering::Relaxed),
+            counters.flood.bans(std::time::Instant::now()).len(),
+        ),
+        media: counters.media.totals(),
+        recordings_active: deps.recordings.active_calls(),
+        recordings: deps.recordings.counters().totals(),
+        cdr: deps.cdrs.stats(),
+        in_force,
+        monitor: deps.monitor.figures(),
+    }
+}
 
+fn render(f: &Figures, visible: &dyn Fn(&str) -> bool) -> String {
+    let mut out = Exposition::new(visible);
+    calls(&mut out, f);
+    sip(&mut out, f);
+    flood(&mut out, f);
+    media(&mut out, &f.media);
+    recordings(&mut out, f);
+    cdrs_and_monitor(&mut out, f);
+    out.finish()
+}
+
+fn calls(out: &mut Exposition<'_>, f: &Figures) {
     out.family(
         "trunkguard_active_calls",
         "gauge",
         "Calls in progress (ringing or answered) per trunk.",
     );
-    let live: BTreeMap<String, u32> = deps.registry.calls_per_trunk().into_iter().collect();
-    for (trunk, n) in &live {
+    for (trunk, n) in &f.live {
         out.sample("trunkguard_active_calls", &[("trunk", trunk)], n);
     }
 
-    let outcomes = deps.cdrs.outcomes();
+    out.family(
+        "trunkguard_calls_total",
+        "counter",
+        "Call attempts (new INVITEs) as they arrive, per trunk ('' when none matched) and \
+         direction; rate() gives calls per second.",
+    );
+    for (trunk, direction, n) in &f.attempts {
+        out.sample(
+            "trunkguard_calls_total",
+            &[("trunk", trunk), ("direction", direction.as_str())],
+            n,
+        );
+    }
+    out.family(
+        "trunkguard_calls_per_second",
+        "gauge",
+        "Call attempts per second over the last 60 seconds, all trunks.",
+    );
+    out.sample("trunkguard_calls_per_second", &[], f.calls_per_second);
+
     out.family(
         "trunkguard_call_attempts_total",
         "counter",
@@ -112,7 +210,7 @@ async fn render(state: &ApiState, who: &Principal) -> String {
     );
     let mut admitted: BTreeMap<&str, u64> = BTreeMap::new();
     let mut refused: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-    for (k, n) in &outcomes {
+    for (k, n) in &f.outcomes {
         out.sample(
             "trunkguard_call_attempts_total",
             &[
@@ -148,116 +246,223 @@ async fn render(state: &ApiState, who: &Principal) -> String {
             n,
         );
     }
+}
 
-    let cdr = deps.cdrs.stats();
+fn sip(out: &mut Exposition<'_>, f: &Figures) {
     out.family(
-        "trunkguard_cdr_queue_depth",
-        "gauge",
-        "CDRs and journal entries submitted and not yet stored.",
-    );
-    out.sample("trunkguard_cdr_queue_depth", &[], cdr.queued);
-    out.family(
-        "trunkguard_cdrs_written_total",
+        "trunkguard_sip_responses_total",
         "counter",
-        "Final CDRs stored since start.",
+        "SIP responses that crossed an interface (inside: PBX, outside: carrier), sent or \
+         received, by class; retransmissions included.",
     );
-    out.sample("trunkguard_cdrs_written_total", &[], cdr.written);
-    out.family(
-        "trunkguard_cdr_overflowed_total",
-        "counter",
-        "Submissions that went to the CDR overflow list (queue full).",
-    );
-    out.sample("trunkguard_cdr_overflowed_total", &[], cdr.overflowed);
-
-    match deps.monitor.in_force().await {
-        Ok(steps) => {
-            out.family(
-                "trunkguard_enforcement_in_force",
-                "gauge",
-                "Enforcement steps in force by trunk, subject kind and step.",
-            );
-            let mut counts: BTreeMap<(String, &'static str, &'static str), u64> = BTreeMap::new();
-            for s in &steps {
-                *counts
-                    .entry((
-                        s.subject.trunk().to_string(),
-                        s.subject.kind(),
-                        s.step.code(),
-                    ))
-                    .or_insert(0) += 1;
-            }
-            for ((trunk, kind, step), n) in &counts {
-                out.sample(
-                    "trunkguard_enforcement_in_force",
-                    &[("trunk", trunk), ("kind", kind), ("step", step)],
-                    n,
-                );
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "metrics: steps in force unavailable"),
+    for (side, flow, class, n) in &f.sip {
+        out.sample(
+            "trunkguard_sip_responses_total",
+            &[
+                ("side", side.as_str()),
+                ("direction", flow.as_str()),
+                ("class", CLASSES[class - 1]),
+            ],
+            n,
+        );
     }
+}
 
-    let f = deps.monitor.figures();
+fn flood(out: &mut Exposition<'_>, f: &Figures) {
+    let (bans, dropped, banned_now) = f.flood;
     out.family(
-        "trunkguard_concurrency_drift",
-        "gauge",
-        "Concurrency leases minus live calls at the last reconciliation (0 is healthy).",
-    );
-    out.sample("trunkguard_concurrency_drift", &[], f.concurrency_drift);
-    out.family(
-        "trunkguard_monitor_cdrs_seen_total",
+        "trunkguard_flood_bans_total",
         "counter",
-        "Stored CDRs the anomaly rules have seen.",
+        "Sources banned for sending more requests than their budget ([sip.flood]).",
     );
-    out.sample("trunkguard_monitor_cdrs_seen_total", &[], f.cdrs_seen);
+    out.sample("trunkguard_flood_bans_total", &[], bans);
     out.family(
-        "trunkguard_monitor_anomalies_total",
+        "trunkguard_flood_dropped_total",
         "counter",
-        "Anomalies the rules found since start.",
+        "Messages from banned sources dropped unparsed.",
     );
-    out.sample("trunkguard_monitor_anomalies_total", &[], f.anomalies);
+    out.sample("trunkguard_flood_dropped_total", &[], dropped);
     out.family(
-        "trunkguard_monitor_unsaved",
+        "trunkguard_flood_banned_sources",
         "gauge",
-        "Enforcement log writes waiting for the database.",
+        "Sources banned now.",
     );
-    out.sample("trunkguard_monitor_unsaved", &[], f.unsaved);
+    out.sample("trunkguard_flood_banned_sources", &[], banned_now);
+}
 
+fn media(out: &mut Exposition<'_>, m: &MediaTotals) {
+    let flows = Leg::BOTH.map(|from| MediaFlow { from });
+    type PerFlow = fn(&MediaTotals, Leg) -> u64;
+    let per_flow: [(&str, &str, PerFlow); 5] = [
+        (
+            "trunkguard_rtp_packets_total",
+            "RTP-socket datagrams relayed, by direction.",
+            MediaTotals::rtp_packets,
+        ),
+        (
+            "trunkguard_rtp_bytes_total",
+            "Bytes of RTP-socket datagrams relayed (UDP payload), by direction.",
+            MediaTotals::rtp_bytes,
+        ),
+        (
+            "trunkguard_rtcp_packets_total",
+            "RTCP datagrams relayed, by direction.",
+            MediaTotals::rtcp_packets,
+        ),
+        (
+            "trunkguard_rtcp_bytes_total",
+            "Bytes of RTCP datagrams relayed (UDP payload), by direction.",
+            MediaTotals::rtcp_bytes,
+        ),
+        (
+            "trunkguard_rtp_not_rtp_packets_total",
+            "Datagrams relayed on RTP sockets that did not parse as RTP (not measured), by \
+             direction.",
+            MediaTotals::not_rtp,
+        ),
+    ];
+    for (name, help, get) in per_flow {
+        out.family(name, "counter", help);
+        for flow in flows {
+            out.sample(name, &[("direction", flow.as_str())], get(m, flow.from));
+        }
+    }
+    out.family(
+        "trunkguard_media_dropped_packets_total",
+        "counter",
+        "Media datagrams received and not relayed, by socket kind and reason.",
+    );
+    for (kind, rtcp) in [("rtp", false), ("rtcp", true)] {
+        for reason in DropReason::ALL {
+            out.sample(
+                "trunkguard_media_dropped_packets_total",
+                &[("kind", kind), ("reason", reason.as_str())],
+                m.dropped(rtcp, reason),
+            );
+        }
+    }
+    out.family(
+        "trunkguard_rtp_lost_packets_total",
+        "counter",
+        "RTP packets lost before reaching the gateway (sequence-number gaps), by direction; \
+         added when a call's media ends.",
+    );
+    for flow in flows {
+        out.sample(
+            "trunkguard_rtp_lost_packets_total",
+            &[("direction", flow.as_str())],
+            m.lost(flow.from),
+        );
+    }
+}
+
+fn recordings(out: &mut Exposition<'_>, f: &Figures) {
+    let r = &f.recordings;
     out.family(
         "trunkguard_recordings_active",
         "gauge",
         "Recordings open now.",
     );
-    out.sample(
-        "trunkguard_recordings_active",
-        &[],
-        deps.recordings.active_calls(),
+    out.sample("trunkguard_recordings_active", &[], f.recordings_active);
+    out.family(
+        "trunkguard_recordings_started_total",
+        "counter",
+        "Recording files opened.",
     );
-    out.text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::api::Role;
-
-    #[test]
-    fn samples_escape_and_filter_by_trunk() {
-        let who = Principal {
-            name: "c".into(),
-            role: Role::Carrier,
-            trunks: vec!["a".into()],
-        };
-        let mut out = Out {
-            text: String::new(),
-            who: &who,
-        };
-        out.sample("m", &[("trunk", "a"), ("reason", "x\"y\\z\n")], 1);
-        out.sample("m", &[("trunk", "b")], 2);
-        out.sample("g", &[], 3);
-        assert_eq!(
-            out.text,
-            "m{trunk=\"a\",reason=\"x\\\"y\\\\z\\n\"} 1\ng 3\n"
+    out.sample("trunkguard_recordings_started_total", &[], r.started);
+    out.family(
+        "trunkguard_recordings_closed_total",
+        "counter",
+        "Recordings closed, by status: complete (every packet in place) or incomplete.",
+    );
+    out.sample(
+        "trunkguard_recordings_closed_total",
+        &[("status", "complete")],
+        r.complete,
+    );
+    out.sample(
+        "trunkguard_recordings_closed_total",
+        &[("status", "incomplete")],
+        r.incomplete,
+    );
+    out.family(
+        "trunkguard_recordings_failed_total",
+        "counter",
+        "Recording failures by reason code: to start (folder probe, file), to write, to close.",
+    );
+    for (reason, n) in &r.failed {
+        out.sample(
+            "trunkguard_recordings_failed_total",
+            &[("reason", reason)],
+            n,
         );
     }
+    out.family(
+        "trunkguard_recordings_written_bytes_total",
+        "counter",
+        "Size of the recording files closed, in bytes.",
+    );
+    out.sample("trunkguard_recordings_written_bytes_total", &[], r.bytes);
+}
+
+fn cdrs_and_monitor(out: &mut Exposition<'_>, f: &Figures) {
+    out.family(
+        "trunkguard_cdr_queue_depth",
+        "gauge",
+        "CDRs and journal entries submitted and not yet stored.",
+    );
+    out.sample("trunkguard_cdr_queue_depth", &[], f.cdr.queued);
+    out.family(
+        "trunkguard_cdrs_written_total",
+        "counter",
+        "Final CDRs stored since start.",
+    );
+    out.sample("trunkguard_cdrs_written_total", &[], f.cdr.written);
+    out.family(
+        "trunkguard_cdr_overflowed_total",
+        "counter",
+        "Submissions that went to the CDR overflow list (queue full).",
+    );
+    out.sample("trunkguard_cdr_overflowed_total", &[], f.cdr.overflowed);
+
+    if let Some(in_force) = &f.in_force {
+        out.family(
+            "trunkguard_enforcement_in_force",
+            "gauge",
+            "Enforcement steps in force by trunk, subject kind and step.",
+        );
+        for ((trunk, kind, step), n) in in_force {
+            out.sample(
+                "trunkguard_enforcement_in_force",
+                &[("trunk", trunk), ("kind", kind), ("step", step)],
+                n,
+            );
+        }
+    }
+
+    let m = &f.monitor;
+    out.family(
+        "trunkguard_concurrency_drift",
+        "gauge",
+        "Concurrency leases minus live calls at the last reconciliation (0 is healthy).",
+    );
+    out.sample("trunkguard_concurrency_drift", &[], m.concurrency_drift);
+    out.family(
+        "trunkguard_monitor_cdrs_seen_total",
+        "counter",
+        "Stored CDRs the anomaly rules have seen.",
+    );
+    out.sample("trunkguard_monitor_cdrs_seen_total", &[], m.cdrs_seen);
+    out.family(
+        "trunkguard_monitor_anomalies_total",
+        "counter",
+        "Anomalies the rules found since start.",
+    );
+    out.sample("trunkguard_monitor_anomalies_total", &[], m.anomalies);
+    out.family(
+        "trunkguard_monitor_unsaved",
+        "gauge",
+        "Enforcement log writes waiting for the database.",
+    );
+    out.sample("trunkguard_monitor_unsaved", &[], m.unsaved);
 }

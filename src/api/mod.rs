@@ -12,6 +12,7 @@ pub mod cdrs;
 pub mod complaints;
 pub mod enforcement;
 pub mod error;
+pub mod exposition;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 
 pub use auth::{create_token, Principal, Role, TokenError};
 pub use error::ApiError;
+pub use metrics::ApiCounters;
 pub use server::{route_table, Access, HttpListener, HttpServer, RouteSpec};
 
 use crate::b2bua::Registry;
@@ -41,6 +43,8 @@ pub struct ApiDeps {
     pub recordings: RecordingPool,
     /// Which trunk owns a number (complaints).
     pub policy: Arc<crate::policy::Policy>,
+    /// The parts' counters `/metrics` reads.
+    pub counters: ApiCounters,
 }
 
 /// Shared by every request. Cheap to clone.

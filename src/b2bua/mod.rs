@@ -1,8 +1,10 @@
 //! The back-to-back user agent: the dispatcher that turns what the transaction layer delivers
 //! into calls, the calls themselves, and the registry of live calls.
 
+pub mod attempts;
 mod call;
 mod dispatch;
+pub mod live_media;
 mod new_call;
 mod registry;
 
@@ -11,8 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use attempts::CallAttempts;
 pub use call::media::MediaSettings;
 pub use call::recording::RecordingSettings;
+pub use live_media::{LiveCallMedia, LiveLegMedia};
 pub use registry::{LiveCall, Registry};
 
 use crate::config::UnknownSources;
@@ -44,6 +48,8 @@ pub(crate) struct Ctx {
     pub policy: Arc<Policy>,
     pub registry: Arc<Registry>,
     pub cdrs: CdrSink,
+    /// New INVITEs, counted as they arrive (`/metrics`).
+    pub attempts: Arc<CallAttempts>,
     admitting: AtomicBool,
 }
 
@@ -68,6 +74,7 @@ impl B2bua {
                 policy,
                 registry,
                 cdrs,
+                attempts: Arc::default(),
                 admitting: AtomicBool::new(true),
             }),
         }
@@ -80,6 +87,11 @@ impl B2bua {
 
     pub fn registry(&self) -> &Arc<Registry> {
         &self.ctx.registry
+    }
+
+    /// Call attempts by trunk and direction (`/metrics`).
+    pub fn attempts(&self) -> &Arc<CallAttempts> {
+        &self.ctx.attempts
     }
 }
 

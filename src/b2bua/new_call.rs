@@ -44,8 +44,15 @@ fn user_of(uri: &rsip::Uri) -> String {
     uri.user().unwrap_or_default().to_string()
 }
 
-/// The draft CDR every attempt starts with.
-fn draft(side: Side, peer: Peer, req: &rsip::Request, trunk: Option<String>) -> CdrDraft {
+/// The draft CDR every attempt starts with; the attempt is counted.
+fn draft(
+    ctx: &Ctx,
+    side: Side,
+    peer: Peer,
+    req: &rsip::Request,
+    trunk: Option<String>,
+) -> CdrDraft {
+    ctx.attempts.count(trunk.as_deref(), direction_of(side));
     let now = Utc::now();
     let call_id = message::call_id(req).map(str::to_string);
     let (inside_call_id, outside_call_id) = match side {
@@ -103,7 +110,7 @@ fn refuse(
 
 /// An INVITE from a source that is no configured peer, refused with 403.
 pub(super) fn record_unknown_source(ctx: &Ctx, side: Side, peer: Peer, req: &rsip::Request) {
-    let mut d = draft(side, peer, req, None);
+    let mut d = draft(ctx, side, peer, req, None);
     d.refusal_reason = Some("unknown_source".into());
     ctx.cdrs
         .submit(d.finish(403, "Forbidden", Disposition::Refused, "refused", None));
@@ -119,7 +126,7 @@ pub(super) fn record_invalid(
     reason: &str,
 ) {
     let trunk = trunk_of(ctx, side, peer, req).map(|t| t.name.clone());
-    let mut d = draft(side, peer, req, trunk);
+    let mut d = draft(ctx, side, peer, req, trunk);
     d.refusal_reason = Some("invalid_request".into());
     ctx.cdrs
         .submit(d.finish(status, reason, Disposition::Refused, "refused", None));
@@ -135,6 +142,8 @@ pub(super) fn record_malformed(ctx: &Ctx, side: Side, peer: Peer, rejection: &Re
         Side::Inside => ctx.policy.pbx_trunk(peer.addr.ip()),
         Side::Outside => ctx.policy.carrier_trunk(peer.addr),
     };
+    ctx.attempts
+        .count(trunk.as_ref().map(|t| t.name.as_str()), direction_of(side));
     let now = Utc::now();
     let from = resp.and_then(message::from_uri);
     let d = CdrDraft {
@@ -193,11 +202,11 @@ pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx) {
     let req = tx.request();
     let Some(trunk) = trunk_of(ctx, side, peer, req) else {
         // The dispatcher checked the source; a trunk removed meanwhile lands here.
-        let d = draft(side, peer, req, None);
+        let d = draft(ctx, side, peer, req, None);
         refuse(ctx, &tx, d, 403, "Forbidden", "unknown_source", None);
         return;
     };
-    let mut d = draft(side, peer, req, Some(trunk.name.clone()));
+    let mut d = draft(ctx, side, peer, req, Some(trunk.name.clone()));
     if !ctx.admitting() {
         let retry = Some(ctx.settings.retry_after_secs);
         refuse(
@@ -368,6 +377,7 @@ pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx) {
         (side, a.call_id.clone()),
         (other, b.call_id.clone()),
         inbox_tx,
+        Some(media.live()),
     ) {
         // Same Call-ID already live on this side, under a new branch: a loop or a broken peer.
         refuse(ctx, &tx, d, 482, "Loop Detected", "duplicate_call_id", None);

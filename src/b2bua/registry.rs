@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use super::call::Leg;
+use super::live_media::LiveCallMedia;
 use crate::monitor::cdr::Direction;
 use crate::sip::transaction::ServerTx;
 use crate::sip::transport::Side;
@@ -48,6 +49,8 @@ struct Entry {
     ended: std::sync::atomic::AtomicBool,
     /// When the call was answered, in ms since the epoch; 0 while not answered.
     answered_ms: AtomicI64,
+    /// The call's media figures while it runs.
+    media: Option<Arc<LiveCallMedia>>,
 }
 
 #[derive(Default)]
@@ -64,12 +67,14 @@ impl Registry {
         a: (Side, String),
         b: (Side, String),
         inbox: mpsc::Sender<CallMsg>,
+        media: Option<Arc<LiveCallMedia>>,
     ) -> bool {
         let entry = Arc::new(Entry {
             info: Arc::new(info),
             inbox,
             ended: std::sync::atomic::AtomicBool::new(false),
             answered_ms: AtomicI64::new(0),
+            media,
         });
         let Ok(mut legs) = self.by_leg.lock() else {
             return false;
@@ -165,6 +170,14 @@ impl Registry {
             .collect();
         v.sort_by(|a, b| a.started_at.cmp(&b.started_at).then(a.id.cmp(&b.id)));
         v
+    }
+
+    /// The media figures of a live call (`None`: no such live call, or it has no media).
+    pub fn media_of(&self, id: &str) -> Option<Arc<LiveCallMedia>> {
+        let ids = self.by_id.lock().ok()?;
+        ids.get(id)
+            .filter(|e| !e.ended.load(Ordering::SeqCst))
+            .and_then(|e| e.media.clone())
     }
 
     /// Ask one call to end; false when no such call.

@@ -28,12 +28,13 @@ use std::time::Duration;
 use rustix::event::{epoll, eventfd, EventfdFlags};
 use tokio::sync::{oneshot, watch};
 
+use super::counters::MediaCounters;
 use super::pump::{Kind, PumpReport, State};
 use super::relay::{Control, LegSockets};
 use super::{Leg, MediaError};
 
-/// Upper bound on relay threads, whatever the core count.
-const MAX_THREADS: usize = 4;
+/// Upper bound on relay threads, whatever the core count (one counter shard each).
+const MAX_THREADS: usize = super::counters::SHARDS;
 /// Events taken per `epoll_wait`.
 const EVENTS: usize = 512;
 /// Receive buffer: RTP over a 1500-byte MTU with room to spare; longer datagrams are cut.
@@ -43,7 +44,7 @@ const MAX_RECV_ERRORS: u32 = 100;
 /// The eventfd's token; sockets have `id << 2 | pump`.
 const WAKE: u64 = u64::MAX;
 
-/// What a closed session hands back: each pump's figures.
+/// What a closed session hands back (or a snapshot gives): each pump's figures.
 pub(crate) type Reports = Vec<(Leg, Kind, PumpReport)>;
 
 /// Where pump (leg, kind) sits in a session's array, and in the low bits of its token.
@@ -59,6 +60,8 @@ pub(crate) struct Relayed {
     /// By `pump_index`.
     pumps: [State; 4],
     errors: [u32; 4],
+    /// The gateway's media counters (none in tests of the relay alone).
+    counters: Option<Arc<MediaCounters>>,
 }
 
 impl Relayed {
@@ -66,6 +69,7 @@ impl Relayed {
         sockets: [LegSockets; 2],
         control: watch::Receiver<Control>,
         pumps: [State; 4],
+        counters: Option<Arc<MediaCounters>>,
     ) -> Relayed {
         debug_assert!(pumps
             .iter()
@@ -76,6 +80,7 @@ impl Relayed {
             control,
             pumps,
             errors: [0; 4],
+            counters,
         }
     }
 
@@ -86,9 +91,10 @@ impl Relayed {
         }
     }
 
-    /// Pump `index`'s socket is readable: one datagram (level-triggered: more come next round).
-    /// Returns false when the socket is broken and must leave the epoll set.
-    fn on_readable(&mut self, index: usize, buf: &mut [u8]) -> bool {
+    /// Pump `index`'s socket is readable: one datagram (level-triggered: more come next round),
+    /// counted in relay thread `thread`'s shard. Returns false when the socket is broken and
+    /// must leave the epoll set.
+    fn on_readable(&mut self, index: usize, buf: &mut [u8], thread: usize) -> bool {
         let pump = &self.pumps[index];
         let (leg, kind) = (pump.leg(), pump.kind());
         let own = self.sockets[leg.index()].socket(kind);
@@ -99,7 +105,10 @@ impl Relayed {
                     self.apply_control();
                 }
                 let peer = self.sockets[leg.other().index()].socket(kind);
-                self.pumps[index].on_datagram(&buf[..len], source, peer);
+                let fate = self.pumps[index].on_datagram(&buf[..len], source, peer);
+                if let Some(counters) = &self.counters {
+                    counters.count(thread, kind, leg, fate);
+                }
                 true
             }
             Err(e)
@@ -123,13 +132,34 @@ impl Relayed {
         }
     }
 
-    fn finish(self) -> Reports {
-        let Relayed { sockets, pumps, .. } = self;
-        let reports = pumps
+    /// The figures so far; relaying goes on.
+    fn snapshot(&self) -> Reports {
+        self.pumps
+            .iter()
+            .map(|p| (p.leg(), p.kind(), p.snapshot()))
+            .collect()
+    }
+
+    fn finish(self, thread: usize) -> Reports {
+        let Relayed {
+            sockets,
+            pumps,
+            counters,
+            ..
+        } = self;
+        let reports: Reports = pumps
             .into_iter()
             .map(|p| (p.leg(), p.kind(), p.finish()))
             .collect();
         drop(sockets); // the ports are back in the pool before the owner hears of it
+        if let Some(counters) = counters {
+            // Loss is known for good only at the end (a late packet may still fill a gap).
+            for (leg, kind, report) in &reports {
+                if *kind == Kind::Rtp {
+                    counters.count_lost(thread, *leg, report.lost());
+                }
+            }
+        }
         reports
     }
 }
@@ -141,6 +171,8 @@ enum Command {
     Control(u64),
     /// Stop relaying; the figures go to `reply` (none when the session was dropped).
     Close(u64, Option<oneshot::Sender<Reports>>),
+    /// The figures so far, relaying going on (a session already closed: `reply` is dropped).
+    Snapshot(u64, oneshot::Sender<Reports>),
 }
 
 struct RelayThread {
@@ -201,6 +233,7 @@ impl Engine {
             let (commands, rx) = mpsc::channel();
             let sessions = Arc::new(AtomicUsize::new(0));
             let mut worker = Worker {
+                index: i,
                 epoll: Arc::clone(&epoll),
                 wake: Arc::clone(&wake),
                 commands: rx,
@@ -292,6 +325,14 @@ impl RelayHandle {
         }
     }
 
+    /// A handle that asks for the session's figures while it runs.
+    pub(crate) fn probe(&self) -> RelayProbe {
+        RelayProbe {
+            thread: self.thread,
+            id: self.id,
+        }
+    }
+
     /// Stop relaying; the figures come on the receiver once the sockets are closed.
     pub(crate) fn close(mut self) -> oneshot::Receiver<Reports> {
         let (reply, rx) = oneshot::channel();
@@ -313,8 +354,33 @@ impl Drop for RelayHandle {
     }
 }
 
+/// Where a session runs, for asking its figures from elsewhere (a live-call listing). Asking
+/// costs the relay thread one command between two `epoll_wait`s, nothing per packet.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RelayProbe {
+    thread: usize,
+    id: u64,
+}
+
+impl RelayProbe {
+    /// The figures so far; the receiver fails when the session has closed meanwhile.
+    pub(crate) fn snapshot(&self) -> oneshot::Receiver<Reports> {
+        let (reply, rx) = oneshot::channel();
+        if let Some(thread) = ENGINE
+            .get()
+            .and_then(|e| e.as_ref().ok())
+            .and_then(|e| e.threads.get(self.thread))
+        {
+            thread.send(Command::Snapshot(self.id, reply));
+        }
+        rx
+    }
+}
+
 /// The relay thread's own state.
 struct Worker {
+    /// Which relay thread: the counter shard it adds to.
+    index: usize,
     epoll: Arc<OwnedFd>,
     wake: Arc<File>,
     commands: mpsc::Receiver<Command>,
@@ -352,7 +418,7 @@ impl Worker {
                     commands = true; // its Add is still in the channel
                     continue;
                 };
-                if !session.on_readable(index, &mut buf) {
+                if !session.on_readable(index, &mut buf, self.index) {
                     let pump = &session.pumps[index];
                     let socket = session.sockets[pump.leg().index()].socket(pump.kind());
                     let _ = epoll::delete(&*self.epoll, socket);
@@ -387,10 +453,15 @@ impl Worker {
                             let _ = epoll::delete(&*self.epoll, sockets.socket(kind));
                         }
                     }
-                    let reports = session.finish();
+                    let reports = session.finish(self.index);
                     self.sessions.fetch_sub(1, Ordering::Relaxed);
                     if let Some(reply) = reply {
                         let _ = reply.send(reports);
+                    }
+                }
+                Ok(Command::Snapshot(id, reply)) => {
+                    if let Some(session) = self.relayed.get(&id) {
+                        let _ = reply.send(session.snapshot());
                     }
                 }
                 Err(_) => break,

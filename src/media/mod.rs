@@ -20,9 +20,11 @@
 //! 5. At the end, whatever it is: `close().await` for the CDR figures (dropping the session also
 //!    stops it and frees its ports).
 
+pub mod counters;
 pub mod dtmf;
 mod engine;
 pub mod latch;
+pub mod live;
 pub mod ports;
 mod pump;
 pub mod quality;
@@ -42,8 +44,11 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+pub use counters::{DropReason, MediaCounters, MediaTotals};
 pub use engine::start_relay;
+pub use live::{LiveLeg, LiveMedia, MediaProbe};
 pub use ports::{PortAllocator, PortPair};
+pub(crate) use pump::Kind;
 pub use relay::{LegStats, MediaEvent, MediaSession, RemoteMedia, SessionConfig, SessionStats};
 pub use sdp::{Anchor, Direction};
 pub use tap::{TapOffer, TapPacket, TapSender, TapSink};

@@ -14,6 +14,7 @@ use std::time::Instant;
 use socket2::{SockAddr, SockRef};
 use tokio::sync::{mpsc, watch};
 
+use super::counters::{DropReason, Fate};
 use super::dtmf::DtmfDetector;
 use super::latch::{Latch, Verdict};
 use super::relay::{Activity, Control, LegStats, MediaEvent, SessionStats};
@@ -52,8 +53,8 @@ impl Kind {
     }
 }
 
-/// What a pump hands back when it ends.
-#[derive(Debug, Default)]
+/// What a pump hands back when it ends (or, as a snapshot, while it runs).
+#[derive(Debug, Default, Clone)]
 pub(crate) struct PumpReport {
     stream: StreamStats,
     received: Counters,
@@ -63,6 +64,8 @@ pub(crate) struct PumpReport {
     dtmf_digits: u64,
     dtmf_dropped: u64,
     tap_dropped: u64,
+    /// Payload type of the last RTP packet that was not an RFC 4733 event.
+    payload_type: Option<u8>,
 }
 
 /// Channels tying a pump to the rest of its session.
@@ -165,7 +168,14 @@ impl State {
         });
     }
 
-    pub(crate) fn on_datagram(&mut self, data: &[u8], source: SocketAddr, peer: &UdpSocket) {
+    /// One datagram from `source` on this pump's socket: checked, measured, sent on out of
+    /// `peer`. Returns what became of it, for the gateway's counters.
+    pub(crate) fn on_datagram(
+        &mut self,
+        data: &[u8],
+        source: SocketAddr,
+        peer: &UdpSocket,
+    ) -> Fate {
         match self.latch.on_packet(source) {
             Verdict::Accept => {}
             Verdict::Latched(addr) => {
@@ -178,23 +188,28 @@ impl State {
                 if count == 1 || count % 1000 == 0 {
                     tracing::warn!(parent: &self.span, leg = self.leg.as_str(), kind = self.kind.as_str(), %source, count, "stray media source dropped");
                 }
-                return;
+                return Fate::Dropped(DropReason::StraySource);
             }
         }
-        match self.kind {
+        let rtp = match self.kind {
             Kind::Rtp => self.measure(data),
             Kind::Rtcp => {
                 self.report.received.packets += 1;
                 self.report.received.bytes += data.len() as u64;
+                false
             }
+        };
+        match self.forward(data, peer) {
+            Ok(bytes) => Fate::Relayed { bytes, rtp },
+            Err(reason) => Fate::Dropped(reason),
         }
-        self.forward(data, peer);
     }
 
-    fn measure(&mut self, data: &[u8]) {
+    /// Returns whether the datagram was RTP.
+    fn measure(&mut self, data: &[u8]) -> bool {
         let Some(header) = RtpHeader::parse(data) else {
             self.meter.on_not_rtp(); // rtcp-mux, STUN, garbage: relayed, not measured
-            return;
+            return false;
         };
         let now = Instant::now();
         let is_event = self.dtmf.is_event(&header);
@@ -207,8 +222,11 @@ impl State {
             for digit in digits.into_iter().flatten() {
                 self.report_digit(digit);
             }
+        } else {
+            self.report.payload_type = Some(header.payload_type);
         }
         self.tap.offer(self.leg, now, header, data);
+        true
     }
 
     fn report_digit(&mut self, digit: super::dtmf::Digit) {
@@ -231,7 +249,8 @@ impl State {
         }
     }
 
-    fn forward(&mut self, data: &[u8], peer: &UdpSocket) {
+    /// Sends the datagram on; the bytes sent, or why not.
+    fn forward(&mut self, data: &[u8], peer: &UdpSocket) -> Result<usize, DropReason> {
         if self.peer_dest.has_changed().unwrap_or(false) {
             self.dest = self
                 .peer_dest
@@ -240,7 +259,7 @@ impl State {
         }
         let Some((dest, sock_addr)) = &self.dest else {
             self.report.sent.dropped += 1;
-            return;
+            return Err(DropReason::NoDestination);
         };
         // A plain non-blocking sendto: tokio's try_send_to would refuse until its reactor has
         // seen the socket writable once, dropping the first packets of a fresh session.
@@ -248,13 +267,25 @@ impl State {
             Ok(n) => {
                 self.report.sent.packets += 1;
                 self.report.sent.bytes += n as u64;
+                Ok(n)
             }
             Err(e) => {
                 self.report.sent.dropped += 1;
                 if self.report.sent.dropped == 1 {
                     tracing::debug!(parent: &self.span, leg = self.leg.other().as_str(), kind = self.kind.as_str(), %dest, error = %e, "media send failed");
                 }
+                Err(DropReason::SendFailed)
             }
+        }
+    }
+
+    /// The figures so far, the pump going on (a live call's view).
+    pub(crate) fn snapshot(&self) -> PumpReport {
+        PumpReport {
+            stream: self.meter.snapshot(),
+            latched: self.latch.latched(),
+            tap_dropped: self.tap.dropped(),
+            ..self.report.clone()
         }
     }
 
@@ -270,6 +301,11 @@ impl State {
 }
 
 impl PumpReport {
+    /// RTP packets missing from what this pump received (by sequence numbers).
+    pub(crate) fn lost(&self) -> u64 {
+        self.stream.lost
+    }
+
     /// A pump of leg L measured what L's peer sent, and counted what it sent to the other peer.
     pub(crate) fn merge_into(self, stats: &mut SessionStats, leg: Leg, kind: Kind) {
         let own = leg_mut(stats, leg);
@@ -281,6 +317,7 @@ impl PumpReport {
                 own.dtmf_digits = self.dtmf_digits;
                 own.dtmf_dropped = self.dtmf_dropped;
                 own.tap_dropped = self.tap_dropped;
+                own.payload_type = self.payload_type;
                 leg_mut(stats, leg.other()).rtp_out = self.sent;
             }
             Kind::Rtcp => {

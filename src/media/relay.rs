@@ -28,7 +28,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
+use super::counters::MediaCounters;
 use super::engine::{RelayHandle, Relayed};
+use super::live::MediaProbe;
 use super::ports::{PortLease, PortPair};
 use super::pump::{Kind, State, Wiring};
 use super::sdp::{Anchor, Direction, MediaInfo, DEFAULT_CLOCK_RATE};
@@ -121,6 +123,8 @@ pub struct SessionConfig {
     pub timeout: Option<Duration>,
     pub one_way_after: Duration,
     pub tap: Option<TapSender>,
+    /// The gateway's media counters, which the relay adds this session's datagrams to.
+    pub counters: Option<Arc<MediaCounters>>,
 }
 
 impl SessionConfig {
@@ -130,6 +134,7 @@ impl SessionConfig {
             timeout: (config.timeout_secs > 0).then(|| Duration::from_secs(config.timeout_secs)),
             one_way_after: ONE_WAY_AFTER,
             tap: None,
+            counters: None,
         }
     }
 }
@@ -154,6 +159,8 @@ pub struct LegStats {
     pub tap_dropped: u64,
     /// Estimated MOS of `rtp_in` (see `quality`); `None` without RTP.
     pub mos: Option<f64>,
+    /// Payload type of the last RTP packet from this leg's peer (telephone-events aside).
+    pub payload_type: Option<u8>,
 }
 
 /// Figures of a whole session, for the CDR.
@@ -250,6 +257,7 @@ pub struct MediaSession {
     anchors: [Anchor; 2],
     relay: RelayHandle,
     supervisor: JoinHandle<SupervisorReport>,
+    probe: MediaProbe,
 }
 
 impl MediaSession {
@@ -304,8 +312,14 @@ impl MediaSession {
             sockets,
             control_rx.clone(),
             [rtp_inside, rtp_outside, rtcp_inside, rtcp_outside],
+            config.counters,
         );
         let relay = RelayHandle::start(relayed)?;
+        let probe = MediaProbe {
+            relay: relay.probe(),
+            activity: Arc::clone(&activity),
+            control: control_rx.clone(),
+        };
         let supervisor = Supervisor::new(control_rx, activity, events, config.one_way_after);
         let supervisor = tokio::spawn(supervisor.run().instrument(span));
         tracing::debug!(
@@ -318,8 +332,14 @@ impl MediaSession {
             anchors,
             relay,
             supervisor,
+            probe,
         };
         Ok((session, events_rx))
+    }
+
+    /// Asks for this session's figures while it runs (the live-call listing).
+    pub fn probe(&self) -> MediaProbe {
+        self.probe.clone()
     }
 
     /// Our address and ports on `leg`: what goes in the SDP sent on that leg.

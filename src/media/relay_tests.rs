@@ -54,6 +54,7 @@ fn config(timeout: Option<Duration>, tap: Option<TapSender>) -> SessionConfig {
         timeout,
         one_way_after: Duration::from_secs(30),
         tap,
+        counters: None,
     }
 }
 
@@ -370,4 +371,77 @@ fn start_outside_a_runtime_is_an_error() {
     let err = MediaSession::start(inside, outside, config(None, None)).unwrap_err();
     assert!(matches!(err, MediaError::Runtime(_)), "{err}");
     assert_eq!(ports.in_use(), 0);
+}
+
+#[tokio::test]
+async fn live_snapshot_and_gateway_counters_follow_the_packets() {
+    let ports = PortAllocator::new([31120, 31139]).unwrap();
+    let counters = std::sync::Arc::new(MediaCounters::default());
+    let mut cfg = config(None, None);
+    cfg.counters = Some(counters.clone());
+    let (session, _events) = start(&ports, cfg);
+    let (inside, outside) = (session.anchor(Leg::Inside), session.anchor(Leg::Outside));
+    let (pbx, carrier, stray) = (socket().await, socket().await, socket().await);
+    let pbx_addr = pbx.local_addr().unwrap();
+    session.update_remote(Leg::Inside, RemoteMedia::new(pbx_addr, Direction::SendRecv));
+    session.update_remote(
+        Leg::Outside,
+        RemoteMedia::new(carrier.local_addr().unwrap(), Direction::SendRecv),
+    );
+    let probe = session.probe();
+
+    // PBX → carrier: sequence 0..10 without 3 and 4 (lost upstream); carrier → PBX: 5.
+    let mut from_pbx = 0u64;
+    for seq in (0..10u16).filter(|s| ![3, 4].contains(s)) {
+        let p = packet(0, seq, 160 * u32::from(seq), 0xa1, &[0xff; 160]);
+        pbx.send_to(&p, to(inside)).await.unwrap();
+        recv(&carrier).await;
+        from_pbx += 1;
+    }
+    for seq in 0..5u16 {
+        let p = packet(8, seq, 160 * u32::from(seq), 0xc2, &[0xd5; 100]);
+        carrier.send_to(&p, to(outside)).await.unwrap();
+        recv(&pbx).await;
+    }
+    for k in 0..3u16 {
+        let bad = packet(0, k, 0, 0x666, b"injected");
+        stray.send_to(&bad, to(inside)).await.unwrap();
+    }
+    nothing_arrives(&carrier).await;
+
+    let live = probe.snapshot().await.expect("a running session answers");
+    let (i, o) = (&live.inside, &live.outside);
+    assert_eq!(i.stats.rtp_in.packets, from_pbx);
+    assert_eq!(i.stats.rtp_in.lost, 2);
+    assert_eq!(i.stats.rtp_in.bytes, from_pbx * (12 + 160));
+    assert_eq!(i.stats.stray, 3);
+    assert_eq!(i.stats.latched, Some(pbx_addr));
+    assert_eq!(i.stats.payload_type, Some(0));
+    assert_eq!(i.remote, Some(pbx_addr));
+    assert!(i.last_packet_age.is_some());
+    assert_eq!(i.stats.rtp_out.packets, 5, "relayed to the PBX");
+    assert_eq!(o.stats.rtp_in.packets, 5);
+    assert_eq!(o.stats.payload_type, Some(8));
+    assert_eq!(o.stats.rtp_out.packets, from_pbx, "relayed to the carrier");
+
+    let t = counters.totals();
+    assert_eq!(t.rtp_packets(Leg::Inside), from_pbx);
+    assert_eq!(t.rtp_bytes(Leg::Inside), from_pbx * (12 + 160));
+    assert_eq!(t.rtp_packets(Leg::Outside), 5);
+    assert_eq!(t.dropped(false, DropReason::StraySource), 3);
+    assert_eq!(
+        t.lost(Leg::Inside),
+        0,
+        "loss is added when the session ends"
+    );
+
+    let stats = session.close().await;
+    assert_eq!(stats.inside.rtp_in.lost, 2);
+    let t = counters.totals();
+    assert_eq!(t.lost(Leg::Inside), 2);
+    assert_eq!(t.lost(Leg::Outside), 0);
+    assert!(
+        probe.snapshot().await.is_none(),
+        "a closed session has no live figures"
+    );
 }

@@ -24,6 +24,7 @@
 //! (16 kHz for G.722), left = inside (agent), right = outside (customer), mode 0600.
 
 pub mod codec;
+pub mod counters;
 pub mod digest;
 pub mod error;
 pub mod evidence;
@@ -41,6 +42,7 @@ pub mod writer;
 mod tests;
 
 pub use codec::{Codec, PayloadMap};
+pub use counters::{RecordingCounters, RecordingTotals};
 pub use error::{OnRecordingFailure, RecordingError};
 pub use packet::{Leg, RecPacket};
 pub use pool::{RecorderOptions, RecordingPool};

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::counters::RecordingCounters;
 use super::error::RecordingError;
 use super::session::CallWriter;
 
@@ -62,6 +63,7 @@ struct PoolInner {
     opts: RecorderOptions,
     workers: Vec<Worker>,
     handles: Mutex<Vec<JoinHandle<()>>>,
+    counters: Arc<RecordingCounters>,
 }
 
 /// The recording service of the gateway: where recordings go and the threads that write them.
@@ -104,6 +106,7 @@ impl RecordingPool {
                 opts,
                 workers,
                 handles: Mutex::new(handles),
+                counters: Arc::default(),
             }),
         })
     }
@@ -168,6 +171,11 @@ impl RecordingPool {
         })
         .await
         .map_err(|_| RecordingError::WorkerGone)?
+    }
+
+    /// Recordings started, closed and failed since start (`/metrics`).
+    pub fn counters(&self) -> &Arc<RecordingCounters> {
+        &self.inner.counters
     }
 
     /// Recordings open now (for metrics and for tests that check nothing leaks).

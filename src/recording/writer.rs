@@ -21,6 +21,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 
 use super::codec::{Codec, PayloadMap};
+use super::counters::RecordingCounters;
 use super::error::RecordingError;
 use super::packet::RecPacket;
 use super::pool::RecordingPool;
@@ -92,6 +93,14 @@ pub struct RecordingResult {
     pub error: Option<String>,
 }
 
+impl RecordingResult {
+    /// Every packet that crossed the trunk is in the file: nothing overflowed, nothing failed
+    /// to be written, nothing came too late to be placed.
+    pub fn is_complete(&self) -> bool {
+        self.complete && self.late_packets == 0
+    }
+}
+
 /// The relay's side of a recording: cheap to clone, never blocks.
 #[derive(Debug, Clone)]
 pub struct RecorderTap {
@@ -127,6 +136,7 @@ pub struct Recorder {
     path: PathBuf,
     tap: RecorderTap,
     control: mpsc::Sender<Control>,
+    counters: Arc<RecordingCounters>,
 }
 
 impl Recorder {
@@ -196,19 +206,31 @@ impl Recorder {
     /// digest, all on the recording worker. Awaiting does not block the runtime.
     pub async fn finish(self, ended: Instant) -> Result<RecordingResult, RecordingError> {
         let (reply, rx) = tokio::sync::oneshot::channel();
-        self.control
+        let asked = self
+            .control
             .send(Control::Finish { ended, reply })
-            .map_err(|_| RecordingError::WorkerGone)?;
-        rx.await.map_err(|_| RecordingError::WorkerGone)?
+            .map_err(|_| RecordingError::WorkerGone);
+        let result = match asked {
+            Ok(()) => rx.await.unwrap_or(Err(RecordingError::WorkerGone)),
+            Err(e) => Err(e),
+        };
+        self.counters.closed(result)
     }
 
     /// `finish` for threads that may block (not the async runtime: it would panic there).
     pub fn finish_blocking(self, ended: Instant) -> Result<RecordingResult, RecordingError> {
         let (reply, rx) = tokio::sync::oneshot::channel();
-        self.control
+        let asked = self
+            .control
             .send(Control::Finish { ended, reply })
-            .map_err(|_| RecordingError::WorkerGone)?;
-        rx.blocking_recv().map_err(|_| RecordingError::WorkerGone)?
+            .map_err(|_| RecordingError::WorkerGone);
+        let result = match asked {
+            Ok(()) => rx
+                .blocking_recv()
+                .unwrap_or(Err(RecordingError::WorkerGone)),
+            Err(e) => Err(e),
+        };
+        self.counters.closed(result)
     }
 
     /// Test hook: the worker abandons this recording as a killed process would (no final
@@ -248,6 +270,15 @@ impl PendingRecording {
 
     /// `open` for threads that may block (not the async runtime).
     pub fn open_blocking(self, pool: &RecordingPool) -> Result<Recorder, RecordingError> {
+        let opened = self.open_file(pool);
+        match &opened {
+            Ok(_) => pool.counters().started(),
+            Err(e) => pool.counters().failed(e),
+        }
+        opened
+    }
+
+    fn open_file(self, pool: &RecordingPool) -> Result<Recorder, RecordingError> {
         let PendingRecording {
             spec,
             tap,
@@ -296,6 +327,7 @@ impl PendingRecording {
             path,
             tap,
             control,
+            counters: Arc::clone(pool.counters()),
         })
     }
 }

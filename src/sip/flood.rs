@@ -63,6 +63,13 @@ pub struct FloodGuard {
     pub counters: FloodCounters,
 }
 
+impl Default for FloodGuard {
+    /// The default budget and ban (`[sip.flood]` left out).
+    fn default() -> Self {
+        FloodGuard::new(FloodConfig::default())
+    }
+}
+
 impl FloodGuard {
     pub fn new(config: FloodConfig) -> FloodGuard {
         FloodGuard {

@@ -4,6 +4,7 @@ pub mod flood;
 pub mod frontend;
 pub mod message;
 pub mod response;
+pub mod stats;
 pub mod transaction;
 pub mod transport;
 pub mod validate;

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use crate::b2bua::live_media::LiveCallMedia;
 use crate::media::sdp::{self, Origin, PayloadInfo};
 use crate::media::{
-    Leg, MediaError, MediaEvent, MediaSession, PortAllocator, RemoteMedia, SessionConfig,
-    SessionStats,
+    Leg, MediaCounters, MediaError, MediaEvent, MediaSession, PortAllocator, RemoteMedia,
+    SessionConfig, SessionStats,
 };
 use crate::monitor::call_media::{DtmfEvent, LegQuality};
 use crate::monitor::cdr::Cdr;
@@ -24,6 +25,8 @@ pub struct MediaSettings {
     pub inside_ip: std::net::IpAddr,
     pub outside_ip: std::net::IpAddr,
     pub timeout: Duration,
+    /// The gateway's media counters (`/metrics`).
+    pub counters: Arc<MediaCounters>,
 }
 
 pub(crate) fn leg_of(side: Side) -> Leg {
@@ -42,6 +45,8 @@ pub(crate) struct CallMedia {
     dtmf: Vec<DtmfEvent>,
     /// The audio formats of the latest SDP seen, until the recorder has taken them.
     new_payloads: Option<Vec<PayloadInfo>>,
+    /// What the live-call listing reads.
+    live: Arc<LiveCallMedia>,
 }
 
 impl CallMedia {
@@ -52,9 +57,11 @@ impl CallMedia {
         // The timeout is armed on answer: a ringing call owes no RTP.
         let config = SessionConfig {
             timeout: None,
+            counters: Some(Arc::clone(&settings.counters)),
             ..SessionConfig::from_media_config(&crate::config::MediaConfig::default())
         };
         let (session, events) = MediaSession::start(inside, outside, config)?;
+        let live = LiveCallMedia::new(session.probe());
         Ok(CallMedia {
             session,
             events,
@@ -65,7 +72,13 @@ impl CallMedia {
             timeout: settings.timeout,
             dtmf: Vec::new(),
             new_payloads: None,
+            live,
         })
+    }
+
+    /// The figures the live-call listing reads.
+    pub fn live(&self) -> Arc<LiveCallMedia> {
+        Arc::clone(&self.live)
     }
 
     /// A body sent by the peer on `from`, on its way to the other side: learn where that peer
@@ -96,6 +109,7 @@ impl CallMedia {
             if let Some(remote) = RemoteMedia::from_sdp(&audio) {
                 self.session.update_remote(from_leg, remote);
             }
+            self.live.set_formats(from_leg, &audio.payloads);
             self.new_payloads = Some(audio.payloads);
         }
         let to_leg = from_leg.other();

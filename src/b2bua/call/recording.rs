@@ -84,7 +84,12 @@ impl Call {
         let Some(settings) = self.ctx.settings.recording.clone() else {
             return Ok(());
         };
-        match settings.pool.probe().await {
+        let probed = settings.pool.probe().await;
+        if let Err(e) = &probed {
+            // Counted here, not in `probe`: `/healthz` probes too.
+            settings.pool.counters().failed(e);
+        }
+        match probed {
             Ok(()) => Ok(()),
             Err(e) if settings.required => Err(e),
             Err(e) => {
@@ -254,7 +259,7 @@ fn info_of(r: &RecordingResult) -> RecordingInfo {
     }
     RecordingInfo {
         // Audio that crossed the trunk but is not in the file makes the recording incomplete.
-        status: if r.complete && r.late_packets == 0 {
+        status: if r.is_complete() {
             RecordingStatus::Complete
         } else {
             RecordingStatus::Incomplete

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::shutdown::Shutdown;
 use crate::sip::frontend::{Limits, Parsed};
+use crate::sip::stats::{Flow, SipStats};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Side {
@@ -120,17 +121,21 @@ pub struct Interface {
     udp: Arc<UdpSocket>,
     tcp_conns: Mutex<HashMap<SocketAddr, mpsc::Sender<Bytes>>>,
     limits: Limits,
+    /// Responses sent and received, counted here (shared by both interfaces).
+    stats: Arc<SipStats>,
     /// Set once by `start`; connections we open ourselves need them for their reader.
     handler: OnceLock<Arc<dyn Handler>>,
     shutdown: OnceLock<Shutdown>,
 }
 
 impl Interface {
-    /// Bind UDP and TCP on `addr` (port 0 picks a free port, the same one for both).
+    /// Bind UDP and TCP on `addr` (port 0 picks a free port, the same one for both). The
+    /// responses that cross it are counted in `stats`.
     pub async fn bind(
         side: Side,
         addr: SocketAddr,
         limits: Limits,
+        stats: Arc<SipStats>,
     ) -> Result<(Arc<Interface>, TcpListener), TransportError> {
         let udp = udp::bind(addr).map_err(|source| TransportError::Bind {
             side,
@@ -158,6 +163,7 @@ impl Interface {
             udp: Arc::new(udp),
             tcp_conns: Mutex::new(HashMap::new()),
             limits,
+            stats,
             handler: OnceLock::new(),
             shutdown: OnceLock::new(),
         });
@@ -192,6 +198,7 @@ impl Interface {
     /// Send one encoded message. Never waits; a message that cannot be queued is dropped and
     /// logged (the transaction layer's retransmissions and timers deal with loss).
     pub fn send(self: &Arc<Self>, peer: Peer, bytes: Bytes) {
+        self.stats.count_sent(self.side, &bytes);
         match peer.proto {
             Proto::Udp => {
                 if let Err(e) = self.udp.try_send_to(&bytes, peer.addr) {
@@ -199,6 +206,16 @@ impl Interface {
                 }
             }
             Proto::Tcp => tcp::send(self, peer.addr, bytes),
+        }
+    }
+}
+
+impl Interface {
+    /// A framed message read from a socket, on its way to the handler: responses are counted.
+    fn received(&self, parsed: &Parsed) {
+        if let Parsed::Message(rsip::SipMessage::Response(r)) = parsed {
+            self.stats
+                .count_response(self.side, Flow::Received, r.status_code.code());
         }
     }
 }

@@ -173,6 +173,7 @@ async fn reader(
                         tracing::debug!(side = %iface.side, peer = %addr, "closing tcp connection of a banned source");
                         break 'conn;
                     }
+                    iface.received(&parsed);
                     handler.on_message(iface.side, peer, parsed)
                 }
                 Ok(None) => break,
@@ -181,7 +182,7 @@ async fn reader(
                     if let Some(rejection) = e.rejection() {
                         if let Some(resp) = &rejection.response {
                             let bytes = message::encode(&rsip::SipMessage::Response(resp.clone()));
-                            send(&iface, addr, bytes);
+                            iface.send(peer, bytes);
                         }
                     }
                     break 'conn;

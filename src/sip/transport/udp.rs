@@ -50,6 +50,7 @@ pub(super) async fn recv_loop(
             continue;
         }
         let parsed = parse_datagram(bytes, &iface.limits);
+        iface.received(&parsed);
         handler.on_message(iface.side, peer, parsed);
     }
 }

@@ -1,0 +1,232 @@
+//! The rendering of `/metrics`: valid exposition text whatever the figures, every series the
+//! parts count, and a limited carrier's view.
+
+use super::*;
+use crate::api::exposition::{parse, sum};
+use crate::media::counters::{Fate, SHARDS};
+use crate::monitor::cdr::sample_cdr;
+use crate::monitor::outcomes::CallOutcomes;
+
+/// Figures with something in every family, fed through the parts' own counters.
+fn busy_figures() -> Figures {
+    let attempts = CallAttempts::default();
+    attempts.count(Some("t1"), Direction::Outbound);
+    attempts.count(Some("t1"), Direction::Outbound);
+    attempts.count(Some("t\"2\\"), Direction::Inbound);
+    attempts.count(None, Direction::Inbound);
+
+    let sip = SipStats::default();
+    sip.count_sent(Side::Inside, b"SIP/2.0 200 OK\r\n\r\n");
+    sip.count_response(Side::Outside, Flow::Received, 404);
+
+    let media = MediaCounters::default();
+    for thread in 0..SHARDS {
+        media.count(
+            thread,
+            crate::media::Kind::Rtp,
+            Leg::Inside,
+            Fate::Relayed {
+                bytes: 172,
+                rtp: true,
+            },
+        );
+    }
+    media.count(
+        0,
+        crate::media::Kind::Rtp,
+        Leg::Outside,
+        Fate::Dropped(DropReason::StraySource),
+    );
+    media.count_lost(1, Leg::Outside, 2);
+
+    let outcomes = CallOutcomes::default();
+    outcomes.count(&sample_cdr("a"));
+    let mut refused = sample_cdr("b");
+    refused.disposition = crate::monitor::cdr::Disposition::Refused;
+    refused.refusal_reason = Some("trunk_suspended".into());
+    outcomes.count(&refused);
+
+    let mut in_force = BTreeMap::new();
+    in_force.insert(("t1".to_string(), "trunk", "suspend_trunk"), 1);
+    Figures {
+        live: [("t1".to_string(), 2), ("t\"2\\".to_string(), 1)].into(),
+        attempts: attempts.totals(),
+        calls_per_second: attempts.per_second(),
+        outcomes: outcomes.snapshot(),
+        sip: vec![
+            (
+                Side::Inside,
+                Flow::Sent,
+                2,
+                sip.responses(Side::Inside, Flow::Sent, 2),
+            ),
+            (
+                Side::Outside,
+                Flow::Received,
+                4,
+                sip.responses(Side::Outside, Flow::Received, 4),
+            ),
+        ],
+        flood: (2, 57, 1),
+        media: media.totals(),
+        recordings_active: 1,
+        recordings: RecordingTotals {
+            started: 3,
+            complete: 1,
+            incomplete: 1,
+            bytes: 64_044,
+            failed: vec![("recording_disk_full".into(), 1)],
+        },
+        cdr: CdrStats::default(),
+        in_force: Some(in_force),
+        monitor: MonitorFigures::default(),
+    }
+}
+
+#[test]
+fn every_line_is_valid_exposition_text() {
+    let all = |_: &str| true;
+    let text = render(&busy_figures(), &all);
+    let samples = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    // Every family has its HELP and TYPE, and the figures come out as counted.
+    let helps = text.lines().filter(|l| l.starts_with("# HELP ")).count();
+    let types = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
+    assert_eq!(helps, types);
+    assert!(types >= 25, "{types} families");
+    assert_eq!(
+        sum(
+            &samples,
+            "trunkguard_calls_total",
+            &[("trunk", "t1"), ("direction", "outbound")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        sum(&samples, "trunkguard_calls_total", &[("trunk", "t\"2\\")]),
+        1.0,
+        "a label value with a quote and a backslash reads back"
+    );
+    assert_eq!(
+        sum(&samples, "trunkguard_calls_total", &[("trunk", "")]),
+        1.0
+    );
+    let per_second = sum(&samples, "trunkguard_calls_per_second", &[]);
+    assert!((per_second - 4.0 / 60.0).abs() < 1e-9, "{per_second}");
+    assert_eq!(
+        sum(
+            &samples,
+            "trunkguard_sip_responses_total",
+            &[("side", "inside"), ("direction", "sent"), ("class", "2xx")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(
+            &samples,
+            "trunkguard_sip_responses_total",
+            &[
+                ("side", "outside"),
+                ("direction", "received"),
+                ("class", "4xx")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(
+            &samples,
+            "trunkguard_rtp_packets_total",
+            &[("direction", "inside_to_outside")]
+        ),
+        SHARDS as f64,
+        "every relay thread's shard is summed"
+    );
+    assert_eq!(
+        sum(
+            &samples,
+            "trunkguard_rtp_bytes_total",
+            &[("direction", "inside_to_outside")]
+        ),
+        (172 * SHARDS) as f64
+    );
+    assert_eq!(
+        sum(
+            &samples,
+            "trunkguard_media_dropped_packets_total",
+            &[("kind", "rtp"), ("reason", "stray_source")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(
+            &samples,
+            "trunkguard_rtp_lost_packets_total",
+            &[("direction", "outside_to_inside")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        sum(
+            &samples,
+            "trunkguard_calls_refused_total",
+            &[("reason", "trunk_suspended")]
+        ),
+        1.0
+    );
+    assert_eq!(sum(&samples, "trunkguard_flood_bans_total", &[]), 2.0);
+    assert_eq!(sum(&samples, "trunkguard_flood_dropped_total", &[]), 57.0);
+    assert_eq!(sum(&samples, "trunkguard_flood_banned_sources", &[]), 1.0);
+    assert_eq!(
+        sum(
+            &samples,
+            "trunkguard_recordings_failed_total",
+            &[("reason", "recording_disk_full")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(
+            &samples,
+            "trunkguard_recordings_closed_total",
+            &[("status", "complete")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(&samples, "trunkguard_recordings_written_bytes_total", &[]),
+        64_044.0
+    );
+    assert_eq!(
+        sum(
+            &samples,
+            "trunkguard_enforcement_in_force",
+            &[("step", "suspend_trunk")]
+        ),
+        1.0
+    );
+}
+
+#[test]
+fn idle_gateway_is_valid_too() {
+    let all = |_: &str| true;
+    let text = render(&Figures::default(), &all);
+    let samples = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert!(samples.iter().all(|s| s.value == 0.0), "{text}");
+    assert!(
+        !text.contains("trunkguard_enforcement_in_force"),
+        "no answer from the monitor: the family is left out"
+    );
+}
+
+#[test]
+fn a_limited_carrier_sees_only_its_trunks() {
+    let only_t1 = |t: &str| t == "t1";
+    let text = render(&busy_figures(), &only_t1);
+    let samples = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert!(samples
+        .iter()
+        .all(|s| s.label("trunk").is_none_or(|t| t == "t1")));
+    assert_eq!(sum(&samples, "trunkguard_active_calls", &[]), 2.0);
+    // Gateway-wide series stay.
+    assert!(sum(&samples, "trunkguard_rtp_packets_total", &[]) > 0.0);
+}

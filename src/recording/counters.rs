@@ -1,0 +1,151 @@
+//! Recordings started, closed (complete or not), failed by reason code, and bytes written, since
+//! start: the recording part of `/metrics`. Counted by the recording part itself (open, finish)
+//! and, for a folder that fails the admission probe, by the call that wanted the recording.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use super::error::RecordingError;
+use super::writer::RecordingResult;
+
+/// One per recording pool (one per gateway); shared by its recorders.
+#[derive(Debug, Default)]
+pub struct RecordingCounters {
+    started: AtomicU64,
+    complete: AtomicU64,
+    incomplete: AtomicU64,
+    bytes: AtomicU64,
+    /// By reason code (`recording_disk_full`…). Failures are rare: a lock is fine here.
+    failed: Mutex<BTreeMap<String, u64>>,
+}
+
+/// The counters at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordingTotals {
+    /// Files opened.
+    pub started: u64,
+    /// Closed with every packet in place.
+    pub complete: u64,
+    /// Closed, with audio missing (queue overflow, late packets, a write error).
+    pub incomplete: u64,
+    /// Size of the closed WAV files.
+    pub bytes: u64,
+    /// Failures by reason code, sorted: to start (probe, open), to close, to write.
+    pub failed: Vec<(String, u64)>,
+}
+
+impl RecordingCounters {
+    pub(crate) fn started(&self) {
+        self.started.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A recording could not start or be closed.
+    pub fn failed(&self, e: &RecordingError) {
+        self.failed_with(e.reason());
+    }
+
+    fn failed_with(&self, reason: &str) {
+        let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        *failed.entry(reason.to_string()).or_insert(0) += 1;
+    }
+
+    /// A recording closed: complete or not, its size, and the write error it met, if any
+    /// (its text starts with the reason code, as `session` writes it).
+    pub(crate) fn finished(&self, r: &RecordingResult) {
+        let which = if r.is_complete() {
+            &self.complete
+        } else {
+            &self.incomplete
+        };
+        which.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(r.size_bytes, Ordering::Relaxed);
+        if let Some(error) = &r.error {
+            let code = error.split(':').next().unwrap_or("recording_io_error");
+            self.failed_with(code);
+        }
+    }
+
+    /// Counts a finish's outcome and passes it on.
+    pub(crate) fn closed(
+        &self,
+        r: Result<RecordingResult, RecordingError>,
+    ) -> Result<RecordingResult, RecordingError> {
+        match &r {
+            Ok(result) => self.finished(result),
+            Err(e) => self.failed(e),
+        }
+        r
+    }
+
+    pub fn totals(&self) -> RecordingTotals {
+        let failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        RecordingTotals {
+            started: self.started.load(Ordering::Relaxed),
+            complete: self.complete.load(Ordering::Relaxed),
+            incomplete: self.incomplete.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            failed: failed.iter().map(|(k, n)| (k.clone(), *n)).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::recording::Codec;
+
+    fn result(complete: bool, late: u64, size: u64, error: Option<&str>) -> RecordingResult {
+        RecordingResult {
+            call_id: "c".into(),
+            path: PathBuf::from("/r/c.wav"),
+            pcap_path: None,
+            codec: Codec::Pcmu,
+            sample_rate: 8000,
+            duration_ms: 1000,
+            size_bytes: size,
+            sha256_hex: String::new(),
+            pcap_sha256_hex: None,
+            complete,
+            packets: [50, 50],
+            overflowed_packets: 0,
+            late_packets: late,
+            patched_packets: 0,
+            undecoded_packets: 0,
+            reanchors: 0,
+            error: error.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn closes_and_failures_by_reason() {
+        let c = RecordingCounters::default();
+        c.started();
+        c.started();
+        let _ = c.closed(Ok(result(true, 0, 1000, None)));
+        let _ = c.closed(Ok(result(true, 2, 500, None)));
+        let _ = c.closed(Ok(result(
+            false,
+            0,
+            44,
+            Some("recording_disk_full: write: No space left on device (os error 28)"),
+        )));
+        let _ = c.closed(Err(RecordingError::WorkerGone));
+        c.failed(&RecordingError::InvalidCallId("../x".into()));
+        let t = c.totals();
+        assert_eq!(t.started, 2);
+        assert_eq!(t.complete, 1);
+        assert_eq!(t.incomplete, 2, "late packets or a write error: incomplete");
+        assert_eq!(t.bytes, 1544);
+        assert_eq!(
+            t.failed,
+            vec![
+                ("recording_bad_call_id".to_string(), 1),
+                ("recording_disk_full".to_string(), 1),
+                ("recording_unavailable".to_string(), 1),
+            ]
+        );
+    }
+}
