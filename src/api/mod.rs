@@ -39,6 +39,8 @@ pub struct ApiDeps {
     pub recordings: RecordingPool,
     /// Which trunk owns a number (complaints).
     pub policy: Arc<crate::policy::Policy>,
+    /// The trunks, changed at run time by admins.
+    pub trunks: Arc<crate::app::TrunkBook>,
 }
 
 /// Shared by every request. Cheap to clone.
