@@ -3,7 +3,7 @@
 
 mod trunks;
 
-pub use trunks::{parse_definition, TrunkBook, TrunkError};
+pub use trunks::{parse_definition, NumberList, TrunkBook, TrunkError};
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};

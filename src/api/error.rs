@@ -29,6 +29,9 @@ pub enum ApiError {
     /// Something the gateway could not do now (the monitor stopped, the audit log refused).
     #[error("{0}")]
     Unavailable(String),
+    /// What is to be created exists already (a trunk's name, a listed number).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl ApiError {
@@ -48,6 +51,7 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
         }
     }
 
@@ -60,6 +64,7 @@ impl ApiError {
             ApiError::BadRequest { .. } => "bad_request",
             ApiError::Store(_) => "internal",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Conflict(_) => "conflict",
         }
     }
 }
@@ -73,7 +78,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// `unauthorized`, `forbidden`, `not_found`, `method_not_allowed`, `bad_request`,
-    /// `internal` or `unavailable`.
+    /// `internal`, `unavailable` or `conflict`.
     pub code: String,
     pub message: String,
     /// The parameter at fault (400 only).

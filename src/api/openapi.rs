@@ -9,7 +9,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
-use super::{calls, cdrs, complaints, enforcement, health, metrics, reports};
+use super::{calls, cdrs, complaints, enforcement, health, metrics, reports, trunks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -38,11 +38,22 @@ use super::{calls, cdrs, complaints, enforcement, health, metrics, reports};
         enforcement::lift,
         complaints::list,
         complaints::file,
+        trunks::list,
+        trunks::create,
+        trunks::get_one,
+        trunks::replace,
+        trunks::delete,
+        trunks::numbers,
+        trunks::add_number,
+        trunks::remove_number,
+        trunks::blocked,
+        trunks::add_blocked,
+        trunks::remove_blocked,
     ),
     modifiers(&BearerAuth),
     tags(
         (name = "health", description = "Liveness and readiness"),
-        (name = "admin", description = "Live calls (role admin)"),
+        (name = "admin", description = "Live calls, trunks and their numbers, enforcement orders (role admin)"),
         (name = "compliance", description = "CDRs and call records (role compliance)"),
         (name = "carrier", description = "Metrics and KPIs (role carrier)"),
         (name = "meta", description = "This document"),

@@ -7,14 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::Method;
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use super::auth::Role;
 use super::{
-    audit, calls, cdrs, complaints, enforcement, error, health, metrics, openapi, reports, ApiState,
+    audit, calls, cdrs, complaints, enforcement, error, health, metrics, openapi, reports, trunks,
+    ApiState,
 };
 use crate::shutdown::Shutdown;
 
@@ -172,6 +173,100 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
                 "complaints.file",
             ),
             post(complaints::file),
+        ),
+        (
+            spec(Method::GET, "/api/v1/trunks", Roles(ADMIN), "trunks.list"),
+            get(trunks::list),
+        ),
+        (
+            spec(
+                Method::POST,
+                "/api/v1/trunks",
+                Roles(ADMIN),
+                "trunks.create",
+            ),
+            post(trunks::create),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/trunks/{name}",
+                Roles(ADMIN),
+                "trunks.get",
+            ),
+            get(trunks::get_one),
+        ),
+        (
+            spec(
+                Method::PUT,
+                "/api/v1/trunks/{name}",
+                Roles(ADMIN),
+                "trunks.replace",
+            ),
+            put(trunks::replace),
+        ),
+        (
+            spec(
+                Method::DELETE,
+                "/api/v1/trunks/{name}",
+                Roles(ADMIN),
+                "trunks.delete",
+            ),
+            delete(trunks::delete),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/trunks/{name}/numbers",
+                Roles(ADMIN),
+                "trunks.numbers.list",
+            ),
+            get(trunks::numbers),
+        ),
+        (
+            spec(
+                Method::POST,
+                "/api/v1/trunks/{name}/numbers",
+                Roles(ADMIN),
+                "trunks.numbers.add",
+            ),
+            post(trunks::add_number),
+        ),
+        (
+            spec(
+                Method::DELETE,
+                "/api/v1/trunks/{name}/numbers/{number}",
+                Roles(ADMIN),
+                "trunks.numbers.remove",
+            ),
+            delete(trunks::remove_number),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/trunks/{name}/blocked",
+                Roles(ADMIN),
+                "trunks.blocked.list",
+            ),
+            get(trunks::blocked),
+        ),
+        (
+            spec(
+                Method::POST,
+                "/api/v1/trunks/{name}/blocked",
+                Roles(ADMIN),
+                "trunks.blocked.add",
+            ),
+            post(trunks::add_blocked),
+        ),
+        (
+            spec(
+                Method::DELETE,
+                "/api/v1/trunks/{name}/blocked/{number}",
+                Roles(ADMIN),
+                "trunks.blocked.remove",
+            ),
+            delete(trunks::remove_blocked),
         ),
     ]
 }

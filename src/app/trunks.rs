@@ -17,6 +17,10 @@ pub enum TrunkError {
     NotFound(String),
     #[error("a trunk named `{0}` exists already")]
     Exists(String),
+    #[error("`{number}` is in `{key}` already")]
+    AlreadyListed { key: String, number: String },
+    #[error("`{number}` is not in `{key}`")]
+    NotListed { key: String, number: String },
     /// The definition does not parse or validate; `key` is the trunk's key at fault (`max_cps`,
     /// `rules.error_rate.threshold`…).
     #[error("trunk key `{key}`: {message}")]
@@ -129,6 +133,55 @@ impl TrunkBook {
             .await
     }
 
+    /// Adds `number` to one of trunk `name`'s number lists (`AlreadyListed` when a number that
+    /// normalizes the same is there).
+    pub async fn add_number(
+        &self,
+        name: &str,
+        list: NumberList,
+        number: &str,
+        by: &str,
+    ) -> Result<TrunkConfig, TrunkError> {
+        let key = list.key();
+        self.edit(name, by, |table| {
+            let entries = number_array(table, key)?;
+            if entries.iter().any(|v| same_number(v, number)) {
+                return Err(TrunkError::AlreadyListed {
+                    key: key.to_string(),
+                    number: number.to_string(),
+                });
+            }
+            entries.push(toml::Value::String(number.to_string()));
+            Ok(())
+        })
+        .await
+    }
+
+    /// Removes `number` (and any entry that normalizes the same) from one of trunk `name`'s
+    /// number lists (`NotListed` when it is not there).
+    pub async fn remove_number(
+        &self,
+        name: &str,
+        list: NumberList,
+        number: &str,
+        by: &str,
+    ) -> Result<TrunkConfig, TrunkError> {
+        let key = list.key();
+        self.edit(name, by, |table| {
+            let entries = number_array(table, key)?;
+            let before = entries.len();
+            entries.retain(|v| !same_number(v, number));
+            if entries.len() == before {
+                return Err(TrunkError::NotListed {
+                    key: key.to_string(),
+                    number: number.to_string(),
+                });
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// Removes a trunk: new calls on it are refused at once (calls in progress go on); false
     /// when there is none of that name.
     pub async fn delete(&self, name: &str, by: &str) -> Result<bool, TrunkError> {
@@ -199,6 +252,55 @@ impl TrunkBook {
             tracing::error!(error = %e, "monitor did not take the new trunks");
         }
     }
+}
+
+/// A trunk's lists of numbers an admin changes one number at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumberList {
+    /// `numbers`: the caller IDs allowed out, the numbers reachable in.
+    Numbers,
+    /// `blocked_numbers`: numbers refused either way.
+    Blocked,
+}
+
+impl NumberList {
+    pub fn key(self) -> &'static str {
+        match self {
+            NumberList::Numbers => "numbers",
+            NumberList::Blocked => "blocked_numbers",
+        }
+    }
+
+    /// The list of a trunk in force.
+    pub fn of(self, trunk: &TrunkConfig) -> &[String] {
+        match self {
+            NumberList::Numbers => &trunk.numbers,
+            NumberList::Blocked => &trunk.blocked_numbers,
+        }
+    }
+}
+
+/// The array under `key` (an absent key is an empty list).
+fn number_array<'a>(
+    table: &'a mut toml::Table,
+    key: &str,
+) -> Result<&'a mut Vec<toml::Value>, TrunkError> {
+    match table
+        .entry(key.to_string())
+        .or_insert_with(|| toml::Value::Array(Vec::new()))
+    {
+        toml::Value::Array(entries) => Ok(entries),
+        _ => Err(TrunkError::invalid(key, "is not a list")),
+    }
+}
+
+/// Whether a stored entry is the same number as `number` (both normalized).
+fn same_number(entry: &toml::Value, number: &str) -> bool {
+    let norm = |n: &str| crate::policy::normalize_number(n);
+    entry
+        .as_str()
+        .and_then(norm)
+        .is_some_and(|e| Some(e) == norm(number))
 }
 
 fn position(config: &Config, name: &str) -> Result<usize, TrunkError> {
