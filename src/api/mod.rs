@@ -1,12 +1,13 @@
 //! The HTTP API (axum): bearer tokens with roles, an audit row for every request that reads or
 //! changes data, the OpenAPI 3.1 document generated from the handlers (utoipa), `/healthz` and
 //! `/metrics`. One file per concern (`server`, `auth`, `audit`, `error`, `openapi`) and per
-//! resource group (`health`, `metrics`, `calls`, `cdrs`, `reports`, `enforcement`, `complaints`, `trunks`). It reaches the calls only through the
+//! resource group (`health`, `metrics`, `calls`, `cdrs`, `reports`, `enforcement`, `complaints`, `trunks`, `cdr_export`). It reaches the calls only through the
 //! b2bua's `Registry` and the enforcement only through `MonitorHandle`.
 
 pub mod audit;
 pub mod auth;
 pub mod calls;
+pub mod cdr_export;
 pub mod cdrs;
 pub mod complaints;
 pub mod enforcement;

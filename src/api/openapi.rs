@@ -9,7 +9,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
-use super::{calls, cdrs, complaints, enforcement, health, metrics, reports, trunks};
+use super::{calls, cdr_export, cdrs, complaints, enforcement, health, metrics, reports, trunks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -49,6 +49,7 @@ use super::{calls, cdrs, complaints, enforcement, health, metrics, reports, trun
         trunks::blocked,
         trunks::add_blocked,
         trunks::remove_blocked,
+        cdr_export::export,
     ),
     modifiers(&BearerAuth),
     tags(

@@ -14,8 +14,8 @@ use tokio::task::JoinHandle;
 
 use super::auth::Role;
 use super::{
-    audit, calls, cdrs, complaints, enforcement, error, health, metrics, openapi, reports, trunks,
-    ApiState,
+    audit, calls, cdr_export, cdrs, complaints, enforcement, error, health, metrics, openapi,
+    reports, trunks, ApiState,
 };
 use crate::shutdown::Shutdown;
 
@@ -267,6 +267,15 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
                 "trunks.blocked.remove",
             ),
             delete(trunks::remove_blocked),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/cdrs/export",
+                Roles(COMPLIANCE_CARRIER),
+                "cdrs.export",
+            ),
+            get(cdr_export::export),
         ),
     ]
 }
