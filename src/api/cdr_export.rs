@@ -8,6 +8,7 @@ use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
+use chrono::{Duration, Utc};
 use utoipa::IntoParams;
 
 use super::auth::Principal;
@@ -15,21 +16,22 @@ use super::cdrs::{parse_query, restrict_to_own_trunks};
 use super::error::{ApiError, ErrorBody};
 use super::ApiState;
 use crate::monitor::cdr_csv;
+use crate::monitor::kpi::day_start;
 use crate::store::{CdrQuery, CdrSearchKey, Store};
 
 /// Rows read (and written to the body) at a time.
 const PAGE_ROWS: u32 = 1000;
 
-/// The export's parameters: a period (required) and the search's filters. Unknown parameters,
-/// `cursor` and `limit` are refused.
+/// The export's parameters: a period and the search's filters. Unknown parameters, `cursor`
+/// and `limit` are refused.
 #[derive(Debug, Default, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)] // Documents the parameters; they are parsed by `cdrs::parse_query`.
 pub struct CdrExportParams {
-    /// INVITE time at or after: RFC 3339 or YYYY-MM-DD (UTC). Required.
-    from: String,
-    /// INVITE time before: RFC 3339 or YYYY-MM-DD (UTC). Required.
-    to: String,
+    /// INVITE time at or after: RFC 3339 or YYYY-MM-DD (UTC). Default: today 00:00 UTC.
+    from: Option<String>,
+    /// INVITE time before: RFC 3339 or YYYY-MM-DD (UTC). Default: `from` plus one day.
+    to: Option<String>,
     /// A trunk (a carrier token limited to trunks may only name its own; default: its own).
     trunk: Option<String>,
     /// A caller or callee number.
@@ -46,8 +48,8 @@ pub struct CdrExportParams {
     get,
     path = "/api/v1/cdrs/export",
     tag = "carrier",
-    description = "The CDRs of a period as CSV (text/csv, streamed; ordered by invite_at, then \
-                   id). Roles: carrier (its trunks only: a token limited to trunks that names \
+    description = "The CDRs of a period (default: today, UTC) as CSV (text/csv, streamed; \
+                   ordered by invite_at, then id). Roles: carrier (its trunks only: a token limited to trunks that names \
                    another gets 403), compliance. Columns, in order: id, trunk, direction, \
                    caller, callee, invite_at, ringing_at, answer_at, end_at, talk_ms, \
                    final_status, final_reason, q850_cause, hangup_side, disposition, \
@@ -58,7 +60,7 @@ pub struct CdrExportParams {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The CSV file", content_type = "text/csv", body = String),
-        (status = 400, description = "A bad or missing parameter (named in `error.field`)", body = ErrorBody),
+        (status = 400, description = "A bad parameter (named in `error.field`)", body = ErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
         (status = 403, description = "Role or trunk not allowed", body = ErrorBody),
     )
@@ -85,7 +87,7 @@ pub(crate) async fn export(
         .into_response())
 }
 
-/// The search's filters with a required period and no paging of the caller's.
+/// The search's filters over a period (default: today, UTC), without the caller's paging.
 fn export_query(pairs: &[(String, String)]) -> Result<CdrQuery, ApiError> {
     for (key, _) in pairs {
         if key == "cursor" || key == "limit" {
@@ -93,12 +95,12 @@ fn export_query(pairs: &[(String, String)]) -> Result<CdrQuery, ApiError> {
         }
     }
     let mut q = parse_query(pairs)?;
-    if q.from.is_none() {
-        return Err(ApiError::bad("from", "required: the period's start"));
+    let from = q.from.unwrap_or_else(|| day_start(Utc::now()));
+    let to = q.to.unwrap_or(from + Duration::days(1));
+    if to <= from {
+        return Err(ApiError::bad("to", "must be after from"));
     }
-    if q.to.is_none() {
-        return Err(ApiError::bad("to", "required: the period's end"));
-    }
+    (q.from, q.to) = (Some(from), Some(to));
     q.limit = PAGE_ROWS;
     Ok(q)
 }
@@ -165,11 +167,21 @@ mod tests {
     }
 
     #[test]
-    fn a_period_is_required_and_paging_is_ours() {
-        let period = [("from", "2026-11-27"), ("to", "2026-11-28")];
-        assert!(export_query(&pairs(&period)).is_ok());
-        assert_eq!(field(export_query(&pairs(&period[..1]))), "to");
-        assert_eq!(field(export_query(&pairs(&period[1..]))), "from");
+    fn the_period_defaults_to_a_day_and_paging_is_ours() {
+        let period = [("from", "2026-11-27"), ("to", "2026-11-29")];
+        let q = export_query(&pairs(&period)).unwrap();
+        assert_eq!(q.to.unwrap() - q.from.unwrap(), Duration::days(2));
+        let q = export_query(&pairs(&period[..1])).unwrap();
+        assert_eq!(q.to.unwrap() - q.from.unwrap(), Duration::days(1));
+        let q = export_query(&[]).unwrap();
+        let from = q.from.unwrap();
+        assert_eq!(from, day_start(from), "a UTC midnight");
+        assert_eq!(q.to.unwrap() - q.from.unwrap(), Duration::days(1));
+        assert_eq!(
+            field(export_query(&pairs(&[("to", "2000-01-01")]))),
+            "to",
+            "the default start is after this end"
+        );
         let mut with = period.to_vec();
         with.push(("limit", "5"));
         assert_eq!(field(export_query(&pairs(&with))), "limit");
