@@ -1,7 +1,10 @@
 //! Wiring: the parts started in order, and the orderly stop (stop admitting, drain live calls,
 //! end what is left, flush CDRs).
 
-use std::collections::HashMap;
+mod trunks;
+
+pub use trunks::{parse_definition, NumberList, TrunkBook, TrunkError};
+
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -9,7 +12,7 @@ use std::time::Duration;
 use crate::api::{ApiDeps, ApiState, HttpListener, HttpServer};
 use crate::b2bua::{B2bua, MediaSettings, RecordingSettings, Registry, Settings};
 use crate::config::Config;
-use crate::config::{ConfigError, RuleId, TrunkConfig};
+use crate::config::{ConfigError, TrunkConfig};
 use crate::media::{MediaError, PortAllocator};
 use crate::monitor::cdr_writer::{CdrSink, CdrWriter, CdrWriterHandle, KpiRollup, WriterHooks};
 use crate::monitor::persist;
@@ -39,6 +42,8 @@ pub enum AppError {
     Monitor(#[from] MonitorError),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Trunk(#[from] TrunkError),
     #[error("cannot listen for the HTTP API on {addr} (http.listen): {source}")]
     Http {
         addr: SocketAddr,
@@ -66,9 +71,8 @@ pub struct Gateway {
     drain_timeout: Duration,
     monitor: MonitorHandle,
     monitor_task: MonitorTask,
-    /// The config in force (trunks as the database holds them); changes go one at a time.
-    config: tokio::sync::Mutex<Config>,
-    over_long: Arc<RwLock<HashMap<String, u64>>>,
+    /// The trunks in force and their changes at run time (shared with the HTTP API).
+    trunks: Arc<TrunkBook>,
     /// The HTTP API (`[http]`), when enabled.
     http: Option<HttpServer>,
 }
@@ -83,7 +87,7 @@ impl Gateway {
         let config = trunks_from_store(&store, config).await?;
         // Stored CDRs go on to the monitor; the KPI buckets are updated with them.
         let (stored_tx, stored_rx) = tokio::sync::mpsc::channel(STORED_CDR_QUEUE);
-        let over_long = Arc::new(RwLock::new(over_long_secs(&config.trunks)));
+        let over_long = Arc::new(RwLock::new(trunks::over_long_secs(&config.trunks)));
         let rollup_over_long = over_long.clone();
         let rollup: KpiRollup = Arc::new(move |cdr: &Cdr| {
             let secs = cdr
@@ -190,6 +194,13 @@ impl Gateway {
             shutdown.clone(),
         )
         .await?;
+        let trunk_book = Arc::new(TrunkBook::new(
+            config.clone(),
+            store.clone(),
+            policy.clone(),
+            monitor.clone(),
+            over_long,
+        ));
         let b2bua = B2bua::new(
             settings,
             layer.clone(),
@@ -211,6 +222,7 @@ impl Gateway {
                     media: media_counters,
                     flood,
                 },
+                trunks: trunk_book.clone(),
             };
             HttpServer::start(listener, ApiState::new(deps), shutdown.clone())
         });
@@ -232,8 +244,7 @@ impl Gateway {
             drain_timeout: Duration::from_secs(config.sip.drain_timeout_secs),
             monitor,
             monitor_task,
-            config: tokio::sync::Mutex::new(config),
-            over_long,
+            trunks: trunk_book,
             http,
         })
     }
@@ -269,57 +280,24 @@ impl Gateway {
 
     /// The trunks in force, in order.
     pub async fn trunks(&self) -> Vec<TrunkConfig> {
-        self.config.lock().await.trunks.clone()
+        self.trunks.trunks().await
+    }
+
+    /// The trunks and their changes at run time (what the HTTP API uses).
+    pub fn trunk_book(&self) -> &Arc<TrunkBook> {
+        &self.trunks
     }
 
     /// Creates or replaces a trunk from its `[[trunks]]` TOML table: validated with the other
     /// trunks, stored, then applied to admission, the monitor and the KPI rollup at once.
     pub async fn put_trunk(&self, definition: &str, by: &str) -> Result<TrunkConfig, AppError> {
-        let mut config = self.config.lock().await;
-        let new: TrunkConfig = toml::from_str(definition).map_err(|e| {
-            AppError::Config(ConfigError::Parse {
-                path: "trunk".into(),
-                message: e.to_string(),
-            })
-        })?;
-        let mut sources = config.trunk_sources.clone();
-        match config.trunks.iter().position(|t| t.name == new.name) {
-            Some(i) => sources[i] = definition.to_string(),
-            None => sources.push(definition.to_string()),
-        }
-        let next = config.with_trunk_sources(&sources)?;
-        self.store
-            .put_trunk(&new.name, definition, by, chrono::Utc::now())
-            .await?;
-        self.apply_trunks(&next.trunks).await;
-        *config = next;
-        tracing::info!(trunk = %new.name, by, "trunk stored and applied");
-        Ok(new)
+        Ok(self.trunks.put(definition, by).await?)
     }
 
     /// Removes a trunk: new calls on it are refused at once (calls in progress go on); false
     /// when there is none of that name.
     pub async fn delete_trunk(&self, name: &str, by: &str) -> Result<bool, AppError> {
-        let mut config = self.config.lock().await;
-        let Some(i) = config.trunks.iter().position(|t| t.name == name) else {
-            return Ok(false);
-        };
-        let mut sources = config.trunk_sources.clone();
-        sources.remove(i);
-        let next = config.with_trunk_sources(&sources)?;
-        self.store.delete_trunk(name).await?;
-        self.apply_trunks(&next.trunks).await;
-        *config = next;
-        tracing::info!(trunk = %name, by, "trunk deleted");
-        Ok(true)
-    }
-
-    async fn apply_trunks(&self, trunks: &[TrunkConfig]) {
-        self.policy.replace_trunks(trunks);
-        *self.over_long.write().unwrap_or_else(|e| e.into_inner()) = over_long_secs(trunks);
-        if let Err(e) = self.monitor.replace_trunks(trunks.to_vec()).await {
-            tracing::error!(error = %e, "monitor did not take the new trunks");
-        }
+        Ok(self.trunks.delete(name, by).await?)
     }
 
     /// The carrier's eyes: KPIs, anomalies, enforcement.
@@ -395,19 +373,6 @@ impl Gateway {
         }
         tracing::info!("trunkguard stopped");
     }
-}
-
-/// The over-long-call threshold of each trunk, for the KPI rollup.
-fn over_long_secs(trunks: &[TrunkConfig]) -> HashMap<String, u64> {
-    trunks
-        .iter()
-        .map(|t| {
-            (
-                t.name.clone(),
-                t.rule(RuleId::OverLongCall).threshold as u64,
-            )
-        })
-        .collect()
 }
 
 /// The trunks in force: the config file's seed an empty database (the first start); after that

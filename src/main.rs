@@ -83,6 +83,44 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// CDR search (like GET /api/v1/cdrs), reading the database.
+    Cdr {
+        #[command(subcommand)]
+        command: CdrCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CdrCommand {
+    /// CDRs matching every filter given, oldest first (INVITE time, then id).
+    Search {
+        /// A caller or callee number.
+        #[arg(long)]
+        number: Option<String>,
+        #[arg(long)]
+        trunk: Option<String>,
+        /// INVITE time at or after: RFC 3339 or YYYY-MM-DD (UTC).
+        #[arg(long)]
+        from: Option<String>,
+        /// INVITE time before: RFC 3339 or YYYY-MM-DD (UTC).
+        #[arg(long)]
+        to: Option<String>,
+        /// answered, busy, no_answer, cancelled, rejected, failed or refused.
+        #[arg(long)]
+        disposition: Option<String>,
+        /// A refusal or end reason code (number_blocked, caller_id_not_authorized, busy…).
+        #[arg(long)]
+        reason: Option<String>,
+        /// An anomaly's id: the calls it names.
+        #[arg(long)]
+        anomaly: Option<String>,
+        /// At most this many CDRs.
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+        /// table, json (JSON lines) or csv (the export's columns).
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -306,6 +344,35 @@ fn main() -> anyhow::Result<()> {
                     TokenCommand::List => cli::token::list(&store, out).await?,
                     TokenCommand::Revoke { name } => cli::token::revoke(&store, &name, out).await?,
                 }
+                Ok(())
+            }
+            Command::Cdr {
+                command:
+                    CdrCommand::Search {
+                        number,
+                        trunk,
+                        from,
+                        to,
+                        disposition,
+                        reason,
+                        anomaly,
+                        limit,
+                        format,
+                    },
+            } => {
+                let store = trunkguard::store::Store::connect(&config.database.url).await?;
+                let args = cli::cdr::SearchArgs {
+                    number,
+                    trunk,
+                    from,
+                    to,
+                    disposition,
+                    reason,
+                    anomaly,
+                    limit,
+                    format,
+                };
+                cli::cdr::search(&store, &args, &mut std::io::stdout().lock()).await?;
                 Ok(())
             }
             Command::Cdrs { limit } => {

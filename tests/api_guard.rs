@@ -121,7 +121,7 @@ async fn a_body_over_the_limit_is_refused_with_413() {
         "category": "harassment",
         "text": "x".repeat(MAX_BODY_BYTES + 1),
     });
-    let reply = api.post("/api/v1/complaints", &carrier, &huge).await;
+    let reply = api.post("/api/v1/complaints", &carrier, huge).await;
     reply.assert_error(StatusCode::PAYLOAD_TOO_LARGE, "too_large");
     // Nothing was filed.
     let list = api.get("/api/v1/complaints", &carrier).await.json();

@@ -110,6 +110,12 @@ pub struct CdrSearchParams {
     to: Option<String>,
     /// `answered`, `busy`, `no_answer`, `cancelled`, `rejected`, `failed` or `refused`.
     disposition: Option<String>,
+    /// A reason code as stored in the CDR: the refusal reason (`caller_id_not_authorized`,
+    /// `number_blocked`, `trunk_suspended`…) or the end reason (`bye_inside`, `busy`,
+    /// `refused`…).
+    reason: Option<String>,
+    /// An anomaly's id (`GET /api/v1/anomalies`): the calls it names.
+    anomaly: Option<String>,
     /// The `next` of the previous page (opaque).
     cursor: Option<String>,
     /// Page size, 1 to 500 (default 50).
@@ -139,20 +145,7 @@ pub(crate) async fn search(
 ) -> Result<Json<CdrPage>, ApiError> {
     let Query(pairs) = query.map_err(|e| ApiError::bad("query", e.body_text()))?;
     let mut q = parse_query(&pairs)?;
-    let asked = q.trunks.take();
-    q.trunks = match (asked, who.trunk_limit()) {
-        (Some(asked), Some(limit)) => {
-            if let Some(t) = asked.iter().find(|t| !limit.contains(t)) {
-                return Err(ApiError::Forbidden(format!(
-                    "token {} may not read trunk {t}",
-                    who.name
-                )));
-            }
-            Some(asked)
-        }
-        (None, Some(limit)) => Some(limit.to_vec()),
-        (asked, None) => asked,
-    };
+    restrict_to_own_trunks(&mut q, &who)?;
     let limit = q.limit;
     // One more than asked: whether a next page exists.
     q.limit = limit + 1;
@@ -172,6 +165,26 @@ pub(crate) async fn search(
         items: rows.iter().map(CdrView::from).collect(),
         next,
     }))
+}
+
+/// A carrier token limited to trunks reads only those: naming another is a 403, naming none
+/// means its own.
+pub(crate) fn restrict_to_own_trunks(q: &mut CdrQuery, who: &Principal) -> Result<(), ApiError> {
+    let asked = q.trunks.take();
+    q.trunks = match (asked, who.trunk_limit()) {
+        (Some(asked), Some(limit)) => {
+            if let Some(t) = asked.iter().find(|t| !limit.contains(t)) {
+                return Err(ApiError::Forbidden(format!(
+                    "token {} may not read trunk {t}",
+                    who.name
+                )));
+            }
+            Some(asked)
+        }
+        (None, Some(limit)) => Some(limit.to_vec()),
+        (asked, None) => asked,
+    };
+    Ok(())
 }
 
 /// The query string as a store query; each error names its parameter.
@@ -200,6 +213,21 @@ pub(crate) fn parse_query(pairs: &[(String, String)]) -> Result<CdrQuery, ApiErr
                     )
                 })?;
                 q.disposition = Some(d.as_str().to_string());
+            }
+            "reason" => {
+                if !CdrQuery::is_reason_code(value) {
+                    return Err(ApiError::bad(
+                        "reason",
+                        "a reason code: lowercase letters, digits and _ (e.g. number_blocked)",
+                    ));
+                }
+                q.reason = Some(value.clone());
+            }
+            "anomaly" => {
+                if !CdrQuery::is_anomaly_id(value) {
+                    return Err(ApiError::bad("anomaly", "an anomaly id (digits)"));
+                }
+                q.anomaly = Some(value.clone());
             }
             "cursor" => q.after = Some(decode_cursor(value)?),
             "limit" => {
@@ -275,9 +303,13 @@ mod tests {
             ("from", "2026-11-27"),
             ("to", "2026-11-28T00:00:00Z"),
             ("disposition", "no_answer"),
+            ("reason", "caller_id_not_authorized"),
+            ("anomaly", "1795000000123000"),
             ("limit", "500"),
         ]))
         .unwrap();
+        assert_eq!(q.reason.as_deref(), Some("caller_id_not_authorized"));
+        assert_eq!(q.anomaly.as_deref(), Some("1795000000123000"));
         assert_eq!(q.limit, 500);
         assert_eq!(q.trunks, Some(vec!["demo".to_string()]));
         assert_eq!(q.disposition.as_deref(), Some("no_answer"));
@@ -290,6 +322,10 @@ mod tests {
             ("limit", "x"),
             ("from", "yesterday"),
             ("disposition", "maybe"),
+            ("reason", ""),
+            ("reason", "Number Blocked"),
+            ("anomaly", "x1"),
+            ("anomaly", ""),
             ("cursor", "zz"),
             ("cursor", "41"),
             ("number", "abc"),

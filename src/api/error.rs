@@ -32,6 +32,9 @@ pub enum ApiError {
     /// Something the gateway could not do now (the monitor stopped, the audit log refused).
     #[error("{0}")]
     Unavailable(String),
+    /// What is to be created exists already (a trunk's name, a listed number).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl ApiError {
@@ -54,6 +57,18 @@ impl ApiError {
         }
     }
 
+    /// A raw body that could not be read: 413 when over the size limit, else 400 naming `body`.
+    pub(crate) fn bytes(rejection: axum::extract::rejection::BytesRejection) -> ApiError {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(format!(
+                "request body over {} bytes",
+                super::server::MAX_BODY_BYTES
+            ))
+        } else {
+            ApiError::bad("body", rejection.body_text())
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -64,6 +79,7 @@ impl ApiError {
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
         }
     }
 
@@ -77,6 +93,7 @@ impl ApiError {
             ApiError::Store(_) => "internal",
             ApiError::TooLarge(_) => "too_large",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Conflict(_) => "conflict",
         }
     }
 }
@@ -90,7 +107,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// `unauthorized`, `forbidden`, `not_found`, `method_not_allowed`, `bad_request`,
-    /// `too_large`, `internal` or `unavailable`.
+    /// `too_large`, `internal`, `unavailable` or `conflict`.
     pub code: String,
     pub message: String,
     /// The parameter at fault (400 only).

@@ -1,13 +1,14 @@
 //! The HTTP API (axum): bearer tokens with roles, an audit row for every request that reads or
 //! changes data, the OpenAPI 3.1 document generated from the handlers (utoipa), `/healthz` and
 //! `/metrics`. One file per concern (`server`, `auth`, `audit`, `error`, `openapi`) and per
-//! resource group (`health`, `metrics`, `calls`, `cdrs`, `reports`, `enforcement`, `complaints`). It reaches the calls only through the
+//! resource group (`health`, `metrics`, `calls`, `cdrs`, `reports`, `enforcement`, `complaints`, `trunks`, `cdr_export`). It reaches the calls only through the
 //! b2bua's `Registry` and the enforcement only through `MonitorHandle`.
 
 pub mod audit;
 pub mod audit_log;
 pub mod auth;
 pub mod calls;
+pub mod cdr_export;
 pub mod cdrs;
 pub mod complaints;
 pub mod enforcement;
@@ -20,6 +21,7 @@ mod params;
 pub mod reports;
 pub mod server;
 pub mod tls;
+pub mod trunks;
 
 use std::sync::Arc;
 
@@ -45,6 +47,8 @@ pub struct ApiDeps {
     pub policy: Arc<crate::policy::Policy>,
     /// The parts' counters `/metrics` reads.
     pub counters: ApiCounters,
+    /// The trunks, changed at run time by admins.
+    pub trunks: Arc<crate::app::TrunkBook>,
 }
 
 /// Shared by every request. Cheap to clone.

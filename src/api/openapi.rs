@@ -9,7 +9,9 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
-use super::{audit_log, calls, cdrs, complaints, enforcement, health, metrics, reports};
+use super::{
+    audit_log, calls, cdr_export, cdrs, complaints, enforcement, health, metrics, reports, trunks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -39,11 +41,23 @@ use super::{audit_log, calls, cdrs, complaints, enforcement, health, metrics, re
         complaints::list,
         complaints::file,
         audit_log::list,
+        trunks::list,
+        trunks::create,
+        trunks::get_one,
+        trunks::replace,
+        trunks::delete,
+        trunks::numbers,
+        trunks::add_number,
+        trunks::remove_number,
+        trunks::blocked,
+        trunks::add_blocked,
+        trunks::remove_blocked,
+        cdr_export::export,
     ),
     modifiers(&BearerAuth),
     tags(
         (name = "health", description = "Liveness and readiness"),
-        (name = "admin", description = "Live calls (role admin)"),
+        (name = "admin", description = "Live calls, trunks and their numbers, enforcement orders (role admin)"),
         (name = "compliance", description = "CDRs and call records (role compliance)"),
         (name = "carrier", description = "Metrics and KPIs (role carrier)"),
         (name = "meta", description = "This document"),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::Method;
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -15,8 +15,8 @@ use tokio_rustls::TlsAcceptor;
 
 use super::auth::Role;
 use super::{
-    audit, audit_log, calls, cdrs, complaints, enforcement, error, health, metrics, openapi,
-    reports, ApiState,
+    audit, audit_log, calls, cdr_export, cdrs, complaints, enforcement, error, health, metrics,
+    openapi, reports, trunks, ApiState,
 };
 use crate::shutdown::Shutdown;
 
@@ -183,6 +183,109 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
                 "audit.list",
             ),
             get(audit_log::list),
+        ),
+        (
+            spec(Method::GET, "/api/v1/trunks", Roles(ADMIN), "trunks.list"),
+            get(trunks::list),
+        ),
+        (
+            spec(
+                Method::POST,
+                "/api/v1/trunks",
+                Roles(ADMIN),
+                "trunks.create",
+            ),
+            post(trunks::create),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/trunks/{name}",
+                Roles(ADMIN),
+                "trunks.get",
+            ),
+            get(trunks::get_one),
+        ),
+        (
+            spec(
+                Method::PUT,
+                "/api/v1/trunks/{name}",
+                Roles(ADMIN),
+                "trunks.replace",
+            ),
+            put(trunks::replace),
+        ),
+        (
+            spec(
+                Method::DELETE,
+                "/api/v1/trunks/{name}",
+                Roles(ADMIN),
+                "trunks.delete",
+            ),
+            delete(trunks::delete),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/trunks/{name}/numbers",
+                Roles(ADMIN),
+                "trunks.numbers.list",
+            ),
+            get(trunks::numbers),
+        ),
+        (
+            spec(
+                Method::POST,
+                "/api/v1/trunks/{name}/numbers",
+                Roles(ADMIN),
+                "trunks.numbers.add",
+            ),
+            post(trunks::add_number),
+        ),
+        (
+            spec(
+                Method::DELETE,
+                "/api/v1/trunks/{name}/numbers/{number}",
+                Roles(ADMIN),
+                "trunks.numbers.remove",
+            ),
+            delete(trunks::remove_number),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/trunks/{name}/blocked",
+                Roles(ADMIN),
+                "trunks.blocked.list",
+            ),
+            get(trunks::blocked),
+        ),
+        (
+            spec(
+                Method::POST,
+                "/api/v1/trunks/{name}/blocked",
+                Roles(ADMIN),
+                "trunks.blocked.add",
+            ),
+            post(trunks::add_blocked),
+        ),
+        (
+            spec(
+                Method::DELETE,
+                "/api/v1/trunks/{name}/blocked/{number}",
+                Roles(ADMIN),
+                "trunks.blocked.remove",
+            ),
+            delete(trunks::remove_blocked),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/cdrs/export",
+                Roles(COMPLIANCE_CARRIER),
+                "cdrs.export",
+            ),
+            get(cdr_export::export),
         ),
     ]
 }

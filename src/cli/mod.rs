@@ -1,7 +1,8 @@
 //! The subcommands that work on the database beside (or without) the running gateway: KPI
-//! reports, operators' enforcement orders, complaint imports. `main.rs` parses the command line
+//! reports, operators' enforcement orders, complaint imports, CDR search. `main.rs` parses the command line
 //! and calls these; each writes its output to the given writer.
 
+pub mod cdr;
 pub mod complaints;
 pub mod enforce;
 pub mod report;

@@ -1,8 +1,11 @@
-//! CDR search (the API's `GET /api/v1/cdrs`): filters on number, trunks, time range and
-//! disposition, keyset paging on `(invite_at, id)` ascending. Only bound parameters; the WHERE
-//! clause leads with what the `cdrs` indexes start with (`trunk`, `caller`/`callee`,
-//! `disposition`, each followed by `invite_at`), and the page key is a row-value comparison the
-//! `(invite_at, id)` index serves.
+//! CDR search (the API's `GET /api/v1/cdrs`, `trunkguard cdr search`): filters on number,
+//! trunks, time range, disposition, refusal or end reason and anomaly, keyset paging on
+//! `(invite_at, id)` ascending. Only bound parameters; the WHERE clause leads with what the
+//! `cdrs` indexes start with (`trunk`, `caller`/`callee`, `disposition`, each followed by
+//! `invite_at`), and the page key is a row-value comparison the `(invite_at, id)` index serves.
+//! The reason has no index of its own (it would slow every CDR insert): it narrows what the
+//! time range and the other filters select. An anomaly's calls come from `anomaly_calls` by its
+//! primary key.
 
 use chrono::{DateTime, Utc};
 
@@ -30,8 +33,28 @@ pub struct CdrQuery {
     pub to: Option<DateTime<Utc>>,
     /// A disposition code (`answered`, `refused`…).
     pub disposition: Option<String>,
+    /// A reason code as stored: the refusal reason (`caller_id_not_authorized`…) or the end
+    /// reason (`bye_inside`, `busy`…).
+    pub reason: Option<String>,
+    /// An anomaly's id: the calls it names.
+    pub anomaly: Option<String>,
     pub after: Option<CdrSearchKey>,
     pub limit: u32,
+}
+
+impl CdrQuery {
+    /// Whether `s` can be a reason code (`snake_case`, as the gateway writes them): anything
+    /// else is a caller's typo, worth telling rather than answering with nothing.
+    pub fn is_reason_code(s: &str) -> bool {
+        (1..=64).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    }
+
+    /// Whether `s` can be an anomaly id (the monitor's ids are decimal numbers).
+    pub fn is_anomaly_id(s: &str) -> bool {
+        (1..=40).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+    }
 }
 
 enum Bind {
@@ -62,6 +85,16 @@ impl Store {
         }
         if let Some(d) = &q.disposition {
             clauses.push(format!("disposition = {}", bind(Bind::Text(d.clone()))));
+        }
+        if let Some(r) = &q.reason {
+            let p = bind(Bind::Text(r.clone()));
+            clauses.push(format!("(refusal_reason = {p} OR end_reason = {p})"));
+        }
+        if let Some(a) = &q.anomaly {
+            let p = bind(Bind::Text(a.clone()));
+            clauses.push(format!(
+                "id IN (SELECT call_id FROM anomaly_calls WHERE anomaly_id = {p})"
+            ));
         }
         if let Some(t) = q.from {
             clauses.push(format!("invite_at >= {}", bind(Bind::Text(format_time(t)))));

@@ -2,6 +2,7 @@ use chrono::Duration;
 
 use super::*;
 use crate::monitor::cdr::{sample_cdr, Disposition};
+use crate::store::{AnomalyRow, SubjectKey};
 
 async fn memory_store() -> Store {
     Store::connect("sqlite::memory:").await.unwrap()
@@ -144,4 +145,92 @@ async fn search_uses_an_index() {
             "{sql}: {text:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn reason_matches_the_refusal_or_the_end_reason() {
+    let (store, _) = seeded().await;
+    let mut blocked = cdr("f", "a", "+1", "+9", 4);
+    blocked.disposition = Disposition::Refused;
+    blocked.refusal_reason = Some("number_blocked".into());
+    blocked.end_reason = "refused".into();
+    let mut busy = cdr("g", "b", "+1", "+2", 5);
+    busy.end_reason = "busy".into();
+    store.insert_cdrs(&[blocked, busy]).await.unwrap();
+    let by = |reason: &str| {
+        let q = CdrQuery {
+            reason: Some(reason.into()),
+            limit: 100,
+            ..CdrQuery::default()
+        };
+        let store = store.clone();
+        async move { store.search_cdrs(&q).await.unwrap() }
+    };
+    assert_eq!(ids(&by("number_blocked").await), vec!["f"]);
+    assert_eq!(ids(&by("busy").await), vec!["g"]);
+    assert_eq!(ids(&by("refused").await), vec!["f"]);
+    assert!(by("rate_limited").await.is_empty());
+    // With the other filters: the blocked call is not on trunk b.
+    let q = CdrQuery {
+        reason: Some("number_blocked".into()),
+        trunks: Some(vec!["b".into()]),
+        limit: 100,
+        ..CdrQuery::default()
+    };
+    assert!(store.search_cdrs(&q).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn anomaly_gives_the_calls_it_names() {
+    let (store, t) = seeded().await;
+    let anomaly = |id: &str, calls: &[&str]| AnomalyRow {
+        id: id.into(),
+        detected_at: t,
+        rule: "error_rate".into(),
+        subject: SubjectKey {
+            kind: "caller_id".into(),
+            trunk: "a".into(),
+            number: "+1".into(),
+        },
+        window_secs: 3600,
+        observed: 0.5,
+        threshold: 0.1,
+        sample: 10,
+        step: "alert".into(),
+        detail: String::new(),
+        call_ids: calls.iter().map(|c| c.to_string()).collect(),
+    };
+    // A named call without a CDR (still live then) is simply absent.
+    store
+        .record_anomaly(&anomaly("1000", &["d", "a", "live"]), &[])
+        .await
+        .unwrap();
+    store
+        .record_anomaly(&anomaly("2000", &["b"]), &[])
+        .await
+        .unwrap();
+    let q = |anomaly: &str, number: Option<&str>| CdrQuery {
+        anomaly: Some(anomaly.into()),
+        number: number.map(str::to_string),
+        limit: 100,
+        ..CdrQuery::default()
+    };
+    assert_eq!(
+        ids(&store.search_cdrs(&q("1000", None)).await.unwrap()),
+        vec!["a", "d"]
+    );
+    assert_eq!(
+        ids(&store.search_cdrs(&q("2000", None)).await.unwrap()),
+        vec!["b"]
+    );
+    assert!(store
+        .search_cdrs(&q("2000", Some("+1")))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .search_cdrs(&q("3000", None))
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -28,6 +28,27 @@ impl Reply {
         serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
     }
 
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// The reply, once its status is checked.
+    pub fn ok(self, status: StatusCode) -> Reply {
+        assert_eq!(self.status, status, "{}", self.text);
+        self
+    }
+
+    /// A refusal with its JSON error code (and, for a 400, the field it names).
+    pub fn refused(&self, status: StatusCode, code: &str, field: Option<&str>) {
+        self.assert_error(status, code);
+        if let Some(f) = field {
+            assert_eq!(self.json()["error"]["field"], f, "{}", self.text);
+        }
+    }
+
     /// A refusal: the status and the JSON error body with its code.
     pub fn assert_error(&self, status: StatusCode, code: &str) {
         assert_eq!(self.status, status, "{}", self.text);
@@ -88,8 +109,17 @@ impl Api {
         self.call(Method::GET, path, Some(token)).await
     }
 
-    pub async fn post(&self, path: &str, token: &str, body: &Value) -> Reply {
-        self.send(Method::POST, path, Some(token), Some(body)).await
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.send(Method::POST, path, Some(token), Some(&body))
+            .await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.send(Method::PUT, path, Some(token), Some(&body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::DELETE, path, Some(token)).await
     }
 
     pub fn audited(&self) -> i64 {

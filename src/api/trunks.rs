@@ -1,0 +1,649 @@
+//! Trunks over HTTP (role admin): `GET/POST /api/v1/trunks`, `GET/PUT/DELETE
+//! /api/v1/trunks/{name}`, and a trunk's number lists one number at a time
+//! (`/api/v1/trunks/{name}/numbers[/{number}]`, `/api/v1/trunks/{name}/blocked[/{number}]`).
+//! A body is the trunk's `[[trunks]]` table as a JSON object; it is stored as TOML (the text the
+//! config file would hold) and applied to admission at once by the `TrunkBook`. Who changed it
+//! is the token's name.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::auth::Principal;
+use super::error::{ApiError, ErrorBody};
+use super::params::number_param;
+use super::ApiState;
+use crate::app::{NumberList, TrunkError};
+use crate::store::TrunkDefinition;
+
+/// A stored trunk.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrunkView {
+    pub name: String,
+    /// The trunk's keys as stored (the body that created or last changed it): PUT it back,
+    /// changed, to change the trunk. Keys left out take their defaults.
+    #[schema(value_type = Object)]
+    pub definition: Value,
+    pub updated_at: DateTime<Utc>,
+    /// The token (or `config file`) that changed it last.
+    pub updated_by: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrunkList {
+    /// In creation order.
+    pub items: Vec<TrunkView>,
+}
+
+/// A trunk's definition: the keys of a `[[trunks]]` table of the config file (README), as JSON.
+/// Only `name`, `pbx`, `carrier`, `inbound_to` and `numbers` are required.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)] // Documents the body; it is read as JSON and checked by the config's rules.
+pub struct TrunkBody {
+    /// Letters, digits, `-` and `_`; not changed by PUT.
+    name: String,
+    /// CIDRs the PBX sends from.
+    pbx: Vec<String>,
+    /// The carrier's `ip:port`, or a list of them.
+    #[schema(value_type = Object)]
+    carrier: Value,
+    /// `udp` (default) or `tcp`.
+    carrier_transport: Option<String>,
+    /// Where inbound calls go (`ip:port`).
+    inbound_to: String,
+    pbx_transport: Option<String>,
+    /// The carrier-assigned numbers (caller IDs out, numbers reachable in).
+    numbers: Vec<String>,
+    max_concurrent: Option<u32>,
+    max_concurrent_per_caller_id: Option<u32>,
+    max_cps: Option<f64>,
+    allow_anonymous: Option<bool>,
+    /// Local windows, e.g. `09:00-12:00,13:30-20:00`.
+    calling_hours: Option<String>,
+    /// An IANA time zone, e.g. `Asia/Shanghai`.
+    timezone: Option<String>,
+    max_call_secs: Option<u64>,
+    blocked_numbers: Option<Vec<String>>,
+    throttle_share: Option<f64>,
+    hangup_on_suspend: Option<bool>,
+    /// Per rule (`error_rate`, `over_frequent_callee`…): `enabled`, `threshold`, `window`,
+    /// `min_sample`, `step`, `resume_after`…
+    #[schema(value_type = Object)]
+    rules: Option<Value>,
+}
+
+/// One number to add to a list.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NumberOrder {
+    pub number: String,
+}
+
+/// A trunk's number list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NumberListView {
+    pub trunk: String,
+    pub items: Vec<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/trunks",
+    tag = "admin",
+    description = "Every trunk, as stored (the config file seeds them at the first start). Role: admin.",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The trunks", body = TrunkList),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
+        (status = 403, description = "Not an admin token", body = ErrorBody),
+    )
+)]
+pub(crate) async fn list(State(state): State<ApiState>) -> Result<Json<TrunkList>, ApiError> {
+    let defs = state.deps().trunks.definitions().await.map_err(api_error)?;
+    Ok(Json(TrunkList {
+        items: defs.iter().map(view).collect(),
+    }))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/trunks",
+    tag = "admin",
+    description = "Create a trunk: validated with the other trunks (names, PBX networks and \
+                   numbers apart), stored, and applied to admission at once. Role: admin.",
+    request_body = TrunkBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", body = TrunkView),
+        (status = 400, description = "A bad key (named in `error.field`)", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
+        (status = 403, description = "Not an admin token", body = ErrorBody),
+        (status = 409, description = "A trunk of that name exists", body = ErrorBody),
+    )
+)]
+pub(crate) async fn create(
+    State(state): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<TrunkView>), ApiError> {
+    let definition = definition_from_json(&body.map_err(ApiError::bytes)?)?;
+    let book = &state.deps().trunks;
+    let trunk = book
+        .create(&definition, &who.name)
+        .await
+        .map_err(api_error)?;
+    let stored = book.definition(&trunk.name).await.map_err(api_error)?;
+    Ok((StatusCode::CREATED, Json(view(&stored))))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/trunks/{name}",
+    tag = "admin",
+    description = "One trunk, as stored. Role: admin.",
+    params(("name" = String, Path, description = "The trunk's name")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The trunk", body = TrunkView),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
+        (status = 403, description = "Not an admin token", body = ErrorBody),
+        (status = 404, description = "No such trunk", body = ErrorBody),
+    )
+)]
+pub(crate) async fn get_one(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Json<TrunkView>, ApiError> {
+    let stored = state
+        .deps()
+        .trunks
+        .definition(&name)
+        .await
+        .map_err(api_error)?;
+    Ok(Json(view(&stored)))
+}
+
+#[utoipa::path(
+    put,
+    path = "/api/v1/trunks/{name}",
+    tag = "admin",
+    description = "Replace a trunk's definition (keys left out take their defaults); the name \
+                   stays. Applied to admission at once; calls in progress go on. Role: admin.",
+    params(("name" = String, Path, description = "The trunk's name")),
+    request_body = TrunkBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Replaced", body = TrunkView),
+        (status = 400, description = "A bad key (named in `error.field`); `name` differs from the path", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
+        (status = 403, description = "Not an admin token", body = ErrorBody),
+        (status = 404, description = "No such trunk", body = ErrorBody),
+    )
+)]
+pub(crate) async fn replace(
+    State(state): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<TrunkView>, ApiError> {
+    let book = &state.deps().trunks;
+    // An unknown trunk is a 404 whatever the body.
+    book.definition(&name).await.map_err(api_error)?;
+    let definition = definition_from_json(&body.map_err(ApiError::bytes)?)?;
+    book.replace(&name, &definition, &who.name)
+        .await
+        .map_err(api_error)?;
+    let stored = book.definition(&name).await.map_err(api_error)?;
+    Ok(Json(view(&stored)))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/trunks/{name}",
+    tag = "admin",
+    description = "Delete a trunk: its new calls are refused at once (calls in progress go on). \
+                   Role: admin.",
+    params(("name" = String, Path, description = "The trunk's name")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
+        (status = 403, description = "Not an admin token", body = ErrorBody),
+        (status = 404, description = "No such trunk", body = ErrorBody),
+    )
+)]
+pub(crate) async fn delete(
+    State(state): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state
+        .deps()
+        .trunks
+        .delete(&name, &who.name)
+        .await
+        .map_err(api_error)?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(api_error(TrunkError::NotFound(name)))
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/trunks/{name}/numbers",
+    tag = "admin",
+    description = "The trunk's numbers: the only caller IDs allowed out, the only numbers \
+                   reachable in. Role: admin.",
+    params(("name" = String, Path, description = "The trunk's name")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The numbers", body = NumberListView),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
+        (status = 403, description = "Not an admin token", body = ErrorBody),
+        (status = 404, description = "No such trunk", body = ErrorBody),
+    )
+)]
+pub(crate) async fn numbers(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Json<NumberListView>, ApiError> {
+    list_of(&state, &name, NumberList::Numbers).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/trunks/{name}/numbers",
+    tag = "admin",
+    description = "Authorize a number on the trunk: the next call with it is admitted. A number \
+                   of another trunk is a 400 naming `numbers`. Role: admin.",
+    params(("name" = String, Path, description = "The trunk's name")),
+    request_body = NumberOrder,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Added; the list now", body = NumberListView),
+        (status = 400, description = "A bad number (named in `error.field`)", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
+        (status = 403, description = "Not an admin token", body = ErrorBody),
+        (status = 404, description = "No such trunk", body = ErrorBody),
+        (status = 409, description = "Listed already", body = ErrorBody),
+    )
+)]
+pub(crate) async fn add_number(
+    State(state): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<NumberListView>), ApiError> {
+    add_to(
+        &state,
+        &who,
+        &name,
+        NumberList::Numbers,
+        &body.map_err(ApiError::bytes)?,
+    )
+    .await
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/trunks/{name}/numbers/{number}",
+    tag = "admin",
+    description = "Withdraw a number: the next call with it is refused. Role: admin.",
+    params(
+        ("name" = String, Path, description = "The trunk's name"),
+        ("number" = String, Path, description = "The number (any spelling that normalizes the same)"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Removed; the list now", body = NumberListView),
+        (status = 400, description = "Not a number, or the trunk's last one (named in `error.field`)", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
+        (status = 403, description = "Not an admin token", body = ErrorBody),
+        (status = 404, description = "No such trunk, or the number is not listed", body = ErrorBody),
+    )
+)]
+pub(crate) async fn remove_number(
+    State(state): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    Path((name, number)): Path<(String, String)>,
+) -> Result<Json<NumberListView>, ApiError> {
+    remove_from(&state, &who, &name, NumberList::Numbers, &number).await
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/trunks/{name}/blocked",
+    tag = "admin",
+    description = "The trunk's blocked numbers (refused as caller or callee). Role: admin.",
+    params(("name" = String, Path, description = "The trunk's name")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The blocked numbers", body = NumberListView),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
+        (status = 403, description = "Not an admin token", body = ErrorBody),
+        (status = 404, description = "No such trunk", body = ErrorBody),
+    )
+)]
+pub(crate) async fn blocked(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Json<NumberListView>, ApiError> {
+    list_of(&state, &name, NumberList::Blocked).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/trunks/{name}/blocked",
+    tag = "admin",
+    description = "Block a number on the trunk: the next call to or from it is refused \
+                   (`number_blocked`). Role: admin.",
+    params(("name" = String, Path, description = "The trunk's name")),
+    request_body = NumberOrder,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Blocked; the list now", body = NumberListView),
+        (status = 400, description = "A bad number (named in `error.field`)", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
+        (status = 403, description = "Not an admin token", body = ErrorBody),
+        (status = 404, description = "No such trunk", body = ErrorBody),
+        (status = 409, description = "Blocked already", body = ErrorBody),
+    )
+)]
+pub(crate) async fn add_blocked(
+    State(state): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<NumberListView>), ApiError> {
+    add_to(
+        &state,
+        &who,
+        &name,
+        NumberList::Blocked,
+        &body.map_err(ApiError::bytes)?,
+    )
+    .await
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/trunks/{name}/blocked/{number}",
+    tag = "admin",
+    description = "Unblock a number. Role: admin.",
+    params(
+        ("name" = String, Path, description = "The trunk's name"),
+        ("number" = String, Path, description = "The number (any spelling that normalizes the same)"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Unblocked; the list now", body = NumberListView),
+        (status = 400, description = "Not a number (`number`)", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
+        (status = 403, description = "Not an admin token", body = ErrorBody),
+        (status = 404, description = "No such trunk, or the number is not blocked", body = ErrorBody),
+    )
+)]
+pub(crate) async fn remove_blocked(
+    State(state): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    Path((name, number)): Path<(String, String)>,
+) -> Result<Json<NumberListView>, ApiError> {
+    remove_from(&state, &who, &name, NumberList::Blocked, &number).await
+}
+
+async fn list_of(
+    state: &ApiState,
+    name: &str,
+    list: NumberList,
+) -> Result<Json<NumberListView>, ApiError> {
+    let trunks = state.deps().trunks.trunks().await;
+    let trunk = trunks
+        .iter()
+        .find(|t| t.name == name)
+        .ok_or_else(|| api_error(TrunkError::NotFound(name.to_string())))?;
+    Ok(Json(NumberListView {
+        trunk: trunk.name.clone(),
+        items: list.of(trunk).to_vec(),
+    }))
+}
+
+async fn add_to(
+    state: &ApiState,
+    who: &Principal,
+    name: &str,
+    list: NumberList,
+    body: &[u8],
+) -> Result<(StatusCode, Json<NumberListView>), ApiError> {
+    let book = &state.deps().trunks;
+    // An unknown trunk is a 404 whatever the body.
+    book.definition(name).await.map_err(api_error)?;
+    let order: NumberOrder = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad("body", format!("expected {{\"number\": \"+8610…\"}}: {e}")))?;
+    let number = stored_number(&order.number)?;
+    let trunk = book
+        .add_number(name, list, &number, &who.name)
+        .await
+        .map_err(api_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(NumberListView {
+            items: list.of(&trunk).to_vec(),
+            trunk: trunk.name,
+        }),
+    ))
+}
+
+async fn remove_from(
+    state: &ApiState,
+    who: &Principal,
+    name: &str,
+    list: NumberList,
+    number: &str,
+) -> Result<Json<NumberListView>, ApiError> {
+    let book = &state.deps().trunks;
+    book.definition(name).await.map_err(api_error)?;
+    number_param("number", number)?;
+    let trunk = book
+        .remove_number(name, list, number, &who.name)
+        .await
+        .map_err(api_error)?;
+    Ok(Json(NumberListView {
+        items: list.of(&trunk).to_vec(),
+        trunk: trunk.name,
+    }))
+}
+
+/// A number as it goes into the trunk's list: normalized, with its `+` when it had one.
+fn stored_number(raw: &str) -> Result<String, ApiError> {
+    let digits = number_param("number", raw)?;
+    let plus = raw
+        .trim()
+        .trim_start_matches(['<'])
+        .trim_start_matches("tel:")
+        .starts_with('+');
+    Ok(if plus { format!("+{digits}") } else { digits })
+}
+
+fn api_error(e: TrunkError) -> ApiError {
+    match e {
+        e @ TrunkError::NotFound(_) => ApiError::NotFound(e.to_string()),
+        e @ TrunkError::NotListed { .. } => ApiError::NotFound(e.to_string()),
+        e @ (TrunkError::Exists(_) | TrunkError::AlreadyListed { .. }) => {
+            ApiError::Conflict(e.to_string())
+        }
+        TrunkError::Invalid { key, message } => ApiError::bad(key, message),
+        TrunkError::Store(e) => ApiError::Store(e),
+    }
+}
+
+fn view(d: &TrunkDefinition) -> TrunkView {
+    TrunkView {
+        name: d.name.clone(),
+        definition: definition_to_json(&d.definition),
+        updated_at: d.updated_at,
+        updated_by: d.updated_by.clone(),
+    }
+}
+
+/// A JSON body as the trunk's TOML table. `null` has no TOML spelling: a key is left out for its
+/// default.
+pub(crate) fn definition_from_json(body: &[u8]) -> Result<String, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad("body", format!("not a JSON object: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::bad(
+            "body",
+            "must be a JSON object of the trunk's keys",
+        ));
+    }
+    if let Some(path) = null_at(&value, "") {
+        return Err(ApiError::bad(
+            path,
+            "null is not a value (leave the key out for its default)",
+        ));
+    }
+    let table = toml::Value::try_from(&value).map_err(|e| ApiError::bad("body", e.to_string()))?;
+    toml::to_string(&table).map_err(|e| ApiError::bad("body", e.to_string()))
+}
+
+/// The path (`rules.error_rate.step`, `numbers[1]`) of the first `null` in `v`.
+fn null_at(v: &Value, at: &str) -> Option<String> {
+    match v {
+        Value::Null => Some(if at.is_empty() {
+            "body".into()
+        } else {
+            at.into()
+        }),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let path = if at.is_empty() {
+                k.clone()
+            } else {
+                format!("{at}.{k}")
+            };
+            null_at(v, &path)
+        }),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| null_at(v, &format!("{at}[{i}]"))),
+        _ => None,
+    }
+}
+
+/// A stored TOML table as JSON (the definition was validated when stored; should it not parse
+/// now, its text is shown rather than nothing).
+pub(crate) fn definition_to_json(text: &str) -> Value {
+    match toml::from_str::<toml::Table>(text)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::to_value(t).map_err(|e| e.to_string()))
+    {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "stored trunk definition does not read as TOML");
+            Value::String(text.to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::parse_definition;
+
+    #[test]
+    fn every_key_round_trips_json_toml_json() {
+        let body = serde_json::json!({
+            "name": "demo",
+            "pbx": ["10.0.0.0/24", "10.0.1.5/32"],
+            "carrier": ["192.0.2.1:5060", "192.0.2.2:5060"],
+            "carrier_transport": "tcp",
+            "inbound_to": "10.0.0.5:5060",
+            "pbx_transport": "udp",
+            "numbers": ["+861012345678", "+861012345679"],
+            "max_concurrent": 12,
+            "max_concurrent_per_caller_id": 3,
+            "max_cps": 2.5,
+            "allow_anonymous": true,
+            "calling_hours": "09:00-12:00,13:30-20:00",
+            "timezone": "Asia/Shanghai",
+            "max_call_secs": 7200,
+            "blocked_numbers": ["+8613900000009"],
+            "throttle_share": 0.25,
+            "hangup_on_suspend": true,
+            "rules": {
+                "error_rate": { "threshold": 0.3, "window": "1h", "min_sample": 20, "step": "throttle" },
+                "over_frequent_callee": { "enabled": false }
+            }
+        });
+        let text = definition_from_json(body.to_string().as_bytes()).unwrap();
+        let t = parse_definition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(t.carrier.len(), 2);
+        assert_eq!(t.pbx.len(), 2);
+        assert_eq!(t.carrier_transport, crate::config::TransportKind::Tcp);
+        assert_eq!(t.max_cps, 2.5);
+        assert_eq!(t.throttle_share, 0.25);
+        assert_eq!(t.timezone, chrono_tz::Asia::Shanghai);
+        assert_eq!(t.calling_hours.ranges.len(), 2);
+        assert_eq!(t.blocked_numbers, ["+8613900000009"]);
+        assert!(t.allow_anonymous && t.hangup_on_suspend);
+        assert_eq!(t.max_call_secs, 7200);
+        let rule = t.rule(crate::config::RuleId::ErrorRate);
+        assert_eq!(rule.threshold, 0.3);
+        assert_eq!(rule.min_sample, 20);
+        assert_eq!(rule.step, crate::config::Step::Throttle);
+        assert!(!t.rule(crate::config::RuleId::OverFrequentCallee).enabled);
+        // What GET shows is the body that was sent, key for key.
+        assert_eq!(definition_to_json(&text), body);
+        // A whole number where a float is expected reads as that float.
+        let int_cps = body.to_string().replace("2.5", "3");
+        let t = parse_definition(&definition_from_json(int_cps.as_bytes()).unwrap()).unwrap();
+        assert_eq!(t.max_cps, 3.0);
+        // A single carrier address stays one string.
+        let one = body.to_string().replace(
+            "[\"192.0.2.1:5060\",\"192.0.2.2:5060\"]",
+            "\"192.0.2.1:5060\"",
+        );
+        let text = definition_from_json(one.as_bytes()).unwrap();
+        assert_eq!(parse_definition(&text).unwrap().carrier.len(), 1);
+        assert_eq!(definition_to_json(&text)["carrier"], "192.0.2.1:5060");
+    }
+
+    fn field(r: Result<String, ApiError>) -> String {
+        match r {
+            Err(ApiError::BadRequest { field, .. }) => field,
+            other => panic!("expected a 400, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bodies_that_are_no_table_name_the_field() {
+        assert_eq!(field(definition_from_json(b"")), "body");
+        assert_eq!(field(definition_from_json(b"[1]")), "body");
+        assert_eq!(field(definition_from_json(b"{\"name\": null}")), "name");
+        assert_eq!(
+            field(definition_from_json(
+                b"{\"rules\": {\"error_rate\": {\"step\": null}}}"
+            )),
+            "rules.error_rate.step"
+        );
+        assert_eq!(
+            field(definition_from_json(b"{\"numbers\": [\"+1\", null]}")),
+            "numbers[1]"
+        );
+    }
+
+    #[test]
+    fn stored_numbers_keep_their_plus() {
+        assert_eq!(stored_number(" +86 10 1234 5678").unwrap(), "+861012345678");
+        assert_eq!(stored_number("tel:+861012345678").unwrap(), "+861012345678");
+        assert_eq!(stored_number("01012345678").unwrap(), "01012345678");
+        assert!(stored_number("abc").is_err());
+    }
+}
