@@ -16,6 +16,11 @@ use super::server::{lookup, path_param, Access};
 use super::ApiState;
 use crate::store::NewAudit;
 
+/// Set by a handler on its response (`Response::extensions_mut`) to name the recording the
+/// request concerned in the audit row's `recording` column.
+#[derive(Debug, Clone)]
+pub(crate) struct AuditedRecording(pub String);
+
 pub(crate) async fn guard(State(state): State<ApiState>, mut req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let Some(template) = req
@@ -81,7 +86,10 @@ pub(crate) async fn guard(State(state): State<ApiState>, mut req: Request, next:
         query,
         action: route.action.to_string(),
         call_id,
-        recording: None,
+        recording: response
+            .extensions()
+            .get::<AuditedRecording>()
+            .map(|r| r.0.clone()),
         client,
         status,
     };

@@ -10,6 +10,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
 use super::{calls, cdrs, complaints, enforcement, health, metrics, reports};
+use super::{holds, recordings};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -38,6 +39,10 @@ use super::{calls, cdrs, complaints, enforcement, health, metrics, reports};
         enforcement::lift,
         complaints::list,
         complaints::file,
+        recordings::download,
+        recordings::verify,
+        holds::place,
+        holds::release,
     ),
     modifiers(&BearerAuth),
     tags(

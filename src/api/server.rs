@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::Method;
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -16,6 +16,7 @@ use super::auth::Role;
 use super::{
     audit, calls, cdrs, complaints, enforcement, error, health, metrics, openapi, reports, ApiState,
 };
+use super::{holds, recordings};
 use crate::shutdown::Shutdown;
 
 /// Who may call a route.
@@ -172,6 +173,42 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
                 "complaints.file",
             ),
             post(complaints::file),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/calls/{id}/recording",
+                Roles(COMPLIANCE),
+                "recordings.download",
+            ),
+            get(recordings::download),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/calls/{id}/recording/verify",
+                Roles(COMPLIANCE),
+                "recordings.verify",
+            ),
+            get(recordings::verify),
+        ),
+        (
+            spec(
+                Method::PUT,
+                "/api/v1/calls/{id}/hold",
+                Roles(COMPLIANCE),
+                "holds.place",
+            ),
+            put(holds::place),
+        ),
+        (
+            spec(
+                Method::DELETE,
+                "/api/v1/calls/{id}/hold",
+                Roles(COMPLIANCE),
+                "holds.release",
+            ),
+            delete(holds::release),
         ),
     ]
 }
