@@ -68,6 +68,8 @@ pub struct Gateway {
     over_long: Arc<RwLock<HashMap<String, u64>>>,
     /// The HTTP API (`[http]`), when enabled.
     http: Option<HttpServer>,
+    /// The daily retention purge (`[retention]`).
+    retention: tokio::task::JoinHandle<()>,
 }
 
 impl Gateway {
@@ -197,6 +199,13 @@ impl Gateway {
             };
             HttpServer::start(listener, ApiState::new(deps), shutdown.clone())
         });
+        let retention = crate::retention::task::spawn(
+            store.clone(),
+            config.recording.dir.clone(),
+            config.retention.clone(),
+            b2bua.registry().clone(),
+            shutdown.clone(),
+        );
         let handler: Arc<dyn Handler> = Arc::new(b2bua.clone());
         inside.start(inside_listener, handler.clone(), shutdown.clone());
         outside.start(outside_listener, handler, shutdown);
@@ -218,6 +227,7 @@ impl Gateway {
             config: tokio::sync::Mutex::new(config),
             over_long,
             http,
+            retention,
         })
     }
 
@@ -355,6 +365,13 @@ impl Gateway {
         // The API stops with the sockets (it stayed up while calls drained).
         if let Some(http) = self.http {
             http.join().await;
+        }
+        // The purge stops between two statements once triggered.
+        if tokio::time::timeout(CDR_FLUSH_LIMIT, self.retention)
+            .await
+            .is_err()
+        {
+            tracing::error!("retention purge did not stop in time");
         }
         drop(self.b2bua);
         // Every call has finished its recording by now (their tasks are gone).
