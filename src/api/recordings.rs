@@ -555,27 +555,15 @@ async fn check(state: &ApiState, id: &str) -> Result<Response, Refusal> {
     if let Err(e) = &wav {
         tracing::warn!(call_id = %id, recording = %found.name, error = %e, "api: verify: recording file not readable");
     }
-    let info = found.info.clone();
-    let call_id = id.to_string();
+    let (info, call_id) = (found.info.clone(), id.to_string());
     // Hashing reads whole files: off the runtime.
-    let digests = tokio::task::spawn_blocking(move || -> (Option<String>, Option<String>) {
-        let pcap = pcap.map(|(p, o)| (p, o.ok()));
-        match wav {
-            Ok(w) => match verify_opened(&call_id, info, w, pcap) {
-                Ok(v) => (Some(v.actual_sha256), v.pcap.and_then(|p| p.actual_sha256)),
-                Err(_) => (None, None),
-            },
-            Err(_) => {
-                let pcap_digest = pcap.and_then(|(p, o)| {
-                    o.and_then(|mut o| crate::recording::digest::sha256_of(&mut o.file, &p).ok())
-                });
-                (None, pcap_digest)
-            }
-        }
-    })
-    .await
-    .map_err(|e| ApiError::Unavailable(format!("the check did not finish: {e}")))?;
-    let file_check = |name: String, stored: Option<&str>, computed: Option<String>, problem| {
+    let digests = tokio::task::spawn_blocking(move || digests_of(&call_id, info, wav, pcap))
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("the check did not finish: {e}")))?;
+    let file_check = |name: String,
+                      stored: Option<&str>,
+                      computed: Option<String>,
+                      problem: Option<String>| {
         let matches = matches!((stored, computed.as_deref()), (Some(s), Some(c)) if s.eq_ignore_ascii_case(c));
         FileCheck {
             file: name,
@@ -620,4 +608,27 @@ async fn check(state: &ApiState, id: &str) -> Result<Response, Refusal> {
         .extensions_mut()
         .insert(AuditedRecording(found.name));
     Ok(response)
+}
+
+/// The SHA-256 of the WAV and of the pcap as they are now (None: unreadable), through
+/// `evidence::verify_opened` when the WAV opened. Blocking.
+fn digests_of(
+    call_id: &str,
+    info: RecordingInfo,
+    wav: Result<OpenedRecording, LocateError>,
+    pcap: Option<(PathBuf, Result<OpenedRecording, LocateError>)>,
+) -> (Option<String>, Option<String>) {
+    let pcap = pcap.map(|(p, o)| (p, o.ok()));
+    match wav {
+        Ok(w) => match verify_opened(call_id, info, w, pcap) {
+            Ok(v) => (Some(v.actual_sha256), v.pcap.and_then(|p| p.actual_sha256)),
+            Err(_) => (None, None),
+        },
+        Err(_) => {
+            let pcap_digest = pcap.and_then(|(p, o)| {
+                o.and_then(|mut o| crate::recording::digest::sha256_of(&mut o.file, &p).ok())
+            });
+            (None, pcap_digest)
+        }
+    }
 }
