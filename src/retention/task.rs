@@ -22,10 +22,29 @@ pub fn spawn(
     recordings_dir: PathBuf,
     retention: RetentionConfig,
     registry: Arc<Registry>,
+    shutdown: Shutdown,
+) -> JoinHandle<()> {
+    spawn_after(
+        FIRST_RUN_AFTER,
+        store,
+        recordings_dir,
+        retention,
+        registry,
+        shutdown,
+    )
+}
+
+/// As [`spawn`], with the first run after `first`.
+pub fn spawn_after(
+    first: Duration,
+    store: Store,
+    recordings_dir: PathBuf,
+    retention: RetentionConfig,
+    registry: Arc<Registry>,
     mut shutdown: Shutdown,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut wait = FIRST_RUN_AFTER;
+        let mut wait = first;
         loop {
             tokio::select! {
                 _ = shutdown.recv() => break,
@@ -54,4 +73,48 @@ pub fn spawn(
         }
         tracing::debug!("retention task stopped");
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::call_media::RecordingInfo;
+    use crate::monitor::cdr::sample_cdr;
+
+    #[tokio::test]
+    async fn runs_then_stops_with_the_shutdown() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let mut old = sample_cdr("old");
+        let shift = chrono::Duration::days(400);
+        old.invite_at = chrono::Utc::now() - shift;
+        old.end_at = old.invite_at;
+        (old.ringing_at, old.answer_at) = (None, None);
+        old.recording = Some(RecordingInfo::failed("no disk"));
+        let mut fresh = sample_cdr("fresh");
+        fresh.invite_at = chrono::Utc::now();
+        store.insert_cdrs(&[old, fresh]).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let task = spawn_after(
+            Duration::ZERO,
+            store.clone(),
+            dir.path().to_path_buf(),
+            RetentionConfig::default(),
+            Arc::new(Registry::default()),
+            shutdown,
+        );
+        // Bounded wait for the first run's work.
+        let mut left = 500;
+        while store.get_cdr("old").await.unwrap().is_some() {
+            left -= 1;
+            assert!(left > 0, "the first run did not happen");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(store.get_cdr("fresh").await.unwrap().is_some());
+        trigger.trigger();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("stops with the shutdown")
+            .unwrap();
+    }
 }
