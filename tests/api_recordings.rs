@@ -391,6 +391,35 @@ async fn an_officer_downloads_seeks_and_verifies_a_recording_and_nothing_else() 
     h.gw.store().update_recording(&id, &info).await.unwrap();
     assert_eq!(api.get(&base).await.body, tampered, "back to the real file");
 
+    // A pcap kept beside the WAV (a codec that could not be decoded) is served on request and
+    // checked with the WAV.
+    let pcap_file = stored_path(&info).with_extension("pcap");
+    let capture: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 256) as u8).collect();
+    std::fs::write(&pcap_file, &capture).unwrap();
+    let mut with_pcap = info.clone();
+    with_pcap.pcap_path = Some(pcap_file.display().to_string());
+    with_pcap.pcap_sha256 = Some(sha256_hex(&capture));
+    h.gw.store()
+        .update_recording(&id, &with_pcap)
+        .await
+        .unwrap();
+    let pcap = api.get(&format!("{base}?format=pcap")).await;
+    assert_eq!(pcap.status, StatusCode::OK, "{}", pcap.text());
+    assert_eq!(pcap.header("content-type"), "application/vnd.tcpdump.pcap");
+    assert_eq!(
+        pcap.header("content-disposition"),
+        format!("attachment; filename=\"{id}.pcap\"")
+    );
+    assert_eq!(pcap.body, capture);
+    let check = api.get(&format!("{base}/verify")).await.json();
+    assert_eq!(check["pcap"]["matches"], true, "{check}");
+    assert_eq!(check["wav"]["matches"], false, "still the tampered WAV");
+    std::fs::remove_file(&pcap_file).unwrap();
+    let check = api.get(&format!("{base}/verify")).await.json();
+    assert_eq!(check["pcap"]["matches"], false, "{check}");
+    assert_eq!(check["pcap"]["problem"], "the file is missing");
+    h.gw.store().update_recording(&id, &info).await.unwrap();
+
     // The audit rows name the recording: its path under the recordings folder.
     let rows =
         h.gw.store()
@@ -415,7 +444,8 @@ async fn an_officer_downloads_seeks_and_verifies_a_recording_and_nothing_else() 
                 && r.entry.query.is_empty()
         })
         .collect();
-    // whole, 5 ranges, If-Range, 2 checks, 5 checks of bad paths, the last download.
+    // whole, 5 ranges, If-Range, 2 checks, 5 checks of bad paths, the last download, 2 checks
+    // with the pcap.
     assert!(served.len() >= 14, "{served:#?}");
     let named: Vec<&str> = served
         .iter()
@@ -557,6 +587,27 @@ async fn a_held_call_outlives_the_retention_purge_until_released() {
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].kind, "recording");
     assert_eq!(log[0].file.as_deref(), info.path.as_deref());
+
+    // A call refused by the gateway has a CDR but no recording.
+    let invite = h
+        .pbx
+        .invite(h.inside(), &InviteSpec::new("+861099999999", CALLEE))
+        .await;
+    h.pbx.expect_response(100).await;
+    let resp = h.pbx.expect_response(403).await;
+    h.pbx.ack_non2xx(&invite, &resp).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let refused = loop {
+        let page = api.get("/api/v1/cdrs?disposition=refused").await.json();
+        if let Some(id) = page["items"][0]["id"].as_str() {
+            break id.to_string();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no refused CDR");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let none = api.get(&format!("/api/v1/calls/{refused}/recording")).await;
+    none.assert_error(StatusCode::NOT_FOUND, "not_found");
+    assert!(none.text().contains("has no recording"), "{}", none.text());
 
     // Holds on unknown calls are refused.
     api.send(
