@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine by itself: installs what the tests need when it
-# is missing (SIPp from `sip-tester`), then checks formatting and lints and runs every test.
+# is missing (SIPp from `sip-tester`, SIPVicious from `sipvicious`), then checks formatting and lints and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-if ! command -v sipp >/dev/null 2>&1; then
-    echo "== installing SIPp (sip-tester)"
+# SIPp (sip-tester) plays PBX and carrier; SIPVicious (svmap, svwar) plays the scanner.
+missing=()
+command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
+command -v svmap >/dev/null 2>&1 || missing+=(sipvicious)
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "== installing ${missing[*]}"
     as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sip-tester >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 if ! command -v cargo >/dev/null 2>&1; then
     echo "cargo not found: install the Rust toolchain (rustup) first" >&2

@@ -21,6 +21,7 @@ use crate::policy::Policy;
 use crate::recording::repair::repair_all;
 use crate::recording::RecordingPool;
 use crate::shutdown::{self, ShutdownTrigger};
+use crate::sip::flood::FloodGuard;
 use crate::sip::frontend::Limits;
 use crate::sip::transaction::{Timers, TransactionLayer};
 use crate::sip::transport::{Handler, Interface, Interfaces, Side, TransportError};
@@ -43,6 +44,8 @@ pub enum AppError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("http api tls (http.tls_cert, http.tls_key): {0}")]
+    Tls(#[from] crate::api::tls::TlsError),
     #[error("cannot start the recorders for {dir}: {source}")]
     Recording { dir: String, source: std::io::Error },
 }
@@ -129,11 +132,14 @@ impl Gateway {
         // HTTP API: bound before the SIP interfaces open, served once the parts exist.
         let http_listener = if config.http.enabled {
             let addr = config.http.listen;
-            Some(
-                HttpListener::bind(addr)
-                    .await
-                    .map_err(|source| AppError::Http { addr, source })?,
-            )
+            let bound = match (&config.http.tls_cert, &config.http.tls_key) {
+                (Some(cert), Some(key)) => {
+                    let tls = crate::api::tls::acceptor(cert, key).await?;
+                    HttpListener::bind_tls(addr, tls).await
+                }
+                _ => HttpListener::bind(addr).await,
+            };
+            Some(bound.map_err(|source| AppError::Http { addr, source })?)
         } else {
             None
         };
@@ -157,6 +163,7 @@ impl Gateway {
             unknown_sources: config.sip.unknown_sources,
             retry_after_secs: config.sip.retry_after_secs,
             ring_timeout: Duration::from_secs(config.sip.ring_timeout_secs),
+            flood: Arc::new(FloodGuard::new(config.sip.flood.clone())),
             recording: Some(RecordingSettings {
                 pool: pool.clone(),
                 required: config.recording.required,

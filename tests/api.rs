@@ -5,109 +5,14 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
 
+use common::api::*;
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use trunkguard::api::{create_token, route_table, Role};
+use trunkguard::api::{route_table, Role};
 use trunkguard::store::AuditFilter;
-
-/// A client of the gateway's API that counts the audited requests it makes.
-struct Api {
-    base: String,
-    client: reqwest::Client,
-    audited: AtomicUsize,
-}
-
-struct Reply {
-    status: StatusCode,
-    text: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
-    }
-
-    /// A refusal: the status and the JSON error body with its code.
-    fn assert_error(&self, status: StatusCode, code: &str) {
-        assert_eq!(self.status, status, "{}", self.text);
-        let body = self.json();
-        assert_eq!(body["error"]["code"], code, "{}", self.text);
-        assert!(body["error"]["message"].is_string(), "{}", self.text);
-    }
-}
-
-impl Api {
-    fn new(h: &Harness) -> Api {
-        let addr = h.gw.http_addr().expect("the API is enabled");
-        Api {
-            base: format!("http://{addr}"),
-            client: reqwest::Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .expect("client"),
-            audited: AtomicUsize::new(0),
-        }
-    }
-
-    async fn call(&self, method: Method, path: &str, token: Option<&str>) -> Reply {
-        let mut req = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let resp = req.send().await.expect("request");
-        if !path.starts_with("/healthz") {
-            self.audited.fetch_add(1, Ordering::SeqCst);
-        }
-        let status = resp.status();
-        let text = resp.text().await.expect("body");
-        Reply { status, text }
-    }
-
-    async fn get(&self, path: &str, token: &str) -> Reply {
-        self.call(Method::GET, path, Some(token)).await
-    }
-
-    fn audited(&self) -> i64 {
-        self.audited.load(Ordering::SeqCst) as i64
-    }
-}
-
-async fn token(h: &Harness, name: &str, role: Role, trunks: &[&str]) -> String {
-    let trunks: Vec<String> = trunks.iter().map(|t| t.to_string()).collect();
-    let known = vec![TRUNK.to_string(), "other".to_string()];
-    let (token, _) = create_token(
-        h.gw.store(),
-        name,
-        role,
-        &trunks,
-        &known,
-        chrono::Utc::now(),
-    )
-    .await
-    .expect("token");
-    token
-}
-
-/// Wait (bounded) until the store holds `n` CDRs.
-async fn wait_for_cdrs(h: &Harness, n: i64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let have = h.gw.store().count_cdrs().await.expect("count");
-        if have >= n {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{have} CDRs stored, waiting for {n}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// An answered outbound call from CALLER to `callee`, ended by the PBX.
 async fn answered_call(h: &mut Harness, callee: &str) {
@@ -150,11 +55,11 @@ async fn refused_call(h: &mut Harness) {
 async fn roles_are_enforced_and_every_request_is_audited() {
     let mut h = start_gateway(&[]).await;
     let api = Api::new(&h);
-    let admin = token(&h, "ops", Role::Admin, &[]).await;
-    let compliance = token(&h, "officer", Role::Compliance, &[]).await;
-    let carrier = token(&h, "carrier-all", Role::Carrier, &[]).await;
-    let limited = token(&h, "carrier-other", Role::Carrier, &["other"]).await;
-    let revoked = token(&h, "gone", Role::Admin, &[]).await;
+    let admin = api_token(&h, "ops", Role::Admin, &[]).await;
+    let compliance = api_token(&h, "officer", Role::Compliance, &[]).await;
+    let carrier = api_token(&h, "carrier-all", Role::Carrier, &[]).await;
+    let limited = api_token(&h, "carrier-other", Role::Carrier, &["other"]).await;
+    let revoked = api_token(&h, "gone", Role::Admin, &[]).await;
     assert!(h
         .gw
         .store()
@@ -272,7 +177,7 @@ async fn roles_are_enforced_and_every_request_is_audited() {
 async fn cdr_search_pages_with_a_cursor_and_reads_the_full_record() {
     let mut h = start_gateway(&[]).await;
     let api = Api::new(&h);
-    let officer = token(&h, "officer", Role::Compliance, &[]).await;
+    let officer = api_token(&h, "officer", Role::Compliance, &[]).await;
     for callee in [CALLEE, CALLEE2, CALLEE] {
         answered_call(&mut h, callee).await;
     }
@@ -374,7 +279,7 @@ async fn cdr_search_pages_with_a_cursor_and_reads_the_full_record() {
 async fn an_admin_hangs_up_a_live_call() {
     let mut h = start_gateway(&[]).await;
     let api = Api::new(&h);
-    let admin = token(&h, "ops", Role::Admin, &[]).await;
+    let admin = api_token(&h, "ops", Role::Admin, &[]).await;
     let call = h.establish().await;
 
     let live = api.get("/api/v1/calls/live", &admin).await;
@@ -509,7 +414,7 @@ fn parse_prometheus(text: &str) -> Vec<(String, f64)> {
 async fn metrics_show_the_call() {
     let mut h = start_gateway(&[]).await;
     let api = Api::new(&h);
-    let carrier = token(&h, "carrier", Role::Carrier, &[TRUNK]).await;
+    let carrier = api_token(&h, "carrier", Role::Carrier, &[TRUNK]).await;
     let mut call = h.establish().await;
 
     let during = api.get("/metrics", &carrier).await;
@@ -571,8 +476,8 @@ async fn metrics_show_the_call() {
 async fn the_carrier_pulls_the_days_kpis_and_they_count_the_calls_placed() {
     let mut h = start_gateway(&[]).await;
     let api = Api::new(&h);
-    let carrier = token(&h, "carrier", Role::Carrier, &[TRUNK]).await;
-    let other = token(&h, "carrier-other", Role::Carrier, &["other"]).await;
+    let carrier = api_token(&h, "carrier", Role::Carrier, &[TRUNK]).await;
+    let other = api_token(&h, "carrier-other", Role::Carrier, &["other"]).await;
     answered_call(&mut h, CALLEE).await;
     answered_call(&mut h, CALLEE2).await;
     refused_call(&mut h).await;
@@ -634,8 +539,8 @@ async fn the_carrier_pulls_the_days_kpis_and_they_count_the_calls_placed() {
 async fn an_admin_imposes_and_lifts_a_step_over_the_api() {
     let mut h = start_gateway(&[]).await;
     let api = Api::new(&h);
-    let admin = token(&h, "ops", Role::Admin, &[]).await;
-    let carrier = token(&h, "carrier", Role::Carrier, &[TRUNK]).await;
+    let admin = api_token(&h, "ops", Role::Admin, &[]).await;
+    let carrier = api_token(&h, "carrier", Role::Carrier, &[TRUNK]).await;
     let post = |path: &str, body: Value| {
         api.client
             .post(format!("{}{path}", api.base))
@@ -704,8 +609,8 @@ async fn an_admin_imposes_and_lifts_a_step_over_the_api() {
 async fn complaints_filed_over_the_api_feed_the_rules_at_once() {
     let mut h = start_gateway(&[]).await;
     let api = Api::new(&h);
-    let carrier = token(&h, "carrier", Role::Carrier, &[TRUNK]).await;
-    let other = token(&h, "carrier-other", Role::Carrier, &["other"]).await;
+    let carrier = api_token(&h, "carrier", Role::Carrier, &[TRUNK]).await;
+    let other = api_token(&h, "carrier-other", Role::Carrier, &["other"]).await;
     answered_call(&mut h, CALLEE).await;
     wait_for_cdrs(&h, 1).await;
     let file = |t: &str, complainant: &str| {
@@ -774,7 +679,7 @@ async fn refused_call_with(h: &mut Harness, caller: &str, status: u16) {
 async fn openapi_document_covers_every_route_and_the_api_stops_with_the_gateway() {
     let h = start_gateway(&[]).await;
     let api = Api::new(&h);
-    let carrier = token(&h, "carrier", Role::Carrier, &[]).await;
+    let carrier = api_token(&h, "carrier", Role::Carrier, &[]).await;
     let doc = api.get("/api/v1/openapi.json", &carrier).await;
     assert_eq!(doc.status, StatusCode::OK, "{}", doc.text);
     let doc = doc.json();

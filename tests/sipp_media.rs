@@ -9,7 +9,7 @@
 //!   test (from SIPp's `-trace_msg` log);
 //! - the CDR's per-leg media figures: packets in on both legs, nothing lost, nothing stray,
 //!   every packet received on one leg relayed to the other;
-//! - the recording: complete, mode 0640, its SHA-256 the one on the CDR, a 2-channel 8 kHz
+//! - the recording: complete, mode 0600, its SHA-256 the one on the CDR, a 2-channel 8 kHz
 //!   16-bit WAV (hound) whose left channel carries the PBX's tone and not the carrier's and
 //!   whose right channel carries the carrier's and not the PBX's (Goertzel), with every
 //!   received packet's audio present, and as long as the call's talk time (±0.3 s);
@@ -415,8 +415,8 @@ fn check_recording(scene: &Scene, cdr: &Cdr) -> String {
     let mode = fs::metadata(&path)
         .map(|m| m.permissions().mode() & 0o777)
         .unwrap_or(0);
-    scene.ensure(mode == 0o640, || {
-        format!("the recording's mode is {mode:o}, expected 640")
+    scene.ensure(mode == 0o600, || {
+        format!("the recording's mode is {mode:o}, expected 600")
     });
 
     let mut reader = hound::WavReader::open(&path)

@@ -4,6 +4,7 @@
 //! leaves: a request whose row the database refuses gets 503 instead of its data.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::middleware::Next;
@@ -20,6 +21,9 @@ use crate::store::NewAudit;
 /// request concerned in the audit row's `recording` column.
 #[derive(Debug, Clone)]
 pub(crate) struct AuditedRecording(pub String);
+
+/// A handler's answer (not a download's body) must be ready within this.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(crate) async fn guard(State(state): State<ApiState>, mut req: Request, next: Next) -> Response {
     let method = req.method().clone();
@@ -73,7 +77,18 @@ pub(crate) async fn guard(State(state): State<ApiState>, mut req: Request, next:
         Ok(p) => {
             let (name, role) = (p.name.clone(), p.role);
             req.extensions_mut().insert(p);
-            (next.run(req).await, name, Some(role))
+            let response = match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::warn!(actor = %name, action = route.action, "api request timed out");
+                    ApiError::Unavailable(format!(
+                        "no answer within {} s; the outcome of a change is unknown: read it back",
+                        REQUEST_TIMEOUT.as_secs()
+                    ))
+                    .into_response()
+                }
+            };
+            (response, name, Some(role))
         }
     };
     let status = response.status().as_u16();

@@ -98,7 +98,7 @@ pub(crate) async fn file(
     Extension(who): Extension<Principal>,
     body: Result<Json<ComplaintFiling>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ComplaintView>), ApiError> {
-    let Json(f) = body.map_err(|e| ApiError::bad("body", e.body_text()))?;
+    let Json(f) = body.map_err(ApiError::body)?;
     let complainant = number_param("complainant", &f.complainant)?;
     let caller_id = number_param("caller_id", &f.caller_id)?;
     let time = match &f.time {

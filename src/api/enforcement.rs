@@ -237,7 +237,7 @@ pub(crate) async fn impose(
     Extension(who): Extension<Principal>,
     body: Result<Json<ImposeOrder>, JsonRejection>,
 ) -> Result<(StatusCode, Json<OrderDone>), ApiError> {
-    let Json(o) = body.map_err(|e| ApiError::bad("body", e.body_text()))?;
+    let Json(o) = body.map_err(ApiError::body)?;
     if o.reason.trim().is_empty() {
         return Err(ApiError::bad("reason", "must say why"));
     }
@@ -304,7 +304,7 @@ pub(crate) async fn lift(
         .into_iter()
         .find(|i| i.id == wanted)
         .ok_or_else(not_found)?;
-    let Json(o) = body.map_err(|e| ApiError::bad("body", e.body_text()))?;
+    let Json(o) = body.map_err(ApiError::body)?;
     if o.reason.trim().is_empty() {
         return Err(ApiError::bad("reason", "must say why"));
     }

@@ -26,6 +26,9 @@ pub enum ApiError {
     BadRequest { field: String, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A request body over `server::MAX_BODY_BYTES`.
+    #[error("{0}")]
+    TooLarge(String),
     /// Something the gateway could not do now (the monitor stopped, the audit log refused).
     #[error("{0}")]
     Unavailable(String),
@@ -39,6 +42,18 @@ impl ApiError {
         }
     }
 
+    /// A JSON body that could not be read: 413 when over the size limit, else 400 naming `body`.
+    pub(crate) fn body(rejection: axum::extract::rejection::JsonRejection) -> ApiError {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(format!(
+                "request body over {} bytes",
+                super::server::MAX_BODY_BYTES
+            ))
+        } else {
+            ApiError::bad("body", rejection.body_text())
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -47,6 +62,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -59,6 +75,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::BadRequest { .. } => "bad_request",
             ApiError::Store(_) => "internal",
+            ApiError::TooLarge(_) => "too_large",
             ApiError::Unavailable(_) => "unavailable",
         }
     }
@@ -73,7 +90,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// `unauthorized`, `forbidden`, `not_found`, `method_not_allowed`, `bad_request`,
-    /// `internal` or `unavailable`.
+    /// `too_large`, `internal` or `unavailable`.
     pub code: String,
     pub message: String,
     /// The parameter at fault (400 only).

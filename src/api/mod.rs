@@ -5,6 +5,7 @@
 //! b2bua's `Registry` and the enforcement only through `MonitorHandle`.
 
 pub mod audit;
+pub mod audit_log;
 pub mod auth;
 pub mod calls;
 pub mod cdrs;
@@ -20,6 +21,7 @@ mod range;
 pub mod recordings;
 pub mod reports;
 pub mod server;
+pub mod tls;
 
 use std::sync::Arc;
 

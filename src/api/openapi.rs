@@ -9,7 +9,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
-use super::{calls, cdrs, complaints, enforcement, health, metrics, reports};
+use super::{audit_log, calls, cdrs, complaints, enforcement, health, metrics, reports};
 use super::{holds, recordings};
 
 #[derive(OpenApi)]
@@ -39,6 +39,7 @@ use super::{holds, recordings};
         enforcement::lift,
         complaints::list,
         complaints::file,
+        audit_log::list,
         recordings::download,
         recordings::verify,
         holds::place,

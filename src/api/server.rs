@@ -11,10 +11,12 @@ use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 use super::auth::Role;
 use super::{
-    audit, calls, cdrs, complaints, enforcement, error, health, metrics, openapi, reports, ApiState,
+    audit, audit_log, calls, cdrs, complaints, enforcement, error, health, metrics, openapi,
+    reports, ApiState,
 };
 use super::{holds, recordings};
 use crate::shutdown::Shutdown;
@@ -177,6 +179,15 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
         (
             spec(
                 Method::GET,
+                "/api/v1/audit",
+                Roles(COMPLIANCE),
+                "audit.list",
+            ),
+            get(audit_log::list),
+        ),
+        (
+            spec(
+                Method::GET,
                 "/api/v1/calls/{id}/recording",
                 Roles(COMPLIANCE),
                 "recordings.download",
@@ -218,6 +229,9 @@ pub fn route_table() -> Vec<RouteSpec> {
     routes().into_iter().map(|(s, _)| s).collect()
 }
 
+/// The largest request body read (JSON bodies are small; larger ones get 413).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
 /// The whole API: routes, the guard (authentication, roles, audit) on each, JSON 404 elsewhere.
 pub fn router(state: ApiState) -> Router {
     let mut router = Router::new();
@@ -225,6 +239,7 @@ pub fn router(state: ApiState) -> Router {
         router = router.route(spec.path, handler);
     }
     router
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             audit::guard,
@@ -233,15 +248,27 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// The API's socket, bound before the SIP interfaces open (a busy port stops the start).
+/// The API's socket, bound before the SIP interfaces open (a busy port stops the start), and
+/// its TLS configuration when `[http]` names a certificate.
 pub struct HttpListener {
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
 }
 
 impl HttpListener {
+    /// Plain HTTP.
     pub async fn bind(addr: SocketAddr) -> std::io::Result<HttpListener> {
         Ok(HttpListener {
             listener: TcpListener::bind(addr).await?,
+            tls: None,
+        })
+    }
+
+    /// HTTPS with this acceptor.
+    pub async fn bind_tls(addr: SocketAddr, tls: TlsAcceptor) -> std::io::Result<HttpListener> {
+        Ok(HttpListener {
+            listener: TcpListener::bind(addr).await?,
+            tls: Some(tls),
         })
     }
 
@@ -259,22 +286,19 @@ pub struct HttpServer {
 
 /// How long a stop waits for requests in progress.
 const STOP_LIMIT: Duration = Duration::from_secs(5);
+/// Connections open at once; more are closed at accept (a client holding many idle sockets
+/// cannot starve the others of file descriptors).
+pub const MAX_CONNECTIONS: usize = 256;
+/// A request's head must arrive within this (slow-loris clients are dropped).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl HttpServer {
-    pub fn start(listener: HttpListener, state: ApiState, mut shutdown: Shutdown) -> HttpServer {
+    pub fn start(listener: HttpListener, state: ApiState, shutdown: Shutdown) -> HttpServer {
         let addr = listener
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener.listener, app)
-                .with_graceful_shutdown(async move { shutdown.recv().await })
-                .await;
-            match served {
-                Ok(()) => tracing::info!(%addr, "http api stopped"),
-                Err(e) => tracing::error!(%addr, error = %e, "http api failed"),
-            }
-        });
+        let app = router(state);
+        let task = tokio::spawn(serve(listener.listener, listener.tls, app, shutdown, addr));
         tracing::info!(%addr, "http api listening");
         HttpServer { addr, task }
     }
@@ -290,6 +314,101 @@ impl HttpServer {
             tracing::warn!(addr = %self.addr, "http api: requests still open at the stop limit; closed");
             abort.abort();
         }
+    }
+}
+
+/// The accept loop: HTTP/1.1 connections, each its own task, at most `MAX_CONNECTIONS` at once;
+/// on shutdown stops accepting and lets each connection finish its request in progress.
+async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    app: Router,
+    mut shutdown: Shutdown,
+    addr: SocketAddr,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.recv() => break,
+            accepted = listener.accept() => accepted,
+        };
+        // Reap finished connections so the set stays as small as the open ones.
+        while connections.try_join_next().is_some() {}
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // EMFILE and the like: back off instead of spinning.
+                tracing::warn!(%addr, error = %e, "http api: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%addr, %peer, limit = MAX_CONNECTIONS, "http api: connection limit reached; closed");
+            drop(stream);
+            continue;
+        };
+        let app = app.clone();
+        let stop = stop_rx.clone();
+        let tls = tls.clone();
+        connections.spawn(async move {
+            match tls {
+                None => serve_connection(stream, peer, app, stop).await,
+                Some(tls) => {
+                    // The handshake is bounded like a request head.
+                    match tokio::time::timeout(HEADER_READ_TIMEOUT, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => serve_connection(stream, peer, app, stop).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "http api: tls handshake failed")
+                        }
+                        Err(_) => tracing::debug!(%peer, "http api: tls handshake timed out"),
+                    }
+                }
+            }
+            drop(slot);
+        });
+    }
+    let _ = stop_tx.send(true);
+    while connections.join_next().await.is_some() {}
+    tracing::info!(%addr, "http api stopped");
+}
+
+async fn serve_connection<S>(
+    stream: S,
+    peer: SocketAddr,
+    app: Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use axum::extract::ConnectInfo;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
+    let service = app.map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        req.map(axum::body::Body::new)
+    });
+    let service = hyper_util::service::TowerToHyperService::new(service);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        served = conn.as_mut() => {
+            if let Err(e) = served {
+                tracing::debug!(%peer, error = %e, "http api: connection ended with an error");
+            }
+            return;
+        }
+        _ = stop.wait_for(|s| *s) => conn.as_mut().graceful_shutdown(),
+    }
+    if let Err(e) = conn.await {
+        tracing::debug!(%peer, error = %e, "http api: connection ended with an error");
     }
 }
 

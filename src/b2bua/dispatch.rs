@@ -9,6 +9,7 @@ use rsip::Method;
 use super::registry::CallMsg;
 use super::{B2bua, Ctx};
 use crate::config::UnknownSources;
+use crate::sip::flood::Verdict;
 use crate::sip::frontend::Parsed;
 use crate::sip::message;
 use crate::sip::response::response_for;
@@ -18,8 +19,28 @@ use crate::sip::validate;
 
 impl Handler for B2bua {
     fn accept_peer(&self, side: Side, addr: SocketAddr) -> bool {
+        if self
+            .ctx
+            .settings
+            .flood
+            .is_banned(addr.ip(), std::time::Instant::now())
+        {
+            return false;
+        }
         self.ctx.known_source(side, addr)
             || self.ctx.settings.unknown_sources == UnknownSources::Reject
+    }
+
+    fn admit(&self, side: Side, addr: SocketAddr, request: bool) -> bool {
+        let flood = &self.ctx.settings.flood;
+        let now = std::time::Instant::now();
+        let peer_cps = self.ctx.peer_max_cps(side, addr);
+        // A peer's responses answer our own requests: not counted. Anything else is.
+        if !request && peer_cps.is_some() {
+            return !flood.is_banned(addr.ip(), now);
+        }
+        // The guard logs the ban itself.
+        flood.check(addr.ip(), flood.budget(peer_cps), now) == Verdict::Pass
     }
 
     fn on_message(&self, side: Side, peer: Peer, parsed: Parsed) {
@@ -75,6 +96,14 @@ impl Handler for B2bua {
 }
 
 impl Ctx {
+    /// The call rate (`max_cps`) of the trunk whose peer `addr` is; None for an unknown source.
+    fn peer_max_cps(&self, side: Side, addr: SocketAddr) -> Option<f64> {
+        match side {
+            Side::Inside => self.policy.pbx_trunk(addr.ip()).map(|t| t.max_cps),
+            Side::Outside => self.policy.carrier_trunk(addr).map(|t| t.max_cps),
+        }
+    }
+
     /// A configured peer: on the inside a PBX of some trunk, on the outside one of its carriers.
     pub(crate) fn known_source(&self, side: Side, addr: SocketAddr) -> bool {
         match side {

@@ -18,6 +18,7 @@ pub use registry::{LiveCall, Registry};
 use crate::config::UnknownSources;
 use crate::monitor::cdr_writer::CdrSink;
 use crate::policy::Policy;
+use crate::sip::flood::FloodGuard;
 use crate::sip::transaction::TransactionLayer;
 
 /// What the B2BUA needs to know of the configuration.
@@ -33,6 +34,8 @@ pub struct Settings {
     pub media: MediaSettings,
     /// None: calls are not recorded (tests of signalling alone).
     pub recording: Option<RecordingSettings>,
+    /// Per-source request budget and bans (shared with `/metrics`).
+    pub flood: Arc<FloodGuard>,
 }
 
 pub(crate) struct Ctx {

@@ -1,17 +1,19 @@
 //! The TOML configuration: typed sections, defaults, and validation whose messages name the key.
 
 mod calling_hours;
+mod flood;
 mod rules;
 mod validate;
 
 pub use calling_hours::{CallingHours, TimeRange};
+pub use flood::FloodConfig;
 pub use rules::{
     parse_duration, Cmp, RuleConfig, RuleId, RuleOverride, RuleScope, RuleWindow, RulesConfig,
     Step, MAX_CALLEE_LIMIT,
 };
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -28,6 +30,9 @@ pub enum ConfigError {
     Parse { path: String, message: String },
     #[error("config key `{key}`: {message}")]
     Invalid { key: String, message: String },
+    /// The file could be changed by anyone on the machine: not trusted.
+    #[error("config file {path} is writable by every user (mode {mode:o}): chmod o-w it")]
+    WorldWritable { path: String, mode: u32 },
 }
 
 impl ConfigError {
@@ -68,9 +73,18 @@ pub struct HttpConfig {
     /// Serve the API at all.
     #[serde(default = "default_true")]
     pub enabled: bool,
-    /// Address and port of the API (plain HTTP: put a TLS proxy in front beyond loopback).
+    /// Address and port of the API.
     #[serde(default = "default_http_listen")]
     pub listen: SocketAddr,
+    /// PEM certificate chain and private key: the API speaks HTTPS (both or neither).
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Plain HTTP on an address beyond loopback (tokens would cross the network in clear) is
+    /// refused unless this says a TLS proxy or a private network stands in front.
+    #[serde(default)]
+    pub allow_plain_remote: bool,
 }
 
 impl Default for HttpConfig {
@@ -78,6 +92,9 @@ impl Default for HttpConfig {
         HttpConfig {
             enabled: true,
             listen: default_http_listen(),
+            tls_cert: None,
+            tls_key: None,
+            allow_plain_remote: false,
         }
     }
 }
@@ -191,6 +208,9 @@ pub struct SipConfig {
     /// Retry-After seconds on 503 refusals.
     #[serde(default = "default_retry_after_secs")]
     pub retry_after_secs: u32,
+    /// `[sip.flood]`: per-source request budget and ban.
+    #[serde(default)]
+    pub flood: FloodConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -370,10 +390,25 @@ fn default_throttle_share() -> f64 {
 impl Config {
     /// Read, parse and validate a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let read_error = |source| ConfigError::Read {
             path: path.display().to_string(),
             source,
-        })?;
+        };
+        // Whoever can write the config decides who may call and where calls go.
+        let mode = {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(path)
+                .map_err(read_error)?
+                .permissions()
+                .mode()
+        };
+        if mode & 0o002 != 0 {
+            return Err(ConfigError::WorldWritable {
+                path: path.display().to_string(),
+                mode: mode & 0o7777,
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(read_error)?;
         Self::from_toml(&text).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse {
                 path: path.display().to_string(),

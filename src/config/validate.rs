@@ -25,6 +25,25 @@ impl Config {
                 "must be 1024..=65535",
             ));
         }
+        let flood = &self.sip.flood;
+        if !(100..=60_000).contains(&flood.window_ms) {
+            return Err(ConfigError::invalid(
+                "sip.flood.window_ms",
+                "must be 100..=60000",
+            ));
+        }
+        if flood.requests == 0 {
+            return Err(ConfigError::invalid("sip.flood.requests", "must be > 0"));
+        }
+        if flood.peer_requests_per_call == 0 {
+            return Err(ConfigError::invalid(
+                "sip.flood.peer_requests_per_call",
+                "must be > 0",
+            ));
+        }
+        if flood.ban_secs == 0 {
+            return Err(ConfigError::invalid("sip.flood.ban_secs", "must be > 0"));
+        }
         if self.database.cdr_queue == 0 {
             return Err(ConfigError::invalid("database.cdr_queue", "must be > 0"));
         }
@@ -64,6 +83,23 @@ impl Config {
                     format!("must be 1..={MAX_RETENTION_DAYS} days"),
                 ));
             }
+        }
+        if self.http.tls_cert.is_some() != self.http.tls_key.is_some() {
+            return Err(ConfigError::invalid(
+                "http.tls_key",
+                "tls_cert and tls_key go together",
+            ));
+        }
+        if self.http.enabled
+            && !self.http.listen.ip().is_loopback()
+            && self.http.tls_cert.is_none()
+            && !self.http.allow_plain_remote
+        {
+            return Err(ConfigError::invalid(
+                "http.listen",
+                "beyond loopback the API needs tls_cert and tls_key (or allow_plain_remote = true \
+                 behind a TLS proxy)",
+            ));
         }
         if self.recording.dir.as_os_str().is_empty() {
             return Err(ConfigError::invalid("recording.dir", "must not be empty"));

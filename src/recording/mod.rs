@@ -21,7 +21,7 @@
 //! # Files
 //! `dir/YYYY/MM/DD/CALL_ID.wav.part` while recording, renamed to `CALL_ID.wav` when closed
 //! (`.pcap.part`/`.pcap` beside it when a codec cannot be decoded). Stereo 16-bit, 8 kHz
-//! (16 kHz for G.722), left = inside (agent), right = outside (customer), mode 0640.
+//! (16 kHz for G.722), left = inside (agent), right = outside (customer), mode 0600.
 
 pub mod codec;
 pub mod digest;

@@ -109,7 +109,17 @@ impl RecordingPool {
     }
 
     /// From `[recording]` with default tunables.
+    /// The pool for `[recording]`; the folder is created (or narrowed) to the service user only.
     pub fn from_config(cfg: &crate::config::RecordingConfig) -> std::io::Result<Self> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(super::writer::DIR_MODE)
+            .create(&cfg.dir)?;
+        std::fs::set_permissions(
+            &cfg.dir,
+            std::fs::Permissions::from_mode(super::writer::DIR_MODE),
+        )?;
         Self::start(cfg.dir.clone(), RecorderOptions::default())
     }
 
@@ -133,7 +143,14 @@ impl RecordingPool {
         let probe = day.join(format!(".probe-{}", std::process::id()));
         tokio::task::spawn_blocking(move || {
             use std::io::Write;
-            std::fs::create_dir_all(&day).map_err(|e| RecordingError::io(&day, e))?;
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(super::writer::DIR_MODE)
+                    .create(&day)
+                    .map_err(|e| RecordingError::io(&day, e))?;
+            }
             let unique = probe.with_extension(format!(
                 "{:x}",
                 std::time::SystemTime::now()

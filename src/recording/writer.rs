@@ -1,7 +1,7 @@
 //! `Recorder`: the handle a call holds on its recording, and how a recording file is started.
 //!
 //! Lifecycle of the files of call `ID` started on day D (UTC):
-//! - open: `dir/YYYY/MM/DD/ID.wav.part` is created (mode 0640, never overwriting), the WAV header
+//! - open: `dir/YYYY/MM/DD/ID.wav.part` is created (mode 0600, never overwriting), the WAV header
 //!   is written and flushed at once, so an unwritable directory or a full disk fails here;
 //! - recording: samples are appended as time advances and the header is rewritten (hound's
 //!   `flush()`) at least once a second; `ID.pcap.part` appears if a codec cannot be decoded;
@@ -28,8 +28,9 @@ use super::session::{CallWriter, Control, WavOut};
 
 /// Suffix of a recording (WAV or pcap) that is still being written.
 pub const PART_SUFFIX: &str = ".part";
-const FILE_MODE: u32 = 0o640;
-const DIR_MODE: u32 = 0o750;
+/// Readable by the service user only (evidence; issue 6).
+const FILE_MODE: u32 = 0o600;
+pub(crate) const DIR_MODE: u32 = 0o700;
 
 /// What a recording is opened with.
 #[derive(Debug, Clone)]
@@ -325,7 +326,7 @@ fn check_call_id(id: &str) -> Result<(), RecordingError> {
     }
 }
 
-/// Creates a new file with mode 0640 whatever the umask; never replaces one.
+/// Creates a new file with mode 0600 whatever the umask; never replaces one.
 pub(crate) fn create_file(path: &Path) -> Result<File, RecordingError> {
     let file = OpenOptions::new()
         .read(true)

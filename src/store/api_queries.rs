@@ -63,6 +63,8 @@ pub struct AuditRow {
 pub struct AuditFilter {
     pub actor: Option<String>,
     pub call_id: Option<String>,
+    /// The operation (`cdrs.search`, `calls.recording`…).
+    pub action: Option<String>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
     /// Rows with a larger id only (paging).
@@ -171,6 +173,9 @@ impl Store {
         if f.call_id.is_some() {
             sql += &format!(" AND call_id = ${}", next());
         }
+        if f.action.is_some() {
+            sql += &format!(" AND action = ${}", next());
+        }
         if f.from.is_some() {
             sql += &format!(" AND at >= ${}", next());
         }
@@ -187,6 +192,9 @@ impl Store {
         }
         if let Some(c) = &f.call_id {
             q = q.bind(c);
+        }
+        if let Some(a) = &f.action {
+            q = q.bind(a);
         }
         if let Some(t) = f.from {
             q = q.bind(format_time(t));

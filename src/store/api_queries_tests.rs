@@ -123,6 +123,24 @@ async fn audit_log_is_append_only_and_filters() {
         .unwrap();
     assert_eq!(after.len(), 1);
     assert_eq!(after[0].entry.actor, "bob");
+    let by_action = |action: &'static str| AuditFilter {
+        action: Some(action.into()),
+        limit: 10,
+        ..AuditFilter::default()
+    };
+    assert_eq!(
+        store
+            .audit_entries(&by_action("calls.get"))
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(store
+        .audit_entries(&by_action("cdrs.search"))
+        .await
+        .unwrap()
+        .is_empty());
 
     let update = sqlx::query("UPDATE audit_log SET actor = 'mallory'")
         .execute(store.pool())

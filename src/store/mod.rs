@@ -43,7 +43,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{ConnectOptions, SqlitePool};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -92,9 +92,12 @@ impl Store {
             // FULL, not NORMAL: a committed CDR must survive a power cut, not only a crash.
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(opts.busy_timeout)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Statements carry numbers and token hashes: never in the log, even at debug.
+            .disable_statement_logging();
 
         let in_memory = is_memory_url(url);
+        let file = options.get_filename().to_path_buf();
         if !in_memory {
             create_parent_dir(options.get_filename()).await?;
         }
@@ -120,6 +123,9 @@ impl Store {
                 })?;
 
         MIGRATOR.run(&pool).await?;
+        if !in_memory {
+            restrict_to_owner(&file).await;
+        }
         tracing::info!(url, "database ready");
         Ok(Store { pool })
     }
@@ -140,6 +146,24 @@ fn is_memory_url(url: &str) -> bool {
         .trim_start_matches("sqlite://")
         .trim_start_matches("sqlite:");
     rest.starts_with(":memory:") || rest.contains("mode=memory")
+}
+
+/// The database and its WAL files: readable by the service user only (CDRs are personal data).
+/// Files that do not exist yet are skipped; a failure is logged, not fatal (a read-only mount).
+async fn restrict_to_owner(db: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        let path = std::path::PathBuf::from(name);
+        match tokio::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot restrict the database file to its owner")
+            }
+        }
+    }
 }
 
 async fn create_parent_dir(file: &std::path::Path) -> Result<(), StoreError> {

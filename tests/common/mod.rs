@@ -6,6 +6,7 @@
 // Each test binary uses a part of the harness only.
 #![allow(dead_code, unused_imports)]
 
+pub mod api;
 pub mod msg;
 pub mod rtp;
 pub mod ua;

@@ -205,6 +205,11 @@ pub struct Gateway {
 impl Gateway {
     /// Write `config_text` to `dir/trunkguard.toml`, start the binary and wait until it listens.
     pub fn start(dir: &Path, config_text: &str) -> Gateway {
+        Gateway::start_logging(dir, config_text, "info")
+    }
+
+    /// Like [`Gateway::start`] with `RUST_LOG` set to `filter`.
+    pub fn start_logging(dir: &Path, config_text: &str, filter: &str) -> Gateway {
         let config = dir.join("trunkguard.toml");
         let log = dir.join("gateway.log");
         fs::write(&config, config_text).expect("write the gateway config");
@@ -214,7 +219,7 @@ impl Gateway {
             .arg(&config)
             .arg("run")
             .current_dir(dir)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", filter)
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("clone log handle"))
             .stderr(log_file)
@@ -247,6 +252,15 @@ impl Gateway {
             }
             sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The whole log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
@@ -632,21 +646,29 @@ impl Scene {
     /// Like [`Scene::start`], with more TOML appended to the gateway's config (further tables
     /// such as `[media]` or `[recording]`); `extra` gets the test's directory.
     pub fn start_with(limits: TrunkLimits, extra: impl FnOnce(&Path) -> String) -> Scene {
+        Scene::start_edited(limits, |dir, mut config| {
+            let extra = extra(dir);
+            if extra.contains("[media]\n") {
+                // One [media] table: the test's keys join the port range.
+                config = config.replace(MEDIA_SECTION, "");
+                config.push_str(&extra.replacen("[media]\n", MEDIA_SECTION, 1));
+            } else {
+                config.push_str(&extra);
+            }
+            config
+        })
+    }
+
+    /// Like [`Scene::start`], the config text passed through `edit` (with the test's directory)
+    /// before the gateway starts.
+    pub fn start_edited(limits: TrunkLimits, edit: impl FnOnce(&Path, String) -> String) -> Scene {
         let dir = tempfile::Builder::new()
             .prefix("trunkguard-sipp-")
             .tempdir()
             .expect("create a tempdir");
         let addrs = Addrs::pick();
         let db = dir.path().join("cdrs.db");
-        let mut config = config_toml(&addrs, &db, limits);
-        let extra = extra(dir.path());
-        if extra.contains("[media]\n") {
-            // One [media] table: the test's keys join the port range.
-            config = config.replace(MEDIA_SECTION, "");
-            config.push_str(&extra.replacen("[media]\n", MEDIA_SECTION, 1));
-        } else {
-            config.push_str(&extra);
-        }
+        let config = edit(dir.path(), config_toml(&addrs, &db, limits));
         let gateway = Gateway::start(dir.path(), &config);
         Scene {
             sipps: Vec::new(),

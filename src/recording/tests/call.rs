@@ -104,7 +104,7 @@ fn sixty_second_call_with_loss_reordering_jump_and_ssrc_change() {
         result.duration_ms
     );
     let meta = std::fs::metadata(&path).unwrap();
-    assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     assert_eq!(meta.len(), result.size_bytes);
     assert!(verify(&path, &result.sha256_hex).unwrap());
 

@@ -140,7 +140,7 @@ fn undecodable_codec_goes_to_a_pcap() {
     assert_eq!(data.len(), 24 + 100 * record);
     assert_eq!(
         std::fs::metadata(&pcap).unwrap().permissions().mode() & 0o777,
-        0o640
+        0o600
     );
     // If tshark is installed, it must read every packet as RTP of the two legs.
     if let Ok(out) = std::process::Command::new("tshark")

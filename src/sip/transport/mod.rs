@@ -93,8 +93,22 @@ pub enum TransportError {
 pub trait Handler: Send + Sync + 'static {
     /// Whether a TCP connection from this address may be accepted at all.
     fn accept_peer(&self, side: Side, addr: SocketAddr) -> bool;
+    /// Before a message is parsed: false drops it unread (a flooding source). `request` is
+    /// false for responses and true for anything else (garbage counts as a request).
+    fn admit(&self, side: Side, addr: SocketAddr, request: bool) -> bool;
     /// One framed message. Called on the socket's reader task; must not block.
     fn on_message(&self, side: Side, peer: Peer, parsed: Parsed);
+}
+
+/// Whether raw bytes are a response (`SIP/2.0 ` status line) rather than a request; only the
+/// first bytes are looked at.
+pub fn looks_like_response(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes[..8].eq_ignore_ascii_case(b"SIP/2.0 ")
+}
+
+/// A keepalive (RFC 5626 CRLF ping) or empty datagram: nothing to count or parse.
+pub fn is_keepalive(bytes: &[u8]) -> bool {
+    bytes.iter().all(|b| *b == b'\r' || *b == b'\n')
 }
 
 /// Largest number of TCP connections per interface; more are refused (each costs two tasks).

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::{Handler, Interface, Peer, Proto, MAX_TCP_CONNECTIONS};
 use crate::shutdown::Shutdown;
-use crate::sip::frontend::StreamFramer;
+use crate::sip::frontend::{Parsed, StreamFramer};
 use crate::sip::message;
 
 /// Messages queued for one connection's writer before new ones are dropped.
@@ -167,7 +167,14 @@ async fn reader(
         framer.push(&buf[..n]);
         loop {
             match framer.next() {
-                Ok(Some(parsed)) => handler.on_message(iface.side, peer, parsed),
+                Ok(Some(parsed)) => {
+                    let request = !matches!(parsed, Parsed::Message(rsip::SipMessage::Response(_)));
+                    if !handler.admit(iface.side, addr, request) {
+                        tracing::debug!(side = %iface.side, peer = %addr, "closing tcp connection of a banned source");
+                        break 'conn;
+                    }
+                    handler.on_message(iface.side, peer, parsed)
+                }
                 Ok(None) => break,
                 Err(e) => {
                     tracing::info!(side = %iface.side, peer = %addr, error = %e, "closing tcp connection on framing error");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 
-use super::{Handler, Interface, Peer, Proto};
+use super::{is_keepalive, looks_like_response, Handler, Interface, Peer, Proto};
 use crate::shutdown::Shutdown;
 use crate::sip::frontend::parse_datagram;
 
@@ -45,7 +45,11 @@ pub(super) async fn recv_loop(
             addr: from,
             proto: Proto::Udp,
         };
-        let parsed = parse_datagram(&buf[..len], &iface.limits);
+        let bytes = &buf[..len];
+        if !is_keepalive(bytes) && !handler.admit(iface.side, from, !looks_like_response(bytes)) {
+            continue;
+        }
+        let parsed = parse_datagram(bytes, &iface.limits);
         handler.on_message(iface.side, peer, parsed);
     }
 }
