@@ -21,6 +21,8 @@ use tokio::net::UdpSocket;
 use trunkguard::api::{create_token, Role};
 use trunkguard::store::AuditFilter;
 
+/// A compliance officer's client. Not `common::api::Api`: recordings are binary (bodies kept as
+/// bytes) and Range requests need request headers.
 struct Api {
     base: String,
     client: reqwest::Client,
