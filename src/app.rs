@@ -75,6 +75,8 @@ pub struct Gateway {
     trunks: Arc<TrunkBook>,
     /// The HTTP API (`[http]`), when enabled.
     http: Option<HttpServer>,
+    /// The daily retention purge (`[retention]`).
+    retention: tokio::task::JoinHandle<()>,
 }
 
 impl Gateway {
@@ -226,6 +228,13 @@ impl Gateway {
             };
             HttpServer::start(listener, ApiState::new(deps), shutdown.clone())
         });
+        let retention = crate::retention::task::spawn(
+            store.clone(),
+            config.recording.dir.clone(),
+            config.retention.clone(),
+            b2bua.registry().clone(),
+            shutdown.clone(),
+        );
         let handler: Arc<dyn Handler> = Arc::new(b2bua.clone());
         inside.start(inside_listener, handler.clone(), shutdown.clone());
         outside.start(outside_listener, handler, shutdown);
@@ -246,6 +255,7 @@ impl Gateway {
             monitor_task,
             trunks: trunk_book,
             http,
+            retention,
         })
     }
 
@@ -350,6 +360,13 @@ impl Gateway {
         // The API stops with the sockets (it stayed up while calls drained).
         if let Some(http) = self.http {
             http.join().await;
+        }
+        // The purge stops between two statements once triggered.
+        if tokio::time::timeout(CDR_FLUSH_LIMIT, self.retention)
+            .await
+            .is_err()
+        {
+            tracing::error!("retention purge did not stop in time");
         }
         drop(self.b2bua);
         // Every call has finished its recording by now (their tasks are gone).

@@ -11,6 +11,7 @@ pub mod media;
 pub mod monitor;
 pub mod policy;
 pub mod recording;
+pub mod retention;
 pub mod shutdown;
 pub mod sip;
 pub mod store;

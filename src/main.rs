@@ -88,6 +88,16 @@ enum Command {
         #[command(subcommand)]
         command: CdrCommand,
     },
+    /// Call recordings.
+    Recording {
+        #[command(subcommand)]
+        command: RecordingCommand,
+    },
+    /// The retention purge (`[retention]`).
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -120,6 +130,31 @@ enum CdrCommand {
         /// table, json (JSON lines) or csv (the export's columns).
         #[arg(long, default_value = "table")]
         format: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RecordingCommand {
+    /// Copy a call's recording to FILE, checking its SHA-256 against the stored digest
+    /// (exit status 1 and no file on a mismatch).
+    Get {
+        call_id: String,
+        /// Where to write it (must not exist).
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+        /// The raw RTP capture (kept when the codec could not be decoded) instead of the WAV.
+        #[arg(long)]
+        pcap: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Purge now what has expired (calls on legal hold are kept), as the gateway does daily.
+    Run {
+        /// Purge as of this time (RFC 3339 or YYYY-MM-DD, UTC) instead of now.
+        #[arg(long)]
+        now: Option<String>,
     },
 }
 
@@ -373,6 +408,36 @@ fn main() -> anyhow::Result<()> {
                     format,
                 };
                 cli::cdr::search(&store, &args, &mut std::io::stdout().lock()).await?;
+                Ok(())
+            }
+            Command::Recording { command } => {
+                let store = trunkguard::store::Store::connect(&config.database.url).await?;
+                let dir = cli::recording::recordings_dir(&config);
+                let out = &mut std::io::stdout().lock();
+                match command {
+                    RecordingCommand::Get {
+                        call_id,
+                        output,
+                        pcap,
+                    } => {
+                        cli::recording::get(&store, &dir, &call_id, &output, pcap, out).await?;
+                    }
+                }
+                Ok(())
+            }
+            Command::Retention { command } => {
+                let store = trunkguard::store::Store::connect(&config.database.url).await?;
+                let dir = cli::recording::recordings_dir(&config);
+                let out = &mut std::io::stdout().lock();
+                match command {
+                    RetentionCommand::Run { now } => {
+                        let now = match now {
+                            Some(t) => cli::time_arg("now", &t)?,
+                            None => chrono::Utc::now(),
+                        };
+                        cli::retention::run(&store, &dir, &config.retention, now, out).await?;
+                    }
+                }
                 Ok(())
             }
             Command::Cdrs { limit } => {

@@ -17,6 +17,11 @@ use super::server::{lookup, path_param, Access};
 use super::ApiState;
 use crate::store::NewAudit;
 
+/// Set by a handler on its response (`Response::extensions_mut`) to name the recording the
+/// request concerned in the audit row's `recording` column.
+#[derive(Debug, Clone)]
+pub(crate) struct AuditedRecording(pub String);
+
 /// A handler's answer (not a download's body) must be ready within this.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -96,7 +101,10 @@ pub(crate) async fn guard(State(state): State<ApiState>, mut req: Request, next:
         query,
         action: route.action.to_string(),
         call_id,
-        recording: None,
+        recording: response
+            .extensions()
+            .get::<AuditedRecording>()
+            .map(|r| r.0.clone()),
         client,
         status,
     };

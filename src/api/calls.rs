@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use super::cdrs::CdrView;
 use super::error::{ApiError, ErrorBody};
+use super::holds::HoldView;
 use super::ApiState;
 use crate::b2bua::{LiveCall, LiveLegMedia};
 use crate::store::{AnomalyRow, EnforcementEntry};
@@ -233,7 +234,8 @@ pub struct DtmfView {
     pub duration_ms: u32,
 }
 
-/// The recording, as evidence (the file itself: `/api/v1/calls/{id}/recording`, to come).
+/// The recording, as evidence (the file itself: `/api/v1/calls/{id}/recording`; its check:
+/// `/api/v1/calls/{id}/recording/verify`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RecordingView {
     /// `complete`, `incomplete` or `failed`.
@@ -248,6 +250,8 @@ pub struct RecordingView {
     pub codec: Option<String>,
     pub overflowed_packets: u64,
     pub note: Option<String>,
+    /// When the retention purge deleted the files (the row stays); null while they are kept.
+    pub purged_at: Option<DateTime<Utc>>,
 }
 
 /// An anomaly that names the call as an example.
@@ -343,6 +347,9 @@ pub struct CallRecord {
     pub anomalies: Vec<AnomalyView>,
     /// Enforcement log rows citing those anomalies.
     pub enforcement: Vec<EnforcementView>,
+    /// Legal holds on the call, oldest first (released ones too); one with `active` exempts it
+    /// from the retention purge.
+    pub holds: Vec<HoldView>,
 }
 
 fn finite(x: f64) -> Option<f64> {
@@ -354,8 +361,8 @@ fn finite(x: f64) -> Option<f64> {
     path = "/api/v1/calls/{id}",
     tag = "compliance",
     description = "A call's full record: its CDR, media figures per leg, DTMF, recording \
-                   (status and digest), the anomalies that name it and the enforcement steps \
-                   they caused. Role: compliance.",
+                   (status and digest), the anomalies that name it, the enforcement steps \
+                   they caused and its legal holds. Role: compliance.",
     params(("id" = String, Path, description = "The call id (the CDR's id)")),
     security(("bearer" = [])),
     responses(
@@ -376,6 +383,11 @@ pub(crate) async fn call_record(
     let anomalies = store.anomalies_of_call(&id).await?;
     let cited: Vec<String> = anomalies.iter().map(|a| a.id.clone()).collect();
     let enforcement = store.enforcement_citing(&cited).await?;
+    let holds = store.holds_of_call(&id).await?;
+    let purged_at = match cdr.recording {
+        Some(_) => store.recording_purged_at(&id).await?,
+        None => None,
+    };
     let media = cdr
         .media
         .iter()
@@ -414,6 +426,7 @@ pub(crate) async fn call_record(
         codec: r.codec.clone(),
         overflowed_packets: r.overflowed_packets,
         note: r.note.clone(),
+        purged_at,
     });
     Ok(Json(CallRecord {
         cdr: CdrView::from(&cdr),
@@ -422,5 +435,6 @@ pub(crate) async fn call_record(
         recording,
         anomalies: anomalies.into_iter().map(AnomalyView::from).collect(),
         enforcement: enforcement.into_iter().map(EnforcementView::from).collect(),
+        holds: holds.into_iter().map(HoldView::from).collect(),
     }))
 }

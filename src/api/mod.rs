@@ -1,7 +1,7 @@
 //! The HTTP API (axum): bearer tokens with roles, an audit row for every request that reads or
 //! changes data, the OpenAPI 3.1 document generated from the handlers (utoipa), `/healthz` and
 //! `/metrics`. One file per concern (`server`, `auth`, `audit`, `error`, `openapi`) and per
-//! resource group (`health`, `metrics`, `calls`, `cdrs`, `reports`, `enforcement`, `complaints`, `trunks`, `cdr_export`). It reaches the calls only through the
+//! resource group (`health`, `metrics`, `calls`, `cdrs`, `reports`, `enforcement`, `complaints`, `trunks`, `cdr_export`, `recordings` + `range`, `holds`, `audit_log`). It reaches the calls only through the
 //! b2bua's `Registry` and the enforcement only through `MonitorHandle`.
 
 pub mod audit;
@@ -15,9 +15,12 @@ pub mod enforcement;
 pub mod error;
 pub mod exposition;
 pub mod health;
+pub mod holds;
 pub mod metrics;
 pub mod openapi;
 mod params;
+mod range;
+pub mod recordings;
 pub mod reports;
 pub mod server;
 pub mod tls;

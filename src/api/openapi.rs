@@ -10,7 +10,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
 use super::{
-    audit_log, calls, cdr_export, cdrs, complaints, enforcement, health, metrics, reports, trunks,
+    audit_log, calls, cdr_export, cdrs, complaints, enforcement, health, holds, metrics,
+    recordings, reports, trunks,
 };
 
 #[derive(OpenApi)]
@@ -53,6 +54,10 @@ use super::{
         trunks::add_blocked,
         trunks::remove_blocked,
         cdr_export::export,
+        recordings::download,
+        recordings::verify,
+        holds::place,
+        holds::release,
     ),
     modifiers(&BearerAuth),
     tags(

@@ -15,8 +15,8 @@ use tokio_rustls::TlsAcceptor;
 
 use super::auth::Role;
 use super::{
-    audit, audit_log, calls, cdr_export, cdrs, complaints, enforcement, error, health, metrics,
-    openapi, reports, trunks, ApiState,
+    audit, audit_log, calls, cdr_export, cdrs, complaints, enforcement, error, health, holds,
+    metrics, openapi, recordings, reports, trunks, ApiState,
 };
 use crate::shutdown::Shutdown;
 
@@ -286,6 +286,42 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
                 "cdrs.export",
             ),
             get(cdr_export::export),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/calls/{id}/recording",
+                Roles(COMPLIANCE),
+                "recordings.download",
+            ),
+            get(recordings::download),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/calls/{id}/recording/verify",
+                Roles(COMPLIANCE),
+                "recordings.verify",
+            ),
+            get(recordings::verify),
+        ),
+        (
+            spec(
+                Method::PUT,
+                "/api/v1/calls/{id}/hold",
+                Roles(COMPLIANCE),
+                "holds.place",
+            ),
+            put(holds::place),
+        ),
+        (
+            spec(
+                Method::DELETE,
+                "/api/v1/calls/{id}/hold",
+                Roles(COMPLIANCE),
+                "holds.release",
+            ),
+            delete(holds::release),
         ),
     ]
 }

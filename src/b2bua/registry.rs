@@ -152,6 +152,14 @@ impl Registry {
         self.len() == 0
     }
 
+    /// Is the call with this id still running (live, or closing its media, recording and CDR)?
+    pub fn is_running(&self, id: &str) -> bool {
+        self.by_id
+            .lock()
+            .map(|m| m.contains_key(id))
+            .unwrap_or(false)
+    }
+
     pub fn list(&self) -> Vec<LiveCall> {
         let Ok(ids) = self.by_id.lock() else {
             return Vec::new();

@@ -1,11 +1,13 @@
 //! The subcommands that work on the database beside (or without) the running gateway: KPI
-//! reports, operators' enforcement orders, complaint imports, CDR search. `main.rs` parses the command line
+//! reports, operators' enforcement orders, complaint imports, CDR search, recordings, retention. `main.rs` parses the command line
 //! and calls these; each writes its output to the given writer.
 
 pub mod cdr;
 pub mod complaints;
 pub mod enforce;
+pub mod recording;
 pub mod report;
+pub mod retention;
 pub mod token;
 
 use chrono::{DateTime, Utc};
@@ -21,6 +23,9 @@ pub enum CliError {
     Complaints(#[from] ComplaintCsvError),
     #[error("{0}")]
     Usage(String),
+    /// A recording that cannot be handed out as evidence (missing, purged, digest mismatch).
+    #[error("{0}")]
+    Evidence(String),
     #[error("{what}: {source}")]
     Io {
         what: String,

@@ -57,6 +57,8 @@ pub struct Config {
     #[serde(default)]
     pub http: HttpConfig,
     #[serde(default)]
+    pub retention: RetentionConfig,
+    #[serde(default)]
     pub trunks: Vec<TrunkConfig>,
     /// Each `[[trunks]]` table as TOML text, in order: what seeds the database's trunks at the
     /// first start (after that the database holds them and admins change them at run time).
@@ -93,6 +95,29 @@ impl Default for HttpConfig {
             tls_cert: None,
             tls_key: None,
             allow_plain_remote: false,
+        }
+    }
+}
+
+/// `[retention]`: how long recordings and CDRs are kept (by the call's INVITE time); a daily
+/// purge deletes what has expired, except calls on legal hold (`src/retention/`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Recording files are deleted this many days after the call (the row stays, marked purged).
+    #[serde(default = "default_recordings_days")]
+    pub recordings_days: u32,
+    /// CDRs (with their media, DTMF and recording rows) are deleted this many days after the
+    /// call. A recording never outlives its CDR: the shorter of the two applies to it.
+    #[serde(default = "default_cdrs_days")]
+    pub cdrs_days: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            recordings_days: default_recordings_days(),
+            cdrs_days: default_cdrs_days(),
         }
     }
 }
@@ -306,6 +331,12 @@ fn default_media_timeout_secs() -> u64 {
 }
 fn default_recording_dir() -> std::path::PathBuf {
     std::path::PathBuf::from("data/recordings")
+}
+fn default_recordings_days() -> u32 {
+    180
+}
+fn default_cdrs_days() -> u32 {
+    365
 }
 fn default_true() -> bool {
     true

@@ -5,6 +5,9 @@ use std::collections::HashSet;
 use super::{Config, ConfigError};
 use crate::policy::normalize_number;
 
+/// A century: beyond it a retention period is a typo.
+const MAX_RETENTION_DAYS: u32 = 36_500;
+
 impl Config {
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if self.sip.inside == self.sip.outside {
@@ -69,6 +72,17 @@ impl Config {
                 "http.listen",
                 "must differ from sip.inside and sip.outside",
             ));
+        }
+        for (key, days) in [
+            ("retention.recordings_days", self.retention.recordings_days),
+            ("retention.cdrs_days", self.retention.cdrs_days),
+        ] {
+            if !(1..=MAX_RETENTION_DAYS).contains(&days) {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("must be 1..={MAX_RETENTION_DAYS} days"),
+                ));
+            }
         }
         if self.http.tls_cert.is_some() != self.http.tls_key.is_some() {
             return Err(ConfigError::invalid(
@@ -197,6 +211,33 @@ numbers = ["+861012345678"]
         assert_eq!(t.max_concurrent, 30);
         assert_eq!(t.carrier.len(), 1);
         assert_eq!(c.sip.t1_ms, 500);
+    }
+
+    #[test]
+    fn retention_defaults_and_bounds() {
+        let c = Config::from_toml(BASE).unwrap();
+        assert_eq!(c.retention.recordings_days, 180);
+        assert_eq!(c.retention.cdrs_days, 365);
+        let set = |k: &str, v: u32| {
+            let text = BASE.replace("[[trunks]]", &format!("[retention]\n{k} = {v}\n[[trunks]]"));
+            Config::from_toml(&text)
+        };
+        assert_eq!(
+            set("recordings_days", 30)
+                .unwrap()
+                .retention
+                .recordings_days,
+            30
+        );
+        assert_eq!(set("cdrs_days", 1).unwrap().retention.cdrs_days, 1);
+        for (k, v) in [
+            ("recordings_days", 0),
+            ("cdrs_days", 0),
+            ("cdrs_days", 40_000),
+        ] {
+            let e = set(k, v).unwrap_err().to_string();
+            assert!(e.contains(&format!("retention.{k}")), "{e}");
+        }
     }
 
     #[test]

@@ -11,10 +11,16 @@ use super::error::RecordingError;
 /// Lower-case hex SHA-256 of the file at `path`, read in 64 KiB blocks (recordings can be large).
 pub fn sha256_file(path: &Path) -> Result<String, RecordingError> {
     let mut file = File::open(path).map_err(|e| RecordingError::io(path, e))?;
+    sha256_of(&mut file, path)
+}
+
+/// Lower-case hex SHA-256 of what `reader` yields (a file opened by the caller; `path` names it
+/// in errors).
+pub fn sha256_of(reader: &mut impl Read, path: &Path) -> Result<String, RecordingError> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = match file.read(&mut buf) {
+        let n = match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,

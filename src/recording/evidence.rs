@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use crate::monitor::call_media::RecordingInfo;
 use crate::store::{Store, StoreError};
 
-use super::digest::sha256_file;
+use super::digest::{sha256_file, sha256_of};
+use super::locate::OpenedRecording;
 use super::RecordingError;
 
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +135,35 @@ pub async fn verify(store: &Store, target: &str) -> Result<Verdict, VerifyError>
         call_id,
         actual_sha256: actual,
         recording,
+        pcap,
+    })
+}
+
+/// A call's recording checked from files its caller opened (the API opens them inside the
+/// recordings folder only: `locate::open_contained`), against the digests stored with the CDR.
+/// `pcap` is the call's pcap when it has one: opened, or None when it could not be (then it
+/// does not match). Blocking: run it off the async runtime.
+pub fn verify_opened(
+    call_id: &str,
+    recording: RecordingInfo,
+    mut wav: OpenedRecording,
+    pcap: Option<(PathBuf, Option<OpenedRecording>)>,
+) -> Result<Verdict, RecordingError> {
+    let actual = sha256_of(&mut wav.file, &wav.real_path)?;
+    let pcap = pcap.map(|(path, opened)| {
+        let actual_sha256 = opened.and_then(|mut o| sha256_of(&mut o.file, &o.real_path).ok());
+        PcapCheck {
+            path,
+            recorded_sha256: recording.pcap_sha256.clone(),
+            actual_sha256,
+        }
+    });
+    Ok(Verdict {
+        path: wav.real_path,
+        call_id: Some(call_id.to_string()),
+        recorded_sha256: recording.sha256.clone(),
+        actual_sha256: actual,
+        recording: Some(recording),
         pcap,
     })
 }

@@ -30,6 +30,7 @@ pub mod error;
 pub mod evidence;
 pub mod g711;
 pub mod g722;
+pub mod locate;
 pub mod packet;
 pub(crate) mod pcap;
 pub mod pool;

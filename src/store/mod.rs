@@ -18,8 +18,10 @@ mod cdr_search_queries;
 mod complaint_queries;
 mod enforcement_queries;
 mod error;
+mod hold_queries;
 mod journal_queries;
 mod kpi_queries;
+mod retention_queries;
 mod trunk_queries;
 
 pub use api_queries::{ApiTokenRow, AuditFilter, AuditRow, NewApiToken, NewAudit};
@@ -29,8 +31,12 @@ pub use enforcement_queries::{
     AnomalyRow, EnforcementEntry, EnforcementRequest, NewEnforcement, NewRequest, SubjectKey,
 };
 pub use error::StoreError;
+pub use hold_queries::{LegalHold, PlaceHold};
 pub use journal_queries::{AppliedWrites, CdrWrite, JournaledCall};
 pub use kpi_queries::{BucketCounters, BucketKey, Rollup};
+pub use retention_queries::{
+    ExpiredCdr, ExpiredRecording, PurgedRecording, RetentionCursor, RetentionEntry,
+};
 pub use trunk_queries::TrunkDefinition;
 
 use std::str::FromStr;

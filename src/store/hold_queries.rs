@@ -1,0 +1,165 @@
+//! Legal holds (`legal_holds`): a call on hold is exempt from the retention purge. Placing a hold
+//! adds a row; releasing it fills `released_at`/`released_by` and keeps the row, so the history
+//! of holds on a call stays. At most one hold is active per call (a partial unique index).
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::cdr_queries::{format_time, parse_time};
+use super::{Store, StoreError};
+
+/// A hold, active (`released_at` None) or released.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegalHold {
+    pub id: i64,
+    pub call_id: String,
+    pub placed_at: DateTime<Utc>,
+    pub placed_by: String,
+    pub reason: String,
+    pub released_at: Option<DateTime<Utc>>,
+    pub released_by: Option<String>,
+    pub release_reason: Option<String>,
+}
+
+impl LegalHold {
+    pub fn is_active(&self) -> bool {
+        self.released_at.is_none()
+    }
+}
+
+/// What placing a hold did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlaceHold {
+    /// A new hold.
+    Placed(LegalHold),
+    /// The call was on hold already: that hold, unchanged.
+    AlreadyHeld(LegalHold),
+}
+
+const SELECT_HOLDS: &str = "SELECT id, call_id, placed_at, placed_by, reason, released_at, \
+     released_by, release_reason FROM legal_holds";
+
+impl Store {
+    /// Puts a call on hold, unless it is on hold already (then that hold is returned).
+    pub async fn place_hold(
+        &self,
+        call_id: &str,
+        by: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<PlaceHold, StoreError> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let sql = format!("{SELECT_HOLDS} WHERE call_id = $1 AND released_at IS NULL");
+        let active = sqlx::query(&sql)
+            .bind(call_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(row) = active {
+            tx.rollback().await?;
+            return Ok(PlaceHold::AlreadyHeld(hold_from_row(&row)?));
+        }
+        let id = sqlx::query(
+            "INSERT INTO legal_holds (call_id, placed_at, placed_by, reason) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(call_id)
+        .bind(format_time(at))
+        .bind(by)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await?
+        .last_insert_rowid();
+        tx.commit().await?;
+        Ok(PlaceHold::Placed(LegalHold {
+            id,
+            call_id: call_id.to_string(),
+            placed_at: parse_time(&format_time(at)).unwrap_or(at),
+            placed_by: by.to_string(),
+            reason: reason.to_string(),
+            released_at: None,
+            released_by: None,
+            release_reason: None,
+        }))
+    }
+
+    /// Releases the call's active hold; None when it has none.
+    pub async fn release_hold(
+        &self,
+        call_id: &str,
+        by: &str,
+        reason: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<LegalHold>, StoreError> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let done = sqlx::query(
+            "UPDATE legal_holds SET released_at = $2, released_by = $3, release_reason = $4 \
+             WHERE call_id = $1 AND released_at IS NULL",
+        )
+        .bind(call_id)
+        .bind(format_time(at))
+        .bind(by)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let sql = format!("{SELECT_HOLDS} WHERE call_id = $1 ORDER BY id DESC LIMIT 1");
+        let row = sqlx::query(&sql).bind(call_id).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Some(hold_from_row(&row)?))
+    }
+
+    /// Every hold of a call, active or released, oldest first.
+    pub async fn holds_of_call(&self, call_id: &str) -> Result<Vec<LegalHold>, StoreError> {
+        let sql = format!("{SELECT_HOLDS} WHERE call_id = $1 ORDER BY id");
+        let rows = sqlx::query(&sql)
+            .bind(call_id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(hold_from_row).collect()
+    }
+
+    /// Is the call on hold now?
+    pub async fn is_on_hold(&self, call_id: &str) -> Result<bool, StoreError> {
+        let held: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM legal_holds WHERE call_id = $1 AND released_at IS NULL",
+        )
+        .bind(call_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(held.is_some())
+    }
+}
+
+fn hold_from_row(row: &SqliteRow) -> Result<LegalHold, StoreError> {
+    let id: i64 = row.try_get("id")?;
+    let time = |column: &'static str, text: String| {
+        parse_time(&text).ok_or_else(|| StoreError::Corrupt {
+            id: format!("legal hold {id}"),
+            column,
+            value: text.clone(),
+        })
+    };
+    let placed_at = time("legal_holds.placed_at", row.try_get("placed_at")?)?;
+    let released_at = match row.try_get::<Option<String>, _>("released_at")? {
+        Some(t) => Some(time("legal_holds.released_at", t)?),
+        None => None,
+    };
+    Ok(LegalHold {
+        id,
+        call_id: row.try_get("call_id")?,
+        placed_at,
+        placed_by: row.try_get("placed_by")?,
+        reason: row.try_get("reason")?,
+        released_at,
+        released_by: row.try_get("released_by")?,
+        release_reason: row.try_get("release_reason")?,
+    })
+}
+
+#[cfg(test)]
+#[path = "hold_queries_tests.rs"]
+mod tests;

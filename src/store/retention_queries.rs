@@ -1,0 +1,317 @@
+//! The retention purge's reads and writes: expired recordings and CDRs (never those of a call on
+//! hold), recordings marked purged, CDRs deleted with their dependent rows, and the append-only
+//! `retention_log`. Reads page by `(invite_at, id)` after a cursor, so a run always moves forward
+//! even past rows it had to skip; each write is one short transaction per batch.
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::cdr_queries::{format_time, parse_time};
+use super::{Store, StoreError};
+
+/// Where a page of expired rows continues: after this call (its INVITE time and id).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RetentionCursor {
+    pub invite_at: String,
+    pub id: String,
+}
+
+/// A recording whose retention ran out and whose files are still there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredRecording {
+    pub call_id: String,
+    /// As stored (absolute since the gateway stores absolute paths).
+    pub path: Option<String>,
+    pub pcap_path: Option<String>,
+    /// The cursor this row sets.
+    pub cursor: RetentionCursor,
+}
+
+/// A CDR whose retention ran out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredCdr {
+    pub call_id: String,
+    pub cursor: RetentionCursor,
+}
+
+/// One row of `retention_log`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionEntry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    /// `recording` or `cdr`.
+    pub kind: String,
+    pub call_id: String,
+    pub file: Option<String>,
+    pub note: Option<String>,
+}
+
+/// A recording's files deleted (or found missing): what to log for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurgedRecording {
+    pub call_id: String,
+    /// Each file with a note (`already missing`), logged one row each; empty when the recording
+    /// had no file (a failed recording): then one row without a file.
+    pub files: Vec<(String, Option<String>)>,
+}
+
+const NOT_HELD: &str = "NOT EXISTS (SELECT 1 FROM legal_holds h \
+     WHERE h.call_id = c.id AND h.released_at IS NULL)";
+
+const INSERT_LOG: &str = "INSERT INTO retention_log (at, kind, call_id, file, note) \
+     VALUES ($1, $2, $3, $4, $5)";
+
+impl Store {
+    /// Recordings not yet purged of calls that started before `cutoff` and are not on hold,
+    /// oldest first, after `after`, at most `limit`.
+    pub async fn expired_recordings(
+        &self,
+        cutoff: DateTime<Utc>,
+        after: &RetentionCursor,
+        limit: u32,
+    ) -> Result<Vec<ExpiredRecording>, StoreError> {
+        let sql = format!(
+            "SELECT c.id, c.invite_at, r.path, r.pcap_path FROM recordings r \
+             JOIN cdrs c ON c.id = r.cdr_id \
+             WHERE r.purged_at IS NULL AND c.invite_at < $1 AND (c.invite_at, c.id) > ($2, $3) \
+             AND {NOT_HELD} ORDER BY c.invite_at, c.id LIMIT $4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(format_time(cutoff))
+            .bind(&after.invite_at)
+            .bind(&after.id)
+            .bind(i64::from(limit))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ExpiredRecording {
+                    cursor: cursor_of(row)?,
+                    call_id: row.try_get("id")?,
+                    path: row.try_get("path")?,
+                    pcap_path: row.try_get("pcap_path")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Marks recordings purged (their files are gone) and logs each, in one transaction. A
+    /// recording purged already is left alone and not logged again. Returns how many were marked.
+    pub async fn mark_recordings_purged(
+        &self,
+        purged: &[PurgedRecording],
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        if purged.is_empty() {
+            return Ok(0);
+        }
+        let at_text = format_time(at);
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut marked = 0;
+        for p in purged {
+            let done = sqlx::query(
+                "UPDATE recordings SET purged_at = $2 WHERE cdr_id = $1 AND purged_at IS NULL",
+            )
+            .bind(&p.call_id)
+            .bind(&at_text)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                continue;
+            }
+            marked += 1;
+            if p.files.is_empty() {
+                log_row(
+                    &mut tx,
+                    &at_text,
+                    "recording",
+                    &p.call_id,
+                    None,
+                    Some("no file"),
+                )
+                .await?;
+            }
+            for (file, note) in &p.files {
+                log_row(
+                    &mut tx,
+                    &at_text,
+                    "recording",
+                    &p.call_id,
+                    Some(file),
+                    note.as_deref(),
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(marked)
+    }
+
+    /// CDRs of calls that started before `cutoff`, not on hold, whose recording (if any) has no
+    /// file left (purged, or none was written), oldest first, after `after`, at most `limit`.
+    pub async fn expired_cdrs(
+        &self,
+        cutoff: DateTime<Utc>,
+        after: &RetentionCursor,
+        limit: u32,
+    ) -> Result<Vec<ExpiredCdr>, StoreError> {
+        let sql = format!(
+            "SELECT c.id, c.invite_at FROM cdrs c \
+             WHERE c.invite_at < $1 AND (c.invite_at, c.id) > ($2, $3) AND {NOT_HELD} \
+             AND NOT EXISTS (SELECT 1 FROM recordings r WHERE r.cdr_id = c.id \
+                 AND r.purged_at IS NULL AND (r.path IS NOT NULL OR r.pcap_path IS NOT NULL)) \
+             ORDER BY c.invite_at, c.id LIMIT $4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(format_time(cutoff))
+            .bind(&after.invite_at)
+            .bind(&after.id)
+            .bind(i64::from(limit))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ExpiredCdr {
+                    cursor: cursor_of(row)?,
+                    call_id: row.try_get("id")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes CDRs with their media legs, recording row and DTMF (cascade) and their complaint
+    /// links, logging each, in one transaction. A call put on hold since it was read is skipped.
+    /// Returns the ids deleted.
+    pub async fn delete_expired_cdrs(
+        &self,
+        ids: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let at_text = format_time(at);
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut deleted = Vec::new();
+        for id in ids {
+            let held: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM legal_holds WHERE call_id = $1 AND released_at IS NULL",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if held.is_some() {
+                continue;
+            }
+            sqlx::query("DELETE FROM complaint_cdrs WHERE cdr_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            let done = sqlx::query("DELETE FROM cdrs WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 1 {
+                log_row(&mut tx, &at_text, "cdr", id, None, None).await?;
+                deleted.push(id.clone());
+            }
+        }
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    /// When the call's recording was purged; None when it was not (or there is none).
+    pub async fn recording_purged_at(
+        &self,
+        call_id: &str,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let at: Option<Option<String>> =
+            sqlx::query_scalar("SELECT purged_at FROM recordings WHERE cdr_id = $1")
+                .bind(call_id)
+                .fetch_optional(self.pool())
+                .await?;
+        match at.flatten() {
+            Some(t) => parse_time(&t).map(Some).ok_or_else(|| StoreError::Corrupt {
+                id: call_id.to_string(),
+                column: "recordings.purged_at",
+                value: t,
+            }),
+            None => Ok(None),
+        }
+    }
+
+    /// The retention log of a call (every call when None), in id order, at most `limit`.
+    pub async fn retention_entries(
+        &self,
+        call_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RetentionEntry>, StoreError> {
+        const SELECT: &str = "SELECT id, at, kind, call_id, file, note FROM retention_log";
+        let rows = match call_id {
+            Some(call_id) => {
+                let sql = format!("{SELECT} WHERE call_id = $1 ORDER BY id LIMIT $2");
+                sqlx::query(&sql)
+                    .bind(call_id)
+                    .bind(i64::from(limit))
+                    .fetch_all(self.pool())
+                    .await?
+            }
+            None => {
+                let sql = format!("{SELECT} ORDER BY id LIMIT $1");
+                sqlx::query(&sql)
+                    .bind(i64::from(limit))
+                    .fetch_all(self.pool())
+                    .await?
+            }
+        };
+        rows.iter()
+            .map(|row| {
+                let id: i64 = row.try_get("id")?;
+                let at: String = row.try_get("at")?;
+                Ok(RetentionEntry {
+                    at: parse_time(&at).ok_or_else(|| StoreError::Corrupt {
+                        id: format!("retention {id}"),
+                        column: "retention_log.at",
+                        value: at.clone(),
+                    })?,
+                    id,
+                    kind: row.try_get("kind")?,
+                    call_id: row.try_get("call_id")?,
+                    file: row.try_get("file")?,
+                    note: row.try_get("note")?,
+                })
+            })
+            .collect()
+    }
+}
+
+fn cursor_of(row: &SqliteRow) -> Result<RetentionCursor, StoreError> {
+    Ok(RetentionCursor {
+        invite_at: row.try_get("invite_at")?,
+        id: row.try_get("id")?,
+    })
+}
+
+async fn log_row(
+    conn: &mut sqlx::SqliteConnection,
+    at: &str,
+    kind: &str,
+    call_id: &str,
+    file: Option<&str>,
+    note: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query(INSERT_LOG)
+        .bind(at)
+        .bind(kind)
+        .bind(call_id)
+        .bind(file)
+        .bind(note)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "retention_queries_tests.rs"]
+mod tests;
