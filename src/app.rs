@@ -77,6 +77,10 @@ pub struct Gateway {
     http: Option<HttpServer>,
     /// The daily retention purge (`[retention]`).
     retention: tokio::task::JoinHandle<()>,
+    /// Gateway-wide media counters (also in `/metrics`).
+    media_counters: Arc<crate::media::MediaCounters>,
+    /// The flood guard's bans and counters (also in `/metrics`).
+    flood: Arc<FloodGuard>,
 }
 
 impl Gateway {
@@ -153,6 +157,7 @@ impl Gateway {
         let (outside, outside_listener) =
             Interface::bind(Side::Outside, config.sip.outside, limits, sip_stats.clone()).await?;
         let media_counters = Arc::new(crate::media::MediaCounters::default());
+        let media_counters_for_gateway = media_counters.clone();
         let ifaces = Arc::new(Interfaces {
             inside: inside.clone(),
             outside: outside.clone(),
@@ -164,6 +169,7 @@ impl Gateway {
         let (trigger, shutdown) = shutdown::channel();
         layer.spawn_sweeper(shutdown.clone());
         let flood = Arc::new(FloodGuard::new(config.sip.flood.clone()));
+        let flood_for_gateway = flood.clone();
         let settings = Settings {
             inside_addr: inside.local_addr(),
             outside_addr: outside.local_addr(),
@@ -256,7 +262,19 @@ impl Gateway {
             trunks: trunk_book,
             http,
             retention,
+            media_counters: media_counters_for_gateway,
+            flood: flood_for_gateway,
         })
+    }
+
+    /// Gateway-wide media counters: relayed, dropped by reason, lost.
+    pub fn media_counters(&self) -> &Arc<crate::media::MediaCounters> {
+        &self.media_counters
+    }
+
+    /// The flood guard (bans in force, counters).
+    pub fn flood(&self) -> &Arc<FloodGuard> {
+        &self.flood
     }
 
     pub fn inside_addr(&self) -> SocketAddr {

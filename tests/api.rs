@@ -684,6 +684,19 @@ async fn openapi_document_covers_every_route_and_the_api_stops_with_the_gateway(
     assert_eq!(doc.status, StatusCode::OK, "{}", doc.text);
     let doc = doc.json();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    // Valid against the OpenAPI Initiative's 3.1 schema (and the check can fail: a document
+    // without `info` is not).
+    let schema: Value =
+        serde_json::from_str(include_str!("../testdata/openapi/oas-3.1-schema.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the OAS 3.1 schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(&doc)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
+    assert!(errors.is_empty(), "not valid OpenAPI 3.1: {errors:#?}");
+    let mut broken = doc.clone();
+    broken.as_object_mut().unwrap().remove("info");
+    assert!(!validator.is_valid(&broken));
     assert!(doc["components"]["schemas"].is_object());
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     let mut documented = BTreeSet::new();

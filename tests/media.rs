@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::rtp::*;
 use common::*;
 use tokio::net::UdpSocket;
+use trunkguard::media::DropReason;
 use trunkguard::monitor::cdr::Disposition;
 
 async fn recv_rtp(sock: &UdpSocket) -> Option<(Vec<u8>, SocketAddr)> {
@@ -407,4 +408,102 @@ async fn loss_and_dtmf_are_on_the_cdr() {
     );
     assert_eq!(cdr.dtmf[0].digit, "5");
     assert_eq!(cdr.dtmf[0].leg, "inside");
+}
+
+/// RTP abuse: a datagram on a call's RTP port that is neither RTP nor RTCP is dropped and
+/// counted, not relayed; a flood from a stray source on one call's port leaves another call's
+/// media whole.
+#[tokio::test]
+async fn malformed_media_is_dropped_and_a_flood_on_one_call_spares_the_other() {
+    let mut h = start_gateway(&[]).await;
+    let mut a = establish_with_media(&mut h).await;
+    let mut b = establish_with_media(&mut h).await;
+    // Each side's first packet latches its source.
+    for m in [&a, &b] {
+        m.pbx_rtp.send_to(&rtp(0, 0x1111), m.pbx_to).await.unwrap();
+        recv_rtp(&m.carrier_rtp).await.expect("relayed");
+        m.carrier_rtp
+            .send_to(&rtp(0, 0x2222), m.carrier_to)
+            .await
+            .unwrap();
+        recv_rtp(&m.pbx_rtp).await.expect("relayed");
+    }
+    let counters = h.gw.media_counters().clone();
+    let malformed_before = counters.totals().dropped(false, DropReason::Malformed);
+
+    // Garbage from the latched source: not relayed.
+    a.pbx_rtp
+        .send_to(b"\x00\x01 not rtp at all", a.pbx_to)
+        .await
+        .unwrap();
+    // RTCP multiplexed on the RTP port (RFC 5761) is still relayed.
+    let rtcp_rr = [0x80u8, 201, 0, 1, 0, 0, 0x11, 0x11];
+    a.pbx_rtp.send_to(&rtcp_rr, a.pbx_to).await.unwrap();
+    let (got, _) = recv_rtp(&a.carrier_rtp).await.expect("rtcp-mux relayed");
+    assert_eq!(
+        got, rtcp_rr,
+        "the garbage must not arrive before it (it is dropped)"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while counters.totals().dropped(false, DropReason::Malformed) == malformed_before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "malformed datagram not counted"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // A stray source floods call A's inside port while call B talks: B loses nothing.
+    let target = a.pbx_to;
+    let flood = tokio::spawn(async move {
+        let stray = UdpSocket::bind(format!("{PBX_IP}:0")).await.expect("bind");
+        let pkt = rtp(7, 0x6666);
+        for i in 0..30_000u32 {
+            let _ = stray.send_to(&pkt, target).await;
+            if i % 500 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    for seq in 1..=300u16 {
+        b.pbx_rtp
+            .send_to(&rtp(seq, 0x1111), b.pbx_to)
+            .await
+            .unwrap();
+        let (pkt, _) = recv_rtp(&b.carrier_rtp)
+            .await
+            .unwrap_or_else(|| panic!("call B lost packet {seq} during the flood"));
+        assert_eq!(pkt, rtp(seq, 0x1111));
+        b.carrier_rtp
+            .send_to(&rtp(seq, 0x2222), b.carrier_to)
+            .await
+            .unwrap();
+        let (pkt, _) = recv_rtp(&b.pbx_rtp)
+            .await
+            .unwrap_or_else(|| panic!("call B lost packet {seq} back during the flood"));
+        assert_eq!(pkt, rtp(seq, 0x2222));
+    }
+    flood.await.unwrap();
+    // Call A itself still relays its own media after the flood.
+    a.pbx_rtp.send_to(&rtp(1, 0x1111), a.pbx_to).await.unwrap();
+    let mut relayed = false;
+    for _ in 0..5 {
+        if let Some((pkt, _)) = recv_rtp(&a.carrier_rtp).await {
+            if pkt == rtp(1, 0x1111) {
+                relayed = true;
+                break;
+            }
+        }
+    }
+    assert!(relayed, "call A's own media stopped after the flood");
+    assert!(counters.totals().dropped(false, DropReason::StraySource) > 0);
+
+    for m in [&mut a, &mut b] {
+        h.pbx.bye(&mut m.call.pbx).await;
+        let bye = h.carrier.expect_request("BYE").await;
+        h.carrier.reply(&bye, 200, None).await;
+        h.pbx.expect_response_to("BYE", 200).await;
+    }
+    let cdrs = h.finish().await;
+    assert_eq!(cdrs.len(), 2);
 }

@@ -316,8 +316,8 @@ fn media(out: &mut Exposition<'_>, m: &MediaTotals) {
         ),
         (
             "trunkguard_rtp_not_rtp_packets_total",
-            "Datagrams relayed on RTP sockets that did not parse as RTP (not measured), by \
-             direction.",
+            "RTCP datagrams multiplexed on RTP sockets (RFC 5761), relayed and not measured, \
+             by direction.",
             MediaTotals::not_rtp,
         ),
     ];

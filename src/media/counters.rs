@@ -23,13 +23,16 @@ pub enum DropReason {
     NoDestination,
     /// The other leg's socket refused the datagram (buffer full, unreachable).
     SendFailed,
+    /// Neither RTP nor RTCP (on the RTP port) or not RTCP (on the RTCP port).
+    Malformed,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 3] = [
+    pub const ALL: [DropReason; 4] = [
         DropReason::StraySource,
         DropReason::NoDestination,
         DropReason::SendFailed,
+        DropReason::Malformed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -37,6 +40,7 @@ impl DropReason {
             DropReason::StraySource => "stray_source",
             DropReason::NoDestination => "no_destination",
             DropReason::SendFailed => "send_failed",
+            DropReason::Malformed => "malformed",
         }
     }
 
@@ -45,6 +49,7 @@ impl DropReason {
             DropReason::StraySource => 0,
             DropReason::NoDestination => 1,
             DropReason::SendFailed => 2,
+            DropReason::Malformed => 3,
         }
     }
 }
@@ -70,7 +75,7 @@ struct Shard {
     /// RTP sockets only: relayed datagrams that were not RTP.
     not_rtp: [AtomicU64; 2],
     /// `[kind][reason]`.
-    dropped: [[AtomicU64; 3]; 2],
+    dropped: [[AtomicU64; 4]; 2],
     /// RTP lost per receiving leg, added when a session ends.
     lost: [AtomicU64; 2],
 }
@@ -109,7 +114,7 @@ pub struct MediaTotals {
     pub bytes: [[u64; 2]; 2],
     pub not_rtp: [u64; 2],
     /// `[kind][DropReason index]`.
-    pub dropped: [[u64; 3]; 2],
+    pub dropped: [[u64; 4]; 2],
     /// RTP lost, by the leg that received the stream (from leg).
     pub lost: [u64; 2],
 }
@@ -178,7 +183,7 @@ impl MediaCounters {
                     t.packets[k][l] += get(&s.packets[k][l]);
                     t.bytes[k][l] += get(&s.bytes[k][l]);
                 }
-                for r in 0..3 {
+                for r in 0..DropReason::ALL.len() {
                     t.dropped[k][r] += get(&s.dropped[k][r]);
                 }
             }

@@ -192,8 +192,14 @@ impl State {
             }
         }
         let rtp = match self.kind {
-            Kind::Rtp => self.measure(data),
+            Kind::Rtp => match self.measure(data) {
+                Some(rtp) => rtp,
+                None => return Fate::Dropped(DropReason::Malformed),
+            },
             Kind::Rtcp => {
+                if !is_rtcp(data) {
+                    return Fate::Dropped(DropReason::Malformed);
+                }
                 self.report.received.packets += 1;
                 self.report.received.bytes += data.len() as u64;
                 false
@@ -205,11 +211,15 @@ impl State {
         }
     }
 
-    /// Returns whether the datagram was RTP.
-    fn measure(&mut self, data: &[u8]) -> bool {
+    /// Whether the datagram was RTP (true) or RTCP multiplexed on the RTP port (false); None
+    /// for anything else (garbage, STUN — a trunk negotiates no ICE): dropped.
+    fn measure(&mut self, data: &[u8]) -> Option<bool> {
         let Some(header) = RtpHeader::parse(data) else {
-            self.meter.on_not_rtp(); // rtcp-mux, STUN, garbage: relayed, not measured
-            return false;
+            if is_rtcp(data) {
+                self.meter.on_not_rtp(); // rtcp-mux (RFC 5761): relayed, not measured
+                return Some(false);
+            }
+            return None;
         };
         let now = Instant::now();
         let is_event = self.dtmf.is_event(&header);
@@ -226,7 +236,7 @@ impl State {
             self.report.payload_type = Some(header.payload_type);
         }
         self.tap.offer(self.leg, now, header, data);
-        true
+        Some(true)
     }
 
     fn report_digit(&mut self, digit: super::dtmf::Digit) {
@@ -333,4 +343,10 @@ fn leg_mut(stats: &mut SessionStats, leg: Leg) -> &mut LegStats {
         Leg::Inside => &mut stats.inside,
         Leg::Outside => &mut stats.outside,
     }
+}
+
+/// An RTCP packet as RFC 5761 §4 tells it apart: version 2, packet type 192–223, at least the
+/// 8-byte header of a report.
+fn is_rtcp(data: &[u8]) -> bool {
+    data.len() >= 8 && data[0] >> 6 == 2 && (192..=223).contains(&data[1])
 }

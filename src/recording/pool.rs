@@ -113,16 +113,23 @@ impl RecordingPool {
 
     /// From `[recording]` with default tunables.
     /// The pool for `[recording]`; the folder is created (or narrowed) to the service user only.
+    /// A folder that cannot be made is not fatal: the gateway runs, and each call meets the
+    /// `required` policy when its recording cannot start.
     pub fn from_config(cfg: &crate::config::RecordingConfig) -> std::io::Result<Self> {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-        std::fs::DirBuilder::new()
+        let private = std::fs::DirBuilder::new()
             .recursive(true)
             .mode(super::writer::DIR_MODE)
-            .create(&cfg.dir)?;
-        std::fs::set_permissions(
-            &cfg.dir,
-            std::fs::Permissions::from_mode(super::writer::DIR_MODE),
-        )?;
+            .create(&cfg.dir)
+            .and_then(|()| {
+                std::fs::set_permissions(
+                    &cfg.dir,
+                    std::fs::Permissions::from_mode(super::writer::DIR_MODE),
+                )
+            });
+        if let Err(e) = private {
+            tracing::error!(dir = %cfg.dir.display(), error = %e, "recordings folder unusable: calls meet the `required` policy");
+        }
         Self::start(cfg.dir.clone(), RecorderOptions::default())
     }
 
