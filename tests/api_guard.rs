@@ -1,6 +1,7 @@
 //! The API's own defences and the audit log as compliance reads it: `GET /api/v1/audit` with
 //! its filters and paging; a body over the limit (413); a client that never finishes its request
-//! head is dropped; connections beyond the cap are closed while the others are served.
+//! head is dropped; connections beyond the cap are closed while the others are served; a flood
+//! ban shows in `/metrics`.
 
 mod common;
 
@@ -191,5 +192,50 @@ async fn slow_clients_are_dropped_and_connections_beyond_the_cap_closed() {
         answered,
         "the API did not recover after the idle connections closed"
     );
+    h.finish().await;
+}
+
+/// A stranger over the flood budget is banned: shown in `/metrics` (bans, drops, banned now)
+/// and by the gateway's flood guard.
+#[tokio::test]
+async fn a_flood_ban_shows_in_metrics() {
+    let h = start_gateway(&[]).await;
+    let api = Api::new(&h);
+    let carrier = api_token(&h, "carrier", Role::Carrier, &[]).await;
+    let stranger = tokio::net::UdpSocket::bind("127.0.0.66:0").await.unwrap();
+    let options = |i: u32| {
+        format!(
+            "OPTIONS sip:x@{0} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.66;branch=z9hG4bK{i}\r\n\
+             From: <sip:s@127.0.0.66>;tag={i}\r\nTo: <sip:x@{0}>\r\nCall-ID: flood{i}\r\n\
+             CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            h.inside()
+        )
+    };
+    for i in 0..40 {
+        stranger
+            .send_to(options(i).as_bytes(), h.inside())
+            .await
+            .unwrap();
+    }
+    let ip: std::net::IpAddr = "127.0.0.66".parse().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while !h.gw.flood().is_banned(ip, std::time::Instant::now()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stranger was not banned"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let text = api.get("/metrics", &carrier).await.text;
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+    };
+    assert_eq!(value("trunkguard_flood_bans_total"), 1.0);
+    assert_eq!(value("trunkguard_flood_banned_sources"), 1.0);
+    assert!(value("trunkguard_flood_dropped_total") >= 1.0);
     h.finish().await;
 }
