@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -17,7 +16,6 @@ use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tokio::net::UdpSocket;
 use trunkguard::api::{create_token, Role};
 use trunkguard::store::AuditFilter;
 
@@ -126,47 +124,8 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// An answered call with a second of audio each way; returns it still up, with its sockets.
-struct MediaCall {
-    call: Call,
-    pbx_rtp: UdpSocket,
-    carrier_rtp: UdpSocket,
-    pbx_to: SocketAddr,
-    carrier_to: SocketAddr,
-}
-
 async fn answered_call_with_audio(h: &mut Harness) -> MediaCall {
-    let pbx_rtp = UdpSocket::bind(format!("{PBX_IP}:0")).await.expect("bind");
-    let carrier_rtp = UdpSocket::bind(format!("{CARRIER_IP}:0"))
-        .await
-        .expect("bind");
-    let mut spec = InviteSpec::new(CALLER, CALLEE);
-    spec.sdp = Some(sdp_at(pbx_rtp.local_addr().expect("addr")));
-    let invite = h.pbx.invite(h.inside(), &spec).await;
-    h.pbx.expect_response(100).await;
-    let c_invite = h.carrier_gets_invite().await;
-    let carrier_to = rtp_target(&c_invite.body);
-    let tag = token("ct");
-    let answer = sdp_at(carrier_rtp.local_addr().expect("addr"));
-    h.carrier
-        .reply_with(&c_invite, 200, Some(&tag), &[], Some(&answer))
-        .await;
-    let ok = h.pbx.expect_response(200).await;
-    let pbx_to = rtp_target(&ok.body);
-    let pbx = Dialog::uac(&invite, &ok);
-    h.pbx.ack(&pbx, invite.cseq).await;
-    h.carrier.expect_request("ACK").await;
-    let m = MediaCall {
-        call: Call {
-            invite,
-            c_invite: c_invite.clone(),
-            pbx,
-            carrier: Dialog::uas(&c_invite, &tag),
-        },
-        pbx_rtp,
-        carrier_rtp,
-        pbx_to,
-        carrier_to,
-    };
+    let m = establish_with_media(h).await;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     for seq in 0..50u16 {
         tick.tick().await;

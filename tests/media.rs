@@ -21,50 +21,6 @@ async fn recv_rtp(sock: &UdpSocket) -> Option<(Vec<u8>, SocketAddr)> {
     Some((buf[..n].to_vec(), from))
 }
 
-struct MediaCall {
-    call: Call,
-    pbx_rtp: UdpSocket,
-    carrier_rtp: UdpSocket,
-    /// Where each UA was told to send.
-    pbx_to: SocketAddr,
-    carrier_to: SocketAddr,
-}
-
-async fn establish_with_media(h: &mut Harness) -> MediaCall {
-    let pbx_rtp = UdpSocket::bind(format!("{PBX_IP}:0")).await.expect("bind");
-    let carrier_rtp = UdpSocket::bind(format!("{CARRIER_IP}:0"))
-        .await
-        .expect("bind");
-    let mut spec = InviteSpec::new(CALLER, CALLEE);
-    spec.sdp = Some(sdp_at(pbx_rtp.local_addr().expect("addr")));
-    let invite = h.pbx.invite(h.inside(), &spec).await;
-    h.pbx.expect_response(100).await;
-    let c_invite = h.carrier_gets_invite().await;
-    let carrier_to = rtp_target(&c_invite.body);
-    let tag = token("ct");
-    let answer = sdp_at(carrier_rtp.local_addr().expect("addr"));
-    h.carrier
-        .reply_with(&c_invite, 200, Some(&tag), &[], Some(&answer))
-        .await;
-    let ok = h.pbx.expect_response(200).await;
-    let pbx_to = rtp_target(&ok.body);
-    let pbx = Dialog::uac(&invite, &ok);
-    h.pbx.ack(&pbx, invite.cseq).await;
-    h.carrier.expect_request("ACK").await;
-    MediaCall {
-        call: Call {
-            invite,
-            c_invite: c_invite.clone(),
-            pbx,
-            carrier: Dialog::uas(&c_invite, &tag),
-        },
-        pbx_rtp,
-        carrier_rtp,
-        pbx_to,
-        carrier_to,
-    }
-}
-
 #[tokio::test]
 async fn rtp_crosses_the_gateway_both_ways() {
     let mut h = start_gateway(&[]).await;

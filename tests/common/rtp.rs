@@ -3,6 +3,10 @@
 
 use std::net::SocketAddr;
 
+use tokio::net::UdpSocket;
+
+use super::{token, Call, Dialog, Harness, InviteSpec, CALLEE, CALLER, CARRIER_IP, PBX_IP};
+
 /// SDP naming a real RTP socket.
 pub fn sdp_at(addr: SocketAddr) -> String {
     format!(
@@ -62,4 +66,50 @@ pub fn power_at(samples: &[i16], hz: f64, rate: f64) -> f64 {
         s1 = s0;
     }
     (s1 * s1 + s2 * s2 - k * s1 * s2) / (samples.len() as f64).powi(2)
+}
+
+/// An answered outbound call whose two peers have RTP sockets.
+pub struct MediaCall {
+    pub call: Call,
+    pub pbx_rtp: UdpSocket,
+    pub carrier_rtp: UdpSocket,
+    /// Where each UA was told to send.
+    pub pbx_to: SocketAddr,
+    pub carrier_to: SocketAddr,
+}
+
+/// PBX calls CALLER → CALLEE, the carrier answers; both sides' RTP sockets bound.
+pub async fn establish_with_media(h: &mut Harness) -> MediaCall {
+    let pbx_rtp = UdpSocket::bind(format!("{PBX_IP}:0")).await.expect("bind");
+    let carrier_rtp = UdpSocket::bind(format!("{CARRIER_IP}:0"))
+        .await
+        .expect("bind");
+    let mut spec = InviteSpec::new(CALLER, CALLEE);
+    spec.sdp = Some(sdp_at(pbx_rtp.local_addr().expect("addr")));
+    let invite = h.pbx.invite(h.inside(), &spec).await;
+    h.pbx.expect_response(100).await;
+    let c_invite = h.carrier_gets_invite().await;
+    let carrier_to = rtp_target(&c_invite.body);
+    let tag = token("ct");
+    let answer = sdp_at(carrier_rtp.local_addr().expect("addr"));
+    h.carrier
+        .reply_with(&c_invite, 200, Some(&tag), &[], Some(&answer))
+        .await;
+    let ok = h.pbx.expect_response(200).await;
+    let pbx_to = rtp_target(&ok.body);
+    let pbx = Dialog::uac(&invite, &ok);
+    h.pbx.ack(&pbx, invite.cseq).await;
+    h.carrier.expect_request("ACK").await;
+    MediaCall {
+        call: Call {
+            invite,
+            c_invite: c_invite.clone(),
+            pbx,
+            carrier: Dialog::uas(&c_invite, &tag),
+        },
+        pbx_rtp,
+        carrier_rtp,
+        pbx_to,
+        carrier_to,
+    }
 }
