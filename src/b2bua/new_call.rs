@@ -271,6 +271,19 @@ pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx) {
         Side::Inside => (ctx.settings.inside_addr, ctx.settings.outside_addr),
         Side::Outside => (ctx.settings.outside_addr, ctx.settings.inside_addr),
     };
+    // Outbound calls may fail over to the trunk's further carrier addresses.
+    let alternates: Vec<Peer> = match side {
+        Side::Inside => trunk
+            .carrier
+            .iter()
+            .skip(1)
+            .map(|addr| Peer {
+                addr: *addr,
+                proto: proto_of(trunk.carrier_transport),
+            })
+            .collect(),
+        Side::Outside => Vec::new(),
+    };
     let target = match side {
         Side::Inside => match trunk.carrier.first() {
             Some(addr) => Peer {
@@ -393,6 +406,7 @@ pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx) {
         max_call: std::time::Duration::from_secs(trunk.max_call_secs),
         media,
         offer_payloads,
+        alternates,
     };
     tokio::spawn(Call::run(ctx.clone(), setup, inbox_rx).instrument(span));
 }

@@ -2,6 +2,8 @@
 //! answer, and CANCEL from A.
 
 use super::*;
+use rsip::headers::UntypedHeader;
+use rsip::Header;
 
 impl Call {
     pub(super) fn on_b_invite_response(&mut self, resp: rsip::Response) {
@@ -12,6 +14,7 @@ impl Call {
                     return;
                 }
                 self.b.learn_remote(&resp);
+                self.b_provisional = true;
                 if code == 180 || code == 183 {
                     self.cdr.ringing_at.get_or_insert_with(chrono::Utc::now);
                 }
@@ -45,6 +48,9 @@ impl Call {
                 }
             }
             _ => {
+                if code == 503 && self.try_next_carrier("503 Service Unavailable") {
+                    return;
+                }
                 self.b_final_seen = true;
                 if self.phase == Phase::Early && !self.a_final_sent {
                     let out = message_response(&self.a_tx, code, &reason, &self.a.local_tag);
@@ -76,6 +82,9 @@ impl Call {
     }
 
     pub(super) fn on_b_invite_timeout(&mut self) {
+        if self.try_next_carrier("no answer (timer B)") {
+            return;
+        }
         self.b_final_seen = true;
         self.linger_until = None;
         if self.phase == Phase::Early && !self.a_final_sent {
@@ -95,6 +104,46 @@ impl Call {
                 Some(HangupSide::Gateway),
             );
         }
+    }
+
+    /// Failover (RFC 3263 §4.3 in spirit): the carrier called did not take the call — it timed
+    /// out or answered 503 before any provisional response — and the trunk names another
+    /// address: the same INVITE goes there in a new transaction (new branch, next CSeq, the
+    /// Request-URI and To naming the new host). False when there is nothing left to try.
+    fn try_next_carrier(&mut self, why: &str) -> bool {
+        if self.phase != Phase::Early || self.a_final_sent || self.b_provisional {
+            return false;
+        }
+        let (Some(next), Some(mut req)) = (self.alternates.pop_front(), self.b_invite.clone())
+        else {
+            return false;
+        };
+        let from = self.b.peer;
+        self.b.retarget(next);
+        self.b.invite_cseq += 1;
+        self.b.local_cseq = self.b.local_cseq.max(self.b.invite_cseq);
+        let branch = message::new_branch();
+        req.uri = self.b.remote_target.clone();
+        for h in req.headers.iter_mut() {
+            match h {
+                Header::Via(_) => *h = Header::Via(rsip::headers::Via::new(self.b.via(&branch))),
+                Header::To(_) => *h = Header::To(rsip::headers::To::new(self.b.remote_hdr.clone())),
+                Header::CSeq(_) => {
+                    *h = Header::CSeq(rsip::headers::CSeq::new(format!(
+                        "{} INVITE",
+                        self.b.invite_cseq
+                    )))
+                }
+                _ => {}
+            }
+        }
+        tracing::warn!(%from, to = %next.addr, why, "carrier did not take the call: trying the next address");
+        self.b_invite = Some(req.clone());
+        self.b_key =
+            self.ctx
+                .layer
+                .send_request(self.b.side, self.b.peer, req, self.events_tx.clone());
+        true
     }
 
     /// B answered: relay the 2xx to A and retransmit it until A's ACK.

@@ -71,6 +71,30 @@ impl Leg {
     }
 
     /// A request within the dialog with a new CSeq (ACK passes the INVITE's CSeq instead).
+    /// Points a leg that has no dialog yet at another peer (carrier failover): the
+    /// Request-URI and To keep their users and name the new host.
+    pub fn retarget(&mut self, peer: Peer) {
+        let host = peer.addr;
+        if let Ok(uri) = rsip::Uri::try_from(
+            format!(
+                "sip:{}@{}",
+                self.remote_target.user().unwrap_or_default(),
+                host
+            )
+            .as_str(),
+        ) {
+            self.remote_target = uri;
+        }
+        let to_user = self
+            .remote_hdr
+            .split_once("sip:")
+            .and_then(|(_, r)| r.split_once('@'))
+            .map(|(user, _)| user.to_string())
+            .unwrap_or_default();
+        self.remote_hdr = format!("<sip:{}@{}>", to_user, host.ip());
+        self.peer = peer;
+    }
+
     pub fn request(
         &mut self,
         method: Method,

@@ -32,7 +32,7 @@ use crate::monitor::cdr::{Cdr, Disposition, HangupSide};
 use crate::policy::Lease;
 use crate::sip::message;
 use crate::sip::transaction::{ClientEvent, ClientEventKind, ClientKey, ServerKey, ServerTx};
-use crate::sip::transport::Side;
+use crate::sip::transport::{Peer, Side};
 
 pub(crate) use crate::sip::validate::ALLOW;
 
@@ -77,6 +77,9 @@ pub(crate) struct CallSetup {
     pub media: CallMedia,
     /// The audio formats of A's offer: what the recording expects until the answer.
     pub offer_payloads: Vec<crate::media::sdp::PayloadInfo>,
+    /// Further carrier addresses of the trunk, tried in order when the one called times out
+    /// or answers 503 before any provisional response (outbound calls).
+    pub alternates: Vec<Peer>,
 }
 
 pub(crate) struct Call {
@@ -120,6 +123,11 @@ pub(crate) struct Call {
     recording_due: bool,
     /// The audio formats last negotiated, for the recorder.
     payloads: Vec<crate::media::sdp::PayloadInfo>,
+    /// Carrier addresses not tried yet, and the B INVITE to send them (failover).
+    alternates: std::collections::VecDeque<Peer>,
+    b_invite: Option<rsip::Request>,
+    /// B sent a provisional response other than 100: it took the call, no failover after.
+    b_provisional: bool,
 }
 
 impl Call {
@@ -154,11 +162,17 @@ impl Call {
             tapping: false,
             recording_due: false,
             payloads: setup.offer_payloads,
+            alternates: setup.alternates.into(),
+            b_invite: None,
+            b_provisional: false,
         };
         if let Err(e) = call.prepare_recording().await {
             call.refuse_unrecordable(e);
         } else {
             call.journal();
+            if !call.alternates.is_empty() {
+                call.b_invite = Some(setup.b_invite.clone());
+            }
             call.b_key = call.ctx.layer.send_request(
                 call.b.side,
                 call.b.peer,
