@@ -682,3 +682,7 @@ impl Writer {
 #[cfg(test)]
 #[path = "cdr_writer_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "cdr_writer_spool_tests.rs"]
+mod spool_tests;
