@@ -206,6 +206,17 @@ impl CdrSpool {
 
     /// Up to `max` writes from `offset` on (an offset returned by an earlier page, or 0).
     pub fn read_page(&self, offset: u64, max: usize) -> Result<SpoolPage, SpoolError> {
+        self.read_page_until(offset, max, u64::MAX)
+    }
+
+    /// `read_page`, reading nothing at or after `end` (a line boundary).
+    pub fn read_page_until(
+        &self,
+        offset: u64,
+        max: usize,
+        end: u64,
+    ) -> Result<SpoolPage, SpoolError> {
+        let end = end.min(self.len);
         let io = |source| SpoolError::Io {
             path: self.path.clone(),
             source,
@@ -214,13 +225,13 @@ impl CdrSpool {
             next: offset,
             ..SpoolPage::default()
         };
-        if offset >= self.len {
+        if offset >= end {
             return Ok(page);
         }
         let mut reader = File::open(&self.path).map_err(io)?;
         reader.seek(SeekFrom::Start(offset)).map_err(io)?;
         // Only what is known to be whole: an append racing this read is not seen.
-        let mut reader = BufReader::new(reader.take(self.len - offset));
+        let mut reader = BufReader::new(reader.take(end - offset));
         let mut line = Vec::new();
         while page.writes.len() < max {
             line.clear();

@@ -285,9 +285,10 @@ impl CdrWriter {
         let (close_tx, close_rx) = oneshot::channel();
         let shared = Arc::new(Shared::default());
         // What a previous run left in the spool is pending: replayed before anything new.
-        let left = hooks.spool.as_ref().map_or(0, |spool| {
-            // No I/O: the count was taken when the spool was opened.
-            spool.lock().unwrap_or_else(|e| e.into_inner()).entries()
+        let (left, leftover_end) = hooks.spool.as_ref().map_or((0, 0), |spool| {
+            // No I/O: the counts were taken when the spool was opened.
+            let spool = spool.lock().unwrap_or_else(|e| e.into_inner());
+            (spool.entries(), spool.len())
         });
         shared.submitted.store(left, SeqCst);
         shared.spooled.store(left, SeqCst);
@@ -299,6 +300,7 @@ impl CdrWriter {
             spooling: left > 0,
             replay_offset: 0,
             replay_lines: 0,
+            leftover_end,
             replay_at: Instant::now(),
             replay_delay: REPLAY_FIRST,
         };
@@ -363,6 +365,9 @@ struct Writer {
     replay_offset: u64,
     /// Lines before `replay_offset`.
     replay_lines: u64,
+    /// The spool's bytes written by a previous run: replayed before the monitor starts, which
+    /// reads them from the database as it warms up, so they are not handed to it (twice).
+    leftover_end: u64,
     replay_at: Instant,
     replay_delay: Duration,
 }
@@ -511,7 +516,7 @@ impl Writer {
                     } else {
                         tracing::debug!(rows = batch.len(), ?applied, "CDR batch stored");
                     }
-                    self.stored(batch).await;
+                    self.stored(batch, true).await;
                     return true;
                 }
                 Err(error) => {
@@ -537,8 +542,9 @@ impl Writer {
         }
     }
 
-    /// Count a stored batch and hand its final CDRs to the monitor; empties `batch`.
-    async fn stored(&self, batch: &mut Vec<CdrWrite>) {
+    /// Count a stored batch and hand its final CDRs to the monitor when `forward`; empties
+    /// `batch`.
+    async fn stored(&self, batch: &mut Vec<CdrWrite>, forward: bool) {
         let cdrs = batch
             .iter()
             .filter(|item| matches!(item, CdrWrite::Cdr(_)))
@@ -547,7 +553,7 @@ impl Writer {
         self.shared
             .journaled
             .fetch_add(batch.len() as u64 - cdrs, SeqCst);
-        if let Some(stored) = &self.hooks.stored {
+        if let (Some(stored), true) = (&self.hooks.stored, forward) {
             for item in batch.drain(..) {
                 if let CdrWrite::Cdr(cdr) = item {
                     // Gone only when the monitor stopped: nothing left to tell.
@@ -597,7 +603,15 @@ impl Writer {
         };
         loop {
             let offset = self.replay_offset;
-            let page = match with_spool(&spool, move |s| s.read_page(offset, BATCH_MAX)).await {
+            // A previous run's lines are paged apart from this run's: only the latter go on to
+            // the monitor.
+            let (end, forward) = if offset < self.leftover_end {
+                (self.leftover_end, false)
+            } else {
+                (u64::MAX, true)
+            };
+            let read = move |s: &mut CdrSpool| s.read_page_until(offset, BATCH_MAX, end);
+            let page = match with_spool(&spool, read).await {
                 Some(Ok(page)) => page,
                 Some(Err(error)) => {
                     tracing::error!(%error, "cannot read the CDR spool");
@@ -622,7 +636,7 @@ impl Writer {
                 {
                     Ok(applied) => {
                         tracing::debug!(rows = n, ?applied, "spooled CDR writes stored");
-                        self.stored(&mut writes).await;
+                        self.stored(&mut writes, forward).await;
                     }
                     Err(error) => {
                         self.shared.failed_retries.fetch_add(1, Relaxed);
@@ -656,6 +670,7 @@ impl Writer {
                 self.spooling = false;
                 self.replay_offset = 0;
                 self.replay_lines = 0;
+                self.leftover_end = 0;
                 self.replay_delay = REPLAY_FIRST;
                 self.shared.spooled.store(0, SeqCst);
                 true

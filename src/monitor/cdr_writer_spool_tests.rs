@@ -60,14 +60,29 @@ fn rollup() -> KpiRollup {
     Arc::new(|cdr: &Cdr| persist::rollup(cdr, 3_600))
 }
 
-async fn writer(store: &Store, spool_dir: &Path) -> (CdrSink, CdrWriterHandle) {
+/// A writer with a spool in `spool_dir`; the monitor's feed is the returned receiver.
+async fn writer(
+    store: &Store,
+    spool_dir: &Path,
+) -> (CdrSink, CdrWriterHandle, mpsc::Receiver<Cdr>) {
     let spool = open_spool(spool_dir.to_path_buf(), 1 << 30).await.unwrap();
+    let (tx, rx) = mpsc::channel(1_000);
     let hooks = WriterHooks {
         rollup: Some(rollup()),
-        stored: None,
+        stored: Some(tx),
         spool: Some(spool),
     };
-    CdrWriter::spawn_with(store.clone(), 16, hooks)
+    let (sink, handle) = CdrWriter::spawn_with(store.clone(), 16, hooks);
+    (sink, handle, rx)
+}
+
+/// Ids handed to the monitor so far.
+fn fed(rx: &mut mpsc::Receiver<Cdr>) -> Vec<String> {
+    let mut ids = Vec::new();
+    while let Ok(cdr) = rx.try_recv() {
+        ids.push(cdr.id);
+    }
+    ids
 }
 
 async fn wait_for(what: &str, sink: &CdrSink, done: impl Fn(&CdrStats) -> bool) {
@@ -138,7 +153,7 @@ async fn locked_database_spools_then_stores_each_once() {
     let db = db();
     let store = store(&db.url).await;
     let locker = lock(&db.url).await;
-    let (sink, handle) = writer(&store, &db.spool_dir).await;
+    let (sink, handle, mut monitor) = writer(&store, &db.spool_dir).await;
 
     place_calls(&sink, "L", N);
     wait_for("every write spooled", &sink, |s| s.spooled == 2 * N as u64).await;
@@ -163,6 +178,10 @@ async fn locked_database_spools_then_stores_each_once() {
         0
     );
 
+    // The monitor (running all along) sees each spooled CDR once it is stored.
+    let ids: HashSet<String> = fed(&mut monitor).into_iter().collect();
+    assert_eq!(ids.len(), N);
+
     // Back to direct writes: a new CDR does not touch the spool.
     sink.submit(sample_cdr("after"));
     let stats = handle.close().await.unwrap();
@@ -181,7 +200,7 @@ async fn a_spool_left_by_a_killed_writer_is_stored_once_by_the_next() {
     let db = db();
     let store = store(&db.url).await;
     let locker = lock(&db.url).await;
-    let (sink, handle) = writer(&store, &db.spool_dir).await;
+    let (sink, handle, _monitor) = writer(&store, &db.spool_dir).await;
     place_calls(&sink, "K", N);
     wait_for("every write spooled", &sink, |s| s.spooled == 2 * N as u64).await;
 
@@ -210,11 +229,15 @@ async fn a_spool_left_by_a_killed_writer_is_stored_once_by_the_next() {
         .unwrap();
 
     // The next start: a new writer on the same database and spool.
-    let (sink, handle) = writer(&store, &db.spool_dir).await;
+    let (sink, handle, mut monitor) = writer(&store, &db.spool_dir).await;
     assert_eq!(sink.stats().spooled, 2 * N as u64);
     assert!(sink.spool_replayed(Duration::from_secs(60)).await);
-    let stats = handle.close().await.unwrap();
+    // A previous run's CDRs reach the monitor through its warm-up from the database, not twice.
+    assert!(fed(&mut monitor).is_empty());
     assert_each_stored_once(&store, "K", N).await;
+    sink.submit(sample_cdr("new"));
+    let stats = handle.close().await.unwrap();
+    assert_eq!(fed(&mut monitor), ["new"]);
     assert_eq!(stats.replayed_total, 2 * N as u64);
     assert_eq!(stats.queued, 0);
     assert_eq!(spool_lines(&db.spool_dir), 0);
@@ -226,7 +249,7 @@ async fn close_while_locked_leaves_the_rest_in_the_spool_without_waiting_for_the
     let db = db();
     let store = store(&db.url).await;
     let locker = lock(&db.url).await;
-    let (sink, handle) = writer(&store, &db.spool_dir).await;
+    let (sink, handle, _monitor) = writer(&store, &db.spool_dir).await;
     place_calls(&sink, "C", N);
     // Without a spool this would wait for the database for ever.
     let stats = tokio::time::timeout(Duration::from_secs(60), handle.close())
@@ -238,7 +261,7 @@ async fn close_while_locked_leaves_the_rest_in_the_spool_without_waiting_for_the
     assert_eq!(spool_lines(&db.spool_dir), 2 * N);
     unlock(locker).await;
 
-    let (sink, handle) = writer(&store, &db.spool_dir).await;
+    let (sink, handle, _monitor) = writer(&store, &db.spool_dir).await;
     assert!(sink.spool_replayed(Duration::from_secs(60)).await);
     handle.close().await.unwrap();
     assert_each_stored_once(&store, "C", N).await;
