@@ -30,6 +30,10 @@ use crate::sip::transaction::{Timers, TransactionLayer};
 use crate::sip::transport::{Handler, Interface, Interfaces, Side, TransportError};
 use crate::store::{Store, StoreError};
 
+/// How long a start waits for a previous run's CDR spool to reach the database before it closes
+/// interrupted calls anyway (a database still refusing writes must not keep the gateway down).
+const SPOOL_REPLAY_WAIT: Duration = Duration::from_secs(30);
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error(transparent)]
@@ -53,6 +57,8 @@ pub enum AppError {
     Tls(#[from] crate::api::tls::TlsError),
     #[error("cannot start the recorders for {dir}: {source}")]
     Recording { dir: String, source: std::io::Error },
+    #[error("database.spool_dir: {0}")]
+    Spool(#[from] crate::monitor::cdr_spool::SpoolError),
 }
 
 /// A running gateway. Dropping it without `shutdown` leaves its tasks running until the
@@ -91,6 +97,18 @@ impl Gateway {
         }
         let store = Store::connect(&config.database.url).await?;
         let config = trunks_from_store(&store, config).await?;
+        let spool_dir = config
+            .database
+            .spool_dir
+            .clone()
+            .or_else(|| crate::monitor::cdr_spool::default_dir(&config.database.url));
+        let spool = match spool_dir {
+            Some(dir) => Some(
+                crate::monitor::cdr_writer::open_spool(dir, config.database.spool_max_bytes)
+                    .await?,
+            ),
+            None => None,
+        };
         // Stored CDRs go on to the monitor; the KPI buckets are updated with them.
         let (stored_tx, stored_rx) = tokio::sync::mpsc::channel(STORED_CDR_QUEUE);
         let over_long = Arc::new(RwLock::new(trunks::over_long_secs(&config.trunks)));
@@ -112,8 +130,12 @@ impl Gateway {
             WriterHooks {
                 rollup: Some(rollup),
                 stored: Some(stored_tx),
+                spool,
             },
         );
+        // A previous run's spool may hold final CDRs of calls the journal still lists: stored
+        // first, so that recovery does not close those calls as interrupted.
+        cdrs.spool_replayed(SPOOL_REPLAY_WAIT).await;
         // What a crash left open is closed before any new call is admitted.
         let repaired = repair_all(config.recording.dir.clone()).await;
         for r in &repaired.repaired {

@@ -69,7 +69,9 @@ pub struct ApiCounters {
                    trunkguard_recordings_closed_total{status}, trunkguard_recordings_failed_total{reason}, \
                    trunkguard_recordings_written_bytes_total. CDRs and monitor: \
                    trunkguard_cdr_queue_depth, trunkguard_cdrs_written_total, \
-                   trunkguard_cdr_overflowed_total, trunkguard_enforcement_in_force{trunk,kind,step}, \
+                   trunkguard_cdr_overflowed_total, trunkguard_cdr_spool_entries, \
+                   trunkguard_cdr_spooled_total, trunkguard_cdr_replayed_total, \
+                   trunkguard_enforcement_in_force{trunk,kind,step}, \
                    trunkguard_concurrency_drift, trunkguard_monitor_cdrs_seen_total, \
                    trunkguard_monitor_anomalies_total, trunkguard_monitor_unsaved. \
                    Roles: carrier (its trunks' series only), admin.",
@@ -424,6 +426,24 @@ fn cdrs_and_monitor(out: &mut Exposition<'_>, f: &Figures) {
         "Submissions that went to the CDR overflow list (queue full).",
     );
     out.sample("trunkguard_cdr_overflowed_total", &[], f.cdr.overflowed);
+    out.family(
+        "trunkguard_cdr_spool_entries",
+        "gauge",
+        "CDRs and journal entries in the on-disk spool, waiting for the database.",
+    );
+    out.sample("trunkguard_cdr_spool_entries", &[], f.cdr.spooled);
+    out.family(
+        "trunkguard_cdr_spooled_total",
+        "counter",
+        "CDRs and journal entries written to the spool since start (the database refused them).",
+    );
+    out.sample("trunkguard_cdr_spooled_total", &[], f.cdr.spooled_total);
+    out.family(
+        "trunkguard_cdr_replayed_total",
+        "counter",
+        "CDRs and journal entries stored from the spool since start.",
+    );
+    out.sample("trunkguard_cdr_replayed_total", &[], f.cdr.replayed_total);
 
     if let Some(in_force) = &f.in_force {
         out.family(

@@ -221,6 +221,13 @@ pub struct DatabaseConfig {
     /// Capacity of the in-memory CDR queue between signalling and the database writer.
     #[serde(default = "default_cdr_queue")]
     pub cdr_queue: usize,
+    /// Where CDRs wait while the database refuses them (`monitor::cdr_spool`). Default: `spool`
+    /// next to the database file; none for an in-memory database.
+    #[serde(default)]
+    pub spool_dir: Option<PathBuf>,
+    /// The spool's size cap in bytes; beyond it batches wait in memory.
+    #[serde(default = "default_spool_max_bytes")]
+    pub spool_max_bytes: u64,
 }
 
 impl Default for DatabaseConfig {
@@ -228,6 +235,8 @@ impl Default for DatabaseConfig {
         DatabaseConfig {
             url: default_database_url(),
             cdr_queue: default_cdr_queue(),
+            spool_dir: None,
+            spool_max_bytes: default_spool_max_bytes(),
         }
     }
 }
@@ -364,6 +373,9 @@ fn default_database_url() -> String {
 }
 fn default_cdr_queue() -> usize {
     10_000
+}
+fn default_spool_max_bytes() -> u64 {
+    1 << 30
 }
 fn default_max_concurrent() -> u32 {
     30

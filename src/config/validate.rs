@@ -47,6 +47,12 @@ impl Config {
         if self.database.cdr_queue == 0 {
             return Err(ConfigError::invalid("database.cdr_queue", "must be > 0"));
         }
+        if self.database.spool_max_bytes == 0 {
+            return Err(ConfigError::invalid(
+                "database.spool_max_bytes",
+                "must be > 0",
+            ));
+        }
         if !self.database.url.starts_with("sqlite:") {
             return Err(ConfigError::invalid(
                 "database.url",

@@ -2,6 +2,13 @@
 //! (a call in progress) never block and never drop; one writer task stores them in batches, in
 //! submission order, and retries a failed batch until the database takes it.
 //!
+//! With a spool (`cdr_spool`): a batch the database refuses twice is appended to the spool file
+//! (fsynced) and dropped from memory, and so is every batch after it (order) until a replay,
+//! tried with backoff, has stored the whole spool and emptied it. So an outage neither grows
+//! memory nor loses what it held when the process is killed; a spool left by a crash is replayed
+//! when the next writer starts. When the spool refuses a batch (over its size cap, disk full),
+//! the batch waits in memory as without a spool, and submissions queue behind it.
+//!
 //! Order: whatever one task submits is applied in that order, so a call's journal entries come
 //! before its final CDR, which deletes its journal row. To keep that order when the channel is
 //! full, a submission goes to the overflow list while the list is not empty, and the writer takes
@@ -18,8 +25,10 @@ use serde::Serialize;
 use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::cdr::{ms_precision, Cdr};
+use super::cdr_spool::{CdrSpool, SpoolError};
 use super::kpi::KpiCounters;
 use crate::store::{BucketKey, CdrWrite, Store};
 
@@ -27,10 +36,35 @@ use crate::store::{BucketKey, CdrWrite, Store};
 const BATCH_MAX: usize = 200;
 const RETRY_FIRST: Duration = Duration::from_millis(50);
 const RETRY_MAX: Duration = Duration::from_secs(5);
+/// Failed attempts at a batch before it goes to the spool (when there is one): a hiccup is
+/// retried in memory, an outage is not.
+const ATTEMPTS_BEFORE_SPOOL: u32 = 2;
+/// First wait before replaying the spool again after the database refused it (then doubling, to
+/// `RETRY_MAX`).
+const REPLAY_FIRST: Duration = Duration::from_millis(500);
+
+/// The spool, used from blocking tasks only.
+pub type SharedSpool = Arc<Mutex<CdrSpool>>;
+
+/// Open (or create) the spool in `dir` off the runtime, capped at `max_bytes`.
+pub async fn open_spool(
+    dir: std::path::PathBuf,
+    max_bytes: u64,
+) -> Result<SharedSpool, SpoolError> {
+    let path = dir.clone();
+    let opened = tokio::task::spawn_blocking(move || CdrSpool::open(&dir, max_bytes)).await;
+    match opened {
+        Ok(spool) => Ok(Arc::new(Mutex::new(spool?))),
+        Err(join) => Err(SpoolError::Io {
+            path,
+            source: std::io::Error::other(join.to_string()),
+        }),
+    }
+}
 
 /// Counters since start. `queued` is a gauge: CDRs and journal entries submitted and not yet
-/// stored (channel, overflow and the batch being written). A duplicate id counts as written: it
-/// is in the database.
+/// stored (channel, overflow, the batch being written and the spool, including what a previous
+/// run left in it). A duplicate id counts as written: it is in the database.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct CdrStats {
     pub queued: u64,
@@ -46,6 +80,14 @@ pub struct CdrStats {
     /// Submitted after the writer had closed, not stored: a CDR is logged in full at error
     /// level, a journal entry by id at warn level.
     pub late: u64,
+    /// Gauge: writes in the spool file not yet stored.
+    pub spooled: u64,
+    /// Writes appended to the spool since start.
+    pub spooled_total: u64,
+    /// Writes stored from the spool since start (a previous run's included).
+    pub replayed_total: u64,
+    /// Spool lines that could not be read back (torn or corrupt; logged at error level).
+    pub spool_skipped: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +111,10 @@ struct Shared {
     overflowed: AtomicU64,
     failed_retries: AtomicU64,
     late: AtomicU64,
+    spooled: AtomicU64,
+    spooled_total: AtomicU64,
+    replayed_total: AtomicU64,
+    spool_skipped: AtomicU64,
     /// Attempts by trunk, disposition and refusal reason (metrics).
     outcomes: super::outcomes::CallOutcomes,
 }
@@ -83,17 +129,23 @@ impl Shared {
         // `submitted` is counted just after the send, so it can briefly lag: saturate.
         let written = self.written.load(SeqCst);
         let journaled = self.journaled.load(SeqCst);
+        let spool_skipped = self.spool_skipped.load(SeqCst);
         CdrStats {
             queued: self
                 .submitted
                 .load(SeqCst)
                 .saturating_sub(written)
-                .saturating_sub(journaled),
+                .saturating_sub(journaled)
+                .saturating_sub(spool_skipped),
             written,
             journaled,
             overflowed: self.overflowed.load(Relaxed),
             failed_retries: self.failed_retries.load(Relaxed),
             late: self.late.load(Relaxed),
+            spooled: self.spooled.load(SeqCst),
+            spooled_total: self.spooled_total.load(Relaxed),
+            replayed_total: self.replayed_total.load(Relaxed),
+            spool_skipped,
         }
     }
 }
@@ -176,6 +228,22 @@ impl CdrSink {
         self.shared.stats()
     }
 
+    /// Wait until the spool holds nothing (a previous run's writes are stored), at most `limit`.
+    /// Returns whether it is empty; logged when not.
+    pub async fn spool_replayed(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        // Bounded by the deadline; the writer replays on its own, this only watches the gauge.
+        while self.shared.spooled.load(SeqCst) > 0 {
+            if Instant::now() >= deadline {
+                tracing::error!(spooled = self.shared.spooled.load(SeqCst),
+                    "the database still refuses the CDR spool; going on, it is stored when the database is back");
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        true
+    }
+
     /// Final CDRs submitted since start, by trunk, disposition and refusal reason.
     pub fn outcomes(&self) -> Vec<(super::outcomes::OutcomeKey, u64)> {
         self.shared.outcomes.snapshot()
@@ -193,6 +261,9 @@ pub struct WriterHooks {
     /// Every final CDR, once stored, goes here (the monitor). A full channel holds the writer
     /// back, never the calls: their submissions wait in the writer's queue.
     pub stored: Option<mpsc::Sender<Cdr>>,
+    /// Where batches go while the database refuses them (`open_spool`). Without one, a failing
+    /// batch is retried in memory for ever.
+    pub spool: Option<SharedSpool>,
 }
 
 /// Starts the writer task.
@@ -213,7 +284,27 @@ impl CdrWriter {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let (close_tx, close_rx) = oneshot::channel();
         let shared = Arc::new(Shared::default());
-        let task = tokio::spawn(run(store, rx, close_rx, Arc::clone(&shared), hooks));
+        // What a previous run left in the spool is pending: replayed before anything new.
+        let (left, leftover_end) = hooks.spool.as_ref().map_or((0, 0), |spool| {
+            // No I/O: the counts were taken when the spool was opened.
+            let spool = spool.lock().unwrap_or_else(|e| e.into_inner());
+            (spool.entries(), spool.len())
+        });
+        shared.submitted.store(left, SeqCst);
+        shared.spooled.store(left, SeqCst);
+        let writer = Writer {
+            store,
+            spool: hooks.spool.clone(),
+            hooks,
+            shared: Arc::clone(&shared),
+            spooling: left > 0,
+            replay_offset: 0,
+            replay_lines: 0,
+            leftover_end,
+            replay_at: Instant::now(),
+            replay_delay: REPLAY_FIRST,
+        };
+        let task = tokio::spawn(run(writer, rx, close_rx));
         let sink = CdrSink {
             tx,
             shared: Arc::clone(&shared),
@@ -238,8 +329,9 @@ pub struct CdrWriterHandle {
 
 impl CdrWriterHandle {
     /// Stop accepting into the channel, store everything submitted so far (channel and
-    /// overflow), and return once it is all in the database. Waits as long as the database is
-    /// down: bound it with a timeout at the call site if shutdown must not wait.
+    /// overflow), and return once it is all in the database or, with a spool, in the spool file
+    /// (replayed at the next start). Without a spool it waits as long as the database is down:
+    /// bound it with a timeout at the call site if shutdown must not wait.
     pub async fn close(self) -> Result<CdrStats, CdrWriterError> {
         // Err only if the task already ended (every sink dropped): nothing left to signal.
         let _ = self.close_tx.send(());
@@ -260,54 +352,89 @@ impl CdrWriterHandle {
     }
 }
 
-async fn run(
+/// The writer task's state.
+struct Writer {
     store: Store,
-    mut rx: mpsc::Receiver<CdrWrite>,
-    mut close_rx: oneshot::Receiver<()>,
     shared: Arc<Shared>,
     hooks: WriterHooks,
-) {
+    spool: Option<SharedSpool>,
+    /// True while the spool holds writes: every batch goes after them, into the spool, until a
+    /// replay has stored them all.
+    spooling: bool,
+    /// Where the next replay page starts: the lines before it are stored.
+    replay_offset: u64,
+    /// Lines before `replay_offset`.
+    replay_lines: u64,
+    /// The spool's bytes written by a previous run: replayed before the monitor starts, which
+    /// reads them from the database as it warms up, so they are not handed to it (twice).
+    leftover_end: u64,
+    replay_at: Instant,
+    replay_delay: Duration,
+}
+
+async fn run(mut w: Writer, mut rx: mpsc::Receiver<CdrWrite>, mut close_rx: oneshot::Receiver<()>) {
     let mut close_armed = true;
     // True once the channel is closed (by close() or because every sender is gone) and empty.
     let mut rx_done = false;
+    // At the end, one more replay is tried before leaving writes in the spool.
+    let mut final_replay_tried = false;
     let mut batch = Vec::with_capacity(BATCH_MAX);
     loop {
-        {
-            // Under the overflow lock, so that no submission lands in between: the channel holds
-            // older submissions than the overflow list, so it is drained first.
-            let mut overflow = shared.overflow();
-            while !rx_done && batch.len() < BATCH_MAX {
-                match rx.try_recv() {
-                    Ok(item) => batch.push(item),
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => rx_done = true,
-                }
-            }
-            if batch.len() < BATCH_MAX {
-                let take = overflow.len().min(BATCH_MAX - batch.len());
-                batch.extend(overflow.drain(..take));
-            }
+        // A batch the spool refused is kept (and nothing taken behind it: order).
+        if batch.is_empty() {
+            rx_done = gather(&w.shared, &mut rx, &mut batch, rx_done);
         }
         if !batch.is_empty() {
-            write_batch(&store, &shared, &hooks, &mut batch).await;
+            if w.spooling {
+                if w.spool_batch(&mut batch).await {
+                    continue;
+                }
+            } else if w.write_batch(&mut batch).await {
+                continue;
+            } else {
+                tracing::error!(
+                    rows = batch.len(),
+                    "database refuses CDR writes; spooling them to disk until it is back"
+                );
+                w.spooling = true;
+                w.replay_delay = REPLAY_FIRST;
+                w.replay_at = Instant::now() + REPLAY_FIRST;
+                continue;
+            }
+        }
+        if w.spooling && Instant::now() >= w.replay_at && w.replay().await {
             continue;
         }
-        if rx_done {
-            let overflow = shared.overflow();
+        if rx_done && batch.is_empty() {
+            if w.spooling && !final_replay_tried {
+                final_replay_tried = true;
+                if w.replay().await {
+                    continue;
+                }
+            }
+            let overflow = w.shared.overflow();
             if overflow.is_empty() {
                 // Under the lock: a concurrent submit either got in before (we loop) or sees this.
-                shared.finished.store(true, SeqCst);
+                w.shared.finished.store(true, SeqCst);
+                drop(overflow);
+                if w.spooling {
+                    tracing::warn!(
+                        spooled = w.shared.spooled.load(SeqCst),
+                        "CDR writer closing with writes in the spool: stored at the next start"
+                    );
+                }
                 break;
             }
             continue;
         }
         tokio::select! {
-            n = rx.recv_many(&mut batch, BATCH_MAX) => {
+            n = rx.recv_many(&mut batch, BATCH_MAX), if batch.is_empty() && !rx_done => {
                 if n == 0 {
                     rx_done = true;
                 }
             }
-            _ = shared.wake.notified() => {}
+            _ = w.shared.wake.notified(), if batch.is_empty() => {}
+            _ = tokio::time::sleep_until(w.replay_at), if w.spooling => {}
             closed = &mut close_rx, if close_armed => {
                 close_armed = false;
                 // A dropped handle is not a close: keep serving the sinks that remain.
@@ -320,69 +447,257 @@ async fn run(
     }
 }
 
-/// Store the batch in order, retrying with backoff until it succeeds; the batch is never given
-/// up. Replaying it after a failed commit gives the same rows.
-async fn write_batch(
-    store: &Store,
+/// Fill `batch` from the channel, then from the overflow list; returns the new `rx_done`.
+fn gather(
     shared: &Shared,
-    hooks: &WriterHooks,
+    rx: &mut mpsc::Receiver<CdrWrite>,
     batch: &mut Vec<CdrWrite>,
-) {
-    let cdrs = batch
-        .iter()
-        .filter(|item| matches!(item, CdrWrite::Cdr(_)))
-        .count() as u64;
-    let journals = batch.len() as u64 - cdrs;
-    let mut delay = RETRY_FIRST;
-    let mut attempt: u32 = 0;
-    loop {
-        match store
-            .apply_cdr_writes_with(batch, hooks.rollup.as_deref())
-            .await
-        {
-            Ok(applied) => {
-                shared.written.fetch_add(cdrs, SeqCst);
-                shared.journaled.fetch_add(journals, SeqCst);
-                if attempt > 0 {
-                    tracing::info!(
-                        cdrs,
-                        journals,
-                        ?applied,
-                        attempts = attempt + 1,
-                        "CDR batch stored after retries"
-                    );
-                } else {
-                    tracing::debug!(cdrs, journals, ?applied, "CDR batch stored");
-                }
-                if let Some(stored) = &hooks.stored {
-                    for item in batch.drain(..) {
-                        if let CdrWrite::Cdr(cdr) = item {
-                            // Gone only when the monitor stopped: nothing left to tell.
-                            let _ = stored.send(cdr).await;
-                        }
+    mut rx_done: bool,
+) -> bool {
+    // Under the overflow lock, so that no submission lands in between: the channel holds older
+    // submissions than the overflow list, so it is drained first.
+    let mut overflow = shared.overflow();
+    while !rx_done && batch.len() < BATCH_MAX {
+        match rx.try_recv() {
+            Ok(item) => batch.push(item),
+            Err(TryRecvError::Empty) => break,
+            Err(TryRecvError::Disconnected) => rx_done = true,
+        }
+    }
+    if batch.len() < BATCH_MAX {
+        let take = overflow.len().min(BATCH_MAX - batch.len());
+        batch.extend(overflow.drain(..take));
+    }
+    rx_done
+}
+
+/// Run `f` on the spool in a blocking task. `None` when the task panicked (logged).
+async fn with_spool<T: Send + 'static>(
+    spool: &SharedSpool,
+    f: impl FnOnce(&mut CdrSpool) -> T + Send + 'static,
+) -> Option<T> {
+    let spool = Arc::clone(spool);
+    let done = tokio::task::spawn_blocking(move || {
+        let mut spool = spool.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut spool)
+    })
+    .await;
+    match done {
+        Ok(out) => Some(out),
+        Err(error) => {
+            tracing::error!(%error, "CDR spool task failed");
+            None
+        }
+    }
+}
+
+impl Writer {
+    /// Store the batch in order, retrying with backoff. Without a spool the batch is never given
+    /// up; with one, false after `ATTEMPTS_BEFORE_SPOOL` failures (the batch is kept). Replaying
+    /// it after a failed commit gives the same rows.
+    async fn write_batch(&self, batch: &mut Vec<CdrWrite>) -> bool {
+        let give_up_after = self.spool.as_ref().map(|_| ATTEMPTS_BEFORE_SPOOL);
+        let mut delay = RETRY_FIRST;
+        let mut attempt: u32 = 0;
+        loop {
+            match self
+                .store
+                .apply_cdr_writes_with(batch, self.hooks.rollup.as_deref())
+                .await
+            {
+                Ok(applied) => {
+                    if attempt > 0 {
+                        tracing::info!(
+                            rows = batch.len(),
+                            ?applied,
+                            attempts = attempt + 1,
+                            "CDR batch stored after retries"
+                        );
+                    } else {
+                        tracing::debug!(rows = batch.len(), ?applied, "CDR batch stored");
                     }
+                    self.stored(batch, true).await;
+                    return true;
                 }
-                batch.clear();
-                return;
-            }
-            Err(error) => {
-                attempt += 1;
-                shared.failed_retries.fetch_add(1, Relaxed);
-                let retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-                if attempt < 5 {
-                    tracing::warn!(%error, rows = batch.len(), attempt, retry_in_ms,
-                        "CDR batch write failed; keeping the batch and retrying");
-                } else {
-                    tracing::error!(%error, rows = batch.len(), attempt, retry_in_ms,
-                        "CDR batch write still failing; keeping the batch and retrying");
+                Err(error) => {
+                    attempt += 1;
+                    self.shared.failed_retries.fetch_add(1, Relaxed);
+                    if give_up_after.is_some_and(|n| attempt >= n) {
+                        tracing::warn!(%error, rows = batch.len(), attempt,
+                            "CDR batch write failed; handing it to the spool");
+                        return false;
+                    }
+                    let retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+                    if attempt < 5 {
+                        tracing::warn!(%error, rows = batch.len(), attempt, retry_in_ms,
+                            "CDR batch write failed; keeping the batch and retrying");
+                    } else {
+                        tracing::error!(%error, rows = batch.len(), attempt, retry_in_ms,
+                            "CDR batch write still failing; keeping the batch and retrying");
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(RETRY_MAX);
                 }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(RETRY_MAX);
             }
         }
+    }
+
+    /// Count a stored batch and hand its final CDRs to the monitor when `forward`; empties
+    /// `batch`.
+    async fn stored(&self, batch: &mut Vec<CdrWrite>, forward: bool) {
+        let cdrs = batch
+            .iter()
+            .filter(|item| matches!(item, CdrWrite::Cdr(_)))
+            .count() as u64;
+        self.shared.written.fetch_add(cdrs, SeqCst);
+        self.shared
+            .journaled
+            .fetch_add(batch.len() as u64 - cdrs, SeqCst);
+        if let (Some(stored), true) = (&self.hooks.stored, forward) {
+            for item in batch.drain(..) {
+                if let CdrWrite::Cdr(cdr) = item {
+                    // Gone only when the monitor stopped: nothing left to tell.
+                    let _ = stored.send(cdr).await;
+                }
+            }
+        }
+        batch.clear();
+    }
+
+    /// Append the batch to the spool (fsynced) and empty it; false (batch kept) when the spool
+    /// refuses it.
+    async fn spool_batch(&mut self, batch: &mut Vec<CdrWrite>) -> bool {
+        let Some(spool) = &self.spool else {
+            return false;
+        };
+        // A copy goes to the blocking task: a panic there must not lose the batch.
+        let writes = batch.clone();
+        let appended = with_spool(spool, move |s| s.append(&writes).map(|()| s.entries())).await;
+        match appended {
+            Some(Ok(entries)) => {
+                let n = batch.len() as u64;
+                self.shared.spooled_total.fetch_add(n, Relaxed);
+                self.shared
+                    .spooled
+                    .store(entries.saturating_sub(self.replay_lines), SeqCst);
+                tracing::debug!(rows = n, entries, "CDR batch spooled");
+                batch.clear();
+                true
+            }
+            Some(Err(error)) => {
+                tracing::error!(%error, rows = batch.len(),
+                    "CDR spool refuses the batch; it waits in memory for the database");
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Store the spool from `replay_offset` on, page by page, then empty it. False (and the
+    /// next attempt scheduled) when the database or the spool fails; the pages stored so far
+    /// are not read again.
+    async fn replay(&mut self) -> bool {
+        let Some(spool) = self.spool.clone() else {
+            self.spooling = false;
+            return true;
+        };
+        loop {
+            let offset = self.replay_offset;
+            // A previous run's lines are paged apart from this run's: only the latter go on to
+            // the monitor.
+            let (end, forward) = if offset < self.leftover_end {
+                (self.leftover_end, false)
+            } else {
+                (u64::MAX, true)
+            };
+            let read = move |s: &mut CdrSpool| s.read_page_until(offset, BATCH_MAX, end);
+            let page = match with_spool(&spool, read).await {
+                Some(Ok(page)) => page,
+                Some(Err(error)) => {
+                    tracing::error!(%error, "cannot read the CDR spool");
+                    self.replay_later();
+                    return false;
+                }
+                None => {
+                    self.replay_later();
+                    return false;
+                }
+            };
+            if page.next == offset {
+                return self.replayed(&spool).await;
+            }
+            let mut writes = page.writes;
+            let n = writes.len() as u64;
+            if !writes.is_empty() {
+                match self
+                    .store
+                    .apply_cdr_writes_with(&writes, self.hooks.rollup.as_deref())
+                    .await
+                {
+                    Ok(applied) => {
+                        tracing::debug!(rows = n, ?applied, "spooled CDR writes stored");
+                        self.stored(&mut writes, forward).await;
+                    }
+                    Err(error) => {
+                        self.shared.failed_retries.fetch_add(1, Relaxed);
+                        tracing::warn!(%error, spooled = self.shared.spooled.load(SeqCst),
+                            retry_in_ms = u64::try_from(self.replay_delay.as_millis()).unwrap_or(u64::MAX),
+                            "database still refuses CDR writes; the spool waits");
+                        self.replay_later();
+                        return false;
+                    }
+                }
+            }
+            self.shared.replayed_total.fetch_add(n, Relaxed);
+            self.shared.spool_skipped.fetch_add(page.skipped, SeqCst);
+            self.replay_offset = page.next;
+            self.replay_lines += n + page.skipped;
+            let _ = self
+                .shared
+                .spooled
+                .fetch_update(SeqCst, SeqCst, |v| Some(v.saturating_sub(n + page.skipped)));
+        }
+    }
+
+    /// Every line is stored: empty the file and go back to writing directly.
+    async fn replayed(&mut self, spool: &SharedSpool) -> bool {
+        match with_spool(spool, CdrSpool::clear).await {
+            Some(Ok(())) => {
+                tracing::info!(
+                    replayed = self.replay_lines,
+                    "CDR spool stored in the database and emptied"
+                );
+                self.spooling = false;
+                self.replay_offset = 0;
+                self.replay_lines = 0;
+                self.leftover_end = 0;
+                self.replay_delay = REPLAY_FIRST;
+                self.shared.spooled.store(0, SeqCst);
+                true
+            }
+            Some(Err(error)) => {
+                // Its lines are stored; replaying them again later is harmless.
+                tracing::error!(%error, "cannot empty the CDR spool");
+                self.replay_later();
+                false
+            }
+            None => {
+                self.replay_later();
+                false
+            }
+        }
+    }
+
+    fn replay_later(&mut self) {
+        self.replay_at = Instant::now() + self.replay_delay;
+        self.replay_delay = (self.replay_delay * 2).min(RETRY_MAX);
     }
 }
 
 #[cfg(test)]
 #[path = "cdr_writer_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "cdr_writer_spool_tests.rs"]
+mod spool_tests;

@@ -4,6 +4,7 @@
 pub mod call_media;
 pub mod cdr;
 pub mod cdr_csv;
+pub mod cdr_spool;
 pub mod cdr_writer;
 pub mod complaint_csv;
 pub mod enforcement;

@@ -253,7 +253,11 @@ impl From<JournalLeg> for LegQuality {
 
 /// Read a provisional CDR back: the media legs through [`JournalLeg`], the rest as serde wrote it.
 fn decode_cdr(json: &str) -> Result<Cdr, serde_json::Error> {
-    let mut value: serde_json::Value = serde_json::from_str(json)?;
+    decode_cdr_value(serde_json::from_str(json)?)
+}
+
+/// `decode_cdr` of a parsed document (the CDR spool's lines hold one).
+pub(crate) fn decode_cdr_value(mut value: serde_json::Value) -> Result<Cdr, serde_json::Error> {
     let legs = value
         .as_object_mut()
         .and_then(|fields| fields.remove("media"));

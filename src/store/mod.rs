@@ -32,6 +32,7 @@ pub use enforcement_queries::{
 };
 pub use error::StoreError;
 pub use hold_queries::{LegalHold, PlaceHold};
+pub(crate) use journal_queries::decode_cdr_value;
 pub use journal_queries::{AppliedWrites, CdrWrite, JournaledCall};
 pub use kpi_queries::{BucketCounters, BucketKey, Rollup};
 pub use retention_queries::{

@@ -1,0 +1,145 @@
+//! The database locked by another process (`BEGIN EXCLUSIVE`) while calls end: their CDRs go to
+//! the on-disk spool; the gateway is then killed (SIGKILL) with the database still locked and a
+//! call still up. After a restart every call has exactly one CDR: the spooled ones stored, the
+//! call that was up closed as interrupted (its journal entry was in the spool too).
+
+mod common;
+#[path = "sipp/harness.rs"]
+mod harness;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+use common::{Dialog, InviteSpec, Ua, CALLER};
+use sqlx::{Connection, SqliteConnection};
+
+const BUSY_CALLS: usize = 5;
+/// Polls of 100 ms while waiting for the spool (bounded; a hang fails).
+const POLLS: usize = 600;
+
+fn callee(i: usize) -> String {
+    format!("+86139000001{i:02}")
+}
+
+/// Spool lines holding a final CDR, and whether `call_id`'s answered journal entry is there.
+fn spooled(spool: &Path, call_id: &str) -> (usize, bool) {
+    let text = std::fs::read_to_string(spool).unwrap_or_default();
+    let finals = text
+        .lines()
+        .filter(|l| l.contains(r#""kind":"cdr""#))
+        .count();
+    let answered = text.lines().any(|l| {
+        l.contains(r#""kind":"journal""#)
+            && l.contains(call_id)
+            && !l.contains(r#""answer_at":null"#)
+    });
+    (finals, answered)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdrs_of_a_locked_database_survive_a_sigkill_each_stored_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut pbx = Ua::bind("pbx", common::PBX_IP).await;
+    let mut carrier = Ua::bind("carrier", common::CARRIER_IP).await;
+    let addrs = harness::Addrs::pick();
+    let db = dir.path().join("tg.db");
+    let config = harness::config_toml(&addrs, &db, harness::TrunkLimits::default())
+        .replace(&addrs.carrier.to_string(), &carrier.addr().to_string());
+    let mut gw = harness::Gateway::start(dir.path(), &config);
+    let spool = dir.path().join("spool").join("cdrs.spool");
+
+    // Another process takes the database's write lock and keeps it.
+    let mut locker = SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("connect");
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut locker)
+        .await
+        .expect("lock");
+
+    // Calls the carrier refuses: they end while the database is locked.
+    let mut call_ids = HashSet::new();
+    for i in 0..BUSY_CALLS {
+        let invite = pbx
+            .invite(addrs.inside, &InviteSpec::new(CALLER, &callee(i)))
+            .await;
+        call_ids.insert(invite.call_id.clone());
+        pbx.expect_response(100).await;
+        let c_invite = carrier.expect_request("INVITE").await;
+        carrier
+            .reply(&c_invite, 486, Some(&format!("busy{i}")))
+            .await;
+        carrier.expect_request("ACK").await;
+        let resp = pbx.expect_response(486).await;
+        pbx.ack_non2xx(&invite, &resp).await;
+    }
+    // And one answered call still up when the gateway dies.
+    let invite = pbx
+        .invite(addrs.inside, &InviteSpec::new(CALLER, &callee(99)))
+        .await;
+    let up_call = invite.call_id.clone();
+    call_ids.insert(up_call.clone());
+    pbx.expect_response(100).await;
+    let c_invite = carrier.expect_request("INVITE").await;
+    carrier
+        .reply_with(
+            &c_invite,
+            200,
+            Some("up"),
+            &[],
+            Some(&common::sdp("sendrecv")),
+        )
+        .await;
+    let ok = pbx.expect_response(200).await;
+    pbx.ack(&Dialog::uac(&invite, &ok), invite.cseq).await;
+    carrier.expect_request("ACK").await;
+
+    // The writer gives up on the locked database and spools (after two attempts of 5 s each).
+    let mut polls = 0;
+    loop {
+        let (finals, answered) = spooled(&spool, &up_call);
+        if finals == BUSY_CALLS && answered {
+            break;
+        }
+        polls += 1;
+        assert!(
+            polls < POLLS,
+            "the spool never held the calls ({finals} final CDRs, answered journal: {answered}); log:\n{}",
+            gw.log_tail(40)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    gw.kill();
+    sqlx::query("ROLLBACK")
+        .execute(&mut locker)
+        .await
+        .expect("unlock");
+    locker.close().await.expect("close");
+
+    let mut gw = harness::Gateway::start(dir.path(), &config);
+    gw.stop()
+        .unwrap_or_else(|e| panic!("{e}\n{}", gw.log_tail(40)));
+    let cdrs = gw.cdrs().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cdrs.len(), BUSY_CALLS + 1, "{cdrs:#?}");
+    let ids: HashSet<&str> = cdrs.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids.len(), cdrs.len(), "one CDR per id");
+    let inside: HashSet<String> = cdrs
+        .iter()
+        .filter_map(|c| c.inside_call_id.clone())
+        .collect();
+    assert_eq!(inside, call_ids, "one CDR per call");
+    for cdr in &cdrs {
+        let expected = if cdr.inside_call_id.as_deref() == Some(up_call.as_str()) {
+            "gateway_restart"
+        } else {
+            "busy"
+        };
+        assert_eq!(cdr.end_reason, expected, "{cdr:#?}");
+    }
+    assert_eq!(
+        std::fs::metadata(&spool).expect("spool file").len(),
+        0,
+        "spool emptied"
+    );
+}
