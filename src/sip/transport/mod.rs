@@ -137,26 +137,37 @@ impl Interface {
         limits: Limits,
         stats: Arc<SipStats>,
     ) -> Result<(Arc<Interface>, TcpListener), TransportError> {
-        let udp = udp::bind(addr).map_err(|source| TransportError::Bind {
-            side,
-            proto: "UDP",
-            addr,
-            source,
-        })?;
-        let local = udp.local_addr().map_err(|source| TransportError::Bind {
-            side,
-            proto: "UDP",
-            addr,
-            source,
-        })?;
-        let listener = TcpListener::bind(local)
-            .await
-            .map_err(|source| TransportError::Bind {
+        // Port 0: the kernel picks a free UDP port, which TCP may hold already (an outgoing
+        // connection's ephemeral port): pick again rather than fail.
+        let tries = if addr.port() == 0 { 20 } else { 1 };
+        let mut attempt = 0;
+        let (udp, local, listener) = loop {
+            attempt += 1;
+            let udp = udp::bind(addr).map_err(|source| TransportError::Bind {
                 side,
-                proto: "TCP",
-                addr: local,
+                proto: "UDP",
+                addr,
                 source,
             })?;
+            let local = udp.local_addr().map_err(|source| TransportError::Bind {
+                side,
+                proto: "UDP",
+                addr,
+                source,
+            })?;
+            match TcpListener::bind(local).await {
+                Ok(listener) => break (udp, local, listener),
+                Err(e) if attempt < tries && e.kind() == std::io::ErrorKind::AddrInUse => continue,
+                Err(source) => {
+                    return Err(TransportError::Bind {
+                        side,
+                        proto: "TCP",
+                        addr: local,
+                        source,
+                    })
+                }
+            }
+        };
         let iface = Arc::new(Interface {
             side,
             local,
