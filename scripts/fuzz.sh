@@ -36,11 +36,11 @@ export CARGO_INCREMENTAL=0
 out=fuzz/target
 # --sanitizer none: ASan needs nightly; safe Rust's panics and overflow checks (on: cargo-fuzz
 # builds with debug assertions) are what we look for. Sancov coverage works on stable.
-fuzz=(cargo fuzz run --sanitizer none)
+fuzz=(cargo fuzz run --sanitizer none --codegen-units 16)
 
 echo "== building fuzz targets"
 mkdir -p "$out"
-cargo fuzz build --sanitizer none 2>"$out/build.log" || { tail -n 40 "$out/build.log" >&2; exit 1; }
+cargo fuzz build --sanitizer none --codegen-units 16 2>"$out/build.log" || { tail -n 40 "$out/build.log" >&2; exit 1; }
 
 failed=()
 for t in "${targets[@]}"; do
