@@ -87,11 +87,16 @@ pub fn sip_stream(data: &[u8]) {
                 framer.push(piece);
                 let cap = limits.max_message_bytes.saturating_mul(2).max(1024);
                 assert!(framer.buffered() <= cap, "stream buffer over its bound");
-                // every message takes at least one byte out of the buffer: bounded
+                // every message takes at least one byte out of the buffer, so more messages
+                // than bytes is a framer that no longer makes progress
+                let mut drained = false;
                 for _ in 0..=data.len() {
                     match framer.next() {
                         Ok(Some(parsed)) => consume(&parsed),
-                        Ok(None) => break,
+                        Ok(None) => {
+                            drained = true;
+                            break;
+                        }
                         Err(e) => {
                             let _ = e
                                 .rejection()
@@ -101,6 +106,10 @@ pub fn sip_stream(data: &[u8]) {
                         }
                     }
                 }
+                assert!(
+                    drained,
+                    "the framer yields messages without consuming bytes"
+                );
             }
             let _ = framer.take_pings();
         }
