@@ -7,6 +7,8 @@ pub mod b2bua;
 pub mod bounded;
 pub mod cli;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod media;
 pub mod monitor;
 pub mod policy;
