@@ -27,11 +27,12 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
+echo "== fuzzing"
+# Each fuzz target for FUZZ_SECONDS (default 20); scripts/fuzz.sh installs g++ and cargo-fuzz
+# when missing and fails on a crash, naming the input. Before the tests, so that cargo test's
+# summary closes the output.
+scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 echo "== cargo test"
 # Integration tests start real gateways and SIPp on loopback; two at a time fit 2 cores.
 # (--lib --bins --tests, not --all-targets: benchmarks under bench/ are load runs, not tests.)
 cargo test --lib --bins --tests --locked -- --test-threads=2
-echo "== fuzzing"
-# Each fuzz target for FUZZ_SECONDS (default 20); scripts/fuzz.sh installs g++ and cargo-fuzz
-# when missing and fails on a crash, naming the input.
-scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
