@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
-use super::params::{time_param, unique};
+use super::params::{limit_param, ordered, time_param, unique};
 use super::ApiState;
 use crate::store::{AuditFilter, AuditRow};
 
@@ -159,20 +159,12 @@ fn parse_query(pairs: &[(String, String)]) -> Result<AuditFilter, ApiError> {
                         .ok_or_else(|| ApiError::bad("cursor", "not a cursor this API returned"))?,
                 )
             }
-            "limit" => {
-                f.limit = value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| ApiError::bad("limit", format!("must be 1 to {MAX_LIMIT}")))?
-            }
+            "limit" => f.limit = limit_param(value, MAX_LIMIT)?,
             other => return Err(ApiError::bad(other, "unknown parameter")),
         }
     }
     if let (Some(from), Some(to)) = (f.from, f.to) {
-        if from >= to {
-            return Err(ApiError::bad("to", "must be after from"));
-        }
+        ordered(from, to)?;
     }
     Ok(f)
 }
@@ -180,19 +172,7 @@ fn parse_query(pairs: &[(String, String)]) -> Result<AuditFilter, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pairs(q: &[(&str, &str)]) -> Vec<(String, String)> {
-        q.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    fn field(r: Result<AuditFilter, ApiError>) -> String {
-        match r {
-            Err(ApiError::BadRequest { field, .. }) => field,
-            other => panic!("expected a 400, got {other:?}"),
-        }
-    }
+    use crate::api::params::test_support::*;
 
     #[test]
     fn filters_parse_and_errors_name_the_field() {

@@ -14,6 +14,7 @@ use utoipa::IntoParams;
 use super::auth::Principal;
 use super::cdrs::{parse_query, restrict_to_own_trunks};
 use super::error::{ApiError, ErrorBody};
+use super::params::ordered;
 use super::ApiState;
 use crate::monitor::cdr_csv;
 use crate::monitor::kpi::day_start;
@@ -97,9 +98,7 @@ fn export_query(pairs: &[(String, String)]) -> Result<CdrQuery, ApiError> {
     let mut q = parse_query(pairs)?;
     let from = q.from.unwrap_or_else(|| day_start(Utc::now()));
     let to = q.to.unwrap_or(from + Duration::days(1));
-    if to <= from {
-        return Err(ApiError::bad("to", "must be after from"));
-    }
+    ordered(from, to)?;
     (q.from, q.to) = (Some(from), Some(to));
     q.limit = PAGE_ROWS;
     Ok(q)
@@ -151,20 +150,8 @@ mod tests {
     use futures_util::TryStreamExt;
 
     use super::*;
+    use crate::api::params::test_support::*;
     use crate::monitor::cdr::sample_cdr;
-
-    fn pairs(q: &[(&str, &str)]) -> Vec<(String, String)> {
-        q.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    fn field(r: Result<CdrQuery, ApiError>) -> String {
-        match r {
-            Err(ApiError::BadRequest { field, .. }) => field,
-            other => panic!("expected a 400, got {other:?}"),
-        }
-    }
 
     #[test]
     fn the_period_defaults_to_a_day_and_paging_is_ours() {

@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Principal;
 use super::error::{ApiError, ErrorBody};
-use super::params::{number_param, time_param, unique};
+use super::params::{limit_param, number_param, ordered, time_param, unique};
 use super::ApiState;
 use crate::monitor::cdr::{Cdr, Disposition};
 use crate::store::{CdrQuery, CdrSearchKey};
@@ -230,20 +230,12 @@ pub(crate) fn parse_query(pairs: &[(String, String)]) -> Result<CdrQuery, ApiErr
                 q.anomaly = Some(value.clone());
             }
             "cursor" => q.after = Some(decode_cursor(value)?),
-            "limit" => {
-                q.limit = value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| ApiError::bad("limit", format!("must be 1 to {MAX_LIMIT}")))?
-            }
+            "limit" => q.limit = limit_param(value, MAX_LIMIT)?,
             other => return Err(ApiError::bad(other, "unknown parameter")),
         }
     }
     if let (Some(from), Some(to)) = (q.from, q.to) {
-        if from >= to {
-            return Err(ApiError::bad("to", "must be after from"));
-        }
+        ordered(from, to)?;
     }
     Ok(q)
 }
@@ -281,19 +273,7 @@ fn decode_cursor(s: &str) -> Result<CdrSearchKey, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pairs(q: &[(&str, &str)]) -> Vec<(String, String)> {
-        q.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    fn field(r: Result<CdrQuery, ApiError>) -> String {
-        match r {
-            Err(ApiError::BadRequest { field, .. }) => field,
-            other => panic!("expected a 400, got {other:?}"),
-        }
-    }
+    use crate::api::params::test_support::*;
 
     #[test]
     fn parameters_parse_and_errors_name_the_field() {

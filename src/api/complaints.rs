@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Principal, Role};
 use super::error::{ApiError, ErrorBody};
-use super::params::{number_param, time_param, unique};
+use super::params::{number_param, ordered, time_param, unique};
 use super::ApiState;
 use crate::monitor::complaint_csv::{CATEGORIES, SOURCES};
 use crate::monitor::persist::complaint_rollup;
@@ -213,9 +213,7 @@ pub(crate) async fn list(
             other => return Err(ApiError::bad(other, "unknown parameter")),
         }
     }
-    if to <= from {
-        return Err(ApiError::bad("to", "must be after from"));
-    }
+    ordered(from, to)?;
     let rows = state
         .store()
         .complaints(from, to, number.as_deref())

@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Principal;
 use super::error::{ApiError, ErrorBody};
-use super::params::{number_param, time_param, unique};
+use super::params::{number_param, ordered, time_param, unique};
 use super::ApiState;
 use crate::config::{parse_duration, Step};
 use crate::monitor::enforcement::{EnforcementAction, EnforcementError, Imposition};
@@ -357,9 +357,7 @@ fn period(
             other => return Err(ApiError::bad(other, "unknown parameter")),
         }
     }
-    if p.to <= p.from {
-        return Err(ApiError::bad("to", "must be after from"));
-    }
+    ordered(p.from, p.to)?;
     Ok(p)
 }
 

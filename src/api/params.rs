@@ -24,3 +24,40 @@ pub(crate) fn time_param(field: &str, value: &str) -> Result<DateTime<Utc>, ApiE
 pub(crate) fn number_param(field: &str, value: &str) -> Result<String, ApiError> {
     crate::policy::normalize_number(value).ok_or_else(|| ApiError::bad(field, "not a phone number"))
 }
+
+/// A page size, 1 to `max`.
+pub(crate) fn limit_param(value: &str, max: u32) -> Result<u32, ApiError> {
+    value
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| ApiError::bad("limit", format!("must be 1 to {max}")))
+}
+
+/// A period must end after it starts (the error names `to`).
+pub(crate) fn ordered(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<(), ApiError> {
+    if to <= from {
+        return Err(ApiError::bad("to", "must be after from"));
+    }
+    Ok(())
+}
+
+/// Shared by the resources' query-parsing tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::ApiError;
+
+    pub(crate) fn pairs(q: &[(&str, &str)]) -> Vec<(String, String)> {
+        q.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// The field a 400 names.
+    pub(crate) fn field<T: std::fmt::Debug>(r: Result<T, ApiError>) -> String {
+        match r {
+            Err(ApiError::BadRequest { field, .. }) => field,
+            other => panic!("expected a 400, got {other:?}"),
+        }
+    }
+}

@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Principal;
 use super::error::{ApiError, ErrorBody};
-use super::params::{number_param, time_param, unique};
+use super::params::{number_param, ordered, time_param, unique};
 use super::ApiState;
 use crate::monitor::kpi::day_start;
 use crate::monitor::report::{kpi_report, render, Bucket, Format, ReportQuery, ReportRow};
@@ -146,21 +146,14 @@ fn parse_query(pairs: &[(String, String)]) -> Result<(ReportQuery, Format), ApiE
     if !to_given {
         q.to = q.from + Duration::days(1);
     }
-    if q.to <= q.from {
-        return Err(ApiError::bad("to", "must be after from"));
-    }
+    ordered(q.from, q.to)?;
     Ok((q, format))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pairs(q: &[(&str, &str)]) -> Vec<(String, String)> {
-        q.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::api::params::test_support::*;
 
     #[test]
     fn defaults_and_errors_name_the_field() {

@@ -555,6 +555,7 @@ pub(crate) fn definition_to_json(text: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::params::test_support::*;
     use crate::app::parse_definition;
 
     #[test]
@@ -613,13 +614,6 @@ mod tests {
         let text = definition_from_json(one.as_bytes()).unwrap();
         assert_eq!(parse_definition(&text).unwrap().carrier.len(), 1);
         assert_eq!(definition_to_json(&text)["carrier"], "192.0.2.1:5060");
-    }
-
-    fn field(r: Result<String, ApiError>) -> String {
-        match r {
-            Err(ApiError::BadRequest { field, .. }) => field,
-            other => panic!("expected a 400, got {other:?}"),
-        }
     }
 
     #[test]
