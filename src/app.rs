@@ -144,7 +144,8 @@ impl Gateway {
         for (path, why) in &repaired.failed {
             tracing::error!(path = %path.display(), error = %why, "recording left open by a crash could not be repaired");
         }
-        crate::monitor::recovery::close_interrupted_calls(&store, &cdrs, &repaired).await;
+        let interrupted =
+            crate::monitor::recovery::close_interrupted_calls(&store, &cdrs, &repaired).await;
         let ports = Arc::new(PortAllocator::from_config(&config.media)?);
         crate::media::start_relay()?;
         let pool = RecordingPool::from_config(&config.recording).map_err(|source| {
@@ -265,7 +266,11 @@ impl Gateway {
         );
         let handler: Arc<dyn Handler> = Arc::new(b2bua.clone());
         inside.start(inside_listener, handler.clone(), shutdown.clone());
-        outside.start(outside_listener, handler, shutdown);
+        outside.start(outside_listener, handler, shutdown.clone());
+        // The peers may still hold dialogs of calls the crash cut: end them, now that we listen.
+        if !interrupted.is_empty() {
+            b2bua.end_interrupted_dialogs(interrupted, shutdown);
+        }
         tracing::info!(inside = %inside.local_addr(), outside = %outside.local_addr(), trunks = config.trunks.len(), "trunkguard listening");
         Ok(Gateway {
             b2bua,

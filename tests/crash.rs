@@ -1,32 +1,91 @@
-//! SIGKILL in the middle of an answered, recorded call: after a restart the call's CDR is
-//! closed with end reason `gateway_restart`, and its recording is repaired, marked incomplete,
-//! and plays with the audio up to about one second before the kill.
+//! SIGKILL with calls up or being set up. After a restart: an answered call's CDR is closed
+//! with end reason `gateway_restart` and its recording repaired, marked incomplete, playing
+//! the audio up to about one second before the kill; and the PBX and the carrier are told of
+//! the dialogs they still hold — BYE for an answered call, a final 500 for the PBX's pending
+//! INVITE, CANCEL for the carrier's (with the ACK of its 487, or ACK and BYE for a 2xx that
+//! came while the gateway was down). Tested with our UA and with SIPp on both sides.
 
 mod common;
 #[path = "sipp/harness.rs"]
 mod harness;
 
+use std::path::Path;
 use std::time::Duration;
 
 use common::rtp::*;
 use common::{Dialog, InviteSpec, Ua, CALLEE, CALLER};
+use sqlx::{Connection, SqliteConnection};
 use tokio::net::UdpSocket;
 use trunkguard::monitor::call_media::RecordingStatus;
 use trunkguard::monitor::cdr::Disposition;
 
+/// Polls of 100 ms for a journal entry (bounded; a hang fails).
+const JOURNAL_POLLS: usize = 100;
+
+/// Wait until the journal holds a call whose dialog state contains `needle`: the CDR writer
+/// stores entries in the background, and a kill before that would leave nothing to end.
+async fn wait_journaled(db: &Path, needle: &str) {
+    let url = format!("sqlite://{}?mode=ro", db.display());
+    for _ in 0..JOURNAL_POLLS {
+        if let Ok(mut conn) = SqliteConnection::connect(&url).await {
+            let rows: Vec<Option<String>> =
+                sqlx::query_scalar("SELECT dialogs_json FROM call_journal")
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap_or_default();
+            if rows.iter().flatten().any(|json| json.contains(needle)) {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no journaled call with {needle} after {JOURNAL_POLLS} polls");
+}
+
+/// The real binary between our PBX and carrier UAs, its database (`tg.db`) in a fresh folder.
+struct Setup {
+    dir: tempfile::TempDir,
+    pbx: Ua,
+    carrier: Ua,
+    addrs: harness::Addrs,
+    config: String,
+    gw: harness::Gateway,
+}
+
+impl Setup {
+    async fn start() -> Setup {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pbx = Ua::bind("pbx", common::PBX_IP).await;
+        let carrier = Ua::bind("carrier", common::CARRIER_IP).await;
+        let addrs = harness::Addrs::pick();
+        let config = harness::config_toml(
+            &addrs,
+            &dir.path().join("tg.db"),
+            harness::TrunkLimits::default(),
+        )
+        .replace(&addrs.carrier.to_string(), &carrier.addr().to_string());
+        let gw = harness::Gateway::start(dir.path(), &config);
+        Setup {
+            dir,
+            pbx,
+            carrier,
+            addrs,
+            config,
+            gw,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_call_leaves_a_closed_cdr_and_a_playable_recording() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut pbx = Ua::bind("pbx", common::PBX_IP).await;
-    let mut carrier = Ua::bind("carrier", common::CARRIER_IP).await;
-    let addrs = harness::Addrs::pick();
-    let config = harness::config_toml(
-        &addrs,
-        &dir.path().join("tg.db"),
-        harness::TrunkLimits::default(),
-    )
-    .replace(&addrs.carrier.to_string(), &carrier.addr().to_string());
-    let mut gw = harness::Gateway::start(dir.path(), &config);
+    let Setup {
+        dir,
+        mut pbx,
+        mut carrier,
+        addrs,
+        config,
+        mut gw,
+    } = Setup::start().await;
 
     // An answered call with RTP both ways.
     let pbx_rtp = UdpSocket::bind(format!("{}:0", common::PBX_IP))
@@ -51,6 +110,7 @@ async fn sigkill_mid_call_leaves_a_closed_cdr_and_a_playable_recording() {
     let dialog = Dialog::uac(&invite, &ok);
     pbx.ack(&dialog, invite.cseq).await;
     carrier.expect_request("ACK").await;
+    wait_journaled(&dir.path().join("tg.db"), r#""state":"confirmed""#).await;
 
     // Three seconds of talk, then the gateway is killed without warning.
     let talk = 150u16;
@@ -70,6 +130,28 @@ async fn sigkill_mid_call_leaves_a_closed_cdr_and_a_playable_recording() {
 
     // Restart: the crash is cleaned up before the gateway listens again.
     let mut gw = harness::Gateway::start(dir.path(), &config);
+
+    // Both peers still held the call: each gets a BYE within its dialog, CSeq above the last.
+    let bye = pbx.expect_request("BYE").await;
+    assert_eq!(bye.call_id(), dialog.call_id);
+    assert_eq!(bye.from_tag(), dialog.remote_tag(), "{}", bye.raw);
+    assert_eq!(bye.to_tag(), Some(invite.from_tag()), "{}", bye.raw);
+    assert!(bye.uri().contains(&pbx.addr().to_string()), "{}", bye.raw);
+    assert_eq!(bye.src, addrs.inside);
+    pbx.reply(&bye, 200, None).await;
+    let c_bye = carrier.expect_request("BYE").await;
+    assert_eq!(c_bye.call_id(), c_invite.call_id());
+    assert_eq!(c_bye.from_tag(), c_invite.from_tag(), "{}", c_bye.raw);
+    assert_eq!(c_bye.to_tag().as_deref(), Some("crash"), "{}", c_bye.raw);
+    assert!(c_bye.cseq().0 > c_invite.cseq().0, "{}", c_bye.raw);
+    assert!(
+        c_bye
+            .header("Reason")
+            .is_some_and(|r| r.contains("cause=41")),
+        "{}",
+        c_bye.raw
+    );
+    carrier.reply(&c_bye, 200, None).await;
     gw.stop()
         .unwrap_or_else(|e| panic!("{e}\n{}", gw.log_tail(40)));
     let cdrs = gw.cdrs().unwrap_or_else(|e| panic!("{e}"));
@@ -104,5 +186,196 @@ async fn sigkill_mid_call_leaves_a_closed_cdr_and_a_playable_recording() {
     assert!(
         !std::path::Path::new(&format!("{path}.part")).exists(),
         "no .part file left"
+    );
+}
+
+/// A call ringing at the carrier when the gateway is killed (and, with `answer_while_down`,
+/// answered by the carrier while the gateway is down). Returns what the peers saw of it.
+struct Ringing {
+    dir: tempfile::TempDir,
+    config: String,
+    pbx: Ua,
+    carrier: Ua,
+    invite: common::Sent,
+    ringing: common::Msg,
+    c_invite: common::Msg,
+}
+
+async fn ringing_then_killed() -> Ringing {
+    let Setup {
+        dir,
+        mut pbx,
+        mut carrier,
+        addrs,
+        config,
+        mut gw,
+    } = Setup::start().await;
+    let invite = pbx
+        .invite(addrs.inside, &InviteSpec::new(CALLER, CALLEE))
+        .await;
+    pbx.expect_response(100).await;
+    let c_invite = carrier.expect_request("INVITE").await;
+    carrier.reply(&c_invite, 180, Some("ring")).await;
+    let ringing = pbx.expect_response(180).await;
+    wait_journaled(&dir.path().join("tg.db"), r#""state":"inviting""#).await;
+    gw.kill();
+    Ringing {
+        dir,
+        config,
+        pbx,
+        carrier,
+        invite,
+        ringing,
+        c_invite,
+    }
+}
+
+/// After the restart: the PBX's INVITE gets a final 500 (same transaction, the To tag of the
+/// 180), which the PBX acknowledges; the carrier gets a CANCEL of its INVITE.
+async fn pbx_fails_and_carrier_is_cancelled(r: &mut Ringing) -> common::Msg {
+    let fail = r.pbx.expect_response(500).await;
+    assert_eq!(fail.call_id(), r.invite.call_id);
+    assert_eq!(fail.cseq(), (r.invite.cseq, "INVITE".to_string()));
+    assert_eq!(fail.branch(), r.invite.branch, "{}", fail.raw);
+    assert_eq!(fail.to_tag(), r.ringing.to_tag(), "{}", fail.raw);
+    r.pbx.ack_non2xx(&r.invite, &fail).await;
+    let cancel = r.carrier.expect_request("CANCEL").await;
+    assert_eq!(cancel.call_id(), r.c_invite.call_id());
+    assert_eq!(cancel.branch(), r.c_invite.branch(), "{}", cancel.raw);
+    assert_eq!(
+        cancel.cseq(),
+        (r.c_invite.cseq().0, "CANCEL".to_string()),
+        "{}",
+        cancel.raw
+    );
+    assert_eq!(cancel.to_tag(), None, "{}", cancel.raw);
+    cancel
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_ringing_fails_the_pbx_invite_and_cancels_the_carrier_invite() {
+    let mut r = ringing_then_killed().await;
+    let mut gw = harness::Gateway::start(r.dir.path(), &r.config);
+    let cancel = pbx_fails_and_carrier_is_cancelled(&mut r).await;
+    r.carrier.reply(&cancel, 200, Some("ring")).await;
+    r.carrier.reply(&r.c_invite, 487, Some("ring")).await;
+    // The 487 is acknowledged as its transaction expects: same branch, CSeq number, To tag.
+    let ack = r.carrier.expect_request("ACK").await;
+    assert_eq!(ack.branch(), r.c_invite.branch(), "{}", ack.raw);
+    assert_eq!(ack.cseq(), (r.c_invite.cseq().0, "ACK".to_string()));
+    assert_eq!(ack.to_tag().as_deref(), Some("ring"));
+    r.carrier
+        .expect_nothing_new(Duration::from_millis(500))
+        .await;
+
+    gw.stop()
+        .unwrap_or_else(|e| panic!("{e}\n{}", gw.log_tail(40)));
+    let cdrs = gw.cdrs().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cdrs.len(), 1, "{cdrs:#?}");
+    assert_eq!(cdrs[0].end_reason, "gateway_restart");
+    assert_eq!(cdrs[0].disposition, Disposition::Failed);
+    assert_eq!(cdrs[0].final_status, 500);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2xx_sent_while_the_gateway_was_down_is_acknowledged_and_ended() {
+    let mut r = ringing_then_killed().await;
+    // The carrier answers while the gateway is down: its 200 reaches nobody.
+    r.carrier.reply(&r.c_invite, 200, Some("late")).await;
+    let mut gw = harness::Gateway::start(r.dir.path(), &r.config);
+    let cancel = pbx_fails_and_carrier_is_cancelled(&mut r).await;
+    // Too late to cancel: the INVITE has its final response already (§9.2).
+    r.carrier.reply(&cancel, 481, Some("late")).await;
+    // The carrier retransmits its 2xx (no ACK came): now the gateway hears it.
+    r.carrier.reply(&r.c_invite, 200, Some("late")).await;
+    let ack = r.carrier.expect_request("ACK").await;
+    assert_eq!(ack.call_id(), r.c_invite.call_id());
+    assert_eq!(ack.cseq(), (r.c_invite.cseq().0, "ACK".to_string()));
+    assert_eq!(ack.to_tag().as_deref(), Some("late"), "{}", ack.raw);
+    assert_ne!(
+        ack.branch(),
+        r.c_invite.branch(),
+        "a 2xx's ACK is a transaction of its own"
+    );
+    let bye = r.carrier.expect_request("BYE").await;
+    assert_eq!(bye.call_id(), r.c_invite.call_id());
+    assert_eq!(bye.from_tag(), r.c_invite.from_tag());
+    assert_eq!(bye.to_tag().as_deref(), Some("late"), "{}", bye.raw);
+    assert!(bye.cseq().0 > r.c_invite.cseq().0, "{}", bye.raw);
+    assert!(
+        bye.uri().contains(&r.carrier.addr().to_string()),
+        "{}",
+        bye.raw
+    );
+    r.carrier.reply(&bye, 200, None).await;
+    // A retransmitted 2xx gets the ACK again, not a second BYE.
+    r.carrier.reply(&r.c_invite, 200, Some("late")).await;
+    let again = r
+        .carrier
+        .recv_matching(Duration::from_secs(2), |m| m.method() == Some("ACK"))
+        .await
+        .expect("the ACK again");
+    assert_eq!(again.to_tag().as_deref(), Some("late"));
+    r.carrier
+        .expect_nothing_new(Duration::from_millis(500))
+        .await;
+
+    gw.stop()
+        .unwrap_or_else(|e| panic!("{e}\n{}", gw.log_tail(40)));
+    let cdrs = gw.cdrs().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cdrs.len(), 1, "{cdrs:#?}");
+    assert_eq!(cdrs[0].end_reason, "gateway_restart");
+}
+
+/// SIPp as both peers: the PBX keeps the call until it gets a BYE, the carrier (SIPp's
+/// built-in UAS) likewise; the gateway is killed mid-call and restarted, and both SIPp
+/// instances complete their call — each received the restart's BYE and answered it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_peers_get_their_bye_after_a_sigkill() {
+    use harness::{Scenario, Scene, SippSpec, TRUNK_NUMBER};
+    let mut scene = Scene::start(harness::TrunkLimits::default());
+    let config = std::fs::read_to_string(scene.gateway.config_path()).expect("config");
+    let carrier = scene.addrs.carrier;
+    let uas = scene.sipp(SippSpec {
+        name: "carrier-uas",
+        scenario: Scenario::Builtin("uas"),
+        local: carrier,
+        remote: None,
+        args: vec!["-m".into(), "1".into()],
+        timeout_secs: 60,
+    });
+    let pbx_local = std::net::SocketAddr::new(
+        harness::PBX_IP.into(),
+        harness::free_port(harness::PBX_IP, false),
+    );
+    let inside = scene.addrs.inside;
+    let uac = scene.sipp(SippSpec {
+        name: "pbx-uac",
+        scenario: Scenario::File("pbx_uac_until_bye.xml"),
+        local: pbx_local,
+        remote: Some(inside),
+        args: [
+            "-key",
+            "caller",
+            TRUNK_NUMBER,
+            "-s",
+            "8613800138000",
+            "-m",
+            "1",
+        ]
+        .map(String::from)
+        .to_vec(),
+        timeout_secs: 60,
+    });
+    wait_journaled(&scene.path().join("cdrs.db"), r#""state":"confirmed""#).await;
+    scene.gateway.kill();
+    scene.gateway = harness::Gateway::start(scene.path(), &config);
+
+    scene.expect_exit_ok(uac);
+    scene.expect_exit_ok(uas);
+    let cdrs = scene.stop_and_read_cdrs();
+    scene.ensure(
+        cdrs.len() == 1 && cdrs[0].end_reason == "gateway_restart",
+        || format!("one CDR closed by the restart expected: {cdrs:#?}"),
     );
 }

@@ -67,6 +67,11 @@ impl Handler for B2bua {
                     return;
                 }
                 if let Some(stray) = self.ctx.layer.on_response(side, resp) {
+                    // A late answer to an INVITE a restart cancelled belongs to no call.
+                    let Some(stray) = self.ctx.late.on_response(&self.ctx.layer, side, stray)
+                    else {
+                        return;
+                    };
                     if let Some(call_id) = message::call_id(&stray).map(str::to_string) {
                         self.ctx.registry.route(
                             side,

@@ -7,6 +7,7 @@ mod dispatch;
 pub mod live_media;
 mod new_call;
 mod registry;
+pub mod restart;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,6 +51,8 @@ pub(crate) struct Ctx {
     pub cdrs: CdrSink,
     /// New INVITEs, counted as they arrive (`/metrics`).
     pub attempts: Arc<CallAttempts>,
+    /// Late responses to INVITEs cancelled after a crash (empty but for a while after one).
+    pub late: restart::LateResponses,
     admitting: AtomicBool,
 }
 
@@ -75,6 +78,7 @@ impl B2bua {
                 registry,
                 cdrs,
                 attempts: Arc::default(),
+                late: restart::LateResponses::default(),
                 admitting: AtomicBool::new(true),
             }),
         }

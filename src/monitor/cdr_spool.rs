@@ -55,6 +55,8 @@ enum LineOut<'a> {
     Journal {
         cdr: &'a Cdr,
         recording_part: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        dialogs: Option<&'a str>,
         at: DateTime<Utc>,
     },
 }
@@ -70,6 +72,9 @@ enum LineIn {
     Journal {
         cdr: serde_json::Value,
         recording_part: Option<String>,
+        /// Absent in lines written before dialogs were journaled.
+        #[serde(default)]
+        dialogs: Option<String>,
         at: DateTime<Utc>,
     },
 }
@@ -298,10 +303,12 @@ fn encode_line(write: &CdrWrite, buf: &mut Vec<u8>) {
         CdrWrite::Journal {
             cdr,
             recording_part,
+            dialogs,
             at,
         } => LineOut::Journal {
             cdr,
             recording_part: recording_part.as_deref(),
+            dialogs: dialogs.as_deref(),
             at: *at,
         },
     };
@@ -334,10 +341,12 @@ fn decode_line(line: &[u8]) -> Result<CdrWrite, &'static str> {
         LineIn::Journal {
             cdr: value,
             recording_part,
+            dialogs,
             at,
         } => CdrWrite::Journal {
             cdr: cdr(value)?,
             recording_part,
+            dialogs,
             at,
         },
     })

@@ -9,6 +9,8 @@ fn journal(id: &str, part: Option<&str>) -> CdrWrite {
     CdrWrite::Journal {
         cdr,
         recording_part: part.map(str::to_string),
+        // Dialog state travels with the entries that have a recording (both forms round-trip).
+        dialogs: part.map(|p| format!(r#"{{"legs":["{p}"]}}"#)),
         at: ms_precision(Utc::now()),
     }
 }

@@ -172,9 +172,21 @@ impl CdrSink {
     /// and an entry arriving after the final CDR is stored is ignored. Never blocks, never drops,
     /// and is ordered with `submit`, like it.
     pub fn journal(&self, provisional: Cdr, recording_part: Option<String>) {
+        self.journal_with_dialogs(provisional, recording_part, None);
+    }
+
+    /// `journal`, with the call's dialog state (JSON, opaque here) for a restart to end the
+    /// dialogs the peers still hold.
+    pub fn journal_with_dialogs(
+        &self,
+        provisional: Cdr,
+        recording_part: Option<String>,
+        dialogs: Option<String>,
+    ) {
         self.push(CdrWrite::Journal {
             cdr: provisional,
             recording_part,
+            dialogs,
             at: ms_precision(Utc::now()),
         });
     }

@@ -12,17 +12,26 @@ use super::cdr_writer::CdrSink;
 use crate::recording::{RepairReport, RepairedRecording};
 use crate::store::{JournaledCall, Store};
 
-/// Close the CDR of every call interrupted by a crash; returns how many were closed.
+/// A call closed by [`close_interrupted_calls`]: the peers may still hold its dialogs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interrupted {
+    pub cdr_id: String,
+    pub trunk: Option<String>,
+    /// Its dialog state as last journaled (see `b2bua::restart`).
+    pub dialogs: Option<String>,
+}
+
+/// Close the CDR of every call interrupted by a crash; returns those calls.
 pub async fn close_interrupted_calls(
     store: &Store,
     sink: &CdrSink,
     repaired: &RepairReport,
-) -> usize {
+) -> Vec<Interrupted> {
     let rows = match store.journaled_calls().await {
         Ok(rows) => rows,
         Err(e) => {
             tracing::error!(error = %e, "cannot read the call journal: interrupted calls stay open");
-            return 0;
+            return Vec::new();
         }
     };
     let recordings: HashMap<&str, &RepairedRecording> = repaired
@@ -30,15 +39,20 @@ pub async fn close_interrupted_calls(
         .iter()
         .map(|r| (r.call_id.as_str(), r))
         .collect();
-    let mut closed = 0;
+    let mut closed = Vec::new();
     for row in rows {
         match row {
-            Ok(call) => {
+            Ok(mut call) => {
                 let rec = recordings.get(call.cdr.id.as_str()).copied();
+                let dialogs = call.dialogs.take();
                 let cdr = close(call, rec);
                 tracing::warn!(call_id = %cdr.id, answered = cdr.answer_at.is_some(), "call interrupted by a restart: CDR closed");
+                closed.push(Interrupted {
+                    cdr_id: cdr.id.clone(),
+                    trunk: cdr.trunk.clone(),
+                    dialogs,
+                });
                 sink.submit(cdr);
-                closed += 1;
             }
             Err(e) => tracing::error!(error = %e, "unreadable call journal entry"),
         }

@@ -26,13 +26,15 @@ use crate::monitor::cdr::Cdr;
 
 /// Upsert a journal row unless the call's CDR is stored. `$1` appears twice: SQLite gives both
 /// the same parameter. The WHERE also settles the INSERT … SELECT … ON CONFLICT parsing ambiguity.
-const UPSERT_JOURNAL: &str = "INSERT INTO call_journal (id, cdr_json, recording_part, updated_at) \
-     SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM cdrs WHERE id = $1) \
+const UPSERT_JOURNAL: &str = "INSERT INTO call_journal \
+     (id, cdr_json, recording_part, dialogs_json, updated_at) \
+     SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM cdrs WHERE id = $1) \
      ON CONFLICT (id) DO UPDATE SET cdr_json = excluded.cdr_json, \
-     recording_part = excluded.recording_part, updated_at = excluded.updated_at";
+     recording_part = excluded.recording_part, dialogs_json = excluded.dialogs_json, \
+     updated_at = excluded.updated_at";
 
-const SELECT_JOURNAL: &str = "SELECT id, cdr_json, recording_part, updated_at FROM call_journal \
-     ORDER BY updated_at, id";
+const SELECT_JOURNAL: &str = "SELECT id, cdr_json, recording_part, dialogs_json, updated_at \
+     FROM call_journal ORDER BY updated_at, id";
 
 /// How much of an undecodable JSON document a [`StoreError::Corrupt`] quotes.
 const EXCERPT_CHARS: usize = 120;
@@ -41,11 +43,13 @@ const EXCERPT_CHARS: usize = 120;
 /// in order by [`Store::apply_cdr_writes`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum CdrWrite {
-    /// A call in progress: its provisional CDR, the recording file being written, and when the
-    /// entry was made (stored as `updated_at`).
+    /// A call in progress: its provisional CDR, the recording file being written, its dialog
+    /// state (JSON written and read by `b2bua::restart`; opaque here), and when the entry was
+    /// made (stored as `updated_at`).
     Journal {
         cdr: Cdr,
         recording_part: Option<String>,
+        dialogs: Option<String>,
         at: DateTime<Utc>,
     },
     /// A call that has ended: its final CDR.
@@ -79,6 +83,8 @@ pub struct JournaledCall {
     pub cdr: Cdr,
     /// The recording file that was being written, as given to the journal.
     pub recording_part: Option<String>,
+    /// The call's dialog state as given to the journal (see [`CdrWrite::Journal`]).
+    pub dialogs: Option<String>,
     /// When the latest entry was made: the last moment the call was known to be alive.
     pub updated_at: DateTime<Utc>,
 }
@@ -116,9 +122,15 @@ impl Store {
                 CdrWrite::Journal {
                     cdr,
                     recording_part,
+                    dialogs,
                     at,
                 } => {
-                    if upsert_journal(&mut tx, cdr, recording_part.as_deref(), *at).await? {
+                    let entry = JournalRow {
+                        recording_part: recording_part.as_deref(),
+                        dialogs: dialogs.as_deref(),
+                        at: *at,
+                    };
+                    if upsert_journal(&mut tx, cdr, entry).await? {
                         applied.journal_upserts += 1;
                     } else {
                         applied.journal_ignored += 1;
@@ -148,12 +160,18 @@ impl Store {
     }
 }
 
+/// The columns of a journal row besides the CDR.
+struct JournalRow<'a> {
+    recording_part: Option<&'a str>,
+    dialogs: Option<&'a str>,
+    at: DateTime<Utc>,
+}
+
 /// Returns false when the entry was ignored because the call's CDR is stored.
 async fn upsert_journal(
     conn: &mut SqliteConnection,
     cdr: &Cdr,
-    recording_part: Option<&str>,
-    at: DateTime<Utc>,
+    row: JournalRow<'_>,
 ) -> Result<bool, StoreError> {
     let json = match serde_json::to_string(cdr) {
         Ok(json) => json,
@@ -167,8 +185,9 @@ async fn upsert_journal(
     let upserted = sqlx::query(UPSERT_JOURNAL)
         .bind(&cdr.id)
         .bind(json)
-        .bind(recording_part)
-        .bind(format_time(at))
+        .bind(row.recording_part)
+        .bind(row.dialogs)
+        .bind(format_time(row.at))
         .execute(&mut *conn)
         .await?
         .rows_affected();
@@ -211,6 +230,7 @@ fn journaled_from_row(row: &SqliteRow) -> Result<JournaledCall, StoreError> {
     Ok(JournaledCall {
         cdr,
         recording_part: row.try_get("recording_part")?,
+        dialogs: row.try_get("dialogs_json")?,
         updated_at,
     })
 }

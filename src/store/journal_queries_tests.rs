@@ -21,10 +21,16 @@ fn at(offset_ms: i64) -> DateTime<Utc> {
     sample_cdr("x").invite_at + Duration::milliseconds(offset_ms)
 }
 
+/// Dialog state is opaque to the store: any text round-trips.
+fn dialogs_of(part: &str) -> String {
+    format!(r#"{{"legs":["{part}"]}}"#)
+}
+
 fn journal(cdr: Cdr, part: Option<&str>, offset_ms: i64) -> CdrWrite {
     CdrWrite::Journal {
         cdr,
         recording_part: part.map(str::to_string),
+        dialogs: part.map(dialogs_of),
         at: at(offset_ms),
     }
 }
@@ -130,6 +136,7 @@ async fn a_second_entry_replaces_the_first() {
         [JournaledCall {
             cdr: provisional("u", 2_000),
             recording_part: Some("u-2.part".into()),
+            dialogs: Some(dialogs_of("u-2.part")),
             updated_at: at(2_000),
         }]
     );

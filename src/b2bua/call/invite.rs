@@ -139,6 +139,7 @@ impl Call {
         }
         tracing::warn!(%from, to = %next.addr, why, "carrier did not take the call: trying the next address");
         self.b_invite = Some(req.clone());
+        self.journal();
         self.b_key =
             self.ctx
                 .layer
@@ -160,6 +161,8 @@ impl Call {
             m.answered();
         }
         self.arm_recording();
+        // Both dialogs are confirmed: a crash from now on leaves two BYEs to send.
+        self.journal();
         let now = Instant::now();
         self.max_deadline = Some(now + self.max_call);
         let t = self.ctx.layer.timers();

@@ -9,7 +9,8 @@ use rsip::{Header, Headers, Method};
 use crate::sip::message;
 use crate::sip::transport::{Peer, Side};
 
-#[derive(Debug, Clone)]
+/// Serializable so that the journal can keep it (`b2bua::restart::record`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Leg {
     pub side: Side,
     /// Where requests on this leg go. For a trunk peer this is its configured or source
@@ -24,6 +25,7 @@ pub(crate) struct Leg {
     /// The other party's header value, its tag included once known.
     pub remote_hdr: String,
     pub remote_tag: Option<String>,
+    #[serde(with = "uri_text")]
     pub remote_target: rsip::Uri,
     pub route_set: Vec<String>,
     pub local_cseq: u32,
@@ -154,5 +156,19 @@ impl ToHeaderValue for rsip::Response {
         self.to_header()
             .map(|h| h.value().to_string())
             .map_err(|_| ())
+    }
+}
+
+/// A URI as its text in serialized form (rsip's Uri has no serde support).
+mod uri_text {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(uri: &rsip::Uri, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(uri)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<rsip::Uri, D::Error> {
+        let text = String::deserialize(d)?;
+        rsip::Uri::try_from(text.as_str()).map_err(D::Error::custom)
     }
 }

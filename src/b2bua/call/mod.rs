@@ -6,6 +6,7 @@
 mod ack;
 mod ending;
 mod invite;
+mod journal;
 mod leg;
 pub(crate) mod media;
 mod record;
@@ -123,8 +124,10 @@ pub(crate) struct Call {
     recording_due: bool,
     /// The audio formats last negotiated, for the recorder.
     payloads: Vec<crate::media::sdp::PayloadInfo>,
-    /// Carrier addresses not tried yet, and the B INVITE to send them (failover).
+    /// Carrier addresses not tried yet (failover).
     alternates: std::collections::VecDeque<Peer>,
+    /// The INVITE sent to B (the latest, after a failover): sent again to the next carrier,
+    /// and journaled so that a restart can cancel it.
     b_invite: Option<rsip::Request>,
     /// B sent a provisional response other than 100: it took the call, no failover after.
     b_provisional: bool,
@@ -169,10 +172,8 @@ impl Call {
         if let Err(e) = call.prepare_recording().await {
             call.refuse_unrecordable(e);
         } else {
+            call.b_invite = Some(setup.b_invite.clone());
             call.journal();
-            if !call.alternates.is_empty() {
-                call.b_invite = Some(setup.b_invite.clone());
-            }
             call.b_key = call.ctx.layer.send_request(
                 call.b.side,
                 call.b.peer,

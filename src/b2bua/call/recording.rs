@@ -165,15 +165,6 @@ impl Call {
         }
     }
 
-    /// Record the call in progress in the journal, so that a crash still leaves its CDR.
-    pub(super) fn journal(&self) {
-        let part = self
-            .recorder
-            .as_ref()
-            .map(|r| r.part_path().display().to_string());
-        self.ctx.cdrs.journal(self.cdr.provisional(), part);
-    }
-
     /// The recording cannot start and `[recording] required` is set: 503 to A, nothing sent
     /// to B, a refused CDR with the reason.
     pub(super) fn refuse_unrecordable(&mut self, e: RecordingError) {

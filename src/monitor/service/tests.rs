@@ -56,7 +56,12 @@ async fn start(store: Store, extra: &str) -> Running {
         policy.clone(),
         calls.clone(),
         &[t],
-        MonitorSettings::default(),
+        // Reconciliation only when a test asks for it: a periodic one in between would count
+        // the same drift twice.
+        MonitorSettings {
+            reconcile_every: std::time::Duration::from_secs(3600),
+            ..MonitorSettings::default()
+        },
         rx,
         shutdown,
     )

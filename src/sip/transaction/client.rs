@@ -238,7 +238,8 @@ pub(super) fn on_response(
 }
 
 /// §17.1.1.3: the ACK for a non-2xx final is part of the INVITE transaction.
-fn ack_for(invite: &rsip::Request, resp: &rsip::Response) -> rsip::Request {
+/// The ACK for a non-2xx final response to `invite` (§17.1.1.3): hop by hop, same branch.
+pub(crate) fn ack_for(invite: &rsip::Request, resp: &rsip::Response) -> rsip::Request {
     let mut headers = rsip::Headers::default();
     if let Some(via) = invite.headers.iter().find(|h| matches!(h, Header::Via(_))) {
         headers.push(via.clone());
@@ -266,7 +267,8 @@ fn ack_for(invite: &rsip::Request, resp: &rsip::Response) -> rsip::Request {
 
 /// §9.1: a CANCEL copies the INVITE's Request-URI, Call-ID, From, To, CSeq number, Route and
 /// top Via (same branch).
-fn cancel_for(invite: &rsip::Request) -> rsip::Request {
+/// The CANCEL of `invite` (§9.1): its Request-URI, top Via, Route, From, To, Call-ID.
+pub(crate) fn cancel_for(invite: &rsip::Request) -> rsip::Request {
     let mut headers = rsip::Headers::default();
     if let Some(via) = invite.headers.iter().find(|h| matches!(h, Header::Via(_))) {
         headers.push(via.clone());

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+pub(crate) use client::{ack_for, cancel_for};
 pub use client::{ClientEvent, ClientEventKind};
 pub use key::{ClientKey, ServerKey};
 pub use server::ServerTx;

@@ -19,7 +19,8 @@ use crate::shutdown::Shutdown;
 use crate::sip::frontend::{Limits, Parsed};
 use crate::sip::stats::{Flow, SipStats};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Side {
     Inside,
     Outside,
@@ -47,7 +48,8 @@ impl fmt::Display for Side {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Proto {
     Udp,
     Tcp,
@@ -67,7 +69,7 @@ impl Proto {
 }
 
 /// A remote SIP peer as seen by the transport: where a message came from, or where to send one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Peer {
     pub addr: SocketAddr,
     pub proto: Proto,
