@@ -386,3 +386,50 @@ async fn a_recording_that_cannot_start_is_counted_by_reason() {
         "the call went on unrecorded"
     );
 }
+
+/// A datagram to a media port no call holds never reaches the gateway: the kernel drops it.
+/// `/metrics` shows the kernel's count of such drops (host-wide, so at least ours).
+#[tokio::test]
+async fn datagrams_to_a_media_port_no_call_holds_are_counted() {
+    const SENT: u64 = 20;
+    let h = start_gateway(&[]).await;
+    let api = Api::admin(&h).await;
+    let no_port = |s: &[Sample]| sum(s, "trunkguard_host_udp_no_port_datagrams_total", &[]);
+    let before = no_port(&api.metrics().await);
+    // A port of the media range on the media address that nothing holds: bound here a moment
+    // to be sure (no call is up), then freed.
+    let media_ip = h.inside().ip();
+    let free = (21_000..25_000)
+        .rev()
+        .step_by(2)
+        .find(|p| std::net::UdpSocket::bind((media_ip, *p)).is_ok())
+        .expect("a free media port");
+    let target = std::net::SocketAddr::new(media_ip, free);
+    let scanner = UdpSocket::bind(format!("{PBX_IP}:0")).await.expect("bind");
+    for seq in 0..SENT {
+        scanner
+            .send_to(&rtp(seq as u16, 0x7777), target)
+            .await
+            .expect("send");
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let after = no_port(&api.metrics().await);
+        if after - before >= SENT as f64 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {SENT} datagrams counted",
+            after - before
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let all = api.metrics().await;
+    assert!(
+        all.iter()
+            .any(|s| s.name == "trunkguard_host_udp_receive_buffer_errors_total"),
+        "the receive-buffer family is shown too"
+    );
+    h.shutdown().await;
+}

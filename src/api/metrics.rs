@@ -19,6 +19,7 @@ use axum::Extension;
 use super::auth::Principal;
 use super::error::ErrorBody;
 use super::exposition::Exposition;
+use super::host_udp::{self, HostUdp};
 use super::ApiState;
 use crate::b2bua::CallAttempts;
 use crate::media::counters::Flow as MediaFlow;
@@ -64,7 +65,10 @@ pub struct ApiCounters {
                    trunkguard_rtcp_packets_total{direction}, trunkguard_rtcp_bytes_total{direction}, \
                    trunkguard_rtp_not_rtp_packets_total{direction}, \
                    trunkguard_media_dropped_packets_total{kind,reason}, \
-                   trunkguard_rtp_lost_packets_total{direction}. Recordings: \
+                   trunkguard_rtp_lost_packets_total{direction}, \
+                   trunkguard_host_udp_no_port_datagrams_total, \
+                   trunkguard_host_udp_receive_buffer_errors_total (host-wide kernel counters). \
+                   Recordings: \
                    trunkguard_recordings_active, trunkguard_recordings_started_total, \
                    trunkguard_recordings_closed_total{status}, trunkguard_recordings_failed_total{reason}, \
                    trunkguard_recordings_written_bytes_total. CDRs and monitor: \
@@ -104,6 +108,8 @@ struct Figures {
     /// Flood guard: bans since start, messages dropped, sources banned now.
     flood: (u64, u64, usize),
     media: MediaTotals,
+    /// None where the kernel's counters cannot be read (the family is then left out).
+    host_udp: Option<HostUdp>,
     recordings_active: usize,
     recordings: RecordingTotals,
     cdr: CdrStats,
@@ -156,6 +162,7 @@ async fn gather(state: &ApiState) -> Figures {
             counters.flood.bans(std::time::Instant::now()).len(),
         ),
         media: counters.media.totals(),
+        host_udp: host_udp::read().await,
         recordings_active: deps.recordings.active_calls(),
         recordings: deps.recordings.counters().totals(),
         cdr: deps.cdrs.stats(),
@@ -170,6 +177,9 @@ fn render(f: &Figures, visible: &dyn Fn(&str) -> bool) -> String {
     sip(&mut out, f);
     flood(&mut out, f);
     media(&mut out, &f.media);
+    if let Some(host) = f.host_udp {
+        host_udp_drops(&mut out, host);
+    }
     recordings(&mut out, f);
     cdrs_and_monitor(&mut out, f);
     out.finish()
@@ -355,6 +365,29 @@ fn media(out: &mut Exposition<'_>, m: &MediaTotals) {
             &[("direction", flow.as_str())],
             m.lost(flow.from),
         );
+    }
+}
+
+/// Drops the gateway cannot see itself: datagrams to ports no call holds (the kernel answers
+/// them with ICMP, rate-limited) and datagrams a full socket buffer had no room for.
+fn host_udp_drops(out: &mut Exposition<'_>, host: HostUdp) {
+    let families = [
+        (
+            "trunkguard_host_udp_no_port_datagrams_total",
+            "UDP datagrams to a port nothing listens on (e.g. a media port no call holds), \
+             dropped by the kernel; host-wide (/proc/net/snmp NoPorts).",
+            host.no_ports,
+        ),
+        (
+            "trunkguard_host_udp_receive_buffer_errors_total",
+            "UDP datagrams dropped by the kernel because the socket's buffer was full (e.g. a \
+             flooded media port); host-wide (/proc/net/snmp RcvbufErrors).",
+            host.receive_buffer_errors,
+        ),
+    ];
+    for (name, help, value) in families {
+        out.family(name, "counter", help);
+        out.sample(name, &[], value);
     }
 }
 

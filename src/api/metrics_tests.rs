@@ -69,6 +69,10 @@ fn busy_figures() -> Figures {
         ],
         flood: (2, 57, 1),
         media: media.totals(),
+        host_udp: Some(HostUdp {
+            no_ports: 41,
+            receive_buffer_errors: 7,
+        }),
         recordings_active: 1,
         recordings: RecordingTotals {
             started: 3,
@@ -176,6 +180,18 @@ fn every_line_is_valid_exposition_text() {
     assert_eq!(sum(&samples, "trunkguard_flood_bans_total", &[]), 2.0);
     assert_eq!(sum(&samples, "trunkguard_flood_dropped_total", &[]), 57.0);
     assert_eq!(sum(&samples, "trunkguard_flood_banned_sources", &[]), 1.0);
+    assert_eq!(
+        sum(&samples, "trunkguard_host_udp_no_port_datagrams_total", &[]),
+        41.0
+    );
+    assert_eq!(
+        sum(
+            &samples,
+            "trunkguard_host_udp_receive_buffer_errors_total",
+            &[]
+        ),
+        7.0
+    );
     assert_eq!(
         sum(
             &samples,

@@ -16,6 +16,7 @@ pub mod error;
 pub mod exposition;
 pub mod health;
 pub mod holds;
+pub mod host_udp;
 pub mod metrics;
 pub mod openapi;
 mod params;
