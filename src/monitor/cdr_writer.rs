@@ -534,6 +534,8 @@ impl Writer {
                 Err(error) => {
                     attempt += 1;
                     self.shared.failed_retries.fetch_add(1, Relaxed);
+                    // A read-only connection stays so: the next attempt gets a fresh one.
+                    self.store.reconnect_after(&error).await;
                     if give_up_after.is_some_and(|n| attempt >= n) {
                         tracing::warn!(%error, rows = batch.len(), attempt,
                             "CDR batch write failed; handing it to the spool");
@@ -652,6 +654,7 @@ impl Writer {
                     }
                     Err(error) => {
                         self.shared.failed_retries.fetch_add(1, Relaxed);
+                        self.store.reconnect_after(&error).await;
                         tracing::warn!(%error, spooled = self.shared.spooled.load(SeqCst),
                             retry_in_ms = u64::try_from(self.replay_delay.as_millis()).unwrap_or(u64::MAX),
                             "database still refuses CDR writes; the spool waits");

@@ -266,3 +266,67 @@ async fn close_while_locked_leaves_the_rest_in_the_spool_without_waiting_for_the
     handle.close().await.unwrap();
     assert_each_stored_once(&store, "C", N).await;
 }
+
+/// Make the pool's idle connection refuse writes with `SQLITE_READONLY` for its whole life, as
+/// one opened while the file was read-only does (`PRAGMA query_only`: root ignores file modes).
+async fn make_read_only(store: &Store) {
+    let mut conn = store.pool().acquire().await.unwrap();
+    sqlx::query("PRAGMA query_only = ON")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+}
+
+async fn store_with_one_connection(url: &str) -> Store {
+    let opts = StoreOptions {
+        busy_timeout: Duration::from_millis(100),
+        max_connections: 1,
+    };
+    Store::connect_with(url, opts).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_connection_costs_one_retry() {
+    const N: usize = 5;
+    let db = db();
+    let store = store_with_one_connection(&db.url).await;
+    make_read_only(&store).await;
+    let (sink, handle, _monitor) = writer(&store, &db.spool_dir).await;
+    place_calls(&sink, "O", N);
+    wait_for("the calls stored", &sink, |s| s.written == N as u64).await;
+    let stats = handle.close().await.unwrap();
+    assert_eq!(store.read_only_refusals(), 1);
+    assert_eq!(stats.failed_retries, 1);
+    assert_eq!(stats.spooled_total, 0, "a fresh connection took the batch");
+    assert_each_stored_once(&store, "O", N).await;
+}
+
+/// The file was read-only for a while (here: locked, then its connection left read-only): the
+/// spool is replayed as soon as the file takes writes, not when the pool retires the
+/// connection (30 min).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_connection_does_not_hold_up_the_replay() {
+    const N: usize = 20;
+    let db = db();
+    let store = store_with_one_connection(&db.url).await;
+    let locker = lock(&db.url).await;
+    let (sink, handle, mut monitor) = writer(&store, &db.spool_dir).await;
+    place_calls(&sink, "R", N);
+    wait_for("every write spooled", &sink, |s| s.spooled == 2 * N as u64).await;
+    // Waits for the writer to hand the pool's only connection back between replays.
+    make_read_only(&store).await;
+    unlock(locker).await;
+
+    wait_for("the spool replayed", &sink, |s| {
+        s.spooled == 0 && s.written == N as u64
+    })
+    .await;
+    assert!(store.read_only_refusals() >= 1);
+    assert_each_stored_once(&store, "R", N).await;
+    let stats = handle.close().await.unwrap();
+    assert_eq!(stats.replayed_total, 2 * N as u64);
+    assert_eq!(stats.queued, 0);
+    assert_eq!(spool_lines(&db.spool_dir), 0);
+    let ids: HashSet<String> = fed(&mut monitor).into_iter().collect();
+    assert_eq!(ids.len(), N);
+}

@@ -21,6 +21,7 @@ mod error;
 mod hold_queries;
 mod journal_queries;
 mod kpi_queries;
+mod reconnect;
 mod retention_queries;
 mod trunk_queries;
 
@@ -35,6 +36,7 @@ pub use hold_queries::{LegalHold, PlaceHold};
 pub(crate) use journal_queries::decode_cdr_value;
 pub use journal_queries::{AppliedWrites, CdrWrite, JournaledCall};
 pub use kpi_queries::{BucketCounters, BucketKey, Rollup};
+pub use reconnect::is_read_only_class;
 pub use retention_queries::{
     ExpiredCdr, ExpiredRecording, PurgedRecording, RetentionCursor, RetentionEntry,
 };
@@ -70,6 +72,9 @@ impl Default for StoreOptions {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// File databases only: closes the pool's connections after a read-only refusal
+    /// (`reconnect.rs`).
+    reconnect: Option<std::sync::Arc<reconnect::Reconnect>>,
 }
 
 impl Store {
@@ -99,10 +104,22 @@ impl Store {
 
         let in_memory = is_memory_url(url);
         let file = options.get_filename().to_path_buf();
+        // Narrowed before the pool opens when the file exists: SQLite opens a file it cannot
+        // write read-only, and such a connection stays read-only after the mode is fixed.
+        let existed = !in_memory && tokio::fs::try_exists(&file).await.unwrap_or(false);
         if !in_memory {
             create_parent_dir(options.get_filename()).await?;
         }
+        if existed {
+            restrict_to_owner(&file).await;
+        }
 
+        let max_connections = if in_memory {
+            1
+        } else {
+            opts.max_connections.max(1)
+        };
+        let reconnect = (!in_memory).then(|| reconnect::Reconnect::new(max_connections));
         let pool_options = if in_memory {
             // An in-memory database lives as long as one connection does, and shared-cache
             // connections fail with SQLITE_LOCKED instead of waiting: keep exactly one, forever.
@@ -112,7 +129,7 @@ impl Store {
                 .idle_timeout(None)
                 .max_lifetime(None)
         } else {
-            SqlitePoolOptions::new().max_connections(opts.max_connections.max(1))
+            SqlitePoolOptions::new().max_connections(max_connections)
         };
         let pool =
             pool_options
@@ -124,11 +141,14 @@ impl Store {
                 })?;
 
         MIGRATOR.run(&pool).await?;
-        if !in_memory {
+        if !in_memory && !existed {
             restrict_to_owner(&file).await;
         }
+        if !in_memory {
+            reconnect::report_read_only(&file).await;
+        }
         tracing::info!(url, "database ready");
-        Ok(Store { pool })
+        Ok(Store { pool, reconnect })
     }
 
     /// The pool, for queries that live in other store modules.

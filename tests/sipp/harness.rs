@@ -210,11 +210,28 @@ impl Gateway {
 
     /// Like [`Gateway::start`] with `RUST_LOG` set to `filter`.
     pub fn start_logging(dir: &Path, config_text: &str, filter: &str) -> Gateway {
+        let command = Command::new(env!("CARGO_BIN_EXE_trunkguard"));
+        Gateway::launch(dir, config_text, filter, command)
+    }
+
+    /// Like [`Gateway::start`], `binary` run as user and group `id` without supplementary
+    /// groups (`setpriv`; the caller must be root), so that file modes apply to it.
+    pub fn start_as(dir: &Path, config_text: &str, binary: &Path, id: u32) -> Gateway {
+        let mut command = Command::new("setpriv");
+        command
+            .arg(format!("--reuid={id}"))
+            .arg(format!("--regid={id}"))
+            .arg("--clear-groups")
+            .arg(binary);
+        Gateway::launch(dir, config_text, "info", command)
+    }
+
+    fn launch(dir: &Path, config_text: &str, filter: &str, mut command: Command) -> Gateway {
         let config = dir.join("trunkguard.toml");
         let log = dir.join("gateway.log");
         fs::write(&config, config_text).expect("write the gateway config");
         let log_file = fs::File::create(&log).expect("create the gateway log");
-        let child = Command::new(env!("CARGO_BIN_EXE_trunkguard"))
+        let child = command
             .arg("--config")
             .arg(&config)
             .arg("run")
