@@ -471,7 +471,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .context("starting the gateway")?;
     wait_for_signal().await;
     tracing::info!("signal received: stopping");
+    let store = gateway.store().clone();
     gateway.shutdown().await;
+    // The last connection to close checkpoints the WAL and removes the -wal and -shm files, so
+    // that a stopped gateway leaves one self-contained database file behind.
+    if tokio::time::timeout(std::time::Duration::from_secs(10), store.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("database connections still in use at exit");
+    }
     Ok(())
 }
 
