@@ -26,20 +26,26 @@ const JOURNAL_POLLS: usize = 100;
 /// stores entries in the background, and a kill before that would leave nothing to end.
 async fn wait_journaled(db: &Path, needle: &str) {
     let url = format!("sqlite://{}?mode=ro", db.display());
+    let mut last = String::new();
     for _ in 0..JOURNAL_POLLS {
-        if let Ok(mut conn) = SqliteConnection::connect(&url).await {
-            let rows: Vec<Option<String>> =
-                sqlx::query_scalar("SELECT dialogs_json FROM call_journal")
-                    .fetch_all(&mut conn)
-                    .await
-                    .unwrap_or_default();
-            if rows.iter().flatten().any(|json| json.contains(needle)) {
-                return;
+        match SqliteConnection::connect(&url).await {
+            Ok(mut conn) => {
+                let rows: Result<Vec<Option<String>>, _> =
+                    sqlx::query_scalar("SELECT dialogs_json FROM call_journal")
+                        .fetch_all(&mut conn)
+                        .await;
+                match rows {
+                    Ok(rows) if rows.iter().flatten().any(|json| json.contains(needle)) => return,
+                    Ok(rows) => last = format!("{} rows", rows.len()),
+                    Err(e) => last = format!("query: {e}"),
+                }
             }
+            Err(e) => last = format!("connect: {e}"),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("no journaled call with {needle} after {JOURNAL_POLLS} polls");
+    let log = std::fs::read_to_string(db.with_file_name("gateway.log")).unwrap_or_default();
+    panic!("no journaled call with {needle} after {JOURNAL_POLLS} polls (last: {last}); gateway log:\n{log}");
 }
 
 /// The real binary between our PBX and carrier UAs, its database (`tg.db`) in a fresh folder.
@@ -54,16 +60,16 @@ struct Setup {
 
 impl Setup {
     async fn start() -> Setup {
+        Setup::start_with(harness::TrunkLimits::default()).await
+    }
+
+    async fn start_with(limits: harness::TrunkLimits) -> Setup {
         let dir = tempfile::tempdir().expect("tempdir");
         let pbx = Ua::bind("pbx", common::PBX_IP).await;
         let carrier = Ua::bind("carrier", common::CARRIER_IP).await;
         let addrs = harness::Addrs::pick();
-        let config = harness::config_toml(
-            &addrs,
-            &dir.path().join("tg.db"),
-            harness::TrunkLimits::default(),
-        )
-        .replace(&addrs.carrier.to_string(), &carrier.addr().to_string());
+        let config = harness::config_toml(&addrs, &dir.path().join("tg.db"), limits)
+            .replace(&addrs.carrier.to_string(), &carrier.addr().to_string());
         let gw = harness::Gateway::start(dir.path(), &config);
         Setup {
             dir,
@@ -194,6 +200,7 @@ async fn sigkill_mid_call_leaves_a_closed_cdr_and_a_playable_recording() {
 struct Ringing {
     dir: tempfile::TempDir,
     config: String,
+    addrs: harness::Addrs,
     pbx: Ua,
     carrier: Ua,
     invite: common::Sent,
@@ -209,7 +216,13 @@ async fn ringing_then_killed() -> Ringing {
         addrs,
         config,
         mut gw,
-    } = Setup::start().await;
+    } = Setup::start_with(harness::TrunkLimits {
+        // One call at a time: a slot the crash leaked would refuse the next call.
+        max_concurrent: 1,
+        max_concurrent_per_caller_id: 1,
+        ..harness::TrunkLimits::default()
+    })
+    .await;
     let invite = pbx
         .invite(addrs.inside, &InviteSpec::new(CALLER, CALLEE))
         .await;
@@ -222,6 +235,7 @@ async fn ringing_then_killed() -> Ringing {
     Ringing {
         dir,
         config,
+        addrs,
         pbx,
         carrier,
         invite,
@@ -268,11 +282,22 @@ async fn sigkill_while_ringing_fails_the_pbx_invite_and_cancels_the_carrier_invi
         .expect_nothing_new(Duration::from_millis(500))
         .await;
 
+    // The trunk allows one call at a time: the interrupted one left no slot taken.
+    let next = r
+        .pbx
+        .invite(r.addrs.inside, &InviteSpec::new(CALLER, CALLEE))
+        .await;
+    let c_next = r.carrier.expect_request("INVITE").await;
+    r.carrier.reply(&c_next, 486, Some("busy")).await;
+    let busy = r.pbx.expect_response(486).await;
+    r.pbx.ack_non2xx(&next, &busy).await;
+
     gw.stop()
         .unwrap_or_else(|e| panic!("{e}\n{}", gw.log_tail(40)));
-    let cdrs = gw.cdrs().unwrap_or_else(|e| panic!("{e}"));
+    let mut cdrs = gw.cdrs().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cdrs.len(), 2, "{cdrs:#?}");
+    cdrs.retain(|c| c.end_reason == "gateway_restart");
     assert_eq!(cdrs.len(), 1, "{cdrs:#?}");
-    assert_eq!(cdrs[0].end_reason, "gateway_restart");
     assert_eq!(cdrs[0].disposition, Disposition::Failed);
     assert_eq!(cdrs[0].final_status, 500);
 }

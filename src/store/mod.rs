@@ -112,6 +112,10 @@ impl Store {
         }
         if existed {
             restrict_to_owner(&file).await;
+            // Before the pool opens: closing a descriptor of a file releases every POSIX lock
+            // the process holds on it (SQLite's included), so once SQLite has the files open
+            // nothing else here may open them.
+            reconnect::report_read_only(&file).await;
         }
 
         let max_connections = if in_memory {
@@ -143,9 +147,6 @@ impl Store {
         MIGRATOR.run(&pool).await?;
         if !in_memory && !existed {
             restrict_to_owner(&file).await;
-        }
-        if !in_memory {
-            reconnect::report_read_only(&file).await;
         }
         tracing::info!(url, "database ready");
         Ok(Store { pool, reconnect })

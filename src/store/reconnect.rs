@@ -125,7 +125,9 @@ impl Store {
 
 /// Log at error level, once at start, when this process cannot write the database or its WAL
 /// files: the gateway runs (CDRs go to the spool), but the cause has to be fixed by hand.
-/// Opening for writing without creating or truncating changes nothing.
+/// Opening for writing without creating or truncating changes nothing — but call it only while
+/// SQLite has none of these files open in this process: closing our descriptor would drop
+/// SQLite's POSIX locks on the file (its WAL-index locks included).
 pub(crate) async fn report_read_only(db: &Path) {
     for suffix in ["", "-wal", "-shm"] {
         let mut name = db.as_os_str().to_owned();
