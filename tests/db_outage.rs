@@ -122,13 +122,7 @@ async fn cdrs_of_a_locked_database_survive_a_sigkill_each_stored_once() {
         .unwrap_or_else(|e| panic!("{e}\n{}", gw.log_tail(40)));
     let cdrs = gw.cdrs().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(cdrs.len(), BUSY_CALLS + 1, "{cdrs:#?}");
-    let ids: HashSet<&str> = cdrs.iter().map(|c| c.id.as_str()).collect();
-    assert_eq!(ids.len(), cdrs.len(), "one CDR per id");
-    let inside: HashSet<String> = cdrs
-        .iter()
-        .filter_map(|c| c.inside_call_id.clone())
-        .collect();
-    assert_eq!(inside, call_ids, "one CDR per call");
+    harness::assert_one_cdr_per_call(&cdrs, &call_ids);
     for cdr in &cdrs {
         let expected = if cdr.inside_call_id.as_deref() == Some(up_call.as_str()) {
             "gateway_restart"

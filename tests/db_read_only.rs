@@ -200,13 +200,7 @@ async fn cdrs_of_a_read_only_database_are_spooled_and_stored_once_when_it_is_wri
 
     let cdrs = gw.cdrs().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(cdrs.len(), CALLS_READ_ONLY + 2, "{cdrs:#?}");
-    let ids: HashSet<&str> = cdrs.iter().map(|c| c.id.as_str()).collect();
-    assert_eq!(ids.len(), cdrs.len(), "one CDR per id");
-    let inside: HashSet<String> = cdrs
-        .iter()
-        .filter_map(|c| c.inside_call_id.clone())
-        .collect();
-    assert_eq!(inside, call_ids, "one CDR per call");
+    harness::assert_one_cdr_per_call(&cdrs, &call_ids);
     assert!(cdrs.iter().all(|c| c.end_reason == "busy"), "{cdrs:#?}");
     assert_eq!(std::fs::metadata(&spool).expect("spool").len(), 0);
 }

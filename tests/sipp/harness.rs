@@ -381,6 +381,18 @@ impl Drop for Gateway {
     }
 }
 
+/// Every CDR has its own id, and the CDRs name exactly the calls in `inside_call_ids` (the
+/// PBX's Call-IDs): one CDR per call, none lost, none twice.
+pub fn assert_one_cdr_per_call(cdrs: &[Cdr], inside_call_ids: &HashSet<String>) {
+    let ids: HashSet<&str> = cdrs.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids.len(), cdrs.len(), "one CDR per id: {cdrs:#?}");
+    let inside: HashSet<String> = cdrs
+        .iter()
+        .filter_map(|c| c.inside_call_id.clone())
+        .collect();
+    assert_eq!(&inside, inside_call_ids, "one CDR per call");
+}
+
 /// One SIPp process, run in its own directory (its trace files land there). Dropping it kills
 /// the process if it still runs.
 pub struct Sipp {

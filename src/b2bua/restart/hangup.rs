@@ -113,7 +113,7 @@ pub(super) async fn end_dialogs(
                     log("CANCEL");
                     report.cancels += 1;
                     ctx.late
-                        .expect(leg.leg.clone(), invite, deadline, events_tx.clone());
+                        .watch_for(leg.leg.clone(), invite, deadline, events_tx.clone());
                     if let Some(key) = ctx
                         .layer
                         .send_request(side, peer, cancel, events_tx.clone())

@@ -34,7 +34,9 @@ struct Expected {
 }
 
 impl LateResponses {
-    pub fn expect(
+    /// Until `until`, a final response to `invite` (sent on `leg`) is handled here; a BYE it
+    /// causes reports on `events`.
+    pub fn watch_for(
         &self,
         leg: Leg,
         invite: rsip::Request,
