@@ -144,8 +144,6 @@ impl Gateway {
         for (path, why) in &repaired.failed {
             tracing::error!(path = %path.display(), error = %why, "recording left open by a crash could not be repaired");
         }
-        let interrupted =
-            crate::monitor::recovery::close_interrupted_calls(&store, &cdrs, &repaired).await;
         let ports = Arc::new(PortAllocator::from_config(&config.media)?);
         crate::media::start_relay()?;
         let pool = RecordingPool::from_config(&config.recording).map_err(|source| {
@@ -225,6 +223,10 @@ impl Gateway {
             shutdown.clone(),
         )
         .await?;
+        // Closed once the monitor has refilled its windows from the database: their CDRs reach
+        // it through the writer's feed alone, never also through the refill (counted once).
+        let interrupted =
+            crate::monitor::recovery::close_interrupted_calls(&store, &cdrs, &repaired).await;
         let trunk_book = Arc::new(TrunkBook::new(
             config.clone(),
             store.clone(),

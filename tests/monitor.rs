@@ -435,3 +435,95 @@ async fn reconciliation_finds_no_drift_after_calls_of_every_ending() {
     let cdrs = h.finish().await;
     assert_eq!(cdrs.len(), 7);
 }
+
+/// The final CDR of an answered call on `TRUNK` from `CALLER` that ended a moment ago.
+fn ended_call(id: &str, now: chrono::DateTime<Utc>) -> Cdr {
+    let invite_at = now - chrono::Duration::seconds(20);
+    let answer_at = invite_at + chrono::Duration::seconds(2);
+    Cdr {
+        id: id.to_string(),
+        inside_call_id: Some(format!("{id}@pbx")),
+        outside_call_id: Some(format!("{id}-out")),
+        trunk: Some(TRUNK.to_string()),
+        direction: trunkguard::monitor::cdr::Direction::Outbound,
+        source: format!("{PBX_IP}:5060"),
+        caller: Some(digits(CALLER)),
+        callee: Some(digits(CALLEE)),
+        presented_from: Some(CALLER.to_string()),
+        pai: None,
+        invite_at,
+        ringing_at: None,
+        answer_at: Some(answer_at),
+        end_at: now,
+        talk_ms: Cdr::talk_ms_between(Some(answer_at), now),
+        final_status: 200,
+        final_reason: "OK".to_string(),
+        q850_cause: Some(16),
+        hangup_side: Some(trunkguard::monitor::cdr::HangupSide::Inside),
+        disposition: Disposition::Answered,
+        end_reason: "bye_inside".to_string(),
+        refusal_reason: None,
+        trunk_active: Some(1),
+        caller_active: Some(1),
+        media: Vec::new(),
+        recording: None,
+        dtmf: Vec::new(),
+    }
+}
+
+/// The monitor's figures after a start on a database with two spooled CDRs (calls that ended
+/// while the database was down) and one journaled call (cut off by a crash), with at most
+/// `per_hour` calls an hour allowed from `CALLER`.
+async fn start_after_outage_and_crash(
+    per_hour: f64,
+) -> trunkguard::monitor::service::MonitorFigures {
+    use trunkguard::monitor::cdr_spool::CdrSpool;
+    use trunkguard::store::CdrWrite;
+    let db_dir = tempfile::tempdir().expect("tempdir");
+    let db_url = format!("sqlite://{}/crashed.db", db_dir.path().display());
+    let now = Utc::now();
+    let mut spool = CdrSpool::open(&db_dir.path().join("spool"), 1 << 20).expect("spool");
+    let spooled: Vec<_> = (0..2)
+        .map(|i| CdrWrite::Cdr(ended_call(&format!("spooled-{i}"), now)))
+        .collect();
+    spool.append(&spooled).expect("append");
+    drop(spool);
+    let store = Store::connect(&db_url).await.expect("store");
+    let mut cut = ended_call("cut-0", now);
+    cut.end_reason = "in_progress".to_string();
+    let journal = CdrWrite::Journal {
+        cdr: cut,
+        recording_part: None,
+        dialogs: None,
+        at: now - chrono::Duration::seconds(1),
+    };
+    store.apply_cdr_writes(&[journal]).await.expect("journal");
+    store.close().await;
+
+    let url = format!("database.url = \"{db_url}\"");
+    let rules = format!(
+        "trunk.rules = {{ over_frequent_callee = {{ enabled = false }}, \
+         over_frequent_number = {{ threshold = {per_hour:.1}, min_sample = 1, window = \"1h\", \
+         daily_threshold = 1000.0 }} }}"
+    );
+    let h = start_gateway(&[url.as_str(), rules.as_str()]).await;
+    // The spooled CDRs are stored before the monitor starts (it reads them back); the crashed
+    // call's CDR is stored after, and reaches it through the writer's feed.
+    wait_cdrs_seen(&h, 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let figures = h.gw.monitor().figures();
+    let cdrs = h.shutdown().await;
+    assert_eq!(cdrs.len(), 3, "{cdrs:#?}");
+    figures
+}
+
+/// CDRs stored while the gateway starts are counted once by the monitor — neither lost nor
+/// counted both from the database when it refills its windows and from the CDR writer's feed.
+/// Three calls: over a limit of two an hour, within a limit of three.
+#[tokio::test]
+async fn cdrs_stored_while_the_gateway_starts_are_counted_once() {
+    let over = start_after_outage_and_crash(2.0).await;
+    assert_eq!(over.anomalies, 1, "all three calls counted: {over:?}");
+    let within = start_after_outage_and_crash(3.0).await;
+    assert_eq!(within.anomalies, 0, "none counted twice: {within:?}");
+}
