@@ -25,6 +25,11 @@ const JOURNAL_POLLS: usize = 100;
 /// Wait until the journal holds a call whose dialog state contains `needle`: the CDR writer
 /// stores entries in the background, and a kill before that would leave nothing to end.
 async fn wait_journaled(db: &Path, needle: &str) {
+    wait_journaled_calls(db, needle, 1).await;
+}
+
+/// `wait_journaled` for `calls` calls.
+async fn wait_journaled_calls(db: &Path, needle: &str, calls: usize) {
     let url = format!("sqlite://{}?mode=ro", db.display());
     let mut last = String::new();
     for _ in 0..JOURNAL_POLLS {
@@ -35,7 +40,16 @@ async fn wait_journaled(db: &Path, needle: &str) {
                         .fetch_all(&mut conn)
                         .await;
                 match rows {
-                    Ok(rows) if rows.iter().flatten().any(|json| json.contains(needle)) => return,
+                    Ok(rows)
+                        if rows
+                            .iter()
+                            .flatten()
+                            .filter(|json| json.contains(needle))
+                            .count()
+                            >= calls =>
+                    {
+                        return
+                    }
                     Ok(rows) => last = format!("{} rows", rows.len()),
                     Err(e) => last = format!("query: {e}"),
                 }
@@ -402,5 +416,72 @@ async fn sipp_peers_get_their_bye_after_a_sigkill() {
     scene.ensure(
         cdrs.len() == 1 && cdrs[0].end_reason == "gateway_restart",
         || format!("one CDR closed by the restart expected: {cdrs:#?}"),
+    );
+}
+
+/// Several calls up at the kill: after the restart each one's PBX and carrier dialogs get a BYE
+/// (sent one call after another, not in one burst), and each call has its CDR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_up_at_the_kill_gets_its_byes() {
+    const CALLS: usize = 8;
+    let Setup {
+        dir,
+        mut pbx,
+        mut carrier,
+        addrs,
+        config,
+        mut gw,
+    } = Setup::start().await;
+    let mut pbx_calls = std::collections::HashSet::new();
+    let mut carrier_calls = std::collections::HashSet::new();
+    for i in 0..CALLS {
+        let invite = pbx
+            .invite(addrs.inside, &InviteSpec::new(CALLER, CALLEE))
+            .await;
+        let c_invite = carrier.expect_request("INVITE").await;
+        let tag = format!("up{i}");
+        carrier
+            .reply_with(
+                &c_invite,
+                200,
+                Some(&tag),
+                &[],
+                Some(&common::sdp("sendrecv")),
+            )
+            .await;
+        let ok = pbx.expect_response(200).await;
+        pbx.ack(&Dialog::uac(&invite, &ok), invite.cseq).await;
+        carrier.expect_request("ACK").await;
+        pbx_calls.insert(invite.call_id.clone());
+        carrier_calls.insert(c_invite.call_id().to_string());
+    }
+    wait_journaled_calls(&dir.path().join("tg.db"), r#""state":"confirmed""#, CALLS).await;
+    gw.kill();
+
+    let mut gw = harness::Gateway::start(dir.path(), &config);
+    let (mut pbx_byes, mut carrier_byes) = (
+        std::collections::HashSet::new(),
+        std::collections::HashSet::new(),
+    );
+    for _ in 0..CALLS {
+        let bye = pbx.expect_request("BYE").await;
+        pbx.reply(&bye, 200, None).await;
+        pbx_byes.insert(bye.call_id().to_string());
+        let bye = carrier.expect_request("BYE").await;
+        carrier.reply(&bye, 200, None).await;
+        carrier_byes.insert(bye.call_id().to_string());
+    }
+    assert_eq!(pbx_byes, pbx_calls);
+    assert_eq!(carrier_byes, carrier_calls);
+
+    gw.stop()
+        .unwrap_or_else(|e| panic!("{e}\n{}", gw.log_tail(40)));
+    let cdrs = gw.cdrs().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cdrs.len(), CALLS, "{cdrs:#?}");
+    assert!(cdrs.iter().all(|c| c.end_reason == "gateway_restart"));
+    assert!(
+        gw.log().contains("byes=16") && gw.log().contains("answered=16"),
+        "{}",
+        gw.log_tail(20)
     );
 }

@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use rsip::{Header, Method};
 use tokio::sync::mpsc;
-use tokio::time::Instant;
+use tokio::time::{Duration, Instant};
 
 use super::record::{DialogRecord, LegRecord, LegState};
 use crate::b2bua::Ctx;
 use crate::monitor::recovery::Interrupted;
 use crate::shutdown::Shutdown;
 use crate::sip::message;
-use crate::sip::transaction::{cancel_for, ClientEventKind, ClientKey};
+use crate::sip::transaction::{cancel_for, ClientEvent, ClientEventKind, ClientKey};
 use crate::sip::transport::{Peer, Proto, Side};
 
 /// In-dialog requests sent after the last journal entry used CSeq numbers we no longer know;
@@ -27,6 +27,8 @@ const REASON: &str = "Q.850;cause=41;text=\"gateway restarted\"";
 const FINAL_STATUS: (u16, &str) = (500, "Gateway Restart");
 /// Events of the requests sent; more than this many pending answers are waited for by timeout.
 const EVENT_QUEUE: usize = 256;
+/// Between two interrupted calls' requests: 100 calls (at most 200 requests) a second.
+const PACE: Duration = Duration::from_millis(10);
 
 /// What the restart sent and what came back.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -63,143 +65,52 @@ pub(super) async fn end_dialogs(
     calls: Vec<Interrupted>,
     mut shutdown: Shutdown,
 ) -> RestartReport {
-    let mut report = RestartReport::default();
     let (events_tx, mut events_rx) = mpsc::channel(EVENT_QUEUE);
-    let timers = ctx.layer.timers();
-    let deadline = Instant::now() + timers.timeout();
-    let mut pending: HashMap<ClientKey, Pending> = HashMap::new();
-    let mut resends: Vec<Resend> = Vec::new();
-    for call in calls {
-        let record = match call.dialogs.as_deref().map(DialogRecord::decode) {
-            Some(Ok(record)) => record,
-            Some(Err(error)) => {
-                tracing::error!(call_id = %call.cdr_id, %error, "journaled dialog state does not decode: the peers are not told");
-                report.without_dialogs += 1;
-                continue;
-            }
-            None => {
-                tracing::warn!(call_id = %call.cdr_id, "no journaled dialog state: the peers are not told");
-                report.without_dialogs += 1;
-                continue;
-            }
-        };
-        for leg in record.legs {
-            let (side, peer) = (leg.leg.side, leg.leg.peer);
-            let log = |what: &str| {
-                tracing::info!(call_id = %call.cdr_id, trunk = call.trunk.as_deref().unwrap_or(""), %side, %peer, what, "ending a dialog left by the crash");
-            };
-            match &leg.state {
-                LegState::Confirmed => {
-                    let bye = bye(&leg);
-                    log("BYE");
-                    report.byes += 1;
-                    if let Some(key) = ctx.layer.send_request(side, peer, bye, events_tx.clone()) {
-                        pending.insert(
-                            key,
-                            Pending {
-                                cdr_id: call.cdr_id.clone(),
-                                side,
-                                method: Method::Bye,
-                            },
-                        );
-                    }
-                }
-                LegState::Inviting { .. } => {
-                    let Some(invite) = leg.invite_sent() else {
-                        continue;
-                    };
-                    let mut cancel = cancel_for(&invite);
-                    cancel.headers.push(reason_header());
-                    log("CANCEL");
-                    report.cancels += 1;
-                    ctx.late
-                        .watch_for(leg.leg.clone(), invite, deadline, events_tx.clone());
-                    if let Some(key) = ctx
-                        .layer
-                        .send_request(side, peer, cancel, events_tx.clone())
-                    {
-                        pending.insert(
-                            key,
-                            Pending {
-                                cdr_id: call.cdr_id.clone(),
-                                side,
-                                method: Method::Cancel,
-                            },
-                        );
-                    }
-                }
-                LegState::Invited { .. } => {
-                    let (code, reason) = FINAL_STATUS;
-                    let Some(resp) = leg.final_response(code, reason, vec![reason_header()]) else {
-                        continue;
-                    };
-                    log("final response");
-                    report.final_responses += 1;
-                    let now = Instant::now();
-                    let at = match peer.proto {
-                        Proto::Udp => vec![now, now + timers.t1, now + timers.t1 * 3],
-                        Proto::Tcp => vec![now],
-                    };
-                    resends.push(Resend {
-                        side,
-                        peer,
-                        resp,
-                        at,
-                    });
-                }
-            }
-        }
-    }
+    let timeout = ctx.layer.timers().timeout();
+    let mut ender = Ender {
+        ctx,
+        events: events_tx,
+        pending: HashMap::new(),
+        resends: Vec::new(),
+        report: RestartReport::default(),
+    };
+    let mut queue = calls.into_iter();
+    // One call's requests per `PACE`: a crash with many calls up must not end in a burst that
+    // a carrier's own flood limits would take for an attack.
+    let mut next_call = Some(Instant::now());
+    let mut deadline = Instant::now() + timeout;
     loop {
         let now = Instant::now();
-        for r in &mut resends {
-            while r.at.first().is_some_and(|t| *t <= now) {
-                r.at.remove(0);
-                ctx.layer.send_stateless(
-                    r.side,
-                    r.peer,
-                    rsip::SipMessage::Response(r.resp.clone()),
-                );
-            }
+        if next_call.is_some_and(|t| t <= now) {
+            next_call = match queue.next() {
+                Some(call) => {
+                    // The last requests sent get their full 64·T1 too.
+                    deadline = now + timeout;
+                    ender.end_call(call, deadline);
+                    Some(now + PACE)
+                }
+                None => None,
+            };
         }
-        resends.retain(|r| !r.at.is_empty());
+        ender.resend_due(now);
         // Cancelled INVITEs may still draw late responses (487, or a 2xx) until the deadline.
-        if now >= deadline || (pending.is_empty() && resends.is_empty() && !ctx.late.any()) {
+        let quiet = ender.pending.is_empty() && ender.resends.is_empty() && !ender.ctx.late.any();
+        if next_call.is_none() && (now >= deadline || quiet) {
             break;
         }
-        let wake = resends
-            .iter()
-            .filter_map(|r| r.at.first().copied())
+        let wake = [ender.next_resend(), next_call, Some(deadline)]
+            .into_iter()
+            .flatten()
             .min()
-            .unwrap_or(deadline)
-            .min(deadline);
+            .unwrap_or(deadline);
         tokio::select! {
-            Some(ev) = events_rx.recv() => {
-                let Some(p) = pending.get(&ev.key) else {
-                    // The BYE of a late 2xx (see `late`), or a provisional response.
-                    continue;
-                };
-                match ev.kind {
-                    ClientEventKind::Response(resp) => {
-                        let (code, _) = message::status_parts(&resp.status_code);
-                        if code < 200 {
-                            continue;
-                        }
-                        tracing::info!(call_id = %p.cdr_id, side = %p.side, method = %p.method, status = code, "peer answered the restart's request");
-                        report.answered += 1;
-                    }
-                    ClientEventKind::Timeout => {
-                        tracing::warn!(call_id = %p.cdr_id, side = %p.side, method = %p.method, "no answer to the restart's request");
-                        report.timed_out += 1;
-                    }
-                }
-                pending.remove(&ev.key);
-            }
+            Some(ev) = events_rx.recv() => ender.on_event(ev),
             _ = tokio::time::sleep_until(wake) => {}
             _ = shutdown.recv() => break,
         }
     }
-    ctx.late.clear();
+    ender.ctx.late.clear();
+    let report = ender.report;
     tracing::info!(
         byes = report.byes,
         cancels = report.cancels,
@@ -210,6 +121,145 @@ pub(super) async fn end_dialogs(
         "dialogs left by the crash ended"
     );
     report
+}
+
+/// The restart's requests in flight and final responses to repeat.
+struct Ender {
+    ctx: Arc<Ctx>,
+    events: mpsc::Sender<ClientEvent>,
+    pending: HashMap<ClientKey, Pending>,
+    resends: Vec<Resend>,
+    report: RestartReport,
+}
+
+impl Ender {
+    /// Send what ends each leg of one interrupted call.
+    fn end_call(&mut self, call: Interrupted, late_until: Instant) {
+        let record = match call.dialogs.as_deref().map(DialogRecord::decode) {
+            Some(Ok(record)) => record,
+            Some(Err(error)) => {
+                tracing::error!(call_id = %call.cdr_id, %error, "journaled dialog state does not decode: the peers are not told");
+                self.report.without_dialogs += 1;
+                return;
+            }
+            None => {
+                tracing::warn!(call_id = %call.cdr_id, "no journaled dialog state: the peers are not told");
+                self.report.without_dialogs += 1;
+                return;
+            }
+        };
+        for leg in record.legs {
+            let (side, peer) = (leg.leg.side, leg.leg.peer);
+            let what = match &leg.state {
+                LegState::Confirmed => "BYE",
+                LegState::Inviting { .. } => "CANCEL",
+                LegState::Invited { .. } => "final response",
+            };
+            tracing::info!(call_id = %call.cdr_id, trunk = call.trunk.as_deref().unwrap_or(""), %side, %peer, what, "ending a dialog left by the crash");
+            match &leg.state {
+                LegState::Confirmed => {
+                    self.report.byes += 1;
+                    self.send(&call.cdr_id, &leg, bye(&leg));
+                }
+                LegState::Inviting { .. } => {
+                    let Some(invite) = leg.invite_sent() else {
+                        continue;
+                    };
+                    let mut cancel = cancel_for(&invite);
+                    cancel.headers.push(reason_header());
+                    self.report.cancels += 1;
+                    self.ctx.late.watch_for(
+                        leg.leg.clone(),
+                        invite,
+                        late_until,
+                        self.events.clone(),
+                    );
+                    self.send(&call.cdr_id, &leg, cancel);
+                }
+                LegState::Invited { .. } => {
+                    let (code, reason) = FINAL_STATUS;
+                    let Some(resp) = leg.final_response(code, reason, vec![reason_header()]) else {
+                        continue;
+                    };
+                    self.report.final_responses += 1;
+                    let now = Instant::now();
+                    let t1 = self.ctx.layer.timers().t1;
+                    let at = match peer.proto {
+                        Proto::Udp => vec![now, now + t1, now + t1 * 3],
+                        Proto::Tcp => vec![now],
+                    };
+                    self.resends.push(Resend {
+                        side,
+                        peer,
+                        resp,
+                        at,
+                    });
+                }
+            }
+        }
+    }
+
+    /// A request through the transaction layer, its answer awaited.
+    fn send(&mut self, cdr_id: &str, leg: &LegRecord, req: rsip::Request) {
+        let (side, peer, method) = (leg.leg.side, leg.leg.peer, req.method);
+        if let Some(key) = self
+            .ctx
+            .layer
+            .send_request(side, peer, req, self.events.clone())
+        {
+            self.pending.insert(
+                key,
+                Pending {
+                    cdr_id: cdr_id.to_string(),
+                    side,
+                    method,
+                },
+            );
+        }
+    }
+
+    fn resend_due(&mut self, now: Instant) {
+        for r in &mut self.resends {
+            while r.at.first().is_some_and(|t| *t <= now) {
+                r.at.remove(0);
+                self.ctx.layer.send_stateless(
+                    r.side,
+                    r.peer,
+                    rsip::SipMessage::Response(r.resp.clone()),
+                );
+            }
+        }
+        self.resends.retain(|r| !r.at.is_empty());
+    }
+
+    fn next_resend(&self) -> Option<Instant> {
+        self.resends
+            .iter()
+            .filter_map(|r| r.at.first().copied())
+            .min()
+    }
+
+    fn on_event(&mut self, ev: ClientEvent) {
+        let Some(p) = self.pending.get(&ev.key) else {
+            // The BYE of a late 2xx (see `late`).
+            return;
+        };
+        match ev.kind {
+            ClientEventKind::Response(resp) => {
+                let (code, _) = message::status_parts(&resp.status_code);
+                if code < 200 {
+                    return;
+                }
+                tracing::info!(call_id = %p.cdr_id, side = %p.side, method = %p.method, status = code, "peer answered the restart's request");
+                self.report.answered += 1;
+            }
+            ClientEventKind::Timeout => {
+                tracing::warn!(call_id = %p.cdr_id, side = %p.side, method = %p.method, "no answer to the restart's request");
+                self.report.timed_out += 1;
+            }
+        }
+        self.pending.remove(&ev.key);
+    }
 }
 
 /// A BYE within the leg's dialog, its CSeq well above the last journaled.
