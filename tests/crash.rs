@@ -485,3 +485,78 @@ async fn every_call_up_at_the_kill_gets_its_byes() {
         gw.log_tail(20)
     );
 }
+
+/// A PBX on TCP: the gateway's connection dies with it, and the PBX's address as journaled is
+/// the source port of that connection. After the restart the BYE comes on a new connection to
+/// the port the PBX named (its Contact), on its own address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pbx_on_tcp_gets_its_bye_on_the_port_it_named() {
+    use common::tcp::{request, response, TcpPeer};
+    let Setup {
+        dir,
+        mut carrier,
+        addrs,
+        config,
+        mut gw,
+        ..
+    } = Setup::start().await;
+    let listener = tokio::net::TcpListener::bind(format!("{}:0", common::PBX_IP))
+        .await
+        .expect("listen");
+    let named = listener.local_addr().expect("addr");
+    let mut pbx = TcpPeer::connect(common::PBX_IP, addrs.inside).await;
+    let from = format!("<sip:{CALLER}@{}>;tag=pbx1", common::PBX_IP);
+    let to = format!("<sip:{CALLEE}@{}>", addrs.inside.ip());
+    let uri = format!("sip:{CALLEE}@{}", addrs.inside);
+    let body = common::sdp("sendrecv");
+    pbx.send(&request(
+        "INVITE",
+        named,
+        &uri,
+        &from,
+        &to,
+        "tcp-crash-1",
+        1,
+        &body,
+    ))
+    .await;
+    let c_invite = carrier.expect_request("INVITE").await;
+    carrier
+        .reply_with(&c_invite, 200, Some("up"), &[], Some(&body))
+        .await;
+    let ok = pbx.expect_status(200).await;
+    let ack_to = ok.must("To").to_string();
+    let target = ok.contact_uri().expect("Contact");
+    pbx.send(&request(
+        "ACK",
+        named,
+        &target,
+        &from,
+        &ack_to,
+        "tcp-crash-1",
+        1,
+        "",
+    ))
+    .await;
+    carrier.expect_request("ACK").await;
+    wait_journaled(&dir.path().join("tg.db"), r#""state":"confirmed""#).await;
+    gw.kill();
+
+    let mut gw = harness::Gateway::start(dir.path(), &config);
+    let (stream, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+        .await
+        .unwrap_or_else(|_| panic!("no connection to {named}\n{}", gw.log_tail(30)))
+        .expect("accept");
+    let mut back = TcpPeer::accepted(stream);
+    let bye = back.expect_request("BYE").await;
+    assert_eq!(bye.call_id(), "tcp-crash-1");
+    assert_eq!(bye.to_tag().as_deref(), Some("pbx1"), "{}", bye.raw);
+    assert!(bye.must("Via").starts_with("SIP/2.0/TCP"), "{}", bye.raw);
+    back.send(&response(&bye, 200, "pbx1", "")).await;
+    let c_bye = carrier.expect_request("BYE").await;
+    carrier.reply(&c_bye, 200, None).await;
+
+    gw.stop()
+        .unwrap_or_else(|e| panic!("{e}\n{}", gw.log_tail(40)));
+    assert!(gw.log().contains("answered=2"), "{}", gw.log_tail(20));
+}

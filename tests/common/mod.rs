@@ -9,6 +9,7 @@
 pub mod api;
 pub mod msg;
 pub mod rtp;
+pub mod tcp;
 pub mod ua;
 
 use std::net::SocketAddr;

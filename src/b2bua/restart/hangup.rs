@@ -149,7 +149,7 @@ impl Ender {
             }
         };
         for leg in record.legs {
-            let (side, peer) = (leg.leg.side, leg.leg.peer);
+            let (side, peer) = (leg.leg.side, target(&leg));
             let what = match &leg.state {
                 LegState::Confirmed => "BYE",
                 LegState::Inviting { .. } => "CANCEL",
@@ -201,7 +201,7 @@ impl Ender {
 
     /// A request through the transaction layer, its answer awaited.
     fn send(&mut self, cdr_id: &str, leg: &LegRecord, req: rsip::Request) {
-        let (side, peer, method) = (leg.leg.side, leg.leg.peer, req.method);
+        let (side, peer, method) = (leg.leg.side, target(leg), req.method);
         if let Some(key) = self
             .ctx
             .layer
@@ -262,6 +262,44 @@ impl Ender {
     }
 }
 
+/// Where to send on a leg after the restart. Over UDP, the peer as journaled. Over TCP the
+/// connection died with the process, and a PBX's address as journaled is the source port of
+/// that connection, which nothing listens on: a new connection goes to the port it named
+/// itself — its Contact for requests, its Via's sent-by for a response (§18.2.2) — on the same
+/// IP address only, so that a peer still cannot steer us elsewhere.
+fn target(record: &LegRecord) -> Peer {
+    let peer = record.leg.peer;
+    if peer.proto != Proto::Tcp || record.leg.side != Side::Inside {
+        return peer;
+    }
+    let named = match &record.state {
+        LegState::Invited { vias } => vias
+            .first()
+            .and_then(|via| message::via_sent_by(via))
+            .and_then(host_port),
+        _ => host_port(&record.leg.remote_target.host_with_port.to_string()),
+    };
+    match named {
+        Some((ip, port)) if ip == peer.addr.ip() => Peer {
+            addr: std::net::SocketAddr::new(ip, port.unwrap_or(DEFAULT_SIP_PORT)),
+            proto: Proto::Tcp,
+        },
+        _ => peer,
+    }
+}
+
+/// The port a SIP URI or sent-by without one means (§19.1.2).
+const DEFAULT_SIP_PORT: u16 = 5060;
+
+/// An IP literal host and its port, if any: `192.0.2.1:5062`, `192.0.2.1`, `[2001:db8::1]:5062`.
+fn host_port(text: &str) -> Option<(std::net::IpAddr, Option<u16>)> {
+    if let Ok(addr) = text.parse::<std::net::SocketAddr>() {
+        return Some((addr.ip(), Some(addr.port())));
+    }
+    let bare = text.trim_start_matches('[').trim_end_matches(']');
+    bare.parse().ok().map(|ip| (ip, None))
+}
+
 /// A BYE within the leg's dialog, its CSeq well above the last journaled.
 pub(super) fn bye(record: &LegRecord) -> rsip::Request {
     let mut leg = record.leg.clone();
@@ -273,4 +311,100 @@ pub(super) fn bye(record: &LegRecord) -> rsip::Request {
 
 pub(super) fn reason_header() -> Header {
     Header::Other("Reason".into(), REASON.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::b2bua::call::Leg;
+
+    fn leg(proto: Proto, side: Side, contact: &str, state: LegState) -> LegRecord {
+        LegRecord {
+            leg: Leg {
+                side,
+                peer: Peer {
+                    addr: "10.0.0.5:40312".parse().unwrap(),
+                    proto,
+                },
+                local_addr: "192.0.2.1:5060".parse().unwrap(),
+                call_id: "c".into(),
+                local_tag: "l".into(),
+                local_hdr: "<sip:gw@192.0.2.1>;tag=l".into(),
+                remote_hdr: "<sip:pbx@10.0.0.5>;tag=r".into(),
+                remote_tag: Some("r".into()),
+                remote_target: rsip::Uri::try_from(contact).unwrap(),
+                route_set: Vec::new(),
+                local_cseq: 1,
+                invite_cseq: 1,
+            },
+            state,
+        }
+    }
+
+    fn invited(via: &str) -> LegState {
+        LegState::Invited {
+            vias: vec![via.to_string()],
+        }
+    }
+
+    #[test]
+    fn udp_goes_where_the_peer_was() {
+        let l = leg(
+            Proto::Udp,
+            Side::Inside,
+            "sip:pbx@10.0.0.5:5062",
+            LegState::Confirmed,
+        );
+        assert_eq!(target(&l).addr, "10.0.0.5:40312".parse().unwrap());
+    }
+
+    #[test]
+    fn a_tcp_pbx_is_reached_on_the_port_it_named() {
+        let l = leg(
+            Proto::Tcp,
+            Side::Inside,
+            "sip:pbx@10.0.0.5:5062;transport=tcp",
+            LegState::Confirmed,
+        );
+        assert_eq!(target(&l).addr, "10.0.0.5:5062".parse().unwrap());
+        let l = leg(
+            Proto::Tcp,
+            Side::Inside,
+            "sip:pbx@10.0.0.5;transport=tcp",
+            LegState::Confirmed,
+        );
+        assert_eq!(target(&l).addr, "10.0.0.5:5060".parse().unwrap());
+        let l = leg(
+            Proto::Tcp,
+            Side::Inside,
+            "sip:pbx@10.0.0.5:5062",
+            invited("SIP/2.0/TCP 10.0.0.5:5070;branch=z9hG4bKx"),
+        );
+        assert_eq!(target(&l).addr, "10.0.0.5:5070".parse().unwrap());
+    }
+
+    #[test]
+    fn another_address_named_is_not_followed() {
+        let l = leg(
+            Proto::Tcp,
+            Side::Inside,
+            "sip:pbx@10.9.9.9:5062",
+            LegState::Confirmed,
+        );
+        assert_eq!(target(&l).addr, "10.0.0.5:40312".parse().unwrap());
+        let l = leg(
+            Proto::Tcp,
+            Side::Inside,
+            "sip:pbx@pbx.example:5062",
+            LegState::Confirmed,
+        );
+        assert_eq!(target(&l).addr, "10.0.0.5:40312".parse().unwrap());
+        let l = leg(
+            Proto::Tcp,
+            Side::Outside,
+            "sip:c@10.0.0.5:5062",
+            LegState::Confirmed,
+        );
+        assert_eq!(target(&l).addr, "10.0.0.5:40312".parse().unwrap());
+    }
 }
