@@ -438,20 +438,8 @@ async fn every_call_up_at_the_kill_gets_its_byes() {
         let invite = pbx
             .invite(addrs.inside, &InviteSpec::new(CALLER, CALLEE))
             .await;
-        let c_invite = carrier.expect_request("INVITE").await;
-        let tag = format!("up{i}");
-        carrier
-            .reply_with(
-                &c_invite,
-                200,
-                Some(&tag),
-                &[],
-                Some(&common::sdp("sendrecv")),
-            )
-            .await;
-        let ok = pbx.expect_response(200).await;
-        pbx.ack(&Dialog::uac(&invite, &ok), invite.cseq).await;
-        carrier.expect_request("ACK").await;
+        let c_invite =
+            common::answer_and_ack(&mut pbx, &mut carrier, &invite, &format!("up{i}")).await;
         pbx_calls.insert(invite.call_id.clone());
         carrier_calls.insert(c_invite.call_id().to_string());
     }

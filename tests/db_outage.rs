@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Dialog, InviteSpec, Ua, CALLER};
+use common::{InviteSpec, Ua, CALLER};
 use sqlx::{Connection, SqliteConnection};
 
 const BUSY_CALLS: usize = 5;
@@ -81,19 +81,7 @@ async fn cdrs_of_a_locked_database_survive_a_sigkill_each_stored_once() {
     let up_call = invite.call_id.clone();
     call_ids.insert(up_call.clone());
     pbx.expect_response(100).await;
-    let c_invite = carrier.expect_request("INVITE").await;
-    carrier
-        .reply_with(
-            &c_invite,
-            200,
-            Some("up"),
-            &[],
-            Some(&common::sdp("sendrecv")),
-        )
-        .await;
-    let ok = pbx.expect_response(200).await;
-    pbx.ack(&Dialog::uac(&invite, &ok), invite.cseq).await;
-    carrier.expect_request("ACK").await;
+    common::answer_and_ack(&mut pbx, &mut carrier, &invite, "up").await;
 
     // The writer gives up on the locked database and spools (after two attempts of 5 s each).
     let mut polls = 0;

@@ -21,7 +21,7 @@ use trunkguard::config::Config;
 use trunkguard::monitor::cdr::Cdr;
 
 pub use msg::Msg;
-pub use ua::{reason_for, sdp, token, Dialog, InviteSpec, Sent, Ua, WAIT};
+pub use ua::{answer_and_ack, reason_for, sdp, token, Dialog, InviteSpec, Sent, Ua, WAIT};
 
 pub const TRUNK: &str = "test";
 /// The trunk's numbers: the only caller IDs allowed out, the only numbers reachable in.

@@ -596,3 +596,16 @@ impl Ua {
         self.backlog.clear();
     }
 }
+
+/// The carrier answers the INVITE the PBX sent (`invite`) with a 200 and an SDP, and the PBX
+/// acknowledges it: an answered call through the gateway. Returns the carrier's INVITE.
+pub async fn answer_and_ack(pbx: &mut Ua, carrier: &mut Ua, invite: &Sent, tag: &str) -> Msg {
+    let c_invite = carrier.expect_request("INVITE").await;
+    carrier
+        .reply_with(&c_invite, 200, Some(tag), &[], Some(&sdp("sendrecv")))
+        .await;
+    let ok = pbx.expect_response(200).await;
+    pbx.ack(&Dialog::uac(invite, &ok), invite.cseq).await;
+    carrier.expect_request("ACK").await;
+    c_invite
+}

@@ -150,12 +150,7 @@ impl Ender {
         };
         for leg in record.legs {
             let (side, peer) = (leg.leg.side, target(&leg));
-            let what = match &leg.state {
-                LegState::Confirmed => "BYE",
-                LegState::Inviting { .. } => "CANCEL",
-                LegState::Invited { .. } => "final response",
-            };
-            tracing::info!(call_id = %call.cdr_id, trunk = call.trunk.as_deref().unwrap_or(""), %side, %peer, what, "ending a dialog left by the crash");
+            tracing::info!(call_id = %call.cdr_id, trunk = call.trunk.as_deref().unwrap_or(""), %side, %peer, what = leg.state.ending(), "ending a dialog left by the crash");
             match &leg.state {
                 LegState::Confirmed => {
                     self.report.byes += 1;

@@ -42,6 +42,17 @@ pub(crate) struct LegRecord {
     pub state: LegState,
 }
 
+impl LegState {
+    /// What ends a leg in this state, for the log.
+    pub fn ending(&self) -> &'static str {
+        match self {
+            LegState::Confirmed => "BYE",
+            LegState::Inviting { .. } => "CANCEL",
+            LegState::Invited { .. } => "final response",
+        }
+    }
+}
+
 impl DialogRecord {
     /// None only if serde cannot encode it, which these types never cause.
     pub fn encode(&self) -> Option<String> {
