@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use chrono::{Duration, Utc};
-use trunkguard::monitor::cdr::{Cdr, Direction, Disposition};
+use trunkguard::model::{Attempt, Cdr, Direction, Disposition, EndReason, Outcome};
 use trunkguard::monitor::cdr_writer::KpiRollup;
 use trunkguard::monitor::persist;
 use trunkguard::store::{CdrWrite, Store};
@@ -29,34 +29,38 @@ fn cdr(i: usize, callers: usize) -> Cdr {
     let invite_at = Utc::now() - Duration::seconds(30);
     let answered = i % 3 != 0;
     Cdr {
-        id: format!("bench-{i:09}"),
-        inside_call_id: Some(format!("in-{i}")),
-        outside_call_id: Some(format!("out-{i}")),
-        trunk: Some("bench".into()),
-        direction: Direction::Outbound,
-        source: "127.0.0.10:5060".into(),
-        caller: Some(format!("86101234{:04}", i % callers)),
-        callee: Some(format!("8613{i:09}")),
-        presented_from: None,
-        pai: None,
-        invite_at,
-        ringing_at: Some(invite_at + Duration::milliseconds(800)),
-        answer_at: answered.then(|| invite_at + Duration::seconds(3)),
-        end_at: invite_at + Duration::seconds(30),
-        talk_ms: if answered { 27_000 } else { 0 },
-        final_status: if answered { 200 } else { 404 },
-        final_reason: if answered { "OK" } else { "Not Found" }.into(),
-        q850_cause: Some(if answered { 16 } else { 1 }),
-        hangup_side: None,
-        disposition: if answered {
-            Disposition::Answered
-        } else {
-            Disposition::Rejected
+        attempt: Attempt {
+            id: format!("bench-{i:09}"),
+            inside_call_id: Some(format!("in-{i}")),
+            outside_call_id: Some(format!("out-{i}")),
+            trunk: Some("bench".into()),
+            direction: Direction::Outbound,
+            source: "127.0.0.10:5060".into(),
+            caller: Some(format!("86101234{:04}", i % callers)),
+            callee: Some(format!("8613{i:09}")),
+            presented_from: None,
+            pai: None,
+            invite_at,
+            ringing_at: Some(invite_at + Duration::milliseconds(800)),
+            answer_at: answered.then(|| invite_at + Duration::seconds(3)),
+            trunk_active: Some((i % 30) as u32),
+            caller_active: Some((i % 5) as u32),
         },
-        end_reason: "normal_clearing".into(),
-        refusal_reason: None,
-        trunk_active: Some((i % 30) as u32),
-        caller_active: Some((i % 5) as u32),
+        outcome: Outcome {
+            end_at: invite_at + Duration::seconds(30),
+            talk_ms: if answered { 27_000 } else { 0 },
+            final_status: if answered { 200 } else { 404 },
+            final_reason: if answered { "OK" } else { "Not Found" }.into(),
+            q850_cause: Some(if answered { 16 } else { 1 }),
+            hangup_side: None,
+            disposition: if answered {
+                Disposition::Answered
+            } else {
+                Disposition::Rejected
+            },
+            end_reason: EndReason::NormalClearing,
+            refusal_reason: None,
+        },
         media: Vec::new(),
         recording: None,
         dtmf: Vec::new(),

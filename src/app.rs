@@ -14,12 +14,12 @@ use crate::b2bua::{B2bua, MediaSettings, RecordingSettings, Registry, Settings};
 use crate::config::Config;
 use crate::config::{ConfigError, TrunkConfig};
 use crate::media::{MediaError, PortAllocator};
+use crate::model::Cdr;
 use crate::monitor::cdr_writer::{CdrSink, CdrWriter, CdrWriterHandle, KpiRollup, WriterHooks};
 use crate::monitor::persist;
 use crate::monitor::service::{
     MonitorError, MonitorHandle, MonitorService, MonitorSettings, MonitorTask,
 };
-use crate::monitor::Cdr;
 use crate::policy::Policy;
 use crate::recording::repair::repair_all;
 use crate::recording::RecordingPool;
@@ -115,6 +115,7 @@ impl Gateway {
         let rollup_over_long = over_long.clone();
         let rollup: KpiRollup = Arc::new(move |cdr: &Cdr| {
             let secs = cdr
+                .attempt
                 .trunk
                 .as_deref()
                 .and_then(|t| {
@@ -397,7 +398,7 @@ impl Gateway {
                 live_calls = registry.len(),
                 "drain timeout: ending live calls"
             );
-            registry.hangup_all("shutdown");
+            registry.hangup_all(crate::model::EndReason::Shutdown);
             // Calls end at once; a few wait for a CANCEL's final response (bounded by 64·T1).
             wait_until_empty(&registry, self.layer.timers().timeout()).await;
         }

@@ -10,6 +10,7 @@ pub mod config;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod media;
+pub mod model;
 pub mod monitor;
 pub mod policy;
 pub mod recording;

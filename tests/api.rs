@@ -12,6 +12,7 @@ use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use trunkguard::api::{route_table, Role};
+use trunkguard::model::EndReason;
 use trunkguard::store::AuditFilter;
 
 /// An answered outbound call from CALLER to `callee`, ended by the PBX.
@@ -337,8 +338,8 @@ async fn an_admin_hangs_up_a_live_call() {
 
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
-    assert_eq!(cdr.id, id);
-    assert_eq!(cdr.end_reason, "operator_hangup");
+    assert_eq!(cdr.attempt.id, id);
+    assert_eq!(cdr.outcome.end_reason, EndReason::OperatorHangup);
 }
 
 #[tokio::test]

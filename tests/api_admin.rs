@@ -414,7 +414,7 @@ async fn a_carrier_exports_the_periods_cdrs_as_csv_and_sees_only_its_trunks() {
             .await
             .expect("read")
             .into_iter()
-            .map(|c| c.id)
+            .map(|c| c.attempt.id)
             .collect();
     ids.sort();
     stored.sort();

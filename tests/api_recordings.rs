@@ -166,7 +166,7 @@ async fn find_the_call(api: &Api) -> String {
     }
 }
 
-fn stored_path(info: &trunkguard::monitor::call_media::RecordingInfo) -> PathBuf {
+fn stored_path(info: &trunkguard::model::RecordingInfo) -> PathBuf {
     PathBuf::from(info.path.as_deref().expect("a WAV path"))
 }
 

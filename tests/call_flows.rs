@@ -7,7 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use trunkguard::monitor::cdr::{Direction, Disposition, HangupSide};
+use trunkguard::model::EndReason;
+use trunkguard::model::{Direction, Disposition, HangupSide};
 
 #[tokio::test]
 async fn answered_call_bye_from_pbx() {
@@ -30,25 +31,25 @@ async fn answered_call_bye_from_pbx() {
 
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
-    assert_eq!(cdr.disposition, Disposition::Answered);
-    assert_eq!(cdr.final_status, 200);
-    assert_eq!(cdr.hangup_side, Some(HangupSide::Inside));
-    assert_eq!(cdr.end_reason, "normal_clearing");
-    assert_eq!(cdr.direction, Direction::Outbound);
-    assert_eq!(cdr.trunk.as_deref(), Some(TRUNK));
-    assert_eq!(cdr.caller.as_deref(), Some(&CALLER[1..]));
-    assert_eq!(cdr.callee.as_deref(), Some(&CALLEE[1..]));
+    assert_eq!(cdr.outcome.disposition, Disposition::Answered);
+    assert_eq!(cdr.outcome.final_status, 200);
+    assert_eq!(cdr.outcome.hangup_side, Some(HangupSide::Inside));
+    assert_eq!(cdr.outcome.end_reason, EndReason::NormalClearing);
+    assert_eq!(cdr.attempt.direction, Direction::Outbound);
+    assert_eq!(cdr.attempt.trunk.as_deref(), Some(TRUNK));
+    assert_eq!(cdr.attempt.caller.as_deref(), Some(&CALLER[1..]));
+    assert_eq!(cdr.attempt.callee.as_deref(), Some(&CALLEE[1..]));
     assert_eq!(
-        cdr.inside_call_id.as_deref(),
+        cdr.attempt.inside_call_id.as_deref(),
         Some(call.invite.call_id.as_str())
     );
     assert_eq!(
-        cdr.outside_call_id.as_deref(),
+        cdr.attempt.outside_call_id.as_deref(),
         Some(call.c_invite.call_id())
     );
-    assert!(cdr.ringing_at.is_some() && cdr.answer_at.is_some());
-    assert!(cdr.refusal_reason.is_none());
-    assert_eq!(cdr.q850_cause, Some(16));
+    assert!(cdr.attempt.ringing_at.is_some() && cdr.attempt.answer_at.is_some());
+    assert!(cdr.outcome.refusal_reason.is_none());
+    assert_eq!(cdr.outcome.q850_cause, Some(16));
 }
 
 #[tokio::test]
@@ -70,9 +71,9 @@ async fn answered_call_bye_from_carrier() {
 
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
-    assert_eq!(cdr.disposition, Disposition::Answered);
-    assert_eq!(cdr.hangup_side, Some(HangupSide::Outside));
-    assert_eq!(cdr.end_reason, "normal_clearing");
+    assert_eq!(cdr.outcome.disposition, Disposition::Answered);
+    assert_eq!(cdr.outcome.hangup_side, Some(HangupSide::Outside));
+    assert_eq!(cdr.outcome.end_reason, EndReason::NormalClearing);
 }
 
 #[tokio::test]
@@ -128,13 +129,13 @@ async fn ringing_and_early_media_are_relayed() {
 
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
-    assert_eq!(cdr.disposition, Disposition::Answered);
+    assert_eq!(cdr.outcome.disposition, Disposition::Answered);
     let (invite_at, ringing_at, answer_at) = (
-        cdr.invite_at,
-        cdr.ringing_at.expect("ringing time"),
-        cdr.answer_at.expect("answer time"),
+        cdr.attempt.invite_at,
+        cdr.attempt.ringing_at.expect("ringing time"),
+        cdr.attempt.answer_at.expect("answer time"),
     );
-    assert!(invite_at <= ringing_at && ringing_at <= answer_at && answer_at <= cdr.end_at);
+    assert!(invite_at <= ringing_at && ringing_at <= answer_at && answer_at <= cdr.outcome.end_at);
 }
 
 #[tokio::test]
@@ -164,7 +165,7 @@ async fn ack_body_is_relayed_for_a_late_offer() {
     let bye = h.carrier.expect_request("BYE").await;
     h.carrier.reply(&bye, 200, None).await;
     let cdrs = h.finish().await;
-    assert_eq!(only(&cdrs).disposition, Disposition::Answered);
+    assert_eq!(only(&cdrs).outcome.disposition, Disposition::Answered);
 }
 
 /// Relay one in-dialog request from one UA to the other and its 200 back; returns the request
@@ -243,7 +244,7 @@ async fn reinvite_hold_from_pbx_is_relayed_and_acked() {
     h.carrier.reply(&bye, 200, None).await;
     h.pbx.expect_response_to("BYE", 200).await;
     let cdrs = h.finish().await;
-    assert_eq!(only(&cdrs).disposition, Disposition::Answered);
+    assert_eq!(only(&cdrs).outcome.disposition, Disposition::Answered);
 }
 
 #[tokio::test]
@@ -288,7 +289,7 @@ async fn reinvite_from_carrier_is_relayed_and_acked() {
     h.carrier.expect_response_to("BYE", 200).await;
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
-    assert_eq!(cdr.hangup_side, Some(HangupSide::Outside));
+    assert_eq!(cdr.outcome.hangup_side, Some(HangupSide::Outside));
 }
 
 #[tokio::test]
@@ -356,7 +357,7 @@ async fn info_and_update_are_relayed_both_ways() {
     h.carrier.reply(&bye, 200, None).await;
     h.pbx.expect_response_to("BYE", 200).await;
     let cdrs = h.finish().await;
-    assert_eq!(only(&cdrs).disposition, Disposition::Answered);
+    assert_eq!(only(&cdrs).outcome.disposition, Disposition::Answered);
 }
 
 #[tokio::test]
@@ -396,16 +397,19 @@ async fn inbound_call_reaches_the_pbx_and_completes() {
 
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
-    assert_eq!(cdr.direction, Direction::Inbound);
-    assert_eq!(cdr.disposition, Disposition::Answered);
-    assert_eq!(cdr.hangup_side, Some(HangupSide::Outside));
-    assert_eq!(cdr.caller.as_deref(), Some(&CALLEE[1..]));
-    assert_eq!(cdr.callee.as_deref(), Some(&CALLER[1..]));
+    assert_eq!(cdr.attempt.direction, Direction::Inbound);
+    assert_eq!(cdr.outcome.disposition, Disposition::Answered);
+    assert_eq!(cdr.outcome.hangup_side, Some(HangupSide::Outside));
+    assert_eq!(cdr.attempt.caller.as_deref(), Some(&CALLEE[1..]));
+    assert_eq!(cdr.attempt.callee.as_deref(), Some(&CALLER[1..]));
     assert_eq!(
-        cdr.outside_call_id.as_deref(),
+        cdr.attempt.outside_call_id.as_deref(),
         Some(invite.call_id.as_str())
     );
-    assert_eq!(cdr.inside_call_id.as_deref(), Some(p_invite.call_id()));
+    assert_eq!(
+        cdr.attempt.inside_call_id.as_deref(),
+        Some(p_invite.call_id())
+    );
 }
 
 #[tokio::test]
@@ -548,5 +552,5 @@ async fn update_in_the_early_dialog_is_relayed_both_ways() {
     h.carrier.reply(&bye, 200, None).await;
     h.pbx.expect_response_to("BYE", 200).await;
     let cdrs = h.finish().await;
-    assert_eq!(only(&cdrs).disposition, Disposition::Answered);
+    assert_eq!(only(&cdrs).outcome.disposition, Disposition::Answered);
 }

@@ -16,8 +16,9 @@ use common::rtp::*;
 use common::{Dialog, InviteSpec, Ua, CALLEE, CALLER};
 use sqlx::{Connection, SqliteConnection};
 use tokio::net::UdpSocket;
-use trunkguard::monitor::call_media::RecordingStatus;
-use trunkguard::monitor::cdr::Disposition;
+use trunkguard::model::Disposition;
+use trunkguard::model::EndReason;
+use trunkguard::model::RecordingStatus;
 
 /// Polls of 100 ms for a journal entry (bounded; a hang fails).
 const JOURNAL_POLLS: usize = 100;
@@ -177,9 +178,12 @@ async fn sigkill_mid_call_leaves_a_closed_cdr_and_a_playable_recording() {
     let cdrs = gw.cdrs().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(cdrs.len(), 1, "{cdrs:#?}");
     let cdr = &cdrs[0];
-    assert_eq!(cdr.end_reason, "gateway_restart");
-    assert_eq!(cdr.disposition, Disposition::Answered);
-    assert!(cdr.talk_ms >= 2_000, "talk time up to the crash: {cdr:#?}");
+    assert_eq!(cdr.outcome.end_reason, EndReason::GatewayRestart);
+    assert_eq!(cdr.outcome.disposition, Disposition::Answered);
+    assert!(
+        cdr.outcome.talk_ms >= 2_000,
+        "talk time up to the crash: {cdr:#?}"
+    );
     let rec = cdr.recording.as_ref().expect("the recording is on the CDR");
     assert_eq!(rec.status, RecordingStatus::Incomplete, "{rec:#?}");
     let path = rec.path.as_deref().expect("path");
@@ -310,10 +314,10 @@ async fn sigkill_while_ringing_fails_the_pbx_invite_and_cancels_the_carrier_invi
         .unwrap_or_else(|e| panic!("{e}\n{}", gw.log_tail(40)));
     let mut cdrs = gw.cdrs().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(cdrs.len(), 2, "{cdrs:#?}");
-    cdrs.retain(|c| c.end_reason == "gateway_restart");
+    cdrs.retain(|c| c.outcome.end_reason == EndReason::GatewayRestart);
     assert_eq!(cdrs.len(), 1, "{cdrs:#?}");
-    assert_eq!(cdrs[0].disposition, Disposition::Failed);
-    assert_eq!(cdrs[0].final_status, 500);
+    assert_eq!(cdrs[0].outcome.disposition, Disposition::Failed);
+    assert_eq!(cdrs[0].outcome.final_status, 500);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -363,7 +367,7 @@ async fn a_2xx_sent_while_the_gateway_was_down_is_acknowledged_and_ended() {
         .unwrap_or_else(|e| panic!("{e}\n{}", gw.log_tail(40)));
     let cdrs = gw.cdrs().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(cdrs.len(), 1, "{cdrs:#?}");
-    assert_eq!(cdrs[0].end_reason, "gateway_restart");
+    assert_eq!(cdrs[0].outcome.end_reason, EndReason::GatewayRestart);
 }
 
 /// SIPp as both peers: the PBX keeps the call until it gets a BYE, the carrier (SIPp's
@@ -414,7 +418,7 @@ async fn sipp_peers_get_their_bye_after_a_sigkill() {
     scene.expect_exit_ok(uas);
     let cdrs = scene.stop_and_read_cdrs();
     scene.ensure(
-        cdrs.len() == 1 && cdrs[0].end_reason == "gateway_restart",
+        cdrs.len() == 1 && cdrs[0].outcome.end_reason == EndReason::GatewayRestart,
         || format!("one CDR closed by the restart expected: {cdrs:#?}"),
     );
 }
@@ -466,7 +470,9 @@ async fn every_call_up_at_the_kill_gets_its_byes() {
         .unwrap_or_else(|e| panic!("{e}\n{}", gw.log_tail(40)));
     let cdrs = gw.cdrs().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(cdrs.len(), CALLS, "{cdrs:#?}");
-    assert!(cdrs.iter().all(|c| c.end_reason == "gateway_restart"));
+    assert!(cdrs
+        .iter()
+        .all(|c| c.outcome.end_reason == EndReason::GatewayRestart));
     assert!(
         gw.log().contains("byes=16") && gw.log().contains("answered=16"),
         "{}",

@@ -112,12 +112,12 @@ async fn cdrs_of_a_locked_database_survive_a_sigkill_each_stored_once() {
     assert_eq!(cdrs.len(), BUSY_CALLS + 1, "{cdrs:#?}");
     harness::assert_one_cdr_per_call(&cdrs, &call_ids);
     for cdr in &cdrs {
-        let expected = if cdr.inside_call_id.as_deref() == Some(up_call.as_str()) {
+        let expected = if cdr.attempt.inside_call_id.as_deref() == Some(up_call.as_str()) {
             "gateway_restart"
         } else {
             "busy"
         };
-        assert_eq!(cdr.end_reason, expected, "{cdr:#?}");
+        assert_eq!(cdr.outcome.end_reason.as_str(), expected, "{cdr:#?}");
     }
     assert_eq!(
         std::fs::metadata(&spool).expect("spool file").len(),

@@ -19,6 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{InviteSpec, Ua, CALLER};
+use trunkguard::model::EndReason;
 
 /// The service user (and group): `nobody` on Debian and Red Hat alike.
 const SERVICE_ID: u32 = 65534;
@@ -201,6 +202,9 @@ async fn cdrs_of_a_read_only_database_are_spooled_and_stored_once_when_it_is_wri
     let cdrs = gw.cdrs().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(cdrs.len(), CALLS_READ_ONLY + 2, "{cdrs:#?}");
     harness::assert_one_cdr_per_call(&cdrs, &call_ids);
-    assert!(cdrs.iter().all(|c| c.end_reason == "busy"), "{cdrs:#?}");
+    assert!(
+        cdrs.iter().all(|c| c.outcome.end_reason == EndReason::Busy),
+        "{cdrs:#?}"
+    );
     assert_eq!(std::fs::metadata(&spool).expect("spool").len(), 0);
 }

@@ -7,11 +7,12 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use trunkguard::monitor::cdr::{Disposition, HangupSide};
+use trunkguard::model::{Disposition, HangupSide};
+use trunkguard::model::{EndReason, RefusalReason};
 
 /// The carrier answers the INVITE with 180 and then a failure; the PBX gets the failure and
 /// ACKs it; the gateway ACKs the carrier's failure itself (same transaction, same branch).
-async fn carrier_refuses(code: u16) -> Vec<trunkguard::monitor::cdr::Cdr> {
+async fn carrier_refuses(code: u16) -> Vec<trunkguard::model::Cdr> {
     let mut h = start_gateway(&[]).await;
     let invite = h.pbx_invite().await;
     let c_invite = h.carrier_gets_invite().await;
@@ -32,21 +33,21 @@ async fn carrier_refuses(code: u16) -> Vec<trunkguard::monitor::cdr::Cdr> {
 async fn busy_is_relayed() {
     let cdrs = carrier_refuses(486).await;
     let cdr = only(&cdrs);
-    assert_eq!(cdr.disposition, Disposition::Busy);
-    assert_eq!(cdr.final_status, 486);
-    assert_eq!(cdr.end_reason, "busy");
-    assert_eq!(cdr.hangup_side, Some(HangupSide::Outside));
-    assert_eq!(cdr.q850_cause, Some(17));
-    assert!(cdr.answer_at.is_none() && cdr.talk_ms == 0);
+    assert_eq!(cdr.outcome.disposition, Disposition::Busy);
+    assert_eq!(cdr.outcome.final_status, 486);
+    assert_eq!(cdr.outcome.end_reason, EndReason::Busy);
+    assert_eq!(cdr.outcome.hangup_side, Some(HangupSide::Outside));
+    assert_eq!(cdr.outcome.q850_cause, Some(17));
+    assert!(cdr.attempt.answer_at.is_none() && cdr.outcome.talk_ms == 0);
 }
 
 #[tokio::test]
 async fn no_answer_is_relayed() {
     let cdrs = carrier_refuses(480).await;
     let cdr = only(&cdrs);
-    assert_eq!(cdr.disposition, Disposition::NoAnswer);
-    assert_eq!(cdr.final_status, 480);
-    assert_eq!(cdr.end_reason, "no_answer");
+    assert_eq!(cdr.outcome.disposition, Disposition::NoAnswer);
+    assert_eq!(cdr.outcome.final_status, 480);
+    assert_eq!(cdr.outcome.end_reason, EndReason::NoAnswer);
 }
 
 #[tokio::test]
@@ -69,10 +70,10 @@ async fn ring_timeout_cancels_the_carrier_and_answers_408() {
 
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
-    assert_eq!(cdr.disposition, Disposition::NoAnswer);
-    assert_eq!(cdr.final_status, 408);
-    assert_eq!(cdr.end_reason, "ring_timeout");
-    assert_eq!(cdr.hangup_side, Some(HangupSide::Gateway));
+    assert_eq!(cdr.outcome.disposition, Disposition::NoAnswer);
+    assert_eq!(cdr.outcome.final_status, 408);
+    assert_eq!(cdr.outcome.end_reason, EndReason::RingTimeout);
+    assert_eq!(cdr.outcome.hangup_side, Some(HangupSide::Gateway));
 }
 
 #[tokio::test]
@@ -104,10 +105,10 @@ async fn cancel_before_answer() {
 
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
-    assert_eq!(cdr.disposition, Disposition::Cancelled);
-    assert_eq!(cdr.final_status, 487);
-    assert_eq!(cdr.end_reason, "cancelled");
-    assert_eq!(cdr.hangup_side, Some(HangupSide::Inside));
+    assert_eq!(cdr.outcome.disposition, Disposition::Cancelled);
+    assert_eq!(cdr.outcome.final_status, 487);
+    assert_eq!(cdr.outcome.end_reason, EndReason::Cancelled);
+    assert_eq!(cdr.outcome.hangup_side, Some(HangupSide::Inside));
 }
 
 #[tokio::test]
@@ -133,7 +134,7 @@ async fn cancel_waits_for_a_provisional_response() {
     h.carrier.expect_request("ACK").await;
 
     let cdrs = h.finish().await;
-    assert_eq!(only(&cdrs).disposition, Disposition::Cancelled);
+    assert_eq!(only(&cdrs).outcome.disposition, Disposition::Cancelled);
 }
 
 #[tokio::test]
@@ -172,10 +173,10 @@ async fn cancel_racing_a_200_ends_the_carrier_leg_with_ack_and_bye() {
 
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
-    assert_eq!(cdr.disposition, Disposition::Cancelled);
-    assert_eq!(cdr.final_status, 487);
+    assert_eq!(cdr.outcome.disposition, Disposition::Cancelled);
+    assert_eq!(cdr.outcome.final_status, 487);
     assert!(
-        cdr.answer_at.is_none(),
+        cdr.attempt.answer_at.is_none(),
         "the PBX never had an answered call"
     );
 }
@@ -205,10 +206,10 @@ async fn carrier_timeout_answers_408() {
 
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
-    assert_eq!(cdr.disposition, Disposition::Failed);
-    assert_eq!(cdr.final_status, 408);
-    assert_eq!(cdr.end_reason, "carrier_timeout");
-    assert_eq!(cdr.hangup_side, Some(HangupSide::Gateway));
+    assert_eq!(cdr.outcome.disposition, Disposition::Failed);
+    assert_eq!(cdr.outcome.final_status, 408);
+    assert_eq!(cdr.outcome.end_reason, EndReason::CarrierTimeout);
+    assert_eq!(cdr.outcome.hangup_side, Some(HangupSide::Gateway));
 }
 
 #[tokio::test]
@@ -239,9 +240,9 @@ async fn pbx_never_acks_the_200() {
 
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
-    assert_eq!(cdr.disposition, Disposition::Answered);
-    assert_eq!(cdr.end_reason, "ack_timeout");
-    assert_eq!(cdr.hangup_side, Some(HangupSide::Gateway));
+    assert_eq!(cdr.outcome.disposition, Disposition::Answered);
+    assert_eq!(cdr.outcome.end_reason, EndReason::AckTimeout);
+    assert_eq!(cdr.outcome.hangup_side, Some(HangupSide::Gateway));
 }
 
 #[tokio::test]
@@ -260,13 +261,13 @@ async fn max_call_duration_ends_both_legs() {
 
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
-    assert_eq!(cdr.disposition, Disposition::Answered);
-    assert_eq!(cdr.end_reason, "max_duration");
-    assert_eq!(cdr.hangup_side, Some(HangupSide::Gateway));
+    assert_eq!(cdr.outcome.disposition, Disposition::Answered);
+    assert_eq!(cdr.outcome.end_reason, EndReason::MaxDuration);
+    assert_eq!(cdr.outcome.hangup_side, Some(HangupSide::Gateway));
     assert!(
-        (1000..2500).contains(&cdr.talk_ms),
+        (1000..2500).contains(&cdr.outcome.talk_ms),
         "talk time {} ms for a 1 s limit",
-        cdr.talk_ms
+        cdr.outcome.talk_ms
     );
 }
 
@@ -291,9 +292,9 @@ async fn shutdown_ends_a_live_call_with_bye_on_both_legs() {
 
     let cdrs = store.recent_cdrs(10).await.expect("CDRs");
     let cdr = only(&cdrs);
-    assert_eq!(cdr.disposition, Disposition::Answered);
-    assert_eq!(cdr.end_reason, "shutdown");
-    assert_eq!(cdr.hangup_side, Some(HangupSide::Gateway));
+    assert_eq!(cdr.outcome.disposition, Disposition::Answered);
+    assert_eq!(cdr.outcome.end_reason, EndReason::Shutdown);
+    assert_eq!(cdr.outcome.hangup_side, Some(HangupSide::Gateway));
 }
 
 #[tokio::test]
@@ -331,9 +332,9 @@ async fn shutdown_ends_a_ringing_call_with_503_and_cancel() {
 
     let cdrs = store.recent_cdrs(10).await.expect("CDRs");
     let cdr = only(&cdrs);
-    assert_eq!(cdr.disposition, Disposition::Failed);
-    assert_eq!(cdr.final_status, 503);
-    assert_eq!(cdr.end_reason, "shutdown");
+    assert_eq!(cdr.outcome.disposition, Disposition::Failed);
+    assert_eq!(cdr.outcome.final_status, 503);
+    assert_eq!(cdr.outcome.end_reason, EndReason::Shutdown);
 }
 
 #[tokio::test]
@@ -375,16 +376,19 @@ async fn drain_lets_live_calls_end_and_refuses_new_ones() {
     assert_eq!(cdrs.len(), 2, "{cdrs:#?}");
     let refused = cdrs
         .iter()
-        .find(|c| c.refusal_reason.is_some())
+        .find(|c| c.outcome.refusal_reason.is_some())
         .expect("refused CDR");
-    assert_eq!(refused.refusal_reason.as_deref(), Some("shutting_down"));
-    assert_eq!(refused.final_status, 503);
+    assert_eq!(
+        refused.outcome.refusal_reason,
+        Some(RefusalReason::ShuttingDown)
+    );
+    assert_eq!(refused.outcome.final_status, 503);
     let answered = cdrs
         .iter()
-        .find(|c| c.refusal_reason.is_none())
+        .find(|c| c.outcome.refusal_reason.is_none())
         .expect("answered CDR");
-    assert_eq!(answered.end_reason, "normal_clearing");
-    assert_eq!(answered.hangup_side, Some(HangupSide::Inside));
+    assert_eq!(answered.outcome.end_reason, EndReason::NormalClearing);
+    assert_eq!(answered.outcome.hangup_side, Some(HangupSide::Inside));
 }
 
 #[tokio::test]
@@ -418,8 +422,8 @@ async fn bye_crossing_a_pending_reinvite_answers_it_487() {
 
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
-    assert_eq!(cdr.end_reason, "normal_clearing");
-    assert_eq!(cdr.hangup_side, Some(HangupSide::Inside));
+    assert_eq!(cdr.outcome.end_reason, EndReason::NormalClearing);
+    assert_eq!(cdr.outcome.hangup_side, Some(HangupSide::Inside));
 }
 
 #[tokio::test]
@@ -443,8 +447,8 @@ async fn bye_from_pbx_on_an_early_dialog_abandons_the_call() {
 
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
-    assert_eq!(cdr.disposition, Disposition::Cancelled);
-    assert_eq!(cdr.hangup_side, Some(HangupSide::Inside));
+    assert_eq!(cdr.outcome.disposition, Disposition::Cancelled);
+    assert_eq!(cdr.outcome.hangup_side, Some(HangupSide::Inside));
 }
 
 /// An inbound call from the carrier that rings at the PBX.
@@ -471,9 +475,9 @@ async fn inbound_busy_is_recorded_as_the_pbx_hanging_up() {
 
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
-    assert_eq!(cdr.disposition, Disposition::Busy);
+    assert_eq!(cdr.outcome.disposition, Disposition::Busy);
     // On an inbound call the called party is inside: the PBX refused it.
-    assert_eq!(cdr.hangup_side, Some(HangupSide::Inside));
+    assert_eq!(cdr.outcome.hangup_side, Some(HangupSide::Inside));
 }
 
 #[tokio::test]
@@ -492,8 +496,8 @@ async fn inbound_cancel_from_the_carrier() {
 
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
-    assert_eq!(cdr.disposition, Disposition::Cancelled);
-    assert_eq!(cdr.hangup_side, Some(HangupSide::Outside));
+    assert_eq!(cdr.outcome.disposition, Disposition::Cancelled);
+    assert_eq!(cdr.outcome.hangup_side, Some(HangupSide::Outside));
 }
 
 #[tokio::test]
@@ -514,10 +518,10 @@ async fn inbound_pbx_timeout_is_not_a_carrier_timeout() {
 
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
-    assert_eq!(cdr.disposition, Disposition::Failed);
-    assert_eq!(cdr.final_status, 408);
-    assert_eq!(cdr.end_reason, "pbx_timeout");
-    assert_eq!(cdr.hangup_side, Some(HangupSide::Gateway));
+    assert_eq!(cdr.outcome.disposition, Disposition::Failed);
+    assert_eq!(cdr.outcome.final_status, 408);
+    assert_eq!(cdr.outcome.end_reason, EndReason::PbxTimeout);
+    assert_eq!(cdr.outcome.hangup_side, Some(HangupSide::Gateway));
 }
 
 #[tokio::test]
@@ -529,18 +533,26 @@ async fn operator_hangup_ends_both_legs() {
     assert_eq!(live[0].trunk, TRUNK);
     assert_eq!(live[0].inside_call_id, call.invite.call_id);
     assert_eq!(live[0].outside_call_id, call.c_invite.call_id());
-    assert!(h.gw.registry().hangup(&live[0].id, "operator"));
+    assert!(h
+        .gw
+        .registry()
+        .hangup(&live[0].id, EndReason::OperatorHangup));
     let c_bye = h.carrier.expect_request("BYE").await;
     h.carrier.reply(&c_bye, 200, None).await;
     let p_bye = h.pbx.expect_request("BYE").await;
     h.pbx.reply(&p_bye, 200, None).await;
-    assert!(!h.gw.registry().hangup(&live[0].id, "operator"), "gone");
+    assert!(
+        !h.gw
+            .registry()
+            .hangup(&live[0].id, EndReason::OperatorHangup),
+        "gone"
+    );
 
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
-    assert_eq!(cdr.id, live[0].id);
-    assert_eq!(cdr.end_reason, "operator");
-    assert_eq!(cdr.hangup_side, Some(HangupSide::Gateway));
+    assert_eq!(cdr.attempt.id, live[0].id);
+    assert_eq!(cdr.outcome.end_reason, EndReason::OperatorHangup);
+    assert_eq!(cdr.outcome.hangup_side, Some(HangupSide::Gateway));
 }
 
 #[tokio::test]
@@ -567,8 +579,8 @@ async fn bye_from_pbx_whose_ack_was_lost_confirms_the_carrier_leg_first() {
 
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
-    assert_eq!(cdr.disposition, Disposition::Answered);
-    assert_eq!(cdr.hangup_side, Some(HangupSide::Inside));
+    assert_eq!(cdr.outcome.disposition, Disposition::Answered);
+    assert_eq!(cdr.outcome.hangup_side, Some(HangupSide::Inside));
 }
 
 #[tokio::test]
@@ -601,7 +613,7 @@ async fn cancel_matching_no_transaction_is_answered_481_and_the_call_goes_on() {
     h.carrier.reply(&c_invite, 487, Some("wb")).await;
     h.carrier.expect_request("ACK").await;
     let cdrs = h.finish().await;
-    assert_eq!(only(&cdrs).disposition, Disposition::Cancelled);
+    assert_eq!(only(&cdrs).outcome.disposition, Disposition::Cancelled);
 }
 
 #[tokio::test]

@@ -6,9 +6,10 @@ mod common;
 
 use common::*;
 use trunkguard::config::Step;
-use trunkguard::monitor::cdr::HangupSide;
-use trunkguard::monitor::kpi::Subject;
-use trunkguard::policy::normalize_number;
+use trunkguard::model::normalize_number;
+use trunkguard::model::HangupSide;
+use trunkguard::model::Subject;
+use trunkguard::model::{EndReason, RefusalReason};
 
 fn caller_subject() -> Subject {
     Subject::caller_id(TRUNK, &normalize_number(CALLER).expect("a number"))
@@ -65,16 +66,16 @@ async fn suspending_the_number_with_hangup_on_suspend_ends_its_live_call() {
     let store = h.gw.store().clone();
     let cdrs = h.finish().await;
     assert_eq!(cdrs.len(), 3, "{cdrs:#?}");
-    assert_eq!(cdrs[0].end_reason, "caller_id_suspended");
-    assert_eq!(cdrs[0].hangup_side, Some(HangupSide::Gateway));
+    assert_eq!(cdrs[0].outcome.end_reason, EndReason::CallerIdSuspended);
+    assert_eq!(cdrs[0].outcome.hangup_side, Some(HangupSide::Gateway));
     assert_eq!(
-        cdrs[1].refusal_reason.as_deref(),
-        Some("caller_id_suspended")
+        cdrs[1].outcome.refusal_reason,
+        Some(RefusalReason::CallerIdSuspended)
     );
-    assert_eq!(cdrs[2].refusal_reason, None);
+    assert_eq!(cdrs[2].outcome.refusal_reason, None);
     // The log holds the step and its lift, by the operator, with the reasons.
     let log = store
-        .enforcement_log(cdrs[0].invite_at, chrono::Utc::now())
+        .enforcement_log(cdrs[0].attempt.invite_at, chrono::Utc::now())
         .await
         .expect("log");
     let rows: Vec<(&str, &str, Option<&str>, &str)> = log
@@ -128,8 +129,16 @@ async fn without_hangup_on_suspend_a_trunk_suspension_leaves_live_calls_alone() 
     h.pbx.expect_response_to("BYE", 200).await;
     let cdrs = h.finish().await;
     assert_eq!(cdrs.len(), 2);
-    assert_eq!(cdrs[0].end_reason, "normal_clearing", "{:#?}", cdrs[0]);
-    assert_eq!(cdrs[1].refusal_reason.as_deref(), Some("trunk_suspended"));
+    assert_eq!(
+        cdrs[0].outcome.end_reason,
+        EndReason::NormalClearing,
+        "{:#?}",
+        cdrs[0]
+    );
+    assert_eq!(
+        cdrs[1].outcome.refusal_reason,
+        Some(RefusalReason::TrunkSuspended)
+    );
 }
 
 #[tokio::test]
@@ -153,9 +162,9 @@ async fn a_throttle_cuts_the_caller_id_cap_on_the_next_call() {
     let cdrs = h.finish().await;
     assert_eq!(cdrs.len(), 2);
     assert_eq!(
-        cdrs[1].refusal_reason.as_deref(),
-        Some("caller_id_throttled")
+        cdrs[1].outcome.refusal_reason,
+        Some(RefusalReason::CallerIdThrottled)
     );
-    assert_eq!(cdrs[0].trunk_active, Some(1));
-    assert_eq!(cdrs[0].caller_active, Some(1));
+    assert_eq!(cdrs[0].attempt.trunk_active, Some(1));
+    assert_eq!(cdrs[0].attempt.caller_active, Some(1));
 }

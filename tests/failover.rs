@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use trunkguard::monitor::cdr::Disposition;
+use trunkguard::model::Disposition;
 
 const SECOND_CARRIER_IP: &str = "127.0.0.12";
 
@@ -66,8 +66,8 @@ async fn a_503_from_the_first_carrier_fails_over_to_the_second() {
 
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
-    assert_eq!(cdr.disposition, Disposition::Answered);
-    assert_eq!(cdr.final_status, 200);
+    assert_eq!(cdr.outcome.disposition, Disposition::Answered);
+    assert_eq!(cdr.outcome.final_status, 200);
 }
 
 #[tokio::test]
@@ -91,8 +91,8 @@ async fn a_carrier_that_never_answers_fails_over_after_timer_b() {
 
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
-    assert_eq!(cdr.final_status, 486);
-    assert_eq!(cdr.disposition, Disposition::Busy);
+    assert_eq!(cdr.outcome.final_status, 486);
+    assert_eq!(cdr.outcome.disposition, Disposition::Busy);
 }
 
 #[tokio::test]
@@ -124,5 +124,5 @@ async fn no_failover_once_the_first_carrier_took_the_call_or_when_there_is_no_ot
 
     let cdrs = h.finish().await;
     assert_eq!(cdrs.len(), 2);
-    assert!(cdrs.iter().all(|c| c.final_status == 503));
+    assert!(cdrs.iter().all(|c| c.outcome.final_status == 503));
 }

@@ -10,7 +10,8 @@ use common::rtp::*;
 use common::*;
 use tokio::net::UdpSocket;
 use trunkguard::media::DropReason;
-use trunkguard::monitor::cdr::Disposition;
+use trunkguard::model::Disposition;
+use trunkguard::model::{EndReason, RefusalReason};
 
 async fn recv_rtp(sock: &UdpSocket) -> Option<(Vec<u8>, SocketAddr)> {
     let mut buf = [0u8; 1500];
@@ -66,7 +67,7 @@ async fn rtp_crosses_the_gateway_both_ways() {
     h.carrier.reply(&bye, 200, None).await;
     h.pbx.expect_response_to("BYE", 200).await;
     let cdrs = h.finish().await;
-    assert_eq!(only(&cdrs).disposition, Disposition::Answered);
+    assert_eq!(only(&cdrs).outcome.disposition, Disposition::Answered);
 }
 
 #[tokio::test]
@@ -84,8 +85,8 @@ async fn silence_ends_the_call_after_the_media_timeout() {
     h.carrier.reply(&c_bye, 200, None).await;
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
-    assert_eq!(cdr.end_reason, "media_timeout");
-    assert_eq!(cdr.disposition, Disposition::Answered);
+    assert_eq!(cdr.outcome.end_reason, EndReason::MediaTimeout);
+    assert_eq!(cdr.outcome.disposition, Disposition::Answered);
     drop(m);
 }
 
@@ -106,7 +107,7 @@ async fn a_ringing_call_owes_no_rtp() {
     h.carrier.reply(&c_invite, 487, Some("r")).await;
     h.pbx.expect_response(487).await;
     let cdrs = h.finish().await;
-    assert_eq!(only(&cdrs).disposition, Disposition::Cancelled);
+    assert_eq!(only(&cdrs).outcome.disposition, Disposition::Cancelled);
 }
 
 #[tokio::test]
@@ -142,7 +143,7 @@ async fn an_answered_call_is_recorded_in_stereo_with_each_side_on_its_channel() 
     let rec = cdr.recording.as_ref().expect("recording on the CDR");
     assert_eq!(
         rec.status,
-        trunkguard::monitor::call_media::RecordingStatus::Complete,
+        trunkguard::model::RecordingStatus::Complete,
         "{rec:#?}"
     );
     let path = rec.path.as_deref().expect("path");
@@ -168,7 +169,7 @@ async fn an_answered_call_is_recorded_in_stereo_with_each_side_on_its_channel() 
     let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
     // The file spans the call (about 1 s of talk), give or take the setup and a packet.
     let secs = left.len() as f64 / 8000.0;
-    let talk = cdr.talk_ms as f64 / 1000.0;
+    let talk = cdr.outcome.talk_ms as f64 / 1000.0;
     assert!(
         (secs - talk).abs() < 0.3,
         "file {secs:.2} s vs talk {talk:.2} s"
@@ -192,18 +193,22 @@ async fn an_answered_call_is_recorded_in_stereo_with_each_side_on_its_channel() 
 
     // `trunkguard verify`: by call id and by path, then after tampering.
     use trunkguard::recording::evidence::verify;
-    let v = verify(&store, &cdr.id).await.expect("verify by call id");
+    let v = verify(&store, &cdr.attempt.id)
+        .await
+        .expect("verify by call id");
     assert!(v.matches(), "{v:?}");
     let v = verify(&store, path).await.expect("verify by path");
     assert!(
-        v.matches() && v.call_id.as_deref() == Some(cdr.id.as_str()),
+        v.matches() && v.call_id.as_deref() == Some(cdr.attempt.id.as_str()),
         "{v:?}"
     );
     let mut bytes = std::fs::read(path).expect("read");
     let last = bytes.len() - 1;
     bytes[last] ^= 0x01;
     std::fs::write(path, bytes).expect("tamper");
-    let v = verify(&store, &cdr.id).await.expect("verify tampered");
+    let v = verify(&store, &cdr.attempt.id)
+        .await
+        .expect("verify tampered");
     assert!(!v.matches(), "a changed file must not verify");
 }
 
@@ -221,10 +226,10 @@ async fn a_recording_that_cannot_start_refuses_the_call_when_required() {
     h.carrier.expect_silence(Duration::from_millis(300)).await;
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
-    assert_eq!(cdr.disposition, Disposition::Refused);
+    assert_eq!(cdr.outcome.disposition, Disposition::Refused);
     assert_eq!(
-        cdr.refusal_reason.as_deref(),
-        Some("recording_not_writable")
+        cdr.outcome.refusal_reason,
+        Some(RefusalReason::RecordingNotWritable)
     );
 }
 
@@ -241,15 +246,12 @@ async fn with_recording_optional_the_call_goes_on_unrecorded_and_says_why() {
     h.carrier.reply(&bye, 200, None).await;
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
-    assert_eq!(cdr.disposition, Disposition::Answered);
+    assert_eq!(cdr.outcome.disposition, Disposition::Answered);
     let rec = cdr
         .recording
         .as_ref()
         .expect("the CDR says why there is no recording");
-    assert_eq!(
-        rec.status,
-        trunkguard::monitor::call_media::RecordingStatus::Failed
-    );
+    assert_eq!(rec.status, trunkguard::model::RecordingStatus::Failed);
     assert!(
         rec.note
             .as_deref()
@@ -313,7 +315,7 @@ async fn hold_suspends_the_media_timeout_and_resume_rearms_it() {
     let bye = h.carrier.expect_request("BYE").await;
     h.carrier.reply(&bye, 200, None).await;
     let cdrs = h.finish().await;
-    assert_eq!(only(&cdrs).end_reason, "media_timeout");
+    assert_eq!(only(&cdrs).outcome.end_reason, EndReason::MediaTimeout);
 }
 
 /// An RFC 4733 end-of-event packet for `digit` (event code), sent three times as senders do.

@@ -10,9 +10,10 @@ use std::time::Duration;
 use chrono::Utc;
 use common::*;
 use trunkguard::config::Step;
-use trunkguard::monitor::cdr::{Cdr, Disposition};
+use trunkguard::model::Subject;
+use trunkguard::model::{Attempt, Cdr, Disposition, Outcome};
+use trunkguard::model::{EndReason, RefusalReason};
 use trunkguard::monitor::enforcement::Cause;
-use trunkguard::monitor::kpi::Subject;
 use trunkguard::monitor::report::{kpi_report, Bucket, ReportQuery, ReportRow};
 use trunkguard::store::Store;
 
@@ -220,7 +221,7 @@ async fn a_restart_keeps_the_report_and_the_steps_in_force() {
     wait_cdrs_seen(&h, 2).await;
     let cdrs = h.finish().await;
     let last = cdrs.last().expect("CDRs");
-    assert_eq!(last.disposition, Disposition::Answered, "{last:#?}");
+    assert_eq!(last.outcome.disposition, Disposition::Answered, "{last:#?}");
     let days_end = report(&store, Bucket::Day, None).await;
     assert_eq!(total(&days_end, "trunk", "", |r| r.attempts), 7);
     assert_eq!(total(&days_end, "trunk", "", |r| r.answered), 3);
@@ -267,10 +268,10 @@ async fn imported_complaints_suspend_the_number_and_are_linked_to_the_calls() {
     let call_to = |callee: &str| -> String {
         cdrs.iter()
             .find(|c| {
-                c.caller.as_deref() == Some(digits(CALLER).as_str())
-                    && c.callee.as_deref() == Some(digits(callee).as_str())
+                c.attempt.caller.as_deref() == Some(digits(CALLER).as_str())
+                    && c.attempt.callee.as_deref() == Some(digits(callee).as_str())
             })
-            .map(|c| c.id.clone())
+            .map(|c| c.attempt.id.clone())
             .unwrap_or_else(|| panic!("no CDR of a call to {callee}: {cdrs:#?}"))
     };
 
@@ -364,8 +365,8 @@ async fn imported_complaints_suspend_the_number_and_are_linked_to_the_calls() {
     let cdrs = h.finish().await;
     let refused = &cdrs[4];
     assert_eq!(
-        refused.refusal_reason.as_deref(),
-        Some("caller_id_suspended"),
+        refused.outcome.refusal_reason,
+        Some(RefusalReason::CallerIdSuspended),
         "{refused:#?}"
     );
     let days = report(&store, Bucket::Day, None).await;
@@ -441,30 +442,34 @@ fn ended_call(id: &str, now: chrono::DateTime<Utc>) -> Cdr {
     let invite_at = now - chrono::Duration::seconds(20);
     let answer_at = invite_at + chrono::Duration::seconds(2);
     Cdr {
-        id: id.to_string(),
-        inside_call_id: Some(format!("{id}@pbx")),
-        outside_call_id: Some(format!("{id}-out")),
-        trunk: Some(TRUNK.to_string()),
-        direction: trunkguard::monitor::cdr::Direction::Outbound,
-        source: format!("{PBX_IP}:5060"),
-        caller: Some(digits(CALLER)),
-        callee: Some(digits(CALLEE)),
-        presented_from: Some(CALLER.to_string()),
-        pai: None,
-        invite_at,
-        ringing_at: None,
-        answer_at: Some(answer_at),
-        end_at: now,
-        talk_ms: Cdr::talk_ms_between(Some(answer_at), now),
-        final_status: 200,
-        final_reason: "OK".to_string(),
-        q850_cause: Some(16),
-        hangup_side: Some(trunkguard::monitor::cdr::HangupSide::Inside),
-        disposition: Disposition::Answered,
-        end_reason: "bye_inside".to_string(),
-        refusal_reason: None,
-        trunk_active: Some(1),
-        caller_active: Some(1),
+        attempt: Attempt {
+            id: id.to_string(),
+            inside_call_id: Some(format!("{id}@pbx")),
+            outside_call_id: Some(format!("{id}-out")),
+            trunk: Some(TRUNK.to_string()),
+            direction: trunkguard::model::Direction::Outbound,
+            source: format!("{PBX_IP}:5060"),
+            caller: Some(digits(CALLER)),
+            callee: Some(digits(CALLEE)),
+            presented_from: Some(CALLER.to_string()),
+            pai: None,
+            invite_at,
+            ringing_at: None,
+            answer_at: Some(answer_at),
+            trunk_active: Some(1),
+            caller_active: Some(1),
+        },
+        outcome: Outcome {
+            end_at: now,
+            talk_ms: Cdr::talk_ms_between(Some(answer_at), now),
+            final_status: 200,
+            final_reason: "OK".to_string(),
+            q850_cause: Some(16),
+            hangup_side: Some(trunkguard::model::HangupSide::Inside),
+            disposition: Disposition::Answered,
+            end_reason: EndReason::NormalClearing,
+            refusal_reason: None,
+        },
         media: Vec::new(),
         recording: None,
         dtmf: Vec::new(),
@@ -490,7 +495,7 @@ async fn start_after_outage_and_crash(
     drop(spool);
     let store = Store::connect(&db_url).await.expect("store");
     let mut cut = ended_call("cut-0", now);
-    cut.end_reason = "in_progress".to_string();
+    cut.outcome.end_reason = EndReason::InProgress;
     let journal = CdrWrite::Journal {
         cdr: cut,
         recording_part: None,

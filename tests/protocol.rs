@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
-use trunkguard::monitor::cdr::Disposition;
+use trunkguard::model::Disposition;
+use trunkguard::model::RefusalReason;
 
 const QUIET: Duration = Duration::from_millis(300);
 
@@ -154,25 +155,25 @@ async fn malformed_invites_are_answered_400_naming_the_problem() {
     assert_eq!(cdrs.len(), 5, "{cdrs:#?}");
     assert_eq!(
         cdrs.iter()
-            .filter(|c| c.disposition == Disposition::Busy)
+            .filter(|c| c.outcome.disposition == Disposition::Busy)
             .count(),
         1
     );
     let refused: Vec<_> = cdrs
         .iter()
-        .filter(|c| c.disposition == Disposition::Refused)
+        .filter(|c| c.outcome.disposition == Disposition::Refused)
         .collect();
     assert_eq!(refused.len(), 4, "{cdrs:#?}");
     for c in refused {
-        assert_eq!(c.final_status, 400, "{c:#?}");
+        assert_eq!(c.outcome.final_status, 400, "{c:#?}");
         assert!(
             matches!(
-                c.refusal_reason.as_deref(),
-                Some("malformed_request") | Some("invalid_request")
+                c.outcome.refusal_reason,
+                Some(RefusalReason::MalformedRequest | RefusalReason::InvalidRequest)
             ),
             "{c:#?}"
         );
-        assert_eq!(c.trunk.as_deref(), Some("test"), "{c:#?}");
+        assert_eq!(c.attempt.trunk.as_deref(), Some("test"), "{c:#?}");
     }
 }
 
@@ -188,9 +189,12 @@ async fn invite_with_max_forwards_zero_is_answered_483_and_recorded() {
     h.carrier.expect_silence(QUIET).await;
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
-    assert_eq!(cdr.disposition, Disposition::Refused);
-    assert_eq!(cdr.final_status, 483);
-    assert_eq!(cdr.refusal_reason.as_deref(), Some("invalid_request"));
+    assert_eq!(cdr.outcome.disposition, Disposition::Refused);
+    assert_eq!(cdr.outcome.final_status, 483);
+    assert_eq!(
+        cdr.outcome.refusal_reason,
+        Some(RefusalReason::InvalidRequest)
+    );
 }
 
 #[tokio::test]
@@ -271,8 +275,8 @@ async fn bye_after_the_call_ended_is_answered_481() {
     h.pbx.expect_silence(QUIET).await;
     let cdrs = h.finish().await;
     assert_eq!(
-        only(&cdrs).hangup_side,
-        Some(trunkguard::monitor::cdr::HangupSide::Inside)
+        only(&cdrs).outcome.hangup_side,
+        Some(trunkguard::model::HangupSide::Inside)
     );
 }
 
@@ -305,5 +309,5 @@ async fn a_second_invite_with_a_live_call_id_is_a_loop() {
     assert_eq!(cdrs.len(), 2, "{cdrs:#?}");
     assert!(cdrs
         .iter()
-        .any(|c| c.refusal_reason.as_deref() == Some("duplicate_call_id")));
+        .any(|c| c.outcome.refusal_reason == Some(RefusalReason::DuplicateCallId)));
 }

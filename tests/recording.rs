@@ -19,8 +19,9 @@ use common::*;
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
-use trunkguard::monitor::call_media::{RecordingInfo, RecordingStatus};
-use trunkguard::monitor::cdr::{Cdr, Disposition};
+use trunkguard::model::{Cdr, Disposition};
+use trunkguard::model::{EndReason, RefusalReason};
+use trunkguard::model::{RecordingInfo, RecordingStatus};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -465,7 +466,7 @@ async fn a_g722_call_is_recorded_wideband_with_each_side_on_its_channel() {
         (2, 16_000, 16),
         "stereo 16-bit at 16 kHz"
     );
-    let talk = cdr.talk_ms as f64 / 1000.0;
+    let talk = cdr.outcome.talk_ms as f64 / 1000.0;
     assert!(
         (wav.secs() - talk).abs() < 0.3,
         "file {:.2} s vs talk {talk:.2} s",
@@ -727,7 +728,7 @@ async fn without_record_early_media_the_early_media_is_not_recorded() {
     assert_eq!(rec.status, RecordingStatus::Complete, "{rec:#?}");
     assert_digest(rec);
     let wav = Wav::read(rec.path.as_deref().expect("path"));
-    let talk = cdr.talk_ms as f64 / 1000.0;
+    let talk = cdr.outcome.talk_ms as f64 / 1000.0;
     assert!(
         (wav.secs() - talk).abs() < 0.3,
         "file {:.2} s vs talk {talk:.2} s",
@@ -886,8 +887,12 @@ async fn a_disk_that_fills_mid_call_neither_stalls_the_relay_nor_hides_the_failu
     let cdrs = h.finish().await;
     assert_eq!(cdrs.len(), 2, "{cdrs:#?}");
     let (full, next) = (&cdrs[0], &cdrs[1]);
-    assert_eq!(full.disposition, Disposition::Answered);
-    assert_eq!(full.end_reason, "normal_clearing", "{full:#?}");
+    assert_eq!(full.outcome.disposition, Disposition::Answered);
+    assert_eq!(
+        full.outcome.end_reason,
+        EndReason::NormalClearing,
+        "{full:#?}"
+    );
     let rec = recording(full);
     assert_ne!(
         rec.status,
@@ -902,7 +907,7 @@ async fn a_disk_that_fills_mid_call_neither_stalls_the_relay_nor_hides_the_failu
     // What was written before the disk filled is a valid file, and its digest is stored.
     assert_digest(rec);
     let wav = Wav::read(rec.path.as_deref().expect("path"));
-    let talk = full.talk_ms as f64 / 1000.0;
+    let talk = full.outcome.talk_ms as f64 / 1000.0;
     assert!(
         wav.secs() > 0.3 && wav.secs() < talk - 0.5,
         "the file holds the audio before the disk filled: {:.2} s of {talk:.2} s",
@@ -952,14 +957,14 @@ async fn a_full_disk_at_admission_refuses_the_call_when_recording_is_required() 
     idle.assert_back(&h).await;
     let cdrs = h.finish().await;
     assert_eq!(cdrs.len(), 2, "{cdrs:#?}");
-    assert_eq!(cdrs[0].disposition, Disposition::Refused);
+    assert_eq!(cdrs[0].outcome.disposition, Disposition::Refused);
     assert_eq!(
-        cdrs[0].refusal_reason.as_deref(),
-        Some("recording_disk_full"),
+        cdrs[0].outcome.refusal_reason,
+        Some(RefusalReason::RecordingDiskFull),
         "{:#?}",
         cdrs[0]
     );
-    assert_eq!(cdrs[1].disposition, Disposition::Answered);
+    assert_eq!(cdrs[1].outcome.disposition, Disposition::Answered);
     assert_eq!(recording(&cdrs[1]).status, RecordingStatus::Complete);
     drop(disk);
 }
@@ -992,7 +997,7 @@ async fn a_full_disk_at_admission_leaves_the_call_unrecorded_when_recording_is_o
     idle.assert_back(&h).await;
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
-    assert_eq!(cdr.disposition, Disposition::Answered);
+    assert_eq!(cdr.outcome.disposition, Disposition::Answered);
     let rec = recording(cdr);
     assert_eq!(rec.status, RecordingStatus::Failed, "{rec:#?}");
     assert!(
@@ -1149,7 +1154,7 @@ async fn with_record_early_media_a_call_rejected_without_early_media_keeps_no_fi
     idle.assert_back(&h).await;
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
-    assert_eq!(cdr.disposition, Disposition::Busy, "{cdr:#?}");
+    assert_eq!(cdr.outcome.disposition, Disposition::Busy, "{cdr:#?}");
     assert_eq!(cdr.recording, None, "no audio, no recording: {cdr:#?}");
     let rec_dir = keep.path().join("rec");
     let files = if rec_dir.exists() {
@@ -1195,7 +1200,7 @@ async fn a_disk_that_fills_before_the_answer_leaves_the_answered_call_unrecorded
     idle.assert_back(&h).await;
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
-    assert_eq!(cdr.disposition, Disposition::Answered);
+    assert_eq!(cdr.outcome.disposition, Disposition::Answered);
     let rec = recording(cdr);
     assert_eq!(rec.status, RecordingStatus::Failed, "{rec:#?}");
     assert!(

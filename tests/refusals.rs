@@ -8,7 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use trunkguard::monitor::cdr::{Cdr, Direction, Disposition};
+use trunkguard::model::EndReason;
+use trunkguard::model::{Cdr, Direction, Disposition};
 
 /// Long enough for any answer from the gateway on loopback to have arrived.
 const QUIET: Duration = Duration::from_millis(300);
@@ -51,16 +52,20 @@ async fn end_busy(h: &mut Harness, invite: &Sent, c_invite: &Msg) {
 }
 
 fn assert_refused(cdr: &Cdr, status: u16, phrase: &str, reason: &str) {
-    assert_eq!(cdr.disposition, Disposition::Refused, "{cdr:#?}");
-    assert_eq!(cdr.final_status, status, "{cdr:#?}");
-    assert_eq!(cdr.final_reason, phrase, "{cdr:#?}");
-    assert_eq!(cdr.refusal_reason.as_deref(), Some(reason), "{cdr:#?}");
-    assert_eq!(cdr.end_reason, "refused");
-    assert!(cdr.answer_at.is_none());
+    assert_eq!(cdr.outcome.disposition, Disposition::Refused, "{cdr:#?}");
+    assert_eq!(cdr.outcome.final_status, status, "{cdr:#?}");
+    assert_eq!(cdr.outcome.final_reason, phrase, "{cdr:#?}");
+    assert_eq!(
+        cdr.outcome.refusal_reason.map(|r| r.as_str()),
+        Some(reason),
+        "{cdr:#?}"
+    );
+    assert_eq!(cdr.outcome.end_reason, EndReason::Refused);
+    assert!(cdr.attempt.answer_at.is_none());
     // No second leg was ever created.
-    let other_leg = match cdr.direction {
-        Direction::Outbound => &cdr.outside_call_id,
-        Direction::Inbound => &cdr.inside_call_id,
+    let other_leg = match cdr.attempt.direction {
+        Direction::Outbound => &cdr.attempt.outside_call_id,
+        Direction::Inbound => &cdr.attempt.inside_call_id,
     };
     assert!(other_leg.is_none(), "{cdr:#?}");
 }
@@ -79,9 +84,9 @@ async fn caller_id_not_in_the_list() {
         "Caller ID Not Authorized",
         "caller_id_not_authorized",
     );
-    assert_eq!(cdr.caller.as_deref(), Some("861099999999"));
-    assert_eq!(cdr.trunk.as_deref(), Some(TRUNK));
-    assert_eq!(cdr.direction, Direction::Outbound);
+    assert_eq!(cdr.attempt.caller.as_deref(), Some("861099999999"));
+    assert_eq!(cdr.attempt.trunk.as_deref(), Some(TRUNK));
+    assert_eq!(cdr.attempt.direction, Direction::Outbound);
 }
 
 #[tokio::test]
@@ -100,11 +105,12 @@ async fn p_asserted_identity_not_in_the_list() {
         "caller_id_not_authorized",
     );
     assert!(
-        cdr.pai
+        cdr.attempt
+            .pai
             .as_deref()
             .is_some_and(|p| p.contains("+861099999999")),
         "the presented P-Asserted-Identity is recorded: {:?}",
-        cdr.pai
+        cdr.attempt.pai
     );
 }
 
@@ -160,9 +166,9 @@ async fn anonymous_allowed_with_an_authorized_asserted_identity() {
         "Caller ID Not Authorized",
         "caller_id_not_authorized",
     );
-    assert_eq!(cdrs[1].disposition, Disposition::Busy);
+    assert_eq!(cdrs[1].outcome.disposition, Disposition::Busy);
     // The line is the asserted number.
-    assert_eq!(cdrs[1].caller.as_deref(), Some(&CALLER[1..]));
+    assert_eq!(cdrs[1].attempt.caller.as_deref(), Some(&CALLER[1..]));
 }
 
 #[tokio::test]
@@ -194,8 +200,8 @@ async fn blocked_caller_and_callee() {
     assert_eq!(cdrs.len(), 3, "{cdrs:#?}");
     assert_refused(&cdrs[0], 403, "Number Blocked", "number_blocked");
     assert_refused(&cdrs[1], 403, "Number Blocked", "number_blocked");
-    assert_eq!(cdrs[1].callee.as_deref(), Some("8613900000666"));
-    assert_eq!(cdrs[2].disposition, Disposition::Busy);
+    assert_eq!(cdrs[1].attempt.callee.as_deref(), Some("8613900000666"));
+    assert_eq!(cdrs[2].outcome.disposition, Disposition::Busy);
 }
 
 #[tokio::test]
@@ -228,7 +234,7 @@ async fn calling_hours_use_the_trunks_time_zone() {
     let (invite, c_invite) = ringing(&mut h, &InviteSpec::new(CALLER, CALLEE)).await;
     end_busy(&mut h, &invite, &c_invite).await;
     let cdrs = h.finish().await;
-    assert_eq!(only(&cdrs).disposition, Disposition::Busy);
+    assert_eq!(only(&cdrs).outcome.disposition, Disposition::Busy);
 }
 
 #[tokio::test]
@@ -254,7 +260,10 @@ async fn trunk_concurrency_limit() {
 
     let cdrs = h.finish().await;
     assert_eq!(cdrs.len(), 3, "{cdrs:#?}");
-    let refusals: Vec<_> = cdrs.iter().filter(|c| c.refusal_reason.is_some()).collect();
+    let refusals: Vec<_> = cdrs
+        .iter()
+        .filter(|c| c.outcome.refusal_reason.is_some())
+        .collect();
     assert_eq!(refusals.len(), 1);
     assert_refused(
         refusals[0],
@@ -264,7 +273,7 @@ async fn trunk_concurrency_limit() {
     );
     assert_eq!(
         cdrs.iter()
-            .filter(|c| c.disposition == Disposition::Busy)
+            .filter(|c| c.outcome.disposition == Disposition::Busy)
             .count(),
         2
     );
@@ -295,7 +304,7 @@ async fn caller_id_concurrency_limit() {
     assert_eq!(cdrs.len(), 3, "{cdrs:#?}");
     let refusal = cdrs
         .iter()
-        .find(|c| c.refusal_reason.is_some())
+        .find(|c| c.outcome.refusal_reason.is_some())
         .expect("a refusal");
     assert_refused(
         refusal,
@@ -370,8 +379,8 @@ async fn unknown_source_is_refused_when_configured() {
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
     assert_refused(cdr, 403, "Forbidden", "unknown_source");
-    assert_eq!(cdr.trunk, None);
-    assert_eq!(cdr.source, stranger.addr().to_string());
+    assert_eq!(cdr.attempt.trunk, None);
+    assert_eq!(cdr.attempt.source, stranger.addr().to_string());
 }
 
 #[tokio::test]
@@ -389,11 +398,11 @@ async fn inbound_call_to_an_unknown_number() {
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
     assert_refused(cdr, 404, "Not Found", "unknown_number");
-    assert_eq!(cdr.direction, Direction::Inbound);
-    assert_eq!(cdr.callee.as_deref(), Some("861055555555"));
+    assert_eq!(cdr.attempt.direction, Direction::Inbound);
+    assert_eq!(cdr.attempt.callee.as_deref(), Some("861055555555"));
     // Refused inbound: the outside Call-ID is the carrier's, no inside leg exists.
     assert_eq!(
-        cdr.outside_call_id.as_deref(),
+        cdr.attempt.outside_call_id.as_deref(),
         Some(invite.call_id.as_str())
     );
 }

@@ -7,7 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use trunkguard::monitor::cdr::Disposition;
+use trunkguard::model::Disposition;
+use trunkguard::model::EndReason;
 
 /// Let any message that might still come arrive (a gateway reacts in well under this).
 const QUIET: Duration = Duration::from_millis(400);
@@ -57,7 +58,7 @@ async fn repeated_invite_reaches_the_carrier_once() {
     h.carrier.reply(&bye, 200, None).await;
     h.pbx.expect_response_to("BYE", 200).await;
     let cdrs = h.finish().await;
-    assert_eq!(only(&cdrs).disposition, Disposition::Answered);
+    assert_eq!(only(&cdrs).outcome.disposition, Disposition::Answered);
 }
 
 #[tokio::test]
@@ -91,7 +92,7 @@ async fn carrier_retransmitting_its_200_is_acked_again() {
     h.carrier.reply(&bye, 200, None).await;
     h.pbx.expect_response_to("BYE", 200).await;
     let cdrs = h.finish().await;
-    assert_eq!(only(&cdrs).disposition, Disposition::Answered);
+    assert_eq!(only(&cdrs).outcome.disposition, Disposition::Answered);
 }
 
 #[tokio::test]
@@ -131,7 +132,7 @@ async fn lost_ack_from_pbx_makes_the_gateway_retransmit_its_200() {
     h.carrier.reply(&bye, 200, None).await;
     h.pbx.expect_response_to("BYE", 200).await;
     let cdrs = h.finish().await;
-    assert_eq!(only(&cdrs).disposition, Disposition::Answered);
+    assert_eq!(only(&cdrs).outcome.disposition, Disposition::Answered);
 }
 
 #[tokio::test]
@@ -165,7 +166,7 @@ async fn failure_response_is_retransmitted_until_acked() {
     h.carrier.expect_silence(QUIET).await;
 
     let cdrs = h.finish().await;
-    assert_eq!(only(&cdrs).disposition, Disposition::Busy);
+    assert_eq!(only(&cdrs).outcome.disposition, Disposition::Busy);
 }
 
 #[tokio::test]
@@ -187,7 +188,7 @@ async fn repeated_bye_is_answered_again_and_relayed_once() {
     h.carrier.expect_silence(QUIET).await;
 
     let cdrs = h.finish().await;
-    assert_eq!(only(&cdrs).end_reason, "normal_clearing");
+    assert_eq!(only(&cdrs).outcome.end_reason, EndReason::NormalClearing);
 }
 
 #[tokio::test]
@@ -218,7 +219,7 @@ async fn repeated_reinvite_reaches_the_carrier_once() {
     h.carrier.reply(&bye, 200, None).await;
     h.pbx.expect_response_to("BYE", 200).await;
     let cdrs = h.finish().await;
-    assert_eq!(only(&cdrs).disposition, Disposition::Answered);
+    assert_eq!(only(&cdrs).outcome.disposition, Disposition::Answered);
 }
 
 #[tokio::test]
@@ -238,7 +239,7 @@ async fn bye_to_a_silent_carrier_is_retransmitted_and_the_call_still_ends() {
     // The call ended when the PBX hung up, whatever the carrier does.
     h.assert_idle().await;
     let cdrs = h.finish().await;
-    assert_eq!(only(&cdrs).end_reason, "normal_clearing");
+    assert_eq!(only(&cdrs).outcome.end_reason, EndReason::NormalClearing);
 }
 
 #[tokio::test]
@@ -281,7 +282,7 @@ async fn carrier_retransmitting_its_200_to_a_reinvite_is_acked_again() {
     h.carrier.reply(&bye, 200, None).await;
     h.pbx.expect_response_to("BYE", 200).await;
     let cdrs = h.finish().await;
-    assert_eq!(only(&cdrs).disposition, Disposition::Answered);
+    assert_eq!(only(&cdrs).outcome.disposition, Disposition::Answered);
 }
 
 #[tokio::test]

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use harness::{Scenario, Scene, SippSpec, TrunkLimits, PBX_IP, TRUNK_NUMBER};
-use trunkguard::monitor::{Cdr, Disposition};
+use trunkguard::model::{Cdr, Disposition};
 use trunkguard::store::{AnomalyRow, Store};
 
 const CALLEE: &str = "8613800138000";
@@ -235,7 +235,11 @@ fn summary(cdrs: &[Cdr]) -> String {
         .map(|c| {
             format!(
                 "{} {} {} {} refusal={:?}",
-                c.id, c.disposition, c.final_status, c.end_reason, c.refusal_reason
+                c.attempt.id,
+                c.outcome.disposition,
+                c.outcome.final_status,
+                c.outcome.end_reason,
+                c.outcome.refusal_reason
             )
         })
         .collect::<Vec<_>>()
@@ -260,10 +264,10 @@ fn stop_and_read_cdrs(scene: &mut Scene) -> Vec<Cdr> {
 }
 
 fn refused_with(c: &Cdr, status: u16, reason: &str) -> bool {
-    c.disposition == Disposition::Refused
-        && c.final_status == status
-        && c.refusal_reason.as_deref() == Some(reason)
-        && c.outside_call_id.is_none()
+    c.outcome.disposition == Disposition::Refused
+        && c.outcome.final_status == status
+        && c.outcome.refusal_reason.map(|r| r.as_str()) == Some(reason)
+        && c.attempt.outside_call_id.is_none()
 }
 
 /// Ten calls the carrier answers 404: the error-rate rule fires at the 10th CDR (not before:
@@ -308,8 +312,8 @@ fn invalid_numbers_suspend_the_caller_id_until_it_resumes() {
     let cdrs = scene.ok(scene.gateway.cdrs());
     let invalid: HashSet<&str> = cdrs
         .iter()
-        .filter(|c| c.final_status == 404 && c.refusal_reason.is_none())
-        .map(|c| c.id.as_str())
+        .filter(|c| c.outcome.final_status == 404 && c.outcome.refusal_reason.is_none())
+        .map(|c| c.attempt.id.as_str())
         .collect();
     scene.ensure(invalid.len() == 10, || {
         format!("expected 10 CDRs of 404 calls:\n{}", summary(&cdrs))
@@ -367,7 +371,9 @@ fn invalid_numbers_suspend_the_caller_id_until_it_resumes() {
         .count();
     let n_answered = cdrs
         .iter()
-        .filter(|c| c.disposition == Disposition::Answered && c.refusal_reason.is_none())
+        .filter(|c| {
+            c.outcome.disposition == Disposition::Answered && c.outcome.refusal_reason.is_none()
+        })
         .count();
     scene.ensure(
         cdrs.len() == 12 && n_refused == 1 && n_answered == 1,
@@ -379,7 +385,7 @@ fn invalid_numbers_suspend_the_caller_id_until_it_resumes() {
         },
     );
     let newest = &cdrs[0];
-    scene.ensure(newest.disposition == Disposition::Answered, || {
+    scene.ensure(newest.outcome.disposition == Disposition::Answered, || {
         format!("the last call is not the answered one:\n{}", summary(&cdrs))
     });
 }
@@ -408,7 +414,7 @@ fn a_burst_to_one_callee_hits_the_callee_limit() {
         .count();
     let n_answered = cdrs
         .iter()
-        .filter(|c| c.disposition == Disposition::Answered)
+        .filter(|c| c.outcome.disposition == Disposition::Answered)
         .count();
     scene.ensure(cdrs.len() == 3 && n_limited == 2 && n_answered == 1, || {
         format!(
@@ -417,7 +423,7 @@ fn a_burst_to_one_callee_hits_the_callee_limit() {
         )
     });
     let first = &cdrs[2];
-    scene.ensure(first.disposition == Disposition::Answered, || {
+    scene.ensure(first.outcome.disposition == Disposition::Answered, || {
         format!(
             "the first call is not the answered one:\n{}",
             summary(&cdrs)
@@ -546,7 +552,7 @@ fn an_operator_suspends_and_lifts_a_number_with_the_cli() {
     scene.ensure(
         cdrs.len() == 2
             && refused_with(&cdrs[1], 403, "caller_id_suspended")
-            && cdrs[0].disposition == Disposition::Answered,
+            && cdrs[0].outcome.disposition == Disposition::Answered,
         || {
             format!(
                 "expected a refused 403 caller_id_suspended, then an answered call:\n{}",

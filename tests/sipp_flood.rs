@@ -14,7 +14,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Command, Stdio};
 
 use harness::{Scenario, Scene, SippSpec, TrunkLimits, CARRIER_IP, PBX_IP, TRUNK_NUMBER};
-use trunkguard::monitor::Disposition;
+use trunkguard::model::Disposition;
 
 const CALLEE: &str = "8613800138000";
 /// A second PBX of the trunk, the one that floods.
@@ -179,7 +179,7 @@ fn flooding_sources_are_banned_while_the_other_pbx_keeps_calling() {
     let cdrs = scene.stop_and_read_cdrs();
     let answered = cdrs
         .iter()
-        .filter(|c| c.disposition == Disposition::Answered)
+        .filter(|c| c.outcome.disposition == Disposition::Answered)
         .count() as u64;
     scene.ensure(answered == CALLS && cdrs.len() as u64 == CALLS, || {
         format!(

@@ -13,7 +13,8 @@ use harness::{
     Scenario, Scene, SippSpec, TrunkLimits, CARRIER_IP, OTHER_TRUNK_NUMBER, PBX_IP, TRUNK_NUMBER,
 };
 use std::net::SocketAddr;
-use trunkguard::monitor::{Cdr, Direction, Disposition};
+use trunkguard::model::RefusalReason;
+use trunkguard::model::{Cdr, Direction, Disposition};
 
 const CALLEE: &str = "8613800138000";
 
@@ -52,7 +53,12 @@ fn summary(cdrs: &[Cdr]) -> String {
         .map(|c| {
             format!(
                 "{} {} {} {} {} refusal={:?}",
-                c.id, c.direction, c.disposition, c.final_status, c.end_reason, c.refusal_reason
+                c.attempt.id,
+                c.attempt.direction,
+                c.outcome.disposition,
+                c.outcome.final_status,
+                c.outcome.end_reason,
+                c.outcome.refusal_reason
             )
         })
         .collect::<Vec<_>>()
@@ -138,15 +144,15 @@ fn hundred_calls_at_ten_per_second_all_complete() {
     let bad: Vec<&Cdr> = cdrs
         .iter()
         .filter(|c| {
-            c.disposition != Disposition::Answered
-                || c.final_status != 200
-                || c.direction != Direction::Outbound
-                || c.trunk.as_deref() != Some("interop")
-                || c.caller.as_deref() != Some(&TRUNK_NUMBER[1..])
-                || c.callee.as_deref() != Some(CALLEE)
-                || c.answer_at.is_none()
-                || c.talk_ms <= 0
-                || c.outside_call_id.is_none()
+            c.outcome.disposition != Disposition::Answered
+                || c.outcome.final_status != 200
+                || c.attempt.direction != Direction::Outbound
+                || c.attempt.trunk.as_deref() != Some("interop")
+                || c.attempt.caller.as_deref() != Some(&TRUNK_NUMBER[1..])
+                || c.attempt.callee.as_deref() != Some(CALLEE)
+                || c.attempt.answer_at.is_none()
+                || c.outcome.talk_ms <= 0
+                || c.attempt.outside_call_id.is_none()
         })
         .collect();
     scene.ensure(bad.is_empty(), || {
@@ -156,7 +162,10 @@ fn hundred_calls_at_ten_per_second_all_complete() {
             summary(&bad.into_iter().cloned().collect::<Vec<_>>())
         )
     });
-    let mut inside_ids: Vec<_> = cdrs.iter().map(|c| c.inside_call_id.clone()).collect();
+    let mut inside_ids: Vec<_> = cdrs
+        .iter()
+        .map(|c| c.attempt.inside_call_id.clone())
+        .collect();
     inside_ids.sort();
     inside_ids.dedup();
     scene.ensure(inside_ids.len() as u64 == CALLS, || {
@@ -232,11 +241,11 @@ fn unauthorized_caller_id_gets_403() {
     let bad: Vec<Cdr> = cdrs
         .iter()
         .filter(|c| {
-            c.disposition != Disposition::Refused
-                || c.final_status != 403
-                || c.refusal_reason.as_deref() != Some("caller_id_not_authorized")
-                || c.outside_call_id.is_some()
-                || c.answer_at.is_some()
+            c.outcome.disposition != Disposition::Refused
+                || c.outcome.final_status != 403
+                || c.outcome.refusal_reason != Some(RefusalReason::CallerIdNotAuthorized)
+                || c.attempt.outside_call_id.is_some()
+                || c.attempt.answer_at.is_some()
         })
         .cloned()
         .collect();
@@ -309,14 +318,14 @@ fn trunk_concurrency_cap_admits_two_of_five() {
     let cdrs = scene.stop_and_read_cdrs();
     let n_answered = cdrs
         .iter()
-        .filter(|c| c.disposition == Disposition::Answered && c.final_status == 200)
+        .filter(|c| c.outcome.disposition == Disposition::Answered && c.outcome.final_status == 200)
         .count();
     let n_refused = cdrs
         .iter()
         .filter(|c| {
-            c.disposition == Disposition::Refused
-                && c.final_status == 503
-                && c.refusal_reason.as_deref() == Some("trunk_concurrency")
+            c.outcome.disposition == Disposition::Refused
+                && c.outcome.final_status == 503
+                && c.outcome.refusal_reason == Some(RefusalReason::TrunkConcurrency)
         })
         .count();
     scene.ensure(
@@ -388,11 +397,11 @@ fn inbound_call_from_carrier_reaches_pbx() {
     let bad: Vec<Cdr> = cdrs
         .iter()
         .filter(|c| {
-            c.direction != Direction::Inbound
-                || c.disposition != Disposition::Answered
-                || c.final_status != 200
-                || c.callee.as_deref() != Some(&OTHER_TRUNK_NUMBER[1..])
-                || c.caller.as_deref() != Some(CUSTOMER)
+            c.attempt.direction != Direction::Inbound
+                || c.outcome.disposition != Disposition::Answered
+                || c.outcome.final_status != 200
+                || c.attempt.callee.as_deref() != Some(&OTHER_TRUNK_NUMBER[1..])
+                || c.attempt.caller.as_deref() != Some(CUSTOMER)
         })
         .cloned()
         .collect();

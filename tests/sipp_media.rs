@@ -31,8 +31,8 @@ use harness::{
     Scenario, Scene, SippSpec, TrunkLimits, CARRIER_IP, INSIDE_IP, OUTSIDE_IP, PBX_IP, TRUNK_NUMBER,
 };
 use sha2::{Digest, Sha256};
-use trunkguard::monitor::call_media::{LegQuality, RecordingStatus};
-use trunkguard::monitor::{Cdr, Direction, Disposition};
+use trunkguard::model::{Cdr, Direction, Disposition};
+use trunkguard::model::{LegQuality, RecordingStatus};
 use trunkguard::recording::g711::{encode_alaw, encode_ulaw};
 
 const CALLEE: &str = "8613800138000";
@@ -343,10 +343,10 @@ impl MediaCall {
         });
         let cdr = cdrs.into_iter().next().expect("one CDR");
         scene.ensure(
-            cdr.direction == Direction::Outbound
-                && cdr.disposition == Disposition::Answered
-                && cdr.final_status == 200
-                && cdr.talk_ms > 0
+            cdr.attempt.direction == Direction::Outbound
+                && cdr.outcome.disposition == Disposition::Answered
+                && cdr.outcome.final_status == 200
+                && cdr.outcome.talk_ms > 0
                 && cdr.recording.is_some(),
             || format!("expected an answered outbound call with a recording: {cdr:#?}"),
         );
@@ -442,7 +442,7 @@ fn check_recording(scene: &Scene, cdr: &Cdr) -> String {
         format!(
             "file {file_ms:.0} ms (CDR duration {} ms), talk {} ms; left (agent, {} packets in): \
              {agent:?}; right (customer, {} packets in): {customer:?}",
-            rec.duration_ms, cdr.talk_ms, inside.packets_in, outside.packets_in
+            rec.duration_ms, cdr.outcome.talk_ms, inside.packets_in, outside.packets_in
         )
     };
 
@@ -470,12 +470,15 @@ fn check_recording(scene: &Scene, cdr: &Cdr) -> String {
         });
     }
     // The file spans the call's talk time, and the CDR's duration is the file's.
-    scene.ensure((file_ms - cdr.talk_ms as f64).abs() <= 300.0, || {
-        format!(
-            "the file should be as long as the talk time (±300 ms): {}",
-            figures()
-        )
-    });
+    scene.ensure(
+        (file_ms - cdr.outcome.talk_ms as f64).abs() <= 300.0,
+        || {
+            format!(
+                "the file should be as long as the talk time (±300 ms): {}",
+                figures()
+            )
+        },
+    );
     scene.ensure((file_ms - rec.duration_ms as f64).abs() <= 1.0, || {
         format!("the CDR's duration should be the file's: {}", figures())
     });
@@ -492,7 +495,7 @@ fn check_verify(scene: &Scene, cdr: &Cdr, path: &str) {
         });
     };
     expect(path, 0, "on the file as recorded");
-    expect(&cdr.id, 0, "by call id, on the file as recorded");
+    expect(&cdr.attempt.id, 0, "by call id, on the file as recorded");
 
     let original = fs::read(path).expect("read the recording");
     let copy = scene.path().join("pristine.wav");
@@ -504,7 +507,7 @@ fn check_verify(scene: &Scene, cdr: &Cdr, path: &str) {
     fs::write(path, &tampered).expect("flip a byte of the recording");
     expect(path, 1, "after a byte of the file was flipped");
     expect(
-        &cdr.id,
+        &cdr.attempt.id,
         1,
         "by call id, after a byte of the file was flipped",
     );

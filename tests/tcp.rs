@@ -6,7 +6,7 @@ mod common;
 use common::tcp::*;
 use common::*;
 use tokio::net::TcpListener;
-use trunkguard::monitor::cdr::Disposition;
+use trunkguard::model::Disposition;
 
 #[tokio::test]
 async fn pbx_over_tcp_places_a_call() {
@@ -51,8 +51,8 @@ async fn pbx_over_tcp_places_a_call() {
     h.assert_idle().await;
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
-    assert_eq!(cdr.disposition, Disposition::Answered);
-    assert_eq!(cdr.source, pbx.local.to_string());
+    assert_eq!(cdr.outcome.disposition, Disposition::Answered);
+    assert_eq!(cdr.attempt.source, pbx.local.to_string());
 }
 
 #[tokio::test]
@@ -105,5 +105,5 @@ async fn carrier_reached_over_tcp() {
 
     h.assert_idle().await;
     let cdrs = h.finish().await;
-    assert_eq!(only(&cdrs).disposition, Disposition::Answered);
+    assert_eq!(only(&cdrs).outcome.disposition, Disposition::Answered);
 }

@@ -8,7 +8,7 @@ mod common;
 use std::net::IpAddr;
 
 use common::*;
-use trunkguard::monitor::cdr::Disposition;
+use trunkguard::model::Disposition;
 
 /// Whether `text` names `ip` as an address (so 127.0.0.1 does not match inside 127.0.0.10).
 fn names_ip(text: &str, ip: IpAddr) -> bool {
@@ -174,7 +174,7 @@ async fn carrier_sees_nothing_of_the_inside() {
     h.pbx.expect_response_to("BYE", 200).await;
 
     let cdrs = h.finish().await;
-    assert_eq!(only(&cdrs).disposition, Disposition::Answered);
+    assert_eq!(only(&cdrs).outcome.disposition, Disposition::Answered);
 }
 
 #[tokio::test]
@@ -236,5 +236,5 @@ async fn responses_from_the_pbx_reveal_nothing_to_the_carrier() {
     h.pbx.reply(&bye, 200, None).await;
     h.carrier.expect_response_to("BYE", 200).await;
     let cdrs = h.finish().await;
-    assert_eq!(only(&cdrs).disposition, Disposition::Answered);
+    assert_eq!(only(&cdrs).outcome.disposition, Disposition::Answered);
 }

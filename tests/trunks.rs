@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use trunkguard::model::RefusalReason;
 
 const NEW_NUMBER: &str = "+861012340000";
 
@@ -45,11 +46,11 @@ async fn a_number_added_at_run_time_is_admitted_on_the_next_call() {
     let cdrs = h.finish().await;
     assert_eq!(cdrs.len(), 2);
     assert_eq!(
-        cdrs[0].refusal_reason.as_deref(),
-        Some("caller_id_not_authorized")
+        cdrs[0].outcome.refusal_reason,
+        Some(RefusalReason::CallerIdNotAuthorized)
     );
-    assert_eq!(cdrs[1].refusal_reason, None);
-    assert_eq!(cdrs[1].final_status, 486);
+    assert_eq!(cdrs[1].outcome.refusal_reason, None);
+    assert_eq!(cdrs[1].outcome.final_status, 486);
 }
 
 #[tokio::test]

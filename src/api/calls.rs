@@ -13,10 +13,11 @@ use super::error::{ApiError, ErrorBody};
 use super::holds::HoldView;
 use super::ApiState;
 use crate::b2bua::{LiveCall, LiveLegMedia};
+use crate::model::EndReason;
 use crate::store::{AnomalyRow, EnforcementEntry};
 
 /// The CDR end reason of a call hung up through the API.
-pub const HANGUP_REASON: &str = "operator_hangup";
+pub const HANGUP_REASON: EndReason = EndReason::OperatorHangup;
 
 /// A live call.
 #[derive(Debug, Serialize, ToSchema)]
@@ -170,7 +171,7 @@ pub(crate) async fn live_calls(State(state): State<ApiState>) -> Json<LiveCalls>
 pub struct HangupAccepted {
     pub id: String,
     /// The CDR's end reason the call will carry.
-    pub end_reason: String,
+    pub end_reason: EndReason,
 }
 
 #[utoipa::path(
@@ -201,7 +202,7 @@ pub(crate) async fn hangup(
         StatusCode::ACCEPTED,
         Json(HangupAccepted {
             id,
-            end_reason: HANGUP_REASON.to_string(),
+            end_reason: HANGUP_REASON,
         }),
     ))
 }

@@ -136,8 +136,8 @@ fn csv_pages(
         p.done = rows.len() < PAGE_ROWS as usize;
         if let Some(last) = rows.last() {
             p.q.after = Some(CdrSearchKey {
-                invite_at: last.invite_at,
-                id: last.id.clone(),
+                invite_at: last.attempt.invite_at,
+                id: last.attempt.id.clone(),
             });
         }
         let chunk = cdr_csv::to_csv(&rows, std::mem::take(&mut p.header))?;
@@ -151,7 +151,7 @@ mod tests {
 
     use super::*;
     use crate::api::params::test_support::*;
-    use crate::monitor::cdr::sample_cdr;
+    use crate::model::sample_cdr;
 
     #[test]
     fn the_period_defaults_to_a_day_and_paging_is_ours() {
@@ -184,7 +184,7 @@ mod tests {
         let cdrs: Vec<_> = (0..n)
             .map(|i| {
                 let mut c = sample_cdr(&format!("c{i:05}"));
-                c.invite_at += chrono::Duration::milliseconds(i as i64);
+                c.attempt.invite_at += chrono::Duration::milliseconds(i as i64);
                 c
             })
             .collect();

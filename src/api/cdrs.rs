@@ -4,7 +4,7 @@
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::{Extension, Json};
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 
@@ -12,76 +12,28 @@ use super::auth::Principal;
 use super::error::{ApiError, ErrorBody};
 use super::params::{limit_param, number_param, ordered, time_param, unique};
 use super::ApiState;
-use crate::monitor::cdr::{Cdr, Disposition};
+use crate::model::{Attempt, Cdr, Disposition, Outcome};
 use crate::store::{CdrQuery, CdrSearchKey};
 
 /// A page's size when none is asked for, and the largest allowed.
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 500;
 
-/// One call attempt (admitted or refused), as stored.
+/// One call attempt (admitted or refused), as stored: the CDR without its media, recording
+/// and DTMF (a call's full record has them). The same two parts as the stored record, flat.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CdrView {
-    /// Our call id.
-    pub id: String,
-    pub inside_call_id: Option<String>,
-    pub outside_call_id: Option<String>,
-    pub trunk: Option<String>,
-    /// `outbound` (PBX → carrier) or `inbound`.
-    pub direction: String,
-    /// Address the INVITE came from.
-    pub source: String,
-    pub caller: Option<String>,
-    pub callee: Option<String>,
-    pub presented_from: Option<String>,
-    pub pai: Option<String>,
-    pub invite_at: DateTime<Utc>,
-    pub ringing_at: Option<DateTime<Utc>>,
-    pub answer_at: Option<DateTime<Utc>>,
-    pub end_at: DateTime<Utc>,
-    pub talk_ms: i64,
-    pub final_status: u16,
-    pub final_reason: String,
-    pub q850_cause: Option<u8>,
-    /// `inside`, `outside` or `gateway`.
-    pub hangup_side: Option<String>,
-    /// `answered`, `busy`, `no_answer`, `cancelled`, `rejected`, `failed` or `refused`.
-    pub disposition: String,
-    pub end_reason: String,
-    /// Why the gateway refused the call (`refused` only).
-    pub refusal_reason: Option<String>,
-    /// Calls on the trunk when admitted (this one included).
-    pub trunk_active: Option<u32>,
-    pub caller_active: Option<u32>,
+    #[serde(flatten)]
+    pub attempt: Attempt,
+    #[serde(flatten)]
+    pub outcome: Outcome,
 }
 
 impl From<&Cdr> for CdrView {
     fn from(c: &Cdr) -> CdrView {
         CdrView {
-            id: c.id.clone(),
-            inside_call_id: c.inside_call_id.clone(),
-            outside_call_id: c.outside_call_id.clone(),
-            trunk: c.trunk.clone(),
-            direction: c.direction.as_str().to_string(),
-            source: c.source.clone(),
-            caller: c.caller.clone(),
-            callee: c.callee.clone(),
-            presented_from: c.presented_from.clone(),
-            pai: c.pai.clone(),
-            invite_at: c.invite_at,
-            ringing_at: c.ringing_at,
-            answer_at: c.answer_at,
-            end_at: c.end_at,
-            talk_ms: c.talk_ms,
-            final_status: c.final_status,
-            final_reason: c.final_reason.clone(),
-            q850_cause: c.q850_cause,
-            hangup_side: c.hangup_side.map(|h| h.as_str().to_string()),
-            disposition: c.disposition.as_str().to_string(),
-            end_reason: c.end_reason.clone(),
-            refusal_reason: c.refusal_reason.clone(),
-            trunk_active: c.trunk_active,
-            caller_active: c.caller_active,
+            attempt: c.attempt.clone(),
+            outcome: c.outcome.clone(),
         }
     }
 }
@@ -154,8 +106,8 @@ pub(crate) async fn search(
         rows.truncate(limit as usize);
         rows.last().map(|last| {
             encode_cursor(&CdrSearchKey {
-                invite_at: last.invite_at,
-                id: last.id.clone(),
+                invite_at: last.attempt.invite_at,
+                id: last.attempt.id.clone(),
             })
         })
     } else {

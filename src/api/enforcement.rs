@@ -17,8 +17,8 @@ use super::error::{ApiError, ErrorBody};
 use super::params::{number_param, ordered, time_param, unique};
 use super::ApiState;
 use crate::config::{parse_duration, Step};
+use crate::model::Subject;
 use crate::monitor::enforcement::{EnforcementAction, EnforcementError, Imposition};
-use crate::monitor::kpi::Subject;
 use crate::monitor::service::MonitorError;
 use crate::store::{AnomalyRow, EnforcementEntry};
 

@@ -24,14 +24,14 @@ use super::ApiState;
 use crate::b2bua::CallAttempts;
 use crate::media::counters::Flow as MediaFlow;
 use crate::media::{DropReason, Leg, MediaCounters, MediaTotals};
-use crate::monitor::cdr::Direction;
+use crate::model::Side;
+use crate::model::{Direction, Disposition};
 use crate::monitor::cdr_writer::CdrStats;
 use crate::monitor::outcomes::OutcomeKey;
 use crate::monitor::service::{LiveCalls, MonitorFigures};
 use crate::recording::RecordingTotals;
 use crate::sip::flood::FloodGuard;
 use crate::sip::stats::{Flow, SipStats, CLASSES};
-use crate::sip::transport::Side;
 
 #[cfg(test)]
 #[path = "metrics_tests.rs"]
@@ -232,7 +232,7 @@ fn calls(out: &mut Exposition<'_>, f: &Figures) {
             ],
             n,
         );
-        if k.disposition == "refused" {
+        if k.disposition == Disposition::Refused.as_str() {
             *refused.entry((&k.trunk, &k.reason)).or_insert(0) += n;
         } else {
             *admitted.entry(&k.trunk).or_insert(0) += n;

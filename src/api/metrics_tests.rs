@@ -4,7 +4,8 @@
 use super::*;
 use crate::api::exposition::{parse, sum};
 use crate::media::counters::{Fate, SHARDS};
-use crate::monitor::cdr::sample_cdr;
+use crate::model::sample_cdr;
+use crate::model::RefusalReason;
 use crate::monitor::outcomes::CallOutcomes;
 
 /// Figures with something in every family, fed through the parts' own counters.
@@ -42,8 +43,8 @@ fn busy_figures() -> Figures {
     let outcomes = CallOutcomes::default();
     outcomes.count(&sample_cdr("a"));
     let mut refused = sample_cdr("b");
-    refused.disposition = crate::monitor::cdr::Disposition::Refused;
-    refused.refusal_reason = Some("trunk_suspended".into());
+    refused.outcome.disposition = crate::model::Disposition::Refused;
+    refused.outcome.refusal_reason = Some(RefusalReason::TrunkSuspended);
     outcomes.count(&refused);
 
     let mut in_force = BTreeMap::new();

@@ -22,7 +22,7 @@ pub(crate) fn time_param(field: &str, value: &str) -> Result<DateTime<Utc>, ApiE
 
 /// A phone number, normalized like the numbers of calls.
 pub(crate) fn number_param(field: &str, value: &str) -> Result<String, ApiError> {
-    crate::policy::normalize_number(value).ok_or_else(|| ApiError::bad(field, "not a phone number"))
+    crate::model::normalize_number(value).ok_or_else(|| ApiError::bad(field, "not a phone number"))
 }
 
 /// A page size, 1 to `max`.

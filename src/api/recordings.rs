@@ -38,7 +38,7 @@ use super::error::{ApiError, ErrorBody, ErrorDetail};
 use super::params::unique;
 use super::range::{self, RangeAnswer};
 use super::ApiState;
-use crate::monitor::call_media::RecordingInfo;
+use crate::model::RecordingInfo;
 use crate::recording::evidence::verify_opened;
 use crate::recording::locate::{download_name, open_contained, LocateError, OpenedRecording};
 

@@ -296,7 +296,7 @@ fn number_array<'a>(
 
 /// Whether a stored entry is the same number as `number` (both normalized).
 fn same_number(entry: &toml::Value, number: &str) -> bool {
-    let norm = |n: &str| crate::policy::normalize_number(n);
+    let norm = |n: &str| crate::model::normalize_number(n);
     entry
         .as_str()
         .and_then(norm)

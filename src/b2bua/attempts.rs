@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::monitor::cdr::Direction;
+use crate::model::Direction;
 
 /// The window of the recent rate, in seconds (one bucket each).
 pub const WINDOW_SECS: u64 = 60;

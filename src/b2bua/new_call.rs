@@ -9,12 +9,12 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::call::setup::{self, Presented};
-use super::call::{Call, CallMedia, CallSetup, CdrDraft};
-use super::registry::LiveCall;
+use super::call::{Call, CallMedia, CallSetup, Leg};
+use super::registry::{CallMsg, LiveCall};
 use super::Ctx;
 use crate::config::TransportKind;
-use crate::monitor::cdr::{Direction, Disposition};
-use crate::policy::{self, AdmissionRequest, Decision};
+use crate::model::{normalize_number, Attempt, Direction, Ending, RefusalReason, StatusLine};
+use crate::policy::{self, Admission, AdmissionRequest, Decision, Refusal};
 use crate::sip::frontend::Rejection;
 use crate::sip::message;
 use crate::sip::response::response_for;
@@ -33,66 +33,88 @@ fn new_call_id(now: chrono::DateTime<Utc>) -> String {
     )
 }
 
-fn direction_of(side: Side) -> Direction {
-    match side {
-        Side::Inside => Direction::Outbound,
-        Side::Outside => Direction::Inbound,
-    }
-}
-
 fn user_of(uri: &rsip::Uri) -> String {
     uri.user().unwrap_or_default().to_string()
 }
 
-/// The draft CDR every attempt starts with; the attempt is counted.
-fn draft(
+/// The attempt every INVITE starts with; the attempt is counted.
+fn new_attempt(
     ctx: &Ctx,
     side: Side,
     peer: Peer,
     req: &rsip::Request,
     trunk: Option<String>,
-) -> CdrDraft {
-    ctx.attempts.count(trunk.as_deref(), direction_of(side));
+) -> Attempt {
+    let direction = side.direction_of_invite();
+    ctx.attempts.count(trunk.as_deref(), direction);
     let now = Utc::now();
     let call_id = message::call_id(req).map(str::to_string);
     let (inside_call_id, outside_call_id) = match side {
         Side::Inside => (call_id, None),
         Side::Outside => (None, call_id),
     };
-    CdrDraft {
+    let from = message::from_uri(req);
+    Attempt {
         id: new_call_id(now),
         inside_call_id,
         outside_call_id,
         trunk,
-        direction: direction_of(side),
+        direction,
         source: peer.addr.to_string(),
-        caller: message::from_uri(req).and_then(|u| policy::normalize_number(&u.to_string())),
-        callee: policy::normalize_number(&req.uri.to_string()),
-        presented_from: message::from_uri(req).map(|u| user_of(&u)),
+        caller: from.as_ref().and_then(|u| normalize_number(&u.to_string())),
+        callee: normalize_number(&req.uri.to_string()),
+        presented_from: from.as_ref().map(user_of),
         pai: message::other_header(&req.headers, "P-Asserted-Identity").map(str::to_string),
         invite_at: now,
         ringing_at: None,
         answer_at: None,
-        q850: None,
-        refusal_reason: None,
         trunk_active: None,
         caller_active: None,
     }
 }
 
-fn refuse(
-    ctx: &Ctx,
-    tx: &ServerTx,
-    mut d: CdrDraft,
-    status: u16,
-    phrase: &str,
-    code: &str,
+/// A refusal of a new INVITE: the CDR's ending and the Retry-After sent with it.
+struct Refused {
+    ending: Ending,
     retry_after: Option<u32>,
-) {
+}
+
+impl Refused {
+    /// Refused by the gateway itself (no resource, a bad request, shutting down).
+    fn by_gateway(ctx: &Ctx, reason: RefusalReason) -> Refused {
+        Refused {
+            ending: Ending::refused(reason),
+            retry_after: reason.retry_after_secs(ctx.settings.retry_after_secs),
+        }
+    }
+
+    /// Refused by the gateway with another status than the reason's usual one.
+    fn by_gateway_as(reason: RefusalReason, line: StatusLine) -> Refused {
+        Refused {
+            ending: Ending::refused_as(reason, line),
+            retry_after: None,
+        }
+    }
+
+    /// Refused by the admission policy, with its status and Retry-After.
+    fn by_policy(r: &Refusal) -> Refused {
+        Refused {
+            ending: Ending::refused_with_phrase(r.reason, r.status, &r.phrase),
+            retry_after: r.retry_after,
+        }
+    }
+}
+
+/// Answer the INVITE with the refusal and submit the attempt's CDR.
+fn refuse(ctx: &Ctx, tx: &ServerTx, attempt: Attempt, refused: Refused) {
+    let Refused {
+        ending,
+        retry_after,
+    } = refused;
     let mut resp = response_for(
         tx.request(),
-        status,
-        phrase,
+        ending.status,
+        &ending.phrase,
         Some(&message::random_token(8)),
     );
     if let Some(secs) = retry_after {
@@ -102,18 +124,21 @@ fn refuse(
             )));
     }
     tx.respond(resp);
-    d.refusal_reason = Some(code.to_string());
-    tracing::info!(call_id = %d.id, trunk = d.trunk.as_deref().unwrap_or("-"), status, reason = code, "call refused");
-    ctx.cdrs
-        .submit(d.finish(status, phrase, Disposition::Refused, "refused", None));
+    tracing::info!(
+        call_id = %attempt.id,
+        trunk = attempt.trunk.as_deref().unwrap_or("-"),
+        status = ending.status,
+        reason = ending.refusal.map(RefusalReason::as_str).unwrap_or("-"),
+        "call refused"
+    );
+    ctx.cdrs.submit(attempt.close(ending, Utc::now()));
 }
 
 /// An INVITE from a source that is no configured peer, refused with 403.
 pub(super) fn record_unknown_source(ctx: &Ctx, side: Side, peer: Peer, req: &rsip::Request) {
-    let mut d = draft(ctx, side, peer, req, None);
-    d.refusal_reason = Some("unknown_source".into());
-    ctx.cdrs
-        .submit(d.finish(403, "Forbidden", Disposition::Refused, "refused", None));
+    let attempt = new_attempt(ctx, side, peer, req, None);
+    let ending = Ending::refused(RefusalReason::UnknownSource);
+    ctx.cdrs.submit(attempt.close(ending, Utc::now()));
 }
 
 /// An INVITE the validator refused (4xx/5xx before any policy).
@@ -126,14 +151,11 @@ pub(super) fn record_invalid(
     reason: &str,
 ) {
     let trunk = trunk_of(ctx, side, peer, req).map(|t| t.name.clone());
-    let mut d = draft(ctx, side, peer, req, trunk);
-    d.refusal_reason = Some("invalid_request".into());
-    ctx.cdrs
-        .submit(d.finish(status, reason, Disposition::Refused, "refused", None));
+    let attempt = new_attempt(ctx, side, peer, req, trunk);
+    let ending = Ending::refused_with_phrase(RefusalReason::InvalidRequest, status, reason);
+    ctx.cdrs.submit(attempt.close(ending, Utc::now()));
 }
 
-/// The trunk a new call belongs to: by the PBX's address, or by the carrier's address and the
-/// called number (several trunks may share one carrier).
 /// An INVITE the front end could not parse: its CDR holds what could be salvaged.
 pub(super) fn record_malformed(ctx: &Ctx, side: Side, peer: Peer, rejection: &Rejection) {
     let resp = rejection.response.as_ref();
@@ -142,11 +164,12 @@ pub(super) fn record_malformed(ctx: &Ctx, side: Side, peer: Peer, rejection: &Re
         Side::Inside => ctx.policy.pbx_trunk(peer.addr.ip()),
         Side::Outside => ctx.policy.carrier_trunk(peer.addr),
     };
+    let direction = side.direction_of_invite();
     ctx.attempts
-        .count(trunk.as_ref().map(|t| t.name.as_str()), direction_of(side));
+        .count(trunk.as_ref().map(|t| t.name.as_str()), direction);
     let now = Utc::now();
     let from = resp.and_then(message::from_uri);
-    let d = CdrDraft {
+    let attempt = Attempt {
         id: new_call_id(now),
         inside_call_id: if side == Side::Inside {
             call_id.clone()
@@ -155,33 +178,30 @@ pub(super) fn record_malformed(ctx: &Ctx, side: Side, peer: Peer, rejection: &Re
         },
         outside_call_id: if side == Side::Outside { call_id } else { None },
         trunk: trunk.map(|t| t.name.clone()),
-        direction: direction_of(side),
+        direction,
         source: peer.addr.to_string(),
-        caller: from
-            .as_ref()
-            .and_then(|u| policy::normalize_number(&u.to_string())),
+        caller: from.as_ref().and_then(|u| normalize_number(&u.to_string())),
         callee: resp
             .and_then(message::to_uri)
-            .and_then(|u| policy::normalize_number(&u.to_string())),
+            .and_then(|u| normalize_number(&u.to_string())),
         presented_from: from.as_ref().map(user_of),
         pai: None,
         invite_at: now,
         ringing_at: None,
         answer_at: None,
-        q850: None,
-        refusal_reason: Some("malformed_request".into()),
         trunk_active: None,
         caller_active: None,
     };
-    ctx.cdrs.submit(d.finish(
+    let ending = Ending::refused_with_phrase(
+        RefusalReason::MalformedRequest,
         rejection.status,
         &rejection.reason,
-        Disposition::Refused,
-        "refused",
-        None,
-    ));
+    );
+    ctx.cdrs.submit(attempt.close(ending, now));
 }
 
+/// The trunk a new call belongs to: by the PBX's address, or by the carrier's address and the
+/// called number (several trunks may share one carrier).
 fn trunk_of(ctx: &Ctx, side: Side, peer: Peer, req: &rsip::Request) -> Option<policy::TrunkRef> {
     match side {
         Side::Inside => ctx.policy.pbx_trunk(peer.addr.ip()),
@@ -196,30 +216,79 @@ fn proto_of(kind: TransportKind) -> Proto {
     }
 }
 
+/// A new INVITE: admitted by policy, its legs and media set up and its call task started —
+/// or refused, each step saying why.
 pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx) {
-    let side = tx.side();
-    let peer = tx.peer();
-    let req = tx.request();
-    let Some(trunk) = trunk_of(ctx, side, peer, req) else {
+    let (side, peer) = (tx.side(), tx.peer());
+    let trunk = trunk_of(ctx, side, peer, tx.request());
+    let name = trunk.as_ref().map(|t| t.name.clone());
+    let mut attempt = new_attempt(ctx, side, peer, tx.request(), name);
+    let Some(trunk) = trunk else {
         // The dispatcher checked the source; a trunk removed meanwhile lands here.
-        let d = draft(ctx, side, peer, req, None);
-        refuse(ctx, &tx, d, 403, "Forbidden", "unknown_source", None);
-        return;
+        let refused = Refused::by_gateway(ctx, RefusalReason::UnknownSource);
+        return refuse(ctx, &tx, attempt, refused);
     };
-    let mut d = draft(ctx, side, peer, req, Some(trunk.name.clone()));
     if !ctx.admitting() {
-        let retry = Some(ctx.settings.retry_after_secs);
-        refuse(
-            ctx,
-            &tx,
-            d,
-            503,
-            "Service Unavailable",
-            "shutting_down",
-            retry,
-        );
-        return;
+        let refused = Refused::by_gateway(ctx, RefusalReason::ShuttingDown);
+        return refuse(ctx, &tx, attempt, refused);
     }
+    let admission = match admit(ctx, &trunk, &tx, &mut attempt) {
+        Ok(admission) => admission,
+        Err(refused) => return refuse(ctx, &tx, attempt, refused),
+    };
+    let legs = match legs(ctx, &trunk, &tx) {
+        Ok(legs) => legs,
+        Err(refused) => return refuse(ctx, &tx, attempt, refused),
+    };
+    let span = tracing::info_span!("call", call_id = %attempt.id, trunk = %trunk.name);
+    let mut media = match start_media(ctx, &span, &attempt) {
+        Ok(media) => media,
+        Err(refused) => return refuse(ctx, &tx, attempt, refused),
+    };
+    let Legs {
+        a,
+        mut b,
+        alternates,
+    } = legs;
+    let req = tx.request();
+    let offer_payloads = crate::media::sdp::parse(&req.body)
+        .ok()
+        .and_then(|s| s.audio())
+        .map(|a| a.payloads)
+        .unwrap_or_default();
+    let b_invite = anchored_b_invite(req, &mut b, &mut media);
+    match side {
+        Side::Inside => attempt.outside_call_id = Some(b.call_id.clone()),
+        Side::Outside => attempt.inside_call_id = Some(b.call_id.clone()),
+    }
+    let Some(inbox) = register(ctx, &trunk, &attempt, &a, &b, &media) else {
+        // Same Call-ID already live on this side, under a new branch: a loop or a broken peer.
+        let refused = Refused::by_gateway(ctx, RefusalReason::DuplicateCallId);
+        return refuse(ctx, &tx, attempt, refused);
+    };
+    let setup = CallSetup {
+        a,
+        a_tx: tx.clone(),
+        b,
+        b_invite,
+        lease: admission.lease,
+        attempt,
+        max_call: std::time::Duration::from_secs(trunk.max_call_secs),
+        media,
+        offer_payloads,
+        alternates,
+    };
+    tokio::spawn(Call::run(ctx.clone(), setup, inbox).instrument(span));
+}
+
+/// Ask the policy; an admitted call's numbers and concurrency go on its attempt.
+fn admit(
+    ctx: &Ctx,
+    trunk: &policy::TrunkRef,
+    tx: &ServerTx,
+    attempt: &mut Attempt,
+) -> Result<Admission, Refused> {
+    let req = tx.request();
     let from_uri = message::from_uri(req)
         .map(|u| u.to_string())
         .unwrap_or_default();
@@ -230,10 +299,7 @@ pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx) {
     let decision = ctx.policy.admit(
         &AdmissionRequest {
             trunk: &trunk.name,
-            direction: match side {
-                Side::Inside => policy::Direction::Outbound,
-                Side::Outside => policy::Direction::Inbound,
-            },
+            direction: attempt.direction,
             from_uri: &from_uri,
             pai_uri: pai.as_deref(),
             privacy,
@@ -241,68 +307,57 @@ pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx) {
         },
         Utc::now(),
     );
+    let (caller, callee) = match &decision {
+        Decision::Refuse(r) => (r.caller.clone(), r.callee.clone()),
+        Decision::Admit(a) => (a.caller.clone(), a.callee.clone()),
+    };
+    attempt.caller = caller.or(attempt.caller.take());
+    attempt.callee = callee.or(attempt.callee.take());
     let admission = match decision {
-        Decision::Refuse(r) => {
-            d.caller = r.caller.clone().or(d.caller);
-            d.callee = r.callee.clone().or(d.callee);
-            refuse(
-                ctx,
-                &tx,
-                d,
-                r.status,
-                &r.phrase,
-                r.reason.code(),
-                r.retry_after,
-            );
-            return;
-        }
+        Decision::Refuse(r) => return Err(Refused::by_policy(&r)),
         Decision::Admit(a) => a,
     };
-    d.caller = admission.caller.clone().or(d.caller);
-    d.callee = admission.callee.clone().or(d.callee);
-    d.trunk_active = Some(admission.lease.trunk_active_at_grant());
+    attempt.trunk_active = Some(admission.lease.trunk_active_at_grant());
     // The lease's line is the caller ID outbound, the called number inbound.
-    if side == Side::Inside {
-        d.caller_active = Some(admission.lease.number_active_at_grant());
+    if attempt.direction == Direction::Outbound {
+        attempt.caller_active = Some(admission.lease.number_active_at_grant());
     }
+    Ok(admission)
+}
 
-    let other = side.other();
+/// The two legs of an admitted call: A toward whoever sent the INVITE, B toward the carrier
+/// (outbound, with the trunk's further carrier addresses to fail over to) or the PBX.
+struct Legs {
+    a: Leg,
+    b: Leg,
+    alternates: Vec<Peer>,
+}
+
+fn legs(ctx: &Ctx, trunk: &policy::TrunkRef, tx: &ServerTx) -> Result<Legs, Refused> {
+    let (side, peer, req) = (tx.side(), tx.peer(), tx.request());
     let (local, other_local) = match side {
         Side::Inside => (ctx.settings.inside_addr, ctx.settings.outside_addr),
         Side::Outside => (ctx.settings.outside_addr, ctx.settings.inside_addr),
     };
-    // Outbound calls may fail over to the trunk's further carrier addresses.
-    let alternates: Vec<Peer> = match side {
-        Side::Inside => trunk
-            .carrier
-            .iter()
-            .skip(1)
-            .map(|addr| Peer {
-                addr: *addr,
-                proto: proto_of(trunk.carrier_transport),
-            })
-            .collect(),
-        Side::Outside => Vec::new(),
+    let carrier = |addr: &std::net::SocketAddr| Peer {
+        addr: *addr,
+        proto: proto_of(trunk.carrier_transport),
     };
-    let target = match side {
-        Side::Inside => match trunk.carrier.first() {
-            Some(addr) => Peer {
-                addr: *addr,
-                proto: proto_of(trunk.carrier_transport),
+    let (target, alternates) = match side {
+        Side::Inside => match trunk.carrier.split_first() {
+            Some((first, rest)) => (carrier(first), rest.iter().map(carrier).collect()),
+            None => return Err(Refused::by_gateway(ctx, RefusalReason::NoCarrier)),
+        },
+        Side::Outside => (
+            Peer {
+                addr: trunk.inbound_to,
+                proto: proto_of(trunk.pbx_transport),
             },
-            None => {
-                refuse(ctx, &tx, d, 503, "Service Unavailable", "no_carrier", None);
-                return;
-            }
-        },
-        Side::Outside => Peer {
-            addr: trunk.inbound_to,
-            proto: proto_of(trunk.pbx_transport),
-        },
+            Vec::new(),
+        ),
     };
     let Some(a) = setup::a_leg(req, side, peer, local) else {
-        refuse(ctx, &tx, d, 400, "Bad Request", "invalid_request", None);
-        return;
+        return Err(Refused::by_gateway(ctx, RefusalReason::InvalidRequest));
     };
     let from_user = message::from_uri(req)
         .map(|u| user_of(&u))
@@ -320,93 +375,69 @@ pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx) {
         },
         ruri_user: &ruri_user,
     };
-    let Some(mut b) = setup::b_leg(other, target, other_local, &presented) else {
-        refuse(
-            ctx,
-            &tx,
-            d,
-            484,
-            "Address Incomplete",
-            "invalid_number",
-            None,
-        );
-        return;
+    let Some(b) = setup::b_leg(side.other(), target, other_local, &presented) else {
+        return Err(Refused::by_gateway_as(
+            RefusalReason::InvalidNumber,
+            StatusLine::ADDRESS_INCOMPLETE,
+        ));
     };
-    let mut b_invite = setup::b_invite(req, &mut b);
-    let span = tracing::info_span!("call", call_id = %d.id, trunk = %trunk.name);
-    let media = {
-        let _in_call = span.enter(); // the relay's tasks inherit the call's span
-        CallMedia::start(&ctx.settings.media)
-    };
-    let mut media = match media {
-        Ok(m) => m,
-        Err(e) => {
-            tracing::error!(call_id = %d.id, error = %e, "no media ports");
-            let retry = Some(ctx.settings.retry_after_secs);
-            refuse(
-                ctx,
-                &tx,
-                d,
-                503,
-                "Service Unavailable",
-                "media_unavailable",
-                retry,
-            );
-            return;
-        }
-    };
-    let offer_payloads = crate::media::sdp::parse(&req.body)
-        .ok()
-        .and_then(|s| s.audio())
-        .map(|a| a.payloads)
-        .unwrap_or_default();
+    Ok(Legs { a, b, alternates })
+}
+
+/// The call's media ports and relay, started inside the call's span (the relay's tasks
+/// inherit it).
+fn start_media(ctx: &Ctx, span: &tracing::Span, attempt: &Attempt) -> Result<CallMedia, Refused> {
+    let _in_call = span.enter();
+    CallMedia::start(&ctx.settings.media).map_err(|e| {
+        tracing::error!(call_id = %attempt.id, error = %e, "no media ports");
+        Refused::by_gateway(ctx, RefusalReason::MediaUnavailable)
+    })
+}
+
+/// The INVITE toward B, its session description anchored on our media ports.
+fn anchored_b_invite(req: &rsip::Request, b: &mut Leg, media: &mut CallMedia) -> rsip::Request {
+    let mut b_invite = setup::b_invite(req, b);
     if !req.body.is_empty() {
         let ct = message::content_type(&req.headers);
-        b_invite.body = media.rewrite(side, ct, &req.body);
+        b_invite.body = media.rewrite(b.side.other(), ct, &req.body);
         if b_invite.body.is_empty() {
             b_invite
                 .headers
                 .retain(|h| !matches!(h, rsip::Header::ContentType(_)));
         }
     }
-    match side {
-        Side::Inside => d.outside_call_id = Some(b.call_id.clone()),
-        Side::Outside => d.inside_call_id = Some(b.call_id.clone()),
-    }
+    b_invite
+}
+
+/// The call in the registry under both legs' Call-IDs; `None` when A's Call-ID is live
+/// already on its side.
+fn register(
+    ctx: &Ctx,
+    trunk: &policy::TrunkRef,
+    attempt: &Attempt,
+    a: &Leg,
+    b: &Leg,
+    media: &CallMedia,
+) -> Option<mpsc::Receiver<CallMsg>> {
     let (inbox_tx, inbox_rx) = mpsc::channel(CALL_INBOX);
     let live = LiveCall {
-        id: d.id.clone(),
+        id: attempt.id.clone(),
         trunk: trunk.name.clone(),
-        direction: d.direction,
-        caller: d.caller.clone(),
-        callee: d.callee.clone(),
-        started_at: d.invite_at,
-        inside_call_id: d.inside_call_id.clone().unwrap_or_default(),
-        outside_call_id: d.outside_call_id.clone().unwrap_or_default(),
+        direction: attempt.direction,
+        caller: attempt.caller.clone(),
+        callee: attempt.callee.clone(),
+        started_at: attempt.invite_at,
+        inside_call_id: attempt.inside_call_id.clone().unwrap_or_default(),
+        outside_call_id: attempt.outside_call_id.clone().unwrap_or_default(),
         answered_at: None,
     };
-    if !ctx.registry.insert(
-        live,
-        (side, a.call_id.clone()),
-        (other, b.call_id.clone()),
-        inbox_tx,
-        Some(media.live()),
-    ) {
-        // Same Call-ID already live on this side, under a new branch: a loop or a broken peer.
-        refuse(ctx, &tx, d, 482, "Loop Detected", "duplicate_call_id", None);
-        return;
-    }
-    let setup = CallSetup {
-        a,
-        a_tx: tx.clone(),
-        b,
-        b_invite,
-        lease: admission.lease,
-        cdr: d,
-        max_call: std::time::Duration::from_secs(trunk.max_call_secs),
-        media,
-        offer_payloads,
-        alternates,
-    };
-    tokio::spawn(Call::run(ctx.clone(), setup, inbox_rx).instrument(span));
+    ctx.registry
+        .insert(
+            live,
+            (a.side, a.call_id.clone()),
+            (b.side, b.call_id.clone()),
+            inbox_tx,
+            Some(media.live()),
+        )
+        .then_some(inbox_rx)
 }

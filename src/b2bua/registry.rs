@@ -9,9 +9,8 @@ use tokio::sync::mpsc;
 
 use super::call::Leg;
 use super::live_media::LiveCallMedia;
-use crate::monitor::cdr::Direction;
+use crate::model::{Direction, EndReason, LiveCallView, LiveCalls, Side};
 use crate::sip::transaction::ServerTx;
-use crate::sip::transport::Side;
 
 /// What the dispatcher hands a live call.
 #[derive(Debug)]
@@ -24,7 +23,7 @@ pub(crate) enum CallMsg {
     /// A response no client transaction matched (a late 2xx retransmission).
     StrayResponse(rsip::Response, Side),
     /// The gateway ends the call (operator, shutdown, policy), with the CDR's end reason.
-    Hangup(&'static str),
+    Hangup(EndReason),
 }
 
 /// A live call as operators see it.
@@ -189,7 +188,7 @@ impl Registry {
     }
 
     /// Ask one call to end; false when no such call.
-    pub fn hangup(&self, id: &str, reason: &'static str) -> bool {
+    pub fn hangup(&self, id: &str, reason: EndReason) -> bool {
         let inbox = {
             let Ok(ids) = self.by_id.lock() else {
                 return false;
@@ -203,7 +202,7 @@ impl Registry {
     }
 
     /// Ask the live calls `which` selects to end; returns how many were asked.
-    pub fn hangup_where(&self, which: impl Fn(&LiveCall) -> bool, reason: &'static str) -> usize {
+    pub fn hangup_where(&self, which: impl Fn(&LiveCall) -> bool, reason: EndReason) -> usize {
         let inboxes: Vec<_> = match self.by_id.lock() {
             Ok(ids) => ids
                 .values()
@@ -219,7 +218,7 @@ impl Registry {
     }
 
     /// Ask every call to end.
-    pub fn hangup_all(&self, reason: &'static str) {
+    pub fn hangup_all(&self, reason: EndReason) {
         let inboxes: Vec<_> = match self.by_id.lock() {
             Ok(ids) => ids.values().map(|e| e.inbox.clone()).collect(),
             Err(_) => return,
@@ -231,11 +230,11 @@ impl Registry {
 }
 
 /// The monitor's view of the live calls.
-impl crate::monitor::service::LiveCalls for Registry {
-    fn live_calls(&self) -> Vec<crate::monitor::rules::LiveCallView> {
+impl LiveCalls for Registry {
+    fn live_calls(&self) -> Vec<LiveCallView> {
         self.list()
             .into_iter()
-            .map(|c| crate::monitor::rules::LiveCallView {
+            .map(|c| LiveCallView {
                 call_id: c.id,
                 trunk: c.trunk,
                 direction: c.direction,
@@ -258,7 +257,7 @@ impl crate::monitor::service::LiveCalls for Registry {
         out
     }
 
-    fn hang_up(&self, trunk: &str, caller_id: Option<&str>, reason: &'static str) -> usize {
+    fn hang_up(&self, trunk: &str, caller_id: Option<&str>, reason: EndReason) -> usize {
         self.hangup_where(
             |c| {
                 c.trunk == trunk
@@ -268,5 +267,9 @@ impl crate::monitor::service::LiveCalls for Registry {
             },
             reason,
         )
+    }
+
+    fn is_running(&self, id: &str) -> bool {
+        Registry::is_running(self, id)
     }
 }

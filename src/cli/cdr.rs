@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use super::{number_arg, time_arg, CliError};
-use crate::monitor::cdr::{Cdr, Disposition};
+use crate::model::{Cdr, Disposition};
 use crate::monitor::cdr_csv;
 use crate::store::{CdrQuery, CdrSearchKey, Store};
 
@@ -131,8 +131,8 @@ pub async fn search(
         match rows.last() {
             Some(last) if rows.len() as u64 == page => {
                 q.after = Some(CdrSearchKey {
-                    invite_at: last.invite_at,
-                    id: last.id.clone(),
+                    invite_at: last.attempt.invite_at,
+                    id: last.attempt.id.clone(),
                 })
             }
             _ => break,
@@ -161,17 +161,18 @@ fn table(rows: &[Cdr]) -> String {
         .iter()
         .map(|c| {
             [
-                c.invite_at.format("%Y-%m-%d %H:%M:%S").to_string(),
-                c.id.clone(),
-                c.trunk.clone().unwrap_or_default(),
-                c.caller.clone().unwrap_or_default(),
-                c.callee.clone().unwrap_or_default(),
-                c.disposition.as_str().to_string(),
-                c.final_status.to_string(),
-                c.refusal_reason
-                    .clone()
-                    .unwrap_or_else(|| c.end_reason.clone()),
-                format!("{:.1}", c.talk_ms as f64 / 1000.0),
+                c.attempt.invite_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                c.attempt.id.clone(),
+                c.attempt.trunk.clone().unwrap_or_default(),
+                c.attempt.caller.clone().unwrap_or_default(),
+                c.attempt.callee.clone().unwrap_or_default(),
+                c.outcome.disposition.as_str().to_string(),
+                c.outcome.final_status.to_string(),
+                c.outcome
+                    .refusal_reason
+                    .map_or(c.outcome.end_reason.as_str(), |r| r.as_str())
+                    .to_string(),
+                format!("{:.1}", c.outcome.talk_ms as f64 / 1000.0),
             ]
         })
         .collect();
@@ -207,19 +208,19 @@ fn table(rows: &[Cdr]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::monitor::cdr::sample_cdr;
+    use crate::model::{sample_cdr, EndReason, RefusalReason};
 
     async fn store_with(n: usize) -> Store {
         let store = Store::connect("sqlite::memory:").await.unwrap();
         let cdrs: Vec<Cdr> = (0..n)
             .map(|i| {
                 let mut c = sample_cdr(&format!("c{i:04}"));
-                c.invite_at += chrono::Duration::seconds(i as i64);
+                c.attempt.invite_at += chrono::Duration::seconds(i as i64);
                 if i % 2 == 1 {
-                    c.disposition = Disposition::Refused;
-                    c.refusal_reason = Some("number_blocked".into());
-                    c.end_reason = "refused".into();
-                    c.trunk = Some("other".into());
+                    c.outcome.disposition = Disposition::Refused;
+                    c.outcome.refusal_reason = Some(RefusalReason::NumberBlocked);
+                    c.outcome.end_reason = EndReason::Refused;
+                    c.attempt.trunk = Some("other".into());
                 }
                 c
             })

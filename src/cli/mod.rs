@@ -74,7 +74,7 @@ pub fn time_arg(name: &str, value: &str) -> Result<DateTime<Utc>, CliError> {
 
 /// A number as given on the command line, normalized like the numbers of calls.
 pub fn number_arg(name: &str, value: &str) -> Result<String, CliError> {
-    crate::policy::normalize_number(value)
+    crate::model::normalize_number(value)
         .ok_or_else(|| CliError::Usage(format!("--{name} `{value}` is not a phone number")))
 }
 

@@ -126,7 +126,7 @@ pub fn recordings_dir(config: &crate::config::Config) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::monitor::cdr::sample_cdr;
+    use crate::model::sample_cdr;
 
     #[tokio::test]
     async fn copies_a_recording_that_matches_and_refuses_one_that_does_not() {

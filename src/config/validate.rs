@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use super::{Config, ConfigError};
-use crate::policy::normalize_number;
+use crate::model::normalize_number;
 
 /// A century: beyond it a retention period is a typo.
 const MAX_RETENTION_DAYS: u32 = 36_500;

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::cdr::Cdr;
+use crate::model::Cdr;
 
 /// The columns, in order. Add new ones at the end only: consumers read them by position too.
 pub const COLUMNS: [&str; 18] = [
@@ -37,26 +37,33 @@ pub fn cells(c: &Cdr) -> [String; 18] {
             .unwrap_or_default()
     };
     [
-        c.id.clone(),
-        opt(&c.trunk),
-        c.direction.as_str().to_string(),
-        opt(&c.caller),
-        opt(&c.callee),
-        time(Some(c.invite_at)),
-        time(c.ringing_at),
-        time(c.answer_at),
-        time(Some(c.end_at)),
-        c.talk_ms.to_string(),
-        c.final_status.to_string(),
-        c.final_reason.clone(),
-        c.q850_cause.map(|q| q.to_string()).unwrap_or_default(),
-        c.hangup_side
+        c.attempt.id.clone(),
+        opt(&c.attempt.trunk),
+        c.attempt.direction.as_str().to_string(),
+        opt(&c.attempt.caller),
+        opt(&c.attempt.callee),
+        time(Some(c.attempt.invite_at)),
+        time(c.attempt.ringing_at),
+        time(c.attempt.answer_at),
+        time(Some(c.outcome.end_at)),
+        c.outcome.talk_ms.to_string(),
+        c.outcome.final_status.to_string(),
+        c.outcome.final_reason.clone(),
+        c.outcome
+            .q850_cause
+            .map(|q| q.to_string())
+            .unwrap_or_default(),
+        c.outcome
+            .hangup_side
             .map(|h| h.as_str().to_string())
             .unwrap_or_default(),
-        c.disposition.as_str().to_string(),
-        c.end_reason.clone(),
-        opt(&c.refusal_reason),
-        opt(&c.outside_call_id),
+        c.outcome.disposition.as_str().to_string(),
+        c.outcome.end_reason.as_str().to_string(),
+        c.outcome
+            .refusal_reason
+            .map(|r| r.as_str().to_string())
+            .unwrap_or_default(),
+        opt(&c.attempt.outside_call_id),
     ]
 }
 
@@ -75,13 +82,13 @@ pub fn to_csv(rows: &[Cdr], header: bool) -> std::io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::monitor::cdr::sample_cdr;
+    use crate::model::sample_cdr;
 
     #[test]
     fn header_then_one_line_per_cdr_with_quoting() {
         let mut refused = sample_cdr("b");
-        refused.final_reason = "Caller ID, Not Authorized".into();
-        refused.answer_at = None;
+        refused.outcome.final_reason = "Caller ID, Not Authorized".into();
+        refused.attempt.answer_at = None;
         let text = String::from_utf8(to_csv(&[sample_cdr("a"), refused], true).unwrap()).unwrap();
         let mut r = csv::Reader::from_reader(text.as_bytes());
         let header: Vec<String> = r.headers().unwrap().iter().map(str::to_string).collect();

@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::cdr::Cdr;
+use crate::model::Cdr;
 use crate::store::{decode_cdr_value, CdrWrite};
 
 /// The spool file's name inside its folder.

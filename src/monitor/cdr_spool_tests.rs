@@ -2,7 +2,7 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 
 use super::*;
-use crate::monitor::cdr::{ms_precision, sample_cdr};
+use crate::model::{ms_precision, sample_cdr};
 
 fn journal(id: &str, part: Option<&str>) -> CdrWrite {
     let cdr = sample_cdr(id);
@@ -103,8 +103,8 @@ fn a_torn_last_line_is_cut_off_and_the_next_append_is_whole() {
         .writes
         .into_iter()
         .map(|w| match w {
-            CdrWrite::Cdr(cdr) => cdr.id,
-            CdrWrite::Journal { cdr, .. } => cdr.id,
+            CdrWrite::Cdr(cdr) => cdr.attempt.id,
+            CdrWrite::Journal { cdr, .. } => cdr.attempt.id,
         })
         .collect();
     assert_eq!(ids, ["x1", "x2", "x4"]);

@@ -27,9 +27,9 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::cdr::{ms_precision, Cdr};
 use super::cdr_spool::{CdrSpool, SpoolError};
 use super::kpi::KpiCounters;
+use crate::model::{ms_precision, Cdr};
 use crate::store::{BucketKey, CdrWrite, Store};
 
 /// Rows per transaction: large enough to amortize the commit fsync, small enough to stay short.
@@ -199,9 +199,9 @@ impl CdrSink {
             drop(overflow);
             self.shared.late.fetch_add(1, Relaxed);
             match item {
-                CdrWrite::Cdr(cdr) => tracing::error!(cdr_id = %cdr.id, cdr = ?cdr,
+                CdrWrite::Cdr(cdr) => tracing::error!(cdr_id = %cdr.attempt.id, cdr = ?cdr,
                     "CDR submitted after the writer closed; not stored"),
-                CdrWrite::Journal { cdr, .. } => tracing::warn!(cdr_id = %cdr.id,
+                CdrWrite::Journal { cdr, .. } => tracing::warn!(cdr_id = %cdr.attempt.id,
                     "journal entry submitted after the writer closed; not stored"),
             }
             return;

@@ -8,7 +8,7 @@ use chrono::TimeZone;
 use sqlx::{Connection, SqliteConnection};
 
 use super::*;
-use crate::monitor::cdr::sample_cdr;
+use crate::model::sample_cdr;
 use crate::monitor::cdr_spool::SPOOL_FILE;
 use crate::monitor::persist;
 use crate::store::StoreOptions;
@@ -80,7 +80,7 @@ async fn writer(
 fn fed(rx: &mut mpsc::Receiver<Cdr>) -> Vec<String> {
     let mut ids = Vec::new();
     while let Ok(cdr) = rx.try_recv() {
-        ids.push(cdr.id);
+        ids.push(cdr.attempt.id);
     }
     ids
 }

@@ -3,7 +3,8 @@ use std::collections::HashSet;
 use sqlx::Connection;
 
 use super::*;
-use crate::monitor::cdr::{ms_precision, sample_cdr};
+use crate::model::EndReason;
+use crate::model::{ms_precision, sample_cdr};
 use crate::store::{JournaledCall, StoreOptions};
 
 async fn all_ids(store: &Store) -> Vec<String> {
@@ -142,12 +143,11 @@ async fn writer_ends_by_itself_when_every_sink_is_gone() {
 
 /// What a call journals while it runs: the sample call, not yet ended.
 fn provisional(id: &str, talk_ms: i64) -> Cdr {
-    Cdr {
-        talk_ms,
-        end_reason: "in_progress".into(),
-        recording: None,
-        ..sample_cdr(id)
-    }
+    let mut c = sample_cdr(id);
+    c.outcome.talk_ms = talk_ms;
+    c.outcome.end_reason = EndReason::InProgress;
+    c.recording = None;
+    c
 }
 
 async fn journal_rows(store: &Store) -> Vec<(String, String, Option<String>)> {
@@ -239,10 +239,9 @@ async fn a_call_without_a_cdr_is_found_after_a_restart_and_closed_by_its_cdr() {
 
     // The restart path closes it with a final CDR through the normal writer.
     let (sink, handle) = CdrWriter::spawn(store.clone(), 4);
-    sink.submit(Cdr {
-        end_reason: "crash".into(),
-        ..calls[0].cdr.clone()
-    });
+    let mut closed = calls[0].cdr.clone();
+    closed.outcome.end_reason = EndReason::GatewayRestart;
+    sink.submit(closed);
     handle.close().await.unwrap();
     assert!(store.journaled_calls().await.unwrap().is_empty());
     assert_eq!(store.count_cdrs().await.unwrap(), 2);
@@ -334,8 +333,8 @@ async fn journal_entries_keep_their_order_through_the_overflow_list() {
     assert_eq!(calls.len(), 601);
     let stale: Vec<&str> = calls
         .iter()
-        .filter(|call| call.cdr.id != "first" && call.cdr.talk_ms != 2)
-        .map(|call| call.cdr.id.as_str())
+        .filter(|call| call.cdr.attempt.id != "first" && call.cdr.outcome.talk_ms != 2)
+        .map(|call| call.cdr.attempt.id.as_str())
         .collect();
     assert!(stale.is_empty(), "older entry applied last for {stale:?}");
 }

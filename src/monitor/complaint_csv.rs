@@ -19,7 +19,7 @@ use std::io::Read;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
-use crate::policy::normalize_number;
+use crate::model::normalize_number;
 
 /// Complaint categories, as stored.
 pub const CATEGORIES: [&str; 4] = ["harassment", "fraud", "false_information", "other"];

@@ -6,7 +6,6 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::cdr::Cdr;
 use super::enforcement::{EnforcementAction, EnforcementError, Imposition, Ladder, LadderStats};
 use super::ids::IdGen;
 use super::kpi::{KpiCounters, Subject, Windows};
@@ -16,7 +15,8 @@ use super::rules::{
 };
 use crate::bounded::LruMap;
 use crate::config::{RuleConfig, RuleId, RuleWindow, Step, TrunkConfig};
-use crate::policy::normalize_number;
+use crate::model::normalize_number;
+use crate::model::Cdr;
 
 /// Memory bounds and timing of the monitor.
 #[derive(Debug, Clone, Copy)]
@@ -173,7 +173,7 @@ impl Monitor {
     /// Every call attempt's CDR (refused ones too) at `now`, when it is final.
     pub fn on_cdr(&mut self, cdr: &Cdr, now: DateTime<Utc>) -> MonitorOutput {
         let mut out = MonitorOutput::default();
-        let Some(trunk) = cdr.trunk.clone() else {
+        let Some(trunk) = cdr.attempt.trunk.clone() else {
             return out;
         };
         let k = KpiCounters::from_cdr(cdr, self.over_long_secs(&trunk));
@@ -191,7 +191,7 @@ impl Monitor {
                     );
                     data.last_seen = Some(now);
                     for kind in &kinds {
-                        data.examples[*kind as usize].push(&cdr.id);
+                        data.examples[*kind as usize].push(&cdr.attempt.id);
                     }
                     let rules: &[RuleId] = match subject {
                         Subject::Trunk { .. } => &TRUNK_RULES,
@@ -275,11 +275,11 @@ impl Monitor {
     fn callee_attempt(&mut self, subject: &Subject, cdr: &Cdr, out: &mut MonitorOutput) {
         let cfg = self.rule(subject.trunk(), RuleId::OverFrequentCallee);
         let keep = cfg.threshold.max(cfg.daily_threshold.unwrap_or(0.0)) as usize + 1;
-        let at = cdr.invite_at;
+        let at = cdr.attempt.invite_at;
         let a = self
             .callees
             .get_or_insert_with(subject, CalleeAttempts::default);
-        a.record(at, &cdr.id, keep);
+        a.record(at, &cdr.attempt.id, keep);
         let obs = evaluate_callee(&cfg, a, at);
         let examples = a.examples.to_vec();
         self.conclude(
@@ -315,19 +315,19 @@ impl Monitor {
     /// judging it (what it caused was found, stored and restored before the restart). Fed in
     /// INVITE order, so the windows take them nearly in order.
     pub fn warm(&mut self, cdr: &Cdr) {
-        let Some(trunk) = cdr.trunk.clone() else {
+        let Some(trunk) = cdr.attempt.trunk.clone() else {
             return;
         };
         let k = KpiCounters::from_cdr(cdr, self.over_long_secs(&trunk));
         let kinds = kinds_of(&k);
-        let at = cdr.end_at;
+        let at = cdr.outcome.end_at;
         for subject in Subject::of_cdr(cdr) {
             if let Subject::Callee { .. } = subject {
                 let cfg = self.rule(subject.trunk(), RuleId::OverFrequentCallee);
                 let keep = cfg.threshold.max(cfg.daily_threshold.unwrap_or(0.0)) as usize + 1;
                 self.callees
                     .get_or_insert_with(&subject, CalleeAttempts::default)
-                    .record(cdr.invite_at, &cdr.id, keep);
+                    .record(cdr.attempt.invite_at, &cdr.attempt.id, keep);
                 continue;
             }
             let data = self
@@ -339,7 +339,7 @@ impl Monitor {
             );
             data.last_seen = Some(data.last_seen.map_or(at, |t| t.max(at)));
             for kind in &kinds {
-                data.examples[*kind as usize].push(&cdr.id);
+                data.examples[*kind as usize].push(&cdr.attempt.id);
             }
         }
     }

@@ -1,15 +1,16 @@
 //! The monitor with a fake clock and synthetic CDRs: each rule fires exactly when its threshold
 //! is crossed with its minimum sample, clears with hysteresis, and the ladder escalates.
 
+use crate::model::RefusalReason;
 use chrono::{DateTime, Duration, Utc};
 
-use super::cdr::Direction;
 use super::enforcement::{Cause, EnforcementAction, EnforcementError, LiftReason};
 use super::kpi::Subject;
 use super::rules::{Complaint, ComplaintCategory, ComplaintSource, LiveCallView};
 use super::testkit::{cdr, secs, t0, Outcome, CALLER, CALLER2, TRUNK};
 use super::{Monitor, MonitorLimits, MonitorOutput};
 use crate::config::{RuleId, RuleWindow, Step, TrunkConfig};
+use crate::model::Direction;
 
 fn trunk_with(rules: &str) -> TrunkConfig {
     let text = format!(
@@ -346,7 +347,7 @@ fn over_frequent_number_hourly_and_daily_limits() {
         CALLER,
         "339",
         at,
-        Outcome::Refused("callee_frequency_limit"),
+        Outcome::Refused(RefusalReason::CalleeFrequencyLimit),
     );
     assert!(!fired(&m.on_cdr(&refused, at), RuleId::OverFrequentNumber));
     let o = feed(&mut m, 61, "3361", Outcome::Answered(30));
@@ -481,7 +482,7 @@ fn refusal_rules_on_the_trunk() {
             CALLER,
             "331",
             at,
-            Outcome::Refused("outside_calling_hours"),
+            Outcome::Refused(RefusalReason::OutsideCallingHours),
         ),
         at,
     );
@@ -492,7 +493,7 @@ fn refusal_rules_on_the_trunk() {
             "4499",
             "331",
             at,
-            Outcome::Refused("caller_id_not_authorized"),
+            Outcome::Refused(RefusalReason::CallerIdNotAuthorized),
         );
         assert!(!fired(&m.on_cdr(&c, at), RuleId::UnauthorizedCallerId));
     }
@@ -501,7 +502,7 @@ fn refusal_rules_on_the_trunk() {
         "4499",
         "331",
         at,
-        Outcome::Refused("caller_id_not_authorized"),
+        Outcome::Refused(RefusalReason::CallerIdNotAuthorized),
     );
     let o = m.on_cdr(&c, at);
     let a = o

@@ -1,8 +1,6 @@
 //! CDR assembly and the path to the store; KPI windows, anomaly rules, enforcement ladder and
 //! complaints (`Monitor`).
 
-pub mod call_media;
-pub mod cdr;
 pub mod cdr_csv;
 pub mod cdr_spool;
 pub mod cdr_writer;
@@ -13,17 +11,17 @@ mod ids;
 pub mod kpi;
 pub mod outcomes;
 pub mod persist;
-pub mod q850;
 pub mod recovery;
 pub mod report;
 pub mod rules;
 pub mod service;
 
 #[cfg(test)]
+mod admission_tests;
+#[cfg(test)]
 mod engine_tests;
 #[cfg(test)]
 pub(crate) mod testkit;
 
-pub use cdr::{Cdr, Direction, Disposition, HangupSide};
 pub use cdr_writer::{CdrSink, CdrStats, CdrWriter, CdrWriterError, CdrWriterHandle};
 pub use engine::{Monitor, MonitorLimits, MonitorOutput, MonitorStats};

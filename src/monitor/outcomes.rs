@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::cdr::Cdr;
+use crate::model::Cdr;
 
 /// One counter's labels.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -16,7 +16,7 @@ pub struct OutcomeKey {
     /// The CDR's disposition code (`refused`: the gateway's policy refused it).
     pub disposition: &'static str,
     /// The refusal reason code ('' unless refused).
-    pub reason: String,
+    pub reason: &'static str,
 }
 
 #[derive(Debug, Default)]
@@ -27,9 +27,9 @@ pub struct CallOutcomes {
 impl CallOutcomes {
     pub fn count(&self, cdr: &Cdr) {
         let key = OutcomeKey {
-            trunk: cdr.trunk.clone().unwrap_or_default(),
-            disposition: cdr.disposition.as_str(),
-            reason: cdr.refusal_reason.clone().unwrap_or_default(),
+            trunk: cdr.attempt.trunk.clone().unwrap_or_default(),
+            disposition: cdr.outcome.disposition.as_str(),
+            reason: cdr.outcome.refusal_reason.map_or("", |r| r.as_str()),
         };
         // Counting must never take a call down: a poisoned lock still holds valid counts.
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
@@ -48,7 +48,8 @@ impl CallOutcomes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::monitor::cdr::{sample_cdr, Disposition};
+    use crate::model::RefusalReason;
+    use crate::model::{sample_cdr, Disposition};
 
     #[test]
     fn counts_by_trunk_disposition_and_reason() {
@@ -56,15 +57,15 @@ mod tests {
         o.count(&sample_cdr("a"));
         o.count(&sample_cdr("b"));
         let mut refused = sample_cdr("c");
-        refused.disposition = Disposition::Refused;
-        refused.refusal_reason = Some("trunk_suspended".into());
+        refused.outcome.disposition = Disposition::Refused;
+        refused.outcome.refusal_reason = Some(RefusalReason::TrunkSuspended);
         o.count(&refused);
         let snap = o.snapshot();
         assert_eq!(snap.len(), 2);
         let total: u64 = snap.iter().map(|(_, n)| n).sum();
         assert_eq!(total, 3);
-        assert!(snap
-            .iter()
-            .any(|(k, n)| k.reason == "trunk_suspended" && k.disposition == "refused" && *n == 1));
+        assert!(snap.iter().any(|(k, n)| k.reason == "trunk_suspended"
+            && k.disposition == Disposition::Refused.as_str()
+            && *n == 1));
     }
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::enforcement::{Cause, EnforcementAction, Imposition, LiftReason};
 use super::kpi::{bucket_rows, KpiCounters, Subject};
 use super::rules::{Anomaly, Complaint, ComplaintCategory, ComplaintSource};
-use super::Cdr;
+use crate::model::Cdr;
 use crate::store::{
     AnomalyRow, BucketKey, EnforcementEntry, NewEnforcement, StoredComplaint, SubjectKey,
 };

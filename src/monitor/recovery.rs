@@ -6,9 +6,9 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::call_media::{RecordingInfo, RecordingStatus};
-use super::cdr::{ms_precision, Cdr, Disposition, HangupSide};
 use super::cdr_writer::CdrSink;
+use crate::model::{ms_precision, Cdr, Disposition, EndReason, HangupSide};
+use crate::model::{RecordingInfo, RecordingStatus};
 use crate::recording::{RepairReport, RepairedRecording};
 use crate::store::{JournaledCall, Store};
 
@@ -43,13 +43,13 @@ pub async fn close_interrupted_calls(
     for row in rows {
         match row {
             Ok(mut call) => {
-                let rec = recordings.get(call.cdr.id.as_str()).copied();
+                let rec = recordings.get(call.cdr.attempt.id.as_str()).copied();
                 let dialogs = call.dialogs.take();
                 let cdr = close(call, rec);
-                tracing::warn!(call_id = %cdr.id, answered = cdr.answer_at.is_some(), "call interrupted by a restart: CDR closed");
+                tracing::warn!(call_id = %cdr.attempt.id, answered = cdr.attempt.answer_at.is_some(), "call interrupted by a restart: CDR closed");
                 closed.push(Interrupted {
-                    cdr_id: cdr.id.clone(),
-                    trunk: cdr.trunk.clone(),
+                    cdr_id: cdr.attempt.id.clone(),
+                    trunk: cdr.attempt.trunk.clone(),
                     dialogs,
                 });
                 sink.submit(cdr);
@@ -65,27 +65,27 @@ pub fn close(call: JournaledCall, rec: Option<&RepairedRecording>) -> Cdr {
     let mut cdr = call.cdr;
     // The last sign of life: the journal's time, or the end of the recorded audio if later
     // (the recording starts at the answer).
-    let recorded_end: Option<DateTime<Utc>> = match (cdr.answer_at, rec) {
+    let recorded_end: Option<DateTime<Utc>> = match (cdr.attempt.answer_at, rec) {
         (Some(answer), Some(r)) => {
             Some(answer + Duration::milliseconds(i64::try_from(r.duration_ms).unwrap_or(0)))
         }
         _ => None,
     };
     let end_at = ms_precision(recorded_end.map_or(call.updated_at, |e| e.max(call.updated_at)));
-    cdr.end_at = end_at;
-    cdr.talk_ms = Cdr::talk_ms_between(cdr.answer_at, end_at);
-    cdr.end_reason = "gateway_restart".to_string();
-    cdr.hangup_side = Some(HangupSide::Gateway);
-    if cdr.answer_at.is_some() {
-        cdr.disposition = Disposition::Answered;
-        cdr.final_status = 200;
-        cdr.final_reason = "OK".to_string();
-        cdr.q850_cause = Some(16);
+    cdr.outcome.end_at = end_at;
+    cdr.outcome.talk_ms = Cdr::talk_ms_between(cdr.attempt.answer_at, end_at);
+    cdr.outcome.end_reason = EndReason::GatewayRestart;
+    cdr.outcome.hangup_side = Some(HangupSide::Gateway);
+    if cdr.attempt.answer_at.is_some() {
+        cdr.outcome.disposition = Disposition::Answered;
+        cdr.outcome.final_status = 200;
+        cdr.outcome.final_reason = "OK".to_string();
+        cdr.outcome.q850_cause = Some(16);
     } else {
-        cdr.disposition = Disposition::Failed;
-        cdr.final_status = 500;
-        cdr.final_reason = "Gateway Restart".to_string();
-        cdr.q850_cause = Some(41);
+        cdr.outcome.disposition = Disposition::Failed;
+        cdr.outcome.final_status = 500;
+        cdr.outcome.final_reason = "Gateway Restart".to_string();
+        cdr.outcome.q850_cause = Some(41);
     }
     cdr.recording = match (rec, call.recording_part) {
         (Some(r), _) => Some(RecordingInfo {

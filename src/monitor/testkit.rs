@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
-use super::cdr::{Cdr, Direction, Disposition};
+use crate::model::{self, Attempt, Cdr, Direction, Disposition, EndReason, RefusalReason};
 
 pub const TRUNK: &str = "demo";
 pub const CALLER: &str = "861012345678";
@@ -25,36 +25,40 @@ pub enum Outcome {
     /// A final failure status from the far end; rang first when `rang`.
     Status(u16, bool),
     /// Refused by our policy with this reason code.
-    Refused(&'static str),
+    Refused(RefusalReason),
 }
 
 /// An outbound attempt on `demo` from `caller` to `callee`, ending at `end`.
 pub fn cdr(id: &str, caller: &str, callee: &str, end: DateTime<Utc>, outcome: Outcome) -> Cdr {
     let mut c = Cdr {
-        id: id.to_string(),
-        inside_call_id: None,
-        outside_call_id: None,
-        trunk: Some(TRUNK.to_string()),
-        direction: Direction::Outbound,
-        source: "10.0.0.5:5060".to_string(),
-        caller: Some(caller.to_string()),
-        callee: Some(callee.to_string()),
-        presented_from: None,
-        pai: None,
-        invite_at: end,
-        ringing_at: None,
-        answer_at: None,
-        end_at: end,
-        talk_ms: 0,
-        final_status: 0,
-        final_reason: String::new(),
-        q850_cause: None,
-        hangup_side: None,
-        disposition: Disposition::Failed,
-        end_reason: "test".to_string(),
-        refusal_reason: None,
-        trunk_active: None,
-        caller_active: None,
+        attempt: Attempt {
+            id: id.to_string(),
+            inside_call_id: None,
+            outside_call_id: None,
+            trunk: Some(TRUNK.to_string()),
+            direction: Direction::Outbound,
+            source: "10.0.0.5:5060".to_string(),
+            caller: Some(caller.to_string()),
+            callee: Some(callee.to_string()),
+            presented_from: None,
+            pai: None,
+            invite_at: end,
+            ringing_at: None,
+            answer_at: None,
+            trunk_active: None,
+            caller_active: None,
+        },
+        outcome: model::Outcome {
+            end_at: end,
+            talk_ms: 0,
+            final_status: 0,
+            final_reason: String::new(),
+            q850_cause: None,
+            hangup_side: None,
+            disposition: Disposition::Failed,
+            end_reason: EndReason::Rejected,
+            refusal_reason: None,
+        },
         media: vec![],
         recording: None,
         dtmf: vec![],
@@ -62,23 +66,27 @@ pub fn cdr(id: &str, caller: &str, callee: &str, end: DateTime<Utc>, outcome: Ou
     match outcome {
         Outcome::Answered(talk) => {
             let answer = end - secs(talk);
-            c.invite_at = answer - secs(10);
-            c.ringing_at = Some(c.invite_at + secs(2));
-            c.answer_at = Some(answer);
-            c.talk_ms = talk * 1_000;
-            c.final_status = 200;
-            c.disposition = Disposition::Answered;
+            c.attempt.invite_at = answer - secs(10);
+            c.attempt.ringing_at = Some(c.attempt.invite_at + secs(2));
+            c.attempt.answer_at = Some(answer);
+            c.outcome.talk_ms = talk * 1_000;
+            c.outcome.final_status = 200;
+            c.outcome.disposition = Disposition::Answered;
+            c.outcome.end_reason = EndReason::NormalClearing;
         }
         Outcome::Status(status, rang) => {
-            c.invite_at = end - secs(5);
-            c.ringing_at = rang.then(|| c.invite_at + secs(1));
-            c.final_status = status;
-            c.disposition = Disposition::from_final_with_ringing(status, false, false, rang);
+            c.attempt.invite_at = end - secs(5);
+            c.attempt.ringing_at = rang.then(|| c.attempt.invite_at + secs(1));
+            c.outcome.final_status = status;
+            c.outcome.disposition =
+                Disposition::from_final_with_ringing(status, false, false, rang);
+            c.outcome.end_reason = EndReason::for_failure_status(status);
         }
         Outcome::Refused(reason) => {
-            c.final_status = 403;
-            c.disposition = Disposition::Refused;
-            c.refusal_reason = Some(reason.to_string());
+            c.outcome.final_status = 403;
+            c.outcome.disposition = Disposition::Refused;
+            c.outcome.end_reason = EndReason::Refused;
+            c.outcome.refusal_reason = Some(reason);
         }
     }
     c

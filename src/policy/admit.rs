@@ -5,11 +5,12 @@
 use chrono::{DateTime, Utc};
 
 use super::caller_id::{self, Parties};
-use super::decision::{Admission, AdmissionRequest, Decision, Direction, Refusal, RefusalReason};
+use super::decision::{Admission, AdmissionRequest, Decision, Refusal};
 use super::lease::{Busy, Caps};
 use super::trunks::Trunk;
 use super::Policy;
 use crate::config::Step;
+use crate::model::{Direction, RefusalReason};
 
 impl Policy {
     /// Judge one INVITE at `now`. An admission carries the lease the call must hold until it

@@ -1,10 +1,10 @@
 //! Who is calling whom: caller-ID authorization (outbound), called-number ownership (inbound),
 //! anonymity (RFC 3323 / RFC 3325) and the forms in which numbers arrive in SIP.
 
-use super::decision::{AdmissionRequest, Refusal, RefusalReason};
-use super::normalize_number;
-use super::number::strip_scheme;
+use super::decision::{AdmissionRequest, Refusal};
 use super::trunks::Trunk;
+use crate::model::number::strip_scheme;
+use crate::model::{normalize_number, RefusalReason};
 
 /// The parties of an INVITE that passed the identity checks.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -52,7 +52,7 @@ mod restrictions;
 mod trunks;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -60,9 +60,9 @@ use std::sync::{Arc, RwLock};
 use crate::config::TrunkConfig;
 
 pub use callee::MAX_CALLEES;
-pub use decision::{Admission, AdmissionRequest, Decision, Direction, Refusal, RefusalReason};
+pub use decision::{Admission, AdmissionRequest, Decision, Refusal};
 pub use lease::{Lease, TrunkLoad};
-pub use number::{normalize_number, number_owners};
+pub use number::number_owners;
 pub use restrictions::{InForce, Restrictions};
 pub use trunks::TrunkRef;
 

@@ -1,5 +1,5 @@
 //! Steps in force that admission applies: suspensions and throttles of trunks and caller IDs,
-//! fed by the monitor's `EnforcementAction`s. Shared (`Arc`) and cheap to read: admission takes
+//! fed by the monitor's enforcement log (`impose`, `lift`). Shared (`Arc`) and cheap to read: admission takes
 //! a read lock for two map lookups, never across anything else.
 //!
 //! Effect at admission (the very next call after `apply`):
@@ -16,8 +16,7 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 use crate::config::Step;
-use crate::monitor::enforcement::EnforcementAction;
-use crate::monitor::kpi::Subject;
+use crate::model::Subject;
 
 #[derive(Debug, Default)]
 struct TrunkSteps {
@@ -43,50 +42,42 @@ impl Restrictions {
         Restrictions::default()
     }
 
-    /// Apply one action of the enforcement log (in log order).
-    pub fn apply(&self, action: &EnforcementAction) {
-        // Entries are pushed or removed in single statements: a poisoned lock holds valid data.
+    /// A step imposed on a subject (the enforcement log's impose entries, in log order).
+    pub fn impose(&self, id: u64, subject: &Subject, step: Step) {
         let mut map = self.by_trunk.write().unwrap_or_else(|e| e.into_inner());
-        match action {
-            EnforcementAction::Impose(i) => {
-                let entry = map.entry(i.subject.trunk().to_string()).or_default();
-                match &i.subject {
-                    Subject::Trunk { .. } => entry.trunk.push((i.id, i.step)),
-                    Subject::CallerId { number, .. } => entry
-                        .numbers
-                        .entry(number.clone())
-                        .or_default()
-                        .push((i.id, i.step)),
-                    // Callee subjects only alert; admission's callee limit is their enforcement.
-                    Subject::Callee { .. } => {}
-                }
-            }
-            EnforcementAction::Lift { id, subject, .. } => {
-                let Some(entry) = map.get_mut(subject.trunk()) else {
-                    return;
-                };
-                match subject {
-                    Subject::Trunk { .. } => entry.trunk.retain(|(i, _)| i != id),
-                    Subject::CallerId { number, .. } => {
-                        if let Some(v) = entry.numbers.get_mut(number) {
-                            v.retain(|(i, _)| i != id);
-                            if v.is_empty() {
-                                entry.numbers.remove(number);
-                            }
-                        }
-                    }
-                    Subject::Callee { .. } => {}
-                }
-                if entry.trunk.is_empty() && entry.numbers.is_empty() {
-                    map.remove(subject.trunk());
-                }
-            }
+        let entry = map.entry(subject.trunk().to_string()).or_default();
+        match subject {
+            Subject::Trunk { .. } => entry.trunk.push((id, step)),
+            Subject::CallerId { number, .. } => entry
+                .numbers
+                .entry(number.clone())
+                .or_default()
+                .push((id, step)),
+            // Callee subjects only alert; admission's callee limit is their enforcement.
+            Subject::Callee { .. } => {}
         }
     }
 
-    pub fn apply_all<'a>(&self, actions: impl IntoIterator<Item = &'a EnforcementAction>) {
-        for a in actions {
-            self.apply(a);
+    /// The step imposed as `id` on `subject` is lifted.
+    pub fn lift(&self, id: u64, subject: &Subject) {
+        let mut map = self.by_trunk.write().unwrap_or_else(|e| e.into_inner());
+        let Some(entry) = map.get_mut(subject.trunk()) else {
+            return;
+        };
+        match subject {
+            Subject::Trunk { .. } => entry.trunk.retain(|(i, _)| *i != id),
+            Subject::CallerId { number, .. } => {
+                if let Some(v) = entry.numbers.get_mut(number) {
+                    v.retain(|(i, _)| *i != id);
+                    if v.is_empty() {
+                        entry.numbers.remove(number);
+                    }
+                }
+            }
+            Subject::Callee { .. } => {}
+        }
+        if entry.trunk.is_empty() && entry.numbers.is_empty() {
+            map.remove(subject.trunk());
         }
     }
 

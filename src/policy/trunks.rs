@@ -11,7 +11,8 @@ use crate::config::TrunkConfig;
 use super::callee::CalleeLimits;
 use super::caller_id::addr_spec;
 use super::lease::TrunkState;
-use super::{normalize_number, Policy};
+use super::Policy;
+use crate::model::normalize_number;
 
 /// A cheap, clonable snapshot of one trunk's configuration. It stays valid (and unchanged) for
 /// as long as it is held, even if the trunk is edited or removed meanwhile.

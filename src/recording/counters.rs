@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use super::error::RecordingError;
 use super::writer::RecordingResult;
+use crate::model::RefusalReason;
 
 /// One per recording pool (one per gateway); shared by its recorders.
 #[derive(Debug, Default)]
@@ -42,7 +43,7 @@ impl RecordingCounters {
 
     /// A recording could not start or be closed.
     pub fn failed(&self, e: &RecordingError) {
-        self.failed_with(e.reason());
+        self.failed_with(e.reason().as_str());
     }
 
     fn failed_with(&self, reason: &str) {
@@ -61,8 +62,12 @@ impl RecordingCounters {
         which.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(r.size_bytes, Ordering::Relaxed);
         if let Some(error) = &r.error {
-            let code = error.split(':').next().unwrap_or("recording_io_error");
-            self.failed_with(code);
+            let code = error
+                .split(':')
+                .next()
+                .and_then(|c| c.parse::<RefusalReason>().ok())
+                .unwrap_or(RefusalReason::RecordingIoError);
+            self.failed_with(code.as_str());
         }
     }
 

@@ -3,6 +3,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::model::RefusalReason;
+
 #[derive(Debug, thiserror::Error)]
 pub enum RecordingError {
     /// The recording directory cannot be created or written (permissions, read-only file
@@ -57,16 +59,19 @@ impl RecordingError {
         }
     }
 
-    /// A short, stable reason for CDRs and logs (`recording_not_writable`, …).
-    pub fn reason(&self) -> &'static str {
+    /// A short, stable reason for CDRs and logs (`recording_not_writable`, …): the refusal
+    /// reason when `[recording] required` refuses the call.
+    pub fn reason(&self) -> RefusalReason {
         match self {
-            RecordingError::NotWritable { .. } => "recording_not_writable",
-            RecordingError::DiskFull { .. } => "recording_disk_full",
-            RecordingError::AlreadyExists { .. } => "recording_exists",
-            RecordingError::InvalidCallId(_) => "recording_bad_call_id",
-            RecordingError::Io { .. } | RecordingError::Wav { .. } => "recording_io_error",
-            RecordingError::Unrepairable { .. } => "recording_unrepairable",
-            RecordingError::WorkerGone => "recording_unavailable",
+            RecordingError::NotWritable { .. } => RefusalReason::RecordingNotWritable,
+            RecordingError::DiskFull { .. } => RefusalReason::RecordingDiskFull,
+            RecordingError::AlreadyExists { .. } => RefusalReason::RecordingExists,
+            RecordingError::InvalidCallId(_) => RefusalReason::RecordingBadCallId,
+            RecordingError::Io { .. } | RecordingError::Wav { .. } => {
+                RefusalReason::RecordingIoError
+            }
+            RecordingError::Unrepairable { .. } => RefusalReason::RecordingUnrepairable,
+            RecordingError::WorkerGone => RefusalReason::RecordingUnavailable,
         }
     }
 }
@@ -118,7 +123,7 @@ mod tests {
         }
         let full = hound::Error::IoError(io::Error::from_raw_os_error(28));
         let e = RecordingError::wav(p, full);
-        assert_eq!(e.reason(), "recording_disk_full");
+        assert_eq!(e.reason().as_str(), "recording_disk_full");
     }
 
     #[test]

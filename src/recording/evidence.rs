@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::monitor::call_media::RecordingInfo;
+use crate::model::RecordingInfo;
 use crate::store::{Store, StoreError};
 
 use super::digest::{sha256_file, sha256_of};

@@ -23,11 +23,11 @@ impl Leg {
     }
 }
 
-impl From<crate::sip::transport::Side> for Leg {
-    fn from(side: crate::sip::transport::Side) -> Self {
+impl From<crate::model::Side> for Leg {
+    fn from(side: crate::model::Side) -> Self {
         match side {
-            crate::sip::transport::Side::Inside => Leg::Inside,
-            crate::sip::transport::Side::Outside => Leg::Outside,
+            crate::model::Side::Inside => Leg::Inside,
+            crate::model::Side::Outside => Leg::Outside,
         }
     }
 }

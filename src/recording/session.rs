@@ -18,6 +18,7 @@ use super::pool::RecorderOptions;
 use super::repair::fix_wav_header;
 use super::timeline::{Patch, Timeline};
 use super::writer::{create_file, part_path, sync_dir, RecordingResult, RecordingSpec};
+use crate::model::RefusalReason;
 
 pub(crate) struct WavOut {
     pub(crate) wav: hound::WavWriter<BufWriter<File>>,
@@ -334,9 +335,9 @@ impl CallWriter {
             // The errors come from hound, std and our pcap writer alike; all of them show the OS
             // error number (ENOSPC 28, EDQUOT 122), which is what tells a full disk.
             let code = if text.contains("os error 28") || text.contains("os error 122") {
-                "recording_disk_full"
+                RefusalReason::RecordingDiskFull
             } else {
-                "recording_io_error"
+                RefusalReason::RecordingIoError
             };
             self.error = Some(format!("{code}: {what}: {text}"));
         }

@@ -405,6 +405,7 @@ pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::RefusalReason;
 
     #[test]
     fn call_ids_must_be_file_names() {
@@ -424,7 +425,7 @@ mod tests {
             panic!("a header written to /dev/full must fail");
         };
         assert!(matches!(err, RecordingError::DiskFull { .. }), "{err:?}");
-        assert_eq!(err.reason(), "recording_disk_full");
+        assert_eq!(err.reason(), RefusalReason::RecordingDiskFull);
     }
 
     #[test]

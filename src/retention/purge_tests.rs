@@ -1,7 +1,7 @@
 use std::collections::HashSet;
 
 use super::*;
-use crate::monitor::cdr::{sample_cdr, Cdr};
+use crate::model::{sample_cdr, Cdr};
 
 struct Setup {
     _tmp: tempfile::TempDir,
@@ -14,11 +14,11 @@ struct Setup {
 /// A call started `days_ago` days before `now`, whose WAV (and pcap) are real files.
 fn call(s: &Setup, id: &str, days_ago: i64, pcap: bool) -> Cdr {
     let mut c = sample_cdr(id);
-    let shift = c.invite_at - (s.now - Duration::days(days_ago));
-    c.invite_at -= shift;
-    c.end_at -= shift;
-    c.ringing_at = c.ringing_at.map(|t| t - shift);
-    c.answer_at = c.answer_at.map(|t| t - shift);
+    let shift = c.attempt.invite_at - (s.now - Duration::days(days_ago));
+    c.attempt.invite_at -= shift;
+    c.outcome.end_at -= shift;
+    c.attempt.ringing_at = c.attempt.ringing_at.map(|t| t - shift);
+    c.attempt.answer_at = c.attempt.answer_at.map(|t| t - shift);
     let day = s.dir.join("2026/01/01");
     std::fs::create_dir_all(&day).unwrap();
     let wav = day.join(format!("{id}.wav"));
@@ -45,7 +45,7 @@ async fn setup() -> Setup {
         dir,
         outside,
         store: Store::connect("sqlite::memory:").await.unwrap(),
-        now: sample_cdr("x").invite_at + Duration::days(1000),
+        now: sample_cdr("x").attempt.invite_at + Duration::days(1000),
     }
 }
 
@@ -182,7 +182,7 @@ async fn many_expired_calls_go_in_batches() {
         .map(|i| {
             let mut c = call(&s, &format!("c{i:04}"), 400, false);
             // A failed recording has no file: only rows to purge.
-            c.recording = Some(crate::monitor::call_media::RecordingInfo::failed("x"));
+            c.recording = Some(crate::model::RecordingInfo::failed("x"));
             c
         })
         .collect();

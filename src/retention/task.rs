@@ -78,20 +78,20 @@ pub fn spawn_after(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::monitor::call_media::RecordingInfo;
-    use crate::monitor::cdr::sample_cdr;
+    use crate::model::sample_cdr;
+    use crate::model::RecordingInfo;
 
     #[tokio::test]
     async fn runs_then_stops_with_the_shutdown() {
         let store = Store::connect("sqlite::memory:").await.unwrap();
         let mut old = sample_cdr("old");
         let shift = chrono::Duration::days(400);
-        old.invite_at = chrono::Utc::now() - shift;
-        old.end_at = old.invite_at;
-        (old.ringing_at, old.answer_at) = (None, None);
+        old.attempt.invite_at = chrono::Utc::now() - shift;
+        old.outcome.end_at = old.attempt.invite_at;
+        (old.attempt.ringing_at, old.attempt.answer_at) = (None, None);
         old.recording = Some(RecordingInfo::failed("no disk"));
         let mut fresh = sample_cdr("fresh");
-        fresh.invite_at = chrono::Utc::now();
+        fresh.attempt.invite_at = chrono::Utc::now();
         store.insert_cdrs(&[old, fresh]).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let (trigger, shutdown) = crate::shutdown::channel();

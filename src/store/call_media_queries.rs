@@ -14,8 +14,8 @@ use sqlx::{Row, Sqlite};
 
 use super::cdr_queries::{format_time, parse_time};
 use super::{Store, StoreError};
-use crate::monitor::call_media::{DtmfEvent, LegQuality, RecordingInfo, RecordingStatus};
-use crate::monitor::cdr::Cdr;
+use crate::model::Cdr;
+use crate::model::{DtmfEvent, LegQuality, RecordingInfo, RecordingStatus};
 
 const INSERT_LEG: &str = "INSERT INTO cdr_media_legs (cdr_id, leg, seq, packets_in, bytes_in, \
      packets_out, bytes_out, lost, jitter_ms, max_jitter_ms, longest_gap_ms, stray, mos, one_way) \
@@ -166,7 +166,7 @@ pub(super) async fn insert_call_media(
 ) -> Result<(), StoreError> {
     for (seq, leg) in cdr.media.iter().enumerate() {
         let inserted = sqlx::query(INSERT_LEG)
-            .bind(&cdr.id)
+            .bind(&cdr.attempt.id)
             .bind(&leg.leg)
             .bind(saturating_i64(seq as u64))
             .bind(saturating_i64(leg.packets_in))
@@ -184,18 +184,18 @@ pub(super) async fn insert_call_media(
             .await?
             .rows_affected();
         if inserted == 0 {
-            tracing::warn!(cdr_id = %cdr.id, leg = %leg.leg,
+            tracing::warn!(cdr_id = %cdr.attempt.id, leg = %leg.leg,
                 "CDR lists this media leg more than once; only the first is stored");
         }
     }
     if let Some(recording) = &cdr.recording {
-        bind_recording(sqlx::query(INSERT_RECORDING), &cdr.id, recording)
+        bind_recording(sqlx::query(INSERT_RECORDING), &cdr.attempt.id, recording)
             .execute(&mut *conn)
             .await?;
     }
     for (seq, event) in cdr.dtmf.iter().enumerate() {
         sqlx::query(INSERT_DTMF)
-            .bind(&cdr.id)
+            .bind(&cdr.attempt.id)
             .bind(saturating_i64(seq as u64))
             .bind(&event.leg)
             .bind(&event.digit)
@@ -221,7 +221,7 @@ pub(super) async fn attach_call_media(
     let index: HashMap<String, usize> = cdrs
         .iter()
         .enumerate()
-        .map(|(i, cdr)| (cdr.id.clone(), i))
+        .map(|(i, cdr)| (cdr.attempt.id.clone(), i))
         .collect();
     let owner = |row: &SqliteRow| -> Result<(String, Option<usize>), StoreError> {
         let id: String = row.try_get("cdr_id")?;

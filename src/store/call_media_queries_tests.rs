@@ -1,7 +1,8 @@
 use chrono::Duration;
 
 use super::*;
-use crate::monitor::cdr::{sample_cdr, Disposition};
+use crate::model::{sample_cdr, Disposition, Outcome};
+use crate::model::{EndReason, RefusalReason};
 
 async fn memory_store() -> Store {
     Store::connect("sqlite::memory:").await.unwrap()
@@ -24,19 +25,21 @@ async fn child_rows(store: &Store, cdr_id: &str) -> [i64; 3] {
 }
 
 fn refused(id: &str) -> Cdr {
-    Cdr {
-        answer_at: None,
+    let mut c = sample_cdr(id);
+    c.attempt.answer_at = None;
+    c.outcome = Outcome {
         talk_ms: 0,
         final_status: 403,
         final_reason: "Forbidden".into(),
         disposition: Disposition::Refused,
-        end_reason: "refused".into(),
-        refusal_reason: Some("caller_id_not_authorized".into()),
-        media: Vec::new(),
-        recording: None,
-        dtmf: Vec::new(),
-        ..sample_cdr(id)
-    }
+        end_reason: EndReason::Refused,
+        refusal_reason: Some(RefusalReason::CallerIdNotAuthorized),
+        ..c.outcome
+    };
+    c.media.clear();
+    c.recording = None;
+    c.dtmf.clear();
+    c
 }
 
 fn recording(status: RecordingStatus, path: &str) -> RecordingInfo {
@@ -120,7 +123,7 @@ async fn duplicate_cdr_keeps_the_first_children_without_mixing() {
         .await
         .unwrap();
     let mut richer = sample_cdr("bare");
-    richer.disposition = Disposition::Answered;
+    richer.outcome.disposition = Disposition::Answered;
     assert_eq!(store.insert_cdrs(&[richer]).await.unwrap(), 0);
     assert_eq!(child_rows(&store, "bare").await, [0, 0, 0]);
     assert_eq!(store.get_cdr("bare").await.unwrap(), Some(bare));
@@ -137,7 +140,7 @@ async fn recent_page_gets_each_cdr_its_own_children() {
         } else {
             refused(&format!("p{i}"))
         };
-        cdr.invite_at = base.invite_at + Duration::milliseconds(i);
+        cdr.attempt.invite_at = base.attempt.invite_at + Duration::milliseconds(i);
         for leg in &mut cdr.media {
             leg.packets_in = i as u64;
         }
@@ -211,7 +214,7 @@ async fn find_recording_by_path_returns_the_call() {
 
     // Two calls naming one file (a bug elsewhere): the newest call's is returned.
     let mut newer = sample_cdr("fc");
-    newer.invite_at += Duration::seconds(1);
+    newer.attempt.invite_at += Duration::seconds(1);
     let mut info = a.recording.clone().unwrap();
     info.status = RecordingStatus::Incomplete;
     newer.recording = Some(info.clone());

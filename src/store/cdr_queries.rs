@@ -8,7 +8,7 @@ use sqlx::Row;
 
 use super::call_media_queries::{attach_call_media, insert_call_media, Selection};
 use super::{Store, StoreError};
-use crate::monitor::cdr::Cdr;
+use crate::model::{Attempt, Cdr, Outcome};
 
 const INSERT_CDR: &str = "INSERT INTO cdrs (id, inside_call_id, outside_call_id, trunk, \
      direction, source, caller, callee, presented_from, pai, invite_at, ringing_at, answer_at, \
@@ -142,30 +142,30 @@ impl Store {
 /// 0), and delete its journal row either way: a call with a CDR is no longer in progress.
 pub(super) async fn insert_cdr(conn: &mut SqliteConnection, cdr: &Cdr) -> Result<u64, StoreError> {
     let new = sqlx::query(INSERT_CDR)
-        .bind(&cdr.id)
-        .bind(&cdr.inside_call_id)
-        .bind(&cdr.outside_call_id)
-        .bind(&cdr.trunk)
-        .bind(cdr.direction.as_str())
-        .bind(&cdr.source)
-        .bind(&cdr.caller)
-        .bind(&cdr.callee)
-        .bind(&cdr.presented_from)
-        .bind(&cdr.pai)
-        .bind(format_time(cdr.invite_at))
-        .bind(cdr.ringing_at.map(format_time))
-        .bind(cdr.answer_at.map(format_time))
-        .bind(format_time(cdr.end_at))
-        .bind(cdr.talk_ms)
-        .bind(i32::from(cdr.final_status))
-        .bind(&cdr.final_reason)
-        .bind(cdr.q850_cause.map(i32::from))
-        .bind(cdr.hangup_side.map(|h| h.as_str()))
-        .bind(cdr.disposition.as_str())
-        .bind(&cdr.end_reason)
-        .bind(&cdr.refusal_reason)
-        .bind(cdr.trunk_active.map(i64::from))
-        .bind(cdr.caller_active.map(i64::from))
+        .bind(&cdr.attempt.id)
+        .bind(&cdr.attempt.inside_call_id)
+        .bind(&cdr.attempt.outside_call_id)
+        .bind(&cdr.attempt.trunk)
+        .bind(cdr.attempt.direction.as_str())
+        .bind(&cdr.attempt.source)
+        .bind(&cdr.attempt.caller)
+        .bind(&cdr.attempt.callee)
+        .bind(&cdr.attempt.presented_from)
+        .bind(&cdr.attempt.pai)
+        .bind(format_time(cdr.attempt.invite_at))
+        .bind(cdr.attempt.ringing_at.map(format_time))
+        .bind(cdr.attempt.answer_at.map(format_time))
+        .bind(format_time(cdr.outcome.end_at))
+        .bind(cdr.outcome.talk_ms)
+        .bind(i32::from(cdr.outcome.final_status))
+        .bind(&cdr.outcome.final_reason)
+        .bind(cdr.outcome.q850_cause.map(i32::from))
+        .bind(cdr.outcome.hangup_side.map(|h| h.as_str()))
+        .bind(cdr.outcome.disposition.as_str())
+        .bind(cdr.outcome.end_reason.as_str())
+        .bind(cdr.outcome.refusal_reason.map(|r| r.as_str()))
+        .bind(cdr.attempt.trunk_active.map(i64::from))
+        .bind(cdr.attempt.caller_active.map(i64::from))
         .execute(&mut *conn)
         .await?
         .rows_affected();
@@ -173,7 +173,7 @@ pub(super) async fn insert_cdr(conn: &mut SqliteConnection, cdr: &Cdr) -> Result
         insert_call_media(&mut *conn, cdr).await?;
     }
     sqlx::query(DELETE_JOURNAL)
-        .bind(&cdr.id)
+        .bind(&cdr.attempt.id)
         .execute(&mut *conn)
         .await?;
     Ok(new)
@@ -214,6 +214,14 @@ pub(super) fn cdr_from_row(row: &SqliteRow) -> Result<Cdr, StoreError> {
         Some(s) => Some(s.parse().map_err(|_| corrupt("hangup_side", s))?),
         None => None,
     };
+    let end_reason = code("end_reason")?;
+    let end_reason = end_reason
+        .parse()
+        .map_err(|_| corrupt("end_reason", end_reason))?;
+    let refusal_reason = match row.try_get::<Option<String>, _>("refusal_reason")? {
+        Some(s) => Some(s.parse().map_err(|_| corrupt("refusal_reason", s))?),
+        None => None,
+    };
     let status: i64 = row.try_get("final_status")?;
     let final_status =
         u16::try_from(status).map_err(|_| corrupt("final_status", status.to_string()))?;
@@ -223,30 +231,34 @@ pub(super) fn cdr_from_row(row: &SqliteRow) -> Result<Cdr, StoreError> {
     };
 
     Ok(Cdr {
-        inside_call_id: row.try_get("inside_call_id")?,
-        outside_call_id: row.try_get("outside_call_id")?,
-        trunk: row.try_get("trunk")?,
-        direction,
-        source: row.try_get("source")?,
-        caller: row.try_get("caller")?,
-        callee: row.try_get("callee")?,
-        presented_from: row.try_get("presented_from")?,
-        pai: row.try_get("pai")?,
-        invite_at: time("invite_at")?,
-        ringing_at: opt_time("ringing_at")?,
-        answer_at: opt_time("answer_at")?,
-        end_at: time("end_at")?,
-        talk_ms: row.try_get("talk_ms")?,
-        final_status,
-        final_reason: row.try_get("final_reason")?,
-        q850_cause,
-        hangup_side,
-        disposition,
-        end_reason: row.try_get("end_reason")?,
-        refusal_reason: row.try_get("refusal_reason")?,
-        trunk_active: count("trunk_active")?,
-        caller_active: count("caller_active")?,
-        id,
+        attempt: Attempt {
+            inside_call_id: row.try_get("inside_call_id")?,
+            outside_call_id: row.try_get("outside_call_id")?,
+            trunk: row.try_get("trunk")?,
+            direction,
+            source: row.try_get("source")?,
+            caller: row.try_get("caller")?,
+            callee: row.try_get("callee")?,
+            presented_from: row.try_get("presented_from")?,
+            pai: row.try_get("pai")?,
+            invite_at: time("invite_at")?,
+            ringing_at: opt_time("ringing_at")?,
+            answer_at: opt_time("answer_at")?,
+            trunk_active: count("trunk_active")?,
+            caller_active: count("caller_active")?,
+            id: id.clone(),
+        },
+        outcome: Outcome {
+            end_at: time("end_at")?,
+            talk_ms: row.try_get("talk_ms")?,
+            final_status,
+            final_reason: row.try_get("final_reason")?,
+            q850_cause,
+            hangup_side,
+            disposition,
+            end_reason,
+            refusal_reason,
+        },
         // Filled in by the caller from the per-call tables.
         media: Vec::new(),
         recording: None,

@@ -1,7 +1,9 @@
 use chrono::Duration;
 
 use super::*;
-use crate::monitor::cdr::{sample_cdr, Direction, Disposition, HangupSide};
+use crate::model::EndReason;
+use crate::model::RefusalReason;
+use crate::model::{sample_cdr, Direction, Disposition, HangupSide};
 
 async fn memory_store() -> Store {
     Store::connect("sqlite::memory:").await.unwrap()
@@ -12,31 +14,35 @@ async fn round_trip_is_exact() {
     let store = memory_store().await;
     let answered = sample_cdr("call-1");
     let refused = Cdr {
-        id: "call-2".into(),
-        inside_call_id: None,
-        outside_call_id: None,
-        trunk: None,
-        direction: Direction::Inbound,
-        source: "[2001:db8::7]:5062".into(),
-        caller: None,
-        callee: Some("33987654321".into()),
-        presented_from: Some("anonymous".into()),
-        pai: None,
-        ringing_at: None,
-        answer_at: None,
-        end_at: answered.invite_at + Duration::milliseconds(1),
-        talk_ms: 0,
-        final_status: 403,
-        final_reason: "Forbidden — «non autorisé»".into(),
-        q850_cause: Some(21),
-        hangup_side: None,
-        disposition: Disposition::Refused,
-        end_reason: "refused".into(),
-        refusal_reason: Some("caller_id_not_authorized".into()),
+        attempt: Attempt {
+            id: "call-2".into(),
+            inside_call_id: None,
+            outside_call_id: None,
+            trunk: None,
+            direction: Direction::Inbound,
+            source: "[2001:db8::7]:5062".into(),
+            caller: None,
+            callee: Some("33987654321".into()),
+            presented_from: Some("anonymous".into()),
+            pai: None,
+            ringing_at: None,
+            answer_at: None,
+            ..answered.attempt.clone()
+        },
+        outcome: Outcome {
+            end_at: answered.attempt.invite_at + Duration::milliseconds(1),
+            talk_ms: 0,
+            final_status: 403,
+            final_reason: "Forbidden — «non autorisé»".into(),
+            q850_cause: Some(21),
+            hangup_side: None,
+            disposition: Disposition::Refused,
+            end_reason: EndReason::Refused,
+            refusal_reason: Some(RefusalReason::CallerIdNotAuthorized),
+        },
         media: Vec::new(),
         recording: None,
         dtmf: Vec::new(),
-        ..answered.clone()
     };
     assert!(!answered.media.is_empty() && answered.recording.is_some());
     assert_eq!(
@@ -69,14 +75,14 @@ async fn times_are_stored_as_readable_utc_text() {
 async fn sub_millisecond_input_is_truncated_not_rounded() {
     let store = memory_store().await;
     let mut cdr = sample_cdr("ns");
-    cdr.invite_at += Duration::nanoseconds(999_999);
+    cdr.attempt.invite_at += Duration::nanoseconds(999_999);
     store.insert_cdrs(&[cdr.clone()]).await.unwrap();
     let back = store.get_cdr("ns").await.unwrap().unwrap();
     assert_eq!(
-        back.invite_at,
-        crate::monitor::cdr::ms_precision(cdr.invite_at)
+        back.attempt.invite_at,
+        crate::model::ms_precision(cdr.attempt.invite_at)
     );
-    assert_eq!(back.invite_at, sample_cdr("ns").invite_at);
+    assert_eq!(back.attempt.invite_at, sample_cdr("ns").attempt.invite_at);
 }
 
 #[tokio::test]
@@ -84,7 +90,7 @@ async fn duplicate_id_keeps_one_row_first_write_wins() {
     let store = memory_store().await;
     let first = sample_cdr("dup");
     let mut second = first.clone();
-    second.end_reason = "shutdown".into();
+    second.outcome.end_reason = EndReason::Shutdown;
     assert_eq!(
         store
             .insert_cdrs(std::slice::from_ref(&first))
@@ -107,11 +113,11 @@ async fn recent_is_newest_first_with_stable_ties() {
     let mut cdrs = Vec::new();
     for (id, offset_ms) in [("a", 0), ("b", 5), ("c", 5), ("d", 10), ("e", -3)] {
         let mut c = sample_cdr(id);
-        c.invite_at = base.invite_at + Duration::milliseconds(offset_ms);
+        c.attempt.invite_at = base.attempt.invite_at + Duration::milliseconds(offset_ms);
         cdrs.push(c);
     }
     store.insert_cdrs(&cdrs).await.unwrap();
-    let ids = |v: Vec<Cdr>| v.into_iter().map(|c| c.id).collect::<Vec<_>>();
+    let ids = |v: Vec<Cdr>| v.into_iter().map(|c| c.attempt.id).collect::<Vec<_>>();
     assert_eq!(
         ids(store.recent_cdrs(10).await.unwrap()),
         ["d", "c", "b", "a", "e"]
@@ -127,13 +133,13 @@ async fn any_value_the_type_allows_is_storable() {
     // The writer retries forever, so no valid Cdr may ever be refused by the schema.
     let store = memory_store().await;
     let mut c = sample_cdr("");
-    c.final_status = u16::MAX;
-    c.q850_cause = Some(u8::MAX);
-    c.talk_ms = i64::MIN;
-    c.source = String::new();
-    c.final_reason = "nul\0inside".into();
-    c.hangup_side = Some(HangupSide::Gateway);
-    c.disposition = Disposition::NoAnswer;
+    c.outcome.final_status = u16::MAX;
+    c.outcome.q850_cause = Some(u8::MAX);
+    c.outcome.talk_ms = i64::MIN;
+    c.attempt.source = String::new();
+    c.outcome.final_reason = "nul\0inside".into();
+    c.outcome.hangup_side = Some(HangupSide::Gateway);
+    c.outcome.disposition = Disposition::NoAnswer;
     assert_eq!(store.insert_cdrs(&[c.clone()]).await.unwrap(), 1);
     assert_eq!(store.get_cdr("").await.unwrap(), Some(c));
 }

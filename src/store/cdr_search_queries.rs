@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 
 use super::cdr_queries::{cdr_from_row, format_time, SELECT_CDRS};
 use super::{Store, StoreError};
-use crate::monitor::cdr::Cdr;
+use crate::model::Cdr;
 
 /// Where a page starts: after the CDR with this INVITE time and id.
 #[derive(Debug, Clone, PartialEq, Eq)]

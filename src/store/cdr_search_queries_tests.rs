@@ -1,7 +1,8 @@
 use chrono::Duration;
 
 use super::*;
-use crate::monitor::cdr::{sample_cdr, Disposition};
+use crate::model::{sample_cdr, Disposition};
+use crate::model::{EndReason, RefusalReason};
 use crate::store::{AnomalyRow, SubjectKey};
 
 async fn memory_store() -> Store {
@@ -10,26 +11,26 @@ async fn memory_store() -> Store {
 
 fn cdr(id: &str, trunk: &str, caller: &str, callee: &str, secs: i64) -> Cdr {
     let mut c = sample_cdr(id);
-    let t = c.invite_at + Duration::seconds(secs);
-    c.invite_at = t;
-    c.ringing_at = None;
-    c.answer_at = None;
-    c.end_at = t + Duration::seconds(1);
-    c.trunk = Some(trunk.into());
-    c.caller = Some(caller.into());
-    c.callee = Some(callee.into());
+    let t = c.attempt.invite_at + Duration::seconds(secs);
+    c.attempt.invite_at = t;
+    c.attempt.ringing_at = None;
+    c.attempt.answer_at = None;
+    c.outcome.end_at = t + Duration::seconds(1);
+    c.attempt.trunk = Some(trunk.into());
+    c.attempt.caller = Some(caller.into());
+    c.attempt.callee = Some(callee.into());
     c
 }
 
 fn ids(cdrs: &[Cdr]) -> Vec<&str> {
-    cdrs.iter().map(|c| c.id.as_str()).collect()
+    cdrs.iter().map(|c| c.attempt.id.as_str()).collect()
 }
 
 async fn seeded() -> (Store, DateTime<Utc>) {
     let store = memory_store().await;
-    let t = sample_cdr("x").invite_at;
+    let t = sample_cdr("x").attempt.invite_at;
     let mut refused = cdr("e", "b", "+1", "+3", 2);
-    refused.disposition = Disposition::Refused;
+    refused.outcome.disposition = Disposition::Refused;
     // Same INVITE time for c and d: the id breaks the tie.
     store
         .insert_cdrs(&[
@@ -108,10 +109,10 @@ async fn keyset_pages_give_each_row_once_in_order() {
             .unwrap();
         let Some(last) = page.last() else { break };
         after = Some(CdrSearchKey {
-            invite_at: last.invite_at,
-            id: last.id.clone(),
+            invite_at: last.attempt.invite_at,
+            id: last.attempt.id.clone(),
         });
-        seen.extend(page.iter().map(|c| c.id.clone()));
+        seen.extend(page.iter().map(|c| c.attempt.id.clone()));
     }
     assert_eq!(seen, vec!["a", "c", "d", "e", "b"]);
 }
@@ -151,11 +152,11 @@ async fn search_uses_an_index() {
 async fn reason_matches_the_refusal_or_the_end_reason() {
     let (store, _) = seeded().await;
     let mut blocked = cdr("f", "a", "+1", "+9", 4);
-    blocked.disposition = Disposition::Refused;
-    blocked.refusal_reason = Some("number_blocked".into());
-    blocked.end_reason = "refused".into();
+    blocked.outcome.disposition = Disposition::Refused;
+    blocked.outcome.refusal_reason = Some(RefusalReason::NumberBlocked);
+    blocked.outcome.end_reason = EndReason::Refused;
     let mut busy = cdr("g", "b", "+1", "+2", 5);
-    busy.end_reason = "busy".into();
+    busy.outcome.end_reason = EndReason::Busy;
     store.insert_cdrs(&[blocked, busy]).await.unwrap();
     let by = |reason: &str| {
         let q = CdrQuery {

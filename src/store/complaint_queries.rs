@@ -114,7 +114,7 @@ impl Store {
         Ok(Some(StoredComplaint {
             id,
             complaint: c.clone(),
-            imported_at: crate::monitor::cdr::ms_precision(now),
+            imported_at: crate::model::ms_precision(now),
             cdr_ids,
         }))
     }

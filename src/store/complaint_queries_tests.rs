@@ -1,7 +1,7 @@
 use chrono::Duration;
 
 use super::*;
-use crate::monitor::cdr::{sample_cdr, Cdr};
+use crate::model::{sample_cdr, Cdr};
 
 async fn memory_store() -> Store {
     Store::connect("sqlite::memory:").await.unwrap()
@@ -9,10 +9,10 @@ async fn memory_store() -> Store {
 
 fn call(id: &str, caller: &str, callee: &str, at: DateTime<Utc>) -> Cdr {
     let mut c = sample_cdr(id);
-    c.caller = Some(caller.into());
-    c.callee = Some(callee.into());
-    c.invite_at = at;
-    c.end_at = at + Duration::seconds(30);
+    c.attempt.caller = Some(caller.into());
+    c.attempt.callee = Some(callee.into());
+    c.attempt.invite_at = at;
+    c.outcome.end_at = at + Duration::seconds(30);
     c
 }
 
@@ -31,7 +31,7 @@ fn complaint(at: DateTime<Utc>) -> NewComplaint {
 #[tokio::test]
 async fn links_the_calls_it_is_about_and_stores_once() {
     let store = memory_store().await;
-    let t = sample_cdr("x").invite_at;
+    let t = sample_cdr("x").attempt.invite_at;
     let c = complaint(t);
     store
         .insert_cdrs(&[
@@ -90,7 +90,7 @@ async fn links_the_calls_it_is_about_and_stores_once() {
 #[tokio::test]
 async fn unknown_category_is_refused_by_the_schema() {
     let store = memory_store().await;
-    let t = sample_cdr("x").invite_at;
+    let t = sample_cdr("x").attempt.invite_at;
     let mut c = complaint(t);
     c.category = "spam".into();
     assert!(store

@@ -1,14 +1,14 @@
 use chrono::Duration;
 
 use super::*;
-use crate::monitor::cdr::sample_cdr;
+use crate::model::sample_cdr;
 
 async fn memory_store() -> Store {
     Store::connect("sqlite::memory:").await.unwrap()
 }
 
 fn t0() -> DateTime<Utc> {
-    sample_cdr("x").invite_at
+    sample_cdr("x").attempt.invite_at
 }
 
 fn number(n: &str) -> SubjectKey {

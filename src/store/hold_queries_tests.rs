@@ -1,10 +1,10 @@
 use chrono::Duration;
 
 use super::*;
-use crate::monitor::cdr::sample_cdr;
+use crate::model::sample_cdr;
 
 fn t0() -> DateTime<Utc> {
-    sample_cdr("x").invite_at
+    sample_cdr("x").attempt.invite_at
 }
 
 #[tokio::test]

@@ -21,8 +21,8 @@ use sqlx::Row;
 use super::cdr_queries::{format_time, insert_cdr, parse_time};
 use super::kpi_queries::{add_to_buckets, BucketCounters, Rollup};
 use super::{Store, StoreError};
-use crate::monitor::call_media::LegQuality;
-use crate::monitor::cdr::Cdr;
+use crate::model::Cdr;
+use crate::model::LegQuality;
 
 /// Upsert a journal row unless the call's CDR is stored. `$1` appears twice: SQLite gives both
 /// the same parameter. The WHERE also settles the INSERT … SELECT … ON CONFLICT parsing ambiguity.
@@ -178,12 +178,12 @@ async fn upsert_journal(
         Err(error) => {
             // Cannot happen with the Cdr type (no maps, no fallible Serialize). Failing the batch
             // would make the writer retry it forever; the final CDR does not depend on this entry.
-            tracing::error!(cdr_id = %cdr.id, %error, "cannot encode a journal entry; ignored");
+            tracing::error!(cdr_id = %cdr.attempt.id, %error, "cannot encode a journal entry; ignored");
             return Ok(false);
         }
     };
     let upserted = sqlx::query(UPSERT_JOURNAL)
-        .bind(&cdr.id)
+        .bind(&cdr.attempt.id)
         .bind(json)
         .bind(row.recording_part)
         .bind(row.dialogs)
@@ -192,7 +192,7 @@ async fn upsert_journal(
         .await?
         .rows_affected();
     if upserted == 0 {
-        tracing::warn!(cdr_id = %cdr.id,
+        tracing::warn!(cdr_id = %cdr.attempt.id,
             "journal entry for a call whose CDR is already stored; ignored");
     }
     Ok(upserted > 0)
@@ -218,10 +218,10 @@ fn journaled_from_row(row: &SqliteRow) -> Result<JournaledCall, StoreError> {
             format!("{excerpt}{more} ({error})"),
         )
     })?;
-    if cdr.id != id {
+    if cdr.attempt.id != id {
         return Err(corrupt(
             "call_journal.cdr_json",
-            format!("a CDR with id `{}`", cdr.id),
+            format!("a CDR with id `{}`", cdr.attempt.id),
         ));
     }
     let updated_at: String = row.try_get("updated_at")?;

@@ -1,7 +1,8 @@
 use chrono::Duration;
 
 use super::*;
-use crate::monitor::cdr::{ms_precision, sample_cdr};
+use crate::model::EndReason;
+use crate::model::{ms_precision, sample_cdr};
 
 async fn memory_store() -> Store {
     Store::connect("sqlite::memory:").await.unwrap()
@@ -9,16 +10,15 @@ async fn memory_store() -> Store {
 
 /// What a call in progress journals: the sample call, not yet ended.
 fn provisional(id: &str, talk_ms: i64) -> Cdr {
-    Cdr {
-        talk_ms,
-        end_reason: "in_progress".into(),
-        recording: None,
-        ..sample_cdr(id)
-    }
+    let mut c = sample_cdr(id);
+    c.outcome.talk_ms = talk_ms;
+    c.outcome.end_reason = EndReason::InProgress;
+    c.recording = None;
+    c
 }
 
 fn at(offset_ms: i64) -> DateTime<Utc> {
-    sample_cdr("x").invite_at + Duration::milliseconds(offset_ms)
+    sample_cdr("x").attempt.invite_at + Duration::milliseconds(offset_ms)
 }
 
 /// Dialog state is opaque to the store: any text round-trips.
@@ -182,7 +182,7 @@ async fn journaled_calls_read_back_exactly_oldest_first() {
     nan.recording = sample_cdr("n").recording;
     // Full precision: the JSON keeps nanoseconds, unlike the cdrs table.
     let mut precise = provisional("p", 0);
-    precise.end_at += Duration::nanoseconds(123_456_789);
+    precise.outcome.end_at += Duration::nanoseconds(123_456_789);
     store
         .apply_cdr_writes(&[
             journal(nan.clone(), Some("recordings/n.wav.part"), 20),
@@ -258,7 +258,7 @@ async fn a_corrupt_row_is_reported_and_the_others_still_load() {
         match call {
             Ok(call) => {
                 good += 1;
-                assert_eq!(call.cdr.id, "good");
+                assert_eq!(call.cdr.attempt.id, "good");
                 assert_eq!(call.recording_part.as_deref(), Some("good.part"));
             }
             Err(StoreError::Corrupt { id, column, value }) => corrupt.push((id, column, value)),

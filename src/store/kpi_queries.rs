@@ -14,7 +14,7 @@ use sqlx::{Row, SqliteConnection};
 use super::cdr_queries::{format_time, parse_time};
 use super::enforcement_queries::SubjectKey;
 use super::{Store, StoreError};
-use crate::monitor::cdr::Cdr;
+use crate::model::Cdr;
 
 /// Counters that add up: what a bucket holds.
 pub trait BucketCounters: Serialize + DeserializeOwned + Default + Clone + Send + Sync {

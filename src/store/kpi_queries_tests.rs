@@ -2,7 +2,7 @@ use chrono::{Duration, TimeZone};
 use serde::Deserialize;
 
 use super::*;
-use crate::monitor::cdr::sample_cdr;
+use crate::model::sample_cdr;
 use crate::store::CdrWrite;
 
 /// Counts calls and talk time: enough to show merging and the once-only rule.
@@ -36,21 +36,30 @@ fn key(kind: &str, number: &str, h: u32) -> BucketKey {
 
 /// Each call counts for its trunk and its caller in the hour of its INVITE.
 fn rollup(cdr: &Cdr) -> Vec<(BucketKey, Calls)> {
-    let h = cdr.invite_at.format("%H").to_string().parse().unwrap();
+    let h = cdr
+        .attempt
+        .invite_at
+        .format("%H")
+        .to_string()
+        .parse()
+        .unwrap();
     let c = Calls {
         calls: 1,
-        talk_ms: cdr.talk_ms,
+        talk_ms: cdr.outcome.talk_ms,
     };
     vec![
         (key("trunk", "", h), c.clone()),
-        (key("caller_id", cdr.caller.as_deref().unwrap_or(""), h), c),
+        (
+            key("caller_id", cdr.attempt.caller.as_deref().unwrap_or(""), h),
+            c,
+        ),
     ]
 }
 
 fn call(id: &str, h: u32, talk_ms: i64) -> CdrWrite {
     let mut c = sample_cdr(id);
-    c.invite_at = hour(h) + Duration::minutes(5);
-    c.talk_ms = talk_ms;
+    c.attempt.invite_at = hour(h) + Duration::minutes(5);
+    c.outcome.talk_ms = talk_ms;
     CdrWrite::Cdr(c)
 }
 
@@ -65,7 +74,7 @@ async fn buckets_count_each_inserted_cdr_once() {
         .apply_cdr_writes_with(&[call("A", 9, 1000), call("D", 9, 1)], Some(r))
         .await
         .unwrap();
-    let caller = sample_cdr("x").caller.unwrap();
+    let caller = sample_cdr("x").attempt.caller.unwrap();
     let got: Vec<(BucketKey, Calls)> = store
         .kpi_buckets(hour(0), hour(23), None, Some("demo"), None)
         .await

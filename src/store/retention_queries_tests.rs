@@ -1,22 +1,22 @@
 use chrono::Duration;
 
 use super::*;
-use crate::monitor::cdr::sample_cdr;
+use crate::model::sample_cdr;
 
 fn t0() -> DateTime<Utc> {
-    sample_cdr("x").invite_at
+    sample_cdr("x").attempt.invite_at
 }
 
 /// A CDR started `days_ago` days before t0, with a recording file path (or none).
-fn cdr(id: &str, days_ago: i64, file: bool) -> crate::monitor::cdr::Cdr {
+fn cdr(id: &str, days_ago: i64, file: bool) -> crate::model::Cdr {
     let mut c = sample_cdr(id);
     let shift = Duration::days(days_ago);
-    c.invite_at -= shift;
-    c.end_at -= shift;
-    c.ringing_at = c.ringing_at.map(|t| t - shift);
-    c.answer_at = c.answer_at.map(|t| t - shift);
+    c.attempt.invite_at -= shift;
+    c.outcome.end_at -= shift;
+    c.attempt.ringing_at = c.attempt.ringing_at.map(|t| t - shift);
+    c.attempt.answer_at = c.attempt.answer_at.map(|t| t - shift);
     if !file {
-        c.recording = Some(crate::monitor::call_media::RecordingInfo::failed("disk"));
+        c.recording = Some(crate::model::RecordingInfo::failed("disk"));
     }
     c
 }

@@ -114,7 +114,7 @@ mod tests {
     use super::*;
 
     fn at() -> DateTime<Utc> {
-        crate::monitor::cdr::sample_cdr("x").invite_at
+        crate::model::sample_cdr("x").attempt.invite_at
     }
 
     #[tokio::test]

@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use trunkguard::app::Gateway;
 use trunkguard::config::Config;
-use trunkguard::monitor::cdr::Cdr;
+use trunkguard::model::Cdr;
 
 pub use msg::Msg;
 pub use ua::{answer_and_ack, reason_for, sdp, token, Dialog, InviteSpec, Sent, Ua, WAIT};

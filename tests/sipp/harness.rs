@@ -19,7 +19,7 @@ use std::sync::{Mutex, OnceLock};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use trunkguard::monitor::Cdr;
+use trunkguard::model::Cdr;
 
 pub const PBX_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 10);
 pub const CARRIER_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
@@ -384,11 +384,11 @@ impl Drop for Gateway {
 /// Every CDR has its own id, and the CDRs name exactly the calls in `inside_call_ids` (the
 /// PBX's Call-IDs): one CDR per call, none lost, none twice.
 pub fn assert_one_cdr_per_call(cdrs: &[Cdr], inside_call_ids: &HashSet<String>) {
-    let ids: HashSet<&str> = cdrs.iter().map(|c| c.id.as_str()).collect();
+    let ids: HashSet<&str> = cdrs.iter().map(|c| c.attempt.id.as_str()).collect();
     assert_eq!(ids.len(), cdrs.len(), "one CDR per id: {cdrs:#?}");
     let inside: HashSet<String> = cdrs
         .iter()
-        .filter_map(|c| c.inside_call_id.clone())
+        .filter_map(|c| c.attempt.inside_call_id.clone())
         .collect();
     assert_eq!(&inside, inside_call_ids, "one CDR per call");
 }

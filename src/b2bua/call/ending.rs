@@ -8,13 +8,13 @@ impl Call {
         let side = tx.side();
         let method = tx.request().method;
         if self.phase == Phase::Ended {
-            tx.reply(481, "Call/Transaction Does Not Exist", None);
+            reply_line(&tx, StatusLine::CALL_DOES_NOT_EXIST);
             return;
         }
         match method {
             Method::Bye => {
-                tx.reply(200, "OK", None);
-                let hangup = side_of(side);
+                reply_line(&tx, StatusLine::OK);
+                let hangup = HangupSide::from(side);
                 if self.phase == Phase::Answered {
                     if self
                         .unacked
@@ -25,40 +25,26 @@ impl Call {
                         self.ack_b(Vec::new(), None);
                     }
                     self.send_bye(side.other());
-                    self.end(
-                        200,
-                        "OK",
-                        Disposition::Answered,
-                        "normal_clearing",
-                        Some(hangup),
-                    );
+                    self.end(Ending::answered(EndReason::NormalClearing, hangup));
                 } else if side == self.a.side {
                     // BYE on an early dialog from the caller: the call is abandoned.
                     self.give_up_early(
-                        487,
-                        "Request Terminated",
-                        Disposition::Cancelled,
-                        "cancelled",
-                        hangup,
+                        Ending::new(
+                            StatusLine::REQUEST_TERMINATED,
+                            Disposition::Cancelled,
+                            EndReason::Cancelled,
+                        )
+                        .by(hangup),
                     );
                 } else {
-                    let out = message_response(
-                        &self.a_tx,
-                        480,
-                        "Temporarily Unavailable",
-                        &self.a.local_tag,
-                    );
+                    let line = StatusLine::TEMPORARILY_UNAVAILABLE;
+                    let out =
+                        message_response(&self.a_tx, line.code, line.phrase, &self.a.local_tag);
                     self.a_tx.respond(out);
                     self.a_final_sent = true;
                     self.end(
-                        480,
-                        "Temporarily Unavailable",
-                        Disposition::Failed,
-                        match side {
-                            Side::Outside => "early_bye_outside",
-                            Side::Inside => "early_bye_inside",
-                        },
-                        Some(hangup),
+                        Ending::new(line, Disposition::Failed, EndReason::early_bye_from(side))
+                            .by(hangup),
                     );
                 }
             }
@@ -76,7 +62,7 @@ impl Call {
                 if initial && self.b_ack.is_none() {
                     self.ack_b(Vec::new(), None);
                 }
-                self.bye_both("ack_timeout");
+                self.bye_both(EndReason::AckTimeout);
                 return;
             }
             if now >= u.next {
@@ -99,11 +85,12 @@ impl Call {
             self.ring_deadline = None;
             if self.phase == Phase::Early && !self.a_final_sent {
                 self.give_up_early(
-                    408,
-                    "Request Timeout",
-                    Disposition::NoAnswer,
-                    "ring_timeout",
-                    HangupSide::Gateway,
+                    Ending::new(
+                        StatusLine::REQUEST_TIMEOUT,
+                        Disposition::NoAnswer,
+                        EndReason::RingTimeout,
+                    )
+                    .by(HangupSide::Gateway),
                 );
             }
         }
@@ -114,7 +101,7 @@ impl Call {
                     max_call_secs = self.max_call.as_secs(),
                     "maximum call duration reached"
                 );
-                self.bye_both("max_duration");
+                self.bye_both(EndReason::MaxDuration);
             }
         }
         if self.linger_until.is_some_and(|d| now >= d) {
@@ -123,57 +110,42 @@ impl Call {
     }
 
     /// The gateway ends the call: shutdown, operator, policy.
-    pub(crate) fn hangup(&mut self, reason: &'static str) {
+    pub(crate) fn hangup(&mut self, reason: EndReason) {
         match self.phase {
             Phase::Answered => self.bye_both(reason),
             Phase::Early => {
                 self.give_up_early(
-                    503,
-                    "Service Unavailable",
-                    Disposition::Failed,
-                    reason,
-                    HangupSide::Gateway,
+                    Ending::new(StatusLine::SERVICE_UNAVAILABLE, Disposition::Failed, reason)
+                        .by(HangupSide::Gateway),
                 );
             }
             Phase::Ended => {}
         }
     }
 
-    pub(super) fn bye_both(&mut self, reason: &'static str) {
+    pub(super) fn bye_both(&mut self, reason: EndReason) {
         if self.unacked.take().is_some() && self.b_ack.is_none() {
             self.ack_b(Vec::new(), None);
         }
         self.send_bye(self.a.side);
         self.send_bye(self.b.side);
-        self.end(
-            200,
-            "OK",
-            Disposition::Answered,
-            reason,
-            Some(HangupSide::Gateway),
-        );
+        self.end(Ending::answered(reason, HangupSide::Gateway));
     }
 
-    /// The call ends before the answer: A gets `status` (unless it already has a final
-    /// response), B's INVITE is cancelled, and the call waits up to 64·T1 for B's final
+    /// The call ends before the answer: A gets the ending's status (unless it already has a
+    /// final response), B's INVITE is cancelled, and the call waits up to 64·T1 for B's final
     /// response so that a 2xx racing the CANCEL is ACKed and ended.
-    pub(super) fn give_up_early(
-        &mut self,
-        status: u16,
-        reason: &str,
-        disposition: Disposition,
-        end_reason: &str,
-        hangup: HangupSide,
-    ) {
+    pub(super) fn give_up_early(&mut self, ending: Ending) {
         if !self.a_final_sent {
-            let out = message_response(&self.a_tx, status, reason, &self.a.local_tag);
+            let out =
+                message_response(&self.a_tx, ending.status, &ending.phrase, &self.a.local_tag);
             self.a_tx.respond(out);
             self.a_final_sent = true;
         }
         if let Some(key) = &self.b_key {
             self.ctx.layer.cancel(key);
         }
-        self.end(status, reason, disposition, end_reason, Some(hangup));
+        self.end(ending);
         if !self.b_final_seen {
             self.linger_until = Some(Instant::now() + self.ctx.layer.timers().timeout());
         }
@@ -188,14 +160,7 @@ impl Call {
     }
 
     /// The call is over: close the CDR, release the slot. Runs once.
-    pub(super) fn end(
-        &mut self,
-        status: u16,
-        reason: &str,
-        disposition: Disposition,
-        end_reason: &str,
-        hangup: Option<HangupSide>,
-    ) {
+    pub(super) fn end(&mut self, ending: Ending) {
         if self.phase == Phase::Ended {
             return;
         }
@@ -206,27 +171,19 @@ impl Call {
         // §15.1.2: requests still pending in the dialog get a final response when it ends;
         // their relayed copies end with the dialog on the other leg.
         for (_, relay) in self.relays.drain() {
-            relay.origin.reply(487, "Request Terminated", None);
+            reply_line(&relay.origin, StatusLine::REQUEST_TERMINATED);
         }
         drop(self.lease.take());
         self.ctx.registry.mark_ended(&self.a);
-        let cdr = self
-            .cdr
-            .finish(status, reason, disposition, end_reason, hangup);
-        tracing::info!(status, end_reason, talk_ms = cdr.talk_ms, "call ended");
+        let cdr = self.attempt.close(ending, chrono::Utc::now());
+        let outcome = &cdr.outcome;
+        tracing::info!(
+            status = outcome.final_status,
+            end_reason = %outcome.end_reason,
+            talk_ms = outcome.talk_ms,
+            "call ended"
+        );
         // Submitted by the run loop once the media figures are in (closing media awaits).
         self.final_cdr = Some(cdr);
-    }
-}
-
-/// Machine code for a call that ended on a final failure response from the far end.
-pub(super) fn end_reason_for(code: u16) -> &'static str {
-    match code {
-        486 | 600 => "busy",
-        480 | 408 => "no_answer",
-        404 | 410 | 484 | 604 => "invalid_number",
-        487 => "cancelled",
-        500..=599 => "far_end_failure",
-        _ => "rejected",
     }
 }

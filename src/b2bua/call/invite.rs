@@ -16,7 +16,7 @@ impl Call {
                 self.b.learn_remote(&resp);
                 self.b_provisional = true;
                 if code == 180 || code == 183 {
-                    self.cdr.ringing_at.get_or_insert_with(chrono::Utc::now);
+                    self.attempt.ringing_at.get_or_insert_with(chrono::Utc::now);
                 }
                 let out = self.a_dialog_response(code, &reason, &resp);
                 let early_media = !out.body.is_empty();
@@ -57,23 +57,25 @@ impl Call {
                     self.a_tx.respond(out);
                     self.a_final_sent = true;
                     let cause = message::other_header(&resp.headers, "Reason")
-                        .and_then(crate::monitor::q850::parse_reason_header);
+                        .and_then(crate::model::q850::parse_reason_header);
                     let disposition = Disposition::from_final_with_ringing(
                         code,
                         false,
                         false,
-                        self.cdr.ringing_at.is_some(),
+                        self.attempt.ringing_at.is_some(),
                     );
-                    self.cdr.q850 = cause;
                     // The called party refused: the carrier on outbound calls, the PBX on
                     // inbound ones.
-                    let hangup = side_of(self.b.side);
+                    let hangup = HangupSide::from(self.b.side);
                     self.end(
-                        code,
-                        &reason,
-                        disposition,
-                        end_reason_for(code),
-                        Some(hangup),
+                        Ending::with_phrase(
+                            code,
+                            &reason,
+                            disposition,
+                            EndReason::for_failure_status(code),
+                        )
+                        .by(hangup)
+                        .with_q850(cause),
                     );
                 }
                 self.linger_until = None;
@@ -88,21 +90,16 @@ impl Call {
         self.b_final_seen = true;
         self.linger_until = None;
         if self.phase == Phase::Early && !self.a_final_sent {
-            let out = message_response(&self.a_tx, 408, "Request Timeout", &self.a.local_tag);
+            let line = StatusLine::REQUEST_TIMEOUT;
+            let out = message_response(&self.a_tx, line.code, line.phrase, &self.a.local_tag);
             self.a_tx.respond(out);
             self.a_final_sent = true;
             // Whoever we called never answered: the carrier, or the PBX on inbound calls.
             let end_reason = match self.b.side {
-                Side::Outside => "carrier_timeout",
-                Side::Inside => "pbx_timeout",
+                Side::Outside => EndReason::CarrierTimeout,
+                Side::Inside => EndReason::PbxTimeout,
             };
-            self.end(
-                408,
-                "Request Timeout",
-                Disposition::Failed,
-                end_reason,
-                Some(HangupSide::Gateway),
-            );
+            self.end(Ending::new(line, Disposition::Failed, end_reason).by(HangupSide::Gateway));
         }
     }
 
@@ -154,7 +151,7 @@ impl Call {
         self.a_final_sent = true;
         self.phase = Phase::Answered;
         let answered = chrono::Utc::now();
-        self.cdr.answer_at = Some(answered);
+        self.attempt.answer_at = Some(answered);
         self.ctx.registry.mark_answered(&self.a, answered);
         self.ring_deadline = None;
         if let Some(m) = &self.media {
@@ -212,10 +209,11 @@ impl Call {
                 .values()
                 .any(|r| invite_key == key_of(&r.origin));
         if !matches_initial && !matches_relayed {
-            tx.reply(481, "Call/Transaction Does Not Exist", Some(&tag));
+            let line = StatusLine::CALL_DOES_NOT_EXIST;
+            tx.reply(line.code, line.phrase, Some(&tag));
             return;
         }
-        tx.reply(200, "OK", Some(&tag));
+        tx.reply(StatusLine::OK.code, StatusLine::OK.phrase, Some(&tag));
         if !matches_initial {
             // A re-INVITE's CANCEL: it runs its course on the other leg.
             return;
@@ -223,13 +221,14 @@ impl Call {
         if tx.side() != self.a.side || self.phase != Phase::Early || self.a_final_sent {
             return;
         }
-        let hangup = side_of(self.a.side);
+        let hangup = HangupSide::from(self.a.side);
         self.give_up_early(
-            487,
-            "Request Terminated",
-            Disposition::Cancelled,
-            "cancelled",
-            hangup,
+            Ending::new(
+                StatusLine::REQUEST_TERMINATED,
+                Disposition::Cancelled,
+                EndReason::Cancelled,
+            )
+            .by(hangup),
         );
     }
 }

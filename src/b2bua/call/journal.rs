@@ -14,9 +14,11 @@ impl Call {
             .as_ref()
             .map(|r| r.part_path().display().to_string());
         let dialogs = self.dialog_record().encode();
-        self.ctx
-            .cdrs
-            .journal_with_dialogs(self.cdr.provisional(), part, dialogs);
+        self.ctx.cdrs.journal_with_dialogs(
+            self.attempt.provisional(chrono::Utc::now()),
+            part,
+            dialogs,
+        );
     }
 
     /// The legs a peer may hold right now, and how each would be ended.

@@ -12,9 +12,9 @@ use crate::media::{
     Leg, MediaCounters, MediaError, MediaEvent, MediaSession, PortAllocator, RemoteMedia,
     SessionConfig, SessionStats,
 };
-use crate::monitor::call_media::{DtmfEvent, LegQuality};
-use crate::monitor::cdr::Cdr;
-use crate::sip::transport::Side;
+use crate::model::Side;
+use crate::model::{Cdr, EndReason};
+use crate::model::{DtmfEvent, LegQuality};
 
 use super::{Call, Phase};
 
@@ -153,7 +153,7 @@ impl CallMedia {
         self.dtmf.push(DtmfEvent {
             leg: leg.as_str().to_string(),
             digit: digit.to_string(),
-            at: crate::monitor::cdr::ms_precision(at),
+            at: crate::model::ms_precision(at),
             duration_ms,
         });
     }
@@ -219,7 +219,7 @@ impl Call {
             MediaEvent::Timeout { idle } => {
                 if self.phase == Phase::Answered {
                     tracing::warn!(idle_secs = idle.as_secs(), "media timeout: ending call");
-                    self.bye_both("media_timeout");
+                    self.bye_both(EndReason::MediaTimeout);
                 }
             }
             MediaEvent::Dtmf {
@@ -244,7 +244,7 @@ impl Call {
     pub(super) async fn submit(&mut self, mut cdr: Cdr) {
         if let Some(media) = self.media.take() {
             let (quality, dtmf) = media.close().await;
-            if cdr.answer_at.is_some() || quality.iter().any(|q| q.packets_in > 0) {
+            if cdr.attempt.answer_at.is_some() || quality.iter().any(|q| q.packets_in > 0) {
                 cdr.media = quality;
             }
             cdr.dtmf = dtmf;

@@ -9,7 +9,6 @@ mod invite;
 mod journal;
 mod leg;
 pub(crate) mod media;
-mod record;
 pub(crate) mod recording;
 mod relay;
 pub(crate) mod setup;
@@ -22,14 +21,12 @@ use rsip::Method;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use ending::end_reason_for;
 pub(crate) use leg::Leg;
 pub(crate) use media::CallMedia;
-pub(crate) use record::CdrDraft;
 
 use super::registry::CallMsg;
 use super::Ctx;
-use crate::monitor::cdr::{Cdr, Disposition, HangupSide};
+use crate::model::{Attempt, Cdr, Disposition, EndReason, Ending, HangupSide, StatusLine};
 use crate::policy::Lease;
 use crate::sip::message;
 use crate::sip::transaction::{ClientEvent, ClientEventKind, ClientKey, ServerKey, ServerTx};
@@ -73,7 +70,7 @@ pub(crate) struct CallSetup {
     pub b: Leg,
     pub b_invite: rsip::Request,
     pub lease: Lease,
-    pub cdr: CdrDraft,
+    pub attempt: Attempt,
     pub max_call: Duration,
     pub media: CallMedia,
     /// The audio formats of A's offer: what the recording expects until the answer.
@@ -95,7 +92,7 @@ pub(crate) struct Call {
     /// B has sent its final response to our INVITE (or it timed out).
     b_final_seen: bool,
     lease: Option<Lease>,
-    cdr: CdrDraft,
+    attempt: Attempt,
     events_tx: mpsc::Sender<ClientEvent>,
     relays: HashMap<ClientKey, Relay>,
     unacked: Option<Unacked>,
@@ -147,7 +144,7 @@ impl Call {
             a_final_sent: false,
             b_final_seen: false,
             lease: Some(setup.lease),
-            cdr: setup.cdr,
+            attempt: setup.attempt,
             events_tx,
             relays: HashMap::new(),
             unacked: None,
@@ -180,7 +177,7 @@ impl Call {
                 setup.b_invite,
                 call.events_tx.clone(),
             );
-            tracing::info!(direction = ?call.cdr.direction, to = %call.b.peer, "call started");
+            tracing::info!(direction = ?call.attempt.direction, to = %call.b.peer, "call started");
         }
         loop {
             if std::mem::take(&mut call.recording_due) {
@@ -196,7 +193,7 @@ impl Call {
             tokio::select! {
                 msg = inbox.recv() => match msg {
                     Some(m) => call.on_msg(m),
-                    None => call.hangup("shutdown"),
+                    None => call.hangup(EndReason::Shutdown),
                 },
                 Some(ev) = events_rx.recv() => call.on_event(ev),
                 ev = media::next_event(&mut call.media) => call.on_media(ev),
@@ -258,13 +255,11 @@ impl Call {
     }
 }
 
-fn side_of(side: Side) -> HangupSide {
-    match side {
-        Side::Inside => HangupSide::Inside,
-        Side::Outside => HangupSide::Outside,
-    }
-}
-
 fn message_response(tx: &ServerTx, code: u16, reason: &str, tag: &str) -> rsip::Response {
     crate::sip::response::response_for(tx.request(), code, reason, Some(tag))
+}
+
+/// Answer a request of the dialog with one of our status lines (no To tag of our own).
+fn reply_line(tx: &ServerTx, line: StatusLine) {
+    tx.reply(line.code, line.phrase, None);
 }

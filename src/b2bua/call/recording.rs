@@ -9,8 +9,8 @@ use rsip::headers::UntypedHeader;
 
 use crate::media::sdp::PayloadInfo;
 use crate::media::{TapOffer, TapPacket, TapSender, TapSink};
-use crate::monitor::call_media::{RecordingInfo, RecordingStatus};
-use crate::monitor::cdr::Cdr;
+use crate::model::{Cdr, Ending};
+use crate::model::{RecordingInfo, RecordingStatus};
 use crate::recording::{
     Codec, Leg, PayloadMap, RecPacket, Recorder, RecorderTap, RecordingError, RecordingPool,
     RecordingResult, RecordingSpec,
@@ -129,7 +129,7 @@ impl Call {
             return;
         };
         let (map, codec) = payloads_of(&self.payloads);
-        let spec = RecordingSpec::new(self.cdr.id.clone(), map, codec);
+        let spec = RecordingSpec::new(self.attempt.id.clone(), map, codec);
         let pending = Recorder::prepare(&settings.pool, spec);
         if let Some(media) = &self.media {
             media.set_tap(Some(TapSender::new(RecorderSink(pending.tap()))));
@@ -169,24 +169,20 @@ impl Call {
     /// to B, a refused CDR with the reason.
     pub(super) fn refuse_unrecordable(&mut self, e: RecordingError) {
         tracing::error!(error = %e, "recording could not start: call refused");
+        let reason = e.reason();
+        let line = reason.status_line();
         let mut out =
-            super::message_response(&self.a_tx, 503, "Service Unavailable", &self.a.local_tag);
-        let retry = self.ctx.settings.retry_after_secs.to_string();
-        out.headers
-            .push(rsip::Header::RetryAfter(rsip::headers::RetryAfter::new(
-                retry,
-            )));
+            super::message_response(&self.a_tx, line.code, line.phrase, &self.a.local_tag);
+        if let Some(secs) = reason.retry_after_secs(self.ctx.settings.retry_after_secs) {
+            out.headers
+                .push(rsip::Header::RetryAfter(rsip::headers::RetryAfter::new(
+                    secs.to_string(),
+                )));
+        }
         self.a_tx.respond(out);
         self.a_final_sent = true;
         self.b_final_seen = true;
-        self.cdr.refusal_reason = Some(e.reason().to_string());
-        self.end(
-            503,
-            "Service Unavailable",
-            crate::monitor::cdr::Disposition::Refused,
-            "refused",
-            None,
-        );
+        self.end(Ending::refused(reason));
     }
 
     /// The negotiated payloads changed (answer, re-INVITE): tell the recorder.

@@ -5,7 +5,8 @@ use rsip::headers::UntypedHeader;
 use rsip::{Header, Method};
 use tokio::time::Instant;
 
-use super::{Call, Relay, Unacked, ALLOW};
+use super::{reply_line, Call, Relay, Unacked, ALLOW};
+use crate::model::StatusLine;
 use crate::sip::message;
 use crate::sip::response::response_for;
 use crate::sip::transaction::{ClientEventKind, ClientKey, ServerTx};
@@ -18,7 +19,7 @@ pub(super) fn relay_request(call: &mut Call, tx: ServerTx) {
         call.unacked.is_some() || call.relays.values().any(|r| r.method == Method::Invite);
     if method == Method::Invite && invite_busy {
         // §14.1 glare: an INVITE transaction is already under way in this dialog.
-        tx.reply(491, "Request Pending", None);
+        reply_line(&tx, StatusLine::REQUEST_PENDING);
         return;
     }
     let ct = message::content_type(&req.headers).map(str::to_string);
@@ -45,7 +46,7 @@ pub(super) fn relay_request(call: &mut Call, tx: ServerTx) {
                 },
             );
         }
-        None => tx.reply(500, "Server Internal Error", None),
+        None => reply_line(&tx, StatusLine::SERVER_INTERNAL_ERROR),
     }
 }
 

@@ -11,9 +11,9 @@ use rsip::message::HeadersExt;
 use rsip::{Header, Headers, Method};
 
 use super::leg::Leg;
+use crate::model::Side;
 use crate::sip::message;
 use crate::sip::transport::Peer;
-use crate::sip::transport::Side;
 
 /// The A leg: we are its UAS.
 pub(crate) fn a_leg(

@@ -12,9 +12,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::b2bua::call::Leg;
+use crate::model::Side;
 use crate::sip::message;
 use crate::sip::transaction::{ack_for, ClientEvent, TransactionLayer};
-use crate::sip::transport::Side;
 
 /// INVITEs cancelled by a restart, by Call-ID; only filled in the first 64·T1 after a
 /// restart, and never with more entries than the journal held.

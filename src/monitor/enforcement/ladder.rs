@@ -11,8 +11,8 @@ use super::{
 };
 use crate::bounded::LruMap;
 use crate::config::{RuleConfig, RuleId, Step};
+use crate::model::Subject;
 use crate::monitor::ids::IdGen;
-use crate::monitor::kpi::Subject;
 
 type Key = (Subject, RuleId);
 

@@ -38,8 +38,9 @@ use serde::{Deserialize, Serialize};
 
 pub use ladder::{Ladder, LadderStats};
 
-use super::kpi::Subject;
 use crate::config::{RuleId, Step};
+use crate::model::Subject;
+use crate::policy::Restrictions;
 
 /// Why a step was imposed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,6 +117,14 @@ impl EnforcementAction {
         match self {
             EnforcementAction::Impose(i) => i.step,
             EnforcementAction::Lift { step, .. } => *step,
+        }
+    }
+
+    /// Apply this entry to admission's steps in force.
+    pub fn apply_to(&self, restrictions: &Restrictions) {
+        match self {
+            EnforcementAction::Impose(i) => restrictions.impose(i.id, &i.subject, i.step),
+            EnforcementAction::Lift { id, subject, .. } => restrictions.lift(*id, subject),
         }
     }
 }

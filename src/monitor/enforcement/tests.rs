@@ -1,5 +1,5 @@
 use super::*;
-use crate::monitor::kpi::Subject;
+use crate::model::Subject;
 
 #[test]
 fn steps_per_subject_kind() {

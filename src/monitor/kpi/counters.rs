@@ -20,7 +20,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::pdd::PddHistogram;
-use crate::monitor::cdr::{Cdr, Disposition};
+use crate::model::{Cdr, Disposition, RefusalReason};
 
 /// Answered calls shorter than this are short calls.
 pub const SHORT_CALL_MS: i64 = 6_000;
@@ -58,23 +58,23 @@ impl KpiCounters {
             attempts: 1,
             ..KpiCounters::default()
         };
-        if cdr.disposition == Disposition::Refused {
+        if cdr.outcome.disposition == Disposition::Refused {
             k.refused_by_gateway = 1;
-            match cdr.refusal_reason.as_deref() {
-                Some("outside_calling_hours") => k.refused_outside_hours = 1,
-                Some("caller_id_not_authorized") => k.refused_unauthorized = 1,
+            match cdr.outcome.refusal_reason {
+                Some(RefusalReason::OutsideCallingHours) => k.refused_outside_hours = 1,
+                Some(RefusalReason::CallerIdNotAuthorized) => k.refused_unauthorized = 1,
                 _ => {}
             }
             return k;
         }
-        if let Some(ringing) = cdr.ringing_at {
-            let ms = (ringing - cdr.invite_at).num_milliseconds().max(0);
+        if let Some(ringing) = cdr.attempt.ringing_at {
+            let ms = (ringing - cdr.attempt.invite_at).num_milliseconds().max(0);
             k.pdd.record(ms as u64);
         }
-        let rang = cdr.ringing_at.is_some();
-        match cdr.disposition {
+        let rang = cdr.attempt.ringing_at.is_some();
+        match cdr.outcome.disposition {
             Disposition::Answered => {
-                let talk = cdr.talk_ms.max(0);
+                let talk = cdr.outcome.talk_ms.max(0);
                 k.answered = 1;
                 k.talk_ms = talk as u64;
                 k.short_calls = u64::from(talk < SHORT_CALL_MS);
@@ -84,7 +84,7 @@ impl KpiCounters {
             Disposition::NoAnswer => k.no_answer = 1,
             Disposition::Cancelled if rang => k.no_answer = 1,
             Disposition::Cancelled => k.cancelled = 1,
-            Disposition::Rejected | Disposition::Failed => match cdr.final_status {
+            Disposition::Rejected | Disposition::Failed => match cdr.outcome.final_status {
                 603 => k.rejected_by_user = 1,
                 404 | 410 | 484 | 604 => k.invalid_number = 1,
                 408 if !rang => k.network_errors = 1,

@@ -1,3 +1,4 @@
+use crate::model::RefusalReason;
 use chrono::Duration;
 
 use super::*;
@@ -32,17 +33,17 @@ fn classification_follows_the_metric_definitions() {
     assert_eq!(k(Outcome::Status(603, true)).rejected_by_user, 1);
     assert_eq!(k(Outcome::Status(501, false)).network_errors, 0);
     // Our own refusals (whatever their status) are only refusals.
-    let r = k(Outcome::Refused("trunk_concurrency"));
+    let r = k(Outcome::Refused(RefusalReason::TrunkConcurrency));
     assert_eq!(
         (r.attempts, r.refused_by_gateway, r.network_errors),
         (1, 1, 0)
     );
     assert_eq!(
-        k(Outcome::Refused("outside_calling_hours")).refused_outside_hours,
+        k(Outcome::Refused(RefusalReason::OutsideCallingHours)).refused_outside_hours,
         1
     );
     assert_eq!(
-        k(Outcome::Refused("caller_id_not_authorized")).refused_unauthorized,
+        k(Outcome::Refused(RefusalReason::CallerIdNotAuthorized)).refused_unauthorized,
         1
     );
 }
@@ -56,8 +57,8 @@ fn ratios_are_over_offered_attempts() {
         Outcome::Status(404, false),
         Outcome::Status(486, true),
         Outcome::Status(503, false),
-        Outcome::Refused("caller_id_suspended"),
-        Outcome::Refused("caller_id_suspended"),
+        Outcome::Refused(RefusalReason::CallerIdSuspended),
+        Outcome::Refused(RefusalReason::CallerIdSuspended),
     ] {
         total.merge(&k(o));
     }
@@ -149,7 +150,7 @@ fn subjects_and_bucket_keys() {
         .iter()
         .all(|(_, h, k)| *h == t0() + Duration::hours(1) && k.answered == 1));
     let mut inbound = c.clone();
-    inbound.direction = crate::monitor::cdr::Direction::Inbound;
+    inbound.attempt.direction = crate::model::Direction::Inbound;
     assert_eq!(Subject::of_cdr(&inbound), vec![Subject::trunk_of("demo")]);
     assert_eq!(
         day_start(t0() + Duration::minutes(61)),

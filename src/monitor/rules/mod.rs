@@ -34,9 +34,9 @@ pub use callee::CalleeAttempts;
 pub use complaints::ComplaintLog;
 pub use evaluate::{evaluate_callee, evaluate_complaints, evaluate_counters, Observation};
 
-use super::cdr::Direction;
-use super::kpi::Subject;
 use crate::config::{RuleId, RuleWindow};
+pub use crate::model::LiveCallView;
+use crate::model::Subject;
 
 /// At most this many example ids go with an anomaly.
 pub const MAX_EXAMPLES: usize = 5;
@@ -87,27 +87,6 @@ pub struct Complaint {
     pub category: ComplaintCategory,
     pub source: ComplaintSource,
     pub text: String,
-}
-
-/// What `check_live` needs of a live call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LiveCallView {
-    pub call_id: String,
-    pub trunk: String,
-    pub direction: Direction,
-    /// Normalized caller (outbound: the caller ID).
-    pub caller: Option<String>,
-    pub answered_at: Option<DateTime<Utc>>,
-}
-
-impl LiveCallView {
-    /// The subject an over-long call counts on.
-    pub fn subject(&self) -> Subject {
-        match (&self.direction, &self.caller) {
-            (Direction::Outbound, Some(n)) => Subject::caller_id(&self.trunk, n),
-            _ => Subject::trunk_of(&self.trunk),
-        }
-    }
 }
 
 /// Recent ids, newest last, at most `MAX_EXAMPLES`.

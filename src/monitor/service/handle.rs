@@ -4,9 +4,9 @@ use tokio::sync::oneshot;
 
 use super::{figures, Command, MonitorError, MonitorFigures, MonitorHandle};
 use crate::config::{Step, TrunkConfig};
+use crate::model::Subject;
 use crate::monitor::enforcement::{EnforcementAction, Imposition};
 use crate::monitor::engine::MonitorStats;
-use crate::monitor::kpi::Subject;
 
 impl MonitorHandle {
     pub fn figures(&self) -> MonitorFigures {

@@ -23,9 +23,9 @@ use super::enforcement::{EnforcementAction, EnforcementError, Imposition};
 use super::engine::{Monitor, MonitorLimits, MonitorOutput, MonitorStats};
 use super::kpi::Subject;
 use super::persist;
-use super::rules::LiveCallView;
-use super::Cdr;
+
 use crate::config::{Step, TrunkConfig};
+use crate::model::{Cdr, EndReason};
 use crate::policy::Policy;
 use crate::shutdown::Shutdown;
 use crate::store::{NewEnforcement, Store, StoreError};
@@ -38,15 +38,7 @@ const POLL_BATCH: u32 = 500;
 /// (and counted): the steps themselves are already applied.
 const MAX_UNSAVED: usize = 10_000;
 
-/// What the monitor needs of the live calls (the b2bua's registry implements it).
-pub trait LiveCalls: Send + Sync + 'static {
-    /// Calls in progress (not ended), for the over-long-call check.
-    fn live_calls(&self) -> Vec<LiveCallView>;
-    /// Live calls (not ended: an ended call has given its lease back), per trunk.
-    fn calls_per_trunk(&self) -> HashMap<String, u32>;
-    /// Ends the live calls on `trunk` (presenting `caller_id`, when given); returns how many.
-    fn hang_up(&self, trunk: &str, caller_id: Option<&str>, reason: &'static str) -> usize;
-}
+pub use crate::model::LiveCalls;
 
 /// How often the monitor does its periodic work.
 #[derive(Debug, Clone)]
@@ -204,9 +196,7 @@ impl MonitorService {
             .collect();
         engine.restore(&in_force, store.last_anomaly_id().await?, now);
         for i in &in_force {
-            policy
-                .restrictions()
-                .apply(&EnforcementAction::Impose(i.clone()));
+            policy.restrictions().impose(i.id, &i.subject, i.step);
             tracing::info!(subject = %i.subject, step = %i.step, id = i.id, "enforcement step restored");
         }
         let complaints_cursor = store.cursor(COMPLAINTS_CURSOR).await?;
@@ -444,7 +434,7 @@ impl MonitorService {
     fn apply(&self, actions: &[EnforcementAction]) {
         for action in actions {
             self.shared.actions.fetch_add(1, Ordering::Relaxed);
-            self.policy.restrictions().apply(action);
+            action.apply_to(self.policy.restrictions());
             match action {
                 EnforcementAction::Impose(i) => {
                     tracing::warn!(id = i.id, subject = %i.subject, step = %i.step, until = ?i.until, "enforcement step imposed");
@@ -465,10 +455,10 @@ impl MonitorService {
             return;
         }
         let ended = match (i.step, &i.subject) {
-            (Step::SuspendTrunk, _) => self.calls.hang_up(trunk, None, "trunk_suspended"),
+            (Step::SuspendTrunk, _) => self.calls.hang_up(trunk, None, EndReason::TrunkSuspended),
             (Step::SuspendNumber, Subject::CallerId { number, .. }) => {
                 self.calls
-                    .hang_up(trunk, Some(number), "caller_id_suspended")
+                    .hang_up(trunk, Some(number), EndReason::CallerIdSuspended)
             }
             _ => 0,
         };

@@ -1,6 +1,7 @@
 use std::sync::Mutex;
 
 use super::*;
+use crate::model::LiveCallView;
 use crate::monitor::testkit::{cdr, t0, Outcome, CALLER, TRUNK};
 use crate::store::{NewRequest, SubjectKey};
 
@@ -8,7 +9,7 @@ use crate::store::{NewRequest, SubjectKey};
 #[derive(Default)]
 struct FakeCalls {
     per_trunk: Mutex<HashMap<String, u32>>,
-    hung_up: Mutex<Vec<(String, Option<String>, &'static str)>>,
+    hung_up: Mutex<Vec<(String, Option<String>, EndReason)>>,
 }
 
 impl LiveCalls for FakeCalls {
@@ -18,12 +19,15 @@ impl LiveCalls for FakeCalls {
     fn calls_per_trunk(&self) -> HashMap<String, u32> {
         self.per_trunk.lock().unwrap().clone()
     }
-    fn hang_up(&self, trunk: &str, caller_id: Option<&str>, reason: &'static str) -> usize {
+    fn hang_up(&self, trunk: &str, caller_id: Option<&str>, reason: EndReason) -> usize {
         self.hung_up
             .lock()
             .unwrap()
             .push((trunk.into(), caller_id.map(str::to_string), reason));
         1
+    }
+    fn is_running(&self, _id: &str) -> bool {
+        false
     }
 }
 
@@ -152,7 +156,7 @@ async fn stored_cdrs_fire_a_rule_whose_step_is_applied_then_logged_with_its_anom
         vec![(
             TRUNK.to_string(),
             Some(CALLER.to_string()),
-            "caller_id_suspended"
+            EndReason::CallerIdSuspended
         )]
     );
 }
@@ -274,8 +278,8 @@ async fn a_restart_refills_the_windows_from_the_stored_calls() {
                 now,
                 Outcome::Status(404, false),
             );
-            c.invite_at = now - chrono::Duration::seconds(20);
-            c.end_at = now - chrono::Duration::seconds(10);
+            c.attempt.invite_at = now - chrono::Duration::seconds(20);
+            c.outcome.end_at = now - chrono::Duration::seconds(10);
             c
         })
         .collect();

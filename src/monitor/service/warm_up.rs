@@ -32,7 +32,7 @@ pub(super) async fn warm_up(
         cdrs += page.len();
         match page.last() {
             Some(last) if page.len() as i64 == WARM_PAGE && cdrs < WARM_MAX => {
-                after = Some((last.invite_at, last.id.clone()));
+                after = Some((last.attempt.invite_at, last.attempt.id.clone()));
             }
             _ => break,
         }

@@ -1,7 +1,8 @@
 //! Identity, block and invalid-number rules, each refusal with its status and phrase.
 
 use super::*;
-use crate::policy::{Policy, RefusalReason as R};
+use crate::model::RefusalReason as R;
+use crate::policy::Policy;
 
 const FROM_A: &str = "sip:+861012345678@10.0.0.1";
 const FROM_B: &str = "sip:+861012345679@10.0.0.1";
@@ -44,7 +45,7 @@ fn number_forms_are_normalized() {
 
 #[test]
 fn every_reason_has_a_stable_code() {
-    let codes: Vec<_> = R::ALL.iter().map(|r| r.code()).collect();
+    let codes: Vec<_> = R::ALL.iter().map(|r| r.as_str()).collect();
     assert_eq!(
         codes,
         [
@@ -63,11 +64,25 @@ fn every_reason_has_a_stable_code() {
             "trunk_throttled",
             "caller_id_throttled",
             "callee_frequency_limit",
+            "unknown_source",
+            "invalid_request",
+            "malformed_request",
+            "shutting_down",
+            "no_carrier",
+            "media_unavailable",
+            "duplicate_call_id",
+            "recording_not_writable",
+            "recording_disk_full",
+            "recording_exists",
+            "recording_bad_call_id",
+            "recording_io_error",
+            "recording_unrepairable",
+            "recording_unavailable",
         ]
     );
     for r in R::ALL {
-        assert_eq!(R::from_code(r.code()), Some(r));
-        assert_eq!(r.to_string(), r.code());
+        assert_eq!(r.as_str().parse::<R>(), Ok(*r));
+        assert_eq!(r.to_string(), r.as_str());
     }
 }
 

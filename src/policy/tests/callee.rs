@@ -3,7 +3,8 @@
 use chrono::Duration;
 
 use super::*;
-use crate::policy::{Policy, RefusalReason as R};
+use crate::model::RefusalReason as R;
+use crate::policy::Policy;
 
 const FROM_A: &str = "sip:+861012345678@10.0.0.1";
 const FROM_B: &str = "sip:+861012345679@10.0.0.1";
@@ -29,7 +30,7 @@ fn second_call_within_sixty_seconds_is_refused_from_any_caller_id() {
         (r.status, r.phrase.as_str()),
         (480, "Callee Frequency Limit")
     );
-    assert_eq!(r.reason.code(), "callee_frequency_limit");
+    assert_eq!(r.reason.as_str(), "callee_frequency_limit");
     assert_eq!(r.callee.as_deref(), Some("8613900000001"));
     // Another number is not affected.
     assert!(p.admit(&out(FROM_A, Y), at(59)).is_admit());

@@ -6,7 +6,8 @@ use std::thread;
 use chrono::Duration;
 
 use super::*;
-use crate::policy::{Lease, Policy, RefusalReason as R, TrunkLoad};
+use crate::model::RefusalReason as R;
+use crate::policy::{Lease, Policy, TrunkLoad};
 
 const FROM_A: &str = "sip:+861012345678@10.0.0.1";
 const FROM_B: &str = "sip:+861012345679@10.0.0.1";

@@ -1,7 +1,8 @@
 //! Calling hours, evaluated in the trunk's time zone at the `now` passed in.
 
 use super::*;
-use crate::policy::{Policy, RefusalReason as R};
+use crate::model::RefusalReason as R;
+use crate::policy::Policy;
 
 const FROM_A: &str = "sip:+861012345678@10.0.0.1";
 

@@ -9,18 +9,19 @@ mod trunks;
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use super::{AdmissionRequest, Decision, Direction, Refusal, RefusalReason};
+use super::{AdmissionRequest, Decision, Refusal};
 use crate::config::{CallingHours, TransportKind, TrunkConfig};
+use crate::model::{Direction, RefusalReason};
 
 /// The trunk's two numbers, as written in config and as normalized.
-pub(super) const A: &str = "+86 10 1234 5678";
-pub(super) const A_DIGITS: &str = "861012345678";
-pub(super) const B: &str = "+861012345679";
-pub(super) const B_DIGITS: &str = "861012345679";
+pub(crate) const A: &str = "+86 10 1234 5678";
+pub(crate) const A_DIGITS: &str = "861012345678";
+pub(crate) const B: &str = "+861012345679";
+pub(crate) const B_DIGITS: &str = "861012345679";
 /// A customer.
-pub(super) const CUSTOMER: &str = "sip:+8613800000000@carrier";
+pub(crate) const CUSTOMER: &str = "sip:+8613800000000@carrier";
 
-pub(super) fn trunk(name: &str) -> TrunkConfig {
+pub(crate) fn trunk(name: &str) -> TrunkConfig {
     TrunkConfig {
         name: name.to_string(),
         pbx: vec!["10.0.0.0/24".parse().unwrap()],
@@ -45,16 +46,16 @@ pub(super) fn trunk(name: &str) -> TrunkConfig {
 }
 
 /// 2024-03-01 12:00:00 UTC.
-pub(super) fn t0() -> DateTime<Utc> {
+pub(crate) fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 3, 1, 12, 0, 0).unwrap()
 }
 
-pub(super) fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+pub(crate) fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
 }
 
 /// An outbound INVITE on trunk "demo".
-pub(super) fn out<'a>(from: &'a str, callee: &'a str) -> AdmissionRequest<'a> {
+pub(crate) fn out<'a>(from: &'a str, callee: &'a str) -> AdmissionRequest<'a> {
     AdmissionRequest {
         trunk: "demo",
         direction: Direction::Outbound,
@@ -66,21 +67,21 @@ pub(super) fn out<'a>(from: &'a str, callee: &'a str) -> AdmissionRequest<'a> {
 }
 
 /// An inbound INVITE on trunk "demo".
-pub(super) fn inb<'a>(from: &'a str, callee: &'a str) -> AdmissionRequest<'a> {
+pub(crate) fn inb<'a>(from: &'a str, callee: &'a str) -> AdmissionRequest<'a> {
     AdmissionRequest {
         direction: Direction::Inbound,
         ..out(from, callee)
     }
 }
 
-pub(super) fn refused(d: Decision) -> Refusal {
+pub(crate) fn refused(d: Decision) -> Refusal {
     match d {
         Decision::Refuse(r) => r,
         Decision::Admit(a) => panic!("admitted, expected a refusal: {a:?}"),
     }
 }
 
-pub(super) fn admitted(d: Decision) -> super::Admission {
+pub(crate) fn admitted(d: Decision) -> super::Admission {
     match d {
         Decision::Admit(a) => a,
         Decision::Refuse(r) => panic!("refused: {r}"),
@@ -89,7 +90,7 @@ pub(super) fn admitted(d: Decision) -> super::Admission {
 
 /// Assert status, phrase and reason of a refusal.
 #[track_caller]
-pub(super) fn assert_refused(d: Decision, status: u16, phrase: &str, reason: RefusalReason) {
+pub(crate) fn assert_refused(d: Decision, status: u16, phrase: &str, reason: RefusalReason) {
     let r = refused(d);
     assert_eq!(
         (r.status, r.phrase.as_str(), r.reason),

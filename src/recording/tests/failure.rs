@@ -4,6 +4,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::model::RefusalReason;
 use crate::recording::digest::verify;
 use crate::recording::{Recorder, RecordingError};
 
@@ -20,7 +21,7 @@ fn unwritable_directory_is_a_typed_error() {
     )
     .unwrap_err();
     assert!(matches!(err, RecordingError::NotWritable { .. }), "{err:?}");
-    assert_eq!(err.reason(), "recording_not_writable");
+    assert_eq!(err.reason(), RefusalReason::RecordingNotWritable);
     assert_eq!(pool.active_calls(), 0);
 
     // A read-only directory, where permissions apply (not as root).

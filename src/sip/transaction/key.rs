@@ -2,8 +2,8 @@
 
 use rsip::Method;
 
+use crate::model::Side;
 use crate::sip::message::{self, MAGIC_COOKIE};
-use crate::sip::transport::Side;
 
 /// Server transactions: the top Via's branch and sent-by, and the method, with ACK folded into
 /// INVITE so that the ACK for a non-2xx final matches its INVITE. Requests from RFC 2543

@@ -19,34 +19,9 @@ use crate::shutdown::Shutdown;
 use crate::sip::frontend::{Limits, Parsed};
 use crate::sip::stats::{Flow, SipStats};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Side {
-    Inside,
-    Outside,
-}
-
-impl Side {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Side::Inside => "inside",
-            Side::Outside => "outside",
-        }
-    }
-
-    pub fn other(&self) -> Side {
-        match self {
-            Side::Inside => Side::Outside,
-            Side::Outside => Side::Inside,
-        }
-    }
-}
-
-impl fmt::Display for Side {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The side an interface faces; defined with the call's vocabulary (`model`), where the
+/// recorder and the CDR use it too.
+pub use crate::model::Side;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
