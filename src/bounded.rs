@@ -2,6 +2,7 @@
 //! memory without bound. When full, inserting evicts the least recently touched entry; evictions
 //! are counted so that they can be reported.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
@@ -62,21 +63,27 @@ impl<K: Eq + Hash + Clone, V> LruMap<K, V> {
     /// The entry for `k`, created with `make` (evicting the least recently used entry when the
     /// map is full), marked as most recently used.
     pub fn get_or_insert_with(&mut self, k: &K, make: impl FnOnce() -> V) -> &mut V {
-        if !self.map.contains_key(k) {
-            if self.map.len() >= self.cap {
-                if let Some((_, oldest)) = self.order.pop_first() {
-                    self.map.remove(&oldest);
-                    self.evicted += 1;
-                }
+        let stamp = self.stamp();
+        if self.map.len() >= self.cap && !self.map.contains_key(k) {
+            if let Some((_, oldest)) = self.order.pop_first() {
+                self.map.remove(&oldest);
+                self.evicted += 1;
             }
-            let stamp = self.stamp();
-            self.order.insert(stamp, k.clone());
-            self.map.insert(k.clone(), (make(), stamp));
         }
-        // Present now: inserted above or already there.
-        match self.get_mut(k) {
-            Some(v) => v,
-            None => unreachable!("entry inserted above"),
+        // One lookup through the entry: no second search that could (in theory) miss.
+        match self.map.entry(k.clone()) {
+            Entry::Occupied(e) => {
+                let (v, old) = e.into_mut();
+                // Reuse the key the order held rather than cloning `k` once more.
+                let key = self.order.remove(old).unwrap_or_else(|| k.clone());
+                *old = stamp;
+                self.order.insert(stamp, key);
+                v
+            }
+            Entry::Vacant(e) => {
+                self.order.insert(stamp, k.clone());
+                &mut e.insert((make(), stamp)).0
+            }
         }
     }
 
