@@ -6,7 +6,14 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
-use super::{number_arg, time_arg, CliError};
+use chrono::{DateTime, Utc};
+use clap::Args;
+
+use super::values::{
+    anomaly_value, disposition_value, limit_value, number_value, reason_value, time_value,
+    OutputFormat,
+};
+use super::CliError;
 use crate::model::{Cdr, Disposition};
 use crate::monitor::cdr_csv;
 use crate::store::{CdrQuery, CdrSearchKey, Store};
@@ -14,89 +21,54 @@ use crate::store::{CdrQuery, CdrSearchKey, Store};
 /// Rows read from the database at a time.
 const PAGE_ROWS: u64 = 1000;
 
-/// The command's arguments, as given.
-#[derive(Debug, Clone, Default)]
+/// The command's arguments: every filter given must match.
+#[derive(Debug, Clone, Default, Args)]
 pub struct SearchArgs {
+    /// A caller or callee number.
+    #[arg(long, value_parser = number_value)]
     pub number: Option<String>,
+    #[arg(long)]
     pub trunk: Option<String>,
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub disposition: Option<String>,
+    /// INVITE time at or after: RFC 3339 or YYYY-MM-DD (UTC).
+    #[arg(long, value_parser = time_value)]
+    pub from: Option<DateTime<Utc>>,
+    /// INVITE time before: RFC 3339 or YYYY-MM-DD (UTC).
+    #[arg(long, value_parser = time_value)]
+    pub to: Option<DateTime<Utc>>,
+    /// answered, busy, no_answer, cancelled, rejected, failed or refused.
+    #[arg(long, value_parser = disposition_value)]
+    pub disposition: Option<Disposition>,
+    /// A refusal or end reason code (number_blocked, caller_id_not_authorized, busy…).
+    #[arg(long, value_parser = reason_value)]
     pub reason: Option<String>,
+    /// An anomaly's id: the calls it names.
+    #[arg(long, value_parser = anomaly_value)]
     pub anomaly: Option<String>,
     /// At most this many CDRs.
+    #[arg(long, default_value_t = 100, value_parser = limit_value)]
     pub limit: u64,
-    /// `table`, `json` or `csv`.
-    pub format: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Output {
-    Table,
-    Json,
-    Csv,
+    /// table, json (JSON lines) or csv (the export's columns).
+    #[arg(long, default_value = "table", hide_possible_values = true)]
+    pub format: OutputFormat,
 }
 
 /// The arguments as a store query (its `limit` is set per page).
-fn query(args: &SearchArgs) -> Result<(CdrQuery, Output), CliError> {
-    let usage = |m: String| CliError::Usage(m);
-    let output = match args.format.as_str() {
-        "table" => Output::Table,
-        "json" => Output::Json,
-        "csv" => Output::Csv,
-        other => {
-            return Err(usage(format!(
-                "--format `{other}` is not table, json or csv"
-            )))
-        }
-    };
-    if args.limit == 0 {
-        return Err(usage("--limit must be at least 1".into()));
-    }
-    let mut q = CdrQuery {
-        number: args
-            .number
-            .as_deref()
-            .map(|n| number_arg("number", n))
-            .transpose()?,
-        trunks: args.trunk.clone().map(|t| vec![t]),
-        from: args
-            .from
-            .as_deref()
-            .map(|t| time_arg("from", t))
-            .transpose()?,
-        to: args.to.as_deref().map(|t| time_arg("to", t)).transpose()?,
-        ..CdrQuery::default()
-    };
-    if let (Some(from), Some(to)) = (q.from, q.to) {
+fn query(args: &SearchArgs) -> Result<CdrQuery, CliError> {
+    if let (Some(from), Some(to)) = (args.from, args.to) {
         if to <= from {
-            return Err(usage("--to must be after --from".into()));
+            return Err(CliError::Usage("--to must be after --from".into()));
         }
     }
-    if let Some(d) = &args.disposition {
-        let d: Disposition = d.parse().map_err(|_| {
-            usage(format!(
-                "--disposition `{d}` is not answered, busy, no_answer, cancelled, rejected, \
-                 failed or refused"
-            ))
-        })?;
-        q.disposition = Some(d.as_str().to_string());
-    }
-    if let Some(r) = &args.reason {
-        if !CdrQuery::is_reason_code(r) {
-            return Err(usage(format!(
-                "--reason `{r}` is not a reason code (e.g. number_blocked, busy)"
-            )));
-        }
-        q.reason = Some(r.clone());
-    }
-    if let Some(a) = &args.anomaly {
-        if !CdrQuery::is_anomaly_id(a) {
-            return Err(usage(format!("--anomaly `{a}` is not an anomaly id")));
-        }
-        q.anomaly = Some(a.clone());
-    }
-    Ok((q, output))
+    Ok(CdrQuery {
+        number: args.number.clone(),
+        trunks: args.trunk.clone().map(|t| vec![t]),
+        from: args.from,
+        to: args.to,
+        disposition: args.disposition.map(|d| d.as_str().to_string()),
+        reason: args.reason.clone(),
+        anomaly: args.anomaly.clone(),
+        ..CdrQuery::default()
+    })
 }
 
 pub async fn search(
@@ -104,7 +76,8 @@ pub async fn search(
     args: &SearchArgs,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
-    let (mut q, output) = query(args)?;
+    let mut q = query(args)?;
+    let output = args.format;
     let io = |e| CliError::io("writing the CDRs", e);
     let mut left = args.limit;
     let mut table_rows: Vec<Cdr> = Vec::new();
@@ -115,13 +88,13 @@ pub async fn search(
         let rows = store.search_cdrs(&q).await?;
         left -= rows.len() as u64;
         match output {
-            Output::Csv => out.write_all(&cdr_csv::to_csv(&rows, first).map_err(io)?),
-            Output::Json => rows.iter().try_for_each(|c| {
+            OutputFormat::Csv => out.write_all(&cdr_csv::to_csv(&rows, first).map_err(io)?),
+            OutputFormat::Json => rows.iter().try_for_each(|c| {
                 serde_json::to_writer(&mut *out, c)
                     .map_err(std::io::Error::from)
                     .and_then(|()| out.write_all(b"\n"))
             }),
-            Output::Table => {
+            OutputFormat::Table => {
                 table_rows.extend(rows.iter().cloned());
                 Ok(())
             }
@@ -138,7 +111,7 @@ pub async fn search(
             _ => break,
         }
     }
-    if output == Output::Table {
+    if output == OutputFormat::Table {
         out.write_all(table(&table_rows).as_bytes()).map_err(io)?;
     }
     Ok(())
@@ -235,29 +208,33 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
-    fn args(format: &str, limit: u64) -> SearchArgs {
+    fn args(format: OutputFormat, limit: u64) -> SearchArgs {
         SearchArgs {
             limit,
-            format: format.into(),
+            format,
             ..SearchArgs::default()
         }
+    }
+
+    fn day(s: &str) -> Option<DateTime<Utc>> {
+        Some(crate::cli::values::time_value(s).unwrap())
     }
 
     #[tokio::test]
     async fn filters_limit_and_formats() {
         let store = store_with(2 * PAGE_ROWS as usize + 10).await;
         // CSV across pages: one header, every row, in order.
-        let csv = run(&store, args("csv", 100_000)).await;
+        let csv = run(&store, args(OutputFormat::Csv, 100_000)).await;
         let mut r = csv::Reader::from_reader(csv.as_bytes());
         let ids: Vec<String> = r.records().map(|r| r.unwrap()[0].to_string()).collect();
         assert_eq!(ids.len(), 2 * PAGE_ROWS as usize + 10);
         assert_eq!(ids[0], "c0000");
         assert_eq!(csv.matches("invite_at").count(), 1);
         // The limit cuts across a page boundary.
-        let csv = run(&store, args("csv", PAGE_ROWS + 5)).await;
+        let csv = run(&store, args(OutputFormat::Csv, PAGE_ROWS + 5)).await;
         assert_eq!(csv.lines().count(), PAGE_ROWS as usize + 5 + 1);
         // Filters: the reason, the trunk, both.
-        let mut a = args("json", 100_000);
+        let mut a = args(OutputFormat::Json, 100_000);
         a.reason = Some("number_blocked".into());
         a.trunk = Some("other".into());
         let json = run(&store, a.clone()).await;
@@ -269,45 +246,29 @@ mod tests {
         a.trunk = Some("demo".into());
         assert!(run(&store, a).await.is_empty());
         // The table: a header, the rows, a note when there are none.
-        let mut a = args("table", 3);
-        a.disposition = Some("refused".into());
+        let mut a = args(OutputFormat::Table, 3);
+        a.disposition = Some(Disposition::Refused);
         let table = run(&store, a).await;
         assert_eq!(table.lines().count(), 4, "{table}");
         assert!(table.lines().nth(1).unwrap().contains("number_blocked"));
-        let mut a = args("table", 3);
-        a.from = Some("2000-01-01".into());
-        a.to = Some("2000-01-02".into());
+        let mut a = args(OutputFormat::Table, 3);
+        a.from = day("2000-01-01");
+        a.to = day("2000-01-02");
         assert!(run(&store, a).await.contains("(no CDRs match)"));
     }
 
+    /// The values are checked by clap (`cli::args`); what is left is a period the wrong way round.
     #[tokio::test]
-    async fn bad_arguments_are_usage_errors() {
+    async fn a_period_the_wrong_way_round_is_a_usage_error() {
         let store = store_with(1).await;
-        let mut bad = Vec::new();
-        for (f, v) in [
-            ("format", "xml"),
-            ("limit", "0"),
-            ("number", "abc"),
-            ("from", "yesterday"),
-            ("disposition", "maybe"),
-            ("reason", "Number Blocked"),
-            ("anomaly", "x"),
-        ] {
-            let mut a = args("table", 10);
-            match f {
-                "format" => a.format = v.into(),
-                "limit" => a.limit = 0,
-                "number" => a.number = Some(v.into()),
-                "from" => a.from = Some(v.into()),
-                "disposition" => a.disposition = Some(v.into()),
-                "reason" => a.reason = Some(v.into()),
-                _ => a.anomaly = Some(v.into()),
-            }
-            match search(&store, &a, &mut bad).await {
-                Err(CliError::Usage(m)) => assert!(m.contains(&format!("--{f}")), "{m}"),
-                other => panic!("{f}={v}: {other:?}"),
-            }
+        let mut a = args(OutputFormat::Table, 10);
+        a.from = day("2026-11-28");
+        a.to = day("2026-11-27");
+        let mut out = Vec::new();
+        match search(&store, &a, &mut out).await {
+            Err(CliError::Usage(m)) => assert!(m.contains("--to"), "{m}"),
+            other => panic!("{other:?}"),
         }
-        assert!(bad.is_empty(), "nothing written before the error");
+        assert!(out.is_empty(), "nothing written before the error");
     }
 }

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use chrono::{Duration, Utc};
 
-use super::{number_arg, time_arg, CliError};
+use super::args::Period;
+use super::CliError;
 use crate::config::TrunkConfig;
 use crate::monitor::complaint_csv::read_complaints;
 use crate::monitor::persist::complaint_rollup;
@@ -77,17 +78,14 @@ pub async fn import(
 }
 
 /// Complaints of a period as JSON lines, with the calls they are linked to.
+/// `number` is normalized (`values::number_value`).
 pub async fn list(
     store: &Store,
-    from: &str,
-    to: &str,
+    period: &Period,
     number: Option<&str>,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
-    let from = time_arg("from", from)?;
-    let to = time_arg("to", to)?;
-    let number = number.map(|n| number_arg("number", n)).transpose()?;
-    for s in store.complaints(from, to, number.as_deref()).await? {
+    for s in store.complaints(period.from, period.to, number).await? {
         let c = &s.complaint;
         let line = serde_json::json!({
             "id": s.id, "complainant": c.complainant, "caller_id": c.caller_id,

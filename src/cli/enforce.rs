@@ -8,90 +8,98 @@ use std::io::Write;
 use std::time::Duration;
 
 use chrono::Utc;
+use clap::Args;
 
-use super::{number_arg, time_arg, CliError};
-use crate::config::{parse_duration, Step};
+use super::args::Period;
+use super::values::number_value;
+use super::CliError;
+use crate::config::Step;
 use crate::store::{NewRequest, Store, SubjectKey};
 
-/// Who or what an order is about.
-#[derive(Debug, Clone)]
-pub struct Target {
+/// Who or what an order is about, who gives it and why (`impose` and `lift`).
+#[derive(Debug, Clone, Args)]
+pub struct EnforceTarget {
+    /// The trunk.
+    #[arg(long)]
     pub trunk: String,
-    /// A caller ID of the trunk; none: the trunk itself.
+    /// A caller ID of the trunk (otherwise the step is on the trunk itself).
+    #[arg(long, value_parser = number_value)]
     pub number: Option<String>,
+    /// Who gives the order (written to the log).
+    #[arg(long)]
+    pub operator: String,
+    /// Why (written to the log).
+    #[arg(long)]
+    pub reason: String,
+    /// Seconds to wait for the running gateway to apply it.
+    #[arg(long, default_value_t = 10)]
+    pub wait: u64,
+}
+
+/// What an order does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Impose,
+    Lift,
+}
+
+impl Action {
+    /// As stored in `enforcement_requests.action`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Action::Impose => "impose",
+            Action::Lift => "lift",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct Order {
-    pub target: Target,
+    pub action: Action,
+    pub target: EnforceTarget,
     /// Impose: the step; lift: one step, or none for all.
-    pub step: Option<String>,
-    /// Impose: how long (90s, 30m, 2h, 7d); none: until lifted.
-    pub duration: Option<String>,
-    pub operator: String,
-    pub reason: String,
-    /// How long to wait for the gateway's answer.
-    pub wait: Duration,
+    pub step: Option<Step>,
+    /// Impose: how long; none: until lifted.
+    pub duration: Option<chrono::Duration>,
 }
 
-fn subject(t: &Target) -> Result<SubjectKey, CliError> {
-    Ok(match &t.number {
+fn subject(t: &EnforceTarget) -> SubjectKey {
+    match &t.number {
         Some(n) => SubjectKey {
             kind: "caller_id".into(),
             trunk: t.trunk.clone(),
-            number: number_arg("number", n)?,
+            number: n.clone(),
         },
         None => SubjectKey {
             kind: "trunk".into(),
             trunk: t.trunk.clone(),
             number: String::new(),
         },
-    })
-}
-
-fn step_arg(s: &str) -> Result<String, CliError> {
-    Step::from_code(s)
-        .map(|s| s.code().to_string())
-        .ok_or_else(|| {
-            CliError::Usage(format!(
-                "--step `{s}` is not alert, throttle, suspend_number or suspend_trunk"
-            ))
-        })
+    }
 }
 
 /// Stores the order and waits for the gateway to apply it.
-pub async fn order(
-    store: &Store,
-    action: &str,
-    o: &Order,
-    out: &mut impl Write,
-) -> Result<(), CliError> {
-    if o.reason.trim().is_empty() || o.operator.trim().is_empty() {
+pub async fn order(store: &Store, o: &Order, out: &mut impl Write) -> Result<(), CliError> {
+    let t = &o.target;
+    if t.reason.trim().is_empty() || t.operator.trim().is_empty() {
         return Err(CliError::Usage(
             "--operator and --reason are required: the log says who and why".into(),
         ));
     }
-    let step = o.step.as_deref().map(step_arg).transpose()?;
-    if action == "impose" && step.is_none() {
+    if o.action == Action::Impose && o.step.is_none() {
         return Err(CliError::Usage("impose needs --step".into()));
     }
-    let duration_secs = o
-        .duration
-        .as_deref()
-        .map(|d| parse_duration(d).map(|d| d.num_seconds()))
-        .transpose()
-        .map_err(|e| CliError::Usage(format!("--for {e}")))?;
     let req = NewRequest {
         requested_at: Utc::now(),
-        action: action.to_string(),
-        subject: subject(&o.target)?,
-        step,
-        duration_secs,
-        operator: o.operator.clone(),
-        reason: o.reason.clone(),
+        action: o.action.code().to_string(),
+        subject: subject(t),
+        step: o.step.map(|s| s.code().to_string()),
+        duration_secs: o.duration.map(|d| d.num_seconds()),
+        operator: t.operator.clone(),
+        reason: t.reason.clone(),
     };
     let id = store.insert_enforcement_request(&req).await?;
-    let deadline = tokio::time::Instant::now() + o.wait;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(t.wait);
     loop {
         if let Some(r) = store.enforcement_request(id).await? {
             if r.state != "pending" {
@@ -149,15 +157,8 @@ pub async fn list(store: &Store, out: &mut impl Write) -> Result<(), CliError> {
 }
 
 /// The log of a period as JSON lines.
-pub async fn log(
-    store: &Store,
-    from: &str,
-    to: &str,
-    out: &mut impl Write,
-) -> Result<(), CliError> {
-    let from = time_arg("from", from)?;
-    let to = time_arg("to", to)?;
-    for e in store.enforcement_log(from, to).await? {
+pub async fn log(store: &Store, period: &Period, out: &mut impl Write) -> Result<(), CliError> {
+    for e in store.enforcement_log(period.from, period.to).await? {
         let r = &e.entry;
         let line = serde_json::json!({
             "id": e.id, "at": r.at, "action": r.action, "imposition": r.imposition,

@@ -1,18 +1,29 @@
-//! The subcommands that work on the database beside (or without) the running gateway: KPI
-//! reports, operators' enforcement orders, complaint imports, CDR search, recordings, retention. `main.rs` parses the command line
-//! and calls these; each writes its output to the given writer.
+//! The command line (`args.rs`, clap's derive; typed values in `values.rs`) and the subcommands
+//! that work on the database beside (or without) the running gateway: KPI reports, operators'
+//! enforcement orders, complaint imports, CDR search, recordings, retention, `verify`. `main.rs`
+//! parses, loads the config and starts the gateway or calls `run`; each subcommand writes its
+//! output to the given writer and returns a `CliError` (main turns it into exit status 1).
 
+mod args;
 pub mod cdr;
 pub mod complaints;
 pub mod enforce;
 pub mod recording;
 pub mod report;
 pub mod retention;
+mod run;
 pub mod token;
+pub mod values;
+mod verify;
 
-use chrono::{DateTime, Utc};
+pub use args::{
+    CdrCommand, Cli, Command, ComplaintsCommand, EnforceCommand, Period, RecordingCommand,
+    RetentionCommand, TokenCommand, Tool,
+};
+pub use run::run;
 
-use crate::monitor::complaint_csv::{parse_time, ComplaintCsvError};
+use crate::monitor::complaint_csv::ComplaintCsvError;
+use crate::recording::evidence::VerifyError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +32,8 @@ pub enum CliError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Complaints(#[from] ComplaintCsvError),
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
     #[error("{0}")]
     Usage(String),
     /// A recording that cannot be handed out as evidence (missing, purged, digest mismatch).
@@ -61,21 +74,6 @@ pub async fn trunks_in_force(
         .with_trunk_sources(&stored)
         .map(|c| c.trunks)
         .map_err(|e| CliError::Usage(format!("the database's trunks do not validate: {e}")))
-}
-
-/// A command-line time: RFC 3339, `YYYY-MM-DD HH:MM[:SS]` (UTC) or `YYYY-MM-DD` (UTC midnight).
-pub fn time_arg(name: &str, value: &str) -> Result<DateTime<Utc>, CliError> {
-    parse_time(value).ok_or_else(|| {
-        CliError::Usage(format!(
-            "--{name} `{value}` is not RFC 3339 (2026-11-27T09:00:00Z) or YYYY-MM-DD"
-        ))
-    })
-}
-
-/// A number as given on the command line, normalized like the numbers of calls.
-pub fn number_arg(name: &str, value: &str) -> Result<String, CliError> {
-    crate::model::normalize_number(value)
-        .ok_or_else(|| CliError::Usage(format!("--{name} `{value}` is not a phone number")))
 }
 
 #[cfg(test)]

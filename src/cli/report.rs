@@ -2,50 +2,50 @@
 
 use std::io::Write;
 
-use super::{number_arg, time_arg, CliError};
-use crate::monitor::report::{kpi_report, render, Bucket, Format, ReportQuery};
+use clap::Args;
+
+use super::args::Period;
+use super::values::{number_value, OutputFormat, SubjectKind};
+use super::CliError;
+use crate::monitor::report::{kpi_report, render, Bucket, ReportQuery};
 use crate::store::Store;
 
-/// The command's arguments, as given.
-#[derive(Debug, Clone)]
+/// The command's arguments.
+#[derive(Debug, Clone, Args)]
 pub struct ReportArgs {
-    pub from: String,
-    pub to: String,
+    #[command(flatten)]
+    pub period: Period,
+    #[arg(long)]
     pub trunk: Option<String>,
+    /// A caller ID or called number: its rows.
+    #[arg(long, value_parser = number_value)]
     pub number: Option<String>,
-    pub kind: Option<String>,
-    pub bucket: String,
-    pub format: String,
+    /// Only this kind of subject: trunk, caller_id or callee.
+    #[arg(long, hide_possible_values = true)]
+    pub kind: Option<SubjectKind>,
+    /// hour or day (UTC days).
+    #[arg(long, default_value = "hour", hide_possible_values = true)]
+    pub bucket: Bucket,
+    /// csv, json or table.
+    #[arg(long, default_value = "table", hide_possible_values = true)]
+    pub format: OutputFormat,
 }
 
 pub async fn run(store: &Store, args: &ReportArgs, out: &mut impl Write) -> Result<(), CliError> {
-    let from = time_arg("from", &args.from)?;
-    let to = time_arg("to", &args.to)?;
+    let Period { from, to } = args.period;
     if to <= from {
         return Err(CliError::Usage("--to must be after --from".into()));
-    }
-    if let Some(k) = &args.kind {
-        if !["trunk", "caller_id", "callee"].contains(&k.as_str()) {
-            return Err(CliError::Usage(format!(
-                "--kind `{k}` is not trunk, caller_id or callee"
-            )));
-        }
     }
     let q = ReportQuery {
         from,
         to,
         trunk: args.trunk.clone(),
-        number: args
-            .number
-            .as_deref()
-            .map(|n| number_arg("number", n))
-            .transpose()?,
-        kind: args.kind.clone(),
-        bucket: args.bucket.parse::<Bucket>().map_err(CliError::Usage)?,
+        number: args.number.clone(),
+        kind: args.kind.map(|k| k.code().to_string()),
+        bucket: args.bucket,
     };
-    let format = args.format.parse::<Format>().map_err(CliError::Usage)?;
     let rows = kpi_report(store, &q).await?;
-    out.write_all(render(&rows, format).as_bytes())
+    out.write_all(render(&rows, args.format.into()).as_bytes())
         .map_err(|e| CliError::io("writing the report", e))?;
     Ok(())
 }

@@ -1,0 +1,85 @@
+//! `Gateway::shutdown`: the orderly stop. Admission stops first, live calls get the drain
+//! timeout to end by themselves, the rest are ended with BYE; only then do the sockets, the API
+//! and the purge stop, the recorders close their files and the last CDRs are written.
+
+use std::time::Duration;
+
+use super::Gateway;
+use crate::b2bua::Registry;
+use crate::model::EndReason;
+
+/// How long a stop waits for the database to take the last CDRs.
+const CDR_FLUSH_LIMIT: Duration = Duration::from_secs(60);
+
+impl Gateway {
+    /// Stop admitting, let live calls end for up to the drain timeout, end the rest with BYE,
+    /// stop the sockets and write every CDR.
+    pub async fn shutdown(self) {
+        let drain = self.drain_timeout;
+        self.shutdown_with_drain(drain).await
+    }
+
+    pub async fn shutdown_with_drain(self, drain: Duration) {
+        self.b2bua.stop_admitting();
+        let registry = self.b2bua.registry().clone();
+        tracing::info!(
+            live_calls = registry.len(),
+            drain_secs = drain.as_secs(),
+            "draining"
+        );
+        wait_until_empty(&registry, drain).await;
+        if !registry.is_empty() {
+            tracing::info!(
+                live_calls = registry.len(),
+                "drain timeout: ending live calls"
+            );
+            registry.hangup_all(EndReason::Shutdown);
+            // Calls end at once; a few wait for a CANCEL's final response (bounded by 64·T1).
+            wait_until_empty(&registry, self.layer.timers().timeout()).await;
+        }
+        // Give BYEs a moment on the wire before the sockets close.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.trigger.trigger();
+        // The API stops with the sockets (it stayed up while calls drained).
+        if let Some(http) = self.http {
+            http.join().await;
+        }
+        // The purge stops between two statements once triggered.
+        if let Some(retention) = self.retention {
+            if tokio::time::timeout(CDR_FLUSH_LIMIT, retention)
+                .await
+                .is_err()
+            {
+                tracing::error!("retention purge did not stop in time");
+            }
+        }
+        drop(self.b2bua);
+        // Every call has finished its recording by now (their tasks are gone).
+        let pool = self.recordings.clone();
+        let _ = tokio::task::spawn_blocking(move || pool.shutdown_blocking()).await;
+        // The writer retries a failing database forever; a stop must not hang forever on it.
+        match tokio::time::timeout(CDR_FLUSH_LIMIT, self.writer.close()).await {
+            Ok(Ok(stats)) => tracing::info!(written = stats.written, "CDRs flushed"),
+            Ok(Err(e)) => tracing::error!(error = %e, "CDR writer failed"),
+            Err(_) => tracing::error!(
+                unwritten = self.cdrs.stats().queued,
+                "database unavailable: CDRs not flushed before the stop limit"
+            ),
+        }
+        // The writer has handed the monitor every stored CDR; it stops once it has seen them.
+        if tokio::time::timeout(CDR_FLUSH_LIMIT, self.monitor_task.join())
+            .await
+            .is_err()
+        {
+            tracing::error!("monitor did not stop in time");
+        }
+        tracing::info!("trunkguard stopped");
+    }
+}
+
+async fn wait_until_empty(registry: &Registry, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !registry.is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

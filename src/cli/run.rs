@@ -1,0 +1,132 @@
+//! `cli::run`: one tool subcommand, from its parsed arguments to its output and exit status.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::args::{
+    CdrCommand, ComplaintsCommand, EnforceCommand, RecordingCommand, RetentionCommand,
+    TokenCommand, Tool,
+};
+use super::enforce::{Action, Order};
+use super::{cdr, complaints, enforce, recording, report, retention, token, trunks_in_force};
+use super::{verify, CliError};
+use crate::config::Config;
+use crate::store::Store;
+
+/// Runs `tool` with the loaded `config` (read from `config_path`), writing to `out`. Exit status
+/// 1 without an error: `verify` found a file that is not the recording on record.
+pub async fn run(
+    tool: Tool,
+    config_path: &Path,
+    config: &Config,
+    out: &mut impl Write,
+) -> Result<ExitCode, CliError> {
+    let connect = || Store::connect(&config.database.url);
+    match tool {
+        Tool::CheckConfig => {
+            writeln!(
+                out,
+                "{}: ok ({} trunks)",
+                config_path.display(),
+                config.trunks.len()
+            )
+            .map_err(|e| CliError::io("writing", e))?;
+        }
+        Tool::Cdrs { limit } => {
+            let store = connect().await?;
+            for cdr in store.recent_cdrs(limit).await? {
+                serde_json::to_writer(&mut *out, &cdr)
+                    .map_err(std::io::Error::from)
+                    .and_then(|()| out.write_all(b"\n"))
+                    .map_err(|e| CliError::io("writing the CDRs", e))?;
+            }
+        }
+        Tool::Verify { target } => {
+            if !verify::run(&connect().await?, &target, out).await? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Tool::Report(args) => report::run(&connect().await?, &args, out).await?,
+        Tool::Enforce { command } => {
+            let store = connect().await?;
+            match command {
+                EnforceCommand::Impose {
+                    target,
+                    step,
+                    duration,
+                } => {
+                    let order = Order {
+                        action: Action::Impose,
+                        target,
+                        step: Some(step),
+                        duration,
+                    };
+                    enforce::order(&store, &order, out).await?
+                }
+                EnforceCommand::Lift { target, step } => {
+                    let order = Order {
+                        action: Action::Lift,
+                        target,
+                        step,
+                        duration: None,
+                    };
+                    enforce::order(&store, &order, out).await?
+                }
+                EnforceCommand::List => enforce::list(&store, out).await?,
+                EnforceCommand::Log { period } => enforce::log(&store, &period, out).await?,
+            }
+        }
+        Tool::Complaints { command } => {
+            let store = connect().await?;
+            match command {
+                ComplaintsCommand::Import { file, link_days } => {
+                    let trunks = trunks_in_force(&store, config).await?;
+                    complaints::import(&store, &trunks, &file, link_days, out).await?;
+                }
+                ComplaintsCommand::List { period, number } => {
+                    complaints::list(&store, &period, number.as_deref(), out).await?
+                }
+            }
+        }
+        Tool::Token { command } => {
+            let store = connect().await?;
+            match command {
+                TokenCommand::Create { role, trunks, name } => {
+                    let known: Vec<String> = trunks_in_force(&store, config)
+                        .await?
+                        .into_iter()
+                        .map(|t| t.name)
+                        .collect();
+                    token::create(&store, &name, role, &trunks, &known, out).await?
+                }
+                TokenCommand::List => token::list(&store, out).await?,
+                TokenCommand::Revoke { name } => token::revoke(&store, &name, out).await?,
+            }
+        }
+        Tool::Cdr {
+            command: CdrCommand::Search(args),
+        } => cdr::search(&connect().await?, &args, out).await?,
+        Tool::Recording {
+            command:
+                RecordingCommand::Get {
+                    call_id,
+                    output,
+                    pcap,
+                },
+        } => {
+            let store = connect().await?;
+            let dir = recording::recordings_dir(config);
+            recording::get(&store, &dir, &call_id, &output, pcap, out).await?;
+        }
+        Tool::Retention {
+            command: RetentionCommand::Run { now },
+        } => {
+            let store = connect().await?;
+            let dir = recording::recordings_dir(config);
+            let now = now.unwrap_or_else(chrono::Utc::now);
+            retention::run(&store, &dir, &config.retention, now, out).await?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
