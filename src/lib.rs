@@ -7,6 +7,7 @@ pub mod b2bua;
 pub mod bounded;
 pub mod cli;
 pub mod config;
+pub mod evidence;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod media;
@@ -18,3 +19,4 @@ pub mod retention;
 pub mod shutdown;
 pub mod sip;
 pub mod store;
+pub mod trunks;

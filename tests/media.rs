@@ -192,7 +192,7 @@ async fn an_answered_call_is_recorded_in_stereo_with_each_side_on_its_channel() 
     assert_eq!(inside.lost, 0);
 
     // `trunkguard verify`: by call id and by path, then after tampering.
-    use trunkguard::recording::evidence::verify;
+    use trunkguard::evidence::verify::verify;
     let v = verify(&store, &cdr.attempt.id)
         .await
         .expect("verify by call id");

@@ -52,7 +52,7 @@ pub struct ApiDeps {
     /// The parts' counters `/metrics` reads.
     pub counters: ApiCounters,
     /// The trunks, changed at run time by admins.
-    pub trunks: Arc<crate::app::TrunkBook>,
+    pub trunks: Arc<crate::trunks::TrunkBook>,
 }
 
 /// Shared by every request. Cheap to clone.

@@ -38,8 +38,8 @@ use super::error::{ApiError, ErrorBody, ErrorDetail};
 use super::params::unique;
 use super::range::{self, RangeAnswer};
 use super::ApiState;
+use crate::evidence::verify::verify_opened;
 use crate::model::RecordingInfo;
-use crate::recording::evidence::verify_opened;
 use crate::recording::locate::{download_name, open_contained, LocateError, OpenedRecording};
 
 /// Which of a call's files.

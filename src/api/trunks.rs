@@ -19,8 +19,8 @@ use super::auth::Principal;
 use super::error::{ApiError, ErrorBody};
 use super::params::number_param;
 use super::ApiState;
-use crate::app::{NumberList, TrunkError};
 use crate::store::TrunkDefinition;
+use crate::trunks::{NumberList, TrunkError};
 
 /// A stored trunk.
 #[derive(Debug, Serialize, ToSchema)]
@@ -556,7 +556,7 @@ pub(crate) fn definition_to_json(text: &str) -> Value {
 mod tests {
     use super::*;
     use crate::api::params::test_support::*;
-    use crate::app::parse_definition;
+    use crate::trunks::parse_definition;
 
     #[test]
     fn every_key_round_trips_json_toml_json() {

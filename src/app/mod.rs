@@ -1,12 +1,10 @@
 //! Wiring: the parts started in order (`start.rs`: the start-up steps, recovery first), the
-//! orderly stop (`stop.rs`: stop admitting, drain live calls, end what is left, flush CDRs), and
-//! the trunks in force (`trunks.rs`).
+//! orderly stop (`stop.rs`: stop admitting, drain live calls, end what is left, flush CDRs).
 
 mod start;
 mod stop;
-mod trunks;
 
-pub use trunks::{parse_definition, NumberList, TrunkBook, TrunkError};
+use crate::trunks::{TrunkBook, TrunkError};
 
 use std::net::SocketAddr;
 use std::sync::Arc;

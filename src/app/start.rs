@@ -14,7 +14,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use super::trunks::{over_long_secs, OverLongMap, TrunkBook};
 use super::{AppError, Gateway};
 use crate::api::{ApiCounters, ApiDeps, ApiState, HttpListener, HttpServer};
 use crate::b2bua::{B2bua, MediaSettings, RecordingSettings, Registry, Settings};
@@ -35,6 +34,7 @@ use crate::sip::stats::SipStats;
 use crate::sip::transaction::{Timers, TransactionLayer};
 use crate::sip::transport::{Handler, Interface, Interfaces, Side};
 use crate::store::Store;
+use crate::trunks::{over_long_secs, OverLongMap, TrunkBook};
 
 /// How long a start waits for a previous run's CDR spool to reach the database before it closes
 /// interrupted calls anyway (a database still refusing writes must not keep the gateway down).

@@ -22,8 +22,8 @@ pub use args::{
 };
 pub use run::run;
 
+use crate::evidence::verify::VerifyError;
 use crate::monitor::complaint_csv::ComplaintCsvError;
-use crate::recording::evidence::VerifyError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]

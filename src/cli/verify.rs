@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use super::CliError;
-use crate::recording::evidence::verify;
+use crate::evidence::verify::verify;
 use crate::store::Store;
 
 /// Checks `target` (a recording file or a call id) and prints the digests; true when the file is

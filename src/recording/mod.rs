@@ -27,7 +27,6 @@ pub mod codec;
 pub mod counters;
 pub mod digest;
 pub mod error;
-pub mod evidence;
 pub mod g711;
 pub mod g722;
 pub mod locate;

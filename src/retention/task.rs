@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::b2bua::Registry;
 use crate::config::RetentionConfig;
+use crate::model::LiveCalls;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 
@@ -21,7 +21,7 @@ pub fn spawn(
     store: Store,
     recordings_dir: PathBuf,
     retention: RetentionConfig,
-    registry: Arc<Registry>,
+    calls: Arc<dyn LiveCalls>,
     shutdown: Shutdown,
 ) -> JoinHandle<()> {
     spawn_after(
@@ -29,7 +29,7 @@ pub fn spawn(
         store,
         recordings_dir,
         retention,
-        registry,
+        calls,
         shutdown,
     )
 }
@@ -40,7 +40,7 @@ pub fn spawn_after(
     store: Store,
     recordings_dir: PathBuf,
     retention: RetentionConfig,
-    registry: Arc<Registry>,
+    calls: Arc<dyn LiveCalls>,
     mut shutdown: Shutdown,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -51,7 +51,7 @@ pub fn spawn_after(
                 _ = tokio::time::sleep(wait) => {}
             }
             wait = EVERY;
-            let is_running = |id: &str| registry.is_running(id);
+            let is_running = |id: &str| calls.is_running(id);
             let run = super::purge(
                 &store,
                 &recordings_dir,
@@ -81,6 +81,24 @@ mod tests {
     use crate::model::sample_cdr;
     use crate::model::RecordingInfo;
 
+    /// No call is running.
+    struct NoCalls;
+
+    impl LiveCalls for NoCalls {
+        fn live_calls(&self) -> Vec<crate::model::LiveCallView> {
+            Vec::new()
+        }
+        fn calls_per_trunk(&self) -> std::collections::HashMap<String, u32> {
+            Default::default()
+        }
+        fn hang_up(&self, _: &str, _: Option<&str>, _: crate::model::EndReason) -> usize {
+            0
+        }
+        fn is_running(&self, _: &str) -> bool {
+            false
+        }
+    }
+
     #[tokio::test]
     async fn runs_then_stops_with_the_shutdown() {
         let store = Store::connect("sqlite::memory:").await.unwrap();
@@ -100,7 +118,7 @@ mod tests {
             store.clone(),
             dir.path().to_path_buf(),
             RetentionConfig::default(),
-            Arc::new(Registry::default()),
+            Arc::new(NoCalls),
             shutdown,
         );
         // Bounded wait for the first run's work.

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use crate::model::RecordingInfo;
 use crate::store::{Store, StoreError};
 
-use super::digest::{sha256_file, sha256_of};
-use super::locate::OpenedRecording;
-use super::RecordingError;
+use crate::recording::digest::{sha256_file, sha256_of};
+use crate::recording::locate::OpenedRecording;
+use crate::recording::RecordingError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {

@@ -1,0 +1,5 @@
+//! Evidence: whether what is on disk is what was recorded. Joins the store (the digests kept
+//! with each CDR) and the recordings folder, so it stands above both; the API and the command
+//! line use it.
+
+pub mod verify;

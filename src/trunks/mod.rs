@@ -1,0 +1,8 @@
+//! The trunks in force at run time: the one place a change to a trunk (through the API, and
+//! later through other nodes) is validated, stored and applied to admission, the monitor and
+//! the KPI rollup. Above `monitor` (it tells the monitor), below `api` and `app` (which use it).
+
+mod book;
+
+pub(crate) use book::{over_long_secs, OverLongMap};
+pub use book::{parse_definition, NumberList, TrunkBook, TrunkError};
