@@ -129,7 +129,7 @@ async fn gather(state: &ApiState) -> Figures {
                 *counts
                     .entry((
                         s.subject.trunk().to_string(),
-                        s.subject.kind(),
+                        s.subject.kind().as_str(),
                         s.step.code(),
                     ))
                     .or_insert(0) += 1;

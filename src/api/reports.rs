@@ -14,6 +14,7 @@ use super::auth::Principal;
 use super::error::{ApiError, ErrorBody};
 use super::params::{number_param, ordered, time_param, unique};
 use super::ApiState;
+use crate::model::SubjectKind;
 use crate::monitor::kpi::day_start;
 use crate::monitor::report::{kpi_report, render, Bucket, Format, ReportQuery, ReportRow};
 
@@ -123,7 +124,7 @@ fn parse_query(pairs: &[(String, String)]) -> Result<(ReportQuery, Format), ApiE
             "trunk" => return Err(ApiError::bad("trunk", "must not be empty")),
             "number" => q.number = Some(number_param("number", value)?),
             "kind" => {
-                if !["trunk", "caller_id", "callee"].contains(&value.as_str()) {
+                if value.parse::<SubjectKind>().is_err() {
                     return Err(ApiError::bad("kind", "one of trunk, caller_id, callee"));
                 }
                 q.kind = Some(value.clone());

@@ -258,7 +258,7 @@ mod tests {
         };
         assert_eq!(r.bucket, Bucket::Day);
         assert_eq!(r.format, OutputFormat::Csv);
-        assert_eq!(r.kind.map(|k| k.code()), Some("caller_id"));
+        assert_eq!(r.kind.map(|k| k.as_str()), Some("caller_id"));
         let Some(Command::Tool(Tool::Enforce {
             command:
                 EnforceCommand::Impose {

@@ -14,6 +14,7 @@ use super::args::Period;
 use super::values::number_value;
 use super::CliError;
 use crate::config::Step;
+use crate::model::{StepAction, SubjectKind};
 use crate::store::{NewRequest, Store, SubjectKey};
 
 /// Who or what an order is about, who gives it and why (`impose` and `lift`).
@@ -37,25 +38,9 @@ pub struct EnforceTarget {
 }
 
 /// What an order does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Impose,
-    Lift,
-}
-
-impl Action {
-    /// As stored in `enforcement_requests.action`.
-    pub fn code(self) -> &'static str {
-        match self {
-            Action::Impose => "impose",
-            Action::Lift => "lift",
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Order {
-    pub action: Action,
+    pub action: StepAction,
     pub target: EnforceTarget,
     /// Impose: the step; lift: one step, or none for all.
     pub step: Option<Step>,
@@ -66,12 +51,12 @@ pub struct Order {
 fn subject(t: &EnforceTarget) -> SubjectKey {
     match &t.number {
         Some(n) => SubjectKey {
-            kind: "caller_id".into(),
+            kind: SubjectKind::CallerId.as_str().into(),
             trunk: t.trunk.clone(),
             number: n.clone(),
         },
         None => SubjectKey {
-            kind: "trunk".into(),
+            kind: SubjectKind::Trunk.as_str().into(),
             trunk: t.trunk.clone(),
             number: String::new(),
         },
@@ -86,12 +71,12 @@ pub async fn order(store: &Store, o: &Order, out: &mut impl Write) -> Result<(),
             "--operator and --reason are required: the log says who and why".into(),
         ));
     }
-    if o.action == Action::Impose && o.step.is_none() {
+    if o.action == StepAction::Impose && o.step.is_none() {
         return Err(CliError::Usage("impose needs --step".into()));
     }
     let req = NewRequest {
         requested_at: Utc::now(),
-        action: o.action.code().to_string(),
+        action: o.action.as_str().to_string(),
         subject: subject(t),
         step: o.step.map(|s| s.code().to_string()),
         duration_secs: o.duration.map(|d| d.num_seconds()),

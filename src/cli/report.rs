@@ -5,8 +5,9 @@ use std::io::Write;
 use clap::Args;
 
 use super::args::Period;
-use super::values::{number_value, OutputFormat, SubjectKind};
+use super::values::{number_value, OutputFormat};
 use super::CliError;
+use crate::model::SubjectKind;
 use crate::monitor::report::{kpi_report, render, Bucket, ReportQuery};
 use crate::store::Store;
 
@@ -41,7 +42,7 @@ pub async fn run(store: &Store, args: &ReportArgs, out: &mut impl Write) -> Resu
         to,
         trunk: args.trunk.clone(),
         number: args.number.clone(),
-        kind: args.kind.map(|k| k.code().to_string()),
+        kind: args.kind.map(|k| k.as_str().to_string()),
         bucket: args.bucket,
     };
     let rows = kpi_report(store, &q).await?;

@@ -8,10 +8,11 @@ use super::args::{
     CdrCommand, ComplaintsCommand, EnforceCommand, RecordingCommand, RetentionCommand,
     TokenCommand, Tool,
 };
-use super::enforce::{Action, Order};
+use super::enforce::Order;
 use super::{cdr, complaints, enforce, recording, report, retention, token, trunks_in_force};
 use super::{verify, CliError};
 use crate::config::Config;
+use crate::model::StepAction;
 use crate::store::Store;
 
 /// Runs `tool` with the loaded `config` (read from `config_path`), writing to `out`. Exit status
@@ -57,7 +58,7 @@ pub async fn run(
                     duration,
                 } => {
                     let order = Order {
-                        action: Action::Impose,
+                        action: StepAction::Impose,
                         target,
                         step: Some(step),
                         duration,
@@ -66,7 +67,7 @@ pub async fn run(
                 }
                 EnforceCommand::Lift { target, step } => {
                     let order = Order {
-                        action: Action::Lift,
+                        action: StepAction::Lift,
                         target,
                         step,
                         duration: None,

@@ -3,7 +3,7 @@
 //!
 //! Where the library already has the enum (report `Bucket`, enforcement `Step`, token `Role`),
 //! it is the value itself: its `ValueEnum` takes the spellings from the library's codes, so a
-//! code is defined once. `OutputFormat` and `SubjectKind` are the command line's own words.
+//! code is defined once. `OutputFormat` is the command line's own word.
 
 use chrono::{DateTime, Utc};
 use clap::builder::PossibleValue;
@@ -11,7 +11,7 @@ use clap::ValueEnum;
 
 use crate::api::Role;
 use crate::config::{parse_duration, Step};
-use crate::model::Disposition;
+use crate::model::{Disposition, SubjectKind};
 use crate::monitor::complaint_csv::parse_time;
 use crate::monitor::report::{Bucket, Format};
 use crate::store::CdrQuery;
@@ -35,23 +35,14 @@ impl From<OutputFormat> for Format {
     }
 }
 
-/// The kind of a KPI subject, spelled as the store's subject rows are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-#[value(rename_all = "snake_case")]
-pub enum SubjectKind {
-    Trunk,
-    CallerId,
-    Callee,
-}
+/// The kind of a KPI subject (`model::SubjectKind`), spelled as its code.
+impl ValueEnum for SubjectKind {
+    fn value_variants<'a>() -> &'a [Self] {
+        SubjectKind::ALL
+    }
 
-impl SubjectKind {
-    /// The subject kind as stored (`kpi_buckets.subject`).
-    pub fn code(self) -> &'static str {
-        match self {
-            SubjectKind::Trunk => "trunk",
-            SubjectKind::CallerId => "caller_id",
-            SubjectKind::Callee => "callee",
-        }
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.as_str()))
     }
 }
 
@@ -166,7 +157,7 @@ mod tests {
             assert_eq!(name.get_name().parse::<Format>(), Ok(Format::from(*f)));
         }
         for k in SubjectKind::value_variants() {
-            assert_eq!(k.to_possible_value().unwrap().get_name(), k.code());
+            assert_eq!(k.to_possible_value().unwrap().get_name(), k.as_str());
         }
     }
 

@@ -8,6 +8,27 @@ use super::cdr::Cdr;
 use super::outcome::RefusalReason;
 use super::side::Direction;
 
+/// What kind of subject: the `kind` of KPI rows, anomalies and enforcement entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectKind {
+    Trunk,
+    CallerId,
+    Callee,
+}
+text_enum!(SubjectKind, "subject kind", {
+    Trunk => "trunk", CallerId => "caller_id", Callee => "callee",
+});
+
+/// An entry of the enforcement log, or an operator's request: a step imposed or lifted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepAction {
+    Impose,
+    Lift,
+}
+text_enum!(StepAction, "enforcement action", { Impose => "impose", Lift => "lift" });
+
 /// Who a figure is about. Numbers are normalized digits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -55,11 +76,20 @@ impl Subject {
     }
 
     /// `trunk`, `caller_id` or `callee`: the kind column of stored rows.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> SubjectKind {
         match self {
-            Subject::Trunk { .. } => "trunk",
-            Subject::CallerId { .. } => "caller_id",
-            Subject::Callee { .. } => "callee",
+            Subject::Trunk { .. } => SubjectKind::Trunk,
+            Subject::CallerId { .. } => SubjectKind::CallerId,
+            Subject::Callee { .. } => SubjectKind::Callee,
+        }
+    }
+
+    /// The subject of a kind, a trunk and (for numbers) a number, as stored in rows.
+    pub fn of_kind(kind: SubjectKind, trunk: &str, number: &str) -> Subject {
+        match kind {
+            SubjectKind::Trunk => Subject::trunk_of(trunk),
+            SubjectKind::CallerId => Subject::caller_id(trunk, number),
+            SubjectKind::Callee => Subject::callee(trunk, number),
         }
     }
 

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::enforcement::{Cause, EnforcementAction, Imposition, LiftReason};
 use super::kpi::{bucket_rows, KpiCounters, Subject};
 use super::rules::{Anomaly, Complaint, ComplaintCategory, ComplaintSource};
-use crate::model::Cdr;
+use crate::model::{Cdr, StepAction, SubjectKind};
 use crate::store::{
     AnomalyRow, BucketKey, EnforcementEntry, NewEnforcement, StoredComplaint, SubjectKey,
 };
@@ -21,12 +21,8 @@ pub fn subject_key(s: &Subject) -> SubjectKey {
 
 /// `None` for a kind this version does not know.
 pub fn subject_of_key(k: &SubjectKey) -> Option<Subject> {
-    match k.kind.as_str() {
-        "trunk" => Some(Subject::trunk_of(&k.trunk)),
-        "caller_id" => Some(Subject::caller_id(&k.trunk, &k.number)),
-        "callee" => Some(Subject::callee(&k.trunk, &k.number)),
-        _ => None,
-    }
+    let kind = k.kind.parse::<SubjectKind>().ok()?;
+    Some(Subject::of_kind(kind, &k.trunk, &k.number))
 }
 
 /// The bucket rows one stored CDR adds to (the CDR writer's rollup).
@@ -92,7 +88,7 @@ pub fn log_row(action: &EnforcementAction) -> NewEnforcement {
             };
             NewEnforcement {
                 at: i.at,
-                action: "impose".into(),
+                action: StepAction::Impose.as_str().into(),
                 imposition: id_of(i.id),
                 subject: subject_key(&i.subject),
                 step: i.step.code().into(),
@@ -127,7 +123,7 @@ pub fn log_row(action: &EnforcementAction) -> NewEnforcement {
             };
             NewEnforcement {
                 at: *at,
-                action: "lift".into(),
+                action: StepAction::Lift.as_str().into(),
                 imposition: id_of(*id),
                 subject: subject_key(subject),
                 step: step.code().into(),

@@ -153,7 +153,7 @@ pub fn check_step(subject: &Subject, step: Step) -> Result<(), EnforcementError>
     let err = |hint| {
         Err(EnforcementError::StepNotApplicable {
             step,
-            kind: subject.kind(),
+            kind: subject.kind().as_str(),
             hint,
         })
     };

@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 
 use super::MonitorService;
 use crate::config::Step;
+use crate::model::StepAction;
 use crate::monitor::enforcement::EnforcementAction;
 use crate::monitor::persist;
 
@@ -20,9 +21,11 @@ impl MonitorService {
                         .step
                         .as_deref()
                         .map(|s| Step::from_code(s).ok_or_else(|| format!("unknown step `{s}`")));
-                    match (req.action.as_str(), step.transpose()) {
+                    let action = req.action.parse::<StepAction>();
+                    match (action, step.transpose()) {
                         (_, Err(e)) => Err(e),
-                        ("impose", Ok(Some(step))) => self
+                        (Err(_), _) => Err(format!("unknown action `{}`", req.action)),
+                        (Ok(StepAction::Impose), Ok(Some(step))) => self
                             .engine
                             .impose(
                                 &subject,
@@ -33,13 +36,14 @@ impl MonitorService {
                                 now,
                             )
                             .map_err(|e| e.to_string()),
-                        ("impose", Ok(None)) => Err("impose needs a step".to_string()),
-                        ("lift", Ok(step)) => {
+                        (Ok(StepAction::Impose), Ok(None)) => {
+                            Err("impose needs a step".to_string())
+                        }
+                        (Ok(StepAction::Lift), Ok(step)) => {
                             Ok(self
                                 .engine
                                 .lift(&subject, step, &req.operator, &req.reason, now))
                         }
-                        (other, _) => Err(format!("unknown action `{other}`")),
                     }
                 }
             };
