@@ -7,7 +7,8 @@ use rsip::headers::UntypedHeader;
 use rsip::Method;
 
 use super::registry::CallMsg;
-use super::{B2bua, Ctx};
+use super::{reply_line, B2bua, Ctx};
+use crate::model::{RefusalReason, StatusLine};
 use crate::config::UnknownSources;
 use crate::sip::flood::Verdict;
 use crate::sip::frontend::Parsed;
@@ -86,8 +87,9 @@ impl Handler for B2bua {
                     self.ctx.on_request(side, peer, req);
                 } else if req.method != Method::Ack {
                     // unknown_sources = "reject"
-                    let resp =
-                        response_for(&req, 403, "Forbidden", Some(&message::random_token(8)));
+                    let line = RefusalReason::UnknownSource.status_line();
+                    let tag = message::random_token(8);
+                    let resp = response_for(&req, line.code, line.phrase, Some(&tag));
                     self.ctx
                         .layer
                         .send_stateless(side, peer, rsip::SipMessage::Response(resp));
@@ -162,11 +164,8 @@ impl Ctx {
                     .to_string();
                 let cancel2 = cancel.clone();
                 if !self.registry.route(side, &call_id, CallMsg::Cancel(cancel)) {
-                    cancel2.reply(
-                        481,
-                        "Call/Transaction Does Not Exist",
-                        Some(&message::random_token(8)),
-                    );
+                    let tag = message::random_token(8);
+                    reply_line(&cancel2, StatusLine::CALL_DOES_NOT_EXIST, Some(&tag));
                 }
             }
             Received::New(tx) => {
@@ -178,15 +177,16 @@ impl Ctx {
                         .to_string();
                     let tx2 = tx.clone();
                     if !self.registry.route(side, &call_id, CallMsg::Request(tx)) {
-                        tx2.reply(481, "Call/Transaction Does Not Exist", None);
+                        reply_line(&tx2, StatusLine::CALL_DOES_NOT_EXIST, None);
                     }
                     return;
                 }
                 match method {
                     Method::Invite => super::new_call::on_invite(self, tx),
                     Method::Options => {
-                        let mut resp =
-                            response_for(tx.request(), 200, "OK", Some(&message::random_token(8)));
+                        let ok = StatusLine::OK;
+                        let tag = message::random_token(8);
+                        let mut resp = response_for(tx.request(), ok.code, ok.phrase, Some(&tag));
                         resp.headers
                             .push(rsip::Header::Allow(rsip::headers::Allow::new(
                                 super::call::ALLOW,
@@ -197,11 +197,10 @@ impl Ctx {
                             )));
                         tx.respond(resp);
                     }
-                    _ => tx.reply(
-                        481,
-                        "Call/Transaction Does Not Exist",
-                        Some(&message::random_token(8)),
-                    ),
+                    _ => {
+                        let tag = message::random_token(8);
+                        reply_line(&tx, StatusLine::CALL_DOES_NOT_EXIST, Some(&tag));
+                    }
                 }
             }
         }

@@ -15,6 +15,7 @@ use super::media::RecordingStatus;
 use super::media::{DtmfEvent, LegQuality, RecordingInfo};
 use super::outcome::{Disposition, EndReason, Ending, HangupSide, RefusalReason};
 use super::q850;
+use super::status::StatusLine;
 use super::side::Direction;
 
 /// What is known of an attempt from its INVITE on.
@@ -99,7 +100,7 @@ impl Attempt {
             }
         });
         let (final_status, final_reason) = if answered {
-            (200, "OK".to_string())
+            (StatusLine::OK.code, StatusLine::OK.phrase.to_string())
         } else {
             (ending.status, ending.phrase)
         };
@@ -242,7 +243,6 @@ pub(crate) fn sample_cdr(id: &str) -> Cdr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::StatusLine;
 
     #[test]
     fn talk_time_and_precision() {

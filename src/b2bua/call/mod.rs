@@ -259,7 +259,7 @@ fn message_response(tx: &ServerTx, code: u16, reason: &str, tag: &str) -> rsip::
     crate::sip::response::response_for(tx.request(), code, reason, Some(tag))
 }
 
-/// Answer a request of the dialog with one of our status lines (no To tag of our own).
+/// Answer a request of the dialog with one of our status lines (the dialog's tags as they are).
 fn reply_line(tx: &ServerTx, line: StatusLine) {
-    tx.reply(line.code, line.phrase, None);
+    super::reply_line(tx, line, None);
 }

@@ -54,7 +54,7 @@ pub(super) fn relay_response(call: &mut Call, key: ClientKey, kind: ClientEventK
     let resp = match kind {
         ClientEventKind::Timeout => {
             if let Some(relay) = call.relays.remove(&key) {
-                relay.origin.reply(408, "Request Timeout", None);
+                reply_line(&relay.origin, StatusLine::REQUEST_TIMEOUT);
             }
             return;
         }

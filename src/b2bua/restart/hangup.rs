@@ -10,6 +10,7 @@ use tokio::time::{Duration, Instant};
 
 use super::record::{DialogRecord, LegRecord, LegState};
 use crate::b2bua::Ctx;
+use crate::model::StatusLine;
 use crate::monitor::recovery::Interrupted;
 use crate::shutdown::Shutdown;
 use crate::sip::message;
@@ -24,7 +25,7 @@ const MAX_CSEQ: u32 = (1 << 31) - 1;
 /// What a peer is told: the call failed in the gateway (Q.850 41, temporary failure).
 const REASON: &str = "Q.850;cause=41;text=\"gateway restarted\"";
 /// Status of the final response to an INVITE that was waiting for one; as in the call's CDR.
-const FINAL_STATUS: (u16, &str) = (500, "Gateway Restart");
+const FINAL_STATUS: StatusLine = StatusLine::new(500, "Gateway Restart");
 /// Events of the requests sent; more than this many pending answers are waited for by timeout.
 const EVENT_QUEUE: usize = 256;
 /// Between two interrupted calls' requests: 100 calls (at most 200 requests) a second.
@@ -172,7 +173,7 @@ impl Ender {
                     self.send(&call.cdr_id, &leg, cancel);
                 }
                 LegState::Invited { .. } => {
-                    let (code, reason) = FINAL_STATUS;
+                    let StatusLine { code, phrase: reason } = FINAL_STATUS;
                     let Some(resp) = leg.final_response(code, reason, vec![reason_header()]) else {
                         continue;
                     };
