@@ -247,6 +247,16 @@ impl Harness {
             carrier,
         }
     }
+
+    /// The PBX ends its dialog `pbx`: the BYE reaches the carrier, which answers 200, and the
+    /// PBX gets its 200. Returns the BYE as the carrier got it.
+    pub async fn hang_up_from_pbx(&mut self, pbx: &mut Dialog) -> Msg {
+        self.pbx.bye(pbx).await;
+        let bye = self.carrier.expect_request("BYE").await;
+        self.carrier.reply(&bye, 200, None).await;
+        self.pbx.expect_response_to("BYE", 200).await;
+        bye
+    }
 }
 
 /// An established outbound call: both legs' dialogs as the UAs see them.
