@@ -7,6 +7,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod api;
+pub mod binary;
 pub mod msg;
 pub mod rtp;
 pub mod tcp;
