@@ -9,6 +9,7 @@
 pub mod api;
 pub mod binary;
 pub mod msg;
+pub mod recording;
 pub mod rtp;
 pub mod tcp;
 pub mod ua;
