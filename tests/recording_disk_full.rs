@@ -111,6 +111,28 @@ impl Drop for SmallDisk {
     }
 }
 
+/// `before` packets each way, then the disk fills (returns the filler file), then `after`
+/// more packets, numbered on.
+async fn talk_while_the_disk_fills(
+    m: &RecordedCall,
+    disk: &SmallDisk,
+    (before, after): (usize, usize),
+    agent: &dyn Fn(usize) -> Option<Vec<u8>>,
+    customer: &dyn Fn(usize) -> Option<Vec<u8>>,
+) -> PathBuf {
+    talk(&m.pbx, &m.carrier, before, agent, customer).await;
+    let filler = disk.fill();
+    talk(
+        &m.pbx,
+        &m.carrier,
+        after,
+        |i| agent(before + i),
+        |i| customer(before + i),
+    )
+    .await;
+    filler
+}
+
 #[tokio::test]
 async fn a_disk_that_fills_mid_call_neither_stalls_the_relay_nor_hides_the_failure() {
     let _serial = SERIAL.lock().await;
@@ -124,16 +146,7 @@ async fn a_disk_that_fills_mid_call_neither_stalls_the_relay_nor_hides_the_failu
     let (before, after) = (50usize, 100usize);
     let agent = |i: usize| Some(tone_packet(i as u16, 0x1111, 440.0));
     let customer = |i: usize| Some(tone_packet(i as u16, 0x2222, 1000.0));
-    talk(&m.pbx, &m.carrier, before, agent, customer).await;
-    let filler = disk.fill();
-    talk(
-        &m.pbx,
-        &m.carrier,
-        after,
-        |i| agent(before + i),
-        |i| customer(before + i),
-    )
-    .await;
+    let filler = talk_while_the_disk_fills(&m, &disk, (before, after), &agent, &customer).await;
     h.hang_up_from_pbx(&mut m.call.pbx).await;
     // Every packet crossed, the recording's trouble notwithstanding.
     let total = before + after;
@@ -179,12 +192,7 @@ async fn a_disk_that_fills_mid_call_neither_stalls_the_relay_nor_hides_the_failu
         "the file holds the audio before the disk filled: {:.2} s of {talk:.2} s",
         wav.secs()
     );
-    assert!(
-        (rec.duration_ms as f64 / 1000.0 - wav.secs()).abs() < 0.05,
-        "CDR duration {} ms vs file {:.3} s",
-        rec.duration_ms,
-        wav.secs()
-    );
+    assert_duration_is_the_files(rec, &wav);
     assert!(dominant(&wav.left, 8000, 440.0, 1000.0), "left = agent");
     let rec = recording(next);
     assert_eq!(rec.status, RecordingStatus::Complete, "{rec:#?}");
@@ -320,16 +328,7 @@ async fn a_disk_that_fills_mid_call_keeps_the_pcap_written_so_far() {
             &g729_payload(2, i as u16),
         ))
     };
-    talk(&m.pbx, &m.carrier, before, agent, customer).await;
-    let filler = disk.fill();
-    talk(
-        &m.pbx,
-        &m.carrier,
-        after,
-        |i| agent(before + i),
-        |i| customer(before + i),
-    )
-    .await;
+    let filler = talk_while_the_disk_fills(&m, &disk, (before, after), &agent, &customer).await;
     h.hang_up_from_pbx(&mut m.call.pbx).await;
     let total = before + after;
     assert_eq!(m.carrier.received().await.len(), total, "relay unharmed");

@@ -384,6 +384,16 @@ pub fn recording(cdr: &Cdr) -> &RecordingInfo {
         .unwrap_or_else(|| panic!("no recording on the CDR: {cdr:#?}"))
 }
 
+/// The duration stored on the CDR is the file's, within 50 ms.
+pub fn assert_duration_is_the_files(rec: &RecordingInfo, wav: &Wav) {
+    assert!(
+        (rec.duration_ms as f64 / 1000.0 - wav.secs()).abs() < 0.05,
+        "CDR duration {} ms vs file {:.3} s",
+        rec.duration_ms,
+        wav.secs()
+    );
+}
+
 pub fn assert_digest(rec: &RecordingInfo) {
     let path = rec.path.as_deref().expect("recording path");
     assert!(
