@@ -31,10 +31,7 @@ async fn answered_call(h: &mut Harness, callee: &str) {
     let mut pbx = Dialog::uac(&invite, &ok);
     h.pbx.ack(&pbx, invite.cseq).await;
     h.carrier.expect_request("ACK").await;
-    h.pbx.bye(&mut pbx).await;
-    let bye = h.carrier.expect_request("BYE").await;
-    h.carrier.reply(&bye, 200, None).await;
-    h.pbx.expect_response_to("BYE", 200).await;
+    h.hang_up_from_pbx(&mut pbx).await;
 }
 
 fn token_tag() -> String {
@@ -439,10 +436,7 @@ async fn metrics_show_the_call() {
     value(&samples, "trunkguard_cdr_queue_depth");
     value(&samples, "trunkguard_recordings_active");
 
-    h.pbx.bye(&mut call.pbx).await;
-    let bye = h.carrier.expect_request("BYE").await;
-    h.carrier.reply(&bye, 200, None).await;
-    h.pbx.expect_response_to("BYE", 200).await;
+    h.hang_up_from_pbx(&mut call.pbx).await;
     refused_call(&mut h).await;
     h.assert_idle().await;
     wait_for_cdrs(&h, 2).await;

@@ -360,10 +360,7 @@ async fn answered_call(h: &mut Harness, callee: &str) {
     let mut pbx = Dialog::uac(&invite, &ok);
     h.pbx.ack(&pbx, invite.cseq).await;
     h.carrier.expect_request("ACK").await;
-    h.pbx.bye(&mut pbx).await;
-    let bye = h.carrier.expect_request("BYE").await;
-    h.carrier.reply(&bye, 200, None).await;
-    h.pbx.expect_response_to("BYE", 200).await;
+    h.hang_up_from_pbx(&mut pbx).await;
 }
 
 /// The ids in a CSV export (checking its header).

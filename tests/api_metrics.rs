@@ -81,13 +81,6 @@ async fn recv_rtp(sock: &UdpSocket) -> Vec<u8> {
     buf[..n].to_vec()
 }
 
-async fn pbx_hangs_up(h: &mut Harness, m: &mut MediaCall) {
-    h.pbx.bye(&mut m.call.pbx).await;
-    let bye = h.carrier.expect_request("BYE").await;
-    h.carrier.reply(&bye, 200, None).await;
-    h.pbx.expect_response_to("BYE", 200).await;
-}
-
 /// The carrier rings, then answers 486.
 async fn busy_call(h: &mut Harness) {
     let invite = h.pbx_invite().await;
@@ -235,7 +228,7 @@ async fn metrics_count_the_calls_responses_media_refusals_and_recording() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    pbx_hangs_up(&mut h, &mut m).await;
+    h.hang_up_from_pbx(&mut m.call.pbx).await;
     busy_call(&mut h).await;
     refused_call(&mut h).await;
     h.assert_idle().await;
@@ -353,7 +346,7 @@ async fn a_recording_that_cannot_start_is_counted_by_reason() {
     std::fs::write(&dir, b"not a folder").expect("write");
 
     let mut m = establish_with_media(&mut h).await;
-    pbx_hangs_up(&mut h, &mut m).await;
+    h.hang_up_from_pbx(&mut m.call.pbx).await;
     h.assert_idle().await;
     wait_for_cdrs(&h, 1).await;
     let after = api.metrics().await;

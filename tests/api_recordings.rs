@@ -141,13 +141,6 @@ async fn answered_call_with_audio(h: &mut Harness) -> MediaCall {
     m
 }
 
-async fn hang_up(h: &mut Harness, m: &mut MediaCall) {
-    h.pbx.bye(&mut m.call.pbx).await;
-    let bye = h.carrier.expect_request("BYE").await;
-    h.carrier.reply(&bye, 200, None).await;
-    h.pbx.expect_response_to("BYE", 200).await;
-}
-
 /// The one call's id, once its CDR (with its recording) is stored, found as an officer would:
 /// by the caller's number.
 async fn find_the_call(api: &Api) -> String {
@@ -199,7 +192,7 @@ async fn an_officer_downloads_seeks_and_verifies_a_recording_and_nothing_else() 
     let mut h = start_gateway(&[]).await;
     let api = Api::new(&h).await;
     let mut m = answered_call_with_audio(&mut h).await;
-    hang_up(&mut h, &mut m).await;
+    h.hang_up_from_pbx(&mut m.call.pbx).await;
     let id = find_the_call(&api).await;
     let base = format!("/api/v1/calls/{id}/recording");
 
@@ -465,7 +458,7 @@ async fn a_held_call_outlives_the_retention_purge_until_released() {
     let hold = held.json();
     assert_eq!(hold["placed_by"], "officer");
     assert_eq!(hold["active"], true);
-    hang_up(&mut h, &mut m).await;
+    h.hang_up_from_pbx(&mut m.call.pbx).await;
     assert_eq!(find_the_call(&api).await, id);
 
     // Held again: the same hold.

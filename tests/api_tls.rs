@@ -3,14 +3,13 @@
 //! nor SQL text in the gateway's log.
 
 mod common;
-#[path = "sipp/harness.rs"]
-mod harness;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use common::api::*;
+use common::binary::harness;
 use common::*;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};

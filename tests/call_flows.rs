@@ -122,10 +122,7 @@ async fn ringing_and_early_media_are_relayed() {
     assert_eq!(ack.to_tag().as_deref(), Some(tag.as_str()));
     assert_ne!(ack.branch(), c_invite.branch());
 
-    h.pbx.bye(&mut pbx).await;
-    let bye = h.carrier.expect_request("BYE").await;
-    h.carrier.reply(&bye, 200, None).await;
-    h.pbx.expect_response_to("BYE", 200).await;
+    h.hang_up_from_pbx(&mut pbx).await;
 
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);
@@ -238,11 +235,8 @@ async fn reinvite_hold_from_pbx_is_relayed_and_acked() {
     h.pbx.ack(&call.pbx, call.pbx.cseq).await;
     assert_eq!(h.carrier.expect_request("ACK").await.cseq().0, 3);
 
-    h.pbx.bye(&mut call.pbx).await;
-    let bye = h.carrier.expect_request("BYE").await;
+    let bye = h.hang_up_from_pbx(&mut call.pbx).await;
     assert_eq!(bye.cseq(), (4, "BYE".to_string()));
-    h.carrier.reply(&bye, 200, None).await;
-    h.pbx.expect_response_to("BYE", 200).await;
     let cdrs = h.finish().await;
     assert_eq!(only(&cdrs).outcome.disposition, Disposition::Answered);
 }
@@ -352,10 +346,7 @@ async fn info_and_update_are_relayed_both_ways() {
     h.pbx.expect_response_to("INFO", 415).await;
     assert_eq!(h.gw.registry().len(), 1);
 
-    h.pbx.bye(&mut call.pbx).await;
-    let bye = h.carrier.expect_request("BYE").await;
-    h.carrier.reply(&bye, 200, None).await;
-    h.pbx.expect_response_to("BYE", 200).await;
+    h.hang_up_from_pbx(&mut call.pbx).await;
     let cdrs = h.finish().await;
     assert_eq!(only(&cdrs).outcome.disposition, Disposition::Answered);
 }
@@ -449,10 +440,7 @@ async fn reinvite_refused_by_the_far_end_leaves_the_call_up() {
     .await;
     h.pbx.ack(&call.pbx, call.pbx.cseq).await;
     h.carrier.expect_request("ACK").await;
-    h.pbx.bye(&mut call.pbx).await;
-    let bye = h.carrier.expect_request("BYE").await;
-    h.carrier.reply(&bye, 200, None).await;
-    h.pbx.expect_response_to("BYE", 200).await;
+    h.hang_up_from_pbx(&mut call.pbx).await;
     h.finish().await;
 }
 
@@ -499,10 +487,7 @@ async fn reinvite_glare_is_answered_491() {
         .expect_nothing_new(Duration::from_millis(300))
         .await;
 
-    h.pbx.bye(&mut call.pbx).await;
-    let bye = h.carrier.expect_request("BYE").await;
-    h.carrier.reply(&bye, 200, None).await;
-    h.pbx.expect_response_to("BYE", 200).await;
+    h.hang_up_from_pbx(&mut call.pbx).await;
     h.finish().await;
 }
 
@@ -547,10 +532,7 @@ async fn update_in_the_early_dialog_is_relayed_both_ways() {
     h.pbx.expect_response_to("INVITE", 200).await;
     h.pbx.ack(&pbx, invite.cseq).await;
     h.carrier.expect_request("ACK").await;
-    h.pbx.bye(&mut pbx).await;
-    let bye = h.carrier.expect_request("BYE").await;
-    h.carrier.reply(&bye, 200, None).await;
-    h.pbx.expect_response_to("BYE", 200).await;
+    h.hang_up_from_pbx(&mut pbx).await;
     let cdrs = h.finish().await;
     assert_eq!(only(&cdrs).outcome.disposition, Disposition::Answered);
 }

@@ -6,12 +6,11 @@
 //! came while the gateway was down). Tested with our UA and with SIPp on both sides.
 
 mod common;
-#[path = "sipp/harness.rs"]
-mod harness;
 
 use std::path::Path;
 use std::time::Duration;
 
+use common::binary::{harness, Setup};
 use common::rtp::*;
 use common::{Dialog, InviteSpec, Ua, CALLEE, CALLER};
 use sqlx::{Connection, SqliteConnection};
@@ -61,40 +60,6 @@ async fn wait_journaled_calls(db: &Path, needle: &str, calls: usize) {
     }
     let log = std::fs::read_to_string(db.with_file_name("gateway.log")).unwrap_or_default();
     panic!("no journaled call with {needle} after {JOURNAL_POLLS} polls (last: {last}); gateway log:\n{log}");
-}
-
-/// The real binary between our PBX and carrier UAs, its database (`tg.db`) in a fresh folder.
-struct Setup {
-    dir: tempfile::TempDir,
-    pbx: Ua,
-    carrier: Ua,
-    addrs: harness::Addrs,
-    config: String,
-    gw: harness::Gateway,
-}
-
-impl Setup {
-    async fn start() -> Setup {
-        Setup::start_with(harness::TrunkLimits::default()).await
-    }
-
-    async fn start_with(limits: harness::TrunkLimits) -> Setup {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let pbx = Ua::bind("pbx", common::PBX_IP).await;
-        let carrier = Ua::bind("carrier", common::CARRIER_IP).await;
-        let addrs = harness::Addrs::pick();
-        let config = harness::config_toml(&addrs, &dir.path().join("tg.db"), limits)
-            .replace(&addrs.carrier.to_string(), &carrier.addr().to_string());
-        let gw = harness::Gateway::start(dir.path(), &config);
-        Setup {
-            dir,
-            pbx,
-            carrier,
-            addrs,
-            config,
-            gw,
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

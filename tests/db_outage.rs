@@ -4,14 +4,13 @@
 //! call that was up closed as interrupted (its journal entry was in the spool too).
 
 mod common;
-#[path = "sipp/harness.rs"]
-mod harness;
 
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{InviteSpec, Ua, CALLER};
+use common::binary::{busy_call, db_in, harness, spool_in, Setup};
+use common::{InviteSpec, CALLER};
 use sqlx::{Connection, SqliteConnection};
 
 const BUSY_CALLS: usize = 5;
@@ -39,15 +38,16 @@ fn spooled(spool: &Path, call_id: &str) -> (usize, bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cdrs_of_a_locked_database_survive_a_sigkill_each_stored_once() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut pbx = Ua::bind("pbx", common::PBX_IP).await;
-    let mut carrier = Ua::bind("carrier", common::CARRIER_IP).await;
-    let addrs = harness::Addrs::pick();
-    let db = dir.path().join("tg.db");
-    let config = harness::config_toml(&addrs, &db, harness::TrunkLimits::default())
-        .replace(&addrs.carrier.to_string(), &carrier.addr().to_string());
-    let mut gw = harness::Gateway::start(dir.path(), &config);
-    let spool = dir.path().join("spool").join("cdrs.spool");
+    let Setup {
+        dir,
+        mut pbx,
+        mut carrier,
+        addrs,
+        config,
+        mut gw,
+    } = Setup::start().await;
+    let db = db_in(&dir);
+    let spool = spool_in(&dir);
 
     // Another process takes the database's write lock and keeps it.
     let mut locker = SqliteConnection::connect(&format!("sqlite://{}", db.display()))
@@ -61,18 +61,7 @@ async fn cdrs_of_a_locked_database_survive_a_sigkill_each_stored_once() {
     // Calls the carrier refuses: they end while the database is locked.
     let mut call_ids = HashSet::new();
     for i in 0..BUSY_CALLS {
-        let invite = pbx
-            .invite(addrs.inside, &InviteSpec::new(CALLER, &callee(i)))
-            .await;
-        call_ids.insert(invite.call_id.clone());
-        pbx.expect_response(100).await;
-        let c_invite = carrier.expect_request("INVITE").await;
-        carrier
-            .reply(&c_invite, 486, Some(&format!("busy{i}")))
-            .await;
-        carrier.expect_request("ACK").await;
-        let resp = pbx.expect_response(486).await;
-        pbx.ack_non2xx(&invite, &resp).await;
+        call_ids.insert(busy_call(&mut pbx, &mut carrier, addrs.inside, &callee(i)).await);
     }
     // And one answered call still up when the gateway dies.
     let invite = pbx

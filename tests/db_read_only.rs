@@ -9,8 +9,6 @@
 //! message without them, a failure when `CI=true`.
 
 mod common;
-#[path = "sipp/harness.rs"]
-mod harness;
 
 use std::collections::HashSet;
 use std::os::unix::fs::{chown, PermissionsExt};
@@ -18,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{InviteSpec, Ua, CALLER};
+use common::binary::{busy_call, db_in, harness, spool_in, Peers};
 use trunkguard::model::EndReason;
 
 /// The service user (and group): `nobody` on Debian and Red Hat alike.
@@ -106,23 +104,6 @@ fn spooled_cdrs(spool: &Path) -> usize {
         .count()
 }
 
-/// A call the carrier refuses with 486: it ends at once, its CDR is submitted.
-async fn busy_call(
-    pbx: &mut Ua,
-    carrier: &mut Ua,
-    to: std::net::SocketAddr,
-    callee: &str,
-) -> String {
-    let invite = pbx.invite(to, &InviteSpec::new(CALLER, callee)).await;
-    pbx.expect_response(100).await;
-    let c_invite = carrier.expect_request("INVITE").await;
-    carrier.reply(&c_invite, 486, Some("busy")).await;
-    carrier.expect_request("ACK").await;
-    let resp = pbx.expect_response(486).await;
-    pbx.ack_non2xx(&invite, &resp).await;
-    invite.call_id
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cdrs_of_a_read_only_database_are_spooled_and_stored_once_when_it_is_writable() {
     if let Some(why) = missing_prerequisite() {
@@ -132,16 +113,17 @@ async fn cdrs_of_a_read_only_database_are_spooled_and_stored_once_when_it_is_wri
         eprintln!("SKIPPED db_read_only: {why}");
         return;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
+    let Peers {
+        dir,
+        mut pbx,
+        mut carrier,
+        addrs,
+        config,
+    } = Peers::bind(harness::TrunkLimits::default()).await;
     chown(dir.path(), Some(SERVICE_ID), Some(SERVICE_ID)).expect("chown the tempdir");
     let binary = reachable_binary(dir.path());
-    let mut pbx = Ua::bind("pbx", common::PBX_IP).await;
-    let mut carrier = Ua::bind("carrier", common::CARRIER_IP).await;
-    let addrs = harness::Addrs::pick();
-    let db = dir.path().join("tg.db");
-    let config = harness::config_toml(&addrs, &db, harness::TrunkLimits::default())
-        .replace(&addrs.carrier.to_string(), &carrier.addr().to_string());
-    let spool = dir.path().join("spool").join("cdrs.spool");
+    let db = db_in(&dir);
+    let spool = spool_in(&dir);
     let mut call_ids = HashSet::new();
 
     // A first run creates the database as the service user, with one call.

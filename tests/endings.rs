@@ -621,10 +621,7 @@ async fn transaction_tables_drain_even_when_a_carrier_never_finishes_a_cancelled
     let mut h = start_gateway(&["sip.t1_ms = 50"]).await;
     // A complete call…
     let mut call = h.establish().await;
-    h.pbx.bye(&mut call.pbx).await;
-    let bye = h.carrier.expect_request("BYE").await;
-    h.carrier.reply(&bye, 200, None).await;
-    h.pbx.expect_response_to("BYE", 200).await;
+    h.hang_up_from_pbx(&mut call.pbx).await;
     // …and a cancelled one whose carrier answers the CANCEL but never the INVITE.
     let invite = h.pbx_invite().await;
     let c_invite = h.carrier_gets_invite().await;

@@ -57,10 +57,7 @@ async fn suspending_the_number_with_hangup_on_suspend_ends_its_live_call() {
     assert_eq!(lifted.len(), 1, "{lifted:?}");
     let again = h.establish().await;
     let mut dlg = again.pbx;
-    h.pbx.bye(&mut dlg).await;
-    let c_bye = h.carrier.expect_request("BYE").await;
-    h.carrier.reply(&c_bye, 200, None).await;
-    h.pbx.expect_response_to("BYE", 200).await;
+    h.hang_up_from_pbx(&mut dlg).await;
 
     assert_eq!(h.gw.monitor().reconcile().await.expect("running"), 0);
     let store = h.gw.store().clone();
@@ -123,10 +120,7 @@ async fn without_hangup_on_suspend_a_trunk_suspension_leaves_live_calls_alone() 
     // … the live call goes on until its parties end it.
     assert_eq!(h.gw.registry().list().len(), 1);
     let mut dlg = call.pbx;
-    h.pbx.bye(&mut dlg).await;
-    let c_bye = h.carrier.expect_request("BYE").await;
-    h.carrier.reply(&c_bye, 200, None).await;
-    h.pbx.expect_response_to("BYE", 200).await;
+    h.hang_up_from_pbx(&mut dlg).await;
     let cdrs = h.finish().await;
     assert_eq!(cdrs.len(), 2);
     assert_eq!(
@@ -155,10 +149,7 @@ async fn a_throttle_cuts_the_caller_id_cap_on_the_next_call() {
     assert_eq!(refused.reason(), "Caller ID Throttled");
     assert!(refused.header("Retry-After").is_some());
     let mut dlg = first.pbx;
-    h.pbx.bye(&mut dlg).await;
-    let c_bye = h.carrier.expect_request("BYE").await;
-    h.carrier.reply(&c_bye, 200, None).await;
-    h.pbx.expect_response_to("BYE", 200).await;
+    h.hang_up_from_pbx(&mut dlg).await;
     let cdrs = h.finish().await;
     assert_eq!(cdrs.len(), 2);
     assert_eq!(

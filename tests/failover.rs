@@ -29,6 +29,15 @@ async fn with_carriers(h: &Harness, carriers: &[std::net::SocketAddr]) {
         .expect("trunk with two carriers");
 }
 
+/// A gateway (with `tweaks`) whose trunk has two carriers: the harness's carrier UA first, then
+/// a second UA, returned.
+async fn two_carriers(tweaks: &[&str]) -> (Harness, Ua) {
+    let h = start_gateway(tweaks).await;
+    let second = Ua::bind("carrier2", SECOND_CARRIER_IP).await;
+    with_carriers(&h, &[h.carrier.addr(), second.addr()]).await;
+    (h, second)
+}
+
 /// The second carrier takes the INVITE and answers; the call is ended by the PBX.
 async fn second_carrier_answers(h: &mut Harness, second: &mut Ua, invite: &Sent) {
     let c2 = second.expect_request("INVITE").await;
@@ -53,9 +62,7 @@ async fn second_carrier_answers(h: &mut Harness, second: &mut Ua, invite: &Sent)
 
 #[tokio::test]
 async fn a_503_from_the_first_carrier_fails_over_to_the_second() {
-    let mut h = start_gateway(&[]).await;
-    let mut second = Ua::bind("carrier2", SECOND_CARRIER_IP).await;
-    with_carriers(&h, &[h.carrier.addr(), second.addr()]).await;
+    let (mut h, mut second) = two_carriers(&[]).await;
 
     let invite = h.pbx_invite().await;
     h.pbx.expect_response(100).await;
@@ -73,9 +80,7 @@ async fn a_503_from_the_first_carrier_fails_over_to_the_second() {
 #[tokio::test]
 async fn a_carrier_that_never_answers_fails_over_after_timer_b() {
     // T1 = 50 ms: timer B (64·T1) fires after 3.2 s.
-    let mut h = start_gateway(&["sip.t1_ms = 50"]).await;
-    let mut second = Ua::bind("carrier2", SECOND_CARRIER_IP).await;
-    with_carriers(&h, &[h.carrier.addr(), second.addr()]).await;
+    let (mut h, mut second) = two_carriers(&["sip.t1_ms = 50"]).await;
 
     let invite = h.pbx_invite().await;
     h.pbx.expect_response(100).await;
@@ -97,9 +102,7 @@ async fn a_carrier_that_never_answers_fails_over_after_timer_b() {
 
 #[tokio::test]
 async fn no_failover_once_the_first_carrier_took_the_call_or_when_there_is_no_other() {
-    let mut h = start_gateway(&[]).await;
-    let mut second = Ua::bind("carrier2", SECOND_CARRIER_IP).await;
-    with_carriers(&h, &[h.carrier.addr(), second.addr()]).await;
+    let (mut h, mut second) = two_carriers(&[]).await;
 
     // Ringing, then 503: the PBX gets the 503, the second carrier hears nothing.
     let invite = h.pbx_invite().await;

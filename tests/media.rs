@@ -62,10 +62,7 @@ async fn rtp_crosses_the_gateway_both_ways() {
         "stray packet relayed"
     );
 
-    h.pbx.bye(&mut m.call.pbx).await;
-    let bye = h.carrier.expect_request("BYE").await;
-    h.carrier.reply(&bye, 200, None).await;
-    h.pbx.expect_response_to("BYE", 200).await;
+    h.hang_up_from_pbx(&mut m.call.pbx).await;
     let cdrs = h.finish().await;
     assert_eq!(only(&cdrs).outcome.disposition, Disposition::Answered);
 }
@@ -470,10 +467,7 @@ async fn malformed_media_is_dropped_and_a_flood_on_one_call_spares_the_other() {
     assert!(counters.totals().dropped(false, DropReason::StraySource) > 0);
 
     for m in [&mut a, &mut b] {
-        h.pbx.bye(&mut m.call.pbx).await;
-        let bye = h.carrier.expect_request("BYE").await;
-        h.carrier.reply(&bye, 200, None).await;
-        h.pbx.expect_response_to("BYE", 200).await;
+        h.hang_up_from_pbx(&mut m.call.pbx).await;
     }
     let cdrs = h.finish().await;
     assert_eq!(cdrs.len(), 2);

@@ -301,10 +301,7 @@ async fn a_second_invite_with_a_live_call_id_is_a_loop() {
     // The live call is untouched and its slot count is still one.
     assert_eq!(h.gw.registry().len(), 1);
     assert_eq!(h.gw.policy().total_active(), 1);
-    h.pbx.bye(&mut call.pbx).await;
-    let bye = h.carrier.expect_request("BYE").await;
-    h.carrier.reply(&bye, 200, None).await;
-    h.pbx.expect_response_to("BYE", 200).await;
+    h.hang_up_from_pbx(&mut call.pbx).await;
     let cdrs = h.finish().await;
     assert_eq!(cdrs.len(), 2, "{cdrs:#?}");
     assert!(cdrs

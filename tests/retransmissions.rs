@@ -53,10 +53,7 @@ async fn repeated_invite_reaches_the_carrier_once() {
     h.carrier.expect_silence(QUIET).await;
     assert_eq!(h.gw.registry().len(), 1);
 
-    h.pbx.bye(&mut pbx).await;
-    let bye = h.carrier.expect_request("BYE").await;
-    h.carrier.reply(&bye, 200, None).await;
-    h.pbx.expect_response_to("BYE", 200).await;
+    h.hang_up_from_pbx(&mut pbx).await;
     let cdrs = h.finish().await;
     assert_eq!(only(&cdrs).outcome.disposition, Disposition::Answered);
 }
@@ -87,10 +84,7 @@ async fn carrier_retransmitting_its_200_is_acked_again() {
     // The PBX's dialog is not disturbed by it.
     h.pbx.expect_silence(QUIET).await;
 
-    h.pbx.bye(&mut pbx).await;
-    let bye = h.carrier.expect_request("BYE").await;
-    h.carrier.reply(&bye, 200, None).await;
-    h.pbx.expect_response_to("BYE", 200).await;
+    h.hang_up_from_pbx(&mut pbx).await;
     let cdrs = h.finish().await;
     assert_eq!(only(&cdrs).outcome.disposition, Disposition::Answered);
 }
@@ -127,10 +121,7 @@ async fn lost_ack_from_pbx_makes_the_gateway_retransmit_its_200() {
     h.pbx.expect_silence(QUIET).await;
     h.carrier.expect_silence(QUIET).await;
 
-    h.pbx.bye(&mut pbx).await;
-    let bye = h.carrier.expect_request("BYE").await;
-    h.carrier.reply(&bye, 200, None).await;
-    h.pbx.expect_response_to("BYE", 200).await;
+    h.hang_up_from_pbx(&mut pbx).await;
     let cdrs = h.finish().await;
     assert_eq!(only(&cdrs).outcome.disposition, Disposition::Answered);
 }
@@ -214,10 +205,7 @@ async fn repeated_reinvite_reaches_the_carrier_once() {
     h.pbx.ack(&call.pbx, reinvite.cseq).await;
     h.carrier.expect_request("ACK").await;
 
-    h.pbx.bye(&mut call.pbx).await;
-    let bye = h.carrier.expect_request("BYE").await;
-    h.carrier.reply(&bye, 200, None).await;
-    h.pbx.expect_response_to("BYE", 200).await;
+    h.hang_up_from_pbx(&mut call.pbx).await;
     let cdrs = h.finish().await;
     assert_eq!(only(&cdrs).outcome.disposition, Disposition::Answered);
 }
@@ -277,10 +265,7 @@ async fn carrier_retransmitting_its_200_to_a_reinvite_is_acked_again() {
     assert_eq!(again.call_id(), ack.call_id());
     h.pbx.expect_silence(QUIET).await;
 
-    h.pbx.bye(&mut call.pbx).await;
-    let bye = h.carrier.expect_request("BYE").await;
-    h.carrier.reply(&bye, 200, None).await;
-    h.pbx.expect_response_to("BYE", 200).await;
+    h.hang_up_from_pbx(&mut call.pbx).await;
     let cdrs = h.finish().await;
     assert_eq!(only(&cdrs).outcome.disposition, Disposition::Answered);
 }
@@ -316,9 +301,6 @@ async fn pbx_retransmitting_its_200_to_a_carrier_reinvite_is_acked_again() {
     assert_eq!(again.cseq(), ack.cseq());
     h.carrier.expect_silence(QUIET).await;
 
-    h.pbx.bye(&mut call.pbx).await;
-    let bye = h.carrier.expect_request("BYE").await;
-    h.carrier.reply(&bye, 200, None).await;
-    h.pbx.expect_response_to("BYE", 200).await;
+    h.hang_up_from_pbx(&mut call.pbx).await;
     h.finish().await;
 }

@@ -8,8 +8,8 @@ use rsip::Method;
 
 use super::registry::CallMsg;
 use super::{reply_line, B2bua, Ctx};
-use crate::model::{RefusalReason, StatusLine};
 use crate::config::UnknownSources;
+use crate::model::{RefusalReason, StatusLine};
 use crate::sip::flood::Verdict;
 use crate::sip::frontend::Parsed;
 use crate::sip::message;

@@ -15,8 +15,8 @@ use super::media::RecordingStatus;
 use super::media::{DtmfEvent, LegQuality, RecordingInfo};
 use super::outcome::{Disposition, EndReason, Ending, HangupSide, RefusalReason};
 use super::q850;
-use super::status::StatusLine;
 use super::side::Direction;
+use super::status::StatusLine;
 
 /// What is known of an attempt from its INVITE on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

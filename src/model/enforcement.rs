@@ -4,9 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::cdr::Cdr;
 use super::outcome::RefusalReason;
 use super::side::Direction;
+use crate::model::Cdr;
 
 /// What kind of subject: the `kind` of KPI rows, anomalies and enforcement entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -7,7 +7,9 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod api;
+pub mod binary;
 pub mod msg;
+pub mod recording;
 pub mod rtp;
 pub mod tcp;
 pub mod ua;
@@ -246,6 +248,16 @@ impl Harness {
             pbx,
             carrier,
         }
+    }
+
+    /// The PBX ends its dialog `pbx`: the BYE reaches the carrier, which answers 200, and the
+    /// PBX gets its 200. Returns the BYE as the carrier got it.
+    pub async fn hang_up_from_pbx(&mut self, pbx: &mut Dialog) -> Msg {
+        self.pbx.bye(pbx).await;
+        let bye = self.carrier.expect_request("BYE").await;
+        self.carrier.reply(&bye, 200, None).await;
+        self.pbx.expect_response_to("BYE", 200).await;
+        bye
     }
 }
 

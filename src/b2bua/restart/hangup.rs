@@ -173,7 +173,10 @@ impl Ender {
                     self.send(&call.cdr_id, &leg, cancel);
                 }
                 LegState::Invited { .. } => {
-                    let StatusLine { code, phrase: reason } = FINAL_STATUS;
+                    let StatusLine {
+                        code,
+                        phrase: reason,
+                    } = FINAL_STATUS;
                     let Some(resp) = leg.final_response(code, reason, vec![reason_header()]) else {
                         continue;
                     };
