@@ -5,9 +5,9 @@
 mod common;
 
 use common::*;
-use trunkguard::config::Step;
 use trunkguard::model::normalize_number;
 use trunkguard::model::HangupSide;
+use trunkguard::model::Step;
 use trunkguard::model::Subject;
 use trunkguard::model::{EndReason, RefusalReason};
 

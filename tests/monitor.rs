@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::*;
-use trunkguard::config::Step;
+use trunkguard::model::Step;
 use trunkguard::model::Subject;
 use trunkguard::model::{Attempt, Cdr, Disposition, Outcome};
 use trunkguard::model::{EndReason, RefusalReason};

@@ -359,7 +359,7 @@ mod tests {
         let rule = t.rule(crate::config::RuleId::ErrorRate);
         assert_eq!(rule.threshold, 0.3);
         assert_eq!(rule.min_sample, 20);
-        assert_eq!(rule.step, crate::config::Step::Throttle);
+        assert_eq!(rule.step, crate::model::Step::Throttle);
         assert!(!t.rule(crate::config::RuleId::OverFrequentCallee).enabled);
         // What GET shows is the body that was sent, key for key.
         assert_eq!(definition_to_json(&text), body);

@@ -13,7 +13,7 @@ use super::enforce::EnforceTarget;
 use super::report::ReportArgs;
 use super::values::{duration_value, number_value, time_value};
 use crate::api::Role;
-use crate::config::Step;
+use crate::model::Step;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -13,7 +13,7 @@ use clap::Args;
 use super::args::Period;
 use super::values::number_value;
 use super::CliError;
-use crate::config::Step;
+use crate::model::Step;
 use crate::model::{StepAction, SubjectKind};
 use crate::store::{NewRequest, Store, SubjectKey};
 

@@ -10,7 +10,8 @@ use clap::builder::PossibleValue;
 use clap::ValueEnum;
 
 use crate::api::Role;
-use crate::config::{parse_duration, Step};
+use crate::config::parse_duration;
+use crate::model::Step;
 use crate::model::{Disposition, SubjectKind};
 use crate::monitor::complaint_csv::parse_time;
 use crate::monitor::report::{Bucket, Format};

@@ -9,7 +9,7 @@ pub use calling_hours::{CallingHours, TimeRange};
 pub use flood::FloodConfig;
 pub use rules::{
     parse_duration, Cmp, RuleConfig, RuleId, RuleOverride, RuleScope, RuleWindow, RulesConfig,
-    Step, MAX_CALLEE_LIMIT,
+    MAX_CALLEE_LIMIT,
 };
 
 use std::net::SocketAddr;

@@ -6,10 +6,11 @@ use chrono::Duration;
 use serde::Deserialize;
 
 use super::ConfigError;
+use crate::model::Step;
 
 mod kinds;
 
-pub use kinds::{Cmp, RuleId, RuleScope, RuleWindow, Step};
+pub use kinds::{Cmp, RuleId, RuleScope, RuleWindow};
 
 impl RuleId {
     /// The defaults of the table; steps chosen as documented in docs/architecture.md.

@@ -293,7 +293,7 @@ numbers = ["+861012345678"]
         let e = t.rule(crate::config::RuleId::ErrorRate);
         assert_eq!(
             (e.threshold, e.step),
-            (0.2, crate::config::Step::SuspendTrunk)
+            (0.2, crate::model::Step::SuspendTrunk)
         );
 
         let text = format!("{BASE}throttle_share = 0.0\n");

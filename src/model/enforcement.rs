@@ -20,6 +20,31 @@ text_enum!(SubjectKind, "subject kind", {
     Trunk => "trunk", CallerId => "caller_id", Callee => "callee",
 });
 
+/// The enforcement ladder, in escalation order (`Ord` follows it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    Alert,
+    Throttle,
+    SuspendNumber,
+    SuspendTrunk,
+}
+text_enum!(Step, "step", {
+    Alert => "alert", Throttle => "throttle", SuspendNumber => "suspend_number",
+    SuspendTrunk => "suspend_trunk",
+});
+
+impl Step {
+    /// The step's code (as in config keys, stored rows and JSON).
+    pub fn code(self) -> &'static str {
+        self.as_str()
+    }
+
+    pub fn from_code(code: &str) -> Option<Step> {
+        code.parse().ok()
+    }
+}
+
 /// An entry of the enforcement log, or an operator's request: a step imposed or lifted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

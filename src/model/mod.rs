@@ -46,7 +46,7 @@ pub mod side;
 pub mod status;
 
 pub use cdr::{ms_precision, Attempt, Cdr, Outcome};
-pub use enforcement::{StepAction, Subject, SubjectKind};
+pub use enforcement::{Step, StepAction, Subject, SubjectKind};
 pub use live::{LiveCallView, LiveCalls};
 pub use media::{DtmfEvent, LegQuality, RecordingInfo, RecordingStatus};
 pub use number::normalize_number;

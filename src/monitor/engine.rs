@@ -15,9 +15,10 @@ use super::rules::{
     ComplaintLog, Examples, LiveCallView, Observation,
 };
 use crate::bounded::LruMap;
-use crate::config::{RuleConfig, RuleId, RuleWindow, Step, TrunkConfig};
+use crate::config::{RuleConfig, RuleId, RuleWindow, TrunkConfig};
 use crate::model::normalize_number;
 use crate::model::Cdr;
+use crate::model::Step;
 
 mod restart;
 

@@ -5,7 +5,7 @@
 use chrono::Duration;
 
 use super::{caller, complaint, feed, imposed, monitor};
-use crate::config::Step;
+use crate::model::Step;
 use crate::model::Subject;
 use crate::monitor::enforcement::{Cause, EnforcementAction, EnforcementError, LiftReason};
 use crate::monitor::rules::ComplaintCategory;

@@ -10,8 +10,9 @@ use super::kpi::Subject;
 use super::rules::{Complaint, ComplaintCategory, ComplaintSource, LiveCallView};
 use super::testkit::{cdr, secs, t0, Outcome, CALLER, CALLER2, TRUNK};
 use super::{Monitor, MonitorLimits, MonitorOutput};
-use crate::config::{RuleId, RuleWindow, Step, TrunkConfig};
+use crate::config::{RuleId, RuleWindow, TrunkConfig};
 use crate::model::Direction;
+use crate::model::Step;
 
 #[path = "engine_ladder_tests.rs"]
 mod ladder;

@@ -209,7 +209,8 @@ pub fn complaint_rollup(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{RuleId, RuleWindow, Step};
+    use crate::config::{RuleId, RuleWindow};
+    use crate::model::Step;
 
     fn t() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-11-27T09:00:00Z")

@@ -9,7 +9,7 @@ use super::decision::{Admission, AdmissionRequest, Decision, Refusal};
 use super::lease::{Busy, Caps};
 use super::trunks::Trunk;
 use super::Policy;
-use crate::config::Step;
+use crate::model::Step;
 use crate::model::{Direction, RefusalReason};
 
 impl Policy {

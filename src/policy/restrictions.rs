@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use crate::config::Step;
+use crate::model::Step;
 use crate::model::Subject;
 
 #[derive(Debug, Default)]

@@ -1,6 +1,6 @@
 //! The rules' vocabulary: which rule (`RuleId`), what it watches (`RuleScope`), how it compares
 //! (`Cmp`), the windows it is measured over (`RuleWindow`) and the enforcement ladder's steps
-//! (`Step`), with the codes the config keys and the stored rows spell them with.
+//! (`Step`, defined with the enforcement vocabulary in `model`), with the codes the config keys and the stored rows spell them with.
 
 use std::fmt;
 use std::str::FromStr;
@@ -134,44 +134,6 @@ impl Cmp {
             Cmp::AtLeast => observed >= threshold,
             Cmp::Below => observed < threshold,
         }
-    }
-}
-
-/// The enforcement ladder, in escalation order (`Ord` follows it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Step {
-    Alert,
-    Throttle,
-    SuspendNumber,
-    SuspendTrunk,
-}
-
-impl Step {
-    pub const ALL: [Step; 4] = [
-        Step::Alert,
-        Step::Throttle,
-        Step::SuspendNumber,
-        Step::SuspendTrunk,
-    ];
-
-    pub fn code(self) -> &'static str {
-        match self {
-            Step::Alert => "alert",
-            Step::Throttle => "throttle",
-            Step::SuspendNumber => "suspend_number",
-            Step::SuspendTrunk => "suspend_trunk",
-        }
-    }
-
-    pub fn from_code(code: &str) -> Option<Step> {
-        Step::ALL.into_iter().find(|s| s.code() == code)
-    }
-}
-
-impl fmt::Display for Step {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.code())
     }
 }
 

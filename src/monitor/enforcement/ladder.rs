@@ -10,7 +10,8 @@ use super::{
     LiftReason,
 };
 use crate::bounded::LruMap;
-use crate::config::{RuleConfig, RuleId, Step};
+use crate::config::{RuleConfig, RuleId};
+use crate::model::Step;
 use crate::model::Subject;
 use crate::monitor::ids::IdGen;
 

@@ -38,7 +38,8 @@ use serde::{Deserialize, Serialize};
 
 pub use ladder::{Ladder, LadderStats};
 
-use crate::config::{RuleId, Step};
+use crate::config::RuleId;
+use crate::model::Step;
 use crate::model::Subject;
 use crate::policy::Restrictions;
 

@@ -3,7 +3,8 @@
 use tokio::sync::oneshot;
 
 use super::{figures, Command, MonitorError, MonitorFigures, MonitorHandle};
-use crate::config::{Step, TrunkConfig};
+use crate::config::TrunkConfig;
+use crate::model::Step;
 use crate::model::Subject;
 use crate::monitor::enforcement::{EnforcementAction, Imposition};
 use crate::monitor::engine::MonitorStats;

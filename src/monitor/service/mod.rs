@@ -24,7 +24,8 @@ use super::engine::{Monitor, MonitorLimits, MonitorOutput, MonitorStats};
 use super::kpi::Subject;
 use super::persist;
 
-use crate::config::{Step, TrunkConfig};
+use crate::config::TrunkConfig;
+use crate::model::Step;
 use crate::model::{Cdr, EndReason};
 use crate::policy::Policy;
 use crate::shutdown::Shutdown;

@@ -4,7 +4,7 @@ use chrono::Utc;
 use std::sync::atomic::Ordering;
 
 use super::MonitorService;
-use crate::config::Step;
+use crate::model::Step;
 use crate::model::StepAction;
 use crate::monitor::enforcement::EnforcementAction;
 use crate::monitor::persist;

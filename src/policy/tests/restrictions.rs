@@ -2,8 +2,8 @@
 //! lifting them restores admission.
 
 use super::*;
-use crate::config::Step;
 use crate::model::RefusalReason as R;
+use crate::model::Step;
 use crate::model::Subject;
 use crate::policy::{Lease, Policy};
 
