@@ -5,6 +5,7 @@
 //! a new number every call, as for a dialer, which is the worst case (a new row per call).
 //!
 //! Knobs: `--cdrs N` (per run, default 20,000), `--callers N` (caller IDs, default 20).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::time::Instant;
 

@@ -1,6 +1,7 @@
 //! The HTTP API against the real gateway (listener on 127.0.0.1:0): token roles and refusals,
 //! the audit log (one row per request), CDR search with cursor paging, a call's full record,
 //! hanging up a live call, /healthz, /metrics and the OpenAPI document.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! blocked numbers changed over HTTP decide the very next call; trunks created, read, changed
 //! and deleted (with the 400/404/409 answers); CDR search by reason; the CDRs of a period as CSV
 //! (a carrier limited to another trunk sees none); `trunkguard cdr search` run as a binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
 

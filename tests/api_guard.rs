@@ -2,6 +2,7 @@
 //! its filters and paging; a body over the limit (413); a client that never finishes its request
 //! head is dropped; connections beyond the cap are closed while the others are served; a flood
 //! ban shows in `/metrics`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
 

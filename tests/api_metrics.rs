@@ -2,6 +2,7 @@
 //! through it are counted (attempts, SIP responses by class on each side, RTP relayed, dropped
 //! and lost, a refusal by reason, the recording), the exposition is valid text, and the live
 //! list shows each leg's packets while the call runs.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
 

@@ -5,6 +5,7 @@
 //! stored paths with `..`, absolute paths, a planted symlink). Legal hold: placed on a live call,
 //! shown in the record, kept by the retention purge until released. The audit rows name the
 //! recording.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Files and secrets: the API over HTTPS (rustls) with the certificate named in `[http]`, plain
 //! HTTP beyond loopback refused at start, a world-writable config refused, and neither a token
 //! nor SQL text in the gateway's log.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
 

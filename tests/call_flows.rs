@@ -1,6 +1,7 @@
 //! Outbound and inbound calls that get answered: setup, relays of provisional and final
 //! responses, ACK, in-dialog requests (re-INVITE, INFO, UPDATE) both ways, and BYE from either
 //! side. Each test ends with the counters at zero and the CDR of its call.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
 

@@ -4,6 +4,7 @@
 //! the dialogs they still hold — BYE for an answered call, a final 500 for the PBX's pending
 //! INVITE, CANCEL for the carrier's (with the ACK of its 487, or ACK and BYE for a 2xx that
 //! came while the gateway was down). Tested with our UA and with SIPp on both sides.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
 

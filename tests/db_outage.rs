@@ -2,6 +2,7 @@
 //! the on-disk spool; the gateway is then killed (SIGKILL) with the database still locked and a
 //! call still up. After a restart every call has exactly one CDR: the spooled ones stored, the
 //! call that was up closed as interrupted (its journal entry was in the spool too).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
 

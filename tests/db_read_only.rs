@@ -7,6 +7,7 @@
 //!
 //! Needs root and `setpriv` (util-linux) to run the gateway as another user: skipped with a
 //! message without them, a failure when `CI=true`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Every way a call ends other than a plain BYE: busy, no answer, ring timeout, CANCEL (and a
 //! 200 racing it), carrier timeout, a PBX that never ACKs, the maximum duration, shutdown.
 //! After each: no live call, no slot held, one CDR with the right disposition and reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
 

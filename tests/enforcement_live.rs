@@ -1,6 +1,7 @@
 //! Enforcement steps on a running gateway, through the monitor's handle (what the HTTP API and
 //! the CLI's requests use): a suspension with `hangup_on_suspend` ends the live calls it covers,
 //! a throttle cuts the cap on the very next call, and lifting restores admission.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
 

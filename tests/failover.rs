@@ -2,6 +2,7 @@
 //! answers 503 or never answers (timer B) before any provisional response, the INVITE goes to
 //! the second in a new transaction; once the first has taken the call (180), its failure is
 //! the PBX's answer. A trunk with one carrier relays the 503 as before.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The SIP front end's documented bounds, at their default values, through both entry points
 //! (UDP datagram and TCP stream): a message just inside each bound is accepted, one past it is
 //! refused with 513 and a routable response (a request) or dropped (a response), never a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use trunkguard::sip::frontend::{parse_datagram, FramingError, Limits, Parsed, StreamFramer};
 

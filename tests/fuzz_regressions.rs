@@ -1,6 +1,7 @@
 //! Every input a fuzzer ever crashed on (testdata/fuzz-regressions/<target>/), and every seed of
 //! the fuzz corpora (fuzz/corpus/<target>/), through the same harness the fuzz target runs
 //! (`trunkguard::fuzz`), so they are checked by a plain `cargo test` without the fuzzer.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,7 @@
 //! The architecture's import rule, checked: a part of `src/` imports only parts on a lower floor
 //! (docs/architecture.md, "Parts and what each may import"). The floors are listed once, here;
 //! a new part must be given a floor, and an upward `use` fails this test with its file and line.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

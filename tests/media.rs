@@ -1,5 +1,6 @@
 //! Media anchoring through a real call: RTP both ways through the gateway's ports, the media
 //! timeout, and the ports back in the pool after every ending.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! restart on the same database; complaints imported by the CLI function feed the running
 //! gateway's rules and are linked to their calls; the concurrency counters agree with the live
 //! calls after calls of every ending.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
 

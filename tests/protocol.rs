@@ -1,5 +1,6 @@
 //! Protocol basics at the gateway's interfaces: OPTIONS, REGISTER, unknown methods, malformed
 //! requests, requests for dialogs that do not exist, loops of hops.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! recording file and the CDR read back. G.722 (a 16 kHz file), and the pcap fallback for a
 //! codec the recorder cannot decode. After every test the gateway's ports, leases, recordings
 //! and open files are back to where they were before the call (`Idle`; one test at a time).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
 

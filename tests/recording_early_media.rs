@@ -2,6 +2,7 @@
 //! audio, off it starts at the answer, and a call refused without early media keeps no file.
 //! After every test the gateway's ports, leases, recordings and open files are back to where
 //! they were before the call (`Idle`; one test at a time).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! CDR, decided before anything reaches the other side; and the admissions that sit next to
 //! each refusal (the same trunk with the rule satisfied), so a refusal is known to come from
 //! the rule under test.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
 

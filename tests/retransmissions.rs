@@ -1,6 +1,7 @@
 //! Retransmissions over UDP (RFC 3261 §17, §13.3.1.4): requests repeated by a peer are absorbed
 //! and answered again without reaching the other leg twice; responses and ACKs lost on the way
 //! are retransmitted by the gateway.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
 

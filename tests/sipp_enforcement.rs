@@ -7,6 +7,7 @@
 //!
 //! Every process is bounded (SIPp `-timeout`, Rust-side deadlines, kill on drop) and a failure
 //! prints the gateway log and the SIPp screens. Each scene places a few calls only.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 #[path = "sipp/harness.rs"]
 mod harness;

@@ -6,6 +6,7 @@
 //!   sources banned, while the other PBX's calls all complete during the flood.
 //!
 //! Every process is bounded (SIPp `-timeout`, `timeout` around SIPVicious, kill on drop).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 #[path = "sipp/harness.rs"]
 mod harness;

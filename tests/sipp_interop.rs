@@ -5,6 +5,7 @@
 //!
 //! Every process is bounded (SIPp `-timeout`, a Rust-side deadline, kill on drop) and a failure
 //! prints the gateway log and the SIPp screens. No assertion is about speed.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 #[path = "sipp/harness.rs"]
 mod harness;

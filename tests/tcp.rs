@@ -1,5 +1,6 @@
 //! SIP over TCP on both interfaces: a PBX that connects to the inside interface, and a carrier
 //! reached over TCP (`carrier_transport = "tcp"`). Messages are framed by Content-Length.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! `check_request`, one test per message, driven by testdata/sip-torture/INDEX.tsv.
 //! Where the RFC names a registrar's or proxy's answer, the B2BUA's answer is expected
 //! (REGISTER is 405: a trunk has no registrar).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use rsip::headers::{ToTypedHeader, UntypedHeader};
 use rsip::{Header, SipMessage};

@@ -1,5 +1,6 @@
 //! Trunks changed at run time: stored in the database and applied to admission at once, without
 //! a restart; a definition that does not validate changes nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
 

@@ -19,6 +19,7 @@
 //! The parts: `load` (the RTP generator and receivers), `sip` (the UA), `gateway` (the process
 //! under load and its recordings), `proc_stats` (/proc), `step` (one step) and `report` (its
 //! row and CSV line).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod gateway;
 mod load;

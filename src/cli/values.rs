@@ -62,7 +62,7 @@ impl ValueEnum for Bucket {
 
 impl ValueEnum for Step {
     fn value_variants<'a>() -> &'a [Self] {
-        &Step::ALL
+        Step::ALL
     }
 
     fn to_possible_value(&self) -> Option<PossibleValue> {
