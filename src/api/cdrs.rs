@@ -63,7 +63,7 @@ pub struct CdrSearchParams {
     /// `answered`, `busy`, `no_answer`, `cancelled`, `rejected`, `failed` or `refused`.
     disposition: Option<String>,
     /// A reason code as stored in the CDR: the refusal reason (`caller_id_not_authorized`,
-    /// `number_blocked`, `trunk_suspended`…) or the end reason (`bye_inside`, `busy`,
+    /// `number_blocked`, `trunk_suspended`…) or the end reason (`normal_clearing`, `busy`,
     /// `refused`…).
     reason: Option<String>,
     /// An anomaly's id (`GET /api/v1/anomalies`): the calls it names.

@@ -34,7 +34,7 @@ pub struct CdrQuery {
     /// A disposition code (`answered`, `refused`…).
     pub disposition: Option<String>,
     /// A reason code as stored: the refusal reason (`caller_id_not_authorized`…) or the end
-    /// reason (`bye_inside`, `busy`…).
+    /// reason (`normal_clearing`, `busy`…).
     pub reason: Option<String>,
     /// An anomaly's id: the calls it names.
     pub anomaly: Option<String>,
