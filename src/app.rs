@@ -6,7 +6,7 @@ mod trunks;
 pub use trunks::{parse_definition, NumberList, TrunkBook, TrunkError};
 
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::{ApiDeps, ApiState, HttpListener, HttpServer};
@@ -111,16 +111,15 @@ impl Gateway {
         };
         // Stored CDRs go on to the monitor; the KPI buckets are updated with them.
         let (stored_tx, stored_rx) = tokio::sync::mpsc::channel(STORED_CDR_QUEUE);
-        let over_long = Arc::new(RwLock::new(trunks::over_long_secs(&config.trunks)));
+        let over_long = Arc::new(parking_lot::RwLock::new(trunks::over_long_secs(
+            &config.trunks,
+        )));
         let rollup_over_long = over_long.clone();
         let rollup: KpiRollup = Arc::new(move |cdr: &Cdr| {
             let secs = cdr
                 .trunk
                 .as_deref()
-                .and_then(|t| {
-                    let map = rollup_over_long.read().unwrap_or_else(|e| e.into_inner());
-                    map.get(t).copied()
-                })
+                .and_then(|t| rollup_over_long.read().get(t).copied())
                 .unwrap_or(DEFAULT_OVER_LONG_SECS);
             persist::rollup(cdr, secs)
         });

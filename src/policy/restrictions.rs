@@ -13,7 +13,8 @@
 //! - alerts change nothing.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+
+use parking_lot::RwLock;
 
 use crate::config::Step;
 use crate::monitor::enforcement::EnforcementAction;
@@ -45,8 +46,7 @@ impl Restrictions {
 
     /// Apply one action of the enforcement log (in log order).
     pub fn apply(&self, action: &EnforcementAction) {
-        // Entries are pushed or removed in single statements: a poisoned lock holds valid data.
-        let mut map = self.by_trunk.write().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.by_trunk.write();
         match action {
             EnforcementAction::Impose(i) => {
                 let entry = map.entry(i.subject.trunk().to_string()).or_default();
@@ -92,7 +92,7 @@ impl Restrictions {
 
     /// The strongest steps in force on a trunk and on one of its numbers.
     pub fn in_force(&self, trunk: &str, number: Option<&str>) -> InForce {
-        let map = self.by_trunk.read().unwrap_or_else(|e| e.into_inner());
+        let map = self.by_trunk.read();
         let Some(t) = map.get(trunk) else {
             return InForce::default();
         };
@@ -115,9 +115,6 @@ impl Restrictions {
 
     /// Whether any trunk or number has a step in force.
     pub fn is_empty(&self) -> bool {
-        self.by_trunk
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_empty()
+        self.by_trunk.read().is_empty()
     }
 }

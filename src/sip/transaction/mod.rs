@@ -110,6 +110,12 @@ impl TransactionLayer {
         });
     }
 
+    /// Expire the transactions whose timer is due at `now`: the sweeper's step, public for
+    /// `bench/transactions.rs`, which gives it instants of its own.
+    pub fn expire_due(&self, now: Instant) {
+        self.inner.sweep(now)
+    }
+
     /// Match an incoming request against the server transactions.
     pub fn on_request(&self, side: Side, peer: Peer, req: rsip::Request) -> Received {
         server::on_request(&self.inner, side, peer, req)
