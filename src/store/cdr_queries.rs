@@ -205,7 +205,7 @@ pub(super) fn cdr_from_row(row: &SqliteRow) -> Result<Cdr, StoreError> {
         text.map(|t| parse_time(&t).ok_or_else(|| corrupt(column, t)))
             .transpose()
     };
-    let code = |column: &'static str| -> Result<String, StoreError> { Ok(row.try_get(column)?) };
+    let code = |column: &'static str| -> Result<String, StoreError> { row.try_get(column) };
     let count = |column: &'static str| -> Result<Option<u32>, StoreError> {
         let n: Option<i64> = row.try_get(column)?;
         n.map(|n| u32::try_from(n).map_err(|_| corrupt(column, n.to_string())))

@@ -193,13 +193,11 @@ async fn linked_cdrs(
     conn: &mut sqlx::SqliteConnection,
     id: i64,
 ) -> Result<Vec<String>, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT cdr_id FROM complaint_cdrs WHERE complaint_id = $1 ORDER BY cdr_id",
-    )
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await
-    .op_on("read complaint links", format_args!("complaint {id}"))?)
+    sqlx::query_scalar("SELECT cdr_id FROM complaint_cdrs WHERE complaint_id = $1 ORDER BY cdr_id")
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await
+        .op_on("read complaint links", format_args!("complaint {id}"))
 }
 
 fn complaint_from_row(row: &SqliteRow) -> Result<StoredComplaint, StoreError> {
