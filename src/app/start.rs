@@ -8,7 +8,9 @@
 //! hands on to a task or a part that keeps it.
 
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -263,10 +265,7 @@ fn kpi_rollup(over_long: OverLongMap) -> KpiRollup {
             .attempt
             .trunk
             .as_deref()
-            .and_then(|t| {
-                let map = over_long.read().unwrap_or_else(|e| e.into_inner());
-                map.get(t).copied()
-            })
+            .and_then(|t| over_long.read().get(t).copied())
             .unwrap_or(DEFAULT_OVER_LONG_SECS);
         persist::rollup(cdr, secs)
     })

@@ -5,8 +5,9 @@
 //! configuration, two directions).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Instant;
+
+use parking_lot::Mutex;
 
 use crate::model::Direction;
 
@@ -52,7 +53,7 @@ impl CallAttempts {
 
     /// Every counter since start, sorted by trunk then direction.
     pub fn totals(&self) -> Vec<(String, Direction, u64)> {
-        let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let counts = self.counts.lock();
         let mut v: Vec<_> = counts
             .total
             .iter()
@@ -67,8 +68,7 @@ impl CallAttempts {
     }
 
     fn count_at(&self, trunk: Option<&str>, direction: Direction, second: u64) {
-        // Counting must never take a call down: a poisoned lock still holds valid counts.
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts = self.counts.lock();
         *counts
             .total
             .entry((trunk.unwrap_or_default().to_string(), direction))
@@ -81,7 +81,7 @@ impl CallAttempts {
     }
 
     fn per_second_at(&self, now: u64) -> f64 {
-        let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let counts = self.counts.lock();
         let recent: u64 = counts
             .recent
             .iter()

@@ -3,7 +3,9 @@
 //! formats each peer's latest SDP declared.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use crate::media::sdp::PayloadInfo;
@@ -45,18 +47,14 @@ impl LiveCallMedia {
 
     /// `leg`'s peer sent SDP with these audio formats.
     pub(crate) fn set_formats(&self, leg: Leg, payloads: &[PayloadInfo]) {
-        let mut formats = self.formats.lock().unwrap_or_else(|e| e.into_inner());
+        let mut formats = self.formats.lock();
         formats[leg.index()] = payloads.to_vec();
     }
 
     /// Both legs' figures now (inside first); `None` once the media has closed.
     pub async fn snapshot(&self) -> Option<[LiveLegMedia; 2]> {
         let live = self.probe.snapshot().await?;
-        let formats = self
-            .formats
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let formats = self.formats.lock().clone();
         Some(Leg::BOTH.map(|leg| figures(leg, live.leg(leg), &formats)))
     }
 }

@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
@@ -75,52 +77,42 @@ impl Registry {
             answered_ms: AtomicI64::new(0),
             media,
         });
-        let Ok(mut legs) = self.by_leg.lock() else {
-            return false;
-        };
+        let mut legs = self.by_leg.lock();
         if legs.contains_key(&a) || legs.contains_key(&b) {
             return false;
         }
         legs.insert(a, entry.clone());
         legs.insert(b, entry.clone());
         drop(legs);
-        if let Ok(mut ids) = self.by_id.lock() {
-            ids.insert(entry.info.id.clone(), entry);
-        }
+        self.by_id.lock().insert(entry.info.id.clone(), entry);
         true
     }
 
     pub(crate) fn remove(&self, a: &Leg, b: &Leg) {
         let id = {
-            let Ok(mut legs) = self.by_leg.lock() else {
-                return;
-            };
+            let mut legs = self.by_leg.lock();
             let removed = legs.remove(&(a.side, a.call_id.clone()));
             legs.remove(&(b.side, b.call_id.clone()));
             removed.map(|e| e.info.id.clone())
         };
-        if let (Some(id), Ok(mut ids)) = (id, self.by_id.lock()) {
-            ids.remove(&id);
+        if let Some(id) = id {
+            self.by_id.lock().remove(&id);
         }
     }
 
     /// The call has ended: no longer listed as live nor open to a hang-up, though its task is
     /// still closing what it owns (it stays counted by `len` until `remove`).
     pub(crate) fn mark_ended(&self, a: &Leg) {
-        if let Ok(legs) = self.by_leg.lock() {
-            if let Some(e) = legs.get(&(a.side, a.call_id.clone())) {
-                e.ended.store(true, std::sync::atomic::Ordering::SeqCst);
-            }
+        if let Some(e) = self.by_leg.lock().get(&(a.side, a.call_id.clone())) {
+            e.ended.store(true, std::sync::atomic::Ordering::SeqCst);
         }
     }
 
     /// The call was answered at `at` (for the over-long-call check and the live list).
     pub(crate) fn mark_answered(&self, a: &Leg, at: DateTime<Utc>) {
-        if let Ok(legs) = self.by_leg.lock() {
-            if let Some(e) = legs.get(&(a.side, a.call_id.clone())) {
-                e.answered_ms
-                    .store(at.timestamp_millis().max(1), Ordering::SeqCst);
-            }
+        if let Some(e) = self.by_leg.lock().get(&(a.side, a.call_id.clone())) {
+            e.answered_ms
+                .store(at.timestamp_millis().max(1), Ordering::SeqCst);
         }
     }
 
@@ -128,9 +120,7 @@ impl Registry {
     /// A full inbox drops the message: the peer retransmits.
     pub(crate) fn route(&self, side: Side, call_id: &str, msg: CallMsg) -> bool {
         let inbox = {
-            let Ok(legs) = self.by_leg.lock() else {
-                return false;
-            };
+            let legs = self.by_leg.lock();
             match legs.get(&(side, call_id.to_string())) {
                 Some(e) => e.inbox.clone(),
                 None => return false,
@@ -144,7 +134,7 @@ impl Registry {
 
     /// Calls whose task is still running (live, or closing after the end).
     pub fn len(&self) -> usize {
-        self.by_id.lock().map(|m| m.len()).unwrap_or(0)
+        self.by_id.lock().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -153,16 +143,11 @@ impl Registry {
 
     /// Is the call with this id still running (live, or closing its media, recording and CDR)?
     pub fn is_running(&self, id: &str) -> bool {
-        self.by_id
-            .lock()
-            .map(|m| m.contains_key(id))
-            .unwrap_or(false)
+        self.by_id.lock().contains_key(id)
     }
 
     pub fn list(&self) -> Vec<LiveCall> {
-        let Ok(ids) = self.by_id.lock() else {
-            return Vec::new();
-        };
+        let ids = self.by_id.lock();
         let mut v: Vec<LiveCall> = ids
             .values()
             .filter(|e| !e.ended.load(Ordering::SeqCst))
@@ -181,8 +166,9 @@ impl Registry {
 
     /// The media figures of a live call (`None`: no such live call, or it has no media).
     pub fn media_of(&self, id: &str) -> Option<Arc<LiveCallMedia>> {
-        let ids = self.by_id.lock().ok()?;
-        ids.get(id)
+        self.by_id
+            .lock()
+            .get(id)
             .filter(|e| !e.ended.load(Ordering::SeqCst))
             .and_then(|e| e.media.clone())
     }
@@ -190,9 +176,7 @@ impl Registry {
     /// Ask one call to end; false when no such call.
     pub fn hangup(&self, id: &str, reason: EndReason) -> bool {
         let inbox = {
-            let Ok(ids) = self.by_id.lock() else {
-                return false;
-            };
+            let ids = self.by_id.lock();
             match ids.get(id) {
                 Some(e) if !e.ended.load(std::sync::atomic::Ordering::SeqCst) => e.inbox.clone(),
                 _ => return false,
@@ -203,14 +187,13 @@ impl Registry {
 
     /// Ask the live calls `which` selects to end; returns how many were asked.
     pub fn hangup_where(&self, which: impl Fn(&LiveCall) -> bool, reason: EndReason) -> usize {
-        let inboxes: Vec<_> = match self.by_id.lock() {
-            Ok(ids) => ids
-                .values()
-                .filter(|e| !e.ended.load(Ordering::SeqCst) && which(&e.info))
-                .map(|e| e.inbox.clone())
-                .collect(),
-            Err(_) => return 0,
-        };
+        let inboxes: Vec<_> = self
+            .by_id
+            .lock()
+            .values()
+            .filter(|e| !e.ended.load(Ordering::SeqCst) && which(&e.info))
+            .map(|e| e.inbox.clone())
+            .collect();
         inboxes
             .into_iter()
             .filter(|inbox| inbox.try_send(CallMsg::Hangup(reason)).is_ok())
@@ -219,10 +202,12 @@ impl Registry {
 
     /// Ask every call to end.
     pub fn hangup_all(&self, reason: EndReason) {
-        let inboxes: Vec<_> = match self.by_id.lock() {
-            Ok(ids) => ids.values().map(|e| e.inbox.clone()).collect(),
-            Err(_) => return,
-        };
+        let inboxes: Vec<_> = self
+            .by_id
+            .lock()
+            .values()
+            .map(|e| e.inbox.clone())
+            .collect();
         for inbox in inboxes {
             let _ = inbox.try_send(CallMsg::Hangup(reason));
         }
@@ -246,13 +231,16 @@ impl LiveCalls for Registry {
 
     fn calls_per_trunk(&self) -> HashMap<String, u32> {
         let mut out = HashMap::new();
-        if let Ok(ids) = self.by_id.lock() {
-            // An ended call has dropped its lease already, though its task may still be
-            // closing its media and recording, or lingering for a CANCELled INVITE's final
-            // response (up to 64·T1): only calls not ended hold a lease.
-            for e in ids.values().filter(|e| !e.ended.load(Ordering::SeqCst)) {
-                *out.entry(e.info.trunk.clone()).or_insert(0) += 1;
-            }
+        // An ended call has dropped its lease already, though its task may still be
+        // closing its media and recording, or lingering for a CANCELled INVITE's final
+        // response (up to 64·T1): only calls not ended hold a lease.
+        for e in self
+            .by_id
+            .lock()
+            .values()
+            .filter(|e| !e.ended.load(Ordering::SeqCst))
+        {
+            *out.entry(e.info.trunk.clone()).or_insert(0) += 1;
         }
         out
     }

@@ -9,7 +9,9 @@
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use super::sdp::Anchor;
 use super::MediaError;
@@ -27,13 +29,6 @@ struct Pool {
     free: Mutex<VecDeque<u16>>,
     capacity: usize,
     in_use: AtomicUsize,
-}
-
-impl Pool {
-    /// The queue is only pushed and popped: a poisoned lock still holds a valid queue.
-    fn lock(&self) -> MutexGuard<'_, VecDeque<u16>> {
-        self.free.lock().unwrap_or_else(|e| e.into_inner())
-    }
 }
 
 impl PortAllocator {
@@ -65,9 +60,9 @@ impl PortAllocator {
     /// refused (503).
     pub fn allocate(&self, ip: IpAddr) -> Result<PortPair, MediaError> {
         // Each free pair is tried at most once per call: bounded however busy the host is.
-        let attempts = self.pool.lock().len();
+        let attempts = self.pool.free.lock().len();
         for _ in 0..attempts {
-            let Some(port) = self.pool.lock().pop_front() else {
+            let Some(port) = self.pool.free.lock().pop_front() else {
                 break;
             };
             // Bind outside the lock: syscalls must not serialize other calls' allocations.
@@ -85,7 +80,7 @@ impl PortAllocator {
                     });
                 }
                 Err(e) => {
-                    self.pool.lock().push_back(port);
+                    self.pool.free.lock().push_back(port);
                     if e.kind() == std::io::ErrorKind::AddrNotAvailable {
                         // Not our address at all: every other port would fail the same way.
                         return Err(MediaError::Bind { ip, source: e });
@@ -169,7 +164,7 @@ pub(crate) struct PortLease {
 
 impl Drop for PortLease {
     fn drop(&mut self) {
-        self.pool.lock().push_back(self.port);
+        self.pool.free.lock().push_back(self.port);
         self.pool.in_use.fetch_sub(1, Ordering::Relaxed);
         tracing::trace!(ip = %self.ip, port = self.port, "RTP port pair released");
     }
@@ -247,7 +242,7 @@ mod tests {
         drop(held);
         assert_eq!(ports.in_use(), 0);
         assert_eq!(
-            ports.pool.lock().len(),
+            ports.pool.free.lock().len(),
             ports.capacity(),
             "each port back once"
         );
@@ -282,7 +277,7 @@ mod tests {
         let ports = PortAllocator::new([30100, 30999]).unwrap();
         let err = ports.allocate("192.0.2.77".parse().unwrap()).unwrap_err();
         assert!(matches!(err, MediaError::Bind { .. }), "{err}");
-        assert_eq!(ports.pool.lock().len(), ports.capacity());
+        assert_eq!(ports.pool.free.lock().len(), ports.capacity());
     }
 
     #[test]
@@ -295,6 +290,6 @@ mod tests {
             assert_ne!(a.rtp_port(), b.rtp_port());
         }
         assert_eq!(ports.in_use(), 0);
-        assert_eq!(ports.pool.lock().len(), 10);
+        assert_eq!(ports.pool.free.lock().len(), 10);
     }
 }

@@ -18,10 +18,11 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use parking_lot::{Mutex, MutexGuard};
 use serde::Serialize;
 use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -102,8 +103,7 @@ struct Shared {
 
 impl Shared {
     fn overflow(&self) -> MutexGuard<'_, VecDeque<CdrWrite>> {
-        // A panic while holding this lock cannot leave the deque inconsistent: use it anyway.
-        self.overflow.lock().unwrap_or_else(|e| e.into_inner())
+        self.overflow.lock()
     }
 
     fn stats(&self) -> CdrStats {
@@ -280,7 +280,7 @@ impl CdrWriter {
         // What a previous run left in the spool is pending: replayed before anything new.
         let (left, leftover_end) = hooks.spool.as_ref().map_or((0, 0), |spool| {
             // No I/O: the counts were taken when the spool was opened.
-            let spool = spool.lock().unwrap_or_else(|e| e.into_inner());
+            let spool = spool.lock();
             (spool.entries(), spool.len())
         });
         shared.submitted.store(left, SeqCst);

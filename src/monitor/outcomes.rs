@@ -4,7 +4,8 @@
 //! trunks come from the configuration, dispositions and reasons are codes of the gateway.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+
+use parking_lot::Mutex;
 
 use crate::model::Cdr;
 
@@ -31,14 +32,13 @@ impl CallOutcomes {
             disposition: cdr.outcome.disposition.as_str(),
             reason: cdr.outcome.refusal_reason.map_or("", |r| r.as_str()),
         };
-        // Counting must never take a call down: a poisoned lock still holds valid counts.
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts = self.counts.lock();
         *counts.entry(key).or_insert(0) += 1;
     }
 
     /// Every counter, sorted by its labels.
     pub fn snapshot(&self) -> Vec<(OutcomeKey, u64)> {
-        let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let counts = self.counts.lock();
         let mut v: Vec<_> = counts.iter().map(|(k, n)| (k.clone(), *n)).collect();
         v.sort();
         v

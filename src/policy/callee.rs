@@ -10,9 +10,9 @@
 //! count — exactness holds while fewer numbers than that are called in 24 h.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Duration, Utc};
+use parking_lot::Mutex;
 
 use crate::bounded::LruMap;
 use crate::config::{RuleId, TrunkConfig};
@@ -59,17 +59,12 @@ impl Default for CalleeLimiter {
 }
 
 impl CalleeLimiter {
-    /// Single-statement updates: a poisoned lock still holds valid times.
-    fn lock(&self) -> MutexGuard<'_, LruMap<String, VecDeque<DateTime<Utc>>>> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Count the call at `now` if it stays within the limits; false (nothing recorded) if not.
     pub(super) fn reserve(&self, callee: &str, now: DateTime<Utc>, limits: CalleeLimits) -> bool {
         if !limits.enabled {
             return true;
         }
-        let mut map = self.lock();
+        let mut map = self.inner.lock();
         let day = Duration::hours(24);
         let horizon = limits.window.max(day);
         map.remove_idle(|times| times.back().is_none_or(|t| *t <= now - horizon));
@@ -96,7 +91,7 @@ impl CalleeLimiter {
 
     /// Undo a reservation whose call was then refused for another reason.
     pub(super) fn cancel(&self, callee: &str, at: DateTime<Utc>) {
-        let mut map = self.lock();
+        let mut map = self.inner.lock();
         if let Some(times) = map.get_mut(&callee.to_string()) {
             if let Some(p) = times.iter().rposition(|t| *t == at) {
                 times.remove(p);
@@ -105,6 +100,6 @@ impl CalleeLimiter {
     }
 
     pub(super) fn evicted(&self) -> u64 {
-        self.lock().evicted()
+        self.inner.lock().evicted()
     }
 }

@@ -5,9 +5,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
 
 use super::callee::CalleeLimiter;
 use super::rate::TokenBucket;
@@ -63,18 +64,12 @@ impl TrunkState {
         }
     }
 
-    /// Counters are updated in single statements that cannot panic half-way, so a poisoned
-    /// mutex still holds consistent numbers: keep using them rather than failing every call.
-    fn lock(&self) -> MutexGuard<'_, Counts> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     pub(super) fn set_rate(&self, max_cps: f64) {
-        self.lock().bucket.set_rate(max_cps);
+        self.inner.lock().bucket.set_rate(max_cps);
     }
 
     pub(super) fn load(&self) -> TrunkLoad {
-        self.lock().load.clone()
+        self.inner.lock().load.clone()
     }
 
     /// Rate check, then trunk cap, then number cap, all under one lock so that two racing calls
@@ -86,7 +81,7 @@ impl TrunkState {
         number: &str,
         total: &Arc<AtomicU64>,
     ) -> Result<Lease, Busy> {
-        let mut c = self.lock();
+        let mut c = self.inner.lock();
         if !c.bucket.ready(now) {
             return Err(Busy::Rate);
         }
@@ -111,7 +106,7 @@ impl TrunkState {
     }
 
     fn release(&self, number: &str) {
-        let mut c = self.lock();
+        let mut c = self.inner.lock();
         c.load.active = c.load.active.saturating_sub(1);
         if let Some(n) = c.load.per_number.get_mut(number) {
             *n = n.saturating_sub(1);

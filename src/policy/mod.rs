@@ -55,7 +55,9 @@ mod trunks;
 pub(crate) mod tests;
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use crate::config::TrunkConfig;
 
@@ -112,7 +114,7 @@ impl Policy {
     /// counters and rate bucket; their new caps apply to calls admitted from now on.
     pub fn replace_trunks(&self, trunks: &[TrunkConfig]) {
         // The write lock serializes concurrent replaces, so none loses another's counters.
-        let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+        let mut table = self.table.write();
         let next = Snapshot::build(trunks, &table);
         *table = Arc::new(next);
     }
@@ -137,9 +139,6 @@ impl Policy {
     }
 
     fn snapshot(&self) -> Arc<Snapshot> {
-        // A writer cannot panic while holding the lock with a half-built table (the table is
-        // built before the swap), so a poisoned lock still guards a valid one.
-        let table = self.table.read().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(&table)
+        Arc::clone(&self.table.read())
     }
 }

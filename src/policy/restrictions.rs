@@ -13,7 +13,8 @@
 //! - alerts change nothing.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+
+use parking_lot::RwLock;
 
 use crate::model::Step;
 use crate::model::Subject;
@@ -44,7 +45,7 @@ impl Restrictions {
 
     /// A step imposed on a subject (the enforcement log's impose entries, in log order).
     pub fn impose(&self, id: u64, subject: &Subject, step: Step) {
-        let mut map = self.by_trunk.write().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.by_trunk.write();
         let entry = map.entry(subject.trunk().to_string()).or_default();
         match subject {
             Subject::Trunk { .. } => entry.trunk.push((id, step)),
@@ -60,7 +61,7 @@ impl Restrictions {
 
     /// The step imposed as `id` on `subject` is lifted.
     pub fn lift(&self, id: u64, subject: &Subject) {
-        let mut map = self.by_trunk.write().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.by_trunk.write();
         let Some(entry) = map.get_mut(subject.trunk()) else {
             return;
         };
@@ -83,7 +84,7 @@ impl Restrictions {
 
     /// The strongest steps in force on a trunk and on one of its numbers.
     pub fn in_force(&self, trunk: &str, number: Option<&str>) -> InForce {
-        let map = self.by_trunk.read().unwrap_or_else(|e| e.into_inner());
+        let map = self.by_trunk.read();
         let Some(t) = map.get(trunk) else {
             return InForce::default();
         };
@@ -106,9 +107,6 @@ impl Restrictions {
 
     /// Whether any trunk or number has a step in force.
     pub fn is_empty(&self) -> bool {
-        self.by_trunk
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_empty()
+        self.by_trunk.read().is_empty()
     }
 }

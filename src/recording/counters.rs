@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+
+use parking_lot::Mutex;
 
 use super::error::RecordingError;
 use super::writer::RecordingResult;
@@ -47,7 +48,7 @@ impl RecordingCounters {
     }
 
     fn failed_with(&self, reason: &str) {
-        let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        let mut failed = self.failed.lock();
         *failed.entry(reason.to_string()).or_insert(0) += 1;
     }
 
@@ -84,7 +85,7 @@ impl RecordingCounters {
     }
 
     pub fn totals(&self) -> RecordingTotals {
-        let failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        let failed = self.failed.lock();
         RecordingTotals {
             started: self.started.load(Ordering::Relaxed),
             complete: self.complete.load(Ordering::Relaxed),

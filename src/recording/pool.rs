@@ -8,9 +8,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use super::counters::RecordingCounters;
 use super::error::RecordingError;
@@ -202,7 +204,7 @@ impl RecordingPool {
             .iter()
             .min_by_key(|w| w.calls.load(Ordering::Relaxed))
             .ok_or(RecordingError::WorkerGone)?;
-        let tx = worker.tx.lock().map_err(|_| RecordingError::WorkerGone)?;
+        let tx = worker.tx.lock();
         let tx = tx.as_ref().ok_or(RecordingError::WorkerGone)?;
         worker.calls.fetch_add(1, Ordering::Relaxed);
         tx.send(call).map_err(|_| {
@@ -216,14 +218,9 @@ impl RecordingPool {
     /// the calls have ended.
     pub fn shutdown_blocking(&self) {
         for w in &self.inner.workers {
-            if let Ok(mut tx) = w.tx.lock() {
-                tx.take();
-            }
+            w.tx.lock().take();
         }
-        let handles = match self.inner.handles.lock() {
-            Ok(mut h) => std::mem::take(&mut *h),
-            Err(_) => return,
-        };
+        let handles = std::mem::take(&mut *self.inner.handles.lock());
         for h in handles {
             let _ = h.join();
         }

@@ -11,8 +11,9 @@
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use crate::bounded::LruMap;
 use crate::config::FloodConfig;
@@ -102,7 +103,7 @@ impl FloodGuard {
         if !self.config.enabled {
             return false;
         }
-        let mut banned = lock(&self.banned);
+        let mut banned = self.banned.lock();
         match banned.peek(&source) {
             Some(until) if *until > now => true,
             Some(_) => {
@@ -124,7 +125,7 @@ impl FloodGuard {
             return Verdict::Dropped;
         }
         let estimate = {
-            let mut rates = lock(&self.rates);
+            let mut rates = self.rates.lock();
             let rate = rates.get_or_insert_with(&source, || Rate {
                 window_start: now,
                 current: 0,
@@ -150,8 +151,10 @@ impl FloodGuard {
         if estimate <= f64::from(budget) {
             return Verdict::Pass;
         }
-        lock(&self.rates).remove(&source);
-        lock(&self.banned).get_or_insert_with(&source, || now + self.ban);
+        self.rates.lock().remove(&source);
+        self.banned
+            .lock()
+            .get_or_insert_with(&source, || now + self.ban);
         self.counters.bans.fetch_add(1, Ordering::Relaxed);
         self.counters.dropped.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
@@ -166,7 +169,8 @@ impl FloodGuard {
 
     /// The bans in force (for `/metrics` and operators).
     pub fn bans(&self, now: Instant) -> Vec<Ban> {
-        lock(&self.banned)
+        self.banned
+            .lock()
             .iter()
             .filter(|(_, until)| **until > now)
             .map(|(ip, until)| Ban {
@@ -175,11 +179,6 @@ impl FloodGuard {
             })
             .collect()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding the lock leaves plain counters behind: still usable.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

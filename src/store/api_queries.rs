@@ -5,10 +5,9 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
 use super::cdr_queries::{format_time, parse_time};
-use super::{Store, StoreError};
+use super::{Columns, Op, Store, StoreError};
 
 /// A token to store (the token itself is never stored: only `token_sha256`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,7 +99,8 @@ impl Store {
         .bind(&t.token_sha256)
         .bind(format_time(t.created_at))
         .execute(self.pool())
-        .await?;
+        .await
+        .op_on("insert api token", &t.name)?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -113,14 +113,18 @@ impl Store {
         let row = sqlx::query(&sql)
             .bind(token_sha256)
             .fetch_optional(self.pool())
-            .await?;
+            .await
+            .op("read api token by hash")?;
         row.as_ref().map(token_from_row).transpose()
     }
 
     /// Every token, revoked ones included, by name.
     pub async fn api_tokens(&self) -> Result<Vec<ApiTokenRow>, StoreError> {
         let sql = format!("{SELECT_TOKENS} ORDER BY name");
-        let rows = sqlx::query(&sql).fetch_all(self.pool()).await?;
+        let rows = sqlx::query(&sql)
+            .fetch_all(self.pool())
+            .await
+            .op("list api tokens")?;
         rows.iter().map(token_from_row).collect()
     }
 
@@ -136,7 +140,8 @@ impl Store {
         .bind(name)
         .bind(format_time(at))
         .execute(self.pool())
-        .await?;
+        .await
+        .op_on("revoke api token", name)?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -155,7 +160,8 @@ impl Store {
             .bind(&a.client)
             .bind(i64::from(a.status))
             .execute(self.pool())
-            .await?;
+            .await
+            .op("append audit row")?;
         Ok(done.last_insert_rowid())
     }
 
@@ -205,7 +211,11 @@ impl Store {
         if let Some(id) = f.after_id {
             q = q.bind(id);
         }
-        let rows = q.bind(i64::from(f.limit)).fetch_all(self.pool()).await?;
+        let rows = q
+            .bind(i64::from(f.limit))
+            .fetch_all(self.pool())
+            .await
+            .op("read audit rows")?;
         rows.iter().map(audit_from_row).collect()
     }
 
@@ -213,19 +223,22 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query_scalar::<_, i64>("SELECT 1")
             .fetch_one(self.pool())
-            .await?;
+            .await
+            .op("ping")?;
         Ok(())
     }
 
     pub async fn count_audit(&self) -> Result<i64, StoreError> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
             .fetch_one(self.pool())
-            .await?;
+            .await
+            .op("count audit rows")?;
         Ok(n)
     }
 }
 
 fn token_from_row(row: &SqliteRow) -> Result<ApiTokenRow, StoreError> {
+    let row = Columns::new(row, "read api token row");
     let id: i64 = row.try_get("id")?;
     let corrupt = |column: &'static str, value: String| StoreError::Corrupt {
         id: format!("token {id}"),
@@ -255,6 +268,7 @@ fn token_from_row(row: &SqliteRow) -> Result<ApiTokenRow, StoreError> {
 }
 
 fn audit_from_row(row: &SqliteRow) -> Result<AuditRow, StoreError> {
+    let row = Columns::new(row, "read audit row");
     let id: i64 = row.try_get("id")?;
     let corrupt = |column: &'static str, value: String| StoreError::Corrupt {
         id: format!("audit {id}"),

@@ -10,10 +10,10 @@ use std::collections::HashMap;
 
 use sqlx::query::Query;
 use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqliteRow};
-use sqlx::{Row, Sqlite};
+use sqlx::Sqlite;
 
 use super::cdr_queries::{format_time, parse_time};
-use super::{Store, StoreError};
+use super::{Columns, Op, Store, StoreError};
 use crate::model::Cdr;
 use crate::model::{DtmfEvent, LegQuality, RecordingInfo, RecordingStatus};
 
@@ -107,21 +107,29 @@ impl Store {
         cdr_id: &str,
         info: &RecordingInfo,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self
+            .pool()
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .op_on("begin recording update", cdr_id)?;
         let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM cdrs WHERE id = $1")
             .bind(cdr_id)
             .fetch_optional(&mut *tx)
-            .await?;
+            .await
+            .op_on("find cdr of recording", cdr_id)?;
         if exists.is_none() {
-            tx.rollback().await?;
+            tx.rollback()
+                .await
+                .op_on("roll back recording update", cdr_id)?;
             return Err(StoreError::UnknownCdr {
                 id: cdr_id.to_string(),
             });
         }
         bind_recording(sqlx::query(UPSERT_RECORDING), cdr_id, info)
             .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+            .await
+            .op_on("upsert recording", cdr_id)?;
+        tx.commit().await.op_on("commit recording update", cdr_id)?;
         Ok(())
     }
 
@@ -130,7 +138,8 @@ impl Store {
         let row = sqlx::query(SELECT_RECORDINGS.one)
             .bind(cdr_id)
             .fetch_optional(self.pool())
-            .await?;
+            .await
+            .op_on("read recording", cdr_id)?;
         row.as_ref()
             .map(|row| recording_from_row(row, cdr_id))
             .transpose()
@@ -148,11 +157,12 @@ impl Store {
         ))
         .bind(path)
         .fetch_optional(self.pool())
-        .await?;
+        .await
+        .op_on("find recording by path", path)?;
         let Some(row) = row else {
             return Ok(None);
         };
-        let cdr_id: String = row.try_get("cdr_id")?;
+        let cdr_id: String = Columns::new(&row, "read recording row").try_get("cdr_id")?;
         let info = recording_from_row(&row, &cdr_id)?;
         Ok(Some((cdr_id, info)))
     }
@@ -181,7 +191,8 @@ pub(super) async fn insert_call_media(
             .bind(leg.mos)
             .bind(leg.one_way)
             .execute(&mut *conn)
-            .await?
+            .await
+            .op_on("insert media leg", &cdr.attempt.id)?
             .rows_affected();
         if inserted == 0 {
             tracing::warn!(cdr_id = %cdr.attempt.id, leg = %leg.leg,
@@ -191,7 +202,8 @@ pub(super) async fn insert_call_media(
     if let Some(recording) = &cdr.recording {
         bind_recording(sqlx::query(INSERT_RECORDING), &cdr.attempt.id, recording)
             .execute(&mut *conn)
-            .await?;
+            .await
+            .op_on("insert recording", &cdr.attempt.id)?;
     }
     for (seq, event) in cdr.dtmf.iter().enumerate() {
         sqlx::query(INSERT_DTMF)
@@ -202,7 +214,8 @@ pub(super) async fn insert_call_media(
             .bind(format_time(event.at))
             .bind(i64::from(event.duration_ms))
             .execute(&mut *conn)
-            .await?;
+            .await
+            .op_on("insert dtmf event", &cdr.attempt.id)?;
     }
     Ok(())
 }
@@ -224,22 +237,22 @@ pub(super) async fn attach_call_media(
         .map(|(i, cdr)| (cdr.attempt.id.clone(), i))
         .collect();
     let owner = |row: &SqliteRow| -> Result<(String, Option<usize>), StoreError> {
-        let id: String = row.try_get("cdr_id")?;
+        let id: String = Columns::new(row, "read media row").try_get("cdr_id")?;
         let at = index.get(&id).copied();
         Ok((id, at))
     };
 
-    for row in fetch(conn, &SELECT_LEGS, selection).await? {
+    for row in fetch(conn, &SELECT_LEGS, selection, "read media legs").await? {
         if let (id, Some(i)) = owner(&row)? {
             cdrs[i].media.push(leg_from_row(&row, &id)?);
         }
     }
-    for row in fetch(conn, &SELECT_RECORDINGS, selection).await? {
+    for row in fetch(conn, &SELECT_RECORDINGS, selection, "read recordings").await? {
         if let (id, Some(i)) = owner(&row)? {
             cdrs[i].recording = Some(recording_from_row(&row, &id)?);
         }
     }
-    for row in fetch(conn, &SELECT_DTMF, selection).await? {
+    for row in fetch(conn, &SELECT_DTMF, selection, "read dtmf events").await? {
         if let (id, Some(i)) = owner(&row)? {
             cdrs[i].dtmf.push(dtmf_from_row(&row, &id)?);
         }
@@ -251,17 +264,20 @@ async fn fetch(
     conn: &mut SqliteConnection,
     selects: &Selects,
     selection: Selection<'_>,
+    op: &'static str,
 ) -> Result<Vec<SqliteRow>, StoreError> {
-    let rows = match selection {
-        Selection::One(id) => sqlx::query(selects.one).bind(id).fetch_all(conn).await?,
-        Selection::NewestPage(limit) => {
-            sqlx::query(selects.page)
-                .bind(limit)
-                .fetch_all(conn)
-                .await?
-        }
-    };
-    Ok(rows)
+    match selection {
+        Selection::One(id) => sqlx::query(selects.one)
+            .bind(id)
+            .fetch_all(conn)
+            .await
+            .op_on(op, id),
+        Selection::NewestPage(limit) => sqlx::query(selects.page)
+            .bind(limit)
+            .fetch_all(conn)
+            .await
+            .op(op),
+    }
 }
 
 fn bind_recording<'q>(
@@ -298,13 +314,14 @@ fn corrupt(id: &str, column: &'static str, value: String) -> StoreError {
 }
 
 /// A u64 column; `column` is `table.column` (the qualified name only serves the error).
-fn count(row: &SqliteRow, id: &str, column: &'static str) -> Result<u64, StoreError> {
+fn count(row: &Columns, id: &str, column: &'static str) -> Result<u64, StoreError> {
     let name = column.rsplit_once('.').map_or(column, |(_, name)| name);
     let value: i64 = row.try_get(name)?;
     u64::try_from(value).map_err(|_| corrupt(id, column, value.to_string()))
 }
 
 fn leg_from_row(row: &SqliteRow, id: &str) -> Result<LegQuality, StoreError> {
+    let row = &Columns::of(row, "read media leg row", id);
     let real = |column: &'static str| -> Result<f64, StoreError> {
         Ok(row.try_get::<Option<f64>, _>(column)?.unwrap_or(f64::NAN))
     };
@@ -325,6 +342,7 @@ fn leg_from_row(row: &SqliteRow, id: &str) -> Result<LegQuality, StoreError> {
 }
 
 fn recording_from_row(row: &SqliteRow, id: &str) -> Result<RecordingInfo, StoreError> {
+    let row = &Columns::of(row, "read recording row", id);
     let status: String = row.try_get("status")?;
     let status = RecordingStatus::parse(&status)
         .ok_or_else(|| corrupt(id, "recordings.status", status.clone()))?;
@@ -343,6 +361,7 @@ fn recording_from_row(row: &SqliteRow, id: &str) -> Result<RecordingInfo, StoreE
 }
 
 fn dtmf_from_row(row: &SqliteRow, id: &str) -> Result<DtmfEvent, StoreError> {
+    let row = Columns::of(row, "read dtmf row", id);
     let at: String = row.try_get("at")?;
     let at = parse_time(&at).ok_or_else(|| corrupt(id, "dtmf_events.at", at.clone()))?;
     let duration: i64 = row.try_get("duration_ms")?;

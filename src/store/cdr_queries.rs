@@ -4,10 +4,9 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
-use sqlx::Row;
 
 use super::call_media_queries::{attach_call_media, insert_call_media, Selection};
-use super::{Store, StoreError};
+use super::{Columns, Op, Store, StoreError};
 use crate::model::{Attempt, Cdr, Outcome};
 
 const INSERT_CDR: &str = "INSERT INTO cdrs (id, inside_call_id, outside_call_id, trunk, \
@@ -54,30 +53,35 @@ impl Store {
         }
         // IMMEDIATE takes the write lock up front, so a busy database is waited for (busy_timeout)
         // instead of failing when a deferred transaction tries to upgrade.
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self
+            .pool()
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .op("begin cdr insert")?;
         let mut inserted = 0;
         for cdr in cdrs {
             inserted += insert_cdr(&mut tx, cdr).await?;
         }
-        tx.commit().await?;
+        tx.commit().await.op("commit cdr insert")?;
         Ok(inserted)
     }
 
     /// One CDR with its media, recording and DTMF.
     pub async fn get_cdr(&self, id: &str) -> Result<Option<Cdr>, StoreError> {
         // One read transaction: the CDR and its children come from the same snapshot.
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool().begin().await.op_on("begin cdr read", id)?;
         let row = sqlx::query(select_cdrs!("WHERE id = $1"))
             .bind(id)
             .fetch_optional(&mut *tx)
-            .await?;
+            .await
+            .op_on("read cdr", id)?;
         let Some(row) = row else {
-            tx.rollback().await?;
+            tx.rollback().await.op_on("end cdr read", id)?;
             return Ok(None);
         };
         let mut cdrs = [cdr_from_row(&row)?];
         attach_call_media(&mut tx, &mut cdrs, Selection::One(id)).await?;
-        tx.commit().await?;
+        tx.commit().await.op_on("end cdr read", id)?;
         let [cdr] = cdrs;
         Ok(Some(cdr))
     }
@@ -91,17 +95,18 @@ impl Store {
         }
         // One read transaction: the child queries select the page again by the same order and
         // limit, and must see the same rows (a CDR committed in between would shift the page).
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool().begin().await.op("begin recent cdrs read")?;
         let rows = sqlx::query(select_cdrs!(newest_cdrs_page!()))
             .bind(limit)
             .fetch_all(&mut *tx)
-            .await?;
+            .await
+            .op("read recent cdrs")?;
         let mut cdrs = rows
             .iter()
             .map(cdr_from_row)
             .collect::<Result<Vec<_>, _>>()?;
         attach_call_media(&mut tx, &mut cdrs, Selection::NewestPage(limit)).await?;
-        tx.commit().await?;
+        tx.commit().await.op("end recent cdrs read")?;
         Ok(cdrs)
     }
 
@@ -126,14 +131,16 @@ impl Store {
         .bind(after_id)
         .bind(limit.max(0))
         .fetch_all(self.pool())
-        .await?;
+        .await
+        .op("read cdrs since")?;
         rows.iter().map(cdr_from_row).collect()
     }
 
     pub async fn count_cdrs(&self) -> Result<i64, StoreError> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cdrs")
             .fetch_one(self.pool())
-            .await?;
+            .await
+            .op("count cdrs")?;
         Ok(n)
     }
 }
@@ -167,7 +174,8 @@ pub(super) async fn insert_cdr(conn: &mut SqliteConnection, cdr: &Cdr) -> Result
         .bind(cdr.attempt.trunk_active.map(i64::from))
         .bind(cdr.attempt.caller_active.map(i64::from))
         .execute(&mut *conn)
-        .await?
+        .await
+        .op_on("insert cdr", &cdr.attempt.id)?
         .rows_affected();
     if new > 0 {
         insert_call_media(&mut *conn, cdr).await?;
@@ -175,12 +183,14 @@ pub(super) async fn insert_cdr(conn: &mut SqliteConnection, cdr: &Cdr) -> Result
     sqlx::query(DELETE_JOURNAL)
         .bind(&cdr.attempt.id)
         .execute(&mut *conn)
-        .await?;
+        .await
+        .op_on("delete journal entry of cdr", &cdr.attempt.id)?;
     Ok(new)
 }
 
 pub(super) fn cdr_from_row(row: &SqliteRow) -> Result<Cdr, StoreError> {
-    let id: String = row.try_get("id")?;
+    let id: String = Columns::new(row, "read cdr row").try_get("id")?;
+    let row = Columns::of(row, "read cdr row", &id);
     let corrupt = |column: &'static str, value: String| StoreError::Corrupt {
         id: id.clone(),
         column,
@@ -195,7 +205,7 @@ pub(super) fn cdr_from_row(row: &SqliteRow) -> Result<Cdr, StoreError> {
         text.map(|t| parse_time(&t).ok_or_else(|| corrupt(column, t)))
             .transpose()
     };
-    let code = |column: &'static str| -> Result<String, StoreError> { Ok(row.try_get(column)?) };
+    let code = |column: &'static str| -> Result<String, StoreError> { row.try_get(column) };
     let count = |column: &'static str| -> Result<Option<u32>, StoreError> {
         let n: Option<i64> = row.try_get(column)?;
         n.map(|n| u32::try_from(n).map_err(|_| corrupt(column, n.to_string())))

@@ -10,7 +10,7 @@
 use chrono::{DateTime, Utc};
 
 use super::cdr_queries::{cdr_from_row, format_time, SELECT_CDRS};
-use super::{Store, StoreError};
+use super::{Op, Store, StoreError};
 use crate::model::Cdr;
 
 /// Where a page starts: after the CDR with this INVITE time and id.
@@ -121,7 +121,7 @@ impl Store {
                 Bind::Int(n) => query.bind(n),
             };
         }
-        let rows = query.fetch_all(self.pool()).await?;
+        let rows = query.fetch_all(self.pool()).await.op("search cdrs")?;
         rows.iter().map(cdr_from_row).collect()
     }
 }

@@ -8,11 +8,10 @@
 
 use chrono::{DateTime, Duration, Utc};
 use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
 use super::cdr_queries::{format_time, parse_time};
 use super::kpi_queries::{add_to_buckets, BucketCounters, BucketKey};
-use super::{Store, StoreError};
+use super::{Columns, Op, Store, StoreError};
 
 /// How far after the complaint's time a call still counts as the one complained about: the
 /// complainant's clock (or the carrier's record of it) may run ahead of ours.
@@ -80,7 +79,11 @@ impl Store {
         now: DateTime<Utc>,
         deltas: Vec<(BucketKey, C)>,
     ) -> Result<Option<StoredComplaint>, StoreError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self
+            .pool()
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .op("begin complaint insert")?;
         let done = sqlx::query(INSERT_COMPLAINT)
             .bind(&c.complainant)
             .bind(&c.caller_id)
@@ -91,7 +94,8 @@ impl Store {
             .bind(&c.text)
             .bind(format_time(now))
             .execute(&mut *tx)
-            .await?;
+            .await
+            .op("insert complaint")?;
         if done.rows_affected() == 0 {
             return Ok(None);
         }
@@ -105,12 +109,15 @@ impl Store {
                 c.received_at + Duration::minutes(CLOCK_SKEW_MINUTES),
             ))
             .execute(&mut *tx)
-            .await?;
+            .await
+            .op_on("link complaint to cdrs", format_args!("complaint {id}"))?;
         let cdr_ids = linked_cdrs(&mut tx, id).await?;
         if !deltas.is_empty() {
             add_to_buckets(&mut tx, deltas).await?;
         }
-        tx.commit().await?;
+        tx.commit()
+            .await
+            .op_on("commit complaint insert", format_args!("complaint {id}"))?;
         Ok(Some(StoredComplaint {
             id,
             complaint: c.clone(),
@@ -135,7 +142,8 @@ impl Store {
             .bind(format_time(to))
             .bind(caller_id)
             .fetch_all(self.pool())
-            .await?;
+            .await
+            .op("read complaints")?;
         self.with_links(rows).await
     }
 
@@ -151,7 +159,8 @@ impl Store {
             .bind(after)
             .bind(i64::from(limit))
             .fetch_all(self.pool())
-            .await?;
+            .await
+            .op("read new complaints")?;
         self.with_links(rows).await
     }
 
@@ -159,12 +168,17 @@ impl Store {
     pub async fn last_complaint_id(&self) -> Result<i64, StoreError> {
         let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM complaints")
             .fetch_one(self.pool())
-            .await?;
+            .await
+            .op("read last complaint id")?;
         Ok(id.unwrap_or(0))
     }
 
     async fn with_links(&self, rows: Vec<SqliteRow>) -> Result<Vec<StoredComplaint>, StoreError> {
-        let mut conn = self.pool().acquire().await?;
+        let mut conn = self
+            .pool()
+            .acquire()
+            .await
+            .op("connect to read complaint links")?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             let mut c = complaint_from_row(row)?;
@@ -179,15 +193,15 @@ async fn linked_cdrs(
     conn: &mut sqlx::SqliteConnection,
     id: i64,
 ) -> Result<Vec<String>, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT cdr_id FROM complaint_cdrs WHERE complaint_id = $1 ORDER BY cdr_id",
-    )
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await?)
+    sqlx::query_scalar("SELECT cdr_id FROM complaint_cdrs WHERE complaint_id = $1 ORDER BY cdr_id")
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await
+        .op_on("read complaint links", format_args!("complaint {id}"))
 }
 
 fn complaint_from_row(row: &SqliteRow) -> Result<StoredComplaint, StoreError> {
+    let row = Columns::new(row, "read complaint row");
     let id: i64 = row.try_get("id")?;
     let time = |column: &'static str| -> Result<DateTime<Utc>, StoreError> {
         let text: String = row.try_get(column)?;

@@ -5,10 +5,9 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
 use super::cdr_queries::{format_time, parse_time};
-use super::{Store, StoreError};
+use super::{Columns, Op, Store, StoreError};
 
 /// Who or what an anomaly or a step is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -120,7 +119,11 @@ impl Store {
         anomaly: &AnomalyRow,
         steps: &[NewEnforcement],
     ) -> Result<Vec<i64>, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self
+            .pool()
+            .begin()
+            .await
+            .op_on("begin anomaly insert", &anomaly.id)?;
         sqlx::query(INSERT_ANOMALY)
             .bind(&anomaly.id)
             .bind(format_time(anomaly.detected_at))
@@ -135,19 +138,23 @@ impl Store {
             .bind(&anomaly.step)
             .bind(&anomaly.detail)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .op_on("insert anomaly", &anomaly.id)?;
         for call in &anomaly.call_ids {
             sqlx::query(INSERT_ANOMALY_CALL)
                 .bind(&anomaly.id)
                 .bind(call)
                 .execute(&mut *tx)
-                .await?;
+                .await
+                .op_on("insert anomaly call", call)?;
         }
         let mut ids = Vec::with_capacity(steps.len());
         for s in steps {
             ids.push(insert_enforcement(&mut tx, s).await?);
         }
-        tx.commit().await?;
+        tx.commit()
+            .await
+            .op_on("commit anomaly insert", &anomaly.id)?;
         Ok(ids)
     }
 
@@ -156,12 +163,12 @@ impl Store {
         &self,
         entries: &[NewEnforcement],
     ) -> Result<Vec<i64>, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool().begin().await.op("begin enforcement append")?;
         let mut ids = Vec::with_capacity(entries.len());
         for e in entries {
             ids.push(insert_enforcement(&mut tx, e).await?);
         }
-        tx.commit().await?;
+        tx.commit().await.op("commit enforcement append")?;
         Ok(ids)
     }
 
@@ -184,7 +191,8 @@ impl Store {
             .bind(trunk)
             .bind(number)
             .fetch_all(self.pool())
-            .await?;
+            .await
+            .op("read anomalies")?;
         self.with_calls(rows).await
     }
 
@@ -197,7 +205,8 @@ impl Store {
         let rows = sqlx::query(&sql)
             .bind(call_id)
             .fetch_all(self.pool())
-            .await?;
+            .await
+            .op_on("read anomalies of call", call_id)?;
         self.with_calls(rows).await
     }
 
@@ -212,7 +221,8 @@ impl Store {
             .bind(format_time(from))
             .bind(format_time(to))
             .fetch_all(self.pool())
-            .await?;
+            .await
+            .op("read enforcement log")?;
         rows.iter().map(entry_from_row).collect()
     }
 
@@ -228,7 +238,8 @@ impl Store {
             .bind(after)
             .bind(i64::from(limit))
             .fetch_all(self.pool())
-            .await?;
+            .await
+            .op("read new enforcement rows")?;
         rows.iter().map(entry_from_row).collect()
     }
 
@@ -238,7 +249,8 @@ impl Store {
         let row = sqlx::query(&sql)
             .bind(id)
             .fetch_optional(self.pool())
-            .await?;
+            .await
+            .op_on("read enforcement row", format_args!("enforcement {id}"))?;
         row.as_ref().map(entry_from_row).transpose()
     }
 
@@ -250,7 +262,10 @@ impl Store {
              (SELECT 1 FROM enforcement_log l WHERE l.action = 'lift' \
              AND l.imposition = e.imposition) ORDER BY id"
         );
-        let rows = sqlx::query(&sql).fetch_all(self.pool()).await?;
+        let rows = sqlx::query(&sql)
+            .fetch_all(self.pool())
+            .await
+            .op("read enforcement in force")?;
         rows.iter().map(entry_from_row).collect()
     }
 
@@ -271,7 +286,8 @@ impl Store {
         .bind(&r.operator)
         .bind(&r.reason)
         .execute(self.pool())
-        .await?;
+        .await
+        .op("insert enforcement request")?;
         Ok(done.last_insert_rowid())
     }
 
@@ -284,7 +300,8 @@ impl Store {
         let rows = sqlx::query(&sql)
             .bind(i64::from(limit))
             .fetch_all(self.pool())
-            .await?;
+            .await
+            .op("read pending enforcement requests")?;
         rows.iter().map(request_from_row).collect()
     }
 
@@ -296,7 +313,8 @@ impl Store {
         let row = sqlx::query(&sql)
             .bind(id)
             .fetch_optional(self.pool())
-            .await?;
+            .await
+            .op_on("read enforcement request", format_args!("request {id}"))?;
         row.as_ref().map(request_from_row).transpose()
     }
 
@@ -317,7 +335,8 @@ impl Store {
         .bind(result)
         .bind(format_time(at))
         .execute(self.pool())
-        .await?;
+        .await
+        .op_on("finish enforcement request", format_args!("request {id}"))?;
         Ok(())
     }
 
@@ -325,7 +344,8 @@ impl Store {
     pub async fn last_anomaly_id(&self) -> Result<u64, StoreError> {
         let id: Option<i64> = sqlx::query_scalar("SELECT MAX(CAST(id AS INTEGER)) FROM anomalies")
             .fetch_one(self.pool())
-            .await?;
+            .await
+            .op("read last anomaly id")?;
         Ok(id.and_then(|i| u64::try_from(i).ok()).unwrap_or(0))
     }
 
@@ -334,7 +354,8 @@ impl Store {
         let v: Option<i64> = sqlx::query_scalar("SELECT value FROM monitor_cursor WHERE name = $1")
             .bind(name)
             .fetch_optional(self.pool())
-            .await?;
+            .await
+            .op_on("read monitor cursor", name)?;
         Ok(v.unwrap_or(0))
     }
 
@@ -346,7 +367,8 @@ impl Store {
         .bind(name)
         .bind(value)
         .execute(self.pool())
-        .await?;
+        .await
+        .op_on("set monitor cursor", name)?;
         Ok(())
     }
 
@@ -354,12 +376,17 @@ impl Store {
     pub async fn last_enforcement_id(&self) -> Result<i64, StoreError> {
         let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM enforcement_log")
             .fetch_one(self.pool())
-            .await?;
+            .await
+            .op("read last enforcement id")?;
         Ok(id.unwrap_or(0))
     }
 
     async fn with_calls(&self, rows: Vec<SqliteRow>) -> Result<Vec<AnomalyRow>, StoreError> {
-        let mut conn = self.pool().acquire().await?;
+        let mut conn = self
+            .pool()
+            .acquire()
+            .await
+            .op("connect to read anomaly calls")?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             let mut a = anomaly_from_row(row)?;
@@ -368,7 +395,8 @@ impl Store {
             )
             .bind(&a.id)
             .fetch_all(&mut *conn)
-            .await?;
+            .await
+            .op_on("read anomaly calls", &a.id)?;
             out.push(a);
         }
         Ok(out)
@@ -395,12 +423,13 @@ async fn insert_enforcement(
         .bind(&e.reason)
         .bind(&e.detail_json)
         .execute(&mut *conn)
-        .await?;
+        .await
+        .op("insert enforcement row")?;
     Ok(done.last_insert_rowid())
 }
 
 fn time_of(
-    row: &SqliteRow,
+    row: &Columns,
     what: &str,
     column: &'static str,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -415,7 +444,7 @@ fn time_of(
     .transpose()
 }
 
-fn subject_of(row: &SqliteRow) -> Result<SubjectKey, StoreError> {
+fn subject_of(row: &Columns) -> Result<SubjectKey, StoreError> {
     Ok(SubjectKey {
         kind: row.try_get("subject_kind")?,
         trunk: row.try_get("trunk")?,
@@ -424,6 +453,7 @@ fn subject_of(row: &SqliteRow) -> Result<SubjectKey, StoreError> {
 }
 
 fn anomaly_from_row(row: &SqliteRow) -> Result<AnomalyRow, StoreError> {
+    let row = &Columns::new(row, "read anomaly row");
     let id: String = row.try_get("id")?;
     let what = format!("anomaly {id}");
     let detected_at = time_of(row, &what, "detected_at")?.ok_or_else(|| StoreError::Corrupt {
@@ -447,6 +477,7 @@ fn anomaly_from_row(row: &SqliteRow) -> Result<AnomalyRow, StoreError> {
 }
 
 fn entry_from_row(row: &SqliteRow) -> Result<EnforcementEntry, StoreError> {
+    let row = &Columns::new(row, "read enforcement row");
     let id: i64 = row.try_get("id")?;
     let what = format!("enforcement {id}");
     let at = time_of(row, &what, "at")?.ok_or_else(|| StoreError::Corrupt {
@@ -474,6 +505,7 @@ fn entry_from_row(row: &SqliteRow) -> Result<EnforcementEntry, StoreError> {
 }
 
 fn request_from_row(row: &SqliteRow) -> Result<EnforcementRequest, StoreError> {
+    let row = &Columns::new(row, "read enforcement request row");
     let id: i64 = row.try_get("id")?;
     let what = format!("enforcement request {id}");
     let requested_at = time_of(row, &what, "requested_at")?.ok_or_else(|| StoreError::Corrupt {
@@ -516,7 +548,10 @@ impl Store {
         for id in anomaly_ids {
             q = q.bind(id);
         }
-        let rows = q.fetch_all(self.pool()).await?;
+        let rows = q
+            .fetch_all(self.pool())
+            .await
+            .op("read enforcement citing anomalies")?;
         rows.iter().map(entry_from_row).collect()
     }
 }

@@ -1,6 +1,14 @@
-//! What can go wrong in the store.
+//! What can go wrong in the store. A failed statement says what the store was doing and, when
+//! there is one, which row it was about (`Query`), as `ConfigError` names the key at fault: a
+//! log line "database error" alone does not tell which of a hundred queries failed. There is
+//! no `From<sqlx::Error>`, so a new query cannot forget to name itself: every sqlx call goes
+//! through [`Op::op`] / [`Op::op_on`], and row decoders through [`Columns`].
 
+use std::fmt;
 use std::path::PathBuf;
+
+use sqlx::sqlite::{Sqlite, SqliteRow};
+use sqlx::Row;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -15,8 +23,14 @@ pub enum StoreError {
     Connect { url: String, source: sqlx::Error },
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    /// A statement failed. `op` names it ("insert cdr", "read cdr row"); `key` is the row it was
+    /// about when there is one (a CDR id, a token name, a trunk).
+    #[error("database error in {op}{}: {source}", Key(.key))]
+    Query {
+        op: &'static str,
+        key: Option<String>,
+        source: sqlx::Error,
+    },
     /// A write that needs a stored CDR (e.g. a recording update) named one that does not exist.
     #[error("no cdr with id `{id}`")]
     UnknownCdr { id: String },
@@ -28,4 +42,141 @@ pub enum StoreError {
         column: &'static str,
         value: String,
     },
+}
+
+impl StoreError {
+    /// The database's own error when a statement failed there (a constraint, a read-only file):
+    /// for the callers that decide by its code.
+    pub fn database(&self) -> Option<&(dyn sqlx::error::DatabaseError + 'static)> {
+        match self {
+            StoreError::Query {
+                source: sqlx::Error::Database(db),
+                ..
+            } => Some(db.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+/// Shows a `Query` key as `` `key` `` after the operation, nothing without one.
+struct Key<'a>(&'a Option<String>);
+
+impl fmt::Display for Key<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(key) => write!(f, " `{key}`"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Names the operation of a sqlx call: `query.execute(pool).await.op("insert cdr")?`.
+pub(crate) trait Op<T> {
+    fn op(self, op: &'static str) -> Result<T, StoreError>;
+    /// With the row it was about; `key` is only formatted when the call failed.
+    fn op_on(self, op: &'static str, key: impl fmt::Display) -> Result<T, StoreError>;
+}
+
+impl<T> Op<T> for Result<T, sqlx::Error> {
+    fn op(self, op: &'static str) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Query {
+            op,
+            key: None,
+            source,
+        })
+    }
+
+    fn op_on(self, op: &'static str, key: impl fmt::Display) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Query {
+            op,
+            key: Some(key.to_string()),
+            source,
+        })
+    }
+}
+
+/// A row whose column reads name the operation they belong to: a decoder starts with
+/// `let row = Columns::new(row, "read cdr row");` (or `Columns::of(row, op, id)` when the row's
+/// id is known) and reads `row.try_get("id")?` as before.
+pub(crate) struct Columns<'r, 'k> {
+    row: &'r SqliteRow,
+    op: &'static str,
+    key: Option<&'k str>,
+}
+
+impl<'r, 'k> Columns<'r, 'k> {
+    pub(crate) fn new(row: &'r SqliteRow, op: &'static str) -> Columns<'r, 'k> {
+        Columns { row, op, key: None }
+    }
+
+    /// For the row of `key` (a CDR id, a token name).
+    pub(crate) fn of(row: &'r SqliteRow, op: &'static str, key: &'k str) -> Columns<'r, 'k> {
+        Columns {
+            row,
+            op,
+            key: Some(key),
+        }
+    }
+
+    pub(crate) fn try_get<T, I>(&self, index: I) -> Result<T, StoreError>
+    where
+        I: sqlx::ColumnIndex<SqliteRow>,
+        T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+    {
+        let value = self.row.try_get(index);
+        match self.key {
+            Some(key) => value.op_on(self.op, key),
+            None => value.op(self.op),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failing_query_names_its_operation_and_row() {
+        let store = crate::store::Store::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let err = sqlx::query("SELECT * FROM no_such_table WHERE id = $1")
+            .bind("c-1")
+            .fetch_all(store.pool())
+            .await
+            .op_on("read the missing table", "c-1")
+            .map(|rows| rows.len())
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("database error in read the missing table `c-1`: "),
+            "{text}"
+        );
+        assert!(text.contains("no_such_table"), "{text}");
+        assert!(
+            err.database().is_some(),
+            "SQLite's own error is kept: {err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_store_method_names_its_operation() {
+        let store = crate::store::Store::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        sqlx::query("DROP TABLE audit_log")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let err = store.count_audit().await.unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Query { op, .. } if *op == "count audit rows"),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("database error in count audit rows: "),
+            "{err}"
+        );
+    }
 }

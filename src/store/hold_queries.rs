@@ -4,10 +4,9 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
 use super::cdr_queries::{format_time, parse_time};
-use super::{Store, StoreError};
+use super::{Columns, Op, Store, StoreError};
 
 /// A hold, active (`released_at` None) or released.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,14 +48,19 @@ impl Store {
         reason: &str,
         at: DateTime<Utc>,
     ) -> Result<PlaceHold, StoreError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self
+            .pool()
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .op_on("begin hold placing", call_id)?;
         let sql = format!("{SELECT_HOLDS} WHERE call_id = $1 AND released_at IS NULL");
         let active = sqlx::query(&sql)
             .bind(call_id)
             .fetch_optional(&mut *tx)
-            .await?;
+            .await
+            .op_on("read active hold", call_id)?;
         if let Some(row) = active {
-            tx.rollback().await?;
+            tx.rollback().await.op_on("end hold placing", call_id)?;
             return Ok(PlaceHold::AlreadyHeld(hold_from_row(&row)?));
         }
         let id = sqlx::query(
@@ -68,9 +72,10 @@ impl Store {
         .bind(by)
         .bind(reason)
         .execute(&mut *tx)
-        .await?
+        .await
+        .op_on("insert hold", call_id)?
         .last_insert_rowid();
-        tx.commit().await?;
+        tx.commit().await.op_on("commit hold", call_id)?;
         Ok(PlaceHold::Placed(LegalHold {
             id,
             call_id: call_id.to_string(),
@@ -91,7 +96,11 @@ impl Store {
         reason: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<Option<LegalHold>, StoreError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self
+            .pool()
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .op_on("begin hold release", call_id)?;
         let done = sqlx::query(
             "UPDATE legal_holds SET released_at = $2, released_by = $3, release_reason = $4 \
              WHERE call_id = $1 AND released_at IS NULL",
@@ -101,14 +110,19 @@ impl Store {
         .bind(by)
         .bind(reason)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .op_on("release hold", call_id)?;
         if done.rows_affected() == 0 {
-            tx.rollback().await?;
+            tx.rollback().await.op_on("end hold release", call_id)?;
             return Ok(None);
         }
         let sql = format!("{SELECT_HOLDS} WHERE call_id = $1 ORDER BY id DESC LIMIT 1");
-        let row = sqlx::query(&sql).bind(call_id).fetch_one(&mut *tx).await?;
-        tx.commit().await?;
+        let row = sqlx::query(&sql)
+            .bind(call_id)
+            .fetch_one(&mut *tx)
+            .await
+            .op_on("read released hold", call_id)?;
+        tx.commit().await.op_on("commit hold release", call_id)?;
         Ok(Some(hold_from_row(&row)?))
     }
 
@@ -118,7 +132,8 @@ impl Store {
         let rows = sqlx::query(&sql)
             .bind(call_id)
             .fetch_all(self.pool())
-            .await?;
+            .await
+            .op_on("read holds of call", call_id)?;
         rows.iter().map(hold_from_row).collect()
     }
 
@@ -129,12 +144,14 @@ impl Store {
         )
         .bind(call_id)
         .fetch_optional(self.pool())
-        .await?;
+        .await
+        .op_on("check hold of call", call_id)?;
         Ok(held.is_some())
     }
 }
 
 fn hold_from_row(row: &SqliteRow) -> Result<LegalHold, StoreError> {
+    let row = Columns::new(row, "read hold row");
     let id: i64 = row.try_get("id")?;
     let time = |column: &'static str, text: String| {
         parse_time(&text).ok_or_else(|| StoreError::Corrupt {

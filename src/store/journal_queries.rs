@@ -16,11 +16,10 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
-use sqlx::Row;
 
 use super::cdr_queries::{format_time, insert_cdr, parse_time};
 use super::kpi_queries::{add_to_buckets, BucketCounters, Rollup};
-use super::{Store, StoreError};
+use super::{Columns, Op, Store, StoreError};
 use crate::model::Cdr;
 use crate::model::LegQuality;
 
@@ -109,7 +108,11 @@ impl Store {
         }
         let mut deltas = Vec::new();
         // IMMEDIATE: wait for the write lock up front (busy_timeout) rather than fail to upgrade.
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self
+            .pool()
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .op("begin cdr writes")?;
         for write in writes {
             match write {
                 CdrWrite::Cdr(cdr) => {
@@ -141,7 +144,7 @@ impl Store {
         if !deltas.is_empty() {
             add_to_buckets(&mut tx, deltas).await?;
         }
-        tx.commit().await?;
+        tx.commit().await.op("commit cdr writes")?;
         Ok(applied)
     }
 
@@ -155,7 +158,10 @@ impl Store {
     pub async fn journaled_calls(
         &self,
     ) -> Result<Vec<Result<JournaledCall, StoreError>>, StoreError> {
-        let rows = sqlx::query(SELECT_JOURNAL).fetch_all(self.pool()).await?;
+        let rows = sqlx::query(SELECT_JOURNAL)
+            .fetch_all(self.pool())
+            .await
+            .op("read call journal")?;
         Ok(rows.iter().map(journaled_from_row).collect())
     }
 }
@@ -189,7 +195,8 @@ async fn upsert_journal(
         .bind(row.dialogs)
         .bind(format_time(row.at))
         .execute(&mut *conn)
-        .await?
+        .await
+        .op_on("upsert journal entry", &cdr.attempt.id)?
         .rows_affected();
     if upserted == 0 {
         tracing::warn!(cdr_id = %cdr.attempt.id,
@@ -199,7 +206,8 @@ async fn upsert_journal(
 }
 
 fn journaled_from_row(row: &SqliteRow) -> Result<JournaledCall, StoreError> {
-    let id: String = row.try_get("id")?;
+    let id: String = Columns::new(row, "read journal row").try_get("id")?;
+    let row = Columns::of(row, "read journal row", &id);
     let corrupt = |column: &'static str, value: String| StoreError::Corrupt {
         id: id.clone(),
         column,

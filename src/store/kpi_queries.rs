@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
 
 use super::cdr_queries::{format_time, parse_time};
 use super::enforcement_queries::SubjectKey;
-use super::{Store, StoreError};
+use super::{Columns, Op, Store, StoreError};
 use crate::model::Cdr;
 
 /// Counters that add up: what a bucket holds.
@@ -46,9 +46,13 @@ impl Store {
         &self,
         deltas: Vec<(BucketKey, C)>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self
+            .pool()
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .op("begin kpi update")?;
         add_to_buckets(&mut tx, deltas).await?;
-        tx.commit().await?;
+        tx.commit().await.op("commit kpi update")?;
         Ok(())
     }
 
@@ -74,9 +78,11 @@ impl Store {
         .bind(trunk)
         .bind(number)
         .fetch_all(self.pool())
-        .await?;
+        .await
+        .op("read kpi buckets")?;
         let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
+        for row in &rows {
+            let row = Columns::new(row, "read kpi bucket row");
             let subject = SubjectKey {
                 kind: row.try_get("subject_kind")?,
                 trunk: row.try_get("trunk")?,
@@ -126,7 +132,8 @@ pub(crate) async fn add_to_buckets<C: BucketCounters>(
             .bind(&key.subject.number)
             .bind(&hour)
             .fetch_optional(&mut *conn)
-            .await?;
+            .await
+            .op_on("read kpi bucket", &key.subject.trunk)?;
         let mut counters = match stored.as_deref().map(serde_json::from_str::<C>) {
             None => C::default(),
             Some(Ok(c)) => c,
@@ -152,7 +159,8 @@ pub(crate) async fn add_to_buckets<C: BucketCounters>(
             .bind(&hour)
             .bind(json)
             .execute(&mut *conn)
-            .await?;
+            .await
+            .op_on("upsert kpi bucket", &key.subject.trunk)?;
     }
     Ok(())
 }

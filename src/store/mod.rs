@@ -32,6 +32,7 @@ pub use enforcement_queries::{
     AnomalyRow, EnforcementEntry, EnforcementRequest, NewEnforcement, NewRequest, SubjectKey,
 };
 pub use error::StoreError;
+pub(crate) use error::{Columns, Op};
 pub use hold_queries::{LegalHold, PlaceHold};
 pub(crate) use journal_queries::decode_cdr_value;
 pub use journal_queries::{AppliedWrites, CdrWrite, JournaledCall};

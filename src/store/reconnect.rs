@@ -51,7 +51,7 @@ impl Reconnect {
 
 /// Whether SQLite refused because of the file rather than a lock: read-only, I/O, cannot open.
 pub fn is_read_only_class(error: &StoreError) -> bool {
-    let StoreError::Database(sqlx::Error::Database(db)) = error else {
+    let Some(db) = error.database() else {
         return false;
     };
     db.code()

@@ -8,7 +8,7 @@ use std::time::Duration;
 use sqlx::{Connection, SqliteConnection};
 
 use super::*;
-use crate::store::StoreOptions;
+use crate::store::{Op, StoreOptions};
 
 struct Db {
     _dir: tempfile::TempDir,
@@ -45,7 +45,7 @@ async fn write(store: &Store) -> Result<(), StoreError> {
         .execute(store.pool())
         .await
         .map(|_| ())
-        .map_err(StoreError::from)
+        .op("insert probe")
 }
 
 #[tokio::test]
@@ -92,7 +92,7 @@ async fn other_errors_are_not_read_only_refusals() {
     let syntax = sqlx::query("INSERT INTO no_such_table VALUES (1)")
         .execute(store.pool())
         .await
-        .map_err(StoreError::from)
+        .op("insert into a missing table")
         .unwrap_err();
     assert!(!is_read_only_class(&syntax), "{syntax}");
     assert!(!is_read_only_class(&StoreError::UnknownCdr {
@@ -144,7 +144,7 @@ async fn every_connection_is_closed_also_those_in_use() {
     let refused = sqlx::query("INSERT INTO probe (x) VALUES (1)")
         .execute(&mut *b)
         .await
-        .map_err(StoreError::from)
+        .op("insert probe")
         .unwrap_err();
     drop((a, b));
     let holder = tokio::spawn(async move {

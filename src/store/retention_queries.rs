@@ -4,11 +4,9 @@
 //! even past rows it had to skip; each write is one short transaction per batch.
 
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
 use super::cdr_queries::{format_time, parse_time};
-use super::{Store, StoreError};
+use super::{Columns, Op, Store, StoreError};
 
 /// Where a page of expired rows continues: after this call (its INVITE time and id).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -83,9 +81,11 @@ impl Store {
             .bind(&after.id)
             .bind(i64::from(limit))
             .fetch_all(self.pool())
-            .await?;
+            .await
+            .op("read expired recordings")?;
         rows.iter()
             .map(|row| {
+                let row = &Columns::new(row, "read expired recording row");
                 Ok(ExpiredRecording {
                     cursor: cursor_of(row)?,
                     call_id: row.try_get("id")?,
@@ -107,7 +107,11 @@ impl Store {
             return Ok(0);
         }
         let at_text = format_time(at);
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self
+            .pool()
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .op("begin recordings purge")?;
         let mut marked = 0;
         for p in purged {
             let done = sqlx::query(
@@ -116,7 +120,8 @@ impl Store {
             .bind(&p.call_id)
             .bind(&at_text)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .op_on("mark recording purged", &p.call_id)?;
             if done.rows_affected() == 0 {
                 continue;
             }
@@ -144,7 +149,7 @@ impl Store {
                 .await?;
             }
         }
-        tx.commit().await?;
+        tx.commit().await.op("commit recordings purge")?;
         Ok(marked)
     }
 
@@ -169,9 +174,11 @@ impl Store {
             .bind(&after.id)
             .bind(i64::from(limit))
             .fetch_all(self.pool())
-            .await?;
+            .await
+            .op("read expired cdrs")?;
         rows.iter()
             .map(|row| {
+                let row = &Columns::new(row, "read expired cdr row");
                 Ok(ExpiredCdr {
                     cursor: cursor_of(row)?,
                     call_id: row.try_get("id")?,
@@ -192,7 +199,11 @@ impl Store {
             return Ok(Vec::new());
         }
         let at_text = format_time(at);
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self
+            .pool()
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .op("begin cdrs deletion")?;
         let mut deleted = Vec::new();
         for id in ids {
             let held: Option<i64> = sqlx::query_scalar(
@@ -200,24 +211,27 @@ impl Store {
             )
             .bind(id)
             .fetch_optional(&mut *tx)
-            .await?;
+            .await
+            .op_on("check hold before deletion", id)?;
             if held.is_some() {
                 continue;
             }
             sqlx::query("DELETE FROM complaint_cdrs WHERE cdr_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
-                .await?;
+                .await
+                .op_on("delete complaint links of cdr", id)?;
             let done = sqlx::query("DELETE FROM cdrs WHERE id = $1")
                 .bind(id)
                 .execute(&mut *tx)
-                .await?;
+                .await
+                .op_on("delete cdr", id)?;
             if done.rows_affected() == 1 {
                 log_row(&mut tx, &at_text, "cdr", id, None, None).await?;
                 deleted.push(id.clone());
             }
         }
-        tx.commit().await?;
+        tx.commit().await.op("commit cdrs deletion")?;
         Ok(deleted)
     }
 
@@ -230,7 +244,8 @@ impl Store {
             sqlx::query_scalar("SELECT purged_at FROM recordings WHERE cdr_id = $1")
                 .bind(call_id)
                 .fetch_optional(self.pool())
-                .await?;
+                .await
+                .op_on("read recording purge time", call_id)?;
         match at.flatten() {
             Some(t) => parse_time(&t).map(Some).ok_or_else(|| StoreError::Corrupt {
                 id: call_id.to_string(),
@@ -255,18 +270,21 @@ impl Store {
                     .bind(call_id)
                     .bind(i64::from(limit))
                     .fetch_all(self.pool())
-                    .await?
+                    .await
+                    .op_on("read retention log of call", call_id)?
             }
             None => {
                 let sql = format!("{SELECT} ORDER BY id LIMIT $1");
                 sqlx::query(&sql)
                     .bind(i64::from(limit))
                     .fetch_all(self.pool())
-                    .await?
+                    .await
+                    .op("read retention log")?
             }
         };
         rows.iter()
             .map(|row| {
+                let row = Columns::new(row, "read retention log row");
                 let id: i64 = row.try_get("id")?;
                 let at: String = row.try_get("at")?;
                 Ok(RetentionEntry {
@@ -286,7 +304,7 @@ impl Store {
     }
 }
 
-fn cursor_of(row: &SqliteRow) -> Result<RetentionCursor, StoreError> {
+fn cursor_of(row: &Columns) -> Result<RetentionCursor, StoreError> {
     Ok(RetentionCursor {
         invite_at: row.try_get("invite_at")?,
         id: row.try_get("id")?,
@@ -308,7 +326,8 @@ async fn log_row(
         .bind(file)
         .bind(note)
         .execute(conn)
-        .await?;
+        .await
+        .op_on("append retention log", call_id)?;
     Ok(())
 }
 

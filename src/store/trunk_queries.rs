@@ -2,10 +2,9 @@
 //! store keeps the text; parsing and validation are the config's.
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 
 use super::cdr_queries::{format_time, parse_time};
-use super::{Store, StoreError};
+use super::{Columns, Op, Store, StoreError};
 
 /// A stored trunk definition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,10 +25,15 @@ impl Store {
         by: &str,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self
+            .pool()
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .op("begin trunks seeding")?;
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM trunks")
             .fetch_one(&mut *tx)
-            .await?;
+            .await
+            .op("count trunks")?;
         if n > 0 {
             return Ok(false);
         }
@@ -44,9 +48,10 @@ impl Store {
             .bind(format_time(at))
             .bind(by)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .op_on("seed trunk", name)?;
         }
-        tx.commit().await?;
+        tx.commit().await.op("commit trunks seeding")?;
         Ok(true)
     }
 
@@ -56,9 +61,11 @@ impl Store {
             "SELECT name, definition, updated_at, updated_by FROM trunks ORDER BY position, name",
         )
         .fetch_all(self.pool())
-        .await?;
+        .await
+        .op("read trunks")?;
         rows.iter()
             .map(|row| {
+                let row = Columns::new(row, "read trunk row");
                 let name: String = row.try_get("name")?;
                 let at: String = row.try_get("updated_at")?;
                 let updated_at = parse_time(&at).ok_or_else(|| StoreError::Corrupt {
@@ -95,7 +102,8 @@ impl Store {
         .bind(format_time(at))
         .bind(by)
         .execute(self.pool())
-        .await?;
+        .await
+        .op_on("store trunk", name)?;
         Ok(())
     }
 
@@ -104,7 +112,8 @@ impl Store {
         let done = sqlx::query("DELETE FROM trunks WHERE name = $1")
             .bind(name)
             .execute(self.pool())
-            .await?;
+            .await
+            .op_on("delete trunk", name)?;
         Ok(done.rows_affected() > 0)
     }
 }

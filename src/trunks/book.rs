@@ -4,7 +4,9 @@
 //! one at a time (one lock), so a check ("no trunk of that name yet") holds for its change.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use crate::config::{Config, ConfigError, RuleId, TrunkConfig};
 use crate::monitor::service::MonitorHandle;
@@ -247,7 +249,7 @@ impl TrunkBook {
 
     async fn apply_trunks(&self, trunks: &[TrunkConfig]) {
         self.policy.replace_trunks(trunks);
-        *self.over_long.write().unwrap_or_else(|e| e.into_inner()) = over_long_secs(trunks);
+        *self.over_long.write() = over_long_secs(trunks);
         if let Err(e) = self.monitor.replace_trunks(trunks.to_vec()).await {
             tracing::error!(error = %e, "monitor did not take the new trunks");
         }

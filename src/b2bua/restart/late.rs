@@ -5,8 +5,8 @@
 //! dialog it made ended with a BYE (as §13.2.2.4 does for a 2xx the UAC does not want).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 
+use parking_lot::Mutex;
 use rsip::Method;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -43,29 +43,25 @@ impl LateResponses {
         until: Instant,
         events: mpsc::Sender<ClientEvent>,
     ) {
-        if let Ok(mut map) = self.expected.lock() {
-            map.insert(
-                leg.call_id.clone(),
-                Expected {
-                    leg,
-                    invite,
-                    until,
-                    ended: false,
-                    events,
-                },
-            );
-        }
+        self.expected.lock().insert(
+            leg.call_id.clone(),
+            Expected {
+                leg,
+                invite,
+                until,
+                ended: false,
+                events,
+            },
+        );
     }
 
     /// Some INVITE is still expected to draw a late response.
     pub fn any(&self) -> bool {
-        self.expected.lock().map(|m| !m.is_empty()).unwrap_or(false)
+        !self.expected.lock().is_empty()
     }
 
     pub fn clear(&self) {
-        if let Ok(mut map) = self.expected.lock() {
-            map.clear();
-        }
+        self.expected.lock().clear();
     }
 
     /// Handle a response no transaction or call took, if it answers a cancelled INVITE;
@@ -76,9 +72,7 @@ impl LateResponses {
         side: Side,
         resp: rsip::Response,
     ) -> Option<rsip::Response> {
-        let Ok(mut map) = self.expected.lock() else {
-            return Some(resp);
-        };
+        let mut map = self.expected.lock();
         if map.is_empty() {
             return Some(resp);
         }

@@ -4,7 +4,9 @@
 //! `monitor::cdr_spool`; this is when the writer appends to it, replays it and empties it.
 
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -43,7 +45,7 @@ async fn with_spool<T: Send + 'static>(
 ) -> Option<T> {
     let spool = Arc::clone(spool);
     let done = tokio::task::spawn_blocking(move || {
-        let mut spool = spool.lock().unwrap_or_else(|e| e.into_inner());
+        let mut spool = spool.lock();
         f(&mut spool)
     })
     .await;

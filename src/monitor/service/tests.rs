@@ -1,4 +1,4 @@
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 use super::*;
 use crate::model::LiveCallView;
@@ -17,12 +17,11 @@ impl LiveCalls for FakeCalls {
         Vec::new()
     }
     fn calls_per_trunk(&self) -> HashMap<String, u32> {
-        self.per_trunk.lock().unwrap().clone()
+        self.per_trunk.lock().clone()
     }
     fn hang_up(&self, trunk: &str, caller_id: Option<&str>, reason: EndReason) -> usize {
         self.hung_up
             .lock()
-            .unwrap()
             .push((trunk.into(), caller_id.map(str::to_string), reason));
         1
     }
@@ -152,7 +151,7 @@ async fn stored_cdrs_fire_a_rule_whose_step_is_applied_then_logged_with_its_anom
     );
     // hangup_on_suspend: the number's live calls were asked to end.
     assert_eq!(
-        *r.calls.hung_up.lock().unwrap(),
+        *r.calls.hung_up.lock(),
         vec![(
             TRUNK.to_string(),
             Some(CALLER.to_string()),
@@ -251,15 +250,11 @@ async fn reconciliation_reports_a_drift_and_its_end() {
     let r = start(store, "").await;
     assert_eq!(r.handle.reconcile().await.unwrap(), 0);
     // A live call that holds no lease: counters and calls disagree.
-    r.calls
-        .per_trunk
-        .lock()
-        .unwrap()
-        .insert(TRUNK.to_string(), 1);
+    r.calls.per_trunk.lock().insert(TRUNK.to_string(), 1);
     assert_eq!(r.handle.reconcile().await.unwrap(), -1);
     let f = r.handle.figures();
     assert_eq!((f.concurrency_drift, f.drift_seen), (-1, 1));
-    r.calls.per_trunk.lock().unwrap().clear();
+    r.calls.per_trunk.lock().clear();
     assert_eq!(r.handle.reconcile().await.unwrap(), 0);
     assert_eq!(r.handle.figures().concurrency_drift, 0);
 }

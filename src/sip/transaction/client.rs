@@ -11,6 +11,7 @@ use rsip::{Header, Method};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::table::Expiring;
 use super::{ClientKey, Inner};
 use crate::sip::message;
 use crate::sip::transport::{Peer, Side};
@@ -46,7 +47,19 @@ pub(super) struct ClientEntry {
     events: mpsc::Sender<ClientEvent>,
     ack: Option<Bytes>,
     cancel_pending: bool,
-    pub(super) expires: Option<Instant>,
+    /// Set only through the table (`expire_at`), which schedules it. None: the retransmission
+    /// task, a final response or a CANCEL ends the transaction.
+    expires: Option<Instant>,
+}
+
+impl Expiring for ClientEntry {
+    fn expires(&self) -> Option<Instant> {
+        self.expires
+    }
+
+    fn set_expires(&mut self, at: Instant) {
+        self.expires = Some(at);
+    }
 }
 
 pub(super) fn send_request(
@@ -63,21 +76,19 @@ pub(super) fn send_request(
         method: req.method.to_string(),
     };
     let bytes = message::encode(&rsip::SipMessage::Request(req.clone()));
-    if let Ok(mut map) = inner.client.lock() {
-        map.insert(
-            key.clone(),
-            ClientEntry {
-                state: ClientState::Trying,
-                request: req,
-                bytes: bytes.clone(),
-                peer,
-                events,
-                ack: None,
-                cancel_pending: false,
-                expires: None,
-            },
-        );
-    }
+    inner.client.shard(&key).insert(
+        key.clone(),
+        ClientEntry {
+            state: ClientState::Trying,
+            request: req,
+            bytes: bytes.clone(),
+            peer,
+            events,
+            ack: None,
+            cancel_pending: false,
+            expires: None,
+        },
+    );
     inner.ifaces.send(side, peer, bytes);
     tokio::spawn(retransmit_and_timeout(inner.clone(), key.clone()));
     Some(key)
@@ -91,7 +102,7 @@ async fn retransmit_and_timeout(inner: Arc<Inner>, key: ClientKey) {
     let mut interval = timers.t1;
     loop {
         let reliable = {
-            let Ok(map) = inner.client.lock() else { return };
+            let map = inner.client.shard(&key);
             match map.get(&key) {
                 Some(e) => e.peer.proto.is_reliable(),
                 None => return,
@@ -104,9 +115,7 @@ async fn retransmit_and_timeout(inner: Arc<Inner>, key: ClientKey) {
         };
         tokio::time::sleep_until(wake).await;
         let now = Instant::now();
-        let Ok(mut map) = inner.client.lock() else {
-            return;
-        };
+        let mut map = inner.client.shard(&key);
         let Some(entry) = map.get_mut(&key) else {
             return;
         };
@@ -157,9 +166,7 @@ pub(super) fn on_response(
     let code = resp.status_code.code();
     let now = Instant::now();
     let timers = inner.timers;
-    let Ok(mut map) = inner.client.lock() else {
-        return None;
-    };
+    let mut map = inner.client.shard(&key);
     let Some(entry) = map.get_mut(&key) else {
         return Some(resp);
     };
@@ -167,6 +174,7 @@ pub(super) fn on_response(
     let reliable = entry.peer.proto.is_reliable();
     let mut send_now: Vec<Bytes> = Vec::new();
     let mut cancel_now = false;
+    let mut expires = None;
     let forward = match (entry.state, code) {
         (ClientState::Trying | ClientState::Proceeding, 100..=199) => {
             if entry.state == ClientState::Trying && entry.cancel_pending {
@@ -177,7 +185,7 @@ pub(super) fn on_response(
         }
         (ClientState::Trying | ClientState::Proceeding, 200..=299) if invite => {
             entry.state = ClientState::Accepted;
-            entry.expires = Some(now + timers.timeout());
+            expires = Some(now + timers.timeout());
             true
         }
         (ClientState::Accepted, 200..=299) => true,
@@ -187,7 +195,7 @@ pub(super) fn on_response(
             entry.ack = Some(ack);
             entry.state = ClientState::Completed;
             // timer D: at least 32 s over UDP, 0 over TCP
-            entry.expires = Some(
+            expires = Some(
                 now + if reliable {
                     std::time::Duration::ZERO
                 } else {
@@ -205,7 +213,7 @@ pub(super) fn on_response(
         (ClientState::Trying | ClientState::Proceeding, 200..) => {
             entry.state = ClientState::Completed;
             // timer K
-            entry.expires = Some(
+            expires = Some(
                 now + if reliable {
                     std::time::Duration::ZERO
                 } else {
@@ -217,6 +225,9 @@ pub(super) fn on_response(
         _ => false,
     };
     let (events, peer) = (entry.events.clone(), entry.peer);
+    if let Some(at) = expires {
+        map.expire_at(&key, at);
+    }
     drop(map);
     for bytes in send_now {
         inner.ifaces.send(side, peer, bytes);
@@ -297,9 +308,7 @@ pub(crate) fn cancel_for(invite: &rsip::Request) -> rsip::Request {
 
 pub(super) fn cancel(inner: &Arc<Inner>, invite: &ClientKey) {
     let send = {
-        let Ok(mut map) = inner.client.lock() else {
-            return;
-        };
+        let mut map = inner.client.shard(invite);
         match map.get_mut(invite) {
             Some(e) if e.state == ClientState::Trying => {
                 e.cancel_pending = true;
@@ -316,15 +325,14 @@ pub(super) fn cancel(inner: &Arc<Inner>, invite: &ClientKey) {
 
 fn send_cancel(inner: &Arc<Inner>, invite: &ClientKey) {
     let (req, peer, events) = {
-        let Ok(mut map) = inner.client.lock() else {
-            return;
-        };
-        let Some(e) = map.get_mut(invite) else { return };
+        let mut map = inner.client.shard(invite);
+        let Some(e) = map.get(invite) else { return };
+        let cancel = (cancel_for(&e.request), e.peer, e.events.clone());
         // §9.1: without a final response 64·T1 after the CANCEL, the INVITE transaction is
         // destroyed (a final response arriving meanwhile sets its own expiry). Timer B does not
         // run in Proceeding, so without this a far end that never answers would pin the entry.
-        e.expires = Some(Instant::now() + inner.timers.timeout());
-        (cancel_for(&e.request), e.peer, e.events.clone())
+        map.expire_at(invite, Instant::now() + inner.timers.timeout());
+        cancel
     };
     send_request(inner, invite.side, peer, req, events);
 }

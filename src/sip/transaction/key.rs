@@ -2,6 +2,7 @@
 
 use rsip::Method;
 
+use super::table::{spread, ShardKey};
 use crate::model::Side;
 use crate::sip::message::{self, MAGIC_COOKIE};
 
@@ -51,6 +52,13 @@ impl ServerKey {
     }
 }
 
+/// The method is left out: a CANCEL (and an ACK) must land in its INVITE's shard.
+impl ShardKey for ServerKey {
+    fn shard_hash(&self) -> u64 {
+        spread(self.side as u64, self.id.as_bytes())
+    }
+}
+
 /// Client transactions: the branch we generated and the CSeq method (CANCEL shares its
 /// INVITE's branch).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -69,5 +77,12 @@ impl ClientKey {
             branch,
             method: method.to_string(),
         })
+    }
+}
+
+/// The method is left out: a CANCEL shares its INVITE's branch, and its shard.
+impl ShardKey for ClientKey {
+    fn shard_hash(&self) -> u64 {
+        spread(self.side as u64, self.branch.as_bytes())
     }
 }

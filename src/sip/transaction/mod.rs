@@ -1,14 +1,15 @@
 //! The RFC 3261 §17 transaction layer: server and client, INVITE and non-INVITE, with the
 //! retransmission and timeout timers A–K over UDP, RFC 6026's Accepted state for 2xx, and
-//! CANCEL. State lives in two maps; a task runs only while a transaction has timers to serve
-//! (A/B, E/F, G), and a sweeper expires what is left (timers D, H, I, J, K and Accepted).
+//! CANCEL. State lives in two tables (`table.rs`: sharded by branch, each shard with a heap of
+//! expiries); a task runs only while a transaction has timers to serve (A/B, E/F, G), and a
+//! sweeper expires what is left (timers D, H, I, J, K and Accepted), touching only what is due.
 
 mod client;
 mod key;
 mod server;
+mod table;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -66,8 +67,8 @@ pub enum Received {
 pub(crate) struct Inner {
     timers: Timers,
     ifaces: Arc<Interfaces>,
-    server: Mutex<HashMap<ServerKey, server::ServerEntry>>,
-    client: Mutex<HashMap<ClientKey, client::ClientEntry>>,
+    server: table::Table<ServerKey, server::ServerEntry>,
+    client: table::Table<ClientKey, client::ClientEntry>,
 }
 
 /// Cheap to clone; all clones share the same transaction tables.
@@ -82,8 +83,8 @@ impl TransactionLayer {
             inner: Arc::new(Inner {
                 timers,
                 ifaces,
-                server: Mutex::new(HashMap::new()),
-                client: Mutex::new(HashMap::new()),
+                server: table::Table::new(),
+                client: table::Table::new(),
             }),
         }
     }
@@ -108,6 +109,12 @@ impl TransactionLayer {
                 }
             }
         });
+    }
+
+    /// Expire the transactions whose timer is due at `now`: the sweeper's step, public for
+    /// `bench/transactions.rs`, which gives it instants of its own.
+    pub fn expire_due(&self, now: Instant) {
+        self.inner.sweep(now)
     }
 
     /// Match an incoming request against the server transactions.
@@ -147,20 +154,14 @@ impl TransactionLayer {
 
     /// Live entries (server, client), for tests and metrics.
     pub fn sizes(&self) -> (usize, usize) {
-        let s = self.inner.server.lock().map(|m| m.len()).unwrap_or(0);
-        let c = self.inner.client.lock().map(|m| m.len()).unwrap_or(0);
-        (s, c)
+        (self.inner.server.len(), self.inner.client.len())
     }
 }
 
 impl Inner {
     fn sweep(&self, now: Instant) {
-        if let Ok(mut m) = self.server.lock() {
-            m.retain(|_, e| e.expires > now);
-        }
-        if let Ok(mut m) = self.client.lock() {
-            m.retain(|_, e| e.expires.is_none_or(|t| t > now));
-        }
+        self.server.expire(now);
+        self.client.expire(now);
     }
 }
 

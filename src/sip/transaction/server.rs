@@ -8,6 +8,7 @@ use bytes::Bytes;
 use rsip::Method;
 use tokio::time::Instant;
 
+use super::table::Expiring;
 use super::{Inner, Received, ServerKey};
 use crate::sip::message;
 use crate::sip::response::response_for;
@@ -23,9 +24,20 @@ pub(super) enum ServerState {
 }
 
 pub(super) struct ServerEntry {
-    pub(super) state: ServerState,
-    pub(super) peer: Peer,
-    pub(super) expires: Instant,
+    state: ServerState,
+    peer: Peer,
+    /// Moved only through the table (`expire_at`), which schedules it.
+    expires: Instant,
+}
+
+impl Expiring for ServerEntry {
+    fn expires(&self) -> Option<Instant> {
+        Some(self.expires)
+    }
+
+    fn set_expires(&mut self, at: Instant) {
+        self.expires = at;
+    }
 }
 
 /// The TU's handle on one server transaction.
@@ -59,16 +71,14 @@ pub(super) fn on_request(
         return Received::Unmatchable;
     };
     let now = Instant::now();
-    let Ok(mut map) = inner.server.lock() else {
-        return Received::Unmatchable;
-    };
+    let mut map = inner.server.shard(&key);
     if req.method == Method::Ack {
         return match map.get_mut(&key) {
             Some(entry) => {
                 if let ServerState::InviteCompleted { .. } = entry.state {
                     // Confirmed: absorb further ACKs for timer I.
                     entry.state = ServerState::Absorbing { last: None };
-                    entry.expires = now + reliable_or(peer, inner.timers.t4);
+                    map.expire_at(&key, now + reliable_or(peer, inner.timers.t4));
                 }
                 Received::Absorbed
             }
@@ -168,43 +178,47 @@ impl ServerTx {
         let now = Instant::now();
         let timers = self.inner.timers;
         let mut start_timer_g = false;
-        if let Ok(mut map) = self.inner.server.lock() {
-            if let Some(entry) = map.get_mut(&self.key) {
-                let invite = self.key.method == "INVITE";
-                match (&entry.state, invite, code) {
-                    (ServerState::InviteProceeding { .. }, true, 101..=199) => {
-                        entry.state = ServerState::InviteProceeding {
-                            last: bytes.clone(),
-                        };
-                    }
-                    (ServerState::InviteProceeding { .. }, true, 200..=299) => {
-                        // RFC 6026 Accepted: the TU retransmits the 2xx; absorb INVITE copies.
-                        entry.state = ServerState::Absorbing { last: None };
-                        entry.expires = now + timers.timeout();
-                    }
-                    (ServerState::InviteProceeding { .. }, true, 300..) => {
-                        entry.state = ServerState::InviteCompleted {
-                            last: bytes.clone(),
-                        };
-                        entry.expires = now + timers.timeout(); // timer H
-                        start_timer_g = !self.peer.proto.is_reliable();
-                    }
-                    (ServerState::Absorbing { .. }, false, 101..=199) => {
-                        entry.state = ServerState::Absorbing {
-                            last: Some(bytes.clone()),
-                        };
-                    }
-                    (ServerState::Absorbing { .. }, false, 200..) => {
-                        entry.state = ServerState::Absorbing {
-                            last: Some(bytes.clone()),
-                        };
-                        // timer J
-                        entry.expires = now + reliable_or(self.peer, timers.timeout());
-                    }
-                    _ => {} // a response after the final: sent, state unchanged
+        let mut map = self.inner.server.shard(&self.key);
+        if let Some(entry) = map.get_mut(&self.key) {
+            let invite = self.key.method == "INVITE";
+            let mut expires = None;
+            match (&entry.state, invite, code) {
+                (ServerState::InviteProceeding { .. }, true, 101..=199) => {
+                    entry.state = ServerState::InviteProceeding {
+                        last: bytes.clone(),
+                    };
                 }
+                (ServerState::InviteProceeding { .. }, true, 200..=299) => {
+                    // RFC 6026 Accepted: the TU retransmits the 2xx; absorb INVITE copies.
+                    entry.state = ServerState::Absorbing { last: None };
+                    expires = Some(now + timers.timeout());
+                }
+                (ServerState::InviteProceeding { .. }, true, 300..) => {
+                    entry.state = ServerState::InviteCompleted {
+                        last: bytes.clone(),
+                    };
+                    expires = Some(now + timers.timeout()); // timer H
+                    start_timer_g = !self.peer.proto.is_reliable();
+                }
+                (ServerState::Absorbing { .. }, false, 101..=199) => {
+                    entry.state = ServerState::Absorbing {
+                        last: Some(bytes.clone()),
+                    };
+                }
+                (ServerState::Absorbing { .. }, false, 200..) => {
+                    entry.state = ServerState::Absorbing {
+                        last: Some(bytes.clone()),
+                    };
+                    // timer J
+                    expires = Some(now + reliable_or(self.peer, timers.timeout()));
+                }
+                _ => {} // a response after the final: sent, state unchanged
+            }
+            if let Some(at) = expires {
+                map.expire_at(&self.key, at);
             }
         }
+        drop(map);
         self.inner.ifaces.send(self.key.side, self.peer, bytes);
         if start_timer_g {
             tokio::spawn(timer_g(self.inner.clone(), self.key.clone()));
@@ -219,7 +233,7 @@ async fn timer_g(inner: Arc<Inner>, key: ServerKey) {
         tokio::time::sleep(interval).await;
         interval = (interval * 2).min(inner.timers.t2);
         let resend = {
-            let Ok(map) = inner.server.lock() else { return };
+            let map = inner.server.shard(&key);
             match map.get(&key) {
                 Some(ServerEntry {
                     state: ServerState::InviteCompleted { last },

@@ -43,22 +43,14 @@ pub(super) async fn accept_loop(
         if !handler.accept_peer(iface.side, from) {
             continue; // dropped: an unknown source learns nothing
         }
-        if iface
-            .tcp_conns
-            .lock()
-            .map(|m| m.len())
-            .unwrap_or(usize::MAX)
-            >= MAX_TCP_CONNECTIONS
-        {
+        if iface.tcp_conns.lock().len() >= MAX_TCP_CONNECTIONS {
             tracing::warn!(side = %iface.side, peer = %from, "tcp connection limit reached");
             continue;
         }
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
-        if let Ok(mut m) = iface.tcp_conns.lock() {
-            m.insert(from, tx);
-        }
+        iface.tcp_conns.lock().insert(from, tx);
         tokio::spawn(writer(iface.clone(), from, write, rx));
         tokio::spawn(reader(
             iface.clone(),
@@ -72,9 +64,7 @@ pub(super) async fn accept_loop(
 
 /// Queue bytes for a peer, opening a connection when there is none.
 pub(super) fn send(iface: &Arc<Interface>, addr: SocketAddr, bytes: Bytes) {
-    let Ok(mut conns) = iface.tcp_conns.lock() else {
-        return;
-    };
+    let mut conns = iface.tcp_conns.lock();
     if let Some(tx) = conns.get(&addr) {
         if tx.try_send(bytes).is_err() {
             tracing::warn!(side = %iface.side, peer = %addr, "tcp write queue full, message dropped");
@@ -122,9 +112,7 @@ async fn connect_and_write(iface: Arc<Interface>, addr: SocketAddr, rx: mpsc::Re
 }
 
 fn forget(iface: &Interface, addr: SocketAddr) {
-    if let Ok(mut m) = iface.tcp_conns.lock() {
-        m.remove(&addr);
-    }
+    iface.tcp_conns.lock().remove(&addr);
 }
 
 async fn writer(
