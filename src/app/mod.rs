@@ -2,6 +2,7 @@
 //! orderly stop (`stop.rs`: stop admitting, drain live calls, end what is left, flush CDRs), and
 //! the trunks in force (`trunks.rs`).
 
+pub mod descriptors;
 mod start;
 mod stop;
 mod trunks;

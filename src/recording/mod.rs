@@ -26,6 +26,7 @@
 pub mod codec;
 pub mod counters;
 pub mod digest;
+pub mod disk;
 pub mod error;
 pub mod evidence;
 pub mod g711;
@@ -44,6 +45,7 @@ mod tests;
 
 pub use codec::{Codec, PayloadMap};
 pub use counters::{RecordingCounters, RecordingTotals};
+pub use disk::{DiskHealth, DiskProblem, DiskWatchOptions};
 pub use error::{OnRecordingFailure, RecordingError};
 pub use packet::{Leg, RecPacket};
 pub use pool::{RecorderOptions, RecordingPool};
