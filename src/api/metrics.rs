@@ -243,12 +243,12 @@ fn calls(out: &mut Exposition<'_>, f: &Figures) {
             &[
                 ("trunk", &k.trunk),
                 ("disposition", k.disposition),
-                ("reason", &k.reason),
+                ("reason", k.reason),
             ],
             n,
         );
         if k.disposition == Disposition::Refused.as_str() {
-            *refused.entry((&k.trunk, &k.reason)).or_insert(0) += n;
+            *refused.entry((&k.trunk, k.reason)).or_insert(0) += n;
         } else {
             *admitted.entry(&k.trunk).or_insert(0) += n;
         }

@@ -162,6 +162,11 @@ impl Gateway {
         self.recordings.active_calls()
     }
 
+    /// The recordings folder's health, as the watcher last found it (what admission reads).
+    pub fn recording_disk(&self) -> &Arc<crate::recording::DiskHealth> {
+        self.recordings.disk()
+    }
+
     pub fn transactions(&self) -> (usize, usize) {
         self.layer.sizes()
     }
