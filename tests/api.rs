@@ -355,6 +355,8 @@ async fn healthz_is_503_when_the_recording_dir_is_not_writable() {
     let dir = h.dir.path().join("recordings");
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::write(&dir, b"not a folder").unwrap();
+    // /healthz reads the disk watcher's verdict, which follows within a round.
+    h.wait_for_disk(false).await;
     let bad = api.call(Method::GET, "/healthz", None).await;
     assert_eq!(bad.status, StatusCode::SERVICE_UNAVAILABLE, "{}", bad.text);
     let body = bad.json();
@@ -365,6 +367,7 @@ async fn healthz_is_503_when_the_recording_dir_is_not_writable() {
 
     std::fs::remove_file(&dir).unwrap();
     std::fs::create_dir(&dir).unwrap();
+    h.wait_for_disk(true).await;
     assert_eq!(
         api.call(Method::GET, "/healthz", None).await.status,
         StatusCode::OK

@@ -162,6 +162,7 @@ async fn a_disk_that_fills_mid_call_neither_stalls_the_relay_nor_hides_the_failu
 
     // The next call, with room again, is recorded whole.
     std::fs::remove_file(&filler).expect("remove filler");
+    h.wait_for_disk(true).await;
     let mut m = establish(&mut h, &sdp_at).await;
     talk(&m.pbx, &m.carrier, 25, agent, customer).await;
     h.hang_up_from_pbx(&mut m.call.pbx).await;
@@ -215,6 +216,8 @@ async fn a_full_disk_at_admission_refuses_the_call_when_recording_is_required() 
     let mut h = start_gateway(&[&disk.setting(), "recording.required = true"]).await;
     let idle = Idle::now(&h);
     let filler = disk.fill();
+    // Admission reads the disk watcher's verdict, which follows within a round.
+    h.wait_for_disk(false).await;
     h.pbx_invite().await;
     h.pbx.expect_response(100).await;
     let resp = h.pbx.expect_response(503).await;
@@ -223,6 +226,7 @@ async fn a_full_disk_at_admission_refuses_the_call_when_recording_is_required() 
     idle.assert_back(&h).await;
     // Room again: the next call goes through.
     std::fs::remove_file(&filler).expect("remove filler");
+    h.wait_for_disk(true).await;
     let mut m = establish(&mut h, &sdp_at).await;
     talk(
         &m.pbx,

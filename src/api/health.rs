@@ -1,5 +1,8 @@
 //! `GET /healthz`: liveness (the server answers) and readiness (the database answers, the
-//! recording folder takes a file). No token; not audited.
+//! recording folder's health watcher finds it usable: a directory that takes a probe file, on
+//! a file system above `[recording] min_free_mb`). No token; not audited. The recording check
+//! reads the watcher's last verdict (at most about half a second old): a probe cannot make
+//! the gateway write or fsync anything.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -51,7 +54,8 @@ impl Check {
     path = "/healthz",
     tag = "health",
     description = "Liveness and readiness: 200 when the database answers and the recording \
-                   folder takes a file, 503 otherwise, with the failing check's reason.",
+                   folder is usable (the health watcher's last verdict: writable, above \
+                   `min_free_mb`), 503 otherwise, with the failing check's reason.",
     security(()),
     responses(
         (status = 200, description = "Ready", body = Health),
@@ -60,7 +64,7 @@ impl Check {
 )]
 pub(crate) async fn healthz(State(state): State<ApiState>) -> (StatusCode, Json<Health>) {
     let database = Check::of(state.store().ping().await);
-    let recording_dir = Check::of(state.deps().recordings.probe().await);
+    let recording_dir = Check::of(state.deps().recordings.disk().verdict());
     let ready = database.ok && recording_dir.ok;
     if !ready {
         tracing::warn!(database = ?database.error, recording_dir = ?recording_dir.error, "healthz: not ready");

@@ -21,6 +21,7 @@ use super::error::ErrorBody;
 use super::exposition::Exposition;
 use super::host_udp::{self, HostUdp};
 use super::ApiState;
+use crate::b2bua::capacity::CallCapacity;
 use crate::b2bua::CallAttempts;
 use crate::media::counters::Flow as MediaFlow;
 use crate::media::{DropReason, Leg, MediaCounters, MediaTotals};
@@ -47,6 +48,8 @@ pub struct ApiCounters {
     pub sip: Arc<SipStats>,
     pub media: Arc<MediaCounters>,
     pub flood: Arc<FloodGuard>,
+    /// The calls the descriptor budget allows (`None`: no budget, the families are left out).
+    pub capacity: Option<CallCapacity>,
 }
 
 #[utoipa::path(
@@ -57,7 +60,8 @@ pub struct ApiCounters {
                    trunkguard_calls_total{trunk,direction} (INVITEs as they arrive: rate() gives \
                    calls per second), trunkguard_calls_per_second (last 60 s), \
                    trunkguard_call_attempts_total{trunk,disposition,reason} (finished), \
-                   trunkguard_calls_admitted_total{trunk}, trunkguard_calls_refused_total{trunk,reason}. \
+                   trunkguard_calls_admitted_total{trunk}, trunkguard_calls_refused_total{trunk,reason}, \
+                   trunkguard_call_capacity_descriptors, trunkguard_open_files_limit. \
                    SIP: trunkguard_sip_responses_total{side,direction,class}, \
                    trunkguard_flood_bans_total, trunkguard_flood_dropped_total, \
                    trunkguard_flood_banned_sources. Media: \
@@ -71,7 +75,10 @@ pub struct ApiCounters {
                    Recordings: \
                    trunkguard_recordings_active, trunkguard_recordings_started_total, \
                    trunkguard_recordings_closed_total{status}, trunkguard_recordings_failed_total{reason}, \
-                   trunkguard_recordings_written_bytes_total. CDRs and monitor: \
+                   trunkguard_recordings_written_bytes_total, \
+                   trunkguard_recordings_failed_in_call_total{on_failure}, \
+                   trunkguard_recording_disk_usable, trunkguard_recording_disk_free_bytes. \
+                   CDRs and monitor: \
                    trunkguard_cdr_queue_depth, trunkguard_cdrs_written_total, \
                    trunkguard_cdr_overflowed_total, trunkguard_cdr_spool_entries, \
                    trunkguard_cdr_spooled_total, trunkguard_cdr_replayed_total, \
@@ -112,6 +119,9 @@ struct Figures {
     host_udp: Option<HostUdp>,
     recordings_active: usize,
     recordings: RecordingTotals,
+    /// The disk watcher's verdict, and the free bytes it last saw.
+    recording_disk: (bool, Option<u64>),
+    capacity: Option<CallCapacity>,
     cdr: CdrStats,
     /// Steps in force counted by (trunk, subject kind, step); `None` when the monitor did not
     /// answer (the family is then left out rather than shown empty).
@@ -165,6 +175,11 @@ async fn gather(state: &ApiState) -> Figures {
         host_udp: host_udp::read().await,
         recordings_active: deps.recordings.active_calls(),
         recordings: deps.recordings.counters().totals(),
+        recording_disk: (
+            deps.recordings.disk().verdict().is_ok(),
+            deps.recordings.disk().free_bytes(),
+        ),
+        capacity: counters.capacity,
         cdr: deps.cdrs.stats(),
         in_force,
         monitor: deps.monitor.figures(),
@@ -257,6 +272,33 @@ fn calls(out: &mut Exposition<'_>, f: &Figures) {
             &[("trunk", trunk), ("reason", reason)],
             n,
         );
+    }
+    if let Some(c) = f.capacity {
+        call_capacity(out, c);
+    }
+}
+
+/// The descriptor budget, computed at start: calls beyond it are refused `descriptor_limit`.
+fn call_capacity(out: &mut Exposition<'_>, c: CallCapacity) {
+    out.family(
+        "trunkguard_call_capacity_descriptors",
+        "gauge",
+        "Calls the open-file limit allows at once (limit less a reserve, over the descriptors \
+         a call holds); more are refused descriptor_limit.",
+    );
+    if c.calls == usize::MAX {
+        out.sample("trunkguard_call_capacity_descriptors", &[], "+Inf");
+    } else {
+        out.sample("trunkguard_call_capacity_descriptors", &[], c.calls);
+    }
+    out.family(
+        "trunkguard_open_files_limit",
+        "gauge",
+        "The soft RLIMIT_NOFILE in force (raised to the hard limit at start).",
+    );
+    match c.open_files {
+        Some(n) => out.sample("trunkguard_open_files_limit", &[], n),
+        None => out.sample("trunkguard_open_files_limit", &[], "+Inf"),
     }
 }
 
@@ -423,7 +465,8 @@ fn recordings(out: &mut Exposition<'_>, f: &Figures) {
     out.family(
         "trunkguard_recordings_failed_total",
         "counter",
-        "Recording failures by reason code: to start (folder probe, file), to write, to close.",
+        "Recording failures by reason code: to start (the folder found unusable at admission, \
+         the file at the answer), to write, to close.",
     );
     for (reason, n) in &r.failed {
         out.sample(
@@ -438,6 +481,35 @@ fn recordings(out: &mut Exposition<'_>, f: &Figures) {
         "Size of the recording files closed, in bytes.",
     );
     out.sample("trunkguard_recordings_written_bytes_total", &[], r.bytes);
+    out.family(
+        "trunkguard_recordings_failed_in_call_total",
+        "counter",
+        "Calls whose recording failed after recorded media started (file at the answer, a \
+         write mid-call), by what the call did ([recording] on_failure): continue, hangup.",
+    );
+    for (action, n) in ["continue", "hangup"].iter().zip(r.failed_in_call) {
+        out.sample(
+            "trunkguard_recordings_failed_in_call_total",
+            &[("on_failure", action)],
+            n,
+        );
+    }
+    let (usable, free) = f.recording_disk;
+    out.family(
+        "trunkguard_recording_disk_usable",
+        "gauge",
+        "1 when the recordings folder's health watcher finds it usable (writable, above \
+         min_free_mb), else 0.",
+    );
+    out.sample("trunkguard_recording_disk_usable", &[], u8::from(usable));
+    if let Some(free) = free {
+        out.family(
+            "trunkguard_recording_disk_free_bytes",
+            "gauge",
+            "Free bytes on the recordings folder's file system at the watcher's last check.",
+        );
+        out.sample("trunkguard_recording_disk_free_bytes", &[], free);
+    }
 }
 
 fn cdrs_and_monitor(out: &mut Exposition<'_>, f: &Figures) {

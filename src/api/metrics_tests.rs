@@ -81,7 +81,15 @@ fn busy_figures() -> Figures {
             incomplete: 1,
             bytes: 64_044,
             failed: vec![("recording_disk_full".into(), 1)],
+            failed_in_call: [2, 1],
         },
+        recording_disk: (true, Some(1 << 30)),
+        capacity: Some(crate::b2bua::capacity::CallCapacity {
+            open_files: Some(20_000),
+            reserve: 2_716,
+            per_call: 6,
+            calls: 2_880,
+        }),
         cdr: CdrStats::default(),
         in_force: Some(in_force),
         monitor: MonitorFigures::default(),
@@ -221,6 +229,24 @@ fn every_line_is_valid_exposition_text() {
         ),
         1.0
     );
+    assert_eq!(
+        sum(
+            &samples,
+            "trunkguard_recordings_failed_in_call_total",
+            &[("on_failure", "hangup")]
+        ),
+        1.0
+    );
+    assert_eq!(sum(&samples, "trunkguard_recording_disk_usable", &[]), 1.0);
+    assert_eq!(
+        sum(&samples, "trunkguard_recording_disk_free_bytes", &[]),
+        (1u64 << 30) as f64
+    );
+    assert_eq!(
+        sum(&samples, "trunkguard_call_capacity_descriptors", &[]),
+        2_880.0
+    );
+    assert_eq!(sum(&samples, "trunkguard_open_files_limit", &[]), 20_000.0);
 }
 
 #[test]

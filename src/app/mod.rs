@@ -1,6 +1,7 @@
 //! Wiring: the parts started in order (`start.rs`: the start-up steps, recovery first), the
 //! orderly stop (`stop.rs`: stop admitting, drain live calls, end what is left, flush CDRs).
 
+pub mod descriptors;
 mod start;
 mod stop;
 
@@ -157,6 +158,11 @@ impl Gateway {
     /// Recordings open now (each is closed when its call ends).
     pub fn recordings_active(&self) -> usize {
         self.recordings.active_calls()
+    }
+
+    /// The recordings folder's health, as the watcher last found it (what admission reads).
+    pub fn recording_disk(&self) -> &Arc<crate::recording::DiskHealth> {
+        self.recordings.disk()
     }
 
     pub fn transactions(&self) -> (usize, usize) {

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use super::{AppError, Gateway};
 use crate::api::{ApiCounters, ApiDeps, ApiState, HttpListener, HttpServer};
+use crate::b2bua::capacity::CallCapacity;
 use crate::b2bua::{B2bua, MediaSettings, RecordingSettings, Registry, Settings};
 use crate::config::{Config, HttpConfig, TrunkConfig};
 use crate::media::{MediaCounters, PortAllocator};
@@ -51,6 +52,7 @@ impl Gateway {
     /// interfaces are read (the log says `trunkguard listening`).
     pub async fn start(config: Config) -> Result<Gateway, AppError> {
         let config = with_absolute_recording_dir(config);
+        let capacity = descriptor_budget();
         let store = Store::connect(&config.database.url).await?;
         let config = trunks_from_store(&store, config).await?;
         let feed = start_cdr_writer(&store, &config).await?;
@@ -82,7 +84,7 @@ impl Gateway {
         ));
         let flood = Arc::new(FloodGuard::new(config.sip.flood.clone()));
         let b2bua = B2bua::new(
-            b2bua_settings(&config, &sip.ifaces, &media, &flood),
+            b2bua_settings(&config, &sip.ifaces, &media, &flood, capacity),
             sip.layer.clone(),
             policy.clone(),
             registry,
@@ -132,6 +134,7 @@ impl Gateway {
                 sip: self.sip_stats.clone(),
                 media: self.media_counters.clone(),
                 flood: self.flood.clone(),
+                capacity: Some(self.b2bua.capacity()),
             },
             trunks: self.trunks.clone(),
         };
@@ -179,6 +182,12 @@ fn with_absolute_recording_dir(mut config: Config) -> Config {
         config.recording.dir = abs;
     }
     config
+}
+
+/// Before any descriptor is opened: the soft `RLIMIT_NOFILE` raised to the hard limit, and the
+/// calls it allows computed and logged (`app::descriptors`).
+fn descriptor_budget() -> CallCapacity {
+    super::descriptors::budget()
 }
 
 /// The trunks in force: the config file's seed an empty database (the first start); after that
@@ -408,12 +417,14 @@ async fn close_interrupted_calls(
     crate::monitor::recovery::close_interrupted_calls(store, cdrs, repaired).await
 }
 
-/// The B2BUA's settings: the bound addresses, the media and recording parts, the flood guard.
+/// The B2BUA's settings: the bound addresses, the media and recording parts, the flood guard,
+/// the descriptor budget.
 fn b2bua_settings(
     config: &Config,
     ifaces: &Interfaces,
     media: &Media,
     flood: &Arc<FloodGuard>,
+    capacity: CallCapacity,
 ) -> Settings {
     Settings {
         inside_addr: ifaces.inside.local_addr(),
@@ -422,10 +433,12 @@ fn b2bua_settings(
         retry_after_secs: config.sip.retry_after_secs,
         ring_timeout: Duration::from_secs(config.sip.ring_timeout_secs),
         flood: flood.clone(),
+        capacity,
         recording: Some(RecordingSettings {
             pool: media.recordings.clone(),
             required: config.recording.required,
             early_media: config.recording.record_early_media,
+            on_failure: config.recording.on_failure,
         }),
         media: MediaSettings {
             ports: media.ports.clone(),

@@ -3,6 +3,7 @@
 
 pub mod attempts;
 mod call;
+pub mod capacity;
 mod dispatch;
 pub mod live_media;
 mod new_call;
@@ -41,6 +42,8 @@ pub struct Settings {
     pub recording: Option<RecordingSettings>,
     /// Per-source request budget and bans (shared with `/metrics`).
     pub flood: Arc<FloodGuard>,
+    /// The calls the descriptor budget allows; more are refused `descriptor_limit`.
+    pub capacity: capacity::CallCapacity,
 }
 
 pub(crate) struct Ctx {
@@ -96,6 +99,11 @@ impl B2bua {
     /// Call attempts by trunk and direction (`/metrics`).
     pub fn attempts(&self) -> &Arc<CallAttempts> {
         &self.ctx.attempts
+    }
+
+    /// The calls the descriptor budget allows (`/metrics`).
+    pub fn capacity(&self) -> capacity::CallCapacity {
+        self.ctx.settings.capacity
     }
 }
 

@@ -232,6 +232,10 @@ pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx) {
         let refused = Refused::by_gateway(ctx, RefusalReason::ShuttingDown);
         return refuse(ctx, &tx, attempt, refused);
     }
+    if ctx.over_capacity() {
+        let refused = Refused::by_gateway(ctx, RefusalReason::DescriptorLimit);
+        return refuse(ctx, &tx, attempt, refused);
+    }
     let admission = match admit(ctx, &trunk, &tx, &mut attempt) {
         Ok(admission) => admission,
         Err(refused) => return refuse(ctx, &tx, attempt, refused),

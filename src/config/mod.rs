@@ -162,6 +162,14 @@ pub struct RecordingConfig {
     pub required: bool,
     #[serde(default)]
     pub record_early_media: bool,
+    /// Free space (MiB) the folder's file system must keep: below it the disk counts as full
+    /// (new calls meet `required`) so that the recordings in progress can still finish.
+    #[serde(default = "default_min_free_mb")]
+    pub min_free_mb: u64,
+    /// What happens to a call whose recording fails once recorded media has started (the file
+    /// cannot be opened at the answer, or a write fails mid-call).
+    #[serde(default)]
+    pub on_failure: OnRecordingFailureInCall,
 }
 
 impl Default for RecordingConfig {
@@ -170,6 +178,29 @@ impl Default for RecordingConfig {
             dir: default_recording_dir(),
             required: true,
             record_early_media: false,
+            min_free_mb: default_min_free_mb(),
+            on_failure: OnRecordingFailureInCall::default(),
+        }
+    }
+}
+
+/// `[recording] on_failure`: a call under way cannot be refused any more when its recording
+/// fails; it goes on unrecorded (the CDR, the log and `/metrics` say so) or is ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnRecordingFailureInCall {
+    /// Go on unrecorded.
+    #[default]
+    Continue,
+    /// BYE both legs (end reason `recording_failed`).
+    Hangup,
+}
+
+impl OnRecordingFailureInCall {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnRecordingFailureInCall::Continue => "continue",
+            OnRecordingFailureInCall::Hangup => "hangup",
         }
     }
 }
@@ -338,6 +369,13 @@ fn default_port_range() -> [u16; 2] {
 fn default_media_timeout_secs() -> u64 {
     30
 }
+/// 512 MiB: about four and a half call-hours of 8 kHz stereo WAV (32 kB/s), room for the calls in
+/// progress to finish once new ones are refused.
+fn default_min_free_mb() -> u64 {
+    512
+}
+/// Above 1 TiB the floor is a typo (bytes for MiB, say) rather than a policy.
+pub(crate) const MAX_MIN_FREE_MB: u64 = 1 << 20;
 fn default_recording_dir() -> std::path::PathBuf {
     std::path::PathBuf::from("data/recordings")
 }

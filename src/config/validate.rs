@@ -110,6 +110,12 @@ impl Config {
         if self.recording.dir.as_os_str().is_empty() {
             return Err(ConfigError::invalid("recording.dir", "must not be empty"));
         }
+        if self.recording.min_free_mb > super::MAX_MIN_FREE_MB {
+            return Err(ConfigError::invalid(
+                "recording.min_free_mb",
+                format!("must be at most {} (MiB, 1 TiB)", super::MAX_MIN_FREE_MB),
+            ));
+        }
         let mut names = HashSet::new();
         let mut numbers = HashSet::new();
         for (i, t) in self.trunks.iter().enumerate() {
@@ -302,6 +308,31 @@ numbers = ["+861012345678"]
         let text = format!("{BASE}[trunks.rules.error_rate]\nwindow = \"1h\"\nmin_sample = 10\nresume_after = \"later\"\n");
         let e = Config::from_toml(&text).unwrap_err().to_string();
         assert!(e.contains("trunks[0].rules.error_rate.resume_after"), "{e}");
+    }
+
+    #[test]
+    fn recording_keys() {
+        let c = Config::from_toml(BASE).unwrap();
+        assert_eq!(c.recording.min_free_mb, 512);
+        assert_eq!(
+            c.recording.on_failure,
+            crate::config::OnRecordingFailureInCall::Continue
+        );
+        let set = |kv: &str| {
+            Config::from_toml(
+                &BASE.replace("[[trunks]]", &format!("[recording]\n{kv}\n[[trunks]]")),
+            )
+        };
+        let c = set("min_free_mb = 0\non_failure = \"hangup\"").unwrap();
+        assert_eq!(c.recording.min_free_mb, 0);
+        assert_eq!(
+            c.recording.on_failure,
+            crate::config::OnRecordingFailureInCall::Hangup
+        );
+        let e = set("min_free_mb = 2000000").unwrap_err().to_string();
+        assert!(e.contains("recording.min_free_mb"), "{e}");
+        let e = set("on_failure = \"shrug\"").unwrap_err().to_string();
+        assert!(e.contains("on_failure"), "{e}");
     }
 
     #[test]

@@ -134,6 +134,9 @@ pub enum EndReason {
     TrunkSuspended,
     /// Its caller ID was suspended while it was up (`hangup_on_suspend`).
     CallerIdSuspended,
+    /// Its recording failed after recorded media started and `[recording] on_failure =
+    /// "hangup"`: the gateway ended it rather than carry it unrecorded.
+    RecordingFailed,
 }
 text_enum!(EndReason, "end_reason", {
     NormalClearing => "normal_clearing", Cancelled => "cancelled",
@@ -145,6 +148,7 @@ text_enum!(EndReason, "end_reason", {
     InProgress => "in_progress", GatewayRestart => "gateway_restart", Shutdown => "shutdown",
     MediaTimeout => "media_timeout", OperatorHangup => "operator_hangup",
     TrunkSuspended => "trunk_suspended", CallerIdSuspended => "caller_id_suspended",
+    RecordingFailed => "recording_failed",
 });
 
 impl EndReason {
@@ -236,6 +240,10 @@ pub enum RefusalReason {
     RecordingUnrepairable,
     /// … or the recorder is gone.
     RecordingUnavailable,
+    /// The gateway carries as many calls as its file-descriptor budget allows (`RLIMIT_NOFILE`
+    /// less a reserve, over the descriptors a call holds): refused before any port, lease or
+    /// file is taken.
+    DescriptorLimit,
 }
 text_enum!(RefusalReason, "refusal_reason", {
     UnknownTrunk => "unknown_trunk", CallerIdNotAuthorized => "caller_id_not_authorized",
@@ -254,6 +262,7 @@ text_enum!(RefusalReason, "refusal_reason", {
     RecordingExists => "recording_exists", RecordingBadCallId => "recording_bad_call_id",
     RecordingIoError => "recording_io_error", RecordingUnrepairable => "recording_unrepairable",
     RecordingUnavailable => "recording_unavailable",
+    DescriptorLimit => "descriptor_limit",
 });
 
 /// Whether a refusal carries `Retry-After`, and how long.
@@ -290,7 +299,9 @@ impl RefusalReason {
             CalleeFrequencyLimit => s(480, "Callee Frequency Limit"),
             UnknownSource => StatusLine::FORBIDDEN,
             InvalidRequest | MalformedRequest => StatusLine::BAD_REQUEST,
-            ShuttingDown | NoCarrier | MediaUnavailable => StatusLine::SERVICE_UNAVAILABLE,
+            ShuttingDown | NoCarrier | MediaUnavailable | DescriptorLimit => {
+                StatusLine::SERVICE_UNAVAILABLE
+            }
             DuplicateCallId => StatusLine::LOOP_DETECTED,
             RecordingNotWritable
             | RecordingDiskFull
@@ -308,7 +319,7 @@ impl RefusalReason {
         match self {
             RateLimited => RetryAfter::OneSecond,
             TrunkConcurrency | CallerIdConcurrency | TrunkThrottled | CallerIdThrottled
-            | ShuttingDown | MediaUnavailable => RetryAfter::Configured,
+            | ShuttingDown | MediaUnavailable | DescriptorLimit => RetryAfter::Configured,
             RecordingNotWritable
             | RecordingDiskFull
             | RecordingExists

@@ -1,6 +1,6 @@
 //! Recordings started, closed (complete or not), failed by reason code, and bytes written, since
 //! start: the recording part of `/metrics`. Counted by the recording part itself (open, finish)
-//! and, for a folder that fails the admission probe, by the call that wanted the recording.
+//! and, for a folder the health watcher finds unusable, by each call that wanted a recording.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +18,9 @@ pub struct RecordingCounters {
     complete: AtomicU64,
     incomplete: AtomicU64,
     bytes: AtomicU64,
+    /// Answered calls whose recording failed (open at the answer, or a write mid-call): went on
+    /// unrecorded, hung up.
+    in_call: [AtomicU64; 2],
     /// By reason code (`recording_disk_full`…). Failures are rare: a lock is fine here.
     failed: Mutex<BTreeMap<String, u64>>,
 }
@@ -33,8 +36,12 @@ pub struct RecordingTotals {
     pub incomplete: u64,
     /// Size of the closed WAV files.
     pub bytes: u64,
-    /// Failures by reason code, sorted: to start (probe, open), to close, to write.
+    /// Failures by reason code, sorted: to start (disk verdict at admission, open), to close,
+    /// to write.
     pub failed: Vec<(String, u64)>,
+    /// Calls whose recording failed after recorded media started, by what the call did
+    /// (`[recording] on_failure`): went on unrecorded, hung up.
+    pub failed_in_call: [u64; 2],
 }
 
 impl RecordingCounters {
@@ -45,6 +52,11 @@ impl RecordingCounters {
     /// A recording could not start or be closed.
     pub fn failed(&self, e: &RecordingError) {
         self.failed_with(e.reason().as_str());
+    }
+
+    /// A call's recording failed after recorded media started; `hung_up` per `on_failure`.
+    pub fn failed_in_call(&self, hung_up: bool) {
+        self.in_call[usize::from(hung_up)].fetch_add(1, Ordering::Relaxed);
     }
 
     fn failed_with(&self, reason: &str) {
@@ -92,6 +104,7 @@ impl RecordingCounters {
             incomplete: self.incomplete.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
             failed: failed.iter().map(|(k, n)| (k.clone(), *n)).collect(),
+            failed_in_call: self.in_call.each_ref().map(|n| n.load(Ordering::Relaxed)),
         }
     }
 }

@@ -30,6 +30,9 @@ pub enum RecordingError {
     /// The recording pool has shut down (or its worker died).
     #[error("recording worker is gone")]
     WorkerGone,
+    /// The folder's health watcher finds it unusable (its last verdict, read at admission).
+    #[error("{0}")]
+    DiskUnusable(super::disk::DiskProblem),
 }
 
 impl RecordingError {
@@ -72,6 +75,7 @@ impl RecordingError {
             }
             RecordingError::Unrepairable { .. } => RefusalReason::RecordingUnrepairable,
             RecordingError::WorkerGone => RefusalReason::RecordingUnavailable,
+            RecordingError::DiskUnusable(p) => p.reason,
         }
     }
 }

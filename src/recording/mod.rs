@@ -3,6 +3,8 @@
 //! # Use
 //! - At start: [`repair::repair_all`] closes what a crash left open (before admitting calls),
 //!   then [`RecordingPool::start`] (or `from_config`) starts the workers.
+//! - At admission: [`RecordingPool::disk`]'s verdict (the folder's health watcher, [`disk`]; no
+//!   I/O) decides whether a recording can start.
 //! - Per call: [`Recorder::open`] with a [`RecordingSpec`]; on error apply
 //!   [`OnRecordingFailure::from_config`] (refuse with 503, or go on unrecorded and store
 //!   [`RecordingError::reason`]). Give [`Recorder::tap`] to the media relay, which pushes a
@@ -16,7 +18,7 @@
 //! # Threads
 //! The async side only calls `try_send` (the tap) and awaits oneshot replies. File creation runs
 //! on tokio's blocking pool; everything else (decoding, writing, flushing, fsync, digest) on the
-//! pool's worker threads ([`pool`]).
+//! pool's worker threads ([`pool`]); the folder's health checks on the watcher's own thread.
 //!
 //! # Files
 //! `dir/YYYY/MM/DD/CALL_ID.wav.part` while recording, renamed to `CALL_ID.wav` when closed
@@ -26,6 +28,7 @@
 pub mod codec;
 pub mod counters;
 pub mod digest;
+pub mod disk;
 pub mod error;
 pub mod g711;
 pub mod g722;
@@ -43,6 +46,7 @@ mod tests;
 
 pub use codec::{Codec, PayloadMap};
 pub use counters::{RecordingCounters, RecordingTotals};
+pub use disk::{DiskHealth, DiskProblem, DiskWatchOptions};
 pub use error::{OnRecordingFailure, RecordingError};
 pub use packet::{Leg, RecPacket};
 pub use pool::{RecorderOptions, RecordingPool};

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::counters::RecordingCounters;
+use super::disk::{DiskHealth, DiskWatchOptions, DiskWatcher};
 use super::error::RecordingError;
 use super::session::CallWriter;
 
@@ -38,6 +39,8 @@ pub struct RecorderOptions {
     /// With no packets, the timeline follows the clock this far behind (so queued packets are
     /// not made late by it).
     pub idle_grace: Duration,
+    /// The folder's health watcher (`disk`).
+    pub disk: DiskWatchOptions,
 }
 
 impl Default for RecorderOptions {
@@ -51,6 +54,7 @@ impl Default for RecorderOptions {
             flush_interval: Duration::from_secs(1),
             tick: Duration::from_millis(20),
             idle_grace: Duration::from_secs(1),
+            disk: DiskWatchOptions::default(),
         }
     }
 }
@@ -66,6 +70,7 @@ struct PoolInner {
     workers: Vec<Worker>,
     handles: Mutex<Vec<JoinHandle<()>>>,
     counters: Arc<RecordingCounters>,
+    disk: DiskWatcher,
 }
 
 /// The recording service of the gateway: where recordings go and the threads that write them.
@@ -85,10 +90,14 @@ impl std::fmt::Debug for RecordingPool {
 }
 
 impl RecordingPool {
-    /// Starts the workers. Touches no file: `Recorder::open` finds out whether `dir` works.
+    /// Starts the workers and the folder's health watcher, which checks `dir` once before this
+    /// returns (blocking: a `statvfs` and a probe file), so that the first call admitted meets
+    /// a verdict.
     pub fn start(dir: impl Into<PathBuf>, opts: RecorderOptions) -> std::io::Result<Self> {
+        let dir = dir.into();
+        let (disk, watcher) = DiskWatcher::start(dir.clone(), opts.disk.clone())?;
         let mut workers = Vec::new();
-        let mut handles = Vec::new();
+        let mut handles = vec![watcher];
         for i in 0..opts.workers.max(1) {
             let (tx, rx) = mpsc::channel();
             let calls = Arc::new(AtomicUsize::new(0));
@@ -104,11 +113,12 @@ impl RecordingPool {
         }
         Ok(RecordingPool {
             inner: Arc::new(PoolInner {
-                dir: dir.into(),
+                dir,
                 opts,
                 workers,
                 handles: Mutex::new(handles),
                 counters: Arc::default(),
+                disk,
             }),
         })
     }
@@ -132,7 +142,9 @@ impl RecordingPool {
         if let Err(e) = private {
             tracing::error!(dir = %cfg.dir.display(), error = %e, "recordings folder unusable: calls meet the `required` policy");
         }
-        Self::start(cfg.dir.clone(), RecorderOptions::default())
+        let mut opts = RecorderOptions::default();
+        opts.disk.min_free_bytes = cfg.min_free_mb.saturating_mul(1024 * 1024);
+        Self::start(cfg.dir.clone(), opts)
     }
 
     pub fn dir(&self) -> &Path {
@@ -143,43 +155,12 @@ impl RecordingPool {
         &self.inner.opts
     }
 
-    /// Can a recording be started now? Creates today's folder and a probe file (one byte
-    /// written, then removed), off the runtime. Run at admission, so that a call whose
-    /// recording is required is refused before it is placed, while the file itself is opened
-    /// at the answer (the recording covers the conversation, not the ringing).
-    pub async fn probe(&self) -> Result<(), RecordingError> {
-        let day = super::writer::recording_path(self.dir(), chrono::Utc::now(), "probe")
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| self.dir().to_path_buf());
-        let probe = day.join(format!(".probe-{}", std::process::id()));
-        tokio::task::spawn_blocking(move || {
-            use std::io::Write;
-            {
-                use std::os::unix::fs::DirBuilderExt;
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(super::writer::DIR_MODE)
-                    .create(&day)
-                    .map_err(|e| RecordingError::io(&day, e))?;
-            }
-            let unique = probe.with_extension(format!(
-                "{:x}",
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0)
-            ));
-            let result = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&unique)
-                .and_then(|mut f| f.write_all(b"\0").and_then(|()| f.sync_data()));
-            let _ = std::fs::remove_file(&unique);
-            result.map_err(|e| RecordingError::io(&unique, e))
-        })
-        .await
-        .map_err(|_| RecordingError::WorkerGone)?
+    /// Can recordings start now? The health watcher's last verdict (no I/O): read at admission,
+    /// so that a call whose recording is required is refused before it is placed, while the
+    /// file itself is opened at the answer (the recording covers the conversation, not the
+    /// ringing).
+    pub fn disk(&self) -> &Arc<DiskHealth> {
+        self.inner.disk.health()
     }
 
     /// Recordings started, closed and failed since start (`/metrics`).
@@ -214,9 +195,10 @@ impl RecordingPool {
     }
 
     /// Stops taking recordings and waits for the workers to exit, which they do once every
-    /// open recording is finished or dropped. Blocking: call it from a blocking context after
-    /// the calls have ended.
+    /// open recording is finished or dropped, and for the health watcher. Blocking: call it
+    /// from a blocking context after the calls have ended.
     pub fn shutdown_blocking(&self) {
+        self.inner.disk.stop();
         for w in &self.inner.workers {
             w.tx.lock().take();
         }

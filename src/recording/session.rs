@@ -67,6 +67,9 @@ pub(crate) struct CallWriter {
     flush_interval: Duration,
     idle_grace: Duration,
     error: Option<String>,
+    /// Told the first failure while the call runs (`Recorder::failure`), so that the call can
+    /// apply `[recording] on_failure` at once instead of learning it at the end.
+    failure_signal: Option<tokio::sync::oneshot::Sender<String>>,
 }
 
 impl CallWriter {
@@ -109,7 +112,13 @@ impl CallWriter {
             flush_interval: opts.flush_interval,
             idle_grace: opts.idle_grace,
             error: None,
+            failure_signal: None,
         }
+    }
+
+    /// Where the first failure is told while the call runs.
+    pub(crate) fn signal_failure_to(&mut self, tx: tokio::sync::oneshot::Sender<String>) {
+        self.failure_signal = Some(tx);
     }
 
     pub(crate) fn call_id(&self) -> &str {
@@ -339,7 +348,12 @@ impl CallWriter {
             } else {
                 RefusalReason::RecordingIoError
             };
-            self.error = Some(format!("{code}: {what}: {text}"));
+            let note = format!("{code}: {what}: {text}");
+            if let Some(tx) = self.failure_signal.take() {
+                // Nobody listens once the call has asked for the close: fine.
+                let _ = tx.send(note.clone());
+            }
+            self.error = Some(note);
         }
     }
 

@@ -137,6 +137,8 @@ pub struct Recorder {
     tap: RecorderTap,
     control: mpsc::Sender<Control>,
     counters: Arc<RecordingCounters>,
+    /// The first write failure while the call runs (`CallWriter::fail`).
+    failure: Option<tokio::sync::oneshot::Receiver<String>>,
 }
 
 impl Recorder {
@@ -177,6 +179,20 @@ impl Recorder {
     /// The handle the media relay pushes packets into (clone it for each leg's task).
     pub fn tap(&self) -> RecorderTap {
         self.tap.clone()
+    }
+
+    /// Resolves with the failure's note (`recording_disk_full: write: …`) when the worker first
+    /// fails to write this recording; pending forever once told, or when nothing failed.
+    pub async fn failure(&mut self) -> String {
+        let told = match self.failure.as_mut() {
+            Some(rx) => rx.await.ok(),
+            None => None,
+        };
+        self.failure = None;
+        match told {
+            Some(note) => note,
+            None => std::future::pending().await,
+        }
     }
 
     pub fn call_id(&self) -> &str {
@@ -308,7 +324,8 @@ impl PendingRecording {
             }
         };
         let call_id = spec.call_id.clone();
-        let writer = CallWriter::new(
+        let (failure_tx, failure) = tokio::sync::oneshot::channel();
+        let mut writer = CallWriter::new(
             spec,
             path.clone(),
             wav,
@@ -317,6 +334,7 @@ impl PendingRecording {
             tap.overflow.clone(),
             pool.options(),
         );
+        writer.signal_failure_to(failure_tx);
         if let Err(e) = pool.assign(writer) {
             let _ = std::fs::remove_file(&part);
             return Err(e);
@@ -328,6 +346,7 @@ impl PendingRecording {
             tap,
             control,
             counters: Arc::clone(pool.counters()),
+            failure: Some(failure),
         })
     }
 }

@@ -109,6 +109,8 @@ pub async fn start_gateway(tweaks: &[&str]) -> Harness {
             "recording.dir",
             format!("\"{}/recordings\"", dir.path().display()),
         ),
+        // Some suites record onto a tmpfs of a few hundred KiB: no floor but a full disk.
+        ("recording.min_free_mb", "0".to_string()),
         // The HTTP API on any free port (`Gateway::http_addr`).
         ("http.listen", "\"127.0.0.1:0\"".to_string()),
         ("trunk.name", format!("\"{TRUNK}\"")),
@@ -190,6 +192,19 @@ impl Harness {
                     load.active, load.per_number
                 );
             }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Wait (bounded) until the recordings folder's health watcher finds it `usable` (or not):
+    /// admission and `/healthz` read its verdict, which follows the disk within a round.
+    pub async fn wait_for_disk(&self, usable: bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.gw.recording_disk().verdict().is_ok() != usable {
+            assert!(
+                Instant::now() < deadline,
+                "the disk watcher never found the folder usable = {usable}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

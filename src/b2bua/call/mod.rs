@@ -166,7 +166,7 @@ impl Call {
             b_invite: None,
             b_provisional: false,
         };
-        if let Err(e) = call.prepare_recording().await {
+        if let Err(e) = call.prepare_recording() {
             call.refuse_unrecordable(e);
         } else {
             call.b_invite = Some(setup.b_invite.clone());
@@ -197,6 +197,7 @@ impl Call {
                 },
                 Some(ev) = events_rx.recv() => call.on_event(ev),
                 ev = media::next_event(&mut call.media) => call.on_media(ev),
+                note = recording::next_failure(&mut call.recorder) => call.on_recording_failure(note),
                 _ = tokio::time::sleep_until(wake) => call.on_timer(Instant::now()),
             }
         }

@@ -1,15 +1,17 @@
-//! The call's recording: its folder probed before anything is sent to the B side (so that a
-//! recording that cannot start can still refuse the call), the file opened and fed by the media
-//! relay's tap from the answer (or from the first 18x with SDP, when `record_early_media`),
-//! closed after the media, and described on the CDR as evidence.
+//! The call's recording: the folder's health verdict read before anything is sent to the B side
+//! (so that a recording that cannot start can still refuse the call), the file opened and fed
+//! by the media relay's tap from the answer (or from the first 18x with SDP, when
+//! `record_early_media`), `[recording] on_failure` applied when it fails after that, closed
+//! after the media, and described on the CDR as evidence.
 
 use std::time::Instant;
 
 use rsip::headers::UntypedHeader;
 
+use crate::config::OnRecordingFailureInCall;
 use crate::media::sdp::PayloadInfo;
 use crate::media::{TapOffer, TapPacket, TapSender, TapSink};
-use crate::model::{Cdr, Ending};
+use crate::model::{Cdr, EndReason, Ending};
 use crate::model::{RecordingInfo, RecordingStatus};
 use crate::recording::{
     Codec, Leg, PayloadMap, RecPacket, Recorder, RecorderTap, RecordingError, RecordingPool,
@@ -26,6 +28,8 @@ pub struct RecordingSettings {
     pub required: bool,
     /// Record before the answer too (183 with early media).
     pub early_media: bool,
+    /// A recording that fails once recorded media started: go on unrecorded, or hang up.
+    pub on_failure: OnRecordingFailureInCall,
 }
 
 /// The relay's tap, emptied straight into the recorder's queue (no task in between).
@@ -76,28 +80,27 @@ pub(crate) fn payloads_of(payloads: &[PayloadInfo]) -> (PayloadMap, Codec) {
 
 impl Call {
     /// At admission, before anything is sent to the B side: can this call be recorded? The
-    /// folder is probed; the file is opened when recorded media can start (the answer, or the
-    /// first early media with `record_early_media`), so that it begins with the audio, not
-    /// with the ringing before it. An error is returned only when the call must be refused for
-    /// it; otherwise the failure is kept for the CDR and the call goes on unrecorded.
-    pub(super) async fn prepare_recording(&mut self) -> Result<(), RecordingError> {
-        let Some(settings) = self.ctx.settings.recording.clone() else {
+    /// folder's health watcher answers (its last verdict: no I/O, so calls admitted together
+    /// never race each other); the file is opened when recorded media can start (the answer,
+    /// or the first early media with `record_early_media`), so that it begins with the audio,
+    /// not with the ringing before it. An error is returned only when the call must be refused
+    /// for it; otherwise the failure is kept for the CDR and the call goes on unrecorded.
+    pub(super) fn prepare_recording(&mut self) -> Result<(), RecordingError> {
+        let Some(settings) = self.ctx.settings.recording.as_ref() else {
             return Ok(());
         };
-        let probed = settings.pool.probe().await;
-        if let Err(e) = &probed {
-            // Counted here, not in `probe`: `/healthz` probes too.
-            settings.pool.counters().failed(e);
+        let Err(problem) = settings.pool.disk().verdict() else {
+            return Ok(());
+        };
+        let e = RecordingError::DiskUnusable(problem);
+        // Counted per call that meets it (the watcher's own rounds are not counted).
+        settings.pool.counters().failed(&e);
+        if settings.required {
+            return Err(e);
         }
-        match probed {
-            Ok(()) => Ok(()),
-            Err(e) if settings.required => Err(e),
-            Err(e) => {
-                tracing::warn!(error = %e, "recording cannot start; call goes on unrecorded");
-                self.recording_failure = Some(format!("{}: {e}", e.reason()));
-                Ok(())
-            }
-        }
+        tracing::warn!(error = %e, "recording cannot start; call goes on unrecorded");
+        self.recording_failure = Some(format!("{}: {e}", e.reason()));
+        Ok(())
     }
 
     /// B sent a provisional response with SDP: early media may flow from now on. With
@@ -140,8 +143,9 @@ impl Call {
     }
 
     /// Opens the file of the recording armed at the answer (or early media). A failure here
-    /// (the disk filled since admission) cannot refuse a call already under way: the CDR says
-    /// why there is no recording.
+    /// (the disk filled since admission, no descriptor left) cannot refuse a call already under
+    /// way: the CDR says why there is no recording, and `on_failure` decides whether the call
+    /// goes on.
     pub(super) async fn start_recording_when_due(&mut self) {
         let Some(pending) = self.pending_recording.take() else {
             return;
@@ -161,7 +165,38 @@ impl Call {
                     media.set_tap(None);
                 }
                 self.tapping = false;
+                self.recording_lost(settings.on_failure);
             }
+        }
+    }
+
+    /// The recorder failed to write mid-call (its worker told us): the recording is cut short
+    /// (the CDR will say so from the recorder's result); `on_failure` decides the rest.
+    pub(super) fn on_recording_failure(&mut self, note: String) {
+        let Some(on_failure) = self.ctx.settings.recording.as_ref().map(|s| s.on_failure) else {
+            return;
+        };
+        tracing::warn!(note = %note, "recording failed mid-call");
+        self.recording_lost(on_failure);
+    }
+
+    /// A recording failed after recorded media started: never silent. Counted (`/metrics`),
+    /// logged, and with `on_failure = "hangup"` the call is ended (BYE both legs once
+    /// answered; 503 to A and CANCEL to B with recorded early media).
+    fn recording_lost(&mut self, on_failure: OnRecordingFailureInCall) {
+        if self.phase == super::Phase::Ended {
+            return;
+        }
+        let hang_up = on_failure == OnRecordingFailureInCall::Hangup;
+        if let Some(s) = &self.ctx.settings.recording {
+            s.pool.counters().failed_in_call(hang_up);
+        }
+        tracing::warn!(
+            on_failure = on_failure.as_str(),
+            "the call's recording failed after recorded media started"
+        );
+        if hang_up {
+            self.hangup(EndReason::RecordingFailed);
         }
     }
 
@@ -211,6 +246,14 @@ impl Call {
                 cdr.recording = Some(RecordingInfo::failed(format!("{}: {e}", e.reason())));
             }
         }
+    }
+}
+
+/// The recorder's first mid-call failure; pending without a recorder (or once told).
+pub(super) async fn next_failure(recorder: &mut Option<Recorder>) -> String {
+    match recorder {
+        Some(r) => r.failure().await,
+        None => std::future::pending().await,
     }
 }
 

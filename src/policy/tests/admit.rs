@@ -78,6 +78,7 @@ fn every_reason_has_a_stable_code() {
             "recording_io_error",
             "recording_unrepairable",
             "recording_unavailable",
+            "descriptor_limit",
         ]
     );
     for r in R::ALL {

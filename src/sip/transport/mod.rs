@@ -91,7 +91,7 @@ pub fn is_keepalive(bytes: &[u8]) -> bool {
 }
 
 /// Largest number of TCP connections per interface; more are refused (each costs two tasks).
-const MAX_TCP_CONNECTIONS: usize = 1024;
+pub const MAX_TCP_CONNECTIONS: usize = 1024;
 
 pub struct Interface {
     side: Side,
