@@ -13,6 +13,7 @@
 //! Non-INVITE requests are used because their transactions send nothing (no 100 Trying), so the
 //! figures are the table's own. The sweeps are given their instant (`expire_due`), so nothing
 //! here waits for the clock.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::error::Error;
 use std::sync::Arc;

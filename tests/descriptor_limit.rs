@@ -5,6 +5,7 @@
 //! The real limit is exercised: this test binary lowers its own limits (soft below hard, so
 //! that the raise shows) before starting the gateway in-process. One test only in this file:
 //! a lowered hard limit cannot be raised again by the process.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
 

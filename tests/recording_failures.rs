@@ -2,6 +2,7 @@
 //! calls admitted in the same instant never collide), and a recording that fails after the
 //! answer is never silent: `[recording] on_failure = "continue"` goes on unrecorded and counts
 //! it, `"hangup"` ends the call with BYE on both legs (`recording_failed`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
 
