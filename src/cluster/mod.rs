@@ -109,7 +109,8 @@ struct Core {
     /// This node's live leases: what it reports to reconciliation as its calls.
     registry: Mutex<HashMap<String, Held>>,
     /// Admissions hold it shared while their lease is taken in Redis and entered in the
-    /// registry; reconciliation holds it exclusively, so it never sees one without the other.
+    /// registry, releases while their script runs; reconciliation holds it exclusively, so it
+    /// never sees a lease in Redis before the registry, nor puts back one released meanwhile.
     gate: RwLock<()>,
     /// Whether admissions go to Redis (false: answered by the fallback at once).
     up: AtomicBool,

@@ -293,6 +293,9 @@ impl Core {
     }
 
     pub(super) async fn release(&self, id: &str) -> Result<bool, ClusterError> {
+        // Shared with admissions, exclusive of a reconciliation: one whose snapshot still had
+        // this lease (taken before its call ended) runs first, so it cannot put it back after.
+        let _gate = self.gate.read().await;
         let k = &self.keys;
         let mut inv = self.scripts.release.prepare_invoke();
         inv.key(&k.leases).key(&k.load).arg(id);

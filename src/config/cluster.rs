@@ -173,5 +173,7 @@ outside = "127.0.0.1:5070"
         .unwrap();
         let down = c.cluster.unwrap().on_shared_state_down;
         assert_eq!(down, super::OnSharedStateDown::Local);
+        let unix = with("node_id = \"a\"\nredis_url = \"unix:///run/redis/redis.sock\"\n");
+        assert!(unix.is_ok(), "{unix:?}");
     }
 }

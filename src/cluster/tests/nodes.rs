@@ -23,8 +23,7 @@ async fn a_silent_nodes_leases_are_reclaimed_and_the_cap_is_whole_again() {
         return;
     }
     let p = Prefix::new();
-    let mut opts = options(&p, "a");
-    opts.node_timeout = Duration::from_secs(2);
+    let opts = options(&p, "a");
     let a = node(opts.clone()).await;
     let b = silent_node(ClusterOptions {
         node_id: "b".into(),
