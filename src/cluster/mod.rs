@@ -116,6 +116,8 @@ struct Core {
     up: AtomicBool,
     live_nodes: AtomicU32,
     reconcile_due: AtomicBool,
+    /// Scripts loaded once; a server that lost them gets them again on `NOSCRIPT`.
+    scripts_loaded: AtomicBool,
     /// Lease ids are `<incarnation>.<seq>`: unique across restarts under the same node id.
     incarnation: u64,
     seq: AtomicU64,
@@ -147,6 +149,7 @@ impl SharedAdmission {
             up: AtomicBool::new(false),
             live_nodes: AtomicU32::new(1),
             reconcile_due: AtomicBool::new(false),
+            scripts_loaded: AtomicBool::new(false),
             incarnation: rand::random(),
             seq: AtomicU64::new(0),
             wake: Notify::new(),

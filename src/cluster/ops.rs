@@ -145,6 +145,9 @@ impl Core {
 
     /// `SCRIPT LOAD` each script; a failure is the state being down.
     pub(super) async fn load_scripts(&self) -> Result<(), ClusterError> {
+        if self.scripts_loaded.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         let mut conn = self.conn();
         for script in self.scripts.all() {
             let loaded = tokio::time::timeout(self.opts.op_timeout, script.load_async(&mut conn));
@@ -156,6 +159,7 @@ impl Core {
             self.mark_down(&error);
             return Err(error);
         }
+        self.scripts_loaded.store(true, Ordering::Relaxed);
         Ok(())
     }
 

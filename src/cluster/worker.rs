@@ -38,7 +38,6 @@ async fn run(core: Arc<Core>, mut rx: UnboundedReceiver<String>, mut shutdown: S
     let mut pending = VecDeque::new();
     let mut last_beat: Option<Instant> = None;
     let mut last_reconcile = Instant::now();
-    let mut scripts_loaded = false;
     let mut stopping = false;
     loop {
         tokio::select! {
@@ -48,12 +47,12 @@ async fn run(core: Arc<Core>, mut rx: UnboundedReceiver<String>, mut shutdown: S
             },
             _ = tick.tick() => {
                 last_beat = Some(Instant::now());
-                beat(&core, &mut pending, &mut last_reconcile, &mut scripts_loaded).await;
+                beat(&core, &mut pending, &mut last_reconcile).await;
             }
             _ = core.wake.notified() => {
                 if last_beat.is_none_or(|t| t.elapsed() >= MIN_WAKE_GAP) {
                     last_beat = Some(Instant::now());
-                    beat(&core, &mut pending, &mut last_reconcile, &mut scripts_loaded).await;
+                    beat(&core, &mut pending, &mut last_reconcile).await;
                 }
             }
             _ = shutdown.recv(), if !stopping => {
@@ -97,14 +96,12 @@ fn keep(core: &Core, id: String, pending: &mut VecDeque<String>) {
 
 /// One beat, then (the node live) the releases kept for retry, the reclaim of dead nodes and
 /// a reconciliation when due.
-async fn beat(
-    core: &Core,
-    pending: &mut VecDeque<String>,
-    last_reconcile: &mut Instant,
-    scripts_loaded: &mut bool,
-) {
-    if !*scripts_loaded {
-        *scripts_loaded = core.load_scripts().await.is_ok();
+async fn beat(core: &Core, pending: &mut VecDeque<String>, last_reconcile: &mut Instant) {
+    // Once per node (EVALSHA reloads a script a restarted server lost).
+    if core.load_scripts().await.is_err() {
+        ClusterCounters::add(&core.counters.heartbeat_failures, 1);
+        core.renew_connection();
+        return;
     }
     match core.heartbeat().await {
         Ok(beat) if beat.rejoined => {

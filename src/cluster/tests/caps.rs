@@ -227,3 +227,50 @@ async fn callee_windows_are_shared_by_the_nodes() {
         .unwrap();
     assert_eq!(times.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_churn_no_grant_ever_sees_more_than_the_cap() {
+    if !redis_here("churn").await {
+        return;
+    }
+    let p = Prefix::new();
+    let (a, b) = (node(options(&p, "a")).await, node(options(&p, "b")).await);
+    let caps = SharedCaps {
+        max_concurrent: 5,
+        max_per_number: 3,
+    };
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..200u64 {
+        let adm = if i % 2 == 0 {
+            a.adm.clone()
+        } else {
+            b.adm.clone()
+        };
+        set.spawn(async move {
+            let line = format!("861000{}", i % 4);
+            let req = SharedRequest {
+                caps,
+                ..open_request("t1", &line)
+            };
+            let lease = adm.admit(&req).await.ok()?;
+            let seen = (
+                lease.trunk_active_at_grant(),
+                lease.number_active_at_grant(),
+            );
+            tokio::time::sleep(Duration::from_millis(i % 7)).await;
+            drop(lease);
+            Some(seen)
+        });
+    }
+    let mut granted = 0;
+    while let Some(seen) = set.join_next().await {
+        if let Some((on_trunk, on_line)) = seen.unwrap() {
+            assert!(on_trunk <= 5 && on_line <= 3, "{on_trunk} {on_line}");
+            granted += 1;
+        }
+    }
+    assert!(granted >= 5, "{granted}");
+    assert!(eventually(SETTLE, || async { active(&a.adm, "t1").await == 0 }).await);
+    let load = b.adm.load("t1").await.unwrap();
+    assert!(load.per_number.is_empty(), "{load:?}");
+}
