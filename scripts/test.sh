@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine by itself: installs what the tests need when it
-# is missing (SIPp from `sip-tester`, SIPVicious from `sipvicious`), then checks formatting and lints and runs every test.
+# is missing (SIPp from `sip-tester`, SIPVicious from `sipvicious`, Redis from `redis-server`), starts
+# Redis when none answers, then checks formatting and lints and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,10 +11,20 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
 command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
 command -v svmap >/dev/null 2>&1 || missing+=(sipvicious)
+# Redis holds the cluster's shared admission state (src/cluster's tests use 127.0.0.1:6379).
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "== installing ${missing[*]}"
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    echo "== starting redis-server on 127.0.0.1:6379"
+    redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no --daemonize yes >/dev/null
+    for _ in $(seq 50); do
+        redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break
+        sleep 0.1
+    done
 fi
 if ! command -v cargo >/dev/null 2>&1; then
     echo "cargo not found: install the Rust toolchain (rustup) first" >&2

@@ -6,6 +6,7 @@ pub mod app;
 pub mod b2bua;
 pub mod bounded;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod evidence;
 #[doc(hidden)]

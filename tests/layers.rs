@@ -15,6 +15,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("store", 1),
     ("sip", 2),
     ("media", 2),
+    ("cluster", 2),
     ("recording", 3),
     ("policy", 4),
     ("monitor", 5),

@@ -1,11 +1,13 @@
 //! The TOML configuration: typed sections, defaults, and validation whose messages name the key.
 
 mod calling_hours;
+mod cluster;
 mod flood;
 mod rules;
 mod validate;
 
 pub use calling_hours::{CallingHours, TimeRange};
+pub use cluster::{ClusterConfig, OnSharedStateDown};
 pub use flood::FloodConfig;
 pub use rules::{
     parse_duration, Cmp, RuleConfig, RuleId, RuleOverride, RuleScope, RuleWindow, RulesConfig,
@@ -60,6 +62,9 @@ pub struct Config {
     pub retention: RetentionConfig,
     #[serde(default)]
     pub trunks: Vec<TrunkConfig>,
+    /// `[cluster]`: a member of a cluster sharing admission state in Redis; absent, one node.
+    #[serde(default)]
+    pub cluster: Option<ClusterConfig>,
     /// Each `[[trunks]]` table as TOML text, in order: what seeds the database's trunks at the
     /// first start (after that the database holds them and admins change them at run time).
     #[serde(skip)]

@@ -107,6 +107,9 @@ impl Config {
                  behind a TLS proxy)",
             ));
         }
+        if let Some(cluster) = &self.cluster {
+            cluster.validate()?;
+        }
         if self.recording.dir.as_os_str().is_empty() {
             return Err(ConfigError::invalid("recording.dir", "must not be empty"));
         }
