@@ -28,7 +28,7 @@ fn arg(name: &str, default: usize) -> usize {
 
 fn cdr(i: usize, callers: usize) -> Cdr {
     let invite_at = Utc::now() - Duration::seconds(30);
-    let answered = i % 3 != 0;
+    let answered = !i.is_multiple_of(3);
     Cdr {
         attempt: Attempt {
             id: format!("bench-{i:09}"),

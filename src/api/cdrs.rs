@@ -201,7 +201,7 @@ fn encode_cursor(k: &CdrSearchKey) -> String {
 
 fn decode_cursor(s: &str) -> Result<CdrSearchKey, ApiError> {
     let bad = || ApiError::bad("cursor", "not a cursor this API returned");
-    if s.len() % 2 != 0 || s.len() > 1024 {
+    if !s.len().is_multiple_of(2) || s.len() > 1024 {
         return Err(bad());
     }
     let bytes = (0..s.len())

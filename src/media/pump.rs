@@ -185,7 +185,7 @@ impl State {
             Verdict::Stray => {
                 self.report.stray += 1;
                 let count = self.report.stray;
-                if count == 1 || count % 1000 == 0 {
+                if count == 1 || count.is_multiple_of(1000) {
                     tracing::warn!(parent: &self.span, leg = self.leg.as_str(), kind = self.kind.as_str(), %source, count, "stray media source dropped");
                 }
                 return Fate::Dropped(DropReason::StraySource);

@@ -212,7 +212,7 @@ impl CdrSink {
 
     fn count_overflow(&self) {
         let n = self.shared.overflowed.fetch_add(1, Relaxed) + 1;
-        if n == 1 || n % 1000 == 0 {
+        if n == 1 || n.is_multiple_of(1000) {
             tracing::warn!(overflowed = n, "CDR queue full; using the overflow list");
         }
     }

@@ -172,7 +172,7 @@ impl CallWriter {
             self.accept(pkt);
             n += 1;
             // After a backlog, write as we go so the buffers stay a window long.
-            if n % 128 == 0 {
+            if n.is_multiple_of(128) {
                 self.write_ready();
             }
         }
