@@ -7,7 +7,7 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use common::recording::*;
@@ -19,99 +19,6 @@ use trunkguard::model::{EndReason, RefusalReason};
 
 // ---------------------------------------------------------------------------------------------
 // Disk full
-
-/// A tmpfs of `size` mounted for the recordings; unmounted when dropped.
-struct SmallDisk {
-    dir: tempfile::TempDir,
-    mounted: bool,
-}
-
-impl SmallDisk {
-    /// `None` (after saying why, loudly) when this machine cannot mount one; under CI that
-    /// fails the test instead.
-    fn mount(size: &str) -> Option<SmallDisk> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let why = if unsafe { libc::geteuid() } != 0 {
-            Some("not running as root".to_string())
-        } else {
-            let out = std::process::Command::new("mount")
-                .args([
-                    "-t",
-                    "tmpfs",
-                    "-o",
-                    &format!("size={size},mode=0755"),
-                    "tmpfs",
-                ])
-                .arg(dir.path())
-                .output();
-            match out {
-                Ok(o) if o.status.success() => None,
-                Ok(o) => Some(format!(
-                    "mount failed: {}",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                )),
-                Err(e) => Some(format!("cannot run mount: {e}")),
-            }
-        };
-        match why {
-            None => Some(SmallDisk { dir, mounted: true }),
-            Some(why) => {
-                let msg = format!("SKIPPED: disk-full test needs a tmpfs ({why})");
-                if std::env::var("CI").is_ok_and(|v| v == "true") {
-                    panic!("{msg}; CI must run it");
-                }
-                eprintln!("\n*** {msg} ***\n");
-                None
-            }
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn setting(&self) -> String {
-        format!("recording.dir = \"{}\"", self.path().display())
-    }
-
-    /// Writes a filler file until the disk is full; returns its path.
-    fn fill(&self) -> PathBuf {
-        use std::io::Write;
-        let path = self.path().join("filler");
-        let mut f = std::fs::File::create(&path).expect("filler");
-        let chunk = vec![0x55u8; 64 * 1024];
-        // Bounded: the disk is a few MiB at most.
-        for _ in 0..1024 {
-            if let Err(e) = f.write_all(&chunk).and_then(|()| f.sync_data()) {
-                assert_eq!(
-                    e.raw_os_error(),
-                    Some(libc::ENOSPC),
-                    "the filler stops on a full disk: {e}"
-                );
-                return path;
-            }
-        }
-        panic!("the disk never filled");
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        if self.mounted {
-            let ok = std::process::Command::new("umount")
-                .arg(self.dir.path())
-                .status()
-                .is_ok_and(|s| s.success());
-            if !ok {
-                // Busy (a file still open): detach it so the tempdir can go.
-                let _ = std::process::Command::new("umount")
-                    .arg("-l")
-                    .arg(self.dir.path())
-                    .status();
-            }
-        }
-    }
-}
 
 /// `before` packets each way, then the disk fills (returns the filler file), then `after`
 /// more packets, numbered on.

@@ -7,10 +7,10 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::api::{api_token, wait_for_cdrs, Api};
+use common::recording::SmallDisk;
 use common::*;
 use trunkguard::api::Role;
 use trunkguard::model::{Disposition, EndReason, HangupSide, RecordingStatus};
@@ -167,70 +167,12 @@ async fn with_on_failure_hangup_a_recording_that_fails_at_the_answer_ends_the_ca
     assert_eq!(rec.status, RecordingStatus::Failed);
 }
 
-/// A tmpfs of a few hundred KiB for the recordings (root only; skipped loudly otherwise).
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn mount(size: &str) -> Option<SmallDisk> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mounted = unsafe { libc::geteuid() } == 0
-            && std::process::Command::new("mount")
-                .args([
-                    "-t",
-                    "tmpfs",
-                    "-o",
-                    &format!("size={size},mode=0755"),
-                    "tmpfs",
-                ])
-                .arg(dir.path())
-                .output()
-                .is_ok_and(|o| o.status.success());
-        if !mounted {
-            let msg = "SKIPPED: a full-disk test needs a tmpfs (root and mount)";
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("{msg}; CI must run it");
-            }
-            eprintln!("\n*** {msg} ***\n");
-            return None;
-        }
-        Some(SmallDisk { dir })
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Writes a filler file until the disk is full.
-    fn fill(&self) -> PathBuf {
-        use std::io::Write;
-        let path = self.path().join("filler");
-        let mut f = std::fs::File::create(&path).expect("filler");
-        let chunk = vec![0x55u8; 64 * 1024];
-        for _ in 0..1024 {
-            if f.write_all(&chunk).and_then(|()| f.sync_data()).is_err() {
-                return path;
-            }
-        }
-        panic!("the disk never filled");
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg(self.dir.path())
-            .status();
-    }
-}
-
 #[tokio::test]
 async fn with_on_failure_hangup_a_disk_that_fills_mid_call_ends_the_call() {
     let Some(disk) = SmallDisk::mount("512k") else {
         return;
     };
-    let setting = format!("recording.dir = \"{}\"", disk.path().display());
+    let setting = disk.setting();
     let mut h = start_gateway(&[&setting, "recording.on_failure = \"hangup\""]).await;
     let call = h.establish().await;
     // No RTP: the recorder still writes the call's silence as the clock runs, so a full disk
