@@ -7,7 +7,7 @@ use rsip::headers::UntypedHeader;
 use rsip::Method;
 
 use super::registry::CallMsg;
-use super::{reply_line, B2bua, Ctx};
+use super::{B2bua, Ctx};
 use crate::config::UnknownSources;
 use crate::model::{RefusalReason, StatusLine};
 use crate::sip::flood::Verdict;
@@ -165,7 +165,7 @@ impl Ctx {
                 let cancel2 = cancel.clone();
                 if !self.registry.route(side, &call_id, CallMsg::Cancel(cancel)) {
                     let tag = message::random_token(8);
-                    reply_line(&cancel2, StatusLine::CALL_DOES_NOT_EXIST, Some(&tag));
+                    cancel2.reply_line(StatusLine::CALL_DOES_NOT_EXIST, Some(&tag));
                 }
             }
             Received::New(tx) => {
@@ -177,7 +177,7 @@ impl Ctx {
                         .to_string();
                     let tx2 = tx.clone();
                     if !self.registry.route(side, &call_id, CallMsg::Request(tx)) {
-                        reply_line(&tx2, StatusLine::CALL_DOES_NOT_EXIST, None);
+                        tx2.reply_line(StatusLine::CALL_DOES_NOT_EXIST, None);
                     }
                     return;
                 }
@@ -199,7 +199,7 @@ impl Ctx {
                     }
                     _ => {
                         let tag = message::random_token(8);
-                        reply_line(&tx, StatusLine::CALL_DOES_NOT_EXIST, Some(&tag));
+                        tx.reply_line(StatusLine::CALL_DOES_NOT_EXIST, Some(&tag));
                     }
                 }
             }

@@ -112,13 +112,3 @@ impl Ctx {
         self.admitting.load(Ordering::SeqCst)
     }
 }
-
-/// Answer a request with one of our status lines (`to_tag`: ours, for a request outside a
-/// dialog).
-pub(crate) fn reply_line(
-    tx: &crate::sip::transaction::ServerTx,
-    line: crate::model::StatusLine,
-    to_tag: Option<&str>,
-) {
-    tx.reply(line.code, line.phrase, to_tag);
-}

@@ -475,22 +475,19 @@ mod tests {
 
     #[test]
     fn codes_are_unique_snake_case() {
-        let codes: Vec<&str> = RefusalReason::ALL.iter().map(|r| r.as_str()).collect();
-        let mut sorted = codes.clone();
-        sorted.sort();
-        sorted.dedup();
-        assert_eq!(sorted.len(), codes.len());
-        for c in codes.iter().chain(
-            EndReason::ALL
-                .iter()
-                .map(|r| r.as_str())
-                .collect::<Vec<_>>()
-                .iter(),
-        ) {
-            assert!(
-                c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
-                "{c}"
-            );
+        let refusals: Vec<&str> = RefusalReason::ALL.iter().map(|r| r.as_str()).collect();
+        let endings: Vec<&str> = EndReason::ALL.iter().map(|r| r.as_str()).collect();
+        for codes in [&refusals, &endings] {
+            let mut sorted = codes.clone();
+            sorted.sort();
+            sorted.dedup();
+            assert_eq!(sorted.len(), codes.len(), "a code twice in {codes:?}");
+            for c in codes.iter() {
+                assert!(
+                    c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                    "{c}"
+                );
+            }
         }
     }
 

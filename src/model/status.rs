@@ -13,6 +13,7 @@ impl StatusLine {
         StatusLine { code, phrase }
     }
 
+    pub const TRYING: StatusLine = StatusLine::new(100, "Trying");
     pub const OK: StatusLine = StatusLine::new(200, "OK");
     pub const BAD_REQUEST: StatusLine = StatusLine::new(400, "Bad Request");
     pub const FORBIDDEN: StatusLine = StatusLine::new(403, "Forbidden");

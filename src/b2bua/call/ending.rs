@@ -8,12 +8,12 @@ impl Call {
         let side = tx.side();
         let method = tx.request().method;
         if self.phase == Phase::Ended {
-            reply_line(&tx, StatusLine::CALL_DOES_NOT_EXIST);
+            tx.reply_line(StatusLine::CALL_DOES_NOT_EXIST, None);
             return;
         }
         match method {
             Method::Bye => {
-                reply_line(&tx, StatusLine::OK);
+                tx.reply_line(StatusLine::OK, None);
                 let hangup = HangupSide::from(side);
                 if self.phase == Phase::Answered {
                     if self
@@ -171,7 +171,9 @@ impl Call {
         // §15.1.2: requests still pending in the dialog get a final response when it ends;
         // their relayed copies end with the dialog on the other leg.
         for (_, relay) in self.relays.drain() {
-            reply_line(&relay.origin, StatusLine::REQUEST_TERMINATED);
+            relay
+                .origin
+                .reply_line(StatusLine::REQUEST_TERMINATED, None);
         }
         drop(self.lease.take());
         self.ctx.registry.mark_ended(&self.a);

@@ -209,11 +209,10 @@ impl Call {
                 .values()
                 .any(|r| invite_key == key_of(&r.origin));
         if !matches_initial && !matches_relayed {
-            let line = StatusLine::CALL_DOES_NOT_EXIST;
-            tx.reply(line.code, line.phrase, Some(&tag));
+            tx.reply_line(StatusLine::CALL_DOES_NOT_EXIST, Some(&tag));
             return;
         }
-        tx.reply(StatusLine::OK.code, StatusLine::OK.phrase, Some(&tag));
+        tx.reply_line(StatusLine::OK, Some(&tag));
         if !matches_initial {
             // A re-INVITE's CANCEL: it runs its course on the other leg.
             return;

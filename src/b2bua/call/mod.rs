@@ -259,8 +259,3 @@ impl Call {
 fn message_response(tx: &ServerTx, code: u16, reason: &str, tag: &str) -> rsip::Response {
     crate::sip::response::response_for(tx.request(), code, reason, Some(tag))
 }
-
-/// Answer a request of the dialog with one of our status lines (the dialog's tags as they are).
-fn reply_line(tx: &ServerTx, line: StatusLine) {
-    super::reply_line(tx, line, None);
-}

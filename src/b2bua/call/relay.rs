@@ -5,7 +5,7 @@ use rsip::headers::UntypedHeader;
 use rsip::{Header, Method};
 use tokio::time::Instant;
 
-use super::{reply_line, Call, Relay, Unacked, ALLOW};
+use super::{Call, Relay, Unacked, ALLOW};
 use crate::model::StatusLine;
 use crate::sip::message;
 use crate::sip::response::response_for;
@@ -19,7 +19,7 @@ pub(super) fn relay_request(call: &mut Call, tx: ServerTx) {
         call.unacked.is_some() || call.relays.values().any(|r| r.method == Method::Invite);
     if method == Method::Invite && invite_busy {
         // §14.1 glare: an INVITE transaction is already under way in this dialog.
-        reply_line(&tx, StatusLine::REQUEST_PENDING);
+        tx.reply_line(StatusLine::REQUEST_PENDING, None);
         return;
     }
     let ct = message::content_type(&req.headers).map(str::to_string);
@@ -46,7 +46,7 @@ pub(super) fn relay_request(call: &mut Call, tx: ServerTx) {
                 },
             );
         }
-        None => reply_line(&tx, StatusLine::SERVER_INTERNAL_ERROR),
+        None => tx.reply_line(StatusLine::SERVER_INTERNAL_ERROR, None),
     }
 }
 
@@ -54,7 +54,7 @@ pub(super) fn relay_response(call: &mut Call, key: ClientKey, kind: ClientEventK
     let resp = match kind {
         ClientEventKind::Timeout => {
             if let Some(relay) = call.relays.remove(&key) {
-                reply_line(&relay.origin, StatusLine::REQUEST_TIMEOUT);
+                relay.origin.reply_line(StatusLine::REQUEST_TIMEOUT, None);
             }
             return;
         }

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::table::Expiring;
 use super::{Inner, Received, ServerKey};
+use crate::model::StatusLine;
 use crate::sip::message;
 use crate::sip::response::response_for;
 use crate::sip::transport::{Peer, Side};
@@ -103,7 +104,12 @@ pub(super) fn on_request(
     let is_cancel = req.method == Method::Cancel;
     let request = Arc::new(req);
     let state = if is_invite {
-        let trying = response_for(&request, 100, "Trying", None);
+        let trying = response_for(
+            &request,
+            StatusLine::TRYING.code,
+            StatusLine::TRYING.phrase,
+            None,
+        );
         let bytes = message::encode(&rsip::SipMessage::Response(trying));
         inner.ifaces.send(side, peer, bytes.clone());
         ServerState::InviteProceeding { last: bytes }
@@ -169,6 +175,11 @@ impl ServerTx {
     /// Send a response built from the request: Via, From, To (+ tag), Call-ID, CSeq copied.
     pub fn reply(&self, code: u16, reason: &str, to_tag: Option<&str>) {
         self.respond(response_for(&self.request, code, reason, to_tag));
+    }
+
+    /// Answer with one of the gateway's status lines (`model::StatusLine`).
+    pub fn reply_line(&self, line: StatusLine, to_tag: Option<&str>) {
+        self.reply(line.code, line.phrase, to_tag);
     }
 
     /// Send a response through this transaction and move its state.
