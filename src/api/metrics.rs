@@ -85,6 +85,12 @@ pub struct ApiCounters {
                    trunkguard_enforcement_in_force{trunk,kind,step}, \
                    trunkguard_concurrency_drift, trunkguard_monitor_cdrs_seen_total, \
                    trunkguard_monitor_anomalies_total, trunkguard_monitor_unsaved. \
+                   Cluster (a node with [cluster]): trunkguard_cluster_shared_state_up{node}, \
+                   trunkguard_cluster_live_nodes, trunkguard_cluster_leases_held, \
+                   trunkguard_cluster_admissions_total{answer}, \
+                   trunkguard_cluster_shared_state_down_total, trunkguard_cluster_redis_errors_total, \
+                   trunkguard_cluster_releases_total, trunkguard_cluster_drift_repaired_total{change}, \
+                   trunkguard_cluster_nodes_reclaimed_total, trunkguard_cluster_leases_reclaimed_total. \
                    Roles: carrier (its trunks' series only), admin.",
     security(("bearer" = [])),
     responses(
@@ -127,6 +133,8 @@ struct Figures {
     /// answer (the family is then left out rather than shown empty).
     in_force: Option<BTreeMap<(String, &'static str, &'static str), u64>>,
     monitor: MonitorFigures,
+    /// A cluster node's shared admission state (`[cluster]`).
+    cluster: Option<crate::cluster::SharedAdmission>,
 }
 
 async fn gather(state: &ApiState) -> Figures {
@@ -183,6 +191,7 @@ async fn gather(state: &ApiState) -> Figures {
         cdr: deps.cdrs.stats(),
         in_force,
         monitor: deps.monitor.figures(),
+        cluster: deps.cluster.clone(),
     }
 }
 
@@ -197,6 +206,9 @@ fn render(f: &Figures, visible: &dyn Fn(&str) -> bool) -> String {
     }
     recordings(&mut out, f);
     cdrs_and_monitor(&mut out, f);
+    if let Some(shared) = &f.cluster {
+        super::metrics_cluster::render(&mut out, shared);
+    }
     out.finish()
 }
 

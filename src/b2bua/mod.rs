@@ -21,6 +21,7 @@ pub use call::recording::RecordingSettings;
 pub use live_media::{LiveCallMedia, LiveLegMedia};
 pub use registry::{LiveCall, Registry};
 
+use crate::cluster::SharedAdmission;
 use crate::config::UnknownSources;
 use crate::monitor::cdr_writer::CdrSink;
 use crate::policy::Policy;
@@ -44,6 +45,9 @@ pub struct Settings {
     pub flood: Arc<FloodGuard>,
     /// The calls the descriptor budget allows; more are refused `descriptor_limit`.
     pub capacity: capacity::CallCapacity,
+    /// A cluster node's handle on the admission state shared by the nodes (`[cluster]`):
+    /// admission takes its limits there. `None`: a single node, every limit in memory.
+    pub cluster: Option<SharedAdmission>,
 }
 
 pub(crate) struct Ctx {
