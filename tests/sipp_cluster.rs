@@ -16,7 +16,7 @@ mod harness;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use cluster::{redis_here, ClusterScene, ClusterSettings};
+use cluster::{redis_here, ClusterScene, ClusterSettings, RedisProxy};
 use harness::{Scenario, SippSpec, TrunkLimits, OTHER_TRUNK_NUMBER, PBX_IP, TRUNK_NUMBER};
 use trunkguard::model::{Cdr, Disposition, RefusalReason};
 
@@ -263,7 +263,7 @@ fn a_killed_nodes_slots_come_back_after_the_node_timeout() {
         node_timeout_secs: 3,
         ..ClusterSettings::default()
     };
-    let mut scene = ClusterScene::start(2, limits, settings);
+    let mut scene = ClusterScene::start(2, limits, settings.clone());
     let uas_local = scene.carrier;
     let uas = scene.sipp(SippSpec {
         name: "carrier-uas",
@@ -330,4 +330,122 @@ fn a_killed_nodes_slots_come_back_after_the_node_timeout() {
     });
     let r = scene.nodes[1].gateway.stop();
     scene.ok(r);
+}
+
+/// Redis stops under two nodes: node a (`on_shared_state_down = "refuse"`) answers 503 Shared
+/// State Unavailable and says so in its log; node b (`"local"`) goes on under its share of the
+/// cap (10 ÷ 2 live nodes). Redis back: b's calls are counted in the shared state again (rebuilt
+/// from its live calls), so a admits only what is left of the cap.
+#[test]
+fn redis_stopping_refuses_or_divides_and_its_return_rebuilds_the_state() {
+    let test = "redis_stopping_refuses_or_divides_and_its_return_rebuilds_the_state";
+    if !redis_here(test) {
+        return;
+    }
+    let proxy = RedisProxy::start();
+    let limits = TrunkLimits {
+        max_concurrent: 10,
+        max_concurrent_per_caller_id: 30,
+        max_cps: 1000.0,
+        ..TrunkLimits::default()
+    };
+    let mut scene = ClusterScene::start_each(2, limits, |i| ClusterSettings {
+        redis_url: Some(proxy.url.clone()),
+        on_shared_state_down: if i == 0 { "refuse" } else { "local" },
+        ..ClusterSettings::default()
+    });
+    let uas_local = scene.carrier;
+    let uas = scene.sipp(SippSpec {
+        name: "carrier-uas",
+        scenario: Scenario::Builtin("uas"),
+        local: uas_local,
+        remote: None,
+        args: Vec::new(),
+        timeout_secs: 90,
+    });
+    // Both nodes see each other before Redis stops (b's share is then 10 ÷ 2).
+    std::thread::sleep(Duration::from_secs(2));
+    proxy.cut();
+
+    let refused_on_a = pbx_batch(&mut scene, 0, "pbx-a-down", 3, TRUNK_NUMBER, 1000);
+    let (answered, refused) = outcomes(&mut scene, refused_on_a);
+    let logged = scene.nodes[0]
+        .gateway
+        .log()
+        .contains("shared admission state unavailable");
+    scene.ensure(answered == 0 && refused == 3 && logged, || {
+        format!("node a (refuse) with Redis down: {answered} answered, {refused} refused, logged: {logged}")
+    });
+
+    let held_on_b = pbx_batch(&mut scene, 1, "pbx-b-down", 8, OTHER_TRUNK_NUMBER, 15_000);
+    std::thread::sleep(Duration::from_secs(3));
+    let b_dir = scene.path().join("sipp-pbx-b-down");
+    let b_answered = answered_so_far(&b_dir);
+    scene.ensure(b_answered == 5, || {
+        format!("node b (local) with Redis down answered {b_answered} of 8, expected 10 ÷ 2 = 5")
+    });
+
+    proxy.restore();
+    // Rebuilt: b's five live calls are in the shared state again.
+    let mut conn = scene.redis();
+    let key = format!("{{{}}}:node:gw-b:leases", scene.prefix);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut leases = 0;
+    while Instant::now() < deadline {
+        leases = redis::cmd("HLEN")
+            .arg(&key)
+            .query::<usize>(&mut conn)
+            .unwrap_or(0);
+        if leases == 5 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    scene.ensure(leases == 5, || {
+        format!("node b's leases in Redis after its return: {leases}")
+    });
+    // a may admit what is left of the cap: 5 of 6.
+    let after = pbx_batch(&mut scene, 0, "pbx-a-back", 6, TRUNK_NUMBER, 1000);
+    let (answered, refused) = outcomes(&mut scene, after);
+    scene.ensure(answered == 5 && refused == 1, || {
+        format!("node a after Redis came back: {answered} answered, {refused} refused of 6")
+    });
+    let _ = outcomes(&mut scene, held_on_b);
+    let _ = scene.sipps[uas].finish();
+    let cdrs = scene.stop_and_read_cdrs();
+    let unavailable = count(
+        &cdrs,
+        Disposition::Refused,
+        Some(RefusalReason::SharedStateUnavailable),
+    );
+    scene.ensure(unavailable == 3, || format!("CDRs:\n{}", summary(&cdrs)));
+}
+
+/// Calls a running PBX SIPp has seen answered so far (its counts file, dumped every second).
+fn answered_so_far(dir: &std::path::Path) -> u64 {
+    let Some(path) = std::fs::read_dir(dir).ok().and_then(|d| {
+        d.filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.to_string_lossy().ends_with("_counts.csv"))
+    }) else {
+        return 0;
+    };
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let Some(header) = lines.next() else { return 0 };
+    let Some(last) = lines.next_back() else {
+        return 0;
+    };
+    let mut first_200: Option<(u32, u64)> = None;
+    for (k, v) in header.split(';').zip(last.split(';')) {
+        if let Some(idx) = k
+            .strip_suffix("_200_Recv")
+            .and_then(|i| i.parse::<u32>().ok())
+        {
+            let n = v.trim().parse().unwrap_or(0);
+            if first_200.is_none_or(|(i, _)| idx < i) {
+                first_200 = Some((idx, n));
+            }
+        }
+    }
+    first_200.map_or(0, |(_, n)| n)
 }

@@ -34,8 +34,10 @@ pub fn redis_here(test: &str) -> bool {
 }
 
 /// What a test sets in `[cluster]`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ClusterSettings {
+    /// The Redis URL the nodes use (a `RedisProxy`'s to cut it); `None`: the test Redis.
+    pub redis_url: Option<String>,
     pub heartbeat_secs: u64,
     pub node_timeout_secs: u64,
     pub on_shared_state_down: &'static str,
@@ -44,6 +46,7 @@ pub struct ClusterSettings {
 impl Default for ClusterSettings {
     fn default() -> Self {
         ClusterSettings {
+            redis_url: None,
             heartbeat_secs: 1,
             node_timeout_secs: 3,
             on_shared_state_down: "refuse",
@@ -70,6 +73,15 @@ pub struct ClusterScene {
 impl ClusterScene {
     /// `n` nodes with the same trunk limits, every one started and listening.
     pub fn start(n: usize, limits: TrunkLimits, cluster: ClusterSettings) -> ClusterScene {
+        ClusterScene::start_each(n, limits, |_| cluster.clone())
+    }
+
+    /// Like `start`, node i with `cluster(i)`'s settings.
+    pub fn start_each(
+        n: usize,
+        limits: TrunkLimits,
+        cluster: impl Fn(usize) -> ClusterSettings,
+    ) -> ClusterScene {
         let dir = tempfile::Builder::new()
             .prefix("trunkguard-cluster-")
             .tempdir()
@@ -96,7 +108,8 @@ impl ClusterScene {
             };
             let node_dir = scene.path().join(&name);
             std::fs::create_dir_all(&node_dir).expect("create the node's directory");
-            let config = node_config(&node_dir, &addrs, limits, &name, i, &scene.prefix, cluster);
+            let settings = cluster(i);
+            let config = node_config(&node_dir, &addrs, limits, &name, i, &scene.prefix, settings);
             let gateway = Gateway::start(&node_dir, &config);
             scene.nodes.push(Node {
                 name,
@@ -228,10 +241,89 @@ fn node_config(
         config.contains(&ports),
         "the harness's media section changed"
     );
+    let redis_url = c.redis_url.as_deref().unwrap_or(REDIS);
     format!(
-        "{config}\n[cluster]\nnode_id = \"{name}\"\nredis_url = \"{REDIS}\"\n\
+        "{config}\n[cluster]\nnode_id = \"{name}\"\nredis_url = \"{redis_url}\"\n\
          heartbeat_secs = {}\nnode_timeout_secs = {}\non_shared_state_down = \"{}\"\n\
          key_prefix = \"{prefix}\"\n",
         c.heartbeat_secs, c.node_timeout_secs, c.on_shared_state_down
     )
+}
+
+/// A TCP proxy in front of the test Redis that a test can cut: the nodes configured through
+/// it see Redis stop (connections shut, new ones closed at once) and come back.
+pub struct RedisProxy {
+    pub url: String,
+    state: std::sync::Arc<ProxyState>,
+}
+
+#[derive(Default)]
+struct ProxyState {
+    up: std::sync::atomic::AtomicBool,
+    conns: std::sync::Mutex<Vec<std::net::TcpStream>>,
+}
+
+impl RedisProxy {
+    pub fn start() -> RedisProxy {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let url = format!("redis://{}/0", listener.local_addr().unwrap());
+        let state = std::sync::Arc::new(ProxyState::default());
+        state.up.store(true, Ordering::SeqCst);
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if !shared.up.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect("127.0.0.1:6379") else {
+                    continue;
+                };
+                for s in [&client, &server] {
+                    if let Ok(c) = s.try_clone() {
+                        shared.conns.lock().unwrap().push(c);
+                    }
+                }
+                pipe(&client, &server);
+                pipe(&server, &client);
+            }
+        });
+        RedisProxy { url, state }
+    }
+
+    /// Redis "stops" for the nodes behind the proxy.
+    pub fn cut(&self) {
+        self.state
+            .up
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        for c in self.state.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Redis "is back".
+    pub fn restore(&self) {
+        self.state
+            .up
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for RedisProxy {
+    fn drop(&mut self) {
+        self.cut();
+    }
+}
+
+/// Copy `from` → `to` on a thread until either side closes.
+fn pipe(from: &std::net::TcpStream, to: &std::net::TcpStream) {
+    let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut from, &mut to);
+        let _ = to.shutdown(std::net::Shutdown::Both);
+    });
 }
