@@ -94,6 +94,12 @@ fn busy_figures() -> Figures {
         in_force: Some(in_force),
         monitor: MonitorFigures::default(),
         cluster: None,
+        admission: {
+            let times = crate::b2bua::AdmissionTimes::default();
+            times.record(std::time::Duration::from_micros(40));
+            times.record(std::time::Duration::from_millis(2));
+            times.read()
+        },
     }
 }
 
@@ -153,6 +159,13 @@ fn every_line_is_valid_exposition_text() {
     let types = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
     assert_eq!(helps, types);
     assert!(types >= 25, "{types} families");
+    let bucket = "trunkguard_admission_duration_seconds_bucket";
+    assert_eq!(sum(&samples, bucket, &[("le", "0.00005")]), 1.0);
+    assert_eq!(sum(&samples, bucket, &[("le", "+Inf")]), 2.0);
+    assert_eq!(
+        sum(&samples, "trunkguard_admission_duration_seconds_count", &[]),
+        2.0
+    );
     assert_eq!(
         sum(
             &samples,

@@ -138,6 +138,7 @@ impl Gateway {
                 media: self.media_counters.clone(),
                 flood: self.flood.clone(),
                 capacity: Some(self.b2bua.capacity()),
+                admission_times: self.b2bua.admission_times().clone(),
             },
             trunks: self.trunks.clone(),
             cluster: self.cluster.as_ref().map(|c| c.shared.clone()),

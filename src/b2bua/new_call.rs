@@ -236,11 +236,13 @@ pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx) {
         let refused = Refused::by_gateway(ctx, RefusalReason::DescriptorLimit);
         return refuse(ctx, &tx, attempt, refused);
     }
+    let asking = std::time::Instant::now();
     match &ctx.settings.cluster {
         None => {
             let decision = ctx
                 .policy
                 .admit(&asked(&trunk, &tx, &attempt).request(), now());
+            ctx.admission_times.record(asking.elapsed());
             admitted(ctx, trunk, tx, attempt, decision);
         }
         // The shared state answers over the network: the rest of the INVITE waits in its own
@@ -255,6 +257,7 @@ pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx) {
                         .admit_in_cluster(&shared, &asked.request(), now())
                         .await
                 };
+                ctx.admission_times.record(asking.elapsed());
                 admitted(&ctx, trunk, tx, attempt, decision);
             });
         }
