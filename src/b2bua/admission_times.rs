@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Upper bounds of the buckets, in seconds (`+Inf` after the last).
-pub const BOUNDS: [f64; 14] = [
-    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0,
+pub const BOUNDS: [f64; 16] = [
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.05, 0.1, 0.25, 0.5, 1.0,
 ];
 
 #[derive(Debug, Default)]
@@ -75,7 +75,8 @@ mod tests {
         t.record(Duration::from_secs(3));
         let h = t.read();
         assert_eq!(h.count, 4);
-        assert_eq!(h.cumulative[0], (0.000_05, 1));
+        assert_eq!(h.cumulative[0], (0.000_01, 0));
+        assert_eq!(h.cumulative[2], (0.000_05, 1));
         let at = |bound: f64| h.cumulative.iter().find(|(b, _)| *b == bound).unwrap().1;
         assert_eq!(at(0.000_5), 1);
         assert_eq!(at(0.001), 3, "a bound is inclusive");
