@@ -7,8 +7,9 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use sqlx::sqlite::{Sqlite, SqliteRow};
-use sqlx::Row;
+use chrono::{DateTime, Utc};
+
+use super::backend::TimeRow;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -97,20 +98,20 @@ impl<T> Op<T> for Result<T, sqlx::Error> {
 
 /// A row whose column reads name the operation they belong to: a decoder starts with
 /// `let row = Columns::new(row, "read cdr row");` (or `Columns::of(row, op, id)` when the row's
-/// id is known) and reads `row.try_get("id")?` as before.
-pub(crate) struct Columns<'r, 'k> {
-    row: &'r SqliteRow,
+/// id is known) and reads `row.try_get("id")?` as before. `R` is either backend's row.
+pub(crate) struct Columns<'r, 'k, R> {
+    row: &'r R,
     op: &'static str,
     key: Option<&'k str>,
 }
 
-impl<'r, 'k> Columns<'r, 'k> {
-    pub(crate) fn new(row: &'r SqliteRow, op: &'static str) -> Columns<'r, 'k> {
+impl<'r, 'k, R: sqlx::Row> Columns<'r, 'k, R> {
+    pub(crate) fn new(row: &'r R, op: &'static str) -> Columns<'r, 'k, R> {
         Columns { row, op, key: None }
     }
 
     /// For the row of `key` (a CDR id, a token name).
-    pub(crate) fn of(row: &'r SqliteRow, op: &'static str, key: &'k str) -> Columns<'r, 'k> {
+    pub(crate) fn of(row: &'r R, op: &'static str, key: &'k str) -> Columns<'r, 'k, R> {
         Columns {
             row,
             op,
@@ -120,14 +121,48 @@ impl<'r, 'k> Columns<'r, 'k> {
 
     pub(crate) fn try_get<T, I>(&self, index: I) -> Result<T, StoreError>
     where
-        I: sqlx::ColumnIndex<SqliteRow>,
-        T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+        I: sqlx::ColumnIndex<R>,
+        T: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     {
-        let value = self.row.try_get(index);
+        self.named(self.row.try_get(index))
+    }
+
+    fn named<T>(&self, value: Result<T, sqlx::Error>) -> Result<T, StoreError> {
         match self.key {
             Some(key) => value.op_on(self.op, key),
             None => value.op(self.op),
         }
+    }
+}
+
+impl<R: sqlx::Row + TimeRow> Columns<'_, '_, R> {
+    /// A nullable time column (UTC text on SQLite, `timestamptz` on PostgreSQL). `label` names
+    /// it in a [`StoreError::Corrupt`] (`table.column` is read as `column`), `id` the row.
+    pub(crate) fn opt_time(
+        &self,
+        label: &'static str,
+        id: &str,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let column = label.rsplit_once('.').map_or(label, |(_, column)| column);
+        match self.named(self.row.time_at(column))? {
+            None => Ok(None),
+            Some(Ok(t)) => Ok(Some(t)),
+            Some(Err(value)) => Err(StoreError::Corrupt {
+                id: id.to_string(),
+                column: label,
+                value,
+            }),
+        }
+    }
+
+    /// A time column that must hold one.
+    pub(crate) fn time(&self, label: &'static str, id: &str) -> Result<DateTime<Utc>, StoreError> {
+        self.opt_time(label, id)?
+            .ok_or_else(|| StoreError::Corrupt {
+                id: id.to_string(),
+                column: label,
+                value: "NULL".to_string(),
+            })
     }
 }
 
