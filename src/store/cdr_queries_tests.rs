@@ -234,3 +234,33 @@ async fn a_hand_edited_bad_row_is_an_error_not_a_panic() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn cdrs_since_pages_forward_from_a_time() {
+    on_each_backend(|store| async move {
+        let base = sample_cdr("x").attempt.invite_at;
+        let mut cdrs = Vec::new();
+        for (id, offset_ms) in [("a", -1), ("b", 0), ("c", 0), ("d", 7), ("e", 9)] {
+            let mut c = sample_cdr(id);
+            c.attempt.invite_at = base + Duration::milliseconds(offset_ms);
+            cdrs.push(c);
+        }
+        store.insert_cdrs(&cdrs).await.unwrap();
+        let ids = |v: Vec<Cdr>| v.into_iter().map(|c| c.attempt.id).collect::<Vec<_>>();
+        // From `base` on: a is before it; b and c share its time, the id orders them.
+        assert_eq!(
+            ids(store.cdrs_since(base, None, 10).await.unwrap()),
+            ["b", "c", "d", "e"]
+        );
+        let first = store.cdrs_since(base, None, 2).await.unwrap();
+        assert_eq!(ids(first.clone()), ["b", "c"]);
+        let last = first.last().unwrap();
+        let after = Some((last.attempt.invite_at, last.attempt.id.clone()));
+        assert_eq!(
+            ids(store.cdrs_since(base, after, 10).await.unwrap()),
+            ["d", "e"]
+        );
+        assert!(store.cdrs_since(base, None, 0).await.unwrap().is_empty());
+    })
+    .await;
+}

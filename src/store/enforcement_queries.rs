@@ -1,5 +1,5 @@
 //! Anomalies (`anomalies`, `anomaly_calls`) and the append-only enforcement log
-//! (`enforcement_log`). Codes (subject kind, step, cause, origin) are stored as the monitor's
+//! (`enforcement_log`); operators' orders are in `enforcement_request_queries`. Codes (subject kind, step, cause, origin) are stored as the monitor's
 //! text codes; the schema's CHECKs refuse anything else, and triggers refuse any UPDATE or
 //! DELETE of the log.
 
@@ -57,31 +57,6 @@ pub struct NewEnforcement {
     pub detail_json: String,
 }
 
-/// An operator's order from outside the gateway process, for the gateway to apply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewRequest {
-    pub requested_at: DateTime<Utc>,
-    /// `impose` or `lift`.
-    pub action: String,
-    pub subject: SubjectKey,
-    /// The step to impose; for a lift, one step or (none) every step on the subject.
-    pub step: Option<String>,
-    pub duration_secs: Option<i64>,
-    pub operator: String,
-    pub reason: String,
-}
-
-/// A stored request and what became of it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnforcementRequest {
-    pub id: i64,
-    pub request: NewRequest,
-    /// `pending`, `applied` or `rejected`.
-    pub state: String,
-    pub handled_at: Option<DateTime<Utc>>,
-    pub result: Option<String>,
-}
-
 /// A row of the enforcement log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnforcementEntry {
@@ -107,9 +82,6 @@ const INSERT_ENFORCEMENT: &str = "INSERT INTO enforcement_log (at, action, impos
 const SELECT_ENFORCEMENT: &str = "SELECT id, at, action, imposition, subject_kind, trunk, \
      number, step, until, cause, rule, anomaly_id, operator, reason, detail_json \
      FROM enforcement_log";
-
-const SELECT_REQUESTS: &str = "SELECT id, requested_at, action, subject_kind, trunk, number, \
-     step, duration_secs, operator, reason, state, handled_at, result FROM enforcement_requests";
 
 impl Store {
     /// Stores an anomaly and the log rows it caused, in one transaction; returns the rows' ids.
@@ -184,37 +156,6 @@ impl Store {
             return Ok(Vec::new());
         }
         dispatch!(self, enforcement_citing(anomaly_ids))
-    }
-
-    /// Stores an operator's order for the gateway; returns its id.
-    pub async fn insert_enforcement_request(&self, r: &NewRequest) -> Result<i64, StoreError> {
-        dispatch!(self, insert_enforcement_request(r))
-    }
-
-    /// Pending orders, oldest first, at most `limit`.
-    pub async fn pending_enforcement_requests(
-        &self,
-        limit: u32,
-    ) -> Result<Vec<EnforcementRequest>, StoreError> {
-        dispatch!(self, pending_enforcement_requests(limit))
-    }
-
-    pub async fn enforcement_request(
-        &self,
-        id: i64,
-    ) -> Result<Option<EnforcementRequest>, StoreError> {
-        dispatch!(self, enforcement_request(id))
-    }
-
-    /// Marks a pending order `applied` or `rejected` with what happened.
-    pub async fn finish_enforcement_request(
-        &self,
-        id: i64,
-        state: &str,
-        result: &str,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        dispatch!(self, finish_enforcement_request(id, state, result, at))
     }
 
     /// The largest anomaly id stored (ids are numbers; 0 when none).
@@ -411,76 +352,6 @@ per_backend! {
         rows.iter().map(entry_from_row).collect()
     }
 
-    pub(super) async fn insert_enforcement_request(
-        pool: &DbPool,
-        r: &NewRequest,
-    ) -> Result<i64, StoreError> {
-        sqlx::query_scalar(
-            "INSERT INTO enforcement_requests (requested_at, action, subject_kind, trunk, \
-             number, step, duration_secs, operator, reason) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-        )
-        .bind(Dialect::time(r.requested_at))
-        .bind(&r.action)
-        .bind(&r.subject.kind)
-        .bind(&r.subject.trunk)
-        .bind(&r.subject.number)
-        .bind(&r.step)
-        .bind(r.duration_secs)
-        .bind(&r.operator)
-        .bind(&r.reason)
-        .fetch_one(pool)
-        .await
-        .op("insert enforcement request")
-    }
-
-    pub(super) async fn pending_enforcement_requests(
-        pool: &DbPool,
-        limit: u32,
-    ) -> Result<Vec<EnforcementRequest>, StoreError> {
-        let sql = format!("{SELECT_REQUESTS} WHERE state = 'pending' ORDER BY id LIMIT $1");
-        let rows = sqlx::query(&sql)
-            .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await
-            .op("read pending enforcement requests")?;
-        rows.iter().map(request_from_row).collect()
-    }
-
-    pub(super) async fn enforcement_request(
-        pool: &DbPool,
-        id: i64,
-    ) -> Result<Option<EnforcementRequest>, StoreError> {
-        let sql = format!("{SELECT_REQUESTS} WHERE id = $1");
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(pool)
-            .await
-            .op_on("read enforcement request", format_args!("request {id}"))?;
-        row.as_ref().map(request_from_row).transpose()
-    }
-
-    pub(super) async fn finish_enforcement_request(
-        pool: &DbPool,
-        id: i64,
-        state: &str,
-        result: &str,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE enforcement_requests SET state = $2, result = $3, handled_at = $4 \
-             WHERE id = $1 AND state = 'pending'",
-        )
-        .bind(id)
-        .bind(state)
-        .bind(result)
-        .bind(Dialect::time(at))
-        .execute(pool)
-        .await
-        .op_on("finish enforcement request", format_args!("request {id}"))?;
-        Ok(())
-    }
-
     pub(super) async fn last_anomaly_id(pool: &DbPool) -> Result<u64, StoreError> {
         let id: Option<i64> = sqlx::query_scalar(Dialect::LAST_ANOMALY_ID)
             .fetch_one(pool)
@@ -560,7 +431,7 @@ per_backend! {
             .op("insert enforcement row")
     }
 
-    fn subject_of(row: &Columns<Row>) -> Result<SubjectKey, StoreError> {
+    pub(in crate::store) fn subject_of(row: &Columns<Row>) -> Result<SubjectKey, StoreError> {
         Ok(SubjectKey {
             kind: row.try_get("subject_kind")?,
             trunk: row.try_get("trunk")?,
@@ -610,26 +481,6 @@ per_backend! {
         })
     }
 
-    fn request_from_row(row: &Row) -> Result<EnforcementRequest, StoreError> {
-        let row = &Columns::new(row, "read enforcement request row");
-        let id: i64 = row.try_get("id")?;
-        let what = format!("enforcement request {id}");
-        Ok(EnforcementRequest {
-            id,
-            request: NewRequest {
-                requested_at: row.time("requested_at", &what)?,
-                action: row.try_get("action")?,
-                subject: subject_of(row)?,
-                step: row.try_get("step")?,
-                duration_secs: row.try_get("duration_secs")?,
-                operator: row.try_get("operator")?,
-                reason: row.try_get("reason")?,
-            },
-            state: row.try_get("state")?,
-            handled_at: row.opt_time("handled_at", &what)?,
-            result: row.try_get("result")?,
-        })
-    }
 }
 
 #[cfg(test)]

@@ -173,46 +173,6 @@ async fn bad_codes_are_refused_by_the_schema() {
 }
 
 #[tokio::test]
-async fn requests_wait_until_handled_once() {
-    on_each_backend(|store| async move {
-        let t = t0();
-        let r = NewRequest {
-            requested_at: t,
-            action: "impose".into(),
-            subject: number("861012345678"),
-            step: Some("suspend_number".into()),
-            duration_secs: Some(600),
-            operator: "bob".into(),
-            reason: "carrier asked".into(),
-        };
-        let id = store.insert_enforcement_request(&r).await.unwrap();
-        let pending = store.pending_enforcement_requests(10).await.unwrap();
-        assert_eq!(pending.len(), 1);
-        assert_eq!(pending[0].request, r);
-        assert_eq!(pending[0].state, "pending");
-        store
-            .finish_enforcement_request(id, "applied", "imposed 42", t)
-            .await
-            .unwrap();
-        // Handled once: a second answer does not overwrite the first.
-        store
-            .finish_enforcement_request(id, "rejected", "late", t)
-            .await
-            .unwrap();
-        assert!(store
-            .pending_enforcement_requests(10)
-            .await
-            .unwrap()
-            .is_empty());
-        let done = store.enforcement_request(id).await.unwrap().unwrap();
-        assert_eq!(done.state, "applied");
-        assert_eq!(done.result.as_deref(), Some("imposed 42"));
-        assert_eq!(done.handled_at, Some(t));
-    })
-    .await;
-}
-
-#[tokio::test]
 async fn log_rows_citing_anomalies() {
     on_each_backend(|store| async move {
         let t = t0();

@@ -169,49 +169,55 @@ impl<R: sqlx::Row + TimeRow> Columns<'_, '_, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing::{self, on_each_backend};
 
     #[tokio::test]
     async fn a_failing_query_names_its_operation_and_row() {
-        let store = crate::store::Store::connect("sqlite::memory:")
+        on_each_backend(|store| async move {
+            let err = testing::fetch_i64(
+                &store,
+                "SELECT * FROM no_such_table WHERE id = $1",
+                &["c-1"],
+            )
             .await
-            .unwrap();
-        let err = sqlx::query("SELECT * FROM no_such_table WHERE id = $1")
-            .bind("c-1")
-            .fetch_all(store.pool())
-            .await
-            .op_on("read the missing table", "c-1")
-            .map(|rows| rows.len())
             .unwrap_err();
-        let text = err.to_string();
-        assert!(
-            text.starts_with("database error in read the missing table `c-1`: "),
-            "{text}"
-        );
-        assert!(text.contains("no_such_table"), "{text}");
-        assert!(
-            err.database().is_some(),
-            "SQLite's own error is kept: {err:?}"
-        );
+            let StoreError::Query { source, .. } = err else {
+                panic!("{err}");
+            };
+            let err = Err::<(), _>(source)
+                .op_on("read the missing table", "c-1")
+                .unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.starts_with("database error in read the missing table `c-1`: "),
+                "{text}"
+            );
+            assert!(text.contains("no_such_table"), "{text}");
+            assert!(
+                err.database().is_some(),
+                "the database's own error is kept: {err:?}"
+            );
+        })
+        .await;
     }
 
     #[tokio::test]
     async fn a_store_method_names_its_operation() {
-        let store = crate::store::Store::connect("sqlite::memory:")
-            .await
-            .unwrap();
-        sqlx::query("DROP TABLE audit_log")
-            .execute(store.pool())
-            .await
-            .unwrap();
-        let err = store.count_audit().await.unwrap_err();
-        assert!(
-            matches!(&err, StoreError::Query { op, .. } if *op == "count audit rows"),
-            "{err}"
-        );
-        assert!(
-            err.to_string()
-                .starts_with("database error in count audit rows: "),
-            "{err}"
-        );
+        on_each_backend(|store| async move {
+            testing::execute(&store, "DROP TABLE audit_log", &[])
+                .await
+                .unwrap();
+            let err = store.count_audit().await.unwrap_err();
+            assert!(
+                matches!(&err, StoreError::Query { op, .. } if *op == "count audit rows"),
+                "{err}"
+            );
+            assert!(
+                err.to_string()
+                    .starts_with("database error in count audit rows: "),
+                "{err}"
+            );
+        })
+        .await;
     }
 }

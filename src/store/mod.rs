@@ -20,6 +20,7 @@ mod cdr_queries;
 mod cdr_search_queries;
 mod complaint_queries;
 mod enforcement_queries;
+mod enforcement_request_queries;
 mod error;
 mod hold_queries;
 mod journal_queries;
@@ -35,9 +36,8 @@ pub use backend::Backend;
 
 pub use cdr_search_queries::{CdrQuery, CdrSearchKey};
 pub use complaint_queries::{NewComplaint, StoredComplaint};
-pub use enforcement_queries::{
-    AnomalyRow, EnforcementEntry, EnforcementRequest, NewEnforcement, NewRequest, SubjectKey,
-};
+pub use enforcement_queries::{AnomalyRow, EnforcementEntry, NewEnforcement, SubjectKey};
+pub use enforcement_request_queries::{EnforcementRequest, NewRequest};
 pub use error::StoreError;
 pub(crate) use error::{Columns, Op};
 pub use hold_queries::{LegalHold, PlaceHold};
@@ -326,6 +326,65 @@ mod tests {
             assert_eq!(store.count_cdrs().await.unwrap(), 0);
             store.close().await;
         }
+    }
+
+    #[test]
+    fn both_migrators_have_the_same_versions() {
+        let versions = |m: &sqlx::migrate::Migrator| {
+            m.iter()
+                .map(|m| (m.version, m.description.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(versions(&MIGRATOR), versions(&PG_MIGRATOR));
+        assert!(MIGRATOR.iter().count() >= 8);
+    }
+
+    #[test]
+    fn the_url_selects_the_backend_and_a_password_is_not_shown() {
+        assert_eq!(Backend::of_url("postgres://u@h/db"), Backend::Postgres);
+        assert_eq!(Backend::of_url("postgresql://u@h/db"), Backend::Postgres);
+        assert_eq!(Backend::of_url("sqlite://data/tg.db"), Backend::Sqlite);
+        assert_eq!(Backend::of_url("sqlite::memory:"), Backend::Sqlite);
+        assert_eq!(
+            redact("postgres://tg:s3cret@db.example:5432/trunkguard"),
+            "postgres://tg:***@db.example:5432/trunkguard"
+        );
+        assert_eq!(redact("postgres://tg@db/x"), "postgres://tg@db/x");
+        assert_eq!(redact("sqlite://data/tg.db"), "sqlite://data/tg.db");
+    }
+
+    #[tokio::test]
+    async fn postgres_migrates_once_and_reconnects() {
+        let Some(db) = testing::PgTestDb::create().await else {
+            return;
+        };
+        for _ in 0..2 {
+            let store = Store::connect(&db.url()).await.unwrap();
+            assert_eq!(store.backend(), Backend::Postgres);
+            let applied = testing::fetch_i64(&store, "SELECT COUNT(*) FROM _sqlx_migrations", &[])
+                .await
+                .unwrap();
+            assert_eq!(applied, [PG_MIGRATOR.iter().count() as i64]);
+            assert_eq!(store.count_cdrs().await.unwrap(), 0);
+            store.ping().await.unwrap();
+            store.close().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_postgres_server_that_does_not_answer_is_a_clear_error() {
+        // Port 9 (discard) on loopback: nothing listens there.
+        let err = Store::connect_with(
+            "postgres://tg:s3cret@127.0.0.1:9/none",
+            StoreOptions {
+                busy_timeout: Duration::from_secs(1),
+                max_connections: 1,
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, StoreError::Connect { .. }), "{err}");
+        assert!(!err.to_string().contains("s3cret"), "{err}");
     }
 
     #[tokio::test]

@@ -146,7 +146,13 @@ mod tests {
 
     #[tokio::test]
     async fn seeded_once_then_changed_in_place() {
-        let store = Store::connect("sqlite::memory:").await.unwrap();
+        crate::store::testing::on_each_backend(|store| async move {
+            seeded_once_then_changed(store).await
+        })
+        .await;
+    }
+
+    async fn seeded_once_then_changed(store: Store) {
         let defs = vec![
             ("b".to_string(), "name = \"b\"".to_string()),
             ("a".to_string(), "name = \"a\"".to_string()),
