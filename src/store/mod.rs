@@ -19,6 +19,7 @@ mod call_media_queries;
 mod cdr_queries;
 mod cdr_search_queries;
 mod complaint_queries;
+mod copy;
 mod enforcement_queries;
 mod enforcement_request_queries;
 mod error;
@@ -33,6 +34,7 @@ mod trunk_queries;
 
 pub use api_queries::{ApiTokenRow, AuditFilter, AuditRow, NewApiToken, NewAudit};
 pub use backend::Backend;
+pub use copy::{copy_sqlite_to_postgres, differences, table_digests, CopyError, TableDigest};
 
 pub use cdr_search_queries::{CdrQuery, CdrSearchKey};
 pub use complaint_queries::{NewComplaint, StoredComplaint};
