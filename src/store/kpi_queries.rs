@@ -134,12 +134,11 @@ per_backend! {
             merged.entry(key).or_default().merge(&c);
         }
         for (key, delta) in merged {
-            let hour = Dialect::time(key.hour_start);
             let stored: Option<String> = sqlx::query_scalar(SELECT_BUCKET)
                 .bind(Dialect::text(&key.subject.kind))
                 .bind(Dialect::text(&key.subject.trunk))
                 .bind(Dialect::text(&key.subject.number))
-                .bind(&hour)
+                .bind(Dialect::time(key.hour_start))
                 .fetch_optional(&mut *conn)
                 .await
                 .op_on("read kpi bucket", &key.subject.trunk)?;
@@ -165,7 +164,7 @@ per_backend! {
                 .bind(Dialect::text(&key.subject.kind))
                 .bind(Dialect::text(&key.subject.trunk))
                 .bind(Dialect::text(&key.subject.number))
-                .bind(&hour)
+                .bind(Dialect::time(key.hour_start))
                 .bind(json)
                 .execute(&mut *conn)
                 .await

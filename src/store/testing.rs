@@ -4,9 +4,11 @@
 //!
 //! PostgreSQL is found at `TRUNKGUARD_TEST_PG` (a server URL without a database; default
 //! `postgres://postgres@127.0.0.1:5432`). Each test gets its own database `tg_<unix
-//! time>_<pid>_<n>`, created on the server and dropped (`WITH (FORCE)`) when the guard is
-//! dropped — also while a failed test unwinds — from a thread of its own, since the test's
-//! runtime may be the one unwinding. Databases left behind by a killed run are swept at the
+//! time>_<pid>_<n>`, created on the server and dropped when the guard is dropped — also while a
+//! failed test unwinds — from a thread of its own, since the test's runtime may be the one
+//! unwinding. That thread waits for the database's other sessions to end (a test may still hold
+//! a store of it, a pool closes its connections as its runtime gets to it) and forces them out
+//! after 30 s; the process waits for it at exit. Databases left behind by a killed run are swept at the
 //! first creation of each process once they are a day old (the name carries the time). When no
 //! server answers, a test fails under `CI=true` and otherwise skips its PostgreSQL part with a
 //! printed reason.
@@ -115,29 +117,76 @@ impl Drop for PgTestDb {
     fn drop(&mut self) {
         let admin = format!("{}/postgres", self.server);
         let name = std::mem::take(&mut self.name);
-        // Its own thread and runtime: this may run inside the test's runtime (which cannot
-        // block on a future) or while it unwinds.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            runtime.block_on(async {
-                let mut conn = PgConnection::connect(&admin)
+        // A thread of its own, with its own runtime: this may run inside the test's runtime
+        // (which cannot block on a future, and whose tasks must go on closing the test's
+        // connections meanwhile) or while a failed test unwinds. The process waits for it at
+        // exit.
+        let reaper = std::thread::spawn(move || {
+            if let Err(e) = reap(&admin, &name) {
+                eprintln!("cannot drop the test database {name}: {e} (swept after a day)");
+            }
+        });
+        wait_at_exit(reaper);
+    }
+}
+
+/// How long the background waits for the database's last connections before forcing them out.
+const REAP_LIMIT: Duration = Duration::from_secs(30);
+
+static REAPERS: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>> =
+    std::sync::Mutex::new(Vec::new());
+static AT_EXIT: std::sync::Once = std::sync::Once::new();
+
+/// Keeps `reaper` to be joined when the process exits (test binaries return from main).
+fn wait_at_exit(reaper: std::thread::JoinHandle<()>) {
+    if let Ok(mut reapers) = REAPERS.lock() {
+        reapers.push(reaper);
+    }
+    AT_EXIT.call_once(|| {
+        // SAFETY: registers a plain function; it only joins threads this module started.
+        unsafe {
+            libc::atexit(join_reapers);
+        }
+    });
+}
+
+extern "C" fn join_reapers() {
+    let reapers = match REAPERS.lock() {
+        Ok(mut reapers) => std::mem::take(&mut *reapers),
+        Err(_) => return,
+    };
+    for reaper in reapers {
+        let _ = reaper.join();
+    }
+}
+
+/// Drops `name` once no session uses it (at most `REAP_LIMIT`, then forcing them out).
+fn reap(admin: &str, name: &str) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let mut conn = PgConnection::connect(admin)
+            .await
+            .map_err(|e| e.to_string())?;
+        let deadline = tokio::time::Instant::now() + REAP_LIMIT;
+        while tokio::time::Instant::now() < deadline {
+            let sessions: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1")
+                    .bind(name)
+                    .fetch_one(&mut conn)
                     .await
                     .map_err(|e| e.to_string())?;
-                drop_database(&mut conn, &name).await?;
-                let _ = conn.close().await;
-                Ok::<(), String>(())
-            })
-        })
-        .join();
-        match dropped {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("cannot drop a test database: {e} (swept after a day)"),
-            Err(_) => eprintln!("dropping a test database panicked (swept after a day)"),
+            if sessions == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
+        drop_database(&mut conn, name).await?;
+        let _ = conn.close().await;
+        Ok(())
+    })
 }
 
 async fn drop_database(conn: &mut PgConnection, name: &str) -> Result<(), String> {
@@ -327,16 +376,29 @@ mod tests {
         assert_eq!(store.backend(), Backend::Postgres);
         assert_eq!(store.count_cdrs().await.unwrap(), 0);
         store.close().await;
+        drop(store);
         drop(db);
+        wait_dropped(&name).await;
+    }
+
+    /// Polls (bounded) until the database `name` is gone.
+    async fn wait_dropped(name: &str) {
         let mut admin = PgConnection::connect(&format!("{}/postgres", server_url()))
             .await
             .unwrap();
-        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_database WHERE datname = $1")
-            .bind(&name)
-            .fetch_one(&mut admin)
-            .await
-            .unwrap();
-        assert_eq!(left, 0, "{name} was dropped");
+        for _ in 0..200 {
+            let left: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM pg_database WHERE datname = $1")
+                    .bind(name)
+                    .fetch_one(&mut admin)
+                    .await
+                    .unwrap();
+            if left == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{name} was not dropped within 10 s");
     }
 
     #[tokio::test]
@@ -354,14 +416,6 @@ mod tests {
         })
         .await;
         assert!(outcome.is_err());
-        let mut admin = PgConnection::connect(&format!("{}/postgres", server_url()))
-            .await
-            .unwrap();
-        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_database WHERE datname = $1")
-            .bind(&name)
-            .fetch_one(&mut admin)
-            .await
-            .unwrap();
-        assert_eq!(left, 0, "{name} was dropped");
+        wait_dropped(&name).await;
     }
 }
