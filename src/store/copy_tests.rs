@@ -327,6 +327,34 @@ async fn every_table_is_copied_with_its_ids_and_verified() {
     let source = filled_sqlite(&dir).await;
     let target = db.store().await;
 
+    // The list the copy works from is both schemas': every table, every column.
+    for table in TABLES {
+        let mut columns: Vec<String> = testing::fetch_text(
+            &target,
+            "SELECT column_name::text FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = $1",
+            &[table.name],
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .flatten()
+        .collect();
+        columns.sort();
+        let mut want: Vec<String> = table.columns.iter().map(|(c, _)| c.to_string()).collect();
+        want.sort();
+        assert_eq!(columns, want, "{}", table.name);
+    }
+    let tables = testing::fetch_i64(
+        &target,
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() \
+         AND table_name <> '_sqlx_migrations'",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(tables, [TABLES.len() as i64]);
+
     let mut told = Vec::new();
     let copied = copy_sqlite_to_postgres(&source, &target, |d| told.push(d.table))
         .await

@@ -20,6 +20,7 @@ mod cdr_queries;
 mod cdr_search_queries;
 mod complaint_queries;
 mod copy;
+mod copy_tables;
 mod enforcement_queries;
 mod enforcement_request_queries;
 mod error;
