@@ -37,7 +37,7 @@ pub enum CliError {
     #[error(transparent)]
     Verify(#[from] VerifyError),
     /// `migrate-sqlite` refused or failed: the target is as it was.
-    #[error("nothing was copied: {0}")]
+    #[error(transparent)]
     Copy(#[from] CopyError),
     #[error("{0}")]
     Usage(String),

@@ -47,24 +47,24 @@ pub enum CopyError {
         source_backend: &'static str,
         target_backend: &'static str,
     },
-    #[error("the target database is not empty: table {table} has {rows} rows (copy into a freshly created database)")]
+    #[error("the target database is not empty: table {table} has {rows} rows (nothing copied; copy into a freshly created database)")]
     TargetNotEmpty { table: &'static str, rows: i64 },
-    #[error("the source has table `{table}`, which this version cannot copy")]
+    #[error("the source has table `{table}`, which this version cannot copy (nothing copied)")]
     UnknownTable { table: String },
-    #[error("table {table} of the source has columns {found:?}, this version copies {expected:?}")]
+    #[error("table {table} of the source has columns {found:?}, this version copies {expected:?} (nothing copied)")]
     Columns {
         table: &'static str,
         found: Vec<String>,
         expected: Vec<String>,
     },
-    #[error("table {table}, row {row}: column {column} holds `{value}`, which is no time")]
+    #[error("table {table}, row {row}: column {column} holds `{value}`, which is no time (nothing copied)")]
     BadTime {
         table: &'static str,
         row: u64,
         column: &'static str,
         value: String,
     },
-    #[error("the copy differs from the source: {}", .0.join("; "))]
+    #[error("the copy differs from the source, nothing was committed: {}", .0.join("; "))]
     Mismatch(Vec<String>),
     #[error(transparent)]
     Store(#[from] StoreError),
