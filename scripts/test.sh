@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine by itself: installs what the tests need when it
-# is missing (SIPp from `sip-tester`, SIPVicious from `sipvicious`, Redis from `redis-server`), starts
-# Redis when none answers, then checks formatting and lints and runs every test.
+# is missing (SIPp from `sip-tester`, SIPVicious from `sipvicious`, Redis from `redis-server`,
+# PostgreSQL from `postgresql`), starts Redis and PostgreSQL when none answers, then checks
+# formatting and lints and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,12 @@ command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
 command -v svmap >/dev/null 2>&1 || missing+=(sipvicious)
 # Redis holds the cluster's shared admission state (src/cluster's tests use 127.0.0.1:6379).
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# PostgreSQL: the store's tests run on SQLite and on PostgreSQL (a fresh database per test), as
+# do tests/pg.rs and crash.rs's PostgreSQL case. A server of your own: set TRUNKGUARD_TEST_PG
+# (postgres://user@host:port, no database) and nothing is installed or started here.
+if [ -z "${TRUNKGUARD_TEST_PG:-}" ]; then
+    command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "== installing ${missing[*]}"
     as_root apt-get update -qq
@@ -25,6 +32,35 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
         redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break
         sleep 0.1
     done
+fi
+if [ -z "${TRUNKGUARD_TEST_PG:-}" ]; then
+    pg_connects() { psql -h 127.0.0.1 -p 5432 -U postgres -d postgres -Atqc 'select 1' >/dev/null 2>&1; }
+    pg_answers() { pg_isready -q -h 127.0.0.1 -p 5432 >/dev/null 2>&1; }
+    pg_version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1 || true)
+    if ! pg_answers || ! pg_connects; then
+        if [ -z "$pg_version" ]; then
+            echo "no PostgreSQL cluster under /etc/postgresql (apt-get install postgresql makes one)" >&2
+            exit 1
+        fi
+        # Trust for loopback: user postgres connects without a password (a test machine).
+        hba=/etc/postgresql/$pg_version/main/pg_hba.conf
+        if ! as_root grep -qE '^host[[:space:]]+all[[:space:]]+all[[:space:]]+127\.0\.0\.1/32[[:space:]]+trust' "$hba"; then
+            echo "== PostgreSQL: trusting 127.0.0.1 in $hba"
+            as_root sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+        fi
+        if pg_answers; then
+            as_root pg_ctlcluster "$pg_version" main reload
+        else
+            echo "== starting PostgreSQL $pg_version on 127.0.0.1:5432"
+            as_root pg_ctlcluster "$pg_version" main start || as_root service postgresql start
+        fi
+        for _ in $(seq 100); do
+            pg_connects && break
+            sleep 0.1
+        done
+        pg_connects || { echo "PostgreSQL does not accept user postgres on 127.0.0.1:5432" >&2; exit 1; }
+    fi
+    export TRUNKGUARD_TEST_PG=postgres://postgres@127.0.0.1:5432
 fi
 if ! command -v cargo >/dev/null 2>&1; then
     echo "cargo not found: install the Rust toolchain (rustup) first" >&2

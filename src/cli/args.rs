@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use super::cdr::SearchArgs;
 use super::enforce::EnforceTarget;
+use super::migrate::MigrateArgs;
 use super::report::ReportArgs;
 use super::values::{duration_value, number_value, time_value};
 use crate::api::Role;
@@ -85,6 +86,8 @@ pub enum Tool {
         #[command(subcommand)]
         command: RetentionCommand,
     },
+    /// Copy a SQLite database into an empty PostgreSQL one, checked by row counts and digests.
+    MigrateSqlite(MigrateArgs),
 }
 
 /// A period: from (inclusive) to (exclusive).

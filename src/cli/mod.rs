@@ -1,6 +1,7 @@
 //! The command line (`args.rs`, clap's derive; typed values in `values.rs`) and the subcommands
 //! that work on the database beside (or without) the running gateway: KPI reports, operators'
-//! enforcement orders, complaint imports, CDR search, recordings, retention, `verify`. `main.rs`
+//! enforcement orders, complaint imports, CDR search, recordings, retention, `verify`, the copy
+//! of a SQLite database into PostgreSQL (`migrate-sqlite`). `main.rs`
 //! parses, loads the config and starts the gateway or calls `run`; each subcommand writes its
 //! output to the given writer and returns a `CliError` (main turns it into exit status 1).
 
@@ -8,6 +9,7 @@ mod args;
 pub mod cdr;
 pub mod complaints;
 pub mod enforce;
+pub mod migrate;
 pub mod recording;
 pub mod report;
 pub mod retention;
@@ -24,7 +26,7 @@ pub use run::run;
 
 use crate::evidence::verify::VerifyError;
 use crate::monitor::complaint_csv::ComplaintCsvError;
-use crate::store::StoreError;
+use crate::store::{CopyError, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -34,6 +36,9 @@ pub enum CliError {
     Complaints(#[from] ComplaintCsvError),
     #[error(transparent)]
     Verify(#[from] VerifyError),
+    /// `migrate-sqlite` refused or failed: the target is as it was.
+    #[error(transparent)]
+    Copy(#[from] CopyError),
     #[error("{0}")]
     Usage(String),
     /// A recording that cannot be handed out as evidence (missing, purged, digest mismatch).

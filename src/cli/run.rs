@@ -9,7 +9,9 @@ use super::args::{
     TokenCommand, Tool,
 };
 use super::enforce::Order;
-use super::{cdr, complaints, enforce, recording, report, retention, token, trunks_in_force};
+use super::{
+    cdr, complaints, enforce, migrate, recording, report, retention, token, trunks_in_force,
+};
 use super::{verify, CliError};
 use crate::config::Config;
 use crate::model::StepAction;
@@ -127,6 +129,9 @@ pub async fn run(
             let dir = recording::recordings_dir(config);
             let now = now.unwrap_or_else(chrono::Utc::now);
             retention::run(&store, &dir, &config.retention, now, out).await?;
+        }
+        Tool::MigrateSqlite(args) => {
+            return migrate::run(&args, &config.database.url, out).await;
         }
     }
     Ok(ExitCode::SUCCESS)

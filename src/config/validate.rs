@@ -53,10 +53,16 @@ impl Config {
                 "must be > 0",
             ));
         }
-        if !self.database.url.starts_with("sqlite:") {
+        // The store opens it (and says what is wrong with a URL it cannot use); the scheme is
+        // checked here so that a typo stops `check-config`.
+        let url = &self.database.url;
+        if !["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme))
+        {
             return Err(ConfigError::invalid(
                 "database.url",
-                "only sqlite: URLs are supported in this version",
+                "must be a sqlite: or postgres:// (postgresql://) URL",
             ));
         }
         let [lo, hi] = self.media.port_range;
@@ -362,5 +368,23 @@ numbers = ["+861012345678"]
     fn shipped_config_is_valid() {
         let text = include_str!("../../config/trunkguard.toml");
         Config::from_toml(text).unwrap();
+    }
+
+    #[test]
+    fn database_url_is_sqlite_or_postgres() {
+        let with_url =
+            |url: &str| Config::from_toml(&format!("{BASE}\n[database]\nurl = \"{url}\"\n"));
+        for url in [
+            "sqlite://data/trunkguard.db",
+            "sqlite::memory:",
+            "postgres://trunkguard@db.example:5432/trunkguard",
+            "postgresql://trunkguard@localhost/trunkguard",
+        ] {
+            assert_eq!(with_url(url).unwrap().database.url, url);
+        }
+        for url in ["mysql://db/trunkguard", "data/trunkguard.db", "postgres:/x"] {
+            let err = with_url(url).unwrap_err().to_string();
+            assert!(err.contains("database.url"), "{url}: {err}");
+        }
     }
 }

@@ -4,9 +4,7 @@
 //! DELETE of the audit log.
 
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::SqliteRow;
 
-use super::cdr_queries::{format_time, parse_time};
 use super::{Columns, Op, Store, StoreError};
 
 /// A token to store (the token itself is never stored: only `token_sha256`).
@@ -75,7 +73,8 @@ const SELECT_TOKENS: &str =
     "SELECT id, name, role, trunks, token_sha256, created_at, revoked_at FROM api_tokens";
 
 const INSERT_AUDIT: &str = "INSERT INTO audit_log (at, actor, role, method, path, query, action, \
-     call_id, recording, client, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+     call_id, recording, client, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+     RETURNING id";
 
 const SELECT_AUDIT: &str = "SELECT id, at, actor, role, method, path, query, action, call_id, \
      recording, client, status FROM audit_log";
@@ -89,19 +88,7 @@ impl Store {
             column: "trunks",
             value: e.to_string(),
         })?;
-        let done = sqlx::query(
-            "INSERT INTO api_tokens (name, role, trunks, token_sha256, created_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(&t.name)
-        .bind(&t.role)
-        .bind(trunks)
-        .bind(&t.token_sha256)
-        .bind(format_time(t.created_at))
-        .execute(self.pool())
-        .await
-        .op_on("insert api token", &t.name)?;
-        Ok(done.rows_affected() == 1)
+        dispatch!(self, create_api_token(t, &trunks))
     }
 
     /// The token with this hash, revoked or not.
@@ -109,23 +96,12 @@ impl Store {
         &self,
         token_sha256: &str,
     ) -> Result<Option<ApiTokenRow>, StoreError> {
-        let sql = format!("{SELECT_TOKENS} WHERE token_sha256 = $1");
-        let row = sqlx::query(&sql)
-            .bind(token_sha256)
-            .fetch_optional(self.pool())
-            .await
-            .op("read api token by hash")?;
-        row.as_ref().map(token_from_row).transpose()
+        dispatch!(self, api_token_by_hash(token_sha256))
     }
 
     /// Every token, revoked ones included, by name.
     pub async fn api_tokens(&self) -> Result<Vec<ApiTokenRow>, StoreError> {
-        let sql = format!("{SELECT_TOKENS} ORDER BY name");
-        let rows = sqlx::query(&sql)
-            .fetch_all(self.pool())
-            .await
-            .op("list api tokens")?;
-        rows.iter().map(token_from_row).collect()
+        dispatch!(self, api_tokens())
     }
 
     /// Revokes a token by name; false when there is no such token or it is revoked already.
@@ -134,35 +110,12 @@ impl Store {
         name: &str,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE api_tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL",
-        )
-        .bind(name)
-        .bind(format_time(at))
-        .execute(self.pool())
-        .await
-        .op_on("revoke api token", name)?;
-        Ok(done.rows_affected() == 1)
+        dispatch!(self, revoke_api_token(name, at))
     }
 
     /// Appends one row to the audit log; returns its id.
     pub async fn append_audit(&self, a: &NewAudit) -> Result<i64, StoreError> {
-        let done = sqlx::query(INSERT_AUDIT)
-            .bind(format_time(a.at))
-            .bind(&a.actor)
-            .bind(&a.role)
-            .bind(&a.method)
-            .bind(&a.path)
-            .bind(&a.query)
-            .bind(&a.action)
-            .bind(&a.call_id)
-            .bind(&a.recording)
-            .bind(&a.client)
-            .bind(i64::from(a.status))
-            .execute(self.pool())
-            .await
-            .op("append audit row")?;
-        Ok(done.last_insert_rowid())
+        dispatch!(self, append_audit(a))
     }
 
     /// Audit rows matching the filter, in id order, at most `limit`.
@@ -192,7 +145,102 @@ impl Store {
             sql += &format!(" AND id > ${}", next());
         }
         sql += &format!(" ORDER BY id LIMIT ${}", next());
-        let mut q = sqlx::query(&sql);
+        dispatch!(self, audit_entries(&sql, f))
+    }
+
+    /// Does the database answer? (readiness)
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        dispatch!(self, ping())
+    }
+
+    pub async fn count_audit(&self) -> Result<i64, StoreError> {
+        dispatch!(self, count_audit())
+    }
+}
+
+per_backend! {
+    pub(super) async fn create_api_token(
+        pool: &DbPool,
+        t: &NewApiToken,
+        trunks: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO api_tokens (name, role, trunks, token_sha256, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&t.name)
+        .bind(&t.role)
+        .bind(trunks)
+        .bind(&t.token_sha256)
+        .bind(Dialect::time(t.created_at))
+        .execute(pool)
+        .await
+        .op_on("insert api token", &t.name)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(super) async fn api_token_by_hash(
+        pool: &DbPool,
+        token_sha256: &str,
+    ) -> Result<Option<ApiTokenRow>, StoreError> {
+        let sql = format!("{SELECT_TOKENS} WHERE token_sha256 = $1");
+        let row = sqlx::query(&sql)
+            .bind(token_sha256)
+            .fetch_optional(pool)
+            .await
+            .op("read api token by hash")?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    pub(super) async fn api_tokens(pool: &DbPool) -> Result<Vec<ApiTokenRow>, StoreError> {
+        let sql = format!("{SELECT_TOKENS} ORDER BY name");
+        let rows = sqlx::query(&sql)
+            .fetch_all(pool)
+            .await
+            .op("list api tokens")?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    pub(super) async fn revoke_api_token(
+        pool: &DbPool,
+        name: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL",
+        )
+        .bind(name)
+        .bind(Dialect::time(at))
+        .execute(pool)
+        .await
+        .op_on("revoke api token", name)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(super) async fn append_audit(pool: &DbPool, a: &NewAudit) -> Result<i64, StoreError> {
+        sqlx::query_scalar(INSERT_AUDIT)
+            .bind(Dialect::time(a.at))
+            .bind(&a.actor)
+            .bind(&a.role)
+            .bind(&a.method)
+            .bind(&a.path)
+            .bind(&a.query)
+            .bind(&a.action)
+            .bind(&a.call_id)
+            .bind(&a.recording)
+            .bind(&a.client)
+            .bind(i64::from(a.status))
+            .fetch_one(pool)
+            .await
+            .op("append audit row")
+    }
+
+    pub(super) async fn audit_entries(
+        pool: &DbPool,
+        sql: &str,
+        f: &AuditFilter,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        let mut q = sqlx::query(sql);
         if let Some(a) = &f.actor {
             q = q.bind(a);
         }
@@ -203,98 +251,86 @@ impl Store {
             q = q.bind(a);
         }
         if let Some(t) = f.from {
-            q = q.bind(format_time(t));
+            q = q.bind(Dialect::time(t));
         }
         if let Some(t) = f.to {
-            q = q.bind(format_time(t));
+            q = q.bind(Dialect::time(t));
         }
         if let Some(id) = f.after_id {
             q = q.bind(id);
         }
         let rows = q
             .bind(i64::from(f.limit))
-            .fetch_all(self.pool())
+            .fetch_all(pool)
             .await
             .op("read audit rows")?;
         rows.iter().map(audit_from_row).collect()
     }
 
-    /// Does the database answer? (readiness)
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query_scalar::<_, i64>("SELECT 1")
-            .fetch_one(self.pool())
-            .await
-            .op("ping")?;
+    pub(super) async fn ping(pool: &DbPool) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(pool).await.op("ping")?;
         Ok(())
     }
 
-    pub async fn count_audit(&self) -> Result<i64, StoreError> {
+    pub(super) async fn count_audit(pool: &DbPool) -> Result<i64, StoreError> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
-            .fetch_one(self.pool())
+            .fetch_one(pool)
             .await
             .op("count audit rows")?;
         Ok(n)
     }
-}
 
-fn token_from_row(row: &SqliteRow) -> Result<ApiTokenRow, StoreError> {
-    let row = Columns::new(row, "read api token row");
-    let id: i64 = row.try_get("id")?;
-    let corrupt = |column: &'static str, value: String| StoreError::Corrupt {
-        id: format!("token {id}"),
-        column,
-        value,
-    };
-    let trunks: String = row.try_get("trunks")?;
-    let trunks: Vec<String> =
-        serde_json::from_str(&trunks).map_err(|_| corrupt("trunks", trunks.clone()))?;
-    let created: String = row.try_get("created_at")?;
-    let created_at = parse_time(&created).ok_or_else(|| corrupt("created_at", created.clone()))?;
-    let revoked_at = match row.try_get::<Option<String>, _>("revoked_at")? {
-        Some(t) => Some(parse_time(&t).ok_or_else(|| corrupt("revoked_at", t.clone()))?),
-        None => None,
-    };
-    Ok(ApiTokenRow {
-        id,
-        token: NewApiToken {
-            name: row.try_get("name")?,
-            role: row.try_get("role")?,
-            trunks,
-            token_sha256: row.try_get("token_sha256")?,
-            created_at,
-        },
-        revoked_at,
-    })
-}
+    fn token_from_row(row: &Row) -> Result<ApiTokenRow, StoreError> {
+        let row = Columns::new(row, "read api token row");
+        let id: i64 = row.try_get("id")?;
+        let what = format!("token {id}");
+        let trunks: String = row.try_get("trunks")?;
+        let trunks: Vec<String> =
+            serde_json::from_str(&trunks).map_err(|_| StoreError::Corrupt {
+                id: what.clone(),
+                column: "trunks",
+                value: trunks.clone(),
+            })?;
+        Ok(ApiTokenRow {
+            id,
+            token: NewApiToken {
+                name: row.try_get("name")?,
+                role: row.try_get("role")?,
+                trunks,
+                token_sha256: row.try_get("token_sha256")?,
+                created_at: row.time("created_at", &what)?,
+            },
+            revoked_at: row.opt_time("revoked_at", &what)?,
+        })
+    }
 
-fn audit_from_row(row: &SqliteRow) -> Result<AuditRow, StoreError> {
-    let row = Columns::new(row, "read audit row");
-    let id: i64 = row.try_get("id")?;
-    let corrupt = |column: &'static str, value: String| StoreError::Corrupt {
-        id: format!("audit {id}"),
-        column,
-        value,
-    };
-    let at: String = row.try_get("at")?;
-    let at = parse_time(&at).ok_or_else(|| corrupt("at", at.clone()))?;
-    let status: i64 = row.try_get("status")?;
-    let status = u16::try_from(status).map_err(|_| corrupt("status", status.to_string()))?;
-    Ok(AuditRow {
-        id,
-        entry: NewAudit {
-            at,
-            actor: row.try_get("actor")?,
-            role: row.try_get("role")?,
-            method: row.try_get("method")?,
-            path: row.try_get("path")?,
-            query: row.try_get("query")?,
-            action: row.try_get("action")?,
-            call_id: row.try_get("call_id")?,
-            recording: row.try_get("recording")?,
-            client: row.try_get("client")?,
-            status,
-        },
-    })
+    fn audit_from_row(row: &Row) -> Result<AuditRow, StoreError> {
+        let row = Columns::new(row, "read audit row");
+        let id: i64 = row.try_get("id")?;
+        let what = format!("audit {id}");
+        let status: i64 = row.try_get("status")?;
+        let status = u16::try_from(status).map_err(|_| StoreError::Corrupt {
+            id: what.clone(),
+            column: "status",
+            value: status.to_string(),
+        })?;
+        Ok(AuditRow {
+            id,
+            entry: NewAudit {
+                at: row.time("at", &what)?,
+                actor: row.try_get("actor")?,
+                role: row.try_get("role")?,
+                method: row.try_get("method")?,
+                path: row.try_get("path")?,
+                query: row.try_get("query")?,
+                action: row.try_get("action")?,
+                call_id: row.try_get("call_id")?,
+                recording: row.try_get("recording")?,
+                client: row.try_get("client")?,
+                status,
+            },
+        })
+    }
 }
 
 #[cfg(test)]

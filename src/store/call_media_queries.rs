@@ -2,17 +2,15 @@
 //! CDR, read back with it, and the recording on its own for crash repair.
 //!
 //! Value mapping: u64 counters are stored saturated at `i64::MAX`; a NaN jitter is stored as NULL
-//! and reads back as NaN, a NaN MOS reads back as `None`; DTMF times keep milliseconds. Nothing a
+//! and reads back as NaN, a NaN MOS reads back as `None` (NaN is bound as NULL: PostgreSQL would
+//! store it, SQLite stores NULL); DTMF times keep milliseconds. Nothing a
 //! valid [`Cdr`] holds is refused by the schema, because the CDR writer retries a refused batch
 //! forever.
 
 use std::collections::HashMap;
 
 use sqlx::query::Query;
-use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqliteRow};
-use sqlx::Sqlite;
 
-use super::cdr_queries::{format_time, parse_time};
 use super::{Columns, Op, Store, StoreError};
 use crate::model::Cdr;
 use crate::model::{DtmfEvent, LegQuality, RecordingInfo, RecordingStatus};
@@ -107,12 +105,39 @@ impl Store {
         cdr_id: &str,
         info: &RecordingInfo,
     ) -> Result<(), StoreError> {
-        let mut tx = self
-            .pool()
-            .begin_with("BEGIN IMMEDIATE")
+        dispatch!(self, update_recording(cdr_id, info))
+    }
+
+    /// The recording stored with a CDR; None when the CDR has none or does not exist.
+    pub async fn recording(&self, cdr_id: &str) -> Result<Option<RecordingInfo>, StoreError> {
+        dispatch!(self, recording(cdr_id))
+    }
+
+    /// The CDR id and recording whose WAV file is `path` (as stored, compared exactly). Should
+    /// several CDRs name the same file, the newest call's is returned.
+    pub async fn find_recording_by_path(
+        &self,
+        path: &str,
+    ) -> Result<Option<(String, RecordingInfo)>, StoreError> {
+        dispatch!(self, find_recording_by_path(path))
+    }
+}
+
+/// A real column's value as bound: NaN as NULL, on both backends.
+fn real(value: f64) -> Option<f64> {
+    (!value.is_nan()).then_some(value)
+}
+
+per_backend! {
+    pub(super) async fn update_recording(
+        pool: &DbPool,
+        cdr_id: &str,
+        info: &RecordingInfo,
+    ) -> Result<(), StoreError> {
+        let mut tx = Dialect::begin_write(pool)
             .await
             .op_on("begin recording update", cdr_id)?;
-        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM cdrs WHERE id = $1")
+        let exists = sqlx::query("SELECT 1 FROM cdrs WHERE id = $1")
             .bind(cdr_id)
             .fetch_optional(&mut *tx)
             .await
@@ -133,11 +158,13 @@ impl Store {
         Ok(())
     }
 
-    /// The recording stored with a CDR; None when the CDR has none or does not exist.
-    pub async fn recording(&self, cdr_id: &str) -> Result<Option<RecordingInfo>, StoreError> {
+    pub(super) async fn recording(
+        pool: &DbPool,
+        cdr_id: &str,
+    ) -> Result<Option<RecordingInfo>, StoreError> {
         let row = sqlx::query(SELECT_RECORDINGS.one)
             .bind(cdr_id)
-            .fetch_optional(self.pool())
+            .fetch_optional(pool)
             .await
             .op_on("read recording", cdr_id)?;
         row.as_ref()
@@ -145,10 +172,8 @@ impl Store {
             .transpose()
     }
 
-    /// The CDR id and recording whose WAV file is `path` (as stored, compared exactly). Should
-    /// several CDRs name the same file, the newest call's is returned.
-    pub async fn find_recording_by_path(
-        &self,
+    pub(super) async fn find_recording_by_path(
+        pool: &DbPool,
         path: &str,
     ) -> Result<Option<(String, RecordingInfo)>, StoreError> {
         let row = sqlx::query(select_recordings!(
@@ -156,7 +181,7 @@ impl Store {
              ORDER BY c.invite_at DESC, c.id DESC LIMIT 1"
         ))
         .bind(path)
-        .fetch_optional(self.pool())
+        .fetch_optional(pool)
         .await
         .op_on("find recording by path", path)?;
         let Some(row) = row else {
@@ -166,137 +191,198 @@ impl Store {
         let info = recording_from_row(&row, &cdr_id)?;
         Ok(Some((cdr_id, info)))
     }
-}
 
-/// Write a newly inserted CDR's legs, recording and digits (call only when its row was inserted,
-/// so that a duplicate CDR leaves the first one's children alone).
-pub(super) async fn insert_call_media(
-    conn: &mut SqliteConnection,
-    cdr: &Cdr,
-) -> Result<(), StoreError> {
-    for (seq, leg) in cdr.media.iter().enumerate() {
-        let inserted = sqlx::query(INSERT_LEG)
-            .bind(&cdr.attempt.id)
-            .bind(&leg.leg)
-            .bind(saturating_i64(seq as u64))
-            .bind(saturating_i64(leg.packets_in))
-            .bind(saturating_i64(leg.bytes_in))
-            .bind(saturating_i64(leg.packets_out))
-            .bind(saturating_i64(leg.bytes_out))
-            .bind(saturating_i64(leg.lost))
-            .bind(leg.jitter_ms)
-            .bind(leg.max_jitter_ms)
-            .bind(saturating_i64(leg.longest_gap_ms))
-            .bind(saturating_i64(leg.stray))
-            .bind(leg.mos)
-            .bind(leg.one_way)
-            .execute(&mut *conn)
-            .await
-            .op_on("insert media leg", &cdr.attempt.id)?
-            .rows_affected();
-        if inserted == 0 {
-            tracing::warn!(cdr_id = %cdr.attempt.id, leg = %leg.leg,
-                "CDR lists this media leg more than once; only the first is stored");
+    /// Write a newly inserted CDR's legs, recording and digits (call only when its row was
+    /// inserted, so that a duplicate CDR leaves the first one's children alone).
+    pub(in crate::store) async fn insert_call_media(
+        conn: &mut Conn,
+        cdr: &Cdr,
+    ) -> Result<(), StoreError> {
+        for (seq, leg) in cdr.media.iter().enumerate() {
+            let inserted = sqlx::query(INSERT_LEG)
+                .bind(Dialect::text(&cdr.attempt.id))
+                .bind(Dialect::text(&leg.leg))
+                .bind(saturating_i64(seq as u64))
+                .bind(saturating_i64(leg.packets_in))
+                .bind(saturating_i64(leg.bytes_in))
+                .bind(saturating_i64(leg.packets_out))
+                .bind(saturating_i64(leg.bytes_out))
+                .bind(saturating_i64(leg.lost))
+                .bind(real(leg.jitter_ms))
+                .bind(real(leg.max_jitter_ms))
+                .bind(saturating_i64(leg.longest_gap_ms))
+                .bind(saturating_i64(leg.stray))
+                .bind(leg.mos.and_then(real))
+                .bind(leg.one_way)
+                .execute(&mut *conn)
+                .await
+                .op_on("insert media leg", &cdr.attempt.id)?
+                .rows_affected();
+            if inserted == 0 {
+                tracing::warn!(cdr_id = %cdr.attempt.id, leg = %leg.leg,
+                    "CDR lists this media leg more than once; only the first is stored");
+            }
+        }
+        if let Some(recording) = &cdr.recording {
+            bind_recording(sqlx::query(INSERT_RECORDING), &cdr.attempt.id, recording)
+                .execute(&mut *conn)
+                .await
+                .op_on("insert recording", &cdr.attempt.id)?;
+        }
+        for (seq, event) in cdr.dtmf.iter().enumerate() {
+            sqlx::query(INSERT_DTMF)
+                .bind(Dialect::text(&cdr.attempt.id))
+                .bind(saturating_i64(seq as u64))
+                .bind(Dialect::text(&event.leg))
+                .bind(Dialect::text(&event.digit))
+                .bind(Dialect::time(event.at))
+                .bind(i64::from(event.duration_ms))
+                .execute(&mut *conn)
+                .await
+                .op_on("insert dtmf event", &cdr.attempt.id)?;
+        }
+        Ok(())
+    }
+
+    /// Fill in `media`, `recording` and `dtmf` of CDRs just read with `selection`: one query per
+    /// table whatever the number of CDRs. Run it in the transaction that read the CDRs, so that
+    /// both see the same snapshot.
+    pub(in crate::store) async fn attach_call_media(
+        conn: &mut Conn,
+        cdrs: &mut [Cdr],
+        selection: Selection<'_>,
+    ) -> Result<(), StoreError> {
+        if cdrs.is_empty() {
+            return Ok(());
+        }
+        let index: HashMap<String, usize> = cdrs
+            .iter()
+            .enumerate()
+            .map(|(i, cdr)| (cdr.attempt.id.clone(), i))
+            .collect();
+        let owner = |row: &Row| -> Result<(String, Option<usize>), StoreError> {
+            let id: String = Columns::new(row, "read media row").try_get("cdr_id")?;
+            let at = index.get(&id).copied();
+            Ok((id, at))
+        };
+
+        for row in fetch(conn, &SELECT_LEGS, selection, "read media legs").await? {
+            if let (id, Some(i)) = owner(&row)? {
+                cdrs[i].media.push(leg_from_row(&row, &id)?);
+            }
+        }
+        for row in fetch(conn, &SELECT_RECORDINGS, selection, "read recordings").await? {
+            if let (id, Some(i)) = owner(&row)? {
+                cdrs[i].recording = Some(recording_from_row(&row, &id)?);
+            }
+        }
+        for row in fetch(conn, &SELECT_DTMF, selection, "read dtmf events").await? {
+            if let (id, Some(i)) = owner(&row)? {
+                cdrs[i].dtmf.push(dtmf_from_row(&row, &id)?);
+            }
+        }
+        Ok(())
+    }
+
+    async fn fetch(
+        conn: &mut Conn,
+        selects: &Selects,
+        selection: Selection<'_>,
+        op: &'static str,
+    ) -> Result<Vec<Row>, StoreError> {
+        match selection {
+            Selection::One(id) => sqlx::query(selects.one)
+                .bind(id)
+                .fetch_all(conn)
+                .await
+                .op_on(op, id),
+            Selection::NewestPage(limit) => sqlx::query(selects.page)
+                .bind(limit)
+                .fetch_all(conn)
+                .await
+                .op(op),
         }
     }
-    if let Some(recording) = &cdr.recording {
-        bind_recording(sqlx::query(INSERT_RECORDING), &cdr.attempt.id, recording)
-            .execute(&mut *conn)
-            .await
-            .op_on("insert recording", &cdr.attempt.id)?;
-    }
-    for (seq, event) in cdr.dtmf.iter().enumerate() {
-        sqlx::query(INSERT_DTMF)
-            .bind(&cdr.attempt.id)
-            .bind(saturating_i64(seq as u64))
-            .bind(&event.leg)
-            .bind(&event.digit)
-            .bind(format_time(event.at))
-            .bind(i64::from(event.duration_ms))
-            .execute(&mut *conn)
-            .await
-            .op_on("insert dtmf event", &cdr.attempt.id)?;
-    }
-    Ok(())
-}
 
-/// Fill in `media`, `recording` and `dtmf` of CDRs just read with `selection`: one query per
-/// table whatever the number of CDRs. Run it in the transaction that read the CDRs, so that both
-/// see the same snapshot.
-pub(super) async fn attach_call_media(
-    conn: &mut SqliteConnection,
-    cdrs: &mut [Cdr],
-    selection: Selection<'_>,
-) -> Result<(), StoreError> {
-    if cdrs.is_empty() {
-        return Ok(());
+    fn bind_recording<'q>(
+        query: Query<'q, Db, Args<'q>>,
+        cdr_id: &'q str,
+        info: &'q RecordingInfo,
+    ) -> Query<'q, Db, Args<'q>> {
+        query
+            .bind(Dialect::text(cdr_id))
+            .bind(info.status.as_str())
+            .bind(Dialect::opt_text(&info.path))
+            .bind(Dialect::opt_text(&info.pcap_path))
+            .bind(Dialect::opt_text(&info.sha256))
+            .bind(info.duration_ms)
+            .bind(info.size_bytes)
+            .bind(Dialect::opt_text(&info.codec))
+            .bind(saturating_i64(info.overflowed_packets))
+            .bind(Dialect::opt_text(&info.note))
+            .bind(Dialect::opt_text(&info.pcap_sha256))
     }
-    let index: HashMap<String, usize> = cdrs
-        .iter()
-        .enumerate()
-        .map(|(i, cdr)| (cdr.attempt.id.clone(), i))
-        .collect();
-    let owner = |row: &SqliteRow| -> Result<(String, Option<usize>), StoreError> {
-        let id: String = Columns::new(row, "read media row").try_get("cdr_id")?;
-        let at = index.get(&id).copied();
-        Ok((id, at))
-    };
 
-    for row in fetch(conn, &SELECT_LEGS, selection, "read media legs").await? {
-        if let (id, Some(i)) = owner(&row)? {
-            cdrs[i].media.push(leg_from_row(&row, &id)?);
-        }
+    /// A u64 column; `column` is `table.column` (the qualified name only serves the error).
+    fn count(row: &Columns<Row>, id: &str, column: &'static str) -> Result<u64, StoreError> {
+        let name = column.rsplit_once('.').map_or(column, |(_, name)| name);
+        let value: i64 = row.try_get(name)?;
+        u64::try_from(value).map_err(|_| corrupt(id, column, value.to_string()))
     }
-    for row in fetch(conn, &SELECT_RECORDINGS, selection, "read recordings").await? {
-        if let (id, Some(i)) = owner(&row)? {
-            cdrs[i].recording = Some(recording_from_row(&row, &id)?);
-        }
-    }
-    for row in fetch(conn, &SELECT_DTMF, selection, "read dtmf events").await? {
-        if let (id, Some(i)) = owner(&row)? {
-            cdrs[i].dtmf.push(dtmf_from_row(&row, &id)?);
-        }
-    }
-    Ok(())
-}
 
-async fn fetch(
-    conn: &mut SqliteConnection,
-    selects: &Selects,
-    selection: Selection<'_>,
-    op: &'static str,
-) -> Result<Vec<SqliteRow>, StoreError> {
-    match selection {
-        Selection::One(id) => sqlx::query(selects.one)
-            .bind(id)
-            .fetch_all(conn)
-            .await
-            .op_on(op, id),
-        Selection::NewestPage(limit) => sqlx::query(selects.page)
-            .bind(limit)
-            .fetch_all(conn)
-            .await
-            .op(op),
+    fn leg_from_row(row: &Row, id: &str) -> Result<LegQuality, StoreError> {
+        let row = &Columns::of(row, "read media leg row", id);
+        let real = |column: &'static str| -> Result<f64, StoreError> {
+            Ok(row.try_get::<Option<f64>, _>(column)?.unwrap_or(f64::NAN))
+        };
+        Ok(LegQuality {
+            leg: row.try_get("leg")?,
+            packets_in: count(row, id, "cdr_media_legs.packets_in")?,
+            bytes_in: count(row, id, "cdr_media_legs.bytes_in")?,
+            packets_out: count(row, id, "cdr_media_legs.packets_out")?,
+            bytes_out: count(row, id, "cdr_media_legs.bytes_out")?,
+            lost: count(row, id, "cdr_media_legs.lost")?,
+            jitter_ms: real("jitter_ms")?,
+            max_jitter_ms: real("max_jitter_ms")?,
+            longest_gap_ms: count(row, id, "cdr_media_legs.longest_gap_ms")?,
+            stray: count(row, id, "cdr_media_legs.stray")?,
+            mos: row.try_get("mos")?,
+            one_way: row.try_get("one_way")?,
+        })
     }
-}
 
-fn bind_recording<'q>(
-    query: Query<'q, Sqlite, SqliteArguments<'q>>,
-    cdr_id: &'q str,
-    info: &'q RecordingInfo,
-) -> Query<'q, Sqlite, SqliteArguments<'q>> {
-    query
-        .bind(cdr_id)
-        .bind(info.status.as_str())
-        .bind(&info.path)
-        .bind(&info.pcap_path)
-        .bind(&info.sha256)
-        .bind(info.duration_ms)
-        .bind(info.size_bytes)
-        .bind(&info.codec)
-        .bind(saturating_i64(info.overflowed_packets))
-        .bind(&info.note)
-        .bind(&info.pcap_sha256)
+    fn recording_from_row(row: &Row, id: &str) -> Result<RecordingInfo, StoreError> {
+        let row = &Columns::of(row, "read recording row", id);
+        let status: String = row.try_get("status")?;
+        let status = RecordingStatus::parse(&status)
+            .ok_or_else(|| corrupt(id, "recordings.status", status.clone()))?;
+        Ok(RecordingInfo {
+            status,
+            path: row.try_get("path")?,
+            pcap_path: row.try_get("pcap_path")?,
+            sha256: row.try_get("sha256")?,
+            pcap_sha256: row.try_get("pcap_sha256")?,
+            duration_ms: row.try_get("duration_ms")?,
+            size_bytes: row.try_get("size_bytes")?,
+            codec: row.try_get("codec")?,
+            overflowed_packets: count(row, id, "recordings.overflowed_packets")?,
+            note: row.try_get("note")?,
+        })
+    }
+
+    fn dtmf_from_row(row: &Row, id: &str) -> Result<DtmfEvent, StoreError> {
+        let row = Columns::of(row, "read dtmf row", id);
+        let at = row.time("dtmf_events.at", id)?;
+        let duration: i64 = row.try_get("duration_ms")?;
+        let duration_ms = u32::try_from(duration)
+            .map_err(|_| corrupt(id, "dtmf_events.duration_ms", duration.to_string()))?;
+        Ok(DtmfEvent {
+            leg: row.try_get("leg")?,
+            digit: row.try_get("digit")?,
+            at,
+            duration_ms,
+        })
+    }
 }
 
 /// SQLite integers are i64; a count beyond i64::MAX (never reached) is stored as i64::MAX rather
@@ -311,68 +397,6 @@ fn corrupt(id: &str, column: &'static str, value: String) -> StoreError {
         column,
         value,
     }
-}
-
-/// A u64 column; `column` is `table.column` (the qualified name only serves the error).
-fn count(row: &Columns, id: &str, column: &'static str) -> Result<u64, StoreError> {
-    let name = column.rsplit_once('.').map_or(column, |(_, name)| name);
-    let value: i64 = row.try_get(name)?;
-    u64::try_from(value).map_err(|_| corrupt(id, column, value.to_string()))
-}
-
-fn leg_from_row(row: &SqliteRow, id: &str) -> Result<LegQuality, StoreError> {
-    let row = &Columns::of(row, "read media leg row", id);
-    let real = |column: &'static str| -> Result<f64, StoreError> {
-        Ok(row.try_get::<Option<f64>, _>(column)?.unwrap_or(f64::NAN))
-    };
-    Ok(LegQuality {
-        leg: row.try_get("leg")?,
-        packets_in: count(row, id, "cdr_media_legs.packets_in")?,
-        bytes_in: count(row, id, "cdr_media_legs.bytes_in")?,
-        packets_out: count(row, id, "cdr_media_legs.packets_out")?,
-        bytes_out: count(row, id, "cdr_media_legs.bytes_out")?,
-        lost: count(row, id, "cdr_media_legs.lost")?,
-        jitter_ms: real("jitter_ms")?,
-        max_jitter_ms: real("max_jitter_ms")?,
-        longest_gap_ms: count(row, id, "cdr_media_legs.longest_gap_ms")?,
-        stray: count(row, id, "cdr_media_legs.stray")?,
-        mos: row.try_get("mos")?,
-        one_way: row.try_get("one_way")?,
-    })
-}
-
-fn recording_from_row(row: &SqliteRow, id: &str) -> Result<RecordingInfo, StoreError> {
-    let row = &Columns::of(row, "read recording row", id);
-    let status: String = row.try_get("status")?;
-    let status = RecordingStatus::parse(&status)
-        .ok_or_else(|| corrupt(id, "recordings.status", status.clone()))?;
-    Ok(RecordingInfo {
-        status,
-        path: row.try_get("path")?,
-        pcap_path: row.try_get("pcap_path")?,
-        sha256: row.try_get("sha256")?,
-        pcap_sha256: row.try_get("pcap_sha256")?,
-        duration_ms: row.try_get("duration_ms")?,
-        size_bytes: row.try_get("size_bytes")?,
-        codec: row.try_get("codec")?,
-        overflowed_packets: count(row, id, "recordings.overflowed_packets")?,
-        note: row.try_get("note")?,
-    })
-}
-
-fn dtmf_from_row(row: &SqliteRow, id: &str) -> Result<DtmfEvent, StoreError> {
-    let row = Columns::of(row, "read dtmf row", id);
-    let at: String = row.try_get("at")?;
-    let at = parse_time(&at).ok_or_else(|| corrupt(id, "dtmf_events.at", at.clone()))?;
-    let duration: i64 = row.try_get("duration_ms")?;
-    let duration_ms = u32::try_from(duration)
-        .map_err(|_| corrupt(id, "dtmf_events.duration_ms", duration.to_string()))?;
-    Ok(DtmfEvent {
-        leg: row.try_get("leg")?,
-        digit: row.try_get("digit")?,
-        at,
-        duration_ms,
-    })
 }
 
 #[cfg(test)]

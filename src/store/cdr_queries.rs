@@ -3,9 +3,8 @@
 //! a CDR ends its call's journal entry (`journal_queries`).
 
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{SqliteConnection, SqliteRow};
 
-use super::call_media_queries::{attach_call_media, insert_call_media, Selection};
+use super::call_media_queries::Selection;
 use super::{Columns, Op, Store, StoreError};
 use crate::model::{Attempt, Cdr, Outcome};
 
@@ -34,7 +33,7 @@ macro_rules! select_cdrs {
 /// Every CDR column, for queries in other store modules (append the WHERE clause).
 pub(super) const SELECT_CDRS: &str = select_cdrs!("");
 
-/// Stored time format: UTC, milliseconds, sortable as text.
+/// Stored time format on SQLite: UTC, milliseconds, sortable as text.
 const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
 
 pub(crate) fn format_time(t: DateTime<Utc>) -> String {
@@ -51,39 +50,12 @@ impl Store {
         if cdrs.is_empty() {
             return Ok(0);
         }
-        // IMMEDIATE takes the write lock up front, so a busy database is waited for (busy_timeout)
-        // instead of failing when a deferred transaction tries to upgrade.
-        let mut tx = self
-            .pool()
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .op("begin cdr insert")?;
-        let mut inserted = 0;
-        for cdr in cdrs {
-            inserted += insert_cdr(&mut tx, cdr).await?;
-        }
-        tx.commit().await.op("commit cdr insert")?;
-        Ok(inserted)
+        dispatch!(self, insert_cdrs(cdrs))
     }
 
     /// One CDR with its media, recording and DTMF.
     pub async fn get_cdr(&self, id: &str) -> Result<Option<Cdr>, StoreError> {
-        // One read transaction: the CDR and its children come from the same snapshot.
-        let mut tx = self.pool().begin().await.op_on("begin cdr read", id)?;
-        let row = sqlx::query(select_cdrs!("WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await
-            .op_on("read cdr", id)?;
-        let Some(row) = row else {
-            tx.rollback().await.op_on("end cdr read", id)?;
-            return Ok(None);
-        };
-        let mut cdrs = [cdr_from_row(&row)?];
-        attach_call_media(&mut tx, &mut cdrs, Selection::One(id)).await?;
-        tx.commit().await.op_on("end cdr read", id)?;
-        let [cdr] = cdrs;
-        Ok(Some(cdr))
+        dispatch!(self, get_cdr(id))
     }
 
     /// The newest CDRs first (by INVITE time, then id, so the order is stable), with their media,
@@ -93,21 +65,7 @@ impl Store {
             // SQLite reads a negative LIMIT as "no limit"; nobody asking for ≤0 rows means that.
             return Ok(Vec::new());
         }
-        // One read transaction: the child queries select the page again by the same order and
-        // limit, and must see the same rows (a CDR committed in between would shift the page).
-        let mut tx = self.pool().begin().await.op("begin recent cdrs read")?;
-        let rows = sqlx::query(select_cdrs!(newest_cdrs_page!()))
-            .bind(limit)
-            .fetch_all(&mut *tx)
-            .await
-            .op("read recent cdrs")?;
-        let mut cdrs = rows
-            .iter()
-            .map(cdr_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        attach_call_media(&mut tx, &mut cdrs, Selection::NewestPage(limit)).await?;
-        tx.commit().await.op("end recent cdrs read")?;
-        Ok(cdrs)
+        dispatch!(self, recent_cdrs(limit))
     }
 
     /// CDRs whose INVITE is at or after `since`, in (INVITE time, id) order, after the position
@@ -119,161 +77,235 @@ impl Store {
         after: Option<(DateTime<Utc>, String)>,
         limit: i64,
     ) -> Result<Vec<Cdr>, StoreError> {
-        let (after_at, after_id) = match &after {
-            Some((t, id)) => (format_time(*t), id.clone()),
-            None => (String::new(), String::new()),
+        // Without a position, the page starts just before `since` (times are milliseconds), so
+        // that one query serves both cases and keeps its index.
+        let (after_at, after_id) = match after {
+            Some((t, id)) => (t, id),
+            None => (
+                since
+                    .checked_sub_signed(chrono::Duration::milliseconds(1))
+                    .unwrap_or(since),
+                String::new(),
+            ),
         };
+        dispatch!(self, cdrs_since(since, after_at, &after_id, limit.max(0)))
+    }
+
+    pub async fn count_cdrs(&self) -> Result<i64, StoreError> {
+        dispatch!(self, count_cdrs())
+    }
+}
+
+per_backend! {
+    uses(call_media_queries);
+
+    pub(super) async fn insert_cdrs(pool: &DbPool, cdrs: &[Cdr]) -> Result<u64, StoreError> {
+        let mut tx = Dialect::begin_write(pool).await.op("begin cdr insert")?;
+        let mut inserted = 0;
+        for cdr in cdrs {
+            inserted += insert_cdr(&mut tx, cdr).await?;
+        }
+        tx.commit().await.op("commit cdr insert")?;
+        Ok(inserted)
+    }
+
+    pub(super) async fn get_cdr(pool: &DbPool, id: &str) -> Result<Option<Cdr>, StoreError> {
+        // One read transaction: the CDR and its children come from the same snapshot.
+        let mut tx = Dialect::begin_read(pool).await.op_on("begin cdr read", id)?;
+        let row = sqlx::query(select_cdrs!("WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .op_on("read cdr", id)?;
+        let Some(row) = row else {
+            tx.rollback().await.op_on("end cdr read", id)?;
+            return Ok(None);
+        };
+        let mut cdrs = [cdr_from_row(&row)?];
+        call_media_queries::attach_call_media(
+            &mut tx,
+            &mut cdrs,
+            Selection::One(id),
+        )
+        .await?;
+        tx.commit().await.op_on("end cdr read", id)?;
+        let [cdr] = cdrs;
+        Ok(Some(cdr))
+    }
+
+    pub(super) async fn recent_cdrs(pool: &DbPool, limit: i64) -> Result<Vec<Cdr>, StoreError> {
+        // One read transaction: the child queries select the page again by the same order and
+        // limit, and must see the same rows (a CDR committed in between would shift the page).
+        let mut tx = Dialect::begin_read(pool).await.op("begin recent cdrs read")?;
+        let rows = sqlx::query(select_cdrs!(newest_cdrs_page!()))
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await
+            .op("read recent cdrs")?;
+        let mut cdrs = rows
+            .iter()
+            .map(cdr_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        call_media_queries::attach_call_media(
+            &mut tx,
+            &mut cdrs,
+            Selection::NewestPage(limit),
+        )
+        .await?;
+        tx.commit().await.op("end recent cdrs read")?;
+        Ok(cdrs)
+    }
+
+    pub(super) async fn cdrs_since(
+        pool: &DbPool,
+        since: DateTime<Utc>,
+        after_at: DateTime<Utc>,
+        after_id: &str,
+        limit: i64,
+    ) -> Result<Vec<Cdr>, StoreError> {
         let rows = sqlx::query(select_cdrs!(
             "WHERE invite_at >= $1 AND (invite_at, id) > ($2, $3) ORDER BY invite_at, id LIMIT $4"
         ))
-        .bind(format_time(since))
-        .bind(after_at)
+        .bind(Dialect::time(since))
+        .bind(Dialect::time(after_at))
         .bind(after_id)
-        .bind(limit.max(0))
-        .fetch_all(self.pool())
+        .bind(limit)
+        .fetch_all(pool)
         .await
         .op("read cdrs since")?;
         rows.iter().map(cdr_from_row).collect()
     }
 
-    pub async fn count_cdrs(&self) -> Result<i64, StoreError> {
+    pub(super) async fn count_cdrs(pool: &DbPool) -> Result<i64, StoreError> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cdrs")
-            .fetch_one(self.pool())
+            .fetch_one(pool)
             .await
             .op("count cdrs")?;
         Ok(n)
     }
-}
 
-/// Insert one final CDR with its children unless its id is stored (returns 1 if inserted, else
-/// 0), and delete its journal row either way: a call with a CDR is no longer in progress.
-pub(super) async fn insert_cdr(conn: &mut SqliteConnection, cdr: &Cdr) -> Result<u64, StoreError> {
-    let new = sqlx::query(INSERT_CDR)
-        .bind(&cdr.attempt.id)
-        .bind(&cdr.attempt.inside_call_id)
-        .bind(&cdr.attempt.outside_call_id)
-        .bind(&cdr.attempt.trunk)
-        .bind(cdr.attempt.direction.as_str())
-        .bind(&cdr.attempt.source)
-        .bind(&cdr.attempt.caller)
-        .bind(&cdr.attempt.callee)
-        .bind(&cdr.attempt.presented_from)
-        .bind(&cdr.attempt.pai)
-        .bind(format_time(cdr.attempt.invite_at))
-        .bind(cdr.attempt.ringing_at.map(format_time))
-        .bind(cdr.attempt.answer_at.map(format_time))
-        .bind(format_time(cdr.outcome.end_at))
-        .bind(cdr.outcome.talk_ms)
-        .bind(i32::from(cdr.outcome.final_status))
-        .bind(&cdr.outcome.final_reason)
-        .bind(cdr.outcome.q850_cause.map(i32::from))
-        .bind(cdr.outcome.hangup_side.map(|h| h.as_str()))
-        .bind(cdr.outcome.disposition.as_str())
-        .bind(cdr.outcome.end_reason.as_str())
-        .bind(cdr.outcome.refusal_reason.map(|r| r.as_str()))
-        .bind(cdr.attempt.trunk_active.map(i64::from))
-        .bind(cdr.attempt.caller_active.map(i64::from))
-        .execute(&mut *conn)
-        .await
-        .op_on("insert cdr", &cdr.attempt.id)?
-        .rows_affected();
-    if new > 0 {
-        insert_call_media(&mut *conn, cdr).await?;
+    /// Insert one final CDR with its children unless its id is stored (returns 1 if inserted,
+    /// else 0), and delete its journal row either way: a call with a CDR is no longer in
+    /// progress.
+    pub(in crate::store) async fn insert_cdr(conn: &mut Conn, cdr: &Cdr) -> Result<u64, StoreError> {
+        let new = sqlx::query(INSERT_CDR)
+            .bind(Dialect::text(&cdr.attempt.id))
+            .bind(Dialect::opt_text(&cdr.attempt.inside_call_id))
+            .bind(Dialect::opt_text(&cdr.attempt.outside_call_id))
+            .bind(Dialect::opt_text(&cdr.attempt.trunk))
+            .bind(cdr.attempt.direction.as_str())
+            .bind(Dialect::text(&cdr.attempt.source))
+            .bind(Dialect::opt_text(&cdr.attempt.caller))
+            .bind(Dialect::opt_text(&cdr.attempt.callee))
+            .bind(Dialect::opt_text(&cdr.attempt.presented_from))
+            .bind(Dialect::opt_text(&cdr.attempt.pai))
+            .bind(Dialect::time(cdr.attempt.invite_at))
+            .bind(cdr.attempt.ringing_at.map(Dialect::time))
+            .bind(cdr.attempt.answer_at.map(Dialect::time))
+            .bind(Dialect::time(cdr.outcome.end_at))
+            .bind(cdr.outcome.talk_ms)
+            .bind(i64::from(cdr.outcome.final_status))
+            .bind(Dialect::text(&cdr.outcome.final_reason))
+            .bind(cdr.outcome.q850_cause.map(i64::from))
+            .bind(cdr.outcome.hangup_side.map(|h| h.as_str()))
+            .bind(cdr.outcome.disposition.as_str())
+            .bind(cdr.outcome.end_reason.as_str())
+            .bind(cdr.outcome.refusal_reason.map(|r| r.as_str()))
+            .bind(cdr.attempt.trunk_active.map(i64::from))
+            .bind(cdr.attempt.caller_active.map(i64::from))
+            .execute(&mut *conn)
+            .await
+            .op_on("insert cdr", &cdr.attempt.id)?
+            .rows_affected();
+        if new > 0 {
+            call_media_queries::insert_call_media(&mut *conn, cdr).await?;
+        }
+        sqlx::query(DELETE_JOURNAL)
+            .bind(Dialect::text(&cdr.attempt.id))
+            .execute(&mut *conn)
+            .await
+            .op_on("delete journal entry of cdr", &cdr.attempt.id)?;
+        Ok(new)
     }
-    sqlx::query(DELETE_JOURNAL)
-        .bind(&cdr.attempt.id)
-        .execute(&mut *conn)
-        .await
-        .op_on("delete journal entry of cdr", &cdr.attempt.id)?;
-    Ok(new)
-}
 
-pub(super) fn cdr_from_row(row: &SqliteRow) -> Result<Cdr, StoreError> {
-    let id: String = Columns::new(row, "read cdr row").try_get("id")?;
-    let row = Columns::of(row, "read cdr row", &id);
-    let corrupt = |column: &'static str, value: String| StoreError::Corrupt {
-        id: id.clone(),
-        column,
-        value,
-    };
-    let time = |column: &'static str| -> Result<DateTime<Utc>, StoreError> {
-        let text: String = row.try_get(column)?;
-        parse_time(&text).ok_or_else(|| corrupt(column, text))
-    };
-    let opt_time = |column: &'static str| -> Result<Option<DateTime<Utc>>, StoreError> {
-        let text: Option<String> = row.try_get(column)?;
-        text.map(|t| parse_time(&t).ok_or_else(|| corrupt(column, t)))
-            .transpose()
-    };
-    let code = |column: &'static str| -> Result<String, StoreError> { row.try_get(column) };
-    let count = |column: &'static str| -> Result<Option<u32>, StoreError> {
-        let n: Option<i64> = row.try_get(column)?;
-        n.map(|n| u32::try_from(n).map_err(|_| corrupt(column, n.to_string())))
-            .transpose()
-    };
-
-    let direction = code("direction")?;
-    let direction = direction
-        .parse()
-        .map_err(|_| corrupt("direction", direction))?;
-    let disposition = code("disposition")?;
-    let disposition = disposition
-        .parse()
-        .map_err(|_| corrupt("disposition", disposition))?;
-    let hangup_side = match row.try_get::<Option<String>, _>("hangup_side")? {
-        Some(s) => Some(s.parse().map_err(|_| corrupt("hangup_side", s))?),
-        None => None,
-    };
-    let end_reason = code("end_reason")?;
-    let end_reason = end_reason
-        .parse()
-        .map_err(|_| corrupt("end_reason", end_reason))?;
-    let refusal_reason = match row.try_get::<Option<String>, _>("refusal_reason")? {
-        Some(s) => Some(s.parse().map_err(|_| corrupt("refusal_reason", s))?),
-        None => None,
-    };
-    let status: i64 = row.try_get("final_status")?;
-    let final_status =
-        u16::try_from(status).map_err(|_| corrupt("final_status", status.to_string()))?;
-    let q850_cause = match row.try_get::<Option<i64>, _>("q850_cause")? {
-        Some(c) => Some(u8::try_from(c).map_err(|_| corrupt("q850_cause", c.to_string()))?),
-        None => None,
-    };
-
-    Ok(Cdr {
-        attempt: Attempt {
-            inside_call_id: row.try_get("inside_call_id")?,
-            outside_call_id: row.try_get("outside_call_id")?,
-            trunk: row.try_get("trunk")?,
-            direction,
-            source: row.try_get("source")?,
-            caller: row.try_get("caller")?,
-            callee: row.try_get("callee")?,
-            presented_from: row.try_get("presented_from")?,
-            pai: row.try_get("pai")?,
-            invite_at: time("invite_at")?,
-            ringing_at: opt_time("ringing_at")?,
-            answer_at: opt_time("answer_at")?,
-            trunk_active: count("trunk_active")?,
-            caller_active: count("caller_active")?,
+    pub(in crate::store) fn cdr_from_row(row: &Row) -> Result<Cdr, StoreError> {
+        let id: String = Columns::new(row, "read cdr row").try_get("id")?;
+        let row = Columns::of(row, "read cdr row", &id);
+        let corrupt = |column: &'static str, value: String| StoreError::Corrupt {
             id: id.clone(),
-        },
-        outcome: Outcome {
-            end_at: time("end_at")?,
-            talk_ms: row.try_get("talk_ms")?,
-            final_status,
-            final_reason: row.try_get("final_reason")?,
-            q850_cause,
-            hangup_side,
-            disposition,
-            end_reason,
-            refusal_reason,
-        },
-        // Filled in by the caller from the per-call tables.
-        media: Vec::new(),
-        recording: None,
-        dtmf: Vec::new(),
-    })
+            column,
+            value,
+        };
+        let code = |column: &'static str| -> Result<String, StoreError> { row.try_get(column) };
+        let count = |column: &'static str| -> Result<Option<u32>, StoreError> {
+            let n: Option<i64> = row.try_get(column)?;
+            n.map(|n| u32::try_from(n).map_err(|_| corrupt(column, n.to_string())))
+                .transpose()
+        };
+
+        let direction = code("direction")?;
+        let direction = direction
+            .parse()
+            .map_err(|_| corrupt("direction", direction))?;
+        let disposition = code("disposition")?;
+        let disposition = disposition
+            .parse()
+            .map_err(|_| corrupt("disposition", disposition))?;
+        let hangup_side = match row.try_get::<Option<String>, _>("hangup_side")? {
+            Some(s) => Some(s.parse().map_err(|_| corrupt("hangup_side", s))?),
+            None => None,
+        };
+        let end_reason = code("end_reason")?;
+        let end_reason = end_reason
+            .parse()
+            .map_err(|_| corrupt("end_reason", end_reason))?;
+        let refusal_reason = match row.try_get::<Option<String>, _>("refusal_reason")? {
+            Some(s) => Some(s.parse().map_err(|_| corrupt("refusal_reason", s))?),
+            None => None,
+        };
+        let status: i64 = row.try_get("final_status")?;
+        let final_status =
+            u16::try_from(status).map_err(|_| corrupt("final_status", status.to_string()))?;
+        let q850_cause = match row.try_get::<Option<i64>, _>("q850_cause")? {
+            Some(c) => Some(u8::try_from(c).map_err(|_| corrupt("q850_cause", c.to_string()))?),
+            None => None,
+        };
+
+        Ok(Cdr {
+            attempt: Attempt {
+                inside_call_id: row.try_get("inside_call_id")?,
+                outside_call_id: row.try_get("outside_call_id")?,
+                trunk: row.try_get("trunk")?,
+                direction,
+                source: row.try_get("source")?,
+                caller: row.try_get("caller")?,
+                callee: row.try_get("callee")?,
+                presented_from: row.try_get("presented_from")?,
+                pai: row.try_get("pai")?,
+                invite_at: row.time("invite_at", &id)?,
+                ringing_at: row.opt_time("ringing_at", &id)?,
+                answer_at: row.opt_time("answer_at", &id)?,
+                trunk_active: count("trunk_active")?,
+                caller_active: count("caller_active")?,
+                id: id.clone(),
+            },
+            outcome: Outcome {
+                end_at: row.time("end_at", &id)?,
+                talk_ms: row.try_get("talk_ms")?,
+                final_status,
+                final_reason: row.try_get("final_reason")?,
+                q850_cause,
+                hangup_side,
+                disposition,
+                end_reason,
+                refusal_reason,
+            },
+            // Filled in by the caller from the per-call tables.
+            media: Vec::new(),
+            recording: None,
+            dtmf: Vec::new(),
+        })
+    }
 }
 
 /// Lenient on read (any RFC 3339 UTC offset or precision), so hand-repaired rows still load.

@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::cdr_queries::{cdr_from_row, format_time, SELECT_CDRS};
+use super::cdr_queries::SELECT_CDRS;
 use super::{Op, Store, StoreError};
 use crate::model::Cdr;
 
@@ -60,6 +60,7 @@ impl CdrQuery {
 enum Bind {
     Text(String),
     Int(i64),
+    Time(DateTime<Utc>),
 }
 
 impl Store {
@@ -69,60 +70,79 @@ impl Store {
         if q.limit == 0 || q.trunks.as_ref().is_some_and(|t| t.is_empty()) {
             return Ok(Vec::new());
         }
-        let mut binds: Vec<Bind> = Vec::new();
-        let mut clauses: Vec<String> = Vec::new();
-        let mut bind = |value: Bind| {
-            binds.push(value);
-            format!("${}", binds.len())
-        };
-        if let Some(trunks) = &q.trunks {
-            let list: Vec<String> = trunks.iter().map(|t| bind(Bind::Text(t.clone()))).collect();
-            clauses.push(format!("trunk IN ({})", list.join(", ")));
-        }
-        if let Some(n) = &q.number {
-            let p = bind(Bind::Text(n.clone()));
-            clauses.push(format!("(caller = {p} OR callee = {p})"));
-        }
-        if let Some(d) = &q.disposition {
-            clauses.push(format!("disposition = {}", bind(Bind::Text(d.clone()))));
-        }
-        if let Some(r) = &q.reason {
-            let p = bind(Bind::Text(r.clone()));
-            clauses.push(format!("(refusal_reason = {p} OR end_reason = {p})"));
-        }
-        if let Some(a) = &q.anomaly {
-            let p = bind(Bind::Text(a.clone()));
-            clauses.push(format!(
-                "id IN (SELECT call_id FROM anomaly_calls WHERE anomaly_id = {p})"
-            ));
-        }
-        if let Some(t) = q.from {
-            clauses.push(format!("invite_at >= {}", bind(Bind::Text(format_time(t)))));
-        }
-        if let Some(t) = q.to {
-            clauses.push(format!("invite_at < {}", bind(Bind::Text(format_time(t)))));
-        }
-        if let Some(k) = &q.after {
-            let at = bind(Bind::Text(format_time(k.invite_at)));
-            let id = bind(Bind::Text(k.id.clone()));
-            clauses.push(format!("(invite_at, id) > ({at}, {id})"));
-        }
-        let limit = bind(Bind::Int(i64::from(q.limit)));
-        let filter = if clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", clauses.join(" AND "))
-        };
-        let sql = format!("{SELECT_CDRS}{filter} ORDER BY invite_at, id LIMIT {limit}");
-        let mut query = sqlx::query(&sql);
+        let (sql, binds) = search_sql(q);
+        dispatch!(self, search_cdrs(&sql, binds))
+    }
+}
+
+/// The statement of a search and its parameters, in order.
+fn search_sql(q: &CdrQuery) -> (String, Vec<Bind>) {
+    let mut binds: Vec<Bind> = Vec::new();
+    let mut clauses: Vec<String> = Vec::new();
+    let mut bind = |value: Bind| {
+        binds.push(value);
+        format!("${}", binds.len())
+    };
+    if let Some(trunks) = &q.trunks {
+        let list: Vec<String> = trunks.iter().map(|t| bind(Bind::Text(t.clone()))).collect();
+        clauses.push(format!("trunk IN ({})", list.join(", ")));
+    }
+    if let Some(n) = &q.number {
+        let p = bind(Bind::Text(n.clone()));
+        clauses.push(format!("(caller = {p} OR callee = {p})"));
+    }
+    if let Some(d) = &q.disposition {
+        clauses.push(format!("disposition = {}", bind(Bind::Text(d.clone()))));
+    }
+    if let Some(r) = &q.reason {
+        let p = bind(Bind::Text(r.clone()));
+        clauses.push(format!("(refusal_reason = {p} OR end_reason = {p})"));
+    }
+    if let Some(a) = &q.anomaly {
+        let p = bind(Bind::Text(a.clone()));
+        clauses.push(format!(
+            "id IN (SELECT call_id FROM anomaly_calls WHERE anomaly_id = {p})"
+        ));
+    }
+    if let Some(t) = q.from {
+        clauses.push(format!("invite_at >= {}", bind(Bind::Time(t))));
+    }
+    if let Some(t) = q.to {
+        clauses.push(format!("invite_at < {}", bind(Bind::Time(t))));
+    }
+    if let Some(k) = &q.after {
+        let at = bind(Bind::Time(k.invite_at));
+        let id = bind(Bind::Text(k.id.clone()));
+        clauses.push(format!("(invite_at, id) > ({at}, {id})"));
+    }
+    let limit = bind(Bind::Int(i64::from(q.limit)));
+    let filter = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    let sql = format!("{SELECT_CDRS}{filter} ORDER BY invite_at, id LIMIT {limit}");
+    (sql, binds)
+}
+
+per_backend! {
+    uses(cdr_queries);
+
+    pub(super) async fn search_cdrs(
+        pool: &DbPool,
+        sql: &str,
+        binds: Vec<Bind>,
+    ) -> Result<Vec<Cdr>, StoreError> {
+        let mut query = sqlx::query(sql);
         for b in binds {
             query = match b {
                 Bind::Text(t) => query.bind(t),
                 Bind::Int(n) => query.bind(n),
+                Bind::Time(t) => query.bind(Dialect::time(t)),
             };
         }
-        let rows = query.fetch_all(self.pool()).await.op("search cdrs")?;
-        rows.iter().map(cdr_from_row).collect()
+        let rows = query.fetch_all(pool).await.op("search cdrs")?;
+        rows.iter().map(cdr_queries::cdr_from_row).collect()
     }
 }
 

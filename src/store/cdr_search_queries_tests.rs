@@ -3,6 +3,7 @@ use chrono::Duration;
 use super::*;
 use crate::model::{sample_cdr, Disposition};
 use crate::model::{EndReason, RefusalReason};
+use crate::store::testing::on_each_backend;
 use crate::store::{AnomalyRow, SubjectKey};
 
 async fn memory_store() -> Store {
@@ -28,6 +29,12 @@ fn ids(cdrs: &[Cdr]) -> Vec<&str> {
 
 async fn seeded() -> (Store, DateTime<Utc>) {
     let store = memory_store().await;
+    let t = seed(&store).await;
+    (store, t)
+}
+
+/// Five CDRs; returns the sample INVITE time they are placed around.
+async fn seed(store: &Store) -> DateTime<Utc> {
     let t = sample_cdr("x").attempt.invite_at;
     let mut refused = cdr("e", "b", "+1", "+3", 2);
     refused.outcome.disposition = Disposition::Refused;
@@ -42,79 +49,85 @@ async fn seeded() -> (Store, DateTime<Utc>) {
         ])
         .await
         .unwrap();
-    (store, t)
+    t
 }
 
 #[tokio::test]
 async fn filters_combine() {
-    let (store, t) = seeded().await;
-    let q = |f: fn(&mut CdrQuery)| {
-        let mut q = CdrQuery {
-            limit: 100,
-            ..CdrQuery::default()
+    on_each_backend(|store| async move {
+        let t = seed(&store).await;
+        let q = |f: fn(&mut CdrQuery)| {
+            let mut q = CdrQuery {
+                limit: 100,
+                ..CdrQuery::default()
+            };
+            f(&mut q);
+            q
         };
-        f(&mut q);
-        q
-    };
-    let all = store.search_cdrs(&q(|_| {})).await.unwrap();
-    assert_eq!(ids(&all), vec!["a", "c", "d", "e", "b"]);
-    let by_number = store
-        .search_cdrs(&q(|q| q.number = Some("+1".into())))
-        .await
-        .unwrap();
-    assert_eq!(ids(&by_number), vec!["a", "c", "d", "e"]);
-    let by_trunk = store
-        .search_cdrs(&q(|q| q.trunks = Some(vec!["b".into()])))
-        .await
-        .unwrap();
-    assert_eq!(ids(&by_trunk), vec!["e", "b"]);
-    let none = store
-        .search_cdrs(&q(|q| q.trunks = Some(vec![])))
-        .await
-        .unwrap();
-    assert!(none.is_empty());
-    let refused = store
-        .search_cdrs(&q(|q| q.disposition = Some("refused".into())))
-        .await
-        .unwrap();
-    assert_eq!(ids(&refused), vec!["e"]);
-    let mut range = q(|_| {});
-    range.from = Some(t + Duration::seconds(1));
-    range.to = Some(t + Duration::seconds(3));
-    assert_eq!(
-        ids(&store.search_cdrs(&range).await.unwrap()),
-        vec!["c", "d", "e"]
-    );
-    range.number = Some("+2".into());
-    range.trunks = Some(vec!["a".into(), "b".into()]);
-    assert_eq!(
-        ids(&store.search_cdrs(&range).await.unwrap()),
-        vec!["c", "d"]
-    );
+        let all = store.search_cdrs(&q(|_| {})).await.unwrap();
+        assert_eq!(ids(&all), vec!["a", "c", "d", "e", "b"]);
+        let by_number = store
+            .search_cdrs(&q(|q| q.number = Some("+1".into())))
+            .await
+            .unwrap();
+        assert_eq!(ids(&by_number), vec!["a", "c", "d", "e"]);
+        let by_trunk = store
+            .search_cdrs(&q(|q| q.trunks = Some(vec!["b".into()])))
+            .await
+            .unwrap();
+        assert_eq!(ids(&by_trunk), vec!["e", "b"]);
+        let none = store
+            .search_cdrs(&q(|q| q.trunks = Some(vec![])))
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+        let refused = store
+            .search_cdrs(&q(|q| q.disposition = Some("refused".into())))
+            .await
+            .unwrap();
+        assert_eq!(ids(&refused), vec!["e"]);
+        let mut range = q(|_| {});
+        range.from = Some(t + Duration::seconds(1));
+        range.to = Some(t + Duration::seconds(3));
+        assert_eq!(
+            ids(&store.search_cdrs(&range).await.unwrap()),
+            vec!["c", "d", "e"]
+        );
+        range.number = Some("+2".into());
+        range.trunks = Some(vec!["a".into(), "b".into()]);
+        assert_eq!(
+            ids(&store.search_cdrs(&range).await.unwrap()),
+            vec!["c", "d"]
+        );
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn keyset_pages_give_each_row_once_in_order() {
-    let (store, _) = seeded().await;
-    let mut seen = Vec::new();
-    let mut after = None;
-    loop {
-        let page = store
-            .search_cdrs(&CdrQuery {
-                after: after.clone(),
-                limit: 2,
-                ..CdrQuery::default()
-            })
-            .await
-            .unwrap();
-        let Some(last) = page.last() else { break };
-        after = Some(CdrSearchKey {
-            invite_at: last.attempt.invite_at,
-            id: last.attempt.id.clone(),
-        });
-        seen.extend(page.iter().map(|c| c.attempt.id.clone()));
-    }
-    assert_eq!(seen, vec!["a", "c", "d", "e", "b"]);
+    on_each_backend(|store| async move {
+        seed(&store).await;
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store
+                .search_cdrs(&CdrQuery {
+                    after: after.clone(),
+                    limit: 2,
+                    ..CdrQuery::default()
+                })
+                .await
+                .unwrap();
+            let Some(last) = page.last() else { break };
+            after = Some(CdrSearchKey {
+                invite_at: last.attempt.invite_at,
+                id: last.attempt.id.clone(),
+            });
+            seen.extend(page.iter().map(|c| c.attempt.id.clone()));
+        }
+        assert_eq!(seen, vec!["a", "c", "d", "e", "b"]);
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -150,88 +163,94 @@ async fn search_uses_an_index() {
 
 #[tokio::test]
 async fn reason_matches_the_refusal_or_the_end_reason() {
-    let (store, _) = seeded().await;
-    let mut blocked = cdr("f", "a", "+1", "+9", 4);
-    blocked.outcome.disposition = Disposition::Refused;
-    blocked.outcome.refusal_reason = Some(RefusalReason::NumberBlocked);
-    blocked.outcome.end_reason = EndReason::Refused;
-    let mut busy = cdr("g", "b", "+1", "+2", 5);
-    busy.outcome.end_reason = EndReason::Busy;
-    store.insert_cdrs(&[blocked, busy]).await.unwrap();
-    let by = |reason: &str| {
+    on_each_backend(|store| async move {
+        seed(&store).await;
+        let mut blocked = cdr("f", "a", "+1", "+9", 4);
+        blocked.outcome.disposition = Disposition::Refused;
+        blocked.outcome.refusal_reason = Some(RefusalReason::NumberBlocked);
+        blocked.outcome.end_reason = EndReason::Refused;
+        let mut busy = cdr("g", "b", "+1", "+2", 5);
+        busy.outcome.end_reason = EndReason::Busy;
+        store.insert_cdrs(&[blocked, busy]).await.unwrap();
+        let by = |reason: &str| {
+            let q = CdrQuery {
+                reason: Some(reason.into()),
+                limit: 100,
+                ..CdrQuery::default()
+            };
+            let store = store.clone();
+            async move { store.search_cdrs(&q).await.unwrap() }
+        };
+        assert_eq!(ids(&by("number_blocked").await), vec!["f"]);
+        assert_eq!(ids(&by("busy").await), vec!["g"]);
+        assert_eq!(ids(&by("refused").await), vec!["f"]);
+        assert!(by("rate_limited").await.is_empty());
+        // With the other filters: the blocked call is not on trunk b.
         let q = CdrQuery {
-            reason: Some(reason.into()),
+            reason: Some("number_blocked".into()),
+            trunks: Some(vec!["b".into()]),
             limit: 100,
             ..CdrQuery::default()
         };
-        let store = store.clone();
-        async move { store.search_cdrs(&q).await.unwrap() }
-    };
-    assert_eq!(ids(&by("number_blocked").await), vec!["f"]);
-    assert_eq!(ids(&by("busy").await), vec!["g"]);
-    assert_eq!(ids(&by("refused").await), vec!["f"]);
-    assert!(by("rate_limited").await.is_empty());
-    // With the other filters: the blocked call is not on trunk b.
-    let q = CdrQuery {
-        reason: Some("number_blocked".into()),
-        trunks: Some(vec!["b".into()]),
-        limit: 100,
-        ..CdrQuery::default()
-    };
-    assert!(store.search_cdrs(&q).await.unwrap().is_empty());
+        assert!(store.search_cdrs(&q).await.unwrap().is_empty());
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn anomaly_gives_the_calls_it_names() {
-    let (store, t) = seeded().await;
-    let anomaly = |id: &str, calls: &[&str]| AnomalyRow {
-        id: id.into(),
-        detected_at: t,
-        rule: "error_rate".into(),
-        subject: SubjectKey {
-            kind: "caller_id".into(),
-            trunk: "a".into(),
-            number: "+1".into(),
-        },
-        window_secs: 3600,
-        observed: 0.5,
-        threshold: 0.1,
-        sample: 10,
-        step: "alert".into(),
-        detail: String::new(),
-        call_ids: calls.iter().map(|c| c.to_string()).collect(),
-    };
-    // A named call without a CDR (still live then) is simply absent.
-    store
-        .record_anomaly(&anomaly("1000", &["d", "a", "live"]), &[])
-        .await
-        .unwrap();
-    store
-        .record_anomaly(&anomaly("2000", &["b"]), &[])
-        .await
-        .unwrap();
-    let q = |anomaly: &str, number: Option<&str>| CdrQuery {
-        anomaly: Some(anomaly.into()),
-        number: number.map(str::to_string),
-        limit: 100,
-        ..CdrQuery::default()
-    };
-    assert_eq!(
-        ids(&store.search_cdrs(&q("1000", None)).await.unwrap()),
-        vec!["a", "d"]
-    );
-    assert_eq!(
-        ids(&store.search_cdrs(&q("2000", None)).await.unwrap()),
-        vec!["b"]
-    );
-    assert!(store
-        .search_cdrs(&q("2000", Some("+1")))
-        .await
-        .unwrap()
-        .is_empty());
-    assert!(store
-        .search_cdrs(&q("3000", None))
-        .await
-        .unwrap()
-        .is_empty());
+    on_each_backend(|store| async move {
+        let t = seed(&store).await;
+        let anomaly = |id: &str, calls: &[&str]| AnomalyRow {
+            id: id.into(),
+            detected_at: t,
+            rule: "error_rate".into(),
+            subject: SubjectKey {
+                kind: "caller_id".into(),
+                trunk: "a".into(),
+                number: "+1".into(),
+            },
+            window_secs: 3600,
+            observed: 0.5,
+            threshold: 0.1,
+            sample: 10,
+            step: "alert".into(),
+            detail: String::new(),
+            call_ids: calls.iter().map(|c| c.to_string()).collect(),
+        };
+        // A named call without a CDR (still live then) is simply absent.
+        store
+            .record_anomaly(&anomaly("1000", &["d", "a", "live"]), &[])
+            .await
+            .unwrap();
+        store
+            .record_anomaly(&anomaly("2000", &["b"]), &[])
+            .await
+            .unwrap();
+        let q = |anomaly: &str, number: Option<&str>| CdrQuery {
+            anomaly: Some(anomaly.into()),
+            number: number.map(str::to_string),
+            limit: 100,
+            ..CdrQuery::default()
+        };
+        assert_eq!(
+            ids(&store.search_cdrs(&q("1000", None)).await.unwrap()),
+            vec!["a", "d"]
+        );
+        assert_eq!(
+            ids(&store.search_cdrs(&q("2000", None)).await.unwrap()),
+            vec!["b"]
+        );
+        assert!(store
+            .search_cdrs(&q("2000", Some("+1")))
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(store
+            .search_cdrs(&q("3000", None))
+            .await
+            .unwrap()
+            .is_empty());
+    })
+    .await;
 }

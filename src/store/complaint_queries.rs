@@ -7,10 +7,8 @@
 //! carrier's systems and ours).
 
 use chrono::{DateTime, Duration, Utc};
-use sqlx::sqlite::SqliteRow;
 
-use super::cdr_queries::{format_time, parse_time};
-use super::kpi_queries::{add_to_buckets, BucketCounters, BucketKey};
+use super::kpi_queries::{BucketCounters, BucketKey};
 use super::{Columns, Op, Store, StoreError};
 
 /// How far after the complaint's time a call still counts as the one complained about: the
@@ -19,7 +17,8 @@ const CLOCK_SKEW_MINUTES: i64 = 60;
 
 const INSERT_COMPLAINT: &str = "INSERT INTO complaints (complainant, caller_id, trunk, \
      received_at, category, source, text, imported_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-     ON CONFLICT (complainant, caller_id, received_at, category, source) DO NOTHING";
+     ON CONFLICT (complainant, caller_id, received_at, category, source) DO NOTHING \
+     RETURNING id";
 
 const LINK_CDRS: &str = "INSERT INTO complaint_cdrs (complaint_id, cdr_id) \
      SELECT $1, id FROM cdrs WHERE caller = $2 AND callee = $3 \
@@ -79,33 +78,69 @@ impl Store {
         now: DateTime<Utc>,
         deltas: Vec<(BucketKey, C)>,
     ) -> Result<Option<StoredComplaint>, StoreError> {
-        let mut tx = self
-            .pool()
-            .begin_with("BEGIN IMMEDIATE")
+        dispatch!(self, insert_complaint_counted(c, link_window, now, deltas))
+    }
+
+    /// Complaints received in `[from, to)`, optionally about one caller ID, oldest first.
+    pub async fn complaints(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        caller_id: Option<&str>,
+    ) -> Result<Vec<StoredComplaint>, StoreError> {
+        dispatch!(self, complaints(from, to, caller_id))
+    }
+
+    /// Complaints with an id above `after`, oldest first, at most `limit`: how the running
+    /// gateway picks up complaints that another process (the CLI) stored.
+    pub async fn complaints_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredComplaint>, StoreError> {
+        dispatch!(self, complaints_after(after, limit))
+    }
+
+    /// The highest complaint id stored (0 when none).
+    pub async fn last_complaint_id(&self) -> Result<i64, StoreError> {
+        dispatch!(self, last_complaint_id())
+    }
+}
+
+per_backend! {
+    uses(kpi_queries);
+
+    pub(super) async fn insert_complaint_counted<C: BucketCounters>(
+        pool: &DbPool,
+        c: &NewComplaint,
+        link_window: Duration,
+        now: DateTime<Utc>,
+        deltas: Vec<(BucketKey, C)>,
+    ) -> Result<Option<StoredComplaint>, StoreError> {
+        let mut tx = Dialect::begin_write(pool)
             .await
             .op("begin complaint insert")?;
-        let done = sqlx::query(INSERT_COMPLAINT)
+        let id: Option<i64> = sqlx::query_scalar(INSERT_COMPLAINT)
             .bind(&c.complainant)
             .bind(&c.caller_id)
             .bind(&c.trunk)
-            .bind(format_time(c.received_at))
+            .bind(Dialect::time(c.received_at))
             .bind(&c.category)
             .bind(&c.source)
             .bind(&c.text)
-            .bind(format_time(now))
-            .execute(&mut *tx)
+            .bind(Dialect::time(now))
+            .fetch_optional(&mut *tx)
             .await
             .op("insert complaint")?;
-        if done.rows_affected() == 0 {
+        let Some(id) = id else {
             return Ok(None);
-        }
-        let id = done.last_insert_rowid();
+        };
         sqlx::query(LINK_CDRS)
             .bind(id)
             .bind(&c.caller_id)
             .bind(&c.complainant)
-            .bind(format_time(c.received_at - link_window))
-            .bind(format_time(
+            .bind(Dialect::time(c.received_at - link_window))
+            .bind(Dialect::time(
                 c.received_at + Duration::minutes(CLOCK_SKEW_MINUTES),
             ))
             .execute(&mut *tx)
@@ -113,7 +148,7 @@ impl Store {
             .op_on("link complaint to cdrs", format_args!("complaint {id}"))?;
         let cdr_ids = linked_cdrs(&mut tx, id).await?;
         if !deltas.is_empty() {
-            add_to_buckets(&mut tx, deltas).await?;
+            kpi_queries::add_to_buckets(&mut tx, deltas).await?;
         }
         tx.commit()
             .await
@@ -126,9 +161,8 @@ impl Store {
         }))
     }
 
-    /// Complaints received in `[from, to)`, optionally about one caller ID, oldest first.
-    pub async fn complaints(
-        &self,
+    pub(super) async fn complaints(
+        pool: &DbPool,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         caller_id: Option<&str>,
@@ -138,19 +172,17 @@ impl Store {
              AND ($3 IS NULL OR caller_id = $3) ORDER BY received_at, id"
         );
         let rows = sqlx::query(&sql)
-            .bind(format_time(from))
-            .bind(format_time(to))
+            .bind(Dialect::time(from))
+            .bind(Dialect::time(to))
             .bind(caller_id)
-            .fetch_all(self.pool())
+            .fetch_all(pool)
             .await
             .op("read complaints")?;
-        self.with_links(rows).await
+        with_links(pool, rows).await
     }
 
-    /// Complaints with an id above `after`, oldest first, at most `limit`: how the running
-    /// gateway picks up complaints that another process (the CLI) stored.
-    pub async fn complaints_after(
-        &self,
+    pub(super) async fn complaints_after(
+        pool: &DbPool,
         after: i64,
         limit: u32,
     ) -> Result<Vec<StoredComplaint>, StoreError> {
@@ -158,24 +190,22 @@ impl Store {
         let rows = sqlx::query(&sql)
             .bind(after)
             .bind(i64::from(limit))
-            .fetch_all(self.pool())
+            .fetch_all(pool)
             .await
             .op("read new complaints")?;
-        self.with_links(rows).await
+        with_links(pool, rows).await
     }
 
-    /// The highest complaint id stored (0 when none).
-    pub async fn last_complaint_id(&self) -> Result<i64, StoreError> {
+    pub(super) async fn last_complaint_id(pool: &DbPool) -> Result<i64, StoreError> {
         let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM complaints")
-            .fetch_one(self.pool())
+            .fetch_one(pool)
             .await
             .op("read last complaint id")?;
         Ok(id.unwrap_or(0))
     }
 
-    async fn with_links(&self, rows: Vec<SqliteRow>) -> Result<Vec<StoredComplaint>, StoreError> {
-        let mut conn = self
-            .pool()
+    async fn with_links(pool: &DbPool, rows: Vec<Row>) -> Result<Vec<StoredComplaint>, StoreError> {
+        let mut conn = pool
             .acquire()
             .await
             .op("connect to read complaint links")?;
@@ -187,44 +217,36 @@ impl Store {
         }
         Ok(out)
     }
-}
 
-async fn linked_cdrs(
-    conn: &mut sqlx::SqliteConnection,
-    id: i64,
-) -> Result<Vec<String>, StoreError> {
-    sqlx::query_scalar("SELECT cdr_id FROM complaint_cdrs WHERE complaint_id = $1 ORDER BY cdr_id")
+    async fn linked_cdrs(conn: &mut Conn, id: i64) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT cdr_id FROM complaint_cdrs WHERE complaint_id = $1 ORDER BY cdr_id",
+        )
         .bind(id)
         .fetch_all(&mut *conn)
         .await
         .op_on("read complaint links", format_args!("complaint {id}"))
-}
+    }
 
-fn complaint_from_row(row: &SqliteRow) -> Result<StoredComplaint, StoreError> {
-    let row = Columns::new(row, "read complaint row");
-    let id: i64 = row.try_get("id")?;
-    let time = |column: &'static str| -> Result<DateTime<Utc>, StoreError> {
-        let text: String = row.try_get(column)?;
-        parse_time(&text).ok_or_else(|| StoreError::Corrupt {
-            id: format!("complaint {id}"),
-            column,
-            value: text,
+    fn complaint_from_row(row: &Row) -> Result<StoredComplaint, StoreError> {
+        let row = Columns::new(row, "read complaint row");
+        let id: i64 = row.try_get("id")?;
+        let what = format!("complaint {id}");
+        Ok(StoredComplaint {
+            id,
+            complaint: NewComplaint {
+                complainant: row.try_get("complainant")?,
+                caller_id: row.try_get("caller_id")?,
+                trunk: row.try_get("trunk")?,
+                received_at: row.time("received_at", &what)?,
+                category: row.try_get("category")?,
+                source: row.try_get("source")?,
+                text: row.try_get("text")?,
+            },
+            imported_at: row.time("imported_at", &what)?,
+            cdr_ids: Vec::new(),
         })
-    };
-    Ok(StoredComplaint {
-        id,
-        complaint: NewComplaint {
-            complainant: row.try_get("complainant")?,
-            caller_id: row.try_get("caller_id")?,
-            trunk: row.try_get("trunk")?,
-            received_at: time("received_at")?,
-            category: row.try_get("category")?,
-            source: row.try_get("source")?,
-            text: row.try_get("text")?,
-        },
-        imported_at: time("imported_at")?,
-        cdr_ids: Vec::new(),
-    })
+    }
 }
 
 #[cfg(test)]

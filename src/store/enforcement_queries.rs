@@ -1,12 +1,10 @@
 //! Anomalies (`anomalies`, `anomaly_calls`) and the append-only enforcement log
-//! (`enforcement_log`). Codes (subject kind, step, cause, origin) are stored as the monitor's
+//! (`enforcement_log`); operators' orders are in `enforcement_request_queries`. Codes (subject kind, step, cause, origin) are stored as the monitor's
 //! text codes; the schema's CHECKs refuse anything else, and triggers refuse any UPDATE or
 //! DELETE of the log.
 
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::SqliteRow;
 
-use super::cdr_queries::{format_time, parse_time};
 use super::{Columns, Op, Store, StoreError};
 
 /// Who or what an anomaly or a step is about.
@@ -59,31 +57,6 @@ pub struct NewEnforcement {
     pub detail_json: String,
 }
 
-/// An operator's order from outside the gateway process, for the gateway to apply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewRequest {
-    pub requested_at: DateTime<Utc>,
-    /// `impose` or `lift`.
-    pub action: String,
-    pub subject: SubjectKey,
-    /// The step to impose; for a lift, one step or (none) every step on the subject.
-    pub step: Option<String>,
-    pub duration_secs: Option<i64>,
-    pub operator: String,
-    pub reason: String,
-}
-
-/// A stored request and what became of it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnforcementRequest {
-    pub id: i64,
-    pub request: NewRequest,
-    /// `pending`, `applied` or `rejected`.
-    pub state: String,
-    pub handled_at: Option<DateTime<Utc>>,
-    pub result: Option<String>,
-}
-
 /// A row of the enforcement log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnforcementEntry {
@@ -96,21 +69,19 @@ const INSERT_ANOMALY: &str = "INSERT INTO anomalies (id, detected_at, rule, subj
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 
 const INSERT_ANOMALY_CALL: &str =
-    "INSERT OR IGNORE INTO anomaly_calls (anomaly_id, call_id) VALUES ($1, $2)";
+    "INSERT INTO anomaly_calls (anomaly_id, call_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 
 const SELECT_ANOMALIES: &str = "SELECT id, detected_at, rule, subject_kind, trunk, number, \
      window_secs, observed, threshold, sample, step, detail FROM anomalies";
 
 const INSERT_ENFORCEMENT: &str = "INSERT INTO enforcement_log (at, action, imposition, \
      subject_kind, trunk, number, step, until, cause, rule, anomaly_id, operator, reason, \
-     detail_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+     detail_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+     RETURNING id";
 
 const SELECT_ENFORCEMENT: &str = "SELECT id, at, action, imposition, subject_kind, trunk, \
      number, step, until, cause, rule, anomaly_id, operator, reason, detail_json \
      FROM enforcement_log";
-
-const SELECT_REQUESTS: &str = "SELECT id, requested_at, action, subject_kind, trunk, number, \
-     step, duration_secs, operator, reason, state, handled_at, result FROM enforcement_requests";
 
 impl Store {
     /// Stores an anomaly and the log rows it caused, in one transaction; returns the rows' ids.
@@ -119,14 +90,107 @@ impl Store {
         anomaly: &AnomalyRow,
         steps: &[NewEnforcement],
     ) -> Result<Vec<i64>, StoreError> {
-        let mut tx = self
-            .pool()
+        dispatch!(self, record_anomaly(anomaly, steps))
+    }
+
+    /// Appends rows to the enforcement log in one transaction; returns their ids.
+    pub async fn append_enforcement(
+        &self,
+        entries: &[NewEnforcement],
+    ) -> Result<Vec<i64>, StoreError> {
+        dispatch!(self, append_enforcement(entries))
+    }
+
+    /// Anomalies detected in `[from, to)`, optionally about one trunk and/or number, oldest first.
+    pub async fn anomalies(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        trunk: Option<&str>,
+        number: Option<&str>,
+    ) -> Result<Vec<AnomalyRow>, StoreError> {
+        dispatch!(self, anomalies(from, to, trunk, number))
+    }
+
+    /// Anomalies that name a call as an example.
+    pub async fn anomalies_of_call(&self, call_id: &str) -> Result<Vec<AnomalyRow>, StoreError> {
+        dispatch!(self, anomalies_of_call(call_id))
+    }
+
+    /// Log rows written in `[from, to)`, in order.
+    pub async fn enforcement_log(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<EnforcementEntry>, StoreError> {
+        dispatch!(self, enforcement_log(from, to))
+    }
+
+    /// Log rows with an id above `after`, in order, at most `limit`: how the running gateway
+    /// picks up what the CLI appended.
+    pub async fn enforcement_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<EnforcementEntry>, StoreError> {
+        dispatch!(self, enforcement_after(after, limit))
+    }
+
+    /// One row of the log.
+    pub async fn enforcement_entry(&self, id: i64) -> Result<Option<EnforcementEntry>, StoreError> {
+        dispatch!(self, enforcement_entry(id))
+    }
+
+    /// Steps imposed and not lifted: what is in force (a step past its `until` may still be,
+    /// while its rule has not stayed clear).
+    pub async fn enforcement_in_force(&self) -> Result<Vec<EnforcementEntry>, StoreError> {
+        dispatch!(self, enforcement_in_force())
+    }
+
+    /// Log rows that cite one of these anomalies (the steps they caused), in order.
+    pub async fn enforcement_citing(
+        &self,
+        anomaly_ids: &[String],
+    ) -> Result<Vec<EnforcementEntry>, StoreError> {
+        if anomaly_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        dispatch!(self, enforcement_citing(anomaly_ids))
+    }
+
+    /// The largest anomaly id stored (ids are numbers; 0 when none).
+    pub async fn last_anomaly_id(&self) -> Result<u64, StoreError> {
+        dispatch!(self, last_anomaly_id())
+    }
+
+    /// A named position of the monitor in an append-only table (0 when never set).
+    pub async fn cursor(&self, name: &str) -> Result<i64, StoreError> {
+        dispatch!(self, cursor(name))
+    }
+
+    pub async fn set_cursor(&self, name: &str, value: i64) -> Result<(), StoreError> {
+        dispatch!(self, set_cursor(name, value))
+    }
+
+    /// The highest log id (0 when empty).
+    pub async fn last_enforcement_id(&self) -> Result<i64, StoreError> {
+        dispatch!(self, last_enforcement_id())
+    }
+}
+
+per_backend! {
+    pub(super) async fn record_anomaly(
+        pool: &DbPool,
+        anomaly: &AnomalyRow,
+        steps: &[NewEnforcement],
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut tx = pool
             .begin()
             .await
             .op_on("begin anomaly insert", &anomaly.id)?;
         sqlx::query(INSERT_ANOMALY)
             .bind(&anomaly.id)
-            .bind(format_time(anomaly.detected_at))
+            .bind(Dialect::time(anomaly.detected_at))
             .bind(&anomaly.rule)
             .bind(&anomaly.subject.kind)
             .bind(&anomaly.subject.trunk)
@@ -158,12 +222,11 @@ impl Store {
         Ok(ids)
     }
 
-    /// Appends rows to the enforcement log in one transaction; returns their ids.
-    pub async fn append_enforcement(
-        &self,
+    pub(super) async fn append_enforcement(
+        pool: &DbPool,
         entries: &[NewEnforcement],
     ) -> Result<Vec<i64>, StoreError> {
-        let mut tx = self.pool().begin().await.op("begin enforcement append")?;
+        let mut tx = pool.begin().await.op("begin enforcement append")?;
         let mut ids = Vec::with_capacity(entries.len());
         for e in entries {
             ids.push(insert_enforcement(&mut tx, e).await?);
@@ -172,9 +235,8 @@ impl Store {
         Ok(ids)
     }
 
-    /// Anomalies detected in `[from, to)`, optionally about one trunk and/or number, oldest first.
-    pub async fn anomalies(
-        &self,
+    pub(super) async fn anomalies(
+        pool: &DbPool,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         trunk: Option<&str>,
@@ -186,50 +248,49 @@ impl Store {
              ORDER BY detected_at, id"
         );
         let rows = sqlx::query(&sql)
-            .bind(format_time(from))
-            .bind(format_time(to))
+            .bind(Dialect::time(from))
+            .bind(Dialect::time(to))
             .bind(trunk)
             .bind(number)
-            .fetch_all(self.pool())
+            .fetch_all(pool)
             .await
             .op("read anomalies")?;
-        self.with_calls(rows).await
+        with_calls(pool, rows).await
     }
 
-    /// Anomalies that name a call as an example.
-    pub async fn anomalies_of_call(&self, call_id: &str) -> Result<Vec<AnomalyRow>, StoreError> {
+    pub(super) async fn anomalies_of_call(
+        pool: &DbPool,
+        call_id: &str,
+    ) -> Result<Vec<AnomalyRow>, StoreError> {
         let sql = format!(
             "{SELECT_ANOMALIES} WHERE id IN (SELECT anomaly_id FROM anomaly_calls \
              WHERE call_id = $1) ORDER BY detected_at, id"
         );
         let rows = sqlx::query(&sql)
             .bind(call_id)
-            .fetch_all(self.pool())
+            .fetch_all(pool)
             .await
             .op_on("read anomalies of call", call_id)?;
-        self.with_calls(rows).await
+        with_calls(pool, rows).await
     }
 
-    /// Log rows written in `[from, to)`, in order.
-    pub async fn enforcement_log(
-        &self,
+    pub(super) async fn enforcement_log(
+        pool: &DbPool,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<EnforcementEntry>, StoreError> {
         let sql = format!("{SELECT_ENFORCEMENT} WHERE at >= $1 AND at < $2 ORDER BY id");
         let rows = sqlx::query(&sql)
-            .bind(format_time(from))
-            .bind(format_time(to))
-            .fetch_all(self.pool())
+            .bind(Dialect::time(from))
+            .bind(Dialect::time(to))
+            .fetch_all(pool)
             .await
             .op("read enforcement log")?;
         rows.iter().map(entry_from_row).collect()
     }
 
-    /// Log rows with an id above `after`, in order, at most `limit`: how the running gateway
-    /// picks up what the CLI appended.
-    pub async fn enforcement_after(
-        &self,
+    pub(super) async fn enforcement_after(
+        pool: &DbPool,
         after: i64,
         limit: u32,
     ) -> Result<Vec<EnforcementEntry>, StoreError> {
@@ -237,153 +298,100 @@ impl Store {
         let rows = sqlx::query(&sql)
             .bind(after)
             .bind(i64::from(limit))
-            .fetch_all(self.pool())
+            .fetch_all(pool)
             .await
             .op("read new enforcement rows")?;
         rows.iter().map(entry_from_row).collect()
     }
 
-    /// One row of the log.
-    pub async fn enforcement_entry(&self, id: i64) -> Result<Option<EnforcementEntry>, StoreError> {
+    pub(super) async fn enforcement_entry(
+        pool: &DbPool,
+        id: i64,
+    ) -> Result<Option<EnforcementEntry>, StoreError> {
         let sql = format!("{SELECT_ENFORCEMENT} WHERE id = $1");
         let row = sqlx::query(&sql)
             .bind(id)
-            .fetch_optional(self.pool())
+            .fetch_optional(pool)
             .await
             .op_on("read enforcement row", format_args!("enforcement {id}"))?;
         row.as_ref().map(entry_from_row).transpose()
     }
 
-    /// Steps imposed and not lifted: what is in force (a step past its `until` may still be,
-    /// while its rule has not stayed clear).
-    pub async fn enforcement_in_force(&self) -> Result<Vec<EnforcementEntry>, StoreError> {
+    pub(super) async fn enforcement_in_force(
+        pool: &DbPool,
+    ) -> Result<Vec<EnforcementEntry>, StoreError> {
         let sql = format!(
             "{SELECT_ENFORCEMENT} AS e WHERE action = 'impose' AND NOT EXISTS \
              (SELECT 1 FROM enforcement_log l WHERE l.action = 'lift' \
              AND l.imposition = e.imposition) ORDER BY id"
         );
         let rows = sqlx::query(&sql)
-            .fetch_all(self.pool())
+            .fetch_all(pool)
             .await
             .op("read enforcement in force")?;
         rows.iter().map(entry_from_row).collect()
     }
 
-    /// Stores an operator's order for the gateway; returns its id.
-    pub async fn insert_enforcement_request(&self, r: &NewRequest) -> Result<i64, StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO enforcement_requests (requested_at, action, subject_kind, trunk, \
-             number, step, duration_secs, operator, reason) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(format_time(r.requested_at))
-        .bind(&r.action)
-        .bind(&r.subject.kind)
-        .bind(&r.subject.trunk)
-        .bind(&r.subject.number)
-        .bind(&r.step)
-        .bind(r.duration_secs)
-        .bind(&r.operator)
-        .bind(&r.reason)
-        .execute(self.pool())
-        .await
-        .op("insert enforcement request")?;
-        Ok(done.last_insert_rowid())
-    }
-
-    /// Pending orders, oldest first, at most `limit`.
-    pub async fn pending_enforcement_requests(
-        &self,
-        limit: u32,
-    ) -> Result<Vec<EnforcementRequest>, StoreError> {
-        let sql = format!("{SELECT_REQUESTS} WHERE state = 'pending' ORDER BY id LIMIT $1");
-        let rows = sqlx::query(&sql)
-            .bind(i64::from(limit))
-            .fetch_all(self.pool())
+    pub(super) async fn enforcement_citing(
+        pool: &DbPool,
+        anomaly_ids: &[String],
+    ) -> Result<Vec<EnforcementEntry>, StoreError> {
+        let marks: Vec<String> = (1..=anomaly_ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "{SELECT_ENFORCEMENT} WHERE anomaly_id IN ({}) ORDER BY id",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for id in anomaly_ids {
+            q = q.bind(id);
+        }
+        let rows = q
+            .fetch_all(pool)
             .await
-            .op("read pending enforcement requests")?;
-        rows.iter().map(request_from_row).collect()
+            .op("read enforcement citing anomalies")?;
+        rows.iter().map(entry_from_row).collect()
     }
 
-    pub async fn enforcement_request(
-        &self,
-        id: i64,
-    ) -> Result<Option<EnforcementRequest>, StoreError> {
-        let sql = format!("{SELECT_REQUESTS} WHERE id = $1");
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await
-            .op_on("read enforcement request", format_args!("request {id}"))?;
-        row.as_ref().map(request_from_row).transpose()
-    }
-
-    /// Marks a pending order `applied` or `rejected` with what happened.
-    pub async fn finish_enforcement_request(
-        &self,
-        id: i64,
-        state: &str,
-        result: &str,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE enforcement_requests SET state = $2, result = $3, handled_at = $4 \
-             WHERE id = $1 AND state = 'pending'",
-        )
-        .bind(id)
-        .bind(state)
-        .bind(result)
-        .bind(format_time(at))
-        .execute(self.pool())
-        .await
-        .op_on("finish enforcement request", format_args!("request {id}"))?;
-        Ok(())
-    }
-
-    /// The largest anomaly id stored (ids are numbers; 0 when none).
-    pub async fn last_anomaly_id(&self) -> Result<u64, StoreError> {
-        let id: Option<i64> = sqlx::query_scalar("SELECT MAX(CAST(id AS INTEGER)) FROM anomalies")
-            .fetch_one(self.pool())
+    pub(super) async fn last_anomaly_id(pool: &DbPool) -> Result<u64, StoreError> {
+        let id: Option<i64> = sqlx::query_scalar(Dialect::LAST_ANOMALY_ID)
+            .fetch_one(pool)
             .await
             .op("read last anomaly id")?;
         Ok(id.and_then(|i| u64::try_from(i).ok()).unwrap_or(0))
     }
 
-    /// A named position of the monitor in an append-only table (0 when never set).
-    pub async fn cursor(&self, name: &str) -> Result<i64, StoreError> {
+    pub(super) async fn cursor(pool: &DbPool, name: &str) -> Result<i64, StoreError> {
         let v: Option<i64> = sqlx::query_scalar("SELECT value FROM monitor_cursor WHERE name = $1")
             .bind(name)
-            .fetch_optional(self.pool())
+            .fetch_optional(pool)
             .await
             .op_on("read monitor cursor", name)?;
         Ok(v.unwrap_or(0))
     }
 
-    pub async fn set_cursor(&self, name: &str, value: i64) -> Result<(), StoreError> {
+    pub(super) async fn set_cursor(pool: &DbPool, name: &str, value: i64) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO monitor_cursor (name, value) VALUES ($1, $2) \
              ON CONFLICT (name) DO UPDATE SET value = excluded.value",
         )
         .bind(name)
         .bind(value)
-        .execute(self.pool())
+        .execute(pool)
         .await
         .op_on("set monitor cursor", name)?;
         Ok(())
     }
 
-    /// The highest log id (0 when empty).
-    pub async fn last_enforcement_id(&self) -> Result<i64, StoreError> {
+    pub(super) async fn last_enforcement_id(pool: &DbPool) -> Result<i64, StoreError> {
         let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM enforcement_log")
-            .fetch_one(self.pool())
+            .fetch_one(pool)
             .await
             .op("read last enforcement id")?;
         Ok(id.unwrap_or(0))
     }
 
-    async fn with_calls(&self, rows: Vec<SqliteRow>) -> Result<Vec<AnomalyRow>, StoreError> {
-        let mut conn = self
-            .pool()
+    async fn with_calls(pool: &DbPool, rows: Vec<Row>) -> Result<Vec<AnomalyRow>, StoreError> {
+        let mut conn = pool
             .acquire()
             .await
             .op("connect to read anomaly calls")?;
@@ -401,159 +409,78 @@ impl Store {
         }
         Ok(out)
     }
-}
 
-async fn insert_enforcement(
-    conn: &mut sqlx::SqliteConnection,
-    e: &NewEnforcement,
-) -> Result<i64, StoreError> {
-    let done = sqlx::query(INSERT_ENFORCEMENT)
-        .bind(format_time(e.at))
-        .bind(&e.action)
-        .bind(e.imposition)
-        .bind(&e.subject.kind)
-        .bind(&e.subject.trunk)
-        .bind(&e.subject.number)
-        .bind(&e.step)
-        .bind(e.until.map(format_time))
-        .bind(&e.cause)
-        .bind(&e.rule)
-        .bind(&e.anomaly_id)
-        .bind(&e.operator)
-        .bind(&e.reason)
-        .bind(&e.detail_json)
-        .execute(&mut *conn)
-        .await
-        .op("insert enforcement row")?;
-    Ok(done.last_insert_rowid())
-}
-
-fn time_of(
-    row: &Columns,
-    what: &str,
-    column: &'static str,
-) -> Result<Option<DateTime<Utc>>, StoreError> {
-    let text: Option<String> = row.try_get(column)?;
-    text.map(|t| {
-        parse_time(&t).ok_or_else(|| StoreError::Corrupt {
-            id: what.to_string(),
-            column,
-            value: t,
-        })
-    })
-    .transpose()
-}
-
-fn subject_of(row: &Columns) -> Result<SubjectKey, StoreError> {
-    Ok(SubjectKey {
-        kind: row.try_get("subject_kind")?,
-        trunk: row.try_get("trunk")?,
-        number: row.try_get("number")?,
-    })
-}
-
-fn anomaly_from_row(row: &SqliteRow) -> Result<AnomalyRow, StoreError> {
-    let row = &Columns::new(row, "read anomaly row");
-    let id: String = row.try_get("id")?;
-    let what = format!("anomaly {id}");
-    let detected_at = time_of(row, &what, "detected_at")?.ok_or_else(|| StoreError::Corrupt {
-        id: what.clone(),
-        column: "detected_at",
-        value: String::new(),
-    })?;
-    Ok(AnomalyRow {
-        detected_at,
-        rule: row.try_get("rule")?,
-        subject: subject_of(row)?,
-        window_secs: row.try_get("window_secs")?,
-        observed: row.try_get("observed")?,
-        threshold: row.try_get("threshold")?,
-        sample: row.try_get("sample")?,
-        step: row.try_get("step")?,
-        detail: row.try_get("detail")?,
-        call_ids: Vec::new(),
-        id,
-    })
-}
-
-fn entry_from_row(row: &SqliteRow) -> Result<EnforcementEntry, StoreError> {
-    let row = &Columns::new(row, "read enforcement row");
-    let id: i64 = row.try_get("id")?;
-    let what = format!("enforcement {id}");
-    let at = time_of(row, &what, "at")?.ok_or_else(|| StoreError::Corrupt {
-        id: what.clone(),
-        column: "at",
-        value: String::new(),
-    })?;
-    Ok(EnforcementEntry {
-        id,
-        entry: NewEnforcement {
-            at,
-            action: row.try_get("action")?,
-            imposition: row.try_get("imposition")?,
-            subject: subject_of(row)?,
-            step: row.try_get("step")?,
-            until: time_of(row, &what, "until")?,
-            cause: row.try_get("cause")?,
-            rule: row.try_get("rule")?,
-            anomaly_id: row.try_get("anomaly_id")?,
-            operator: row.try_get("operator")?,
-            reason: row.try_get("reason")?,
-            detail_json: row.try_get("detail_json")?,
-        },
-    })
-}
-
-fn request_from_row(row: &SqliteRow) -> Result<EnforcementRequest, StoreError> {
-    let row = &Columns::new(row, "read enforcement request row");
-    let id: i64 = row.try_get("id")?;
-    let what = format!("enforcement request {id}");
-    let requested_at = time_of(row, &what, "requested_at")?.ok_or_else(|| StoreError::Corrupt {
-        id: what.clone(),
-        column: "requested_at",
-        value: String::new(),
-    })?;
-    Ok(EnforcementRequest {
-        id,
-        request: NewRequest {
-            requested_at,
-            action: row.try_get("action")?,
-            subject: subject_of(row)?,
-            step: row.try_get("step")?,
-            duration_secs: row.try_get("duration_secs")?,
-            operator: row.try_get("operator")?,
-            reason: row.try_get("reason")?,
-        },
-        state: row.try_get("state")?,
-        handled_at: time_of(row, &what, "handled_at")?,
-        result: row.try_get("result")?,
-    })
-}
-
-impl Store {
-    /// Log rows that cite one of these anomalies (the steps they caused), in order.
-    pub async fn enforcement_citing(
-        &self,
-        anomaly_ids: &[String],
-    ) -> Result<Vec<EnforcementEntry>, StoreError> {
-        if anomaly_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let marks: Vec<String> = (1..=anomaly_ids.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "{SELECT_ENFORCEMENT} WHERE anomaly_id IN ({}) ORDER BY id",
-            marks.join(", ")
-        );
-        let mut q = sqlx::query(&sql);
-        for id in anomaly_ids {
-            q = q.bind(id);
-        }
-        let rows = q
-            .fetch_all(self.pool())
+    async fn insert_enforcement(conn: &mut Conn, e: &NewEnforcement) -> Result<i64, StoreError> {
+        sqlx::query_scalar(INSERT_ENFORCEMENT)
+            .bind(Dialect::time(e.at))
+            .bind(&e.action)
+            .bind(e.imposition)
+            .bind(&e.subject.kind)
+            .bind(&e.subject.trunk)
+            .bind(&e.subject.number)
+            .bind(&e.step)
+            .bind(e.until.map(Dialect::time))
+            .bind(&e.cause)
+            .bind(&e.rule)
+            .bind(&e.anomaly_id)
+            .bind(&e.operator)
+            .bind(&e.reason)
+            .bind(&e.detail_json)
+            .fetch_one(&mut *conn)
             .await
-            .op("read enforcement citing anomalies")?;
-        rows.iter().map(entry_from_row).collect()
+            .op("insert enforcement row")
     }
+
+    pub(in crate::store) fn subject_of(row: &Columns<Row>) -> Result<SubjectKey, StoreError> {
+        Ok(SubjectKey {
+            kind: row.try_get("subject_kind")?,
+            trunk: row.try_get("trunk")?,
+            number: row.try_get("number")?,
+        })
+    }
+
+    fn anomaly_from_row(row: &Row) -> Result<AnomalyRow, StoreError> {
+        let row = &Columns::new(row, "read anomaly row");
+        let id: String = row.try_get("id")?;
+        let what = format!("anomaly {id}");
+        Ok(AnomalyRow {
+            detected_at: row.time("detected_at", &what)?,
+            rule: row.try_get("rule")?,
+            subject: subject_of(row)?,
+            window_secs: row.try_get("window_secs")?,
+            observed: row.try_get("observed")?,
+            threshold: row.try_get("threshold")?,
+            sample: row.try_get("sample")?,
+            step: row.try_get("step")?,
+            detail: row.try_get("detail")?,
+            call_ids: Vec::new(),
+            id,
+        })
+    }
+
+    fn entry_from_row(row: &Row) -> Result<EnforcementEntry, StoreError> {
+        let row = &Columns::new(row, "read enforcement row");
+        let id: i64 = row.try_get("id")?;
+        let what = format!("enforcement {id}");
+        Ok(EnforcementEntry {
+            id,
+            entry: NewEnforcement {
+                at: row.time("at", &what)?,
+                action: row.try_get("action")?,
+                imposition: row.try_get("imposition")?,
+                subject: subject_of(row)?,
+                step: row.try_get("step")?,
+                until: row.opt_time("until", &what)?,
+                cause: row.try_get("cause")?,
+                rule: row.try_get("rule")?,
+                anomaly_id: row.try_get("anomaly_id")?,
+                operator: row.try_get("operator")?,
+                reason: row.try_get("reason")?,
+                detail_json: row.try_get("detail_json")?,
+            },
+        })
+    }
+
 }
 
 #[cfg(test)]

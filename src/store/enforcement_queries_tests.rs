@@ -2,10 +2,7 @@ use chrono::Duration;
 
 use super::*;
 use crate::model::sample_cdr;
-
-async fn memory_store() -> Store {
-    Store::connect("sqlite::memory:").await.unwrap()
-}
+use crate::store::testing::{self, on_each_backend};
 
 fn t0() -> DateTime<Utc> {
     sample_cdr("x").attempt.invite_at
@@ -73,164 +70,134 @@ fn lift(imposition: i64, at: DateTime<Utc>) -> NewEnforcement {
 
 #[tokio::test]
 async fn anomaly_with_its_step_and_what_is_in_force() {
-    let store = memory_store().await;
-    let t = t0();
-    let a = anomaly("A1", t);
-    let ids = store
-        .record_anomaly(
-            &a,
-            &[impose(7, t, Some(t + Duration::minutes(30)), Some("A1"))],
-        )
-        .await
-        .unwrap();
-    assert_eq!(ids.len(), 1);
-    let mut expected = a.clone();
-    expected.call_ids = vec!["C1".into(), "C2".into()];
-    let found = store
-        .anomalies(t, t + Duration::seconds(1), Some("demo"), None)
-        .await
-        .unwrap();
-    assert_eq!(found, vec![expected.clone()]);
-    assert_eq!(store.anomalies_of_call("C1").await.unwrap(), vec![expected]);
-    assert!(store.anomalies_of_call("C9").await.unwrap().is_empty());
+    on_each_backend(|store| async move {
+        let t = t0();
+        let a = anomaly("A1", t);
+        let ids = store
+            .record_anomaly(
+                &a,
+                &[impose(7, t, Some(t + Duration::minutes(30)), Some("A1"))],
+            )
+            .await
+            .unwrap();
+        assert_eq!(ids.len(), 1);
+        let mut expected = a.clone();
+        expected.call_ids = vec!["C1".into(), "C2".into()];
+        let found = store
+            .anomalies(t, t + Duration::seconds(1), Some("demo"), None)
+            .await
+            .unwrap();
+        assert_eq!(found, vec![expected.clone()]);
+        assert_eq!(store.anomalies_of_call("C1").await.unwrap(), vec![expected]);
+        assert!(store.anomalies_of_call("C9").await.unwrap().is_empty());
 
-    // In force until lifted, past its `until` too (the ladder decides when it lifts).
-    let in_force = store.enforcement_in_force().await.unwrap();
-    assert_eq!(in_force.len(), 1);
-    assert_eq!(in_force[0].id, ids[0]);
-    assert_eq!(in_force[0].entry.imposition, 7);
-    store
-        .append_enforcement(&[impose(8, t, None, None)])
-        .await
-        .unwrap();
-    assert_eq!(store.enforcement_in_force().await.unwrap().len(), 2);
-    store
-        .append_enforcement(&[lift(8, t + Duration::seconds(5))])
-        .await
-        .unwrap();
-    let left = store.enforcement_in_force().await.unwrap();
-    assert_eq!(left.len(), 1);
-    assert_eq!(left[0].entry.imposition, 7);
-    // A step is imposed once and lifted once.
-    assert!(store.append_enforcement(&[lift(8, t)]).await.is_err());
-    assert!(store
-        .append_enforcement(&[impose(7, t, None, None)])
-        .await
-        .is_err());
+        // In force until lifted, past its `until` too (the ladder decides when it lifts).
+        let in_force = store.enforcement_in_force().await.unwrap();
+        assert_eq!(in_force.len(), 1);
+        assert_eq!(in_force[0].id, ids[0]);
+        assert_eq!(in_force[0].entry.imposition, 7);
+        store
+            .append_enforcement(&[impose(8, t, None, None)])
+            .await
+            .unwrap();
+        assert_eq!(store.enforcement_in_force().await.unwrap().len(), 2);
+        store
+            .append_enforcement(&[lift(8, t + Duration::seconds(5))])
+            .await
+            .unwrap();
+        let left = store.enforcement_in_force().await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].entry.imposition, 7);
+        // A step is imposed once and lifted once.
+        assert!(store.append_enforcement(&[lift(8, t)]).await.is_err());
+        assert!(store
+            .append_enforcement(&[impose(7, t, None, None)])
+            .await
+            .is_err());
 
-    let log = store
-        .enforcement_log(t, t + Duration::minutes(1))
-        .await
-        .unwrap();
-    assert_eq!(log.len(), 3);
-    assert_eq!(log[0].entry.rule.as_deref(), Some("error_rate"));
-    assert_eq!(store.last_enforcement_id().await.unwrap(), log[2].id);
-    assert_eq!(
-        store.enforcement_after(log[0].id, 10).await.unwrap().len(),
-        2
-    );
-    assert_eq!(
-        store.enforcement_entry(log[1].id).await.unwrap(),
-        Some(log[1].clone())
-    );
+        let log = store
+            .enforcement_log(t, t + Duration::minutes(1))
+            .await
+            .unwrap();
+        assert_eq!(log.len(), 3);
+        assert_eq!(log[0].entry.rule.as_deref(), Some("error_rate"));
+        assert_eq!(store.last_enforcement_id().await.unwrap(), log[2].id);
+        assert_eq!(
+            store.enforcement_after(log[0].id, 10).await.unwrap().len(),
+            2
+        );
+        assert_eq!(
+            store.enforcement_entry(log[1].id).await.unwrap(),
+            Some(log[1].clone())
+        );
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn the_log_is_append_only() {
-    let store = memory_store().await;
-    let t = t0();
-    store
-        .append_enforcement(&[impose(1, t, None, None)])
-        .await
-        .unwrap();
-    for sql in [
-        "UPDATE enforcement_log SET reason = 'edited'",
-        "DELETE FROM enforcement_log",
-    ] {
-        let err = sqlx::query(sql).execute(store.pool()).await.unwrap_err();
-        assert!(err.to_string().contains("append-only"), "{err}");
-    }
-    assert_eq!(
+    on_each_backend(|store| async move {
+        let t = t0();
         store
-            .enforcement_log(t, t + Duration::seconds(1))
+            .append_enforcement(&[impose(1, t, None, None)])
             .await
-            .unwrap()
-            .len(),
-        1
-    );
+            .unwrap();
+        for sql in [
+            "UPDATE enforcement_log SET reason = 'edited'",
+            "DELETE FROM enforcement_log",
+        ] {
+            let err = testing::execute(&store, sql, &[]).await.unwrap_err();
+            assert!(err.to_string().contains("append-only"), "{err}");
+        }
+        assert_eq!(
+            store
+                .enforcement_log(t, t + Duration::seconds(1))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn bad_codes_are_refused_by_the_schema() {
-    let store = memory_store().await;
-    let t = t0();
-    let mut e = impose(1, t, None, None);
-    e.step = "shut_down".into();
-    assert!(store.append_enforcement(&[e]).await.is_err());
-}
-
-#[tokio::test]
-async fn requests_wait_until_handled_once() {
-    let store = memory_store().await;
-    let t = t0();
-    let r = NewRequest {
-        requested_at: t,
-        action: "impose".into(),
-        subject: number("861012345678"),
-        step: Some("suspend_number".into()),
-        duration_secs: Some(600),
-        operator: "bob".into(),
-        reason: "carrier asked".into(),
-    };
-    let id = store.insert_enforcement_request(&r).await.unwrap();
-    let pending = store.pending_enforcement_requests(10).await.unwrap();
-    assert_eq!(pending.len(), 1);
-    assert_eq!(pending[0].request, r);
-    assert_eq!(pending[0].state, "pending");
-    store
-        .finish_enforcement_request(id, "applied", "imposed 42", t)
-        .await
-        .unwrap();
-    // Handled once: a second answer does not overwrite the first.
-    store
-        .finish_enforcement_request(id, "rejected", "late", t)
-        .await
-        .unwrap();
-    assert!(store
-        .pending_enforcement_requests(10)
-        .await
-        .unwrap()
-        .is_empty());
-    let done = store.enforcement_request(id).await.unwrap().unwrap();
-    assert_eq!(done.state, "applied");
-    assert_eq!(done.result.as_deref(), Some("imposed 42"));
-    assert_eq!(done.handled_at, Some(t));
+    on_each_backend(|store| async move {
+        let t = t0();
+        let mut e = impose(1, t, None, None);
+        e.step = "shut_down".into();
+        assert!(store.append_enforcement(&[e]).await.is_err());
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn log_rows_citing_anomalies() {
-    let store = memory_store().await;
-    let t = t0();
-    store
-        .record_anomaly(&anomaly("A1", t), &[impose(7, t, None, Some("A1"))])
-        .await
-        .unwrap();
-    store
-        .record_anomaly(&anomaly("A2", t), &[impose(9, t, None, Some("A2"))])
-        .await
-        .unwrap();
-    store
-        .append_enforcement(&[impose(8, t, None, None)])
-        .await
-        .unwrap();
-    let rows = store.enforcement_citing(&["A1".into()]).await.unwrap();
-    assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].entry.imposition, 7);
-    let rows = store
-        .enforcement_citing(&["A1".into(), "A2".into(), "nope".into()])
-        .await
-        .unwrap();
-    let ids: Vec<i64> = rows.iter().map(|r| r.entry.imposition).collect();
-    assert_eq!(ids, vec![7, 9]);
-    assert!(store.enforcement_citing(&[]).await.unwrap().is_empty());
+    on_each_backend(|store| async move {
+        let t = t0();
+        store
+            .record_anomaly(&anomaly("A1", t), &[impose(7, t, None, Some("A1"))])
+            .await
+            .unwrap();
+        store
+            .record_anomaly(&anomaly("A2", t), &[impose(9, t, None, Some("A2"))])
+            .await
+            .unwrap();
+        store
+            .append_enforcement(&[impose(8, t, None, None)])
+            .await
+            .unwrap();
+        let rows = store.enforcement_citing(&["A1".into()]).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].entry.imposition, 7);
+        let rows = store
+            .enforcement_citing(&["A1".into(), "A2".into(), "nope".into()])
+            .await
+            .unwrap();
+        let ids: Vec<i64> = rows.iter().map(|r| r.entry.imposition).collect();
+        assert_eq!(ids, vec![7, 9]);
+        assert!(store.enforcement_citing(&[]).await.unwrap().is_empty());
+    })
+    .await;
 }

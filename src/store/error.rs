@@ -7,8 +7,9 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use sqlx::sqlite::{Sqlite, SqliteRow};
-use sqlx::Row;
+use chrono::{DateTime, Utc};
+
+use super::backend::TimeRow;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -97,20 +98,20 @@ impl<T> Op<T> for Result<T, sqlx::Error> {
 
 /// A row whose column reads name the operation they belong to: a decoder starts with
 /// `let row = Columns::new(row, "read cdr row");` (or `Columns::of(row, op, id)` when the row's
-/// id is known) and reads `row.try_get("id")?` as before.
-pub(crate) struct Columns<'r, 'k> {
-    row: &'r SqliteRow,
+/// id is known) and reads `row.try_get("id")?` as before. `R` is either backend's row.
+pub(crate) struct Columns<'r, 'k, R> {
+    row: &'r R,
     op: &'static str,
     key: Option<&'k str>,
 }
 
-impl<'r, 'k> Columns<'r, 'k> {
-    pub(crate) fn new(row: &'r SqliteRow, op: &'static str) -> Columns<'r, 'k> {
+impl<'r, 'k, R: sqlx::Row> Columns<'r, 'k, R> {
+    pub(crate) fn new(row: &'r R, op: &'static str) -> Columns<'r, 'k, R> {
         Columns { row, op, key: None }
     }
 
     /// For the row of `key` (a CDR id, a token name).
-    pub(crate) fn of(row: &'r SqliteRow, op: &'static str, key: &'k str) -> Columns<'r, 'k> {
+    pub(crate) fn of(row: &'r R, op: &'static str, key: &'k str) -> Columns<'r, 'k, R> {
         Columns {
             row,
             op,
@@ -120,10 +121,13 @@ impl<'r, 'k> Columns<'r, 'k> {
 
     pub(crate) fn try_get<T, I>(&self, index: I) -> Result<T, StoreError>
     where
-        I: sqlx::ColumnIndex<SqliteRow>,
-        T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+        I: sqlx::ColumnIndex<R>,
+        T: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     {
-        let value = self.row.try_get(index);
+        self.named(self.row.try_get(index))
+    }
+
+    fn named<T>(&self, value: Result<T, sqlx::Error>) -> Result<T, StoreError> {
         match self.key {
             Some(key) => value.op_on(self.op, key),
             None => value.op(self.op),
@@ -131,52 +135,89 @@ impl<'r, 'k> Columns<'r, 'k> {
     }
 }
 
+impl<R: sqlx::Row + TimeRow> Columns<'_, '_, R> {
+    /// A nullable time column (UTC text on SQLite, `timestamptz` on PostgreSQL). `label` names
+    /// it in a [`StoreError::Corrupt`] (`table.column` is read as `column`), `id` the row.
+    pub(crate) fn opt_time(
+        &self,
+        label: &'static str,
+        id: &str,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let column = label.rsplit_once('.').map_or(label, |(_, column)| column);
+        match self.named(self.row.time_at(column))? {
+            None => Ok(None),
+            Some(Ok(t)) => Ok(Some(t)),
+            Some(Err(value)) => Err(StoreError::Corrupt {
+                id: id.to_string(),
+                column: label,
+                value,
+            }),
+        }
+    }
+
+    /// A time column that must hold one.
+    pub(crate) fn time(&self, label: &'static str, id: &str) -> Result<DateTime<Utc>, StoreError> {
+        self.opt_time(label, id)?
+            .ok_or_else(|| StoreError::Corrupt {
+                id: id.to_string(),
+                column: label,
+                value: "NULL".to_string(),
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing::{self, on_each_backend};
 
     #[tokio::test]
     async fn a_failing_query_names_its_operation_and_row() {
-        let store = crate::store::Store::connect("sqlite::memory:")
+        on_each_backend(|store| async move {
+            let err = testing::fetch_i64(
+                &store,
+                "SELECT * FROM no_such_table WHERE id = $1",
+                &["c-1"],
+            )
             .await
-            .unwrap();
-        let err = sqlx::query("SELECT * FROM no_such_table WHERE id = $1")
-            .bind("c-1")
-            .fetch_all(store.pool())
-            .await
-            .op_on("read the missing table", "c-1")
-            .map(|rows| rows.len())
             .unwrap_err();
-        let text = err.to_string();
-        assert!(
-            text.starts_with("database error in read the missing table `c-1`: "),
-            "{text}"
-        );
-        assert!(text.contains("no_such_table"), "{text}");
-        assert!(
-            err.database().is_some(),
-            "SQLite's own error is kept: {err:?}"
-        );
+            let StoreError::Query { source, .. } = err else {
+                panic!("{err}");
+            };
+            let err = Err::<(), _>(source)
+                .op_on("read the missing table", "c-1")
+                .unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.starts_with("database error in read the missing table `c-1`: "),
+                "{text}"
+            );
+            assert!(text.contains("no_such_table"), "{text}");
+            assert!(
+                err.database().is_some(),
+                "the database's own error is kept: {err:?}"
+            );
+        })
+        .await;
     }
 
     #[tokio::test]
     async fn a_store_method_names_its_operation() {
-        let store = crate::store::Store::connect("sqlite::memory:")
-            .await
-            .unwrap();
-        sqlx::query("DROP TABLE audit_log")
-            .execute(store.pool())
-            .await
-            .unwrap();
-        let err = store.count_audit().await.unwrap_err();
-        assert!(
-            matches!(&err, StoreError::Query { op, .. } if *op == "count audit rows"),
-            "{err}"
-        );
-        assert!(
-            err.to_string()
-                .starts_with("database error in count audit rows: "),
-            "{err}"
-        );
+        on_each_backend(|store| async move {
+            testing::execute(&store, "DROP TABLE audit_log", &[])
+                .await
+                .unwrap();
+            let err = store.count_audit().await.unwrap_err();
+            assert!(
+                matches!(&err, StoreError::Query { op, .. } if *op == "count audit rows"),
+                "{err}"
+            );
+            assert!(
+                err.to_string()
+                    .starts_with("database error in count audit rows: "),
+                "{err}"
+            );
+        })
+        .await;
     }
 }

@@ -3,9 +3,7 @@
 //! of holds on a call stays. At most one hold is active per call (a partial unique index).
 
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::SqliteRow;
 
-use super::cdr_queries::{format_time, parse_time};
 use super::{Columns, Op, Store, StoreError};
 
 /// A hold, active (`released_at` None) or released.
@@ -48,9 +46,41 @@ impl Store {
         reason: &str,
         at: DateTime<Utc>,
     ) -> Result<PlaceHold, StoreError> {
-        let mut tx = self
-            .pool()
-            .begin_with("BEGIN IMMEDIATE")
+        dispatch!(self, place_hold(call_id, by, reason, at))
+    }
+
+    /// Releases the call's active hold; None when it has none.
+    pub async fn release_hold(
+        &self,
+        call_id: &str,
+        by: &str,
+        reason: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<LegalHold>, StoreError> {
+        dispatch!(self, release_hold(call_id, by, reason, at))
+    }
+
+    /// Every hold of a call, active or released, oldest first.
+    pub async fn holds_of_call(&self, call_id: &str) -> Result<Vec<LegalHold>, StoreError> {
+        dispatch!(self, holds_of_call(call_id))
+    }
+
+    /// Is the call on hold now?
+    pub async fn is_on_hold(&self, call_id: &str) -> Result<bool, StoreError> {
+        dispatch!(self, is_on_hold(call_id))
+    }
+}
+
+per_backend! {
+    pub(super) async fn place_hold(
+        pool: &DbPool,
+        call_id: &str,
+        by: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<PlaceHold, StoreError> {
+        // A write transaction: no other writer places a hold between the look-up and the insert.
+        let mut tx = Dialect::begin_write(pool)
             .await
             .op_on("begin hold placing", call_id)?;
         let sql = format!("{SELECT_HOLDS} WHERE call_id = $1 AND released_at IS NULL");
@@ -63,23 +93,22 @@ impl Store {
             tx.rollback().await.op_on("end hold placing", call_id)?;
             return Ok(PlaceHold::AlreadyHeld(hold_from_row(&row)?));
         }
-        let id = sqlx::query(
+        let id: i64 = sqlx::query_scalar(
             "INSERT INTO legal_holds (call_id, placed_at, placed_by, reason) \
-             VALUES ($1, $2, $3, $4)",
+             VALUES ($1, $2, $3, $4) RETURNING id",
         )
         .bind(call_id)
-        .bind(format_time(at))
+        .bind(Dialect::time(at))
         .bind(by)
         .bind(reason)
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await
-        .op_on("insert hold", call_id)?
-        .last_insert_rowid();
+        .op_on("insert hold", call_id)?;
         tx.commit().await.op_on("commit hold", call_id)?;
         Ok(PlaceHold::Placed(LegalHold {
             id,
             call_id: call_id.to_string(),
-            placed_at: parse_time(&format_time(at)).unwrap_or(at),
+            placed_at: crate::model::ms_precision(at),
             placed_by: by.to_string(),
             reason: reason.to_string(),
             released_at: None,
@@ -88,17 +117,14 @@ impl Store {
         }))
     }
 
-    /// Releases the call's active hold; None when it has none.
-    pub async fn release_hold(
-        &self,
+    pub(super) async fn release_hold(
+        pool: &DbPool,
         call_id: &str,
         by: &str,
         reason: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<Option<LegalHold>, StoreError> {
-        let mut tx = self
-            .pool()
-            .begin_with("BEGIN IMMEDIATE")
+        let mut tx = Dialect::begin_write(pool)
             .await
             .op_on("begin hold release", call_id)?;
         let done = sqlx::query(
@@ -106,7 +132,7 @@ impl Store {
              WHERE call_id = $1 AND released_at IS NULL",
         )
         .bind(call_id)
-        .bind(format_time(at))
+        .bind(Dialect::time(at))
         .bind(by)
         .bind(reason)
         .execute(&mut *tx)
@@ -126,55 +152,43 @@ impl Store {
         Ok(Some(hold_from_row(&row)?))
     }
 
-    /// Every hold of a call, active or released, oldest first.
-    pub async fn holds_of_call(&self, call_id: &str) -> Result<Vec<LegalHold>, StoreError> {
+    pub(super) async fn holds_of_call(
+        pool: &DbPool,
+        call_id: &str,
+    ) -> Result<Vec<LegalHold>, StoreError> {
         let sql = format!("{SELECT_HOLDS} WHERE call_id = $1 ORDER BY id");
         let rows = sqlx::query(&sql)
             .bind(call_id)
-            .fetch_all(self.pool())
+            .fetch_all(pool)
             .await
             .op_on("read holds of call", call_id)?;
         rows.iter().map(hold_from_row).collect()
     }
 
-    /// Is the call on hold now?
-    pub async fn is_on_hold(&self, call_id: &str) -> Result<bool, StoreError> {
-        let held: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM legal_holds WHERE call_id = $1 AND released_at IS NULL",
-        )
-        .bind(call_id)
-        .fetch_optional(self.pool())
-        .await
-        .op_on("check hold of call", call_id)?;
+    pub(super) async fn is_on_hold(pool: &DbPool, call_id: &str) -> Result<bool, StoreError> {
+        let held = sqlx::query("SELECT 1 FROM legal_holds WHERE call_id = $1 AND released_at IS NULL")
+            .bind(call_id)
+            .fetch_optional(pool)
+            .await
+            .op_on("check hold of call", call_id)?;
         Ok(held.is_some())
     }
-}
 
-fn hold_from_row(row: &SqliteRow) -> Result<LegalHold, StoreError> {
-    let row = Columns::new(row, "read hold row");
-    let id: i64 = row.try_get("id")?;
-    let time = |column: &'static str, text: String| {
-        parse_time(&text).ok_or_else(|| StoreError::Corrupt {
-            id: format!("legal hold {id}"),
-            column,
-            value: text.clone(),
+    fn hold_from_row(row: &Row) -> Result<LegalHold, StoreError> {
+        let row = Columns::new(row, "read hold row");
+        let id: i64 = row.try_get("id")?;
+        let what = format!("legal hold {id}");
+        Ok(LegalHold {
+            id,
+            call_id: row.try_get("call_id")?,
+            placed_at: row.time("legal_holds.placed_at", &what)?,
+            placed_by: row.try_get("placed_by")?,
+            reason: row.try_get("reason")?,
+            released_at: row.opt_time("legal_holds.released_at", &what)?,
+            released_by: row.try_get("released_by")?,
+            release_reason: row.try_get("release_reason")?,
         })
-    };
-    let placed_at = time("legal_holds.placed_at", row.try_get("placed_at")?)?;
-    let released_at = match row.try_get::<Option<String>, _>("released_at")? {
-        Some(t) => Some(time("legal_holds.released_at", t)?),
-        None => None,
-    };
-    Ok(LegalHold {
-        id,
-        call_id: row.try_get("call_id")?,
-        placed_at,
-        placed_by: row.try_get("placed_by")?,
-        reason: row.try_get("reason")?,
-        released_at,
-        released_by: row.try_get("released_by")?,
-        release_reason: row.try_get("release_reason")?,
-    })
+    }
 }
 
 #[cfg(test)]

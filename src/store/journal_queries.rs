@@ -13,18 +13,15 @@
 //! JSON mapping: serde_json writes a NaN (or infinite) f64 as `null`; a leg's null jitter reads
 //! back as NaN and a null MOS as `None`, as in the `cdr_media_legs` table.
 
-use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use sqlx::sqlite::{SqliteConnection, SqliteRow};
-
-use super::cdr_queries::{format_time, insert_cdr, parse_time};
-use super::kpi_queries::{add_to_buckets, BucketCounters, Rollup};
+use super::kpi_queries::{BucketCounters, Rollup};
 use super::{Columns, Op, Store, StoreError};
 use crate::model::Cdr;
 use crate::model::LegQuality;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
 
-/// Upsert a journal row unless the call's CDR is stored. `$1` appears twice: SQLite gives both
-/// the same parameter. The WHERE also settles the INSERT … SELECT … ON CONFLICT parsing ambiguity.
+/// Upsert a journal row unless the call's CDR is stored. `$1` appears twice: both backends give
+/// both the same parameter. The WHERE also settles the INSERT … SELECT … ON CONFLICT parsing ambiguity.
 const UPSERT_JOURNAL: &str = "INSERT INTO call_journal \
      (id, cdr_json, recording_part, dialogs_json, updated_at) \
      SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM cdrs WHERE id = $1) \
@@ -102,21 +99,50 @@ impl Store {
         writes: &[CdrWrite],
         rollup: Option<Rollup<'_, C>>,
     ) -> Result<AppliedWrites, StoreError> {
-        let mut applied = AppliedWrites::default();
         if writes.is_empty() {
-            return Ok(applied);
+            return Ok(AppliedWrites::default());
         }
+        dispatch!(self, apply_cdr_writes_with(writes, rollup))
+    }
+
+    /// The calls in progress according to the journal, oldest entry first: after a crash, the
+    /// calls that have no CDR. The outer error is the query's; each row is decoded on its own, so
+    /// a row that does not decode (hand-edited, written by something else, or whose JSON names
+    /// another id) is an `Err(StoreError::Corrupt)` entry and the other rows are still returned.
+    ///
+    /// Rows stay until a final CDR with their id is stored (submit it through the CDR writer, or
+    /// [`Store::insert_cdrs`]); a corrupt row stays until that too.
+    pub async fn journaled_calls(
+        &self,
+    ) -> Result<Vec<Result<JournaledCall, StoreError>>, StoreError> {
+        dispatch!(self, journaled_calls())
+    }
+}
+
+/// The columns of a journal row besides the CDR.
+struct JournalRow<'a> {
+    recording_part: Option<&'a str>,
+    dialogs: Option<&'a str>,
+    at: DateTime<Utc>,
+}
+
+per_backend! {
+    uses(cdr_queries, kpi_queries);
+
+    pub(super) async fn apply_cdr_writes_with<C: BucketCounters>(
+        pool: &DbPool,
+        writes: &[CdrWrite],
+        rollup: Option<Rollup<'_, C>>,
+    ) -> Result<AppliedWrites, StoreError> {
+        let mut applied = AppliedWrites::default();
         let mut deltas = Vec::new();
-        // IMMEDIATE: wait for the write lock up front (busy_timeout) rather than fail to upgrade.
-        let mut tx = self
-            .pool()
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .op("begin cdr writes")?;
+        // A write transaction: waits for the write lock up front (busy_timeout) rather than
+        // failing to upgrade.
+        let mut tx = Dialect::begin_write(pool).await.op("begin cdr writes")?;
         for write in writes {
             match write {
                 CdrWrite::Cdr(cdr) => {
-                    let new = insert_cdr(&mut tx, cdr).await?;
+                    let new = cdr_queries::insert_cdr(&mut tx, cdr).await?;
                     applied.cdrs_inserted += new;
                     if let (1.., Some(rollup)) = (new, rollup) {
                         deltas.extend(rollup(cdr));
@@ -142,105 +168,90 @@ impl Store {
             }
         }
         if !deltas.is_empty() {
-            add_to_buckets(&mut tx, deltas).await?;
+            kpi_queries::add_to_buckets(&mut tx, deltas).await?;
         }
         tx.commit().await.op("commit cdr writes")?;
         Ok(applied)
     }
 
-    /// The calls in progress according to the journal, oldest entry first: after a crash, the
-    /// calls that have no CDR. The outer error is the query's; each row is decoded on its own, so
-    /// a row that does not decode (hand-edited, written by something else, or whose JSON names
-    /// another id) is an `Err(StoreError::Corrupt)` entry and the other rows are still returned.
-    ///
-    /// Rows stay until a final CDR with their id is stored (submit it through the CDR writer, or
-    /// [`Store::insert_cdrs`]); a corrupt row stays until that too.
-    pub async fn journaled_calls(
-        &self,
+    pub(super) async fn journaled_calls(
+        pool: &DbPool,
     ) -> Result<Vec<Result<JournaledCall, StoreError>>, StoreError> {
         let rows = sqlx::query(SELECT_JOURNAL)
-            .fetch_all(self.pool())
+            .fetch_all(pool)
             .await
             .op("read call journal")?;
         Ok(rows.iter().map(journaled_from_row).collect())
     }
-}
 
-/// The columns of a journal row besides the CDR.
-struct JournalRow<'a> {
-    recording_part: Option<&'a str>,
-    dialogs: Option<&'a str>,
-    at: DateTime<Utc>,
-}
-
-/// Returns false when the entry was ignored because the call's CDR is stored.
-async fn upsert_journal(
-    conn: &mut SqliteConnection,
-    cdr: &Cdr,
-    row: JournalRow<'_>,
-) -> Result<bool, StoreError> {
-    let json = match serde_json::to_string(cdr) {
-        Ok(json) => json,
-        Err(error) => {
-            // Cannot happen with the Cdr type (no maps, no fallible Serialize). Failing the batch
-            // would make the writer retry it forever; the final CDR does not depend on this entry.
-            tracing::error!(cdr_id = %cdr.attempt.id, %error, "cannot encode a journal entry; ignored");
-            return Ok(false);
-        }
-    };
-    let upserted = sqlx::query(UPSERT_JOURNAL)
-        .bind(&cdr.attempt.id)
-        .bind(json)
-        .bind(row.recording_part)
-        .bind(row.dialogs)
-        .bind(format_time(row.at))
-        .execute(&mut *conn)
-        .await
-        .op_on("upsert journal entry", &cdr.attempt.id)?
-        .rows_affected();
-    if upserted == 0 {
-        tracing::warn!(cdr_id = %cdr.attempt.id,
-            "journal entry for a call whose CDR is already stored; ignored");
-    }
-    Ok(upserted > 0)
-}
-
-fn journaled_from_row(row: &SqliteRow) -> Result<JournaledCall, StoreError> {
-    let id: String = Columns::new(row, "read journal row").try_get("id")?;
-    let row = Columns::of(row, "read journal row", &id);
-    let corrupt = |column: &'static str, value: String| StoreError::Corrupt {
-        id: id.clone(),
-        column,
-        value,
-    };
-    let json: String = row.try_get("cdr_json")?;
-    let cdr = decode_cdr(&json).map_err(|error| {
-        let excerpt: String = json.chars().take(EXCERPT_CHARS).collect();
-        let more = if json.chars().count() > EXCERPT_CHARS {
-            "…"
-        } else {
-            ""
+    /// Returns false when the entry was ignored because the call's CDR is stored.
+    async fn upsert_journal(
+        conn: &mut Conn,
+        cdr: &Cdr,
+        row: JournalRow<'_>,
+    ) -> Result<bool, StoreError> {
+        let json = match serde_json::to_string(cdr) {
+            Ok(json) => json,
+            Err(error) => {
+                // Cannot happen with the Cdr type (no maps, no fallible Serialize). Failing the
+                // batch would make the writer retry it forever; the final CDR does not depend on
+                // this entry.
+                tracing::error!(cdr_id = %cdr.attempt.id, %error, "cannot encode a journal entry; ignored");
+                return Ok(false);
+            }
         };
-        corrupt(
-            "call_journal.cdr_json",
-            format!("{excerpt}{more} ({error})"),
-        )
-    })?;
-    if cdr.attempt.id != id {
-        return Err(corrupt(
-            "call_journal.cdr_json",
-            format!("a CDR with id `{}`", cdr.attempt.id),
-        ));
+        let upserted = sqlx::query(UPSERT_JOURNAL)
+            .bind(Dialect::text(&cdr.attempt.id))
+            .bind(json)
+            .bind(row.recording_part.map(Dialect::text))
+            .bind(row.dialogs.map(Dialect::text))
+            .bind(Dialect::time(row.at))
+            .execute(&mut *conn)
+            .await
+            .op_on("upsert journal entry", &cdr.attempt.id)?
+            .rows_affected();
+        if upserted == 0 {
+            tracing::warn!(cdr_id = %cdr.attempt.id,
+                "journal entry for a call whose CDR is already stored; ignored");
+        }
+        Ok(upserted > 0)
     }
-    let updated_at: String = row.try_get("updated_at")?;
-    let updated_at =
-        parse_time(&updated_at).ok_or_else(|| corrupt("call_journal.updated_at", updated_at))?;
-    Ok(JournaledCall {
-        cdr,
-        recording_part: row.try_get("recording_part")?,
-        dialogs: row.try_get("dialogs_json")?,
-        updated_at,
-    })
+
+    fn journaled_from_row(row: &Row) -> Result<JournaledCall, StoreError> {
+        let id: String = Columns::new(row, "read journal row").try_get("id")?;
+        let row = Columns::of(row, "read journal row", &id);
+        let corrupt = |column: &'static str, value: String| StoreError::Corrupt {
+            id: id.clone(),
+            column,
+            value,
+        };
+        let json: String = row.try_get("cdr_json")?;
+        let cdr = decode_cdr(&json).map_err(|error| {
+            let excerpt: String = json.chars().take(EXCERPT_CHARS).collect();
+            let more = if json.chars().count() > EXCERPT_CHARS {
+                "…"
+            } else {
+                ""
+            };
+            corrupt(
+                "call_journal.cdr_json",
+                format!("{excerpt}{more} ({error})"),
+            )
+        })?;
+        if cdr.attempt.id != id {
+            return Err(corrupt(
+                "call_journal.cdr_json",
+                format!("a CDR with id `{}`", cdr.attempt.id),
+            ));
+        }
+        let updated_at = row.time("call_journal.updated_at", &id)?;
+        Ok(JournaledCall {
+            cdr,
+            recording_part: row.try_get("recording_part")?,
+            dialogs: row.try_get("dialogs_json")?,
+            updated_at,
+        })
+    }
 }
 
 /// [`LegQuality`] as found in journal JSON, where a NaN or infinite f64 was written as null.

@@ -6,15 +6,12 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use sqlx::SqliteConnection;
-
-use super::cdr_queries::{format_time, parse_time};
 use super::enforcement_queries::SubjectKey;
 use super::{Columns, Op, Store, StoreError};
 use crate::model::Cdr;
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 /// Counters that add up: what a bucket holds.
 pub trait BucketCounters: Serialize + DeserializeOwned + Default + Clone + Send + Sync {
@@ -46,14 +43,7 @@ impl Store {
         &self,
         deltas: Vec<(BucketKey, C)>,
     ) -> Result<(), StoreError> {
-        let mut tx = self
-            .pool()
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .op("begin kpi update")?;
-        add_to_buckets(&mut tx, deltas).await?;
-        tx.commit().await.op("commit kpi update")?;
-        Ok(())
+        dispatch!(self, add_to_buckets_in_tx(deltas))
     }
 
     /// Buckets whose hour starts in `[from, to)`, filtered by subject kind, trunk and number,
@@ -66,18 +56,41 @@ impl Store {
         trunk: Option<&str>,
         number: Option<&str>,
     ) -> Result<Vec<(BucketKey, C)>, StoreError> {
+        dispatch!(self, kpi_buckets(from, to, kind, trunk, number))
+    }
+}
+
+per_backend! {
+    pub(super) async fn add_to_buckets_in_tx<C: BucketCounters>(
+        pool: &DbPool,
+        deltas: Vec<(BucketKey, C)>,
+    ) -> Result<(), StoreError> {
+        let mut tx = Dialect::begin_write(pool).await.op("begin kpi update")?;
+        add_to_buckets(&mut tx, deltas).await?;
+        tx.commit().await.op("commit kpi update")?;
+        Ok(())
+    }
+
+    pub(super) async fn kpi_buckets<C: BucketCounters>(
+        pool: &DbPool,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        kind: Option<&str>,
+        trunk: Option<&str>,
+        number: Option<&str>,
+    ) -> Result<Vec<(BucketKey, C)>, StoreError> {
         let rows = sqlx::query(
             "SELECT subject_kind, trunk, number, hour_start, counters_json FROM kpi_buckets \
              WHERE hour_start >= $1 AND hour_start < $2 AND ($3 IS NULL OR subject_kind = $3) \
              AND ($4 IS NULL OR trunk = $4) AND ($5 IS NULL OR number = $5) \
              ORDER BY subject_kind, trunk, number, hour_start",
         )
-        .bind(format_time(from))
-        .bind(format_time(to))
+        .bind(Dialect::time(from))
+        .bind(Dialect::time(to))
         .bind(kind)
         .bind(trunk)
         .bind(number)
-        .fetch_all(self.pool())
+        .fetch_all(pool)
         .await
         .op("read kpi buckets")?;
         let mut out = Vec::with_capacity(rows.len());
@@ -88,16 +101,11 @@ impl Store {
                 trunk: row.try_get("trunk")?,
                 number: row.try_get("number")?,
             };
-            let what = || format!("kpi {}/{}/{}", subject.kind, subject.trunk, subject.number);
-            let hour: String = row.try_get("hour_start")?;
-            let hour_start = parse_time(&hour).ok_or_else(|| StoreError::Corrupt {
-                id: what(),
-                column: "hour_start",
-                value: hour.clone(),
-            })?;
+            let what = format!("kpi {}/{}/{}", subject.kind, subject.trunk, subject.number);
+            let hour_start = row.time("hour_start", &what)?;
             let json: String = row.try_get("counters_json")?;
             let counters = serde_json::from_str(&json).map_err(|_| StoreError::Corrupt {
-                id: what(),
+                id: what.clone(),
                 column: "counters_json",
                 value: json.chars().take(120).collect(),
             })?;
@@ -111,58 +119,59 @@ impl Store {
         }
         Ok(out)
     }
-}
 
-/// Merges `deltas` into their rows. A stored row that does not decode is left alone and the
-/// delta dropped with an error logged: the CDRs stay the source of truth, and failing here would
-/// make the CDR writer retry its batch forever.
-pub(crate) async fn add_to_buckets<C: BucketCounters>(
-    conn: &mut SqliteConnection,
-    deltas: Vec<(BucketKey, C)>,
-) -> Result<(), StoreError> {
-    let mut merged: BTreeMap<BucketKey, C> = BTreeMap::new();
-    for (key, c) in deltas {
-        merged.entry(key).or_default().merge(&c);
+    /// Merges `deltas` into their rows. A stored row that does not decode is left alone and the
+    /// delta dropped with an error logged: the CDRs stay the source of truth, and failing here
+    /// would make the CDR writer retry its batch forever. Run it in a write transaction
+    /// (`Dialect::begin_write`): the read and the write of a bucket must not interleave with
+    /// another writer's.
+    pub(in crate::store) async fn add_to_buckets<C: BucketCounters>(
+        conn: &mut Conn,
+        deltas: Vec<(BucketKey, C)>,
+    ) -> Result<(), StoreError> {
+        let mut merged: BTreeMap<BucketKey, C> = BTreeMap::new();
+        for (key, c) in deltas {
+            merged.entry(key).or_default().merge(&c);
+        }
+        for (key, delta) in merged {
+            let stored: Option<String> = sqlx::query_scalar(SELECT_BUCKET)
+                .bind(Dialect::text(&key.subject.kind))
+                .bind(Dialect::text(&key.subject.trunk))
+                .bind(Dialect::text(&key.subject.number))
+                .bind(Dialect::time(key.hour_start))
+                .fetch_optional(&mut *conn)
+                .await
+                .op_on("read kpi bucket", &key.subject.trunk)?;
+            let mut counters = match stored.as_deref().map(serde_json::from_str::<C>) {
+                None => C::default(),
+                Some(Ok(c)) => c,
+                Some(Err(error)) => {
+                    tracing::error!(subject = ?key.subject, hour = %key.hour_start, %error,
+                        "kpi bucket does not decode; left as it is, this delta is not counted");
+                    continue;
+                }
+            };
+            counters.merge(&delta);
+            let json = match serde_json::to_string(&counters) {
+                Ok(json) => json,
+                Err(error) => {
+                    tracing::error!(subject = ?key.subject, hour = %key.hour_start, %error,
+                        "kpi counters do not encode; bucket not updated");
+                    continue;
+                }
+            };
+            sqlx::query(UPSERT_BUCKET)
+                .bind(Dialect::text(&key.subject.kind))
+                .bind(Dialect::text(&key.subject.trunk))
+                .bind(Dialect::text(&key.subject.number))
+                .bind(Dialect::time(key.hour_start))
+                .bind(json)
+                .execute(&mut *conn)
+                .await
+                .op_on("upsert kpi bucket", &key.subject.trunk)?;
+        }
+        Ok(())
     }
-    for (key, delta) in merged {
-        let hour = format_time(key.hour_start);
-        let stored: Option<String> = sqlx::query_scalar(SELECT_BUCKET)
-            .bind(&key.subject.kind)
-            .bind(&key.subject.trunk)
-            .bind(&key.subject.number)
-            .bind(&hour)
-            .fetch_optional(&mut *conn)
-            .await
-            .op_on("read kpi bucket", &key.subject.trunk)?;
-        let mut counters = match stored.as_deref().map(serde_json::from_str::<C>) {
-            None => C::default(),
-            Some(Ok(c)) => c,
-            Some(Err(error)) => {
-                tracing::error!(subject = ?key.subject, hour = %hour, %error,
-                    "kpi bucket does not decode; left as it is, this delta is not counted");
-                continue;
-            }
-        };
-        counters.merge(&delta);
-        let json = match serde_json::to_string(&counters) {
-            Ok(json) => json,
-            Err(error) => {
-                tracing::error!(subject = ?key.subject, hour = %hour, %error,
-                    "kpi counters do not encode; bucket not updated");
-                continue;
-            }
-        };
-        sqlx::query(UPSERT_BUCKET)
-            .bind(&key.subject.kind)
-            .bind(&key.subject.trunk)
-            .bind(&key.subject.number)
-            .bind(&hour)
-            .bind(json)
-            .execute(&mut *conn)
-            .await
-            .op_on("upsert kpi bucket", &key.subject.trunk)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

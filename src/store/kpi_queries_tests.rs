@@ -3,6 +3,7 @@ use serde::Deserialize;
 
 use super::*;
 use crate::model::sample_cdr;
+use crate::store::testing::{self, on_each_backend};
 use crate::store::CdrWrite;
 
 /// Counts calls and talk time: enough to show merging and the once-only rule.
@@ -65,107 +66,159 @@ fn call(id: &str, h: u32, talk_ms: i64) -> CdrWrite {
 
 #[tokio::test]
 async fn buckets_count_each_inserted_cdr_once() {
-    let store = Store::connect("sqlite::memory:").await.unwrap();
-    let r: Rollup<'_, Calls> = &rollup;
-    let batch = [call("A", 9, 1000), call("B", 9, 500), call("C", 10, 0)];
-    store.apply_cdr_writes_with(&batch, Some(r)).await.unwrap();
-    // The same CDRs again (a replay) add nothing; a new one adds.
-    store
-        .apply_cdr_writes_with(&[call("A", 9, 1000), call("D", 9, 1)], Some(r))
-        .await
-        .unwrap();
-    let caller = sample_cdr("x").attempt.caller.unwrap();
-    let got: Vec<(BucketKey, Calls)> = store
-        .kpi_buckets(hour(0), hour(23), None, Some("demo"), None)
-        .await
-        .unwrap();
-    assert_eq!(
-        got,
-        vec![
-            (
-                key("caller_id", &caller, 9),
-                Calls {
-                    calls: 3,
-                    talk_ms: 1501
-                }
-            ),
-            (
-                key("caller_id", &caller, 10),
-                Calls {
-                    calls: 1,
-                    talk_ms: 0
-                }
-            ),
-            (
-                key("trunk", "", 9),
-                Calls {
-                    calls: 3,
-                    talk_ms: 1501
-                }
-            ),
-            (
+    on_each_backend(|store| async move {
+        let r: Rollup<'_, Calls> = &rollup;
+        let batch = [call("A", 9, 1000), call("B", 9, 500), call("C", 10, 0)];
+        store.apply_cdr_writes_with(&batch, Some(r)).await.unwrap();
+        // The same CDRs again (a replay) add nothing; a new one adds.
+        store
+            .apply_cdr_writes_with(&[call("A", 9, 1000), call("D", 9, 1)], Some(r))
+            .await
+            .unwrap();
+        let caller = sample_cdr("x").attempt.caller.unwrap();
+        let got: Vec<(BucketKey, Calls)> = store
+            .kpi_buckets(hour(0), hour(23), None, Some("demo"), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    key("caller_id", &caller, 9),
+                    Calls {
+                        calls: 3,
+                        talk_ms: 1501
+                    }
+                ),
+                (
+                    key("caller_id", &caller, 10),
+                    Calls {
+                        calls: 1,
+                        talk_ms: 0
+                    }
+                ),
+                (
+                    key("trunk", "", 9),
+                    Calls {
+                        calls: 3,
+                        talk_ms: 1501
+                    }
+                ),
+                (
+                    key("trunk", "", 10),
+                    Calls {
+                        calls: 1,
+                        talk_ms: 0
+                    }
+                ),
+            ]
+        );
+        // Filters and the half-open range.
+        let trunk_only: Vec<(BucketKey, Calls)> = store
+            .kpi_buckets(hour(10), hour(11), Some("trunk"), None, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            trunk_only,
+            vec![(
                 key("trunk", "", 10),
                 Calls {
                     calls: 1,
                     talk_ms: 0
                 }
-            ),
-        ]
-    );
-    // Filters and the half-open range.
-    let trunk_only: Vec<(BucketKey, Calls)> = store
-        .kpi_buckets(hour(10), hour(11), Some("trunk"), None, None)
-        .await
-        .unwrap();
-    assert_eq!(
-        trunk_only,
-        vec![(
-            key("trunk", "", 10),
-            Calls {
-                calls: 1,
-                talk_ms: 0
-            }
-        )]
-    );
+            )]
+        );
 
-    // Direct additions (complaints) merge into the same rows.
-    store
-        .add_to_buckets(vec![(
-            key("trunk", "", 10),
-            Calls {
-                calls: 2,
-                talk_ms: 0,
-            },
-        )])
-        .await
-        .unwrap();
-    let t: Vec<(BucketKey, Calls)> = store
-        .kpi_buckets(hour(10), hour(11), Some("trunk"), None, None)
-        .await
-        .unwrap();
-    assert_eq!(t[0].1.calls, 3);
+        // Direct additions (complaints) merge into the same rows.
+        store
+            .add_to_buckets(vec![(
+                key("trunk", "", 10),
+                Calls {
+                    calls: 2,
+                    talk_ms: 0,
+                },
+            )])
+            .await
+            .unwrap();
+        let t: Vec<(BucketKey, Calls)> = store
+            .kpi_buckets(hour(10), hour(11), Some("trunk"), None, None)
+            .await
+            .unwrap();
+        assert_eq!(t[0].1.calls, 3);
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_corrupt_bucket_does_not_block_cdrs() {
-    let store = Store::connect("sqlite::memory:").await.unwrap();
-    sqlx::query(
-        "INSERT INTO kpi_buckets (subject_kind, trunk, number, hour_start, counters_json) \
-         VALUES ('trunk', 'demo', '', $1, 'not json')",
-    )
-    .bind(format_time(hour(9)))
-    .execute(store.pool())
-    .await
-    .unwrap();
-    let r: Rollup<'_, Calls> = &rollup;
-    let applied = store
-        .apply_cdr_writes_with(&[call("A", 9, 1000)], Some(r))
+    on_each_backend(|store| async move {
+        let sql = format!(
+            "INSERT INTO kpi_buckets (subject_kind, trunk, number, hour_start, counters_json) \
+             VALUES ('trunk', 'demo', '', {}, 'not json')",
+            testing::time_param(&store, 1)
+        );
+        testing::execute(
+            &store,
+            &sql,
+            &[&crate::store::cdr_queries::format_time(hour(9))],
+        )
         .await
         .unwrap();
-    assert_eq!(applied.cdrs_inserted, 1);
-    let err = store
-        .kpi_buckets::<Calls>(hour(9), hour(10), Some("trunk"), None, None)
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("counters_json"), "{err}");
+        let r: Rollup<'_, Calls> = &rollup;
+        let applied = store
+            .apply_cdr_writes_with(&[call("A", 9, 1000)], Some(r))
+            .await
+            .unwrap();
+        assert_eq!(applied.cdrs_inserted, 1);
+        let err = store
+            .kpi_buckets::<Calls>(hour(9), hour(10), Some("trunk"), None, None)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("counters_json"), "{err}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_additions_are_all_counted() {
+    // A bucket is read, merged and written back: two writers interleaving would lose one's
+    // delta. Writers are serialized (SQLite's write lock, PostgreSQL's advisory lock).
+    on_each_backend(|store| async move {
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..10 {
+                    store
+                        .add_to_buckets(vec![(
+                            key("trunk", "", 9),
+                            Calls {
+                                calls: 1,
+                                talk_ms: 10,
+                            },
+                        )])
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let got: Vec<(BucketKey, Calls)> = store
+            .kpi_buckets(hour(9), hour(10), Some("trunk"), None, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            got,
+            vec![(
+                key("trunk", "", 9),
+                Calls {
+                    calls: 80,
+                    talk_ms: 800
+                }
+            )]
+        );
+    })
+    .await;
 }

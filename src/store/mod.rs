@@ -1,7 +1,8 @@
 //! Storage: the sqlx pool, migrations and queries. No business rules here.
 //!
-//! SQL is written once with `$1` placeholders (SQLite accepts them) so that it can be shared with
-//! PostgreSQL later; only runtime `sqlx::query` with bound parameters, no compile-time macros.
+//! Two backends (`backend.rs`): SQLite, embedded, the default; PostgreSQL for `postgres://`
+//! URLs. SQL is written once with `$1` placeholders and compiled once per backend; only runtime
+//! `sqlx::query` with bound parameters, no compile-time macros.
 
 /// The order and size of the "newest CDRs" page. The CDR query and the child-table queries that
 /// complete it must select the same rows, so both take it from here.
@@ -11,26 +12,35 @@ macro_rules! newest_cdrs_page {
     };
 }
 
+#[macro_use]
+mod backend;
 mod api_queries;
 mod call_media_queries;
 mod cdr_queries;
 mod cdr_search_queries;
 mod complaint_queries;
+mod copy;
+mod copy_tables;
 mod enforcement_queries;
+mod enforcement_request_queries;
 mod error;
 mod hold_queries;
 mod journal_queries;
 mod kpi_queries;
 mod reconnect;
 mod retention_queries;
+#[doc(hidden)]
+pub mod testing;
 mod trunk_queries;
 
 pub use api_queries::{ApiTokenRow, AuditFilter, AuditRow, NewApiToken, NewAudit};
+pub use backend::Backend;
+pub use copy::{copy_sqlite_to_postgres, differences, table_digests, CopyError, TableDigest};
+
 pub use cdr_search_queries::{CdrQuery, CdrSearchKey};
 pub use complaint_queries::{NewComplaint, StoredComplaint};
-pub use enforcement_queries::{
-    AnomalyRow, EnforcementEntry, EnforcementRequest, NewEnforcement, NewRequest, SubjectKey,
-};
+pub use enforcement_queries::{AnomalyRow, EnforcementEntry, NewEnforcement, SubjectKey};
+pub use enforcement_request_queries::{EnforcementRequest, NewRequest};
 pub use error::StoreError;
 pub(crate) use error::{Columns, Op};
 pub use hold_queries::{LegalHold, PlaceHold};
@@ -46,17 +56,24 @@ pub use trunk_queries::TrunkDefinition;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, SqlitePool};
+use sqlx::ConnectOptions;
 
+use backend::Pools;
+
+/// One migrator per backend, the same versions in both folders (one file for each).
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Connection settings beyond the URL. `Default` is what production uses.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
-    /// How long a statement waits for another connection's write lock before failing.
+    /// How long a statement waits for another connection's write lock before failing (SQLite's
+    /// busy_timeout; PostgreSQL's lock_timeout, and how long it waits for a connection).
     pub busy_timeout: Duration,
-    /// Pool size for file databases (an in-memory database always uses one connection).
+    /// Pool size for file and PostgreSQL databases (an in-memory database always uses one
+    /// connection).
     pub max_connections: u32,
 }
 
@@ -72,8 +89,8 @@ impl Default for StoreOptions {
 /// The database. Cheap to clone (the pool is shared).
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
-    /// File databases only: closes the pool's connections after a read-only refusal
+    pools: Pools,
+    /// File and PostgreSQL databases: closes the pool's connections after a read-only refusal
     /// (`reconnect.rs`).
     reconnect: Option<std::sync::Arc<reconnect::Reconnect>>,
 }
@@ -82,86 +99,153 @@ impl Store {
     /// Open (creating it and its directory if missing) and migrate the database.
     ///
     /// Accepts `sqlite://data/trunkguard.db` (relative to the working directory),
-    /// `sqlite:///abs/path.db` and `sqlite::memory:`.
+    /// `sqlite:///abs/path.db`, `sqlite::memory:`, and `postgres://user@host:port/database`
+    /// (or `postgresql://`; the database must exist, the migrations create the tables).
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         Store::connect_with(url, StoreOptions::default()).await
     }
 
     pub async fn connect_with(url: &str, opts: StoreOptions) -> Result<Store, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|source| StoreError::InvalidUrl {
-                url: url.to_string(),
-                source,
-            })?
-            .create_if_missing(true)
-            // WAL: readers (API, CLI) never block the CDR writer and vice versa.
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL, not NORMAL: a committed CDR must survive a power cut, not only a crash.
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(opts.busy_timeout)
-            .foreign_keys(true)
-            // Statements carry numbers and token hashes: never in the log, even at debug.
-            .disable_statement_logging();
-
-        let in_memory = is_memory_url(url);
-        let file = options.get_filename().to_path_buf();
-        // Narrowed before the pool opens when the file exists: SQLite opens a file it cannot
-        // write read-only, and such a connection stays read-only after the mode is fixed.
-        let existed = !in_memory && tokio::fs::try_exists(&file).await.unwrap_or(false);
-        if !in_memory {
-            create_parent_dir(options.get_filename()).await?;
+        match Backend::of_url(url) {
+            Backend::Postgres => connect_postgres(url, opts).await,
+            Backend::Sqlite => connect_sqlite(url, opts).await,
         }
-        if existed {
-            restrict_to_owner(&file).await;
-            // Before the pool opens: closing a descriptor of a file releases every POSIX lock
-            // the process holds on it (SQLite's included), so once SQLite has the files open
-            // nothing else here may open them.
-            reconnect::report_read_only(&file).await;
-        }
-
-        let max_connections = if in_memory {
-            1
-        } else {
-            opts.max_connections.max(1)
-        };
-        let reconnect = (!in_memory).then(|| reconnect::Reconnect::new(max_connections));
-        let pool_options = if in_memory {
-            // An in-memory database lives as long as one connection does, and shared-cache
-            // connections fail with SQLITE_LOCKED instead of waiting: keep exactly one, forever.
-            SqlitePoolOptions::new()
-                .max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-        } else {
-            SqlitePoolOptions::new().max_connections(max_connections)
-        };
-        let pool =
-            pool_options
-                .connect_with(options)
-                .await
-                .map_err(|source| StoreError::Connect {
-                    url: url.to_string(),
-                    source,
-                })?;
-
-        MIGRATOR.run(&pool).await?;
-        if !in_memory && !existed {
-            restrict_to_owner(&file).await;
-        }
-        tracing::info!(url, "database ready");
-        Ok(Store { pool, reconnect })
     }
 
-    /// The pool, for queries that live in other store modules.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.pools.backend()
+    }
+
+    /// The SQLite pool, for tests that work on the file itself (locks, PRAGMAs).
+    #[cfg(test)]
+    pub(crate) fn pool(&self) -> &sqlx::SqlitePool {
+        match &self.pools {
+            Pools::Sqlite(pool) => pool,
+            Pools::Postgres(_) => panic!("a SQLite-only test was given a PostgreSQL store"),
+        }
     }
 
     /// Close all connections (waits for checked-out ones to come back).
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.pools.close().await;
     }
+}
+
+async fn connect_postgres(url: &str, opts: StoreOptions) -> Result<Store, StoreError> {
+    let invalid = |source| StoreError::InvalidUrl {
+        url: redact(url),
+        source,
+    };
+    let options = PgConnectOptions::from_str(url)
+        .map_err(invalid)?
+        .application_name("trunkguard")
+        // Waiting for a lock (the store's write lock, a row another process holds) fails after
+        // the busy timeout, as SQLite's busy_timeout: the CDR writer then retries or spools.
+        .options([(
+            "lock_timeout",
+            format!("{}ms", opts.busy_timeout.as_millis().max(1)),
+        )])
+        // Statements carry numbers and token hashes: never in the log, even at debug.
+        .disable_statement_logging();
+    let pool = PgPoolOptions::new()
+        .max_connections(opts.max_connections.max(1))
+        .acquire_timeout(opts.busy_timeout.max(Duration::from_secs(1)))
+        .connect_with(options)
+        .await
+        .map_err(|source| StoreError::Connect {
+            url: redact(url),
+            source,
+        })?;
+    PG_MIGRATOR.run(&pool).await?;
+    tracing::info!(url = %redact(url), "database ready (PostgreSQL)");
+    Ok(Store {
+        pools: Pools::Postgres(pool),
+        reconnect: Some(reconnect::Reconnect::new(opts.max_connections.max(1))),
+    })
+}
+
+/// A URL for errors and the log: a password in it is replaced by `***`.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+async fn connect_sqlite(url: &str, opts: StoreOptions) -> Result<Store, StoreError> {
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|source| StoreError::InvalidUrl {
+            url: url.to_string(),
+            source,
+        })?
+        .create_if_missing(true)
+        // WAL: readers (API, CLI) never block the CDR writer and vice versa.
+        .journal_mode(SqliteJournalMode::Wal)
+        // FULL, not NORMAL: a committed CDR must survive a power cut, not only a crash.
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(opts.busy_timeout)
+        .foreign_keys(true)
+        // Statements carry numbers and token hashes: never in the log, even at debug.
+        .disable_statement_logging();
+
+    let in_memory = is_memory_url(url);
+    let file = options.get_filename().to_path_buf();
+    // Narrowed before the pool opens when the file exists: SQLite opens a file it cannot
+    // write read-only, and such a connection stays read-only after the mode is fixed.
+    let existed = !in_memory && tokio::fs::try_exists(&file).await.unwrap_or(false);
+    if !in_memory {
+        create_parent_dir(options.get_filename()).await?;
+    }
+    if existed {
+        restrict_to_owner(&file).await;
+        // Before the pool opens: closing a descriptor of a file releases every POSIX lock
+        // the process holds on it (SQLite's included), so once SQLite has the files open
+        // nothing else here may open them.
+        reconnect::report_read_only(&file).await;
+    }
+
+    let max_connections = if in_memory {
+        1
+    } else {
+        opts.max_connections.max(1)
+    };
+    let reconnect = (!in_memory).then(|| reconnect::Reconnect::new(max_connections));
+    let pool_options = if in_memory {
+        // An in-memory database lives as long as one connection does, and shared-cache
+        // connections fail with SQLITE_LOCKED instead of waiting: keep exactly one, forever.
+        SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+    } else {
+        SqlitePoolOptions::new().max_connections(max_connections)
+    };
+    let pool = pool_options
+        .connect_with(options)
+        .await
+        .map_err(|source| StoreError::Connect {
+            url: url.to_string(),
+            source,
+        })?;
+
+    MIGRATOR.run(&pool).await?;
+    if !in_memory && !existed {
+        restrict_to_owner(&file).await;
+    }
+    tracing::info!(url, "database ready");
+    Ok(Store {
+        pools: Pools::Sqlite(pool),
+        reconnect,
+    })
 }
 
 fn is_memory_url(url: &str) -> bool {
@@ -245,6 +329,65 @@ mod tests {
             assert_eq!(store.count_cdrs().await.unwrap(), 0);
             store.close().await;
         }
+    }
+
+    #[test]
+    fn both_migrators_have_the_same_versions() {
+        let versions = |m: &sqlx::migrate::Migrator| {
+            m.iter()
+                .map(|m| (m.version, m.description.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(versions(&MIGRATOR), versions(&PG_MIGRATOR));
+        assert!(MIGRATOR.iter().count() >= 8);
+    }
+
+    #[test]
+    fn the_url_selects_the_backend_and_a_password_is_not_shown() {
+        assert_eq!(Backend::of_url("postgres://u@h/db"), Backend::Postgres);
+        assert_eq!(Backend::of_url("postgresql://u@h/db"), Backend::Postgres);
+        assert_eq!(Backend::of_url("sqlite://data/tg.db"), Backend::Sqlite);
+        assert_eq!(Backend::of_url("sqlite::memory:"), Backend::Sqlite);
+        assert_eq!(
+            redact("postgres://tg:s3cret@db.example:5432/trunkguard"),
+            "postgres://tg:***@db.example:5432/trunkguard"
+        );
+        assert_eq!(redact("postgres://tg@db/x"), "postgres://tg@db/x");
+        assert_eq!(redact("sqlite://data/tg.db"), "sqlite://data/tg.db");
+    }
+
+    #[tokio::test]
+    async fn postgres_migrates_once_and_reconnects() {
+        let Some(db) = testing::PgTestDb::create().await else {
+            return;
+        };
+        for _ in 0..2 {
+            let store = Store::connect(&db.url()).await.unwrap();
+            assert_eq!(store.backend(), Backend::Postgres);
+            let applied = testing::fetch_i64(&store, "SELECT COUNT(*) FROM _sqlx_migrations", &[])
+                .await
+                .unwrap();
+            assert_eq!(applied, [PG_MIGRATOR.iter().count() as i64]);
+            assert_eq!(store.count_cdrs().await.unwrap(), 0);
+            store.ping().await.unwrap();
+            store.close().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_postgres_server_that_does_not_answer_is_a_clear_error() {
+        // Port 9 (discard) on loopback: nothing listens there.
+        let err = Store::connect_with(
+            "postgres://tg:s3cret@127.0.0.1:9/none",
+            StoreOptions {
+                busy_timeout: Duration::from_secs(1),
+                max_connections: 1,
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, StoreError::Connect { .. }), "{err}");
+        assert!(!err.to_string().contains("s3cret"), "{err}");
     }
 
     #[tokio::test]

@@ -15,18 +15,29 @@
 //! in use, and closes them together; the next statement opens the files afresh and sees them as
 //! they are then. Busy and locked errors do not count: the file is fine, another process holds
 //! the lock.
+//!
+//! On PostgreSQL the read-only class is SQLSTATE 25006 (`read_only_sql_transaction`): the server
+//! the pool's connections reach is a standby (a failover moved the primary elsewhere) or was set
+//! read-only. The same reconnect closes those connections, so the next statement connects
+//! afresh, to wherever the URL's host leads now. Lost connections need nothing of this: the pool
+//! drops a broken connection by itself.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::backend::Pools;
 use super::{Store, StoreError};
 
 /// SQLite's primary result codes (the low byte of an extended code).
 const SQLITE_IOERR: i32 = 10;
 const SQLITE_READONLY: i32 = 8;
 const SQLITE_CANTOPEN: i32 = 14;
+
+/// PostgreSQL's SQLSTATE for a write in a read-only transaction (a standby, or
+/// `default_transaction_read_only`).
+const PG_READ_ONLY_SQL_TRANSACTION: &str = "25006";
 
 /// How long a reconnect waits for the connections in use; after that it gives up until the next
 /// refusal (a query holding one for longer must not stall the CDR writer).
@@ -49,11 +60,22 @@ impl Reconnect {
     }
 }
 
-/// Whether SQLite refused because of the file rather than a lock: read-only, I/O, cannot open.
+/// Whether the database refused a write because of where it is rather than a lock: SQLite's
+/// read-only, I/O and cannot-open codes (the file); PostgreSQL's read-only transaction (a
+/// standby).
 pub fn is_read_only_class(error: &StoreError) -> bool {
     let Some(db) = error.database() else {
         return false;
     };
+    if db
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some()
+    {
+        return db.code().as_deref() == Some(PG_READ_ONLY_SQL_TRANSACTION);
+    }
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_none() {
+        return false;
+    }
     db.code()
         .and_then(|code| code.parse::<i32>().ok())
         .is_some_and(|code| {
@@ -67,8 +89,9 @@ pub fn is_read_only_class(error: &StoreError) -> bool {
 impl Store {
     /// Call after a failed write: when `error` is of the read-only class, every connection of
     /// the pool is closed (waiting at most 10 s for those in use), so that the next statement
-    /// opens the file again and sees whether it is writable. Returns whether it did. A no-op for
-    /// an in-memory database (its only connection is the database).
+    /// opens the file again and sees whether it is writable (on PostgreSQL: connects again).
+    /// Returns whether it did. A no-op for an in-memory database (its only connection is the
+    /// database).
     pub async fn reconnect_after(&self, error: &StoreError) -> bool {
         let Some(reconnect) = &self.reconnect else {
             return false;
@@ -81,23 +104,12 @@ impl Store {
         let Ok(_running) = reconnect.running.try_lock() else {
             return true;
         };
-        // Every permit taken, so that no connection is in use or opened while they are closed:
-        // one left open would keep the read-only WAL index alive for the new ones.
-        let mut taken = Vec::with_capacity(reconnect.max_connections as usize);
-        let take_all = async {
-            while taken.len() < reconnect.max_connections as usize {
-                taken.push(self.pool.acquire().await?);
-            }
-            Ok::<(), sqlx::Error>(())
+        let (outcome, took) = match &self.pools {
+            Pools::Sqlite(pool) => close_all(pool, reconnect.max_connections).await,
+            Pools::Postgres(pool) => close_all(pool, reconnect.max_connections).await,
         };
-        let outcome = tokio::time::timeout(TAKE_ALL_LIMIT, take_all).await;
-        let took = taken.len();
         match outcome {
             Ok(Ok(())) => {
-                for conn in taken {
-                    // Closing cannot leave anything behind that matters: it is being discarded.
-                    let _ = conn.close().await;
-                }
                 tracing::warn!(%error, refusals, closed = took,
                     "database refused a write as read-only; its connections were closed and are reopened");
                 true
@@ -121,6 +133,34 @@ impl Store {
             .as_ref()
             .map_or(0, |r| r.refusals.load(Relaxed))
     }
+}
+
+/// Takes every connection the pool may hold (all permits, so that no connection is in use or
+/// opened meanwhile: on SQLite one left open would keep the read-only WAL index alive for the
+/// new ones) and closes them together. Returns the outcome and how many were taken.
+async fn close_all<DB: sqlx::Database>(
+    pool: &sqlx::Pool<DB>,
+    max_connections: u32,
+) -> (
+    Result<Result<(), sqlx::Error>, tokio::time::error::Elapsed>,
+    usize,
+) {
+    let mut taken = Vec::with_capacity(max_connections as usize);
+    let take_all = async {
+        while taken.len() < max_connections as usize {
+            taken.push(pool.acquire().await?);
+        }
+        Ok::<(), sqlx::Error>(())
+    };
+    let outcome = tokio::time::timeout(TAKE_ALL_LIMIT, take_all).await;
+    let took = taken.len();
+    if matches!(outcome, Ok(Ok(()))) {
+        for conn in taken {
+            // Closing cannot leave anything behind that matters: it is being discarded.
+            let _ = conn.close().await;
+        }
+    }
+    (outcome, took)
 }
 
 /// Log at error level, once at start, when this process cannot write the database or its WAL

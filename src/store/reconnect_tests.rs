@@ -159,3 +159,127 @@ async fn every_connection_is_closed_also_those_in_use() {
         write(&store).await.unwrap();
     }
 }
+
+// PostgreSQL: the read-only class is SQLSTATE 25006, what a standby answers to a write. A
+// session made read-only (`default_transaction_read_only`) answers the same, for the session's
+// whole life, as a connection to a server that became a standby does.
+
+fn pg_pool(store: &Store) -> &sqlx::PgPool {
+    match &store.pools {
+        super::Pools::Postgres(pool) => pool,
+        super::Pools::Sqlite(_) => panic!("a PostgreSQL test was given a SQLite store"),
+    }
+}
+
+/// A PostgreSQL store whose pool has one connection, with a `probe` table.
+async fn pg_one_connection(db: &crate::store::testing::PgTestDb) -> Store {
+    let opts = StoreOptions {
+        busy_timeout: Duration::from_millis(200),
+        max_connections: 1,
+    };
+    let store = Store::connect_with(&db.url(), opts).await.unwrap();
+    sqlx::query("CREATE TABLE probe (x bigint)")
+        .execute(pg_pool(&store))
+        .await
+        .unwrap();
+    store
+}
+
+async fn pg_write(store: &Store) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO probe (x) VALUES (1)")
+        .execute(pg_pool(store))
+        .await
+        .map(|_| ())
+        .op("insert probe")
+}
+
+#[tokio::test]
+async fn a_read_only_postgres_refusal_reopens_the_connection() {
+    let Some(db) = crate::store::testing::PgTestDb::create().await else {
+        return;
+    };
+    let store = pg_one_connection(&db).await;
+    sqlx::query("SET default_transaction_read_only = on")
+        .execute(pg_pool(&store))
+        .await
+        .unwrap();
+
+    let first = pg_write(&store).await.unwrap_err();
+    assert!(is_read_only_class(&first), "{first}");
+    assert_eq!(
+        first.database().and_then(|d| d.code()).as_deref(),
+        Some("25006")
+    );
+    let again = pg_write(&store).await.unwrap_err();
+    assert!(is_read_only_class(&again), "{again}");
+
+    assert!(store.reconnect_after(&again).await);
+    pg_write(&store).await.unwrap();
+    pg_write(&store).await.unwrap();
+    assert_eq!(store.read_only_refusals(), 1);
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM probe")
+        .fetch_one(pg_pool(&store))
+        .await
+        .unwrap();
+    assert_eq!(rows, 2);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_postgres_writer_waits_for_the_lock_only_its_busy_timeout() {
+    let Some(db) = crate::store::testing::PgTestDb::create().await else {
+        return;
+    };
+    let store = pg_one_connection(&db).await;
+    // Another process in a write transaction: it holds the store's write lock.
+    let other = db.store().await;
+    let tx = match &other.pools {
+        super::Pools::Postgres(pool) => super::super::backend::postgres::Dialect::begin_write(pool)
+            .await
+            .unwrap(),
+        super::Pools::Sqlite(_) => unreachable!(),
+    };
+    let started = std::time::Instant::now();
+    let busy = store
+        .insert_cdrs(&[crate::model::sample_cdr("waits")])
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        busy.database().and_then(|d| d.code()).as_deref(),
+        Some("55P03"),
+        "lock_timeout: {busy}"
+    );
+    assert!(!is_read_only_class(&busy), "{busy}");
+    assert!(!store.reconnect_after(&busy).await);
+    tx.rollback().await.unwrap();
+    assert_eq!(
+        store
+            .insert_cdrs(&[crate::model::sample_cdr("waits")])
+            .await
+            .unwrap(),
+        1
+    );
+    other.close().await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn other_postgres_errors_are_not_read_only_refusals() {
+    let Some(db) = crate::store::testing::PgTestDb::create().await else {
+        return;
+    };
+    let store = pg_one_connection(&db).await;
+    let missing = sqlx::query("INSERT INTO no_such_table VALUES (1)")
+        .execute(pg_pool(&store))
+        .await
+        .op("insert into a missing table")
+        .unwrap_err();
+    assert!(!is_read_only_class(&missing), "{missing}");
+    assert!(!store.reconnect_after(&missing).await);
+    store.close().await;
+}

@@ -5,13 +5,13 @@
 
 use chrono::{DateTime, Utc};
 
-use super::cdr_queries::{format_time, parse_time};
 use super::{Columns, Op, Store, StoreError};
 
-/// Where a page of expired rows continues: after this call (its INVITE time and id).
+/// Where a page of expired rows continues: after this call (its INVITE time and id). The
+/// default starts before every call.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RetentionCursor {
-    pub invite_at: String,
+    pub invite_at: Option<DateTime<Utc>>,
     pub id: String,
 }
 
@@ -60,6 +60,9 @@ const NOT_HELD: &str = "NOT EXISTS (SELECT 1 FROM legal_holds h \
 const INSERT_LOG: &str = "INSERT INTO retention_log (at, kind, call_id, file, note) \
      VALUES ($1, $2, $3, $4, $5)";
 
+/// The page key: after the cursor's call, or anywhere when the cursor is at the start.
+const AFTER_CURSOR: &str = "($2 IS NULL OR (c.invite_at, c.id) > ($2, $3))";
+
 impl Store {
     /// Recordings not yet purged of calls that started before `cutoff` and are not on hold,
     /// oldest first, after `after`, at most `limit`.
@@ -69,18 +72,84 @@ impl Store {
         after: &RetentionCursor,
         limit: u32,
     ) -> Result<Vec<ExpiredRecording>, StoreError> {
+        dispatch!(self, expired_recordings(cutoff, after, limit))
+    }
+
+    /// Marks recordings purged (their files are gone) and logs each, in one transaction. A
+    /// recording purged already is left alone and not logged again. Returns how many were marked.
+    pub async fn mark_recordings_purged(
+        &self,
+        purged: &[PurgedRecording],
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        if purged.is_empty() {
+            return Ok(0);
+        }
+        dispatch!(self, mark_recordings_purged(purged, at))
+    }
+
+    /// CDRs of calls that started before `cutoff`, not on hold, whose recording (if any) has no
+    /// file left (purged, or none was written), oldest first, after `after`, at most `limit`.
+    pub async fn expired_cdrs(
+        &self,
+        cutoff: DateTime<Utc>,
+        after: &RetentionCursor,
+        limit: u32,
+    ) -> Result<Vec<ExpiredCdr>, StoreError> {
+        dispatch!(self, expired_cdrs(cutoff, after, limit))
+    }
+
+    /// Deletes CDRs with their media legs, recording row and DTMF (cascade) and their complaint
+    /// links, logging each, in one transaction. A call put on hold since it was read is skipped.
+    /// Returns the ids deleted.
+    pub async fn delete_expired_cdrs(
+        &self,
+        ids: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        dispatch!(self, delete_expired_cdrs(ids, at))
+    }
+
+    /// When the call's recording was purged; None when it was not (or there is none).
+    pub async fn recording_purged_at(
+        &self,
+        call_id: &str,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        dispatch!(self, recording_purged_at(call_id))
+    }
+
+    /// The retention log of a call (every call when None), in id order, at most `limit`.
+    pub async fn retention_entries(
+        &self,
+        call_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RetentionEntry>, StoreError> {
+        dispatch!(self, retention_entries(call_id, limit))
+    }
+}
+
+per_backend! {
+    pub(super) async fn expired_recordings(
+        pool: &DbPool,
+        cutoff: DateTime<Utc>,
+        after: &RetentionCursor,
+        limit: u32,
+    ) -> Result<Vec<ExpiredRecording>, StoreError> {
         let sql = format!(
             "SELECT c.id, c.invite_at, r.path, r.pcap_path FROM recordings r \
              JOIN cdrs c ON c.id = r.cdr_id \
-             WHERE r.purged_at IS NULL AND c.invite_at < $1 AND (c.invite_at, c.id) > ($2, $3) \
+             WHERE r.purged_at IS NULL AND c.invite_at < $1 AND {AFTER_CURSOR} \
              AND {NOT_HELD} ORDER BY c.invite_at, c.id LIMIT $4"
         );
         let rows = sqlx::query(&sql)
-            .bind(format_time(cutoff))
-            .bind(&after.invite_at)
+            .bind(Dialect::time(cutoff))
+            .bind(after.invite_at.map(Dialect::time))
             .bind(&after.id)
             .bind(i64::from(limit))
-            .fetch_all(self.pool())
+            .fetch_all(pool)
             .await
             .op("read expired recordings")?;
         rows.iter()
@@ -96,20 +165,12 @@ impl Store {
             .collect()
     }
 
-    /// Marks recordings purged (their files are gone) and logs each, in one transaction. A
-    /// recording purged already is left alone and not logged again. Returns how many were marked.
-    pub async fn mark_recordings_purged(
-        &self,
+    pub(super) async fn mark_recordings_purged(
+        pool: &DbPool,
         purged: &[PurgedRecording],
         at: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        if purged.is_empty() {
-            return Ok(0);
-        }
-        let at_text = format_time(at);
-        let mut tx = self
-            .pool()
-            .begin_with("BEGIN IMMEDIATE")
+        let mut tx = Dialect::begin_write(pool)
             .await
             .op("begin recordings purge")?;
         let mut marked = 0;
@@ -118,7 +179,7 @@ impl Store {
                 "UPDATE recordings SET purged_at = $2 WHERE cdr_id = $1 AND purged_at IS NULL",
             )
             .bind(&p.call_id)
-            .bind(&at_text)
+            .bind(Dialect::time(at))
             .execute(&mut *tx)
             .await
             .op_on("mark recording purged", &p.call_id)?;
@@ -127,20 +188,12 @@ impl Store {
             }
             marked += 1;
             if p.files.is_empty() {
-                log_row(
-                    &mut tx,
-                    &at_text,
-                    "recording",
-                    &p.call_id,
-                    None,
-                    Some("no file"),
-                )
-                .await?;
+                log_row(&mut tx, at, "recording", &p.call_id, None, Some("no file")).await?;
             }
             for (file, note) in &p.files {
                 log_row(
                     &mut tx,
-                    &at_text,
+                    at,
                     "recording",
                     &p.call_id,
                     Some(file),
@@ -153,27 +206,25 @@ impl Store {
         Ok(marked)
     }
 
-    /// CDRs of calls that started before `cutoff`, not on hold, whose recording (if any) has no
-    /// file left (purged, or none was written), oldest first, after `after`, at most `limit`.
-    pub async fn expired_cdrs(
-        &self,
+    pub(super) async fn expired_cdrs(
+        pool: &DbPool,
         cutoff: DateTime<Utc>,
         after: &RetentionCursor,
         limit: u32,
     ) -> Result<Vec<ExpiredCdr>, StoreError> {
         let sql = format!(
             "SELECT c.id, c.invite_at FROM cdrs c \
-             WHERE c.invite_at < $1 AND (c.invite_at, c.id) > ($2, $3) AND {NOT_HELD} \
+             WHERE c.invite_at < $1 AND {AFTER_CURSOR} AND {NOT_HELD} \
              AND NOT EXISTS (SELECT 1 FROM recordings r WHERE r.cdr_id = c.id \
                  AND r.purged_at IS NULL AND (r.path IS NOT NULL OR r.pcap_path IS NOT NULL)) \
              ORDER BY c.invite_at, c.id LIMIT $4"
         );
         let rows = sqlx::query(&sql)
-            .bind(format_time(cutoff))
-            .bind(&after.invite_at)
+            .bind(Dialect::time(cutoff))
+            .bind(after.invite_at.map(Dialect::time))
             .bind(&after.id)
             .bind(i64::from(limit))
-            .fetch_all(self.pool())
+            .fetch_all(pool)
             .await
             .op("read expired cdrs")?;
         rows.iter()
@@ -187,26 +238,15 @@ impl Store {
             .collect()
     }
 
-    /// Deletes CDRs with their media legs, recording row and DTMF (cascade) and their complaint
-    /// links, logging each, in one transaction. A call put on hold since it was read is skipped.
-    /// Returns the ids deleted.
-    pub async fn delete_expired_cdrs(
-        &self,
+    pub(super) async fn delete_expired_cdrs(
+        pool: &DbPool,
         ids: &[String],
         at: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let at_text = format_time(at);
-        let mut tx = self
-            .pool()
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .op("begin cdrs deletion")?;
+        let mut tx = Dialect::begin_write(pool).await.op("begin cdrs deletion")?;
         let mut deleted = Vec::new();
         for id in ids {
-            let held: Option<i64> = sqlx::query_scalar(
+            let held = sqlx::query(
                 "SELECT 1 FROM legal_holds WHERE call_id = $1 AND released_at IS NULL",
             )
             .bind(id)
@@ -227,7 +267,7 @@ impl Store {
                 .await
                 .op_on("delete cdr", id)?;
             if done.rows_affected() == 1 {
-                log_row(&mut tx, &at_text, "cdr", id, None, None).await?;
+                log_row(&mut tx, at, "cdr", id, None, None).await?;
                 deleted.push(id.clone());
             }
         }
@@ -235,30 +275,24 @@ impl Store {
         Ok(deleted)
     }
 
-    /// When the call's recording was purged; None when it was not (or there is none).
-    pub async fn recording_purged_at(
-        &self,
+    pub(super) async fn recording_purged_at(
+        pool: &DbPool,
         call_id: &str,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let at: Option<Option<String>> =
-            sqlx::query_scalar("SELECT purged_at FROM recordings WHERE cdr_id = $1")
-                .bind(call_id)
-                .fetch_optional(self.pool())
-                .await
-                .op_on("read recording purge time", call_id)?;
-        match at.flatten() {
-            Some(t) => parse_time(&t).map(Some).ok_or_else(|| StoreError::Corrupt {
-                id: call_id.to_string(),
-                column: "recordings.purged_at",
-                value: t,
-            }),
+        let row = sqlx::query("SELECT purged_at FROM recordings WHERE cdr_id = $1")
+            .bind(call_id)
+            .fetch_optional(pool)
+            .await
+            .op_on("read recording purge time", call_id)?;
+        match row {
+            Some(row) => Columns::of(&row, "read recording purge time", call_id)
+                .opt_time("recordings.purged_at", call_id),
             None => Ok(None),
         }
     }
 
-    /// The retention log of a call (every call when None), in id order, at most `limit`.
-    pub async fn retention_entries(
-        &self,
+    pub(super) async fn retention_entries(
+        pool: &DbPool,
         call_id: Option<&str>,
         limit: u32,
     ) -> Result<Vec<RetentionEntry>, StoreError> {
@@ -269,7 +303,7 @@ impl Store {
                 sqlx::query(&sql)
                     .bind(call_id)
                     .bind(i64::from(limit))
-                    .fetch_all(self.pool())
+                    .fetch_all(pool)
                     .await
                     .op_on("read retention log of call", call_id)?
             }
@@ -277,7 +311,7 @@ impl Store {
                 let sql = format!("{SELECT} ORDER BY id LIMIT $1");
                 sqlx::query(&sql)
                     .bind(i64::from(limit))
-                    .fetch_all(self.pool())
+                    .fetch_all(pool)
                     .await
                     .op("read retention log")?
             }
@@ -286,13 +320,8 @@ impl Store {
             .map(|row| {
                 let row = Columns::new(row, "read retention log row");
                 let id: i64 = row.try_get("id")?;
-                let at: String = row.try_get("at")?;
                 Ok(RetentionEntry {
-                    at: parse_time(&at).ok_or_else(|| StoreError::Corrupt {
-                        id: format!("retention {id}"),
-                        column: "retention_log.at",
-                        value: at.clone(),
-                    })?,
+                    at: row.time("retention_log.at", &format!("retention {id}"))?,
                     id,
                     kind: row.try_get("kind")?,
                     call_id: row.try_get("call_id")?,
@@ -302,33 +331,34 @@ impl Store {
             })
             .collect()
     }
-}
 
-fn cursor_of(row: &Columns) -> Result<RetentionCursor, StoreError> {
-    Ok(RetentionCursor {
-        invite_at: row.try_get("invite_at")?,
-        id: row.try_get("id")?,
-    })
-}
+    fn cursor_of(row: &Columns<Row>) -> Result<RetentionCursor, StoreError> {
+        let id: String = row.try_get("id")?;
+        Ok(RetentionCursor {
+            invite_at: Some(row.time("invite_at", &id)?),
+            id,
+        })
+    }
 
-async fn log_row(
-    conn: &mut sqlx::SqliteConnection,
-    at: &str,
-    kind: &str,
-    call_id: &str,
-    file: Option<&str>,
-    note: Option<&str>,
-) -> Result<(), StoreError> {
-    sqlx::query(INSERT_LOG)
-        .bind(at)
-        .bind(kind)
-        .bind(call_id)
-        .bind(file)
-        .bind(note)
-        .execute(conn)
-        .await
-        .op_on("append retention log", call_id)?;
-    Ok(())
+    async fn log_row(
+        conn: &mut Conn,
+        at: DateTime<Utc>,
+        kind: &str,
+        call_id: &str,
+        file: Option<&str>,
+        note: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(INSERT_LOG)
+            .bind(Dialect::time(at))
+            .bind(kind)
+            .bind(call_id)
+            .bind(file)
+            .bind(note)
+            .execute(conn)
+            .await
+            .op_on("append retention log", call_id)?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 
 use chrono::{DateTime, Utc};
 
-use super::cdr_queries::{format_time, parse_time};
 use super::{Columns, Op, Store, StoreError};
 
 /// A stored trunk definition.
@@ -25,11 +24,39 @@ impl Store {
         by: &str,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self
-            .pool()
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .op("begin trunks seeding")?;
+        dispatch!(self, seed_trunks(definitions, by, at))
+    }
+
+    /// Every trunk, in creation order.
+    pub async fn trunk_definitions(&self) -> Result<Vec<TrunkDefinition>, StoreError> {
+        dispatch!(self, trunk_definitions())
+    }
+
+    /// Creates or replaces one trunk's definition (a new trunk goes last).
+    pub async fn put_trunk(
+        &self,
+        name: &str,
+        definition: &str,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, put_trunk(name, definition, by, at))
+    }
+
+    /// Removes a trunk; false when there was none of that name.
+    pub async fn delete_trunk(&self, name: &str) -> Result<bool, StoreError> {
+        dispatch!(self, delete_trunk(name))
+    }
+}
+
+per_backend! {
+    pub(super) async fn seed_trunks(
+        pool: &DbPool,
+        definitions: &[(String, String)],
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = Dialect::begin_write(pool).await.op("begin trunks seeding")?;
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM trunks")
             .fetch_one(&mut *tx)
             .await
@@ -45,7 +72,7 @@ impl Store {
             .bind(name)
             .bind(i as i64)
             .bind(definition)
-            .bind(format_time(at))
+            .bind(Dialect::time(at))
             .bind(by)
             .execute(&mut *tx)
             .await
@@ -55,37 +82,29 @@ impl Store {
         Ok(true)
     }
 
-    /// Every trunk, in creation order.
-    pub async fn trunk_definitions(&self) -> Result<Vec<TrunkDefinition>, StoreError> {
+    pub(super) async fn trunk_definitions(pool: &DbPool) -> Result<Vec<TrunkDefinition>, StoreError> {
         let rows = sqlx::query(
             "SELECT name, definition, updated_at, updated_by FROM trunks ORDER BY position, name",
         )
-        .fetch_all(self.pool())
+        .fetch_all(pool)
         .await
         .op("read trunks")?;
         rows.iter()
             .map(|row| {
                 let row = Columns::new(row, "read trunk row");
                 let name: String = row.try_get("name")?;
-                let at: String = row.try_get("updated_at")?;
-                let updated_at = parse_time(&at).ok_or_else(|| StoreError::Corrupt {
-                    id: format!("trunk {name}"),
-                    column: "updated_at",
-                    value: at.clone(),
-                })?;
                 Ok(TrunkDefinition {
                     definition: row.try_get("definition")?,
                     updated_by: row.try_get("updated_by")?,
-                    updated_at,
+                    updated_at: row.time("updated_at", &format!("trunk {name}"))?,
                     name,
                 })
             })
             .collect()
     }
 
-    /// Creates or replaces one trunk's definition (a new trunk goes last).
-    pub async fn put_trunk(
-        &self,
+    pub(super) async fn put_trunk(
+        pool: &DbPool,
         name: &str,
         definition: &str,
         by: &str,
@@ -99,19 +118,18 @@ impl Store {
         )
         .bind(name)
         .bind(definition)
-        .bind(format_time(at))
+        .bind(Dialect::time(at))
         .bind(by)
-        .execute(self.pool())
+        .execute(pool)
         .await
         .op_on("store trunk", name)?;
         Ok(())
     }
 
-    /// Removes a trunk; false when there was none of that name.
-    pub async fn delete_trunk(&self, name: &str) -> Result<bool, StoreError> {
+    pub(super) async fn delete_trunk(pool: &DbPool, name: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM trunks WHERE name = $1")
             .bind(name)
-            .execute(self.pool())
+            .execute(pool)
             .await
             .op_on("delete trunk", name)?;
         Ok(done.rows_affected() > 0)
@@ -128,7 +146,13 @@ mod tests {
 
     #[tokio::test]
     async fn seeded_once_then_changed_in_place() {
-        let store = Store::connect("sqlite::memory:").await.unwrap();
+        crate::store::testing::on_each_backend(|store| async move {
+            seeded_once_then_changed(store).await
+        })
+        .await;
+    }
+
+    async fn seeded_once_then_changed(store: Store) {
         let defs = vec![
             ("b".to_string(), "name = \"b\"".to_string()),
             ("a".to_string(), "name = \"a\"".to_string()),

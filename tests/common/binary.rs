@@ -24,12 +24,27 @@ pub struct Peers {
 
 impl Peers {
     pub async fn bind(limits: harness::TrunkLimits) -> Peers {
+        Peers::bind_on(limits, None).await
+    }
+
+    /// `bind` with the gateway on `database_url` (a PostgreSQL database the caller keeps) instead
+    /// of `tg.db`, its spool still in the folder.
+    pub async fn bind_on(limits: harness::TrunkLimits, database_url: Option<&str>) -> Peers {
         let dir = tempfile::tempdir().expect("tempdir");
         let pbx = Ua::bind("pbx", PBX_IP).await;
         let carrier = Ua::bind("carrier", CARRIER_IP).await;
         let addrs = harness::Addrs::pick();
-        let config = harness::config_toml(&addrs, &db_in(&dir), limits)
+        let mut config = harness::config_toml(&addrs, &db_in(&dir), limits)
             .replace(&addrs.carrier.to_string(), &carrier.addr().to_string());
+        if let Some(url) = database_url {
+            let sqlite = format!("url = \"sqlite://{}\"", db_in(&dir).display());
+            assert!(config.contains(&sqlite), "{config}");
+            let spool = dir.path().join("spool");
+            config = config.replace(
+                &sqlite,
+                &format!("url = \"{url}\"\nspool_dir = \"{}\"", spool.display()),
+            );
+        }
         Peers {
             dir,
             pbx,
@@ -56,13 +71,18 @@ impl Setup {
     }
 
     pub async fn start_with(limits: harness::TrunkLimits) -> Setup {
+        Setup::start_on(limits, None).await
+    }
+
+    /// `start_with` on `database_url` (see [`Peers::bind_on`]).
+    pub async fn start_on(limits: harness::TrunkLimits, database_url: Option<&str>) -> Setup {
         let Peers {
             dir,
             pbx,
             carrier,
             addrs,
             config,
-        } = Peers::bind(limits).await;
+        } = Peers::bind_on(limits, database_url).await;
         let gw = harness::Gateway::start(dir.path(), &config);
         Setup {
             dir,

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use trunkguard::app::Gateway;
 use trunkguard::config::Config;
 use trunkguard::model::Cdr;
+use trunkguard::store::testing::PgTestDb;
 
 pub use msg::Msg;
 pub use ua::{answer_and_ack, reason_for, sdp, token, Dialog, InviteSpec, Sent, Ua, WAIT};
@@ -45,6 +46,21 @@ pub struct Harness {
     pub dir: tempfile::TempDir,
     /// The configuration the gateway was started with (trunks for the CLI functions).
     pub config: Config,
+    /// The PostgreSQL database the gateway runs on, when it does (dropped with the harness).
+    pub pg: Option<PgTestDb>,
+}
+
+/// Whether the in-process gateway runs on PostgreSQL: `TRUNKGUARD_TEST_BACKEND=postgres` runs a
+/// whole suite so, each gateway on a fresh database (`trunkguard::store::testing`).
+pub fn postgres_from_env() -> bool {
+    std::env::var("TRUNKGUARD_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// `start_gateway` on a fresh PostgreSQL database; `None` (after printing why) when no server
+/// answers and CI is not set.
+pub async fn start_gateway_on_postgres(tweaks: &[&str]) -> Option<Harness> {
+    let db = PgTestDb::create().await?;
+    Some(start_gateway_with(tweaks, Some(db)).await)
 }
 
 fn init_tracing() {
@@ -84,9 +100,25 @@ fn section(all: &[(String, String)], name: &str) -> String {
 /// Start a gateway with both UAs. `tweaks` are TOML settings such as `"sip.t1_ms = 50"` or
 /// `"trunk.max_call_secs = 1"` (sections `sip`, `database`, `media`, `recording`, `http`,
 /// `trunk`). `database.url` points the gateway at a database file that outlives the harness
-/// (restarts on the same database); the default is a file in the harness's own tempdir.
+/// (restarts on the same database); the default is a file in the harness's own tempdir, or a
+/// fresh PostgreSQL database with `TRUNKGUARD_TEST_BACKEND=postgres`.
 pub async fn start_gateway(tweaks: &[&str]) -> Harness {
+    let own_url = tweaks
+        .iter()
+        .any(|t| t.trim_start().starts_with("database.url"));
+    let pg = if postgres_from_env() && !own_url {
+        PgTestDb::create().await
+    } else {
+        None
+    };
+    start_gateway_with(tweaks, pg).await
+}
+
+async fn start_gateway_with(tweaks: &[&str], pg: Option<PgTestDb>) -> Harness {
     init_tracing();
+    if let Some(db) = &pg {
+        eprintln!("-- gateway on PostgreSQL ({})", db.name());
+    }
     let pbx = Ua::bind("pbx", PBX_IP).await;
     let carrier = Ua::bind("carrier", CARRIER_IP).await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -100,7 +132,10 @@ pub async fn start_gateway(tweaks: &[&str]) -> Harness {
         ("sip.drain_timeout_secs", "5".to_string()),
         (
             "database.url",
-            format!("\"sqlite://{}/tg.db\"", dir.path().display()),
+            match &pg {
+                Some(db) => format!("\"{}\"", db.url()),
+                None => format!("\"sqlite://{}/tg.db\"", dir.path().display()),
+            },
         ),
         // Below Linux's ephemeral ports (where the UAs' own sockets land), and apart from the
         // range the tests that run the binary use.
@@ -150,6 +185,7 @@ pub async fn start_gateway(tweaks: &[&str]) -> Harness {
         t1,
         dir,
         config,
+        pg,
     }
 }
 
