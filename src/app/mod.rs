@@ -4,6 +4,7 @@
 pub mod descriptors;
 mod start;
 mod stop;
+mod sync;
 
 use crate::trunks::{TrunkBook, TrunkError};
 
@@ -51,6 +52,8 @@ pub enum AppError {
     Recording { dir: String, source: std::io::Error },
     #[error("database.spool_dir: {0}")]
     Spool(#[from] crate::monitor::cdr_spool::SpoolError),
+    #[error("cluster change bus or monitor lease ([cluster]): {0}")]
+    ClusterSync(crate::cluster::ClusterError),
 }
 
 /// A running gateway. Dropping it without `shutdown` leaves its tasks running until the
@@ -81,6 +84,8 @@ pub struct Gateway {
     sip_stats: Arc<SipStats>,
     /// The flood guard's bans and counters (also in `/metrics`).
     flood: Arc<FloodGuard>,
+    /// In a cluster: the change bus and the monitor lease (`sync.rs`).
+    cluster_sync: Option<sync::ClusterSync>,
 }
 
 impl Gateway {

@@ -26,7 +26,9 @@ use crate::model::Cdr;
 use crate::monitor::cdr_writer::{CdrSink, CdrWriter, CdrWriterHandle, KpiRollup, WriterHooks};
 use crate::monitor::persist;
 use crate::monitor::recovery::Interrupted;
-use crate::monitor::service::{MonitorHandle, MonitorService, MonitorSettings, MonitorTask};
+use crate::monitor::service::{
+    ClusterLink, MonitorHandle, MonitorService, MonitorSettings, MonitorTask,
+};
 use crate::policy::Policy;
 use crate::recording::repair::{repair_all, RepairReport};
 use crate::recording::RecordingPool;
@@ -65,12 +67,14 @@ impl Gateway {
         let (trigger, shutdown) = shutdown::channel();
         let sip = bind_sip(&config, &shutdown).await?;
         let registry = Arc::new(Registry::default());
+        let mut cluster_sync = super::sync::ClusterSync::new(&config)?;
         let (monitor, monitor_task) = start_monitor(
             &store,
             &policy,
             &registry,
             &config.trunks,
             feed.stored,
+            cluster_sync.as_ref().map(|c| c.link()),
             &shutdown,
         )
         .await?;
@@ -82,6 +86,7 @@ impl Gateway {
             monitor.clone(),
             feed.over_long,
         ));
+        start_cluster_sync(cluster_sync.as_mut(), &trunks, &shutdown);
         let flood = Arc::new(FloodGuard::new(config.sip.flood.clone()));
         let b2bua = B2bua::new(
             b2bua_settings(&config, &sip.ifaces, &media, &flood, capacity),
@@ -110,6 +115,7 @@ impl Gateway {
             media_counters: media.counters,
             sip_stats: sip.stats,
             flood,
+            cluster_sync,
         };
         gateway.http = http_listener.map(|listener| gateway.serve_api(listener, &shutdown));
         gateway.retention = Some(gateway.start_retention(&config, &shutdown));
@@ -391,6 +397,7 @@ async fn start_monitor(
     registry: &Arc<Registry>,
     trunks: &[TrunkConfig],
     stored: mpsc::Receiver<Cdr>,
+    cluster: Option<ClusterLink>,
     shutdown: &Shutdown,
 ) -> Result<(MonitorHandle, MonitorTask), AppError> {
     Ok(MonitorService::start(
@@ -398,11 +405,27 @@ async fn start_monitor(
         policy.clone(),
         registry.clone(),
         trunks,
-        MonitorSettings::default(),
+        MonitorSettings {
+            cluster,
+            ..MonitorSettings::default()
+        },
         stored,
         shutdown.clone(),
     )
     .await?)
+}
+
+/// In a cluster: trunk changes announced and applied across the nodes, the change bus
+/// subscribed and the monitor lease contended for. Once the monitor and the trunk book exist
+/// (both follow the bus) and before the interfaces are read.
+fn start_cluster_sync(
+    sync: Option<&mut super::sync::ClusterSync>,
+    trunks: &Arc<TrunkBook>,
+    shutdown: &Shutdown,
+) {
+    if let Some(sync) = sync {
+        sync.start(trunks, shutdown);
+    }
 }
 
 /// Closes the CDR of every call still journaled (end reason `gateway_restart`). After the spool
