@@ -105,19 +105,6 @@ impl RoleWatch {
             newer
         });
     }
-
-    /// A role that never changes (tests of the monitor, a node outside any cluster).
-    pub fn fixed(leading: bool) -> (RoleWatch, watch::Sender<Role>) {
-        let (tx, role) = watch::channel(Role { epoch: 1, leading });
-        let (ack, _) = watch::channel(0);
-        (
-            RoleWatch {
-                role,
-                ack: Arc::new(ack),
-            },
-            tx,
-        )
-    }
 }
 
 /// A node's candidacy for the monitor lease. `spawn` starts the task that takes, renews and

@@ -35,18 +35,24 @@ pub(super) struct Feed {
     cursor: i64,
     /// The first missing position and when it was first seen missing.
     gap: Option<(i64, Instant)>,
+    /// How long a gap holds the feed back (`SETTLE`).
+    settle: Duration,
 }
 
 impl Feed {
     pub(super) fn at(cursor: i64) -> Feed {
-        Feed { cursor, gap: None }
+        Feed {
+            cursor,
+            gap: None,
+            settle: SETTLE,
+        }
     }
 
     /// Whether the feed may go on past the missing position `missing`.
     fn past_gap(&mut self, missing: i64, next: i64) -> bool {
         match self.gap {
             Some((m, since)) if m == missing => {
-                if since.elapsed() < SETTLE {
+                if since.elapsed() < self.settle {
                     return false;
                 }
                 tracing::warn!(
@@ -80,7 +86,7 @@ pub(super) async fn start_cursor(store: &Store) -> Result<i64, crate::store::Sto
 /// A single node judges what it stores in process: at its start and stop it moves the cursor to
 /// the end of the feed, so that a cluster leader later started on this database does not judge
 /// those CDRs again.
-pub(super) async fn mark_seen(store: &Store) {
+pub(super) async fn mark_seen(store: Store) {
     let marked = async {
         let last = store.cdr_feed_last().await?;
         store.set_cursor(FEED_CURSOR, last).await
@@ -134,5 +140,33 @@ impl MonitorService {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::Feed;
+
+    #[tokio::test]
+    async fn a_gap_holds_the_feed_back_until_it_settles() {
+        let settle = Duration::from_secs(1);
+        let mut feed = Feed {
+            settle,
+            ..Feed::at(10)
+        };
+        // Position 11 is not visible, 12 is: held back, from now on.
+        assert!(!feed.past_gap(11, 12));
+        tokio::time::sleep(settle / 2).await;
+        assert!(!feed.past_gap(11, 12));
+        // Another gap (11 filled meanwhile, 13 missing) starts its own wait.
+        assert!(!feed.past_gap(13, 14));
+        tokio::time::sleep(settle / 2 + Duration::from_millis(100)).await;
+        assert!(!feed.past_gap(13, 14), "13's wait began later");
+        tokio::time::sleep(settle / 2).await;
+        // Settled: skipped once, and forgotten.
+        assert!(feed.past_gap(13, 14));
+        assert!(feed.gap.is_none());
     }
 }

@@ -233,8 +233,9 @@ impl MonitorService {
         if settings.cluster.is_none() {
             engine.restore(&in_force, store.last_anomaly_id().await?, now);
             warm_up(&mut engine, &store, complaints_cursor, None, now).await?;
-            // Everything stored so far is judged in process: a later cluster leader starts after it.
-            feed::mark_seen(&store).await;
+            // Everything stored so far is judged in process: a later cluster leader starts after
+            // it. Not awaited: a locked database must not hold the start up.
+            tokio::spawn(feed::mark_seen(store.clone()));
         }
         for i in &in_force {
             tracing::info!(subject = %i.subject, step = %i.step, id = i.id, "enforcement step restored");
@@ -330,7 +331,10 @@ impl MonitorService {
         }
         self.retry_unsaved().await;
         match &self.cluster {
-            None => feed::mark_seen(&self.store).await,
+            None => {
+                let marked = feed::mark_seen(self.store.clone());
+                let _ = tokio::time::timeout(Duration::from_secs(1), marked).await;
+            }
             // Stopped: it judges nothing more, whatever role comes next.
             Some(c) => c.acknowledge_stop(),
         }
@@ -469,7 +473,12 @@ impl MonitorService {
                 let _ = reply.send(self.engine.stats());
             }
             Command::Poll(reply) => {
-                self.poll().await;
+                if self.is_following() {
+                    // The leader takes what is stored; tell it now rather than at its next tick.
+                    self.announce();
+                } else {
+                    self.poll().await;
+                }
                 let _ = reply.send(());
             }
             Command::Reconcile(reply) => {
