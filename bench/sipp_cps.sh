@@ -21,6 +21,10 @@
 #                       that other work on a shared machine disturbs the figures less
 #   GW_PRELOAD=...      LD_PRELOAD for the gateway only (e.g. /usr/lib/x86_64-linux-gnu/libjemalloc.so.2
 #                       to measure another allocator without rebuilding)
+#   CLUSTER_REDIS=redis://127.0.0.1:6379/0   run the gateway as a one-node cluster on this Redis
+#                       (a [cluster] table with its own key prefix, deleted afterwards): every
+#                       admission takes its limits there (bench/cluster_overhead.sh compares)
+#   BIN=...             the gateway binary (default target/release/trunkguard)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -51,7 +55,8 @@ if [ -z "${NO_BUILD:-}" ]; then
     echo "== cargo build --release"
     cargo build --release --locked --quiet
 fi
-BIN=$ROOT/target/release/trunkguard
+BIN=${BIN:-$ROOT/target/release/trunkguard}
+HTTP=127.0.0.1:$((BASE_PORT + 40))
 
 GW_PID=
 UAS_PID=
@@ -100,6 +105,10 @@ port_range = [18000, 19999]
 [recording]
 dir = "$BENCH_DIR/recordings"
 
+[http]
+enabled = true
+listen = "$HTTP"
+
 [[trunks]]
 name = "bench"
 pbx = ["$PBX_IP/32"]
@@ -119,6 +128,21 @@ blocked_numbers = []
 enabled = false
 EOF
 
+CLUSTER_PREFIX=
+if [ -n "${CLUSTER_REDIS:-}" ]; then
+    CLUSTER_PREFIX=trunkguard-bench-$$
+    cat >>"$BENCH_DIR/bench.toml" <<EOF
+
+[cluster]
+node_id = "bench"
+redis_url = "$CLUSTER_REDIS"
+heartbeat_secs = 1
+node_timeout_secs = 5
+on_shared_state_down = "refuse"
+key_prefix = "$CLUSTER_PREFIX"
+EOF
+fi
+
 echo "== starting the gateway ($INSIDE inside, $OUTSIDE outside, RUST_LOG=$GW_LOG); files in $BENCH_DIR"
 RUST_LOG=$GW_LOG LD_PRELOAD=${GW_PRELOAD:-} nice -n "$NICE" "$BIN" --config "$BENCH_DIR/bench.toml" run >"$BENCH_DIR/gateway.log" 2>&1 &
 GW_PID=$!
@@ -130,6 +154,8 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 listening || { echo "gateway did not start"; tail "$BENCH_DIR/gateway.log"; exit 1; }
+# A token to read /metrics at the end (the admission duration histogram).
+TOKEN=$(RUST_LOG=warn "$BIN" --config "$BENCH_DIR/bench.toml" token create --role admin --name bench 2>/dev/null | grep -o 'tg_[A-Za-z0-9_-]*' | head -1 || true)
 
 RESULTS=$BENCH_DIR/results.csv
 echo "rate,achieved_cps,calls,successful,failed,uas_failed,retrans_uac,retrans_uas,udp_drops,wall_s,gw_cpu_s,gw_cpu_pct,gw_ms_per_call,sipp_cpu_s,other_cpu_s,load1,ok" >"$RESULTS"
@@ -221,6 +247,10 @@ for rate in $RATES; do
     sleep "$SETTLE_SECS"
 done
 
+if [ -n "$TOKEN" ]; then
+    curl -fsS -H "Authorization: Bearer $TOKEN" "http://$HTTP/metrics" >"$BENCH_DIR/metrics.txt" 2>/dev/null \
+        || echo "   (could not read /metrics)"
+fi
 echo "== stopping the gateway (SIGTERM: drain, flush CDRs)"
 kill -TERM $GW_PID
 for _ in $(seq 300); do kill -0 $GW_PID 2>/dev/null || break; sleep 0.1; done
@@ -236,4 +266,10 @@ column -s, -t "$RESULTS"
 echo
 echo "CDR rows written: $cdr_rows"
 echo "highest rate with zero failed calls (and >= 95 % of it achieved): $best calls/s (achieved $best_achieved calls/s)"
+if [ -s "$BENCH_DIR/metrics.txt" ]; then
+    python3 "$ROOT/bench/admission_quantiles.py" "$BENCH_DIR/metrics.txt" | tee "$BENCH_DIR/admission.txt"
+fi
+if [ -n "$CLUSTER_PREFIX" ] && command -v redis-cli >/dev/null; then
+    redis-cli -u "$CLUSTER_REDIS" --scan --pattern "{$CLUSTER_PREFIX}*" | xargs -r redis-cli -u "$CLUSTER_REDIS" del >/dev/null || true
+fi
 echo "files: $BENCH_DIR"

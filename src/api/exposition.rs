@@ -241,19 +241,25 @@ pub fn parse(text: &str) -> Result<Vec<Sample>, String> {
         if value_words.next().is_some() {
             return Err(at("trailing words".into()));
         }
-        let Some((_, kind)) = typed.iter().find(|(n, _)| n == name) else {
+        let Some((family, kind)) = family_of(&typed, name) else {
             return Err(at("sample without TYPE".into()));
         };
         if kind == "counter" && (!name.ends_with("_total") || value < 0.0 || value.is_nan()) {
             return Err(at("a counter is named …_total and never negative".into()));
         }
-        if current.as_deref() != Some(name) {
-            if sampled.contains(name) {
+        if kind == "histogram"
+            && name.ends_with("_bucket")
+            && !labels.iter().any(|(k, _)| k == "le")
+        {
+            return Err(at("a histogram bucket has an `le` label".into()));
+        }
+        if current.as_deref() != Some(family.as_str()) {
+            if sampled.contains(&family) {
                 return Err(at("family's samples not together".into()));
             }
-            current = Some(name.to_string());
+            current = Some(family.clone());
         }
-        sampled.insert(name.to_string());
+        sampled.insert(family);
         let mut key: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
         key.sort();
         if !series.insert(format!("{name}{{{}}}", key.join(","))) {
@@ -268,9 +274,33 @@ pub fn parse(text: &str) -> Result<Vec<Sample>, String> {
     Ok(samples)
 }
 
+/// The family a sample belongs to and its type: its own name, or for a histogram's
+/// `…_bucket`, `…_sum` and `…_count` the histogram's.
+fn family_of(typed: &[(String, String)], name: &str) -> Option<(String, String)> {
+    if let Some((n, kind)) = typed.iter().find(|(n, _)| n == name) {
+        return Some((n.clone(), kind.clone()));
+    }
+    ["_bucket", "_sum", "_count"].iter().find_map(|suffix| {
+        let base = name.strip_suffix(suffix)?;
+        let (n, kind) = typed.iter().find(|(n, _)| n == base)?;
+        (kind == "histogram").then(|| (n.clone(), kind.clone()))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn histograms_parse_as_one_family() {
+        let ok = "# TYPE h histogram\nh_bucket{le=\"0.1\"} 1\nh_bucket{le=\"+Inf\"} 2\n\
+                  h_sum 0.3\nh_count 2\n";
+        assert_eq!(parse(ok).unwrap().len(), 4);
+        let no_le = "# TYPE h histogram\nh_bucket 1\n";
+        assert!(parse(no_le).is_err());
+        let gauge_suffix = "# TYPE g gauge\ng_count 1\n";
+        assert!(parse(gauge_suffix).is_err(), "only a histogram owns _count");
+    }
 
     #[test]
     fn samples_escape_and_filter_by_trunk() {

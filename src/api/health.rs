@@ -24,6 +24,44 @@ pub struct Health {
 pub struct HealthChecks {
     pub database: Check,
     pub recording_dir: Check,
+    /// A cluster node's view of the cluster (absent on a single node).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterCheck>,
+}
+
+/// A cluster node's state: ready while the shared admission state is up, or while it is down
+/// with `on_shared_state_down = "local"` (calls still flow, under the divided caps); not ready
+/// while it is down with `refuse` (every call is refused).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClusterCheck {
+    pub ok: bool,
+    pub node_id: String,
+    /// `up` (admissions against the shared state) or `down` (on_shared_state_down applies).
+    pub state: String,
+    /// Live nodes last seen, this one included.
+    pub live_nodes: u32,
+    /// Leases in the shared state this node's calls hold.
+    pub leases_held: usize,
+    /// `refuse` or `local`.
+    pub on_shared_state_down: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ClusterCheck {
+    fn of(shared: &crate::cluster::SharedAdmission) -> ClusterCheck {
+        let s = shared.status();
+        let up = s.state == "up";
+        ClusterCheck {
+            ok: up || s.on_shared_state_down == "local",
+            node_id: s.node_id,
+            state: s.state.to_string(),
+            live_nodes: s.live_nodes,
+            leases_held: s.leases_held,
+            on_shared_state_down: s.on_shared_state_down.to_string(),
+            error: s.error,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -55,7 +93,9 @@ impl Check {
     tag = "health",
     description = "Liveness and readiness: 200 when the database answers and the recording \
                    folder is usable (the health watcher's last verdict: writable, above \
-                   `min_free_mb`), 503 otherwise, with the failing check's reason.",
+                   `min_free_mb`) and, on a cluster node, the shared admission state is up (or \
+                   down with `on_shared_state_down = \"local\"`), 503 otherwise, with the \
+                   failing check's reason. `checks.cluster` names the node and its cluster state.",
     security(()),
     responses(
         (status = 200, description = "Ready", body = Health),
@@ -65,9 +105,12 @@ impl Check {
 pub(crate) async fn healthz(State(state): State<ApiState>) -> (StatusCode, Json<Health>) {
     let database = Check::of(state.store().ping().await);
     let recording_dir = Check::of(state.deps().recordings.disk().verdict());
-    let ready = database.ok && recording_dir.ok;
+    let cluster = state.deps().cluster.as_ref().map(ClusterCheck::of);
+    let cluster_ok = cluster.as_ref().is_none_or(|c| c.ok);
+    let ready = database.ok && recording_dir.ok && cluster_ok;
     if !ready {
-        tracing::warn!(database = ?database.error, recording_dir = ?recording_dir.error, "healthz: not ready");
+        let cluster_error = cluster.as_ref().and_then(|c| c.error.as_deref());
+        tracing::warn!(database = ?database.error, recording_dir = ?recording_dir.error, cluster = ?cluster_error, "healthz: not ready");
     }
     let status = if ready {
         StatusCode::OK
@@ -81,6 +124,7 @@ pub(crate) async fn healthz(State(state): State<ApiState>) -> (StatusCode, Json<
             checks: HealthChecks {
                 database,
                 recording_dir,
+                cluster,
             },
         }),
     )

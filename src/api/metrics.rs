@@ -50,6 +50,8 @@ pub struct ApiCounters {
     pub flood: Arc<FloodGuard>,
     /// The calls the descriptor budget allows (`None`: no budget, the families are left out).
     pub capacity: Option<CallCapacity>,
+    /// How long admissions take.
+    pub admission_times: Arc<crate::b2bua::AdmissionTimes>,
 }
 
 #[utoipa::path(
@@ -61,7 +63,8 @@ pub struct ApiCounters {
                    calls per second), trunkguard_calls_per_second (last 60 s), \
                    trunkguard_call_attempts_total{trunk,disposition,reason} (finished), \
                    trunkguard_calls_admitted_total{trunk}, trunkguard_calls_refused_total{trunk,reason}, \
-                   trunkguard_call_capacity_descriptors, trunkguard_open_files_limit. \
+                   trunkguard_call_capacity_descriptors, trunkguard_open_files_limit, \
+                   trunkguard_admission_duration_seconds (histogram). \
                    SIP: trunkguard_sip_responses_total{side,direction,class}, \
                    trunkguard_flood_bans_total, trunkguard_flood_dropped_total, \
                    trunkguard_flood_banned_sources. Media: \
@@ -85,6 +88,12 @@ pub struct ApiCounters {
                    trunkguard_enforcement_in_force{trunk,kind,step}, \
                    trunkguard_concurrency_drift, trunkguard_monitor_cdrs_seen_total, \
                    trunkguard_monitor_anomalies_total, trunkguard_monitor_unsaved. \
+                   Cluster (a node with [cluster]): trunkguard_cluster_shared_state_up{node}, \
+                   trunkguard_cluster_live_nodes, trunkguard_cluster_leases_held, \
+                   trunkguard_cluster_admissions_total{answer}, \
+                   trunkguard_cluster_shared_state_down_total, trunkguard_cluster_redis_errors_total, \
+                   trunkguard_cluster_releases_total, trunkguard_cluster_drift_repaired_total{change}, \
+                   trunkguard_cluster_nodes_reclaimed_total, trunkguard_cluster_leases_reclaimed_total. \
                    Roles: carrier (its trunks' series only), admin.",
     security(("bearer" = [])),
     responses(
@@ -127,6 +136,9 @@ struct Figures {
     /// answer (the family is then left out rather than shown empty).
     in_force: Option<BTreeMap<(String, &'static str, &'static str), u64>>,
     monitor: MonitorFigures,
+    /// A cluster node's shared admission state (`[cluster]`).
+    cluster: Option<crate::cluster::SharedAdmission>,
+    admission: crate::b2bua::admission_times::AdmissionHistogram,
 }
 
 async fn gather(state: &ApiState) -> Figures {
@@ -183,6 +195,8 @@ async fn gather(state: &ApiState) -> Figures {
         cdr: deps.cdrs.stats(),
         in_force,
         monitor: deps.monitor.figures(),
+        cluster: deps.cluster.clone(),
+        admission: counters.admission_times.read(),
     }
 }
 
@@ -197,6 +211,10 @@ fn render(f: &Figures, visible: &dyn Fn(&str) -> bool) -> String {
     }
     recordings(&mut out, f);
     cdrs_and_monitor(&mut out, f);
+    admission_duration(&mut out, &f.admission);
+    if let Some(shared) = &f.cluster {
+        super::metrics_cluster::render(&mut out, shared);
+    }
     out.finish()
 }
 
@@ -320,6 +338,30 @@ fn sip(out: &mut Exposition<'_>, f: &Figures) {
             n,
         );
     }
+}
+
+fn admission_duration(
+    out: &mut Exposition<'_>,
+    h: &crate::b2bua::admission_times::AdmissionHistogram,
+) {
+    let name = "trunkguard_admission_duration_seconds";
+    out.family(
+        name,
+        "histogram",
+        "Time from a new INVITE's trunk found to the admission's answer (memory on one node, \
+         the shared state on a cluster node).",
+    );
+    let bucket = format!("{name}_bucket");
+    for (bound, n) in &h.cumulative {
+        let le = if bound.is_infinite() {
+            "+Inf".to_string()
+        } else {
+            bound.to_string()
+        };
+        out.sample(&bucket, &[("le", &le)], n);
+    }
+    out.sample(&format!("{name}_sum"), &[], h.sum_secs);
+    out.sample(&format!("{name}_count"), &[], h.count);
 }
 
 fn flood(out: &mut Exposition<'_>, f: &Figures) {

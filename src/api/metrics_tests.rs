@@ -93,7 +93,60 @@ fn busy_figures() -> Figures {
         cdr: CdrStats::default(),
         in_force: Some(in_force),
         monitor: MonitorFigures::default(),
+        cluster: None,
+        admission: {
+            let times = crate::b2bua::AdmissionTimes::default();
+            times.record(std::time::Duration::from_micros(40));
+            times.record(std::time::Duration::from_millis(2));
+            times.read()
+        },
     }
+}
+
+/// A cluster node whose shared state cannot be reached (nothing listens on the port): its
+/// families say so, under its node id, and stay valid exposition text.
+#[tokio::test]
+async fn a_cluster_node_shows_its_shared_state() {
+    use crate::cluster::{ClusterOptions, SharedAdmission};
+    let shared = SharedAdmission::new(ClusterOptions {
+        node_id: "gw-a".into(),
+        redis_url: "redis://127.0.0.1:1/0".into(),
+        heartbeat: std::time::Duration::from_secs(1),
+        node_timeout: std::time::Duration::from_secs(5),
+        on_down: crate::config::OnSharedStateDown::Local,
+        key_prefix: "tg-metrics-test".into(),
+        op_timeout: std::time::Duration::from_millis(200),
+        reconcile_every: std::time::Duration::from_secs(60),
+    })
+    .unwrap();
+    assert!(shared.join().await.is_err(), "nothing listens on port 1");
+    let mut figures = busy_figures();
+    let single = render(&figures, &|_: &str| true);
+    assert!(
+        !single.contains("trunkguard_cluster_"),
+        "a single node has no cluster families"
+    );
+    figures.cluster = Some(shared);
+    let text = render(&figures, &|_: &str| true);
+    let samples = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let node = [("node", "gw-a")];
+    assert_eq!(
+        sum(&samples, "trunkguard_cluster_shared_state_up", &node),
+        0.0
+    );
+    assert_eq!(sum(&samples, "trunkguard_cluster_live_nodes", &node), 1.0);
+    assert_eq!(sum(&samples, "trunkguard_cluster_leases_held", &node), 0.0);
+    for answer in ["granted", "callee", "rate", "trunk", "number", "down"] {
+        let labels = [("node", "gw-a"), ("answer", answer)];
+        assert_eq!(
+            sum(&samples, "trunkguard_cluster_admissions_total", &labels),
+            0.0
+        );
+    }
+    assert!(
+        text.contains("# TYPE trunkguard_cluster_drift_repaired_total counter"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -106,6 +159,13 @@ fn every_line_is_valid_exposition_text() {
     let types = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
     assert_eq!(helps, types);
     assert!(types >= 25, "{types} families");
+    let bucket = "trunkguard_admission_duration_seconds_bucket";
+    assert_eq!(sum(&samples, bucket, &[("le", "0.00005")]), 1.0);
+    assert_eq!(sum(&samples, bucket, &[("le", "+Inf")]), 2.0);
+    assert_eq!(
+        sum(&samples, "trunkguard_admission_duration_seconds_count", &[]),
+        2.0
+    );
     assert_eq!(
         sum(
             &samples,

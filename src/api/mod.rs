@@ -18,6 +18,7 @@ pub mod health;
 pub mod holds;
 pub mod host_udp;
 pub mod metrics;
+mod metrics_cluster;
 pub mod openapi;
 mod params;
 mod range;
@@ -53,6 +54,8 @@ pub struct ApiDeps {
     pub counters: ApiCounters,
     /// The trunks, changed at run time by admins.
     pub trunks: Arc<crate::trunks::TrunkBook>,
+    /// A cluster node's shared admission state (`/healthz`, `/metrics`); `None` on one node.
+    pub cluster: Option<crate::cluster::SharedAdmission>,
 }
 
 /// Shared by every request. Cheap to clone.

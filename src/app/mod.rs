@@ -50,10 +50,10 @@ pub enum AppError {
     Tls(#[from] crate::api::tls::TlsError),
     #[error("cannot start the recorders for {dir}: {source}")]
     Recording { dir: String, source: std::io::Error },
+    #[error("cluster: {0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
     #[error("database.spool_dir: {0}")]
     Spool(#[from] crate::monitor::cdr_spool::SpoolError),
-    #[error("cluster change bus or monitor lease ([cluster]): {0}")]
-    ClusterSync(crate::cluster::ClusterError),
 }
 
 /// A running gateway. Dropping it without `shutdown` leaves its tasks running until the
@@ -84,8 +84,17 @@ pub struct Gateway {
     sip_stats: Arc<SipStats>,
     /// The flood guard's bans and counters (also in `/metrics`).
     flood: Arc<FloodGuard>,
+    /// `[cluster]`: this node's part in the cluster's shared admission state.
+    cluster: Option<ClusterNode>,
     /// In a cluster: the change bus and the monitor lease (`sync.rs`).
     cluster_sync: Option<sync::ClusterSync>,
+}
+
+/// A cluster node's handle on the shared admission state and its worker task (which leaves the
+/// cluster once the node's last call has ended after a stop).
+struct ClusterNode {
+    shared: crate::cluster::SharedAdmission,
+    worker: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Gateway {

@@ -20,6 +20,7 @@ use super::{AppError, Gateway};
 use crate::api::{ApiCounters, ApiDeps, ApiState, HttpListener, HttpServer};
 use crate::b2bua::capacity::CallCapacity;
 use crate::b2bua::{B2bua, MediaSettings, RecordingSettings, Registry, Settings};
+use crate::cluster::{ClusterOptions, SharedAdmission};
 use crate::config::{Config, HttpConfig, TrunkConfig};
 use crate::media::{MediaCounters, PortAllocator};
 use crate::model::Cdr;
@@ -65,6 +66,7 @@ impl Gateway {
         policy.set_retry_after_secs(config.sip.retry_after_secs);
         let http_listener = bind_http(&config.http).await?;
         let (trigger, shutdown) = shutdown::channel();
+        let cluster = join_cluster(&config, &shutdown).await?;
         let sip = bind_sip(&config, &shutdown).await?;
         let registry = Arc::new(Registry::default());
         let mut cluster_sync = super::sync::ClusterSync::new(&config)?;
@@ -89,7 +91,7 @@ impl Gateway {
         start_cluster_sync(cluster_sync.as_mut(), &trunks, &shutdown);
         let flood = Arc::new(FloodGuard::new(config.sip.flood.clone()));
         let b2bua = B2bua::new(
-            b2bua_settings(&config, &sip.ifaces, &media, &flood, capacity),
+            b2bua_settings(&config, &sip.ifaces, &media, &flood, capacity, &cluster),
             sip.layer.clone(),
             policy.clone(),
             registry,
@@ -115,6 +117,7 @@ impl Gateway {
             media_counters: media.counters,
             sip_stats: sip.stats,
             flood,
+            cluster,
             cluster_sync,
         };
         gateway.http = http_listener.map(|listener| gateway.serve_api(listener, &shutdown));
@@ -141,8 +144,10 @@ impl Gateway {
                 media: self.media_counters.clone(),
                 flood: self.flood.clone(),
                 capacity: Some(self.b2bua.capacity()),
+                admission_times: self.b2bua.admission_times().clone(),
             },
             trunks: self.trunks.clone(),
+            cluster: self.cluster.as_ref().map(|c| c.shared.clone()),
         };
         HttpServer::start(listener, ApiState::new(deps), shutdown.clone())
     }
@@ -352,6 +357,34 @@ async fn bind_http(http: &HttpConfig) -> Result<Option<HttpListener>, AppError> 
         .map_err(|source| AppError::Http { addr, source })
 }
 
+/// `[cluster]`: this node joins the cluster's shared admission state before the first call
+/// (its first heartbeat, bounded by the cluster's op timeout) and starts its worker (beats,
+/// releases, reclaim of dead nodes, reconciliation). Redis unreachable does not stop the start:
+/// admissions follow `on_shared_state_down` until a beat gets through.
+async fn join_cluster(
+    config: &Config,
+    shutdown: &Shutdown,
+) -> Result<Option<super::ClusterNode>, AppError> {
+    let Some(cluster) = &config.cluster else {
+        return Ok(None);
+    };
+    let opts = ClusterOptions::from_config(cluster);
+    let shared = SharedAdmission::new(opts)?;
+    match shared.join().await {
+        Ok(beat) => {
+            tracing::info!(node = %shared.node_id(), live_nodes = beat.live_nodes, "joined the cluster")
+        }
+        Err(e) => tracing::error!(
+            node = %shared.node_id(),
+            error = %e,
+            on_shared_state_down = cluster.on_shared_state_down.as_str(),
+            "cannot reach the cluster's shared state: admissions follow on_shared_state_down until it answers"
+        ),
+    }
+    let worker = shared.spawn(shutdown.clone());
+    Ok(Some(super::ClusterNode { shared, worker }))
+}
+
 /// The SIP side, bound but not yet read.
 struct Sip {
     ifaces: Arc<Interfaces>,
@@ -448,6 +481,7 @@ fn b2bua_settings(
     media: &Media,
     flood: &Arc<FloodGuard>,
     capacity: CallCapacity,
+    cluster: &Option<super::ClusterNode>,
 ) -> Settings {
     Settings {
         inside_addr: ifaces.inside.local_addr(),
@@ -457,6 +491,7 @@ fn b2bua_settings(
         ring_timeout: Duration::from_secs(config.sip.ring_timeout_secs),
         flood: flood.clone(),
         capacity,
+        cluster: cluster.as_ref().map(|c| c.shared.clone()),
         recording: Some(RecordingSettings {
             pool: media.recordings.clone(),
             required: config.recording.required,

@@ -10,6 +10,8 @@ use crate::model::EndReason;
 
 /// How long a stop waits for the database to take the last CDRs.
 const CDR_FLUSH_LIMIT: Duration = Duration::from_secs(60);
+/// How long a stop waits for the cluster worker's last releases and its leave.
+const CLUSTER_LEAVE_LIMIT: Duration = Duration::from_secs(5);
 
 impl Gateway {
     /// Stop admitting, let live calls end for up to the drain timeout, end the rest with BYE,
@@ -54,6 +56,15 @@ impl Gateway {
             }
         }
         drop(self.b2bua);
+        // Every call has released its lease: the worker leaves the cluster and stops.
+        if let Some(worker) = self.cluster.and_then(|c| c.worker) {
+            if tokio::time::timeout(CLUSTER_LEAVE_LIMIT, worker)
+                .await
+                .is_err()
+            {
+                tracing::error!("cluster worker did not stop in time: the peers reclaim this node after node_timeout");
+            }
+        }
         // Every call has finished its recording by now (their tasks are gone).
         let pool = self.recordings.clone();
         let _ = tokio::task::spawn_blocking(move || pool.shutdown_blocking()).await;

@@ -37,9 +37,8 @@ impl ClusterSync {
             return Ok(None);
         };
         let opts = ClusterOptions::from_config(cluster);
-        let bus = ChangeBus::new(&opts).map_err(AppError::ClusterSync)?;
-        let leadership = Leadership::new(&opts, LeaderOptions::from_cluster(&opts))
-            .map_err(AppError::ClusterSync)?;
+        let bus = ChangeBus::new(&opts)?;
+        let leadership = Leadership::new(&opts, LeaderOptions::from_cluster(&opts))?;
         let link = ClusterLink {
             bus: bus.clone(),
             role: leadership.watch(),

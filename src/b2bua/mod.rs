@@ -1,6 +1,7 @@
 //! The back-to-back user agent: the dispatcher that turns what the transaction layer delivers
 //! into calls, the calls themselves, and the registry of live calls.
 
+pub mod admission_times;
 pub mod attempts;
 mod call;
 pub mod capacity;
@@ -15,12 +16,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use admission_times::AdmissionTimes;
 pub use attempts::CallAttempts;
 pub use call::media::MediaSettings;
 pub use call::recording::RecordingSettings;
 pub use live_media::{LiveCallMedia, LiveLegMedia};
 pub use registry::{LiveCall, Registry};
 
+use crate::cluster::SharedAdmission;
 use crate::config::UnknownSources;
 use crate::monitor::cdr_writer::CdrSink;
 use crate::policy::Policy;
@@ -44,6 +47,9 @@ pub struct Settings {
     pub flood: Arc<FloodGuard>,
     /// The calls the descriptor budget allows; more are refused `descriptor_limit`.
     pub capacity: capacity::CallCapacity,
+    /// A cluster node's handle on the admission state shared by the nodes (`[cluster]`):
+    /// admission takes its limits there. `None`: a single node, every limit in memory.
+    pub cluster: Option<SharedAdmission>,
 }
 
 pub(crate) struct Ctx {
@@ -54,6 +60,8 @@ pub(crate) struct Ctx {
     pub cdrs: CdrSink,
     /// New INVITEs, counted as they arrive (`/metrics`).
     pub attempts: Arc<CallAttempts>,
+    /// How long admissions take (`/metrics`).
+    pub admission_times: Arc<AdmissionTimes>,
     /// Late responses to INVITEs cancelled after a crash (empty but for a while after one).
     pub late: restart::LateResponses,
     admitting: AtomicBool,
@@ -81,6 +89,7 @@ impl B2bua {
                 registry,
                 cdrs,
                 attempts: Arc::default(),
+                admission_times: Arc::default(),
                 late: restart::LateResponses::default(),
                 admitting: AtomicBool::new(true),
             }),
@@ -99,6 +108,11 @@ impl B2bua {
     /// Call attempts by trunk and direction (`/metrics`).
     pub fn attempts(&self) -> &Arc<CallAttempts> {
         &self.ctx.attempts
+    }
+
+    /// How long admissions take (`/metrics`).
+    pub fn admission_times(&self) -> &Arc<AdmissionTimes> {
+        &self.ctx.admission_times
     }
 
     /// The calls the descriptor budget allows (`/metrics`).

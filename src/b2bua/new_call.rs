@@ -222,7 +222,7 @@ pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx) {
     let (side, peer) = (tx.side(), tx.peer());
     let trunk = trunk_of(ctx, side, peer, tx.request());
     let name = trunk.as_ref().map(|t| t.name.clone());
-    let mut attempt = new_attempt(ctx, side, peer, tx.request(), name);
+    let attempt = new_attempt(ctx, side, peer, tx.request(), name);
     let Some(trunk) = trunk else {
         // The dispatcher checked the source; a trunk removed meanwhile lands here.
         let refused = Refused::by_gateway(ctx, RefusalReason::UnknownSource);
@@ -236,10 +236,53 @@ pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx) {
         let refused = Refused::by_gateway(ctx, RefusalReason::DescriptorLimit);
         return refuse(ctx, &tx, attempt, refused);
     }
-    let admission = match admit(ctx, &trunk, &tx, &mut attempt) {
+    let asking = std::time::Instant::now();
+    match &ctx.settings.cluster {
+        None => {
+            let decision = ctx
+                .policy
+                .admit(&asked(&trunk, &tx, &attempt).request(), now());
+            ctx.admission_times.record(asking.elapsed());
+            admitted(ctx, trunk, tx, attempt, decision);
+        }
+        // The shared state answers over the network: the rest of the INVITE waits in its own
+        // task (the transaction layer absorbs retransmissions meanwhile).
+        Some(shared) => {
+            let (ctx, shared) = (Arc::clone(ctx), shared.clone());
+            tokio::spawn(async move {
+                let decision = {
+                    let asked = asked(&trunk, &tx, &attempt);
+                    let policy = &ctx.policy;
+                    policy
+                        .admit_in_cluster(&shared, &asked.request(), now())
+                        .await
+                };
+                ctx.admission_times.record(asking.elapsed());
+                admitted(&ctx, trunk, tx, attempt, decision);
+            });
+        }
+    }
+}
+
+/// The INVITE judged: refused, or on to its legs, media and call task.
+fn admitted(
+    ctx: &Arc<Ctx>,
+    trunk: policy::TrunkRef,
+    tx: ServerTx,
+    mut attempt: Attempt,
+    decision: Decision,
+) {
+    let admission = match settle(&mut attempt, decision) {
         Ok(admission) => admission,
         Err(refused) => return refuse(ctx, &tx, attempt, refused),
     };
+    if !ctx.admitting() {
+        // The stop began while the shared state was asked: the drain counts no new call.
+        drop(admission);
+        let refused = Refused::by_gateway(ctx, RefusalReason::ShuttingDown);
+        return refuse(ctx, &tx, attempt, refused);
+    }
+    let side = tx.side();
     let legs = match legs(ctx, &trunk, &tx) {
         Ok(legs) => legs,
         Err(refused) => return refuse(ctx, &tx, attempt, refused),
@@ -285,32 +328,50 @@ pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx) {
     tokio::spawn(Call::run(ctx.clone(), setup, inbox).instrument(span));
 }
 
-/// Ask the policy; an admitted call's numbers and concurrency go on its attempt.
-fn admit(
-    ctx: &Ctx,
-    trunk: &policy::TrunkRef,
-    tx: &ServerTx,
-    attempt: &mut Attempt,
-) -> Result<Admission, Refused> {
+fn now() -> chrono::DateTime<Utc> {
+    Utc::now()
+}
+
+/// What the policy is asked about an INVITE (borrowing from it and the attempt).
+struct Asked<'r> {
+    trunk: &'r str,
+    from_uri: String,
+    pai: Option<String>,
+    privacy: Option<&'r str>,
+    callee_uri: String,
+    direction: Direction,
+}
+
+impl Asked<'_> {
+    fn request(&self) -> AdmissionRequest<'_> {
+        AdmissionRequest {
+            trunk: self.trunk,
+            direction: self.direction,
+            from_uri: &self.from_uri,
+            pai_uri: self.pai.as_deref(),
+            privacy: self.privacy,
+            callee_uri: &self.callee_uri,
+        }
+    }
+}
+
+fn asked<'r>(trunk: &'r policy::TrunkRef, tx: &'r ServerTx, attempt: &Attempt) -> Asked<'r> {
     let req = tx.request();
-    let from_uri = message::from_uri(req)
-        .map(|u| u.to_string())
-        .unwrap_or_default();
-    let pai = message::other_header(&req.headers, "P-Asserted-Identity")
-        .map(|v| message::uri_in_name_addr(v).to_string());
-    let privacy = message::other_header(&req.headers, "Privacy");
-    let callee_uri = req.uri.to_string();
-    let decision = ctx.policy.admit(
-        &AdmissionRequest {
-            trunk: &trunk.name,
-            direction: attempt.direction,
-            from_uri: &from_uri,
-            pai_uri: pai.as_deref(),
-            privacy,
-            callee_uri: &callee_uri,
-        },
-        Utc::now(),
-    );
+    Asked {
+        trunk: &trunk.name,
+        from_uri: message::from_uri(req)
+            .map(|u| u.to_string())
+            .unwrap_or_default(),
+        pai: message::other_header(&req.headers, "P-Asserted-Identity")
+            .map(|v| message::uri_in_name_addr(v).to_string()),
+        privacy: message::other_header(&req.headers, "Privacy"),
+        callee_uri: req.uri.to_string(),
+        direction: attempt.direction,
+    }
+}
+
+/// The policy's answer on the attempt: its numbers, and an admitted call's concurrency.
+fn settle(attempt: &mut Attempt, decision: Decision) -> Result<Admission, Refused> {
     let (caller, callee) = match &decision {
         Decision::Refuse(r) => (r.caller.clone(), r.callee.clone()),
         Decision::Admit(a) => (a.caller.clone(), a.callee.clone()),

@@ -31,6 +31,8 @@ mod status;
 mod worker;
 
 #[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
 mod tests;
 
 pub use admit::{CalleeCheck, Limit, RateLimit, Refused, SharedCaps, SharedRequest};
@@ -132,6 +134,15 @@ struct Core {
 /// Every lock here guards data changed in single statements: a poisoned one is still valid.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl std::fmt::Debug for SharedAdmission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedAdmission")
+            .field("node_id", &self.core.opts.node_id)
+            .field("up", &self.is_up())
+            .finish()
+    }
 }
 
 impl SharedAdmission {

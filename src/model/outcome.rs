@@ -210,6 +210,9 @@ pub enum RefusalReason {
     CallerIdThrottled,
     /// The trunk called this number as often as its callee limits allow.
     CalleeFrequencyLimit,
+    /// A cluster node cannot reach the admission state shared by the nodes (Redis) and its
+    /// `on_shared_state_down` is `refuse`: no cap can be checked against the others' calls.
+    SharedStateUnavailable,
     // --- the gateway ---
     /// The INVITE came from no configured peer (`unknown_sources = "reject"`, or a trunk
     /// removed while the INVITE was on its way).
@@ -254,6 +257,7 @@ text_enum!(RefusalReason, "refusal_reason", {
     TrunkSuspended => "trunk_suspended", CallerIdSuspended => "caller_id_suspended",
     TrunkThrottled => "trunk_throttled", CallerIdThrottled => "caller_id_throttled",
     CalleeFrequencyLimit => "callee_frequency_limit",
+    SharedStateUnavailable => "shared_state_unavailable",
     UnknownSource => "unknown_source", InvalidRequest => "invalid_request",
     MalformedRequest => "malformed_request", ShuttingDown => "shutting_down",
     NoCarrier => "no_carrier", MediaUnavailable => "media_unavailable",
@@ -297,6 +301,7 @@ impl RefusalReason {
             TrunkThrottled => s(503, "Trunk Throttled"),
             CallerIdThrottled => s(503, "Caller ID Throttled"),
             CalleeFrequencyLimit => s(480, "Callee Frequency Limit"),
+            SharedStateUnavailable => s(503, "Shared State Unavailable"),
             UnknownSource => StatusLine::FORBIDDEN,
             InvalidRequest | MalformedRequest => StatusLine::BAD_REQUEST,
             ShuttingDown | NoCarrier | MediaUnavailable | DescriptorLimit => {
@@ -318,8 +323,14 @@ impl RefusalReason {
         use RefusalReason::*;
         match self {
             RateLimited => RetryAfter::OneSecond,
-            TrunkConcurrency | CallerIdConcurrency | TrunkThrottled | CallerIdThrottled
-            | ShuttingDown | MediaUnavailable | DescriptorLimit => RetryAfter::Configured,
+            TrunkConcurrency
+            | CallerIdConcurrency
+            | TrunkThrottled
+            | CallerIdThrottled
+            | ShuttingDown
+            | MediaUnavailable
+            | DescriptorLimit
+            | SharedStateUnavailable => RetryAfter::Configured,
             RecordingNotWritable
             | RecordingDiskFull
             | RecordingExists

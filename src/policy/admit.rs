@@ -1,32 +1,84 @@
 //! `Policy::admit`: the checks in their fixed order. Identity checks come first because they are
-//! cheap and must never spend rate tokens; then blocks, calling hours, suspensions, the callee
-//! limit, rate and concurrency (with throttled caps).
+//! cheap and must never spend rate tokens; then blocks, calling hours, suspensions (`screen`),
+//! then the limits that depend on other calls: the callee limit, rate and concurrency (with
+//! throttled caps), taken here in memory or, for a cluster node, in the shared state
+//! (`shared.rs`).
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::callee::CalleeLimits;
 use super::caller_id::{self, Parties};
-use super::decision::{Admission, AdmissionRequest, Decision, Refusal};
+use super::decision::{Admission, AdmissionLease, AdmissionRequest, Decision, Refusal};
 use super::lease::{Busy, Caps};
 use super::trunks::Trunk;
 use super::Policy;
 use crate::model::Step;
 use crate::model::{Direction, RefusalReason};
 
+/// A call that passed every check not depending on other calls: what the limits decide on.
+pub(super) struct Screened {
+    pub trunk: Arc<Trunk>,
+    pub parties: Parties,
+    /// The caps in force for this call (throttles applied).
+    pub caps: Caps,
+    pub trunk_throttled: bool,
+    pub number_throttled: bool,
+    /// `Some` when the callee limits apply (outbound, rule enabled).
+    pub callee_limits: Option<CalleeLimits>,
+    pub retry_after_secs: u32,
+}
+
+impl Screened {
+    pub(super) fn refuse(&self, reason: RefusalReason) -> Refusal {
+        let (caller, callee) = (
+            self.parties.caller.clone(),
+            Some(self.parties.callee.clone()),
+        );
+        Refusal::new(reason, self.retry_after_secs, caller, callee)
+    }
+
+    /// The refusal for a concurrency or rate limit reached.
+    pub(super) fn busy(&self, busy: Busy) -> Refusal {
+        self.refuse(match busy {
+            Busy::Rate => RefusalReason::RateLimited,
+            Busy::Trunk if self.trunk_throttled => RefusalReason::TrunkThrottled,
+            Busy::Trunk => RefusalReason::TrunkConcurrency,
+            Busy::Number if self.number_throttled => RefusalReason::CallerIdThrottled,
+            Busy::Number => RefusalReason::CallerIdConcurrency,
+        })
+    }
+
+    pub(super) fn admitted(self, lease: AdmissionLease) -> Admission {
+        let Parties { caller, callee, .. } = self.parties;
+        Admission {
+            lease,
+            caller,
+            callee: Some(callee),
+        }
+    }
+}
+
 impl Policy {
-    /// Judge one INVITE at `now`. An admission carries the lease the call must hold until it
-    /// ends; a refusal takes no slot and no rate token.
+    /// Judge one INVITE at `now`, every limit in this node's memory. An admission carries the
+    /// lease the call must hold until it ends; a refusal takes no slot and no rate token.
     pub fn admit(&self, req: &AdmissionRequest<'_>, now: DateTime<Utc>) -> Decision {
-        match self.try_admit(req, now) {
+        let admitted = self
+            .screen(req, now)
+            .and_then(|screened| self.limit_locally(screened, now));
+        match admitted {
             Ok(a) => Decision::Admit(a),
             Err(r) => Decision::Refuse(r),
         }
     }
 
-    fn try_admit(
+    /// Every check that does not depend on other calls, in order.
+    pub(super) fn screen(
         &self,
         req: &AdmissionRequest<'_>,
         now: DateTime<Utc>,
-    ) -> Result<Admission, Refusal> {
+    ) -> Result<Screened, Refusal> {
         let snap = self.snapshot();
         let Some(trunk) = snap.get(req.trunk) else {
             let caller = caller_id::presented_number(req.from_uri);
@@ -37,68 +89,76 @@ impl Policy {
             Direction::Outbound => caller_id::outbound(trunk, req)?,
             Direction::Inbound => caller_id::inbound(trunk, req)?,
         };
-        let refuse = |reason| {
-            let retry = self.retry_after_secs();
-            let (caller, callee) = (parties.caller.clone(), Some(parties.callee.clone()));
-            Refusal::new(reason, retry, caller, callee)
-        };
-
-        if parties.screened.iter().any(|n| trunk.blocked.contains(n)) {
-            return Err(refuse(RefusalReason::NumberBlocked));
-        }
-        if req.direction == Direction::Outbound && !within_hours(trunk, now) {
-            return Err(refuse(RefusalReason::OutsideCallingHours));
-        }
         let outbound = req.direction == Direction::Outbound;
         // A caller ID's steps concern the calls presenting it, i.e. outbound ones.
         let number = outbound.then_some(parties.line.as_str());
         let steps = self.restrictions.in_force(req.trunk, number);
-        if steps.trunk == Some(Step::SuspendTrunk) {
-            return Err(refuse(RefusalReason::TrunkSuspended));
-        }
-        if steps.number >= Some(Step::SuspendNumber) {
-            return Err(refuse(RefusalReason::CallerIdSuspended));
-        }
+        let cfg = &trunk.config;
         let trunk_throttled = steps.trunk == Some(Step::Throttle);
         let number_throttled = steps.number == Some(Step::Throttle);
-        let cfg = &trunk.config;
-        let caps = Caps {
-            max_concurrent: match trunk_throttled {
-                true => cfg.throttled(cfg.max_concurrent),
-                false => cfg.max_concurrent,
+        let screened = Screened {
+            caps: Caps {
+                max_concurrent: match trunk_throttled {
+                    true => cfg.throttled(cfg.max_concurrent),
+                    false => cfg.max_concurrent,
+                },
+                max_per_number: match number_throttled {
+                    true => cfg.throttled(cfg.max_concurrent_per_caller_id),
+                    false => cfg.max_concurrent_per_caller_id,
+                },
+                max_cps: cfg.max_cps,
             },
-            max_per_number: match number_throttled {
-                true => cfg.throttled(cfg.max_concurrent_per_caller_id),
-                false => cfg.max_concurrent_per_caller_id,
-            },
+            trunk_throttled,
+            number_throttled,
+            callee_limits: (outbound && trunk.callee_limits.enabled).then_some(trunk.callee_limits),
+            retry_after_secs: self.retry_after_secs(),
+            trunk: Arc::clone(trunk),
+            parties,
         };
-        let limited = outbound && trunk.callee_limits.enabled;
-        let counted = limited
-            && trunk
-                .state
-                .callees
-                .reserve(&parties.callee, now, trunk.callee_limits);
-        if limited && !counted {
-            return Err(refuse(RefusalReason::CalleeFrequencyLimit));
+        if screened
+            .parties
+            .screened
+            .iter()
+            .any(|n| trunk.blocked.contains(n))
+        {
+            return Err(screened.refuse(RefusalReason::NumberBlocked));
         }
-        let leased = trunk.state.try_lease(now, caps, &parties.line, &self.total);
-        if leased.is_err() && counted {
-            trunk.state.callees.cancel(&parties.callee, now);
+        if outbound && !within_hours(trunk, now) {
+            return Err(screened.refuse(RefusalReason::OutsideCallingHours));
         }
-        match leased {
-            Ok(lease) => {
-                let Parties { caller, callee, .. } = parties;
-                Ok(Admission {
-                    lease,
-                    caller,
-                    callee: Some(callee),
-                })
+        if steps.trunk == Some(Step::SuspendTrunk) {
+            return Err(screened.refuse(RefusalReason::TrunkSuspended));
+        }
+        if steps.number >= Some(Step::SuspendNumber) {
+            return Err(screened.refuse(RefusalReason::CallerIdSuspended));
+        }
+        Ok(screened)
+    }
+
+    /// The callee limit, rate and concurrency against this node's own counters, with `caps`
+    /// (a cluster node's share of them while the shared state is down).
+    pub(super) fn limit_locally(
+        &self,
+        screened: Screened,
+        now: DateTime<Utc>,
+    ) -> Result<Admission, Refusal> {
+        let state = &screened.trunk.state;
+        let callee = &screened.parties.callee;
+        let counted = match screened.callee_limits {
+            Some(limits) if !state.callees.reserve(callee, now, limits) => {
+                return Err(screened.refuse(RefusalReason::CalleeFrequencyLimit));
             }
-            Err(Busy::Rate) => Err(refuse(RefusalReason::RateLimited)),
-            Err(Busy::Trunk) if trunk_throttled => Err(refuse(RefusalReason::TrunkThrottled)),
-            Err(Busy::Trunk) => Err(refuse(RefusalReason::TrunkConcurrency)),
-            Err(Busy::Number) if number_throttled => Err(refuse(RefusalReason::CallerIdThrottled)),
-            Err(Busy::Number) => Err(refuse(RefusalReason::CallerIdConcurrency)),
+            Some(_) => true,
+            None => false,
+        };
+        match state.try_lease(now, screened.caps, &screened.parties.line, &self.total) {
+            Ok(lease) => Ok(screened.admitted(AdmissionLease::local(lease))),
+            Err(busy) => {
+                if counted {
+                    state.callees.cancel(callee, now);
+                }
+                Err(screened.busy(busy))
+            }
         }
     }
 }

@@ -4,6 +4,7 @@
 use std::fmt;
 
 use super::lease::Lease;
+use crate::cluster::SharedLease;
 use crate::model::{Direction, RefusalReason};
 
 /// One INVITE to judge. URIs are passed raw, as found in the message (`sip:`, `sips:`, `tel:`,
@@ -50,10 +51,76 @@ impl Decision {
     }
 }
 
+/// An admitted call's slots: on this node always (its own load), and for a cluster node in the
+/// shared state too (the slot the caps count). Dropping it frees both, each exactly once.
+#[derive(Debug)]
+#[must_use = "dropping the lease immediately frees the slot"]
+pub struct AdmissionLease {
+    local: Lease,
+    /// `None` on a single node, and on a cluster node admitted by the local fallback before
+    /// the shared state adopted the call.
+    shared: Option<SharedLease>,
+}
+
+impl AdmissionLease {
+    pub(super) fn local(local: Lease) -> AdmissionLease {
+        AdmissionLease {
+            local,
+            shared: None,
+        }
+    }
+
+    pub(super) fn shared(local: Lease, shared: SharedLease) -> AdmissionLease {
+        AdmissionLease {
+            local,
+            shared: Some(shared),
+        }
+    }
+
+    /// Calls on the trunk right after the grant, this one counted: across the cluster when the
+    /// shared state granted it. The CDR keeps it for the peak-concurrency KPI.
+    pub fn trunk_active_at_grant(&self) -> u32 {
+        match &self.shared {
+            Some(s) if s.trunk_active_at_grant() > 0 => s.trunk_active_at_grant(),
+            _ => self.local.trunk_active_at_grant(),
+        }
+    }
+
+    /// Calls on the lease's line right after the grant, this one counted (cluster-wide when
+    /// the shared state granted it).
+    pub fn number_active_at_grant(&self) -> u32 {
+        match &self.shared {
+            Some(s) if s.number_active_at_grant() > 0 => s.number_active_at_grant(),
+            _ => self.local.number_active_at_grant(),
+        }
+    }
+
+    pub fn trunk(&self) -> &str {
+        self.local.trunk()
+    }
+
+    pub fn number(&self) -> &str {
+        self.local.number()
+    }
+
+    /// Give a call admitted by the local fallback its slot in the shared state.
+    pub(super) fn adopt(&mut self, shared: SharedLease) {
+        self.shared = Some(shared);
+    }
+
+    /// Whether the shared state holds this call's slot (a cluster node's call).
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Free the slots now; the same as dropping the lease.
+    pub fn release(self) {}
+}
+
 /// An admitted call. The lease must live exactly as long as the call: dropping it frees the slot.
 #[derive(Debug)]
 pub struct Admission {
-    pub lease: Lease,
+    pub lease: AdmissionLease,
     /// Normalized caller: the From number, or the P-Asserted-Identity number when From is
     /// anonymous. `None` only for an inbound caller that presented no number.
     pub caller: Option<String>,

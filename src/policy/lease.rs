@@ -50,6 +50,9 @@ pub(super) enum Busy {
 pub(super) struct Caps {
     pub max_concurrent: u32,
     pub max_per_number: u32,
+    /// The call rate the trunk's bucket refills at (a cluster node's share while the shared
+    /// state is down, the trunk's `max_cps` otherwise).
+    pub max_cps: f64,
 }
 
 impl TrunkState {
@@ -82,6 +85,7 @@ impl TrunkState {
         total: &Arc<AtomicU64>,
     ) -> Result<Lease, Busy> {
         let mut c = self.inner.lock();
+        c.bucket.set_rate_if_changed(caps.max_cps);
         if !c.bucket.ready(now) {
             return Err(Busy::Rate);
         }
@@ -93,16 +97,29 @@ impl TrunkState {
             return Err(Busy::Number);
         }
         c.bucket.take();
+        Ok(self.count_in(&mut c, number, total))
+    }
+
+    /// A lease that only counts the call on this node (no cap, no token): a cluster node's
+    /// calls admitted by the shared state, so that its own load, `/metrics` and the drift
+    /// check see them.
+    pub(super) fn count(self: &Arc<Self>, number: &str, total: &Arc<AtomicU64>) -> Lease {
+        let mut c = self.inner.lock();
+        self.count_in(&mut c, number, total)
+    }
+
+    fn count_in(self: &Arc<Self>, c: &mut Counts, number: &str, total: &Arc<AtomicU64>) -> Lease {
+        let on_number = c.load.per_number.get(number).copied().unwrap_or(0) + 1;
         c.load.active += 1;
-        c.load.per_number.insert(number.to_string(), on_number + 1);
+        c.load.per_number.insert(number.to_string(), on_number);
         total.fetch_add(1, Ordering::Relaxed);
-        Ok(Lease {
+        Lease {
             state: Arc::clone(self),
             number: number.to_string(),
             total: Arc::clone(total),
             trunk_active: c.load.active,
-            number_active: on_number + 1,
-        })
+            number_active: on_number,
+        }
     }
 
     fn release(&self, number: &str) {

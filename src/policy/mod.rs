@@ -49,6 +49,7 @@ mod lease;
 mod number;
 mod rate;
 mod restrictions;
+mod shared;
 mod trunks;
 
 #[cfg(test)]
@@ -62,7 +63,7 @@ use parking_lot::RwLock;
 use crate::config::TrunkConfig;
 
 pub use callee::MAX_CALLEES;
-pub use decision::{Admission, AdmissionRequest, Decision, Refusal};
+pub use decision::{Admission, AdmissionLease, AdmissionRequest, Decision, Refusal};
 pub use lease::{Lease, TrunkLoad};
 pub use number::number_owners;
 pub use restrictions::{InForce, Restrictions};

@@ -34,6 +34,14 @@ impl TokenBucket {
         self.tokens = self.tokens.min(burst);
     }
 
+    /// `set_rate` unless the rate is already `max_cps` (checked on every admission: a cluster
+    /// node's share changes with the live nodes while the shared state is down).
+    pub(super) fn set_rate_if_changed(&mut self, max_cps: f64) {
+        if params(max_cps).0 != self.rate {
+            self.set_rate(max_cps);
+        }
+    }
+
     /// Whether a call may start at `now`. Refills but consumes nothing: the caller calls `take`
     /// only once every other check has passed, so refused attempts never cost a token.
     pub(super) fn ready(&mut self, now: DateTime<Utc>) -> bool {

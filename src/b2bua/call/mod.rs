@@ -27,7 +27,7 @@ pub(crate) use media::CallMedia;
 use super::registry::CallMsg;
 use super::Ctx;
 use crate::model::{Attempt, Cdr, Disposition, EndReason, Ending, HangupSide, StatusLine};
-use crate::policy::Lease;
+use crate::policy::AdmissionLease;
 use crate::sip::message;
 use crate::sip::transaction::{ClientEvent, ClientEventKind, ClientKey, ServerKey, ServerTx};
 use crate::sip::transport::{Peer, Side};
@@ -69,7 +69,7 @@ pub(crate) struct CallSetup {
     pub a_tx: ServerTx,
     pub b: Leg,
     pub b_invite: rsip::Request,
-    pub lease: Lease,
+    pub lease: AdmissionLease,
     pub attempt: Attempt,
     pub max_call: Duration,
     pub media: CallMedia,
@@ -91,7 +91,7 @@ pub(crate) struct Call {
     a_final_sent: bool,
     /// B has sent its final response to our INVITE (or it timed out).
     b_final_seen: bool,
-    lease: Option<Lease>,
+    lease: Option<AdmissionLease>,
     attempt: Attempt,
     events_tx: mpsc::Sender<ClientEvent>,
     relays: HashMap<ClientKey, Relay>,

@@ -20,77 +20,12 @@ use super::{
 use crate::config::OnSharedStateDown;
 use crate::shutdown::{self, ShutdownTrigger};
 
-const REDIS: &str = "redis://127.0.0.1:6379/0";
-
-/// Whether Redis answers PING. Under CI=true a Redis that cannot be reached fails the test.
-async fn redis_here(test: &str) -> bool {
-    let ping = async {
-        let client = redis::Client::open(REDIS).ok()?;
-        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
-        let pong: String = redis::cmd("PING").query_async(&mut conn).await.ok()?;
-        Some(pong == "PONG")
-    };
-    let up = tokio::time::timeout(Duration::from_secs(3), ping).await == Ok(Some(true));
-    if !up {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{test}: no Redis at 127.0.0.1:6379 under CI=true (scripts/test.sh starts one)"
-        );
-        eprintln!("{test}: skipped: no Redis at 127.0.0.1:6379 (scripts/test.sh starts one)");
-    }
-    up
-}
-
-/// A test's own key prefix; its keys are deleted when it is dropped.
-struct Prefix(String);
-
-impl Prefix {
-    fn new() -> Prefix {
-        Prefix(format!("tgtest-{:016x}", rand::random::<u64>()))
-    }
-
-    fn key(&self, rest: &str) -> String {
-        format!("{{{}}}:{rest}", self.0)
-    }
-}
-
-impl Drop for Prefix {
-    fn drop(&mut self) {
-        let Ok(client) = redis::Client::open(REDIS) else {
-            return;
-        };
-        let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_secs(2)) else {
-            return;
-        };
-        let pattern = format!("{{{}}}*", self.0);
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(&pattern)
-            .query(&mut conn)
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(&keys).query(&mut conn);
-        }
-    }
-}
+pub(crate) use crate::cluster::testing::{options, redis_here, Prefix, REDIS};
 
 /// A plain connection for looking at the keys directly.
 async fn raw() -> redis::aio::MultiplexedConnection {
     let client = redis::Client::open(REDIS).unwrap();
     client.get_multiplexed_async_connection().await.unwrap()
-}
-
-fn options(prefix: &Prefix, node: &str) -> ClusterOptions {
-    ClusterOptions {
-        node_id: node.to_string(),
-        redis_url: REDIS.to_string(),
-        heartbeat: Duration::from_millis(200),
-        node_timeout: Duration::from_secs(3),
-        on_down: OnSharedStateDown::Refuse,
-        key_prefix: prefix.0.clone(),
-        // Generous: the machine running the tests is shared and loaded.
-        op_timeout: Duration::from_secs(2),
-        reconcile_every: Duration::from_secs(60),
-    }
 }
 
 /// A node that has joined, its worker running until the trigger fires.

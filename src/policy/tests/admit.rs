@@ -64,6 +64,7 @@ fn every_reason_has_a_stable_code() {
             "trunk_throttled",
             "caller_id_throttled",
             "callee_frequency_limit",
+            "shared_state_unavailable",
             "unknown_source",
             "invalid_request",
             "malformed_request",

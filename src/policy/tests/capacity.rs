@@ -7,7 +7,7 @@ use chrono::Duration;
 
 use super::*;
 use crate::model::RefusalReason as R;
-use crate::policy::{Lease, Policy, TrunkLoad};
+use crate::policy::{AdmissionLease, Policy, TrunkLoad};
 
 const FROM_A: &str = "sip:+861012345678@10.0.0.1";
 const FROM_B: &str = "sip:+861012345679@10.0.0.1";
@@ -18,7 +18,7 @@ fn policy_with(f: impl FnOnce(&mut TrunkConfig)) -> Policy {
     Policy::new(&[t])
 }
 
-fn lease(p: &Policy, req: &AdmissionRequest<'_>) -> Lease {
+fn lease(p: &Policy, req: &AdmissionRequest<'_>) -> AdmissionLease {
     admitted(p.admit(req, t0())).lease
 }
 

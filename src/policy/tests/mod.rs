@@ -3,6 +3,7 @@
 mod admit;
 mod callee;
 mod capacity;
+mod cluster;
 mod hours;
 mod restrictions;
 mod trunks;

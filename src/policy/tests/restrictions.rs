@@ -5,7 +5,7 @@ use super::*;
 use crate::model::RefusalReason as R;
 use crate::model::Step;
 use crate::model::Subject;
-use crate::policy::{Lease, Policy};
+use crate::policy::{AdmissionLease, Policy};
 
 const FROM_A: &str = "sip:+861012345678@10.0.0.1";
 const FROM_B: &str = "sip:+861012345679@10.0.0.1";
@@ -57,7 +57,7 @@ fn trunk_throttle_cuts_the_cap_with_its_own_reason() {
     let p = policy_with(|t| t.max_concurrent = 4);
     let s = Subject::trunk_of("demo");
     p.restrictions().impose(1, &s, Step::Throttle);
-    let _l: Vec<Lease> = (0..2)
+    let _l: Vec<AdmissionLease> = (0..2)
         .map(|_| admitted(p.admit(&out(FROM_A, CUSTOMER), t0())).lease)
         .collect();
     let r = refused(p.admit(&out(FROM_B, CUSTOMER), t0()));

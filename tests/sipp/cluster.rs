@@ -1,0 +1,329 @@
+//! Several gateway nodes for the cluster tests: real `trunkguard` processes, each with its own
+//! interfaces (node i on 127.0.0.(20+2i) inside and 127.0.0.(21+2i) outside), its own media
+//! port range and SQLite file, all sharing one Redis under the test's own key prefix (deleted
+//! when the scene is dropped). One carrier (SIPp) and one PBX address serve every node, as a
+//! carrier's allow-list and a PBX's list of trunk destinations do.
+#![allow(dead_code)]
+
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use super::harness::{
+    config_toml, free_port, Addrs, Gateway, Sipp, SippSpec, TrunkLimits, CARRIER_IP, PBX_IP,
+};
+use trunkguard::model::Cdr;
+
+pub const REDIS: &str = "redis://127.0.0.1:6379/0";
+
+/// Whether Redis answers; under CI=true a Redis that cannot be reached fails the test.
+pub fn redis_here(test: &str) -> bool {
+    let up = redis::Client::open(REDIS)
+        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(3)))
+        .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+        .is_ok();
+    if !up {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{test}: no Redis at 127.0.0.1:6379 under CI=true (scripts/test.sh starts one)"
+        );
+        eprintln!("{test}: skipped: no Redis at 127.0.0.1:6379 (scripts/test.sh starts one)");
+    }
+    up
+}
+
+/// What a test sets in `[cluster]`.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// The Redis URL the nodes use (a `RedisProxy`'s to cut it); `None`: the test Redis.
+    pub redis_url: Option<String>,
+    pub heartbeat_secs: u64,
+    pub node_timeout_secs: u64,
+    pub on_shared_state_down: &'static str,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            redis_url: None,
+            heartbeat_secs: 1,
+            node_timeout_secs: 3,
+            on_shared_state_down: "refuse",
+        }
+    }
+}
+
+pub struct Node {
+    pub name: String,
+    pub gateway: Gateway,
+    pub addrs: Addrs,
+}
+
+pub struct ClusterScene {
+    // Field order is drop order: processes first, then the directory and the keys.
+    pub sipps: Vec<Sipp>,
+    pub nodes: Vec<Node>,
+    /// Where the carrier (SIPp UAS) listens: every node's trunk `carrier`.
+    pub carrier: SocketAddr,
+    pub prefix: String,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl ClusterScene {
+    /// `n` nodes with the same trunk limits, every one started and listening.
+    pub fn start(n: usize, limits: TrunkLimits, cluster: ClusterSettings) -> ClusterScene {
+        ClusterScene::start_each(n, limits, |_| cluster.clone())
+    }
+
+    /// Like `start`, node i with `cluster(i)`'s settings.
+    pub fn start_each(
+        n: usize,
+        limits: TrunkLimits,
+        cluster: impl Fn(usize) -> ClusterSettings,
+    ) -> ClusterScene {
+        let dir = tempfile::Builder::new()
+            .prefix("trunkguard-cluster-")
+            .tempdir()
+            .expect("create a tempdir");
+        let prefix = format!("tgcluster-{:016x}", rand::random::<u64>());
+        let carrier = SocketAddr::new(CARRIER_IP.into(), free_port(CARRIER_IP, false));
+        let pbx_uas = SocketAddr::new(PBX_IP.into(), free_port(PBX_IP, false));
+        let mut scene = ClusterScene {
+            sipps: Vec::new(),
+            nodes: Vec::new(),
+            carrier,
+            prefix,
+            dir: Some(dir),
+        };
+        for i in 0..n {
+            let name = format!("gw-{}", (b'a' + i as u8) as char);
+            let inside_ip = Ipv4Addr::new(127, 0, 0, 20 + 2 * i as u8);
+            let outside_ip = Ipv4Addr::new(127, 0, 0, 21 + 2 * i as u8);
+            let addrs = Addrs {
+                inside: SocketAddr::new(inside_ip.into(), free_port(inside_ip, true)),
+                outside: SocketAddr::new(outside_ip.into(), free_port(outside_ip, true)),
+                carrier,
+                pbx_uas,
+            };
+            let node_dir = scene.path().join(&name);
+            std::fs::create_dir_all(&node_dir).expect("create the node's directory");
+            let settings = cluster(i);
+            let config = node_config(&node_dir, &addrs, limits, &name, i, &scene.prefix, settings);
+            let gateway = Gateway::start(&node_dir, &config);
+            scene.nodes.push(Node {
+                name,
+                gateway,
+                addrs,
+            });
+        }
+        scene
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.as_ref().expect("tempdir").path()
+    }
+
+    pub fn sipp(&mut self, spec: SippSpec<'_>) -> usize {
+        let sipp = Sipp::spawn(self.path(), spec);
+        self.sipps.push(sipp);
+        self.sipps.len() - 1
+    }
+
+    pub fn diagnostics(&self) -> String {
+        let mut s = String::new();
+        for node in &self.nodes {
+            let _ = writeln!(
+                s,
+                "--- {} log (last 30 lines) ---\n{}",
+                node.name,
+                node.gateway.log_tail(30)
+            );
+        }
+        for sipp in &self.sipps {
+            let _ = writeln!(
+                s,
+                "--- sipp {} screen (last 20 lines) ---\n{}\n--- sipp {} errors ---\n{}",
+                sipp.name,
+                sipp.screen_tail(20),
+                sipp.name,
+                sipp.errors_tail(10)
+            );
+        }
+        s
+    }
+
+    pub fn fail(&self, what: impl std::fmt::Display) -> ! {
+        panic!("{what}\n{}", self.diagnostics());
+    }
+
+    pub fn ensure(&self, ok: bool, what: impl FnOnce() -> String) {
+        if !ok {
+            self.fail(what());
+        }
+    }
+
+    pub fn ok<T>(&self, r: Result<T, String>) -> T {
+        r.unwrap_or_else(|e| self.fail(e))
+    }
+
+    pub fn expect_exit_ok(&mut self, i: usize) {
+        match self.sipps[i].wait() {
+            Ok(s) if s.success() => {}
+            Ok(s) => {
+                let name = self.sipps[i].name.clone();
+                self.fail(format!("sipp {name} exited with {s}, expected 0"))
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// SIGTERM every node still running, then every node's CDRs.
+    pub fn stop_and_read_cdrs(&mut self) -> Vec<Cdr> {
+        let mut all = Vec::new();
+        for i in 0..self.nodes.len() {
+            let r = self.nodes[i].gateway.stop();
+            self.ok(r);
+            let r = self.nodes[i].gateway.cdrs();
+            all.extend(self.ok(r));
+        }
+        all
+    }
+
+    /// A plain Redis connection, for looking at the shared state.
+    pub fn redis(&self) -> redis::Connection {
+        redis::Client::open(REDIS)
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(3)))
+            .expect("connect to Redis")
+    }
+}
+
+impl Drop for ClusterScene {
+    fn drop(&mut self) {
+        self.sipps.clear();
+        self.nodes.clear();
+        if let Ok(mut conn) = redis::Client::open(REDIS)
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
+        {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{{{}}}*", self.prefix))
+                .query(&mut conn)
+                .unwrap_or_default();
+            if !keys.is_empty() {
+                let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(&keys).query(&mut conn);
+            }
+        }
+        if std::thread::panicking() {
+            if let Some(dir) = self.dir.take() {
+                let kept = dir.keep();
+                eprintln!("kept the test directory for inspection: {}", kept.display());
+            }
+        }
+    }
+}
+
+/// One node's config: the single-node test config with the node's own media ports and its
+/// `[cluster]` table.
+fn node_config(
+    dir: &Path,
+    addrs: &Addrs,
+    limits: TrunkLimits,
+    name: &str,
+    index: usize,
+    prefix: &str,
+    c: ClusterSettings,
+) -> String {
+    let base = config_toml(addrs, &dir.join("cdrs.db"), limits);
+    let low = 25_000 + 1_000 * index;
+    let ports = format!("port_range = [{low}, {}]", low + 999);
+    let config = base.replacen("port_range = [25000, 28999]", &ports, 1);
+    assert!(
+        config.contains(&ports),
+        "the harness's media section changed"
+    );
+    let redis_url = c.redis_url.as_deref().unwrap_or(REDIS);
+    format!(
+        "{config}\n[cluster]\nnode_id = \"{name}\"\nredis_url = \"{redis_url}\"\n\
+         heartbeat_secs = {}\nnode_timeout_secs = {}\non_shared_state_down = \"{}\"\n\
+         key_prefix = \"{prefix}\"\n",
+        c.heartbeat_secs, c.node_timeout_secs, c.on_shared_state_down
+    )
+}
+
+/// A TCP proxy in front of the test Redis that a test can cut: the nodes configured through
+/// it see Redis stop (connections shut, new ones closed at once) and come back.
+pub struct RedisProxy {
+    pub url: String,
+    state: std::sync::Arc<ProxyState>,
+}
+
+#[derive(Default)]
+struct ProxyState {
+    up: std::sync::atomic::AtomicBool,
+    conns: std::sync::Mutex<Vec<std::net::TcpStream>>,
+}
+
+impl RedisProxy {
+    pub fn start() -> RedisProxy {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let url = format!("redis://{}/0", listener.local_addr().unwrap());
+        let state = std::sync::Arc::new(ProxyState::default());
+        state.up.store(true, Ordering::SeqCst);
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if !shared.up.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect("127.0.0.1:6379") else {
+                    continue;
+                };
+                for s in [&client, &server] {
+                    if let Ok(c) = s.try_clone() {
+                        shared.conns.lock().unwrap().push(c);
+                    }
+                }
+                pipe(&client, &server);
+                pipe(&server, &client);
+            }
+        });
+        RedisProxy { url, state }
+    }
+
+    /// Redis "stops" for the nodes behind the proxy.
+    pub fn cut(&self) {
+        self.state
+            .up
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        for c in self.state.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Redis "is back".
+    pub fn restore(&self) {
+        self.state
+            .up
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for RedisProxy {
+    fn drop(&mut self) {
+        self.cut();
+    }
+}
+
+/// Copy `from` → `to` on a thread until either side closes.
+fn pipe(from: &std::net::TcpStream, to: &std::net::TcpStream) {
+    let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut from, &mut to);
+        let _ = to.shutdown(std::net::Shutdown::Both);
+    });
+}
