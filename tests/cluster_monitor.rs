@@ -192,3 +192,36 @@ async fn kpis_count_each_call_once_after_a_leader_change() {
     assert_eq!(attempts, calls);
     c.shutdown().await;
 }
+
+/// Nodes of one cluster on databases of their own (each on its own SQLite file) cannot share a
+/// monitor: each keeps its own and judges the CDRs it stores, as a single node does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_on_databases_of_their_own_each_keep_their_own_monitor() {
+    if !redis_here("cluster_monitor_own_databases").await {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let mut c = Cluster::start_each(2, &[], |i| {
+        vec![format!(
+            "database.url = \"sqlite://{}/own-{i}.db\"",
+            root.display()
+        )]
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        c.nodes[0].leads() && c.nodes[1].leads(),
+        "each judges its own"
+    );
+    for i in [0, 1] {
+        let node = &mut c.nodes[i];
+        node.failed_call(&mut c.carrier, CALLER, CALLEE, 486).await;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while c.nodes[i].gw().monitor().figures().cdrs_seen < 1 {
+            assert!(Instant::now() < deadline, "node {i} did not judge its call");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    c.shutdown().await;
+}

@@ -69,7 +69,7 @@ impl Gateway {
         let cluster = join_cluster(&config, &shutdown).await?;
         let sip = bind_sip(&config, &shutdown).await?;
         let registry = Arc::new(Registry::default());
-        let mut cluster_sync = super::sync::ClusterSync::new(&config)?;
+        let mut cluster_sync = super::sync::ClusterSync::new(&config, &store).await?;
         let (monitor, monitor_task) = start_monitor(
             &store,
             &policy,

@@ -1,6 +1,9 @@
 //! In a cluster (`[cluster]`): the node's change bus and its candidacy for the monitor lease,
 //! wired to the trunk book and the monitor (docs/architecture.md, "Cluster: one truth").
 //!
+//! Only for nodes that share the cluster's database (`cluster::shared_db`): a node on a database
+//! of its own keeps its own monitor and trunks, as a single node.
+//!
 //! `ClusterSync::new` comes first (the monitor starts with its `link`), `start` once the trunk
 //! book exists: the consumers subscribe to the bus before its subscriber task runs, so the first
 //! `Resync` reaches them all. `join` after the stop; dropping it without `join` (a gateway
@@ -14,10 +17,12 @@ use tokio::task::JoinHandle;
 use super::AppError;
 use crate::cluster::bus::ChangeBus;
 use crate::cluster::leader::{LeaderOptions, Leadership};
+use crate::cluster::shared_db::{cluster_database, database_key};
 use crate::cluster::ClusterOptions;
 use crate::config::Config;
 use crate::monitor::service::ClusterLink;
 use crate::shutdown::Shutdown;
+use crate::store::Store;
 use crate::trunks::TrunkBook;
 
 /// How long a stop waits for the lease to be handed over and the bus to close.
@@ -31,12 +36,19 @@ pub(super) struct ClusterSync {
 }
 
 impl ClusterSync {
-    /// `None` outside a cluster. No I/O yet.
-    pub(super) fn new(config: &Config) -> Result<Option<ClusterSync>, AppError> {
+    /// `None` outside a cluster, and for a node whose database is not the cluster's (it keeps
+    /// its own monitor, as a single node). Nothing runs yet.
+    pub(super) async fn new(
+        config: &Config,
+        store: &Store,
+    ) -> Result<Option<ClusterSync>, AppError> {
         let Some(cluster) = &config.cluster else {
             return Ok(None);
         };
         let opts = ClusterOptions::from_config(cluster);
+        if !shares_the_database(&opts, store).await {
+            return Ok(None);
+        }
         let bus = ChangeBus::new(&opts)?;
         let leadership = Leadership::new(&opts, LeaderOptions::from_cluster(&opts))?;
         let link = ClusterLink {
@@ -77,6 +89,39 @@ impl ClusterSync {
             if tokio::time::timeout(JOIN_LIMIT, task).await.is_err() {
                 tracing::error!("a cluster task did not stop in time");
             }
+        }
+    }
+}
+
+/// Whether this node's database is the one the cluster's nodes share (`cluster::shared_db`).
+/// When it cannot be told now (Redis or the database not answering) it is assumed: a cluster is
+/// meant to share one database.
+async fn shares_the_database(opts: &ClusterOptions, store: &Store) -> bool {
+    let node = &opts.node_id;
+    let id = match store.database_id().await {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::warn!(node = %node, error = %e, "cannot read the database's id; assuming it is the cluster's");
+            return true;
+        }
+    };
+    match cluster_database(opts, id).await {
+        Ok(shared) if shared == id => true,
+        Ok(shared) => {
+            tracing::error!(
+                node = %node,
+                database_id = id,
+                cluster_database_id = shared,
+                key = %database_key(&opts.key_prefix),
+                "this node's database is not the one the cluster's nodes share: it runs its own \
+                 monitor, and its trunk and enforcement changes are not applied on the other nodes \
+                 (delete the key if the whole cluster moved to this database)"
+            );
+            false
+        }
+        Err(e) => {
+            tracing::warn!(node = %node, error = %e, "cannot tell whether this node's database is the cluster's; assuming it is");
+            true
         }
     }
 }

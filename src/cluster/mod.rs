@@ -27,6 +27,7 @@ pub mod leader;
 mod lease;
 mod ops;
 mod scripts;
+pub mod shared_db;
 mod status;
 mod worker;
 

@@ -49,6 +49,22 @@ impl Store {
         Ok(seq.unwrap_or(0))
     }
 
+    /// This database's id: a random number given at its first asking and kept (in
+    /// `monitor_cursor`, as `database_id`), so that the nodes of a cluster can tell whether they
+    /// share one database. The first of two concurrent askers wins; both read its id.
+    pub async fn database_id(&self) -> Result<i64, StoreError> {
+        let fresh = rand::random::<i64>().checked_abs().unwrap_or(1).max(1);
+        sqlx::query(
+            "INSERT INTO monitor_cursor (name, value) VALUES ('database_id', $1) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(fresh)
+        .execute(self.pool())
+        .await
+        .op("give the database its id")?;
+        self.cursor("database_id").await
+    }
+
     /// As `cdrs_since`, but only CDRs at or before feed position `upto`: what a new leader puts
     /// back into its windows before it judges the CDRs after `upto`.
     pub async fn cdrs_since_upto(
@@ -148,5 +164,28 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(page[0].attempt.id, "c");
+    }
+
+    #[tokio::test]
+    async fn a_database_keeps_its_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/a.db", dir.path().display());
+        let a = Store::connect(&url).await.unwrap();
+        let id = a.database_id().await.unwrap();
+        assert!(id > 0);
+        assert_eq!(a.database_id().await.unwrap(), id);
+        // Another connection to the same file: the same id; another file: another.
+        assert_eq!(
+            Store::connect(&url)
+                .await
+                .unwrap()
+                .database_id()
+                .await
+                .unwrap(),
+            id
+        );
+        let other = format!("sqlite://{}/b.db", dir.path().display());
+        let b = Store::connect(&other).await.unwrap();
+        assert_ne!(b.database_id().await.unwrap(), id);
     }
 }

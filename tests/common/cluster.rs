@@ -127,13 +127,28 @@ impl Cluster {
     /// `n` nodes started one after the other (the first seeds the trunk). `tweaks` as for
     /// `start_gateway` (`trunk.…`, `sip.…`, `cluster.…`) apply to every node.
     pub async fn start(n: usize, tweaks: &[&str]) -> Cluster {
+        Cluster::start_each(n, tweaks, |_| Vec::new()).await
+    }
+
+    /// As `start`, with `per_node(i)`'s tweaks added for node `i`.
+    pub async fn start_each(
+        n: usize,
+        tweaks: &[&str],
+        per_node: impl Fn(usize) -> Vec<String>,
+    ) -> Cluster {
         super::init_tracing();
         let dir = tempfile::tempdir().expect("tempdir");
         let prefix = Prefix::new();
         let carrier = Ua::bind("carrier", CARRIER_IP).await;
         let mut nodes = Vec::new();
         for i in 0..n {
-            nodes.push(start_node(&dir, &prefix, &carrier, i, tweaks).await);
+            let own = per_node(i);
+            let all: Vec<&str> = tweaks
+                .iter()
+                .copied()
+                .chain(own.iter().map(String::as_str))
+                .collect();
+            nodes.push(start_node(&dir, &prefix, &carrier, i, &all).await);
         }
         let admin = {
             let store = nodes[0].gw().store();
