@@ -381,6 +381,7 @@ async fn healthz_is_503_when_the_recording_dir_is_not_writable() {
 fn parse_prometheus(text: &str) -> Vec<(String, f64)> {
     let mut samples = Vec::new();
     let mut typed = BTreeSet::new();
+    let mut histograms = BTreeSet::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("# ") {
             let mut parts = rest.splitn(3, ' ');
@@ -388,7 +389,10 @@ fn parse_prometheus(text: &str) -> Vec<(String, f64)> {
             assert!(kind == "HELP" || kind == "TYPE", "{line}");
             if kind == "TYPE" {
                 let t = parts.next().unwrap();
-                assert!(["counter", "gauge"].contains(&t), "{line}");
+                assert!(["counter", "gauge", "histogram"].contains(&t), "{line}");
+                if t == "histogram" {
+                    histograms.insert(name.to_string());
+                }
                 typed.insert(name.to_string());
             }
             continue;
@@ -400,7 +404,11 @@ fn parse_prometheus(text: &str) -> Vec<(String, f64)> {
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
             "{line}"
         );
-        assert!(typed.contains(name), "sample before its TYPE: {line}");
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|f| histograms.contains(*f)))
+            .unwrap_or(name);
+        assert!(typed.contains(family), "sample before its TYPE: {line}");
         if let Some(labels) = series.strip_prefix(name) {
             if !labels.is_empty() {
                 assert!(labels.starts_with('{') && labels.ends_with('}'), "{line}");

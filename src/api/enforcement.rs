@@ -2,7 +2,9 @@
 //! `GET /api/v1/enforcement` (the steps in force and the log of a period), and for admins
 //! `POST /api/v1/enforcement` (impose a step) and `POST /api/v1/enforcement/{id}/lift`. Orders
 //! go to the running monitor (`MonitorHandle`), which applies them to admission at once and
-//! writes the append-only log; the operator is the token's name.
+//! writes the append-only log; the operator is the token's name. On a node of a cluster that
+//! does not run the monitor, the order is handed to the node that does and the answer waits
+//! for it (at most a few seconds: 503 beyond, the order staying queued).
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -231,6 +233,10 @@ pub(crate) async fn enforcement(
         (status = 400, description = "A bad field (named in `error.field`)", body = ErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
         (status = 403, description = "Not an admin token", body = ErrorBody),
+        (status = 409, description = "The cluster's monitor leader refused it (its trunks \
+                                      changed meanwhile)", body = ErrorBody),
+        (status = 503, description = "The monitor (in a cluster: its leader) did not take it \
+                                      in time; a handed-over order stays queued", body = ErrorBody),
     )
 )]
 pub(crate) async fn impose(
@@ -287,6 +293,9 @@ pub(crate) async fn impose(
         (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
         (status = 403, description = "Not an admin token", body = ErrorBody),
         (status = 404, description = "No step in force with that id", body = ErrorBody),
+        (status = 409, description = "The cluster's monitor leader refused it", body = ErrorBody),
+        (status = 503, description = "The monitor (in a cluster: its leader) did not take it \
+                                      in time; a handed-over order stays queued", body = ErrorBody),
     )
 )]
 pub(crate) async fn lift(
@@ -317,7 +326,10 @@ pub(crate) async fn lift(
 }
 
 fn unavailable(e: MonitorError) -> ApiError {
-    ApiError::Unavailable(format!("the monitor cannot take it now: {e}"))
+    match e {
+        e @ MonitorError::Rejected { .. } => ApiError::Conflict(e.to_string()),
+        e => ApiError::Unavailable(format!("the monitor cannot take it now: {e}")),
+    }
 }
 
 fn done(actions: &[EnforcementAction]) -> OrderDone {

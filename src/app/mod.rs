@@ -4,6 +4,7 @@
 pub mod descriptors;
 mod start;
 mod stop;
+mod sync;
 
 use crate::trunks::{TrunkBook, TrunkError};
 
@@ -85,6 +86,8 @@ pub struct Gateway {
     flood: Arc<FloodGuard>,
     /// `[cluster]`: this node's part in the cluster's shared admission state.
     cluster: Option<ClusterNode>,
+    /// In a cluster: the change bus and the monitor lease (`sync.rs`).
+    cluster_sync: Option<sync::ClusterSync>,
 }
 
 /// A cluster node's handle on the shared admission state and its worker task (which leaves the

@@ -27,7 +27,9 @@ use crate::model::Cdr;
 use crate::monitor::cdr_writer::{CdrSink, CdrWriter, CdrWriterHandle, KpiRollup, WriterHooks};
 use crate::monitor::persist;
 use crate::monitor::recovery::Interrupted;
-use crate::monitor::service::{MonitorHandle, MonitorService, MonitorSettings, MonitorTask};
+use crate::monitor::service::{
+    ClusterLink, MonitorHandle, MonitorService, MonitorSettings, MonitorTask,
+};
 use crate::policy::Policy;
 use crate::recording::repair::{repair_all, RepairReport};
 use crate::recording::RecordingPool;
@@ -67,12 +69,14 @@ impl Gateway {
         let cluster = join_cluster(&config, &shutdown).await?;
         let sip = bind_sip(&config, &shutdown).await?;
         let registry = Arc::new(Registry::default());
+        let mut cluster_sync = super::sync::ClusterSync::new(&config, &store).await?;
         let (monitor, monitor_task) = start_monitor(
             &store,
             &policy,
             &registry,
             &config.trunks,
             feed.stored,
+            cluster_sync.as_ref().map(|c| c.link()),
             &shutdown,
         )
         .await?;
@@ -84,6 +88,7 @@ impl Gateway {
             monitor.clone(),
             feed.over_long,
         ));
+        start_cluster_sync(cluster_sync.as_mut(), &trunks, &shutdown);
         let flood = Arc::new(FloodGuard::new(config.sip.flood.clone()));
         let b2bua = B2bua::new(
             b2bua_settings(&config, &sip.ifaces, &media, &flood, capacity, &cluster),
@@ -113,6 +118,7 @@ impl Gateway {
             sip_stats: sip.stats,
             flood,
             cluster,
+            cluster_sync,
         };
         gateway.http = http_listener.map(|listener| gateway.serve_api(listener, &shutdown));
         gateway.retention = Some(gateway.start_retention(&config, &shutdown));
@@ -424,6 +430,7 @@ async fn start_monitor(
     registry: &Arc<Registry>,
     trunks: &[TrunkConfig],
     stored: mpsc::Receiver<Cdr>,
+    cluster: Option<ClusterLink>,
     shutdown: &Shutdown,
 ) -> Result<(MonitorHandle, MonitorTask), AppError> {
     Ok(MonitorService::start(
@@ -431,11 +438,27 @@ async fn start_monitor(
         policy.clone(),
         registry.clone(),
         trunks,
-        MonitorSettings::default(),
+        MonitorSettings {
+            cluster,
+            ..MonitorSettings::default()
+        },
         stored,
         shutdown.clone(),
     )
     .await?)
+}
+
+/// In a cluster: trunk changes announced and applied across the nodes, the change bus
+/// subscribed and the monitor lease contended for. Once the monitor and the trunk book exist
+/// (both follow the bus) and before the interfaces are read.
+fn start_cluster_sync(
+    sync: Option<&mut super::sync::ClusterSync>,
+    trunks: &Arc<TrunkBook>,
+    shutdown: &Shutdown,
+) {
+    if let Some(sync) = sync {
+        sync.start(trunks, shutdown);
+    }
 }
 
 /// Closes the CDR of every call still journaled (end reason `gateway_restart`). After the spool

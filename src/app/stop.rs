@@ -84,6 +84,10 @@ impl Gateway {
         {
             tracing::error!("monitor did not stop in time");
         }
+        // The monitor lease is handed over once the monitor judges no more.
+        if let Some(sync) = self.cluster_sync {
+            sync.join().await;
+        }
         tracing::info!("trunkguard stopped");
     }
 }

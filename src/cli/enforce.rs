@@ -3,6 +3,8 @@
 //! Orders go through the `enforcement_requests` table: the running gateway applies them within
 //! a second (its monitor owns the ladder and writes the log) and records the outcome, which this
 //! command waits for. When no gateway runs, the order waits and is applied at its next start.
+//! In a cluster (`[cluster]`) the order is announced on the change bus, so the monitor leader,
+//! whichever node it is, takes it at once.
 
 use std::io::Write;
 use std::time::Duration;
@@ -13,6 +15,9 @@ use clap::Args;
 use super::args::Period;
 use super::values::number_value;
 use super::CliError;
+use crate::cluster::bus::{Change, ChangeBus};
+use crate::cluster::ClusterOptions;
+use crate::config::ClusterConfig;
 use crate::model::Step;
 use crate::model::{StepAction, SubjectKind};
 use crate::store::{NewRequest, Store, SubjectKey};
@@ -63,8 +68,13 @@ fn subject(t: &EnforceTarget) -> SubjectKey {
     }
 }
 
-/// Stores the order and waits for the gateway to apply it.
-pub async fn order(store: &Store, o: &Order, out: &mut impl Write) -> Result<(), CliError> {
+/// Stores the order (announcing it in a cluster) and waits for the gateway to apply it.
+pub async fn order(
+    store: &Store,
+    o: &Order,
+    cluster: Option<&ClusterConfig>,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
     let t = &o.target;
     if t.reason.trim().is_empty() || t.operator.trim().is_empty() {
         return Err(CliError::Usage(
@@ -84,6 +94,7 @@ pub async fn order(store: &Store, o: &Order, out: &mut impl Write) -> Result<(),
         reason: t.reason.clone(),
     };
     let id = store.insert_enforcement_request(&req).await?;
+    announce(cluster).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(t.wait);
     loop {
         if let Some(r) = store.enforcement_request(id).await? {
@@ -107,6 +118,22 @@ pub async fn order(store: &Store, o: &Order, out: &mut impl Write) -> Result<(),
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Tells the cluster's nodes that an order waits (the leader would find it within a second
+/// anyway: a failure is only logged). Sent as `<node id>.cli`: the node this runs on hears it too.
+async fn announce(cluster: Option<&ClusterConfig>) {
+    let Some(c) = cluster else {
+        return;
+    };
+    let mut opts = ClusterOptions::from_config(c);
+    opts.node_id = format!("{}.cli", opts.node_id);
+    match ChangeBus::new(&opts) {
+        Ok(bus) => {
+            let _ = bus.publish(Change::Enforcement).await;
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot announce the order on the change bus"),
     }
 }
 

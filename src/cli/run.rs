@@ -65,7 +65,7 @@ pub async fn run(
                         step: Some(step),
                         duration,
                     };
-                    enforce::order(&store, &order, out).await?
+                    enforce::order(&store, &order, config.cluster.as_ref(), out).await?
                 }
                 EnforceCommand::Lift { target, step } => {
                     let order = Order {
@@ -74,7 +74,7 @@ pub async fn run(
                         step,
                         duration: None,
                     };
-                    enforce::order(&store, &order, out).await?
+                    enforce::order(&store, &order, config.cluster.as_ref(), out).await?
                 }
                 EnforceCommand::List => enforce::list(&store, out).await?,
                 EnforceCommand::Log { period } => enforce::log(&store, &period, out).await?,

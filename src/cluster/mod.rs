@@ -20,11 +20,14 @@
 //! rejoins after a lapse, or after Redis lost its data): leases held = calls alive.
 
 mod admit;
+pub mod bus;
 mod error;
 mod keys;
+pub mod leader;
 mod lease;
 mod ops;
 mod scripts;
+pub mod shared_db;
 mod status;
 mod worker;
 

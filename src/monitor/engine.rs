@@ -438,6 +438,28 @@ impl Monitor {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<EnforcementAction>, EnforcementError> {
+        self.check_subject(subject)?;
+        self.ladder
+            .impose(subject, step, duration, operator, reason, now)
+    }
+
+    /// Whether `impose` would take this order, without taking it: a node that is not the
+    /// cluster's monitor leader answers a bad order itself before it hands a good one on.
+    pub fn check_order(
+        &self,
+        subject: &Subject,
+        step: Step,
+        duration: Option<Duration>,
+    ) -> Result<(), EnforcementError> {
+        self.check_subject(subject)?;
+        crate::monitor::enforcement::check_step(subject, step)?;
+        if duration.is_some_and(|d| d <= Duration::zero()) {
+            return Err(EnforcementError::NonPositiveDuration);
+        }
+        Ok(())
+    }
+
+    fn check_subject(&self, subject: &Subject) -> Result<(), EnforcementError> {
         if !self.trunks.contains_key(subject.trunk()) {
             return Err(EnforcementError::UnknownTrunk(subject.trunk().to_string()));
         }
@@ -451,8 +473,7 @@ impl Monitor {
                 });
             }
         }
-        self.ladder
-            .impose(subject, step, duration, operator, reason, now)
+        Ok(())
     }
 
     /// An operator lifts the steps in force on a subject (one step, or all).

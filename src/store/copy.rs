@@ -203,6 +203,14 @@ pub async fn copy_sqlite_to_postgres(
 
     let mut copied = Vec::with_capacity(TABLES.len());
     for table in TABLES {
+        if table.name == "cdr_feed" {
+            // Filled by the trigger while `cdrs` was copied, in the copy's order and
+            // numbering: the source's positions replace them.
+            sqlx::query("DELETE FROM cdr_feed")
+                .execute(&mut *write)
+                .await
+                .op("clear the target's cdr feed")?;
+        }
         let mut digest = Digester::new(table.name);
         let batch_rows = (BATCH_PARAMS / table.columns.len()).max(1);
         let mut batch: Vec<Vec<Value>> = Vec::with_capacity(batch_rows);
@@ -362,9 +370,10 @@ async fn advance_identity(
     sqlite_seq: Option<i64>,
 ) -> Result<(), CopyError> {
     let sql = format!(
-        "SELECT setval(pg_get_serial_sequence('{name}', 'id'), \
-         GREATEST(COALESCE((SELECT MAX(id) FROM {name}), 0), $1) + 1, false)",
-        name = table.name
+        "SELECT setval(pg_get_serial_sequence('{name}', '{key}'), \
+         GREATEST(COALESCE((SELECT MAX({key}) FROM {name}), 0), $1) + 1, false)",
+        name = table.name,
+        key = table.key
     );
     sqlx::query(&sql)
         .bind(sqlite_seq.unwrap_or(0))

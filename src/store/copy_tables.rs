@@ -56,6 +56,15 @@ pub(super) const TABLES: &[Table] = &[
         key: "id",
         identity: false,
     },
+    // The order CDRs were stored in (the cluster leader's feed): copied with its positions, so
+    // a leader's cursor means the same on PostgreSQL. The target's trigger fills it as `cdrs`
+    // is copied; those rows are replaced by the source's (`copy.rs`).
+    Table {
+        name: "cdr_feed",
+        columns: &[("seq", Int), ("cdr_id", Text)],
+        key: "seq",
+        identity: true,
+    },
     Table {
         name: "cdr_media_legs",
         columns: &[

@@ -4,10 +4,11 @@
 //! one at a time (one lock), so a check ("no trunk of that name yet") holds for its change.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 
+use crate::cluster::bus::{Change, ChangeBus};
 use crate::config::{Config, ConfigError, RuleId, TrunkConfig};
 use crate::monitor::service::MonitorHandle;
 use crate::policy::Policy;
@@ -61,6 +62,8 @@ pub struct TrunkBook {
     policy: Arc<Policy>,
     monitor: MonitorHandle,
     over_long: OverLongMap,
+    /// In a cluster: where a change is announced to the other nodes (`attach_bus`).
+    bus: OnceLock<ChangeBus>,
 }
 
 impl TrunkBook {
@@ -77,6 +80,51 @@ impl TrunkBook {
             policy,
             monitor,
             over_long,
+            bus: OnceLock::new(),
+        }
+    }
+
+    /// In a cluster: every change made here is announced on `bus`, and the other nodes reload
+    /// (`reload`). Once; a second bus is ignored.
+    pub fn attach_bus(&self, bus: ChangeBus) {
+        let _ = self.bus.set(bus);
+    }
+
+    /// Reads the trunks from the database again and applies them when they differ from the ones
+    /// in force (another node changed them): as a change made here is applied. Returns whether
+    /// they differed. Definitions that do not validate (a node of a newer version stored them)
+    /// are refused and the trunks in force stay.
+    pub async fn reload(&self) -> Result<bool, TrunkError> {
+        let mut config = self.config.lock().await;
+        self.reload_locked(&mut config).await
+    }
+
+    /// `reload` with the lock held. Every change starts with it, so that it is validated against
+    /// (and edits) what the database holds now, other nodes' changes included.
+    async fn reload_locked(&self, config: &mut Config) -> Result<bool, TrunkError> {
+        let stored: Vec<String> = self
+            .store
+            .trunk_definitions()
+            .await?
+            .into_iter()
+            .map(|d| d.definition)
+            .collect();
+        if stored == config.trunk_sources {
+            return Ok(false);
+        }
+        let next = config.with_trunk_sources(&stored).map_err(config_error)?;
+        self.apply_trunks(&next.trunks).await;
+        let names: Vec<&str> = next.trunks.iter().map(|t| t.name.as_str()).collect();
+        tracing::info!(trunks = ?names, "trunks reloaded from the database (changed by another node)");
+        *config = next;
+        Ok(true)
+    }
+
+    /// Tells the other nodes (when in a cluster) that the trunks changed; after the commit.
+    async fn announce(&self) {
+        if let Some(bus) = self.bus.get() {
+            // A failure is logged by the bus; the others find the change at their re-check.
+            let _ = bus.publish(Change::Trunks).await;
         }
     }
 
@@ -125,14 +173,21 @@ impl TrunkBook {
         F: FnOnce(&mut toml::Table) -> Result<(), TrunkError>,
     {
         let mut config = self.config.lock().await;
+        self.reload_locked(&mut config).await?;
         let i = position(&config, name)?;
         let mut table: toml::Table = toml::from_str(&config.trunk_sources[i])
             .map_err(|e| TrunkError::invalid("definition", e.message().to_string()))?;
         edit(&mut table)?;
         let definition = toml::to_string(&table)
             .map_err(|e| TrunkError::invalid("definition", e.to_string()))?;
-        self.apply(&mut config, &definition, by, Expect::Existing(name))
-            .await
+        let changed = self
+            .apply(&mut config, &definition, by, Expect::Existing(name))
+            .await;
+        drop(config);
+        if changed.is_ok() {
+            self.announce().await;
+        }
+        changed
     }
 
     /// Adds `number` to one of trunk `name`'s number lists (`AlreadyListed` when a number that
@@ -188,6 +243,7 @@ impl TrunkBook {
     /// when there is none of that name.
     pub async fn delete(&self, name: &str, by: &str) -> Result<bool, TrunkError> {
         let mut config = self.config.lock().await;
+        self.reload_locked(&mut config).await?;
         let Some(i) = config.trunks.iter().position(|t| t.name == name) else {
             return Ok(false);
         };
@@ -198,6 +254,8 @@ impl TrunkBook {
         self.apply_trunks(&next.trunks).await;
         *config = next;
         tracing::info!(trunk = %name, by, "trunk deleted");
+        drop(config);
+        self.announce().await;
         Ok(true)
     }
 
@@ -208,7 +266,13 @@ impl TrunkBook {
         expect: Expect<'_>,
     ) -> Result<TrunkConfig, TrunkError> {
         let mut config = self.config.lock().await;
-        self.apply(&mut config, definition, by, expect).await
+        self.reload_locked(&mut config).await?;
+        let changed = self.apply(&mut config, definition, by, expect).await;
+        drop(config);
+        if changed.is_ok() {
+            self.announce().await;
+        }
+        changed
     }
 
     /// Validate `definition` with the other trunks, store it, apply it (the lock is held).

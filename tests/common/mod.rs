@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod binary;
+pub mod cluster;
 pub mod msg;
 pub mod recording;
 pub mod rtp;

@@ -4,8 +4,10 @@
 //! Timing: every wait polls up to a generous bound; nothing asserts a duration tighter than
 //! seconds.
 
+mod bus;
 mod caps;
 mod down;
+mod leader;
 mod nodes;
 
 use std::future::Future;

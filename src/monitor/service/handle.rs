@@ -32,7 +32,7 @@ impl MonitorHandle {
             reply,
         })
         .await?;
-        Ok(rx.await.map_err(|_| MonitorError::Stopped)??)
+        rx.await.map_err(|_| MonitorError::Stopped)?
     }
 
     pub async fn lift(
@@ -48,6 +48,23 @@ impl MonitorHandle {
             step,
             operator: operator.to_string(),
             reason: reason.to_string(),
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| MonitorError::Stopped)?
+    }
+
+    /// A trunk's or caller ID's figures over a window as the rules see them now (None: not
+    /// seen, or this node is not the cluster's monitor leader).
+    pub async fn kpis(
+        &self,
+        subject: Subject,
+        window: crate::config::RuleWindow,
+    ) -> Result<Option<crate::monitor::kpi::KpiCounters>, MonitorError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Kpis {
+            subject,
+            window,
             reply,
         })
         .await?;

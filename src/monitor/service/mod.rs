@@ -8,9 +8,14 @@
 //!
 //! On start it rebuilds the steps in force from the log, so a restart never lifts a suspension,
 //! and refills its windows (`warm_up.rs`). `handle.rs`: what the rest of the gateway calls.
+//!
+//! In a cluster (`MonitorSettings::cluster`) one node leads (`cluster.rs`): it judges every
+//! node's CDRs, read from the database in the order they were stored (`feed.rs`); the others
+//! mirror the enforcement log's steps in force into their admission and hand their operators'
+//! orders to the leader (`forward.rs`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +29,8 @@ use super::engine::{Monitor, MonitorLimits, MonitorOutput, MonitorStats};
 use super::kpi::Subject;
 use super::persist;
 
+use crate::cluster::bus::ChangeBus;
+use crate::cluster::leader::RoleWatch;
 use crate::config::TrunkConfig;
 use crate::model::Step;
 use crate::model::{Cdr, EndReason};
@@ -49,6 +56,9 @@ pub struct MonitorSettings {
     /// Comparing concurrency counters with the live calls.
     pub reconcile_every: Duration,
     pub limits: MonitorLimits,
+    /// In a cluster: the change bus and this node's role (monitor leader or not). `None`: one
+    /// node, fed the CDRs it stores in process.
+    pub cluster: Option<ClusterLink>,
 }
 
 impl Default for MonitorSettings {
@@ -57,8 +67,16 @@ impl Default for MonitorSettings {
             tick: Duration::from_secs(1),
             reconcile_every: Duration::from_secs(5),
             limits: MonitorLimits::default(),
+            cluster: None,
         }
     }
+}
+
+/// What ties the monitor to its cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterLink {
+    pub bus: ChangeBus,
+    pub role: RoleWatch,
 }
 
 /// Figures the monitor exposes (metrics, tests).
@@ -79,6 +97,9 @@ pub struct MonitorFigures {
     /// Reconciliations that found a drift.
     pub drift_seen: u64,
     pub reconciliations: u64,
+    /// This node judges (always on a single node; in a cluster, while it holds the lease and has
+    /// taken over).
+    pub leading: bool,
 }
 
 #[derive(Default)]
@@ -93,6 +114,7 @@ struct Shared {
     drift: AtomicI64,
     drift_seen: AtomicU64,
     reconciliations: AtomicU64,
+    leading: AtomicBool,
 }
 
 enum Command {
@@ -102,14 +124,14 @@ enum Command {
         duration: Option<chrono::Duration>,
         operator: String,
         reason: String,
-        reply: oneshot::Sender<Result<Vec<EnforcementAction>, EnforcementError>>,
+        reply: Reply,
     },
     Lift {
         subject: Subject,
         step: Option<Step>,
         operator: String,
         reason: String,
-        reply: oneshot::Sender<Vec<EnforcementAction>>,
+        reply: Reply,
     },
     InForce(oneshot::Sender<Vec<Imposition>>),
     Stats(oneshot::Sender<MonitorStats>),
@@ -118,7 +140,19 @@ enum Command {
     Reconcile(oneshot::Sender<i64>),
     /// The trunks changed at run time.
     ReplaceTrunks(Vec<TrunkConfig>, oneshot::Sender<()>),
+    /// A subject's figures over a window, as the rules see them (None: unknown).
+    Kpis {
+        subject: Subject,
+        window: crate::config::RuleWindow,
+        reply: oneshot::Sender<Option<super::kpi::KpiCounters>>,
+    },
+    /// Not the leader: read the steps in force from the log now (an order handed to the leader
+    /// was applied).
+    Mirror(oneshot::Sender<()>),
 }
+
+/// The answer to an operator's order.
+type Reply = oneshot::Sender<Result<Vec<EnforcementAction>, MonitorError>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {
@@ -128,6 +162,13 @@ pub enum MonitorError {
     Stopped,
     #[error(transparent)]
     Enforcement(#[from] EnforcementError),
+    /// Not the monitor leader: the order went to the leader as `enforcement_requests` row
+    /// `request`, which it did not handle in time (it stays queued and is applied when it does).
+    #[error("the cluster's monitor leader did not handle request {request} within {waited:?}; it stays queued")]
+    NotHandled { request: i64, waited: Duration },
+    /// The leader refused an order this node found valid (their trunks differed a moment).
+    #[error("the cluster's monitor leader rejected request {request}: {reason}")]
+    Rejected { request: i64, reason: String },
 }
 
 /// The handle the rest of the gateway holds. Cheap to clone.
@@ -155,9 +196,16 @@ pub struct MonitorService {
     calls: Arc<dyn LiveCalls>,
     hangup_on_suspend: HashMap<String, bool>,
     trunk_names: Vec<String>,
+    /// The trunks in force (a node that becomes the leader builds its engine from them).
+    trunks: Vec<TrunkConfig>,
+    limits: MonitorLimits,
     complaints_cursor: i64,
     unsaved: Vec<Unsaved>,
     shared: Arc<Shared>,
+    /// The steps applied to admission, by id: what a change of role or a mirror converges.
+    applied: HashMap<u64, Imposition>,
+    /// In a cluster: the role and what goes with it.
+    cluster: Option<cluster::Clustered>,
 }
 
 /// A write the database refused, kept for the next tick.
@@ -180,31 +228,24 @@ impl MonitorService {
     ) -> Result<(MonitorHandle, MonitorTask), MonitorError> {
         let now = Utc::now();
         let mut engine = Monitor::new(trunks, settings.limits);
-        let in_force: Vec<Imposition> = store
-            .enforcement_in_force()
-            .await?
-            .iter()
-            .filter_map(|e| {
-                let i = persist::imposition_of(e);
-                if i.is_none() {
-                    tracing::error!(
-                        log_id = e.id,
-                        "enforcement log row does not decode; not restored"
-                    );
-                }
-                i
-            })
-            .collect();
-        engine.restore(&in_force, store.last_anomaly_id().await?, now);
+        let in_force = steps_in_force(&store).await?;
+        let complaints_cursor = store.cursor(COMPLAINTS_CURSOR).await?;
+        if settings.cluster.is_none() {
+            engine.restore(&in_force, store.last_anomaly_id().await?, now);
+            warm_up(&mut engine, &store, complaints_cursor, None, now).await?;
+            // Everything stored so far is judged in process: a later cluster leader starts after
+            // it. Not awaited: a locked database must not hold the start up.
+            tokio::spawn(feed::mark_seen(store.clone()));
+        }
         for i in &in_force {
-            policy.restrictions().impose(i.id, &i.subject, i.step);
             tracing::info!(subject = %i.subject, step = %i.step, id = i.id, "enforcement step restored");
         }
-        let complaints_cursor = store.cursor(COMPLAINTS_CURSOR).await?;
-        warm_up(&mut engine, &store, complaints_cursor, now).await?;
         let shared = Arc::new(Shared::default());
+        shared
+            .leading
+            .store(settings.cluster.is_none(), Ordering::Relaxed);
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
-        let service = MonitorService {
+        let mut service = MonitorService {
             engine,
             store,
             policy,
@@ -214,11 +255,25 @@ impl MonitorService {
                 .map(|t| (t.name.clone(), t.hangup_on_suspend))
                 .collect(),
             trunk_names: trunks.iter().map(|t| t.name.clone()).collect(),
+            trunks: trunks.to_vec(),
+            limits: settings.limits,
             complaints_cursor,
             unsaved: Vec::new(),
             shared: Arc::clone(&shared),
+            applied: HashMap::new(),
+            cluster: settings
+                .cluster
+                .as_ref()
+                .map(|link| cluster::Clustered::new(link, cmd_tx.downgrade())),
         };
-        let task = tokio::spawn(service.run(settings, stored_cdrs, cmd_rx, shutdown));
+        // Before the first call: a restart never lifts a suspension.
+        service.converge(&in_force);
+        if let Some(c) = service.cluster.as_mut() {
+            c.mirrored = in_force;
+        }
+        // Subscribed before the bus's subscriber runs: its first resync reaches the monitor.
+        let inputs = cluster::Inputs::of(settings.cluster.as_ref());
+        let task = tokio::spawn(service.run(settings, stored_cdrs, cmd_rx, shutdown, inputs));
         Ok((
             MonitorHandle {
                 cmd: cmd_tx,
@@ -234,22 +289,40 @@ impl MonitorService {
         mut cdrs: mpsc::Receiver<Cdr>,
         mut cmds: mpsc::Receiver<Command>,
         mut shutdown: Shutdown,
+        inputs: cluster::Inputs,
     ) {
         let mut tick = tokio::time::interval(settings.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut reconcile = tokio::time::interval(settings.reconcile_every);
         reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut feed_tick = tokio::time::interval(feed::FEED_EVERY);
+        feed_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut mirror_tick = tokio::time::interval(cluster::MIRROR_EVERY);
+        mirror_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let clustered = self.cluster.is_some();
+        let cluster::Inputs {
+            role: mut roles,
+            mut notices,
+        } = inputs;
+        if let Some(role) = roles.current() {
+            self.on_role(role).await;
+        }
         let mut cdrs_open = true;
         loop {
             tokio::select! {
                 cdr = cdrs.recv(), if cdrs_open => match cdr {
-                    Some(cdr) => self.on_cdr(&cdr).await,
+                    // In a cluster the leader reads every node's CDRs from the database.
+                    Some(cdr) => if !clustered { self.on_cdr(&cdr).await },
                     // The CDR writer has closed: every CDR is in.
                     None => cdrs_open = false,
                 },
                 Some(cmd) = cmds.recv() => self.on_command(cmd).await,
                 _ = tick.tick() => self.on_tick().await,
                 _ = reconcile.tick() => { self.reconcile().await; }
+                role = roles.next() => self.on_role(role).await,
+                notice = notices.next() => self.on_notice(notice).await,
+                _ = feed_tick.tick(), if clustered => self.on_feed_tick().await,
+                _ = mirror_tick.tick(), if clustered => self.on_mirror_tick().await,
                 _ = shutdown.recv(), if !cdrs_open => break,
             }
             if !cdrs_open && shutdown.is_shutdown() {
@@ -257,6 +330,14 @@ impl MonitorService {
             }
         }
         self.retry_unsaved().await;
+        match &self.cluster {
+            None => {
+                let marked = feed::mark_seen(self.store.clone());
+                let _ = tokio::time::timeout(Duration::from_secs(1), marked).await;
+            }
+            // Stopped: it judges nothing more, whatever role comes next.
+            Some(c) => c.acknowledge_stop(),
+        }
         tracing::info!(figures = ?self.figures(), "monitor stopped");
     }
 
@@ -272,6 +353,11 @@ impl MonitorService {
     }
 
     async fn on_tick(&mut self) {
+        if self.is_following() {
+            // The leader judges, lifts and takes the orders; only this node's writes remain.
+            self.retry_unsaved().await;
+            return;
+        }
         let now = Utc::now();
         let out = self.engine.tick(now);
         self.conclude(out).await;
@@ -336,13 +422,16 @@ impl MonitorService {
                 reason,
                 reply,
             } => {
+                if self.is_following() {
+                    return self.forward_impose(subject, step, duration, operator, reason, reply);
+                }
                 let res =
                     self.engine
                         .impose(&subject, step, duration, &operator, &reason, Utc::now());
                 if let Ok(actions) = &res {
                     self.apply_and_log(actions.clone()).await;
                 }
-                let _ = reply.send(res);
+                let _ = reply.send(res.map_err(MonitorError::from));
             }
             Command::Lift {
                 subject,
@@ -351,20 +440,45 @@ impl MonitorService {
                 reason,
                 reply,
             } => {
+                if self.is_following() {
+                    return self.forward_lift(subject, step, operator, reason, reply);
+                }
                 let actions = self
                     .engine
                     .lift(&subject, step, &operator, &reason, Utc::now());
                 self.apply_and_log(actions.clone()).await;
-                let _ = reply.send(actions);
+                let _ = reply.send(Ok(actions));
             }
             Command::InForce(reply) => {
-                let _ = reply.send(self.engine.in_force());
+                let in_force = match &self.cluster {
+                    Some(c) if !c.leading => c.mirrored.clone(),
+                    _ => self.engine.in_force(),
+                };
+                let _ = reply.send(in_force);
+            }
+            Command::Kpis {
+                subject,
+                window,
+                reply,
+            } => {
+                let _ = reply.send(self.engine.kpis(&subject, window, Utc::now()));
+            }
+            Command::Mirror(reply) => {
+                if self.is_following() {
+                    self.mirror().await;
+                }
+                let _ = reply.send(());
             }
             Command::Stats(reply) => {
                 let _ = reply.send(self.engine.stats());
             }
             Command::Poll(reply) => {
-                self.poll().await;
+                if self.is_following() {
+                    // The leader takes what is stored; tell it now rather than at its next tick.
+                    self.announce();
+                } else {
+                    self.poll().await;
+                }
                 let _ = reply.send(());
             }
             Command::Reconcile(reply) => {
@@ -377,6 +491,7 @@ impl MonitorService {
                     .map(|t| (t.name.clone(), t.hangup_on_suspend))
                     .collect();
                 self.trunk_names = trunks.iter().map(|t| t.name.clone()).collect();
+                self.trunks = trunks;
                 let _ = reply.send(());
             }
         }
@@ -421,6 +536,9 @@ impl MonitorService {
                 self.keep(Unsaved::Log(others));
             }
         }
+        if !out.actions.is_empty() {
+            self.announce();
+        }
     }
 
     async fn apply_and_log(&mut self, actions: Vec<EnforcementAction>) {
@@ -432,18 +550,20 @@ impl MonitorService {
     }
 
     /// Admission first (the very next call sees it), then live calls on a suspension.
-    fn apply(&self, actions: &[EnforcementAction]) {
+    fn apply(&mut self, actions: &[EnforcementAction]) {
         for action in actions {
             self.shared.actions.fetch_add(1, Ordering::Relaxed);
             action.apply_to(self.policy.restrictions());
             match action {
                 EnforcementAction::Impose(i) => {
+                    self.applied.insert(i.id, i.clone());
                     tracing::warn!(id = i.id, subject = %i.subject, step = %i.step, until = ?i.until, "enforcement step imposed");
                     self.hang_up_if_suspended(i);
                 }
                 EnforcementAction::Lift {
                     id, subject, step, ..
                 } => {
+                    self.applied.remove(id);
                     tracing::info!(id, subject = %subject, step = %step, "enforcement step lifted")
                 }
             }
@@ -484,6 +604,7 @@ impl MonitorService {
 
     async fn retry_unsaved(&mut self) {
         let pending = std::mem::take(&mut self.unsaved);
+        let had = pending.len();
         let mut left = Vec::new();
         let mut failing = false;
         for w in pending {
@@ -500,11 +621,34 @@ impl MonitorService {
                 left.push(w);
             }
         }
+        let stored = had - left.len();
         self.unsaved = left;
         self.shared
             .unsaved
             .store(self.unsaved.len() as u64, Ordering::Relaxed);
+        if stored > 0 {
+            self.announce();
+        }
     }
+}
+
+/// The enforcement log's steps in force (rows that do not decode are logged and skipped).
+async fn steps_in_force(store: &Store) -> Result<Vec<Imposition>, StoreError> {
+    Ok(store
+        .enforcement_in_force()
+        .await?
+        .iter()
+        .filter_map(|e| {
+            let i = persist::imposition_of(e);
+            if i.is_none() {
+                tracing::error!(
+                    log_id = e.id,
+                    "enforcement log row does not decode; not restored"
+                );
+            }
+            i
+        })
+        .collect())
 }
 
 fn figures(s: &Shared) -> MonitorFigures {
@@ -519,9 +663,13 @@ fn figures(s: &Shared) -> MonitorFigures {
         concurrency_drift: s.drift.load(Ordering::Relaxed),
         drift_seen: s.drift_seen.load(Ordering::Relaxed),
         reconciliations: s.reconciliations.load(Ordering::Relaxed),
+        leading: s.leading.load(Ordering::Relaxed),
     }
 }
 
+mod cluster;
+mod feed;
+mod forward;
 mod handle;
 mod reconcile;
 mod requests;

@@ -13,11 +13,13 @@ const WARM_MAX: usize = 2_000_000;
 /// Refills the windows after a restart from the stored CDRs and the complaints already judged,
 /// as far back as the longest window: without it a number that made 250 calls before a restart
 /// could make another 300 in the same 24 h. Nothing is judged again (what those calls caused is
-/// in the log and was restored).
+/// in the log and was restored). A cluster's new leader passes `upto`, its feed cursor: the CDRs
+/// after it are judged next, so they are left out here (counted once).
 pub(super) async fn warm_up(
     engine: &mut Monitor,
     store: &Store,
     complaints_cursor: i64,
+    upto: Option<i64>,
     now: chrono::DateTime<Utc>,
 ) -> Result<(), MonitorError> {
     let (call_span, complaint_span) = engine.warm_spans();
@@ -25,7 +27,14 @@ pub(super) async fn warm_up(
     let mut after = None;
     let mut cdrs = 0usize;
     loop {
-        let page = store.cdrs_since(since, after.clone(), WARM_PAGE).await?;
+        let page = match upto {
+            None => store.cdrs_since(since, after.clone(), WARM_PAGE).await?,
+            Some(upto) => {
+                store
+                    .cdrs_since_upto(since, upto, after.clone(), WARM_PAGE)
+                    .await?
+            }
+        };
         for cdr in &page {
             engine.warm(cdr);
         }
