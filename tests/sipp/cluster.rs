@@ -1,7 +1,7 @@
 //! Several gateway nodes for the cluster tests: real `trunkguard` processes, each with its own
-//! interfaces (node i on 127.0.0.(20+2i) inside and 127.0.0.(21+2i) outside), its own media
-//! port range and SQLite file, all sharing one Redis under the test's own key prefix (deleted
-//! when the scene is dropped). One carrier (SIPp) and one PBX address serve every node, as a
+//! interfaces (node i on 127.0.0.(20+2i) inside and 127.0.0.(21+2i) outside) and media port
+//! range, sharing one PostgreSQL database (a fresh one per scene, dropped after) and one Redis
+//! under the test's own key prefix (deleted when the scene is dropped). One carrier (SIPp) and one PBX address serve every node, as a
 //! carrier's allow-list and a PBX's list of trunk destinations do.
 #![allow(dead_code)]
 
@@ -61,9 +61,11 @@ pub struct Node {
 }
 
 pub struct ClusterScene {
-    // Field order is drop order: processes first, then the directory and the keys.
+    // Field order is drop order: processes first, then the database, the directory and the keys.
     pub sipps: Vec<Sipp>,
     pub nodes: Vec<Node>,
+    /// The database every node shares.
+    pub db: Option<trunkguard::store::testing::PgTestDb>,
     /// Where the carrier (SIPp UAS) listens: every node's trunk `carrier`.
     pub carrier: SocketAddr,
     pub prefix: String,
@@ -89,9 +91,12 @@ impl ClusterScene {
         let prefix = format!("tgcluster-{:016x}", rand::random::<u64>());
         let carrier = SocketAddr::new(CARRIER_IP.into(), free_port(CARRIER_IP, false));
         let pbx_uas = SocketAddr::new(PBX_IP.into(), free_port(PBX_IP, false));
+        let db = postgres_here();
+        let url = db.as_ref().map(|db| db.url());
         let mut scene = ClusterScene {
             sipps: Vec::new(),
             nodes: Vec::new(),
+            db,
             carrier,
             prefix,
             dir: Some(dir),
@@ -109,7 +114,11 @@ impl ClusterScene {
             let node_dir = scene.path().join(&name);
             std::fs::create_dir_all(&node_dir).expect("create the node's directory");
             let settings = cluster(i);
-            let config = node_config(&node_dir, &addrs, limits, &name, i, &scene.prefix, settings);
+            let mut config =
+                node_config(&node_dir, &addrs, limits, &name, i, &scene.prefix, settings);
+            if let Some(url) = &url {
+                config = on_database(&config, url);
+            }
             let gateway = Gateway::start(&node_dir, &config);
             scene.nodes.push(Node {
                 name,
@@ -178,12 +187,20 @@ impl ClusterScene {
         }
     }
 
-    /// SIGTERM every node still running, then every node's CDRs.
+    /// SIGTERM every node still running, then the cluster's CDRs (read once from the shared
+    /// database; from each node's own file without PostgreSQL).
     pub fn stop_and_read_cdrs(&mut self) -> Vec<Cdr> {
-        let mut all = Vec::new();
         for i in 0..self.nodes.len() {
             let r = self.nodes[i].gateway.stop();
             self.ok(r);
+        }
+        let readers = if self.db.is_some() {
+            1
+        } else {
+            self.nodes.len()
+        };
+        let mut all = Vec::new();
+        for i in 0..readers {
             let r = self.nodes[i].gateway.cdrs();
             all.extend(self.ok(r));
         }
@@ -220,6 +237,37 @@ impl Drop for ClusterScene {
             }
         }
     }
+}
+
+/// A fresh PostgreSQL database for the scene. Without a server the nodes keep a SQLite file
+/// each (printed); under CI=true a missing server fails the test (`PgTestDb::create`).
+fn postgres_here() -> Option<trunkguard::store::testing::PgTestDb> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime to create the test database");
+    let db = rt.block_on(trunkguard::store::testing::PgTestDb::create());
+    if db.is_none() {
+        eprintln!("cluster scene: no PostgreSQL, each node keeps its own SQLite file");
+    }
+    db
+}
+
+/// The config with its `[database] url` pointing at `url`.
+fn on_database(config: &str, url: &str) -> String {
+    let mut out = String::with_capacity(config.len());
+    let mut replaced = false;
+    for line in config.lines() {
+        if !replaced && line.starts_with("url = \"sqlite://") {
+            out.push_str(&format!("url = \"{url}\""));
+            replaced = true;
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    assert!(replaced, "the harness's [database] url line changed");
+    out
 }
 
 /// One node's config: the single-node test config with the node's own media ports and its
