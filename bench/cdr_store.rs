@@ -4,7 +4,9 @@
 //! makes them. Each CDR adds to three buckets (trunk, caller ID, called number); the callee is
 //! a new number every call, as for a dialer, which is the worst case (a new row per call).
 //!
-//! Knobs: `--cdrs N` (per run, default 20,000), `--callers N` (caller IDs, default 20).
+//! Knobs: `--cdrs N` (per run, default 20,000), `--callers N` (caller IDs, default 20),
+//! `--postgres` (also on a fresh PostgreSQL database of the server in `TRUNKGUARD_TEST_PG`,
+//! default postgres://postgres@127.0.0.1:5432, dropped after: what a cluster's nodes share).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::time::Instant;
@@ -68,9 +70,32 @@ fn cdr(i: usize, callers: usize) -> Cdr {
     }
 }
 
-async fn run(label: &str, rollup: Option<KpiRollup>, n: usize, callers: usize) -> f64 {
+/// Where a run stores its CDRs: a fresh SQLite file, or a fresh PostgreSQL database.
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+async fn run(
+    backend: &Backend,
+    label: &str,
+    rollup: Option<KpiRollup>,
+    n: usize,
+    callers: usize,
+) -> f64 {
     let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}/bench.db", dir.path().display());
+    let pg = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(
+            trunkguard::store::testing::PgTestDb::create()
+                .await
+                .expect("a PostgreSQL server (TRUNKGUARD_TEST_PG)"),
+        ),
+    };
+    let url = match &pg {
+        Some(db) => db.url(),
+        None => format!("sqlite://{}/bench.db", dir.path().display()),
+    };
     let store = Store::connect(&url).await.expect("database");
     let cdrs: Vec<CdrWrite> = (0..n).map(|i| CdrWrite::Cdr(cdr(i, callers))).collect();
     let started = Instant::now();
@@ -82,22 +107,30 @@ async fn run(label: &str, rollup: Option<KpiRollup>, n: usize, callers: usize) -
     }
     let secs = started.elapsed().as_secs_f64();
     let rate = n as f64 / secs;
-    println!("{label:<24} {n:>7} CDRs in {secs:>6.2} s: {rate:>8.0} CDRs/s");
+    println!("{label:<34} {n:>7} CDRs in {secs:>6.2} s: {rate:>8.0} CDRs/s");
     store.close().await;
+    drop(pg);
     rate
 }
 
 fn main() {
     let n = arg("--cdrs", 20_000);
     let callers = arg("--callers", 20).max(1);
+    let mut backends = vec![("sqlite", Backend::Sqlite)];
+    if std::env::args().any(|a| a == "--postgres") {
+        backends.push(("postgres", Backend::Postgres));
+    }
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let plain = run("CDRs only", None, n, callers).await;
-        let rollup: KpiRollup = std::sync::Arc::new(|c: &Cdr| persist::rollup(c, 3600));
-        let with = run("CDRs + KPI buckets", Some(rollup), n, callers).await;
-        println!(
-            "KPI buckets cost: the store takes {:.0} % of the CDRs/s it takes without them",
-            100.0 * with / plain
-        );
+        for (name, backend) in &backends {
+            let plain = run(backend, &format!("{name}: CDRs only"), None, n, callers).await;
+            let rollup: KpiRollup = std::sync::Arc::new(|c: &Cdr| persist::rollup(c, 3600));
+            let label = format!("{name}: CDRs + KPI buckets");
+            let with = run(backend, &label, Some(rollup), n, callers).await;
+            println!(
+                "{name}: KPI buckets cost: the store takes {:.0} % of the CDRs/s it takes without them",
+                100.0 * with / plain
+            );
+        }
     });
 }
