@@ -492,6 +492,7 @@ fn b2bua_settings(
         flood: flood.clone(),
         capacity,
         cluster: cluster.as_ref().map(|c| c.shared.clone()),
+        node: config.cluster.as_ref().map(|c| c.node_id.clone()),
         recording: Some(RecordingSettings {
             pool: media.recordings.clone(),
             required: config.recording.required,
