@@ -46,7 +46,8 @@ pub async fn run(
             }
         }
         Tool::Verify { target } => {
-            if !verify::run(&connect().await?, &target, out).await? {
+            let dir = recording::recordings_dir(config);
+            if !verify::run(&connect().await?, &dir, &target, out).await? {
                 return Ok(ExitCode::FAILURE);
             }
         }
