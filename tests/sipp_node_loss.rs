@@ -14,6 +14,8 @@
 //!   sweep of the journal.
 //! - A node restarting under the same id while a survivor closes its calls: each call is closed
 //!   once, with one BYE to each peer.
+//! - Redis away for every node longer than `node_timeout_secs`: when it is back the first node
+//!   to beat reclaims the others, but they rejoin at once and their calls are left alone.
 //!
 //! Needs PostgreSQL (the nodes share one database) and Redis; without them a test is skipped
 //! with a message, under CI=true it fails. Every process is bounded; failures print every
@@ -31,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cluster::{redis_here, ClusterScene, ClusterSettings};
+use cluster::{redis_here, ClusterScene, ClusterSettings, RedisProxy};
 use harness::{Scenario, SippSpec, TrunkLimits, CARRIER_IP, PBX_IP, TRUNK_NUMBER};
 use sha2::{Digest, Sha256};
 use trunkguard::model::{Cdr, Disposition, EndReason, HangupSide, RecordingStatus};
@@ -160,6 +162,15 @@ fn rt() -> tokio::runtime::Runtime {
 
 /// Waits (bounded) until `n` calls are journaled answered with their recording open.
 fn wait_journaled_answered(scene: &ClusterScene, n: usize) {
+    wait_journaled(scene, n, true);
+}
+
+/// Waits (bounded) until `n` calls are journaled answered (recorded or not).
+fn wait_journaled_answered_without_recording(scene: &ClusterScene, n: usize) {
+    wait_journaled(scene, n, false);
+}
+
+fn wait_journaled(scene: &ClusterScene, n: usize, recorded: bool) {
     let url = scene.db.as_ref().expect("a shared database").url();
     let rt = rt();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -175,7 +186,7 @@ fn wait_journaled_answered(scene: &ClusterScene, n: usize) {
                 .into_iter()
                 .flatten()
                 .filter(|c| {
-                    c.recording_part.is_some()
+                    (!recorded || c.recording_part.is_some())
                         && c.dialogs
                             .as_deref()
                             .is_some_and(|d| d.contains(r#""state":"confirmed""#))
@@ -188,7 +199,7 @@ fn wait_journaled_answered(scene: &ClusterScene, n: usize) {
         std::thread::sleep(Duration::from_millis(200));
     }
     scene.fail(format!(
-        "{seen} of {n} calls journaled answered with a recording"
+        "{seen} of {n} calls journaled answered (recorded: {recorded})"
     ));
 }
 
@@ -712,4 +723,79 @@ fn a_node_restarting_while_a_survivor_closes_its_calls_closes_each_once() {
     scene.ensure(journal_left(&scene) == 0, || {
         "journal rows left".to_string()
     });
+}
+
+/// Redis away for both nodes for longer than node_timeout_secs while node b carries three
+/// calls: when it is back, whichever node beats first reclaims the other, which rejoins within
+/// a beat. Nobody closes b's calls: they end normally (a node is closed only after staying
+/// silent while its survivor is live).
+#[test]
+fn redis_away_for_everyone_closes_nobodys_calls() {
+    let test = "redis_away_for_everyone_closes_nobodys_calls";
+    if !ready(test) {
+        return;
+    }
+    let proxy = RedisProxy::start();
+    let via_proxy = ClusterSettings {
+        redis_url: Some(proxy.url.clone()),
+        ..settings()
+    };
+    let mut scene = ClusterScene::empty();
+    if !shared_db(&scene, test) {
+        return;
+    }
+    scene.add_node(TrunkLimits::default(), via_proxy.clone(), |c| c);
+    scene.add_node(TrunkLimits::default(), via_proxy, |c| c);
+    let uas = scene.sipp(SippSpec {
+        name: "carrier-uas",
+        scenario: Scenario::Builtin("uas"),
+        local: scene.carrier,
+        remote: None,
+        args: args(&["-m", "3"]),
+        timeout_secs: 60,
+    });
+    let local = SocketAddr::new(PBX_IP.into(), harness::free_port(PBX_IP, false));
+    let inside = scene.nodes[1].addrs.inside;
+    let pbx = scene.sipp(SippSpec {
+        name: "pbx-b",
+        scenario: Scenario::File("pbx_uac_capacity.xml"),
+        local,
+        remote: Some(inside),
+        args: args(&[
+            "-key",
+            "caller",
+            TRUNK_NUMBER,
+            "-s",
+            CALLEE,
+            "-m",
+            "3",
+            "-l",
+            "3",
+            "-r",
+            "10",
+            "-d",
+            "14000",
+        ]),
+        timeout_secs: 60,
+    });
+    wait_journaled_answered_without_recording(&scene, 3);
+    proxy.cut();
+    std::thread::sleep(Duration::from_secs(3 + 3));
+    proxy.restore();
+    scene.expect_exit_ok(pbx);
+    scene.expect_exit_ok(uas);
+    let logs: Vec<String> = scene.nodes.iter().map(|n| n.gateway.log()).collect();
+    let cdrs = scene.stop_and_read_cdrs();
+    scene.ensure(
+        cdrs.len() == 3
+            && cdrs.iter().all(|c| {
+                c.outcome.end_reason == EndReason::NormalClearing
+                    && c.outcome.hangup_side == Some(HangupSide::Inside)
+            }),
+        || format!("b's calls ended by the PBX expected:\n{}", summary(&cdrs)),
+    );
+    scene.ensure(
+        logs.iter().all(|l| !l.contains("call cut off mid-way")),
+        || format!("a node closed calls:\n{}", logs.join("\n----\n")),
+    );
 }
