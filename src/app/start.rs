@@ -162,6 +162,7 @@ impl Gateway {
         crate::retention::task::spawn(
             self.store.clone(),
             config.recording.dir.clone(),
+            config.cluster.as_ref().map(|c| c.node_id.clone()),
             config.retention.clone(),
             self.b2bua.registry().clone(),
             shutdown.clone(),
