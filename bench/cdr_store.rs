@@ -48,6 +48,7 @@ fn cdr(i: usize, callers: usize) -> Cdr {
             answer_at: answered.then(|| invite_at + Duration::seconds(3)),
             trunk_active: Some((i % 30) as u32),
             caller_active: Some((i % 5) as u32),
+            node: None,
         },
         outcome: Outcome {
             end_at: invite_at + Duration::seconds(30),

@@ -160,8 +160,11 @@ async fn find_the_call(api: &Api) -> String {
     }
 }
 
-fn stored_path(info: &trunkguard::model::RecordingInfo) -> PathBuf {
-    PathBuf::from(info.path.as_deref().expect("a WAV path"))
+/// The recording's file: its stored path (relative to the recordings folder) resolved under
+/// the gateway's folder.
+fn stored_path(h: &Harness, info: &trunkguard::model::RecordingInfo) -> PathBuf {
+    let stored = info.path.as_deref().expect("a WAV path");
+    trunkguard::recording::paths::resolve(&h.config.recording.dir, std::path::Path::new(stored))
 }
 
 /// Any answer to a request that tries to leave the recordings folder: refused, no file content.
@@ -206,7 +209,7 @@ async fn an_officer_downloads_seeks_and_verifies_a_recording_and_nothing_else() 
     assert_eq!(record["recording"]["status"], "complete");
     assert!(record["recording"]["purged_at"].is_null());
     let info = h.gw.store().recording(&id).await.unwrap().expect("stored");
-    let on_disk = std::fs::read(stored_path(&info)).expect("the file");
+    let on_disk = std::fs::read(stored_path(&h, &info)).expect("the file");
     assert!(on_disk.len() > 1000, "a second of stereo audio");
 
     // Whole.
@@ -279,7 +282,7 @@ async fn an_officer_downloads_seeks_and_verifies_a_recording_and_nothing_else() 
     assert!(check["pcap"].is_null());
     let mut tampered = on_disk.clone();
     tampered[len / 2] ^= 0x55;
-    std::fs::write(stored_path(&info), &tampered).expect("tamper");
+    std::fs::write(stored_path(&h, &info), &tampered).expect("tamper");
     let check = api.get(&format!("{base}/verify")).await.json();
     assert_eq!(check["ok"], false, "{check}");
     assert_eq!(check["result"], "mismatch");
@@ -312,7 +315,7 @@ async fn an_officer_downloads_seeks_and_verifies_a_recording_and_nothing_else() 
     let mut linked_dir = dir.join("2031");
     std::os::unix::fs::symlink(h.dir.path(), &linked_dir).unwrap();
     linked_dir.push("secret.txt");
-    let climbing = stored_path(&info)
+    let climbing = stored_path(&h, &info)
         .parent()
         .unwrap()
         .join("../../../../secret.txt");
@@ -348,7 +351,7 @@ async fn an_officer_downloads_seeks_and_verifies_a_recording_and_nothing_else() 
 
     // A pcap kept beside the WAV (a codec that could not be decoded) is served on request and
     // checked with the WAV.
-    let pcap_file = stored_path(&info).with_extension("pcap");
+    let pcap_file = stored_path(&h, &info).with_extension("pcap");
     let capture: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 256) as u8).collect();
     std::fs::write(&pcap_file, &capture).unwrap();
     let mut with_pcap = info.clone();
@@ -385,7 +388,7 @@ async fn an_officer_downloads_seeks_and_verifies_a_recording_and_nothing_else() 
             })
             .await
             .unwrap();
-    let name = stored_path(&info)
+    let name = stored_path(&h, &info)
         .strip_prefix(&h.config.recording.dir)
         .expect("under the folder")
         .display()
@@ -485,7 +488,7 @@ async fn a_held_call_outlives_the_retention_purge_until_released() {
     let store = h.gw.store().clone();
     let dir = h.config.recording.dir.clone();
     let info = store.recording(&id).await.unwrap().expect("recorded");
-    let file = stored_path(&info);
+    let file = stored_path(&h, &info);
     let retention = trunkguard::config::RetentionConfig {
         recordings_days: 1,
         cdrs_days: 3650,

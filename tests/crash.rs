@@ -152,7 +152,17 @@ async fn sigkill_mid_call_leaves_a_closed_cdr_and_a_playable_recording() {
     );
     let rec = cdr.recording.as_ref().expect("the recording is on the CDR");
     assert_eq!(rec.status, RecordingStatus::Incomplete, "{rec:#?}");
-    let path = rec.path.as_deref().expect("path");
+    // Stored relative to the recordings folder (the config's, under the gateway's directory).
+    let stored = rec.path.as_deref().expect("path");
+    assert!(!std::path::Path::new(stored).is_absolute(), "{stored}");
+    let root = dir.path().join(
+        trunkguard::config::Config::from_toml(&config)
+            .expect("the test config")
+            .recording
+            .dir,
+    );
+    let file = trunkguard::recording::paths::resolve(&root, std::path::Path::new(stored));
+    let path = file.to_str().expect("a UTF-8 path");
     let mut reader = hound::WavReader::open(path).expect("the repaired file plays");
     assert_eq!(reader.spec().channels, 2);
     let samples: Vec<i16> = reader

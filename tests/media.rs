@@ -144,7 +144,14 @@ async fn an_answered_call_is_recorded_in_stereo_with_each_side_on_its_channel() 
         trunkguard::model::RecordingStatus::Complete,
         "{rec:#?}"
     );
+    // Stored relative to the recordings folder (any node finds it in a shared one); the
+    // harness gives it resolved.
+    let root = keep.path().join("rec");
+    let stored = store.recording(&cdr.attempt.id).await.unwrap().unwrap();
+    let stored = stored.path.expect("a stored path");
+    assert!(!std::path::Path::new(&stored).is_absolute(), "{stored}");
     let path = rec.path.as_deref().expect("path");
+    assert_eq!(std::path::Path::new(path), root.join(&stored));
     assert!(
         trunkguard::recording::digest::verify(
             std::path::Path::new(path),
@@ -191,11 +198,11 @@ async fn an_answered_call_is_recorded_in_stereo_with_each_side_on_its_channel() 
 
     // `trunkguard verify`: by call id and by path, then after tampering.
     use trunkguard::evidence::verify::verify;
-    let v = verify(&store, &cdr.attempt.id)
+    let v = verify(&store, &root, &cdr.attempt.id)
         .await
         .expect("verify by call id");
     assert!(v.matches(), "{v:?}");
-    let v = verify(&store, path).await.expect("verify by path");
+    let v = verify(&store, &root, path).await.expect("verify by path");
     assert!(
         v.matches() && v.call_id.as_deref() == Some(cdr.attempt.id.as_str()),
         "{v:?}"
@@ -204,7 +211,7 @@ async fn an_answered_call_is_recorded_in_stereo_with_each_side_on_its_channel() 
     let last = bytes.len() - 1;
     bytes[last] ^= 0x01;
     std::fs::write(path, bytes).expect("tamper");
-    let v = verify(&store, &cdr.attempt.id)
+    let v = verify(&store, &root, &cdr.attempt.id)
         .await
         .expect("verify tampered");
     assert!(!v.matches(), "a changed file must not verify");

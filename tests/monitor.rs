@@ -456,6 +456,7 @@ fn ended_call(id: &str, now: chrono::DateTime<Utc>) -> Cdr {
             answer_at: Some(answer_at),
             trunk_active: Some(1),
             caller_active: Some(1),
+            node: None,
         },
         outcome: Outcome {
             end_at: now,

@@ -65,7 +65,9 @@ async fn a_real_call_is_stored_in_postgres_and_read_through_the_api() {
     let rec = answered.recording.as_ref().expect("its recording row");
     assert_eq!(rec.status, RecordingStatus::Complete, "{rec:#?}");
     let path = rec.path.as_deref().expect("a file");
-    assert!(std::path::Path::new(path).exists(), "{path}");
+    let file =
+        trunkguard::recording::paths::resolve(&h.config.recording.dir, std::path::Path::new(path));
+    assert!(file.exists(), "{path}");
     assert_eq!(
         store.find_recording_by_path(path).await.unwrap(),
         Some((answered.attempt.id.clone(), rec.clone()))

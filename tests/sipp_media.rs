@@ -391,9 +391,19 @@ fn check_recording(scene: &Scene, cdr: &Cdr) -> String {
     let rec = cdr.recording.as_ref().expect("checked by the_cdr");
     let inside = leg(scene, cdr, "inside");
     let outside = leg(scene, cdr, "outside");
-    let Some(path) = rec.path.clone() else {
+    let Some(stored) = rec.path.clone() else {
         scene.fail(format!("the recording has no path: {rec:#?}"))
     };
+    // Stored relative to the recordings folder (the test's `recordings`).
+    scene.ensure(!std::path::Path::new(&stored).is_absolute(), || {
+        format!("a stored path relative to the recordings folder: {stored}")
+    });
+    let path = scene
+        .path()
+        .join("recordings")
+        .join(&stored)
+        .display()
+        .to_string();
     scene.ensure(
         rec.status == RecordingStatus::Complete && rec.overflowed_packets == 0,
         || format!("expected a complete recording without overflow: {rec:#?}"),

@@ -81,6 +81,9 @@ impl FileKind {
 struct Refusal {
     kind: RefusalKind,
     recording: Option<String>,
+    /// The cluster node that recorded the call, when its file is not reachable from this one
+    /// (the `X-Recording-Node` header: where to ask).
+    node: Option<String>,
 }
 
 enum RefusalKind {
@@ -101,6 +104,7 @@ impl Refusal {
                 message: message.into(),
             },
             recording: None,
+            node: None,
         }
     }
 
@@ -119,6 +123,7 @@ impl From<ApiError> for Refusal {
         Refusal {
             kind: RefusalKind::Api(e),
             recording: None,
+            node: None,
         }
     }
 }
@@ -151,8 +156,36 @@ impl IntoResponse for Refusal {
         if let Some(name) = self.recording {
             response.extensions_mut().insert(AuditedRecording(name));
         }
+        if let Some(value) = self
+            .node
+            .and_then(|n| axum::http::HeaderValue::from_str(&n).ok())
+        {
+            response.headers_mut().insert(RECORDING_NODE, value);
+        }
         response
     }
+}
+
+/// The header naming the node that recorded a call whose file this node cannot reach.
+const RECORDING_NODE: &str = "x-recording-node";
+
+/// A recording this node cannot reach because another node of the cluster recorded it (its
+/// recordings folder is not shared with this one): 404 naming that node, in the message and
+/// in `X-Recording-Node`, so that the caller asks it.
+fn recorded_elsewhere(id: &str, node: String) -> Refusal {
+    let mut refusal = Refusal::not_found(format!(
+        "the recording of call {id} is on node {node}: its file is not reachable from this          node (the recordings folder is not shared); ask node {node}"
+    ));
+    refusal.node = Some(node);
+    refusal
+}
+
+/// The node that recorded call `id` when it is another one than this node (from its CDR):
+/// asked only when its file is missing here.
+async fn recording_node(state: &ApiState, id: &str) -> Option<String> {
+    let own = state.deps().cluster.as_ref().map(|c| c.node_id());
+    let cdr = state.store().get_cdr(id).await.ok().flatten()?;
+    cdr.attempt.node.filter(|node| Some(node.as_str()) != own)
 }
 
 /// A call's stored recording and the file asked for.
@@ -198,7 +231,7 @@ async fn find(state: &ApiState, id: &str, kind: FileKind) -> Result<Found, Refus
         };
         return Err(Refusal::not_found(what));
     };
-    let name = recording_name(state.deps().recordings.dir(), &stored);
+    let name = recording_name(state.deps().recordings.root(), &stored);
     if let Some(at) = store.recording_purged_at(id).await? {
         return Err(Refusal::plain(
             StatusCode::GONE,
@@ -210,7 +243,8 @@ async fn find(state: &ApiState, id: &str, kind: FileKind) -> Result<Found, Refus
     Ok(Found { info, stored, name })
 }
 
-/// A stored path as the audit log and the answers name it: under the recordings folder.
+/// A stored path as the audit log and the answers name it: under the recordings folder (as
+/// stored now; a row stored before holds an absolute path).
 fn recording_name(dir: &FsPath, stored: &FsPath) -> String {
     stored
         .strip_prefix(dir)

@@ -2,6 +2,7 @@
 //! orderly stop (`stop.rs`: stop admitting, drain live calls, end what is left, flush CDRs).
 
 pub mod descriptors;
+mod node_loss;
 mod start;
 mod stop;
 mod sync;

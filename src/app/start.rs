@@ -26,12 +26,12 @@ use crate::media::{MediaCounters, PortAllocator};
 use crate::model::Cdr;
 use crate::monitor::cdr_writer::{CdrSink, CdrWriter, CdrWriterHandle, KpiRollup, WriterHooks};
 use crate::monitor::persist;
-use crate::monitor::recovery::Interrupted;
+use crate::monitor::recovery::{Interrupted, OwnCalls};
 use crate::monitor::service::{
     ClusterLink, MonitorHandle, MonitorService, MonitorSettings, MonitorTask,
 };
 use crate::policy::Policy;
-use crate::recording::repair::{repair_all, RepairReport};
+use crate::recording::repair::{repair_all_except, RepairReport};
 use crate::recording::RecordingPool;
 use crate::shutdown::{self, Shutdown};
 use crate::sip::flood::FloodGuard;
@@ -60,7 +60,9 @@ impl Gateway {
         let config = trunks_from_store(&store, config).await?;
         let feed = start_cdr_writer(&store, &config).await?;
         replay_spool(&feed.cdrs).await;
-        let repaired = repair_recordings(&config.recording.dir).await;
+        let node = config.cluster.as_ref().map(|c| c.node_id.as_str());
+        let own = claim_own_calls(&store, node).await;
+        let repaired = repair_recordings(&config.recording.dir, node, &own).await;
         let media = open_media(&config)?;
         let policy = Arc::new(Policy::new(&config.trunks));
         policy.set_retry_after_secs(config.sip.retry_after_secs);
@@ -80,7 +82,7 @@ impl Gateway {
             &shutdown,
         )
         .await?;
-        let interrupted = close_interrupted_calls(&store, &feed.cdrs, &repaired).await;
+        let interrupted = close_interrupted_calls(&feed.cdrs, own, &repaired, &config);
         let trunks = Arc::new(TrunkBook::new(
             config.clone(),
             store.clone(),
@@ -123,7 +125,8 @@ impl Gateway {
         gateway.http = http_listener.map(|listener| gateway.serve_api(listener, &shutdown));
         gateway.retention = Some(gateway.start_retention(&config, &shutdown));
         gateway.listen(sip.listeners, &shutdown);
-        gateway.end_interrupted_dialogs(interrupted, shutdown);
+        gateway.end_interrupted_dialogs(interrupted, shutdown.clone());
+        gateway.close_lost_nodes_calls(&config, shutdown);
         tracing::info!(inside = %gateway.inside_addr(), outside = %gateway.outside_addr(), trunks = config.trunks.len(), "trunkguard listening");
         Ok(gateway)
     }
@@ -159,6 +162,7 @@ impl Gateway {
         crate::retention::task::spawn(
             self.store.clone(),
             config.recording.dir.clone(),
+            config.cluster.as_ref().map(|c| c.node_id.clone()),
             config.retention.clone(),
             self.b2bua.registry().clone(),
             shutdown.clone(),
@@ -184,10 +188,30 @@ impl Gateway {
             self.b2bua.end_interrupted_dialogs(interrupted, shutdown);
         }
     }
+
+    /// In a cluster: the calls of nodes lost from now on (and the sweep for any left behind)
+    /// are closed here and their peers told (`node_loss.rs`). After `listen`, like the
+    /// restart's own: the peers' answers come back on the interfaces.
+    fn close_lost_nodes_calls(&self, config: &Config, shutdown: Shutdown) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        let task = super::node_loss::NodeLoss {
+            shared: cluster.shared.clone(),
+            store: self.store.clone(),
+            cdrs: self.cdrs.clone(),
+            b2bua: self.b2bua.clone(),
+            recordings: config.recording.dir.clone(),
+        };
+        // Runs until the shutdown; nothing to wait for at the stop.
+        let _ = task.spawn(shutdown);
+    }
 }
 
-/// First of all, so that every recording path stored from now on (repairs, journal, CDRs) is
-/// absolute and stays valid whatever directory a later command runs from.
+/// First of all, so that the recorders, the repair, the API and the purge agree on the
+/// recordings folder whatever the working directory; the paths stored (repairs, journal, CDRs)
+/// are relative to it (`recording::paths`), so that any node of a cluster finds a file
+/// wherever it mounts a shared folder.
 fn with_absolute_recording_dir(mut config: Config) -> Config {
     if let Ok(abs) = std::path::absolute(&config.recording.dir) {
         config.recording.dir = abs;
@@ -298,11 +322,20 @@ async fn replay_spool(cdrs: &CdrSink) {
     cdrs.spool_replayed(SPOOL_REPLAY_WAIT).await;
 }
 
-/// Repairs every recording a crash left open (`.part`), before the interrupted calls are
-/// closed (their CDRs name the repaired file, marked incomplete) and before the recorders
-/// start writing in the same folder.
-async fn repair_recordings(dir: &Path) -> RepairReport {
-    let repaired = repair_all(dir.to_path_buf()).await;
+/// This node's journaled calls, claimed before its recordings are repaired: with several
+/// nodes on one database a node closes only its own (`[cluster] node_id`), and none that a
+/// survivor is closing already (it found this node lost while it was down).
+async fn claim_own_calls(store: &Store, node: Option<&str>) -> OwnCalls {
+    crate::monitor::recovery::claim_own_calls(store, node).await
+}
+
+/// Repairs every recording a crash left open (`.part`) in this node's own folder (`[recording]
+/// dir`, or its `node_id` folder in a cluster: the folder may be shared), but those of calls a
+/// survivor is closing, before the interrupted calls are closed (their CDRs name the repaired
+/// file, marked incomplete) and before the recorders start writing in the same folder.
+async fn repair_recordings(root: &Path, node: Option<&str>, own: &OwnCalls) -> RepairReport {
+    let dir = crate::recording::paths::node_dir(root, node);
+    let repaired = repair_all_except(dir, own.held_elsewhere.clone()).await;
     for r in &repaired.repaired {
         tracing::warn!(call_id = %r.call_id, path = %r.path.display(), duration_ms = r.duration_ms, "recording left open by a crash repaired");
     }
@@ -325,11 +358,13 @@ struct Media {
 fn open_media(config: &Config) -> Result<Media, AppError> {
     let ports = Arc::new(PortAllocator::from_config(&config.media)?);
     crate::media::start_relay()?;
-    let recordings =
-        RecordingPool::from_config(&config.recording).map_err(|source| AppError::Recording {
+    let node = config.cluster.as_ref().map(|c| c.node_id.as_str());
+    let recordings = RecordingPool::from_config_on(&config.recording, node).map_err(|source| {
+        AppError::Recording {
             dir: config.recording.dir.display().to_string(),
             source,
-        })?;
+        }
+    })?;
     Ok(Media {
         ports,
         recordings,
@@ -461,16 +496,18 @@ fn start_cluster_sync(
     }
 }
 
-/// Closes the CDR of every call still journaled (end reason `gateway_restart`). After the spool
-/// replay and the repair (see them), and after the monitor has refilled its windows: these
-/// CDRs reach it through the writer's feed alone, never also through the refill (counted
-/// once). Returns the calls whose peers may still hold dialogs.
-async fn close_interrupted_calls(
-    store: &Store,
+/// Closes the CDR of every call of this node still journaled (claimed at the start: `own`;
+/// end reason `gateway_restart`). After the spool replay and the repair (see them), and after
+/// the monitor has refilled its windows: these CDRs reach it through the writer's feed alone,
+/// never also through the refill (counted once). Returns the calls whose peers may still hold
+/// dialogs.
+fn close_interrupted_calls(
     cdrs: &CdrSink,
+    own: OwnCalls,
     repaired: &RepairReport,
+    config: &Config,
 ) -> Vec<Interrupted> {
-    crate::monitor::recovery::close_interrupted_calls(store, cdrs, repaired).await
+    crate::monitor::recovery::close_interrupted_calls(cdrs, own, repaired, &config.recording.dir)
 }
 
 /// The B2BUA's settings: the bound addresses, the media and recording parts, the flood guard,
@@ -492,6 +529,7 @@ fn b2bua_settings(
         flood: flood.clone(),
         capacity,
         cluster: cluster.as_ref().map(|c| c.shared.clone()),
+        node: config.cluster.as_ref().map(|c| c.node_id.clone()),
         recording: Some(RecordingSettings {
             pool: media.recordings.clone(),
             required: config.recording.required,

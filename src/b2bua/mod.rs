@@ -50,6 +50,9 @@ pub struct Settings {
     /// A cluster node's handle on the admission state shared by the nodes (`[cluster]`):
     /// admission takes its limits there. `None`: a single node, every limit in memory.
     pub cluster: Option<SharedAdmission>,
+    /// `[cluster] node_id`: stamped on every attempt (`Attempt::node`), so that the journal
+    /// rows and CDRs say which node carried the call. `None`: a single node.
+    pub node: Option<String>,
 }
 
 pub(crate) struct Ctx {

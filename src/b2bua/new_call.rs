@@ -70,6 +70,7 @@ fn new_attempt(
         answer_at: None,
         trunk_active: None,
         caller_active: None,
+        node: ctx.settings.node.clone(),
     }
 }
 
@@ -191,6 +192,7 @@ pub(super) fn record_malformed(ctx: &Ctx, side: Side, peer: Peer, rejection: &Re
         answer_at: None,
         trunk_active: None,
         caller_active: None,
+        node: ctx.settings.node.clone(),
     };
     let ending = Ending::refused_with_phrase(
         RefusalReason::MalformedRequest,

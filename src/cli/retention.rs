@@ -9,17 +9,23 @@ use chrono::{DateTime, Utc};
 
 use super::CliError;
 use crate::config::RetentionConfig;
-use crate::retention::{purge, PurgeReport};
+use crate::retention::{purge_on, PurgeReport};
 use crate::store::Store;
 
+/// One purge as node `node` would run it (`[cluster] node_id` of the config: another node's
+/// recordings not in this folder are left to it).
 pub async fn run(
     store: &Store,
     recordings_dir: &Path,
+    node: Option<&str>,
     retention: &RetentionConfig,
     now: DateTime<Utc>,
     out: &mut impl Write,
 ) -> Result<PurgeReport, CliError> {
-    let r = purge(store, recordings_dir, retention, now, &|_: &str| false).await?;
+    let r = purge_on(store, recordings_dir, node, retention, now, &|_: &str| {
+        false
+    })
+    .await?;
     writeln!(
         out,
         "retention purge at {now} (recordings {} days, CDRs {} days): {} recordings purged \

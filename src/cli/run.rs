@@ -46,7 +46,8 @@ pub async fn run(
             }
         }
         Tool::Verify { target } => {
-            if !verify::run(&connect().await?, &target, out).await? {
+            let dir = recording::recordings_dir(config);
+            if !verify::run(&connect().await?, &dir, &target, out).await? {
                 return Ok(ExitCode::FAILURE);
             }
         }
@@ -128,7 +129,8 @@ pub async fn run(
             let store = connect().await?;
             let dir = recording::recordings_dir(config);
             let now = now.unwrap_or_else(chrono::Utc::now);
-            retention::run(&store, &dir, &config.retention, now, out).await?;
+            let node = config.cluster.as_ref().map(|c| c.node_id.as_str());
+            retention::run(&store, &dir, node, &config.retention, now, out).await?;
         }
         Tool::MigrateSqlite(args) => {
             return migrate::run(&args, &config.database.url, out).await;

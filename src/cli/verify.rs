@@ -9,8 +9,13 @@ use crate::store::Store;
 
 /// Checks `target` (a recording file or a call id) and prints the digests; true when the file is
 /// the recording on record.
-pub async fn run(store: &Store, target: &str, out: &mut impl Write) -> Result<bool, CliError> {
-    let v = verify(store, target).await?;
+pub async fn run(
+    store: &Store,
+    recordings_dir: &std::path::Path,
+    target: &str,
+    out: &mut impl Write,
+) -> Result<bool, CliError> {
+    let v = verify(store, recordings_dir, target).await?;
     let w = |e| CliError::io("writing", e);
     let call = v.call_id.as_deref().unwrap_or("(unknown to the store)");
     writeln!(out, "file:     {}", v.path.display()).map_err(w)?;

@@ -102,6 +102,8 @@ pub struct SharedAdmission {
     releases: UnboundedSender<String>,
     /// Taken by `spawn`: the worker is the one reader of released lease ids.
     worker_rx: Arc<Mutex<Option<UnboundedReceiver<String>>>>,
+    /// Taken by `lost_nodes`: the ids of the dead nodes this node reclaimed.
+    lost_rx: Arc<Mutex<Option<UnboundedReceiver<String>>>>,
 }
 
 /// What the handle, its leases and its worker share.
@@ -130,6 +132,8 @@ struct Core {
     wake: Notify,
     counters: ClusterCounters,
     last_error: Mutex<Option<String>>,
+    /// Each dead node this node reclaims is handed on here (to close its journaled calls).
+    lost: UnboundedSender<String>,
 }
 
 /// Every lock here guards data changed in single statements: a poisoned one is still valid.
@@ -153,6 +157,7 @@ impl SharedAdmission {
         let client = redis::Client::open(opts.redis_url.as_str()).map_err(ClusterError::Url)?;
         let conn = connection(&client, opts.op_timeout)?;
         let (releases, rx) = mpsc::unbounded_channel();
+        let (lost, lost_rx) = mpsc::unbounded_channel();
         let core = Core {
             keys: Keys::new(&opts.key_prefix, &opts.node_id),
             scripts: Scripts::new(),
@@ -169,13 +174,22 @@ impl SharedAdmission {
             wake: Notify::new(),
             counters: ClusterCounters::default(),
             last_error: Mutex::new(None),
+            lost,
             opts,
         };
         Ok(SharedAdmission {
             core: Arc::new(core),
             releases,
             worker_rx: Arc::new(Mutex::new(Some(rx))),
+            lost_rx: Arc::new(Mutex::new(Some(lost_rx))),
         })
+    }
+
+    /// The ids of the dead nodes this node reclaims from now on, each exactly once across the
+    /// cluster (the reclaim script deletes a node as it reports it): the one reader closes
+    /// their journaled calls (issue 13: a node's loss). Once: `None` after the first call.
+    pub fn lost_nodes(&self) -> Option<UnboundedReceiver<String>> {
+        lock(&self.lost_rx).take()
     }
 
     pub fn node_id(&self) -> &str {

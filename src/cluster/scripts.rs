@@ -14,6 +14,7 @@ pub(super) struct Scripts {
     pub reclaim: Script,
     pub load: Script,
     pub leave: Script,
+    pub live: Script,
 }
 
 impl Scripts {
@@ -26,10 +27,11 @@ impl Scripts {
             reclaim: Script::new(include_str!("lua/reclaim.lua")),
             load: Script::new(include_str!("lua/load.lua")),
             leave: Script::new(include_str!("lua/leave.lua")),
+            live: Script::new(include_str!("lua/live.lua")),
         }
     }
 
-    pub(super) fn all(&self) -> [&Script; 7] {
+    pub(super) fn all(&self) -> [&Script; 8] {
         [
             &self.admit,
             &self.release,
@@ -38,6 +40,7 @@ impl Scripts {
             &self.reclaim,
             &self.load,
             &self.leave,
+            &self.live,
         ]
     }
 }

@@ -50,14 +50,18 @@ pub struct ClusterConfig {
 
 impl ClusterConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        // Also a folder name (`[recording] dir/<node_id>/`): never `.` or `..`.
         let id_ok = |s: &str| {
             s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                && !s.chars().all(|c| c == '.')
         };
         if self.node_id.is_empty() || self.node_id.len() > MAX_NODE_ID || !id_ok(&self.node_id) {
             return Err(ConfigError::invalid(
                 "cluster.node_id",
-                format!("must be 1..={MAX_NODE_ID} letters, digits, '-', '_' or '.'"),
+                format!(
+                    "must be 1..={MAX_NODE_ID} letters, digits, '-', '_' or '.' (not dots only)"
+                ),
             ));
         }
         if redis::Client::open(self.redis_url.as_str()).is_err() {
@@ -142,6 +146,7 @@ outside = "127.0.0.1:5070"
         for (text, key) in [
             (format!("node_id = \"\"\n{url}"), "cluster.node_id"),
             (format!("node_id = \"a b\"\n{url}"), "cluster.node_id"),
+            (format!("node_id = \"..\"\n{url}"), "cluster.node_id"),
             (
                 "node_id = \"a\"\nredis_url = \"http://x\"\n".to_string(),
                 "cluster.redis_url",

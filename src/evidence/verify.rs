@@ -8,6 +8,7 @@ use crate::store::{Store, StoreError};
 
 use crate::recording::digest::{sha256_file, sha256_of};
 use crate::recording::locate::OpenedRecording;
+use crate::recording::paths;
 use crate::recording::RecordingError;
 
 #[derive(Debug, thiserror::Error)]
@@ -67,19 +68,34 @@ impl Verdict {
     }
 }
 
-/// Check a recording named by its file path or by its call id.
-pub async fn verify(store: &Store, target: &str) -> Result<Verdict, VerifyError> {
+/// Check a recording named by its file path or by its call id. `root` is the recordings folder
+/// (`[recording] dir`): stored paths are relative to it (rows stored before are absolute).
+pub async fn verify(store: &Store, root: &Path, target: &str) -> Result<Verdict, VerifyError> {
     let as_path = Path::new(target);
     let mut by_call_id = false;
     let (path, call) = if tokio::fs::metadata(as_path).await.is_ok() {
         let absolute = std::path::absolute(as_path).unwrap_or_else(|_| as_path.to_path_buf());
-        let found = match store
-            .find_recording_by_path(&absolute.display().to_string())
-            .await?
-        {
-            Some(hit) => Some(hit),
-            None => store.find_recording_by_path(target).await?,
-        };
+        // As stored now (relative to the folder, the folder's own path resolved too), as
+        // stored before (absolute), or as typed.
+        let canonical_root = tokio::fs::canonicalize(root)
+            .await
+            .unwrap_or_else(|_| root.to_path_buf());
+        let canonical = tokio::fs::canonicalize(&absolute)
+            .await
+            .unwrap_or_else(|_| absolute.clone());
+        let candidates = [
+            paths::to_stored(root, &absolute),
+            paths::to_stored(&canonical_root, &canonical),
+            absolute.display().to_string(),
+            target.to_string(),
+        ];
+        let mut found = None;
+        for candidate in candidates {
+            if let Some(hit) = store.find_recording_by_path(&candidate).await? {
+                found = Some(hit);
+                break;
+            }
+        }
         (absolute, found)
     } else {
         by_call_id = true;
@@ -91,7 +107,10 @@ pub async fn verify(store: &Store, target: &str) -> Result<Verdict, VerifyError>
             .path
             .clone()
             .ok_or_else(|| VerifyError::NoRecording(target.to_string()))?;
-        (PathBuf::from(path), Some((target.to_string(), info)))
+        (
+            paths::resolve(root, Path::new(&path)),
+            Some((target.to_string(), info)),
+        )
     };
     let hash_path = path.clone();
     let actual = tokio::task::spawn_blocking(move || sha256_file(&hash_path))
@@ -105,7 +124,7 @@ pub async fn verify(store: &Store, target: &str) -> Result<Verdict, VerifyError>
     let is_pcap = recording
         .as_ref()
         .and_then(|r| r.pcap_path.as_deref())
-        .is_some_and(|p| Path::new(p) == path || p == target);
+        .is_some_and(|p| paths::resolve(root, Path::new(p)) == path || p == target);
     let recorded_sha256 = recording.as_ref().and_then(|r| {
         if is_pcap {
             r.pcap_sha256.clone()
@@ -115,7 +134,7 @@ pub async fn verify(store: &Store, target: &str) -> Result<Verdict, VerifyError>
     });
     let pcap = match recording.as_ref().and_then(|r| r.pcap_path.clone()) {
         Some(p) if by_call_id => {
-            let pcap_path = PathBuf::from(p);
+            let pcap_path = paths::resolve(root, Path::new(&p));
             let hash_path = pcap_path.clone();
             let actual = tokio::task::spawn_blocking(move || sha256_file(&hash_path).ok())
                 .await

@@ -48,6 +48,10 @@ pub struct Attempt {
     /// Calls in progress presenting this caller ID right after this one was admitted.
     #[serde(default)]
     pub caller_active: Option<u32>,
+    /// The cluster node that carried the call (`[cluster] node_id`); `None` on a single node.
+    /// A node closes only its own journaled calls at start, and a survivor a lost node's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// How the attempt ended.
@@ -173,6 +177,7 @@ pub(crate) fn sample_cdr(id: &str) -> Cdr {
             answer_at: Some(answer_at),
             trunk_active: None,
             caller_active: None,
+            node: None,
         },
         outcome: Outcome {
             end_at,

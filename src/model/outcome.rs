@@ -124,6 +124,9 @@ pub enum EndReason {
     InProgress,
     /// The gateway stopped (crash, SIGKILL) with the call up; closed by the next start.
     GatewayRestart,
+    /// The cluster node carrying the call died (its heartbeat stopped past `node_timeout_secs`)
+    /// with the call up; closed by a surviving node.
+    NodeLost,
     /// Ended by the gateway's orderly shutdown after the drain time.
     Shutdown,
     /// No RTP for `[media] timeout_secs` on an answered call.
@@ -148,7 +151,7 @@ text_enum!(EndReason, "end_reason", {
     InProgress => "in_progress", GatewayRestart => "gateway_restart", Shutdown => "shutdown",
     MediaTimeout => "media_timeout", OperatorHangup => "operator_hangup",
     TrunkSuspended => "trunk_suspended", CallerIdSuspended => "caller_id_suspended",
-    RecordingFailed => "recording_failed",
+    RecordingFailed => "recording_failed", NodeLost => "node_lost",
 });
 
 impl EndReason {

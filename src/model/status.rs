@@ -28,6 +28,10 @@ impl StatusLine {
     pub const REQUEST_PENDING: StatusLine = StatusLine::new(491, "Request Pending");
     pub const SERVER_INTERNAL_ERROR: StatusLine = StatusLine::new(500, "Server Internal Error");
     pub const SERVICE_UNAVAILABLE: StatusLine = StatusLine::new(503, "Service Unavailable");
+    /// To an INVITE a crash left unanswered, at the next start (and the CDR's final status).
+    pub const GATEWAY_RESTART: StatusLine = StatusLine::new(500, "Gateway Restart");
+    /// To an INVITE a lost cluster node left unanswered, from a survivor (and the CDR's).
+    pub const NODE_LOST: StatusLine = StatusLine::new(500, "Node Lost");
     /// Not sent: the status of the provisional CDR a running call journals (a crash leaves it
     /// behind until the next start closes it).
     pub const IN_PROGRESS: StatusLine = StatusLine::new(0, "In Progress");

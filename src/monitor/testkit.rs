@@ -47,6 +47,7 @@ pub fn cdr(id: &str, caller: &str, callee: &str, end: DateTime<Utc>, outcome: Ou
             answer_at: None,
             trunk_active: None,
             caller_active: None,
+            node: None,
         },
         outcome: model::Outcome {
             end_at: end,

@@ -44,11 +44,12 @@ pub fn canonical_dir(dir: &Path) -> Result<PathBuf, LocateError> {
     })
 }
 
-/// Opens the recording stored as `stored`, refusing anything that is not a regular file inside
-/// `dir`.
+/// Opens the recording stored as `stored` (relative to `dir`, or absolute: `paths::resolve`),
+/// refusing anything that is not a regular file inside `dir`.
 pub fn open_contained(dir: &Path, stored: &Path) -> Result<OpenedRecording, LocateError> {
     use std::os::unix::fs::OpenOptionsExt;
 
+    let stored = &super::paths::resolve(dir, stored);
     let dir = canonical_dir(dir)?;
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -78,6 +79,7 @@ pub fn open_contained(dir: &Path, stored: &Path) -> Result<OpenedRecording, Loca
 /// The path to delete for the recording stored as `stored`: its folder resolved inside `dir`
 /// and its own name (not followed: deleting a symlink deletes the link, never its target).
 pub fn deletable(dir: &Path, stored: &Path) -> Result<PathBuf, LocateError> {
+    let stored = &super::paths::resolve(dir, stored);
     let dir = canonical_dir(dir)?;
     let (Some(parent), Some(Component::Normal(name))) =
         (stored.parent(), stored.components().next_back())
@@ -235,9 +237,29 @@ mod tests {
             open_contained(&f.dir, &f.dir.join("2026/11/27/none.wav")),
             Err(LocateError::Missing { .. })
         ));
-        // A relative path is resolved from the working directory, like any other path: this one
-        // is not in the folder.
+        // A relative path is under the folder (stored paths are relative to it): one that
+        // climbs out is still refused.
         assert!(open_contained(&f.dir, Path::new("Cargo.toml")).is_err());
+        for stored in ["../secret.txt", "2026/../../secret.txt"] {
+            let e = open_contained(&f.dir, Path::new(stored)).unwrap_err();
+            assert!(matches!(e, LocateError::Outside { .. }), "{stored}: {e}");
+            let e = deletable(&f.dir, Path::new(stored)).unwrap_err();
+            assert!(matches!(e, LocateError::Outside { .. }), "{stored}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_relative_stored_path_is_found_under_the_folder() {
+        let f = folder();
+        let o = open_contained(&f.dir, Path::new("2026/11/27/C1.wav")).unwrap();
+        assert_eq!(o.real_path, f.wav);
+        assert_eq!(o.relative, "2026/11/27/C1.wav");
+        assert_eq!(
+            deletable(&f.dir, Path::new("2026/11/27/C1.wav")).unwrap(),
+            f.wav
+        );
+        // An absolute path of a row stored before is read as it is.
+        assert_eq!(open_contained(&f.dir, &f.wav).unwrap().real_path, f.wav);
     }
 
     #[test]

@@ -21,7 +21,8 @@
 //! pool's worker threads ([`pool`]); the folder's health checks on the watcher's own thread.
 //!
 //! # Files
-//! `dir/YYYY/MM/DD/CALL_ID.wav.part` while recording, renamed to `CALL_ID.wav` when closed
+//! `dir/YYYY/MM/DD/CALL_ID.wav.part` (in a cluster `dir/NODE_ID/YYYY/…`: [`paths`]) while
+//! recording, renamed to `CALL_ID.wav` when closed
 //! (`.pcap.part`/`.pcap` beside it when a codec cannot be decoded). Stereo 16-bit, 8 kHz
 //! (16 kHz for G.722), left = inside (agent), right = outside (customer), mode 0600.
 
@@ -34,6 +35,7 @@ pub mod g711;
 pub mod g722;
 pub mod locate;
 pub mod packet;
+pub mod paths;
 pub(crate) mod pcap;
 pub mod pool;
 pub mod repair;

@@ -65,6 +65,9 @@ struct Worker {
 }
 
 struct PoolInner {
+    /// `[recording] dir`: stored paths are relative to it (`paths`).
+    root: PathBuf,
+    /// Where this node records: the root, or `root/node_id` in a cluster.
     dir: PathBuf,
     opts: RecorderOptions,
     workers: Vec<Worker>,
@@ -95,6 +98,11 @@ impl RecordingPool {
     /// a verdict.
     pub fn start(dir: impl Into<PathBuf>, opts: RecorderOptions) -> std::io::Result<Self> {
         let dir = dir.into();
+        Self::start_in(dir.clone(), dir, opts)
+    }
+
+    /// `start`, recording in `dir` (a node's folder) under the root `root`.
+    fn start_in(root: PathBuf, dir: PathBuf, opts: RecorderOptions) -> std::io::Result<Self> {
         let (disk, watcher) = DiskWatcher::start(dir.clone(), opts.disk.clone())?;
         let mut workers = Vec::new();
         let mut handles = vec![watcher];
@@ -113,6 +121,7 @@ impl RecordingPool {
         }
         Ok(RecordingPool {
             inner: Arc::new(PoolInner {
+                root,
                 dir,
                 opts,
                 workers,
@@ -123,30 +132,51 @@ impl RecordingPool {
         })
     }
 
-    /// From `[recording]` with default tunables.
-    /// The pool for `[recording]`; the folder is created (or narrowed) to the service user only.
-    /// A folder that cannot be made is not fatal: the gateway runs, and each call meets the
-    /// `required` policy when its recording cannot start.
+    /// The pool for `[recording]` on a single node: it records in `[recording] dir`.
     pub fn from_config(cfg: &crate::config::RecordingConfig) -> std::io::Result<Self> {
+        Self::from_config_on(cfg, None)
+    }
+
+    /// The pool for `[recording]` with default tunables, on cluster node `node` (`[cluster]
+    /// node_id`): it records in its own folder under `[recording] dir` (`paths::node_dir`),
+    /// which may be shared by the nodes. The folder is created (or narrowed) to the service
+    /// user only. A folder that cannot be made is not fatal: the gateway runs, and each call
+    /// meets the `required` policy when its recording cannot start.
+    pub fn from_config_on(
+        cfg: &crate::config::RecordingConfig,
+        node: Option<&str>,
+    ) -> std::io::Result<Self> {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        let dir = super::paths::node_dir(&cfg.dir, node);
         let private = std::fs::DirBuilder::new()
             .recursive(true)
             .mode(super::writer::DIR_MODE)
-            .create(&cfg.dir)
+            .create(&dir)
             .and_then(|()| {
-                std::fs::set_permissions(
-                    &cfg.dir,
-                    std::fs::Permissions::from_mode(super::writer::DIR_MODE),
-                )
+                let mode = std::fs::Permissions::from_mode(super::writer::DIR_MODE);
+                std::fs::set_permissions(&cfg.dir, mode.clone())?;
+                std::fs::set_permissions(&dir, mode)
             });
         if let Err(e) = private {
-            tracing::error!(dir = %cfg.dir.display(), error = %e, "recordings folder unusable: calls meet the `required` policy");
+            tracing::error!(dir = %dir.display(), error = %e, "recordings folder unusable: calls meet the `required` policy");
         }
         let mut opts = RecorderOptions::default();
         opts.disk.min_free_bytes = cfg.min_free_mb.saturating_mul(1024 * 1024);
-        Self::start(cfg.dir.clone(), opts)
+        Self::start_in(cfg.dir.clone(), dir, opts)
     }
 
+    /// `[recording] dir`, the folder every stored path is relative to (shared by a cluster's
+    /// nodes when it is on shared storage).
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// How a file of this pool is stored in the database: relative to the root.
+    pub fn stored_path(&self, path: &Path) -> String {
+        super::paths::to_stored(&self.inner.root, path)
+    }
+
+    /// Where this node records (the root, or its own folder under it in a cluster).
     pub fn dir(&self) -> &Path {
         &self.inner.dir
     }

@@ -3,6 +3,7 @@
 //! whole frame, synced and renamed to `.wav` (its `.pcap.part` too), and the gateway gets the
 //! list so it can close those calls' CDRs with `gateway_restart` and mark them incomplete.
 
+use std::collections::HashSet;
 use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -45,13 +46,23 @@ pub(crate) struct WavFacts {
 /// Repairs every recording left open under `dir`, on tokio's blocking pool. Run it at start,
 /// before calls are admitted.
 pub async fn repair_all(dir: PathBuf) -> RepairReport {
-    tokio::task::spawn_blocking(move || repair_all_blocking(&dir))
+    repair_all_except(dir, HashSet::new()).await
+}
+
+/// `repair_all`, leaving alone the recordings of the calls in `skip` (call ids: calls another
+/// node is closing, whose recordings are its to repair).
+pub async fn repair_all_except(dir: PathBuf, skip: HashSet<String>) -> RepairReport {
+    tokio::task::spawn_blocking(move || repair_all_blocking_except(&dir, &skip))
         .await
         .unwrap_or_default()
 }
 
 /// `repair_all` for threads that may block.
 pub fn repair_all_blocking(dir: &Path) -> RepairReport {
+    repair_all_blocking_except(dir, &HashSet::new())
+}
+
+fn repair_all_blocking_except(dir: &Path, skip: &HashSet<String>) -> RepairReport {
     let mut report = RepairReport::default();
     let mut parts = Vec::new();
     collect_parts(dir, 0, &mut parts);
@@ -61,6 +72,13 @@ pub fn repair_all_blocking(dir: &Path) -> RepairReport {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default();
+        let call_id = name
+            .strip_suffix(".wav.part")
+            .or_else(|| name.strip_suffix(".pcap.part"))
+            .unwrap_or(name);
+        if skip.contains(call_id) {
+            continue;
+        }
         if name.ends_with(".wav.part") {
             match repair_one(&part) {
                 Ok(r) => {
@@ -68,6 +86,9 @@ pub fn repair_all_blocking(dir: &Path) -> RepairReport {
                         duration_ms = r.duration_ms, "repaired a recording left open by a crash");
                     report.repaired.push(r);
                 }
+                // Repaired meanwhile by the node closing that call (its journal row was
+                // claimed after the folder was read).
+                Err(_) if !part.exists() => {}
                 Err(e) => {
                     tracing::error!(path = %part.display(), error = %e, "cannot repair recording");
                     report.failed.push((part, e.to_string()));
@@ -76,11 +97,27 @@ pub fn repair_all_blocking(dir: &Path) -> RepairReport {
         } else if name.ends_with(".pcap.part") && !wav_part_of(&part).exists() {
             // The WAV was closed but the crash came before its pcap was renamed.
             if let Err(e) = finish_pcap(&part) {
-                report.failed.push((part, e.to_string()));
+                if part.exists() {
+                    report.failed.push((part, e.to_string()));
+                }
             }
         }
     }
     report
+}
+
+/// Repairs one recording left open, named by its `.wav.part` as the journal gave it: a lost
+/// node's, by the survivor closing its calls (a shared recordings folder). `Ok(None)` when the
+/// file is not there (the folder is not shared, or it was repaired already). Blocking.
+pub fn repair_part(part: &Path) -> Result<Option<RepairedRecording>, RecordingError> {
+    if !part.exists() {
+        return Ok(None);
+    }
+    match repair_one(part) {
+        Ok(r) => Ok(Some(r)),
+        Err(_) if !part.exists() => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 fn collect_parts(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {

@@ -20,4 +20,4 @@
 pub mod purge;
 pub mod task;
 
-pub use purge::{purge, PurgeReport};
+pub use purge::{purge, purge_on, PurgeReport};

@@ -44,6 +44,21 @@ pub async fn purge(
     now: DateTime<Utc>,
     is_running: &(dyn Fn(&str) -> bool + Send + Sync),
 ) -> Result<PurgeReport, StoreError> {
+    purge_on(store, recordings_dir, None, retention, now, is_running).await
+}
+
+/// `purge` on cluster node `node` (`[cluster] node_id`): a recording another node made whose
+/// files this node cannot see (a recordings folder that is not shared) is left for that node
+/// to purge, not marked purged with its files still on the other node's disk (skipped; its
+/// CDR stays until then too). In a shared folder every node purges every recording.
+pub async fn purge_on(
+    store: &Store,
+    recordings_dir: &Path,
+    node: Option<&str>,
+    retention: &RetentionConfig,
+    now: DateTime<Utc>,
+    is_running: &(dyn Fn(&str) -> bool + Send + Sync),
+) -> Result<PurgeReport, StoreError> {
     let mut report = PurgeReport::default();
     // A recording never outlives its CDR.
     let recording_days = retention.recordings_days.min(retention.cdrs_days);
@@ -74,7 +89,12 @@ pub async fn purge(
                 continue;
             }
             let files: Vec<String> = [row.path, row.pcap_path].into_iter().flatten().collect();
-            work.push((row.call_id, files));
+            let elsewhere = row.node.is_some() && row.node.as_deref() != node;
+            work.push(Work {
+                call_id: row.call_id,
+                files,
+                elsewhere,
+            });
         }
         let dir = recordings_dir.to_path_buf();
         let outcomes = tokio::task::spawn_blocking(move || delete_files(&dir, work))
@@ -93,7 +113,8 @@ pub async fn purge(
                     }
                     purged.push(p);
                 }
-                Err(()) => report.recordings_failed += 1,
+                Err(Kept::Failed) => report.recordings_failed += 1,
+                Err(Kept::Elsewhere) => report.skipped += 1,
             }
         }
         report.recordings_purged += store.mark_recordings_purged(&purged, now).await?;
@@ -145,28 +166,57 @@ pub async fn purge(
     Ok(report)
 }
 
+/// One recording to purge.
+struct Work {
+    call_id: String,
+    files: Vec<String>,
+    /// Recorded by another cluster node.
+    elsewhere: bool,
+}
+
+/// Why a recording was not purged.
+enum Kept {
+    /// A file could not be deleted or lies outside the folder (logged).
+    Failed,
+    /// Another node recorded it and none of its files is here: that node purges it.
+    Elsewhere,
+}
+
 /// Deletes each recording's files (blocking). A recording is purged when every file is gone
 /// (deleted now or missing already); one that could not be deleted, or lies outside the
-/// recordings folder, is kept whole for the next run.
-fn delete_files(dir: &Path, work: Vec<(String, Vec<String>)>) -> Vec<Result<PurgedRecording, ()>> {
+/// recordings folder, is kept whole for the next run, and one of another node none of whose
+/// files is here is left to that node.
+fn delete_files(dir: &Path, work: Vec<Work>) -> Vec<Result<PurgedRecording, Kept>> {
     work.into_iter()
-        .map(|(call_id, files)| {
-            let mut done = Vec::new();
-            for file in files {
-                match delete_one(dir, Path::new(&file)) {
-                    Ok(note) => done.push((file, note)),
-                    Err(e) => {
-                        tracing::error!(call_id = %call_id, file = %file, error = %e,
+        .map(
+            |Work {
+                 call_id,
+                 files,
+                 elsewhere,
+             }| {
+                let here = |f: &String| {
+                    deletable(dir, Path::new(f)).is_ok_and(|p| p.symlink_metadata().is_ok())
+                };
+                if elsewhere && !files.iter().any(here) {
+                    return Err(Kept::Elsewhere);
+                }
+                let mut done = Vec::new();
+                for file in files {
+                    match delete_one(dir, Path::new(&file)) {
+                        Ok(note) => done.push((file, note)),
+                        Err(e) => {
+                            tracing::error!(call_id = %call_id, file = %file, error = %e,
                             "retention: recording file not deleted; kept for the next run");
-                        return Err(());
+                            return Err(Kept::Failed);
+                        }
                     }
                 }
-            }
-            Ok(PurgedRecording {
-                call_id,
-                files: done,
-            })
-        })
+                Ok(PurgedRecording {
+                    call_id,
+                    files: done,
+                })
+            },
+        )
         .collect()
 }
 

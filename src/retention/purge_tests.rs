@@ -192,3 +192,68 @@ async fn many_expired_calls_go_in_batches() {
     assert_eq!(report.cdrs_deleted, n as u64);
     assert_eq!(s.store.count_cdrs().await.unwrap(), 0);
 }
+
+/// A cluster node purges the recordings it can see, its own and (in a shared folder) another
+/// node's, stored relative to the folder; another node's recording that is not in its folder is
+/// left to that node, with its CDR.
+#[tokio::test]
+async fn another_nodes_recording_not_in_this_folder_is_left_to_it() {
+    let s = setup().await;
+    let relative = |mut c: Cdr, node: &str| {
+        c.attempt.node = Some(node.to_string());
+        let rec = c.recording.as_mut().unwrap();
+        let path = PathBuf::from(rec.path.take().unwrap());
+        rec.path = Some(path.strip_prefix(&s.dir).unwrap().display().to_string());
+        c
+    };
+    let elsewhere = relative(call(&s, "elsewhere", 400, false), "gw-a");
+    std::fs::remove_file(wav(&s, "elsewhere")).unwrap();
+    let shared = relative(call(&s, "shared", 400, false), "gw-a");
+    let own = relative(call(&s, "own", 400, false), "gw-b");
+    s.store
+        .insert_cdrs(&[elsewhere, shared, own])
+        .await
+        .unwrap();
+    let report = purge_on(
+        &s.store,
+        &s.dir,
+        Some("gw-b"),
+        &RetentionConfig::default(),
+        s.now,
+        &|_: &str| false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            report.recordings_purged,
+            report.files_deleted,
+            report.files_missing,
+            report.skipped
+        ),
+        (2, 2, 0, 1),
+        "{report:?}"
+    );
+    assert!(!wav(&s, "shared").exists() && !wav(&s, "own").exists());
+    assert_eq!(
+        s.store.recording_purged_at("elsewhere").await.unwrap(),
+        None
+    );
+    assert!(s.store.get_cdr("elsewhere").await.unwrap().is_some());
+    // Node gw-a itself finds its file gone: purged as already missing.
+    let report = purge_on(
+        &s.store,
+        &s.dir,
+        Some("gw-a"),
+        &RetentionConfig::default(),
+        s.now,
+        &|_: &str| false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (report.recordings_purged, report.files_missing),
+        (1, 1),
+        "{report:?}"
+    );
+}

@@ -17,9 +17,12 @@ pub const FIRST_RUN_AFTER: Duration = Duration::from_secs(60);
 /// Then once a day.
 pub const EVERY: Duration = Duration::from_secs(24 * 3600);
 
+/// The daily purge of node `node` (`[cluster] node_id`, `None` on a single node: see
+/// `purge_on`).
 pub fn spawn(
     store: Store,
     recordings_dir: PathBuf,
+    node: Option<String>,
     retention: RetentionConfig,
     calls: Arc<dyn LiveCalls>,
     shutdown: Shutdown,
@@ -28,6 +31,7 @@ pub fn spawn(
         FIRST_RUN_AFTER,
         store,
         recordings_dir,
+        node,
         retention,
         calls,
         shutdown,
@@ -39,6 +43,7 @@ pub fn spawn_after(
     first: Duration,
     store: Store,
     recordings_dir: PathBuf,
+    node: Option<String>,
     retention: RetentionConfig,
     calls: Arc<dyn LiveCalls>,
     mut shutdown: Shutdown,
@@ -52,9 +57,10 @@ pub fn spawn_after(
             }
             wait = EVERY;
             let is_running = |id: &str| calls.is_running(id);
-            let run = super::purge(
+            let run = super::purge_on(
                 &store,
                 &recordings_dir,
+                node.as_deref(),
                 &retention,
                 chrono::Utc::now(),
                 &is_running,
@@ -117,6 +123,7 @@ mod tests {
             Duration::ZERO,
             store.clone(),
             dir.path().to_path_buf(),
+            None,
             RetentionConfig::default(),
             Arc::new(NoCalls),
             shutdown,

@@ -11,9 +11,9 @@ use crate::model::{Attempt, Cdr, Outcome};
 const INSERT_CDR: &str = "INSERT INTO cdrs (id, inside_call_id, outside_call_id, trunk, \
      direction, source, caller, callee, presented_from, pai, invite_at, ringing_at, answer_at, \
      end_at, talk_ms, final_status, final_reason, q850_cause, hangup_side, disposition, \
-     end_reason, refusal_reason, trunk_active, caller_active) \
+     end_reason, refusal_reason, trunk_active, caller_active, node) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-     $19, $20, $21, $22, $23, $24) \
+     $19, $20, $21, $22, $23, $24, $25) \
      ON CONFLICT (id) DO NOTHING";
 
 const DELETE_JOURNAL: &str = "DELETE FROM call_journal WHERE id = $1";
@@ -24,7 +24,7 @@ macro_rules! select_cdrs {
             "SELECT id, inside_call_id, outside_call_id, trunk, direction, source, caller, ",
             "callee, presented_from, pai, invite_at, ringing_at, answer_at, end_at, talk_ms, ",
             "final_status, final_reason, q850_cause, hangup_side, disposition, end_reason, ",
-            "refusal_reason, trunk_active, caller_active FROM cdrs ",
+            "refusal_reason, trunk_active, caller_active, node FROM cdrs ",
             $tail
         )
     };
@@ -213,6 +213,7 @@ per_backend! {
             .bind(cdr.outcome.refusal_reason.map(|r| r.as_str()))
             .bind(cdr.attempt.trunk_active.map(i64::from))
             .bind(cdr.attempt.caller_active.map(i64::from))
+            .bind(Dialect::opt_text(&cdr.attempt.node))
             .execute(&mut *conn)
             .await
             .op_on("insert cdr", &cdr.attempt.id)?
@@ -287,6 +288,7 @@ per_backend! {
                 answer_at: row.opt_time("answer_at", &id)?,
                 trunk_active: count("trunk_active")?,
                 caller_active: count("caller_active")?,
+                node: row.try_get("node")?,
                 id: id.clone(),
             },
             outcome: Outcome {

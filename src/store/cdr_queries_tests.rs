@@ -29,6 +29,8 @@ async fn round_trip_is_exact() {
                 pai: None,
                 ringing_at: None,
                 answer_at: None,
+                // The node that carried it (a cluster's); the answered one has none.
+                node: Some("gw-b".into()),
                 ..answered.attempt.clone()
             },
             outcome: Outcome {

@@ -22,12 +22,13 @@ use serde::Deserialize;
 
 /// Upsert a journal row unless the call's CDR is stored. `$1` appears twice: both backends give
 /// both the same parameter. The WHERE also settles the INSERT … SELECT … ON CONFLICT parsing ambiguity.
+/// A claim (`closing_by`) is left as it is: whoever is closing the call goes on.
 const UPSERT_JOURNAL: &str = "INSERT INTO call_journal \
-     (id, cdr_json, recording_part, dialogs_json, updated_at) \
-     SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM cdrs WHERE id = $1) \
+     (id, cdr_json, recording_part, dialogs_json, updated_at, node) \
+     SELECT $1, $2, $3, $4, $5, $6 WHERE NOT EXISTS (SELECT 1 FROM cdrs WHERE id = $1) \
      ON CONFLICT (id) DO UPDATE SET cdr_json = excluded.cdr_json, \
      recording_part = excluded.recording_part, dialogs_json = excluded.dialogs_json, \
-     updated_at = excluded.updated_at";
+     updated_at = excluded.updated_at, node = excluded.node";
 
 const SELECT_JOURNAL: &str = "SELECT id, cdr_json, recording_part, dialogs_json, updated_at \
      FROM call_journal ORDER BY updated_at, id";
@@ -206,6 +207,7 @@ per_backend! {
             .bind(row.recording_part.map(Dialect::text))
             .bind(row.dialogs.map(Dialect::text))
             .bind(Dialect::time(row.at))
+            .bind(Dialect::opt_text(&cdr.attempt.node))
             .execute(&mut *conn)
             .await
             .op_on("upsert journal entry", &cdr.attempt.id)?
@@ -217,7 +219,7 @@ per_backend! {
         Ok(upserted > 0)
     }
 
-    fn journaled_from_row(row: &Row) -> Result<JournaledCall, StoreError> {
+    pub(in crate::store) fn journaled_from_row(row: &Row) -> Result<JournaledCall, StoreError> {
         let id: String = Columns::new(row, "read journal row").try_get("id")?;
         let row = Columns::of(row, "read journal row", &id);
         let corrupt = |column: &'static str, value: String| StoreError::Corrupt {

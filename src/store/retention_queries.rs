@@ -19,9 +19,11 @@ pub struct RetentionCursor {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpiredRecording {
     pub call_id: String,
-    /// As stored (absolute since the gateway stores absolute paths).
+    /// As stored: relative to the recordings folder (absolute in rows stored before).
     pub path: Option<String>,
     pub pcap_path: Option<String>,
+    /// The cluster node that recorded it (`None` on a single node).
+    pub node: Option<String>,
     /// The cursor this row sets.
     pub cursor: RetentionCursor,
 }
@@ -139,7 +141,7 @@ per_backend! {
         limit: u32,
     ) -> Result<Vec<ExpiredRecording>, StoreError> {
         let sql = format!(
-            "SELECT c.id, c.invite_at, r.path, r.pcap_path FROM recordings r \
+            "SELECT c.id, c.invite_at, r.path, r.pcap_path, c.node FROM recordings r \
              JOIN cdrs c ON c.id = r.cdr_id \
              WHERE r.purged_at IS NULL AND c.invite_at < $1 AND {AFTER_CURSOR} \
              AND {NOT_HELD} ORDER BY c.invite_at, c.id LIMIT $4"
@@ -160,6 +162,7 @@ per_backend! {
                     call_id: row.try_get("id")?,
                     path: row.try_get("path")?,
                     pcap_path: row.try_get("pcap_path")?,
+                    node: row.try_get("node")?,
                 })
             })
             .collect()

@@ -252,12 +252,21 @@ impl Harness {
         self.shutdown().await
     }
 
-    /// Stop the gateway and return every CDR, oldest first (no idle check).
+    /// Stop the gateway and return every CDR, oldest first (no idle check). Recording paths
+    /// are stored relative to the recordings folder; here they are resolved under it, as files
+    /// the tests open (`Store::recording` gives them as stored).
     pub async fn shutdown(self) -> Vec<Cdr> {
         let store = self.gw.store().clone();
+        let root = self.config.recording.dir.clone();
         self.gw.shutdown().await;
         let mut cdrs = store.recent_cdrs(10_000).await.expect("read CDRs");
         cdrs.reverse();
+        for rec in cdrs.iter_mut().filter_map(|c| c.recording.as_mut()) {
+            for path in [&mut rec.path, &mut rec.pcap_path].into_iter().flatten() {
+                let file = trunkguard::recording::paths::resolve(&root, std::path::Path::new(path));
+                *path = file.display().to_string();
+            }
+        }
         cdrs
     }
 

@@ -133,6 +133,81 @@ impl ClusterScene {
         self.dir.as_ref().expect("tempdir").path()
     }
 
+    /// Like `start_each`, node i's config text passed through `edit(i, text)` (a shared
+    /// `[recording] dir`, say) before it starts.
+    pub fn start_edited(
+        n: usize,
+        limits: TrunkLimits,
+        cluster: impl Fn(usize) -> ClusterSettings,
+        edit: impl Fn(usize, String) -> String,
+    ) -> ClusterScene {
+        let mut scene = ClusterScene::empty();
+        for i in 0..n {
+            scene.add_node(limits, cluster(i), |config| edit(i, config));
+        }
+        scene
+    }
+
+    /// A scene with no node yet (its database, key prefix and carrier address chosen).
+    pub fn empty() -> ClusterScene {
+        let dir = tempfile::Builder::new()
+            .prefix("trunkguard-cluster-")
+            .tempdir()
+            .expect("create a tempdir");
+        ClusterScene {
+            sipps: Vec::new(),
+            nodes: Vec::new(),
+            db: postgres_here(),
+            carrier: SocketAddr::new(CARRIER_IP.into(), free_port(CARRIER_IP, false)),
+            prefix: format!("tgcluster-{:016x}", rand::random::<u64>()),
+            dir: Some(dir),
+        }
+    }
+
+    /// Starts one more node (the next one: `gw-c` after `gw-a` and `gw-b`), its config text
+    /// passed through `edit`, and waits until it listens: a node started while the others
+    /// carry calls. Returns its index.
+    pub fn add_node(
+        &mut self,
+        limits: TrunkLimits,
+        settings: ClusterSettings,
+        edit: impl FnOnce(String) -> String,
+    ) -> usize {
+        let i = self.nodes.len();
+        let name = format!("gw-{}", (b'a' + i as u8) as char);
+        let inside_ip = Ipv4Addr::new(127, 0, 0, 20 + 2 * i as u8);
+        let outside_ip = Ipv4Addr::new(127, 0, 0, 21 + 2 * i as u8);
+        let addrs = Addrs {
+            inside: SocketAddr::new(inside_ip.into(), free_port(inside_ip, true)),
+            outside: SocketAddr::new(outside_ip.into(), free_port(outside_ip, true)),
+            carrier: self.carrier,
+            pbx_uas: SocketAddr::new(PBX_IP.into(), free_port(PBX_IP, false)),
+        };
+        let node_dir = self.path().join(&name);
+        std::fs::create_dir_all(&node_dir).expect("create the node's directory");
+        let mut config = node_config(&node_dir, &addrs, limits, &name, i, &self.prefix, settings);
+        if let Some(db) = &self.db {
+            config = on_database(&config, &db.url());
+        }
+        let gateway = Gateway::start(&node_dir, &edit(config));
+        self.nodes.push(Node {
+            name,
+            gateway,
+            addrs,
+        });
+        i
+    }
+
+    /// Starts node `i` again after it was killed: same id, directory and config (the last
+    /// run's log kept as `gateway.log.1`).
+    pub fn restart_node(&mut self, i: usize) {
+        let node_dir = self.path().join(&self.nodes[i].name);
+        let _ = std::fs::rename(node_dir.join("gateway.log"), node_dir.join("gateway.log.1"));
+        let config = std::fs::read_to_string(self.nodes[i].gateway.config_path())
+            .expect("the node's config");
+        self.nodes[i].gateway = Gateway::start(&node_dir, &config);
+    }
+
     pub fn sipp(&mut self, spec: SippSpec<'_>) -> usize {
         let sipp = Sipp::spawn(self.path(), spec);
         self.sipps.push(sipp);

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncSeekExt, ReadBuf};
 
-use super::{find, open_file, FileKind, Refusal};
+use super::{find, open_file, recorded_elsewhere, recording_node, FileKind, Refusal};
 use crate::api::audit::AuditedRecording;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::params::unique;
@@ -90,7 +90,9 @@ fn file_kind(
         (status = 400, description = "A bad parameter (named in `error.field`)", body = ErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
         (status = 403, description = "Not a compliance token", body = ErrorBody),
-        (status = 404, description = "No such call, no recording, or its file is missing", body = ErrorBody),
+        (status = 404, description = "No such call, no recording, or its file is missing; when \
+            another cluster node recorded the call and its file is not reachable from this one, \
+            the message and the `X-Recording-Node` header name that node", body = ErrorBody),
         (status = 409, description = "The call is in progress", body = ErrorBody),
         (status = 410, description = "Deleted by the retention purge", body = ErrorBody),
         (status = 416, description = "The range starts beyond the end", body = ErrorBody),
@@ -116,9 +118,19 @@ async fn serve(
 ) -> Result<Response, Refusal> {
     let kind = file_kind(query)?;
     let found = find(state, id, kind).await?;
-    let opened = open_file(state.deps().recordings.dir(), &found.stored)
-        .await
-        .map_err(|e| unopenable(id, &found.name, &e))?;
+    let opened = match open_file(state.deps().recordings.root(), &found.stored).await {
+        Ok(opened) => opened,
+        Err(e) => {
+            // Not here because another node recorded it (a folder that is not shared): say
+            // which.
+            if matches!(e, LocateError::Missing { .. }) {
+                if let Some(node) = recording_node(state, id).await {
+                    return Err(recorded_elsewhere(id, node).naming(&found.name));
+                }
+            }
+            return Err(unopenable(id, &found.name, &e));
+        }
+    };
     let len = opened.len;
     let etag = kind
         .stored_digest(&found.info)

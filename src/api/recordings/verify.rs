@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{find, open_file, recording_name, FileKind, Refusal};
+use super::{
+    find, open_file, recorded_elsewhere, recording_name, recording_node, FileKind, Refusal,
+};
 use crate::api::audit::AuditedRecording;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::ApiState;
@@ -62,7 +64,9 @@ pub struct RecordingCheck {
         (status = 200, description = "The check (ok or mismatch)", body = RecordingCheck),
         (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
         (status = 403, description = "Not a compliance token", body = ErrorBody),
-        (status = 404, description = "No such call or no recording", body = ErrorBody),
+        (status = 404, description = "No such call or no recording; or another cluster node \
+            recorded the call and its file is not reachable from this one (the message and the \
+            `X-Recording-Node` header name that node)", body = ErrorBody),
         (status = 409, description = "The call is in progress", body = ErrorBody),
         (status = 410, description = "Deleted by the retention purge", body = ErrorBody),
     )
@@ -76,8 +80,15 @@ pub(crate) async fn verify(State(state): State<ApiState>, Path(id): Path<String>
 
 async fn check(state: &ApiState, id: &str) -> Result<Response, Refusal> {
     let found = find(state, id, FileKind::Wav).await?;
-    let dir = state.deps().recordings.dir();
+    let dir = state.deps().recordings.root();
     let wav = open_file(dir, &found.stored).await;
+    // Not here because another node recorded it (a folder that is not shared): nothing to
+    // check on this node; say which node can.
+    if matches!(wav, Err(LocateError::Missing { .. })) {
+        if let Some(node) = recording_node(state, id).await {
+            return Err(recorded_elsewhere(id, node).naming(&found.name));
+        }
+    }
     let pcap = match found.info.pcap_path.as_deref().map(PathBuf::from) {
         Some(p) => {
             let opened = open_file(dir, &p).await;

@@ -9,10 +9,14 @@ use crate::b2bua::restart::record::{DialogRecord, LegRecord, LegState};
 impl Call {
     /// Record the call in progress in the journal.
     pub(super) fn journal(&self) {
+        // Relative to the recordings folder, like the CDR's: a survivor finds it in a shared one.
         let part = self
             .recorder
             .as_ref()
-            .map(|r| r.part_path().display().to_string());
+            .map(|r| match &self.ctx.settings.recording {
+                Some(s) => s.pool.stored_path(&r.part_path()),
+                None => r.part_path().display().to_string(),
+            });
         let dialogs = self.dialog_record().encode();
         self.ctx.cdrs.journal_with_dialogs(
             self.attempt.provisional(chrono::Utc::now()),

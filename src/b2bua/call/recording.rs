@@ -239,7 +239,10 @@ impl Call {
         };
         let had_audio = self.tapping;
         match rec.finish(Instant::now()).await {
-            Ok(result) if had_audio => cdr.recording = Some(info_of(&result)),
+            Ok(result) if had_audio => {
+                let root = self.ctx.settings.recording.as_ref().map(|s| s.pool.root());
+                cdr.recording = Some(info_of(&result, root));
+            }
             Ok(result) => discard(result).await,
             Err(e) => {
                 tracing::error!(error = %e, "recording could not be closed");
@@ -257,7 +260,13 @@ pub(super) async fn next_failure(recorder: &mut Option<Recorder>) -> String {
     }
 }
 
-fn info_of(r: &RecordingResult) -> RecordingInfo {
+/// The CDR's recording; its files stored relative to the recordings folder `root` (any node of
+/// a cluster finds them wherever it mounts a shared folder).
+fn info_of(r: &RecordingResult, root: Option<&std::path::Path>) -> RecordingInfo {
+    let stored = |p: &std::path::Path| match root {
+        Some(root) => crate::recording::paths::to_stored(root, p),
+        None => p.display().to_string(),
+    };
     let mut notes = Vec::new();
     if r.overflowed_packets > 0 {
         notes.push(format!(
@@ -294,8 +303,8 @@ fn info_of(r: &RecordingResult) -> RecordingInfo {
         } else {
             RecordingStatus::Incomplete
         },
-        path: Some(r.path.display().to_string()),
-        pcap_path: r.pcap_path.as_ref().map(|p| p.display().to_string()),
+        path: Some(stored(&r.path)),
+        pcap_path: r.pcap_path.as_deref().map(stored),
         sha256: Some(r.sha256_hex.clone()),
         pcap_sha256: r.pcap_sha256_hex.clone(),
         duration_ms: i64::try_from(r.duration_ms).unwrap_or(i64::MAX),

@@ -10,8 +10,8 @@ use tokio::time::{Duration, Instant};
 
 use super::record::{DialogRecord, LegRecord, LegState};
 use crate::b2bua::Ctx;
-use crate::model::StatusLine;
-use crate::monitor::recovery::Interrupted;
+use crate::model::{EndReason, StatusLine};
+use crate::monitor::recovery::{final_status, Interrupted};
 use crate::shutdown::Shutdown;
 use crate::sip::message;
 use crate::sip::transaction::{cancel_for, ClientEvent, ClientEventKind, ClientKey};
@@ -23,9 +23,9 @@ const CSEQ_GAP: u32 = 10_000;
 /// CSeq numbers must stay below 2**31 (§8.1.1.5).
 const MAX_CSEQ: u32 = (1 << 31) - 1;
 /// What a peer is told: the call failed in the gateway (Q.850 41, temporary failure).
-const REASON: &str = "Q.850;cause=41;text=\"gateway restarted\"";
-/// Status of the final response to an INVITE that was waiting for one; as in the call's CDR.
-const FINAL_STATUS: StatusLine = StatusLine::new(500, "Gateway Restart");
+const REASON_RESTART: &str = "Q.850;cause=41;text=\"gateway restarted\"";
+/// The same, the call's node lost (a survivor ends the call).
+const REASON_NODE_LOST: &str = "Q.850;cause=41;text=\"node lost\"";
 /// Events of the requests sent; more than this many pending answers are waited for by timeout.
 const EVENT_QUEUE: usize = 256;
 /// Between two interrupted calls' requests: 100 calls (at most 200 requests) a second.
@@ -73,6 +73,7 @@ pub(super) async fn end_dialogs(
         events: events_tx,
         pending: HashMap::new(),
         resends: Vec::new(),
+        watched: Vec::new(),
         report: RestartReport::default(),
     };
     let mut queue = calls.into_iter();
@@ -110,7 +111,8 @@ pub(super) async fn end_dialogs(
             _ = shutdown.recv() => break,
         }
     }
-    ender.ctx.late.clear();
+    // Only this run's: another run (a lost node's calls) may be waiting for its own.
+    ender.ctx.late.forget(&ender.watched);
     let report = ender.report;
     tracing::info!(
         byes = report.byes,
@@ -130,6 +132,8 @@ struct Ender {
     events: mpsc::Sender<ClientEvent>,
     pending: HashMap<ClientKey, Pending>,
     resends: Vec<Resend>,
+    /// Call-IDs of the INVITEs this run cancelled (`LateResponses`).
+    watched: Vec<String>,
     report: RestartReport,
 }
 
@@ -149,25 +153,33 @@ impl Ender {
                 return;
             }
         };
+        let why = call.end_reason;
         for leg in record.legs {
             let (side, peer) = (leg.leg.side, target(&leg));
             tracing::info!(call_id = %call.cdr_id, trunk = call.trunk.as_deref().unwrap_or(""), %side, %peer, what = leg.state.ending(), "ending a dialog left by the crash");
             match &leg.state {
                 LegState::Confirmed => {
                     self.report.byes += 1;
-                    self.send(&call.cdr_id, &leg, bye(&leg));
+                    // From this node's own interface: the BYE of a lost node's call is sent by
+                    // a survivor, and its answer must come back here.
+                    let own = self.own_addr(side);
+                    self.send(&call.cdr_id, &leg, bye(&leg, own, why));
                 }
                 LegState::Inviting { .. } => {
                     let Some(invite) = leg.invite_sent() else {
                         continue;
                     };
+                    // Its Via is the INVITE's (§9.1), naming the node that sent it: a lost
+                    // node's carrier answers there, the CANCEL still ends its INVITE.
                     let mut cancel = cancel_for(&invite);
-                    cancel.headers.push(reason_header());
+                    cancel.headers.push(reason_header(why));
                     self.report.cancels += 1;
+                    self.watched.push(leg.leg.call_id.clone());
                     self.ctx.late.watch_for(
                         leg.leg.clone(),
                         invite,
                         late_until,
+                        why,
                         self.events.clone(),
                     );
                     self.send(&call.cdr_id, &leg, cancel);
@@ -176,8 +188,9 @@ impl Ender {
                     let StatusLine {
                         code,
                         phrase: reason,
-                    } = FINAL_STATUS;
-                    let Some(resp) = leg.final_response(code, reason, vec![reason_header()]) else {
+                    } = final_status(why);
+                    let Some(resp) = leg.final_response(code, reason, vec![reason_header(why)])
+                    else {
                         continue;
                     };
                     self.report.final_responses += 1;
@@ -195,6 +208,14 @@ impl Ender {
                     });
                 }
             }
+        }
+    }
+
+    /// This node's interface address on `side`.
+    fn own_addr(&self, side: Side) -> std::net::SocketAddr {
+        match side {
+            Side::Inside => self.ctx.settings.inside_addr,
+            Side::Outside => self.ctx.settings.outside_addr,
         }
     }
 
@@ -299,17 +320,28 @@ fn host_port(text: &str) -> Option<(std::net::IpAddr, Option<u16>)> {
     bare.parse().ok().map(|ip| (ip, None))
 }
 
-/// A BYE within the leg's dialog, its CSeq well above the last journaled.
-pub(super) fn bye(record: &LegRecord) -> rsip::Request {
+/// A BYE within the leg's dialog, its CSeq well above the last journaled, sent from
+/// `local_addr` (its Via: where the answer comes back) and telling why (`reason`).
+pub(super) fn bye(
+    record: &LegRecord,
+    local_addr: std::net::SocketAddr,
+    reason: EndReason,
+) -> rsip::Request {
     let mut leg = record.leg.clone();
+    leg.local_addr = local_addr;
     leg.local_cseq = leg.local_cseq.saturating_add(CSEQ_GAP).min(MAX_CSEQ - 1);
     let mut req = leg.request(Method::Bye, None, Vec::new(), None);
-    req.headers.push(reason_header());
+    req.headers.push(reason_header(reason));
     req
 }
 
-pub(super) fn reason_header() -> Header {
-    Header::Other("Reason".into(), REASON.into())
+/// The Reason header of what ends a call cut off (`gateway_restart` or `node_lost`).
+pub(super) fn reason_header(reason: EndReason) -> Header {
+    let text = match reason {
+        EndReason::NodeLost => REASON_NODE_LOST,
+        _ => REASON_RESTART,
+    };
+    Header::Other("Reason".into(), text.into())
 }
 
 #[cfg(test)]

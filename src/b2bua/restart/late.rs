@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::b2bua::call::Leg;
-use crate::model::Side;
+use crate::model::{EndReason, Side};
 use crate::sip::message;
 use crate::sip::transaction::{ack_for, ClientEvent, TransactionLayer};
 
@@ -30,6 +30,8 @@ struct Expected {
     until: Instant,
     /// A 2xx came and its dialog got a BYE: retransmissions only get the ACK again.
     ended: bool,
+    /// Why the call was cut off (the BYE's Reason).
+    reason: EndReason,
     events: mpsc::Sender<ClientEvent>,
 }
 
@@ -41,6 +43,7 @@ impl LateResponses {
         leg: Leg,
         invite: rsip::Request,
         until: Instant,
+        reason: EndReason,
         events: mpsc::Sender<ClientEvent>,
     ) {
         self.expected.lock().insert(
@@ -50,6 +53,7 @@ impl LateResponses {
                 invite,
                 until,
                 ended: false,
+                reason,
                 events,
             },
         );
@@ -60,8 +64,13 @@ impl LateResponses {
         !self.expected.lock().is_empty()
     }
 
-    pub fn clear(&self) {
-        self.expected.lock().clear();
+    /// Stop expecting responses to the INVITEs of these Call-IDs (a run of the restart is over;
+    /// another may still wait for its own).
+    pub fn forget(&self, call_ids: &[String]) {
+        let mut map = self.expected.lock();
+        for id in call_ids {
+            map.remove(id);
+        }
     }
 
     /// Handle a response no transaction or call took, if it answers a cancelled INVITE;
@@ -101,7 +110,7 @@ impl LateResponses {
                 if !e.ended {
                     e.ended = true;
                     let mut bye = leg.request(Method::Bye, None, Vec::new(), None);
-                    bye.headers.push(super::hangup::reason_header());
+                    bye.headers.push(super::hangup::reason_header(e.reason));
                     tracing::warn!(call_id = %leg.call_id, %side, %peer, "late 2xx to an INVITE cancelled by the restart: acknowledged and ended with BYE");
                     layer.send_request(side, peer, bye, e.events.clone());
                 }

@@ -1,6 +1,7 @@
 use super::*;
 use crate::b2bua::call::setup;
 use crate::b2bua::restart::hangup::bye;
+use crate::model::EndReason;
 use crate::sip::message::{self, cseq, from_tag, to_tag};
 use crate::sip::transport::{Peer, Proto, Side};
 
@@ -84,7 +85,7 @@ fn confirmed_leg_ends_with_a_bye_in_its_dialog_above_the_last_cseq() {
     let mut leg = a_leg();
     leg.local_cseq = 3;
     let record = LegRecord::new(&leg, LegState::Confirmed);
-    let bye = bye(&record);
+    let bye = bye(&record, leg.local_addr, EndReason::GatewayRestart);
     assert_eq!(bye.method, Method::Bye);
     assert_eq!(bye.uri.to_string(), "sip:pbx@10.0.0.5:5060");
     assert_eq!(message::call_id(&bye), Some("pbx-call-1"));
@@ -99,10 +100,29 @@ fn confirmed_leg_ends_with_a_bye_in_its_dialog_above_the_last_cseq() {
 }
 
 #[test]
+fn a_survivors_bye_names_its_own_address_and_the_nodes_loss() {
+    let leg = a_leg();
+    let record = LegRecord::new(&leg, LegState::Confirmed);
+    let survivor: std::net::SocketAddr = "192.0.2.9:5070".parse().unwrap();
+    let bye = bye(&record, survivor, EndReason::NodeLost);
+    let via = header(&bye, "Via");
+    assert!(via[0].contains("192.0.2.9:5070"), "{via:?}");
+    assert!(!via[0].contains("192.0.2.1"), "{via:?}");
+    // The dialog is the lost node's: its Call-ID and tags.
+    assert_eq!(message::call_id(&bye), Some("pbx-call-1"));
+    assert_eq!(from_tag(&bye).as_deref(), Some(leg.local_tag.as_str()));
+    assert!(header(&bye, "Reason")[0].contains("node lost"));
+}
+
+#[test]
 fn cseq_gap_stays_below_two_to_the_31() {
     let mut leg = a_leg();
     leg.local_cseq = (1 << 31) - 5;
-    let bye = bye(&LegRecord::new(&leg, LegState::Confirmed));
+    let bye = bye(
+        &LegRecord::new(&leg, LegState::Confirmed),
+        leg.local_addr,
+        EndReason::GatewayRestart,
+    );
     let (seq, _) = cseq(&bye).unwrap();
     assert!(seq < (1 << 31), "CSeq {seq}");
 }

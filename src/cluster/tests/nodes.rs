@@ -86,6 +86,53 @@ async fn a_silent_nodes_leases_are_reclaimed_and_the_cap_is_whole_again() {
     assert_eq!(active(&a.adm, "t1").await, 10);
 }
 
+/// A dead node is handed on once, by the survivor that reclaimed it, to close its journaled
+/// calls; the live list names the survivors only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reclaimed_node_is_handed_on_once_and_leaves_the_live_list() {
+    if !redis_here("lost_nodes").await {
+        return;
+    }
+    let p = Prefix::new();
+    let opts = options(&p, "a");
+    let a = node(opts.clone()).await;
+    let c = node(ClusterOptions {
+        node_id: "c".into(),
+        ..opts.clone()
+    })
+    .await;
+    let b = silent_node(ClusterOptions {
+        node_id: "b".into(),
+        ..opts
+    })
+    .await;
+    let mut live = a.adm.live_nodes().await.unwrap();
+    live.sort();
+    assert_eq!(live, ["a", "b", "c"]);
+    let mut lost_a = a.adm.lost_nodes().expect("the first reader");
+    assert!(a.adm.lost_nodes().is_none(), "one reader");
+    let mut lost_c = c.adm.lost_nodes().expect("the first reader");
+    // b is silent: within the timeout and a beat one survivor, and only one, reports it.
+    let got = tokio::time::timeout(Duration::from_secs(10), async {
+        tokio::select! {
+            Some(n) = lost_a.recv() => ("a", n),
+            Some(n) = lost_c.recv() => ("c", n),
+        }
+    })
+    .await
+    .expect("b handed on within 10 s");
+    assert_eq!(got.1, "b");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        lost_a.try_recv().is_err() && lost_c.try_recv().is_err(),
+        "handed on once: {got:?}"
+    );
+    let mut live = a.adm.live_nodes().await.unwrap();
+    live.sort();
+    assert_eq!(live, ["a", "c"]);
+    drop(b);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_rejoins_with_its_live_calls_after_redis_lost_its_state() {
     if !redis_here("rejoin").await {
