@@ -1,4 +1,5 @@
-//! Several gateway nodes of one cluster in process: one shared SQLite file, one Redis key prefix
+//! Several gateway nodes of one cluster in process: one shared database (a fresh PostgreSQL
+//! database when a server answers, dropped after; else one SQLite file), one Redis key prefix
 //! of their own, each node with its own PBX UA, recordings, spool and HTTP API; one carrier UA
 //! (the trunk, seeded by the first node into the shared database, sends every node's calls to
 //! it). Redis must answer at 127.0.0.1:6379: without it a test skips with a message, under
@@ -121,6 +122,9 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     /// An admin token (tokens live in the shared database: every node knows it).
     pub admin: String,
+    /// The shared PostgreSQL database (last: dropped after the nodes); `None`: a shared SQLite
+    /// file.
+    pub db: Option<trunkguard::store::testing::PgTestDb>,
 }
 
 impl Cluster {
@@ -140,12 +144,18 @@ impl Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let prefix = Prefix::new();
         let carrier = Ua::bind("carrier", CARRIER_IP).await;
+        let db = trunkguard::store::testing::PgTestDb::create().await;
+        let url = match &db {
+            Some(db) => db.url(),
+            None => format!("sqlite://{}/tg.db", dir.path().display()),
+        };
+        let shared_db = format!("database.url = \"{url}\"");
         let mut nodes = Vec::new();
         for i in 0..n {
             let own = per_node(i);
-            let all: Vec<&str> = tweaks
-                .iter()
-                .copied()
+            // The shared database first: a test's own `database.url` overrides it.
+            let all: Vec<&str> = std::iter::once(shared_db.as_str())
+                .chain(tweaks.iter().copied())
                 .chain(own.iter().map(String::as_str))
                 .collect();
             nodes.push(start_node(&dir, &prefix, &carrier, i, &all).await);
@@ -164,6 +174,7 @@ impl Cluster {
             carrier,
             nodes,
             admin,
+            db,
         }
     }
 
