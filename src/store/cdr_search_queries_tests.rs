@@ -286,7 +286,10 @@ async fn a_part_of_a_number_matches_where_it_is_asked() {
     .await;
     // Only digits make a part: no wildcard reaches the pattern.
     for bad in ["", "12%", "_1", "+86", "1".repeat(21).as_str()] {
-        assert!(NumberPart::new(bad, NumberMatch::Anywhere).is_none(), "{bad}");
+        assert!(
+            NumberPart::new(bad, NumberMatch::Anywhere).is_none(),
+            "{bad}"
+        );
     }
 }
 

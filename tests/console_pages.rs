@@ -1,0 +1,390 @@
+//! The web console over plain HTTP against the real gateway (no browser: `console_browser.rs`
+//! drives Chromium): no session means the sign-in page; the sign-in sets a strict session cookie
+//! and signs out; every form without the session's CSRF token is refused and changes nothing; a
+//! revoked token ends its session; a carrier never reaches a call's page or its recording; the
+//! search finds a call by its last digits and exports it as CSV; the pages follow the language;
+//! every request is in the audit log with its actor, role, action and call.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+mod common;
+#[path = "console/support.rs"]
+mod support;
+
+use reqwest::StatusCode;
+use support::{scene, Client};
+use trunkguard::store::AuditFilter;
+
+async fn audit(s: &support::Scene, action: &str) -> Vec<trunkguard::store::NewAudit> {
+    s.h.gw
+        .store()
+        .audit_entries(&AuditFilter {
+            action: Some(action.to_string()),
+            limit: 1000,
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.entry)
+        .collect()
+}
+
+#[tokio::test]
+async fn without_a_session_every_page_leads_to_sign_in() {
+    let s = scene().await;
+    let mut c = Client::new(&s.base);
+    let id = &s.answered;
+    for path in [
+        "/console/".to_string(),
+        "/console/calls?number=5678".to_string(),
+        "/console/calls/export".to_string(),
+        format!("/console/calls/{id}"),
+        format!("/console/calls/{id}/recording"),
+        format!("/console/calls/{id}/verify"),
+    ] {
+        let p = c.get(&path).await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER, "{path}: {}", p.text);
+        assert!(
+            p.location()
+                .starts_with("/console/sign-in?next=%2Fconsole%2F"),
+            "{path}: {}",
+            p.location()
+        );
+        assert!(!p.text.contains(id.as_str()), "{path}: shows the call");
+    }
+    for path in [
+        format!("/console/calls/{id}/hold"),
+        "/console/sign-out".to_string(),
+    ] {
+        let p = c.post(&path, &[("reason", "x")]).await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER, "{path}");
+        assert!(p.location().starts_with("/console/sign-in"), "{path}");
+    }
+    assert!(!s.h.gw.store().is_on_hold(id).await.unwrap());
+    // `/` leads to the console; the sign-in page is there for anyone.
+    assert_eq!(c.get("/").await.location(), "/console/");
+    let page = c.get("/console/sign-in?next=%2Fconsole%2Fcalls").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text.contains("Please sign in"), "{}", page.text);
+    // Refused requests are audited as the API's 401s are: actor unknown.
+    let rows = audit(&s, "console.calls.get").await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].actor, "unknown");
+    assert_eq!(rows[0].status, 303);
+    assert_eq!(rows[0].call_id.as_deref(), Some(id.as_str()));
+    // Unknown pages: an HTML 404.
+    let p = c.get("/console/nothing/here").await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND);
+    assert!(p.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+}
+
+#[tokio::test]
+async fn sign_in_keeps_a_strict_session_and_sign_out_ends_it() {
+    let s = scene().await;
+    let mut c = Client::new(&s.base);
+
+    // A wrong token, a form without its CSRF cookie: refused, no session.
+    let form = c.get("/console/sign-in").await;
+    let csrf = form.csrf();
+    let bad = c
+        .post("/console/sign-in", &[("csrf", &csrf), ("token", "tg_nope")])
+        .await;
+    assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
+    assert!(bad.text.contains("not valid"), "{}", bad.text);
+    assert!(!c.cookies.contains_key("tg_session"));
+    let mut stranger = Client::new(&s.base);
+    let forged = stranger
+        .post(
+            "/console/sign-in",
+            &[("csrf", "whatever"), ("token", &s.officer)],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.text);
+    assert!(!stranger.cookies.contains_key("tg_session"));
+
+    let signed = c.sign_in(&s.officer).await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.text);
+    assert_eq!(signed.location(), "/console/");
+    let cookie = signed
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("tg_session="))
+        .expect("a session cookie");
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=28800"] {
+        assert!(cookie.contains(part), "{cookie}: {part}");
+    }
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    assert!(
+        !cookie.contains(&s.officer),
+        "the token never goes to the browser"
+    );
+    let home = c.get("/console/").await;
+    assert_eq!(home.location(), "/console/calls");
+    let calls = c.get("/console/calls").await;
+    assert_eq!(calls.status, StatusCode::OK);
+    assert!(calls.text.contains(&s.answered), "{}", calls.text);
+    let csp = calls.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert_eq!(calls.headers["cache-control"], "no-store");
+    assert_eq!(calls.headers["x-frame-options"], "DENY");
+
+    // Sign-out needs the session's CSRF token too.
+    let refused = c.post("/console/sign-out", &[]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(c.get("/console/calls").await.status, StatusCode::OK);
+    let csrf = calls.csrf();
+    let out = c.post("/console/sign-out", &[("csrf", &csrf)]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(out.location(), "/console/sign-in?out=1");
+    assert!(!c.cookies.contains_key("tg_session"), "cookie deleted");
+
+    // The old cookie is worth nothing now.
+    let session = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("tg_session=")
+        .to_string();
+    c.cookies.insert("tg_session".into(), session);
+    assert_eq!(c.get("/console/calls").await.status, StatusCode::SEE_OTHER);
+
+    let rows = audit(&s, "console.sign_in").await;
+    let outcomes: Vec<(&str, u16)> = rows.iter().map(|r| (r.actor.as_str(), r.status)).collect();
+    assert_eq!(
+        outcomes,
+        vec![("unknown", 401), ("unknown", 403), ("officer", 303)]
+    );
+    assert!(
+        rows.iter().all(|r| !r.query.contains("tg_")),
+        "no token in the log"
+    );
+    let searches = audit(&s, "console.calls.search").await;
+    assert!(searches.iter().any(|r| r.actor == "officer"
+        && r.role.as_deref() == Some("compliance")
+        && r.status == 200));
+    assert_eq!(audit(&s, "console.sign_out").await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_form_without_the_sessions_csrf_token_is_refused() {
+    let s = scene().await;
+    let mut c = Client::new(&s.base);
+    c.sign_in(&s.officer).await;
+    let page = c.get(&format!("/console/calls/{}", s.answered)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    let csrf = page.csrf();
+    let hold = format!("/console/calls/{}/hold", s.answered);
+
+    for form in [
+        vec![("reason", "case 42")],
+        vec![("reason", "case 42"), ("csrf", "")],
+        vec![("reason", "case 42"), ("csrf", "0000")],
+        vec![("reason", "case 42"), ("csrf", &csrf), ("csrf", &csrf)],
+    ] {
+        let p = c.post(&hold, &form).await;
+        assert_eq!(p.status, StatusCode::FORBIDDEN, "{form:?}");
+        assert!(p.text.contains("security token"), "{}", p.text);
+    }
+    // Another session's token does not do either.
+    let mut other = Client::new(&s.base);
+    other.sign_in(&s.officer).await;
+    let theirs = other.get("/console/calls").await.csrf();
+    assert_ne!(theirs, csrf);
+    let p = c
+        .post(&hold, &[("reason", "case 42"), ("csrf", &theirs)])
+        .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert!(!s.h.gw.store().is_on_hold(&s.answered).await.unwrap());
+
+    // The page's own form: an empty reason is shown next to the field, then it holds.
+    let p = c.post(&hold, &[("reason", " "), ("csrf", &csrf)]).await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST);
+    assert!(p.text.contains("Say why."), "{}", p.text);
+    let p = c
+        .post(&hold, &[("reason", "case 42"), ("csrf", &csrf)])
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.text);
+    assert!(s.h.gw.store().is_on_hold(&s.answered).await.unwrap());
+    let page = c.get(p.location()).await;
+    assert!(page.text.contains("The call is on hold."));
+    assert!(page.text.contains("case 42"));
+    let rows = audit(&s, "console.holds.place").await;
+    let statuses: Vec<u16> = rows.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, vec![403, 403, 403, 403, 403, 400, 303]);
+    assert!(rows
+        .iter()
+        .all(|r| r.call_id.as_deref() == Some(s.answered.as_str())));
+
+    let release = format!("/console/calls/{}/hold/release", s.answered);
+    assert_eq!(
+        c.post(&release, &[("reason", "done")]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert!(s.h.gw.store().is_on_hold(&s.answered).await.unwrap());
+    let p = c
+        .post(&release, &[("reason", "done"), ("csrf", &csrf)])
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER);
+    assert!(!s.h.gw.store().is_on_hold(&s.answered).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_revoked_token_ends_its_sessions() {
+    let s = scene().await;
+    let mut c = Client::new(&s.base);
+    c.sign_in(&s.officer).await;
+    assert_eq!(c.get("/console/calls").await.status, StatusCode::OK);
+    s.h.gw
+        .store()
+        .revoke_api_token("officer", chrono::Utc::now())
+        .await
+        .unwrap();
+    let p = c.get("/console/calls").await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER);
+    assert!(p.location().starts_with("/console/sign-in"));
+    assert_eq!(c.sign_in(&s.officer).await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_carrier_never_reaches_a_recording() {
+    let s = scene().await;
+    let mut c = Client::new(&s.base);
+    c.sign_in(&s.carrier).await;
+    let list = c.get("/console/calls").await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+    // Its trunk's calls, without a way into them and nothing about recordings.
+    assert!(list.text.contains("+861012345678") || list.text.contains("861012345678"));
+    for hidden in [
+        "/recording",
+        "name=\"recording\"",
+        "name=\"hold\"",
+        &format!("href=\"/console/calls/{}\"", s.answered),
+    ] {
+        assert!(!list.text.contains(hidden), "{hidden} shown to a carrier");
+    }
+    // Both calls (two number cells each), whatever a typed URL asks about recordings.
+    assert_eq!(list.text.matches("<td class=\"number\">").count(), 4);
+    let filtered = c.get("/console/calls?recording=none").await;
+    assert_eq!(
+        filtered.text.matches("<td class=\"number\">").count(),
+        4,
+        "a carrier's recording filter is ignored"
+    );
+    let id = &s.answered;
+    for path in [
+        format!("/console/calls/{id}"),
+        format!("/console/calls/{id}/recording"),
+        format!("/console/calls/{id}/verify"),
+    ] {
+        let p = c.get(&path).await;
+        assert_eq!(p.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(!p.text.contains("RIFF"), "{path}");
+    }
+    let csrf = list.csrf();
+    let p = c
+        .post(
+            &format!("/console/calls/{id}/hold"),
+            &[("reason", "x"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    // A trunk that is not its own: refused, as in the API.
+    let p = c.get("/console/calls?trunk=other").await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    let rows = audit(&s, "console.recordings.play").await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].actor.as_str(), rows[0].status), ("acme", 403));
+    assert_eq!(rows[0].role.as_deref(), Some("carrier"));
+
+    // An admin has no calls search in the API, so none here.
+    let mut a = Client::new(&s.base);
+    a.sign_in(&s.admin).await;
+    assert_eq!(a.get("/console/calls").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        a.get(&format!("/console/calls/{id}")).await.status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn the_search_finds_a_call_by_its_last_digits_and_exports_it() {
+    let s = scene().await;
+    let mut c = Client::new(&s.base);
+    c.sign_in(&s.officer).await;
+    // The callee is +8613900000001: its last digits, anywhere or at the end.
+    let found = c.get("/console/calls?number=0001&match=suffix").await;
+    assert!(found.text.contains(&s.answered), "{}", found.text);
+    assert!(
+        found.text.contains(&s.refused),
+        "the refused call was to it too"
+    );
+    let none = c.get("/console/calls?number=0002&match=suffix").await;
+    assert!(!none.text.contains(&s.answered));
+    assert!(none.text.contains("No call matches"), "{}", none.text);
+    let refused = c.get("/console/calls?disposition=refused").await;
+    assert!(refused.text.contains(&s.refused) && !refused.text.contains(&s.answered));
+    let kept = c.get("/console/calls?recording=kept").await;
+    assert!(kept.text.contains(&s.answered) && !kept.text.contains(&s.refused));
+    let bad = c.get("/console/calls?number=abc&from=soon").await;
+    assert_eq!(bad.status, StatusCode::OK);
+    assert!(bad.text.contains("id=\"number-error\""), "{}", bad.text);
+    assert!(bad.text.contains("id=\"from-error\""));
+
+    let csv = c
+        .get("/console/calls/export?number=0001&match=suffix")
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(csv.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let mut r = csv::Reader::from_reader(csv.text.as_bytes());
+    let ids: Vec<String> = r.records().map(|r| r.unwrap()[0].to_string()).collect();
+    assert_eq!(ids.len(), 2, "{}", csv.text);
+    assert!(ids.contains(&s.answered) && ids.contains(&s.refused));
+    let rows = audit(&s, "console.calls.export").await;
+    assert_eq!(rows[0].query, "number=0001&match=suffix");
+}
+
+#[tokio::test]
+async fn pages_speak_the_browsers_language_or_the_chosen_one() {
+    let s = scene().await;
+    let mut c = Client::new(&s.base);
+    c.accept_language = "zh-CN,zh;q=0.9,en;q=0.5";
+    let form = c.get("/console/sign-in").await;
+    assert!(form.text.contains("<html lang=\"zh-CN\""), "{}", form.text);
+    assert!(form.text.contains("API 令牌"));
+    c.sign_in(&s.officer).await;
+    let page = c.get(&format!("/console/calls/{}", s.answered)).await;
+    for label in [
+        "通话经过",
+        "双向通话质量",
+        "录音",
+        "立即校验",
+        "法律保全",
+        "仅客户",
+    ] {
+        assert!(page.text.contains(label), "{label}");
+    }
+    // The switch keeps English for this browser and comes back.
+    let back = format!("/console/calls/{}", s.answered);
+    let switch = c
+        .get(&format!(
+            "/console/lang/en?back={}",
+            back.replace('/', "%2F")
+        ))
+        .await;
+    assert_eq!(switch.location(), back);
+    assert_eq!(c.cookies.get("tg_lang").map(String::as_str), Some("en"));
+    let page = c.get(&back).await;
+    assert!(page.text.contains("What happened"));
+    assert!(!page.text.contains("通话经过"));
+    // Nowhere else to go back to.
+    let away = c
+        .get("/console/lang/zh?back=https%3A%2F%2Fevil.example%2F")
+        .await;
+    assert_eq!(away.location(), "/console/");
+}
