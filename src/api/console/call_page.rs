@@ -412,6 +412,9 @@ fn player(ctx: &Ctx, id: &str, rec: &RecordingView) -> Markup {
         div.player data-player role="group" aria-label=(ctx.t(T::PlayerLabel)) {
             audio #audio controls preload="metadata" src=(src) data-duration-ms=(rec.duration_ms) {}
             div.controls {
+                button #play type="button" data-play=(ctx.t(T::Play)) data-pause=(ctx.t(T::Pause)) {
+                    (ctx.t(T::Play))
+                }
                 button type="button" data-seek="-10" { "−10 s" span.sr { " " (ctx.t(T::Back10)) } }
                 button type="button" data-seek="10" { "+10 s" span.sr { " " (ctx.t(T::Forward10)) } }
                 label for="speed" { (ctx.t(T::SpeedLabel)) }

@@ -249,6 +249,8 @@ messages! {
     RecordingPurged => "The recording was deleted by the retention rules on {time}; its digest stays.", "录音已于 {time} 按保留规则删除，其摘要仍保留。";
     NoRecordingFile => "The recording has no file to play.", "该录音没有可播放的文件。";
     PlayerLabel => "Recording player", "录音播放器";
+    Play => "Play", "播放";
+    Pause => "Pause", "暂停";
     Back10 => "Back 10 s", "后退 10 秒";
     Forward10 => "Forward 10 s", "前进 10 秒";
     SpeedLabel => "Speed", "速度";

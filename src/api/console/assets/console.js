@@ -68,6 +68,20 @@
       window.requestAnimationFrame(level);
     });
 
+    var play = root.querySelector('#play');
+    if (play) {
+      play.addEventListener('click', function () {
+        if (audio.paused) audio.play(); else audio.pause();
+      });
+      var show = function () {
+        var playing = !audio.paused;
+        play.textContent = play.getAttribute(playing ? 'data-pause' : 'data-play');
+      };
+      audio.addEventListener('play', show);
+      audio.addEventListener('pause', show);
+      audio.addEventListener('ended', show);
+    }
+
     root.querySelectorAll('button[data-seek]').forEach(function (b) {
       b.addEventListener('click', function () {
         var to = audio.currentTime + Number(b.getAttribute('data-seek'));
