@@ -142,8 +142,26 @@ impl Browser {
         }
     }
 
+    /// The whole page (the window grown to its height for the shot), as `name.png`.
     pub async fn screenshot(&self, name: &str) {
+        let (w, h) = self.client.get_window_size().await.expect("window size");
+        let (w, h) = (w as u32, h as u32);
+        let sizes = self
+            .js("return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight];")
+            .await;
+        let page = sizes[0].as_u64().unwrap_or(u64::from(h)) as u32;
+        let chrome = sizes[1].as_u64().unwrap_or(0) as u32;
+        let tall = (page + chrome).clamp(h, 6000);
+        if tall > h {
+            self.client.set_window_size(w, tall).await.expect("resize");
+        }
         let png = self.client.screenshot().await.expect("screenshot");
+        if tall > h {
+            self.client
+                .set_window_size(w, h)
+                .await
+                .expect("resize back");
+        }
         let path = self.shots.join(format!("{name}.png"));
         std::fs::write(&path, png).expect("write screenshot");
         eprintln!("screenshot: {}", path.display());

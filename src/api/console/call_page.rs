@@ -100,15 +100,15 @@ pub(crate) async fn render(
             (notice(ctx.t(text), alert))
         }
         (summary(ctx, &record, zone))
-        (details(ctx, &record, zone))
-        (legs(ctx, &record))
-        (dtmf(ctx, &record, zone))
         @if sees_recording {
             (recording(ctx, &record, zone, extras.verify.as_ref()))
         }
         @if may_hold {
             (hold(ctx, &record, zone, extras.hold_error))
         }
+        (legs(ctx, &record))
+        (dtmf(ctx, &record, zone))
+        (details(ctx, &record, zone))
         (anomalies(ctx, &record, zone))
     };
     html_response(status, frame(Some(state), ctx, &title, body))
@@ -423,7 +423,8 @@ fn player(ctx: &Ctx, id: &str, rec: &RecordingView) -> Markup {
                         option value=(s) selected[s == "1"] { (s) "×" }
                     }
                 }
-                meter #level min="0" max="1" value="0" aria-label=(ctx.t(T::LevelLabel)) {}
+                label for="level" { (ctx.t(T::LevelLabel)) }
+                meter #level min="0" max="1" value="0" {}
             }
             fieldset.channels {
                 legend { (ctx.t(T::ListenTo)) }

@@ -14,7 +14,7 @@ use axum::Extension;
 use chrono_tz::Tz;
 use maud::{html, Markup};
 
-use super::format::{input_time, length, parse_input_time, time_in};
+use super::format::{input_time, length, local_time, parse_input_time};
 use super::guard::{api_allows, Ctx};
 use super::i18n::codes::{words, DIRECTIONS, DISPOSITIONS, END_REASONS, REFUSAL_REASONS};
 use super::i18n::{Lang, T};
@@ -404,6 +404,16 @@ fn form(
         }
     };
     let sees_rec = sees_recordings(state, who);
+    let more_open = [
+        "status",
+        "talk_min",
+        "talk_max",
+        "recording",
+        "hold",
+        "order",
+    ]
+    .iter()
+    .any(|f| !matches!(s.value(f), "" | "newest"));
     html! {
         form.search method="get" action="/console/calls" role="search" {
             fieldset {
@@ -482,50 +492,55 @@ fn form(
                         }
                         (field_error("reason"))
                     }
-                    div.field {
-                        label for="status" { (t(T::StatusLabel)) }
-                        input #status name="status" type="text" inputmode="numeric" maxlength="3"
-                            value=(s.value("status")) aria-invalid=[invalid("status")]
-                            aria-describedby=(described("status", None));
-                        (field_error("status"))
-                    }
-                    div.field {
-                        label for="talk_min" { (t(T::TalkMin)) }
-                        input #talk_min name="talk_min" type="number" min="0" step="1"
-                            value=(s.value("talk_min")) aria-invalid=[invalid("talk_min")]
-                            aria-describedby=(described("talk_min", None));
-                        (field_error("talk_min"))
-                    }
-                    div.field {
-                        label for="talk_max" { (t(T::TalkMax)) }
-                        input #talk_max name="talk_max" type="number" min="0" step="1"
-                            value=(s.value("talk_max")) aria-invalid=[invalid("talk_max")]
-                            aria-describedby=(described("talk_max", None));
-                        (field_error("talk_max"))
-                    }
-                    @if sees_rec {
+                }
+                details open[more_open] {
+                    summary { (t(T::MoreFilters)) }
+                    div.grid {
                         div.field {
-                            label for="recording" { (t(T::RecordingFilter)) }
-                            select #recording name="recording" {
-                                option value="" { (t(T::Any)) }
-                                option value="kept" selected[selected("recording", "kept")] { (t(T::RecordingKept)) }
-                                option value="none" selected[selected("recording", "none")] { (t(T::RecordingNone)) }
+                            label for="status" { (t(T::StatusLabel)) }
+                            input #status name="status" type="text" inputmode="numeric" maxlength="3"
+                                value=(s.value("status")) aria-invalid=[invalid("status")]
+                                aria-describedby=(described("status", None));
+                            (field_error("status"))
+                        }
+                        div.field {
+                            label for="talk_min" { (t(T::TalkMin)) }
+                            input #talk_min name="talk_min" type="number" min="0" step="1"
+                                value=(s.value("talk_min")) aria-invalid=[invalid("talk_min")]
+                                aria-describedby=(described("talk_min", None));
+                            (field_error("talk_min"))
+                        }
+                        div.field {
+                            label for="talk_max" { (t(T::TalkMax)) }
+                            input #talk_max name="talk_max" type="number" min="0" step="1"
+                                value=(s.value("talk_max")) aria-invalid=[invalid("talk_max")]
+                                aria-describedby=(described("talk_max", None));
+                            (field_error("talk_max"))
+                        }
+                        @if sees_rec {
+                            div.field {
+                                label for="recording" { (t(T::RecordingFilter)) }
+                                select #recording name="recording" {
+                                    option value="" { (t(T::Any)) }
+                                    option value="kept" selected[selected("recording", "kept")] { (t(T::RecordingKept)) }
+                                    option value="none" selected[selected("recording", "none")] { (t(T::RecordingNone)) }
+                                }
+                            }
+                            div.field {
+                                label for="hold" { (t(T::HoldFilter)) }
+                                select #hold name="hold" {
+                                    option value="" { (t(T::Any)) }
+                                    option value="on" selected[selected("hold", "on")] { (t(T::HoldOn)) }
+                                    option value="off" selected[selected("hold", "off")] { (t(T::HoldOff)) }
+                                }
                             }
                         }
                         div.field {
-                            label for="hold" { (t(T::HoldFilter)) }
-                            select #hold name="hold" {
-                                option value="" { (t(T::Any)) }
-                                option value="on" selected[selected("hold", "on")] { (t(T::HoldOn)) }
-                                option value="off" selected[selected("hold", "off")] { (t(T::HoldOff)) }
+                            label for="order" { (t(T::OrderLabel)) }
+                            select #order name="order" {
+                                option value="newest" selected[selected("order", "newest")] { (t(T::NewestFirst)) }
+                                option value="oldest" selected[selected("order", "oldest")] { (t(T::OldestFirst)) }
                             }
-                        }
-                    }
-                    div.field {
-                        label for="order" { (t(T::OrderLabel)) }
-                        select #order name="order" {
-                            option value="newest" selected[selected("order", "newest")] { (t(T::NewestFirst)) }
-                            option value="oldest" selected[selected("order", "oldest")] { (t(T::OldestFirst)) }
                         }
                     }
                 }
@@ -565,7 +580,7 @@ fn results(state: &ApiState, ctx: &Ctx, who: &Principal, rows: &[Cdr], zone: Tz)
                     caption { (t(T::ResultsCaption)) }
                     thead {
                         tr {
-                            th scope="col" { (t(T::ColTime)) }
+                            th scope="col" { (T::ColTimeIn.fill(lang, &[("zone", zone.name())])) }
                             th scope="col" { (t(T::DirectionLabel)) }
                             th scope="col" { (t(T::ColCaller)) }
                             th scope="col" { (t(T::ColCallee)) }
@@ -578,8 +593,8 @@ fn results(state: &ApiState, ctx: &Ctx, who: &Principal, rows: &[Cdr], zone: Tz)
                     tbody {
                         @for c in rows {
                             tr {
-                                td {
-                                    @let when = time_in(c.attempt.invite_at, zone);
+                                td.time {
+                                    @let when = local_time(c.attempt.invite_at, zone);
                                     @if linked {
                                         a href={ "/console/calls/" (urlencoded(&c.attempt.id)) }
                                             aria-label=(T::OpenCall.fill(lang, &[("id", &c.attempt.id)])) { (when) }

@@ -14,6 +14,11 @@ pub fn time_in(t: DateTime<Utc>, tz: Tz) -> String {
     )
 }
 
+/// A time in `tz`, to the second, without the zone (a column names it).
+pub fn local_time(t: DateTime<Utc>, tz: Tz) -> String {
+    t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
 /// A time in `tz` for a `datetime-local` input (`2026-11-27T09:00`).
 pub fn input_time(t: DateTime<Utc>, tz: Tz) -> String {
     t.with_timezone(&tz).format("%Y-%m-%dT%H:%M").to_string()

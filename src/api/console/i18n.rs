@@ -171,6 +171,8 @@ messages! {
     ExportCsv => "Export these calls as CSV", "将这些通话导出为 CSV";
     ResultsCaption => "Calls found", "查询结果";
     ColTime => "Time", "时间";
+    ColTimeIn => "Time ({zone})", "时间（{zone}）";
+    MoreFilters => "More filters", "更多筛选条件";
     ColCaller => "Caller", "主叫";
     ColCallee => "Callee", "被叫";
     ColTalk => "Talk time", "通话时长";
@@ -222,10 +224,10 @@ messages! {
     LegsTitle => "Both legs' quality", "双向通话质量";
     LegLabel => "Leg", "通话侧";
     PacketsIn => "Packets received", "收到的包";
-    PacketsOut => "Packets relayed to it", "转发给它的包";
+    PacketsOut => "Packets sent to it", "发给它的包";
     LostLabel => "Lost", "丢包";
     JitterLabel => "Jitter (ms)", "抖动（毫秒）";
-    MaxJitterLabel => "Worst jitter (ms)", "最大抖动（毫秒）";
+    MaxJitterLabel => "Max jitter (ms)", "最大抖动（毫秒）";
     GapLabel => "Longest gap (ms)", "最长中断（毫秒）";
     MosLabel => "MOS", "MOS 评分";
     OneWayLabel => "One-way audio", "单通";
@@ -255,7 +257,7 @@ messages! {
     Forward10 => "Forward 10 s", "前进 10 秒";
     SpeedLabel => "Speed", "速度";
     ListenTo => "Listen to", "收听";
-    LevelLabel => "Level of what you hear", "当前听到的音量";
+    LevelLabel => "Level", "音量";
     ChannelBoth => "both (agent left, customer right)", "双方（左：坐席，右：客户）";
     ChannelAgent => "the agent only", "仅坐席";
     ChannelCustomer => "the customer only", "仅客户";
