@@ -212,6 +212,7 @@ async fn an_officer_finds_a_call_plays_it_and_hears_each_side() {
     assert!(rows.iter().all(|r| r.entry.actor == "officer"
         && r.entry.call_id.as_deref() == Some(s.answered.as_str())
         && r.entry.recording.is_some()));
+    s.h.finish().await;
 }
 
 #[tokio::test]
@@ -267,6 +268,7 @@ async fn the_same_flow_in_chinese_shows_chinese_labels() {
     b.goto("/console/calls").await;
     assert_eq!(b.text_of("h1").await, "Calls");
     b.close().await;
+    s.h.finish().await;
 }
 
 #[tokio::test]
@@ -314,6 +316,7 @@ async fn a_carrier_sees_no_recording_anywhere() {
         b.screenshot(shot).await;
     }
     b.close().await;
+    s.h.finish().await;
 }
 
 #[tokio::test]
@@ -349,6 +352,7 @@ async fn without_a_session_a_page_leads_to_sign_in_and_back() {
     b.goto(&format!("/console/calls/{}", s.answered)).await;
     assert!(b.path().await.starts_with("/console/sign-in"));
     b.close().await;
+    s.h.finish().await;
 }
 
 #[tokio::test]
@@ -376,4 +380,5 @@ async fn a_form_without_its_csrf_token_is_refused() {
     assert!(s.h.gw.store().is_on_hold(&s.answered).await.unwrap());
     b.screenshot("2-held").await;
     b.close().await;
+    s.h.finish().await;
 }

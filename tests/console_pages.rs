@@ -79,6 +79,7 @@ async fn without_a_session_every_page_leads_to_sign_in() {
         .to_str()
         .unwrap()
         .starts_with("text/html"));
+    s.h.finish().await;
 }
 
 #[tokio::test]
@@ -166,6 +167,7 @@ async fn sign_in_keeps_a_strict_session_and_sign_out_ends_it() {
         && r.role.as_deref() == Some("compliance")
         && r.status == 200));
     assert_eq!(audit(&s, "console.sign_out").await.len(), 2);
+    s.h.finish().await;
 }
 
 #[tokio::test]
@@ -229,6 +231,7 @@ async fn a_form_without_the_sessions_csrf_token_is_refused() {
         .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER);
     assert!(!s.h.gw.store().is_on_hold(&s.answered).await.unwrap());
+    s.h.finish().await;
 }
 
 #[tokio::test]
@@ -246,6 +249,7 @@ async fn a_revoked_token_ends_its_sessions() {
     assert_eq!(p.status, StatusCode::SEE_OTHER);
     assert!(p.location().starts_with("/console/sign-in"));
     assert_eq!(c.sign_in(&s.officer).await.status, StatusCode::UNAUTHORIZED);
+    s.h.finish().await;
 }
 
 #[tokio::test]
@@ -307,6 +311,7 @@ async fn a_carrier_never_reaches_a_recording() {
         a.get(&format!("/console/calls/{id}")).await.status,
         StatusCode::FORBIDDEN
     );
+    s.h.finish().await;
 }
 
 #[tokio::test]
@@ -347,6 +352,7 @@ async fn the_search_finds_a_call_by_its_last_digits_and_exports_it() {
     assert!(ids.contains(&s.answered) && ids.contains(&s.refused));
     let rows = audit(&s, "console.calls.export").await;
     assert_eq!(rows[0].query, "number=0001&match=suffix");
+    s.h.finish().await;
 }
 
 #[tokio::test]
@@ -387,4 +393,5 @@ async fn pages_speak_the_browsers_language_or_the_chosen_one() {
         .get("/console/lang/zh?back=https%3A%2F%2Fevil.example%2F")
         .await;
     assert_eq!(away.location(), "/console/");
+    s.h.finish().await;
 }
