@@ -382,3 +382,70 @@ async fn a_form_without_its_csrf_token_is_refused() {
     b.close().await;
     s.h.finish().await;
 }
+
+#[tokio::test]
+async fn an_admin_sees_a_call_arrive_without_a_reload_and_hangs_it_up() {
+    let _one = SERIAL.lock().await;
+    let mut s = scene().await;
+    let Some(b) = Browser::start(&s.base, "admin", EN, LAPTOP).await else {
+        return;
+    };
+    b.goto("/console/").await;
+    b.sign_in(&s.admin).await;
+    assert_eq!(b.path().await, "/console/live");
+    assert!(b
+        .text_of("#live-rows")
+        .await
+        .contains("No call is in progress."));
+    b.js("window.__tgSamePage = true; return true;").await;
+
+    // The call starts after the page was loaded: the table shows it by itself.
+    let call = s.h.establish().await;
+    b.wait_for(
+        "document.querySelector('#live-rows tr[data-call]') !== null",
+        Duration::from_secs(10),
+        "the live call appears",
+    )
+    .await;
+    assert_eq!(
+        b.js("return window.__tgSamePage === true").await,
+        Value::Bool(true),
+        "no reload"
+    );
+    b.screenshot("1-live").await;
+
+    // Hang up from the page: both sides get a BYE.
+    b.click_and_wait("#live-rows button[type=submit]").await;
+    let bye = s.h.pbx.expect_request("BYE").await;
+    s.h.pbx.reply(&bye, 200, None).await;
+    let bye = s.h.carrier.expect_request("BYE").await;
+    s.h.carrier.reply(&bye, 200, None).await;
+    drop(call);
+    assert!(b
+        .text_of("main")
+        .await
+        .contains("The call is being hung up."));
+    b.wait_for(
+        "document.querySelector('#live-rows tr[data-call]') === null",
+        Duration::from_secs(10),
+        "the call leaves the table",
+    )
+    .await;
+
+    // Enforcement: impose on the caller ID, then lift.
+    b.click_and_wait("header nav a[href='/console/enforcement']")
+        .await;
+    b.fill("#impose-number", "+861012345678").await;
+    b.click("#impose-step option[value='suspend_number']").await;
+    b.fill("#impose-duration", "2h").await;
+    b.fill("#impose-reason", "carrier ticket 4711").await;
+    b.click_and_wait("#impose-form button[type=submit]").await;
+    assert!(b.text_of("main").await.contains("The step is in force."));
+    b.screenshot("2-enforcement").await;
+    b.fill("tr[data-step] input[name=reason]", "resolved").await;
+    b.click_and_wait("tr[data-step] button[type=submit]").await;
+    assert!(b.text_of("main").await.contains("The step is lifted."));
+    assert!(b.text_of("#in-force").await.contains("Steps in force"));
+    b.close().await;
+    s.h.finish().await;
+}

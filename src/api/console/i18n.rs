@@ -114,6 +114,8 @@ messages! {
     SkipToContent => "Skip to the content", "跳到正文";
     MainNav => "Main", "主导航";
     NavCalls => "Calls", "通话";
+    NavLive => "Live calls", "实时通话";
+    NavEnforcement => "Enforcement", "管控措施";
     SignedInAs => "Signed in as {name} ({role})", "已登录：{name}（{role}）";
     SignOut => "Sign out", "退出登录";
     Language => "Language", "语言";
@@ -298,6 +300,37 @@ messages! {
     UntilLabel => "Until", "截止";
     OperatorLabel => "Operator", "操作人";
     NoneYet => "None.", "无。";
+
+    LiveTitle => "Live calls", "实时通话";
+    LiveHelp => "The calls in progress, refreshed every few seconds.", "正在进行的通话，每隔几秒自动刷新。";
+    StartedLabel => "Started", "开始时间";
+    AgentLeg => "Agent leg (PBX)", "坐席侧（PBX）";
+    CustomerLeg => "Customer leg (carrier)", "客户侧（运营商）";
+    HangUp => "Hang up", "挂断";
+    HangUpCall => "Hang up call {id}", "挂断通话 {id}";
+    NoLiveCalls => "No call is in progress.", "当前没有进行中的通话。";
+    Ringing => "ringing", "振铃中";
+    LegFigures => "in {in} · out {out} · lost {lost} · jitter {jitter} ms · {codec} · last packet {age} ms ago", "收 {in} · 发 {out} · 丢 {lost} · 抖动 {jitter} 毫秒 · {codec} · 上个包 {age} 毫秒前";
+    LegFiguresSilent => "{codec} · no RTP yet", "{codec} · 尚无 RTP";
+    HungUp => "The call is being hung up.", "正在挂断该通话。";
+    AlreadyEnded => "That call had already ended.", "该通话已经结束。";
+
+    EnforcementPageTitle => "Enforcement", "管控措施";
+    InForceTitle => "Steps in force", "正在执行的措施";
+    NothingInForce => "No step is in force.", "当前没有执行中的措施。";
+    SinceLabel => "Since", "开始";
+    CauseLabel => "Cause", "起因";
+    LiftStep => "Lift", "解除";
+    ImposeTitle => "Impose a step", "实施措施";
+    ImposeNumber => "Caller ID (empty: the whole trunk)", "主叫号码（留空：整个中继）";
+    DurationLabel => "For how long (optional)", "持续时间（可选）";
+    DurationHelp => "A duration such as 30m, 2h or 1d; empty: until lifted.", "例如 30m、2h 或 1d；留空：直到解除。";
+    ImposeButton => "Impose", "实施";
+    EnforcementLogTitle => "Log of the last 24 hours (UTC)", "最近 24 小时记录（UTC）";
+    StepImposed => "The step is in force.", "措施已生效。";
+    StepLifted => "The step is lifted.", "措施已解除。";
+    NotTheTrunksNumber => "Not a number of this trunk.", "不是该中继的号码。";
+    OrderConflict => "The order was refused: the trunks changed meanwhile. Reload the page and try again.", "指令被拒绝：中继配置已变更，请刷新页面后重试。";
 }
 
 impl T {

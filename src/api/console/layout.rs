@@ -10,6 +10,24 @@ use super::guard::{api_allows, Ctx, CSRF_FIELD};
 use super::i18n::{Lang, T};
 use crate::api::{ApiState, Role};
 
+/// The navigation: each page, the API route its role rule comes from, its label.
+const NAV: &[(&str, &str, T)] = &[
+    ("/console/calls", super::CDR_SEARCH, T::NavCalls),
+    ("/console/live", super::LIVE, T::NavLive),
+    (
+        "/console/enforcement",
+        super::ENFORCEMENT,
+        T::NavEnforcement,
+    ),
+];
+
+/// The first page of the navigation this role may use.
+pub fn first_page(state: &ApiState, role: Role) -> Option<&'static str> {
+    NAV.iter()
+        .find(|(_, api, _)| api_allows(state, &Method::GET, api, role))
+        .map(|(path, _, _)| *path)
+}
+
 /// The role in words.
 pub fn role_words(role: Role, lang: Lang) -> &'static str {
     match role {
@@ -39,8 +57,14 @@ pub fn frame(state: Option<&ApiState>, ctx: &Ctx, title: &str, body: Markup) -> 
                     @if let (Some(state), Some(who)) = (state, &ctx.who) {
                         nav aria-label=(T::MainNav.text(lang)) {
                             ul {
-                                @if api_allows(state, &Method::GET, super::CDR_SEARCH, who.role) {
-                                    li { a href="/console/calls" { (T::NavCalls.text(lang)) } }
+                                @for (path, api, key) in NAV {
+                                    @if api_allows(state, &Method::GET, api, who.role) {
+                                        li {
+                                            a href=(path) aria-current=[ctx.path.starts_with(path).then_some("page")] {
+                                                (key.text(lang))
+                                            }
+                                        }
+                                    }
                                 }
                             }
                         }

@@ -13,16 +13,19 @@
 //! Files: `guard.rs` (the middleware: session, token check, role, CSRF, audit, headers),
 //! `layout.rs` (the page frame, error pages), `sign_in.rs`, `calls.rs` (search and export),
 //! `call_page.rs` (one call), `call_actions.rs` (its recording, verify, legal hold),
+//! `live.rs` (live calls, hang-up), `enforcement.rs` (steps in force, impose, lift),
 //! `format.rs` (times in the trunk's zone, lengths), `assets.rs` (CSS, JS).
 
 mod assets;
 mod call_actions;
 mod call_page;
 mod calls;
+mod enforcement;
 mod format;
 mod guard;
 pub mod i18n;
 mod layout;
+mod live;
 pub mod session;
 mod sign_in;
 
@@ -72,6 +75,10 @@ const CDR_EXPORT: &str = "/api/v1/cdrs/export";
 const RECORDING: &str = "/api/v1/calls/{id}/recording";
 const VERIFY: &str = "/api/v1/calls/{id}/recording/verify";
 const HOLD: &str = "/api/v1/calls/{id}/hold";
+const LIVE: &str = "/api/v1/calls/live";
+const HANGUP: &str = "/api/v1/calls/live/{id}/hangup";
+const ENFORCEMENT: &str = "/api/v1/enforcement";
+const LIFT: &str = "/api/v1/enforcement/{id}/lift";
 
 /// Every console route with its handler.
 fn routes() -> Vec<(ConsoleRoute, MethodRouter<ApiState>)> {
@@ -183,6 +190,60 @@ fn routes() -> Vec<(ConsoleRoute, MethodRouter<ApiState>)> {
                 "console.holds.release",
             ),
             post(call_actions::release_hold),
+        ),
+        (
+            route(
+                Method::GET,
+                "/console/live",
+                As(Method::GET, LIVE),
+                "console.calls.live",
+            ),
+            get(live::page),
+        ),
+        (
+            route(
+                Method::GET,
+                "/console/live/rows",
+                As(Method::GET, LIVE),
+                "console.calls.live.rows",
+            ),
+            get(live::rows_fragment),
+        ),
+        (
+            route(
+                Method::POST,
+                "/console/live/{id}/hangup",
+                As(Method::POST, HANGUP),
+                "console.calls.hangup",
+            ),
+            post(live::hangup),
+        ),
+        (
+            route(
+                Method::GET,
+                "/console/enforcement",
+                As(Method::GET, ENFORCEMENT),
+                "console.enforcement.list",
+            ),
+            get(enforcement::page),
+        ),
+        (
+            route(
+                Method::POST,
+                "/console/enforcement",
+                As(Method::POST, ENFORCEMENT),
+                "console.enforcement.impose",
+            ),
+            post(enforcement::impose),
+        ),
+        (
+            route(
+                Method::POST,
+                "/console/enforcement/{id}/lift",
+                As(Method::POST, LIFT),
+                "console.enforcement.lift",
+            ),
+            post(enforcement::lift),
         ),
     ]
 }

@@ -7,14 +7,14 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use chrono::Utc;
 use maud::html;
 use serde::Deserialize;
 
-use super::guard::{api_allows, Ctx, SignedInAs, CSRF_FIELD};
+use super::guard::{Ctx, SignedInAs, CSRF_FIELD};
 use super::i18n::{Lang, T};
 use super::layout::{frame, html_response, notice};
 use super::session::{
@@ -215,8 +215,8 @@ pub(crate) async fn home(
     let Some(who) = &ctx.who else {
         return see_other("/console/sign-in", &[]);
     };
-    if api_allows(&state, &Method::GET, super::CDR_SEARCH, who.role) {
-        return see_other("/console/calls", &[]);
+    if let Some(first) = super::layout::first_page(&state, who.role) {
+        return see_other(first, &[]);
     }
     let body = html! { p { (ctx.t(T::HomeNothing)) } };
     html_response(

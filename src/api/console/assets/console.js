@@ -108,7 +108,31 @@
     route();
   }
 
+  // A table that refreshes itself (live calls): its rows are fetched again every few seconds
+  // and put in place, unless something in it has the focus (a button about to be pressed). An
+  // answer that is not a fragment means the session ended: the page reloads (to the sign-in).
+  function refresh(body) {
+    var url = body.getAttribute('data-refresh');
+    var every = Number(body.getAttribute('data-every')) || 3000;
+    window.setInterval(function () {
+      if (body.contains(document.activeElement)) return;
+      window.fetch(url, { credentials: 'same-origin' }).then(function (r) {
+        if (!r.ok || r.headers.get('X-Console-Fragment') !== '1') {
+          window.location.reload();
+          return null;
+        }
+        return r.text();
+      }).then(function (html) {
+        if (html !== null && html !== undefined) {
+          body.innerHTML = html;
+          body.setAttribute('data-refreshed', String(Date.now()));
+        }
+      }).catch(function () { /* the next round tries again */ });
+    }, every);
+  }
+
   document.addEventListener('DOMContentLoaded', function () {
     document.querySelectorAll('[data-player]').forEach(setUp);
+    document.querySelectorAll('[data-refresh]').forEach(refresh);
   });
 })();
