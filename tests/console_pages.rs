@@ -352,6 +352,17 @@ async fn the_search_finds_a_call_by_its_last_digits_and_exports_it() {
     assert!(ids.contains(&s.answered) && ids.contains(&s.refused));
     let rows = audit(&s, "console.calls.export").await;
     assert_eq!(rows[0].query, "number=0001&match=suffix");
+
+    // The call's page shows its audit trail: who listened and read it before.
+    let wav = c
+        .get(&format!("/console/calls/{}/recording", s.answered))
+        .await;
+    assert_eq!(wav.status, StatusCode::OK);
+    assert!(wav.text.starts_with("RIFF"));
+    let page = c.get(&format!("/console/calls/{}", s.answered)).await;
+    let trail = page.text.split("id=\"trail\"").nth(1).expect("a trail");
+    assert!(trail.contains("console.recordings.play"), "{trail}");
+    assert!(trail.contains("officer (compliance)"), "{trail}");
     s.h.finish().await;
 }
 

@@ -25,6 +25,10 @@ use super::i18n::{Lang, T};
 use super::layout::{csrf_field, error_page, frame, html_response, notice};
 use crate::api::calls::{call_record, CallRecord, RecordingView};
 use crate::api::{ApiError, ApiState, Principal};
+use crate::store::{AuditFilter, AuditRow};
+
+/// The audit rows a call's page shows (the oldest first; the API's audit log has them all).
+const TRAIL_ROWS: u32 = 200;
 
 /// What a page shows beyond the record: a result of an action on it.
 #[derive(Debug, Default)]
@@ -92,6 +96,21 @@ pub(crate) async fn render(
         None => chrono_tz::UTC,
     };
     let sees_recording = api_allows(state, &Method::GET, super::RECORDING, who.role);
+    // The call's audit trail (who opened it, listened, downloaded), for roles that may read
+    // the audit log.
+    let trail = if api_allows(state, &Method::GET, super::AUDIT, who.role) {
+        let filter = AuditFilter {
+            call_id: Some(record.cdr.attempt.id.clone()),
+            limit: TRAIL_ROWS,
+            ..AuditFilter::default()
+        };
+        match state.store().audit_entries(&filter).await {
+            Ok(rows) => Some(rows),
+            Err(e) => return api_refusal(ctx, &ApiError::Store(e)),
+        }
+    } else {
+        None
+    };
     let may_hold = api_allows(state, &Method::PUT, super::HOLD, who.role);
     let title = format!("{} {}", ctx.t(T::CallTitle), record.cdr.attempt.id);
     let body = html! {
@@ -110,6 +129,9 @@ pub(crate) async fn render(
         (dtmf(ctx, &record, zone))
         (details(ctx, &record, zone))
         (anomalies(ctx, &record, zone))
+        @if let Some(rows) = &trail {
+            (audit_trail(ctx, rows, zone))
+        }
     };
     html_response(status, frame(Some(state), ctx, &title, body))
 }
@@ -591,6 +613,37 @@ fn anomalies(ctx: &Ctx, r: &CallRecord, zone: Tz) -> Markup {
                                         td { (or_dash(e.operator.as_deref())) }
                                     }
                                 }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn audit_trail(ctx: &Ctx, rows: &[AuditRow], zone: Tz) -> Markup {
+    html! {
+        section aria-labelledby="trail" {
+            h2 #trail { (ctx.t(T::TrailTitle)) }
+            p.help { (ctx.t(T::TrailHelp)) }
+            div.table-wrap {
+                table.trail {
+                    thead {
+                        tr {
+                            th scope="col" { (ctx.t(T::ColTime)) }
+                            th scope="col" { (ctx.t(T::WhoLabel)) }
+                            th scope="col" { (ctx.t(T::ActionLabel)) }
+                            th scope="col" { (ctx.t(T::StatusLabel)) }
+                        }
+                    }
+                    tbody {
+                        @for r in rows {
+                            tr {
+                                td.time { (time_in(r.entry.at, zone)) }
+                                td { (r.entry.actor) @if let Some(role) = &r.entry.role { " (" (role) ")" } }
+                                td { code { (r.entry.action) } }
+                                td.figure { (r.entry.status) }
                             }
                         }
                     }

@@ -300,6 +300,9 @@ messages! {
     UntilLabel => "Until", "截止";
     OperatorLabel => "Operator", "操作人";
     NoneYet => "None.", "无。";
+    TrailTitle => "Who read or changed this call", "该通话的访问记录";
+    TrailHelp => "From the audit log: every request that named this call, through the API or this console.", "来自审计日志：通过 API 或本控制台涉及该通话的每个请求。";
+    WhoLabel => "Who", "访问者";
 
     LiveTitle => "Live calls", "实时通话";
     LiveHelp => "The calls in progress, refreshed every few seconds.", "正在进行的通话，每隔几秒自动刷新。";

@@ -75,6 +75,7 @@ const CDR_EXPORT: &str = "/api/v1/cdrs/export";
 const RECORDING: &str = "/api/v1/calls/{id}/recording";
 const VERIFY: &str = "/api/v1/calls/{id}/recording/verify";
 const HOLD: &str = "/api/v1/calls/{id}/hold";
+const AUDIT: &str = "/api/v1/audit";
 const LIVE: &str = "/api/v1/calls/live";
 const HANGUP: &str = "/api/v1/calls/live/{id}/hangup";
 const ENFORCEMENT: &str = "/api/v1/enforcement";
