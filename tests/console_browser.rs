@@ -446,6 +446,19 @@ async fn an_admin_sees_a_call_arrive_without_a_reload_and_hangs_it_up() {
     b.click_and_wait("tr[data-step] button[type=submit]").await;
     assert!(b.text_of("main").await.contains("The step is lifted."));
     assert!(b.text_of("#in-force").await.contains("Steps in force"));
+
+    // Trunks: a number added from the page.
+    b.click_and_wait("header nav a[href='/console/trunks']")
+        .await;
+    b.fill("#test-numbers-add", "+861012340000").await;
+    b.click_and_wait("[data-list=numbers] form.row button[type=submit]")
+        .await;
+    assert!(b.text_of("main").await.contains("The number is added"));
+    assert!(b
+        .text_of("[data-list=numbers] ul.numbers")
+        .await
+        .contains("861012340000"));
+    b.screenshot("3-trunks").await;
     b.close().await;
     s.h.finish().await;
 }

@@ -549,3 +549,110 @@ async fn an_admin_hangs_up_a_live_call_and_imposes_and_lifts_a_step() {
     );
     s.h.finish().await;
 }
+
+#[tokio::test]
+async fn an_admin_adds_a_number_and_the_next_call_with_it_is_admitted() {
+    let mut s = scene().await;
+    let mut c = Client::new(&s.base);
+    c.sign_in(&s.admin).await;
+    let page = c.get("/console/trunks").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains("data-trunk=\"test\""));
+    let csrf = page.csrf();
+    let new = "+861012340000";
+
+    // Refusals next to the field: not a number, on the list already.
+    let bad = c
+        .post(
+            "/console/trunks/test/numbers",
+            &[("number", "abc"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.text.contains("Use digits"), "{}", bad.text);
+    let twice = c
+        .post(
+            "/console/trunks/test/numbers",
+            &[("number", common::CALLER), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(twice.status, StatusCode::CONFLICT);
+    assert!(twice.text.contains("on the list already"));
+
+    // Before: refused; added from the page: admitted.
+    let refused =
+        s.h.pbx
+            .invite(s.h.inside(), &common::InviteSpec::new(new, common::CALLEE))
+            .await;
+    s.h.pbx.expect_response(100).await;
+    let no = s.h.pbx.expect_response(403).await;
+    s.h.pbx.ack_non2xx(&refused, &no).await;
+    let ok = c
+        .post(
+            "/console/trunks/test/numbers",
+            &[("number", new), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(ok.location(), "/console/trunks?done=added", "{}", ok.text);
+    let page = c.get("/console/trunks?done=added").await;
+    assert!(page.text.contains("861012340000"), "{}", page.text);
+    let invite =
+        s.h.pbx
+            .invite(s.h.inside(), &common::InviteSpec::new(new, common::CALLEE))
+            .await;
+    s.h.pbx.expect_response(100).await;
+    let c_invite = s.h.carrier_gets_invite().await;
+    s.h.carrier.reply(&c_invite, 486, Some("busy")).await;
+    let busy = s.h.pbx.expect_response(486).await;
+    s.h.pbx.ack_non2xx(&invite, &busy).await;
+    s.h.carrier.expect_request("ACK").await;
+
+    // Blocked from the page: the next call to that number is refused.
+    let ok = c
+        .post(
+            "/console/trunks/test/blocked",
+            &[("number", common::CALLEE2), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(ok.location(), "/console/trunks?done=added");
+    let invite =
+        s.h.pbx
+            .invite(
+                s.h.inside(),
+                &common::InviteSpec::new(common::CALLER, common::CALLEE2),
+            )
+            .await;
+    s.h.pbx.expect_response(100).await;
+    let no = s.h.pbx.expect_response(403).await;
+    assert_eq!(no.reason(), "Number Blocked");
+    s.h.pbx.ack_non2xx(&invite, &no).await;
+
+    // Removed: gone from the page and from admission.
+    let gone = c
+        .post(
+            "/console/trunks/test/numbers/remove",
+            &[("number", new), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(gone.location(), "/console/trunks?done=removed");
+    let again = c
+        .post(
+            "/console/trunks/test/numbers/remove",
+            &[("number", new), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    assert!(again.text.contains("not on the list"));
+    assert_eq!(
+        c.post("/console/trunks/test/numbers", &[("number", new)])
+            .await
+            .status,
+        StatusCode::FORBIDDEN,
+        "no CSRF token"
+    );
+    let rows = audit(&s, "console.trunks.numbers.add").await;
+    assert!(rows
+        .iter()
+        .all(|r| r.actor == "root" && r.role.as_deref() == Some("admin")));
+    s.h.finish().await;
+}

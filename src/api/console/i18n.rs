@@ -116,6 +116,7 @@ messages! {
     NavCalls => "Calls", "通话";
     NavLive => "Live calls", "实时通话";
     NavEnforcement => "Enforcement", "管控措施";
+    NavTrunks => "Trunks", "中继";
     SignedInAs => "Signed in as {name} ({role})", "已登录：{name}（{role}）";
     SignOut => "Sign out", "退出登录";
     Language => "Language", "语言";
@@ -333,6 +334,25 @@ messages! {
     StepImposed => "The step is in force.", "措施已生效。";
     StepLifted => "The step is lifted.", "措施已解除。";
     NotTheTrunksNumber => "Not a number of this trunk.", "不是该中继的号码。";
+    TrunksTitle => "Trunks", "中继";
+    UpdatedBy => "Last changed {time} by {who}.", "最近修改：{time}，修改人 {who}。";
+    MaxConcurrent => "Calls at once", "最大并发通话数";
+    MaxPerCallerId => "Calls at once per caller ID", "每个主叫号码的最大并发数";
+    MaxCps => "Calls per second", "每秒呼叫数";
+    CallingHours => "Calling hours", "允许呼叫时段";
+    TimeZoneLabel => "Time zone", "时区";
+    TrunkNumbers => "Numbers (caller IDs allowed out, numbers reachable in)", "号码（允许呼出的主叫号码、可呼入的号码）";
+    BlockedNumbers => "Blocked numbers", "屏蔽号码";
+    NoNumbers => "No number.", "没有号码。";
+    NoBlocked => "No blocked number.", "没有屏蔽号码。";
+    AddNumber => "Add a number", "添加号码";
+    Add => "Add", "添加";
+    Remove => "Remove", "移除";
+    RemoveNumber => "Remove {number}", "移除 {number}";
+    NumberAdded => "The number is added; the next call sees it.", "号码已添加，下一通呼叫即生效。";
+    NumberRemoved => "The number is removed; the next call sees it.", "号码已移除，下一通呼叫即生效。";
+    AlreadyListed => "This number is on the list already.", "该号码已在列表中。";
+    NotListed => "This number is not on the list.", "该号码不在列表中。";
     OrderConflict => "The order was refused: the trunks changed meanwhile. Reload the page and try again.", "指令被拒绝：中继配置已变更，请刷新页面后重试。";
 }
 

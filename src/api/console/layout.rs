@@ -14,6 +14,7 @@ use crate::api::{ApiState, Role};
 const NAV: &[(&str, &str, T)] = &[
     ("/console/calls", super::CDR_SEARCH, T::NavCalls),
     ("/console/live", super::LIVE, T::NavLive),
+    ("/console/trunks", super::TRUNKS, T::NavTrunks),
     (
         "/console/enforcement",
         super::ENFORCEMENT,

@@ -14,6 +14,7 @@
 //! `layout.rs` (the page frame, error pages), `sign_in.rs`, `calls.rs` (search and export),
 //! `call_page.rs` (one call), `call_actions.rs` (its recording, verify, legal hold),
 //! `live.rs` (live calls, hang-up), `enforcement.rs` (steps in force, impose, lift),
+//! `trunks.rs` (trunks, their numbers and blocked numbers),
 //! `format.rs` (times in the trunk's zone, lengths), `assets.rs` (CSS, JS).
 
 mod assets;
@@ -28,6 +29,7 @@ mod layout;
 mod live;
 pub mod session;
 mod sign_in;
+mod trunks;
 
 use axum::http::Method;
 use axum::response::Redirect;
@@ -80,6 +82,7 @@ const LIVE: &str = "/api/v1/calls/live";
 const HANGUP: &str = "/api/v1/calls/live/{id}/hangup";
 const ENFORCEMENT: &str = "/api/v1/enforcement";
 const LIFT: &str = "/api/v1/enforcement/{id}/lift";
+const TRUNKS: &str = "/api/v1/trunks";
 
 /// Every console route with its handler.
 fn routes() -> Vec<(ConsoleRoute, MethodRouter<ApiState>)> {
@@ -245,6 +248,51 @@ fn routes() -> Vec<(ConsoleRoute, MethodRouter<ApiState>)> {
                 "console.enforcement.lift",
             ),
             post(enforcement::lift),
+        ),
+        (
+            route(
+                Method::GET,
+                "/console/trunks",
+                As(Method::GET, TRUNKS),
+                "console.trunks.list",
+            ),
+            get(trunks::page),
+        ),
+        (
+            route(
+                Method::POST,
+                "/console/trunks/{name}/numbers",
+                As(Method::POST, "/api/v1/trunks/{name}/numbers"),
+                "console.trunks.numbers.add",
+            ),
+            post(trunks::add_number),
+        ),
+        (
+            route(
+                Method::POST,
+                "/console/trunks/{name}/numbers/remove",
+                As(Method::DELETE, "/api/v1/trunks/{name}/numbers/{number}"),
+                "console.trunks.numbers.remove",
+            ),
+            post(trunks::remove_number),
+        ),
+        (
+            route(
+                Method::POST,
+                "/console/trunks/{name}/blocked",
+                As(Method::POST, "/api/v1/trunks/{name}/blocked"),
+                "console.trunks.blocked.add",
+            ),
+            post(trunks::add_blocked),
+        ),
+        (
+            route(
+                Method::POST,
+                "/console/trunks/{name}/blocked/remove",
+                As(Method::DELETE, "/api/v1/trunks/{name}/blocked/{number}"),
+                "console.trunks.blocked.remove",
+            ),
+            post(trunks::remove_blocked),
         ),
     ]
 }
