@@ -106,6 +106,25 @@ async fn an_officer_finds_a_call_plays_it_and_hears_each_side() {
         .js("return document.querySelectorAll('tr[data-leg]').length")
         .await;
     assert_eq!(legs, Value::from(2));
+    // The waveform: both channels drawn from the file, each with its tone's level (8000 of
+    // 32768: about 0.24).
+    b.wait_for(
+        "document.querySelector('#waveform').hasAttribute('data-peaks')",
+        Duration::from_secs(10),
+        "the waveform is drawn",
+    )
+    .await;
+    let peaks = b
+        .js("return document.querySelector('#waveform').dataset.peaks")
+        .await;
+    let peaks: Vec<f64> = peaks
+        .as_str()
+        .unwrap()
+        .split(' ')
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(peaks.len(), 2);
+    assert!(peaks.iter().all(|p| (0.2..0.3).contains(p)), "{peaks:?}");
     b.screenshot("3-call").await;
 
     // Play: the position advances; the duration is the recording's.

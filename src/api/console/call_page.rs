@@ -27,6 +27,9 @@ use crate::api::calls::{call_record, CallRecord, RecordingView};
 use crate::api::{ApiError, ApiState, Principal};
 use crate::store::{AuditFilter, AuditRow};
 
+/// Recordings up to this size get a waveform (drawn in the browser from the whole file).
+const WAVEFORM_MAX_BYTES: i64 = 16 * 1024 * 1024;
+
 /// The audit rows a call's page shows (the oldest first; the API's audit log has them all).
 const TRAIL_ROWS: u32 = 200;
 
@@ -433,6 +436,13 @@ fn player(ctx: &Ctx, id: &str, rec: &RecordingView) -> Markup {
     html! {
         div.player data-player role="group" aria-label=(ctx.t(T::PlayerLabel)) {
             audio #audio controls preload="metadata" src=(src) data-duration-ms=(rec.duration_ms) {}
+            @if rec.size_bytes <= WAVEFORM_MAX_BYTES {
+                figure.waveform {
+                    canvas #waveform width="1200" height="160" data-src=(src)
+                        role="img" aria-label=(ctx.t(T::WaveformLabel)) {}
+                    figcaption { (ctx.t(T::WaveformCaption)) }
+                }
+            }
             div.controls {
                 button #play type="button" data-play=(ctx.t(T::Play)) data-pause=(ctx.t(T::Pause)) {
                     (ctx.t(T::Play))
@@ -627,23 +637,27 @@ fn audit_trail(ctx: &Ctx, rows: &[AuditRow], zone: Tz) -> Markup {
         section aria-labelledby="trail" {
             h2 #trail { (ctx.t(T::TrailTitle)) }
             p.help { (ctx.t(T::TrailHelp)) }
-            div.table-wrap {
-                table.trail {
-                    thead {
-                        tr {
-                            th scope="col" { (ctx.t(T::ColTime)) }
-                            th scope="col" { (ctx.t(T::WhoLabel)) }
-                            th scope="col" { (ctx.t(T::ActionLabel)) }
-                            th scope="col" { (ctx.t(T::StatusLabel)) }
-                        }
-                    }
-                    tbody {
-                        @for r in rows {
+            @if rows.is_empty() {
+                p { (ctx.t(T::NoneYet)) }
+            } @else {
+                div.table-wrap {
+                    table.trail {
+                        thead {
                             tr {
-                                td.time { (time_in(r.entry.at, zone)) }
-                                td { (r.entry.actor) @if let Some(role) = &r.entry.role { " (" (role) ")" } }
-                                td { code { (r.entry.action) } }
-                                td.figure { (r.entry.status) }
+                                th scope="col" { (ctx.t(T::ColTime)) }
+                                th scope="col" { (ctx.t(T::WhoLabel)) }
+                                th scope="col" { (ctx.t(T::ActionLabel)) }
+                                th scope="col" { (ctx.t(T::HttpStatus)) }
+                            }
+                        }
+                        tbody {
+                            @for r in rows {
+                                tr {
+                                    td.time { (time_in(r.entry.at, zone)) }
+                                    td { (r.entry.actor) @if let Some(role) = &r.entry.role { " (" (role) ")" } }
+                                    td { code { (r.entry.action) } }
+                                    td.figure { (r.entry.status) }
+                                }
                             }
                         }
                     }

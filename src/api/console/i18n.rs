@@ -255,6 +255,8 @@ messages! {
     NoRecordingFile => "The recording has no file to play.", "该录音没有可播放的文件。";
     PlayerLabel => "Recording player", "录音播放器";
     Play => "Play", "播放";
+    WaveformLabel => "Waveform of both channels: the agent above, the customer below", "双声道波形：上为坐席，下为客户";
+    WaveformCaption => "Above: the agent (PBX). Below: the customer (carrier). Click to go there.", "上：坐席（PBX）。下：客户（运营商）。点击可跳转到该位置。";
     Pause => "Pause", "暂停";
     Back10 => "Back 10 s", "后退 10 秒";
     Forward10 => "Forward 10 s", "前进 10 秒";
@@ -304,6 +306,7 @@ messages! {
     TrailTitle => "Who read or changed this call", "该通话的访问记录";
     TrailHelp => "From the audit log: every request that named this call, through the API or this console.", "来自审计日志：通过 API 或本控制台涉及该通话的每个请求。";
     WhoLabel => "Who", "访问者";
+    HttpStatus => "Answer (HTTP)", "应答（HTTP）";
 
     LiveTitle => "Live calls", "实时通话";
     LiveHelp => "The calls in progress, refreshed every few seconds.", "正在进行的通话，每隔几秒自动刷新。";

@@ -90,6 +90,9 @@
       });
     });
 
+    var canvas = root.querySelector('canvas#waveform');
+    if (canvas) waveform(canvas, audio);
+
     var speed = root.querySelector('#speed');
     if (speed) {
       speed.addEventListener('change', function () {
@@ -106,6 +109,74 @@
       });
     });
     route();
+  }
+
+  // Both channels' waveform, drawn from the whole file (decoded by the browser): the agent in
+  // the upper half, the customer in the lower; the played position as a line; a click seeks.
+  function waveform(canvas, audio) {
+    var Offline = window.OfflineAudioContext || window.webkitOfflineAudioContext;
+    if (!Offline || !window.fetch) return;
+    window.fetch(canvas.getAttribute('data-src'), { credentials: 'same-origin' })
+      .then(function (r) { if (!r.ok) throw new Error(String(r.status)); return r.arrayBuffer(); })
+      .then(function (bytes) { return new Offline(2, 1, 8000).decodeAudioData(bytes); })
+      .then(function (buffer) {
+        var g = canvas.getContext('2d');
+        var w = canvas.width;
+        var h = canvas.height;
+        var half = h / 2;
+        var peaks = [];
+        var columns = [];
+        for (var ch = 0; ch < 2; ch++) {
+          var data = buffer.getChannelData(Math.min(ch, buffer.numberOfChannels - 1));
+          var per = Math.max(1, Math.floor(data.length / w));
+          var col = [];
+          var peak = 0;
+          for (var x = 0; x < w; x++) {
+            var lo = 0;
+            var hi = 0;
+            for (var i = x * per; i < Math.min(data.length, (x + 1) * per); i++) {
+              if (data[i] < lo) lo = data[i];
+              if (data[i] > hi) hi = data[i];
+            }
+            col.push([lo, hi]);
+            peak = Math.max(peak, hi, -lo);
+          }
+          columns.push(col);
+          peaks.push(peak);
+        }
+        function draw() {
+          g.clearRect(0, 0, w, h);
+          g.fillStyle = '#f2f4f7';
+          g.fillRect(0, 0, w, h);
+          var colours = ['#0b57a4', '#1d6b34'];
+          for (var ch = 0; ch < 2; ch++) {
+            var mid = half * ch + half / 2;
+            g.fillStyle = colours[ch];
+            for (var x = 0; x < w; x++) {
+              var c = columns[ch][x];
+              var top = mid - c[1] * (half / 2 - 2);
+              var bottom = mid - c[0] * (half / 2 - 2);
+              g.fillRect(x, top, 1, Math.max(1, bottom - top));
+            }
+          }
+          g.fillStyle = '#c9ced6';
+          g.fillRect(0, half, w, 1);
+          if (isFinite(audio.duration) && audio.duration > 0) {
+            g.fillStyle = '#a4161a';
+            g.fillRect(Math.round(audio.currentTime / audio.duration * w), 0, 2, h);
+          }
+        }
+        draw();
+        audio.addEventListener('timeupdate', draw);
+        audio.addEventListener('loadedmetadata', draw);
+        canvas.addEventListener('click', function (e) {
+          if (!isFinite(audio.duration)) return;
+          var box = canvas.getBoundingClientRect();
+          audio.currentTime = (e.clientX - box.left) / box.width * audio.duration;
+        });
+        canvas.setAttribute('data-peaks', peaks.map(function (p) { return p.toFixed(3); }).join(' '));
+      })
+      .catch(function () { canvas.setAttribute('data-failed', 'true'); });
   }
 
   // A table that refreshes itself (live calls): its rows are fetched again every few seconds
