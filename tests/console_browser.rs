@@ -334,6 +334,19 @@ async fn a_carrier_sees_no_recording_anywhere() {
         );
         b.screenshot(shot).await;
     }
+
+    // The KPI chart shows the calls placed: two attempts, one answered.
+    b.goto("/console/kpis").await;
+    assert_eq!(b.text_of("h1").await, "Key figures");
+    let bars = b
+        .js("return Array.from(document.querySelectorAll('#chart-attempts g[data-attempts]')).map(g => [Number(g.dataset.attempts), Number(g.dataset.answered)])")
+        .await;
+    let (attempts, answered) = bars.as_array().unwrap().iter().fold((0, 0), |(a, n), b| {
+        (a + b[0].as_u64().unwrap(), n + b[1].as_u64().unwrap())
+    });
+    assert_eq!((attempts, answered), (2, 1), "{bars}");
+    assert!(!b.source().await.contains("<audio"));
+    b.screenshot("4-kpis").await;
     b.close().await;
     s.h.finish().await;
 }

@@ -303,6 +303,24 @@ async fn a_carrier_never_reaches_a_recording() {
     assert_eq!((rows[0].actor.as_str(), rows[0].status), ("acme", 403));
     assert_eq!(rows[0].role.as_deref(), Some("carrier"));
 
+    // The carrier's figures: the page with its charts, and the CSV.
+    let kpis = c.get("/console/kpis").await;
+    assert_eq!(kpis.status, StatusCode::OK, "{}", kpis.text);
+    assert!(kpis.text.contains("id=\"chart-attempts\""), "{}", kpis.text);
+    let csv = c.get("/console/kpis/export?bucket=day").await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(
+        csv.text.starts_with("bucket_start,subject,trunk"),
+        "{}",
+        csv.text
+    );
+    assert_eq!(
+        c.get("/console/kpis?trunk=other").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let bad = c.get("/console/kpis?from=soon").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
     // An admin has no calls search in the API, so none here.
     let mut a = Client::new(&s.base);
     a.sign_in(&s.admin).await;

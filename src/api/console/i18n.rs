@@ -117,6 +117,7 @@ messages! {
     NavLive => "Live calls", "实时通话";
     NavEnforcement => "Enforcement", "管控措施";
     NavTrunks => "Trunks", "中继";
+    NavKpis => "KPIs", "指标";
     SignedInAs => "Signed in as {name} ({role})", "已登录：{name}（{role}）";
     SignOut => "Sign out", "退出登录";
     Language => "Language", "语言";
@@ -356,6 +357,24 @@ messages! {
     NumberRemoved => "The number is removed; the next call sees it.", "号码已移除，下一通呼叫即生效。";
     AlreadyListed => "This number is on the list already.", "该号码已在列表中。";
     NotListed => "This number is not on the list.", "该号码不在列表中。";
+    KpisTitle => "Key figures", "关键指标";
+    KpisLegend => "Period and bucket", "时段与粒度";
+    KpisHelp => "Days in UTC; empty: today. Ratios are over the calls offered to the carrier.", "日期按 UTC 计；留空为今天。比率按提交给运营商的呼叫计算。";
+    BucketLabel => "Bucket", "粒度";
+    BucketHour => "hour", "小时";
+    BucketDay => "day", "天";
+    ShowButton => "Show", "显示";
+    ExportKpis => "Export these figures as CSV", "将这些指标导出为 CSV";
+    NoFigures => "No call in this period.", "该时段没有呼叫。";
+    ChartAttempts => "Attempts and answered calls per bucket", "每个时段的呼叫尝试与接通数";
+    ChartRatios => "ASR and NER per bucket, in percent", "每个时段的 ASR 与 NER（百分比）";
+    Attempts => "Attempts", "呼叫尝试";
+    Answered => "Answered", "接通";
+    TimeUtc => "Time (UTC)", "时间（UTC）";
+    KpisTable => "Figures per bucket and subject", "按时段与对象的指标";
+    InvalidRate => "Invalid numbers", "空号率";
+    ShortCalls => "Short calls", "短通话";
+    ComplaintsPer1000 => "Complaints per 1,000 answered", "每千次接通投诉数";
     OrderConflict => "The order was refused: the trunks changed meanwhile. Reload the page and try again.", "指令被拒绝：中继配置已变更，请刷新页面后重试。";
 }
 

@@ -15,6 +15,7 @@ const NAV: &[(&str, &str, T)] = &[
     ("/console/calls", super::CDR_SEARCH, T::NavCalls),
     ("/console/live", super::LIVE, T::NavLive),
     ("/console/trunks", super::TRUNKS, T::NavTrunks),
+    ("/console/kpis", super::KPIS, T::NavKpis),
     (
         "/console/enforcement",
         super::ENFORCEMENT,

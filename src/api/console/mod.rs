@@ -14,7 +14,7 @@
 //! `layout.rs` (the page frame, error pages), `sign_in.rs`, `calls.rs` (search and export),
 //! `call_page.rs` (one call), `call_actions.rs` (its recording, verify, legal hold),
 //! `live.rs` (live calls, hang-up), `enforcement.rs` (steps in force, impose, lift),
-//! `trunks.rs` (trunks, their numbers and blocked numbers),
+//! `trunks.rs` (trunks, their numbers and blocked numbers), `kpis.rs` (the carrier's charts),
 //! `format.rs` (times in the trunk's zone, lengths), `assets.rs` (CSS, JS).
 
 mod assets;
@@ -25,6 +25,7 @@ mod enforcement;
 mod format;
 mod guard;
 pub mod i18n;
+mod kpis;
 mod layout;
 mod live;
 pub mod session;
@@ -83,6 +84,7 @@ const HANGUP: &str = "/api/v1/calls/live/{id}/hangup";
 const ENFORCEMENT: &str = "/api/v1/enforcement";
 const LIFT: &str = "/api/v1/enforcement/{id}/lift";
 const TRUNKS: &str = "/api/v1/trunks";
+const KPIS: &str = "/api/v1/reports/kpis";
 
 /// Every console route with its handler.
 fn routes() -> Vec<(ConsoleRoute, MethodRouter<ApiState>)> {
@@ -248,6 +250,24 @@ fn routes() -> Vec<(ConsoleRoute, MethodRouter<ApiState>)> {
                 "console.enforcement.lift",
             ),
             post(enforcement::lift),
+        ),
+        (
+            route(
+                Method::GET,
+                "/console/kpis",
+                As(Method::GET, KPIS),
+                "console.reports.kpis",
+            ),
+            get(kpis::page),
+        ),
+        (
+            route(
+                Method::GET,
+                "/console/kpis/export",
+                As(Method::GET, KPIS),
+                "console.reports.kpis.export",
+            ),
+            get(kpis::export),
         ),
         (
             route(
