@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine by itself: installs what the tests need when it
 # is missing (SIPp from `sip-tester`, SIPVicious from `sipvicious`, Redis from `redis-server`,
-# PostgreSQL from `postgresql`), starts Redis and PostgreSQL when none answers, then checks
+# PostgreSQL from `postgresql`, Chromium from `chromium` and `chromium-driver`), starts Redis and PostgreSQL when none answers, then checks
 # formatting and lints and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,11 @@ command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
 command -v svmap >/dev/null 2>&1 || missing+=(sipvicious)
 # Redis holds the cluster's shared admission state (src/cluster's tests use 127.0.0.1:6379).
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# The web console's browser tests (tests/console_browser.rs) drive Debian's Chromium through
+# chromedriver; its Chinese pages need a CJK font to be readable in their screenshots.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+{ command -v fc-list >/dev/null 2>&1 && [ -n "$(fc-list :lang=zh 2>/dev/null)" ]; } || missing+=(fonts-noto-cjk)
 # PostgreSQL: the store's tests run on SQLite and on PostgreSQL (a fresh database per test), as
 # do tests/pg.rs and crash.rs's PostgreSQL case. A server of your own: set TRUNKGUARD_TEST_PG
 # (postgres://user@host:port, no database) and nothing is installed or started here.

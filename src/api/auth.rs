@@ -177,7 +177,13 @@ pub(crate) async fn authenticate(
         .ok_or(ApiError::Unauthorized(
             "the Authorization header must be `Bearer <token>`",
         ))?;
-    let row = store.api_token_by_hash(&token_sha256(token)).await?;
+    principal_by_hash(store, &token_sha256(token)).await
+}
+
+/// The caller whose token has this SHA-256 (the console keeps the hash of a session's token and
+/// asks again on every request, so a revocation ends the session too).
+pub(crate) async fn principal_by_hash(store: &Store, sha256: &str) -> Result<Principal, ApiError> {
+    let row = store.api_token_by_hash(sha256).await?;
     principal_of(row)
 }
 

@@ -21,7 +21,7 @@ use crate::monitor::kpi::day_start;
 use crate::store::{CdrQuery, CdrSearchKey, Store};
 
 /// Rows read (and written to the body) at a time.
-const PAGE_ROWS: u32 = 1000;
+pub(crate) const PAGE_ROWS: u32 = 1000;
 
 /// The export's parameters: a period and the search's filters. Unknown parameters, `cursor`
 /// and `limit` are refused.
@@ -74,8 +74,13 @@ pub(crate) async fn export(
     let Query(pairs) = query.map_err(|e| ApiError::bad("query", e.body_text()))?;
     let mut q = export_query(&pairs)?;
     restrict_to_own_trunks(&mut q, &who)?;
-    let body = Body::from_stream(csv_pages(state.store().clone(), q));
-    Ok((
+    Ok(csv_response(state.store().clone(), q))
+}
+
+/// The CSV file of a search (`q.limit` must be `PAGE_ROWS`), streamed as an attachment.
+pub(crate) fn csv_response(store: Store, q: CdrQuery) -> Response {
+    let body = Body::from_stream(csv_pages(store, q));
+    (
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
             (
@@ -85,7 +90,7 @@ pub(crate) async fn export(
         ],
         body,
     )
-        .into_response())
+        .into_response()
 }
 
 /// The search's filters over a period (default: today, UTC), without the caller's paging.
@@ -114,14 +119,19 @@ struct Pages {
 
 type PageError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The CSV file as a stream of chunks, one page each (the first with the header).
-fn csv_pages(
+/// The CSV file as a stream of chunks, one page each (the first with the header). `q` pages
+/// oldest first (its `newest_first` is ignored) `q.limit` rows at a time. The console's export
+/// streams its search through this too.
+pub(crate) fn csv_pages(
     store: Store,
     q: CdrQuery,
 ) -> impl futures_util::TryStream<Ok = Bytes, Error = PageError> + Send + 'static {
     let start = Pages {
         store,
-        q,
+        q: CdrQuery {
+            newest_first: false,
+            ..q
+        },
         header: true,
         done: false,
     };

@@ -194,12 +194,12 @@ pub(crate) fn parse_query(pairs: &[(String, String)]) -> Result<CdrQuery, ApiErr
 
 /// The cursor: the last row's key as hex text (`invite_at` in ms, a space, the id). Opaque to
 /// clients; anything else is a 400 naming `cursor`.
-fn encode_cursor(k: &CdrSearchKey) -> String {
+pub(crate) fn encode_cursor(k: &CdrSearchKey) -> String {
     let text = format!("{} {}", k.invite_at.timestamp_millis(), k.id);
     text.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
-fn decode_cursor(s: &str) -> Result<CdrSearchKey, ApiError> {
+pub(crate) fn decode_cursor(s: &str) -> Result<CdrSearchKey, ApiError> {
     let bad = || ApiError::bad("cursor", "not a cursor this API returned");
     if !s.len().is_multiple_of(2) || s.len() > 1024 {
         return Err(bad());

@@ -2,7 +2,8 @@
 //! changes data, the OpenAPI 3.1 document generated from the handlers (utoipa), `/healthz` and
 //! `/metrics`. One file per concern (`server`, `auth`, `audit`, `error`, `openapi`) and per
 //! resource group (`health`, `metrics`, `calls`, `cdrs`, `reports`, `enforcement`, `complaints`, `trunks`, `cdr_export`, `recordings` + `range`, `holds`, `audit_log`). It reaches the calls only through the
-//! b2bua's `Registry` and the enforcement only through `MonitorHandle`.
+//! b2bua's `Registry` and the enforcement only through `MonitorHandle`. The web console
+//! (`console/`) is served by the same listener and stands on the same handlers and rules.
 
 pub mod audit;
 pub mod audit_log;
@@ -11,6 +12,7 @@ pub mod calls;
 pub mod cdr_export;
 pub mod cdrs;
 pub mod complaints;
+pub mod console;
 pub mod enforcement;
 pub mod error;
 pub mod exposition;
@@ -63,6 +65,8 @@ pub struct ApiDeps {
 pub struct ApiState {
     deps: Arc<ApiDeps>,
     routes: server::RouteTable,
+    /// The web console's signed-in sessions (this node's memory).
+    sessions: Arc<console::session::Sessions>,
 }
 
 impl ApiState {
@@ -70,6 +74,7 @@ impl ApiState {
         ApiState {
             deps: Arc::new(deps),
             routes: Arc::new(server::route_table()),
+            sessions: Arc::new(console::session::Sessions::new()),
         }
     }
 

@@ -346,9 +346,15 @@ pub fn router(state: ApiState) -> Router {
             state.clone(),
             audit::guard,
         ))
+        // The web console: its own routes and guard (sessions, CSRF), the same audit log.
+        .merge(super::console::router(state.clone()))
         .fallback(error::not_found)
         .with_state(state)
 }
+
+/// Whether the request came over TLS (the console marks its cookies `Secure`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OverTls(pub bool);
 
 /// The API's socket, bound before the SIP interfaces open (a busy port stops the start), and
 /// its TLS configuration when `[http]` names a certificate.
@@ -457,11 +463,11 @@ async fn serve(
         let tls = tls.clone();
         connections.spawn(async move {
             match tls {
-                None => serve_connection(stream, peer, app, stop).await,
+                None => serve_connection(stream, peer, false, app, stop).await,
                 Some(tls) => {
                     // The handshake is bounded like a request head.
                     match tokio::time::timeout(HEADER_READ_TIMEOUT, tls.accept(stream)).await {
-                        Ok(Ok(stream)) => serve_connection(stream, peer, app, stop).await,
+                        Ok(Ok(stream)) => serve_connection(stream, peer, true, app, stop).await,
                         Ok(Err(e)) => {
                             tracing::debug!(%peer, error = %e, "http api: tls handshake failed")
                         }
@@ -480,6 +486,7 @@ async fn serve(
 async fn serve_connection<S>(
     stream: S,
     peer: SocketAddr,
+    tls: bool,
     app: Router,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) where
@@ -491,6 +498,7 @@ async fn serve_connection<S>(
 
     let service = app.map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));
+        req.extensions_mut().insert(OverTls(tls));
         req.map(axum::body::Body::new)
     });
     let service = hyper_util::service::TowerToHyperService::new(service);

@@ -254,3 +254,117 @@ async fn anomaly_gives_the_calls_it_names() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_part_of_a_number_matches_where_it_is_asked() {
+    on_each_backend(|store| async move {
+        store
+            .insert_cdrs(&[
+                cdr("p", "a", "861012345678", "8613900000001", 0),
+                cdr("q", "a", "861099990000", "8613812345600", 1),
+                cdr("r", "a", "861055550000", "8613800005678", 2),
+            ])
+            .await
+            .unwrap();
+        let by = |digits: &str, at: NumberMatch| {
+            let q = CdrQuery {
+                number_part: NumberPart::new(digits, at),
+                limit: 100,
+                ..CdrQuery::default()
+            };
+            let store = store.clone();
+            async move { ids(&store.search_cdrs(&q).await.unwrap()).join(",") }
+        };
+        assert_eq!(by("5678", NumberMatch::Suffix).await, "p,r");
+        assert_eq!(by("5678", NumberMatch::Anywhere).await, "p,r");
+        assert_eq!(by("12345", NumberMatch::Anywhere).await, "p,q");
+        assert_eq!(by("861099", NumberMatch::Prefix).await, "q");
+        assert_eq!(by("86138", NumberMatch::Prefix).await, "q,r");
+        assert_eq!(by("0001", NumberMatch::Suffix).await, "p");
+        assert_eq!(by("5678", NumberMatch::Prefix).await, "");
+    })
+    .await;
+    // Only digits make a part: no wildcard reaches the pattern.
+    for bad in ["", "12%", "_1", "+86", "1".repeat(21).as_str()] {
+        assert!(
+            NumberPart::new(bad, NumberMatch::Anywhere).is_none(),
+            "{bad}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn newest_first_pages_backwards_and_more_filters_combine() {
+    on_each_backend(|store| async move {
+        seed(&store).await;
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store
+                .search_cdrs(&CdrQuery {
+                    after: after.clone(),
+                    newest_first: true,
+                    limit: 2,
+                    ..CdrQuery::default()
+                })
+                .await
+                .unwrap();
+            let Some(last) = page.last() else { break };
+            after = Some(CdrSearchKey {
+                invite_at: last.attempt.invite_at,
+                id: last.attempt.id.clone(),
+            });
+            seen.extend(page.iter().map(|c| c.attempt.id.clone()));
+        }
+        assert_eq!(seen, vec!["b", "e", "d", "c", "a"]);
+
+        // "s": inbound, 486, unrecorded; "t": on hold, its recording purged; "u": recorded.
+        let t0 = sample_cdr("x").attempt.invite_at;
+        let mut s = cdr("s", "a", "+7", "+8", 10);
+        s.attempt.direction = crate::model::Direction::Inbound;
+        s.outcome.final_status = 486;
+        s.outcome.talk_ms = 0;
+        s.recording = None;
+        let mut t = cdr("t", "a", "+7", "+8", 11);
+        t.outcome.talk_ms = 90_000;
+        let mut u = cdr("u", "a", "+7", "+8", 12);
+        u.outcome.talk_ms = 5_000;
+        store.insert_cdrs(&[s, t, u]).await.unwrap();
+        store
+            .place_hold("t", "officer", "case 1", t0)
+            .await
+            .unwrap();
+        crate::store::testing::execute(
+            &store,
+            &format!(
+                "UPDATE recordings SET purged_at = {} WHERE cdr_id = 't'",
+                crate::store::testing::time_param(&store, 1)
+            ),
+            &[&crate::store::cdr_queries::format_time(t0)],
+        )
+        .await
+        .unwrap();
+        let q = |f: fn(&mut CdrQuery)| {
+            let mut q = CdrQuery {
+                number: Some("+7".into()),
+                limit: 100,
+                ..CdrQuery::default()
+            };
+            f(&mut q);
+            let store = store.clone();
+            async move { ids(&store.search_cdrs(&q).await.unwrap()).join(",") }
+        };
+        assert_eq!(q(|q| q.direction = Some("inbound".into())).await, "s");
+        assert_eq!(q(|q| q.direction = Some("outbound".into())).await, "t,u");
+        assert_eq!(q(|q| q.final_status = Some(486)).await, "s");
+        assert_eq!(q(|q| q.min_talk_ms = Some(5_000)).await, "t,u");
+        assert_eq!(q(|q| q.max_talk_ms = Some(5_000)).await, "s,u");
+        assert_eq!(q(|q| q.has_recording = Some(true)).await, "u");
+        assert_eq!(q(|q| q.has_recording = Some(false)).await, "s,t");
+        assert_eq!(q(|q| q.on_hold = Some(true)).await, "t");
+        assert_eq!(q(|q| q.on_hold = Some(false)).await, "s,u");
+        store.release_hold("t", "officer", None, t0).await.unwrap();
+        assert_eq!(q(|q| q.on_hold = Some(true)).await, "");
+    })
+    .await;
+}

@@ -39,7 +39,7 @@ pub use api_queries::{ApiTokenRow, AuditFilter, AuditRow, NewApiToken, NewAudit}
 pub use backend::Backend;
 pub use copy::{copy_sqlite_to_postgres, differences, table_digests, CopyError, TableDigest};
 
-pub use cdr_search_queries::{CdrQuery, CdrSearchKey};
+pub use cdr_search_queries::{CdrQuery, CdrSearchKey, NumberMatch, NumberPart};
 pub use complaint_queries::{NewComplaint, StoredComplaint};
 pub use enforcement_queries::{AnomalyRow, EnforcementEntry, NewEnforcement, SubjectKey};
 pub use enforcement_request_queries::{EnforcementRequest, NewRequest};
