@@ -68,6 +68,11 @@ pub const END_REASONS: Words = &[
         "the gateway restarted during the call",
         "通话期间网关重启",
     ),
+    (
+        "node_lost",
+        "the gateway node carrying the call died; another node closed it",
+        "承载通话的网关节点失效，由另一节点结束",
+    ),
     ("shutdown", "the gateway was shutting down", "网关正在关闭"),
     (
         "media_timeout",
