@@ -88,3 +88,9 @@ echo "== cargo test"
 # Integration tests start real gateways and SIPp on loopback; two at a time fit 2 cores.
 # (--lib --bins --tests, not --all-targets: benchmarks under bench/ are load runs, not tests.)
 cargo test --lib --bins --tests --locked -- --test-threads=2
+echo "== cargo test: the end-to-end tests that use the database, again on PostgreSQL"
+# The same in-process gateways, each on a fresh PostgreSQL database (tests/common picks the
+# backend); the store's own tests already ran on both, and the cluster tests share PostgreSQL.
+TRUNKGUARD_TEST_BACKEND=postgres cargo test --locked --test api --test api_admin \
+    --test api_recordings --test call_flows --test endings --test media --test monitor \
+    --test refusals --test trunks -- --test-threads=2
