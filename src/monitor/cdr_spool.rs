@@ -79,9 +79,14 @@ enum LineIn {
     },
 }
 
-/// The spool folder when `database.spool_dir` is not set: `spool` next to the database file.
-/// None for an in-memory database (nothing to keep across a crash).
+/// The spool folder when `database.spool_dir` is not set: `spool` next to the database file;
+/// for a PostgreSQL database (a server, maybe shared by a cluster's nodes) `data/spool` under
+/// the node's working directory, as the SQLite default `data/trunkguard.db` has it. None for
+/// an in-memory database (nothing to keep across a crash).
 pub fn default_dir(database_url: &str) -> Option<PathBuf> {
+    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        return Some(PathBuf::from("data/spool"));
+    }
     let rest = database_url
         .strip_prefix("sqlite://")
         .or_else(|| database_url.strip_prefix("sqlite:"))?;

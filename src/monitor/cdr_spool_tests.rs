@@ -174,5 +174,10 @@ fn default_folder_is_next_to_the_database_file() {
         Some(PathBuf::from("/var/lib/tg/spool"))
     );
     assert_eq!(default_dir("sqlite::memory:"), None);
+    // A server database: the node's own spool under its working directory.
+    assert_eq!(
+        default_dir("postgres://tg@db.example/trunkguard"),
+        Some(PathBuf::from("data/spool"))
+    );
     assert_eq!(default_dir("sqlite://file:x?mode=memory"), None);
 }
