@@ -191,3 +191,35 @@ async fn a_number_added_or_blocked_on_one_node_is_applied_on_the_other_before_it
     }
     c.shutdown().await;
 }
+
+/// `/healthz` names each node and its cluster state (up, both nodes live), and `/metrics` shows
+/// the shared state up under the node's id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_and_metrics_name_each_nodes_cluster_state() {
+    if !redis_here("cluster_sync_healthz").await {
+        return;
+    }
+    let c = Cluster::start(2, &[]).await;
+    for (i, id) in ["gw-a", "gw-b"].iter().enumerate() {
+        let api = &c.nodes[i].api;
+        let mut cluster = serde_json::Value::Null;
+        // Node a sees node b live at its next heartbeat (1 s).
+        for _ in 0..30 {
+            let health = api.call(reqwest::Method::GET, "/healthz", None).await;
+            assert_eq!(health.status, StatusCode::OK, "{}", health.text);
+            cluster = health.json()["checks"]["cluster"].clone();
+            if cluster["live_nodes"] == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(cluster["node_id"], *id, "{cluster}");
+        assert_eq!(cluster["state"], "up", "{cluster}");
+        assert_eq!(cluster["ok"], true, "{cluster}");
+        assert_eq!(cluster["live_nodes"], 2, "{cluster}");
+        let metrics = api.get("/metrics", &c.admin).await.ok(StatusCode::OK).text;
+        let up = format!("trunkguard_cluster_shared_state_up{{node=\"{id}\"}} 1");
+        assert!(metrics.contains(&up), "{metrics}");
+    }
+    c.shutdown().await;
+}
