@@ -204,14 +204,14 @@ fn render(f: &Figures, visible: &dyn Fn(&str) -> bool) -> String {
     let mut out = Exposition::new(visible);
     calls(&mut out, f);
     sip(&mut out, f);
-    flood(&mut out, f);
+    super::metrics_admission::flood(&mut out, f.flood);
     media(&mut out, &f.media);
     if let Some(host) = f.host_udp {
         host_udp_drops(&mut out, host);
     }
     recordings(&mut out, f);
     cdrs_and_monitor(&mut out, f);
-    admission_duration(&mut out, &f.admission);
+    super::metrics_admission::admission_duration(&mut out, &f.admission);
     if let Some(shared) = &f.cluster {
         super::metrics_cluster::render(&mut out, shared);
     }
@@ -338,52 +338,6 @@ fn sip(out: &mut Exposition<'_>, f: &Figures) {
             n,
         );
     }
-}
-
-fn admission_duration(
-    out: &mut Exposition<'_>,
-    h: &crate::b2bua::admission_times::AdmissionHistogram,
-) {
-    let name = "trunkguard_admission_duration_seconds";
-    out.family(
-        name,
-        "histogram",
-        "Time from a new INVITE's trunk found to the admission's answer (memory on one node, \
-         the shared state on a cluster node).",
-    );
-    let bucket = format!("{name}_bucket");
-    for (bound, n) in &h.cumulative {
-        let le = if bound.is_infinite() {
-            "+Inf".to_string()
-        } else {
-            bound.to_string()
-        };
-        out.sample(&bucket, &[("le", &le)], n);
-    }
-    out.sample(&format!("{name}_sum"), &[], h.sum_secs);
-    out.sample(&format!("{name}_count"), &[], h.count);
-}
-
-fn flood(out: &mut Exposition<'_>, f: &Figures) {
-    let (bans, dropped, banned_now) = f.flood;
-    out.family(
-        "trunkguard_flood_bans_total",
-        "counter",
-        "Sources banned for sending more requests than their budget ([sip.flood]).",
-    );
-    out.sample("trunkguard_flood_bans_total", &[], bans);
-    out.family(
-        "trunkguard_flood_dropped_total",
-        "counter",
-        "Messages from banned sources dropped unparsed.",
-    );
-    out.sample("trunkguard_flood_dropped_total", &[], dropped);
-    out.family(
-        "trunkguard_flood_banned_sources",
-        "gauge",
-        "Sources banned now.",
-    );
-    out.sample("trunkguard_flood_banned_sources", &[], banned_now);
 }
 
 fn media(out: &mut Exposition<'_>, m: &MediaTotals) {

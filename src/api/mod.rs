@@ -20,6 +20,7 @@ pub mod health;
 pub mod holds;
 pub mod host_udp;
 pub mod metrics;
+mod metrics_admission;
 mod metrics_cluster;
 pub mod openapi;
 mod params;

@@ -1,0 +1,48 @@
+//! The `/metrics` families of what happens before a call is admitted: the flood guard's bans
+//! and drops, and how long admission takes (`trunkguard_admission_duration_seconds`, in memory
+//! on one node, one Redis script on a cluster node).
+
+use super::exposition::Exposition;
+use crate::b2bua::admission_times::AdmissionHistogram;
+
+pub(super) fn admission_duration(out: &mut Exposition<'_>, h: &AdmissionHistogram) {
+    let name = "trunkguard_admission_duration_seconds";
+    out.family(
+        name,
+        "histogram",
+        "Time from a new INVITE's trunk found to the admission's answer (memory on one node, \
+         the shared state on a cluster node).",
+    );
+    let bucket = format!("{name}_bucket");
+    for (bound, n) in &h.cumulative {
+        let le = if bound.is_infinite() {
+            "+Inf".to_string()
+        } else {
+            bound.to_string()
+        };
+        out.sample(&bucket, &[("le", &le)], n);
+    }
+    out.sample(&format!("{name}_sum"), &[], h.sum_secs);
+    out.sample(&format!("{name}_count"), &[], h.count);
+}
+
+pub(super) fn flood(out: &mut Exposition<'_>, (bans, dropped, banned_now): (u64, u64, usize)) {
+    out.family(
+        "trunkguard_flood_bans_total",
+        "counter",
+        "Sources banned for sending more requests than their budget ([sip.flood]).",
+    );
+    out.sample("trunkguard_flood_bans_total", &[], bans);
+    out.family(
+        "trunkguard_flood_dropped_total",
+        "counter",
+        "Messages from banned sources dropped unparsed.",
+    );
+    out.sample("trunkguard_flood_dropped_total", &[], dropped);
+    out.family(
+        "trunkguard_flood_banned_sources",
+        "gauge",
+        "Sources banned now.",
+    );
+    out.sample("trunkguard_flood_banned_sources", &[], banned_now);
+}
