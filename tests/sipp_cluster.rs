@@ -13,34 +13,16 @@ mod cluster;
 #[path = "sipp/harness.rs"]
 mod harness;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use cluster::{redis_here, ClusterScene, ClusterSettings, RedisProxy};
-use harness::{Scenario, SippSpec, TrunkLimits, OTHER_TRUNK_NUMBER, PBX_IP, TRUNK_NUMBER};
+use cluster::{redis_here, ClusterScene, ClusterSettings, PbxBatch, RedisProxy};
+use harness::{TrunkLimits, OTHER_TRUNK_NUMBER, TRUNK_NUMBER};
 use trunkguard::model::{Cdr, Disposition, RefusalReason};
 
 const CALLEE: &str = "8613800138000";
 
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
-
-/// SIPp as the carrier: the built-in UAS, ending by itself after `calls` calls.
-fn carrier_uas(scene: &mut ClusterScene, calls: u32) -> usize {
-    let local = scene.carrier;
-    scene.sipp(SippSpec {
-        name: "carrier-uas",
-        scenario: Scenario::Builtin("uas"),
-        local,
-        remote: None,
-        args: args(&["-m", &calls.to_string()]),
-        timeout_secs: 60,
-    })
-}
-
 /// SIPp as the PBX sending `calls` calls at once to node `node` from `caller`; each admitted
-/// call talks `hold_ms`, then hangs up. Answered and refused (503) calls both end well.
+/// call talks `hold_ms`, then hangs up.
 fn pbx_batch(
     scene: &mut ClusterScene,
     node: usize,
@@ -49,29 +31,14 @@ fn pbx_batch(
     caller: &str,
     hold_ms: u32,
 ) -> usize {
-    let local = SocketAddr::new(PBX_IP.into(), harness::free_port(PBX_IP, false));
-    let inside = scene.nodes[node].addrs.inside;
-    scene.sipp(SippSpec {
+    scene.pbx_batch(PbxBatch {
+        node,
         name,
-        scenario: Scenario::File("pbx_uac_capacity.xml"),
-        local,
-        remote: Some(inside),
-        args: args(&[
-            "-key",
-            "caller",
-            caller,
-            "-s",
-            CALLEE,
-            "-m",
-            &calls.to_string(),
-            "-l",
-            &calls.to_string(),
-            "-r",
-            "1000",
-            "-d",
-            &hold_ms.to_string(),
-        ]),
-        timeout_secs: 60,
+        calls,
+        caller,
+        callee: CALLEE,
+        rate: 1000,
+        hold_ms,
     })
 }
 
@@ -117,7 +84,7 @@ fn thirty_calls_over_two_nodes(
         return;
     }
     let mut scene = ClusterScene::start(2, limits, ClusterSettings::default());
-    let uas = carrier_uas(&mut scene, admitted as u32);
+    let uas = scene.carrier_uas(admitted as u32, 60);
     let a = pbx_batch(&mut scene, 0, "pbx-a", 15, TRUNK_NUMBER, 6000);
     let b = pbx_batch(&mut scene, 1, "pbx-b", 15, TRUNK_NUMBER, 6000);
     let (answered_a, refused_a) = outcomes(&mut scene, a);
@@ -199,16 +166,8 @@ fn max_cps_is_the_clusters_rate() {
         ..TrunkLimits::default()
     };
     let mut scene = ClusterScene::start(2, limits, ClusterSettings::default());
-    let uas_local = scene.carrier;
     // A carrier that answers however many the rate lets through.
-    let uas = scene.sipp(SippSpec {
-        name: "carrier-uas",
-        scenario: Scenario::Builtin("uas"),
-        local: uas_local,
-        remote: None,
-        args: Vec::new(),
-        timeout_secs: 60,
-    });
+    let uas = scene.carrier_uas(0, 60);
     // Held 3 s: the BYEs come after the flood guard's 2 s window (30 INVITEs and ACKs fill a
     // node's budget of 30 requests from the PBX's address).
     let a = pbx_batch(&mut scene, 0, "pbx-a", 15, TRUNK_NUMBER, 3000);
@@ -264,15 +223,7 @@ fn a_killed_nodes_slots_come_back_after_the_node_timeout() {
         ..ClusterSettings::default()
     };
     let mut scene = ClusterScene::start(2, limits, settings.clone());
-    let uas_local = scene.carrier;
-    let uas = scene.sipp(SippSpec {
-        name: "carrier-uas",
-        scenario: Scenario::Builtin("uas"),
-        local: uas_local,
-        remote: None,
-        args: Vec::new(),
-        timeout_secs: 90,
-    });
+    let uas = scene.carrier_uas(0, 90);
     // Five long calls on each node: the cap is full.
     let on_a = pbx_batch(&mut scene, 0, "pbx-a", 5, TRUNK_NUMBER, 30_000);
     let on_b = pbx_batch(&mut scene, 1, "pbx-b", 5, OTHER_TRUNK_NUMBER, 20_000);
@@ -354,15 +305,7 @@ fn redis_stopping_refuses_or_divides_and_its_return_rebuilds_the_state() {
         on_shared_state_down: if i == 0 { "refuse" } else { "local" },
         ..ClusterSettings::default()
     });
-    let uas_local = scene.carrier;
-    let uas = scene.sipp(SippSpec {
-        name: "carrier-uas",
-        scenario: Scenario::Builtin("uas"),
-        local: uas_local,
-        remote: None,
-        args: Vec::new(),
-        timeout_secs: 90,
-    });
+    let uas = scene.carrier_uas(0, 90);
     // Both nodes see each other before Redis stops (b's share is then 10 ÷ 2).
     std::thread::sleep(Duration::from_secs(2));
     proxy.cut();

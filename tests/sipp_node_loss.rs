@@ -33,7 +33,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use cluster::{ClusterScene, ClusterSettings, RedisProxy};
+use cluster::{ClusterScene, ClusterSettings, PbxBatch, RedisProxy};
 use harness::{Scenario, SippSpec, TrunkLimits, PBX_IP, TRUNK_NUMBER};
 use node_loss::*;
 use trunkguard::model::{Disposition, EndReason, HangupSide, RecordingStatus};
@@ -51,38 +51,16 @@ fn a_node_starting_leaves_another_nodes_calls_alone() {
         return;
     }
     scene.add_node(TrunkLimits::default(), settings(), |c| c);
-    let uas = scene.sipp(SippSpec {
-        name: "carrier-uas",
-        scenario: Scenario::Builtin("uas"),
-        local: scene.carrier,
-        remote: None,
-        args: args(&["-m", "3"]),
-        timeout_secs: 60,
-    });
+    let uas = scene.carrier_uas(3, 60);
     // Three calls on a, each hung up by the PBX 8 s after the answer.
-    let local = SocketAddr::new(PBX_IP.into(), harness::free_port(PBX_IP, false));
-    let inside = scene.nodes[0].addrs.inside;
-    let pbx = scene.sipp(SippSpec {
+    let pbx = scene.pbx_batch(PbxBatch {
+        node: 0,
         name: "pbx-a",
-        scenario: Scenario::File("pbx_uac_capacity.xml"),
-        local,
-        remote: Some(inside),
-        args: args(&[
-            "-key",
-            "caller",
-            TRUNK_NUMBER,
-            "-s",
-            CALLEE,
-            "-m",
-            "3",
-            "-l",
-            "3",
-            "-r",
-            "10",
-            "-d",
-            "8000",
-        ]),
-        timeout_secs: 60,
+        calls: 3,
+        caller: TRUNK_NUMBER,
+        callee: CALLEE,
+        rate: 10,
+        hold_ms: 8000,
     });
     wait_journaled_answered(&scene, 3);
     scene.add_node(TrunkLimits::default(), settings(), |c| c);
@@ -437,37 +415,15 @@ fn redis_away_for_everyone_closes_nobodys_calls() {
     }
     scene.add_node(TrunkLimits::default(), via_proxy.clone(), |c| c);
     scene.add_node(TrunkLimits::default(), via_proxy, |c| c);
-    let uas = scene.sipp(SippSpec {
-        name: "carrier-uas",
-        scenario: Scenario::Builtin("uas"),
-        local: scene.carrier,
-        remote: None,
-        args: args(&["-m", "3"]),
-        timeout_secs: 60,
-    });
-    let local = SocketAddr::new(PBX_IP.into(), harness::free_port(PBX_IP, false));
-    let inside = scene.nodes[1].addrs.inside;
-    let pbx = scene.sipp(SippSpec {
+    let uas = scene.carrier_uas(3, 60);
+    let pbx = scene.pbx_batch(PbxBatch {
+        node: 1,
         name: "pbx-b",
-        scenario: Scenario::File("pbx_uac_capacity.xml"),
-        local,
-        remote: Some(inside),
-        args: args(&[
-            "-key",
-            "caller",
-            TRUNK_NUMBER,
-            "-s",
-            CALLEE,
-            "-m",
-            "3",
-            "-l",
-            "3",
-            "-r",
-            "10",
-            "-d",
-            "14000",
-        ]),
-        timeout_secs: 60,
+        calls: 3,
+        caller: TRUNK_NUMBER,
+        callee: CALLEE,
+        rate: 10,
+        hold_ms: 14000,
     });
     wait_journaled_answered_without_recording(&scene, 3);
     proxy.cut();

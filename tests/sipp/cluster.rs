@@ -11,7 +11,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::harness::{
-    config_toml, free_port, Addrs, Gateway, Sipp, SippSpec, TrunkLimits, CARRIER_IP, PBX_IP,
+    config_toml, free_port, Addrs, Gateway, Scenario, Sipp, SippSpec, TrunkLimits, CARRIER_IP,
+    PBX_IP,
 };
 use trunkguard::model::Cdr;
 
@@ -52,6 +53,18 @@ impl Default for ClusterSettings {
             on_shared_state_down: "refuse",
         }
     }
+}
+
+/// One PBX SIPp run (`ClusterScene::pbx_batch`).
+pub struct PbxBatch<'a> {
+    pub node: usize,
+    pub name: &'a str,
+    pub calls: u32,
+    pub caller: &'a str,
+    pub callee: &'a str,
+    /// Calls per second.
+    pub rate: u32,
+    pub hold_ms: u32,
 }
 
 pub struct Node {
@@ -280,6 +293,60 @@ impl ClusterScene {
             all.extend(self.ok(r));
         }
         all
+    }
+
+    /// SIPp as the carrier: the built-in UAS (180, 200, waits for BYE) where every node's trunk
+    /// sends; with `calls` > 0 it ends by itself after that many calls.
+    pub fn carrier_uas(&mut self, calls: u32, timeout_secs: u64) -> usize {
+        let local = self.carrier;
+        let args = if calls > 0 {
+            vec!["-m".to_string(), calls.to_string()]
+        } else {
+            Vec::new()
+        };
+        self.sipp(SippSpec {
+            name: "carrier-uas",
+            scenario: Scenario::Builtin("uas"),
+            local,
+            remote: None,
+            args,
+            timeout_secs,
+        })
+    }
+
+    /// SIPp as the PBX: `calls` calls at `rate` a second (all up at once) to node `node`'s
+    /// inside interface from `caller`; an answered call talks `hold_ms`, then hangs up. Answered
+    /// and refused (503) calls both end well (`pbx_uac_capacity.xml`).
+    pub fn pbx_batch(&mut self, batch: PbxBatch<'_>) -> usize {
+        let local = SocketAddr::new(PBX_IP.into(), free_port(PBX_IP, false));
+        let inside = self.nodes[batch.node].addrs.inside;
+        let n = batch.calls.to_string();
+        let args = [
+            "-key",
+            "caller",
+            batch.caller,
+            "-s",
+            batch.callee,
+            "-m",
+            &n,
+            "-l",
+            &n,
+            "-r",
+            &batch.rate.to_string(),
+            "-d",
+            &batch.hold_ms.to_string(),
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        self.sipp(SippSpec {
+            name: batch.name,
+            scenario: Scenario::File("pbx_uac_capacity.xml"),
+            local,
+            remote: Some(inside),
+            args,
+            timeout_secs: 60,
+        })
     }
 
     /// A plain Redis connection, for looking at the shared state.
