@@ -293,7 +293,12 @@ impl MonitorService {
     ) {
         let mut tick = tokio::time::interval(settings.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut reconcile = tokio::time::interval(settings.reconcile_every);
+        // The first reconciliation one period after start, not at once: at start nothing can
+        // have drifted yet, and an immediate tick would race the first commands.
+        let mut reconcile = tokio::time::interval_at(
+            tokio::time::Instant::now() + settings.reconcile_every,
+            settings.reconcile_every,
+        );
         reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut feed_tick = tokio::time::interval(feed::FEED_EVERY);
         feed_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
