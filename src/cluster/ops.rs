@@ -308,17 +308,27 @@ impl Core {
     }
 
     pub(super) async fn release(&self, id: &str) -> Result<bool, ClusterError> {
+        Ok(self.release_batch(std::slice::from_ref(&id)).await? == 1)
+    }
+
+    /// Release several leases in one script (one round trip); returns how many were held.
+    pub(super) async fn release_batch<S: AsRef<str>>(
+        &self,
+        ids: &[S],
+    ) -> Result<u64, ClusterError> {
         // Shared with admissions, exclusive of a reconciliation: one whose snapshot still had
-        // this lease (taken before its call ended) runs first, so it cannot put it back after.
+        // these leases (taken before their calls ended) runs first, so it cannot put them back.
         let _gate = self.gate.read().await;
         let k = &self.keys;
         let mut inv = self.scripts.release.prepare_invoke();
-        inv.key(&k.leases).key(&k.load).arg(id);
-        let released: i64 = self.run(&inv).await?;
-        if released == 1 {
-            ClusterCounters::add(&self.counters.releases, 1);
+        inv.key(&k.leases).key(&k.load);
+        for id in ids {
+            inv.arg(id.as_ref());
         }
-        Ok(released == 1)
+        let released: i64 = self.run(&inv).await?;
+        let released = u64::try_from(released.max(0)).unwrap_or(0);
+        ClusterCounters::add(&self.counters.releases, released);
+        Ok(released)
     }
 
     pub(super) async fn leave(&self) -> Result<u64, ClusterError> {

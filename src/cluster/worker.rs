@@ -20,6 +20,9 @@ use crate::shutdown::Shutdown;
 const MAX_PENDING_RELEASES: usize = 100_000;
 /// The least time between two beats asked for by admissions that found the state down.
 const MIN_WAKE_GAP: Duration = Duration::from_millis(250);
+/// Releases sent in one script at most: a script stays short (Redis runs nothing else
+/// meanwhile), and under load one round trip frees many slots.
+const RELEASE_BATCH: usize = 256;
 
 impl SharedAdmission {
     /// Start the node's worker (once: `None` if it runs already). It stops after `shutdown`
@@ -42,7 +45,17 @@ async fn run(core: Arc<Core>, mut rx: UnboundedReceiver<String>, mut shutdown: S
     loop {
         tokio::select! {
             id = rx.recv() => match id {
-                Some(id) => release(&core, id, &mut pending).await,
+                Some(id) => {
+                    // Every release queued meanwhile goes in the same script.
+                    let mut batch = vec![id];
+                    while batch.len() < RELEASE_BATCH {
+                        match rx.try_recv() {
+                            Ok(id) => batch.push(id),
+                            Err(_) => break,
+                        }
+                    }
+                    release(&core, batch, &mut pending).await;
+                }
                 None => break,
             },
             _ = tick.tick() => {
@@ -65,23 +78,28 @@ async fn run(core: Arc<Core>, mut rx: UnboundedReceiver<String>, mut shutdown: S
             break;
         }
     }
-    while let Ok(id) = rx.try_recv() {
-        release(&core, id, &mut pending).await;
+    let mut last: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+    while !last.is_empty() {
+        let rest = last.split_off(last.len().min(RELEASE_BATCH));
+        release(&core, last, &mut pending).await;
+        last = rest;
     }
     if let Err(e) = core.leave().await {
         tracing::warn!(node = %core.opts.node_id, error = %e, "could not leave the cluster: peers reclaim this node after node_timeout");
     }
 }
 
-/// Release one ended call's lease now, or keep it for retry while Redis is unreachable.
-async fn release(core: &Core, id: String, pending: &mut VecDeque<String>) {
+/// Release ended calls' leases now, or keep them for retry while Redis is unreachable.
+async fn release(core: &Core, ids: Vec<String>, pending: &mut VecDeque<String>) {
     if core.up.load(Ordering::Relaxed) {
-        match core.release(&id).await {
+        match core.release_batch(&ids).await {
             Ok(_) => return,
             Err(e) => core.mark_down(&e),
         }
     }
-    keep(core, id, pending);
+    for id in ids {
+        keep(core, id, pending);
+    }
 }
 
 fn keep(core: &Core, id: String, pending: &mut VecDeque<String>) {
@@ -116,12 +134,14 @@ async fn beat(core: &Core, pending: &mut VecDeque<String>, last_reconcile: &mut 
             return;
         }
     }
-    while let Some(id) = pending.pop_front() {
-        if let Err(e) = core.release(&id).await {
-            pending.push_front(id);
+    while !pending.is_empty() {
+        let n = pending.len().min(RELEASE_BATCH);
+        let batch: Vec<&String> = pending.range(..n).collect();
+        if let Err(e) = core.release_batch(&batch).await {
             core.mark_down(&e);
             return;
         }
+        pending.drain(..n);
     }
     if let Err(e) = core.reclaim().await {
         tracing::warn!(node = %core.opts.node_id, error = %e, "reclaiming dead nodes failed");

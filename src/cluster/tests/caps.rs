@@ -274,3 +274,36 @@ async fn under_churn_no_grant_ever_sees_more_than_the_cap() {
     let load = b.adm.load("t1").await.unwrap();
     assert!(load.per_number.is_empty(), "{load:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_calls_ending_at_once_are_released_in_batches_each_once() {
+    if !redis_here("release_batches").await {
+        return;
+    }
+    let p = Prefix::new();
+    let a = node(options(&p, "a")).await;
+    // More than one batch (256) of leases on two lines, all dropped in the same instant.
+    let mut leases = Vec::new();
+    for i in 0..600 {
+        let line = if i % 2 == 0 { "8610" } else { "8611" };
+        leases.push(a.adm.admit(&open_request("t1", line)).await.unwrap());
+    }
+    assert_eq!(active(&a.adm, "t1").await, 600);
+    // One of them released by hand first: its drop must not count it twice.
+    let early = leases[0].id().to_string();
+    assert!(a.adm.release_lease(&early).await.unwrap());
+    drop(leases);
+    assert!(
+        eventually(SETTLE, || async {
+            a.adm
+                .counters()
+                .releases
+                .load(std::sync::atomic::Ordering::Relaxed)
+                == 600
+        })
+        .await
+    );
+    let load = a.adm.load("t1").await.unwrap();
+    assert_eq!((load.active, load.per_number.len()), (0, 0), "{load:?}");
+    assert!(a.adm.held_per_trunk().is_empty());
+}
