@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
+use super::audit::AuditVerifyArgs;
 use super::cdr::SearchArgs;
 use super::enforce::EnforceTarget;
 use super::migrate::MigrateArgs;
@@ -88,6 +89,18 @@ pub enum Tool {
     },
     /// Copy a SQLite database into an empty PostgreSQL one, checked by row counts and digests.
     MigrateSqlite(MigrateArgs),
+    /// The audit and enforcement logs' hash chains.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the chains from their first row: every edited, deleted or hand-inserted row is
+    /// named (exit status 1).
+    Verify(AuditVerifyArgs),
 }
 
 /// A period: from (inclusive) to (exclusive).

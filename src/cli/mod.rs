@@ -1,11 +1,12 @@
 //! The command line (`args.rs`, clap's derive; typed values in `values.rs`) and the subcommands
 //! that work on the database beside (or without) the running gateway: KPI reports, operators'
 //! enforcement orders, complaint imports, CDR search, recordings, retention, `verify`, the copy
-//! of a SQLite database into PostgreSQL (`migrate-sqlite`). `main.rs`
+//! of a SQLite database into PostgreSQL (`migrate-sqlite`), the logs' hash chains (`audit verify`). `main.rs`
 //! parses, loads the config and starts the gateway or calls `run`; each subcommand writes its
 //! output to the given writer and returns a `CliError` (main turns it into exit status 1).
 
 mod args;
+pub mod audit;
 pub mod cdr;
 pub mod complaints;
 pub mod enforce;
@@ -19,8 +20,8 @@ pub mod values;
 mod verify;
 
 pub use args::{
-    CdrCommand, Cli, Command, ComplaintsCommand, EnforceCommand, Period, RecordingCommand,
-    RetentionCommand, TokenCommand, Tool,
+    AuditCommand, CdrCommand, Cli, Command, ComplaintsCommand, EnforceCommand, Period,
+    RecordingCommand, RetentionCommand, TokenCommand, Tool,
 };
 pub use run::run;
 

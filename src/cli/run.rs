@@ -5,12 +5,12 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::args::{
-    CdrCommand, ComplaintsCommand, EnforceCommand, RecordingCommand, RetentionCommand,
-    TokenCommand, Tool,
+    AuditCommand, CdrCommand, ComplaintsCommand, EnforceCommand, RecordingCommand,
+    RetentionCommand, TokenCommand, Tool,
 };
 use super::enforce::Order;
 use super::{
-    cdr, complaints, enforce, migrate, recording, report, retention, token, trunks_in_force,
+    audit, cdr, complaints, enforce, migrate, recording, report, retention, token, trunks_in_force,
 };
 use super::{verify, CliError};
 use crate::config::Config;
@@ -18,7 +18,8 @@ use crate::model::StepAction;
 use crate::store::Store;
 
 /// Runs `tool` with the loaded `config` (read from `config_path`), writing to `out`. Exit status
-/// 1 without an error: `verify` found a file that is not the recording on record.
+/// 1 without an error: `verify` found a file that is not the recording on record, or
+/// `audit verify` a log that was tampered with.
 pub async fn run(
     tool: Tool,
     config_path: &Path,
@@ -134,6 +135,13 @@ pub async fn run(
         }
         Tool::MigrateSqlite(args) => {
             return migrate::run(&args, &config.database.url, out).await;
+        }
+        Tool::Audit {
+            command: AuditCommand::Verify(args),
+        } => {
+            if !audit::verify(&connect().await?, &args, out).await? {
+                return Ok(ExitCode::FAILURE);
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -2,4 +2,5 @@
 //! with each CDR) and the recordings folder, so it stands above both; the API and the command
 //! line use it.
 
+pub mod chain;
 pub mod verify;

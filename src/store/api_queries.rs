@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::chain::{audit_content, ChainLink, ChainedLog};
 use super::{Columns, Op, Store, StoreError};
 
 /// A token to store (the token itself is never stored: only `token_sha256`).
@@ -73,11 +74,19 @@ const SELECT_TOKENS: &str =
     "SELECT id, name, role, trunks, token_sha256, created_at, revoked_at FROM api_tokens";
 
 const INSERT_AUDIT: &str = "INSERT INTO audit_log (at, actor, role, method, path, query, action, \
-     call_id, recording, client, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-     RETURNING id";
+     call_id, recording, client, status, prev_sha256, row_sha256) VALUES ($1, $2, $3, $4, $5, $6, \
+     $7, $8, $9, $10, $11, $12, $13) RETURNING id";
 
-const SELECT_AUDIT: &str = "SELECT id, at, actor, role, method, path, query, action, call_id, \
-     recording, client, status FROM audit_log";
+macro_rules! audit_columns {
+    () => {
+        "id, at, actor, role, method, path, query, action, call_id, recording, client, status"
+    };
+}
+
+/// The columns `audit_from_row` reads.
+pub(in crate::store) const AUDIT_COLUMNS: &str = audit_columns!();
+
+const SELECT_AUDIT: &str = concat!("SELECT ", audit_columns!(), " FROM audit_log");
 
 impl Store {
     /// Stores a new token; false (nothing stored) when the name is taken, revoked tokens
@@ -159,6 +168,8 @@ impl Store {
 }
 
 per_backend! {
+    uses(chain);
+
     pub(super) async fn create_api_token(
         pool: &DbPool,
         t: &NewApiToken,
@@ -217,8 +228,12 @@ per_backend! {
         Ok(done.rows_affected() == 1)
     }
 
+    /// In a write transaction: the row links to the chain's head (`chain.rs`).
     pub(super) async fn append_audit(pool: &DbPool, a: &NewAudit) -> Result<i64, StoreError> {
-        sqlx::query_scalar(INSERT_AUDIT)
+        let mut tx = Dialect::begin_write(pool).await.op("begin audit append")?;
+        let prev = chain::head(&mut tx, ChainedLog::Audit).await?;
+        let link = ChainLink::after(&prev, &audit_content(a));
+        let id = sqlx::query_scalar(INSERT_AUDIT)
             .bind(Dialect::time(a.at))
             .bind(&a.actor)
             .bind(&a.role)
@@ -230,9 +245,13 @@ per_backend! {
             .bind(&a.recording)
             .bind(&a.client)
             .bind(i64::from(a.status))
-            .fetch_one(pool)
+            .bind(&link.prev_sha256)
+            .bind(&link.row_sha256)
+            .fetch_one(&mut *tx)
             .await
-            .op("append audit row")
+            .op("append audit row")?;
+        tx.commit().await.op("commit audit append")?;
+        Ok(id)
     }
 
     pub(super) async fn audit_entries(
@@ -304,7 +323,7 @@ per_backend! {
         })
     }
 
-    fn audit_from_row(row: &Row) -> Result<AuditRow, StoreError> {
+    pub(in crate::store) fn audit_from_row(row: &Row) -> Result<AuditRow, StoreError> {
         let row = Columns::new(row, "read audit row");
         let id: i64 = row.try_get("id")?;
         let what = format!("audit {id}");

@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::chain::{enforcement_content, ChainLink, ChainedLog};
 use super::{Columns, Op, Store, StoreError};
 
 /// Who or what an anomaly or a step is about.
@@ -76,12 +77,21 @@ const SELECT_ANOMALIES: &str = "SELECT id, detected_at, rule, subject_kind, trun
 
 const INSERT_ENFORCEMENT: &str = "INSERT INTO enforcement_log (at, action, imposition, \
      subject_kind, trunk, number, step, until, cause, rule, anomaly_id, operator, reason, \
-     detail_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-     RETURNING id";
+     detail_json, prev_sha256, row_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+     $12, $13, $14, $15, $16) RETURNING id";
 
-const SELECT_ENFORCEMENT: &str = "SELECT id, at, action, imposition, subject_kind, trunk, \
-     number, step, until, cause, rule, anomaly_id, operator, reason, detail_json \
-     FROM enforcement_log";
+macro_rules! enforcement_columns {
+    () => {
+        "id, at, action, imposition, subject_kind, trunk, number, step, until, cause, rule, \
+         anomaly_id, operator, reason, detail_json"
+    };
+}
+
+/// The columns `entry_from_row` reads.
+pub(in crate::store) const ENFORCEMENT_COLUMNS: &str = enforcement_columns!();
+
+const SELECT_ENFORCEMENT: &str =
+    concat!("SELECT ", enforcement_columns!(), " FROM enforcement_log");
 
 impl Store {
     /// Stores an anomaly and the log rows it caused, in one transaction; returns the rows' ids.
@@ -179,13 +189,14 @@ impl Store {
 }
 
 per_backend! {
+    uses(chain);
+
     pub(super) async fn record_anomaly(
         pool: &DbPool,
         anomaly: &AnomalyRow,
         steps: &[NewEnforcement],
     ) -> Result<Vec<i64>, StoreError> {
-        let mut tx = pool
-            .begin()
+        let mut tx = Dialect::begin_write(pool)
             .await
             .op_on("begin anomaly insert", &anomaly.id)?;
         sqlx::query(INSERT_ANOMALY)
@@ -226,7 +237,9 @@ per_backend! {
         pool: &DbPool,
         entries: &[NewEnforcement],
     ) -> Result<Vec<i64>, StoreError> {
-        let mut tx = pool.begin().await.op("begin enforcement append")?;
+        let mut tx = Dialect::begin_write(pool)
+            .await
+            .op("begin enforcement append")?;
         let mut ids = Vec::with_capacity(entries.len());
         for e in entries {
             ids.push(insert_enforcement(&mut tx, e).await?);
@@ -410,7 +423,10 @@ per_backend! {
         Ok(out)
     }
 
+    /// Inside a write transaction (`Dialect::begin_write`): the row links to the chain's head.
     async fn insert_enforcement(conn: &mut Conn, e: &NewEnforcement) -> Result<i64, StoreError> {
+        let prev = chain::head(&mut *conn, ChainedLog::Enforcement).await?;
+        let link = ChainLink::after(&prev, &enforcement_content(e));
         sqlx::query_scalar(INSERT_ENFORCEMENT)
             .bind(Dialect::time(e.at))
             .bind(&e.action)
@@ -426,6 +442,8 @@ per_backend! {
             .bind(&e.operator)
             .bind(&e.reason)
             .bind(&e.detail_json)
+            .bind(&link.prev_sha256)
+            .bind(&link.row_sha256)
             .fetch_one(&mut *conn)
             .await
             .op("insert enforcement row")
@@ -458,7 +476,7 @@ per_backend! {
         })
     }
 
-    fn entry_from_row(row: &Row) -> Result<EnforcementEntry, StoreError> {
+    pub(in crate::store) fn entry_from_row(row: &Row) -> Result<EnforcementEntry, StoreError> {
         let row = &Columns::new(row, "read enforcement row");
         let id: i64 = row.try_get("id")?;
         let what = format!("enforcement {id}");

@@ -18,6 +18,7 @@ mod api_queries;
 mod call_media_queries;
 mod cdr_queries;
 mod cdr_search_queries;
+pub mod chain;
 mod cluster_queries;
 mod complaint_queries;
 mod copy;
