@@ -232,7 +232,16 @@ pub(crate) async fn package_of_search(
             ),
         ));
     }
-    package(state, who, cdrs, Some(text)).await
+    // The search's rows are the CDRs alone: each call read whole (media, DTMF, recording).
+    let mut whole = Vec::with_capacity(cdrs.len());
+    for cdr in cdrs {
+        let id = cdr.attempt.id.clone();
+        match state.store().get_cdr(&id).await? {
+            Some(c) => whole.push(c),
+            None => return Err(ApiError::NotFound(format!("no call {id}"))),
+        }
+    }
+    package(state, who, whole, Some(text)).await
 }
 
 /// A recording file to pack.
@@ -605,5 +614,15 @@ mod tests {
         assert_eq!(folder_of("abc-123"), "abc-123");
         assert!(!folder_of("../../etc").contains('/'));
         assert!(!folder_of("..").is_empty());
+    }
+
+    #[test]
+    fn the_consoles_refusal_names_the_limit() {
+        use crate::api::console::i18n::{Lang, T};
+        for lang in [Lang::En, Lang::Zh] {
+            assert!(T::EvidenceTooMany
+                .text(lang)
+                .contains(&MAX_CALLS.to_string()));
+        }
     }
 }
