@@ -27,9 +27,8 @@ struct Got {
 
 impl Got {
     fn error(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     fn header(&self, name: &str) -> &str {
@@ -76,7 +75,12 @@ async fn a_calls_package_checks_digest_by_digest_and_says_when_the_recording_was
     let id = s.answered.clone();
     let path = format!("/api/v1/calls/{id}/evidence");
     let got = get(&s.base, &path, &s.officer).await;
-    assert_eq!(got.status, StatusCode::OK, "{}", String::from_utf8_lossy(&got.body));
+    assert_eq!(
+        got.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&got.body)
+    );
     assert_eq!(got.header("content-type"), "application/zip");
     assert_eq!(
         got.header("content-disposition"),
@@ -95,7 +99,10 @@ async fn a_calls_package_checks_digest_by_digest_and_says_when_the_recording_was
     ] {
         assert!(p.files.contains_key(&format!("{dir}/{name}")), "{name}");
     }
-    assert!(!p.files.contains_key(&format!("{dir}/recording.pcap")), "no pcap for PCMU");
+    assert!(
+        !p.files.contains_key(&format!("{dir}/recording.pcap")),
+        "no pcap for PCMU"
+    );
     assert!(p.files.contains_key("README.txt"));
     let m = &p.manifest;
     assert_eq!(m["format"], "trunkguard-evidence/1");
@@ -113,7 +120,13 @@ async fn a_calls_package_checks_digest_by_digest_and_says_when_the_recording_was
     );
 
     // The WAV is the recording as stored, and its check says so.
-    let info = s.h.gw.store().recording(&id).await.unwrap().expect("recording");
+    let info =
+        s.h.gw
+            .store()
+            .recording(&id)
+            .await
+            .unwrap()
+            .expect("recording");
     let stored_digest = info.sha256.clone().expect("digest");
     let on_disk_path = trunkguard::recording::paths::resolve(
         &s.h.config.recording.dir,
@@ -187,7 +200,12 @@ async fn a_calls_package_checks_digest_by_digest_and_says_when_the_recording_was
 async fn a_searchs_package_holds_each_call_and_refuses_beyond_its_limit() {
     let s = scene().await;
     let got = get(&s.base, "/api/v1/evidence?number=8613900000001", &s.officer).await;
-    assert_eq!(got.status, StatusCode::OK, "{}", String::from_utf8_lossy(&got.body));
+    assert_eq!(
+        got.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&got.body)
+    );
     let p = unpack_and_check(&got.body);
     let calls: Vec<&str> = p.manifest["calls"]
         .as_array()
@@ -205,9 +223,7 @@ async fn a_searchs_package_holds_each_call_and_refuses_beyond_its_limit() {
     assert!(!p
         .files
         .contains_key(&format!("calls/{}/recording.wav", s.refused)));
-    assert!(p
-        .json(&format!("calls/{}/cdr.json", s.refused))["refusal_reason"]
-        .is_string());
+    assert!(p.json(&format!("calls/{}/cdr.json", s.refused))["refusal_reason"].is_string());
 
     // One audit row per call packed.
     let rows = audit_rows(&s.h, "evidence.search").await;
@@ -240,7 +256,10 @@ async fn a_searchs_package_holds_each_call_and_refuses_beyond_its_limit() {
     store.insert_cdrs(&copies).await.unwrap();
     let over = get(&s.base, "/api/v1/evidence?number=8613900000001", &s.officer).await;
     assert_eq!(over.status, StatusCode::BAD_REQUEST);
-    let message = over.error()["error"]["message"].as_str().unwrap().to_string();
+    let message = over.error()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(message.contains("at most 50"), "{message}");
     s.h.finish().await;
 }

@@ -200,7 +200,10 @@ pub(crate) async fn search_package(
 ) -> Result<Response, ApiError> {
     let Query(pairs) = query.map_err(|e| ApiError::bad("query", e.body_text()))?;
     if let Some((key, _)) = pairs.iter().find(|(k, _)| k == "cursor" || k == "limit") {
-        return Err(ApiError::bad(key, "not a parameter of the evidence package"));
+        return Err(ApiError::bad(
+            key,
+            "not a parameter of the evidence package",
+        ));
     }
     let mut q = parse_query(&pairs)?;
     restrict_to_own_trunks(&mut q, &who)?;
@@ -349,9 +352,7 @@ async fn package(
                 // The client sees a cut body (the ZIP has no end record): never a package that
                 // looks whole.
                 tracing::warn!(actor = %actor, error = %e, "api: evidence package not finished");
-                let _ = out
-                    .tx
-                    .blocking_send(Err(io::Error::other(e.to_string())));
+                let _ = out.tx.blocking_send(Err(io::Error::other(e.to_string())));
             }
         }
     });

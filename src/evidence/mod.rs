@@ -2,5 +2,5 @@
 //! with each CDR) and the recordings folder, so it stands above both; the API and the command
 //! line use it. `package` writes the evidence package (a ZIP with a manifest of digests).
 
-pub mod verify;
 pub mod package;
+pub mod verify;

@@ -143,9 +143,7 @@ impl<W: Write> PackageWriter<W> {
             }
             let chunk = &self.buf[..n];
             hasher.update(chunk);
-            self.zip
-                .write_all(chunk)
-                .map_err(|e| io_error(path, e))?;
+            self.zip.write_all(chunk).map_err(|e| io_error(path, e))?;
             copied += n as u64;
         }
         if copied != len {
@@ -180,11 +178,10 @@ impl<W: Write> PackageWriter<W> {
     /// list.
     pub fn finish<H: Serialize>(mut self, head: &H) -> Result<Vec<PackedFile>, PackageError> {
         self.add_bytes(README, readme().as_bytes(), CompressionMethod::Deflated)?;
-        let mut manifest =
-            serde_json::to_value(head).map_err(|source| PackageError::Json {
-                path: MANIFEST.to_string(),
-                source,
-            })?;
+        let mut manifest = serde_json::to_value(head).map_err(|source| PackageError::Json {
+            path: MANIFEST.to_string(),
+            source,
+        })?;
         let files = serde_json::to_value(&self.files).map_err(|source| PackageError::Json {
             path: MANIFEST.to_string(),
             source,

@@ -6,14 +6,14 @@ use chrono_tz::Tz;
 use maud::{html, Markup};
 
 use super::super::format::{input_time, parse_input_time};
+use super::super::guard::api_allows;
 use super::super::guard::Ctx;
 use super::super::i18n::codes::{words, DIRECTIONS, DISPOSITIONS, REFUSAL_REASONS};
 use super::super::i18n::T;
-use super::super::guard::api_allows;
 use super::{sees_recordings, Search};
-use axum::http::Method;
 use crate::api::{ApiState, Principal};
 use crate::model::{Direction, Disposition, RefusalReason};
+use axum::http::Method;
 
 pub(super) fn form(
     state: &ApiState,
