@@ -5,7 +5,8 @@
 //!   presses play: the audio element's position advances and its duration is the recording's;
 //!   with "the customer only" what is heard is the 1 kHz tone, with "the agent only" the 440 Hz
 //!   one (measured on the page's own Web Audio output); ±10 s and speed work; "verify now" says
-//!   the file matches its digest;
+//!   the file matches its digest; the call's evidence package and its search's (downloaded by
+//!   the page's links) check digest by digest;
 //! - the same in Chinese shows Chinese labels, and the switch brings English back;
 //! - a carrier sees no recording anywhere and is refused the call's page and its recording when
 //!   it types their URLs;
@@ -83,6 +84,25 @@ async fn find_the_call(b: &Browser, s: &Scene, shots: bool) {
     b.click_and_wait(&format!("a[href='/console/calls/{}']", s.answered))
         .await;
     assert_eq!(b.path().await, format!("/console/calls/{}", s.answered));
+}
+
+/// The bytes of the file a page's download link (`css`) leads to, fetched by the page itself.
+async fn fetched(b: &Browser, css: &str) -> Vec<u8> {
+    let bytes = b
+        .js(&format!(
+            "const a = document.querySelector(\"{css}\");
+             return fetch(a.href).then(r => {{
+               if (!r.ok) throw new Error('status ' + r.status);
+               return r.arrayBuffer();
+             }}).then(buf => Array.from(new Uint8Array(buf)));"
+        ))
+        .await;
+    bytes
+        .as_array()
+        .expect("bytes")
+        .iter()
+        .map(|v| u8::try_from(v.as_u64().expect("a byte")).expect("a byte"))
+        .collect()
 }
 
 #[tokio::test]
@@ -196,6 +216,24 @@ async fn an_officer_finds_a_call_plays_it_and_hears_each_side() {
         .await
         .contains("Verified: the file matches"));
     b.screenshot("5-verified").await;
+
+    // The evidence package, downloaded by the page's own link (the session's cookie): every
+    // digest in it checks, and its verification says ok.
+    let href = b
+        .js("return document.querySelector('a#evidence').getAttribute('href')")
+        .await;
+    assert_eq!(
+        href,
+        Value::from(format!("/console/calls/{}/evidence", s.answered))
+    );
+    let p = common::evidence::unpack_and_check(&fetched(&b, "a#evidence").await);
+    let v = p.json(&format!("calls/{}/verification.json", s.answered));
+    assert_eq!(v["result"], "ok", "{v}");
+    assert_eq!(p.manifest["created_by"], "officer");
+    // And the search's: both calls to 8613900000001.
+    b.goto("/console/calls?number=0001&match=suffix").await;
+    let p = common::evidence::unpack_and_check(&fetched(&b, "a#evidence-search").await);
+    assert_eq!(p.manifest["calls"].as_array().unwrap().len(), 2);
     b.close().await;
 
     // The same page on a tablet.

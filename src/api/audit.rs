@@ -22,6 +22,38 @@ use crate::store::NewAudit;
 #[derive(Debug, Clone)]
 pub(crate) struct AuditedRecording(pub String);
 
+/// Set by a handler whose answer concerns several calls (an evidence package): the audit log
+/// gets one row per call (its id and its recording's name), instead of one for the request.
+#[derive(Debug, Clone)]
+pub(crate) struct AuditedCalls(pub Vec<(String, Option<String>)>);
+
+/// The audit rows of a request: `row`, or one per call the response names (`AuditedCalls`).
+pub(crate) fn rows_for(row: NewAudit, response: &Response) -> Vec<NewAudit> {
+    match response.extensions().get::<AuditedCalls>() {
+        Some(calls) if !calls.0.is_empty() => calls
+            .0
+            .iter()
+            .map(|(id, recording)| NewAudit {
+                call_id: Some(id.clone()),
+                recording: recording.clone(),
+                ..row.clone()
+            })
+            .collect(),
+        _ => vec![row],
+    }
+}
+
+/// Appends each row, in order; the first refusal stops (the request is then answered 503).
+pub(crate) async fn append_rows(
+    store: &crate::store::Store,
+    rows: &[NewAudit],
+) -> Result<(), crate::store::StoreError> {
+    for row in rows {
+        store.append_audit(row).await?;
+    }
+    Ok(())
+}
+
 /// A handler's answer (not a download's body) must be ready within this.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -108,8 +140,8 @@ pub(crate) async fn guard(State(state): State<ApiState>, mut req: Request, next:
         client,
         status,
     };
-    match state.store().append_audit(&row).await {
-        Ok(_) => {
+    match append_rows(state.store(), &rows_for(row.clone(), &response)).await {
+        Ok(()) => {
             tracing::debug!(actor = %row.actor, action = row.action, status, client = %row.client, "api request");
             response
         }

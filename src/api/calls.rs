@@ -381,6 +381,15 @@ pub(crate) async fn call_record(
     let Some(cdr) = store.get_cdr(&id).await? else {
         return Err(ApiError::NotFound(format!("no call {id}")));
     };
+    Ok(Json(record_of(store, cdr).await?))
+}
+
+/// A stored call's full record (its page, its evidence package).
+pub(crate) async fn record_of(
+    store: &crate::store::Store,
+    cdr: crate::model::Cdr,
+) -> Result<CallRecord, ApiError> {
+    let id = cdr.attempt.id.clone();
     let anomalies = store.anomalies_of_call(&id).await?;
     let cited: Vec<String> = anomalies.iter().map(|a| a.id.clone()).collect();
     let enforcement = store.enforcement_citing(&cited).await?;
@@ -429,7 +438,7 @@ pub(crate) async fn call_record(
         note: r.note.clone(),
         purged_at,
     });
-    Ok(Json(CallRecord {
+    Ok(CallRecord {
         cdr: CdrView::from(&cdr),
         media,
         dtmf,
@@ -437,5 +446,5 @@ pub(crate) async fn call_record(
         anomalies: anomalies.into_iter().map(AnomalyView::from).collect(),
         enforcement: enforcement.into_iter().map(EnforcementView::from).collect(),
         holds: holds.into_iter().map(HoldView::from).collect(),
-    }))
+    })
 }

@@ -1,7 +1,7 @@
 //! The HTTP API (axum): bearer tokens with roles, an audit row for every request that reads or
 //! changes data, the OpenAPI 3.1 document generated from the handlers (utoipa), `/healthz` and
 //! `/metrics`. One file per concern (`server`, `auth`, `audit`, `error`, `openapi`) and per
-//! resource group (`health`, `metrics`, `calls`, `cdrs`, `reports`, `enforcement`, `complaints`, `trunks`, `cdr_export`, `recordings` + `range`, `holds`, `audit_log`). It reaches the calls only through the
+//! resource group (`health`, `metrics`, `calls`, `cdrs`, `reports`, `enforcement`, `complaints`, `trunks`, `cdr_export`, `recordings` + `range`, `evidence`, `holds`, `audit_log`). It reaches the calls only through the
 //! b2bua's `Registry` and the enforcement only through `MonitorHandle`. The web console
 //! (`console/`) is served by the same listener and stands on the same handlers and rules.
 
@@ -15,6 +15,7 @@ pub mod complaints;
 pub mod console;
 pub mod enforcement;
 pub mod error;
+pub mod evidence;
 pub mod exposition;
 pub mod health;
 pub mod holds;

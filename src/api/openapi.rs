@@ -10,7 +10,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
 use super::{
-    audit_log, calls, cdr_export, cdrs, complaints, enforcement, health, holds, metrics,
+    audit_log, calls, cdr_export, cdrs, complaints, enforcement, evidence, health, holds, metrics,
     recordings, reports, trunks,
 };
 
@@ -56,9 +56,20 @@ use super::{
         cdr_export::export,
         recordings::download,
         recordings::verify,
+        evidence::call_package,
+        evidence::search_package,
         holds::place,
         holds::release,
     ),
+    // What an evidence package holds (its manifest and each call's verification): not a JSON
+    // answer, so named here for clients that read the package.
+    components(schemas(
+        evidence::EvidenceManifest,
+        evidence::PackedCall,
+        crate::evidence::package::PackedFile,
+        evidence::Verification,
+        evidence::FileVerification,
+    )),
     modifiers(&BearerAuth),
     tags(
         (name = "health", description = "Liveness and readiness"),

@@ -15,8 +15,8 @@ use tokio_rustls::TlsAcceptor;
 
 use super::auth::Role;
 use super::{
-    audit, audit_log, calls, cdr_export, cdrs, complaints, enforcement, error, health, holds,
-    metrics, openapi, recordings, reports, trunks, ApiState,
+    audit, audit_log, calls, cdr_export, cdrs, complaints, enforcement, error, evidence, health,
+    holds, metrics, openapi, recordings, reports, trunks, ApiState,
 };
 use crate::shutdown::Shutdown;
 
@@ -304,6 +304,24 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
                 "recordings.verify",
             ),
             get(recordings::verify),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/calls/{id}/evidence",
+                Roles(COMPLIANCE),
+                "evidence.call",
+            ),
+            get(evidence::call_package),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/evidence",
+                Roles(COMPLIANCE),
+                "evidence.search",
+            ),
+            get(evidence::search_package),
         ),
         (
             spec(

@@ -37,7 +37,7 @@ pub fn verify(path: &Path, expected_hex: &str) -> Result<bool, RecordingError> {
     Ok(actual.eq_ignore_ascii_case(expected_hex.trim()))
 }
 
-pub(crate) fn to_hex(bytes: &[u8]) -> String {
+pub fn to_hex(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for &b in bytes {

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod binary;
 pub mod cluster;
+pub mod evidence;
 pub mod msg;
 pub mod recording;
 pub mod rtp;

@@ -36,6 +36,19 @@ pub(crate) async fn recording(
     response
 }
 
+/// `/console/calls/{id}/evidence`: the API's evidence package of the call (a ZIP download).
+pub(crate) async fn evidence(
+    State(state): State<ApiState>,
+    Extension(ctx): Extension<Ctx>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Response {
+    match crate::api::evidence::call_package(State(state), Extension(who), Path(id)).await {
+        Ok(response) => response,
+        Err(e) => as_page(&ctx, e.into_response()),
+    }
+}
+
 /// An API error answer as a page, keeping what the audit row needs.
 fn as_page(ctx: &Ctx, api: Response) -> Response {
     let status = api.status();

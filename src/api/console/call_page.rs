@@ -122,6 +122,13 @@ pub(crate) async fn render(
             (notice(ctx.t(text), alert))
         }
         (summary(ctx, &record, zone))
+        @if api_allows(state, &Method::GET, super::EVIDENCE, who.role) {
+            p.evidence {
+                a.button #evidence href={ "/console/calls/" (urlencoded(&record.cdr.attempt.id)) "/evidence" } download {
+                    (ctx.t(T::EvidencePackage))
+                }
+            }
+        }
         @if sees_recording {
             (recording(ctx, &record, zone, extras.verify.as_ref()))
         }

@@ -3,7 +3,8 @@
 //! end), trunk, direction, period (in the trunk's time zone), outcome, refusal reason, final
 //! SIP status, talk time, recording kept, legal hold — newest or oldest first, 50 a page with
 //! the API's cursor; and the same search as CSV (`/console/calls/export`, the API's streamed
-//! export). A carrier limited to trunks searches its own only, as in the API; the recording and
+//! export), and their evidence package (`/console/calls/evidence`, the API's, at most 50 calls).
+//! A carrier limited to trunks searches its own only, as in the API; the recording and
 //! legal-hold filters are offered only to roles the API lets read them.
 
 use axum::extract::rejection::QueryRejection;
@@ -21,6 +22,7 @@ use super::i18n::{Lang, T};
 use super::layout::{error_page, frame, html_response, notice};
 use crate::api::cdr_export::{csv_response, PAGE_ROWS};
 use crate::api::cdrs::{decode_cursor, encode_cursor, restrict_to_own_trunks};
+use crate::api::evidence::package_of_search;
 use crate::api::{ApiError, ApiState, Principal};
 use crate::model::{Cdr, Direction, Disposition, RefusalReason};
 use crate::store::{CdrQuery, CdrSearchKey, NumberMatch, NumberPart};
@@ -471,6 +473,48 @@ pub(crate) async fn export(
     q.newest_first = false;
     q.limit = PAGE_ROWS;
     csv_response(state.store().clone(), q)
+}
+
+/// `/console/calls/evidence?…`: the evidence package of the search's calls (the API's, at most
+/// `evidence::MAX_CALLS`), oldest first; beyond that a page saying to narrow the search.
+pub(crate) async fn evidence(
+    State(state): State<ApiState>,
+    Extension(ctx): Extension<Ctx>,
+    Extension(who): Extension<Principal>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Response {
+    let pairs = query.map(|Query(p)| p).unwrap_or_default();
+    let trunks = trunk_zones(&state, &who).await;
+    let s = parse(pairs, &trunks);
+    if !s.errors.is_empty() {
+        return error_page(
+            ctx.lang,
+            StatusCode::BAD_REQUEST,
+            T::BadRequestTitle,
+            T::FixTheForm,
+        );
+    }
+    let mut q = s.query.clone();
+    if let Err(e) = restrict_to_own_trunks(&mut q, &who) {
+        return refused(&ctx, &e);
+    }
+    let text = s.link(&["cursor", "order"]);
+    match package_of_search(&state, &who, q, text).await {
+        Ok(response) => response,
+        Err(ApiError::BadRequest { .. }) => error_page(
+            ctx.lang,
+            StatusCode::BAD_REQUEST,
+            T::BadRequestTitle,
+            T::EvidenceTooMany,
+        ),
+        Err(ApiError::NotFound(_)) => error_page(
+            ctx.lang,
+            StatusCode::NOT_FOUND,
+            T::NotFoundTitle,
+            T::EvidenceNoCall,
+        ),
+        Err(e) => refused(&ctx, &e),
+    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use super::i18n::{Lang, T};
 use super::layout::error_page;
 use super::session::{cookie, same_secret, Session, SESSION_COOKIE};
 use super::{route_table, ConsoleRoute, Rule};
-use crate::api::audit::{AuditedRecording, REQUEST_TIMEOUT};
+use crate::api::audit::{append_rows, rows_for, AuditedRecording, REQUEST_TIMEOUT};
 use crate::api::auth::{principal_by_hash, Principal, UNKNOWN_ACTOR};
 use crate::api::server::{lookup, path_param, Access, OverTls};
 use crate::api::{ApiError, ApiState};
@@ -104,8 +104,8 @@ pub(crate) async fn guard(State(state): State<ApiState>, req: Request, next: Nex
         client,
         status,
     };
-    match state.store().append_audit(&row).await {
-        Ok(_) => {
+    match append_rows(state.store(), &rows_for(row.clone(), &response)).await {
+        Ok(()) => {
             tracing::debug!(actor = %row.actor, action = %row.action, status, "console request");
             with_headers(response)
         }

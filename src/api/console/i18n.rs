@@ -173,6 +173,10 @@ messages! {
     SearchButton => "Search", "搜索";
     ClearButton => "Clear", "清除";
     ExportCsv => "Export these calls as CSV", "将这些通话导出为 CSV";
+    EvidenceOfThese => "Evidence package of these calls", "这些通话的证据包";
+    EvidencePackage => "Download the evidence package (ZIP)", "下载证据包（ZIP）";
+    EvidenceTooMany => "More than 50 calls match: an evidence package holds at most 50. Narrow the search.", "匹配的通话超过 50 个：一个证据包最多包含 50 个通话。请缩小查询范围。";
+    EvidenceNoCall => "No call matches this search: there is nothing to package.", "没有符合此查询的通话：无可打包的内容。";
     ResultsCaption => "Calls found", "查询结果";
     ColTime => "Time", "时间";
     ColTimeIn => "Time ({zone})", "时间（{zone}）";

@@ -12,7 +12,7 @@
 //!
 //! Files: `guard.rs` (the middleware: session, token check, role, CSRF, audit, headers),
 //! `layout.rs` (the page frame, error pages), `sign_in.rs`, `calls.rs` (search and export),
-//! `call_page.rs` (one call), `call_actions.rs` (its recording, verify, legal hold),
+//! `call_page.rs` (one call), `call_actions.rs` (its recording, verify, evidence package, legal hold),
 //! `live.rs` (live calls, hang-up), `enforcement.rs` (steps in force, impose, lift),
 //! `trunks.rs` (trunks, their numbers and blocked numbers), `kpis.rs` (the carrier's charts),
 //! `format.rs` (times in the trunk's zone, lengths), `assets.rs` (CSS, JS).
@@ -78,6 +78,8 @@ const CDR_EXPORT: &str = "/api/v1/cdrs/export";
 const RECORDING: &str = "/api/v1/calls/{id}/recording";
 const VERIFY: &str = "/api/v1/calls/{id}/recording/verify";
 const HOLD: &str = "/api/v1/calls/{id}/hold";
+const EVIDENCE: &str = "/api/v1/calls/{id}/evidence";
+const EVIDENCE_SEARCH: &str = "/api/v1/evidence";
 const AUDIT: &str = "/api/v1/audit";
 const LIVE: &str = "/api/v1/calls/live";
 const HANGUP: &str = "/api/v1/calls/live/{id}/hangup";
@@ -151,6 +153,24 @@ fn routes() -> Vec<(ConsoleRoute, MethodRouter<ApiState>)> {
                 "console.calls.export",
             ),
             get(calls::export),
+        ),
+        (
+            route(
+                Method::GET,
+                "/console/calls/evidence",
+                As(Method::GET, EVIDENCE_SEARCH),
+                "console.evidence.search",
+            ),
+            get(calls::evidence),
+        ),
+        (
+            route(
+                Method::GET,
+                "/console/calls/{id}/evidence",
+                As(Method::GET, EVIDENCE),
+                "console.evidence.call",
+            ),
+            get(call_actions::evidence),
         ),
         (
             route(

@@ -6,12 +6,14 @@ use chrono_tz::Tz;
 use maud::{html, Markup};
 
 use super::super::format::{input_time, parse_input_time};
+use super::super::guard::api_allows;
 use super::super::guard::Ctx;
 use super::super::i18n::codes::{words, DIRECTIONS, DISPOSITIONS, REFUSAL_REASONS};
 use super::super::i18n::T;
 use super::{sees_recordings, Search};
 use crate::api::{ApiState, Principal};
 use crate::model::{Direction, Disposition, RefusalReason};
+use axum::http::Method;
 
 pub(super) fn form(
     state: &ApiState,
@@ -198,6 +200,11 @@ pub(super) fn form(
                     @if s.errors.is_empty() {
                         a.button.secondary href={ "/console/calls/export?" (s.link(&["cursor", "order"])) } download {
                             (t(T::ExportCsv))
+                        }
+                        @if api_allows(state, &Method::GET, super::super::EVIDENCE_SEARCH, who.role) {
+                            a.button.secondary #evidence-search href={ "/console/calls/evidence?" (s.link(&["cursor", "order"])) } download {
+                                (t(T::EvidenceOfThese))
+                            }
                         }
                     }
                 }

@@ -1,0 +1,629 @@
+//! The evidence package (role compliance, like a recording download: a carrier never gets one):
+//! `GET /api/v1/calls/{id}/evidence` for one call, `GET /api/v1/evidence?…` for the calls of a
+//! CDR search (the filters of `GET /api/v1/cdrs`, at most `MAX_CALLS`). One ZIP
+//! (`evidence::package`): per call `calls/<id>/` with `cdr.json`, `legs.json` (media figures per
+//! leg, DTMF), `holds.json`, `anomalies.json` (the anomalies naming the call and the
+//! enforcement they caused), `audit.json` (the call's audit trail before this package),
+//! `recording.wav` and `recording.pcap` as stored, and `verification.json` (the stored SHA-256,
+//! the SHA-256 of the file as packed, the result); then `README.txt` and `manifest.json` (who,
+//! when, the gateway's version, the search, every file's size and SHA-256).
+//!
+//! Everything but the files' bytes is read before the answer starts (a refusal is a clean 4xx);
+//! the files are opened inside the recordings folder only (`recording::locate`), then copied into
+//! the body on a blocking thread through a bounded channel: memory stays at a few buffers
+//! whatever the recordings' size. Limits: `MAX_CALLS` calls and `MAX_BYTES` of recordings per
+//! package (400 naming the limit). Each call packed is a row of the audit log (`AuditedCalls`).
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use utoipa::{IntoParams, ToSchema};
+
+use super::audit::AuditedCalls;
+use super::audit_log::AuditEntryView;
+use super::auth::Principal;
+use super::calls::{record_of, CallRecord};
+use super::cdrs::{parse_query, restrict_to_own_trunks};
+use super::error::{ApiError, ErrorBody};
+use super::ApiState;
+use crate::evidence::package::{PackageWriter, PackedFile};
+use crate::model::Cdr;
+use crate::recording::locate::{download_name, open_contained, LocateError, OpenedRecording};
+use crate::store::{AuditFilter, CdrQuery, Store};
+
+/// The most calls one package holds.
+pub const MAX_CALLS: u32 = 50;
+/// The most recording bytes (WAV and pcap) one package holds: 2 GiB.
+pub const MAX_BYTES: u64 = 2 << 30;
+/// The most audit rows kept per call (the newest beyond are left out, and `audit.json` says so).
+const MAX_AUDIT_ROWS: u32 = 10_000;
+/// Body chunks in flight between the writer thread and the connection.
+const CHANNEL_CHUNKS: usize = 4;
+/// Bytes per body chunk.
+const CHUNK: usize = 64 * 1024;
+
+/// What `manifest.json` holds.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EvidenceManifest {
+    /// `trunkguard-evidence/1`.
+    pub format: String,
+    pub created_at: DateTime<Utc>,
+    /// The token's name that asked for the package.
+    pub created_by: String,
+    pub role: String,
+    /// The gateway's version.
+    pub gateway_version: String,
+    /// The search (query string) of a package of several calls; null for one call.
+    pub query: Option<String>,
+    /// The calls packed, oldest first, each in `calls/<folder>/`.
+    pub calls: Vec<PackedCall>,
+    /// Every file of the package but this manifest, in order, with its size and SHA-256.
+    pub files: Vec<PackedFile>,
+}
+
+/// A call in the package.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PackedCall {
+    pub call_id: String,
+    /// Its folder under `calls/` (the id with characters unsafe in a file name replaced by `_`).
+    pub folder: String,
+}
+
+/// What `verification.json` holds: the recording checked as it was packed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Verification {
+    pub call_id: String,
+    /// `ok` (every file has the SHA-256 stored for it), `mismatch` (a file differs or cannot be
+    /// read), `purged` (the retention purge deleted the files) or `none` (the call has no
+    /// recording file).
+    pub result: String,
+    /// The recording's status (`complete`, `incomplete`, `failed`); null without a recording.
+    pub recording_status: Option<String>,
+    pub wav: Option<FileVerification>,
+    pub pcap: Option<FileVerification>,
+    pub purged_at: Option<DateTime<Utc>>,
+    pub checked_at: DateTime<Utc>,
+    /// The token's name that asked for the package.
+    pub checked_by: String,
+}
+
+/// One file's check.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FileVerification {
+    /// Its path in the package; null when it could not be packed.
+    pub packed_as: Option<String>,
+    /// Its path under the recordings folder.
+    pub stored_as: String,
+    /// The SHA-256 stored when the recording was closed.
+    pub stored_sha256: Option<String>,
+    /// The SHA-256 of the bytes packed; null when the file could not be read.
+    pub computed_sha256: Option<String>,
+    pub matches: bool,
+    /// Why it could not be read.
+    pub problem: Option<String>,
+}
+
+/// The search's filters for a package of several calls.
+#[derive(Debug, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Documents the parameters; they are parsed by `cdrs::parse_query`.
+pub struct EvidenceParams {
+    /// A caller or callee number.
+    number: Option<String>,
+    /// A trunk.
+    trunk: Option<String>,
+    /// INVITE time at or after: RFC 3339 or YYYY-MM-DD (UTC).
+    from: Option<String>,
+    /// INVITE time before: RFC 3339 or YYYY-MM-DD (UTC).
+    to: Option<String>,
+    /// `answered`, `busy`, `no_answer`, `cancelled`, `rejected`, `failed` or `refused`.
+    disposition: Option<String>,
+    /// A refusal or end reason code as stored.
+    reason: Option<String>,
+    /// An anomaly's id: the calls it names.
+    anomaly: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/calls/{id}/evidence",
+    tag = "compliance",
+    description = "The call's evidence package: one ZIP (application/zip, streamed) with \
+                   `calls/<id>/cdr.json`, `legs.json`, `holds.json`, `anomalies.json`, \
+                   `audit.json`, `recording.wav` (and `recording.pcap` when kept), \
+                   `verification.json` (`Verification`: the stored SHA-256 against the SHA-256 \
+                   of the bytes packed), `README.txt` and `manifest.json` (`EvidenceManifest`: \
+                   every file's path, size and SHA-256; check with `sha256sum`). Audited with \
+                   the recording's name. 409 while the call is in progress. Role: compliance.",
+    params(("id" = String, Path, description = "The call id (the CDR's id)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The package", content_type = "application/zip", body = Vec<u8>),
+        (status = 400, description = "The recording is over the package's size limit", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
+        (status = 403, description = "Not a compliance token", body = ErrorBody),
+        (status = 404, description = "No such call", body = ErrorBody),
+        (status = 409, description = "The call is in progress", body = ErrorBody),
+    )
+)]
+pub(crate) async fn call_package(
+    State(state): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    if state.deps().registry.is_running(&id) {
+        return Err(ApiError::Conflict(format!(
+            "call {id} is in progress: its package can be made once it has ended"
+        )));
+    }
+    let Some(cdr) = state.store().get_cdr(&id).await? else {
+        return Err(ApiError::NotFound(format!("no call {id}")));
+    };
+    package(&state, &who, vec![cdr], None).await
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/evidence",
+    tag = "compliance",
+    description = "The evidence package of the calls a CDR search finds (the filters of \
+                   `GET /api/v1/cdrs`; no paging): one ZIP laid out like a call's package, a \
+                   folder per call, oldest first; the manifest keeps the search. At most 50 \
+                   calls and 2 GiB of recordings: a search finding more is refused (400, the \
+                   limit in the message: narrow it). Every call packed is a row of the audit \
+                   log. Role: compliance.",
+    params(EvidenceParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The package", content_type = "application/zip", body = Vec<u8>),
+        (status = 400, description = "A bad parameter (named in `error.field`), or over a limit", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
+        (status = 403, description = "Not a compliance token", body = ErrorBody),
+        (status = 404, description = "No call matches", body = ErrorBody),
+    )
+)]
+pub(crate) async fn search_package(
+    State(state): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(pairs) = query.map_err(|e| ApiError::bad("query", e.body_text()))?;
+    if let Some((key, _)) = pairs.iter().find(|(k, _)| k == "cursor" || k == "limit") {
+        return Err(ApiError::bad(
+            key,
+            "not a parameter of the evidence package",
+        ));
+    }
+    let mut q = parse_query(&pairs)?;
+    restrict_to_own_trunks(&mut q, &who)?;
+    let text = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+    package_of_search(&state, &who, q, text).await
+}
+
+/// The package of a search's calls (the console's search too), oldest first; refused beyond
+/// `MAX_CALLS`. `text` is the search as the manifest keeps it.
+pub(crate) async fn package_of_search(
+    state: &ApiState,
+    who: &Principal,
+    mut q: CdrQuery,
+    text: String,
+) -> Result<Response, ApiError> {
+    q.after = None;
+    q.newest_first = false;
+    q.limit = MAX_CALLS + 1;
+    let cdrs = state.store().search_cdrs(&q).await?;
+    if cdrs.is_empty() {
+        return Err(ApiError::NotFound("no call matches the search".into()));
+    }
+    if cdrs.len() > MAX_CALLS as usize {
+        return Err(ApiError::bad(
+            "query",
+            format!(
+                "more than {MAX_CALLS} calls match: an evidence package holds at most \
+                 {MAX_CALLS}; narrow the search"
+            ),
+        ));
+    }
+    // The search's rows are the CDRs alone: each call read whole (media, DTMF, recording).
+    let mut whole = Vec::with_capacity(cdrs.len());
+    for cdr in cdrs {
+        let id = cdr.attempt.id.clone();
+        match state.store().get_cdr(&id).await? {
+            Some(c) => whole.push(c),
+            None => return Err(ApiError::NotFound(format!("no call {id}"))),
+        }
+    }
+    package(state, who, whole, Some(text)).await
+}
+
+/// A recording file to pack.
+struct Source {
+    /// Its path under the recordings folder.
+    name: String,
+    stored_sha256: Option<String>,
+    opened: Result<OpenedRecording, String>,
+}
+
+/// One call, everything read but the files' bytes.
+struct CallParts {
+    id: String,
+    folder: String,
+    record: CallRecord,
+    audit: AuditTrail,
+    recording_status: Option<String>,
+    purged_at: Option<DateTime<Utc>>,
+    wav: Option<Source>,
+    pcap: Option<Source>,
+}
+
+/// What `audit.json` holds.
+#[derive(Serialize)]
+struct AuditTrail {
+    /// Oldest first.
+    items: Vec<AuditEntryView>,
+    /// More rows exist than a package keeps (`MAX_AUDIT_ROWS`): the oldest are here.
+    truncated: bool,
+}
+
+async fn package(
+    state: &ApiState,
+    who: &Principal,
+    cdrs: Vec<Cdr>,
+    query: Option<String>,
+) -> Result<Response, ApiError> {
+    let store = state.store();
+    let root = state.deps().recordings.root().to_path_buf();
+    let mut calls: Vec<CallParts> = Vec::with_capacity(cdrs.len());
+    let mut bytes = 0u64;
+    for cdr in cdrs {
+        let mut parts = read_call(store, &root, cdr).await?;
+        // Two ids that read the same as file names get distinct folders.
+        if calls.iter().any(|c| c.folder == parts.folder) {
+            parts.folder = format!("{}-{}", parts.folder, calls.len() + 1);
+        }
+        bytes += [&parts.wav, &parts.pcap]
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.opened.as_ref().ok().map(|o| o.len))
+            .sum::<u64>();
+        if bytes > MAX_BYTES {
+            return Err(ApiError::bad(
+                "query",
+                format!(
+                    "the recordings come to more than {MAX_BYTES} bytes: an evidence package \
+                     holds at most {MAX_BYTES} bytes of recordings; ask for fewer calls"
+                ),
+            ));
+        }
+        calls.push(parts);
+    }
+    let created_at = Utc::now();
+    let audited = AuditedCalls(
+        calls
+            .iter()
+            .map(|c| (c.id.clone(), c.wav.as_ref().map(|w| w.name.clone())))
+            .collect(),
+    );
+    let manifest = EvidenceManifest {
+        format: "trunkguard-evidence/1".into(),
+        created_at,
+        created_by: who.name.clone(),
+        role: who.role.as_str().to_string(),
+        gateway_version: env!("CARGO_PKG_VERSION").into(),
+        query,
+        calls: calls
+            .iter()
+            .map(|c| PackedCall {
+                call_id: c.id.clone(),
+                folder: c.folder.clone(),
+            })
+            .collect(),
+        files: Vec::new(),
+    };
+    let filename = match calls.as_slice() {
+        [one] => download_name(&format!("evidence-{}", one.id), "zip"),
+        _ => format!("evidence-{}.zip", created_at.format("%Y%m%dT%H%M%SZ")),
+    };
+    let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+    let actor = who.name.clone();
+    let count = calls.len();
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChannelWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+        };
+        let written = write_package(&mut out, calls, &manifest, &actor);
+        match written {
+            Ok(files) => {
+                tracing::info!(actor = %actor, calls = count, files, "api: evidence package written")
+            }
+            Err(e) => {
+                // The client sees a cut body (the ZIP has no end record): never a package that
+                // looks whole.
+                tracing::warn!(actor = %actor, error = %e, "api: evidence package not finished");
+                let _ = out.tx.blocking_send(Err(io::Error::other(e.to_string())));
+            }
+        }
+    });
+    let mut response = Body::from_stream(Chunks(rx)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response.extensions_mut().insert(audited);
+    Ok(response)
+}
+
+/// A call id as a folder name: characters unsafe in a path replaced by `_` (never `..`).
+fn folder_of(id: &str) -> String {
+    download_name(id, "")
+        .trim_end_matches('.')
+        .chars()
+        .take(100)
+        .collect()
+}
+
+async fn read_call(store: &Store, root: &std::path::Path, cdr: Cdr) -> Result<CallParts, ApiError> {
+    let id = cdr.attempt.id.clone();
+    let info = cdr.recording.clone();
+    let record = record_of(store, cdr).await?;
+    let audit = audit_trail(store, &id).await?;
+    let purged_at = record.recording.as_ref().and_then(|r| r.purged_at);
+    let (mut wav, mut pcap) = (None, None);
+    if let (Some(info), None) = (&info, purged_at) {
+        if let Some(p) = info.path.as_deref() {
+            wav = Some(open_source(root, p, info.sha256.clone()).await);
+        }
+        if let Some(p) = info.pcap_path.as_deref() {
+            pcap = Some(open_source(root, p, info.pcap_sha256.clone()).await);
+        }
+    }
+    Ok(CallParts {
+        folder: folder_of(&id),
+        id,
+        recording_status: info.map(|i| i.status.as_str().to_string()),
+        record,
+        audit,
+        purged_at,
+        wav,
+        pcap,
+    })
+}
+
+async fn audit_trail(store: &Store, id: &str) -> Result<AuditTrail, ApiError> {
+    let mut items: Vec<AuditEntryView> = Vec::new();
+    let mut after_id = None;
+    loop {
+        let want = (MAX_AUDIT_ROWS - items.len() as u32).min(1000);
+        let rows = store
+            .audit_entries(&AuditFilter {
+                call_id: Some(id.to_string()),
+                after_id,
+                limit: want,
+                ..AuditFilter::default()
+            })
+            .await?;
+        let got = rows.len() as u32;
+        after_id = rows.last().map(|r| r.id);
+        items.extend(rows.into_iter().map(AuditEntryView::from));
+        if got < want {
+            return Ok(AuditTrail {
+                items,
+                truncated: false,
+            });
+        }
+        if items.len() as u32 >= MAX_AUDIT_ROWS {
+            return Ok(AuditTrail {
+                items,
+                truncated: true,
+            });
+        }
+    }
+}
+
+async fn open_source(root: &std::path::Path, stored: &str, sha256: Option<String>) -> Source {
+    let stored = PathBuf::from(stored);
+    let name = stored
+        .strip_prefix(root)
+        .unwrap_or(&stored)
+        .display()
+        .to_string();
+    let dir = root.to_path_buf();
+    let opened = tokio::task::spawn_blocking(move || open_contained(&dir, &stored))
+        .await
+        .map_err(|e| format!("the file cannot be read: {e}"))
+        .and_then(|r| r.map_err(|e| problem(&e)));
+    if let Err(p) = &opened {
+        tracing::warn!(recording = %name, problem = %p, "api: evidence: recording file not readable");
+    }
+    Source {
+        name,
+        stored_sha256: sha256,
+        opened,
+    }
+}
+
+fn problem(e: &LocateError) -> String {
+    match e {
+        LocateError::Missing { .. } => "the file is missing".to_string(),
+        LocateError::Outside { .. } | LocateError::NotRegular { .. } => {
+            "not a regular file inside the recordings folder (replaced or moved)".to_string()
+        }
+        LocateError::Dir { .. } | LocateError::Io { .. } => "the file cannot be read".to_string(),
+    }
+}
+
+/// Writes the whole package; returns how many files it listed. Blocking.
+fn write_package(
+    out: &mut ChannelWriter,
+    calls: Vec<CallParts>,
+    manifest: &EvidenceManifest,
+    actor: &str,
+) -> Result<usize, crate::evidence::package::PackageError> {
+    let mut p = PackageWriter::new(&mut *out, manifest.created_at);
+    for call in calls {
+        let dir = format!("calls/{}", call.folder);
+        let r = &call.record;
+        p.add_json(&format!("{dir}/cdr.json"), &r.cdr)?;
+        p.add_json(
+            &format!("{dir}/legs.json"),
+            &serde_json::json!({ "media": r.media, "dtmf": r.dtmf }),
+        )?;
+        p.add_json(&format!("{dir}/holds.json"), &r.holds)?;
+        p.add_json(
+            &format!("{dir}/anomalies.json"),
+            &serde_json::json!({ "anomalies": r.anomalies, "enforcement": r.enforcement }),
+        )?;
+        p.add_json(&format!("{dir}/audit.json"), &call.audit)?;
+        let wav = pack_file(&mut p, &format!("{dir}/recording.wav"), call.wav)?;
+        let pcap = pack_file(&mut p, &format!("{dir}/recording.pcap"), call.pcap)?;
+        let result = if call.purged_at.is_some() {
+            "purged"
+        } else if wav.is_none() {
+            "none"
+        } else if [&wav, &pcap].into_iter().flatten().all(|f| f.matches) {
+            "ok"
+        } else {
+            "mismatch"
+        };
+        let verification = Verification {
+            call_id: call.id.clone(),
+            result: result.into(),
+            recording_status: call.recording_status,
+            wav,
+            pcap,
+            purged_at: call.purged_at,
+            checked_at: Utc::now(),
+            checked_by: actor.to_string(),
+        };
+        if result == "mismatch" {
+            tracing::warn!(call_id = %call.id, "api: evidence: recording does not match its stored digest");
+        }
+        p.add_json(&format!("{dir}/verification.json"), &verification)?;
+    }
+    let files = p.finish(manifest)?;
+    out.flush()
+        .map_err(|source| crate::evidence::package::PackageError::Io {
+            path: "the response".into(),
+            source,
+        })?;
+    Ok(files.len())
+}
+
+/// Packs one recording file (when the call has it) and checks it against its stored digest.
+fn pack_file<W: Write>(
+    p: &mut PackageWriter<W>,
+    path: &str,
+    source: Option<Source>,
+) -> Result<Option<FileVerification>, crate::evidence::package::PackageError> {
+    let Some(source) = source else {
+        return Ok(None);
+    };
+    let (packed_as, computed, problem) = match source.opened {
+        Ok(mut opened) => {
+            let packed = p.add_reader(path, &mut opened.file, opened.len)?;
+            (Some(path.to_string()), Some(packed.sha256.clone()), None)
+        }
+        Err(problem) => (None, None, Some(problem)),
+    };
+    let matches = matches!((&source.stored_sha256, &computed), (Some(s), Some(c)) if s.eq_ignore_ascii_case(c));
+    Ok(Some(FileVerification {
+        packed_as,
+        stored_as: source.name,
+        stored_sha256: source.stored_sha256,
+        computed_sha256: computed,
+        matches,
+        problem,
+    }))
+}
+
+/// The package's bytes, a chunk at a time, to the response body (blocks the writer thread when
+/// the client reads slower than the package is written). A client gone is a write error.
+struct ChannelWriter {
+    tx: mpsc::Sender<io::Result<Bytes>>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let room = CHUNK - self.buf.len();
+        let n = data.len().min(room);
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+/// The receiving end as a body stream.
+struct Chunks(mpsc::Receiver<io::Result<Bytes>>);
+
+impl futures_core::Stream for Chunks {
+    type Item = io::Result<Bytes>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().0.poll_recv(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_id_is_a_safe_folder() {
+        assert_eq!(folder_of("abc-123"), "abc-123");
+        assert!(!folder_of("../../etc").contains('/'));
+        assert!(!folder_of("..").is_empty());
+    }
+
+    #[test]
+    fn the_consoles_refusal_names_the_limit() {
+        use crate::api::console::i18n::{Lang, T};
+        for lang in [Lang::En, Lang::Zh] {
+            assert!(T::EvidenceTooMany
+                .text(lang)
+                .contains(&MAX_CALLS.to_string()));
+        }
+    }
+}
