@@ -89,10 +89,32 @@ pub enum Tool {
     },
     /// Copy a SQLite database into an empty PostgreSQL one, checked by row counts and digests.
     MigrateSqlite(MigrateArgs),
+    /// The deployment's Ed25519 signing key (sealed manifests).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// The audit and enforcement logs' hash chains.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a key pair: the private key to a new file (0600, never overwritten), the public key
+    /// printed (PEM) with its fingerprint.
+    Create {
+        /// The private key's file (default: [evidence] signing_key).
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Print the public key (PEM) and its fingerprint: what the carrier or an auditor keeps.
+    Public {
+        /// The private key's file (default: [evidence] signing_key).
+        #[arg(long)]
+        key: Option<PathBuf>,
     },
 }
 

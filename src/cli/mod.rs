@@ -10,6 +10,7 @@ pub mod audit;
 pub mod cdr;
 pub mod complaints;
 pub mod enforce;
+pub mod keys;
 pub mod migrate;
 pub mod recording;
 pub mod report;
@@ -20,7 +21,7 @@ pub mod values;
 mod verify;
 
 pub use args::{
-    AuditCommand, CdrCommand, Cli, Command, ComplaintsCommand, EnforceCommand, Period,
+    AuditCommand, CdrCommand, Cli, Command, ComplaintsCommand, EnforceCommand, KeysCommand, Period,
     RecordingCommand, RetentionCommand, TokenCommand, Tool,
 };
 pub use run::run;

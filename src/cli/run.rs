@@ -5,12 +5,13 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::args::{
-    AuditCommand, CdrCommand, ComplaintsCommand, EnforceCommand, RecordingCommand,
+    AuditCommand, CdrCommand, ComplaintsCommand, EnforceCommand, KeysCommand, RecordingCommand,
     RetentionCommand, TokenCommand, Tool,
 };
 use super::enforce::Order;
 use super::{
-    audit, cdr, complaints, enforce, migrate, recording, report, retention, token, trunks_in_force,
+    audit, cdr, complaints, enforce, keys, migrate, recording, report, retention, token,
+    trunks_in_force,
 };
 use super::{verify, CliError};
 use crate::config::Config;
@@ -136,6 +137,10 @@ pub async fn run(
         Tool::MigrateSqlite(args) => {
             return migrate::run(&args, &config.database.url, out).await;
         }
+        Tool::Keys { command } => match command {
+            KeysCommand::Create { key } => keys::create(&keys::key_path(key, config)?, out)?,
+            KeysCommand::Public { key } => keys::public(&keys::key_path(key, config)?, out)?,
+        },
         Tool::Audit {
             command: AuditCommand::Verify(args),
         } => {

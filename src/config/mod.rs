@@ -2,12 +2,14 @@
 
 mod calling_hours;
 mod cluster;
+mod evidence;
 mod flood;
 mod rules;
 mod validate;
 
 pub use calling_hours::{CallingHours, TimeRange};
 pub use cluster::{ClusterConfig, OnSharedStateDown};
+pub use evidence::EvidenceConfig;
 pub use flood::FloodConfig;
 pub use rules::{
     parse_duration, Cmp, RuleConfig, RuleId, RuleOverride, RuleScope, RuleWindow, RulesConfig,
@@ -65,6 +67,9 @@ pub struct Config {
     /// `[cluster]`: a member of a cluster sharing admission state in Redis; absent, one node.
     #[serde(default)]
     pub cluster: Option<ClusterConfig>,
+    /// `[evidence]`: the signing key and the sealed manifests' folder.
+    #[serde(default)]
+    pub evidence: EvidenceConfig,
     /// Each `[[trunks]]` table as TOML text, in order: what seeds the database's trunks at the
     /// first start (after that the database holds them and admins change them at run time).
     #[serde(skip)]

@@ -4,5 +4,6 @@
 //! `chain` walks the audit and enforcement logs' hash chains.
 
 pub mod chain;
+pub mod keys;
 pub mod package;
 pub mod verify;
