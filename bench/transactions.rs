@@ -104,7 +104,7 @@ fn main() -> Result<()> {
             outside: bind(Side::Outside).await?,
         });
         let timers = Timers::with_t1(Duration::from_millis(500));
-        let layer = TransactionLayer::new(timers, ifaces);
+        let layer = TransactionLayer::new(timers, ifaces, None);
         let peer = Peer {
             addr: "127.0.0.10:5060".parse()?,
             proto: Proto::Udp,

@@ -150,6 +150,8 @@ async fn ack_body_is_relayed_for_a_late_offer() {
         .reply_with(&c_invite, 200, Some("late"), &[], Some(&sdp("sendrecv")))
         .await;
     let ok = h.pbx.expect_response(200).await;
+    // The offer in the 200 reaches the PBX anchored on the gateway (media through us).
+    assert_anchored(&ok.body, &sdp("sendrecv"));
     let mut pbx = Dialog::uac(&invite, &ok);
     let answer = sdp("sendrecv").replace("40000", "42000");
     h.pbx
@@ -193,6 +195,41 @@ async fn relay_in_dialog(
         None => assert_eq!(resp.body, "", "{method} answer without body"),
     }
     got
+}
+
+/// A re-offer the gateway cannot carry (SRTP, until SRTP is terminated) is answered 488 by
+/// the gateway: never relayed, the call goes on with the session it had.
+#[tokio::test]
+async fn srtp_reoffer_is_answered_488_and_not_relayed() {
+    let mut h = start_gateway(&[]).await;
+    let mut call = h.establish().await;
+    let srtp = sdp("sendrecv").replace("RTP/AVP", "RTP/SAVP")
+        + "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n";
+    h.pbx
+        .in_dialog(&mut call.pbx, "INVITE", Some(("application/sdp", &srtp)))
+        .await;
+    let refused = h.pbx.expect_response(488).await;
+    assert_eq!(refused.cseq().1, "INVITE");
+    h.carrier
+        .expect_nothing_new(std::time::Duration::from_millis(300))
+        .await;
+    h.pbx.ack(&call.pbx, call.pbx.cseq).await;
+
+    // The call is still up: a plain re-offer goes through.
+    relay_in_dialog(
+        &mut h.pbx,
+        &mut call.pbx,
+        &mut h.carrier,
+        "INVITE",
+        Some(&sdp("sendonly")),
+        Some(&sdp("recvonly")),
+    )
+    .await;
+    h.pbx.ack(&call.pbx, call.pbx.cseq).await;
+    h.carrier.expect_request("ACK").await;
+    h.hang_up_from_pbx(&mut call.pbx).await;
+    let cdrs = h.finish().await;
+    assert_eq!(only(&cdrs).outcome.disposition, Disposition::Answered);
 }
 
 #[tokio::test]

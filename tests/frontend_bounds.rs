@@ -142,3 +142,13 @@ fn message_size_is_bounded() {
     huge.resize(1 << 20, b'x');
     assert!(matches!(udp(&huge), Parsed::Reject(r) if r.status == 513));
 }
+
+/// The front end's body limit and the SDP parser's agree: a body the front end takes is never
+/// refused as too large by the SDP parser (issue 15: the call went on without its offer).
+#[test]
+fn sdp_limit_is_the_front_end_body_limit() {
+    assert_eq!(
+        trunkguard::media::sdp::MAX_SDP_BYTES,
+        trunkguard::sip::frontend::Limits::default().max_body_bytes
+    );
+}

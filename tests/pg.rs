@@ -63,7 +63,8 @@ async fn a_real_call_is_stored_in_postgres_and_read_through_the_api() {
     );
     assert_eq!(answered.media.len(), 2, "{answered:#?}");
     let rec = answered.recording.as_ref().expect("its recording row");
-    assert_eq!(rec.status, RecordingStatus::Complete, "{rec:#?}");
+    // Signalling only: no RTP crossed, and the recording says so.
+    assert_eq!(rec.status, RecordingStatus::NoMedia, "{rec:#?}");
     let path = rec.path.as_deref().expect("a file");
     let file =
         trunkguard::recording::paths::resolve(&h.config.recording.dir, std::path::Path::new(path));
@@ -115,7 +116,7 @@ async fn a_real_call_is_stored_in_postgres_and_read_through_the_api() {
         .json();
     assert_eq!(full["cdr"]["disposition"], "answered");
     assert_eq!(full["media"].as_array().unwrap().len(), 2, "{full}");
-    assert_eq!(full["recording"]["status"], "complete", "{full}");
+    assert_eq!(full["recording"]["status"], "no_media", "{full}");
     assert_eq!(full["recording"]["sha256"], rec.sha256.as_deref().unwrap());
     let refused_only = api
         .get("/api/v1/cdrs?disposition=refused", &officer)

@@ -13,7 +13,7 @@ use super::error::{ApiError, ErrorBody};
 use super::holds::HoldView;
 use super::ApiState;
 use crate::b2bua::{LiveCall, LiveLegMedia};
-use crate::model::EndReason;
+use crate::model::{EndReason, RecordingStatus};
 use crate::store::{AnomalyRow, EnforcementEntry};
 
 /// The CDR end reason of a call hung up through the API.
@@ -239,8 +239,9 @@ pub struct DtmfView {
 /// `/api/v1/calls/{id}/recording/verify`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RecordingView {
-    /// `complete`, `incomplete` or `failed`.
-    pub status: String,
+    /// `complete` (audio from both legs), `one_way` (from one leg only), `no_media` (no audio
+    /// at all), `incomplete` (cut short) or `failed`.
+    pub status: RecordingStatus,
     /// SHA-256 of the WAV file, hex.
     pub sha256: Option<String>,
     /// A raw RTP capture is kept (the codec could not be decoded).
@@ -427,7 +428,7 @@ pub(crate) async fn record_of(
         })
         .collect();
     let recording = cdr.recording.as_ref().map(|r| RecordingView {
-        status: r.status.as_str().to_string(),
+        status: r.status,
         sha256: r.sha256.clone(),
         has_pcap: r.pcap_path.is_some(),
         pcap_sha256: r.pcap_sha256.clone(),

@@ -446,6 +446,7 @@ async fn bind_sip(config: &Config, shutdown: &Shutdown) -> Result<Sip, AppError>
     let layer = TransactionLayer::new(
         Timers::with_t1(Duration::from_millis(config.sip.t1_ms)),
         ifaces.clone(),
+        config.sip.server_header.clone(),
     );
     layer.spawn_sweeper(shutdown.clone());
     Ok(Sip {

@@ -13,6 +13,7 @@ use super::call::{Call, CallMedia, CallSetup, Leg};
 use super::registry::{CallMsg, LiveCall};
 use super::Ctx;
 use crate::config::TransportKind;
+use crate::media::sdp;
 use crate::model::{normalize_number, Attempt, Direction, Ending, RefusalReason, StatusLine};
 use crate::policy::{self, Admission, AdmissionRequest, Decision, Refusal};
 use crate::sip::frontend::Rejection;
@@ -211,6 +212,30 @@ fn trunk_of(ctx: &Ctx, side: Side, peer: Peer, req: &rsip::Request) -> Option<po
     }
 }
 
+/// Why the INVITE's offer cannot be carried, if it cannot: an offer the gateway cannot parse
+/// or anchor is refused here, before any lease or port is taken, rather than sent on without
+/// its body (the answer would then answer nothing the caller offered: RFC 3264).
+fn offer_refusal(req: &rsip::Request, attempt: &Attempt) -> Option<RefusalReason> {
+    let ct = message::content_type(&req.headers);
+    if req.body.is_empty() || !sdp::is_sdp(ct) {
+        return None;
+    }
+    let e = sdp::check_offer(&req.body).err()?;
+    tracing::info!(call_id = %attempt.id, error = %e, "INVITE offer refused");
+    Some(offer_reason(&e))
+}
+
+/// The refusal an offer that cannot be carried gets (also for re-offers, in `call::relay`).
+pub(super) fn offer_reason(e: &sdp::OfferError) -> RefusalReason {
+    match e {
+        sdp::OfferError::Encrypted { .. } => RefusalReason::SrtpUnsupported,
+        sdp::OfferError::Unparseable(sdp::SdpError::TooLarge(_) | sdp::SdpError::TooManyMedia) => {
+            RefusalReason::SdpTooLarge
+        }
+        sdp::OfferError::Unparseable(_) => RefusalReason::SdpMalformed,
+    }
+}
+
 fn proto_of(kind: TransportKind) -> Proto {
     match kind {
         TransportKind::Udp => Proto::Udp,
@@ -236,6 +261,10 @@ pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx) {
     }
     if ctx.over_capacity() {
         let refused = Refused::by_gateway(ctx, RefusalReason::DescriptorLimit);
+        return refuse(ctx, &tx, attempt, refused);
+    }
+    if let Some(reason) = offer_refusal(tx.request(), &attempt) {
+        let refused = Refused::by_gateway(ctx, reason);
         return refuse(ctx, &tx, attempt, refused);
     }
     let asking = std::time::Instant::now();
@@ -300,7 +329,7 @@ fn admitted(
         alternates,
     } = legs;
     let req = tx.request();
-    let offer_payloads = crate::media::sdp::parse(&req.body)
+    let offer_payloads = sdp::parse(&req.body)
         .ok()
         .and_then(|s| s.audio())
         .map(|a| a.payloads)

@@ -29,6 +29,9 @@ pub async fn run(
     .map_err(w)?;
     if let Some(r) = &v.recording {
         writeln!(out, "status:   {}", r.status.as_str()).map_err(w)?;
+        if let Some(caveat) = r.status.caveat() {
+            writeln!(out, "holds:    {caveat}").map_err(w)?;
+        }
     }
     if let Some(p) = &v.pcap {
         writeln!(out, "pcap:     {}", p.path.display()).map_err(w)?;

@@ -252,6 +252,10 @@ pub struct SipConfig {
     /// `[sip.flood]`: per-source request budget and ban.
     #[serde(default)]
     pub flood: FloodConfig,
+    /// `Server` header on the gateway's responses and `User-Agent` on its requests. None by
+    /// default: naming the product tells a scanner what it talks to.
+    #[serde(default)]
+    pub server_header: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -45,6 +45,9 @@ impl RuleId {
             RuleId::ComplaintBatch => c(3.0, 3, Day, SuspendNumber, 24 * 60),
             RuleId::RepeatedComplaint => c(2.0, 2, Week, SuspendNumber, 24 * 60),
             RuleId::FraudComplaint => c(1.0, 1, Week, SuspendNumber, 7 * 24 * 60),
+            // Answered calls with no packet either way: a dialer's silent calls. Alert only by
+            // default (a broken PBX media path looks the same).
+            RuleId::SilentCalls => c(5.0, 5, Hour, Alert, 60),
         }
     }
 }
@@ -112,6 +115,8 @@ pub struct RulesConfig {
     pub repeated_complaint: RuleOverride,
     #[serde(default)]
     pub fraud_complaint: RuleOverride,
+    #[serde(default)]
+    pub silent_calls: RuleOverride,
 }
 
 impl RulesConfig {
@@ -129,6 +134,7 @@ impl RulesConfig {
             RuleId::ComplaintBatch => &self.complaint_batch,
             RuleId::RepeatedComplaint => &self.repeated_complaint,
             RuleId::FraudComplaint => &self.fraud_complaint,
+            RuleId::SilentCalls => &self.silent_calls,
         }
     }
 
@@ -146,6 +152,7 @@ impl RulesConfig {
             RuleId::ComplaintBatch => &mut self.complaint_batch,
             RuleId::RepeatedComplaint => &mut self.repeated_complaint,
             RuleId::FraudComplaint => &mut self.fraud_complaint,
+            RuleId::SilentCalls => &mut self.silent_calls,
         }
     }
 

@@ -25,6 +25,15 @@ impl Config {
                 "must be 1024..=65535",
             ));
         }
+        if let Some(name) = &self.sip.server_header {
+            let printable = name.chars().all(|c| !c.is_control());
+            if name.trim().is_empty() || !printable || name.len() > 128 {
+                return Err(ConfigError::invalid(
+                    "sip.server_header",
+                    "must be 1..=128 printable characters (no CR, LF or other control)",
+                ));
+            }
+        }
         let flood = &self.sip.flood;
         if !(100..=60_000).contains(&flood.window_ms) {
             return Err(ConfigError::invalid(

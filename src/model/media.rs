@@ -30,21 +30,56 @@ pub struct LegQuality {
     pub one_way: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RecordingStatus {
-    /// Closed normally: the file is whole.
+    /// Closed normally with audio from both legs: the file is whole.
     Complete,
-    /// Cut short by a crash and repaired on restart.
+    /// Closed normally, but packets came from one leg only: the other side is silence.
+    OneWay,
+    /// Closed normally, but no packet came from either leg: the file is all silence.
+    NoMedia,
+    /// Cut short (a crash repaired on restart, a full queue, a late or failed write).
     Incomplete,
     /// Could not be started or written; `note` says why.
     Failed,
 }
 
 impl RecordingStatus {
+    pub const ALL: [RecordingStatus; 5] = [
+        RecordingStatus::Complete,
+        RecordingStatus::OneWay,
+        RecordingStatus::NoMedia,
+        RecordingStatus::Incomplete,
+        RecordingStatus::Failed,
+    ];
+
+    /// A whole file closed normally, from the packets per leg `[inside, outside]` it holds:
+    /// `complete` only with audio from both legs.
+    pub fn of_closed(packets: [u64; 2]) -> RecordingStatus {
+        match packets {
+            [0, 0] => RecordingStatus::NoMedia,
+            [0, _] | [_, 0] => RecordingStatus::OneWay,
+            _ => RecordingStatus::Complete,
+        }
+    }
+
+    /// What a reader is told the file holds, when it is not a complete recording.
+    pub fn caveat(self) -> Option<&'static str> {
+        match self {
+            RecordingStatus::Complete => None,
+            RecordingStatus::OneWay => Some("audio from one side only: the other is silence"),
+            RecordingStatus::NoMedia => Some("no audio at all: no packet came from either side"),
+            RecordingStatus::Incomplete => Some("cut short: part of the call's audio is missing"),
+            RecordingStatus::Failed => Some("the recording failed"),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             RecordingStatus::Complete => "complete",
+            RecordingStatus::OneWay => "one_way",
+            RecordingStatus::NoMedia => "no_media",
             RecordingStatus::Incomplete => "incomplete",
             RecordingStatus::Failed => "failed",
         }
@@ -53,6 +88,8 @@ impl RecordingStatus {
     pub fn parse(s: &str) -> Option<RecordingStatus> {
         match s {
             "complete" => Some(RecordingStatus::Complete),
+            "one_way" => Some(RecordingStatus::OneWay),
+            "no_media" => Some(RecordingStatus::NoMedia),
             "incomplete" => Some(RecordingStatus::Incomplete),
             "failed" => Some(RecordingStatus::Failed),
             _ => None,

@@ -232,6 +232,14 @@ pub enum RefusalReason {
     MediaUnavailable,
     /// The Call-ID is live already on this side under another branch: a loop or a broken peer.
     DuplicateCallId,
+    /// The INVITE's SDP offer cannot be parsed (not UTF-8, no `v=` first, a malformed line):
+    /// 400, never carried on without its body.
+    SdpMalformed,
+    /// The offer is over the SDP parser's limits (size, 64 media lines): 488.
+    SdpTooLarge,
+    /// The offer asks for SRTP (`RTP/SAVP`, `a=crypto`), which the gateway does not terminate:
+    /// 488, rather than relay and record encrypted audio as if it were clear.
+    SrtpUnsupported,
     /// `[recording] required` and the recording could not start: the folder is not writable,
     RecordingNotWritable,
     /// … the disk is full,
@@ -265,6 +273,8 @@ text_enum!(RefusalReason, "refusal_reason", {
     MalformedRequest => "malformed_request", ShuttingDown => "shutting_down",
     NoCarrier => "no_carrier", MediaUnavailable => "media_unavailable",
     DuplicateCallId => "duplicate_call_id",
+    SdpMalformed => "sdp_malformed", SdpTooLarge => "sdp_too_large",
+    SrtpUnsupported => "srtp_unsupported",
     RecordingNotWritable => "recording_not_writable", RecordingDiskFull => "recording_disk_full",
     RecordingExists => "recording_exists", RecordingBadCallId => "recording_bad_call_id",
     RecordingIoError => "recording_io_error", RecordingUnrepairable => "recording_unrepairable",
@@ -311,6 +321,9 @@ impl RefusalReason {
                 StatusLine::SERVICE_UNAVAILABLE
             }
             DuplicateCallId => StatusLine::LOOP_DETECTED,
+            SdpMalformed => s(400, "Malformed SDP"),
+            SdpTooLarge => s(488, "SDP Too Large"),
+            SrtpUnsupported => s(488, "SRTP Not Supported"),
             RecordingNotWritable
             | RecordingDiskFull
             | RecordingExists
@@ -355,7 +368,10 @@ impl RefusalReason {
             | InvalidRequest
             | MalformedRequest
             | NoCarrier
-            | DuplicateCallId => RetryAfter::None,
+            | DuplicateCallId
+            | SdpMalformed
+            | SdpTooLarge
+            | SrtpUnsupported => RetryAfter::None,
         }
     }
 

@@ -24,6 +24,7 @@ impl StatusLine {
         StatusLine::new(481, "Call/Transaction Does Not Exist");
     pub const LOOP_DETECTED: StatusLine = StatusLine::new(482, "Loop Detected");
     pub const ADDRESS_INCOMPLETE: StatusLine = StatusLine::new(484, "Address Incomplete");
+    pub const NOT_ACCEPTABLE_HERE: StatusLine = StatusLine::new(488, "Not Acceptable Here");
     pub const REQUEST_TERMINATED: StatusLine = StatusLine::new(487, "Request Terminated");
     pub const REQUEST_PENDING: StatusLine = StatusLine::new(491, "Request Pending");
     pub const SERVER_INTERNAL_ERROR: StatusLine = StatusLine::new(500, "Server Internal Error");

@@ -78,9 +78,10 @@ enum Kind {
     Short,
     OutsideHours,
     Unauthorized,
+    Silent,
 }
 
-const KINDS: usize = 7;
+const KINDS: usize = 8;
 
 #[derive(Debug, Default)]
 struct SubjectData {
@@ -122,11 +123,12 @@ const TRUNK_RULES: [RuleId; 3] = [
     RuleId::OutsideHours,
     RuleId::UnauthorizedCallerId,
 ];
-const CALLER_RULES: [RuleId; 4] = [
+const CALLER_RULES: [RuleId; 5] = [
     RuleId::OverFrequentNumber,
     RuleId::LowAnswerRate,
     RuleId::ErrorRate,
     RuleId::ShortCalls,
+    RuleId::SilentCalls,
 ];
 const COMPLAINT_RULES: [RuleId; 3] = [
     RuleId::ComplaintBatch,
@@ -526,6 +528,7 @@ fn kinds_of(k: &KpiCounters) -> Vec<Kind> {
         (k.short_calls > 0, Kind::Short),
         (k.refused_outside_hours > 0, Kind::OutsideHours),
         (k.refused_unauthorized > 0, Kind::Unauthorized),
+        (k.silent_calls > 0, Kind::Silent),
     ];
     v.extend(pairs.into_iter().filter(|(b, _)| *b).map(|(_, kind)| kind));
     v
@@ -540,6 +543,7 @@ fn example_kind(rule: RuleId) -> Kind {
         RuleId::ShortCalls => Kind::Short,
         RuleId::OutsideHours => Kind::OutsideHours,
         RuleId::UnauthorizedCallerId => Kind::Unauthorized,
+        RuleId::SilentCalls => Kind::Silent,
         _ => Kind::Attempt,
     }
 }

@@ -429,3 +429,60 @@ fn subject_maps_are_bounded() {
     let s = m.stats();
     assert_eq!((s.subjects, s.callees), (0, 0));
 }
+
+/// An answered call whose recording holds no audio at all.
+fn silent(n: i64) -> crate::model::Cdr {
+    let at = t0() + secs(n);
+    let mut c = cdr(
+        &format!("call{n}"),
+        CALLER,
+        "331",
+        at,
+        Outcome::Answered(30),
+    );
+    let mut rec = crate::model::RecordingInfo::failed("unused");
+    rec.status = crate::model::RecordingStatus::NoMedia;
+    rec.note = None;
+    c.recording = Some(rec);
+    c
+}
+
+#[test]
+fn silent_calls_fire_at_the_fifth_answered_call_without_audio() {
+    let mut m = monitor("");
+    for n in 0..10 {
+        feed(&mut m, n, "331", Outcome::Answered(30));
+    }
+    for n in 10..14 {
+        let at = t0() + secs(n);
+        assert!(!fired(&m.on_cdr(&silent(n), at), RuleId::SilentCalls));
+    }
+    let at = t0() + secs(14);
+    let o = m.on_cdr(&silent(14), at);
+    let a = o
+        .anomalies
+        .iter()
+        .find(|a| a.rule == RuleId::SilentCalls)
+        .unwrap();
+    assert_eq!(
+        (a.sample, a.observed, a.window, a.subject.clone()),
+        (15, 5.0, RuleWindow::Hour, Subject::caller_id(TRUNK, CALLER))
+    );
+    assert_eq!(
+        a.examples,
+        ["call10", "call11", "call12", "call13", "call14"]
+    );
+
+    // `min_sample`, `threshold` and `window` as the other rules; answered calls with audio
+    // never count.
+    let mut m = monitor("[trunks.rules.silent_calls]\nthreshold = 2\nmin_sample = 1\n");
+    feed(&mut m, 0, "331", Outcome::Answered(30));
+    assert!(!fired(
+        &m.on_cdr(&silent(1), t0() + secs(1)),
+        RuleId::SilentCalls
+    ));
+    assert!(fired(
+        &m.on_cdr(&silent(2), t0() + secs(2)),
+        RuleId::SilentCalls
+    ));
+}

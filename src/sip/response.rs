@@ -1,5 +1,6 @@
 //! Responses built by the gateway itself (RFC 3261 §8.2.6): the header fields a response must
-//! echo from its request, a To tag, a Server header and an empty body.
+//! echo from its request, a To tag and an empty body. No Server header: a product name tells a
+//! scanner what it talks to; `[sip] server_header` has the transaction layer add one.
 //!
 //! The status is always `StatusCode::Other(code, reason)` so the reason phrase we choose is the
 //! one sent (rsip would print "400 BadRequest" for its named variants); compare with `.code()`.
@@ -8,11 +9,8 @@ use super::frontend::syntax::has_tag;
 use rsip::headers::{self, UntypedHeader};
 use rsip::{Header, StatusCode};
 
-/// Value of the Server header on every response we build.
-pub const SERVER: &str = "trunkguard";
-
 /// A response to `req`: all Via, From, To (with `to_tag` added if the To has no tag), Call-ID
-/// and CSeq copied, `Server: trunkguard`, `Content-Length: 0`.
+/// and CSeq copied, `Content-Length: 0`.
 pub fn response_for(
     req: &rsip::Request,
     status: u16,
@@ -52,7 +50,7 @@ impl Echo {
         echo
     }
 
-    /// The response; `extra` headers (Allow, Unsupported...) go before Server/Content-Length.
+    /// The response; `extra` headers (Allow, Unsupported...) go before Content-Length.
     pub fn build(
         &self,
         status: u16,
@@ -83,7 +81,6 @@ impl Echo {
             h.push(Header::CSeq(headers::CSeq::new(cseq.clone())));
         }
         h.extend(extra);
-        h.push(Header::Server(headers::Server::new(SERVER)));
         h.push(Header::ContentLength(headers::ContentLength::from(0u32)));
         // a reason phrase may not carry CR/LF; never let one split the status line
         let reason: String = reason
@@ -123,7 +120,11 @@ mod tests {
         assert!(text.contains("From: <sip:alice@example.com>;tag=abc\r\n"));
         assert!(text.contains("To: <sip:bob@example.com>;tag=t1\r\n"));
         assert!(text.contains("Call-ID: 42@example.com\r\nCSeq: 7 INVITE\r\n"));
-        assert!(text.contains("Server: trunkguard\r\nContent-Length: 0\r\n"));
+        assert!(text.contains("CSeq: 7 INVITE\r\nContent-Length: 0\r\n"));
+        assert!(
+            !text.contains("Server:"),
+            "no product name by default: {text}"
+        );
         assert_eq!(resp.status_code.code(), 486);
         // the response parses back
         assert!(rsip::Response::try_from(text.as_str()).is_ok());

@@ -333,3 +333,18 @@ async fn a_hand_edited_child_row_is_an_error_not_a_panic() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn every_recording_status_is_stored_and_read_back() {
+    on_each_backend(|store| async move {
+        for (n, status) in RecordingStatus::ALL.into_iter().enumerate() {
+            let id = format!("s{n}");
+            let mut cdr = sample_cdr(&id);
+            cdr.recording = Some(recording(status, &format!("recordings/{id}.wav")));
+            assert_eq!(store.insert_cdrs(&[cdr]).await.unwrap(), 1, "{status:?}");
+            let back = store.recording(&id).await.unwrap().unwrap();
+            assert_eq!(back.status, status);
+        }
+    })
+    .await;
+}

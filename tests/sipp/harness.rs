@@ -562,8 +562,9 @@ impl Sipp {
                 self.name
             )
         })?;
-        let text = fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        // Lossy: a test may send bytes that are not UTF-8 (a Latin-1 display name).
+        let bytes = fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let text = String::from_utf8_lossy(&bytes);
         // Each entry: a dashed line with the time, "UDP message received [N] bytes :" or
         // "UDP message sent (N bytes):", a blank line, then the message.
         Ok(text

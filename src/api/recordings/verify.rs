@@ -41,8 +41,13 @@ pub struct RecordingCheck {
     /// `ok`: every file has the digest stored for it; `mismatch` otherwise.
     pub result: String,
     pub ok: bool,
-    /// The recording's status (`complete`, `incomplete`, `failed`).
+    /// The recording's status: `complete` (audio from both legs), `one_way` (from one leg only),
+    /// `no_media` (no audio at all), `incomplete`, `failed`. `ok` is about the digests only.
+    #[schema(example = "complete")]
     pub status: String,
+    /// What the file holds when it is not a complete recording (null when complete): a file
+    /// whose digests match can still hold silence.
+    pub caveat: Option<String>,
     pub wav: FileCheck,
     /// The raw RTP capture, when the call has one.
     pub pcap: Option<FileCheck>,
@@ -155,6 +160,7 @@ async fn check(state: &ApiState, id: &str) -> Result<Response, Refusal> {
         result: if ok { "ok" } else { "mismatch" }.to_string(),
         ok,
         status: found.info.status.as_str().to_string(),
+        caveat: found.info.status.caveat().map(str::to_string),
         wav: wav_check,
         pcap: pcap_check,
         checked_at: Utc::now(),

@@ -83,18 +83,14 @@ impl CallMedia {
 
     /// A body sent by the peer on `from`, on its way to the other side: learn where that peer
     /// wants media, and put our own address and ports in its place. Bodies that are not SDP
-    /// pass unchanged; SDP that cannot be parsed is not forwarded (it would carry the peer's
-    /// addresses across), so the other side sees no body.
+    /// pass unchanged. Offers are checked before they get here (`sdp::check_offer`: an initial
+    /// INVITE's at admission, a re-offer's in `relay`) and refused when they cannot be parsed;
+    /// an unparseable answer is not forwarded (it would carry the peer's addresses across).
     pub fn rewrite(&mut self, from: Side, content_type: Option<&str>, body: &[u8]) -> Vec<u8> {
         if body.is_empty() {
             return Vec::new();
         }
-        let is_sdp = content_type.is_none_or(|ct| {
-            ct.split(';')
-                .next()
-                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/sdp"))
-        });
-        if !is_sdp {
+        if !sdp::is_sdp(content_type) {
             return body.to_vec();
         }
         let parsed = match sdp::parse(body) {

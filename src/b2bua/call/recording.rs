@@ -297,9 +297,10 @@ fn info_of(r: &RecordingResult, root: Option<&std::path::Path>) -> RecordingInfo
         ));
     }
     RecordingInfo {
-        // Audio that crossed the trunk but is not in the file makes the recording incomplete.
+        // Audio that crossed the trunk but is not in the file makes the recording incomplete;
+        // a whole file is `complete` only with audio from both legs.
         status: if r.is_complete() {
-            RecordingStatus::Complete
+            RecordingStatus::of_closed(r.packets)
         } else {
             RecordingStatus::Incomplete
         },

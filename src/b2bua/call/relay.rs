@@ -23,6 +23,10 @@ pub(super) fn relay_request(call: &mut Call, tx: ServerTx) {
         return;
     }
     let ct = message::content_type(&req.headers).map(str::to_string);
+    if let Some(line) = refused_offer(method, ct.as_deref(), &req.body) {
+        tx.reply_line(line, None);
+        return;
+    }
     let raw = req.body.clone();
     let body = call.across(side, ct.as_deref(), &raw);
     let other = side.other();
@@ -48,6 +52,19 @@ pub(super) fn relay_request(call: &mut Call, tx: ServerTx) {
         }
         None => tx.reply_line(StatusLine::SERVER_INTERNAL_ERROR, None),
     }
+}
+
+/// A re-offer (re-INVITE, UPDATE) the gateway cannot carry is answered here, as an initial
+/// offer is refused at admission: never relayed without its body. The call goes on with the
+/// session it had (RFC 3261 §14.2).
+fn refused_offer(method: Method, ct: Option<&str>, body: &[u8]) -> Option<StatusLine> {
+    let offers = matches!(method, Method::Invite | Method::Update);
+    if !offers || body.is_empty() || !crate::media::sdp::is_sdp(ct) {
+        return None;
+    }
+    let e = crate::media::sdp::check_offer(body).err()?;
+    tracing::info!(method = %method, error = %e, "re-offer refused");
+    Some(crate::b2bua::new_call::offer_reason(&e).status_line())
 }
 
 pub(super) fn relay_response(call: &mut Call, key: ClientKey, kind: ClientEventKind) {

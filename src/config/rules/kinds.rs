@@ -8,7 +8,8 @@ use std::str::FromStr;
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
-/// The twelve rules, in the order of the issue's table (and of the config keys).
+/// The thirteen rules: the twelve of issue 4's table (in its order, as the config keys), then
+/// `silent_calls` (issue 15: answered calls that carried no audio at all).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleId {
@@ -24,10 +25,11 @@ pub enum RuleId {
     ComplaintBatch,
     RepeatedComplaint,
     FraudComplaint,
+    SilentCalls,
 }
 
 impl RuleId {
-    pub const ALL: [RuleId; 12] = [
+    pub const ALL: [RuleId; 13] = [
         RuleId::OverFrequentNumber,
         RuleId::OverFrequentCallee,
         RuleId::OverLongCall,
@@ -40,6 +42,7 @@ impl RuleId {
         RuleId::ComplaintBatch,
         RuleId::RepeatedComplaint,
         RuleId::FraudComplaint,
+        RuleId::SilentCalls,
     ];
 
     /// The config key and the code stored with anomalies.
@@ -57,6 +60,7 @@ impl RuleId {
             RuleId::ComplaintBatch => "complaint_batch",
             RuleId::RepeatedComplaint => "repeated_complaint",
             RuleId::FraudComplaint => "fraud_complaint",
+            RuleId::SilentCalls => "silent_calls",
         }
     }
 
@@ -84,7 +88,8 @@ impl RuleId {
             | RuleId::UnauthorizedCallerId
             | RuleId::ComplaintBatch
             | RuleId::RepeatedComplaint
-            | RuleId::FraudComplaint => Cmp::AtLeast,
+            | RuleId::FraudComplaint
+            | RuleId::SilentCalls => Cmp::AtLeast,
             _ => Cmp::Above,
         }
     }

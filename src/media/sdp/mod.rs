@@ -19,8 +19,10 @@ use std::net::{IpAddr, SocketAddr};
 
 pub use anchor::{Anchor, Anchored, Origin};
 
-/// Bodies larger than this are refused: real offers are well under 2 KiB.
-pub const MAX_SDP_BYTES: usize = 8 * 1024;
+/// Bodies larger than this are refused: real offers are well under 2 KiB. The SIP front end's
+/// body limit (`sip::frontend::Limits::max_body_bytes`) is the same 12 KiB, so a body the front
+/// end takes is never too large here (tests/frontend_bounds.rs checks that they agree).
+pub const MAX_SDP_BYTES: usize = 12 * 1024;
 /// More media lines than this are refused (a real call has one or two).
 pub const MAX_MEDIA: usize = 64;
 /// RTP clock rate assumed when the SDP does not say (G.711, and G.722's RTP clock).
@@ -38,6 +40,55 @@ pub enum SdpError {
     MissingVersion,
     #[error("SDP line {line}: {reason}")]
     Malformed { line: usize, reason: &'static str },
+}
+
+/// Why an offer cannot be carried: the gateway refuses the call rather than send it on without
+/// its body (or with a body it does not understand).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OfferError {
+    #[error(transparent)]
+    Unparseable(#[from] SdpError),
+    /// The audio stream asks for SRTP (an SAVP profile or `a=crypto`): relayed, its packets
+    /// would be recorded as if they were clear audio.
+    #[error("the offer asks for SRTP (profile {profile}{crypto}), which is not terminated here")]
+    Encrypted {
+        profile: String,
+        crypto: &'static str,
+    },
+}
+
+/// Whether a body of this Content-Type is SDP (no Content-Type: taken as SDP, as peers that
+/// omit it mean).
+pub fn is_sdp(content_type: Option<&str>) -> bool {
+    content_type.is_none_or(|ct| {
+        ct.split(';')
+            .next()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/sdp"))
+    })
+}
+
+/// Check an offer the gateway is to anchor (an INVITE's body, a re-offer): parsed, and its
+/// audio stream one the relay can carry in clear. Streams the gateway disables (video, T.38,
+/// extra audio) are not looked at: they get port 0 whatever they ask for.
+pub fn check_offer(body: &[u8]) -> Result<SessionDescription, OfferError> {
+    let parsed = parse(body)?;
+    if let Some(audio) = parsed.audio() {
+        let has_crypto = parsed
+            .session
+            .iter()
+            .chain(&parsed.media[audio.index])
+            .any(|l| {
+                l.attribute()
+                    .is_some_and(|(name, _)| name.eq_ignore_ascii_case("crypto"))
+            });
+        if audio.is_encrypted() || has_crypto {
+            return Err(OfferError::Encrypted {
+                profile: audio.protocol,
+                crypto: if has_crypto { " with a=crypto" } else { "" },
+            });
+        }
+    }
+    Ok(parsed)
 }
 
 /// Media direction (RFC 8866 §6.7), as the peer that wrote the SDP means it.
@@ -153,6 +204,11 @@ impl MediaInfo {
     /// An RTP profile (RTP/AVP, RTP/SAVP, RTP/AVPF…): something the relay can carry.
     pub fn is_rtp(&self) -> bool {
         self.protocol.to_ascii_uppercase().contains("RTP/")
+    }
+
+    /// A secure RTP profile (RTP/SAVP, RTP/SAVPF, UDP/TLS/RTP/SAVP…).
+    pub fn is_encrypted(&self) -> bool {
+        self.protocol.to_ascii_uppercase().contains("SAVP")
     }
 
     pub fn is_declined(&self) -> bool {

@@ -10,7 +10,8 @@
 //! Classification (the final SIP status and the disposition of the CDR):
 //! - refused by our policy (`Disposition::Refused`): `refused_by_gateway` only, whatever status;
 //! - answered: `answered`, `talk_ms`, `short_calls` (< 6 s), `over_long` (> the over-long
-//!   threshold);
+//!   threshold), `silent_calls` (no RTP packet from either leg: the recording is `no_media`, or
+//!   unrecorded with both legs' counts at 0);
 //! - busy (486, 600), no answer (480, 487, 408 after ringing, and a caller's CANCEL after
 //!   ringing: the network reached the user), rejected by user (603);
 //! - invalid number: 404, 410, 484, 604 from the far end;
@@ -20,7 +21,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::pdd::PddHistogram;
-use crate::model::{Cdr, Disposition, RefusalReason};
+use crate::model::{Cdr, Disposition, RecordingStatus, RefusalReason};
 
 /// Answered calls shorter than this are short calls.
 pub const SHORT_CALL_MS: i64 = 6_000;
@@ -45,10 +46,21 @@ pub struct KpiCounters {
     pub talk_ms: u64,
     pub short_calls: u64,
     pub over_long: u64,
+    /// Answered calls that carried no audio at all.
+    pub silent_calls: u64,
     pub pdd: PddHistogram,
     /// Largest concurrency reported by admission (max, not a sum, when merged).
     pub peak_concurrency: u32,
     pub complaints: u64,
+}
+
+/// An answered call that carried no audio: its recording holds none, or (unrecorded) the relay
+/// counted no packet from either leg.
+fn is_silent(cdr: &Cdr) -> bool {
+    match &cdr.recording {
+        Some(r) if r.status != RecordingStatus::Failed => r.status == RecordingStatus::NoMedia,
+        _ => !cdr.media.is_empty() && cdr.media.iter().all(|q| q.packets_in == 0),
+    }
 }
 
 impl KpiCounters {
@@ -79,6 +91,7 @@ impl KpiCounters {
                 k.talk_ms = talk as u64;
                 k.short_calls = u64::from(talk < SHORT_CALL_MS);
                 k.over_long = u64::from(talk as u64 > over_long_secs.saturating_mul(1_000));
+                k.silent_calls = u64::from(is_silent(cdr));
             }
             Disposition::Busy => k.busy = 1,
             Disposition::NoAnswer => k.no_answer = 1,
@@ -112,6 +125,7 @@ impl KpiCounters {
         self.talk_ms = self.talk_ms.saturating_add(o.talk_ms);
         self.short_calls += o.short_calls;
         self.over_long += o.over_long;
+        self.silent_calls += o.silent_calls;
         self.pdd.merge(&o.pdd);
         self.peak_concurrency = self.peak_concurrency.max(o.peak_concurrency);
         self.complaints += o.complaints;

@@ -63,6 +63,7 @@ pub fn evaluate_counters(
         RuleId::ErrorRate => obs(ratio(k.invalid_number, k.offered()), k.offered()),
         RuleId::NetworkErrors => obs(ratio(k.network_errors, k.offered()), k.offered()),
         RuleId::ShortCalls => obs(ratio(k.short_calls, k.answered), k.answered),
+        RuleId::SilentCalls => obs(k.silent_calls as f64, k.answered),
         RuleId::OutsideHours => obs(k.refused_outside_hours as f64, k.refused_outside_hours),
         RuleId::UnauthorizedCallerId => obs(k.refused_unauthorized as f64, k.refused_unauthorized),
         _ => return None,

@@ -16,6 +16,7 @@
 //! | complaint_batch | caller ID | distinct complainants / complaints |
 //! | repeated_complaint | caller ID | most complaints by one complainant / complaints |
 //! | fraud_complaint | caller ID | fraud and false-information complaints / same |
+//! | silent_calls | caller ID | answered calls without a packet either way (`no_media`) / answered calls |
 //!
 //! A rule holds when its sample is at least `min_sample` (and not zero) and the observed value
 //! compares with the threshold as `RuleId::cmp` says.

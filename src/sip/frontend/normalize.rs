@@ -123,24 +123,50 @@ pub(crate) fn unfold<'a>(
             }
             continue;
         }
+        // A display name in Latin-1 (old PBXs) is carried with its bytes replaced: being
+        // liberal there costs nothing, while refusing it refuses the call.
+        let refuse_bad_utf8 = strict && !carries_display_name(name);
         let value = match value {
             Cow::Borrowed(v) => match std::str::from_utf8(trim(v)) {
                 Ok(v) => Cow::Borrowed(v),
-                Err(_) if strict => return Err(Fault::bad(format!("Invalid UTF-8 in {name}"))),
-                Err(_) => String::from_utf8_lossy(trim(v)),
+                Err(_) if refuse_bad_utf8 => {
+                    return Err(Fault::bad(format!("Invalid UTF-8 in {name}")))
+                }
+                Err(_) => replaced(name, trim(v), strict),
             },
             Cow::Owned(v) => {
                 let v = trim(&v);
                 match std::str::from_utf8(v) {
                     Ok(v) => Cow::Owned(v.to_string()),
-                    Err(_) if strict => return Err(Fault::bad(format!("Invalid UTF-8 in {name}"))),
-                    Err(_) => Cow::Owned(String::from_utf8_lossy(v).into_owned()),
+                    Err(_) if refuse_bad_utf8 => {
+                        return Err(Fault::bad(format!("Invalid UTF-8 in {name}")))
+                    }
+                    Err(_) => Cow::Owned(replaced(name, v, strict).into_owned()),
                 }
             }
         };
         fields.push(Field { name, value });
     }
     Ok(fields)
+}
+
+/// Headers whose value starts with a display name, which may come in any charset.
+fn carries_display_name(name: &str) -> bool {
+    ["From", "To", "P-Asserted-Identity"]
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case(name))
+}
+
+/// A value that is not UTF-8, its bad bytes replaced by U+FFFD; logged once (in the strict
+/// pass, the one whose fields are used).
+fn replaced<'a>(name: &str, value: &'a [u8], log: bool) -> Cow<'a, str> {
+    if log {
+        tracing::info!(
+            header = name,
+            "invalid UTF-8 bytes replaced in a header value"
+        );
+    }
+    String::from_utf8_lossy(value)
 }
 
 /// Splits a list header into its values; None if a quote is unbalanced or a value is empty.
@@ -444,5 +470,9 @@ mod tests {
         let latin1: Vec<&[u8]> = vec![b"Subject: caf\xe9"];
         let err = unfold(&latin1, &Limits::default(), true).unwrap_err();
         assert_eq!(err.reason, "Invalid UTF-8 in Subject");
+        // A display name is carried, its bad bytes replaced.
+        let from: Vec<&[u8]> = vec![b"From: \"Jos\xe9\" <sip:1@h>;tag=a"];
+        let f = unfold(&from, &Limits::default(), true).unwrap();
+        assert_eq!(pairs(&f), [("From", "\"Jos\u{fffd}\" <sip:1@h>;tag=a")]);
     }
 }

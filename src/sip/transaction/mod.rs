@@ -67,8 +67,45 @@ pub enum Received {
 pub(crate) struct Inner {
     timers: Timers,
     ifaces: Arc<Interfaces>,
+    /// `[sip] server_header`: the `Server` value on our responses and `User-Agent` on our
+    /// requests; none by default (a product name tells a scanner what it talks to).
+    software: Option<String>,
     server: table::Table<ServerKey, server::ServerEntry>,
     client: table::Table<ClientKey, client::ClientEntry>,
+}
+
+impl Inner {
+    /// `Server` on a response, `User-Agent` on a request, when `[sip] server_header` sets one
+    /// and the message has none (put before Content-Length, as the builders do).
+    fn name_software(&self, msg: &mut rsip::SipMessage) {
+        use rsip::headers::UntypedHeader;
+        let Some(name) = &self.software else {
+            return;
+        };
+        let (headers, header) = match msg {
+            rsip::SipMessage::Response(r) => (
+                &mut r.headers,
+                rsip::Header::Server(rsip::headers::Server::new(name.clone())),
+            ),
+            rsip::SipMessage::Request(r) => (
+                &mut r.headers,
+                rsip::Header::UserAgent(rsip::headers::UserAgent::new(name.clone())),
+            ),
+        };
+        let named = headers
+            .iter()
+            .any(|h| matches!(h, rsip::Header::Server(_) | rsip::Header::UserAgent(_)));
+        if named {
+            return;
+        }
+        let mut all: Vec<rsip::Header> = std::mem::take(headers).into_iter().collect();
+        let at = all
+            .iter()
+            .position(|h| matches!(h, rsip::Header::ContentLength(_)))
+            .unwrap_or(all.len());
+        all.insert(at, header);
+        *headers = all.into();
+    }
 }
 
 /// Cheap to clone; all clones share the same transaction tables.
@@ -78,11 +115,16 @@ pub struct TransactionLayer {
 }
 
 impl TransactionLayer {
-    pub fn new(timers: Timers, ifaces: Arc<Interfaces>) -> TransactionLayer {
+    pub fn new(
+        timers: Timers,
+        ifaces: Arc<Interfaces>,
+        software: Option<String>,
+    ) -> TransactionLayer {
         TransactionLayer {
             inner: Arc::new(Inner {
                 timers,
                 ifaces,
+                software,
                 server: table::Table::new(),
                 client: table::Table::new(),
             }),
@@ -136,6 +178,11 @@ impl TransactionLayer {
         req: rsip::Request,
         events: tokio::sync::mpsc::Sender<ClientEvent>,
     ) -> Option<ClientKey> {
+        let mut msg = rsip::SipMessage::Request(req);
+        self.inner.name_software(&mut msg);
+        let rsip::SipMessage::Request(req) = msg else {
+            return None;
+        };
         client::send_request(&self.inner, side, peer, req, events)
     }
 
@@ -147,7 +194,8 @@ impl TransactionLayer {
     }
 
     /// Send outside any transaction: ACK for 2xx and 2xx retransmissions belong to the dialog.
-    pub fn send_stateless(&self, side: Side, peer: Peer, msg: rsip::SipMessage) {
+    pub fn send_stateless(&self, side: Side, peer: Peer, mut msg: rsip::SipMessage) {
+        self.inner.name_software(&mut msg);
         let bytes = crate::sip::message::encode(&msg);
         self.inner.ifaces.send(side, peer, bytes);
     }

@@ -185,7 +185,9 @@ impl ServerTx {
     /// Send a response through this transaction and move its state.
     pub fn respond(&self, resp: rsip::Response) {
         let code = resp.status_code.code();
-        let bytes = message::encode(&rsip::SipMessage::Response(resp));
+        let mut msg = rsip::SipMessage::Response(resp);
+        self.inner.name_software(&mut msg);
+        let bytes = message::encode(&msg);
         let now = Instant::now();
         let timers = self.inner.timers;
         let mut start_timer_g = false;

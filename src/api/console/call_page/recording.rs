@@ -46,7 +46,7 @@ fn recording_facts(ctx: &Ctx, rec: &RecordingView) -> Markup {
     html! {
         dl.details {
             dt { (ctx.t(T::RecStatusLabel)) }
-            dd { (words(RECORDING_STATES, &rec.status, lang)) }
+            dd { (words(RECORDING_STATES, rec.status.as_str(), lang)) }
             dt { (ctx.t(T::RecLengthLabel)) }
             dd #rec-length data-ms=(rec.duration_ms) { (length(rec.duration_ms)) }
             dt { (ctx.t(T::RecSizeLabel)) }

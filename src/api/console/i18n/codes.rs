@@ -229,6 +229,21 @@ pub const REFUSAL_REASONS: Words = &[
         "the gateway carries as many calls as it can",
         "网关已达到可承载的通话上限",
     ),
+    (
+        "sdp_malformed",
+        "the SDP offer could not be parsed",
+        "SDP 提议无法解析",
+    ),
+    (
+        "sdp_too_large",
+        "the SDP offer was over the size or media-line limit",
+        "SDP 提议超出大小或媒体行数上限",
+    ),
+    (
+        "srtp_unsupported",
+        "the offer asked for encrypted media (SRTP), not supported",
+        "提议要求加密媒体（SRTP），暂不支持",
+    ),
 ];
 
 pub const DIRECTIONS: Words = &[
@@ -248,6 +263,8 @@ pub const HANGUP_SIDES: Words = &[
 
 pub const RECORDING_STATES: Words = &[
     ("complete", "complete", "完整"),
+    ("one_way", "one side only", "仅单方声音"),
+    ("no_media", "no audio", "无音频"),
     ("incomplete", "incomplete", "不完整"),
     ("failed", "failed", "失败"),
 ];
@@ -334,11 +351,7 @@ mod tests {
         assert_complete(
             "recording status",
             RECORDING_STATES,
-            &[
-                RecordingStatus::Complete.as_str(),
-                RecordingStatus::Incomplete.as_str(),
-                RecordingStatus::Failed.as_str(),
-            ],
+            &RecordingStatus::ALL.map(RecordingStatus::as_str),
         );
         assert_complete("leg", LEGS, &["inside", "outside"]);
         assert_complete(
