@@ -11,7 +11,7 @@ use utoipa::{Modify, OpenApi};
 use super::error::ErrorBody;
 use super::{
     audit_log, calls, cdr_export, cdrs, complaints, enforcement, health, holds, metrics,
-    recordings, reports, trunks,
+    recordings, reports, sip_trace, trunks,
 };
 
 #[derive(OpenApi)]
@@ -56,6 +56,7 @@ use super::{
         cdr_export::export,
         recordings::download,
         recordings::verify,
+        sip_trace::sip_trace,
         holds::place,
         holds::release,
     ),
