@@ -42,7 +42,11 @@ fn first_lines(v: &serde_json::Value, leg: &str) -> Vec<String> {
         .filter(|m| m["leg"] == leg)
         .map(|m| {
             let text = m["message"].as_str().unwrap();
-            format!("{} {}", m["direction"].as_str().unwrap(), text.lines().next().unwrap())
+            format!(
+                "{} {}",
+                m["direction"].as_str().unwrap(),
+                text.lines().next().unwrap()
+            )
         })
         .collect()
 }
@@ -55,10 +59,17 @@ async fn the_api_serves_the_trace_as_json_and_text_to_the_roles_that_may_see_it(
     let path = format!("/api/v1/calls/{}/sip", s.answered);
 
     let r = api.get(&path, &s.officer).await.ok(StatusCode::OK);
-    assert!(r.content_type().starts_with("application/json"), "{}", r.content_type());
+    assert!(
+        r.content_type().starts_with("application/json"),
+        "{}",
+        r.content_type()
+    );
     let v = r.json();
     assert_eq!(v["call_id"], s.answered.as_str());
-    assert_eq!(v["messages"].as_array().unwrap().len(), trace.messages.len());
+    assert_eq!(
+        v["messages"].as_array().unwrap().len(),
+        trace.messages.len()
+    );
     let m0 = &v["messages"][0];
     // RFC 3339 with microseconds, UTC.
     let at = m0["at"].as_str().unwrap();
@@ -68,21 +79,42 @@ async fn the_api_serves_the_trace_as_json_and_text_to_the_roles_that_may_see_it(
     assert_eq!(m0["direction"], "in");
     assert_eq!(m0["transport"], "udp");
     assert_eq!(m0["local"], s.h.inside().to_string());
-    assert!(m0["peer"].as_str().unwrap().parse::<std::net::SocketAddr>().is_ok());
+    assert!(m0["peer"]
+        .as_str()
+        .unwrap()
+        .parse::<std::net::SocketAddr>()
+        .is_ok());
     assert!(m0["message"].as_str().unwrap().starts_with("INVITE sip:"));
     let inside = first_lines(&v, "inside");
     assert!(inside[0].starts_with("in INVITE "), "{inside:?}");
-    assert!(inside.iter().any(|l| l.starts_with("in BYE ")), "{inside:?}");
-    assert!(first_lines(&v, "outside").iter().any(|l| l.starts_with("out INVITE ")));
+    assert!(
+        inside.iter().any(|l| l.starts_with("in BYE ")),
+        "{inside:?}"
+    );
+    assert!(first_lines(&v, "outside")
+        .iter()
+        .any(|l| l.starts_with("out INVITE ")));
 
     // Text: by the query parameter or by Accept.
     let text = api
         .get(&format!("{path}?format=text"), &s.officer)
         .await
         .ok(StatusCode::OK);
-    assert!(text.content_type().starts_with("text/plain"), "{}", text.content_type());
+    assert!(
+        text.content_type().starts_with("text/plain"),
+        "{}",
+        text.content_type()
+    );
     assert_eq!(text.text, trace.to_text());
-    assert!(text.text.contains(&format!(" inside {} -> {} UDP\nINVITE sip:", m0["peer"].as_str().unwrap(), s.h.inside())), "{}", text.text);
+    assert!(
+        text.text.contains(&format!(
+            " inside {} -> {} UDP\nINVITE sip:",
+            m0["peer"].as_str().unwrap(),
+            s.h.inside()
+        )),
+        "{}",
+        text.text
+    );
     let by_accept = api
         .client
         .get(format!("{}{path}", api.base))
@@ -105,7 +137,10 @@ async fn the_api_serves_the_trace_as_json_and_text_to_the_roles_that_may_see_it(
         .json();
     let lines = first_lines(&refused, "inside");
     assert!(lines[0].starts_with("in INVITE "), "{lines:?}");
-    assert!(lines.iter().any(|l| l.starts_with("out SIP/2.0 403 ")), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("out SIP/2.0 403 ")),
+        "{lines:?}"
+    );
 
     // A carrier: its trunk's calls, the outside leg only; not another trunk's.
     let carrier = api.get(&path, &s.carrier).await.ok(StatusCode::OK).json();
@@ -123,19 +158,20 @@ async fn the_api_serves_the_trace_as_json_and_text_to_the_roles_that_may_see_it(
         .assert_error(StatusCode::NOT_FOUND, "not_found");
 
     // Every read is audited, with its call.
-    let audited = s
-        .h
-        .gw
-        .store()
-        .audit_entries(&AuditFilter {
-            action: Some("calls.sip_trace".to_string()),
-            limit: 100,
-            ..AuditFilter::default()
-        })
-        .await
-        .unwrap();
+    let audited =
+        s.h.gw
+            .store()
+            .audit_entries(&AuditFilter {
+                action: Some("calls.sip_trace".to_string()),
+                limit: 100,
+                ..AuditFilter::default()
+            })
+            .await
+            .unwrap();
     assert!(audited.len() >= 8, "{audited:?}");
-    assert!(audited.iter().any(|r| r.entry.call_id.as_deref() == Some(s.answered.as_str())));
+    assert!(audited
+        .iter()
+        .any(|r| r.entry.call_id.as_deref() == Some(s.answered.as_str())));
     s.h.finish().await;
 }
 
@@ -150,8 +186,14 @@ async fn the_call_page_shows_the_ladder_in_both_languages() {
     let t = &page.text;
     assert!(t.contains("SIP ladder of both legs"), "{t}");
     assert!(t.contains("<ol class=\"ladder\">"), "{t}");
-    assert!(t.contains("<li class=\"msg inside\"><details><summary>"), "{t}");
-    assert!(t.contains("<li class=\"msg outside\"><details><summary>"), "{t}");
+    assert!(
+        t.contains("<li class=\"msg inside\"><details><summary>"),
+        "{t}"
+    );
+    assert!(
+        t.contains("<li class=\"msg outside\"><details><summary>"),
+        "{t}"
+    );
     assert!(t.contains("<code>INVITE sip:"), "{t}");
     assert!(t.contains("<pre class=\"sip\">INVITE sip:"), "{t}");
     assert!(t.contains("+0.000 s"), "{t}");
@@ -189,7 +231,10 @@ async fn retention_deletes_the_trace_with_the_recording_but_not_under_hold() {
     .await
     .unwrap();
     assert_eq!(report.sip_traces_deleted, 1, "{report:?}");
-    assert!(sip_trace::read(&store, &s.answered).await.unwrap().is_some());
+    assert!(sip_trace::read(&store, &s.answered)
+        .await
+        .unwrap()
+        .is_some());
     assert!(sip_trace::read(&store, &s.refused).await.unwrap().is_none());
     s.h.finish().await;
 }

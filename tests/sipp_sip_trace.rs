@@ -67,7 +67,16 @@ fn answered_and_refused_calls_keep_their_sip_trace() {
         local: local(PBX_IP),
         remote: Some(inside),
         args: args(&[
-            "-key", "caller", TRUNK_NUMBER, "-s", CALLEE, "-m", "1", "-d", "500", "-trace_msg",
+            "-key",
+            "caller",
+            TRUNK_NUMBER,
+            "-s",
+            CALLEE,
+            "-m",
+            "1",
+            "-d",
+            "500",
+            "-trace_msg",
         ]),
         timeout_secs: 30,
     });
@@ -98,7 +107,9 @@ fn answered_and_refused_calls_keep_their_sip_trace() {
         }
         out
     });
-    scene.ensure(traces.len() == 2, || format!("expected 2 CDRs, got {cdrs:?}"));
+    scene.ensure(traces.len() == 2, || {
+        format!("expected 2 CDRs, got {cdrs:?}")
+    });
     for (disposition, trace) in &traces {
         let Some(trace) = trace else {
             scene.fail(format!("no SIP trace stored for the {disposition} call"));
@@ -148,9 +159,10 @@ fn answered_and_refused_calls_keep_their_sip_trace() {
                         && pos(Side::Inside, In, "BYE") < pos(Side::Outside, Out, "BYE"),
                     || format!("legs out of order: {trace:#?}"),
                 );
-                scene.ensure(trace.messages.windows(2).all(|w| w[0].at <= w[1].at), || {
-                    "times go backwards".to_string()
-                });
+                scene.ensure(
+                    trace.messages.windows(2).all(|w| w[0].at <= w[1].at),
+                    || "times go backwards".to_string(),
+                );
                 // What the PBX received is what the trace says the gateway sent, byte for byte
                 // (SIPp's log ends each message with its own line breaks).
                 let sent: Vec<&str> = trace
@@ -162,10 +174,9 @@ fn answered_and_refused_calls_keep_their_sip_trace() {
                 scene.ensure(!pbx_received.is_empty(), || "SIPp logged nothing".into());
                 for got in &pbx_received {
                     let got = got.trim_end().replace("\r\n", "\n");
-                    scene.ensure(
-                        sent.iter().any(|s| s.replace("\r\n", "\n") == got),
-                        || format!("the PBX received a message not in the trace:\n{got}"),
-                    );
+                    scene.ensure(sent.iter().any(|s| s.replace("\r\n", "\n") == got), || {
+                        format!("the PBX received a message not in the trace:\n{got}")
+                    });
                 }
                 scene.ensure(trace.dropped_messages == 0, || "messages dropped".into());
             }

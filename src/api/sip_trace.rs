@@ -71,10 +71,7 @@ fn wants_text(params: &SipTraceParams, headers: &HeaderMap) -> Result<bool, ApiE
     match params.format.as_deref() {
         Some("text") => Ok(true),
         Some("json") => Ok(false),
-        Some(other) => Err(ApiError::bad(
-            "format",
-            format!("`{other}`: json or text"),
-        )),
+        Some(other) => Err(ApiError::bad("format", format!("`{other}`: json or text"))),
         None => Ok(headers
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())

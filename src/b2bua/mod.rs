@@ -9,8 +9,8 @@ mod dispatch;
 pub mod live_media;
 mod new_call;
 mod registry;
-mod trace;
 pub mod restart;
+mod trace;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

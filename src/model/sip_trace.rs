@@ -194,8 +194,14 @@ mod tests {
         SipTrace {
             call_id: "20261206T100000-abc".into(),
             messages: vec![
-                message(TraceDirection::In, "INVITE sip:1@x SIP/2.0\r\nCall-ID: a\r\n\r\n"),
-                message(TraceDirection::Out, "SIP/2.0 100 Trying\r\nCall-ID: a\r\n\r\n"),
+                message(
+                    TraceDirection::In,
+                    "INVITE sip:1@x SIP/2.0\r\nCall-ID: a\r\n\r\n",
+                ),
+                message(
+                    TraceDirection::Out,
+                    "SIP/2.0 100 Trying\r\nCall-ID: a\r\n\r\n",
+                ),
             ],
             dropped_messages: 3,
             dropped_bytes: 1200,
@@ -211,7 +217,12 @@ mod tests {
         }
         let json = serde_json::to_vec(&t).unwrap();
         let bytes = t.encode().unwrap();
-        assert!(bytes.len() * 5 < json.len(), "{} vs {}", bytes.len(), json.len());
+        assert!(
+            bytes.len() * 5 < json.len(),
+            "{} vs {}",
+            bytes.len(),
+            json.len()
+        );
         assert_eq!(SipTrace::decode(&bytes).unwrap(), t);
     }
 
@@ -236,7 +247,8 @@ mod tests {
         assert!(text.starts_with(
             "2026-12-06T10:00:00.123456Z inside 127.0.0.2:5062 -> 127.0.0.1:5060 UDP\nINVITE sip:1@x SIP/2.0\r\nCall-ID: a\n\n"
         ), "{text}");
-        assert!(text.contains("127.0.0.1:5060 -> 127.0.0.2:5062 UDP (retransmission)\nSIP/2.0 100 Trying"));
+        assert!(text
+            .contains("127.0.0.1:5060 -> 127.0.0.2:5062 UDP (retransmission)\nSIP/2.0 100 Trying"));
         assert!(text.ends_with("3 more messages (1200 bytes) not kept: over the per-call cap\n"));
     }
 }

@@ -27,7 +27,13 @@ pub struct SipTraceWriterStats {
 }
 
 /// The writer task: runs until every sender of its queue is gone, then stores what is left.
-pub fn start(store: Store) -> (mpsc::Sender<SipTrace>, Arc<SipTraceWriterStats>, JoinHandle<()>) {
+pub fn start(
+    store: Store,
+) -> (
+    mpsc::Sender<SipTrace>,
+    Arc<SipTraceWriterStats>,
+    JoinHandle<()>,
+) {
     let (tx, rx) = mpsc::channel(QUEUE);
     let stats = Arc::new(SipTraceWriterStats::default());
     let task = tokio::spawn(run(store, rx, stats.clone()));

@@ -250,9 +250,7 @@ impl SipTraces {
         };
         let key: Key = (other, other_call_id.into());
         capture.lock().keys.push(key.clone());
-        self.shard(other, other_call_id)
-            .lock()
-            .insert(key, capture);
+        self.shard(other, other_call_id).lock().insert(key, capture);
     }
 
     /// The call `id` submitted its CDR, whose legs' Call-IDs are `legs`: its capture closes

@@ -29,11 +29,20 @@ fn traces(limits: TraceLimits) -> (SipTraces, mpsc::Receiver<SipTrace>) {
 
 #[test]
 fn call_id_is_found_long_or_compact_in_any_case() {
-    assert_eq!(call_id_of(&msg("INVITE sip:1@x SIP/2.0", "abc@h")), Some("abc@h"));
+    assert_eq!(
+        call_id_of(&msg("INVITE sip:1@x SIP/2.0", "abc@h")),
+        Some("abc@h")
+    );
     assert_eq!(call_id_of(b"SIP/2.0 200 OK\r\ni:  x1 \r\n\r\n"), Some("x1"));
-    assert_eq!(call_id_of(b"SIP/2.0 200 OK\r\nCALL-id:y\r\n\r\n"), Some("y"));
+    assert_eq!(
+        call_id_of(b"SIP/2.0 200 OK\r\nCALL-id:y\r\n\r\n"),
+        Some("y")
+    );
     // Only the header section counts.
-    assert_eq!(call_id_of(b"SIP/2.0 200 OK\r\nTo: a\r\n\r\nCall-ID: body"), None);
+    assert_eq!(
+        call_id_of(b"SIP/2.0 200 OK\r\nTo: a\r\n\r\nCall-ID: body"),
+        None
+    );
     assert_eq!(call_id_of(b"garbage"), None);
 }
 
@@ -51,31 +60,71 @@ fn both_legs_of_a_call_land_in_one_trace_in_order_with_retransmissions_marked() 
     t.record(crossed(Side::Outside, TraceDirection::Out, &b_invite));
     t.record(crossed(Side::Outside, TraceDirection::Out, &b_invite));
     // Another call's message is not taken.
-    t.record(crossed(Side::Outside, TraceDirection::In, &msg("SIP/2.0 200 OK", "other")));
+    t.record(crossed(
+        Side::Outside,
+        TraceDirection::In,
+        &msg("SIP/2.0 200 OK", "other"),
+    ));
     // Same Call-ID, other side: a different leg, not this call.
-    t.record(crossed(Side::Outside, TraceDirection::In, &msg("SIP/2.0 200 OK", "a-leg")));
+    t.record(crossed(
+        Side::Outside,
+        TraceDirection::In,
+        &msg("SIP/2.0 200 OK", "a-leg"),
+    ));
     assert_eq!(t.live(), 1);
-    t.finish("call-1", &[(Side::Inside, Some("a-leg")), (Side::Outside, Some("b-leg"))]);
+    t.finish(
+        "call-1",
+        &[
+            (Side::Inside, Some("a-leg")),
+            (Side::Outside, Some("b-leg")),
+        ],
+    );
     // Lingering: still taking the call's messages.
     t.sweep(Some(Instant::now()));
     assert!(rx.try_recv().is_err());
-    t.record(crossed(Side::Inside, TraceDirection::In, &msg("ACK sip:1@x SIP/2.0", "a-leg")));
+    t.record(crossed(
+        Side::Inside,
+        TraceDirection::In,
+        &msg("ACK sip:1@x SIP/2.0", "a-leg"),
+    ));
     t.sweep(None);
     let trace = rx.try_recv().unwrap();
     assert_eq!(trace.call_id, "call-1");
     let lines: Vec<_> = trace
         .messages
         .iter()
-        .map(|m| (m.leg, m.direction, m.first_line().to_string(), m.retransmission))
+        .map(|m| {
+            (
+                m.leg,
+                m.direction,
+                m.first_line().to_string(),
+                m.retransmission,
+            )
+        })
         .collect();
     use TraceDirection::{In, Out};
     assert_eq!(
         lines,
         vec![
-            (Side::Inside, In, "INVITE sip:1@x SIP/2.0".to_string(), false),
+            (
+                Side::Inside,
+                In,
+                "INVITE sip:1@x SIP/2.0".to_string(),
+                false
+            ),
             (Side::Inside, In, "INVITE sip:1@x SIP/2.0".to_string(), true),
-            (Side::Outside, Out, "INVITE sip:1@carrier SIP/2.0".to_string(), false),
-            (Side::Outside, Out, "INVITE sip:1@carrier SIP/2.0".to_string(), true),
+            (
+                Side::Outside,
+                Out,
+                "INVITE sip:1@carrier SIP/2.0".to_string(),
+                false
+            ),
+            (
+                Side::Outside,
+                Out,
+                "INVITE sip:1@carrier SIP/2.0".to_string(),
+                true
+            ),
             (Side::Inside, In, "ACK sip:1@x SIP/2.0".to_string(), false),
         ]
     );

@@ -333,7 +333,10 @@ async fn reads(store: &Store) -> String {
     out += &format!("{:?}\n", store.retention_entries(None, 100).await.unwrap());
     out += &format!("{:?}\n", store.recording_purged_at("call-3").await.unwrap());
     for call in ["call-0", "call-1"] {
-        out += &format!("{:?}\n", crate::store::sip_trace::read(store, call).await.unwrap());
+        out += &format!(
+            "{:?}\n",
+            crate::store::sip_trace::read(store, call).await.unwrap()
+        );
     }
     out
 }

@@ -48,11 +48,17 @@ async fn a_trace_is_stored_read_back_and_purged_unless_held() {
             .await
             .unwrap();
         let cutoff = t0 + Duration::days(1);
-        assert_eq!(store.delete_expired_sip_traces(cutoff, 100).await.unwrap(), 1);
+        assert_eq!(
+            store.delete_expired_sip_traces(cutoff, 100).await.unwrap(),
+            1
+        );
         assert_eq!(read(&store, "old").await.unwrap(), None);
         assert_eq!(read(&store, "held").await.unwrap(), Some(held));
         assert_eq!(read(&store, "new").await.unwrap(), Some(new));
-        assert_eq!(store.delete_expired_sip_traces(cutoff, 100).await.unwrap(), 0);
+        assert_eq!(
+            store.delete_expired_sip_traces(cutoff, 100).await.unwrap(),
+            0
+        );
     })
     .await;
 }

@@ -16,9 +16,9 @@ use parking_lot::Mutex;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 
+use crate::model::TraceDirection;
 use crate::shutdown::Shutdown;
 use crate::sip::frontend::{Limits, Parsed};
-use crate::model::TraceDirection;
 use crate::sip::stats::{Flow, SipStats};
 use crate::sip::trace::{Crossed, SipTraces};
 

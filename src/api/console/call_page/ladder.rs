@@ -15,7 +15,9 @@ fn arrow(m: &TracedMessage) -> (&'static str, &'static str, T, T) {
     match (m.leg, m.direction) {
         (Side::Inside, TraceDirection::In) => ("inside", "→", T::LadderPbx, T::LadderGateway),
         (Side::Inside, TraceDirection::Out) => ("inside", "←", T::LadderGateway, T::LadderPbx),
-        (Side::Outside, TraceDirection::Out) => ("outside", "→", T::LadderGateway, T::LadderCarrier),
+        (Side::Outside, TraceDirection::Out) => {
+            ("outside", "→", T::LadderGateway, T::LadderCarrier)
+        }
         (Side::Outside, TraceDirection::In) => ("outside", "←", T::LadderCarrier, T::LadderGateway),
     }
 }
