@@ -69,6 +69,14 @@ impl Ctx {
         }
     }
 
+    /// At the answer: the call's trace so far is stored, so that a crash during the
+    /// conversation keeps its setup (the final trace replaces it).
+    pub(crate) fn trace_checkpoint(&self, side: Side, call_id: &str) {
+        if let Some(traces) = &self.settings.traces {
+            traces.checkpoint(side, call_id);
+        }
+    }
+
     /// Submit a final CDR; its call's capture finishes (stored after a short linger).
     pub(crate) fn submit_cdr(&self, cdr: Cdr) {
         if let Some(traces) = &self.settings.traces {

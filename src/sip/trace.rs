@@ -275,6 +275,50 @@ impl SipTraces {
         }
     }
 
+    /// A copy of the call's capture so far, handed to the writer now (the answer: a crash
+    /// later still leaves the call's setup stored; the final trace replaces it).
+    pub fn checkpoint(&self, side: Side, call_id: &str) {
+        let Some(capture) = self.find(side, call_id) else {
+            return;
+        };
+        let trace = {
+            let c = capture.lock();
+            if c.call_id.is_none() {
+                return;
+            }
+            SipTrace {
+                call_id: c.call_id.clone().unwrap_or_default(),
+                messages: c.messages.clone(),
+                dropped_messages: c.dropped_messages,
+                dropped_bytes: c.dropped_bytes,
+            }
+        };
+        self.hand_over(trace);
+    }
+
+    fn hand_over(&self, trace: SipTrace) {
+        let sent = match &*self.sink.lock() {
+            Some(sink) => sink.try_send(trace),
+            None => Err(mpsc::error::TrySendError::Closed(trace)),
+        };
+        match sent {
+            Ok(()) => {
+                self.handed.fetch_add(1, Relaxed);
+            }
+            Err(e) => {
+                let n = self.lost.fetch_add(1, Relaxed) + 1;
+                let call_id = match &e {
+                    mpsc::error::TrySendError::Full(t) | mpsc::error::TrySendError::Closed(t) => {
+                        t.call_id.clone()
+                    }
+                };
+                if n == 1 || n.is_multiple_of(1000) {
+                    tracing::warn!(%call_id, lost = n, "SIP trace writer queue full; trace not stored");
+                }
+            }
+        }
+    }
+
     /// Hands over the captures whose linger ended by `now` (all of them with `None`).
     pub fn sweep(&self, now: Option<Instant>) {
         loop {
@@ -298,25 +342,7 @@ impl SipTraces {
                 }
             }
             self.live.fetch_sub(1, Relaxed);
-            let sent = match &*self.sink.lock() {
-                Some(sink) => sink.try_send(trace),
-                None => Err(mpsc::error::TrySendError::Closed(trace)),
-            };
-            match sent {
-                Ok(()) => {
-                    self.handed.fetch_add(1, Relaxed);
-                }
-                Err(e) => {
-                    let n = self.lost.fetch_add(1, Relaxed) + 1;
-                    let call_id = match &e {
-                        mpsc::error::TrySendError::Full(t)
-                        | mpsc::error::TrySendError::Closed(t) => t.call_id.clone(),
-                    };
-                    if n == 1 || n.is_multiple_of(1000) {
-                        tracing::warn!(%call_id, lost = n, "SIP trace writer queue full; trace not stored");
-                    }
-                }
-            }
+            self.hand_over(trace);
         }
     }
 

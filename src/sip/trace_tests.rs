@@ -212,3 +212,33 @@ fn an_abandoned_begin_and_a_full_sink_leave_nothing_behind() {
     );
     drop(rx);
 }
+
+#[test]
+fn a_checkpoint_hands_over_the_trace_so_far_and_the_capture_goes_on() {
+    let (t, mut rx) = traces(TraceLimits::default());
+    let invite = msg("INVITE sip:1@x SIP/2.0", "k");
+    t.begin(crossed(Side::Inside, TraceDirection::In, &invite), "k");
+    // Not claimed by a call yet: nothing to store under.
+    t.checkpoint(Side::Inside, "k");
+    assert!(rx.try_recv().is_err());
+    t.claim(Side::Inside, "k", "call-k");
+    t.record(crossed(
+        Side::Inside,
+        TraceDirection::Out,
+        &msg("SIP/2.0 200 OK", "k"),
+    ));
+    t.checkpoint(Side::Inside, "k");
+    let so_far = rx.try_recv().unwrap();
+    assert_eq!(
+        (so_far.call_id.as_str(), so_far.messages.len()),
+        ("call-k", 2)
+    );
+    t.record(crossed(
+        Side::Inside,
+        TraceDirection::In,
+        &msg("BYE sip:1@x SIP/2.0", "k"),
+    ));
+    t.finish("call-k", &[(Side::Inside, Some("k"))]);
+    t.sweep(None);
+    assert_eq!(rx.try_recv().unwrap().messages.len(), 3);
+}
