@@ -19,12 +19,15 @@ use trunkguard::api::Role;
 use trunkguard::model::SipTrace;
 use trunkguard::store::{sip_trace, AuditFilter};
 
-/// The call's trace once its writer has stored it (a moment after the CDR).
-async fn stored_trace(s: &support::Scene, id: &str) -> SipTrace {
+/// The call's final trace once its writer has stored it (a moment after the CDR; an answered
+/// call's setup is stored at the answer already): the one holding a message starting `last`.
+async fn stored_trace(s: &support::Scene, id: &str, last: &str) -> SipTrace {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(t) = sip_trace::read(s.h.gw.store(), id).await.unwrap() {
-            return t;
+            if t.messages.iter().any(|m| m.first_line().starts_with(last)) {
+                return t;
+            }
         }
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -55,7 +58,7 @@ fn first_lines(v: &serde_json::Value, leg: &str) -> Vec<String> {
 async fn the_api_serves_the_trace_as_json_and_text_to_the_roles_that_may_see_it() {
     let s = scene().await;
     let api = Api::new(&s.h);
-    let trace = stored_trace(&s, &s.answered).await;
+    let trace = stored_trace(&s, &s.answered, "BYE ").await;
     let path = format!("/api/v1/calls/{}/sip", s.answered);
 
     let r = api.get(&path, &s.officer).await.ok(StatusCode::OK);
@@ -130,6 +133,7 @@ async fn the_api_serves_the_trace_as_json_and_text_to_the_roles_that_may_see_it(
         .refused(StatusCode::BAD_REQUEST, "bad_request", Some("format"));
 
     // The refused call has its INVITE and its 403.
+    stored_trace(&s, &s.refused, "SIP/2.0 403 ").await;
     let refused = api
         .get(&format!("/api/v1/calls/{}/sip", s.refused), &s.officer)
         .await
@@ -178,7 +182,7 @@ async fn the_api_serves_the_trace_as_json_and_text_to_the_roles_that_may_see_it(
 #[tokio::test]
 async fn the_call_page_shows_the_ladder_in_both_languages() {
     let s = scene().await;
-    stored_trace(&s, &s.answered).await;
+    stored_trace(&s, &s.answered, "BYE ").await;
     let mut c = Client::new(&s.base);
     c.sign_in(&s.officer).await;
     let page = c.get(&format!("/console/calls/{}", s.answered)).await;
@@ -213,8 +217,8 @@ async fn the_call_page_shows_the_ladder_in_both_languages() {
 #[tokio::test]
 async fn retention_deletes_the_trace_with_the_recording_but_not_under_hold() {
     let s = scene().await;
-    stored_trace(&s, &s.answered).await;
-    stored_trace(&s, &s.refused).await;
+    stored_trace(&s, &s.answered, "BYE ").await;
+    stored_trace(&s, &s.refused, "SIP/2.0 403 ").await;
     let store = s.h.gw.store().clone();
     store
         .place_hold(&s.answered, "officer", "case 9", chrono::Utc::now())
@@ -237,4 +241,48 @@ async fn retention_deletes_the_trace_with_the_recording_but_not_under_hold() {
         .is_some());
     assert!(sip_trace::read(&store, &s.refused).await.unwrap().is_none());
     s.h.finish().await;
+}
+
+#[tokio::test]
+async fn an_answered_calls_setup_is_stored_at_the_answer() {
+    let mut h = common::start_gateway(&[]).await;
+    let mut call = h.establish().await;
+    let id = h.gw.registry().list()[0].id.clone();
+    // While the call runs: its setup, both legs up to the 200 (a crash now keeps it).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let setup = loop {
+        if let Some(t) = sip_trace::read(h.gw.store(), &id).await.unwrap() {
+            break t;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no trace at the answer"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let lines: Vec<String> = setup
+        .messages
+        .iter()
+        .map(|m| format!("{} {:?} {}", m.leg, m.direction, m.first_line()))
+        .collect();
+    assert!(lines[0].starts_with("inside In INVITE "), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("outside Out INVITE ")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("outside In SIP/2.0 200 ")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("inside Out SIP/2.0 200 ")),
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains("BYE")), "{lines:?}");
+    h.hang_up_from_pbx(&mut call.pbx).await;
+    h.finish().await;
 }
