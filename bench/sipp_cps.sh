@@ -24,6 +24,8 @@
 #   CLUSTER_REDIS=redis://127.0.0.1:6379/0   run the gateway as a one-node cluster on this Redis
 #                       (a [cluster] table with its own key prefix, deleted afterwards): every
 #                       admission takes its limits there (bench/cluster_overhead.sh compares)
+#   SIP_TRACE=false     `[recording] sip_trace` (default true: each call's SIP trace kept;
+#                       bench/sip_trace_cost.sh compares)
 #   BIN=...             the gateway binary (default target/release/trunkguard)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -104,6 +106,7 @@ port_range = [18000, 19999]
 
 [recording]
 dir = "$BENCH_DIR/recordings"
+sip_trace = ${SIP_TRACE:-true}
 
 [http]
 enabled = true

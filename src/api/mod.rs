@@ -29,6 +29,7 @@ mod range;
 pub mod recordings;
 pub mod reports;
 pub mod server;
+pub mod sip_trace;
 pub mod tls;
 pub mod trunks;
 

@@ -11,7 +11,7 @@ use utoipa::{Modify, OpenApi};
 use super::error::ErrorBody;
 use super::{
     audit_log, calls, cdr_export, cdrs, complaints, enforcement, evidence, health, holds, metrics,
-    recordings, reports, trunks,
+    recordings, reports, sip_trace, trunks,
 };
 
 #[derive(OpenApi)]
@@ -58,6 +58,7 @@ use super::{
         recordings::verify,
         evidence::call_package,
         evidence::search_package,
+        sip_trace::sip_trace,
         holds::place,
         holds::release,
     ),

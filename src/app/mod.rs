@@ -28,6 +28,13 @@ use crate::sip::transaction::TransactionLayer;
 use crate::sip::transport::{Interfaces, TransportError};
 use crate::store::{Store, StoreError};
 
+/// The SIP trace's parts: the captures, their sweeper and the writer that stores them.
+struct SipTracing {
+    traces: Arc<crate::sip::trace::SipTraces>,
+    sweeper: tokio::task::JoinHandle<()>,
+    writer: tokio::task::JoinHandle<()>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error(transparent)]
@@ -83,6 +90,8 @@ pub struct Gateway {
     media_counters: Arc<crate::media::MediaCounters>,
     /// SIP responses by side and class, counted by the transports (also in `/metrics`).
     sip_stats: Arc<SipStats>,
+    /// The calls' SIP traces and their writer (`[recording] sip_trace`).
+    sip_traces: Option<SipTracing>,
     /// The flood guard's bans and counters (also in `/metrics`).
     flood: Arc<FloodGuard>,
     /// `[cluster]`: this node's part in the cluster's shared admission state.

@@ -37,6 +37,7 @@ use crate::shutdown::{self, Shutdown};
 use crate::sip::flood::FloodGuard;
 use crate::sip::frontend::Limits;
 use crate::sip::stats::SipStats;
+use crate::sip::trace::{SipTraces, TraceLimits};
 use crate::sip::transaction::{Timers, TransactionLayer};
 use crate::sip::transport::{Handler, Interface, Interfaces, Side};
 use crate::store::Store;
@@ -70,6 +71,7 @@ impl Gateway {
         let (trigger, shutdown) = shutdown::channel();
         let cluster = join_cluster(&config, &shutdown).await?;
         let sip = bind_sip(&config, &shutdown).await?;
+        let sip_traces = start_sip_traces(&config, &store, &sip.ifaces, &shutdown);
         let registry = Arc::new(Registry::default());
         let mut cluster_sync = super::sync::ClusterSync::new(&config, &store).await?;
         let (monitor, monitor_task) = start_monitor(
@@ -93,7 +95,15 @@ impl Gateway {
         start_cluster_sync(cluster_sync.as_mut(), &trunks, &shutdown);
         let flood = Arc::new(FloodGuard::new(config.sip.flood.clone()));
         let b2bua = B2bua::new(
-            b2bua_settings(&config, &sip.ifaces, &media, &flood, capacity, &cluster),
+            b2bua_settings(
+                &config,
+                &sip.ifaces,
+                &media,
+                &flood,
+                capacity,
+                &cluster,
+                sip_traces.as_ref().map(|t| t.traces.clone()),
+            ),
             sip.layer.clone(),
             policy.clone(),
             registry,
@@ -118,6 +128,7 @@ impl Gateway {
             retention: None,
             media_counters: media.counters,
             sip_stats: sip.stats,
+            sip_traces,
             flood,
             cluster,
             cluster_sync,
@@ -457,6 +468,30 @@ async fn bind_sip(config: &Config, shutdown: &Shutdown) -> Result<Sip, AppError>
     })
 }
 
+/// `[recording] sip_trace`: the captures, offered every message the interfaces send (the
+/// B2BUA offers what they receive), their sweeper and their writer. Before the interfaces are
+/// read.
+fn start_sip_traces(
+    config: &Config,
+    store: &Store,
+    ifaces: &Interfaces,
+    shutdown: &Shutdown,
+) -> Option<super::SipTracing> {
+    if !config.recording.sip_trace {
+        return None;
+    }
+    let (sink, _stats, writer) = crate::monitor::sip_trace_writer::start(store.clone());
+    let traces = Arc::new(SipTraces::new(TraceLimits::default(), sink));
+    ifaces.inside.trace_with(traces.clone());
+    ifaces.outside.trace_with(traces.clone());
+    let sweeper = traces.spawn_sweeper(shutdown.clone());
+    Some(super::SipTracing {
+        traces,
+        sweeper,
+        writer,
+    })
+}
+
 /// The monitor refills its windows from the database and restores the steps in force before
 /// the first call is admitted (and before interrupted calls are closed: see
 /// `close_interrupted_calls`). It reads stored CDRs from the writer's feed from then on.
@@ -520,8 +555,10 @@ fn b2bua_settings(
     flood: &Arc<FloodGuard>,
     capacity: CallCapacity,
     cluster: &Option<super::ClusterNode>,
+    traces: Option<Arc<SipTraces>>,
 ) -> Settings {
     Settings {
+        traces,
         inside_addr: ifaces.inside.local_addr(),
         outside_addr: ifaces.outside.local_addr(),
         unknown_sources: config.sip.unknown_sources,

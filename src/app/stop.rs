@@ -56,6 +56,17 @@ impl Gateway {
             }
         }
         drop(self.b2bua);
+        // The sweeper hands over the last traces once triggered; the writer stores them.
+        if let Some(traced) = self.sip_traces {
+            let _ = traced.sweeper.await;
+            traced.traces.close();
+            if tokio::time::timeout(CDR_FLUSH_LIMIT, traced.writer)
+                .await
+                .is_err()
+            {
+                tracing::error!("SIP traces not stored before the stop limit");
+            }
+        }
         // Every call has released its lease: the worker leaves the cluster and stops.
         if let Some(worker) = self.cluster.and_then(|c| c.worker) {
             if tokio::time::timeout(CLUSTER_LEAVE_LIMIT, worker)

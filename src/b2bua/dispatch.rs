@@ -44,17 +44,23 @@ impl Handler for B2bua {
         flood.check(addr.ip(), flood.budget(peer_cps), now) == Verdict::Pass
     }
 
-    fn on_message(&self, side: Side, peer: Peer, parsed: Parsed) {
+    fn on_message(&self, side: Side, peer: Peer, parsed: Parsed, raw: &[u8]) {
         let known = self.ctx.known_source(side, peer.addr);
         if !known && self.ctx.settings.unknown_sources == UnknownSources::Drop {
             tracing::debug!(%side, %peer, "message from unknown source dropped");
             return;
+        }
+        if known {
+            self.ctx.trace_received(side, peer, raw);
         }
         match parsed {
             Parsed::Drop(why) => tracing::debug!(%side, %peer, why, "message dropped"),
             Parsed::Reject(rejection) => {
                 tracing::info!(%side, %peer, status = rejection.status, reason = %rejection.reason, "malformed message refused");
                 if known && rejection.initial_invite {
+                    if let Some(call_id) = rejection.response.as_ref().and_then(message::call_id) {
+                        self.ctx.trace_begin(side, peer, call_id, raw);
+                    }
                     super::new_call::record_malformed(&self.ctx, side, peer, &rejection);
                 }
                 if let Some(resp) = rejection.response {
@@ -84,7 +90,7 @@ impl Handler for B2bua {
             }
             Parsed::Message(rsip::SipMessage::Request(req)) => {
                 if known {
-                    self.ctx.on_request(side, peer, req);
+                    self.ctx.on_request(side, peer, req, raw);
                 } else if req.method != Method::Ack {
                     // unknown_sources = "reject"
                     let line = RefusalReason::UnknownSource.status_line();
@@ -119,7 +125,23 @@ impl Ctx {
         }
     }
 
-    fn on_request(self: &std::sync::Arc<Self>, side: Side, peer: Peer, req: rsip::Request) {
+    fn on_request(
+        self: &std::sync::Arc<Self>,
+        side: Side,
+        peer: Peer,
+        req: rsip::Request,
+        raw: &[u8],
+    ) {
+        // A new INVITE's trace starts before the transaction layer answers 100 Trying.
+        let new_trace = (req.method == Method::Invite && message::to_tag(&req).is_none())
+            .then(|| message::call_id(&req).map(str::to_string))
+            .flatten()
+            .filter(|call_id| self.trace_begin(side, peer, call_id, raw));
+        let abandon = |this: &Self| {
+            if let Some(call_id) = &new_trace {
+                this.trace_abandon(side, call_id);
+            }
+        };
         if let Err(refusal) = validate::check_request(&req) {
             if req.method == Method::Ack {
                 return;
@@ -147,11 +169,15 @@ impl Ctx {
             // Through a server transaction, so retransmissions get the same answer.
             match self.layer.on_request(side, peer, req) {
                 Received::New(tx) | Received::Cancel { cancel: tx, .. } => tx.respond(resp),
-                _ => {}
+                _ => abandon(self),
             }
             return;
         }
-        match self.layer.on_request(side, peer, req) {
+        let received = self.layer.on_request(side, peer, req);
+        if !matches!(received, Received::New(_)) {
+            abandon(self);
+        }
+        match received {
             Received::Absorbed | Received::Unmatchable => {}
             Received::AckForDialog(ack) => {
                 if let Some(call_id) = message::call_id(&ack).map(str::to_string) {

@@ -10,6 +10,7 @@ pub mod live_media;
 mod new_call;
 mod registry;
 pub mod restart;
+mod trace;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,6 +29,7 @@ use crate::config::UnknownSources;
 use crate::monitor::cdr_writer::CdrSink;
 use crate::policy::Policy;
 use crate::sip::flood::FloodGuard;
+use crate::sip::trace::SipTraces;
 use crate::sip::transaction::TransactionLayer;
 
 /// What the B2BUA needs to know of the configuration.
@@ -53,6 +55,8 @@ pub struct Settings {
     /// `[cluster] node_id`: stamped on every attempt (`Attempt::node`), so that the journal
     /// rows and CDRs say which node carried the call. `None`: a single node.
     pub node: Option<String>,
+    /// Calls' SIP traces (`[recording] sip_trace`); None: not traced.
+    pub traces: Option<Arc<SipTraces>>,
 }
 
 pub(crate) struct Ctx {

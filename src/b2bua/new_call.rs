@@ -55,7 +55,7 @@ fn new_attempt(
         Side::Outside => (None, call_id),
     };
     let from = message::from_uri(req);
-    Attempt {
+    let attempt = Attempt {
         id: new_call_id(now),
         inside_call_id,
         outside_call_id,
@@ -72,7 +72,9 @@ fn new_attempt(
         trunk_active: None,
         caller_active: None,
         node: ctx.settings.node.clone(),
-    }
+    };
+    ctx.trace_claim(side, &attempt);
+    attempt
 }
 
 /// A refusal of a new INVITE: the CDR's ending and the Retry-After sent with it.
@@ -133,14 +135,14 @@ fn refuse(ctx: &Ctx, tx: &ServerTx, attempt: Attempt, refused: Refused) {
         reason = ending.refusal.map(RefusalReason::as_str).unwrap_or("-"),
         "call refused"
     );
-    ctx.cdrs.submit(attempt.close(ending, Utc::now()));
+    ctx.submit_cdr(attempt.close(ending, Utc::now()));
 }
 
 /// An INVITE from a source that is no configured peer, refused with 403.
 pub(super) fn record_unknown_source(ctx: &Ctx, side: Side, peer: Peer, req: &rsip::Request) {
     let attempt = new_attempt(ctx, side, peer, req, None);
     let ending = Ending::refused(RefusalReason::UnknownSource);
-    ctx.cdrs.submit(attempt.close(ending, Utc::now()));
+    ctx.submit_cdr(attempt.close(ending, Utc::now()));
 }
 
 /// An INVITE the validator refused (4xx/5xx before any policy).
@@ -155,7 +157,7 @@ pub(super) fn record_invalid(
     let trunk = trunk_of(ctx, side, peer, req).map(|t| t.name.clone());
     let attempt = new_attempt(ctx, side, peer, req, trunk);
     let ending = Ending::refused_with_phrase(RefusalReason::InvalidRequest, status, reason);
-    ctx.cdrs.submit(attempt.close(ending, Utc::now()));
+    ctx.submit_cdr(attempt.close(ending, Utc::now()));
 }
 
 /// An INVITE the front end could not parse: its CDR holds what could be salvaged.
@@ -200,7 +202,8 @@ pub(super) fn record_malformed(ctx: &Ctx, side: Side, peer: Peer, rejection: &Re
         rejection.status,
         &rejection.reason,
     );
-    ctx.cdrs.submit(attempt.close(ending, now));
+    ctx.trace_claim(side, &attempt);
+    ctx.submit_cdr(attempt.close(ending, now));
 }
 
 /// The trunk a new call belongs to: by the PBX's address, or by the carrier's address and the
@@ -344,6 +347,7 @@ fn admitted(
         let refused = Refused::by_gateway(ctx, RefusalReason::DuplicateCallId);
         return refuse(ctx, &tx, attempt, refused);
     };
+    ctx.trace_join((a.side, &a.call_id), (b.side, &b.call_id));
     let setup = CallSetup {
         a,
         a_tx: tx.clone(),

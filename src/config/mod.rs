@@ -180,6 +180,10 @@ pub struct RecordingConfig {
     /// cannot be opened at the answer, or a write fails mid-call).
     #[serde(default)]
     pub on_failure: OnRecordingFailureInCall,
+    /// Keep every SIP message of both legs with each call (stored compressed with its CDR,
+    /// deleted with its recording by the retention purge).
+    #[serde(default = "default_true")]
+    pub sip_trace: bool,
 }
 
 impl Default for RecordingConfig {
@@ -190,6 +194,7 @@ impl Default for RecordingConfig {
             record_early_media: false,
             min_free_mb: default_min_free_mb(),
             on_failure: OnRecordingFailureInCall::default(),
+            sip_trace: true,
         }
     }
 }

@@ -43,6 +43,7 @@ pub mod number;
 pub mod outcome;
 pub mod q850;
 pub mod side;
+pub mod sip_trace;
 pub mod status;
 
 pub use cdr::{ms_precision, Attempt, Cdr, Outcome};
@@ -52,6 +53,7 @@ pub use media::{DtmfEvent, LegQuality, RecordingInfo, RecordingStatus};
 pub use number::normalize_number;
 pub use outcome::{Disposition, EndReason, Ending, HangupSide, RefusalReason, RetryAfter};
 pub use side::{Direction, Side};
+pub use sip_trace::{SipTrace, SipTraceError, TraceDirection, TraceTransport, TracedMessage};
 pub use status::StatusLine;
 
 /// Raised when a stored code is not one of ours.

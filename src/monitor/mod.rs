@@ -15,6 +15,7 @@ pub mod recovery;
 pub mod report;
 pub mod rules;
 pub mod service;
+pub mod sip_trace_writer;
 
 #[cfg(test)]
 mod admission_tests;

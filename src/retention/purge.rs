@@ -29,6 +29,8 @@ pub struct PurgeReport {
     pub recordings_failed: u64,
     /// CDRs deleted.
     pub cdrs_deleted: u64,
+    /// SIP traces deleted (with the recordings' retention; calls on hold keep theirs).
+    pub sip_traces_deleted: u64,
     /// Calls skipped because they are still running, or were put on hold during the run.
     pub skipped: u64,
     /// The run stopped at `MAX_BATCHES`: more is left for the next one.
@@ -123,6 +125,24 @@ pub async fn purge_on(
         }
     }
 
+    // The SIP traces go with the recordings: the same cutoff, the same holds. A running
+    // call has no stored trace yet.
+    let mut batches = 0;
+    loop {
+        if batches == MAX_BATCHES {
+            report.capped = true;
+            break;
+        }
+        batches += 1;
+        let deleted = store
+            .delete_expired_sip_traces(recordings_cutoff, BATCH)
+            .await?;
+        report.sip_traces_deleted += deleted;
+        if deleted < u64::from(BATCH) {
+            break;
+        }
+    }
+
     let mut cursor = RetentionCursor::default();
     let mut batches = 0;
     loop {
@@ -157,6 +177,7 @@ pub async fn purge_on(
         files_missing = report.files_missing,
         recordings_failed = report.recordings_failed,
         cdrs_deleted = report.cdrs_deleted,
+        sip_traces_deleted = report.sip_traces_deleted,
         skipped = report.skipped,
         capped = report.capped,
         recordings_days = recording_days,

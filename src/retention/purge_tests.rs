@@ -90,6 +90,17 @@ async fn expired_goes_held_fresh_and_live_stay() {
         .place_hold("held", "officer", "case 7", s.now)
         .await
         .unwrap();
+    // SIP traces go with the recordings: "old"'s expires, "held"'s is on hold, "fresh"'s is not due.
+    let traces: Vec<_> = [("old", 200), ("held", 400), ("fresh", 10)]
+        .into_iter()
+        .map(|(id, days_ago)| crate::store::sip_trace::StoredSipTrace {
+            cdr_id: id.to_string(),
+            invite_at: s.now - Duration::days(days_ago),
+            messages: 1,
+            trace: crate::model::SipTrace::default().encode().unwrap(),
+        })
+        .collect();
+    s.store.insert_sip_traces(&traces).await.unwrap();
 
     let report = run(&s, &["live"]).await;
     assert_eq!(
@@ -100,6 +111,7 @@ async fn expired_goes_held_fresh_and_live_stay() {
             files_missing: 1,
             recordings_failed: 1,
             cdrs_deleted: 1,
+            sip_traces_deleted: 1,
             skipped: 1,
             capped: false,
         },
@@ -111,6 +123,10 @@ async fn expired_goes_held_fresh_and_live_stay() {
     assert!(!s.dir.join("2026/01/01/ancient.pcap").exists());
     assert!(exists("held") && exists("fresh") && exists("live"));
     assert!(s.outside.exists(), "nothing outside the folder is deleted");
+    for (id, kept) in [("old", false), ("held", true), ("fresh", true)] {
+        let trace = s.store.sip_trace_bytes(id).await.unwrap();
+        assert_eq!(trace.is_some(), kept, "trace of {id}");
+    }
 
     // The purged recording's row stays; the ancient CDR is gone with its recording row.
     assert!(s.store.recording_purged_at("old").await.unwrap().is_some());

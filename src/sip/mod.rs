@@ -5,6 +5,7 @@ pub mod frontend;
 pub mod message;
 pub mod response;
 pub mod stats;
+pub mod trace;
 pub mod transaction;
 pub mod transport;
 pub mod validate;

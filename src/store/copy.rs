@@ -27,7 +27,7 @@ use super::backend::{Pools, TimeRow};
 use super::{Columns, Op, Store, StoreError};
 
 use super::copy_tables::{Kind, Table, TABLES};
-use Kind::{Bool, Int, Real, Text, Time};
+use Kind::{Bool, Bytes, Int, Real, Text, Time};
 
 /// PostgreSQL takes at most 65,535 parameters per statement; a batch stays well below.
 const BATCH_PARAMS: usize = 30_000;
@@ -79,6 +79,7 @@ enum Value {
     Text(String),
     Time(DateTime<Utc>),
     Bool(bool),
+    Bytes(Vec<u8>),
 }
 
 /// The canonical encoding of a value for a digest: a tag, then a fixed-width or length-prefixed
@@ -106,6 +107,11 @@ fn encode(value: &Value, out: &mut Vec<u8>) {
         Value::Bool(b) => {
             out.push(b'B');
             out.push(u8::from(*b));
+        }
+        Value::Bytes(b) => {
+            out.push(b'X');
+            out.extend_from_slice(&(b.len() as u64).to_be_bytes());
+            out.extend_from_slice(b);
         }
     }
 }
@@ -348,11 +354,13 @@ async fn insert_batch(
                 (Value::Null, Real) => query.bind(None::<f64>),
                 (Value::Null, Time) => query.bind(None::<DateTime<Utc>>),
                 (Value::Null, Bool) => query.bind(None::<bool>),
+                (Value::Null, Bytes) => query.bind(None::<Vec<u8>>),
                 (Value::Int(n), _) => query.bind(*n),
                 (Value::Real(r), _) => query.bind(*r),
                 (Value::Text(t), _) => query.bind(t.as_str()),
                 (Value::Time(t), _) => query.bind(*t),
                 (Value::Bool(b), _) => query.bind(*b),
+                (Value::Bytes(b), _) => query.bind(b.as_slice()),
             };
         }
     }
@@ -420,6 +428,7 @@ per_backend! {
                 Int => cols.try_get::<Option<i64>, _>(i)?.map_or(Value::Null, Value::Int),
                 Real => cols.try_get::<Option<f64>, _>(i)?.map_or(Value::Null, Value::Real),
                 Bool => cols.try_get::<Option<bool>, _>(i)?.map_or(Value::Null, Value::Bool),
+                Bytes => cols.try_get::<Option<Vec<u8>>, _>(i)?.map_or(Value::Null, Value::Bytes),
                 Time => match row.time_at(column).op_on("read copied row", table.name)? {
                     None => Value::Null,
                     Some(Ok(t)) => Value::Time(crate::model::ms_precision(t)),

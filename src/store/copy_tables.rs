@@ -2,7 +2,7 @@
 //! primary key (the digest's order), parents before children. A table or column added by a
 //! migration is added here too; the copy refuses a source with one this list lacks.
 
-use Kind::{Bool, Int, Real, Text, Time};
+use Kind::{Bool, Bytes, Int, Real, Text, Time};
 
 /// How a column's values are read, written and digested.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,6 +12,8 @@ pub(super) enum Kind {
     Real,
     Time,
     Bool,
+    /// BLOB / bytea.
+    Bytes,
 }
 
 /// A table of the schema: its columns, its primary key (the digest's order), whether its id is
@@ -317,5 +319,16 @@ pub(super) const TABLES: &[Table] = &[
         ],
         key: "id",
         identity: true,
+    },
+    Table {
+        name: "sip_traces",
+        columns: &[
+            ("cdr_id", Text),
+            ("invite_at", Time),
+            ("messages", Int),
+            ("trace", Bytes),
+        ],
+        key: "cdr_id",
+        identity: false,
     },
 ];

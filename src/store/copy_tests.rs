@@ -220,6 +220,23 @@ async fn filled_sqlite(dir: &tempfile::TempDir) -> Store {
             .unwrap();
     }
 
+    // SIP traces: bytes (gzip), copied as they are.
+    let traces: Vec<_> = ["call-0", "call-1"]
+        .iter()
+        .map(|id| crate::store::sip_trace::StoredSipTrace {
+            cdr_id: id.to_string(),
+            invite_at: t,
+            messages: 0,
+            trace: crate::model::SipTrace {
+                call_id: id.to_string(),
+                ..Default::default()
+            }
+            .encode()
+            .unwrap(),
+        })
+        .collect();
+    store.insert_sip_traces(&traces).await.unwrap();
+
     // Trunks, holds (one released), a purge: the retention log.
     store
         .seed_trunks(&[("demo".into(), "name = \"demo\"".into())], "config", t)
@@ -315,6 +332,12 @@ async fn reads(store: &Store) -> String {
     }
     out += &format!("{:?}\n", store.retention_entries(None, 100).await.unwrap());
     out += &format!("{:?}\n", store.recording_purged_at("call-3").await.unwrap());
+    for call in ["call-0", "call-1"] {
+        out += &format!(
+            "{:?}\n",
+            crate::store::sip_trace::read(store, call).await.unwrap()
+        );
+    }
     out
 }
 

@@ -32,6 +32,7 @@ mod journal_queries;
 mod kpi_queries;
 mod reconnect;
 mod retention_queries;
+pub mod sip_trace;
 #[doc(hidden)]
 pub mod testing;
 mod trunk_queries;

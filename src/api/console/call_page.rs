@@ -27,7 +27,9 @@ use crate::api::calls::{call_record, CallRecord, RecordingView};
 use crate::api::{ApiError, ApiState, Principal};
 use crate::store::{AuditFilter, AuditRow};
 
+mod ladder;
 mod recording;
+use ladder::ladder;
 use recording::recording;
 
 /// The audit rows a call's page shows (the oldest first; the API's audit log has them all).
@@ -115,6 +117,12 @@ pub(crate) async fn render(
         None
     };
     let may_hold = api_allows(state, &Method::PUT, super::HOLD, who.role);
+    // The SIP ladder, as the API gives it to this role; none stored is said on the page.
+    let trace = match crate::api::sip_trace::visible_trace(state, who, id).await {
+        Ok(trace) => Some(trace),
+        Err(ApiError::NotFound(_)) => None,
+        Err(e) => return api_refusal(ctx, &e),
+    };
     let title = format!("{} {}", ctx.t(T::CallTitle), record.cdr.attempt.id);
     let body = html! {
         p { a href="/console/calls" { "← " (ctx.t(T::BackToSearch)) } }
@@ -136,6 +144,7 @@ pub(crate) async fn render(
             (hold(ctx, &record, zone, extras.hold_error))
         }
         (legs(ctx, &record))
+        (ladder(ctx, trace.as_ref()))
         (dtmf(ctx, &record, zone))
         (details(ctx, &record, zone))
         (anomalies(ctx, &record, zone))

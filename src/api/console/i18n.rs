@@ -248,6 +248,14 @@ messages! {
     DurationMsLabel => "Length (ms)", "时长（毫秒）";
     NoDtmf => "No digit was pressed.", "没有按键。";
 
+    SipLadderTitle => "SIP ladder of both legs", "双向 SIP 信令时序图";
+    SipLadderNone => "No SIP trace is stored for this call (tracing off, deleted by the retention rules, or the call ended a moment ago).", "该通话没有保存 SIP 信令记录（未开启记录、已按保留规则删除，或通话刚刚结束）。";
+    SipLadderDropped => "{count} more messages ({bytes} bytes) were not kept: over the per-call cap.", "另有 {count} 条消息（{bytes} 字节）超出每通话上限，未保存。";
+    LadderPbx => "PBX", "PBX（坐席交换机）";
+    LadderGateway => "Gateway", "网关";
+    LadderCarrier => "Carrier", "运营商";
+    Retransmission => "retransmission", "重传";
+
     RecordingTitle => "Recording", "录音";
     RecStatusLabel => "State", "状态";
     RecLengthLabel => "Length", "时长";

@@ -160,6 +160,7 @@ impl Call {
         self.arm_recording();
         // Both dialogs are confirmed: a crash from now on leaves two BYEs to send.
         self.journal();
+        self.ctx.trace_checkpoint(self.a.side, &self.a.call_id);
         let now = Instant::now();
         self.max_deadline = Some(now + self.max_call);
         let t = self.ctx.layer.timers();

@@ -246,6 +246,6 @@ impl Call {
             cdr.dtmf = dtmf;
         }
         self.finish_recording(&mut cdr).await;
-        self.ctx.cdrs.submit(cdr);
+        self.ctx.submit_cdr(cdr);
     }
 }

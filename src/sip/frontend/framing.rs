@@ -8,7 +8,7 @@ use super::normalize::{unfold, Field};
 use super::reject::{refuse, rejection_for};
 use super::syntax::parse_decimal;
 use super::{find, split_lines, Limits, Parsed};
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 const END_OF_HEADERS: &[u8] = b"\r\n\r\n";
 
@@ -157,6 +157,11 @@ impl StreamFramer {
     /// The next complete message, `Ok(None)` if more data is needed.
     #[allow(clippy::should_implement_trait)] // fallible and resumable: not an Iterator
     pub fn next(&mut self) -> Result<Option<Parsed>, FramingError> {
+        Ok(self.next_with_raw()?.map(|(parsed, _)| parsed))
+    }
+
+    /// `next`, with the message's bytes as they were framed (for the SIP trace).
+    pub fn next_with_raw(&mut self) -> Result<Option<(Parsed, Bytes)>, FramingError> {
         if self.failed {
             return Err(FramingError::Failed);
         }
@@ -185,7 +190,7 @@ impl StreamFramer {
         }
     }
 
-    fn more_data(&self) -> Result<Option<Parsed>, FramingError> {
+    fn more_data<T>(&self) -> Result<Option<T>, FramingError> {
         if self.overflowed {
             Err(FramingError::BufferOverflow)
         } else {
@@ -193,7 +198,7 @@ impl StreamFramer {
         }
     }
 
-    fn frame(&mut self) -> Result<Option<Parsed>, FramingError> {
+    fn frame(&mut self) -> Result<Option<(Parsed, Bytes)>, FramingError> {
         self.skip_keepalives();
         let limits = self.limits;
         if self.buf.is_empty() {
@@ -205,8 +210,7 @@ impl StreamFramer {
             }
             let head = Head::new(&self.buf[..end], &limits);
             let parsed = parse_frame(head, &self.buf[end + 4..size], &limits);
-            self.consume(size);
-            return Ok(Some(parsed));
+            return Ok(Some((parsed, self.consume(size))));
         }
         let Some(end) = find(&self.buf, END_OF_HEADERS, self.scanned.saturating_sub(3)) else {
             self.scanned = self.buf.len();
@@ -249,15 +253,14 @@ impl StreamFramer {
             return self.more_data();
         }
         let parsed = parse_frame(head, &self.buf[end + 4..size], &limits);
-        self.consume(size);
-        Ok(Some(parsed))
+        Ok(Some((parsed, self.consume(size))))
     }
 
-    /// Removes a framed message of `size` bytes from the front of the buffer.
-    fn consume(&mut self, size: usize) {
-        self.buf.advance(size);
+    /// Removes a framed message of `size` bytes from the front of the buffer and returns it.
+    fn consume(&mut self, size: usize) -> Bytes {
         self.scanned = 0;
         self.pending = None;
+        self.buf.split_to(size).freeze()
     }
 }
 

@@ -16,9 +16,11 @@ use parking_lot::Mutex;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 
+use crate::model::TraceDirection;
 use crate::shutdown::Shutdown;
 use crate::sip::frontend::{Limits, Parsed};
 use crate::sip::stats::{Flow, SipStats};
+use crate::sip::trace::{Crossed, SipTraces};
 
 /// The side an interface faces; defined with the call's vocabulary (`model`), where the
 /// recorder and the CDR use it too.
@@ -75,8 +77,9 @@ pub trait Handler: Send + Sync + 'static {
     /// Before a message is parsed: false drops it unread (a flooding source). `request` is
     /// false for responses and true for anything else (garbage counts as a request).
     fn admit(&self, side: Side, addr: SocketAddr, request: bool) -> bool;
-    /// One framed message. Called on the socket's reader task; must not block.
-    fn on_message(&self, side: Side, peer: Peer, parsed: Parsed);
+    /// One framed message, with its bytes as they were read (`raw`). Called on the socket's
+    /// reader task; must not block.
+    fn on_message(&self, side: Side, peer: Peer, parsed: Parsed, raw: &[u8]);
 }
 
 /// Whether raw bytes are a response (`SIP/2.0 ` status line) rather than a request; only the
@@ -104,6 +107,8 @@ pub struct Interface {
     /// Set once by `start`; connections we open ourselves need them for their reader.
     handler: OnceLock<Arc<dyn Handler>>,
     shutdown: OnceLock<Shutdown>,
+    /// Calls' SIP traces (`[recording] sip_trace`): every message sent is offered to them.
+    traces: OnceLock<Arc<SipTraces>>,
 }
 
 impl Interface {
@@ -155,6 +160,7 @@ impl Interface {
             stats,
             handler: OnceLock::new(),
             shutdown: OnceLock::new(),
+            traces: OnceLock::new(),
         });
         Ok((iface, listener))
     }
@@ -176,6 +182,11 @@ impl Interface {
         tokio::spawn(tcp::accept_loop(self.clone(), listener, handler, shutdown));
     }
 
+    /// Offer every message sent from now on to the calls' SIP traces.
+    pub fn trace_with(&self, traces: Arc<SipTraces>) {
+        let _ = self.traces.set(traces);
+    }
+
     pub fn side(&self) -> Side {
         self.side
     }
@@ -188,6 +199,15 @@ impl Interface {
     /// logged (the transaction layer's retransmissions and timers deal with loss).
     pub fn send(self: &Arc<Self>, peer: Peer, bytes: Bytes) {
         self.stats.count_sent(self.side, &bytes);
+        if let Some(traces) = self.traces.get() {
+            traces.record(Crossed {
+                side: self.side,
+                direction: TraceDirection::Out,
+                local: self.local,
+                peer,
+                bytes: &bytes,
+            });
+        }
         match peer.proto {
             Proto::Udp => {
                 if let Err(e) = self.udp.try_send_to(&bytes, peer.addr) {

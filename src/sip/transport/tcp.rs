@@ -154,15 +154,15 @@ async fn reader(
         };
         framer.push(&buf[..n]);
         loop {
-            match framer.next() {
-                Ok(Some(parsed)) => {
+            match framer.next_with_raw() {
+                Ok(Some((parsed, raw))) => {
                     let request = !matches!(parsed, Parsed::Message(rsip::SipMessage::Response(_)));
                     if !handler.admit(iface.side, addr, request) {
                         tracing::debug!(side = %iface.side, peer = %addr, "closing tcp connection of a banned source");
                         break 'conn;
                     }
                     iface.received(&parsed);
-                    handler.on_message(iface.side, peer, parsed)
+                    handler.on_message(iface.side, peer, parsed, &raw)
                 }
                 Ok(None) => break,
                 Err(e) => {

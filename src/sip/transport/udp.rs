@@ -51,6 +51,6 @@ pub(super) async fn recv_loop(
         }
         let parsed = parse_datagram(bytes, &iface.limits);
         iface.received(&parsed);
-        handler.on_message(iface.side, peer, parsed);
+        handler.on_message(iface.side, peer, parsed, bytes);
     }
 }
