@@ -24,6 +24,7 @@ mod metrics_admission;
 mod metrics_cluster;
 pub mod openapi;
 mod params;
+mod schemas;
 mod range;
 pub mod recordings;
 pub mod reports;

@@ -52,7 +52,8 @@ pub struct TrunkList {
 }
 
 /// A trunk's definition: the keys of a `[[trunks]]` table of the config file (README), as JSON.
-/// Only `name`, `pbx`, `carrier`, `inbound_to` and `numbers` are required.
+/// Only `name`, `pbx`, `carrier`, `inbound_to` and `numbers` are required; a key left out takes
+/// its default (`null` is not a value: TOML has none).
 #[derive(Debug, Deserialize, ToSchema)]
 #[allow(dead_code)] // Documents the body; it is read as JSON and checked by the config's rules.
 pub struct TrunkBody {
@@ -64,27 +65,40 @@ pub struct TrunkBody {
     #[schema(value_type = Object)]
     carrier: Value,
     /// `udp` (default) or `tcp`.
+    #[schema(nullable = false)]
     carrier_transport: Option<String>,
     /// Where inbound calls go (`ip:port`).
     inbound_to: String,
+    #[schema(nullable = false)]
     pbx_transport: Option<String>,
     /// The carrier-assigned numbers (caller IDs out, numbers reachable in).
     numbers: Vec<String>,
+    #[schema(nullable = false)]
     max_concurrent: Option<u32>,
+    #[schema(nullable = false)]
     max_concurrent_per_caller_id: Option<u32>,
+    #[schema(nullable = false)]
     max_cps: Option<f64>,
+    #[schema(nullable = false)]
     allow_anonymous: Option<bool>,
     /// Local windows, e.g. `09:00-12:00,13:30-20:00`.
+    #[schema(nullable = false)]
     calling_hours: Option<String>,
     /// An IANA time zone, e.g. `Asia/Shanghai`.
+    #[schema(nullable = false)]
     timezone: Option<String>,
+    #[schema(nullable = false)]
     max_call_secs: Option<u64>,
+    #[schema(nullable = false)]
     blocked_numbers: Option<Vec<String>>,
+    #[schema(nullable = false)]
     throttle_share: Option<f64>,
+    #[schema(nullable = false)]
     hangup_on_suspend: Option<bool>,
     /// Per rule (`error_rate`, `over_frequent_callee`…): `enabled`, `threshold`, `window`,
     /// `min_sample`, `step`, `resume_after`…
     #[schema(value_type = Object)]
+    #[schema(nullable = false)]
     rules: Option<Value>,
 }
 

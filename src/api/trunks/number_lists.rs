@@ -20,6 +20,7 @@ use crate::trunks::{NumberList, TrunkError};
 /// One number to add to a list.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NumberOrder {
+    #[schema(schema_with = crate::api::schemas::number)]
     pub number: String,
 }
 
@@ -258,11 +259,7 @@ async fn remove_from(
 /// A number as it goes into the trunk's list: normalized, with its `+` when it had one.
 fn stored_number(raw: &str) -> Result<String, ApiError> {
     let digits = number_param("number", raw)?;
-    let plus = raw
-        .trim()
-        .trim_start_matches(['<'])
-        .trim_start_matches("tel:")
-        .starts_with('+');
+    let plus = raw.starts_with('+');
     Ok(if plus { format!("+{digits}") } else { digits })
 }
 
@@ -272,8 +269,10 @@ mod tests {
 
     #[test]
     fn stored_numbers_keep_their_plus() {
-        assert_eq!(stored_number(" +86 10 1234 5678").unwrap(), "+861012345678");
-        assert_eq!(stored_number("tel:+861012345678").unwrap(), "+861012345678");
+        assert_eq!(stored_number("+86 10 1234 5678").unwrap(), "+861012345678");
+        // The API reads plain numbers only (`schemas::NUMBER_PATTERN`), no URI.
+        assert!(stored_number("tel:+861012345678").is_err());
+        assert!(stored_number(" +861012345678").is_err());
         assert_eq!(stored_number("01012345678").unwrap(), "01012345678");
         assert!(stored_number("abc").is_err());
     }
