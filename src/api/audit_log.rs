@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
-use super::params::{text_param, limit_param, time_param, unique};
+use super::params::{limit_param, text_param, time_param, unique};
 use super::ApiState;
 use crate::store::{AuditFilter, AuditRow};
 

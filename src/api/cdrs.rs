@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Principal;
 use super::error::{ApiError, ErrorBody};
-use super::params::{text_param, limit_param, number_param, time_param, unique};
+use super::params::{limit_param, number_param, text_param, time_param, unique};
 use super::ApiState;
 use crate::model::{Attempt, Cdr, Disposition, Outcome};
 use crate::store::{CdrQuery, CdrSearchKey};
@@ -205,7 +205,9 @@ pub(crate) fn decode_cursor(s: &str) -> Result<CdrSearchKey, ApiError> {
     // What `schemas::CDR_CURSOR_PATTERN` says: lowercase hex of `-?<ms> <printable id>`.
     if !s.len().is_multiple_of(2)
         || s.len() > 1024
-        || !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     {
         return Err(bad());
     }

@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Principal;
 use super::error::{ApiError, ErrorBody};
-use super::params::{text_param, number_param, time_param, unique};
+use super::params::{number_param, text_param, time_param, unique};
 use super::ApiState;
 use crate::config::parse_duration;
 use crate::model::Step;

@@ -52,7 +52,6 @@ pub(crate) fn limit_param(value: &str, max: u32) -> Result<u32, ApiError> {
         .ok_or_else(|| ApiError::bad("limit", format!("must be 1 to {max}")))
 }
 
-
 /// Shared by the resources' query-parsing tests.
 #[cfg(test)]
 pub(crate) mod test_support {

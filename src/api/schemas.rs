@@ -148,6 +148,20 @@ pub(crate) fn impose_order() -> RefOr<Schema> {
     }
 }
 
+/// A trunk's numbers: at least one, each a number (`validate.rs` refuses an empty list).
+pub(crate) fn trunk_numbers() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(number())
+        .min_items(Some(1))
+        .unique_items(true)
+        .build()
+}
+
+/// `udp` or `tcp` (leave the key out for the default, udp).
+pub(crate) fn transport() -> Object {
+    one_of(&["udp", "tcp"])
+}
+
 fn page_size(max: u32) -> Object {
     ObjectBuilder::new()
         .schema_type(Type::Integer)
@@ -209,10 +223,27 @@ mod tests {
     #[test]
     fn the_api_reads_numbers_as_the_pattern_says() {
         // The pattern's language, by hand (schemathesis checks it against the server too).
-        for ok in ["+861012345678", "123", "+86 (10) 1234-5678", "1.2.3 ", "(1)-2-3"] {
+        for ok in [
+            "+861012345678",
+            "123",
+            "+86 (10) 1234-5678",
+            "1.2.3 ",
+            "(1)-2-3",
+        ] {
             assert!(number_param("n", ok).is_ok(), "{ok}");
         }
-        for bad in ["", "12", "+", "abc", "+86x", " +123", "sip:123", "1234567890123456789012", "<123>", "123@host"] {
+        for bad in [
+            "",
+            "12",
+            "+",
+            "abc",
+            "+86x",
+            " +123",
+            "sip:123",
+            "1234567890123456789012",
+            "<123>",
+            "123@host",
+        ] {
             assert!(number_param("n", bad).is_err(), "{bad}");
         }
     }

@@ -58,26 +58,29 @@ pub struct TrunkList {
 #[allow(dead_code)] // Documents the body; it is read as JSON and checked by the config's rules.
 pub struct TrunkBody {
     /// Letters, digits, `-` and `_`; not changed by PUT.
+    #[schema(pattern = "^[A-Za-z0-9_-]+$")]
     name: String,
     /// CIDRs the PBX sends from.
+    #[schema(min_items = 1)]
     pbx: Vec<String>,
     /// The carrier's `ip:port`, or a list of them.
     #[schema(value_type = Object)]
     carrier: Value,
     /// `udp` (default) or `tcp`.
-    #[schema(nullable = false)]
+    #[schema(schema_with = crate::api::schemas::transport)]
     carrier_transport: Option<String>,
     /// Where inbound calls go (`ip:port`).
     inbound_to: String,
-    #[schema(nullable = false)]
+    #[schema(schema_with = crate::api::schemas::transport)]
     pbx_transport: Option<String>,
     /// The carrier-assigned numbers (caller IDs out, numbers reachable in).
+    #[schema(schema_with = crate::api::schemas::trunk_numbers)]
     numbers: Vec<String>,
-    #[schema(nullable = false)]
+    #[schema(nullable = false, minimum = 1)]
     max_concurrent: Option<u32>,
-    #[schema(nullable = false)]
+    #[schema(nullable = false, minimum = 1)]
     max_concurrent_per_caller_id: Option<u32>,
-    #[schema(nullable = false)]
+    #[schema(nullable = false, exclusive_minimum = 0)]
     max_cps: Option<f64>,
     #[schema(nullable = false)]
     allow_anonymous: Option<bool>,
@@ -87,11 +90,11 @@ pub struct TrunkBody {
     /// An IANA time zone, e.g. `Asia/Shanghai`.
     #[schema(nullable = false)]
     timezone: Option<String>,
-    #[schema(nullable = false)]
+    #[schema(nullable = false, minimum = 1)]
     max_call_secs: Option<u64>,
     #[schema(nullable = false)]
     blocked_numbers: Option<Vec<String>>,
-    #[schema(nullable = false)]
+    #[schema(nullable = false, exclusive_minimum = 0, maximum = 1)]
     throttle_share: Option<f64>,
     #[schema(nullable = false)]
     hangup_on_suspend: Option<bool>,
