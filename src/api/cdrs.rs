@@ -280,13 +280,9 @@ mod tests {
         ] {
             assert_eq!(field(parse_query(&pairs(&[(k, v)]))), k, "{k}={v}");
         }
-        assert_eq!(
-            field(parse_query(&pairs(&[
-                ("from", "2026-11-28"),
-                ("to", "2026-11-27")
-            ]))),
-            "to"
-        );
+        // A period that ends before it starts is empty, not an error (the document cannot say
+        // "after from").
+        assert!(parse_query(&pairs(&[("from", "2026-11-28"), ("to", "2026-11-27")])).is_ok());
         assert_eq!(
             field(parse_query(&pairs(&[("limit", "1"), ("limit", "2")]))),
             "limit"
@@ -297,7 +293,8 @@ mod tests {
     fn cursor_round_trips() {
         let k = CdrSearchKey {
             invite_at: DateTime::from_timestamp_millis(1_795_000_000_123).unwrap(),
-            id: "call id/é".into(),
+            // Printable ASCII, as SIP Call-IDs are (`schemas::CDR_CURSOR_PATTERN`).
+            id: "call id/x~".into(),
         };
         assert_eq!(decode_cursor(&encode_cursor(&k)).unwrap(), k);
     }

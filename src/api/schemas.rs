@@ -217,7 +217,6 @@ pub(crate) enum RecordingFormat {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::api::params::number_param;
 
     #[test]
