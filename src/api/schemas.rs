@@ -8,6 +8,8 @@ use serde_json::json;
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type};
 use utoipa::openapi::{Object, RefOr};
 
+pub(crate) mod trunk_body;
+
 /// A phone number as the API reads it: an optional `+`, then 3 to 20 digits, which spaces,
 /// dots, dashes and parentheses may separate (`params::number_param`).
 pub(crate) const NUMBER_PATTERN: &str = r"^\+?[ .()-]*([0-9][ .()-]*){3,20}$";
@@ -146,20 +148,6 @@ pub(crate) fn impose_order() -> RefOr<Schema> {
             RefOr::T(Schema::Object(Object::new()))
         }
     }
-}
-
-/// A trunk's numbers: at least one, each a number (`validate.rs` refuses an empty list).
-pub(crate) fn trunk_numbers() -> utoipa::openapi::schema::Array {
-    utoipa::openapi::schema::ArrayBuilder::new()
-        .items(number())
-        .min_items(Some(1))
-        .unique_items(true)
-        .build()
-}
-
-/// `udp` or `tcp` (leave the key out for the default, udp).
-pub(crate) fn transport() -> Object {
-    one_of(&["udp", "tcp"])
 }
 
 fn page_size(max: u32) -> Object {

@@ -68,7 +68,7 @@ pub(crate) async fn numbers(
         (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
         (status = 403, description = "Not an admin token", body = ErrorBody),
         (status = 404, description = "No such trunk", body = ErrorBody),
-        (status = 409, description = "Listed already", body = ErrorBody),
+        (status = 409, description = "Listed already, or another trunk's (named in `error.field`)", body = ErrorBody),
     )
 )]
 pub(crate) async fn add_number(
@@ -94,15 +94,17 @@ pub(crate) async fn add_number(
     description = "Withdraw a number: the next call with it is refused. Role: admin.",
     params(
         ("name" = String, Path, description = "The trunk's name"),
-        ("number" = String, Path, description = "The number (any spelling that normalizes the same)"),
+        ("number" = String, Path, pattern = r"^\+?[ .()-]*([0-9][ .()-]*){3,20}$",
+         description = "The number (any spelling that normalizes the same; `schemas::NUMBER_PATTERN`)"),
     ),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Removed; the list now", body = NumberListView),
-        (status = 400, description = "Not a number, or the trunk's last one (named in `error.field`)", body = ErrorBody),
+        (status = 400, description = "Not a number (named in `error.field`)", body = ErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
         (status = 403, description = "Not an admin token", body = ErrorBody),
         (status = 404, description = "No such trunk, or the number is not listed", body = ErrorBody),
+        (status = 409, description = "The trunk's last number (a trunk keeps one)", body = ErrorBody),
     )
 )]
 pub(crate) async fn remove_number(
@@ -175,7 +177,8 @@ pub(crate) async fn add_blocked(
     description = "Unblock a number. Role: admin.",
     params(
         ("name" = String, Path, description = "The trunk's name"),
-        ("number" = String, Path, description = "The number (any spelling that normalizes the same)"),
+        ("number" = String, Path, pattern = r"^\+?[ .()-]*([0-9][ .()-]*){3,20}$",
+         description = "The number (any spelling that normalizes the same; `schemas::NUMBER_PATTERN`)"),
     ),
     security(("bearer" = [])),
     responses(
