@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine by itself: installs what the tests need when it
 # is missing (SIPp from `sip-tester`, SIPVicious from `sipvicious`, Redis from `redis-server`,
-# PostgreSQL from `postgresql`, Chromium from `chromium` and `chromium-driver`), starts Redis and PostgreSQL when none answers, then checks
+# PostgreSQL from `postgresql`, Chromium from `chromium` and `chromium-driver`; schemathesis from
+# PyPI into a venv under ~/.cache/trunkguard), starts Redis and PostgreSQL when none answers, then checks
 # formatting and lints and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -66,6 +67,21 @@ if [ -z "${TRUNKGUARD_TEST_PG:-}" ]; then
         pg_connects || { echo "PostgreSQL does not accept user postgres on 127.0.0.1:5432" >&2; exit 1; }
     fi
     export TRUNKGUARD_TEST_PG=postgres://postgres@127.0.0.1:5432
+fi
+# schemathesis (PyPI) checks the API against its own OpenAPI document (tests/api_contract.rs):
+# installed into a venv under ~/.cache/trunkguard when missing, and named to the test.
+st_venv="${HOME}/.cache/trunkguard/schemathesis"
+if [ -z "${TRUNKGUARD_SCHEMATHESIS:-}" ]; then
+    if [ ! -x "$st_venv/bin/st" ]; then
+        echo "== installing schemathesis into $st_venv"
+        python3 -c 'import venv' 2>/dev/null || {
+            as_root apt-get update -qq
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+        }
+        python3 -m venv "$st_venv"
+        "$st_venv/bin/pip" install -q schemathesis
+    fi
+    export TRUNKGUARD_SCHEMATHESIS="$st_venv/bin/st"
 fi
 if ! command -v cargo >/dev/null 2>&1; then
     echo "cargo not found: install the Rust toolchain (rustup) first" >&2

@@ -498,6 +498,30 @@ async fn an_admin_hangs_up_a_live_call_and_imposes_and_lifts_a_step() {
         bad.text.contains(common::CALLER),
         "the form keeps what was typed"
     );
+    // A number that is not the trunk's, a trunk that is not there (the API's 404): the form
+    // again, the field at fault marked.
+    for (key, value, marked) in [
+        ("number", "+861099999999", "impose-number-error"),
+        ("trunk", "nope", "impose-trunk-error"),
+    ] {
+        let elsewhere: Vec<(&str, &str)> = without_token
+            .iter()
+            .map(|&(k, v)| if k == key { (k, value) } else { (k, v) })
+            .collect();
+        let refused = c.post("/console/enforcement", &elsewhere).await;
+        assert_eq!(refused.status, StatusCode::NOT_FOUND, "{}", refused.text);
+        assert!(
+            refused.text.contains(&format!("id=\"{marked}\"")),
+            "{key}: {}",
+            refused.text
+        );
+        if key == "number" {
+            assert!(
+                refused.text.contains(value),
+                "the form keeps what was typed"
+            );
+        }
+    }
     let ok = c.post("/console/enforcement", &without_token).await;
     assert_eq!(
         ok.location(),

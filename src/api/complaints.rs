@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Principal, Role};
 use super::error::{ApiError, ErrorBody};
-use super::params::{number_param, ordered, time_param, unique};
+use super::params::{number_param, time_param, unique};
 use super::ApiState;
 use crate::monitor::complaint_csv::{CATEGORIES, SOURCES};
 use crate::monitor::persist::complaint_rollup;
@@ -28,15 +28,20 @@ const MAX_TEXT_CHARS: usize = 2_000;
 #[serde(deny_unknown_fields)]
 pub struct ComplaintFiling {
     /// Who complained (the called party's number).
+    #[schema(schema_with = super::schemas::number)]
     pub complainant: String,
     /// The number complained about: one of the call center's caller IDs.
+    #[schema(schema_with = super::schemas::number)]
     pub caller_id: String,
     /// When (RFC 3339 or YYYY-MM-DD, UTC); default: now.
+    #[schema(schema_with = super::schemas::optional_time)]
     pub time: Option<String>,
     /// `harassment`, `fraud`, `false_information` or `other`.
+    #[schema(schema_with = super::schemas::complaint_category)]
     pub category: String,
     /// `carrier`, `regulator` or `internal`; a carrier token always files as `carrier`
     /// (default `internal` otherwise).
+    #[schema(schema_with = super::schemas::optional_complaint_source)]
     pub source: Option<String>,
     pub text: Option<String>,
 }
@@ -67,10 +72,13 @@ pub struct Complaints {
 #[allow(dead_code)] // Documents the parameters; they are parsed in `list`.
 pub struct ComplaintParams {
     /// Start (inclusive), RFC 3339 or YYYY-MM-DD (UTC). Default: 7 days ago.
+    #[param(schema_with = super::schemas::time)]
     from: Option<String>,
     /// End (exclusive). Default: now.
+    #[param(schema_with = super::schemas::time)]
     to: Option<String>,
     /// One caller ID.
+    #[param(schema_with = super::schemas::number)]
     number: Option<String>,
 }
 
@@ -105,7 +113,7 @@ pub(crate) async fn file(
         Some(t) => time_param("time", t)?,
         None => Utc::now(),
     };
-    let category = f.category.to_ascii_lowercase();
+    let category = f.category.clone();
     if !CATEGORIES.contains(&category.as_str()) {
         return Err(ApiError::bad("category", CATEGORIES.join(", ")));
     }
@@ -213,7 +221,6 @@ pub(crate) async fn list(
             other => return Err(ApiError::bad(other, "unknown parameter")),
         }
     }
-    ordered(from, to)?;
     let rows = state
         .store()
         .complaints(from, to, number.as_deref())

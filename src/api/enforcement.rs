@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Principal;
 use super::error::{ApiError, ErrorBody};
-use super::params::{number_param, ordered, time_param, unique};
+use super::params::{number_param, text_param, time_param, unique};
 use super::ApiState;
 use crate::config::parse_duration;
 use crate::model::Step;
@@ -25,18 +25,35 @@ use crate::monitor::enforcement::{EnforcementAction, EnforcementError, Impositio
 use crate::monitor::service::MonitorError;
 use crate::store::{AnomalyRow, EnforcementEntry};
 
-/// A period (and for anomalies a subject). Unknown parameters are refused.
+/// The period of the steps in force and the log. Unknown parameters are refused.
+#[derive(Debug, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Documents the parameters; they are parsed by `period`.
+pub struct StepsPeriodParams {
+    /// Start (inclusive): RFC 3339 (UTC). Default: 24 hours ago.
+    #[param(schema_with = super::schemas::time)]
+    from: Option<String>,
+    /// End (exclusive). Default: now. A period that ends at or before its start is empty.
+    #[param(schema_with = super::schemas::time)]
+    to: Option<String>,
+}
+
+/// A period and a subject, for anomalies. Unknown parameters are refused.
 #[derive(Debug, Default, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)] // Documents the parameters; they are parsed by `period`.
 pub struct PeriodParams {
     /// Start (inclusive): RFC 3339 or YYYY-MM-DD (UTC). Default: 24 hours ago.
+    #[param(schema_with = super::schemas::time)]
     from: Option<String>,
     /// End (exclusive). Default: now.
+    #[param(schema_with = super::schemas::time)]
     to: Option<String>,
     /// Anomalies only: one trunk.
+    #[param(schema_with = super::schemas::name)]
     trunk: Option<String>,
     /// Anomalies only: one number (caller ID or called number).
+    #[param(schema_with = super::schemas::number)]
     number: Option<String>,
 }
 
@@ -111,8 +128,9 @@ pub struct Enforcement {
     pub log: Vec<LogEntryView>,
 }
 
-/// An operator's order to impose a step.
-#[derive(Debug, Deserialize, ToSchema)]
+/// An operator's order to impose a step. Its schema (`schemas::impose_order`) says which
+/// steps go with a number and which without.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImposeOrder {
     pub trunk: String,
@@ -129,8 +147,17 @@ pub struct ImposeOrder {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LiftOrder {
+    #[schema(schema_with = super::schemas::reason)]
     pub reason: String,
 }
+
+impl utoipa::PartialSchema for ImposeOrder {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        super::schemas::impose_order()
+    }
+}
+
+impl ToSchema for ImposeOrder {}
 
 /// What an order did.
 #[derive(Debug, Serialize, ToSchema)]
@@ -188,7 +215,7 @@ pub(crate) async fn anomalies(
     description = "The steps in force now and the enforcement log of a period (append-only: \
                    each step has an impose row and, once lifted, a lift row with the same \
                    imposition). Roles: carrier (its trunks only), compliance, admin.",
-    params(PeriodParams),
+    params(StepsPeriodParams),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Steps in force and the log", body = Enforcement),
@@ -233,6 +260,7 @@ pub(crate) async fn enforcement(
         (status = 400, description = "A bad field (named in `error.field`)", body = ErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
         (status = 403, description = "Not an admin token", body = ErrorBody),
+        (status = 404, description = "No such trunk, or the number is not one of its numbers", body = ErrorBody),
         (status = 409, description = "The cluster's monitor leader refused it (its trunks \
                                       changed meanwhile)", body = ErrorBody),
         (status = 503, description = "The monitor (in a cluster: its leader) did not take it \
@@ -253,7 +281,18 @@ pub(crate) async fn impose(
     let duration = o
         .duration
         .as_deref()
-        .map(parse_duration)
+        .map(|d| {
+            // The canonical form only (`schemas::DURATION_PATTERN`): no sign, no leading zero.
+            let digits = d.strip_suffix(['s', 'm', 'h', 'd']).unwrap_or("");
+            if (1..=7).contains(&digits.len())
+                && !digits.starts_with('0')
+                && digits.bytes().all(|b| b.is_ascii_digit())
+            {
+                parse_duration(d)
+            } else {
+                Err(format!("`{d}` is not a duration like 90s, 30m, 2h or 7d"))
+            }
+        })
         .transpose()
         .map_err(|e| ApiError::bad("duration", e))?;
     let subject = match &o.number {
@@ -266,12 +305,11 @@ pub(crate) async fn impose(
         .impose(subject, step, duration, &who.name, &o.reason)
         .await
         .map_err(|e| match e {
-            MonitorError::Enforcement(e @ EnforcementError::UnknownTrunk(_)) => {
-                ApiError::bad("trunk", e.to_string())
-            }
-            MonitorError::Enforcement(e @ EnforcementError::NotTheTrunksNumber { .. }) => {
-                ApiError::bad("number", e.to_string())
-            }
+            // The order names a trunk or number that is not there (as a path would).
+            MonitorError::Enforcement(
+                e @ (EnforcementError::UnknownTrunk(_)
+                | EnforcementError::NotTheTrunksNumber { .. }),
+            ) => ApiError::NotFound(e.to_string()),
             MonitorError::Enforcement(e) => ApiError::bad("step", e.to_string()),
             other => unavailable(other),
         })?;
@@ -365,12 +403,11 @@ fn period(
         match key.as_str() {
             "from" => p.from = time_param("from", value)?,
             "to" => p.to = time_param("to", value)?,
-            "trunk" if subject_filters && !value.is_empty() => p.trunk = Some(value.clone()),
+            "trunk" if subject_filters => p.trunk = Some(text_param("trunk", value)?),
             "number" if subject_filters => p.number = Some(number_param("number", value)?),
             other => return Err(ApiError::bad(other, "unknown parameter")),
         }
     }
-    ordered(p.from, p.to)?;
     Ok(p)
 }
 

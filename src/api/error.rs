@@ -35,6 +35,10 @@ pub enum ApiError {
     /// What is to be created exists already (a trunk's name, a listed number).
     #[error("{0}")]
     Conflict(String),
+    /// A value valid alone that clashes with what is stored (a number another trunk has);
+    /// `field` names it.
+    #[error("{field}: {message}")]
+    Clash { field: String, message: String },
 }
 
 impl ApiError {
@@ -79,7 +83,7 @@ impl ApiError {
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::Clash { .. } => StatusCode::CONFLICT,
         }
     }
 
@@ -93,7 +97,7 @@ impl ApiError {
             ApiError::Store(_) => "internal",
             ApiError::TooLarge(_) => "too_large",
             ApiError::Unavailable(_) => "unavailable",
-            ApiError::Conflict(_) => "conflict",
+            ApiError::Conflict(_) | ApiError::Clash { .. } => "conflict",
         }
     }
 }
@@ -110,7 +114,7 @@ pub struct ErrorDetail {
     /// `too_large`, `internal`, `unavailable` or `conflict`.
     pub code: String,
     pub message: String,
-    /// The parameter at fault (400 only).
+    /// The parameter at fault (400; 409 when a value clashes with what is stored).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
 }
@@ -124,11 +128,15 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %e, "api: store error");
                 "internal error".to_string()
             }
-            ApiError::BadRequest { message, .. } => message.clone(),
+            ApiError::BadRequest { message, .. } | ApiError::Clash { message, .. } => {
+                message.clone()
+            }
             other => other.to_string(),
         };
         let field = match &self {
-            ApiError::BadRequest { field, .. } => Some(field.clone()),
+            ApiError::BadRequest { field, .. } | ApiError::Clash { field, .. } => {
+                Some(field.clone())
+            }
             _ => None,
         };
         let body = ErrorBody {

@@ -24,6 +24,7 @@ const MAX_REASON: usize = 2000;
 #[serde(deny_unknown_fields)]
 pub struct HoldOrder {
     /// Why the call is held (a case, a court order): required.
+    #[schema(schema_with = super::schemas::hold_reason)]
     pub reason: String,
 }
 
@@ -31,6 +32,7 @@ pub struct HoldOrder {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseOrder {
+    #[schema(schema_with = super::schemas::optional_hold_reason)]
     pub reason: Option<String>,
 }
 
@@ -162,7 +164,10 @@ pub(crate) async fn release(
     let order: ReleaseOrder = if body.iter().all(u8::is_ascii_whitespace) {
         ReleaseOrder::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad("body", e.to_string()))?
+        // `null` is no body (the document's optional body is `ReleaseOrder` or null).
+        serde_json::from_slice::<Option<ReleaseOrder>>(&body)
+            .map_err(|e| ApiError::bad("body", e.to_string()))?
+            .unwrap_or_default()
     };
     let reason = order
         .reason

@@ -28,6 +28,7 @@ mod params;
 mod range;
 pub mod recordings;
 pub mod reports;
+mod schemas;
 pub mod server;
 pub mod sip_trace;
 pub mod tls;

@@ -100,10 +100,15 @@ pub fn document_json() -> &'static serde_json::Value {
     DOC.get_or_init(|| {
         let mut doc = ApiDoc::openapi();
         doc.info.version = env!("CARGO_PKG_VERSION").to_string();
-        serde_json::to_value(&doc).unwrap_or_else(|e| {
+        let mut doc = serde_json::to_value(&doc).unwrap_or_else(|e| {
             tracing::error!(error = %e, "openapi document does not serialize");
             serde_json::Value::Null
-        })
+        });
+        // The trunk body's exact schema, which utoipa's model cannot hold (`not`, `const`).
+        if let Some(slot) = doc.pointer_mut("/components/schemas/TrunkBody") {
+            *slot = super::schemas::trunk_body::schema().clone();
+        }
+        doc
     })
 }
 

@@ -20,9 +20,27 @@ pub(crate) fn time_param(field: &str, value: &str) -> Result<DateTime<Utc>, ApiE
         .ok_or_else(|| ApiError::bad(field, "not RFC 3339 (2026-11-27T09:00:00Z) or YYYY-MM-DD"))
 }
 
-/// A phone number, normalized like the numbers of calls.
+/// A phone number, normalized like the numbers of calls: an optional `+`, then 3 to 20 digits
+/// that spaces, dots, dashes and parentheses may separate (`schemas::NUMBER_PATTERN`; no SIP
+/// URI, no surrounding white space).
 pub(crate) fn number_param(field: &str, value: &str) -> Result<String, ApiError> {
-    crate::model::normalize_number(value).ok_or_else(|| ApiError::bad(field, "not a phone number"))
+    let bad = || ApiError::bad(field, "not a phone number (+8610…, 3 to 20 digits)");
+    let rest = value.strip_prefix('+').unwrap_or(value);
+    if !rest
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '.' | '-' | '(' | ')'))
+    {
+        return Err(bad());
+    }
+    crate::model::normalize_number(value).ok_or_else(bad)
+}
+
+/// A text filter of 1 to 256 characters.
+pub(crate) fn text_param(field: &str, value: &str) -> Result<String, ApiError> {
+    if value.is_empty() || value.chars().count() > 256 {
+        return Err(ApiError::bad(field, "must be 1 to 256 characters"));
+    }
+    Ok(value.to_string())
 }
 
 /// A page size, 1 to `max`.
@@ -32,14 +50,6 @@ pub(crate) fn limit_param(value: &str, max: u32) -> Result<u32, ApiError> {
         .ok()
         .filter(|n| (1..=max).contains(n))
         .ok_or_else(|| ApiError::bad("limit", format!("must be 1 to {max}")))
-}
-
-/// A period must end after it starts (the error names `to`).
-pub(crate) fn ordered(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<(), ApiError> {
-    if to <= from {
-        return Err(ApiError::bad("to", "must be after from"));
-    }
-    Ok(())
 }
 
 /// Shared by the resources' query-parsing tests.

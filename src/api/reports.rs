@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Principal;
 use super::error::{ApiError, ErrorBody};
-use super::params::{number_param, ordered, time_param, unique};
+use super::params::{number_param, text_param, time_param, unique};
 use super::ApiState;
 use crate::model::SubjectKind;
 use crate::monitor::kpi::day_start;
@@ -24,18 +24,25 @@ use crate::monitor::report::{kpi_report, render, Bucket, Format, ReportQuery, Re
 #[allow(dead_code)] // Documents the parameters; they are parsed by `parse_query`.
 pub struct KpiParams {
     /// Start (inclusive): RFC 3339 or YYYY-MM-DD (UTC). Default: today 00:00 UTC.
+    #[param(schema_with = super::schemas::time)]
     from: Option<String>,
     /// End (exclusive). Default: `from` plus one day.
+    #[param(schema_with = super::schemas::time)]
     to: Option<String>,
     /// One trunk (a carrier token limited to trunks may only name its own).
+    #[param(schema_with = super::schemas::name)]
     trunk: Option<String>,
     /// A caller ID or called number: its caller-ID and callee rows.
+    #[param(schema_with = super::schemas::number)]
     number: Option<String>,
     /// `trunk`, `caller_id` or `callee`; default trunks and caller IDs.
+    #[param(schema_with = super::schemas::subject_kind)]
     kind: Option<String>,
     /// `hour` (default) or `day` (UTC days).
+    #[param(schema_with = super::schemas::bucket)]
     bucket: Option<String>,
     /// `json` (default) or `csv`.
+    #[param(schema_with = super::schemas::report_format)]
     format: Option<String>,
 }
 
@@ -61,7 +68,8 @@ pub struct KpiReport {
     params(KpiParams),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The report (JSON, or text/csv with format=csv)", body = KpiReport),
+        (status = 200, description = "The report (JSON, or text/csv with format=csv)",
+            content((KpiReport = "application/json"), (String = "text/csv"))),
         (status = 400, description = "A bad parameter (named in `error.field`)", body = ErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
         (status = 403, description = "Role or trunk not allowed", body = ErrorBody),
@@ -120,8 +128,7 @@ fn parse_query(pairs: &[(String, String)]) -> Result<(ReportQuery, Format), ApiE
                 q.to = time_param("to", value)?;
                 to_given = true;
             }
-            "trunk" if !value.is_empty() => q.trunk = Some(value.clone()),
-            "trunk" => return Err(ApiError::bad("trunk", "must not be empty")),
+            "trunk" => q.trunk = Some(text_param("trunk", value)?),
             "number" => q.number = Some(number_param("number", value)?),
             "kind" => {
                 if value.parse::<SubjectKind>().is_err() {
@@ -147,7 +154,6 @@ fn parse_query(pairs: &[(String, String)]) -> Result<(ReportQuery, Format), ApiE
     if !to_given {
         q.to = q.from + Duration::days(1);
     }
-    ordered(q.from, q.to)?;
     Ok((q, format))
 }
 

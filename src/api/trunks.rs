@@ -14,7 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
@@ -51,42 +51,21 @@ pub struct TrunkList {
     pub items: Vec<TrunkView>,
 }
 
-/// A trunk's definition: the keys of a `[[trunks]]` table of the config file (README), as JSON.
-/// Only `name`, `pbx`, `carrier`, `inbound_to` and `numbers` are required.
-#[derive(Debug, Deserialize, ToSchema)]
-#[allow(dead_code)] // Documents the body; it is read as JSON and checked by the config's rules.
-pub struct TrunkBody {
-    /// Letters, digits, `-` and `_`; not changed by PUT.
-    name: String,
-    /// CIDRs the PBX sends from.
-    pbx: Vec<String>,
-    /// The carrier's `ip:port`, or a list of them.
-    #[schema(value_type = Object)]
-    carrier: Value,
-    /// `udp` (default) or `tcp`.
-    carrier_transport: Option<String>,
-    /// Where inbound calls go (`ip:port`).
-    inbound_to: String,
-    pbx_transport: Option<String>,
-    /// The carrier-assigned numbers (caller IDs out, numbers reachable in).
-    numbers: Vec<String>,
-    max_concurrent: Option<u32>,
-    max_concurrent_per_caller_id: Option<u32>,
-    max_cps: Option<f64>,
-    allow_anonymous: Option<bool>,
-    /// Local windows, e.g. `09:00-12:00,13:30-20:00`.
-    calling_hours: Option<String>,
-    /// An IANA time zone, e.g. `Asia/Shanghai`.
-    timezone: Option<String>,
-    max_call_secs: Option<u64>,
-    blocked_numbers: Option<Vec<String>>,
-    throttle_share: Option<f64>,
-    hangup_on_suspend: Option<bool>,
-    /// Per rule (`error_rate`, `over_frequent_callee`…): `enabled`, `threshold`, `window`,
-    /// `min_sample`, `step`, `resume_after`…
-    #[schema(value_type = Object)]
-    rules: Option<Value>,
+/// A trunk's definition (the keys of a `[[trunks]]` table, as JSON): its schema is
+/// `schemas::trunk_body`, which the document carries and every body is checked against.
+pub struct TrunkBody;
+
+impl utoipa::PartialSchema for TrunkBody {
+    /// A stand-in: `openapi::document_json` puts `schemas::trunk_body::schema()` in its place
+    /// (utoipa's model has no `not` or `const`).
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Object)
+            .into()
+    }
 }
+
+impl ToSchema for TrunkBody {}
 
 #[utoipa::path(
     get,
@@ -120,7 +99,7 @@ pub(crate) async fn list(State(state): State<ApiState>) -> Result<Json<TrunkList
         (status = 400, description = "A bad key (named in `error.field`)", body = ErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
         (status = 403, description = "Not an admin token", body = ErrorBody),
-        (status = 409, description = "A trunk of that name exists", body = ErrorBody),
+        (status = 409, description = "A trunk of that name exists, or a number is another trunk's or listed twice (named in `error.field`)", body = ErrorBody),
     )
 )]
 pub(crate) async fn create(
@@ -176,10 +155,11 @@ pub(crate) async fn get_one(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Replaced", body = TrunkView),
-        (status = 400, description = "A bad key (named in `error.field`); `name` differs from the path", body = ErrorBody),
+        (status = 400, description = "A bad key (named in `error.field`)", body = ErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
         (status = 403, description = "Not an admin token", body = ErrorBody),
         (status = 404, description = "No such trunk", body = ErrorBody),
+        (status = 409, description = "`name` is not the path's, or a number is another trunk's or listed twice", body = ErrorBody),
     )
 )]
 pub(crate) async fn replace(
@@ -240,6 +220,10 @@ fn api_error(e: TrunkError) -> ApiError {
             ApiError::Conflict(e.to_string())
         }
         TrunkError::Invalid { key, message } => ApiError::bad(key, message),
+        TrunkError::Clash { key, message } => ApiError::Clash {
+            field: key,
+            message,
+        },
         TrunkError::Store(e) => ApiError::Store(e),
     }
 }
@@ -264,6 +248,7 @@ pub(crate) fn definition_from_json(body: &[u8]) -> Result<String, ApiError> {
             "must be a JSON object of the trunk's keys",
         ));
     }
+    let value = whole_numbers_as_integers(value);
     if let Some(path) = null_at(&value, "") {
         return Err(ApiError::bad(
             path,
@@ -271,7 +256,34 @@ pub(crate) fn definition_from_json(body: &[u8]) -> Result<String, ApiError> {
         ));
     }
     let table = toml::Value::try_from(&value).map_err(|e| ApiError::bad("body", e.to_string()))?;
-    toml::to_string(&table).map_err(|e| ApiError::bad("body", e.to_string()))
+    let text = toml::to_string(&table).map_err(|e| ApiError::bad("body", e.to_string()))?;
+    // The config's parse says what is wrong in its own words; the schema then refuses what the
+    // config would take but the document does not allow (its forms are the narrower).
+    crate::trunks::parse_definition(&text).map_err(api_error)?;
+    super::schemas::trunk_body::check(&value)
+        .map_err(|(key, message)| ApiError::bad(key, message))?;
+    Ok(text)
+}
+
+/// `v` with every float that is a whole number (`805.0`) as that integer: JSON does not tell
+/// them apart (nor does the schema's `integer`), TOML does, and a count must be a TOML integer.
+/// A float key (`max_cps`) reads an integer as that float.
+fn whole_numbers_as_integers(v: Value) -> Value {
+    match v {
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if !n.is_i64() && !n.is_u64() && f.fract() == 0.0 && f.abs() < 9.0e15 => {
+                Value::from(f as i64)
+            }
+            _ => Value::Number(n),
+        },
+        Value::Array(items) => items.into_iter().map(whole_numbers_as_integers).collect(),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, whole_numbers_as_integers(v)))
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 /// The path (`rules.error_rate.step`, `numbers[1]`) of the first `null` in `v`.
@@ -363,6 +375,13 @@ mod tests {
         assert!(!t.rule(crate::config::RuleId::OverFrequentCallee).enabled);
         // What GET shows is the body that was sent, key for key.
         assert_eq!(definition_to_json(&text), body);
+        // A whole number written as a float (JSON does not tell them apart) is a count.
+        let float_counts = body
+            .to_string()
+            .replace("\"max_concurrent\":12", "\"max_concurrent\":12.0");
+        assert!(float_counts.contains("12.0"), "{float_counts}");
+        let t = parse_definition(&definition_from_json(float_counts.as_bytes()).unwrap()).unwrap();
+        assert_eq!(t.max_concurrent, 12);
         // A whole number where a float is expected reads as that float.
         let int_cps = body.to_string().replace("2.5", "3");
         let t = parse_definition(&definition_from_json(int_cps.as_bytes()).unwrap()).unwrap();

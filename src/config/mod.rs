@@ -34,6 +34,9 @@ pub enum ConfigError {
     Parse { path: String, message: String },
     #[error("config key `{key}`: {message}")]
     Invalid { key: String, message: String },
+    /// Two trunks (or two entries of one list) claim the same number: each is valid alone.
+    #[error("config key `{key}`: {message}")]
+    Clash { key: String, message: String },
     /// The file could be changed by anyone on the machine: not trusted.
     #[error("config file {path} is writable by every user (mode {mode:o}): chmod o-w it")]
     WorldWritable { path: String, mode: u32 },
@@ -393,6 +396,9 @@ fn default_media_timeout_secs() -> u64 {
 fn default_min_free_mb() -> u64 {
     512
 }
+/// Longest call a trunk may allow (`max_call_secs`): a week. Beyond it the value is a typo, and
+/// a deadline that far off would overflow the clock.
+pub const MAX_CALL_SECS: u64 = 7 * 24 * 3600;
 /// Above 1 TiB the floor is a typo (bytes for MiB, say) rather than a policy.
 pub(crate) const MAX_MIN_FREE_MB: u64 = 1 << 20;
 fn default_recording_dir() -> std::path::PathBuf {

@@ -175,10 +175,12 @@ impl Config {
                     ConfigError::invalid(key("numbers"), format!("`{n}` is not a phone number"))
                 })?;
                 if !numbers.insert(norm) {
-                    return Err(ConfigError::invalid(
-                        key("numbers"),
-                        format!("`{n}` is assigned to more than one trunk or listed twice"),
-                    ));
+                    return Err(ConfigError::Clash {
+                        key: key("numbers"),
+                        message: format!(
+                            "`{n}` is assigned to more than one trunk or listed twice"
+                        ),
+                    });
                 }
             }
             for n in &t.blocked_numbers {
@@ -201,8 +203,11 @@ impl Config {
             if !(t.max_cps.is_finite() && t.max_cps > 0.0) {
                 return Err(ConfigError::invalid(key("max_cps"), "must be > 0"));
             }
-            if t.max_call_secs == 0 {
-                return Err(ConfigError::invalid(key("max_call_secs"), "must be > 0"));
+            if !(1..=super::MAX_CALL_SECS).contains(&t.max_call_secs) {
+                return Err(ConfigError::invalid(
+                    key("max_call_secs"),
+                    format!("must be 1..={} (a week)", super::MAX_CALL_SECS),
+                ));
             }
             if !(t.throttle_share.is_finite() && t.throttle_share > 0.0 && t.throttle_share <= 1.0)
             {

@@ -28,6 +28,10 @@ pub enum TrunkError {
     /// `rules.error_rate.threshold`…).
     #[error("trunk key `{key}`: {message}")]
     Invalid { key: String, message: String },
+    /// The definition is valid alone but clashes with the trunks in force (a number another
+    /// trunk has, or listed twice) or with the trunk it replaces (another name).
+    #[error("trunk key `{key}`: {message}")]
+    Clash { key: String, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -234,6 +238,13 @@ impl TrunkBook {
                     number: number.to_string(),
                 });
             }
+            if entries.is_empty() && list == NumberList::Numbers {
+                // Valid alone, refused by the trunk's state: 409 at the API, not 400.
+                return Err(TrunkError::Clash {
+                    key: key.to_string(),
+                    message: format!("`{number}` is the trunk's last number: a trunk keeps one"),
+                });
+            }
             Ok(())
         })
         .await
@@ -288,10 +299,10 @@ impl TrunkBook {
         match (expect, existing) {
             (Expect::New, Some(_)) => return Err(TrunkError::Exists(new.name)),
             (Expect::Existing(name), _) if name != new.name => {
-                return Err(TrunkError::invalid(
-                    "name",
-                    format!("must stay `{name}` (a trunk is not renamed)"),
-                ))
+                return Err(TrunkError::Clash {
+                    key: "name".into(),
+                    message: format!("must stay `{name}` (a trunk is not renamed)"),
+                })
             }
             (Expect::Existing(name), None) => return Err(TrunkError::NotFound(name.to_string())),
             _ => {}
@@ -438,14 +449,20 @@ fn error_key(text: &str, e: &toml::de::Error) -> String {
 /// A validation error of the whole config as one about this trunk: `trunks[2].max_cps` →
 /// `max_cps` (the other trunks are in force already; a clash names the key too).
 fn config_error(e: ConfigError) -> TrunkError {
+    // `trunks[2].max_cps` → `max_cps`.
+    let trunk_key = |key: String| match key.split_once("].") {
+        Some((head, rest)) if head.starts_with("trunks[") => rest.to_string(),
+        _ => key,
+    };
     match e {
-        ConfigError::Invalid { key, message } => {
-            let key = match key.split_once("].") {
-                Some((head, rest)) if head.starts_with("trunks[") => rest.to_string(),
-                _ => key,
-            };
-            TrunkError::Invalid { key, message }
-        }
+        ConfigError::Invalid { key, message } => TrunkError::Invalid {
+            key: trunk_key(key),
+            message,
+        },
+        ConfigError::Clash { key, message } => TrunkError::Clash {
+            key: trunk_key(key),
+            message,
+        },
         ConfigError::Parse { path, message } => TrunkError::Invalid { key: path, message },
         ConfigError::Read { path, source } => TrunkError::invalid(path, source.to_string()),
         e @ ConfigError::WorldWritable { .. } => TrunkError::invalid("config", e.to_string()),
@@ -500,9 +517,17 @@ mod tests {
 
     #[test]
     fn validation_errors_name_the_trunks_key() {
-        let e = config_error(ConfigError::invalid("trunks[3].numbers", "taken"));
+        let e = config_error(ConfigError::invalid("trunks[3].max_cps", "must be > 0"));
         assert!(
-            matches!(e, TrunkError::Invalid { ref key, .. } if key == "numbers"),
+            matches!(e, TrunkError::Invalid { ref key, .. } if key == "max_cps"),
+            "{e}"
+        );
+        let e = config_error(ConfigError::Clash {
+            key: "trunks[3].numbers".into(),
+            message: "taken".into(),
+        });
+        assert!(
+            matches!(e, TrunkError::Clash { ref key, .. } if key == "numbers"),
             "{e}"
         );
         let e = config_error(ConfigError::invalid(

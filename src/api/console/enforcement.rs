@@ -303,6 +303,7 @@ pub(crate) async fn impose(
         duration: non_empty(form.duration.as_deref()),
         reason: form.reason.clone().unwrap_or_default(),
     };
+    let order_trunk = order.trunk.clone();
     match api_impose(
         State(state.clone()),
         Extension(who.clone()),
@@ -311,7 +312,16 @@ pub(crate) async fn impose(
     .await
     {
         Ok(_) => see_other("/console/enforcement?done=imposed", &[]),
-        Err(ApiError::BadRequest { field, .. }) => {
+        Err(e @ (ApiError::BadRequest { .. } | ApiError::NotFound(_))) => {
+            let status = e.status();
+            let field = match e {
+                ApiError::BadRequest { field, .. } => field,
+                // The API's 404: the trunk is not there, or the number is not one of its own.
+                _ if state.deps().trunks.definition(&order_trunk).await.is_ok() => {
+                    "number".to_string()
+                }
+                _ => "trunk".to_string(),
+            };
             let t = field_words(&field);
             let refused = Refused {
                 form,
@@ -324,7 +334,7 @@ pub(crate) async fn impose(
                 &who,
                 refused,
                 Some((T::FixTheForm, true)),
-                StatusCode::BAD_REQUEST,
+                status,
             )
             .await
         }

@@ -79,7 +79,7 @@ fn file_kind(
                    purge deleted it. Role: compliance.",
     params(
         ("id" = String, Path, description = "The call id (the CDR's id)"),
-        ("format" = Option<String>, Query, description = "`wav` (default) or `pcap`"),
+        ("format" = inline(Option<crate::api::schemas::RecordingFormat>), Query, description = "`wav` (default) or `pcap`"),
         ("Range" = Option<String>, Header, description = "`bytes=a-b`, `bytes=a-` or `bytes=-n`"),
         ("If-Range" = Option<String>, Header, description = "The ETag a resumed download expects"),
     ),

@@ -20,6 +20,7 @@ use crate::trunks::{NumberList, TrunkError};
 /// One number to add to a list.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NumberOrder {
+    #[schema(schema_with = crate::api::schemas::number)]
     pub number: String,
 }
 
@@ -67,7 +68,7 @@ pub(crate) async fn numbers(
         (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
         (status = 403, description = "Not an admin token", body = ErrorBody),
         (status = 404, description = "No such trunk", body = ErrorBody),
-        (status = 409, description = "Listed already", body = ErrorBody),
+        (status = 409, description = "Listed already, or another trunk's (named in `error.field`)", body = ErrorBody),
     )
 )]
 pub(crate) async fn add_number(
@@ -93,15 +94,17 @@ pub(crate) async fn add_number(
     description = "Withdraw a number: the next call with it is refused. Role: admin.",
     params(
         ("name" = String, Path, description = "The trunk's name"),
-        ("number" = String, Path, description = "The number (any spelling that normalizes the same)"),
+        ("number" = String, Path, pattern = r"^\+?[ .()-]*([0-9][ .()-]*){3,20}$",
+         description = "The number (any spelling that normalizes the same; `schemas::NUMBER_PATTERN`)"),
     ),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Removed; the list now", body = NumberListView),
-        (status = 400, description = "Not a number, or the trunk's last one (named in `error.field`)", body = ErrorBody),
+        (status = 400, description = "Not a number (named in `error.field`)", body = ErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
         (status = 403, description = "Not an admin token", body = ErrorBody),
         (status = 404, description = "No such trunk, or the number is not listed", body = ErrorBody),
+        (status = 409, description = "The trunk's last number (a trunk keeps one)", body = ErrorBody),
     )
 )]
 pub(crate) async fn remove_number(
@@ -174,7 +177,8 @@ pub(crate) async fn add_blocked(
     description = "Unblock a number. Role: admin.",
     params(
         ("name" = String, Path, description = "The trunk's name"),
-        ("number" = String, Path, description = "The number (any spelling that normalizes the same)"),
+        ("number" = String, Path, pattern = r"^\+?[ .()-]*([0-9][ .()-]*){3,20}$",
+         description = "The number (any spelling that normalizes the same; `schemas::NUMBER_PATTERN`)"),
     ),
     security(("bearer" = [])),
     responses(
@@ -258,11 +262,7 @@ async fn remove_from(
 /// A number as it goes into the trunk's list: normalized, with its `+` when it had one.
 fn stored_number(raw: &str) -> Result<String, ApiError> {
     let digits = number_param("number", raw)?;
-    let plus = raw
-        .trim()
-        .trim_start_matches(['<'])
-        .trim_start_matches("tel:")
-        .starts_with('+');
+    let plus = raw.starts_with('+');
     Ok(if plus { format!("+{digits}") } else { digits })
 }
 
@@ -272,8 +272,10 @@ mod tests {
 
     #[test]
     fn stored_numbers_keep_their_plus() {
-        assert_eq!(stored_number(" +86 10 1234 5678").unwrap(), "+861012345678");
-        assert_eq!(stored_number("tel:+861012345678").unwrap(), "+861012345678");
+        assert_eq!(stored_number("+86 10 1234 5678").unwrap(), "+861012345678");
+        // The API reads plain numbers only (`schemas::NUMBER_PATTERN`), no URI.
+        assert!(stored_number("tel:+861012345678").is_err());
+        assert!(stored_number(" +861012345678").is_err());
         assert_eq!(stored_number("01012345678").unwrap(), "01012345678");
         assert!(stored_number("abc").is_err());
     }
