@@ -119,7 +119,7 @@ async fn a_step_imposed_or_lifted_through_either_nodes_api_is_in_force_on_the_ot
         let node = &mut c.nodes[via];
         node.failed_call(&mut c.carrier, number, CALLEE, 486).await;
     }
-    // A bad order is refused by a follower as by the leader, naming the field.
+    // An order for a trunk that does not exist is refused by a follower as by the leader.
     for i in [follower, leader] {
         c.order(
             i,
@@ -127,7 +127,7 @@ async fn a_step_imposed_or_lifted_through_either_nodes_api_is_in_force_on_the_ot
             json!({ "trunk": "nope", "step": "alert", "reason": "typo" }),
         )
         .await
-        .refused(StatusCode::BAD_REQUEST, "bad_request", Some("trunk"));
+        .refused(StatusCode::NOT_FOUND, "not_found", None);
     }
     c.shutdown().await;
 }

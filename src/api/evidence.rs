@@ -120,18 +120,25 @@ pub struct FileVerification {
 #[allow(dead_code)] // Documents the parameters; they are parsed by `cdrs::parse_query`.
 pub struct EvidenceParams {
     /// A caller or callee number.
+    #[param(schema_with = super::schemas::number)]
     number: Option<String>,
     /// A trunk.
+    #[param(schema_with = super::schemas::name)]
     trunk: Option<String>,
     /// INVITE time at or after: RFC 3339 or YYYY-MM-DD (UTC).
+    #[param(schema_with = super::schemas::time)]
     from: Option<String>,
     /// INVITE time before: RFC 3339 or YYYY-MM-DD (UTC).
+    #[param(schema_with = super::schemas::time)]
     to: Option<String>,
     /// `answered`, `busy`, `no_answer`, `cancelled`, `rejected`, `failed` or `refused`.
+    #[param(schema_with = super::schemas::disposition)]
     disposition: Option<String>,
     /// A refusal or end reason code as stored.
+    #[param(schema_with = super::schemas::reason_code)]
     reason: Option<String>,
     /// An anomaly's id: the calls it names.
+    #[param(schema_with = super::schemas::anomaly_id)]
     anomaly: Option<String>,
 }
 

@@ -190,6 +190,11 @@ pub(crate) fn report_format() -> Object {
     one_of(&["json", "csv"])
 }
 
+/// A SIP trace's `format`.
+pub(crate) fn sip_trace_format() -> Object {
+    one_of(&["json", "text"])
+}
+
 pub(crate) fn complaint_category() -> Object {
     one_of(&crate::monitor::complaint_csv::CATEGORIES)
 }

@@ -5,6 +5,7 @@
 //! call center's PBX addresses, Call-IDs and headers, which the gateway's topology hiding keeps
 //! from it). The audit row is written by the guard like every read.
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
@@ -22,6 +23,7 @@ use crate::store::sip_trace::{self, ReadSipTraceError};
 #[into_params(parameter_in = Query)]
 pub(crate) struct SipTraceParams {
     /// `json` (default) or `text`; without it, `Accept: text/plain` asks for text.
+    #[param(schema_with = super::schemas::sip_trace_format)]
     format: Option<String>,
 }
 
@@ -109,9 +111,11 @@ pub(crate) async fn sip_trace(
     State(state): State<ApiState>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
-    Query(params): Query<SipTraceParams>,
+    params: Result<Query<SipTraceParams>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    // A query axum cannot read (a repeated `format`…) is the API's JSON 400, not axum's text.
+    let Query(params) = params.map_err(|e| ApiError::bad("query", e.body_text()))?;
     let text = wants_text(&params, &headers)?;
     let trace = visible_trace(&state, &who, &id).await?;
     Ok(if text {
