@@ -80,23 +80,14 @@ impl Principal {
 
 /// Lowercase hex SHA-256 of a token, as stored.
 pub fn token_sha256(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    hex::encode(&Sha256::digest(token.as_bytes()))
 }
 
 /// A new random token (`tg_` and 64 hex digits: 32 bytes from the OS's generator).
 pub fn generate_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
-    format!("tg_{}", hex(&bytes))
+    format!("tg_{}", hex::encode(&bytes))
 }
 
 /// Why a token could not be created.

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use zip::write::{SimpleFileOptions, StreamWriter};
 use zip::{CompressionMethod, ZipWriter};
 
-use crate::recording::digest::to_hex as hex;
+use hex::encode as hex;
 
 /// The manifest's name in the package (it lists every other file).
 pub const MANIFEST: &str = "manifest.json";

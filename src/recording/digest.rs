@@ -28,23 +28,13 @@ pub fn sha256_of(reader: &mut impl Read, path: &Path) -> Result<String, Recordin
         };
         hasher.update(&buf[..n]);
     }
-    Ok(to_hex(&hasher.finalize()))
+    Ok(hex::encode(&hasher.finalize()))
 }
 
 /// Whether the file at `path` still has the digest `expected_hex` (case-insensitive hex).
 pub fn verify(path: &Path, expected_hex: &str) -> Result<bool, RecordingError> {
     let actual = sha256_file(path)?;
     Ok(actual.eq_ignore_ascii_case(expected_hex.trim()))
-}
-
-pub fn to_hex(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 15) as usize] as char);
-    }
-    s
 }
 
 #[cfg(test)]

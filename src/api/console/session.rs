@@ -126,20 +126,11 @@ impl Sessions {
 pub fn random_hex() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
-    hex(&bytes)
+    hex::encode(&bytes)
 }
 
 fn sha256_hex(s: &str) -> String {
-    hex(&Sha256::digest(s.as_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    hex::encode(&Sha256::digest(s.as_bytes()))
 }
 
 /// Compares two secrets in time independent of where they differ.
