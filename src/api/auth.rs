@@ -80,14 +80,14 @@ impl Principal {
 
 /// Lowercase hex SHA-256 of a token, as stored.
 pub fn token_sha256(token: &str) -> String {
-    hex::encode(&Sha256::digest(token.as_bytes()))
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// A new random token (`tg_` and 64 hex digits: 32 bytes from the OS's generator).
 pub fn generate_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
-    format!("tg_{}", hex::encode(&bytes))
+    format!("tg_{}", hex::encode(bytes))
 }
 
 /// Why a token could not be created.

@@ -114,7 +114,7 @@ fn copy_into(source: &mut File, target: &mut File, to: &Path) -> Result<Copied, 
     target.sync_all().map_err(write_error)?;
     Ok(Copied {
         bytes,
-        sha256: hex::encode(&hasher.finalize()),
+        sha256: hex::encode(hasher.finalize()),
     })
 }
 

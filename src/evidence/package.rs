@@ -114,7 +114,7 @@ impl<W: Write> PackageWriter<W> {
         self.zip
             .write_all(bytes)
             .map_err(|source| io_error(path, source))?;
-        Ok(self.listed(path, bytes.len() as u64, hex(&Sha256::digest(bytes))))
+        Ok(self.listed(path, bytes.len() as u64, hex(Sha256::digest(bytes))))
     }
 
     /// A file copied from `source` (`len` bytes expected), stored as it is and hashed as it
@@ -155,7 +155,7 @@ impl<W: Write> PackageWriter<W> {
                 ),
             ));
         }
-        Ok(self.listed(path, copied, hex(&hasher.finalize())))
+        Ok(self.listed(path, copied, hex(hasher.finalize())))
     }
 
     fn listed(&mut self, path: &str, size: u64, sha256: String) -> &PackedFile {
@@ -281,7 +281,7 @@ mod tests {
             listed.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
             ["calls/a/cdr.json", "calls/a/recording.wav", README]
         );
-        assert_eq!(listed[1].sha256, hex(&Sha256::digest(&audio)));
+        assert_eq!(listed[1].sha256, hex(Sha256::digest(&audio)));
 
         let mut zip = zip::ZipArchive::new(io::Cursor::new(out)).unwrap();
         let mut manifest = String::new();
@@ -297,7 +297,7 @@ mod tests {
             let mut bytes = Vec::new();
             entry.read_to_end(&mut bytes).unwrap();
             assert_eq!(bytes.len() as u64, f.size);
-            assert_eq!(hex(&Sha256::digest(&bytes)), f.sha256, "{}", f.path);
+            assert_eq!(hex(Sha256::digest(&bytes)), f.sha256, "{}", f.path);
         }
         let wav = zip.by_name("calls/a/recording.wav").unwrap();
         assert_eq!(wav.compression(), CompressionMethod::Stored);

@@ -28,7 +28,7 @@ pub fn sha256_of(reader: &mut impl Read, path: &Path) -> Result<String, Recordin
         };
         hasher.update(&buf[..n]);
     }
-    Ok(hex::encode(&hasher.finalize()))
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Whether the file at `path` still has the digest `expected_hex` (case-insensitive hex).

@@ -126,11 +126,11 @@ impl Sessions {
 pub fn random_hex() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
-    hex::encode(&bytes)
+    hex::encode(bytes)
 }
 
 fn sha256_hex(s: &str) -> String {
-    hex::encode(&Sha256::digest(s.as_bytes()))
+    hex::encode(Sha256::digest(s.as_bytes()))
 }
 
 /// Compares two secrets in time independent of where they differ.
