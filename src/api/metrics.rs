@@ -52,6 +52,8 @@ pub struct ApiCounters {
     pub capacity: Option<CallCapacity>,
     /// How long admissions take.
     pub admission_times: Arc<crate::b2bua::AdmissionTimes>,
+    /// The SIP queue's delay and the INVITEs refused for it.
+    pub overload: Arc<crate::b2bua::Overload>,
 }
 
 #[utoipa::path(
@@ -64,7 +66,10 @@ pub struct ApiCounters {
                    trunkguard_call_attempts_total{trunk,disposition,reason} (finished), \
                    trunkguard_calls_admitted_total{trunk}, trunkguard_calls_refused_total{trunk,reason}, \
                    trunkguard_call_capacity_descriptors, trunkguard_open_files_limit, \
-                   trunkguard_admission_duration_seconds (histogram). \
+                   trunkguard_admission_duration_seconds (histogram), \
+                   trunkguard_sip_queue_delay_max_seconds (longest wait of a SIP datagram in the \
+                   socket's queue since the previous scrape), trunkguard_sip_queue_delay_limit_seconds, \
+                   trunkguard_sip_late_messages_total, trunkguard_overload_refusals_total. \
                    SIP: trunkguard_sip_responses_total{side,direction,class}, \
                    trunkguard_flood_bans_total, trunkguard_flood_dropped_total, \
                    trunkguard_flood_banned_sources. Media: \
@@ -139,6 +144,7 @@ struct Figures {
     /// A cluster node's shared admission state (`[cluster]`).
     cluster: Option<crate::cluster::SharedAdmission>,
     admission: crate::b2bua::admission_times::AdmissionHistogram,
+    overload: crate::b2bua::OverloadFigures,
 }
 
 async fn gather(state: &ApiState) -> Figures {
@@ -197,6 +203,7 @@ async fn gather(state: &ApiState) -> Figures {
         monitor: deps.monitor.figures(),
         cluster: deps.cluster.clone(),
         admission: counters.admission_times.read(),
+        overload: counters.overload.read(),
     }
 }
 
@@ -212,6 +219,7 @@ fn render(f: &Figures, visible: &dyn Fn(&str) -> bool) -> String {
     recordings(&mut out, f);
     cdrs_and_monitor(&mut out, f);
     super::metrics_admission::admission_duration(&mut out, &f.admission);
+    super::metrics_admission::overload(&mut out, &f.overload);
     if let Some(shared) = &f.cluster {
         super::metrics_cluster::render(&mut out, shared);
     }

@@ -1,9 +1,11 @@
 //! The `/metrics` families of what happens before a call is admitted: the flood guard's bans
-//! and drops, and how long admission takes (`trunkguard_admission_duration_seconds`, in memory
-//! on one node, one Redis script on a cluster node).
+//! and drops, how long admission takes (`trunkguard_admission_duration_seconds`, in memory
+//! on one node, one Redis script on a cluster node), and overload control's view of the SIP
+//! queue.
 
 use super::exposition::Exposition;
 use crate::b2bua::admission_times::AdmissionHistogram;
+use crate::b2bua::OverloadFigures;
 
 pub(super) fn admission_duration(out: &mut Exposition<'_>, h: &AdmissionHistogram) {
     let name = "trunkguard_admission_duration_seconds";
@@ -45,4 +47,38 @@ pub(super) fn flood(out: &mut Exposition<'_>, (bans, dropped, banned_now): (u64,
         "Sources banned now.",
     );
     out.sample("trunkguard_flood_banned_sources", &[], banned_now);
+}
+
+pub(super) fn overload(out: &mut Exposition<'_>, o: &OverloadFigures) {
+    out.family(
+        "trunkguard_sip_queue_delay_max_seconds",
+        "gauge",
+        "Longest time a SIP datagram waited in the kernel's socket queue before the gateway \
+         read it, since the previous scrape.",
+    );
+    out.sample(
+        "trunkguard_sip_queue_delay_max_seconds",
+        &[],
+        o.worst_queued.as_secs_f64(),
+    );
+    out.family(
+        "trunkguard_sip_queue_delay_limit_seconds",
+        "gauge",
+        "New INVITEs that waited longer are refused 503 overload ([sip] max_queue_delay_ms; \
+         0: off).",
+    );
+    let limit = o.max_queued.map_or(0.0, |d| d.as_secs_f64());
+    out.sample("trunkguard_sip_queue_delay_limit_seconds", &[], limit);
+    out.family(
+        "trunkguard_sip_late_messages_total",
+        "counter",
+        "SIP messages that waited in the socket's queue longer than the limit.",
+    );
+    out.sample("trunkguard_sip_late_messages_total", &[], o.late_messages);
+    out.family(
+        "trunkguard_overload_refusals_total",
+        "counter",
+        "New INVITEs refused 503 overload because the SIP queue was late.",
+    );
+    out.sample("trunkguard_overload_refusals_total", &[], o.refused);
 }

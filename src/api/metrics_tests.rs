@@ -100,6 +100,12 @@ fn busy_figures() -> Figures {
             times.record(std::time::Duration::from_millis(2));
             times.read()
         },
+        overload: {
+            let o = crate::b2bua::Overload::new(Some(std::time::Duration::from_millis(200)));
+            o.observe(std::time::Duration::from_millis(350));
+            o.count_refusal();
+            o.read()
+        },
     }
 }
 
@@ -165,6 +171,22 @@ fn every_line_is_valid_exposition_text() {
     assert_eq!(
         sum(&samples, "trunkguard_admission_duration_seconds_count", &[]),
         2.0
+    );
+    assert_eq!(
+        sum(&samples, "trunkguard_sip_queue_delay_max_seconds", &[]),
+        0.35
+    );
+    assert_eq!(
+        sum(&samples, "trunkguard_sip_queue_delay_limit_seconds", &[]),
+        0.2
+    );
+    assert_eq!(
+        sum(&samples, "trunkguard_sip_late_messages_total", &[]),
+        1.0
+    );
+    assert_eq!(
+        sum(&samples, "trunkguard_overload_refusals_total", &[]),
+        1.0
     );
     assert_eq!(
         sum(

@@ -2,6 +2,7 @@
 //! and routing to a new or live call.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use rsip::headers::UntypedHeader;
 use rsip::Method;
@@ -44,7 +45,8 @@ impl Handler for B2bua {
         flood.check(addr.ip(), flood.budget(peer_cps), now) == Verdict::Pass
     }
 
-    fn on_message(&self, side: Side, peer: Peer, parsed: Parsed, raw: &[u8]) {
+    fn on_message(&self, side: Side, peer: Peer, parsed: Parsed, raw: &[u8], queued: Duration) {
+        let late = self.ctx.overload.observe(queued);
         let known = self.ctx.known_source(side, peer.addr);
         if !known && self.ctx.settings.unknown_sources == UnknownSources::Drop {
             tracing::debug!(%side, %peer, "message from unknown source dropped");
@@ -90,7 +92,7 @@ impl Handler for B2bua {
             }
             Parsed::Message(rsip::SipMessage::Request(req)) => {
                 if known {
-                    self.ctx.on_request(side, peer, req, raw);
+                    self.ctx.on_request(side, peer, req, raw, late);
                 } else if req.method != Method::Ack {
                     // unknown_sources = "reject"
                     let line = RefusalReason::UnknownSource.status_line();
@@ -131,6 +133,7 @@ impl Ctx {
         peer: Peer,
         req: rsip::Request,
         raw: &[u8],
+        late: bool,
     ) {
         // A new INVITE's trace starts before the transaction layer answers 100 Trying.
         let new_trace = (req.method == Method::Invite && message::to_tag(&req).is_none())
@@ -208,7 +211,7 @@ impl Ctx {
                     return;
                 }
                 match method {
-                    Method::Invite => super::new_call::on_invite(self, tx),
+                    Method::Invite => super::new_call::on_invite(self, tx, late),
                     Method::Options => {
                         let ok = StatusLine::OK;
                         let tag = message::random_token(8);

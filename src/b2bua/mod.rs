@@ -8,6 +8,7 @@ pub mod capacity;
 mod dispatch;
 pub mod live_media;
 mod new_call;
+pub mod overload;
 mod registry;
 pub mod restart;
 mod trace;
@@ -22,6 +23,7 @@ pub use attempts::CallAttempts;
 pub use call::media::MediaSettings;
 pub use call::recording::RecordingSettings;
 pub use live_media::{LiveCallMedia, LiveLegMedia};
+pub use overload::{Overload, OverloadFigures};
 pub use registry::{LiveCall, Registry};
 
 use crate::cluster::SharedAdmission;
@@ -40,6 +42,8 @@ pub struct Settings {
     pub outside_addr: SocketAddr,
     pub unknown_sources: UnknownSources,
     pub retry_after_secs: u32,
+    /// New INVITEs that queued longer are refused `overload` (`None`: off).
+    pub max_queue_delay: Option<Duration>,
     /// Longest time an outgoing INVITE may ring before the gateway gives up (like timer C).
     pub ring_timeout: Duration,
     pub media: MediaSettings,
@@ -69,6 +73,8 @@ pub(crate) struct Ctx {
     pub attempts: Arc<CallAttempts>,
     /// How long admissions take (`/metrics`).
     pub admission_times: Arc<AdmissionTimes>,
+    /// How late the SIP queue is, and the INVITEs refused for it (`/metrics`).
+    pub overload: Arc<Overload>,
     /// Late responses to INVITEs cancelled after a crash (empty but for a while after one).
     pub late: restart::LateResponses,
     admitting: AtomicBool,
@@ -88,6 +94,7 @@ impl B2bua {
         registry: Arc<Registry>,
         cdrs: CdrSink,
     ) -> B2bua {
+        let overload = Arc::new(Overload::new(settings.max_queue_delay));
         B2bua {
             ctx: Arc::new(Ctx {
                 settings,
@@ -97,6 +104,7 @@ impl B2bua {
                 cdrs,
                 attempts: Arc::default(),
                 admission_times: Arc::default(),
+                overload,
                 late: restart::LateResponses::default(),
                 admitting: AtomicBool::new(true),
             }),
@@ -120,6 +128,10 @@ impl B2bua {
     /// How long admissions take (`/metrics`).
     pub fn admission_times(&self) -> &Arc<AdmissionTimes> {
         &self.ctx.admission_times
+    }
+
+    pub fn overload(&self) -> &Arc<Overload> {
+        &self.ctx.overload
     }
 
     /// The calls the descriptor budget allows (`/metrics`).

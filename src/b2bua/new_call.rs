@@ -247,12 +247,18 @@ fn proto_of(kind: TransportKind) -> Proto {
 }
 
 /// A new INVITE: admitted by policy, its legs and media set up and its call task started —
-/// or refused, each step saying why.
-pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx) {
+/// or refused, each step saying why. `late`: it waited in the SIP queue past the overload
+/// limit, and is refused before anything else (`overload`).
+pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx, late: bool) {
     let (side, peer) = (tx.side(), tx.peer());
     let trunk = trunk_of(ctx, side, peer, tx.request());
     let name = trunk.as_ref().map(|t| t.name.clone());
     let attempt = new_attempt(ctx, side, peer, tx.request(), name);
+    if late {
+        ctx.overload.count_refusal();
+        let refused = Refused::by_gateway(ctx, RefusalReason::Overload);
+        return refuse(ctx, &tx, attempt, refused);
+    }
     let Some(trunk) = trunk else {
         // The dispatcher checked the source; a trunk removed meanwhile lands here.
         let refused = Refused::by_gateway(ctx, RefusalReason::UnknownSource);

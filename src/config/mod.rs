@@ -257,6 +257,11 @@ pub struct SipConfig {
     /// Retry-After seconds on 503 refusals.
     #[serde(default = "default_retry_after_secs")]
     pub retry_after_secs: u32,
+    /// Overload control: a new INVITE that waited in the UDP socket's queue longer than this
+    /// is refused 503 `overload` before anything is taken (in-dialog requests never are).
+    /// 0 turns it off. Default 200 ms, under T1: see `b2bua::overload`.
+    #[serde(default = "default_max_queue_delay_ms")]
+    pub max_queue_delay_ms: u64,
     /// `[sip.flood]`: per-source request budget and ban.
     #[serde(default)]
     pub flood: FloodConfig,
@@ -427,6 +432,9 @@ fn default_drain_timeout_secs() -> u64 {
 }
 fn default_ring_timeout_secs() -> u64 {
     180
+}
+fn default_max_queue_delay_ms() -> u64 {
+    200
 }
 fn default_retry_after_secs() -> u32 {
     5

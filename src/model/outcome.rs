@@ -258,6 +258,9 @@ pub enum RefusalReason {
     /// less a reserve, over the descriptors a call holds): refused before any port, lease or
     /// file is taken.
     DescriptorLimit,
+    /// The SIP queue is late (a new INVITE waited in the socket's queue longer than
+    /// `[sip] max_queue_delay_ms`): refused at once, before anything is taken (`b2bua::overload`).
+    Overload,
 }
 text_enum!(RefusalReason, "refusal_reason", {
     UnknownTrunk => "unknown_trunk", CallerIdNotAuthorized => "caller_id_not_authorized",
@@ -280,6 +283,7 @@ text_enum!(RefusalReason, "refusal_reason", {
     RecordingIoError => "recording_io_error", RecordingUnrepairable => "recording_unrepairable",
     RecordingUnavailable => "recording_unavailable",
     DescriptorLimit => "descriptor_limit",
+    Overload => "overload",
 });
 
 /// Whether a refusal carries `Retry-After`, and how long.
@@ -320,6 +324,7 @@ impl RefusalReason {
             ShuttingDown | NoCarrier | MediaUnavailable | DescriptorLimit => {
                 StatusLine::SERVICE_UNAVAILABLE
             }
+            Overload => s(503, "Overloaded"),
             DuplicateCallId => StatusLine::LOOP_DETECTED,
             SdpMalformed => s(400, "Malformed SDP"),
             SdpTooLarge => s(488, "SDP Too Large"),
@@ -346,6 +351,7 @@ impl RefusalReason {
             | ShuttingDown
             | MediaUnavailable
             | DescriptorLimit
+            | Overload
             | SharedStateUnavailable => RetryAfter::Configured,
             RecordingNotWritable
             | RecordingDiskFull

@@ -300,6 +300,20 @@ impl Gateway {
         )
     }
 
+    /// Stop the gateway (SIGSTOP) for `pause`, then let it go on (SIGCONT): a stall, during
+    /// which what its peers send queues in its sockets.
+    pub fn suspend_for(&self, pause: Duration) -> Result<(), String> {
+        let child = self.child.as_ref().ok_or("the gateway is not running")?;
+        if !signal(child.id(), "STOP") {
+            return Err("`kill -STOP` on the gateway failed".to_string());
+        }
+        sleep(pause);
+        if !signal(child.id(), "CONT") {
+            return Err("`kill -CONT` on the gateway failed".to_string());
+        }
+        Ok(())
+    }
+
     /// SIGKILL: the process gets no chance to clean up (a crash, a power cut of the process).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

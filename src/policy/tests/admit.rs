@@ -83,6 +83,7 @@ fn every_reason_has_a_stable_code() {
             "recording_unrepairable",
             "recording_unavailable",
             "descriptor_limit",
+            "overload",
         ]
     );
     for r in R::ALL {

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -77,9 +78,10 @@ pub trait Handler: Send + Sync + 'static {
     /// Before a message is parsed: false drops it unread (a flooding source). `request` is
     /// false for responses and true for anything else (garbage counts as a request).
     fn admit(&self, side: Side, addr: SocketAddr, request: bool) -> bool;
-    /// One framed message, with its bytes as they were read (`raw`). Called on the socket's
+    /// One framed message, with its bytes as they were read (`raw`) and how long it waited in
+    /// the kernel's queue before it was read (`queued`; zero over TCP). Called on the socket's
     /// reader task; must not block.
-    fn on_message(&self, side: Side, peer: Peer, parsed: Parsed, raw: &[u8]);
+    fn on_message(&self, side: Side, peer: Peer, parsed: Parsed, raw: &[u8], queued: Duration);
 }
 
 /// Whether raw bytes are a response (`SIP/2.0 ` status line) rather than a request; only the

@@ -162,7 +162,9 @@ async fn reader(
                         break 'conn;
                     }
                     iface.received(&parsed);
-                    handler.on_message(iface.side, peer, parsed, &raw)
+                    // No per-message receive time on a stream: TCP's flow control pushes back on the
+                    // sender instead of queueing its requests here.
+                    handler.on_message(iface.side, peer, parsed, &raw, Duration::ZERO)
                 }
                 Ok(None) => break,
                 Err(e) => {

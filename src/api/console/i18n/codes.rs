@@ -230,6 +230,11 @@ pub const REFUSAL_REASONS: Words = &[
         "网关已达到可承载的通话上限",
     ),
     (
+        "overload",
+        "the gateway was overloaded (its SIP queue was late)",
+        "网关过载（SIP 队列积压）",
+    ),
+    (
         "sdp_malformed",
         "the SDP offer could not be parsed",
         "SDP 提议无法解析",
