@@ -454,13 +454,21 @@ fn recordings(out: &mut Exposition<'_>, f: &Figures) {
     out.family(
         "trunkguard_recordings_closed_total",
         "counter",
-        "Recordings closed, by status: complete (every packet in place) or incomplete.",
+        "Recordings closed, by the status their CDR gets: complete (every packet in place, \
+         audio from both legs), one_way (packets from one leg only), no_media (no packet at \
+         all) or incomplete.",
     );
-    out.sample(
-        "trunkguard_recordings_closed_total",
-        &[("status", "complete")],
-        r.complete,
-    );
+    for (status, n) in [
+        ("complete", r.complete),
+        ("one_way", r.one_way),
+        ("no_media", r.no_media),
+    ] {
+        out.sample(
+            "trunkguard_recordings_closed_total",
+            &[("status", status)],
+            n,
+        );
+    }
     out.sample(
         "trunkguard_recordings_closed_total",
         &[("status", "incomplete")],

@@ -78,6 +78,8 @@ fn busy_figures() -> Figures {
         recordings: RecordingTotals {
             started: 3,
             complete: 1,
+            one_way: 2,
+            no_media: 1,
             incomplete: 1,
             bytes: 64_044,
             failed: vec![("recording_disk_full".into(), 1)],
@@ -296,6 +298,14 @@ fn every_line_is_valid_exposition_text() {
             &samples,
             "trunkguard_recordings_closed_total",
             &[("status", "complete")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(
+            &samples,
+            "trunkguard_recordings_closed_total",
+            &[("status", "no_media")]
         ),
         1.0
     );

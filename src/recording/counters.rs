@@ -1,4 +1,4 @@
-//! Recordings started, closed (complete or not), failed by reason code, and bytes written, since
+//! Recordings started, closed (by the status the CDR gets), failed by reason code, and bytes written, since
 //! start: the recording part of `/metrics`. Counted by the recording part itself (open, finish)
 //! and, for a folder the health watcher finds unusable, by each call that wanted a recording.
 
@@ -9,13 +9,15 @@ use parking_lot::Mutex;
 
 use super::error::RecordingError;
 use super::writer::RecordingResult;
-use crate::model::RefusalReason;
+use crate::model::{RecordingStatus, RefusalReason};
 
 /// One per recording pool (one per gateway); shared by its recorders.
 #[derive(Debug, Default)]
 pub struct RecordingCounters {
     started: AtomicU64,
     complete: AtomicU64,
+    one_way: AtomicU64,
+    no_media: AtomicU64,
     incomplete: AtomicU64,
     bytes: AtomicU64,
     /// Answered calls whose recording failed (open at the answer, or a write mid-call): went on
@@ -30,8 +32,12 @@ pub struct RecordingCounters {
 pub struct RecordingTotals {
     /// Files opened.
     pub started: u64,
-    /// Closed with every packet in place.
+    /// Closed with every packet in place and audio from both legs.
     pub complete: u64,
+    /// Closed with every packet in place, but packets from one leg only.
+    pub one_way: u64,
+    /// Closed with no packet from either leg: all silence.
+    pub no_media: u64,
     /// Closed, with audio missing (queue overflow, late packets, a write error).
     pub incomplete: u64,
     /// Size of the closed WAV files.
@@ -64,13 +70,17 @@ impl RecordingCounters {
         *failed.entry(reason.to_string()).or_insert(0) += 1;
     }
 
-    /// A recording closed: complete or not, its size, and the write error it met, if any
-    /// (its text starts with the reason code, as `session` writes it).
+    /// A recording closed: its status (as the CDR gets it), its size, and the write error it
+    /// met, if any (its text starts with the reason code, as `session` writes it).
     pub(crate) fn finished(&self, r: &RecordingResult) {
-        let which = if r.is_complete() {
-            &self.complete
-        } else {
+        let which = if !r.is_complete() {
             &self.incomplete
+        } else {
+            match RecordingStatus::of_closed(r.packets) {
+                RecordingStatus::OneWay => &self.one_way,
+                RecordingStatus::NoMedia => &self.no_media,
+                _ => &self.complete,
+            }
         };
         which.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(r.size_bytes, Ordering::Relaxed);
@@ -101,6 +111,8 @@ impl RecordingCounters {
         RecordingTotals {
             started: self.started.load(Ordering::Relaxed),
             complete: self.complete.load(Ordering::Relaxed),
+            one_way: self.one_way.load(Ordering::Relaxed),
+            no_media: self.no_media.load(Ordering::Relaxed),
             incomplete: self.incomplete.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
             failed: failed.iter().map(|(k, n)| (k.clone(), *n)).collect(),
@@ -117,6 +129,16 @@ mod tests {
     use crate::recording::Codec;
 
     fn result(complete: bool, late: u64, size: u64, error: Option<&str>) -> RecordingResult {
+        with_packets([50, 50], complete, late, size, error)
+    }
+
+    fn with_packets(
+        packets: [u64; 2],
+        complete: bool,
+        late: u64,
+        size: u64,
+        error: Option<&str>,
+    ) -> RecordingResult {
         RecordingResult {
             call_id: "c".into(),
             path: PathBuf::from("/r/c.wav"),
@@ -128,7 +150,7 @@ mod tests {
             sha256_hex: String::new(),
             pcap_sha256_hex: None,
             complete,
-            packets: [50, 50],
+            packets,
             overflowed_packets: 0,
             late_packets: late,
             patched_packets: 0,
@@ -152,12 +174,20 @@ mod tests {
             Some("recording_disk_full: write: No space left on device (os error 28)"),
         )));
         let _ = c.closed(Err(RecordingError::WorkerGone));
+        let _ = c.closed(Ok(with_packets([50, 0], true, 0, 10, None)));
+        let _ = c.closed(Ok(with_packets([0, 0], true, 0, 10, None)));
+        let _ = c.closed(Ok(with_packets([0, 7], true, 0, 10, None)));
         c.failed(&RecordingError::InvalidCallId("../x".into()));
         let t = c.totals();
         assert_eq!(t.started, 2);
         assert_eq!(t.complete, 1);
         assert_eq!(t.incomplete, 2, "late packets or a write error: incomplete");
-        assert_eq!(t.bytes, 1544);
+        assert_eq!(
+            (t.one_way, t.no_media),
+            (2, 1),
+            "whole files by the legs heard"
+        );
+        assert_eq!(t.bytes, 1574);
         assert_eq!(
             t.failed,
             vec![
