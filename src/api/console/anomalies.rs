@@ -158,6 +158,18 @@ fn form(ctx: &Ctx, pairs: &[(String, String)], trunks: &[String], error: Option<
     }
 }
 
+/// What a row is about in words: `caller ID 861012345678 (trunk test)`, `trunk test`.
+pub(crate) fn subject(kind: &str, trunk: &str, number: &str, lang: super::i18n::Lang) -> Markup {
+    html! {
+        (words(SUBJECTS, kind, lang)) " "
+        @if number.is_empty() {
+            (trunk)
+        } @else {
+            span.number { (number) } " " (T::OnTrunk.fill(lang, &[("trunk", trunk)]))
+        }
+    }
+}
+
 fn table(ctx: &Ctx, items: &[AnomalyView], calls: bool) -> Markup {
     let t = |k: T| ctx.t(k);
     let lang = ctx.lang;
@@ -187,13 +199,14 @@ fn table(ctx: &Ctx, items: &[AnomalyView], calls: bool) -> Markup {
                                 td.time { (time_in(a.detected_at, utc)) }
                                 td {
                                     (words(RULES, &a.rule, lang))
-                                    @if !a.detail.is_empty() { br; small.help { (a.detail) } }
+                                    // The monitor writes its details in English.
+                                    @if !a.detail.is_empty() { br; small.help lang="en" { (a.detail) } }
                                 }
-                                td { (words(SUBJECTS, &a.subject, lang)) " " span.number { (a.trunk) " " (a.number) } }
+                                td { (subject(&a.subject, &a.trunk, &a.number, lang)) }
                                 td.figure { (figure(Some(a.observed), 2)) }
                                 td.figure { (figure(Some(a.threshold), 2)) }
                                 td.figure { (a.sample) " / " (T::WindowSecs.fill(lang, &[("secs", &a.window_secs.to_string())])) }
-                                td {
+                                td.nowrap {
                                     @if a.step == "none" { (t(T::StepNone)) } @else { (words(STEPS, &a.step, lang)) }
                                 }
                                 td {

@@ -44,6 +44,9 @@ pub(crate) struct Field<'a> {
     /// Another element that describes the control (a help shared by several fields).
     also: Option<&'a str>,
     error: Option<&'a str>,
+    /// The server's messages are English: said so (`lang="en"`) after a lead in the page's
+    /// language.
+    server_lead: Option<&'a str>,
 }
 
 impl<'a> Field<'a> {
@@ -54,6 +57,7 @@ impl<'a> Field<'a> {
             help: None,
             also: None,
             error: None,
+            server_lead: None,
         }
     }
 
@@ -72,6 +76,13 @@ impl<'a> Field<'a> {
     /// The message of a refused value, if any.
     pub fn error(mut self, error: Option<&'a str>) -> Field<'a> {
         self.error = error;
+        self
+    }
+
+    /// The server's message (English) about the value, after `lead` in the page's language.
+    pub fn server_error(mut self, lead: &'a str, message: Option<&'a str>) -> Field<'a> {
+        self.error = message;
+        self.server_lead = Some(lead);
         self
     }
 
@@ -112,7 +123,13 @@ impl<'a> Field<'a> {
                 p.help id=(self.help_id()) { (h) }
             }
             @if let Some(e) = self.error {
-                p.field-error id=(self.error_id()) { (e) }
+                p.field-error id=(self.error_id()) {
+                    @if let Some(lead) = self.server_lead {
+                        (lead) " " span lang="en" { (e) }
+                    } @else {
+                        (e)
+                    }
+                }
             }
         }
     }
@@ -151,5 +168,10 @@ mod tests {
         assert_eq!(plain.invalid(), None);
         assert_eq!(Field::new("x", "X").described_by(), None);
         assert!(!plain.notes().into_string().contains("<p"));
+        let server = Field::new("x", "X").server_error("Refused:", Some("2 > 1"));
+        assert!(server
+            .notes()
+            .into_string()
+            .contains(r#"Refused: <span lang="en">2 &gt; 1</span>"#));
     }
 }

@@ -398,7 +398,8 @@ messages! {
     SaveLimits => "Save the limits", "保存限制";
     LimitsSaved => "The limits are saved; the next call sees them.", "限制已保存，下一通呼叫即生效。";
     EmptyIsDefault => "An empty field takes the default (shown greyed). The server checks every value; a refused one is shown beside its field.", "留空的字段使用默认值（灰色显示）。服务器会检查每个值，被拒绝的值会在其字段旁说明原因。";
-    DefaultValue => "default", "默认";
+    DefaultValue => "default ({value})", "默认（{value}）";
+    ServerRefused => "Refused by the server:", "服务器拒绝了该值：";
     HelpCount => "A whole number, at least 1.", "整数，至少为 1。";
     HelpCount0 => "A whole number, 0 or more.", "整数，0 或以上。";
     HelpCallee => "A whole number from 1 to 64 while the rule is on.", "规则启用时为 1 至 64 的整数。";
@@ -430,7 +431,8 @@ messages! {
     SampleLabel => "Sample / window", "样本 / 窗口";
     WindowSecs => "{secs} s", "{secs} 秒";
     EvidenceCalls => "Calls that show it", "相关通话";
-    ItsCalls => "its {count} calls", "查看 {count} 个通话";
+    ItsCalls => "its calls ({count})", "查看通话（{count}）";
+    OnTrunk => "(trunk {trunk})", "（中继 {trunk}）";
     StepNone => "none (a step was in force already)", "无（已有措施在执行）";
     OrderConflict => "The order was refused: the trunks changed meanwhile. Reload the page and try again.", "指令被拒绝：中继配置已变更，请刷新页面后重试。";
 }

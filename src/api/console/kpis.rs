@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use maud::{html, Markup};
 use serde_json::Value;
 
+use super::anomalies::subject;
 use super::calls::urlencoded;
 use super::fields::{query_pairs, value, Field};
 use super::format::figure;
@@ -531,7 +532,7 @@ fn table(ctx: &Ctx, rows: &[Value]) -> Markup {
                         @let invalid = r["invalid_number"].as_u64().unwrap_or(0);
                         tr {
                             td.time { (label(r["bucket_start"].as_str().unwrap_or(""))) }
-                            td { (r["trunk"].as_str().unwrap_or("")) " " (r["number"].as_str().unwrap_or("")) }
+                            td { (subject(r["subject"].as_str().unwrap_or(""), r["trunk"].as_str().unwrap_or(""), r["number"].as_str().unwrap_or(""), ctx.lang)) }
                             td.figure { (r["attempts"].as_u64().unwrap_or(0)) }
                             td.figure { (r["answered"].as_u64().unwrap_or(0)) }
                             td.figure { (pct(&r["asr"])) }

@@ -241,14 +241,16 @@ pub(crate) fn form(
         let placeholder = effective(trunk, l.key);
         let f = Field::new(&id, ctx.t(l.label))
             .help(ctx.t(l.help))
-            .error(refused.and_then(|r| r.error(l.key)));
+            .server_error(
+                ctx.t(T::ServerRefused),
+                refused.and_then(|r| r.error(l.key)),
+            );
         f.render(html! {
             @match l.kind {
                 Kind::Window => {
                     select id=(id) name=(l.key) aria-describedby=[f.described_by()] aria-invalid=[f.invalid()] {
                         option value="" {
-                            (ctx.t(T::DefaultValue))
-                            @if let Some(p) = &placeholder { " (" (p) ")" }
+                            (T::DefaultValue.fill(ctx.lang, &[("value", placeholder.as_deref().unwrap_or("–"))]))
                         }
                         @for w in RuleWindow::ALL {
                             option value=(w.code()) selected[value == w.code()] { (w.code()) }
@@ -276,7 +278,7 @@ pub(crate) fn form(
             form.limits method="post" action=(action) data-trunk=(name) {
                 (csrf_field(ctx))
                 @if let Some(g) = refused.and_then(|r| r.general.as_deref()) {
-                    p.field-error role="alert" { (g) }
+                    p.field-error role="alert" { (ctx.t(T::ServerRefused)) " " span lang="en" { (g) } }
                 }
                 fieldset {
                     legend { (ctx.t(T::LimitsLegend)) }
