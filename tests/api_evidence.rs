@@ -3,7 +3,10 @@
 //! and every file's SHA-256 matches the manifest; its verification says `ok` and its WAV is the
 //! recording's bytes; once the file on disk is tampered with, a new package says `mismatch`.
 //! A search's package holds both calls; a search finding more than the limit is refused with
-//! the limit named; a carrier gets 403; every call packed is a row of the audit log.
+//! the limit named; a carrier gets 403; every call packed is a row of the audit log. Once the
+//! calls' SIP traces are stored (polled through the trace API), the package holds each as
+//! JSON and text equal to the API's, listed with their digests; a call without a trace has no
+//! trace file and the manifest says why.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;

@@ -11,7 +11,12 @@
 //! - a carrier sees no recording anywhere and is refused the call's page and its recording when
 //!   it types their URLs;
 //! - without a session every page leads to the sign-in page, which comes back after;
-//! - a form stripped of its CSRF token is refused and changes nothing.
+//! - a form stripped of its CSRF token is refused and changes nothing;
+//! - an admin edits a trunk's limits: bad values come back as typed with the server's message
+//!   beside each one's field (in English and in Chinese), nothing stored; good ones are saved
+//!   and the API shows them; audited; without the CSRF token refused;
+//! - the KPI page lists the period's caller IDs and draws one caller ID's charts (its call
+//!   only); the anomalies of one kind about that caller ID lead to the calls they name.
 //!
 //! Every page is saved as a PNG under `target/console-screenshots/<test>/` (looked at by a
 //! person). Without Chromium the tests are skipped with a message, except under `CI=true`.
