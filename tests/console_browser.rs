@@ -538,6 +538,14 @@ async fn an_admin_sees_a_call_arrive_without_a_reload_and_hangs_it_up() {
     s.h.finish().await;
 }
 
+/// The page is no wider than the window (tables scroll inside their own box).
+async fn assert_fits(b: &Browser) {
+    let overflow = b
+        .js("return document.documentElement.scrollWidth > window.innerWidth + 1")
+        .await;
+    assert_eq!(overflow, Value::from(false), "{} overflows", b.path().await);
+}
+
 /// The API's view of a trunk, read with the admin's token.
 async fn trunk_via_api(s: &Scene, name: &str) -> Value {
     let resp = reqwest::Client::builder()
@@ -679,8 +687,9 @@ async fn an_admin_edits_a_trunks_limits_and_sees_each_refusal_beside_its_field()
         .iter()
         .all(|r| r.entry.actor == "root" && r.entry.path == "/console/trunks/test/limits"));
 
-    // The same form in Chinese: Chinese labels, the refusal beside its field.
-    let Some(zh) = Browser::start(&s.base, "admin-limits-zh", ZH, LAPTOP).await else {
+    // The same form in Chinese on a tablet: Chinese labels, the refusal beside its field, and
+    // the open form fits the width.
+    let Some(zh) = Browser::start(&s.base, "admin-limits-zh", ZH, TABLET).await else {
         return;
     };
     zh.goto("/console/trunks").await;
@@ -698,6 +707,7 @@ async fn an_admin_edits_a_trunks_limits_and_sees_each_refusal_beside_its_field()
         .await;
     assert!(!zh.text_of("#test-throttle_share-error").await.is_empty());
     assert!(zh.text_of("main").await.contains("部分输入无法识别"));
+    assert_fits(&zh).await;
     zh.screenshot("1-limits-refused").await;
     zh.close().await;
     s.h.finish().await;
@@ -808,14 +818,15 @@ async fn kpis_per_caller_id_and_anomalies_of_a_kind_lead_to_their_calls() {
     b.screenshot("4-calls-of-the-anomaly").await;
     b.close().await;
 
-    // In Chinese, for the compliance officer.
-    let Some(zh) = Browser::start(&s.base, "officer-callers-zh", ZH, LAPTOP).await else {
+    // In Chinese, for the compliance officer, on a tablet.
+    let Some(zh) = Browser::start(&s.base, "officer-callers-zh", ZH, TABLET).await else {
         return;
     };
     zh.goto(&format!("/console/kpis?number={ours}")).await;
     zh.sign_in(&s.officer).await;
     assert!(zh.text_of("#charts-of").await.contains("的图表"));
     assert_eq!(zh.text_of("label[for=number]").await, "主叫号码");
+    assert_fits(&zh).await;
     zh.screenshot("1-kpis-one-caller").await;
     zh.goto("/console/anomalies").await;
     assert_eq!(zh.text_of("h1").await, "异常");
@@ -823,6 +834,7 @@ async fn kpis_per_caller_id_and_anomalies_of_a_kind_lead_to_their_calls() {
         .text_of("tr[data-anomaly='1002']")
         .await
         .contains("未授权主叫号码"));
+    assert_fits(&zh).await;
     zh.screenshot("2-anomalies").await;
     zh.close().await;
     s.h.finish().await;

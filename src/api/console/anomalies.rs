@@ -13,7 +13,7 @@ use axum::{Extension, Json};
 use maud::{html, Markup};
 
 use super::fields::{query_pairs, value, Field};
-use super::format::{figure, time_in};
+use super::format::{figure, local_time};
 use super::guard::{api_allows, Ctx};
 use super::i18n::codes::{words, RULES, STEPS, SUBJECTS};
 use super::i18n::T;
@@ -196,7 +196,7 @@ fn table(ctx: &Ctx, items: &[AnomalyView], calls: bool) -> Markup {
                     tbody {
                         @for a in items {
                             tr data-anomaly=(a.id) data-rule=(a.rule) {
-                                td.time { (time_in(a.detected_at, utc)) }
+                                td.time { (local_time(a.detected_at, utc)) }
                                 td {
                                     (words(RULES, &a.rule, lang))
                                     // The monitor writes its details in English.
