@@ -3,7 +3,10 @@
 //! and every file's SHA-256 matches the manifest; its verification says `ok` and its WAV is the
 //! recording's bytes; once the file on disk is tampered with, a new package says `mismatch`.
 //! A search's package holds both calls; a search finding more than the limit is refused with
-//! the limit named; a carrier gets 403; every call packed is a row of the audit log.
+//! the limit named; a carrier gets 403; every call packed is a row of the audit log. Once the
+//! calls' SIP traces are stored (polled through the trace API), the package holds each as
+//! JSON and text equal to the API's, listed with their digests; a call without a trace has no
+//! trace file and the manifest says why.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
@@ -261,5 +264,108 @@ async fn a_searchs_package_holds_each_call_and_refuses_beyond_its_limit() {
         .unwrap()
         .to_string();
     assert!(message.contains("at most 50"), "{message}");
+    s.h.finish().await;
+}
+
+/// Polls `GET /api/v1/calls/{id}/sip` until the call's final trace is stored (it is written
+/// about 2 s after the CDR; an answered call's setup at the answer already): the one holding a
+/// message starting with `last`.
+async fn wait_for_trace(s: &support::Scene, id: &str, last: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let got = get(&s.base, &format!("/api/v1/calls/{id}/sip"), &s.officer).await;
+        if got.status == StatusCode::OK {
+            let v: Value = serde_json::from_slice(&got.body).unwrap();
+            let done = v["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["message"].as_str().unwrap().starts_with(last));
+            if done {
+                return;
+            }
+        } else {
+            assert_eq!(got.status, StatusCode::NOT_FOUND, "{:?}", got.error());
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the SIP trace of {id} was never stored"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_package_holds_each_calls_sip_trace_and_says_when_a_call_has_none() {
+    let s = scene().await;
+    wait_for_trace(&s, &s.answered, "BYE ").await;
+    wait_for_trace(&s, &s.refused, "SIP/2.0 403 ").await;
+
+    let got = get(&s.base, "/api/v1/evidence?number=8613900000001", &s.officer).await;
+    assert_eq!(got.status, StatusCode::OK);
+    let p = unpack_and_check(&got.body);
+    let mut answered = Value::Null;
+    for id in [&s.answered, &s.refused] {
+        let dir = format!("calls/{id}");
+        // The JSON is the API's trace, message for message; the text is its text form.
+        let packed = p.json(&format!("{dir}/sip_trace.json"));
+        let api = get(&s.base, &format!("/api/v1/calls/{id}/sip"), &s.officer).await;
+        let api: Value = serde_json::from_slice(&api.body).unwrap();
+        assert_eq!(packed, api, "{id}");
+        if id == &s.answered {
+            answered = api;
+        }
+        let text = String::from_utf8(p.files[&format!("{dir}/sip_trace.txt")].clone()).unwrap();
+        let by_text = get(
+            &s.base,
+            &format!("/api/v1/calls/{id}/sip?format=text"),
+            &s.officer,
+        )
+        .await;
+        assert_eq!(text.as_bytes(), by_text.body.as_slice(), "{id}");
+        assert!(text.contains("INVITE sip:"), "{text}");
+        // Listed with its digest (`unpack_and_check` recomputed it), and the call says packed.
+        let listed: Vec<&str> = p.manifest["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|f| f["path"].as_str())
+            .collect();
+        assert!(listed.contains(&format!("{dir}/sip_trace.json").as_str()));
+        assert!(listed.contains(&format!("{dir}/sip_trace.txt").as_str()));
+        let call = p.manifest["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["call_id"] == id.as_str())
+            .unwrap();
+        assert_eq!(call["sip_trace"], "packed", "{call}");
+    }
+    let messages = answered["messages"].as_array().unwrap();
+    assert!(
+        messages.iter().any(|m| m["leg"] == "inside")
+            && messages.iter().any(|m| m["leg"] == "outside"),
+        "both legs"
+    );
+
+    // A call without a stored trace: no trace files, and the manifest says why.
+    let store = s.h.gw.store();
+    let mut copy = store.get_cdr(&s.refused).await.unwrap().unwrap();
+    copy.attempt.id = format!("{}-untraced", s.refused);
+    store
+        .insert_cdrs(std::slice::from_ref(&copy))
+        .await
+        .unwrap();
+    let id = copy.attempt.id.clone();
+    let got = get(&s.base, &format!("/api/v1/calls/{id}/evidence"), &s.officer).await;
+    assert_eq!(got.status, StatusCode::OK);
+    let p = unpack_and_check(&got.body);
+    assert!(
+        !p.files.keys().any(|k| k.contains("sip_trace")),
+        "{:?}",
+        p.files.keys()
+    );
+    let why = p.manifest["calls"][0]["sip_trace"].as_str().unwrap();
+    assert!(why.starts_with("none stored"), "{why}");
     s.h.finish().await;
 }

@@ -11,7 +11,12 @@
 //! - a carrier sees no recording anywhere and is refused the call's page and its recording when
 //!   it types their URLs;
 //! - without a session every page leads to the sign-in page, which comes back after;
-//! - a form stripped of its CSRF token is refused and changes nothing.
+//! - a form stripped of its CSRF token is refused and changes nothing;
+//! - an admin edits a trunk's limits: bad values come back as typed with the server's message
+//!   beside each one's field (in English and in Chinese), nothing stored; good ones are saved
+//!   and the API shows them; audited; without the CSRF token refused;
+//! - the KPI page lists the period's caller IDs and draws one caller ID's charts (its call
+//!   only); the anomalies of one kind about that caller ID lead to the calls they name.
 //!
 //! Every page is saved as a PNG under `target/console-screenshots/<test>/` (looked at by a
 //! person). Without Chromium the tests are skipped with a message, except under `CI=true`.
@@ -530,5 +535,307 @@ async fn an_admin_sees_a_call_arrive_without_a_reload_and_hangs_it_up() {
         .contains("861012340000"));
     b.screenshot("3-trunks").await;
     b.close().await;
+    s.h.finish().await;
+}
+
+/// The page is no wider than the window (tables scroll inside their own box).
+async fn assert_fits(b: &Browser) {
+    let overflow = b
+        .js("return document.documentElement.scrollWidth > window.innerWidth + 1")
+        .await;
+    assert_eq!(overflow, Value::from(false), "{} overflows", b.path().await);
+}
+
+/// The API's view of a trunk, read with the admin's token.
+async fn trunk_via_api(s: &Scene, name: &str) -> Value {
+    let resp = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("{}/api/v1/trunks/{name}", s.base))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::OK);
+    resp.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn an_admin_edits_a_trunks_limits_and_sees_each_refusal_beside_its_field() {
+    let _one = SERIAL.lock().await;
+    let s = scene().await;
+    let before = trunk_via_api(&s, common::TRUNK).await["definition"].clone();
+    let Some(b) = Browser::start(&s.base, "admin-limits", EN, LAPTOP).await else {
+        return;
+    };
+    b.goto("/console/trunks").await;
+    b.sign_in(&s.admin).await;
+    assert_eq!(b.path().await, "/console/trunks");
+    b.click("section[data-trunk=test] details.limits > summary")
+        .await;
+    // Two bad values and a good one: each bad one has the server's message beside it, the
+    // values come back as typed, and nothing is stored.
+    b.fill("#test-max_cps", "0").await;
+    b.fill("#test-calling_hours", "9-17").await;
+    b.fill("#test-max_concurrent", "12").await;
+    b.click_and_wait("section[data-trunk=test] form.limits button[type=submit]")
+        .await;
+    assert!(b
+        .text_of("main")
+        .await
+        .contains("Some values could not be read"));
+    let cps_error = b.text_of("#test-max_cps-error").await;
+    assert!(cps_error.contains('0'), "the server's words: {cps_error}");
+    let hours_error = b.text_of("#test-calling_hours-error").await;
+    assert!(!hours_error.is_empty());
+    // Beside its own field: the message follows the input in the same field, which points to it.
+    for key in ["max_cps", "calling_hours"] {
+        let tied = b
+            .js(&format!(
+                "const i = document.querySelector('#test-{key}');
+                 const e = document.querySelector('#test-{key}-error');
+                 return i.closest('.field') === e.closest('.field')
+                   && i.getAttribute('aria-invalid') === 'true'
+                   && i.getAttribute('aria-describedby').split(' ').includes('test-{key}-error');"
+            ))
+            .await;
+        assert_eq!(tied, Value::Bool(true), "{key}");
+    }
+    let others = b
+        .js("return document.querySelectorAll('form.limits .field-error').length")
+        .await;
+    assert_eq!(others, Value::from(2), "only the two bad fields");
+    for (css, typed) in [
+        ("#test-max_cps", "0"),
+        ("#test-calling_hours", "9-17"),
+        ("#test-max_concurrent", "12"),
+    ] {
+        let v = b
+            .js(&format!("return document.querySelector('{css}').value"))
+            .await;
+        assert_eq!(v, Value::from(typed), "{css} as typed");
+    }
+    b.screenshot("1-limits-refused").await;
+    assert_eq!(
+        trunk_via_api(&s, common::TRUNK).await["definition"],
+        before,
+        "nothing stored"
+    );
+
+    // Good values: saved, visible through the API, the other keys as they were.
+    b.fill("#test-max_cps", "2.5").await;
+    b.fill("#test-calling_hours", "08:00-20:00").await;
+    b.fill("#test-rules-over_frequent_number-threshold", "40")
+        .await;
+    b.click("#test-rules-over_frequent_number-window option[value='5m']")
+        .await;
+    b.click_and_wait("section[data-trunk=test] form.limits button[type=submit]")
+        .await;
+    assert!(
+        b.text_of("main").await.contains("The limits are saved"),
+        "{}",
+        b.text_of("main").await
+    );
+    let t = trunk_via_api(&s, common::TRUNK).await;
+    let d = &t["definition"];
+    assert_eq!(d["max_cps"], 2.5);
+    assert_eq!(d["max_concurrent"], 12);
+    assert_eq!(d["calling_hours"], "08:00-20:00");
+    assert_eq!(d["rules"]["over_frequent_number"]["threshold"], 40);
+    assert_eq!(d["rules"]["over_frequent_number"]["window"], "5m");
+    assert_eq!(d["numbers"], before["numbers"]);
+    assert_eq!(t["updated_by"], "root");
+    assert!(b
+        .text_of("section[data-trunk=test] dl.details")
+        .await
+        .contains("2.5"));
+    b.screenshot("2-limits-saved").await;
+
+    // A form without the session's CSRF token changes nothing.
+    b.click("section[data-trunk=test] details.limits > summary")
+        .await;
+    b.fill("#test-max_cps", "7").await;
+    b.js("document.querySelector('section[data-trunk=test] form.limits input[name=csrf]').remove(); return true;")
+        .await;
+    b.click_and_wait("section[data-trunk=test] form.limits button[type=submit]")
+        .await;
+    assert_eq!(b.text_of("h1").await, "Form refused");
+    assert_eq!(
+        trunk_via_api(&s, common::TRUNK).await["definition"]["max_cps"],
+        2.5
+    );
+    b.close().await;
+
+    // Audited: who saved which trunk's limits, the refusal too.
+    let rows =
+        s.h.gw
+            .store()
+            .audit_entries(&trunkguard::store::AuditFilter {
+                action: Some("console.trunks.limits".into()),
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    let statuses: Vec<u16> = rows.iter().map(|r| r.entry.status).collect();
+    assert!(
+        statuses.contains(&400) && statuses.contains(&303),
+        "{statuses:?}"
+    );
+    assert!(rows
+        .iter()
+        .all(|r| r.entry.actor == "root" && r.entry.path == "/console/trunks/test/limits"));
+
+    // The same form in Chinese on a tablet: Chinese labels, the refusal beside its field, and
+    // the open form fits the width.
+    let Some(zh) = Browser::start(&s.base, "admin-limits-zh", ZH, TABLET).await else {
+        return;
+    };
+    zh.goto("/console/trunks").await;
+    zh.sign_in(&s.admin).await;
+    assert_eq!(
+        zh.text_of("section[data-trunk=test] details.limits > summary")
+            .await,
+        "修改限制"
+    );
+    zh.click("section[data-trunk=test] details.limits > summary")
+        .await;
+    assert_eq!(zh.text_of("label[for=test-max_cps]").await, "每秒呼叫数");
+    zh.fill("#test-throttle_share", "2").await;
+    zh.click_and_wait("section[data-trunk=test] form.limits button[type=submit]")
+        .await;
+    assert!(!zh.text_of("#test-throttle_share-error").await.is_empty());
+    assert!(zh.text_of("main").await.contains("部分输入无法识别"));
+    assert_fits(&zh).await;
+    zh.screenshot("1-limits-refused").await;
+    zh.close().await;
+    s.h.finish().await;
+}
+
+/// An anomaly of `rule` about the caller ID, naming `calls`, detected a minute ago.
+async fn record_anomaly(s: &Scene, id: &str, rule: &str, calls: &[&str]) {
+    use trunkguard::store::{AnomalyRow, SubjectKey};
+    let row = AnomalyRow {
+        id: id.into(),
+        detected_at: chrono::Utc::now() - chrono::Duration::minutes(1),
+        rule: rule.into(),
+        subject: SubjectKey {
+            kind: "caller_id".into(),
+            trunk: common::TRUNK.into(),
+            number: "861012345678".into(),
+        },
+        window_secs: 3600,
+        observed: 75.0,
+        threshold: 60.0,
+        sample: 75,
+        step: "throttle".into(),
+        detail: format!("{rule} over the last hour"),
+        call_ids: calls.iter().map(|c| c.to_string()).collect(),
+    };
+    s.h.gw.store().record_anomaly(&row, &[]).await.unwrap();
+}
+
+#[tokio::test]
+async fn kpis_per_caller_id_and_anomalies_of_a_kind_lead_to_their_calls() {
+    let _one = SERIAL.lock().await;
+    let s = scene().await;
+    record_anomaly(&s, "1001", "over_frequent_number", &[&s.answered]).await;
+    record_anomaly(&s, "1002", "unauthorized_caller_id", &[&s.refused]).await;
+    let Some(b) = Browser::start(&s.base, "carrier-callers", EN, LAPTOP).await else {
+        return;
+    };
+    b.goto("/console/kpis").await;
+    b.sign_in(&s.carrier).await;
+    assert_eq!(b.path().await, "/console/kpis");
+    assert_eq!(b.text_of("#charts-of").await, "Charts of the trunks");
+    // Every caller ID of the period, each with a link to its own charts.
+    let callers = b
+        .js("return Array.from(document.querySelectorAll('table.callers tr[data-caller]')).map(r => r.dataset.caller)")
+        .await;
+    let callers: Vec<&str> = callers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    let ours = *callers
+        .iter()
+        .find(|c| c.ends_with("1012345678"))
+        .unwrap_or_else(|| panic!("the agent's caller ID is listed: {callers:?}"));
+    b.screenshot("1-kpis-callers").await;
+    b.click_and_wait(&format!("tr[data-caller='{ours}'] a"))
+        .await;
+    assert!(b.path().await.contains("number="), "{}", b.path().await);
+    assert!(b.text_of("#charts-of").await.contains(ours));
+    // This caller ID's chart: its one call, answered (the stranger's refusal is another's).
+    let bars = b
+        .js("return Array.from(document.querySelectorAll('#chart-attempts g[data-attempts]')).map(g => [Number(g.dataset.attempts), Number(g.dataset.answered)])")
+        .await;
+    let (attempts, answered) = bars.as_array().unwrap().iter().fold((0, 0), |(a, n), b| {
+        (a + b[0].as_u64().unwrap(), n + b[1].as_u64().unwrap())
+    });
+    assert_eq!((attempts, answered), (1, 1), "{bars}");
+    assert_eq!(
+        b.js("return document.querySelectorAll('table.callers').length")
+            .await,
+        Value::from(0),
+        "one caller ID's page lists no others"
+    );
+    b.screenshot("2-kpis-one-caller").await;
+
+    // Its anomalies: both kinds, then one kind; its calls are the anomaly's.
+    b.click_and_wait("#anomalies-link").await;
+    assert!(b.path().await.starts_with("/console/anomalies"));
+    let rows = b
+        .js("return document.querySelectorAll('tr[data-anomaly]').length")
+        .await;
+    assert_eq!(rows, Value::from(2));
+    b.click("#rule option[value='over_frequent_number']").await;
+    b.click_and_wait("#anomaly-filter button[type=submit]")
+        .await;
+    let rules = b
+        .js("return Array.from(document.querySelectorAll('tr[data-anomaly]')).map(r => r.dataset.rule)")
+        .await;
+    assert_eq!(rules, serde_json::json!(["over_frequent_number"]));
+    assert!(b
+        .text_of("tr[data-anomaly='1001']")
+        .await
+        .contains("too many calls from one caller ID"));
+    b.screenshot("3-anomalies-of-a-kind").await;
+    b.click_and_wait("tr[data-anomaly='1001'] a.calls").await;
+    assert!(
+        b.path().await.contains("anomaly=1001"),
+        "{}",
+        b.path().await
+    );
+    let listed = b
+        .js("return document.querySelectorAll('table.calls tbody tr').length")
+        .await;
+    assert_eq!(listed, Value::from(1), "the anomaly's one call");
+    assert!(b.text_of("table.calls").await.contains("8613900000001"));
+    assert!(b.text_of("table.calls").await.contains("answered"));
+    b.screenshot("4-calls-of-the-anomaly").await;
+    b.close().await;
+
+    // In Chinese, for the compliance officer, on a tablet.
+    let Some(zh) = Browser::start(&s.base, "officer-callers-zh", ZH, TABLET).await else {
+        return;
+    };
+    zh.goto(&format!("/console/kpis?number={ours}")).await;
+    zh.sign_in(&s.officer).await;
+    assert!(zh.text_of("#charts-of").await.contains("的图表"));
+    assert_eq!(zh.text_of("label[for=number]").await, "主叫号码");
+    assert_fits(&zh).await;
+    zh.screenshot("1-kpis-one-caller").await;
+    zh.goto("/console/anomalies").await;
+    assert_eq!(zh.text_of("h1").await, "异常");
+    assert!(zh
+        .text_of("tr[data-anomaly='1002']")
+        .await
+        .contains("未授权主叫号码"));
+    assert_fits(&zh).await;
+    zh.screenshot("2-anomalies").await;
+    zh.close().await;
     s.h.finish().await;
 }

@@ -4,6 +4,8 @@
 //! (`evidence::package`): per call `calls/<id>/` with `cdr.json`, `legs.json` (media figures per
 //! leg, DTMF), `holds.json`, `anomalies.json` (the anomalies naming the call and the
 //! enforcement they caused), `audit.json` (the call's audit trail before this package),
+//! `sip_trace.json` and `sip_trace.txt` (every SIP message of both legs, `store::sip_trace`;
+//! a call without a stored trace has neither, and the manifest's `calls[].sip_trace` says why),
 //! `recording.wav` and `recording.pcap` as stored, and `verification.json` (the stored SHA-256,
 //! the SHA-256 of the file as packed, the result); then `README.txt` and `manifest.json` (who,
 //! when, the gateway's version, the search, every file's size and SHA-256).
@@ -39,7 +41,9 @@ use super::error::{ApiError, ErrorBody};
 use super::ApiState;
 use crate::evidence::package::{PackageWriter, PackedFile};
 use crate::model::Cdr;
+use crate::model::SipTrace;
 use crate::recording::locate::{download_name, open_contained, LocateError, OpenedRecording};
+use crate::store::sip_trace::{self, ReadSipTraceError};
 use crate::store::{AuditFilter, CdrQuery, Store};
 
 /// The most calls one package holds.
@@ -78,6 +82,9 @@ pub struct PackedCall {
     pub call_id: String,
     /// Its folder under `calls/` (the id with characters unsafe in a file name replaced by `_`).
     pub folder: String,
+    /// `packed` (`sip_trace.json` and `sip_trace.txt` are in its folder), or why not: `none
+    /// stored (…)` or `unreadable: …`.
+    pub sip_trace: String,
 }
 
 /// What `verification.json` holds: the recording checked as it was packed.
@@ -148,7 +155,9 @@ pub struct EvidenceParams {
     tag = "compliance",
     description = "The call's evidence package: one ZIP (application/zip, streamed) with \
                    `calls/<id>/cdr.json`, `legs.json`, `holds.json`, `anomalies.json`, \
-                   `audit.json`, `recording.wav` (and `recording.pcap` when kept), \
+                   `audit.json`, `sip_trace.json` and `sip_trace.txt` (both legs' SIP \
+                   messages; without a stored trace neither, and the manifest's \
+                   `calls[].sip_trace` says why), `recording.wav` (and `recording.pcap` when kept), \
                    `verification.json` (`Verification`: the stored SHA-256 against the SHA-256 \
                    of the bytes packed), `README.txt` and `manifest.json` (`EvidenceManifest`: \
                    every file's path, size and SHA-256; check with `sha256sum`). Audited with \
@@ -272,6 +281,8 @@ struct CallParts {
     purged_at: Option<DateTime<Utc>>,
     wav: Option<Source>,
     pcap: Option<Source>,
+    /// The SIP trace, or why the package has none (the manifest says it).
+    sip_trace: Result<SipTrace, String>,
 }
 
 /// What `audit.json` holds.
@@ -334,6 +345,10 @@ async fn package(
             .map(|c| PackedCall {
                 call_id: c.id.clone(),
                 folder: c.folder.clone(),
+                sip_trace: match &c.sip_trace {
+                    Ok(_) => "packed".into(),
+                    Err(why) => why.clone(),
+                },
             })
             .collect(),
         files: Vec::new(),
@@ -398,6 +413,7 @@ async fn read_call(store: &Store, root: &std::path::Path, cdr: Cdr) -> Result<Ca
     let info = cdr.recording.clone();
     let record = record_of(store, cdr).await?;
     let audit = audit_trail(store, &id).await?;
+    let sip_trace = trace_of(store, &id).await?;
     let purged_at = record.recording.as_ref().and_then(|r| r.purged_at);
     let (mut wav, mut pcap) = (None, None);
     if let (Some(info), None) = (&info, purged_at) {
@@ -417,7 +433,26 @@ async fn read_call(store: &Store, root: &std::path::Path, cdr: Cdr) -> Result<Ca
         purged_at,
         wav,
         pcap,
+        sip_trace,
     })
+}
+
+/// The call's SIP trace, or why there is none: a package is still made without it (a refused
+/// call traced off, a trace purged), and says so rather than holding an empty file.
+async fn trace_of(store: &Store, id: &str) -> Result<Result<SipTrace, String>, ApiError> {
+    match sip_trace::read(store, id).await {
+        Ok(Some(trace)) => Ok(Ok(trace)),
+        Ok(None) => Ok(Err(
+            "none stored (tracing off, deleted by the retention purge, or \
+                            the call ended less than a few seconds ago)"
+                .into(),
+        )),
+        Err(ReadSipTraceError::Store(e)) => Err(e.into()),
+        Err(e) => {
+            tracing::warn!(call_id = %id, error = %e, "api: evidence: stored SIP trace unreadable");
+            Ok(Err(format!("unreadable: {e}")))
+        }
+    }
 }
 
 async fn audit_trail(store: &Store, id: &str) -> Result<AuditTrail, ApiError> {
@@ -505,6 +540,14 @@ fn write_package(
             &serde_json::json!({ "anomalies": r.anomalies, "enforcement": r.enforcement }),
         )?;
         p.add_json(&format!("{dir}/audit.json"), &call.audit)?;
+        if let Ok(trace) = &call.sip_trace {
+            p.add_json(&format!("{dir}/sip_trace.json"), trace)?;
+            p.add_bytes(
+                &format!("{dir}/sip_trace.txt"),
+                trace.to_text().as_bytes(),
+                zip::CompressionMethod::Deflated,
+            )?;
+        }
         let wav = pack_file(&mut p, &format!("{dir}/recording.wav"), call.wav)?;
         let pcap = pack_file(&mut p, &format!("{dir}/recording.pcap"), call.pcap)?;
         let result = if call.purged_at.is_some() {

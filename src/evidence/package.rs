@@ -212,7 +212,9 @@ fn readme() -> String {
          \n\
          Each call's folder (calls/<call id>/) holds its CDR (cdr.json), its media legs and\n\
          DTMF (legs.json), its legal holds (holds.json), its audit trail (audit.json: who\n\
-         read or changed it, before this package), its recording (recording.wav, and\n\
+         read or changed it, before this package), its SIP trace (sip_trace.json and\n\
+         sip_trace.txt: both legs' SIP messages; when none is stored the manifest's\n\
+         calls[].sip_trace says why), its recording (recording.wav, and\n\
          recording.pcap when the codec could not be decoded) and verification.json: the\n\
          SHA-256 stored when the recording was closed, the SHA-256 of the file as packed,\n\
          and whether they are equal (ok, mismatch, missing, purged or none).\n"

@@ -1,7 +1,8 @@
 //! The calls search (`/console/calls`): a form (GET, so a search is a link one can keep) over the
 //! store's CDR search — a number whole or some of its digits (anywhere, at the start, at the
 //! end), trunk, direction, period (in the trunk's time zone), outcome, refusal reason, final
-//! SIP status, talk time, recording kept, legal hold — newest or oldest first, 50 a page with
+//! SIP status, talk time, the anomaly that names them (the anomalies page links here), recording
+//! kept, legal hold — newest or oldest first, 50 a page with
 //! the API's cursor; and the same search as CSV (`/console/calls/export`, the API's streamed
 //! export), and their evidence package (`/console/calls/evidence`, the API's, at most 50 calls).
 //! A carrier limited to trunks searches its own only, as in the API; the recording and
@@ -86,6 +87,7 @@ const FIELDS: &[&str] = &[
     "status",
     "talk_min",
     "talk_max",
+    "anomaly",
     "recording",
     "hold",
     "order",
@@ -227,6 +229,14 @@ fn parse(pairs: Vec<(String, String)>, trunks: &[(String, Tz)]) -> Search {
                 }
                 Err(_) => Some(T::BadSeconds),
             },
+            "anomaly" => {
+                if CdrQuery::is_anomaly_id(value) {
+                    q.anomaly = Some(value.clone());
+                    None
+                } else {
+                    Some(T::BadAnomalyId)
+                }
+            }
             "recording" => match value.as_str() {
                 "kept" => {
                     q.has_recording = Some(true);
@@ -580,6 +590,7 @@ mod tests {
             ("status", "99"),
             ("talk_min", "-1"),
             ("recording", "maybe"),
+            ("anomaly", "x1"),
             ("cursor", "zz"),
         ] {
             let s = parse(pairs(&[(k, v)]), &trunks);
@@ -591,6 +602,8 @@ mod tests {
             &trunks,
         );
         assert_eq!(s.errors, vec![("to", T::BadPeriod)]);
+        let s = parse(pairs(&[("anomaly", "1795000000123000")]), &trunks);
+        assert_eq!(s.query.anomaly.as_deref(), Some("1795000000123000"));
         let s = parse(pairs(&[("order", "oldest")]), &trunks);
         assert!(!s.query.newest_first);
         assert_eq!(urlencoded("a b/c"), "a%20b%2Fc");

@@ -2,8 +2,10 @@
 //! (`GET /api/v1/reports/kpis`: the buckets persisted with the CDRs; a carrier limited to trunks
 //! sees its own) for a period and bucket, as two charts drawn on the server as SVG — attempts
 //! and answered calls per bucket; ASR and NER in percent — with the table beside them and the
-//! same report as CSV. Charts carry their figures as text too (a title per bar and point, the
-//! table), so nothing is only in the picture.
+//! same report as CSV. The charts are the trunks' (summed) or, with a caller ID, that caller
+//! ID's; a table of every caller ID of the period links to each one's charts, and a link leads
+//! to the period's anomalies (`anomalies.rs`). Charts carry their figures as text too (a title
+//! per bar and point, the table), so nothing is only in the picture.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -14,6 +16,9 @@ use chrono::{DateTime, Utc};
 use maud::{html, Markup};
 use serde_json::Value;
 
+use super::anomalies::subject;
+use super::calls::urlencoded;
+use super::fields::{query_pairs, value, Field};
 use super::format::figure;
 use super::guard::Ctx;
 use super::i18n::T;
@@ -22,7 +27,7 @@ use crate::api::reports::kpis as api_kpis;
 use crate::api::{ApiError, ApiState, Principal};
 
 /// The report's parameters the form sends, in order (others are ignored).
-const FIELDS: &[&str] = &["from", "to", "trunk", "bucket", "kind"];
+const FIELDS: &[&str] = &["from", "to", "trunk", "number", "bucket", "kind"];
 
 /// One bucket of a trunk's figures, summed over the trunks shown.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -49,27 +54,6 @@ impl Point {
     }
 }
 
-fn pairs_of(query: Result<Query<Vec<(String, String)>>, QueryRejection>) -> Vec<(String, String)> {
-    let pairs = query.map(|Query(p)| p).unwrap_or_default();
-    FIELDS
-        .iter()
-        .filter_map(|f| {
-            pairs
-                .iter()
-                .find(|(k, v)| k == f && !v.trim().is_empty())
-                .map(|(k, v)| (k.clone(), v.trim().to_string()))
-        })
-        .collect()
-}
-
-fn value<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
-    pairs
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("")
-}
-
 /// The API's answer as JSON rows, or the field it refused.
 async fn report(
     state: &ApiState,
@@ -90,10 +74,11 @@ async fn report(
     Ok(v["items"].as_array().cloned().unwrap_or_default())
 }
 
-/// The trunks' rows summed per bucket, in time order.
-fn points(rows: &[Value]) -> Vec<Point> {
+/// The rows of one kind of subject (`trunk`: every trunk shown; `caller_id`: the caller ID
+/// asked for) summed per bucket, in time order.
+fn points(rows: &[Value], subject: &str) -> Vec<Point> {
     let mut out: Vec<Point> = Vec::new();
-    for r in rows.iter().filter(|r| r["subject"] == "trunk") {
+    for r in rows.iter().filter(|r| r["subject"] == subject) {
         let start = r["bucket_start"].as_str().unwrap_or("").to_string();
         let n = |k: &str| r[k].as_u64().unwrap_or(0);
         let p = match out.iter_mut().find(|p| p.start == start) {
@@ -130,7 +115,7 @@ pub(crate) async fn page(
     Extension(who): Extension<Principal>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
-    let pairs = pairs_of(query);
+    let pairs = query_pairs(query, FIELDS);
     let (rows, error) = match report(&state, &who, pairs.clone()).await {
         Ok(rows) => (rows, None),
         Err(ApiError::BadRequest { field, .. }) => (Vec::new(), Some(field)),
@@ -161,14 +146,40 @@ pub(crate) async fn page(
         .filter(|t| who.sees_trunk(&t.name))
         .map(|t| t.name)
         .collect();
-    let points = points(&rows);
+    let number = value(&pairs, "number");
+    let points = points(
+        &rows,
+        if number.is_empty() {
+            "trunk"
+        } else {
+            "caller_id"
+        },
+    );
     let link = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+    let period: Vec<&(String, String)> = pairs
+        .iter()
+        .filter(|(k, _)| matches!(k.as_str(), "from" | "to" | "trunk" | "number"))
+        .collect();
+    let anomalies_link = serde_urlencoded::to_string(&period).unwrap_or_default();
     let body = html! {
         (form(&ctx, &pairs, &trunks, error.as_deref()))
         @if error.is_some() {
             (notice(ctx.t(T::FixTheForm), true))
         } @else {
-            p { a.button.secondary href={ "/console/kpis/export?" (link) } download { (ctx.t(T::ExportKpis)) } }
+            p.actions {
+                a.button.secondary href={ "/console/kpis/export?" (link) } download { (ctx.t(T::ExportKpis)) }
+                " "
+                a.button.secondary #anomalies-link href={ "/console/anomalies?" (anomalies_link) } { (ctx.t(T::AnomaliesOfPeriod)) }
+            }
+            h2 #charts-of {
+                @if number.is_empty() {
+                    (ctx.t(T::ChartsOfTrunks))
+                } @else {
+                    (T::ChartsOfCaller.fill(ctx.lang, &[("number", number)]))
+                    " "
+                    a.small href={ "/console/kpis?" (without(&pairs, "number")) } { (ctx.t(T::BackToTrunks)) }
+                }
+            }
             @if points.is_empty() {
                 p.empty { (ctx.t(T::NoFigures)) }
             } @else {
@@ -176,6 +187,9 @@ pub(crate) async fn page(
                     (attempts_chart(&ctx, &points))
                     (ratio_chart(&ctx, &points))
                 }
+            }
+            @if number.is_empty() {
+                (per_caller(&ctx, &rows, &pairs))
             }
             (table(&ctx, &rows))
         }
@@ -197,7 +211,7 @@ pub(crate) async fn export(
     Extension(who): Extension<Principal>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
-    let mut pairs = pairs_of(query);
+    let mut pairs = query_pairs(query, FIELDS);
     pairs.push(("format".into(), "csv".into()));
     match api_kpis(State(state), Extension(who), Ok(Query(pairs))).await {
         Ok(r) => r,
@@ -218,42 +232,151 @@ pub(crate) async fn export(
 
 fn form(ctx: &Ctx, pairs: &[(String, String)], trunks: &[String], error: Option<&str>) -> Markup {
     let t = |k: T| ctx.t(k);
-    let invalid = |name: &str| (error == Some(name)).then_some("true");
+    let f = |name: &'static str, label: T| {
+        let why = match name {
+            "from" | "to" => T::BadTime,
+            "number" => T::BadNumber,
+            _ => T::BadChoice,
+        };
+        Field::new(name, t(label)).error((error == Some(name)).then(|| t(why)))
+    };
+    let v = |name: &str| value(pairs, name);
     html! {
         form.search method="get" action="/console/kpis" {
             fieldset {
                 legend { (t(T::KpisLegend)) }
                 div.grid {
-                    div.field {
-                        label for="from" { (t(T::FromLabel)) }
-                        input #from name="from" type="date" value=(value(pairs, "from")) aria-invalid=[invalid("from")];
+                    @for (name, label) in [("from", T::FromLabel), ("to", T::ToLabel)] {
+                        @let p = f(name, label).described_also("kpis-help");
+                        (p.render(html! {
+                            input id=(name) name=(name) type="date" value=(v(name))
+                                aria-describedby=[p.described_by()] aria-invalid=[p.invalid()];
+                        }))
                     }
-                    div.field {
-                        label for="to" { (t(T::ToLabel)) }
-                        input #to name="to" type="date" value=(value(pairs, "to")) aria-invalid=[invalid("to")];
-                    }
-                    div.field {
-                        label for="trunk" { (t(T::TrunkLabel)) }
-                        select #trunk name="trunk" {
+                    @let trunk = f("trunk", T::TrunkLabel);
+                    (trunk.render(html! {
+                        select #trunk name="trunk" aria-invalid=[trunk.invalid()] aria-describedby=[trunk.described_by()] {
                             option value="" { (t(T::Any)) }
                             @for name in trunks {
-                                option value=(name) selected[value(pairs, "trunk") == name] { (name) }
+                                option value=(name) selected[v("trunk") == name] { (name) }
+                            }
+                        }
+                    }))
+                    @let number = f("number", T::CallerIdLabel).help(t(T::CallerIdHelp));
+                    (number.render(html! {
+                        input #number name="number" type="text" inputmode="tel" value=(v("number"))
+                            aria-describedby=[number.described_by()] aria-invalid=[number.invalid()] autocomplete="off";
+                    }))
+                    @let bucket = f("bucket", T::BucketLabel);
+                    (bucket.render(html! {
+                        select #bucket name="bucket" aria-invalid=[bucket.invalid()] aria-describedby=[bucket.described_by()] {
+                            option value="hour" selected[v("bucket") != "day"] { (t(T::BucketHour)) }
+                            option value="day" selected[v("bucket") == "day"] { (t(T::BucketDay)) }
+                        }
+                    }))
+                }
+                // A refusal of no field of the form (an unknown parameter in a typed URL).
+                @if let Some(e) = error.filter(|e| !["from", "to", "trunk", "number", "bucket"].contains(e)) {
+                    p.field-error role="alert" { (e) ": " (t(T::BadChoice)) }
+                }
+                p #kpis-help .help { (t(T::KpisHelp)) }
+                div.actions { button type="submit" { (t(T::ShowButton)) } }
+            }
+        }
+    }
+}
+
+/// The query string of `pairs` without `name`.
+fn without(pairs: &[(String, String)], name: &str) -> String {
+    let kept: Vec<&(String, String)> = pairs.iter().filter(|(k, _)| k != name).collect();
+    serde_urlencoded::to_string(kept).unwrap_or_default()
+}
+
+/// One caller ID's figures over the whole period.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct CallerTotal {
+    trunk: String,
+    number: String,
+    point: Point,
+}
+
+/// The caller IDs' rows summed over the period, busiest first.
+fn caller_totals(rows: &[Value]) -> Vec<CallerTotal> {
+    let mut out: Vec<CallerTotal> = Vec::new();
+    for r in rows.iter().filter(|r| r["subject"] == "caller_id") {
+        let trunk = r["trunk"].as_str().unwrap_or("").to_string();
+        let number = r["number"].as_str().unwrap_or("").to_string();
+        let n = |k: &str| r[k].as_u64().unwrap_or(0);
+        let i = match out
+            .iter()
+            .position(|c| c.trunk == trunk && c.number == number)
+        {
+            Some(i) => i,
+            None => {
+                out.push(CallerTotal {
+                    trunk,
+                    number,
+                    point: Point::default(),
+                });
+                out.len() - 1
+            }
+        };
+        let p = &mut out[i].point;
+        p.attempts += n("attempts");
+        p.offered += n("offered");
+        p.answered += n("answered");
+        p.invalid += n("invalid_number");
+        p.network_errors += n("network_errors");
+    }
+    out.sort_by(|a, b| {
+        b.point
+            .attempts
+            .cmp(&a.point.attempts)
+            .then_with(|| a.number.cmp(&b.number))
+    });
+    out
+}
+
+/// Each caller ID of the period with its totals and a link to its own charts.
+fn per_caller(ctx: &Ctx, rows: &[Value], pairs: &[(String, String)]) -> Markup {
+    let t = |k: T| ctx.t(k);
+    let totals = caller_totals(rows);
+    let base = without(pairs, "number");
+    html! {
+        @if !totals.is_empty() {
+            div.table-wrap {
+                table.callers {
+                    caption { (t(T::PerCallerTitle)) }
+                    thead {
+                        tr {
+                            th scope="col" { (t(T::CallerIdLabel)) }
+                            th scope="col" { (t(T::TrunkLabel)) }
+                            th scope="col" { (t(T::Attempts)) }
+                            th scope="col" { (t(T::Answered)) }
+                            th scope="col" { "ASR %" }
+                            th scope="col" { "NER %" }
+                            th scope="col" { (t(T::ChartsLabel)) }
+                        }
+                    }
+                    tbody {
+                        @for c in &totals {
+                            tr data-caller=(c.number) {
+                                td.number { (c.number) }
+                                td { (c.trunk) }
+                                td.figure { (c.point.attempts) }
+                                td.figure { (c.point.answered) }
+                                td.figure { (figure(c.point.asr(), 1)) }
+                                td.figure { (figure(c.point.ner(), 1)) }
+                                td {
+                                    a href={ "/console/kpis?" (base) @if !base.is_empty() { "&" } "number=" (urlencoded(&c.number)) }
+                                        aria-label=(T::ChartsOfCaller.fill(ctx.lang, &[("number", &c.number)])) {
+                                        (t(T::ChartsLabel))
+                                    }
+                                }
                             }
                         }
                     }
-                    div.field {
-                        label for="bucket" { (t(T::BucketLabel)) }
-                        select #bucket name="bucket" {
-                            option value="hour" selected[value(pairs, "bucket") != "day"] { (t(T::BucketHour)) }
-                            option value="day" selected[value(pairs, "bucket") == "day"] { (t(T::BucketDay)) }
-                        }
-                    }
                 }
-                @if let Some(field) = error {
-                    p.field-error role="alert" { (field) ": " (t(T::BadChoice)) }
-                }
-                p.help { (t(T::KpisHelp)) }
-                div.actions { button type="submit" { (t(T::ShowButton)) } }
             }
         }
     }
@@ -409,7 +532,7 @@ fn table(ctx: &Ctx, rows: &[Value]) -> Markup {
                         @let invalid = r["invalid_number"].as_u64().unwrap_or(0);
                         tr {
                             td.time { (label(r["bucket_start"].as_str().unwrap_or(""))) }
-                            td { (r["trunk"].as_str().unwrap_or("")) " " (r["number"].as_str().unwrap_or("")) }
+                            td { (subject(r["subject"].as_str().unwrap_or(""), r["trunk"].as_str().unwrap_or(""), r["number"].as_str().unwrap_or(""), ctx.lang)) }
                             td.figure { (r["attempts"].as_u64().unwrap_or(0)) }
                             td.figure { (r["answered"].as_u64().unwrap_or(0)) }
                             td.figure { (pct(&r["asr"])) }
@@ -432,6 +555,33 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn caller_ids_sum_over_the_period_busiest_first() {
+        let rows = vec![
+            json!({"bucket_start": "2026-11-27T09:00:00Z", "subject": "caller_id", "trunk": "t", "number": "861", "attempts": 1, "offered": 1, "answered": 1}),
+            json!({"bucket_start": "2026-11-27T10:00:00Z", "subject": "caller_id", "trunk": "t", "number": "862", "attempts": 2, "offered": 2}),
+            json!({"bucket_start": "2026-11-27T11:00:00Z", "subject": "caller_id", "trunk": "t", "number": "861", "attempts": 3, "offered": 2, "answered": 1}),
+            json!({"bucket_start": "2026-11-27T11:00:00Z", "subject": "trunk", "trunk": "t", "attempts": 6}),
+        ];
+        let c = caller_totals(&rows);
+        assert_eq!(c.len(), 2);
+        assert_eq!(
+            (
+                c[0].number.as_str(),
+                c[0].point.attempts,
+                c[0].point.answered
+            ),
+            ("861", 4, 2)
+        );
+        assert_eq!(c[0].point.asr(), Some(2.0 / 3.0 * 100.0));
+        assert_eq!((c[1].number.as_str(), c[1].point.attempts), ("862", 2));
+        let pairs = vec![
+            ("from".to_string(), "2026-11-27".to_string()),
+            ("number".to_string(), "861".to_string()),
+        ];
+        assert_eq!(without(&pairs, "number"), "from=2026-11-27");
+    }
+
+    #[test]
     fn trunk_rows_sum_per_bucket_and_ratios_follow() {
         let rows = vec![
             json!({"bucket_start": "2026-11-27T10:00:00Z", "subject": "trunk", "attempts": 3, "offered": 2, "answered": 1, "network_errors": 1}),
@@ -439,13 +589,16 @@ mod tests {
             json!({"bucket_start": "2026-11-27T10:00:00Z", "subject": "trunk", "attempts": 1, "offered": 1, "answered": 1}),
             json!({"bucket_start": "2026-11-27T10:00:00Z", "subject": "caller_id", "attempts": 9, "offered": 9}),
         ];
-        let p = points(&rows);
+        let p = points(&rows, "trunk");
         assert_eq!(p.len(), 2);
         assert_eq!((p[0].attempts, p[0].answered), (4, 3));
         assert_eq!((p[1].attempts, p[1].offered, p[1].answered), (4, 3, 2));
         assert!((p[1].asr().unwrap() - 66.666).abs() < 0.01);
         assert!((p[1].ner().unwrap() - 66.666).abs() < 0.01);
         assert_eq!(Point::default().asr(), None);
+        let callers = points(&rows, "caller_id");
+        assert_eq!(callers.len(), 1);
+        assert_eq!((callers[0].attempts, callers[0].offered), (9, 9));
         assert_eq!(label("2026-11-27T10:00:00Z"), "11-27 10:00");
         assert_eq!(nice(7.0), 10.0);
         assert_eq!(nice(1.0), 1.0);

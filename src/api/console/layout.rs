@@ -16,6 +16,7 @@ const NAV: &[(&str, &str, T)] = &[
     ("/console/live", super::LIVE, T::NavLive),
     ("/console/trunks", super::TRUNKS, T::NavTrunks),
     ("/console/kpis", super::KPIS, T::NavKpis),
+    ("/console/anomalies", super::ANOMALIES, T::NavAnomalies),
     (
         "/console/enforcement",
         super::ENFORCEMENT,

@@ -14,14 +14,19 @@
 //! `layout.rs` (the page frame, error pages), `sign_in.rs`, `calls.rs` (search and export),
 //! `call_page.rs` (one call), `call_actions.rs` (its recording, verify, evidence package, legal hold),
 //! `live.rs` (live calls, hang-up), `enforcement.rs` (steps in force, impose, lift),
-//! `trunks.rs` (trunks, their numbers and blocked numbers), `kpis.rs` (the carrier's charts),
-//! `format.rs` (times in the trunk's zone, lengths), `assets.rs` (CSS, JS).
+//! `trunks.rs` (trunks, their numbers and blocked numbers), `trunk_limits.rs` (a trunk's limits
+//! edited), `kpis.rs` (the carrier's charts, per trunk and per caller ID), `anomalies.rs` (the
+//! anomalies with their evidence, leading to their calls), `fields.rs` (what every form shares:
+//! a field's label, help and message), `format.rs` (times in the trunk's zone, lengths),
+//! `assets.rs` (CSS, JS).
 
+mod anomalies;
 mod assets;
 mod call_actions;
 mod call_page;
 mod calls;
 mod enforcement;
+mod fields;
 mod format;
 mod guard;
 pub mod i18n;
@@ -30,6 +35,7 @@ mod layout;
 mod live;
 pub mod session;
 mod sign_in;
+mod trunk_limits;
 mod trunks;
 
 use axum::http::Method;
@@ -87,6 +93,7 @@ const ENFORCEMENT: &str = "/api/v1/enforcement";
 const LIFT: &str = "/api/v1/enforcement/{id}/lift";
 const TRUNKS: &str = "/api/v1/trunks";
 const KPIS: &str = "/api/v1/reports/kpis";
+const ANOMALIES: &str = "/api/v1/anomalies";
 
 /// Every console route with its handler.
 fn routes() -> Vec<(ConsoleRoute, MethodRouter<ApiState>)> {
@@ -288,6 +295,24 @@ fn routes() -> Vec<(ConsoleRoute, MethodRouter<ApiState>)> {
                 "console.reports.kpis.export",
             ),
             get(kpis::export),
+        ),
+        (
+            route(
+                Method::GET,
+                "/console/anomalies",
+                As(Method::GET, ANOMALIES),
+                "console.anomalies.list",
+            ),
+            get(anomalies::page),
+        ),
+        (
+            route(
+                Method::POST,
+                "/console/trunks/{name}/limits",
+                As(Method::PUT, "/api/v1/trunks/{name}"),
+                "console.trunks.limits",
+            ),
+            post(trunk_limits::save),
         ),
         (
             route(

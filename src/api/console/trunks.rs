@@ -3,6 +3,7 @@
 //! one number at a time. Each form is the API's own order (`POST …/numbers`, `DELETE
 //! …/numbers/{number}`, the same for `…/blocked`): the change reaches admission before the next
 //! call, and a refusal (not a number, on the list already, not on it) is shown next to the field.
+//! Each trunk's limits are edited in a folded form under it (`trunk_limits.rs`).
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -14,13 +15,16 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::calls::urlencoded;
+use super::fields::Field;
 use super::format::time_in;
 use super::guard::Ctx;
 use super::i18n::T;
 use super::layout::{csrf_field, error_page, frame, html_response, notice};
 use super::sign_in::see_other;
+use super::trunk_limits::{self, LimitsRefused};
 use crate::api::trunks as api;
 use crate::api::{ApiError, ApiState, Principal};
+use crate::config::TrunkConfig;
 
 /// Which of a trunk's lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,33 +64,64 @@ pub(crate) async fn page(
     let message = match q.ok().and_then(|Query(q)| q.done).as_deref() {
         Some("added") => Some((T::NumberAdded, false)),
         Some("removed") => Some((T::NumberRemoved, false)),
+        Some("limits") => Some((T::LimitsSaved, false)),
         _ => None,
     };
-    render(&state, &ctx, None, message, StatusCode::OK).await
+    render(&state, &ctx, Refusal::None, message, StatusCode::OK).await
+}
+
+/// What a refused form brings back to the page.
+enum Refusal {
+    None,
+    Number(Refused),
+    Limits(LimitsRefused),
+}
+
+/// The page again after a trunk's limits were refused: the values as typed, a message per field.
+pub(crate) async fn render_refused_limits(
+    state: &ApiState,
+    ctx: &Ctx,
+    refused: LimitsRefused,
+) -> Response {
+    render(
+        state,
+        ctx,
+        Refusal::Limits(refused),
+        Some((T::FixTheForm, true)),
+        StatusCode::BAD_REQUEST,
+    )
+    .await
 }
 
 async fn render(
     state: &ApiState,
     ctx: &Ctx,
-    refused: Option<Refused>,
+    refusal: Refusal,
     message: Option<(T, bool)>,
     status: StatusCode,
 ) -> Response {
     let trunks = match api::list(State(state.clone())).await {
         Ok(Json(list)) => list.items,
-        Err(e) => return unavailable(ctx, &e),
+        Err(e) => return failed(ctx, &e),
+    };
+    let configs = state.deps().trunks.trunks().await;
+    let (refused, limits) = match &refusal {
+        Refusal::None => (None, None),
+        Refusal::Number(r) => (Some(r), None),
+        Refusal::Limits(l) => (None, Some(l)),
     };
     let mut sections = Vec::new();
     for t in &trunks {
         let numbers = match api::numbers(State(state.clone()), Path(t.name.clone())).await {
             Ok(Json(l)) => l.items,
-            Err(e) => return unavailable(ctx, &e),
+            Err(e) => return failed(ctx, &e),
         };
         let blocked = match api::blocked(State(state.clone()), Path(t.name.clone())).await {
             Ok(Json(l)) => l.items,
-            Err(e) => return unavailable(ctx, &e),
+            Err(e) => return failed(ctx, &e),
         };
-        sections.push(trunk(ctx, t, &numbers, &blocked, refused.as_ref()));
+        let config = configs.iter().find(|c| c.name == t.name);
+        sections.push(trunk(ctx, t, config, &numbers, &blocked, refused, limits));
     }
     let body = html! {
         @if let Some((text, alert)) = message {
@@ -96,11 +131,21 @@ async fn render(
             p { (ctx.t(T::NoneYet)) }
         }
         @for s in sections { (s) }
+        (trunk_limits::time_zones())
     };
     html_response(status, frame(Some(state), ctx, ctx.t(T::TrunksTitle), body))
 }
 
-fn unavailable(ctx: &Ctx, e: &ApiError) -> Response {
+/// A trunk that is not there (deleted meanwhile) or the store down, as a page.
+pub(crate) fn failed(ctx: &Ctx, e: &ApiError) -> Response {
+    if let ApiError::NotFound(_) = e {
+        return error_page(
+            ctx.lang,
+            StatusCode::NOT_FOUND,
+            T::NotFoundTitle,
+            T::NotFoundText,
+        );
+    }
     tracing::error!(error = %e, "console: trunks page failed");
     error_page(
         ctx.lang,
@@ -122,12 +167,14 @@ fn key(def: &Value, k: &str) -> String {
 fn trunk(
     ctx: &Ctx,
     t: &api::TrunkView,
+    config: Option<&TrunkConfig>,
     numbers: &[String],
     blocked: &[String],
     refused: Option<&Refused>,
+    limits: Option<&LimitsRefused>,
 ) -> Markup {
     let d = &t.definition;
-    let limits = [
+    let shown = [
         (T::MaxConcurrent, "max_concurrent"),
         (T::MaxPerCallerId, "max_concurrent_per_caller_id"),
         (T::MaxCps, "max_cps"),
@@ -140,11 +187,12 @@ fn trunk(
             h2 id=(id) { (t.name) }
             p.help { (T::UpdatedBy.fill(ctx.lang, &[("time", &time_in(t.updated_at, chrono_tz::UTC)), ("who", &t.updated_by)])) }
             dl.details {
-                @for (label, k) in limits {
+                @for (label, k) in shown {
                     dt { (ctx.t(label)) }
                     dd { (key(d, k)) }
                 }
             }
+            (trunk_limits::form(ctx, &t.name, d, config, limits))
             div.lists {
                 (list(ctx, &t.name, List::Numbers, numbers, refused))
                 (list(ctx, &t.name, List::Blocked, blocked, refused))
@@ -167,6 +215,7 @@ fn list(
     let base = format!("/console/trunks/{}/{}", urlencoded(trunk), which.segment());
     let field = format!("{}-{}-add", trunk, which.segment());
     let error = refused.filter(|r| r.trunk == trunk && r.list == which);
+    let add = Field::new(&field, ctx.t(T::AddNumber)).error(error.map(|e| ctx.t(e.why)));
     html! {
         div.list data-list=(which.segment()) {
             h3 { (ctx.t(title)) }
@@ -191,14 +240,12 @@ fn list(
             }
             form.row method="post" action=(base) {
                 (csrf_field(ctx))
-                label for=(field) { (ctx.t(T::AddNumber)) }
+                (add.label())
                 input id=(field) type="text" name="number" inputmode="tel" required
                     value=(error.map(|e| e.number.as_str()).unwrap_or(""))
-                    aria-invalid=[error.map(|_| "true")];
+                    aria-describedby=[add.described_by()] aria-invalid=[add.invalid()];
                 button type="submit" { (ctx.t(T::Add)) }
-                @if let Some(e) = error {
-                    p.field-error role="alert" { (ctx.t(e.why)) }
-                }
+                (add.notes())
             }
         }
     }
@@ -249,13 +296,13 @@ async fn after(
                 render(
                     state,
                     ctx,
-                    Some(refused),
+                    Refusal::Number(refused),
                     Some((T::FixTheForm, true)),
                     e.status(),
                 )
                 .await
             }
-            None => unavailable(ctx, &e),
+            None => failed(ctx, &e),
         },
     }
 }

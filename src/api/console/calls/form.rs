@@ -5,6 +5,7 @@
 use chrono_tz::Tz;
 use maud::{html, Markup};
 
+use super::super::fields::Field;
 use super::super::format::{input_time, parse_input_time};
 use super::super::guard::api_allows;
 use super::super::guard::Ctx;
@@ -25,24 +26,9 @@ pub(super) fn form(
 ) -> Markup {
     let t = |k: T| ctx.t(k);
     let lang = ctx.lang;
-    let field_error = |name: &str| -> Markup {
-        html! {
-            @if let Some(e) = s.error(name) {
-                p.field-error id={ (name) "-error" } { (t(e)) }
-            }
-        }
-    };
-    let invalid = |name: &str| s.error(name).map(|_| "true");
-    let described = |name: &str, help: Option<&str>| -> String {
-        let mut ids = Vec::new();
-        if let Some(h) = help {
-            ids.push(h.to_string());
-        }
-        if s.error(name).is_some() {
-            ids.push(format!("{name}-error"));
-        }
-        ids.join(" ")
-    };
+    // Each field by its name (its control's id too), with its label and the message of a value
+    // that could not be read.
+    let f = |name: &'static str, label: T| Field::new(name, t(label)).error(s.error(name).map(t));
     let selected = |name: &str, value: &str| s.value(name) == value;
     let period_value = |name: &str| -> String {
         let v = s.value(name);
@@ -56,6 +42,7 @@ pub(super) fn form(
     let more_open = [
         "status",
         "talk_min",
+        "anomaly",
         "talk_max",
         "recording",
         "hold",
@@ -68,34 +55,32 @@ pub(super) fn form(
             fieldset {
                 legend { (t(T::SearchLegend)) }
                 div.grid {
-                    div.field {
-                        label for="number" { (t(T::NumberLabel)) }
+                    @let number = f("number", T::NumberLabel).help(t(T::NumberHelp));
+                    (number.render(html! {
                         input #number name="number" type="text" inputmode="tel" value=(s.value("number"))
-                            aria-describedby=(described("number", Some("number-help")))
-                            aria-invalid=[invalid("number")] autocomplete="off";
-                        p #number-help .help { (t(T::NumberHelp)) }
-                        (field_error("number"))
-                    }
-                    div.field {
-                        label for="match" { (t(T::MatchLabel)) }
+                            aria-describedby=[number.described_by()] aria-invalid=[number.invalid()] autocomplete="off";
+                    }))
+                    @let m = f("match", T::MatchLabel);
+                    (m.render(html! {
                         select #match name="match" {
                             @for (v, k) in [("anywhere", T::MatchAnywhere), ("suffix", T::MatchSuffix), ("prefix", T::MatchPrefix), ("whole", T::MatchWhole)] {
                                 option value=(v) selected[selected("match", v)] { (t(k)) }
                             }
                         }
-                    }
-                    div.field {
-                        label for="trunk" { (t(T::TrunkLabel)) }
+                    }))
+                    @let trunk = f("trunk", T::TrunkLabel);
+                    (trunk.render(html! {
                         select #trunk name="trunk" {
                             option value="" { (t(T::Any)) }
                             @for (name, _) in trunks {
                                 option value=(name) selected[selected("trunk", name)] { (name) }
                             }
                         }
-                    }
-                    div.field {
-                        label for="direction" { (t(T::DirectionLabel)) }
-                        select #direction name="direction" aria-invalid=[invalid("direction")] {
+                    }))
+                    @let direction = f("direction", T::DirectionLabel);
+                    (direction.render(html! {
+                        select #direction name="direction" aria-invalid=[direction.invalid()]
+                            aria-describedby=[direction.described_by()] {
                             option value="" { (t(T::Any)) }
                             @for d in [Direction::Outbound, Direction::Inbound] {
                                 option value=(d.as_str()) selected[selected("direction", d.as_str())] {
@@ -103,23 +88,18 @@ pub(super) fn form(
                                 }
                             }
                         }
-                        (field_error("direction"))
+                    }))
+                    @for (name, label) in [("from", T::FromLabel), ("to", T::ToLabel)] {
+                        @let period = f(name, label).described_also("zone-help");
+                        (period.render(html! {
+                            input id=(name) name=(name) type="datetime-local" value=(period_value(name))
+                                aria-describedby=[period.described_by()] aria-invalid=[period.invalid()];
+                        }))
                     }
-                    div.field {
-                        label for="from" { (t(T::FromLabel)) }
-                        input #from name="from" type="datetime-local" value=(period_value("from"))
-                            aria-describedby=(described("from", Some("zone-help"))) aria-invalid=[invalid("from")];
-                        (field_error("from"))
-                    }
-                    div.field {
-                        label for="to" { (t(T::ToLabel)) }
-                        input #to name="to" type="datetime-local" value=(period_value("to"))
-                            aria-describedby=(described("to", Some("zone-help"))) aria-invalid=[invalid("to")];
-                        (field_error("to"))
-                    }
-                    div.field {
-                        label for="disposition" { (t(T::DispositionLabel)) }
-                        select #disposition name="disposition" aria-invalid=[invalid("disposition")] {
+                    @let disposition = f("disposition", T::DispositionLabel);
+                    (disposition.render(html! {
+                        select #disposition name="disposition" aria-invalid=[disposition.invalid()]
+                            aria-describedby=[disposition.described_by()] {
                             option value="" { (t(T::Any)) }
                             @for d in Disposition::ALL {
                                 option value=(d.as_str()) selected[selected("disposition", d.as_str())] {
@@ -127,11 +107,11 @@ pub(super) fn form(
                                 }
                             }
                         }
-                        (field_error("disposition"))
-                    }
-                    div.field {
-                        label for="reason" { (t(T::ReasonLabel)) }
-                        select #reason name="reason" aria-invalid=[invalid("reason")] {
+                    }))
+                    @let reason = f("reason", T::ReasonLabel);
+                    (reason.render(html! {
+                        select #reason name="reason" aria-invalid=[reason.invalid()]
+                            aria-describedby=[reason.described_by()] {
                             option value="" { (t(T::Any)) }
                             @for r in RefusalReason::ALL {
                                 option value=(r.as_str()) selected[selected("reason", r.as_str())] {
@@ -139,58 +119,56 @@ pub(super) fn form(
                                 }
                             }
                         }
-                        (field_error("reason"))
-                    }
+                    }))
                 }
                 details open[more_open] {
                     summary { (t(T::MoreFilters)) }
                     div.grid {
-                        div.field {
-                            label for="status" { (t(T::StatusLabel)) }
+                        @let status = f("status", T::StatusLabel);
+                        (status.render(html! {
                             input #status name="status" type="text" inputmode="numeric" maxlength="3"
-                                value=(s.value("status")) aria-invalid=[invalid("status")]
-                                aria-describedby=(described("status", None));
-                            (field_error("status"))
+                                value=(s.value("status")) aria-invalid=[status.invalid()]
+                                aria-describedby=[status.described_by()];
+                        }))
+                        @for (name, label) in [("talk_min", T::TalkMin), ("talk_max", T::TalkMax)] {
+                            @let talk = f(name, label);
+                            (talk.render(html! {
+                                input id=(name) name=(name) type="number" min="0" step="1"
+                                    value=(s.value(name)) aria-invalid=[talk.invalid()]
+                                    aria-describedby=[talk.described_by()];
+                            }))
                         }
-                        div.field {
-                            label for="talk_min" { (t(T::TalkMin)) }
-                            input #talk_min name="talk_min" type="number" min="0" step="1"
-                                value=(s.value("talk_min")) aria-invalid=[invalid("talk_min")]
-                                aria-describedby=(described("talk_min", None));
-                            (field_error("talk_min"))
-                        }
-                        div.field {
-                            label for="talk_max" { (t(T::TalkMax)) }
-                            input #talk_max name="talk_max" type="number" min="0" step="1"
-                                value=(s.value("talk_max")) aria-invalid=[invalid("talk_max")]
-                                aria-describedby=(described("talk_max", None));
-                            (field_error("talk_max"))
-                        }
+                        @let anomaly = f("anomaly", T::AnomalyIdLabel).help(t(T::AnomalyIdHelp));
+                        (anomaly.render(html! {
+                            input #anomaly name="anomaly" type="text" inputmode="numeric" maxlength="40"
+                                value=(s.value("anomaly")) aria-invalid=[anomaly.invalid()]
+                                aria-describedby=[anomaly.described_by()];
+                        }))
                         @if sees_rec {
-                            div.field {
-                                label for="recording" { (t(T::RecordingFilter)) }
+                            @let rec = f("recording", T::RecordingFilter);
+                            (rec.render(html! {
                                 select #recording name="recording" {
                                     option value="" { (t(T::Any)) }
                                     option value="kept" selected[selected("recording", "kept")] { (t(T::RecordingKept)) }
                                     option value="none" selected[selected("recording", "none")] { (t(T::RecordingNone)) }
                                 }
-                            }
-                            div.field {
-                                label for="hold" { (t(T::HoldFilter)) }
+                            }))
+                            @let hold = f("hold", T::HoldFilter);
+                            (hold.render(html! {
                                 select #hold name="hold" {
                                     option value="" { (t(T::Any)) }
                                     option value="on" selected[selected("hold", "on")] { (t(T::HoldOn)) }
                                     option value="off" selected[selected("hold", "off")] { (t(T::HoldOff)) }
                                 }
-                            }
+                            }))
                         }
-                        div.field {
-                            label for="order" { (t(T::OrderLabel)) }
+                        @let order = f("order", T::OrderLabel);
+                        (order.render(html! {
                             select #order name="order" {
                                 option value="newest" selected[selected("order", "newest")] { (t(T::NewestFirst)) }
                                 option value="oldest" selected[selected("order", "oldest")] { (t(T::OldestFirst)) }
                             }
-                        }
+                        }))
                     }
                 }
                 p #zone-help .help { (T::TimesIn.fill(lang, &[("zone", zone.name())])) }

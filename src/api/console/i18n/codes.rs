@@ -286,6 +286,46 @@ pub const STEPS: Words = &[
     ("suspend_trunk", "suspend the trunk", "暂停中继"),
 ];
 
+/// The anomaly rules (`config::RuleId::code`).
+pub const RULES: Words = &[
+    (
+        "over_frequent_number",
+        "too many calls from one caller ID",
+        "单个主叫号码呼叫过频",
+    ),
+    (
+        "over_frequent_callee",
+        "too many calls to one number",
+        "对同一号码呼叫过频",
+    ),
+    ("over_long_call", "over-long calls", "通话时长过长"),
+    ("low_answer_rate", "low answer rate", "接通率过低"),
+    ("error_rate", "high error rate", "错误率过高"),
+    ("network_errors", "network errors", "网络错误"),
+    ("short_calls", "many short calls", "短通话过多"),
+    (
+        "outside_hours",
+        "calls outside the calling hours",
+        "允许时段外呼叫",
+    ),
+    (
+        "unauthorized_caller_id",
+        "unauthorized caller IDs",
+        "未授权主叫号码",
+    ),
+    ("complaint_batch", "a batch of complaints", "集中投诉"),
+    ("repeated_complaint", "repeated complaints", "重复投诉"),
+    ("fraud_complaint", "a fraud complaint", "诈骗投诉"),
+    ("silent_calls", "silent calls", "静默通话"),
+];
+
+/// What a KPI row or an anomaly is about.
+pub const SUBJECTS: Words = &[
+    ("trunk", "trunk", "中继"),
+    ("caller_id", "caller ID", "主叫号码"),
+    ("callee", "called number", "被叫号码"),
+];
+
 pub const ENFORCEMENT_ACTIONS: Words = &[("impose", "imposed", "实施"), ("lift", "lifted", "解除")];
 
 /// The words for `code` in `table`, else the code itself.
@@ -363,6 +403,26 @@ mod tests {
             "step",
             STEPS,
             &codes(Step::ALL.iter().map(|s| s.as_str()).collect()),
+        );
+        assert_complete(
+            "rule",
+            RULES,
+            &codes(
+                crate::config::RuleId::ALL
+                    .iter()
+                    .map(|r| r.code())
+                    .collect(),
+            ),
+        );
+        assert_complete(
+            "subject",
+            SUBJECTS,
+            &codes(
+                crate::model::SubjectKind::ALL
+                    .iter()
+                    .map(|k| k.as_str())
+                    .collect(),
+            ),
         );
         assert_eq!(words(DISPOSITIONS, "busy", Lang::Zh), "忙线");
         assert_eq!(words(DISPOSITIONS, "new_code", Lang::Zh), "new_code");
