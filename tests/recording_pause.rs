@@ -192,12 +192,22 @@ async fn the_api_pauses_and_resumes_the_recording_into_silence_on_both_channels(
 
     let mut answers: Vec<Value> = Vec::new();
     talk_with(&m, 175, &[], async |i| match i {
-        50 => answers.push(api.post(&pause, &agent, json!({})).await.ok(StatusCode::OK).json()),
+        50 => answers.push(
+            api.post(&pause, &agent, json!({}))
+                .await
+                .ok(StatusCode::OK)
+                .json(),
+        ),
         70 => api
             .post(&pause, &admin, json!({}))
             .await
             .assert_error(StatusCode::CONFLICT, "conflict"),
-        110 => answers.push(api.post(&resume, &agent, json!({})).await.ok(StatusCode::OK).json()),
+        110 => answers.push(
+            api.post(&resume, &agent, json!({}))
+                .await
+                .ok(StatusCode::OK)
+                .json(),
+        ),
         120 => api
             .post(&resume, &admin, json!({}))
             .await
@@ -212,7 +222,10 @@ async fn the_api_pauses_and_resumes_the_recording_into_silence_on_both_channels(
         answers[0]["at_ms"].as_i64().unwrap(),
         answers[1]["at_ms"].as_i64().unwrap(),
     );
-    assert!(near(at0, 1000, 250) && near(at1 - at0, 1200, 250), "{answers:?}");
+    assert!(
+        near(at0, 1000, 250) && near(at1 - at0, 1200, 250),
+        "{answers:?}"
+    );
 
     let mut m = m;
     h.hang_up_from_pbx(&mut m.call.pbx).await;
@@ -252,10 +265,17 @@ async fn the_api_pauses_and_resumes_the_recording_into_silence_on_both_channels(
         (p.paused_by.as_str(), p.resumed_by.as_deref(), p.ended),
         ("desk-7", Some("desk-7"), PauseEnd::Resumed)
     );
-    assert!(near(p.start_ms, at0, 5) && near(p.end_ms, at1, 5), "{p:?} vs {answers:?}");
+    assert!(
+        near(p.start_ms, at0, 5) && near(p.end_ms, at1, 5),
+        "{p:?} vs {answers:?}"
+    );
     assert_silent_pause(cdr, p);
     assert!(
-        recording(cdr).note.as_deref().unwrap_or("").contains("paused 1 time"),
+        recording(cdr)
+            .note
+            .as_deref()
+            .unwrap_or("")
+            .contains("paused 1 time"),
         "{:?}",
         recording(cdr).note
     );
@@ -291,7 +311,11 @@ async fn dtmf_commands_pause_and_resume_and_never_reach_the_carrier() {
         "the carrier gets 5, the * that began no command (before the 1), 1 and 9; none of \
          the commands' packets"
     );
-    assert_eq!(relayed.len(), 4 * 6, "every packet of the four relayed events");
+    assert_eq!(
+        relayed.len(),
+        4 * 6,
+        "every packet of the four relayed events"
+    );
 
     drop(m);
     let cdrs = h.finish().await;
@@ -347,9 +371,7 @@ async fn a_pause_left_open_resumes_after_max_pause_secs() {
     let resume = format!("/api/v1/calls/{id}/recording/resume");
     talk_with(&m, 175, &[], async |i| match i {
         25 => {
-            api.post(&pause, &agent, json!({}))
-                .await
-                .ok(StatusCode::OK);
+            api.post(&pause, &agent, json!({})).await.ok(StatusCode::OK);
         }
         // Resumed by itself at about tick 75: nothing left to resume.
         125 => api

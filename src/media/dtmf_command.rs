@@ -345,8 +345,18 @@ mod tests {
     }
 
     fn run(gate: &mut CommandGate, packets: &[(u64, Vec<u8>)], end_ms: u64) -> Outcome {
-        let t0 = Instant::now();
         let mut det = DtmfDetector::new([Some(101), None], 8000);
+        run_with(gate, &mut det, packets, end_ms)
+    }
+
+    /// `run` with the caller's detector (one stream fed in several runs).
+    fn run_with(
+        gate: &mut CommandGate,
+        det: &mut DtmfDetector,
+        packets: &[(u64, Vec<u8>)],
+        end_ms: u64,
+    ) -> Outcome {
+        let t0 = Instant::now();
         let mut out = Outcome::default();
         for (ms, p) in packets {
             let now = t0 + Duration::from_millis(*ms);
@@ -433,17 +443,19 @@ mod tests {
     #[test]
     fn a_lone_star_is_released_after_the_timeout() {
         let mut g = gate();
+        let mut det = DtmfDetector::new([Some(101), None], 8000);
         let packets = keyed(&[10]);
-        let out = run(&mut g, &packets[..3], 500);
+        let out = run_with(&mut g, &mut det, &packets[..3], 500);
         assert!(out.relayed.is_empty(), "held within the timeout");
         assert!(g.holding());
-        let out = run(&mut g, &packets[3..], 2000);
+        let out = run_with(&mut g, &mut det, &packets[3..], 2000);
         assert_eq!(out.relayed.len(), 5, "released with its late end packets");
         assert_eq!(out.digits, "*");
         assert!(!g.holding());
         // Retransmissions of the released event go straight on.
-        let again = run(&mut g, &packets[4..], 2000);
+        let again = run_with(&mut g, &mut det, &packets[4..], 2000);
         assert_eq!(again.relayed.len(), 1);
+        assert_eq!(again.digits, "", "reported once");
     }
 
     #[test]
