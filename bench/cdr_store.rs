@@ -68,6 +68,7 @@ fn cdr(i: usize, callers: usize) -> Cdr {
         media: Vec::new(),
         recording: None,
         dtmf: Vec::new(),
+        recording_pauses: Vec::new(),
     }
 }
 

@@ -472,6 +472,7 @@ fn ended_call(id: &str, now: chrono::DateTime<Utc>) -> Cdr {
         media: Vec::new(),
         recording: None,
         dtmf: Vec::new(),
+        recording_pauses: Vec::new(),
     }
 }
 

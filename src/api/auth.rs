@@ -25,6 +25,8 @@ pub enum Role {
     Compliance,
     /// KPIs, metrics and the CDRs of its trunks.
     Carrier,
+    /// An agent's desktop: pauses and resumes the recording of a live call (PCI), nothing else.
+    Agent,
 }
 
 impl Role {
@@ -33,6 +35,7 @@ impl Role {
             Role::Admin => "admin",
             Role::Compliance => "compliance",
             Role::Carrier => "carrier",
+            Role::Agent => "agent",
         }
     }
 }
@@ -50,8 +53,9 @@ impl FromStr for Role {
             "admin" => Ok(Role::Admin),
             "compliance" => Ok(Role::Compliance),
             "carrier" => Ok(Role::Carrier),
+            "agent" => Ok(Role::Agent),
             other => Err(format!(
-                "unknown role `{other}` (admin, compliance or carrier)"
+                "unknown role `{other}` (admin, compliance, carrier or agent)"
             )),
         }
     }

@@ -13,7 +13,7 @@ use super::error::{ApiError, ErrorBody};
 use super::holds::HoldView;
 use super::ApiState;
 use crate::b2bua::{LiveCall, LiveLegMedia};
-use crate::model::{EndReason, RecordingStatus};
+use crate::model::{EndReason, PauseEnd, RecordingStatus};
 use crate::store::{AnomalyRow, EnforcementEntry};
 
 /// The CDR end reason of a call hung up through the API.
@@ -254,6 +254,23 @@ pub struct RecordingView {
     pub note: Option<String>,
     /// When the retention purge deleted the files (the row stays); null while they are kept.
     pub purged_at: Option<DateTime<Utc>>,
+    /// PCI pauses, in order: the file holds silence on both channels over each interval.
+    pub pauses: Vec<PauseView>,
+}
+
+/// An interval during which the recording was paused (PCI).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PauseView {
+    /// Where the pause starts and ends in the recording, in ms from its first sample.
+    pub start_ms: i64,
+    pub end_ms: i64,
+    /// The API token's name that paused it, or `dtmf` (the trunk's `pause_dtmf`).
+    pub paused_by: String,
+    /// Who resumed it (a token's name, or `dtmf`); null when it ended otherwise.
+    pub resumed_by: Option<String>,
+    /// `resumed`, `max_pause` (resumed by itself after `[recording] max_pause_secs`) or
+    /// `call_ended`.
+    pub ended: PauseEnd,
 }
 
 /// An anomaly that names the call as an example.
@@ -438,6 +455,17 @@ pub(crate) async fn record_of(
         overflowed_packets: r.overflowed_packets,
         note: r.note.clone(),
         purged_at,
+        pauses: cdr
+            .recording_pauses
+            .iter()
+            .map(|p| PauseView {
+                start_ms: p.start_ms,
+                end_ms: p.end_ms,
+                paused_by: p.paused_by.clone(),
+                resumed_by: p.resumed_by.clone(),
+                ended: p.ended,
+            })
+            .collect(),
     });
     Ok(CallRecord {
         cdr: CdrView::from(&cdr),

@@ -26,6 +26,7 @@ mod metrics_cluster;
 pub mod openapi;
 mod params;
 mod range;
+pub mod recording_pause;
 pub mod recordings;
 pub mod reports;
 mod schemas;

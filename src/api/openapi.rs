@@ -11,7 +11,7 @@ use utoipa::{Modify, OpenApi};
 use super::error::ErrorBody;
 use super::{
     audit_log, calls, cdr_export, cdrs, complaints, enforcement, evidence, health, holds, metrics,
-    recordings, reports, sip_trace, trunks,
+    recording_pause, recordings, reports, sip_trace, trunks,
 };
 
 #[derive(OpenApi)]
@@ -21,7 +21,8 @@ use super::{
         description = "SIP trunk gateway: live calls, CDRs, call records, metrics. Every \
                        request but /healthz carries `Authorization: Bearer <token>` (created \
                        with `trunkguard token create`). Roles: admin, compliance, carrier (a \
-                       carrier token may be limited to some trunks). 401: missing, unknown or \
+                       carrier token may be limited to some trunks), agent (only pauses and resumes \
+                       recordings of live calls). 401: missing, unknown or \
                        revoked token; 403: role or trunk not allowed; 400: bad input, the \
                        parameter named in `error.field`. Every request but /healthz is written \
                        to the audit log."
@@ -61,6 +62,8 @@ use super::{
         sip_trace::sip_trace,
         holds::place,
         holds::release,
+        recording_pause::pause,
+        recording_pause::resume,
     ),
     // What an evidence package holds (its manifest and each call's verification): not a JSON
     // answer, so named here for clients that read the package.
@@ -77,6 +80,7 @@ use super::{
         (name = "admin", description = "Live calls, trunks and their numbers, enforcement orders (role admin)"),
         (name = "compliance", description = "CDRs and call records (role compliance)"),
         (name = "carrier", description = "Metrics and KPIs (role carrier)"),
+        (name = "agent", description = "PCI pause and resume of a live call's recording (role agent or admin)"),
         (name = "meta", description = "This document"),
     )
 )]

@@ -16,7 +16,7 @@ use tokio_rustls::TlsAcceptor;
 use super::auth::Role;
 use super::{
     audit, audit_log, calls, cdr_export, cdrs, complaints, enforcement, error, evidence, health,
-    holds, metrics, openapi, recordings, reports, sip_trace, trunks, ApiState,
+    holds, metrics, openapi, recording_pause, recordings, reports, sip_trace, trunks, ApiState,
 };
 use crate::shutdown::Shutdown;
 
@@ -45,6 +45,8 @@ const COMPLIANCE: &[Role] = &[Role::Compliance];
 const COMPLIANCE_CARRIER: &[Role] = &[Role::Compliance, Role::Carrier];
 const CARRIER_ADMIN: &[Role] = &[Role::Carrier, Role::Admin];
 const ANY_ROLE: &[Role] = &[Role::Admin, Role::Compliance, Role::Carrier];
+/// PCI pause/resume: the agent's desktop, or an admin.
+const AGENT_ADMIN: &[Role] = &[Role::Agent, Role::Admin];
 
 fn spec(method: Method, path: &'static str, access: Access, action: &'static str) -> RouteSpec {
     RouteSpec {
@@ -295,6 +297,24 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
                 "recordings.download",
             ),
             get(recordings::download),
+        ),
+        (
+            spec(
+                Method::POST,
+                "/api/v1/calls/{id}/recording/pause",
+                Roles(AGENT_ADMIN),
+                "recordings.pause",
+            ),
+            post(recording_pause::pause),
+        ),
+        (
+            spec(
+                Method::POST,
+                "/api/v1/calls/{id}/recording/resume",
+                Roles(AGENT_ADMIN),
+                "recordings.resume",
+            ),
+            post(recording_pause::resume),
         ),
         (
             spec(

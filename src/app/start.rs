@@ -575,6 +575,7 @@ fn b2bua_settings(
             required: config.recording.required,
             early_media: config.recording.record_early_media,
             on_failure: config.recording.on_failure,
+            max_pause: Duration::from_secs(config.recording.max_pause_secs),
         }),
         media: MediaSettings {
             ports: media.ports.clone(),

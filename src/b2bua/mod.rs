@@ -21,10 +21,11 @@ use std::time::Duration;
 pub use admission_times::AdmissionTimes;
 pub use attempts::CallAttempts;
 pub use call::media::MediaSettings;
+pub use call::pause::{PauseAction, PauseOutcome};
 pub use call::recording::RecordingSettings;
 pub use live_media::{LiveCallMedia, LiveLegMedia};
 pub use overload::{Overload, OverloadFigures};
-pub use registry::{LiveCall, Registry};
+pub use registry::{LiveCall, RecordingControlError, Registry};
 
 use crate::cluster::SharedAdmission;
 use crate::config::UnknownSources;

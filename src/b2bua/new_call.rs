@@ -343,6 +343,10 @@ fn admitted(
         .and_then(|s| s.audio())
         .map(|a| a.payloads)
         .unwrap_or_default();
+    media.set_dtmf_commands(crate::media::DtmfCommands::new(
+        trunk.pause_dtmf.as_deref(),
+        trunk.resume_dtmf.as_deref(),
+    ));
     let b_invite = anchored_b_invite(req, &mut b, &mut media);
     match side {
         Side::Inside => attempt.outside_call_id = Some(b.call_id.clone()),

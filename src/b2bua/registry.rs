@@ -7,8 +7,9 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
+use super::call::pause::{PauseAction, PauseOutcome};
 use super::call::Leg;
 use super::live_media::LiveCallMedia;
 use crate::model::{Direction, EndReason, LiveCallView, LiveCalls, Side};
@@ -26,6 +27,21 @@ pub(crate) enum CallMsg {
     StrayResponse(rsip::Response, Side),
     /// The gateway ends the call (operator, shutdown, policy), with the CDR's end reason.
     Hangup(EndReason),
+    /// Pause or resume the recording (PCI), asked by the API caller `by`.
+    Recording {
+        action: PauseAction,
+        by: String,
+        reply: oneshot::Sender<PauseOutcome>,
+    },
+}
+
+/// Why a pause or resume could not be handed to a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RecordingControlError {
+    #[error("no such live call on this node")]
+    NotLive,
+    #[error("the call's inbox is full")]
+    Busy,
 }
 
 /// A live call as operators see it.
@@ -183,6 +199,34 @@ impl Registry {
             }
         };
         inbox.try_send(CallMsg::Hangup(reason)).is_ok()
+    }
+
+    /// Ask a live call of this node to pause or resume its recording; the call answers on the
+    /// returned receiver (which fails if the call ends before it could).
+    pub fn recording_control(
+        &self,
+        id: &str,
+        action: PauseAction,
+        by: &str,
+    ) -> Result<oneshot::Receiver<PauseOutcome>, RecordingControlError> {
+        let inbox = {
+            let ids = self.by_id.lock();
+            match ids.get(id) {
+                Some(e) if !e.ended.load(Ordering::SeqCst) => e.inbox.clone(),
+                _ => return Err(RecordingControlError::NotLive),
+            }
+        };
+        let (reply, rx) = oneshot::channel();
+        let msg = CallMsg::Recording {
+            action,
+            by: by.to_string(),
+            reply,
+        };
+        match inbox.try_send(msg) {
+            Ok(()) => Ok(rx),
+            Err(mpsc::error::TrySendError::Full(_)) => Err(RecordingControlError::Busy),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(RecordingControlError::NotLive),
+        }
     }
 
     /// Ask the live calls `which` selects to end; returns how many were asked.

@@ -171,7 +171,7 @@ pub enum RetentionCommand {
 pub enum TokenCommand {
     /// Create a token and print it once (only its hash is stored).
     Create {
-        /// admin, compliance or carrier.
+        /// admin, compliance, carrier or agent (PCI pause/resume of live calls only).
         #[arg(long, hide_possible_values = true)]
         role: Role,
         /// A trunk a carrier token is limited to (repeat for several; none: every trunk).

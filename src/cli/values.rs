@@ -72,13 +72,13 @@ impl ValueEnum for Step {
 
 impl ValueEnum for Role {
     fn value_variants<'a>() -> &'a [Self] {
-        &[Role::Admin, Role::Compliance, Role::Carrier]
+        &[Role::Admin, Role::Compliance, Role::Carrier, Role::Agent]
     }
 
     fn to_possible_value(&self) -> Option<PossibleValue> {
         // Exhaustive on purpose: a new role does not compile until it is listed above.
         match self {
-            Role::Admin | Role::Compliance | Role::Carrier => {
+            Role::Admin | Role::Compliance | Role::Carrier | Role::Agent => {
                 Some(PossibleValue::new(self.as_str()))
             }
         }

@@ -187,7 +187,17 @@ pub struct RecordingConfig {
     /// deleted with its recording by the retention purge).
     #[serde(default = "default_true")]
     pub sip_trace: bool,
+    /// Longest PCI pause of a call's recording: a pause left open resumes by itself after it.
+    #[serde(default = "default_max_pause_secs")]
+    pub max_pause_secs: u64,
 }
+
+fn default_max_pause_secs() -> u64 {
+    180
+}
+
+/// Upper bound of `[recording] max_pause_secs` (an hour).
+pub const MAX_PAUSE_SECS: u64 = 3600;
 
 impl Default for RecordingConfig {
     fn default() -> Self {
@@ -198,6 +208,7 @@ impl Default for RecordingConfig {
             min_free_mb: default_min_free_mb(),
             on_failure: OnRecordingFailureInCall::default(),
             sip_trace: true,
+            max_pause_secs: default_max_pause_secs(),
         }
     }
 }
@@ -349,6 +360,23 @@ pub struct TrunkConfig {
     /// `[trunks.rules.<rule>]`: anomaly rules; every key optional.
     #[serde(default)]
     pub rules: RulesConfig,
+    /// DTMF sequence the agent keys to pause the call's recording (PCI), e.g. `*7`; not
+    /// relayed to the carrier. None: no DTMF command.
+    #[serde(default)]
+    pub pause_dtmf: Option<String>,
+    /// DTMF sequence that resumes the recording, e.g. `*8`.
+    #[serde(default)]
+    pub resume_dtmf: Option<String>,
+}
+
+/// Longest DTMF command sequence.
+pub const MAX_DTMF_COMMAND: usize = 8;
+
+/// Whether `s` can be a DTMF command: 1 to 8 of `0-9 * # A-D`.
+pub fn valid_dtmf_sequence(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_DTMF_COMMAND
+        && s.bytes().all(|b| b"0123456789*#ABCD".contains(&b))
 }
 
 impl TrunkConfig {

@@ -128,6 +128,12 @@ impl Config {
         if self.recording.dir.as_os_str().is_empty() {
             return Err(ConfigError::invalid("recording.dir", "must not be empty"));
         }
+        if !(1..=super::MAX_PAUSE_SECS).contains(&self.recording.max_pause_secs) {
+            return Err(ConfigError::invalid(
+                "recording.max_pause_secs",
+                format!("must be 1..={} (an hour)", super::MAX_PAUSE_SECS),
+            ));
+        }
         if self.recording.min_free_mb > super::MAX_MIN_FREE_MB {
             return Err(ConfigError::invalid(
                 "recording.min_free_mb",
@@ -216,6 +222,30 @@ impl Config {
                     "must be a share in (0, 1]",
                 ));
             }
+            for (name, seq) in [
+                ("pause_dtmf", &t.pause_dtmf),
+                ("resume_dtmf", &t.resume_dtmf),
+            ] {
+                if let Some(seq) = seq {
+                    if !super::valid_dtmf_sequence(seq) {
+                        return Err(ConfigError::invalid(
+                            key(name),
+                            format!(
+                                "`{seq}` is not 1 to {} DTMF digits (0-9 * # A-D)",
+                                super::MAX_DTMF_COMMAND
+                            ),
+                        ));
+                    }
+                }
+            }
+            if let (Some(p), Some(r)) = (&t.pause_dtmf, &t.resume_dtmf) {
+                if p.starts_with(r.as_str()) || r.starts_with(p.as_str()) {
+                    return Err(ConfigError::invalid(
+                        key("resume_dtmf"),
+                        "must differ from pause_dtmf, neither beginning the other",
+                    ));
+                }
+            }
             t.rules.validate(&key("rules"))?;
         }
         Ok(())
@@ -238,6 +268,29 @@ carrier = "127.0.0.1:5080"
 inbound_to = "127.0.0.1:5090"
 numbers = ["+861012345678"]
 "#;
+
+    #[test]
+    fn dtmf_commands_and_max_pause_are_checked() {
+        let c = Config::from_toml(BASE).unwrap();
+        assert_eq!(c.recording.max_pause_secs, 180);
+        assert_eq!(c.trunks[0].pause_dtmf, None);
+        let with = |extra: &str| Config::from_toml(&format!("{BASE}{extra}\n"));
+        let t = with("pause_dtmf = \"*7\"\nresume_dtmf = \"*8\"").unwrap();
+        assert_eq!(t.trunks[0].pause_dtmf.as_deref(), Some("*7"));
+        for (bad, key) in [
+            ("pause_dtmf = \"*x\"", "pause_dtmf"),
+            ("pause_dtmf = \"\"", "pause_dtmf"),
+            ("resume_dtmf = \"123456789\"", "resume_dtmf"),
+            ("pause_dtmf = \"*7\"\nresume_dtmf = \"*7\"", "resume_dtmf"),
+            ("pause_dtmf = \"*\"\nresume_dtmf = \"*8\"", "resume_dtmf"),
+        ] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(e.contains(key), "{bad}: {e}");
+        }
+        let text = BASE.replace("[[trunks]]", "[recording]\nmax_pause_secs = 0\n[[trunks]]");
+        let e = Config::from_toml(&text).unwrap_err().to_string();
+        assert!(e.contains("recording.max_pause_secs"), "{e}");
+    }
 
     #[test]
     fn minimal_config_gets_defaults() {

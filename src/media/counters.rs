@@ -63,6 +63,9 @@ pub(crate) enum Fate {
         rtp: bool,
     },
     Dropped(DropReason),
+    /// Not relayed now: a possible DTMF command's packet held back (sent later, uncounted here)
+    /// or a command's (never sent; the leg's `dtmf_withheld` counts it). Not a drop.
+    Withheld,
 }
 
 /// One relay thread's counters, on a cache line (or two) of their own. Index order:
@@ -164,6 +167,7 @@ impl MediaCounters {
                 }
             }
             Fate::Dropped(reason) => add(&shard.dropped[k][reason.index()], 1),
+            Fate::Withheld => {}
         }
     }
 

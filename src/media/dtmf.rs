@@ -19,6 +19,9 @@ pub struct Digit {
     pub duration_ms: u32,
     /// Arrival of the event's first packet.
     pub at: DateTime<Utc>,
+    /// The event's SSRC and RTP timestamp: which packets carried it (a DTMF command's digits
+    /// are told apart by it, `dtmf_command`).
+    pub key: (u32, u32),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -41,7 +44,7 @@ pub struct DtmfDetector {
     last_done: Option<(u32, u32)>,
 }
 
-fn digit_of(event: u8) -> Option<char> {
+pub(crate) fn digit_of(event: u8) -> Option<char> {
     Some(match event {
         0..=9 => char::from(b'0' + event),
         10 => '*',
@@ -128,6 +131,7 @@ impl DtmfDetector {
             digit: digit_of(p.event)?,
             duration_ms: (u64::from(p.duration) * 1000 / u64::from(self.clock_rate)) as u32,
             at: p.at,
+            key: (p.ssrc, p.timestamp),
         })
     }
 }

@@ -43,6 +43,9 @@ const RECV_BUF: usize = 2048;
 const MAX_RECV_ERRORS: u32 = 100;
 /// The eventfd's token; sockets have `id << 2 | pump`.
 const WAKE: u64 = u64::MAX;
+/// How often a thread wakes while some session holds back a possible DTMF command
+/// (`dtmf_command::HOLD_TIMEOUT` is kept to within this).
+const HOLD_TICK: Duration = Duration::from_millis(20);
 
 /// What a closed session hands back (or a snapshot gives): each pump's figures.
 pub(crate) type Reports = Vec<(Leg, Kind, PumpReport)>;
@@ -130,6 +133,18 @@ impl Relayed {
                 true
             }
         }
+    }
+
+    /// Whether the inside RTP pump holds back a possible DTMF command (the thread then wakes
+    /// to release it on time).
+    fn holding(&self) -> bool {
+        self.pumps[pump_index(Leg::Inside, Kind::Rtp)].holding()
+    }
+
+    /// Releases held-back DTMF packets whose time is up.
+    fn poll_held(&mut self, now: std::time::Instant) {
+        let peer = self.sockets[Leg::Outside.index()].socket(Kind::Rtp);
+        self.pumps[pump_index(Leg::Inside, Kind::Rtp)].poll(now, peer);
     }
 
     /// The figures so far; relaying goes on.
@@ -239,6 +254,7 @@ impl Engine {
                 commands: rx,
                 sessions: Arc::clone(&sessions),
                 relayed: HashMap::new(),
+                holding: Vec::new(),
             };
             std::thread::Builder::new()
                 .name(format!("media-relay-{i}"))
@@ -386,18 +402,26 @@ struct Worker {
     commands: mpsc::Receiver<Command>,
     sessions: Arc<AtomicUsize>,
     relayed: HashMap<u64, Box<Relayed>>,
+    /// Sessions holding back a possible DTMF command: polled every `HOLD_TICK`.
+    holding: Vec<u64>,
 }
 
 impl Worker {
     fn run(&mut self) {
         let mut events: Vec<epoll::Event> = Vec::with_capacity(EVENTS);
         let mut buf = vec![0u8; RECV_BUF];
+        let tick = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: HOLD_TICK.as_nanos() as _,
+        };
         loop {
             events.clear();
+            // No timeout unless a session holds DTMF packets back: an idle thread sleeps.
+            let timeout = (!self.holding.is_empty()).then_some(&tick);
             if let Err(e) = epoll::wait(
                 &*self.epoll,
                 rustix::buffer::spare_capacity(&mut events),
-                None,
+                timeout,
             ) {
                 if e != rustix::io::Errno::INTR {
                     tracing::error!(error = %e, "media relay epoll_wait failed");
@@ -423,11 +447,30 @@ impl Worker {
                     let socket = session.sockets[pump.leg().index()].socket(pump.kind());
                     let _ = epoll::delete(&*self.epoll, socket);
                 }
+                if session.holding() && !self.holding.contains(&id) {
+                    self.holding.push(id);
+                }
             }
             if commands {
                 self.commands();
             }
+            if !self.holding.is_empty() {
+                self.poll_held();
+            }
         }
+    }
+
+    /// Releases the held-back DTMF packets that have waited long enough.
+    fn poll_held(&mut self) {
+        let now = std::time::Instant::now();
+        let relayed = &mut self.relayed;
+        self.holding.retain(|id| match relayed.get_mut(id) {
+            Some(session) => {
+                session.poll_held(now);
+                session.holding()
+            }
+            None => false,
+        });
     }
 
     fn commands(&mut self) {

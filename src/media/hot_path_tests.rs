@@ -88,6 +88,8 @@ fn on_datagram_does_not_allocate() {
         ],
         tap: Some(tap_tx.into()),
         timeout: None,
+        dtmf_commands: Default::default(),
+        recording_paused: false,
     };
     let (publish, _publish_rx) = watch::channel(None);
     let (_peer_tx, peer_dest) = watch::channel(Some(carrier_addr));

@@ -16,12 +16,14 @@
 //! 3. On answer: `set_timeout` (if it was started without one, since ringing has no RTP) and
 //!    `set_tap` for the recorder.
 //! 4. Act on `MediaEvent`s (`Timeout` → BYE both legs, `media_timeout`; `Dtmf` → log against
-//!    the call).
+//!    the call; `DtmfCommand` → pause or resume the recording, `set_dtmf_commands` having named
+//!    the trunk's sequences; `set_recording_paused` stops the tap's copies while paused).
 //! 5. At the end, whatever it is: `close().await` for the CDR figures (dropping the session also
 //!    stops it and frees its ports).
 
 pub mod counters;
 pub mod dtmf;
+pub mod dtmf_command;
 mod engine;
 pub mod latch;
 pub mod live;
@@ -45,6 +47,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 pub use counters::{DropReason, MediaCounters, MediaTotals};
+pub use dtmf_command::{DtmfCommand, DtmfCommands};
 pub use engine::start_relay;
 pub use live::{LiveLeg, LiveMedia, MediaProbe};
 pub use ports::{PortAllocator, PortPair};

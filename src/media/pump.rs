@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::counters::{DropReason, Fate};
 use super::dtmf::DtmfDetector;
+use super::dtmf_command::{CommandGate, Pass};
 use super::latch::{Latch, Verdict};
 use super::relay::{Activity, Control, LegStats, MediaEvent, SessionStats};
 use super::rtp::RtpHeader;
@@ -66,6 +67,8 @@ pub(crate) struct PumpReport {
     tap_dropped: u64,
     /// Payload type of the last RTP packet that was not an RFC 4733 event.
     payload_type: Option<u8>,
+    dtmf_withheld: u64,
+    paused_packets: u64,
 }
 
 /// Channels tying a pump to the rest of its session.
@@ -93,7 +96,11 @@ pub(crate) struct State {
     events: mpsc::Sender<MediaEvent>,
     meter: StreamMeter,
     dtmf: DtmfDetector,
+    /// DTMF commands: the inside leg's RTP pump only (the agent keys them).
+    gate: CommandGate,
     tap: TapWriter,
+    /// The recording is paused: nothing goes to the tap.
+    paused: bool,
     report: PumpReport,
     span: tracing::Span,
 }
@@ -121,7 +128,9 @@ impl State {
             events,
             meter: StreamMeter::new(DEFAULT_CLOCK_RATE),
             dtmf: DtmfDetector::new([None, None], DEFAULT_CLOCK_RATE),
+            gate: CommandGate::default(),
             tap: TapWriter::new(None),
+            paused: false,
             report: PumpReport::default(),
             span,
         }
@@ -156,6 +165,32 @@ impl State {
         }
         if self.kind == Kind::Rtp {
             self.tap.set(control.tap.clone());
+            self.paused = control.recording_paused;
+            if self.leg == Leg::Inside {
+                self.gate.set_commands(&control.dtmf_commands);
+            }
+        }
+    }
+
+    /// An event is held back (a possible DTMF command): the relay thread must call `poll`.
+    pub(crate) fn holding(&self) -> bool {
+        self.gate.holding()
+    }
+
+    /// Sends on what was held back longer than the command timeout.
+    pub(crate) fn poll(&mut self, now: Instant, peer: &UdpSocket) {
+        if self.gate.poll(now) {
+            self.send_released(peer);
+        }
+    }
+
+    /// Held packets the gate let go, sent in their order, and their digits reported.
+    fn send_released(&mut self, peer: &UdpSocket) {
+        for datagram in self.gate.take_released() {
+            let _ = self.forward(&datagram, peer);
+        }
+        for digit in self.gate.take_released_digits() {
+            self.report_digit(digit);
         }
     }
 
@@ -193,7 +228,14 @@ impl State {
         }
         let rtp = match self.kind {
             Kind::Rtp => match self.measure(data) {
-                Some(rtp) => rtp,
+                Some((rtp, Pass::Forward)) => {
+                    self.send_released(peer);
+                    rtp
+                }
+                Some((_, Pass::Withhold)) => {
+                    self.send_released(peer);
+                    return Fate::Withheld;
+                }
                 None => return Fate::Dropped(DropReason::Malformed),
             },
             Kind::Rtcp => {
@@ -211,13 +253,14 @@ impl State {
         }
     }
 
-    /// Whether the datagram was RTP (true) or RTCP multiplexed on the RTP port (false); None
-    /// for anything else (garbage, STUN — a trunk negotiates no ICE): dropped.
-    fn measure(&mut self, data: &[u8]) -> Option<bool> {
+    /// Whether the datagram was RTP (true) or RTCP multiplexed on the RTP port (false), and
+    /// whether to relay it now (a DTMF command's packet is withheld); None for anything else
+    /// (garbage, STUN — a trunk negotiates no ICE): dropped.
+    fn measure(&mut self, data: &[u8]) -> Option<(bool, Pass)> {
         let Some(header) = RtpHeader::parse(data) else {
             if is_rtcp(data) {
                 self.meter.on_not_rtp(); // rtcp-mux (RFC 5761): relayed, not measured
-                return Some(false);
+                return Some((false, Pass::Forward));
             }
             return None;
         };
@@ -225,18 +268,42 @@ impl State {
         let is_event = self.dtmf.is_event(&header);
         self.meter.on_packet(now, &header, data.len(), is_event);
         self.activity.touch(self.leg, now);
+        let mut verdict = Pass::Forward;
         if is_event {
-            let digits = self
-                .dtmf
-                .on_packet(&header, header.payload(data), chrono::Utc::now);
+            let payload = header.payload(data);
+            if self.gate.is_active() {
+                verdict = self.gate.on_event(&header, payload, data, now);
+                if let Some(command) = self.gate.take_command() {
+                    self.report_command(command);
+                }
+            }
+            let digits = self.dtmf.on_packet(&header, payload, chrono::Utc::now);
             for digit in digits.into_iter().flatten() {
-                self.report_digit(digit);
+                if let Some(digit) = self.gate.claim(digit) {
+                    self.report_digit(digit);
+                }
             }
         } else {
             self.report.payload_type = Some(header.payload_type);
         }
-        self.tap.offer(self.leg, now, header, data);
-        Some(true)
+        if self.paused {
+            // PCI pause: the audio never reaches the recorder (nor its pcap).
+            self.report.paused_packets += 1;
+        } else {
+            self.tap.offer(self.leg, now, header, data);
+        }
+        Some((true, verdict))
+    }
+
+    fn report_command(&mut self, command: super::DtmfCommand) {
+        tracing::info!(parent: &self.span, command = command.as_str(), "DTMF command");
+        let event = MediaEvent::DtmfCommand {
+            command,
+            at: chrono::Utc::now(),
+        };
+        if self.events.try_send(event).is_err() {
+            tracing::warn!(parent: &self.span, command = command.as_str(), "DTMF command lost: event queue full");
+        }
     }
 
     fn report_digit(&mut self, digit: super::dtmf::Digit) {
@@ -295,17 +362,20 @@ impl State {
             stream: self.meter.snapshot(),
             latched: self.latch.latched(),
             tap_dropped: self.tap.dropped(),
+            dtmf_withheld: self.gate.withheld(),
             ..self.report.clone()
         }
     }
 
     pub(crate) fn finish(mut self) -> PumpReport {
-        if let Some(digit) = self.dtmf.flush() {
+        // A command's digit stays unreported; one still held back dies with the call.
+        if let Some(digit) = self.dtmf.flush().and_then(|d| self.gate.claim(d)) {
             self.report_digit(digit);
         }
         self.report.stream = self.meter.snapshot();
         self.report.latched = self.latch.latched();
         self.report.tap_dropped = self.tap.dropped();
+        self.report.dtmf_withheld = self.gate.withheld();
         self.report
     }
 }
@@ -328,6 +398,8 @@ impl PumpReport {
                 own.dtmf_dropped = self.dtmf_dropped;
                 own.tap_dropped = self.tap_dropped;
                 own.payload_type = self.payload_type;
+                own.dtmf_withheld = self.dtmf_withheld;
+                own.paused_packets = self.paused_packets;
                 leg_mut(stats, leg.other()).rtp_out = self.sent;
             }
             Kind::Rtcp => {

@@ -58,6 +58,12 @@ pub enum MediaEvent {
     },
     /// `silent`'s peer has sent nothing while the other side talked, for the threshold.
     OneWayAudio { silent: Leg },
+    /// The agent (the inside leg's peer) keyed a command sequence (`set_dtmf_commands`); its
+    /// packets were not relayed.
+    DtmfCommand {
+        command: super::DtmfCommand,
+        at: DateTime<Utc>,
+    },
 }
 
 /// Where and how a leg's peer receives media, from its latest SDP.
@@ -161,6 +167,10 @@ pub struct LegStats {
     pub mos: Option<f64>,
     /// Payload type of the last RTP packet from this leg's peer (telephone-events aside).
     pub payload_type: Option<u8>,
+    /// RFC 4733 packets from this leg's peer never relayed: DTMF commands (inside leg only).
+    pub dtmf_withheld: u64,
+    /// RTP packets from this leg's peer not given to the recorder: the recording was paused.
+    pub paused_packets: u64,
 }
 
 /// Figures of a whole session, for the CDR.
@@ -188,6 +198,10 @@ pub(crate) struct Control {
     pub remote: [Option<RemoteMedia>; 2],
     pub tap: Option<TapSender>,
     pub timeout: Option<Duration>,
+    /// The trunk's DTMF commands, recognised on the inside leg.
+    pub dtmf_commands: super::DtmfCommands,
+    /// The recording is paused: no packet goes to the tap.
+    pub recording_paused: bool,
 }
 
 impl Control {
@@ -279,6 +293,8 @@ impl MediaSession {
             remote: [None, None],
             tap: config.tap.clone(),
             timeout: config.timeout,
+            dtmf_commands: super::DtmfCommands::default(),
+            recording_paused: false,
         });
         let (events, events_rx) = mpsc::channel(EVENT_CAPACITY);
         let activity = Arc::new(Activity {
@@ -363,6 +379,31 @@ impl MediaSession {
     pub fn set_tap(&self, tap: Option<TapSender>) {
         self.control.send_modify(|c| c.tap = tap);
         self.relay.control_changed();
+    }
+
+    /// The DTMF sequences the agent may key as commands (empty: none); their packets are held
+    /// back and not relayed (`dtmf_command`).
+    pub fn set_dtmf_commands(&self, commands: super::DtmfCommands) {
+        if self.control.send_if_modified(|c| {
+            let changed = c.dtmf_commands != commands;
+            c.dtmf_commands = commands;
+            changed
+        }) {
+            self.relay.control_changed();
+        }
+    }
+
+    /// Pause (true) or resume the recording: while paused the relay copies no packet to the
+    /// tap, so the paused audio never reaches the recorder (the recorder's clock goes on: the
+    /// interval is silence in the file). Applied by the relay thread before its next packet.
+    pub fn set_recording_paused(&self, paused: bool) {
+        if self.control.send_if_modified(|c| {
+            let changed = c.recording_paused != paused;
+            c.recording_paused = paused;
+            changed
+        }) {
+            self.relay.control_changed();
+        }
     }
 
     /// Arm, change or disable the media timeout; the idle time counts from now.

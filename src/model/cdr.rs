@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 #[cfg(test)]
 use super::media::RecordingStatus;
-use super::media::{DtmfEvent, LegQuality, RecordingInfo};
+use super::media::{DtmfEvent, LegQuality, RecordingInfo, RecordingPause};
 use super::outcome::{Disposition, EndReason, Ending, HangupSide, RefusalReason};
 use super::q850;
 use super::side::Direction;
@@ -90,6 +90,9 @@ pub struct Cdr {
     pub recording: Option<RecordingInfo>,
     #[serde(default)]
     pub dtmf: Vec<DtmfEvent>,
+    /// When the recording was paused (PCI), in its order; absent from the JSON when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recording_pauses: Vec<RecordingPause>,
 }
 
 impl Attempt {
@@ -124,6 +127,7 @@ impl Attempt {
             media: Vec::new(),
             recording: None,
             dtmf: Vec::new(),
+            recording_pauses: Vec::new(),
         }
     }
 
@@ -242,6 +246,22 @@ pub(crate) fn sample_cdr(id: &str) -> Cdr {
                 duration_ms: 120 + 40 * i as u32,
             })
             .collect(),
+        recording_pauses: vec![
+            RecordingPause {
+                start_ms: 12_340,
+                end_ms: 31_020,
+                paused_by: "desk-7".to_string(),
+                resumed_by: Some("dtmf".to_string()),
+                ended: super::media::PauseEnd::Resumed,
+            },
+            RecordingPause {
+                start_ms: 60_000,
+                end_ms: 95_999,
+                paused_by: "dtmf".to_string(),
+                resumed_by: None,
+                ended: super::media::PauseEnd::CallEnded,
+            },
+        ],
     }
 }
 

@@ -146,3 +146,38 @@ pub struct DtmfEvent {
     pub at: DateTime<Utc>,
     pub duration_ms: u32,
 }
+
+/// How a recording pause ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PauseEnd {
+    /// Resumed by the API or the resume DTMF command (`resumed_by` says who).
+    Resumed,
+    /// Resumed by itself after `[recording] max_pause_secs`.
+    MaxPause,
+    /// The call (or its recording) ended while paused.
+    CallEnded,
+}
+
+text_enum!(PauseEnd, "pause_end", {
+    Resumed => "resumed",
+    MaxPause => "max_pause",
+    CallEnded => "call_ended",
+});
+
+/// Who pauses or resumes by DTMF (an API caller is named by its token's name).
+pub const PAUSED_BY_DTMF: &str = "dtmf";
+
+/// One interval during which the recording was paused (PCI: a card number being spoken): the
+/// file holds silence on both channels there, the timeline kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingPause {
+    /// Where the pause starts and ends in the recording, in ms from its first sample.
+    pub start_ms: i64,
+    pub end_ms: i64,
+    /// The API token's name, or `dtmf`.
+    pub paused_by: String,
+    /// Who resumed it (the token's name, or `dtmf`); none when it ended otherwise.
+    pub resumed_by: Option<String>,
+    pub ended: PauseEnd,
+}

@@ -49,7 +49,9 @@ pub mod status;
 pub use cdr::{ms_precision, Attempt, Cdr, Outcome};
 pub use enforcement::{Step, StepAction, Subject, SubjectKind};
 pub use live::{LiveCallView, LiveCalls};
-pub use media::{DtmfEvent, LegQuality, RecordingInfo, RecordingStatus};
+pub use media::{
+    DtmfEvent, LegQuality, PauseEnd, RecordingInfo, RecordingPause, RecordingStatus, PAUSED_BY_DTMF,
+};
 pub use number::normalize_number;
 pub use outcome::{Disposition, EndReason, Ending, HangupSide, RefusalReason, RetryAfter};
 pub use side::{Direction, Side};

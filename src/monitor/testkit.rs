@@ -63,6 +63,7 @@ pub fn cdr(id: &str, caller: &str, callee: &str, end: DateTime<Utc>, outcome: Ou
         media: vec![],
         recording: None,
         dtmf: vec![],
+        recording_pauses: vec![],
     };
     match outcome {
         Outcome::Answered(talk) => {

@@ -1,5 +1,5 @@
-//! The per-call media tables (`cdr_media_legs`, `recordings`, `dtmf_events`): written with their
-//! CDR, read back with it, and the recording on its own for crash repair.
+//! The per-call media tables (`cdr_media_legs`, `recordings`, `dtmf_events`, `recording_pauses`):
+//! written with their CDR, read back with it, and the recording on its own for crash repair.
 //!
 //! Value mapping: u64 counters are stored saturated at `i64::MAX`; a NaN jitter is stored as NULL
 //! and reads back as NaN, a NaN MOS reads back as `None` (NaN is bound as NULL: PostgreSQL would
@@ -13,7 +13,9 @@ use sqlx::query::Query;
 
 use super::{Columns, Op, Store, StoreError};
 use crate::model::Cdr;
-use crate::model::{DtmfEvent, LegQuality, RecordingInfo, RecordingStatus};
+use crate::model::{
+    DtmfEvent, LegQuality, PauseEnd, RecordingInfo, RecordingPause, RecordingStatus,
+};
 
 const INSERT_LEG: &str = "INSERT INTO cdr_media_legs (cdr_id, leg, seq, packets_in, bytes_in, \
      packets_out, bytes_out, lost, jitter_ms, max_jitter_ms, longest_gap_ms, stray, mos, one_way) \
@@ -42,6 +44,10 @@ const UPSERT_RECORDING: &str = insert_recording!(
 
 const INSERT_DTMF: &str = "INSERT INTO dtmf_events (cdr_id, seq, leg, digit, at, duration_ms) \
      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (cdr_id, seq) DO NOTHING";
+
+const INSERT_PAUSE: &str = "INSERT INTO recording_pauses (cdr_id, seq, start_ms, end_ms, \
+     paused_by, resumed_by, ended) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+     ON CONFLICT (cdr_id, seq) DO NOTHING";
 
 /// The same child-table query for one CDR (`$1` = its id) and for the newest-CDRs page (`$1` =
 /// the page size).
@@ -86,6 +92,11 @@ const SELECT_RECORDINGS: Selects = selects!(select_recordings!(""), "");
 
 const SELECT_DTMF: Selects = selects!(
     "SELECT cdr_id, leg, digit, at, duration_ms FROM dtmf_events",
+    "ORDER BY cdr_id, seq"
+);
+
+const SELECT_PAUSES: Selects = selects!(
+    "SELECT cdr_id, start_ms, end_ms, paused_by, resumed_by, ended FROM recording_pauses",
     "ORDER BY cdr_id, seq"
 );
 
@@ -241,6 +252,19 @@ per_backend! {
                 .await
                 .op_on("insert dtmf event", &cdr.attempt.id)?;
         }
+        for (seq, pause) in cdr.recording_pauses.iter().enumerate() {
+            sqlx::query(INSERT_PAUSE)
+                .bind(Dialect::text(&cdr.attempt.id))
+                .bind(saturating_i64(seq as u64))
+                .bind(pause.start_ms)
+                .bind(pause.end_ms)
+                .bind(Dialect::text(&pause.paused_by))
+                .bind(Dialect::opt_text(&pause.resumed_by))
+                .bind(pause.ended.as_str())
+                .execute(&mut *conn)
+                .await
+                .op_on("insert recording pause", &cdr.attempt.id)?;
+        }
         Ok(())
     }
 
@@ -279,6 +303,11 @@ per_backend! {
         for row in fetch(conn, &SELECT_DTMF, selection, "read dtmf events").await? {
             if let (id, Some(i)) = owner(&row)? {
                 cdrs[i].dtmf.push(dtmf_from_row(&row, &id)?);
+            }
+        }
+        for row in fetch(conn, &SELECT_PAUSES, selection, "read recording pauses").await? {
+            if let (id, Some(i)) = owner(&row)? {
+                cdrs[i].recording_pauses.push(pause_from_row(&row, &id)?);
             }
         }
         Ok(())
@@ -367,6 +396,21 @@ per_backend! {
             codec: row.try_get("codec")?,
             overflowed_packets: count(row, id, "recordings.overflowed_packets")?,
             note: row.try_get("note")?,
+        })
+    }
+
+    fn pause_from_row(row: &Row, id: &str) -> Result<RecordingPause, StoreError> {
+        let row = Columns::of(row, "read recording pause row", id);
+        let ended: String = row.try_get("ended")?;
+        let ended = ended
+            .parse::<PauseEnd>()
+            .map_err(|_| corrupt(id, "recording_pauses.ended", ended.clone()))?;
+        Ok(RecordingPause {
+            start_ms: row.try_get("start_ms")?,
+            end_ms: row.try_get("end_ms")?,
+            paused_by: row.try_get("paused_by")?,
+            resumed_by: row.try_get("resumed_by")?,
+            ended,
         })
     }
 

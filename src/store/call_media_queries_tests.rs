@@ -6,11 +6,16 @@ use crate::model::{EndReason, RefusalReason};
 use crate::store::testing::{self, on_each_backend};
 use crate::store::Backend;
 
-async fn child_rows(store: &Store, cdr_id: &str) -> [i64; 3] {
-    let mut counts = [0; 3];
-    for (n, table) in ["cdr_media_legs", "recordings", "dtmf_events"]
-        .iter()
-        .enumerate()
+async fn child_rows(store: &Store, cdr_id: &str) -> [i64; 4] {
+    let mut counts = [0; 4];
+    for (n, table) in [
+        "cdr_media_legs",
+        "recordings",
+        "dtmf_events",
+        "recording_pauses",
+    ]
+    .iter()
+    .enumerate()
     {
         let sql = format!("SELECT COUNT(*) FROM {table} WHERE cdr_id = $1");
         counts[n] = testing::fetch_i64(store, &sql, &[cdr_id]).await.unwrap()[0];
@@ -33,6 +38,7 @@ fn refused(id: &str) -> Cdr {
     c.media.clear();
     c.recording = None;
     c.dtmf.clear();
+    c.recording_pauses.clear();
     c
 }
 
@@ -61,7 +67,7 @@ async fn legs_recording_and_digits_round_trip() {
         // Read back in the CDR's order, not the legs' names' order.
         cdr.media.reverse();
         assert_eq!(store.insert_cdrs(&[cdr.clone()]).await.unwrap(), 1);
-        assert_eq!(child_rows(&store, "m1").await, [2, 1, 3]);
+        assert_eq!(child_rows(&store, "m1").await, [2, 1, 3, 2]);
         assert_eq!(store.get_cdr("m1").await.unwrap(), Some(cdr.clone()));
         assert_eq!(store.recent_cdrs(5).await.unwrap(), vec![cdr.clone()]);
         assert_eq!(store.recording("m1").await.unwrap(), cdr.recording);
@@ -85,7 +91,7 @@ async fn a_refused_call_has_no_children() {
     on_each_backend(|store| async move {
         let cdr = refused("r1");
         store.insert_cdrs(std::slice::from_ref(&cdr)).await.unwrap();
-        assert_eq!(child_rows(&store, "r1").await, [0, 0, 0]);
+        assert_eq!(child_rows(&store, "r1").await, [0, 0, 0, 0]);
         let back = store.get_cdr("r1").await.unwrap().unwrap();
         assert!(back.media.is_empty() && back.recording.is_none() && back.dtmf.is_empty());
         assert_eq!(back, cdr);
@@ -127,7 +133,7 @@ async fn duplicate_cdr_keeps_the_first_children_without_mixing() {
         let mut richer = sample_cdr("bare");
         richer.outcome.disposition = Disposition::Answered;
         assert_eq!(store.insert_cdrs(&[richer]).await.unwrap(), 0);
-        assert_eq!(child_rows(&store, "bare").await, [0, 0, 0]);
+        assert_eq!(child_rows(&store, "bare").await, [0, 0, 0, 0]);
         assert_eq!(store.get_cdr("bare").await.unwrap(), Some(bare));
     })
     .await;
@@ -178,7 +184,7 @@ async fn update_recording_inserts_then_replaces() {
             ..partial
         };
         store.update_recording("u1", &repaired).await.unwrap();
-        assert_eq!(child_rows(&store, "u1").await, [0, 1, 0]);
+        assert_eq!(child_rows(&store, "u1").await, [0, 1, 0, 0]);
         let back = store.get_cdr("u1").await.unwrap().unwrap();
         assert_eq!(back.recording, Some(repaired.clone()));
 
@@ -197,7 +203,7 @@ async fn update_recording_inserts_then_replaces() {
             matches!(&err, StoreError::UnknownCdr { id } if id == "ghost"),
             "{err}"
         );
-        assert_eq!(child_rows(&store, "ghost").await, [0, 0, 0]);
+        assert_eq!(child_rows(&store, "ghost").await, [0, 0, 0, 0]);
     })
     .await;
 }
@@ -242,12 +248,12 @@ async fn deleting_a_cdr_deletes_its_children() {
             .insert_cdrs(&[sample_cdr("gone"), sample_cdr("kept")])
             .await
             .unwrap();
-        assert_eq!(child_rows(&store, "gone").await, [2, 1, 3]);
+        assert_eq!(child_rows(&store, "gone").await, [2, 1, 3, 2]);
         testing::execute(&store, "DELETE FROM cdrs WHERE id = $1", &["gone"])
             .await
             .unwrap();
-        assert_eq!(child_rows(&store, "gone").await, [0, 0, 0]);
-        assert_eq!(child_rows(&store, "kept").await, [2, 1, 3]);
+        assert_eq!(child_rows(&store, "gone").await, [0, 0, 0, 0]);
+        assert_eq!(child_rows(&store, "kept").await, [2, 1, 3, 2]);
         assert_eq!(store.recording("gone").await.unwrap(), None);
     })
     .await;

@@ -306,6 +306,7 @@ per_backend! {
             media: Vec::new(),
             recording: None,
             dtmf: Vec::new(),
+            recording_pauses: Vec::new(),
         })
     }
 }

@@ -47,6 +47,7 @@ async fn round_trip_is_exact() {
             media: Vec::new(),
             recording: None,
             dtmf: Vec::new(),
+            recording_pauses: Vec::new(),
         };
         assert!(!answered.media.is_empty() && answered.recording.is_some());
         assert_eq!(

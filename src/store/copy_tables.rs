@@ -122,6 +122,20 @@ pub(super) const TABLES: &[Table] = &[
         identity: false,
     },
     Table {
+        name: "recording_pauses",
+        columns: &[
+            ("cdr_id", Text),
+            ("seq", Int),
+            ("start_ms", Int),
+            ("end_ms", Int),
+            ("paused_by", Text),
+            ("resumed_by", Text),
+            ("ended", Text),
+        ],
+        key: "cdr_id, seq",
+        identity: false,
+    },
+    Table {
         name: "call_journal",
         columns: &[
             ("id", Text),

@@ -125,6 +125,7 @@ messages! {
     RoleAdmin => "administrator", "管理员";
     RoleCompliance => "compliance officer", "合规专员";
     RoleCarrier => "carrier", "运营商";
+    RoleAgent => "agent", "坐席";
 
     SignInTitle => "Sign in", "登录";
     SignInIntro => "Sign in with the API token you were given. The console keeps a session for you; the token is not stored in the browser.", "请使用分配给您的 API 令牌登录。控制台会为您保持会话，浏览器不会保存令牌。";
@@ -267,6 +268,11 @@ messages! {
     CodecLabel => "Codec", "编码";
     StoredDigest => "SHA-256 stored when it was closed", "录音结束时保存的 SHA-256";
     NoteLabel => "Note", "备注";
+    PausesLabel => "Paused (PCI)", "暂停录音（PCI）";
+    PauseRow => "{start}–{end}, paused by {who}: {ended}", "{start}–{end}，由 {who} 暂停：{ended}";
+    PauseResumedBy => "resumed by {who}", "由 {who} 恢复";
+    PauseMaxPause => "resumed by itself after the longest pause allowed", "达到最长暂停时间后自动恢复";
+    PauseCallEnded => "the call ended while paused", "通话在暂停中结束";
     NoRecording => "This call has no recording.", "该通话没有录音。";
     RecordingPurged => "The recording was deleted by the retention rules on {time}; its digest stays.", "录音已于 {time} 按保留规则删除，其摘要仍保留。";
     NoRecordingFile => "The recording has no file to play.", "该录音没有可播放的文件。";

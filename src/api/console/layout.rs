@@ -37,6 +37,7 @@ pub fn role_words(role: Role, lang: Lang) -> &'static str {
         Role::Admin => T::RoleAdmin.text(lang),
         Role::Compliance => T::RoleCompliance.text(lang),
         Role::Carrier => T::RoleCarrier.text(lang),
+        Role::Agent => T::RoleAgent.text(lang),
     }
 }
 

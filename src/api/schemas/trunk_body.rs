@@ -219,6 +219,11 @@ fn build() -> Value {
             "throttle_share": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
                                "description": "A throttled cap's share of the cap"},
             "hangup_on_suspend": {"type": "boolean"},
+            "pause_dtmf": {"type": "string", "pattern": "^[0-9*#A-D]{1,8}$",
+                           "description": "DTMF the agent keys to pause the recording (*7); \
+                                           not relayed to the carrier"},
+            "resume_dtmf": {"type": "string", "pattern": "^[0-9*#A-D]{1,8}$",
+                            "description": "DTMF that resumes the recording (*8)"},
             "rules": rules(),
         }
     })

@@ -154,11 +154,37 @@ impl CallMedia {
         });
     }
 
-    /// Stop relaying (the ports go back to the pool) and hand over what the CDR keeps.
-    pub async fn close(self) -> (Vec<LegQuality>, Vec<DtmfEvent>) {
-        let stats = self.session.close().await;
-        (quality(&stats), self.dtmf)
+    /// The trunk's DTMF commands (recognised on the inside leg, not relayed).
+    pub fn set_dtmf_commands(&self, commands: crate::media::DtmfCommands) {
+        self.session.set_dtmf_commands(commands);
     }
+
+    /// Pause or resume the copies to the recorder (PCI).
+    pub fn set_recording_paused(&self, paused: bool) {
+        self.session.set_recording_paused(paused);
+    }
+
+    /// Stop relaying (the ports go back to the pool) and hand over what the CDR keeps.
+    pub async fn close(self) -> ClosedMedia {
+        let stats = self.session.close().await;
+        let withheld = stats.inside.dtmf_withheld;
+        if withheld > 0 {
+            tracing::info!(packets = withheld, "DTMF command packets not relayed");
+        }
+        ClosedMedia {
+            quality: quality(&stats),
+            dtmf: self.dtmf,
+            paused_packets: [stats.inside.paused_packets, stats.outside.paused_packets],
+        }
+    }
+}
+
+/// What a call's media leaves when it closes.
+pub(crate) struct ClosedMedia {
+    pub quality: Vec<LegQuality>,
+    pub dtmf: Vec<DtmfEvent>,
+    /// RTP per leg not given to the recorder because the recording was paused.
+    pub paused_packets: [u64; 2],
 }
 
 fn quality(stats: &SessionStats) -> Vec<LegQuality> {
@@ -226,24 +252,29 @@ impl Call {
             } => {
                 // The digit itself stays out of logs: callers key card numbers.
                 tracing::info!(leg = leg.as_str(), duration_ms, "DTMF digit");
-                if let Some(m) = &mut self.media {
+                if self.pauses.is_paused() {
+                    // PCI: a card number keyed while paused stays off the CDR too.
+                    self.pauses.mask_digit();
+                } else if let Some(m) = &mut self.media {
                     m.record_dtmf(leg, digit, at, duration_ms);
                 }
             }
             MediaEvent::OneWayAudio { silent } => {
                 tracing::info!(silent = silent.as_str(), "one-way audio");
             }
+            MediaEvent::DtmfCommand { command, .. } => self.on_dtmf_command(command),
         }
     }
 
     /// Close the media (its ports go back to the pool), put its figures on the CDR, submit.
     pub(super) async fn submit(&mut self, mut cdr: Cdr) {
         if let Some(media) = self.media.take() {
-            let (quality, dtmf) = media.close().await;
-            if cdr.attempt.answer_at.is_some() || quality.iter().any(|q| q.packets_in > 0) {
-                cdr.media = quality;
+            let closed = media.close().await;
+            if cdr.attempt.answer_at.is_some() || closed.quality.iter().any(|q| q.packets_in > 0) {
+                cdr.media = closed.quality;
             }
-            cdr.dtmf = dtmf;
+            cdr.dtmf = closed.dtmf;
+            self.paused_packets = closed.paused_packets;
         }
         self.finish_recording(&mut cdr).await;
         self.ctx.submit_cdr(cdr);

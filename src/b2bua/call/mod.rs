@@ -9,6 +9,7 @@ mod invite;
 mod journal;
 mod leg;
 pub(crate) mod media;
+pub(crate) mod pause;
 pub(crate) mod recording;
 mod relay;
 pub(crate) mod setup;
@@ -128,12 +129,22 @@ pub(crate) struct Call {
     b_invite: Option<rsip::Request>,
     /// B sent a provisional response other than 100: it took the call, no failover after.
     b_provisional: bool,
+    /// PCI pauses of the recording.
+    pauses: pause::Pauses,
+    /// RTP per leg `[inside, outside]` not given to the recorder while paused (from the relay's
+    /// figures at the end): audio that crossed the trunk, for the recording's status.
+    paused_packets: [u64; 2],
 }
 
 impl Call {
     pub(crate) async fn run(ctx: Arc<Ctx>, setup: CallSetup, mut inbox: mpsc::Receiver<CallMsg>) {
         let (events_tx, mut events_rx) = mpsc::channel(EVENT_QUEUE);
         let ring = ctx.settings.ring_timeout;
+        let max_pause = ctx
+            .settings
+            .recording
+            .as_ref()
+            .map_or(Duration::from_secs(180), |r| r.max_pause);
         let mut call = Call {
             ctx,
             a: setup.a,
@@ -165,6 +176,8 @@ impl Call {
             alternates: setup.alternates.into(),
             b_invite: None,
             b_provisional: false,
+            pauses: pause::Pauses::new(max_pause),
+            paused_packets: [0; 2],
         };
         if let Err(e) = call.prepare_recording() {
             call.refuse_unrecordable(e);
@@ -198,7 +211,11 @@ impl Call {
                 Some(ev) = events_rx.recv() => call.on_event(ev),
                 ev = media::next_event(&mut call.media) => call.on_media(ev),
                 note = recording::next_failure(&mut call.recorder) => call.on_recording_failure(note),
-                _ = tokio::time::sleep_until(wake) => call.on_timer(Instant::now()),
+                _ = tokio::time::sleep_until(wake) => {
+                    let now = Instant::now();
+                    call.on_pause_timer(now);
+                    call.on_timer(now);
+                }
             }
         }
         call.ctx.registry.remove(&call.a, &call.b);
@@ -215,6 +232,7 @@ impl Call {
             self.ring_deadline,
             self.max_deadline,
             self.linger_until,
+            self.pauses.deadline(),
         ]
         .into_iter()
         .flatten()
@@ -237,6 +255,9 @@ impl Call {
             CallMsg::Ack(ack, side) => self.on_ack(ack, side),
             CallMsg::StrayResponse(resp, side) => self.on_stray_response(resp, side),
             CallMsg::Hangup(reason) => self.hangup(reason),
+            CallMsg::Recording { action, by, reply } => {
+                self.on_recording_request(action, by, reply)
+            }
         }
     }
 

@@ -30,6 +30,8 @@ pub struct RecordingSettings {
     pub early_media: bool,
     /// A recording that fails once recorded media started: go on unrecorded, or hang up.
     pub on_failure: OnRecordingFailureInCall,
+    /// A PCI pause left open resumes by itself after this (`[recording] max_pause_secs`).
+    pub max_pause: std::time::Duration,
 }
 
 /// The relay's tap, emptied straight into the recorder's queue (no task in between).
@@ -133,6 +135,7 @@ impl Call {
         };
         let (map, codec) = payloads_of(&self.payloads);
         let spec = RecordingSpec::new(self.attempt.id.clone(), map, codec);
+        self.pauses.recording_armed(spec.started);
         let pending = Recorder::prepare(&settings.pool, spec);
         if let Some(media) = &self.media {
             media.set_tap(Some(TapSender::new(RecorderSink(pending.tap()))));
@@ -238,10 +241,13 @@ impl Call {
             return;
         };
         let had_audio = self.tapping;
-        match rec.finish(Instant::now()).await {
+        let ended = Instant::now();
+        let pauses = self.pauses.finish(ended);
+        match rec.finish(ended).await {
             Ok(result) if had_audio => {
                 let root = self.ctx.settings.recording.as_ref().map(|s| s.pool.root());
-                cdr.recording = Some(info_of(&result, root));
+                cdr.recording = Some(info_of(&result, root, self.paused_packets, &pauses));
+                cdr.recording_pauses = pauses;
             }
             Ok(result) => discard(result).await,
             Err(e) => {
@@ -262,7 +268,16 @@ pub(super) async fn next_failure(recorder: &mut Option<Recorder>) -> String {
 
 /// The CDR's recording; its files stored relative to the recordings folder `root` (any node of
 /// a cluster finds them wherever it mounts a shared folder).
-fn info_of(r: &RecordingResult, root: Option<&std::path::Path>) -> RecordingInfo {
+///
+/// `paused`: RTP per leg that crossed the trunk while the recording was paused (never given to
+/// the recorder): a leg silent in the file only because of a pause is not `one_way` or
+/// `no_media` — its audio was withheld on purpose, and `pauses` says where.
+fn info_of(
+    r: &RecordingResult,
+    root: Option<&std::path::Path>,
+    paused: [u64; 2],
+    pauses: &[crate::model::RecordingPause],
+) -> RecordingInfo {
     let stored = |p: &std::path::Path| match root {
         Some(root) => crate::recording::paths::to_stored(root, p),
         None => p.display().to_string(),
@@ -296,11 +311,20 @@ fn info_of(r: &RecordingResult, root: Option<&std::path::Path>) -> RecordingInfo
             r.undecoded_packets
         ));
     }
+    if !pauses.is_empty() {
+        let paused_ms: i64 = pauses.iter().map(|p| p.end_ms - p.start_ms).sum();
+        notes.push(format!(
+            "paused {} time(s), {paused_ms} ms of silence in all (PCI)",
+            pauses.len()
+        ));
+    }
+    let heard = [r.packets[0] + paused[0], r.packets[1] + paused[1]];
     RecordingInfo {
         // Audio that crossed the trunk but is not in the file makes the recording incomplete;
-        // a whole file is `complete` only with audio from both legs.
+        // a whole file is `complete` only with audio from both legs (withheld by a pause
+        // counts: it crossed the trunk).
         status: if r.is_complete() {
-            RecordingStatus::of_closed(r.packets)
+            RecordingStatus::of_closed(heard)
         } else {
             RecordingStatus::Incomplete
         },

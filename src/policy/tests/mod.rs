@@ -43,6 +43,8 @@ pub(crate) fn trunk(name: &str) -> TrunkConfig {
         hangup_on_suspend: false,
         // Most tests call one customer again and again; `callee.rs` turns the limit on.
         rules: toml::from_str("[over_frequent_callee]\nenabled = false\n").unwrap(),
+        pause_dtmf: None,
+        resume_dtmf: None,
     }
 }
 

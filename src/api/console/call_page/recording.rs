@@ -6,12 +6,14 @@ use chrono_tz::Tz;
 use maud::{html, Markup};
 use serde_json::Value;
 
+use super::super::super::calls::PauseView;
 use super::super::calls::urlencoded;
 use super::super::format::{length, size, time_in};
 use super::super::guard::Ctx;
 use super::super::i18n::codes::{words, RECORDING_STATES};
 use super::super::i18n::T;
 use super::{or_dash, CallRecord, RecordingView};
+use crate::model::PauseEnd;
 
 pub(super) fn recording(ctx: &Ctx, r: &CallRecord, zone: Tz, verify: Option<&Value>) -> Markup {
     let id = urlencoded(&r.cdr.attempt.id);
@@ -59,8 +61,38 @@ fn recording_facts(ctx: &Ctx, rec: &RecordingView) -> Markup {
                 dt { (ctx.t(T::NoteLabel)) }
                 dd { (note) }
             }
+            @if !rec.pauses.is_empty() {
+                dt { (ctx.t(T::PausesLabel)) }
+                dd {
+                    ul #rec-pauses {
+                        @for p in &rec.pauses {
+                            li data-start-ms=(p.start_ms) data-end-ms=(p.end_ms) { (pause_row(ctx, p)) }
+                        }
+                    }
+                }
+            }
         }
     }
+}
+
+/// One PCI pause: where in the file, who paused, how it ended.
+fn pause_row(ctx: &Ctx, p: &PauseView) -> String {
+    let lang = ctx.lang;
+    let ended = match (p.ended, &p.resumed_by) {
+        (PauseEnd::Resumed, Some(who)) => T::PauseResumedBy.fill(lang, &[("who", who)]),
+        (PauseEnd::Resumed, None) => T::PauseResumedBy.fill(lang, &[("who", "-")]),
+        (PauseEnd::MaxPause, _) => ctx.t(T::PauseMaxPause).to_string(),
+        (PauseEnd::CallEnded, _) => ctx.t(T::PauseCallEnded).to_string(),
+    };
+    T::PauseRow.fill(
+        lang,
+        &[
+            ("start", &length(p.start_ms)),
+            ("end", &length(p.end_ms)),
+            ("who", &p.paused_by),
+            ("ended", &ended),
+        ],
+    )
 }
 
 /// The player: the browser's audio element on the API's download (Range: seeking loads only
