@@ -62,6 +62,8 @@ pub enum AppError {
     Cluster(#[from] crate::cluster::ClusterError),
     #[error("database.spool_dir: {0}")]
     Spool(#[from] crate::monitor::cdr_spool::SpoolError),
+    #[error("a start-up step off the runtime failed: {0}")]
+    Blocking(String),
 }
 
 /// A running gateway. Dropping it without `shutdown` leaves its tasks running until the

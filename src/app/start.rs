@@ -260,7 +260,13 @@ async fn trunks_from_store(store: &Store, config: Config) -> Result<Config, AppE
         .into_iter()
         .map(|d| d.definition)
         .collect();
-    let next = config.with_trunk_sources(&stored)?;
+    // Off the runtime: a trunk's `auth_password_file` is read from disk.
+    let next = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || config.with_trunk_sources(&stored))
+            .await
+            .map_err(|e| AppError::Blocking(e.to_string()))??
+    };
     let file: Vec<&str> = config.trunks.iter().map(|t| t.name.as_str()).collect();
     let db: Vec<&str> = next.trunks.iter().map(|t| t.name.as_str()).collect();
     if config.trunk_sources != next.trunk_sources {

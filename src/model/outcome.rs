@@ -140,6 +140,9 @@ pub enum EndReason {
     /// Its recording failed after recorded media started and `[recording] on_failure =
     /// "hangup"`: the gateway ended it rather than carry it unrecorded.
     RecordingFailed,
+    /// The carrier challenged the call (401/407) and did not take the gateway's credentials
+    /// (a second challenge, none configured, or a realm not ours to answer): the PBX got 403.
+    CarrierAuthFailed,
 }
 text_enum!(EndReason, "end_reason", {
     NormalClearing => "normal_clearing", Cancelled => "cancelled",
@@ -152,6 +155,7 @@ text_enum!(EndReason, "end_reason", {
     MediaTimeout => "media_timeout", OperatorHangup => "operator_hangup",
     TrunkSuspended => "trunk_suspended", CallerIdSuspended => "caller_id_suspended",
     RecordingFailed => "recording_failed", NodeLost => "node_lost",
+    CarrierAuthFailed => "carrier_auth_failed",
 });
 
 impl EndReason {
@@ -258,6 +262,9 @@ pub enum RefusalReason {
     /// less a reserve, over the descriptors a call holds): refused before any port, lease or
     /// file is taken.
     DescriptorLimit,
+    /// The trunk must be registered with its carrier (`register = true`) and is not (yet, or
+    /// any more): outbound calls are refused `503 Trunk Not Registered`.
+    TrunkNotRegistered,
 }
 text_enum!(RefusalReason, "refusal_reason", {
     UnknownTrunk => "unknown_trunk", CallerIdNotAuthorized => "caller_id_not_authorized",
@@ -280,6 +287,7 @@ text_enum!(RefusalReason, "refusal_reason", {
     RecordingIoError => "recording_io_error", RecordingUnrepairable => "recording_unrepairable",
     RecordingUnavailable => "recording_unavailable",
     DescriptorLimit => "descriptor_limit",
+    TrunkNotRegistered => "trunk_not_registered",
 });
 
 /// Whether a refusal carries `Retry-After`, and how long.
@@ -315,6 +323,7 @@ impl RefusalReason {
             CallerIdThrottled => s(503, "Caller ID Throttled"),
             CalleeFrequencyLimit => s(480, "Callee Frequency Limit"),
             SharedStateUnavailable => s(503, "Shared State Unavailable"),
+            TrunkNotRegistered => s(503, "Trunk Not Registered"),
             UnknownSource => StatusLine::FORBIDDEN,
             InvalidRequest | MalformedRequest => StatusLine::BAD_REQUEST,
             ShuttingDown | NoCarrier | MediaUnavailable | DescriptorLimit => {
@@ -346,7 +355,8 @@ impl RefusalReason {
             | ShuttingDown
             | MediaUnavailable
             | DescriptorLimit
-            | SharedStateUnavailable => RetryAfter::Configured,
+            | SharedStateUnavailable
+            | TrunkNotRegistered => RetryAfter::Configured,
             RecordingNotWritable
             | RecordingDiskFull
             | RecordingExists

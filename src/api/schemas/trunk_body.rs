@@ -163,6 +163,12 @@ fn rules() -> Value {
     })
 }
 
+/// A string written into a SIP header: 1..=256 characters, no control character.
+fn header_text(description: &str) -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": 256,
+           "pattern": "^[^\\u0000-\\u001f\\u007f]+$", "description": description})
+}
+
 /// The body's schema (the document's `TrunkBody`).
 pub(crate) fn schema() -> &'static Value {
     static SCHEMA: OnceLock<Value> = OnceLock::new();
@@ -220,6 +226,29 @@ fn build() -> Value {
                                "description": "A throttled cap's share of the cap"},
             "hangup_on_suspend": {"type": "boolean"},
             "rules": rules(),
+            "auth_username": header_text("The user answering the carrier's Digest challenges \
+                                          (401/407); goes with auth_password or \
+                                          auth_password_file"),
+            "auth_password": {"type": "string", "minLength": 1, "writeOnly": true,
+                              "description": "Never shown: GET returns `(redacted)` in its \
+                                              place, and a PUT that sends `(redacted)` back \
+                                              keeps the stored password"},
+            "auth_password_file": {"type": "string", "minLength": 1,
+                                   "description": "A file on the gateway whose first line is \
+                                                   the password (read when the trunk is \
+                                                   loaded)"},
+            "auth_realm": header_text("Answer only challenges of this realm"),
+            "register": {"type": "boolean",
+                         "description": "Keep a registration with the carrier; outbound calls \
+                                         are refused 503 Trunk Not Registered without one"},
+            "register_expires": integer(1, 86_400),
+            "register_uri": {"type": "string", "pattern": "^sips?:[^\\s<>\"]+@[^\\s<>\"]+$",
+                             "maxLength": 256,
+                             "description": "The address of record registered \
+                                             (sip:user@domain)"},
+            "registrar": {"type": "string", "pattern": socket_pattern(),
+                          "description": "Where REGISTER goes (ip:port); default the first \
+                                          carrier address"},
         }
     })
 }
@@ -241,6 +270,10 @@ pub(crate) fn check(body: &Value) -> Result<(), (String, String)> {
         return Ok(());
     };
     let key = key_of(error.instance_path.as_str());
+    if key == "auth_password" {
+        // The message would quote the value: never a password.
+        return Err((key, "must be a non-empty string".to_string()));
+    }
     // A pattern's text says little: its neighbour `description` says the form.
     let described = described_by(error.schema_path.as_str());
     let message = match (&error.kind, described) {

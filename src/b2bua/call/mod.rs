@@ -4,6 +4,7 @@
 //! the call ends, whatever the ending.
 
 mod ack;
+mod auth;
 mod ending;
 mod invite;
 mod journal;
@@ -55,6 +56,8 @@ struct Unacked {
     interval: Duration,
     deadline: Instant,
     ack_other_cseq: u32,
+    /// The credentials of the INVITE the ACK goes on to (§13.2.2.4: the ACK carries them).
+    ack_credentials: Vec<rsip::Header>,
 }
 
 /// An in-dialog request we passed on: its response goes back through `origin`.
@@ -62,6 +65,10 @@ struct Relay {
     origin: ServerTx,
     method: Method,
     other_cseq: u32,
+    /// The request as sent on the other leg (sent again with credentials if challenged).
+    sent: rsip::Request,
+    /// Challenges answered for it so far.
+    auth_tries: u8,
 }
 
 pub(crate) struct CallSetup {
@@ -78,6 +85,8 @@ pub(crate) struct CallSetup {
     /// Further carrier addresses of the trunk, tried in order when the one called times out
     /// or answers 503 before any provisional response (outbound calls).
     pub alternates: Vec<Peer>,
+    /// The trunk's credentials toward the carrier (`auth_username`…), if any.
+    pub credentials: Option<Arc<crate::config::Credentials>>,
 }
 
 pub(crate) struct Call {
@@ -128,6 +137,14 @@ pub(crate) struct Call {
     b_invite: Option<rsip::Request>,
     /// B sent a provisional response other than 100: it took the call, no failover after.
     b_provisional: bool,
+    /// Answers the carrier's challenges (`auth.rs`); None: the trunk has no credentials.
+    auth: Option<auth::Authenticator>,
+    /// Challenges to the B INVITE answered so far (one, more only for a stale nonce).
+    b_auth_tries: u8,
+    /// BYEs toward the carrier whose answer may be a challenge; the call waits for them
+    /// (bounded by `bye_deadline`) before it goes.
+    byes: HashMap<ClientKey, auth::PendingBye>,
+    bye_deadline: Option<Instant>,
 }
 
 impl Call {
@@ -165,6 +182,10 @@ impl Call {
             alternates: setup.alternates.into(),
             b_invite: None,
             b_provisional: false,
+            auth: setup.credentials.map(auth::Authenticator::new),
+            b_auth_tries: 0,
+            byes: HashMap::new(),
+            bye_deadline: None,
         };
         if let Err(e) = call.prepare_recording() {
             call.refuse_unrecordable(e);
@@ -205,7 +226,7 @@ impl Call {
     }
 
     fn finished(&self) -> bool {
-        self.phase == Phase::Ended && self.linger_until.is_none()
+        self.phase == Phase::Ended && self.linger_until.is_none() && self.byes.is_empty()
     }
 
     fn next_deadline(&self) -> Instant {
@@ -215,6 +236,7 @@ impl Call {
             self.ring_deadline,
             self.max_deadline,
             self.linger_until,
+            self.bye_deadline,
         ]
         .into_iter()
         .flatten()
@@ -248,11 +270,13 @@ impl Call {
             }
         } else if self.relays.contains_key(&ev.key) {
             relay::relay_response(self, ev.key, ev.kind);
+        } else if self.byes.contains_key(&ev.key) {
+            self.on_bye_event(ev);
         } else if let ClientEventKind::Response(resp) = ev.kind {
             // A 2xx retransmitted to a re-INVITE whose final response was relayed already.
             self.reack(ev.key.side, &resp);
         }
-        // Responses to our own BYE and CANCEL need no action.
+        // Responses to our own BYE (but a challenge) and CANCEL need no action.
     }
 }
 

@@ -43,6 +43,15 @@ pub(crate) fn trunk(name: &str) -> TrunkConfig {
         hangup_on_suspend: false,
         // Most tests call one customer again and again; `callee.rs` turns the limit on.
         rules: toml::from_str("[over_frequent_callee]\nenabled = false\n").unwrap(),
+        auth_username: None,
+        auth_password: None,
+        auth_password_file: None,
+        auth_realm: None,
+        register: false,
+        register_expires: 3600,
+        register_uri: None,
+        registrar: None,
+        password_from_file: None,
     }
 }
 

@@ -18,7 +18,7 @@ mod tests;
 
 use md5::Md5;
 use rsip::headers::UntypedHeader;
-use sha2::{Digest as _, Sha256, Sha512_256};
+use sha2::{Sha256, Sha512_256};
 
 /// Which pair of headers: a 401's (`WWW-Authenticate` → `Authorization`) or a 407's
 /// (`Proxy-Authenticate` → `Proxy-Authorization`).

@@ -1,4 +1,5 @@
 use super::*;
+use sha2::Digest as _;
 
 /// RFC 7616 §3.9.1: the same request answered with MD5 and with SHA-256.
 fn rfc7616(algorithm: &str) -> Challenge {
