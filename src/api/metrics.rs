@@ -64,7 +64,9 @@ pub struct ApiCounters {
                    trunkguard_call_attempts_total{trunk,disposition,reason} (finished), \
                    trunkguard_calls_admitted_total{trunk}, trunkguard_calls_refused_total{trunk,reason}, \
                    trunkguard_call_capacity_descriptors, trunkguard_open_files_limit, \
-                   trunkguard_admission_duration_seconds (histogram). \
+                   trunkguard_admission_duration_seconds (histogram), \
+                   trunkguard_trunk_registered{trunk}, \
+                   trunkguard_trunk_registration_failures_total{trunk} (register = true). \
                    SIP: trunkguard_sip_responses_total{side,direction,class}, \
                    trunkguard_flood_bans_total, trunkguard_flood_dropped_total, \
                    trunkguard_flood_banned_sources. Media: \
@@ -139,6 +141,8 @@ struct Figures {
     /// A cluster node's shared admission state (`[cluster]`).
     cluster: Option<crate::cluster::SharedAdmission>,
     admission: crate::b2bua::admission_times::AdmissionHistogram,
+    /// The trunks that register with their carrier, and how that stands.
+    registrations: Vec<(String, crate::policy::RegistrationState)>,
 }
 
 async fn gather(state: &ApiState) -> Figures {
@@ -197,6 +201,7 @@ async fn gather(state: &ApiState) -> Figures {
         monitor: deps.monitor.figures(),
         cluster: deps.cluster.clone(),
         admission: counters.admission_times.read(),
+        registrations: deps.policy.registrations().all(),
     }
 }
 
@@ -212,6 +217,7 @@ fn render(f: &Figures, visible: &dyn Fn(&str) -> bool) -> String {
     recordings(&mut out, f);
     cdrs_and_monitor(&mut out, f);
     super::metrics_admission::admission_duration(&mut out, &f.admission);
+    super::metrics_admission::registrations(&mut out, &f.registrations, chrono::Utc::now());
     if let Some(shared) = &f.cluster {
         super::metrics_cluster::render(&mut out, shared);
     }

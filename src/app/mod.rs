@@ -100,6 +100,8 @@ pub struct Gateway {
     cluster: Option<ClusterNode>,
     /// In a cluster: the change bus and the monitor lease (`sync.rs`).
     cluster_sync: Option<sync::ClusterSync>,
+    /// The trunks' registrations with their carriers (`register = true`).
+    registrations: Option<crate::trunks::registration::RegistrationClient>,
 }
 
 /// A cluster node's handle on the shared admission state and its worker task (which leaves the

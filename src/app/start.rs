@@ -132,10 +132,18 @@ impl Gateway {
             flood,
             cluster,
             cluster_sync,
+            registrations: None,
         };
         gateway.http = http_listener.map(|listener| gateway.serve_api(listener, &shutdown));
         gateway.retention = Some(gateway.start_retention(&config, &shutdown));
         gateway.listen(sip.listeners, &shutdown);
+        // After `listen`: the registrars' answers come back on the outside interface.
+        gateway.registrations = Some(crate::trunks::registration::RegistrationClient::spawn(
+            gateway.layer.clone(),
+            gateway.outside_addr(),
+            gateway.policy.clone(),
+            shutdown.clone(),
+        ));
         gateway.end_interrupted_dialogs(interrupted, shutdown.clone());
         gateway.close_lost_nodes_calls(&config, shutdown);
         tracing::info!(inside = %gateway.inside_addr(), outside = %gateway.outside_addr(), trunks = config.trunks.len(), "trunkguard listening");
