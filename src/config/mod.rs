@@ -53,7 +53,9 @@ impl ConfigError {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// `Debug` is written out below: `trunk_sources` holds the trunks' TOML text, passwords
+/// included, and is shown only as a count.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub sip: SipConfig,
@@ -79,6 +81,26 @@ pub struct Config {
     /// first start (after that the database holds them and admins change them at run time).
     #[serde(skip)]
     pub trunk_sources: Vec<String>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("sip", &self.sip)
+            .field("database", &self.database)
+            .field("media", &self.media)
+            .field("recording", &self.recording)
+            .field("http", &self.http)
+            .field("retention", &self.retention)
+            .field("trunks", &self.trunks)
+            .field("cluster", &self.cluster)
+            .field("evidence", &self.evidence)
+            .field(
+                "trunk_sources",
+                &format_args!("<{} trunk tables>", self.trunk_sources.len()),
+            )
+            .finish()
+    }
 }
 
 /// `[http]`: the HTTP API (`src/api/`).
