@@ -16,7 +16,7 @@ pub use rules::{
     parse_duration, Cmp, RuleConfig, RuleId, RuleOverride, RuleScope, RuleWindow, RulesConfig,
     MAX_CALLEE_LIMIT,
 };
-pub use trunk_auth::{Credentials, Registration, Secret};
+pub use trunk_auth::{Credentials, Registration, Secret, REGISTER_URI_PATTERN};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
