@@ -27,6 +27,43 @@ pub struct HealthChecks {
     /// A cluster node's view of the cluster (absent on a single node).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterCheck>,
+    /// The trunks that register with their carrier (`register = true`; absent when none).
+    /// Informational: an unregistered trunk refuses its own outbound calls, the gateway stays
+    /// ready for the others.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub registrations: Vec<RegistrationCheck>,
+}
+
+/// One trunk's registration with its carrier.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegistrationCheck {
+    pub trunk: String,
+    pub registered: bool,
+    /// When the registrar's grant runs out (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The last REGISTER's final status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_status: Option<u16>,
+    /// Why the last attempt failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+fn registrations(policy: &crate::policy::Policy) -> Vec<RegistrationCheck> {
+    let now = chrono::Utc::now();
+    policy
+        .registrations()
+        .all()
+        .into_iter()
+        .map(|(trunk, s)| RegistrationCheck {
+            registered: s.registered(now),
+            expires_at: s.registered_until.filter(|_| s.registered(now)),
+            last_status: s.last_status,
+            error: s.last_error,
+            trunk,
+        })
+        .collect()
 }
 
 /// A cluster node's state: ready while the shared admission state is up, or while it is down
@@ -95,7 +132,8 @@ impl Check {
                    folder is usable (the health watcher's last verdict: writable, above \
                    `min_free_mb`) and, on a cluster node, the shared admission state is up (or \
                    down with `on_shared_state_down = \"local\"`), 503 otherwise, with the \
-                   failing check's reason. `checks.cluster` names the node and its cluster state.",
+                   failing check's reason. `checks.cluster` names the node and its cluster state; \
+                   `checks.registrations` each registering trunk's state (informational).",
     security(()),
     responses(
         (status = 200, description = "Ready", body = Health),
@@ -125,6 +163,7 @@ pub(crate) async fn healthz(State(state): State<ApiState>) -> (StatusCode, Json<
                 database,
                 recording_dir,
                 cluster,
+                registrations: registrations(&state.deps().policy),
             },
         }),
     )

@@ -69,7 +69,9 @@ pub struct ApiCounters {
                    trunkguard_admission_duration_seconds (histogram), \
                    trunkguard_sip_queue_delay_max_seconds (longest wait of a SIP datagram in the \
                    socket's queue since the previous scrape), trunkguard_sip_queue_delay_limit_seconds, \
-                   trunkguard_sip_late_messages_total, trunkguard_overload_refusals_total. \
+                   trunkguard_sip_late_messages_total, trunkguard_overload_refusals_total, \
+                   trunkguard_trunk_registered{trunk}, \
+                   trunkguard_trunk_registration_failures_total{trunk} (register = true). \
                    SIP: trunkguard_sip_responses_total{side,direction,class}, \
                    trunkguard_flood_bans_total, trunkguard_flood_dropped_total, \
                    trunkguard_flood_banned_sources. Media: \
@@ -145,6 +147,8 @@ struct Figures {
     cluster: Option<crate::cluster::SharedAdmission>,
     admission: crate::b2bua::admission_times::AdmissionHistogram,
     overload: crate::b2bua::OverloadFigures,
+    /// The trunks that register with their carrier, and how that stands.
+    registrations: Vec<(String, crate::policy::RegistrationState)>,
 }
 
 async fn gather(state: &ApiState) -> Figures {
@@ -204,6 +208,7 @@ async fn gather(state: &ApiState) -> Figures {
         cluster: deps.cluster.clone(),
         admission: counters.admission_times.read(),
         overload: counters.overload.read(),
+        registrations: deps.policy.registrations().all(),
     }
 }
 
@@ -220,6 +225,7 @@ fn render(f: &Figures, visible: &dyn Fn(&str) -> bool) -> String {
     cdrs_and_monitor(&mut out, f);
     super::metrics_admission::admission_duration(&mut out, &f.admission);
     super::metrics_admission::overload(&mut out, &f.overload);
+    super::metrics_admission::registrations(&mut out, &f.registrations, chrono::Utc::now());
     if let Some(shared) = &f.cluster {
         super::metrics_cluster::render(&mut out, shared);
     }

@@ -1,7 +1,7 @@
 //! The `/metrics` families of what happens before a call is admitted: the flood guard's bans
 //! and drops, how long admission takes (`trunkguard_admission_duration_seconds`, in memory
-//! on one node, one Redis script on a cluster node), and overload control's view of the SIP
-//! queue.
+//! on one node, one Redis script on a cluster node), overload control's view of the SIP
+//! queue, and the trunks' registrations with their carriers (outbound calls wait for them).
 
 use super::exposition::Exposition;
 use crate::b2bua::admission_times::AdmissionHistogram;
@@ -81,4 +81,35 @@ pub(super) fn overload(out: &mut Exposition<'_>, o: &OverloadFigures) {
         "New INVITEs refused 503 overload because the SIP queue was late.",
     );
     out.sample("trunkguard_overload_refusals_total", &[], o.refused);
+}
+
+/// `trunkguard_trunk_registered{trunk}` (1 while the registrar's grant runs, 0 otherwise) and
+/// the failed REGISTER attempts, for the trunks with `register = true`.
+pub(super) fn registrations(
+    out: &mut Exposition<'_>,
+    all: &[(String, crate::policy::RegistrationState)],
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    out.family(
+        "trunkguard_trunk_registered",
+        "gauge",
+        "1 while the trunk holds a registration its carrier granted (register = true), 0 \
+         otherwise: its outbound calls are then refused trunk_not_registered.",
+    );
+    for (trunk, s) in all {
+        let up = u8::from(s.registered(now));
+        out.sample("trunkguard_trunk_registered", &[("trunk", trunk)], up);
+    }
+    out.family(
+        "trunkguard_trunk_registration_failures_total",
+        "counter",
+        "REGISTER attempts that failed (no answer, refused, credentials refused), per trunk.",
+    );
+    for (trunk, s) in all {
+        out.sample(
+            "trunkguard_trunk_registration_failures_total",
+            &[("trunk", trunk)],
+            s.failures,
+        );
+    }
 }

@@ -108,6 +108,26 @@ fn busy_figures() -> Figures {
             o.count_refusal();
             o.read()
         },
+        registrations: vec![
+            (
+                "t1".to_string(),
+                crate::policy::RegistrationState {
+                    registered_until: Some(chrono::Utc::now() + chrono::Duration::hours(1)),
+                    last_status: Some(200),
+                    ..Default::default()
+                },
+            ),
+            (
+                "t2".to_string(),
+                crate::policy::RegistrationState {
+                    // A grant that ran out: not registered any more.
+                    registered_until: Some(chrono::Utc::now() - chrono::Duration::seconds(1)),
+                    last_status: Some(403),
+                    failures: 3,
+                    ..Default::default()
+                },
+            ),
+        ],
     }
 }
 
@@ -206,6 +226,17 @@ fn every_line_is_valid_exposition_text() {
     assert_eq!(
         sum(&samples, "trunkguard_calls_total", &[("trunk", "")]),
         1.0
+    );
+    let registered = "trunkguard_trunk_registered";
+    assert_eq!(sum(&samples, registered, &[("trunk", "t1")]), 1.0);
+    assert_eq!(sum(&samples, registered, &[("trunk", "t2")]), 0.0);
+    assert_eq!(
+        sum(
+            &samples,
+            "trunkguard_trunk_registration_failures_total",
+            &[("trunk", "t2")]
+        ),
+        3.0
     );
     let per_second = sum(&samples, "trunkguard_calls_per_second", &[]);
     assert!((per_second - 4.0 / 60.0).abs() < 1e-9, "{per_second}");

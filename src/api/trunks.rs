@@ -107,7 +107,8 @@ pub(crate) async fn create(
     Extension(who): Extension<Principal>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<TrunkView>), ApiError> {
-    let definition = definition_from_json(&body.map_err(ApiError::bytes)?)?;
+    let body = body.map_err(ApiError::bytes)?;
+    let definition = definition_from_json(&with_stored_password(&body, None)?)?;
     let book = &state.deps().trunks;
     let trunk = book
         .create(&definition, &who.name)
@@ -170,8 +171,9 @@ pub(crate) async fn replace(
 ) -> Result<Json<TrunkView>, ApiError> {
     let book = &state.deps().trunks;
     // An unknown trunk is a 404 whatever the body.
-    book.definition(&name).await.map_err(api_error)?;
-    let definition = definition_from_json(&body.map_err(ApiError::bytes)?)?;
+    let stored = book.definition(&name).await.map_err(api_error)?;
+    let body = body.map_err(ApiError::bytes)?;
+    let definition = definition_from_json(&with_stored_password(&body, Some(&stored.definition))?)?;
     book.replace(&name, &definition, &who.name)
         .await
         .map_err(api_error)?;
@@ -228,10 +230,49 @@ fn api_error(e: TrunkError) -> ApiError {
     }
 }
 
+/// What GET shows in place of a trunk's `auth_password`: the password never leaves the
+/// gateway. A PUT that sends it back unchanged keeps the stored password.
+pub const REDACTED_PASSWORD: &str = "(redacted)";
+
+/// The body with `auth_password: "(redacted)"` replaced by the password `stored` holds (a PUT
+/// of what GET showed keeps the password); refused where there is none to keep (POST).
+fn with_stored_password(body: &[u8], stored: Option<&str>) -> Result<Vec<u8>, ApiError> {
+    let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
+        // Not JSON: `definition_from_json` says so.
+        return Ok(body.to_vec());
+    };
+    let placeholder = value.get("auth_password").and_then(Value::as_str) == Some(REDACTED_PASSWORD);
+    if !placeholder {
+        return Ok(body.to_vec());
+    }
+    let kept = stored
+        .and_then(|text| toml::from_str::<toml::Table>(text).ok())
+        .and_then(|t| {
+            t.get("auth_password")
+                .and_then(|p| p.as_str().map(str::to_string))
+        });
+    let Some(password) = kept else {
+        return Err(ApiError::bad(
+            "auth_password",
+            format!("`{REDACTED_PASSWORD}` stands for a stored password, and there is none: send the password"),
+        ));
+    };
+    value["auth_password"] = Value::String(password);
+    serde_json::to_vec(&value).map_err(|e| ApiError::bad("body", e.to_string()))
+}
+
+/// A definition as JSON with its password masked.
+fn redacted(mut definition: Value) -> Value {
+    if let Some(p) = definition.get_mut("auth_password") {
+        *p = Value::String(REDACTED_PASSWORD.to_string());
+    }
+    definition
+}
+
 fn view(d: &TrunkDefinition) -> TrunkView {
     TrunkView {
         name: d.name.clone(),
-        definition: definition_to_json(&d.definition),
+        definition: redacted(definition_to_json(&d.definition)),
         updated_at: d.updated_at,
         updated_by: d.updated_by.clone(),
     }
@@ -394,6 +435,39 @@ mod tests {
         let text = definition_from_json(one.as_bytes()).unwrap();
         assert_eq!(parse_definition(&text).unwrap().carrier.len(), 1);
         assert_eq!(definition_to_json(&text)["carrier"], "192.0.2.1:5060");
+    }
+
+    #[test]
+    fn password_is_never_shown_and_kept_on_put_back() {
+        let body = serde_json::json!({
+            "name": "demo", "pbx": ["10.0.0.0/24"], "carrier": "192.0.2.1:5060",
+            "inbound_to": "10.0.0.5:5060", "numbers": ["+861012345678"],
+            "auth_username": "gw", "auth_password": "s3cr3t-pw", "auth_realm": "carrier",
+        });
+        let text = definition_from_json(body.to_string().as_bytes()).unwrap();
+        let shown = view(&TrunkDefinition {
+            name: "demo".into(),
+            definition: text.clone(),
+            updated_at: chrono::Utc::now(),
+            updated_by: "t".into(),
+        });
+        let json = serde_json::to_string(&shown).unwrap();
+        assert!(!json.contains("s3cr3t-pw"), "{json}");
+        assert_eq!(shown.definition["auth_password"], REDACTED_PASSWORD);
+        // PUT of what GET showed: the stored password stays.
+        let back =
+            with_stored_password(shown.definition.to_string().as_bytes(), Some(&text)).unwrap();
+        let again = definition_from_json(&back).unwrap();
+        let t = parse_definition(&again).unwrap();
+        assert_eq!(t.credentials().unwrap().password.expose(), "s3cr3t-pw");
+        // POST of the placeholder: no password to keep.
+        let e = with_stored_password(shown.definition.to_string().as_bytes(), None).unwrap_err();
+        assert_eq!(field(Err::<(), _>(e)), "auth_password");
+        // A schema refusal of the password does not echo it.
+        let mut bad = body.clone();
+        bad["auth_password"] = serde_json::json!("");
+        let e = definition_from_json(bad.to_string().as_bytes()).unwrap_err();
+        assert!(!format!("{e:?}").contains("s3cr3t"), "{e:?}");
     }
 
     #[test]

@@ -62,6 +62,8 @@ pub enum AppError {
     Cluster(#[from] crate::cluster::ClusterError),
     #[error("database.spool_dir: {0}")]
     Spool(#[from] crate::monitor::cdr_spool::SpoolError),
+    #[error("a start-up step off the runtime failed: {0}")]
+    Blocking(String),
 }
 
 /// A running gateway. Dropping it without `shutdown` leaves its tasks running until the
@@ -98,6 +100,8 @@ pub struct Gateway {
     cluster: Option<ClusterNode>,
     /// In a cluster: the change bus and the monitor lease (`sync.rs`).
     cluster_sync: Option<sync::ClusterSync>,
+    /// The trunks' registrations with their carriers (`register = true`).
+    registrations: Option<crate::trunks::registration::RegistrationClient>,
 }
 
 /// A cluster node's handle on the shared admission state and its worker task (which leaves the

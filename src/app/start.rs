@@ -132,10 +132,18 @@ impl Gateway {
             flood,
             cluster,
             cluster_sync,
+            registrations: None,
         };
         gateway.http = http_listener.map(|listener| gateway.serve_api(listener, &shutdown));
         gateway.retention = Some(gateway.start_retention(&config, &shutdown));
         gateway.listen(sip.listeners, &shutdown);
+        // After `listen`: the registrars' answers come back on the outside interface.
+        gateway.registrations = Some(crate::trunks::registration::RegistrationClient::spawn(
+            gateway.layer.clone(),
+            gateway.outside_addr(),
+            gateway.policy.clone(),
+            shutdown.clone(),
+        ));
         gateway.end_interrupted_dialogs(interrupted, shutdown.clone());
         gateway.close_lost_nodes_calls(&config, shutdown);
         tracing::info!(inside = %gateway.inside_addr(), outside = %gateway.outside_addr(), trunks = config.trunks.len(), "trunkguard listening");
@@ -261,7 +269,13 @@ async fn trunks_from_store(store: &Store, config: Config) -> Result<Config, AppE
         .into_iter()
         .map(|d| d.definition)
         .collect();
-    let next = config.with_trunk_sources(&stored)?;
+    // Off the runtime: a trunk's `auth_password_file` is read from disk.
+    let next = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || config.with_trunk_sources(&stored))
+            .await
+            .map_err(|e| AppError::Blocking(e.to_string()))??
+    };
     let file: Vec<&str> = config.trunks.iter().map(|t| t.name.as_str()).collect();
     let db: Vec<&str> = next.trunks.iter().map(|t| t.name.as_str()).collect();
     if config.trunk_sources != next.trunk_sources {

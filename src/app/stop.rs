@@ -39,6 +39,10 @@ impl Gateway {
             // Calls end at once; a few wait for a CANCEL's final response (bounded by 64·T1).
             wait_until_empty(&registry, self.layer.timers().timeout()).await;
         }
+        // The carriers' bindings are removed (Expires: 0) while the interfaces still answer.
+        if let Some(registrations) = self.registrations {
+            registrations.stop().await;
+        }
         // Give BYEs a moment on the wire before the sockets close.
         tokio::time::sleep(Duration::from_millis(200)).await;
         self.trigger.trigger();

@@ -47,7 +47,12 @@ impl Handler for B2bua {
 
     fn on_message(&self, side: Side, peer: Peer, parsed: Parsed, raw: &[u8], queued: Duration) {
         let late = self.ctx.overload.observe(queued);
-        let known = self.ctx.known_source(side, peer.addr);
+        // A registrar that is none of the carrier addresses answers our REGISTERs (only those:
+        // the transaction layer matches a response to a branch we made, or drops it).
+        let registrar = side == Side::Outside
+            && matches!(parsed, Parsed::Message(rsip::SipMessage::Response(_)))
+            && self.ctx.policy.is_registrar(peer.addr);
+        let known = self.ctx.known_source(side, peer.addr) || registrar;
         if !known && self.ctx.settings.unknown_sources == UnknownSources::Drop {
             tracing::debug!(%side, %peer, "message from unknown source dropped");
             return;

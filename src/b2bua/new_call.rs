@@ -369,6 +369,7 @@ fn admitted(
         media,
         offer_payloads,
         alternates,
+        credentials: trunk.credentials(),
     };
     tokio::spawn(Call::run(ctx.clone(), setup, inbox).instrument(span));
 }

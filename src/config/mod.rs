@@ -5,6 +5,7 @@ mod cluster;
 mod evidence;
 mod flood;
 mod rules;
+mod trunk_auth;
 mod validate;
 
 pub use calling_hours::{CallingHours, TimeRange};
@@ -15,6 +16,7 @@ pub use rules::{
     parse_duration, Cmp, RuleConfig, RuleId, RuleOverride, RuleScope, RuleWindow, RulesConfig,
     MAX_CALLEE_LIMIT,
 };
+pub use trunk_auth::{Credentials, Registration, Secret, REGISTER_URI_PATTERN};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -51,7 +53,9 @@ impl ConfigError {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// `Debug` is written out below: `trunk_sources` holds the trunks' TOML text, passwords
+/// included, and is shown only as a count.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub sip: SipConfig,
@@ -77,6 +81,26 @@ pub struct Config {
     /// first start (after that the database holds them and admins change them at run time).
     #[serde(skip)]
     pub trunk_sources: Vec<String>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("sip", &self.sip)
+            .field("database", &self.database)
+            .field("media", &self.media)
+            .field("recording", &self.recording)
+            .field("http", &self.http)
+            .field("retention", &self.retention)
+            .field("trunks", &self.trunks)
+            .field("cluster", &self.cluster)
+            .field("evidence", &self.evidence)
+            .field(
+                "trunk_sources",
+                &format_args!("<{} trunk tables>", self.trunk_sources.len()),
+            )
+            .finish()
+    }
 }
 
 /// `[http]`: the HTTP API (`src/api/`).
@@ -367,6 +391,34 @@ pub struct TrunkConfig {
     /// DTMF sequence that resumes the recording, e.g. `*8`.
     #[serde(default)]
     pub resume_dtmf: Option<String>,
+    /// Digest authentication toward the carrier (`trunk_auth.rs`): the user answering its
+    /// 401/407 challenges, with `auth_password` or `auth_password_file` (read at load).
+    #[serde(default)]
+    pub auth_username: Option<String>,
+    #[serde(default)]
+    pub auth_password: Option<Secret>,
+    #[serde(default)]
+    pub auth_password_file: Option<PathBuf>,
+    /// Answer only challenges of this realm (a challenge of another realm ends the call as
+    /// a failed authentication): credentials are not handed to whoever asks.
+    #[serde(default)]
+    pub auth_realm: Option<String>,
+    /// Keep a registration with the carrier (`trunks::registration`); outbound calls are
+    /// refused `503 Trunk Not Registered` while there is none.
+    #[serde(default)]
+    pub register: bool,
+    /// Seconds asked for in each REGISTER; the registrar's grant is followed.
+    #[serde(default = "trunk_auth::default_register_expires")]
+    pub register_expires: u32,
+    /// The address of record registered (To/From); default `sip:USER@REGISTRAR`.
+    #[serde(default)]
+    pub register_uri: Option<String>,
+    /// Where REGISTER goes; default the first `carrier` address.
+    #[serde(default)]
+    pub registrar: Option<SocketAddr>,
+    /// `auth_password_file`'s content, read at load.
+    #[serde(skip)]
+    pub(crate) password_from_file: Option<Secret>,
 }
 
 /// Longest DTMF command sequence.
@@ -545,7 +597,17 @@ impl Config {
             _ => Vec::new(),
         };
         config.validate()?;
+        config.load_password_files()?;
         Ok(config)
+    }
+
+    /// Reads every trunk's `auth_password_file` (blocking I/O: at load, and in
+    /// `spawn_blocking` when the trunks change at run time).
+    fn load_password_files(&mut self) -> Result<(), ConfigError> {
+        for (i, t) in self.trunks.iter_mut().enumerate() {
+            t.load_password_file(&format!("trunks[{i}]"))?;
+        }
+        Ok(())
     }
 
     /// This config with its trunks replaced by `sources` (each a trunk's TOML table, as stored
@@ -563,6 +625,7 @@ impl Config {
         next.trunks = trunks;
         next.trunk_sources = sources.to_vec();
         next.validate()?;
+        next.load_password_files()?;
         Ok(next)
     }
 

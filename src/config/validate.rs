@@ -247,6 +247,7 @@ impl Config {
                 }
             }
             t.rules.validate(&key("rules"))?;
+            t.validate_auth(&format!("trunks[{i}]"))?;
         }
         Ok(())
     }

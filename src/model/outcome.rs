@@ -140,6 +140,9 @@ pub enum EndReason {
     /// Its recording failed after recorded media started and `[recording] on_failure =
     /// "hangup"`: the gateway ended it rather than carry it unrecorded.
     RecordingFailed,
+    /// The carrier challenged the call (401/407) and did not take the gateway's credentials
+    /// (a second challenge, none configured, or a realm not ours to answer): the PBX got 403.
+    CarrierAuthFailed,
 }
 text_enum!(EndReason, "end_reason", {
     NormalClearing => "normal_clearing", Cancelled => "cancelled",
@@ -152,6 +155,7 @@ text_enum!(EndReason, "end_reason", {
     MediaTimeout => "media_timeout", OperatorHangup => "operator_hangup",
     TrunkSuspended => "trunk_suspended", CallerIdSuspended => "caller_id_suspended",
     RecordingFailed => "recording_failed", NodeLost => "node_lost",
+    CarrierAuthFailed => "carrier_auth_failed",
 });
 
 impl EndReason {
@@ -261,6 +265,9 @@ pub enum RefusalReason {
     /// The SIP queue is late (a new INVITE waited in the socket's queue longer than
     /// `[sip] max_queue_delay_ms`): refused at once, before anything is taken (`b2bua::overload`).
     Overload,
+    /// The trunk must be registered with its carrier (`register = true`) and is not (yet, or
+    /// any more): outbound calls are refused `503 Trunk Not Registered`.
+    TrunkNotRegistered,
 }
 text_enum!(RefusalReason, "refusal_reason", {
     UnknownTrunk => "unknown_trunk", CallerIdNotAuthorized => "caller_id_not_authorized",
@@ -284,6 +291,7 @@ text_enum!(RefusalReason, "refusal_reason", {
     RecordingUnavailable => "recording_unavailable",
     DescriptorLimit => "descriptor_limit",
     Overload => "overload",
+    TrunkNotRegistered => "trunk_not_registered",
 });
 
 /// Whether a refusal carries `Retry-After`, and how long.
@@ -319,6 +327,7 @@ impl RefusalReason {
             CallerIdThrottled => s(503, "Caller ID Throttled"),
             CalleeFrequencyLimit => s(480, "Callee Frequency Limit"),
             SharedStateUnavailable => s(503, "Shared State Unavailable"),
+            TrunkNotRegistered => s(503, "Trunk Not Registered"),
             UnknownSource => StatusLine::FORBIDDEN,
             InvalidRequest | MalformedRequest => StatusLine::BAD_REQUEST,
             ShuttingDown | NoCarrier | MediaUnavailable | DescriptorLimit => {
@@ -352,7 +361,8 @@ impl RefusalReason {
             | MediaUnavailable
             | DescriptorLimit
             | Overload
-            | SharedStateUnavailable => RetryAfter::Configured,
+            | SharedStateUnavailable
+            | TrunkNotRegistered => RetryAfter::Configured,
             RecordingNotWritable
             | RecordingDiskFull
             | RecordingExists

@@ -132,6 +132,9 @@ impl Policy {
         if steps.number >= Some(Step::SuspendNumber) {
             return Err(screened.refuse(RefusalReason::CallerIdSuspended));
         }
+        if outbound && cfg.register && !self.registrations.registered(req.trunk, now) {
+            return Err(screened.refuse(RefusalReason::TrunkNotRegistered));
+        }
         Ok(screened)
     }
 

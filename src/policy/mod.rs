@@ -37,6 +37,10 @@
 //! - **Callee frequency** (`callee.rs`): outbound calls to one number are limited per trunk by
 //!   the `over_frequent_callee` rule's limits → `480 Callee Frequency Limit`. Only admitted
 //!   calls count; the reservation is undone when the lease is then refused.
+//! - **Registration** (`registrations.rs`): a trunk with `register = true` refuses outbound
+//!   calls `503 Trunk Not Registered` while it holds no unexpired binding with its registrar.
+//!   Inbound calls are not refused: the carrier reaching us proves the path works, and dropping
+//!   a customer who called gains nothing. Checked last among the screens.
 //! - **Live edits.** `replace_trunks` keeps each remaining trunk's counters and rate bucket;
 //!   lowered caps refuse new calls until the live ones end. Leases of a removed trunk release
 //!   into its retired counters, which a trunk re-added under that name picks up again.
@@ -48,6 +52,7 @@ mod decision;
 mod lease;
 mod number;
 mod rate;
+mod registrations;
 mod restrictions;
 mod shared;
 mod trunks;
@@ -66,6 +71,7 @@ pub use callee::MAX_CALLEES;
 pub use decision::{Admission, AdmissionLease, AdmissionRequest, Decision, Refusal};
 pub use lease::{Lease, TrunkLoad};
 pub use number::number_owners;
+pub use registrations::{RegistrationState, Registrations};
 pub use restrictions::{InForce, Restrictions};
 pub use trunks::TrunkRef;
 
@@ -86,6 +92,8 @@ pub struct Policy {
     retry_after_secs: AtomicU32,
     /// Suspensions and throttles in force, applied from the monitor's enforcement actions.
     restrictions: Arc<Restrictions>,
+    /// Trunks' registrations with their carriers, kept by `trunks::registration`.
+    registrations: Arc<Registrations>,
 }
 
 impl Policy {
@@ -95,7 +103,14 @@ impl Policy {
             total: Arc::new(AtomicU64::new(0)),
             retry_after_secs: AtomicU32::new(DEFAULT_RETRY_AFTER_SECS),
             restrictions: Arc::new(Restrictions::new()),
+            registrations: Arc::default(),
         }
+    }
+
+    /// The trunks' registrations: written by the registration client, read by admission (a
+    /// trunk with `register = true` and no binding refuses outbound calls).
+    pub fn registrations(&self) -> &Arc<Registrations> {
+        &self.registrations
     }
 
     /// The steps in force that admission applies; the monitor's task applies its

@@ -177,6 +177,17 @@ impl Policy {
         found.map(|t| t.config.clone())
     }
 
+    /// Whether `src` is the registrar of a trunk that registers (its answers to our REGISTERs
+    /// are let in even when it is none of the carrier addresses).
+    pub fn is_registrar(&self, src: SocketAddr) -> bool {
+        let ip = canonical(src.ip());
+        self.snapshot().iter().any(|t| {
+            t.config
+                .registration()
+                .is_some_and(|r| canonical(r.registrar.ip()) == ip)
+        })
+    }
+
     /// The trunk owning a called number (digits or any URI form `normalize_number` accepts).
     pub fn trunk_for_number(&self, callee_digits: &str) -> Option<TrunkRef> {
         let digits = normalize_number(callee_digits)?;

@@ -1,5 +1,6 @@
 //! SIP: sockets, framing, the normalizing front end, and the RFC 3261 transaction layer.
 
+pub mod digest;
 pub mod flood;
 pub mod frontend;
 pub mod message;

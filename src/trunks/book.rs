@@ -116,7 +116,7 @@ impl TrunkBook {
         if stored == config.trunk_sources {
             return Ok(false);
         }
-        let next = config.with_trunk_sources(&stored).map_err(config_error)?;
+        let next = validated(config, stored).await?;
         self.apply_trunks(&next.trunks).await;
         let names: Vec<&str> = next.trunks.iter().map(|t| t.name.as_str()).collect();
         tracing::info!(trunks = ?names, "trunks reloaded from the database (changed by another node)");
@@ -260,7 +260,7 @@ impl TrunkBook {
         };
         let mut sources = config.trunk_sources.clone();
         sources.remove(i);
-        let next = config.with_trunk_sources(&sources).map_err(config_error)?;
+        let next = validated(&config, sources).await?;
         self.store.delete_trunk(name).await?;
         self.apply_trunks(&next.trunks).await;
         *config = next;
@@ -312,7 +312,7 @@ impl TrunkBook {
             Some(i) => sources[i] = definition.to_string(),
             None => sources.push(definition.to_string()),
         }
-        let next = config.with_trunk_sources(&sources).map_err(config_error)?;
+        let next = validated(config, sources).await?;
         self.store
             .put_trunk(&new.name, definition, by, chrono::Utc::now())
             .await?;
@@ -448,6 +448,16 @@ fn error_key(text: &str, e: &toml::de::Error) -> String {
 
 /// A validation error of the whole config as one about this trunk: `trunks[2].max_cps` →
 /// `max_cps` (the other trunks are in force already; a clash names the key too).
+/// `config` with its trunks replaced by `sources`, validated; off the runtime, since a trunk's
+/// `auth_password_file` is read from disk.
+async fn validated(config: &Config, sources: Vec<String>) -> Result<Config, TrunkError> {
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || config.with_trunk_sources(&sources))
+        .await
+        .map_err(|e| TrunkError::invalid("definition", format!("validation stopped: {e}")))?
+        .map_err(config_error)
+}
+
 fn config_error(e: ConfigError) -> TrunkError {
     // `trunks[2].max_cps` → `max_cps`.
     let trunk_key = |key: String| match key.split_once("].") {

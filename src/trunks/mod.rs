@@ -3,6 +3,7 @@
 //! monitor and the KPI rollup. Above `monitor` (it tells the monitor), below `api` and `app` (which use it).
 
 mod book;
+pub mod registration;
 pub mod sync;
 
 pub(crate) use book::{over_long_secs, OverLongMap};

@@ -163,6 +163,12 @@ fn rules() -> Value {
     })
 }
 
+/// A string written into a SIP header: 1..=256 characters, no control character.
+fn header_text(description: &str) -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": 256,
+           "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]+$", "description": description})
+}
+
 /// The body's schema (the document's `TrunkBody`).
 pub(crate) fn schema() -> &'static Value {
     static SCHEMA: OnceLock<Value> = OnceLock::new();
@@ -186,6 +192,13 @@ fn build() -> Value {
                         trunk's or listed twice once normalized (`+86 10 1234` is `+86101234`).",
         "additionalProperties": false,
         "required": ["name", "pbx", "carrier", "inbound_to", "numbers"],
+        "dependentRequired": {
+            "auth_username": ["auth_password"],
+            "auth_password": ["auth_username"],
+            "auth_realm": ["auth_username"],
+        },
+        "if": {"properties": {"register": {"const": true}}, "required": ["register"]},
+        "then": {"anyOf": [{"required": ["register_uri"]}, {"required": ["auth_username"]}]},
         "properties": {
             "name": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$",
                      "description": "Letters, digits, `-` and `_` (PUT keeps it: 409 otherwise)"},
@@ -225,6 +238,27 @@ fn build() -> Value {
             "resume_dtmf": {"type": "string", "pattern": "^[0-9*#A-D]{1,8}$",
                             "description": "DTMF that resumes the recording (*8)"},
             "rules": rules(),
+            "auth_username": header_text("The user answering the carrier's Digest challenges \
+                                          (401/407); goes with auth_password"),
+            "auth_password": {"type": "string", "minLength": 1, "writeOnly": true,
+                              "description": "Never shown: GET returns `(redacted)` in its \
+                                              place, and a PUT that sends `(redacted)` back \
+                                              keeps the stored password. (`auth_password_file` \
+                                              is a key of the config file only: a path on the \
+                                              gateway is no business of the API.)"},
+            "auth_realm": header_text("Answer only challenges of this realm"),
+            "register": {"type": "boolean",
+                         "description": "Keep a registration with the carrier; outbound calls \
+                                         are refused 503 Trunk Not Registered without one. \
+                                         Needs register_uri or auth_username"},
+            "register_expires": integer(1, 86_400),
+            "register_uri": {"type": "string", "pattern": crate::config::REGISTER_URI_PATTERN,
+                             "maxLength": 256,
+                             "description": "The address of record registered \
+                                             (sip:user@domain)"},
+            "registrar": {"type": "string", "pattern": socket_pattern(),
+                          "description": "Where REGISTER goes (ip:port); default the first \
+                                          carrier address"},
         }
     })
 }
@@ -246,6 +280,10 @@ pub(crate) fn check(body: &Value) -> Result<(), (String, String)> {
         return Ok(());
     };
     let key = key_of(error.instance_path.as_str());
+    if key == "auth_password" {
+        // The message would quote the value: never a password.
+        return Err((key, "must be a non-empty string".to_string()));
+    }
     // A pattern's text says little: its neighbour `description` says the form.
     let described = described_by(error.schema_path.as_str());
     let message = match (&error.kind, described) {

@@ -19,7 +19,8 @@ impl Call {
         } else {
             let other = side.other();
             let leg = self.leg_mut(other);
-            let req = leg.request(Method::Ack, Some(u.ack_other_cseq), body, ct.as_deref());
+            let mut req = leg.request(Method::Ack, Some(u.ack_other_cseq), body, ct.as_deref());
+            req.headers.extend(u.ack_credentials);
             let peer = leg.peer;
             self.ctx
                 .layer
@@ -53,7 +54,11 @@ impl Call {
     /// ACK B's 2xx to our INVITE (kept for B's retransmissions).
     pub(super) fn ack_b(&mut self, body: Vec<u8>, ct: Option<&str>) {
         let cseq = self.b.invite_cseq;
-        let req = self.b.request(Method::Ack, Some(cseq), body, ct);
+        let mut req = self.b.request(Method::Ack, Some(cseq), body, ct);
+        // §13.2.2.4: the ACK carries the credentials of the INVITE it acknowledges.
+        if let Some(invite) = &self.b_invite {
+            req.headers.extend(super::auth::credentials_of(invite));
+        }
         self.ctx.layer.send_stateless(
             self.b.side,
             self.b.peer,

@@ -107,6 +107,11 @@ impl Call {
         if self.linger_until.is_some_and(|d| now >= d) {
             self.linger_until = None;
         }
+        if self.bye_deadline.is_some_and(|d| now >= d) {
+            // A BYE the carrier never answered: the call goes anyway.
+            self.bye_deadline = None;
+            self.byes.clear();
+        }
     }
 
     /// The gateway ends the call: shutdown, operator, policy.
@@ -156,7 +161,8 @@ impl Call {
         let leg = self.leg_mut(side);
         let req = leg.request(Method::Bye, None, Vec::new(), None);
         let peer = leg.peer;
-        self.ctx.layer.send_request(side, peer, req, events);
+        let key = self.ctx.layer.send_request(side, peer, req.clone(), events);
+        self.track_bye(side, req, key, 0);
     }
 
     /// The call is over: close the CDR, release the slot. Runs once.

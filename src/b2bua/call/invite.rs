@@ -47,6 +47,25 @@ impl Call {
                     );
                 }
             }
+            401 | 407 if self.b.side == Side::Outside => {
+                if self.phase == Phase::Early && !self.a_final_sent {
+                    if self.answer_invite_challenge(&resp) {
+                        return;
+                    }
+                    // The challenge was the gateway's to answer: the PBX gets a clean 403.
+                    let line = StatusLine::FORBIDDEN;
+                    let out =
+                        message_response(&self.a_tx, line.code, line.phrase, &self.a.local_tag);
+                    self.a_tx.respond(out);
+                    self.a_final_sent = true;
+                    self.end(
+                        Ending::new(line, Disposition::Failed, EndReason::CarrierAuthFailed)
+                            .by(HangupSide::Gateway),
+                    );
+                }
+                self.b_final_seen = true;
+                self.linger_until = None;
+            }
             _ => {
                 if code == 503 && self.try_next_carrier("503 Service Unavailable") {
                     return;
@@ -117,6 +136,11 @@ impl Call {
         };
         let from = self.b.peer;
         self.b.retarget(next);
+        // Another carrier address: its challenges start afresh, and the last one's
+        // credentials (for another nonce) do not go there.
+        self.b_auth_tries = 0;
+        req.headers
+            .retain(|h| !crate::sip::digest::is_credentials(h));
         self.b.invite_cseq += 1;
         self.b.local_cseq = self.b.local_cseq.max(self.b.invite_cseq);
         let branch = message::new_branch();
@@ -172,6 +196,7 @@ impl Call {
             interval: t.t1,
             deadline: now + t.timeout(),
             ack_other_cseq: self.b.invite_cseq,
+            ack_credentials: Vec::new(),
         });
         tracing::info!("call answered");
     }

@@ -4,6 +4,7 @@
 //! the call ends, whatever the ending.
 
 mod ack;
+mod auth;
 mod ending;
 mod invite;
 mod journal;
@@ -56,6 +57,8 @@ struct Unacked {
     interval: Duration,
     deadline: Instant,
     ack_other_cseq: u32,
+    /// The credentials of the INVITE the ACK goes on to (§13.2.2.4: the ACK carries them).
+    ack_credentials: Vec<rsip::Header>,
 }
 
 /// An in-dialog request we passed on: its response goes back through `origin`.
@@ -63,6 +66,10 @@ struct Relay {
     origin: ServerTx,
     method: Method,
     other_cseq: u32,
+    /// The request as sent on the other leg (sent again with credentials if challenged).
+    sent: rsip::Request,
+    /// Challenges answered for it so far.
+    auth_tries: u8,
 }
 
 pub(crate) struct CallSetup {
@@ -79,6 +86,8 @@ pub(crate) struct CallSetup {
     /// Further carrier addresses of the trunk, tried in order when the one called times out
     /// or answers 503 before any provisional response (outbound calls).
     pub alternates: Vec<Peer>,
+    /// The trunk's credentials toward the carrier (`auth_username`…), if any.
+    pub credentials: Option<Arc<crate::config::Credentials>>,
 }
 
 pub(crate) struct Call {
@@ -134,6 +143,14 @@ pub(crate) struct Call {
     /// RTP per leg `[inside, outside]` not given to the recorder while paused (from the relay's
     /// figures at the end): audio that crossed the trunk, for the recording's status.
     paused_packets: [u64; 2],
+    /// Answers the carrier's challenges (`auth.rs`); None: the trunk has no credentials.
+    auth: Option<auth::Authenticator>,
+    /// Challenges to the B INVITE answered so far (one, more only for a stale nonce).
+    b_auth_tries: u8,
+    /// BYEs toward the carrier whose answer may be a challenge; the call waits for them
+    /// (bounded by `bye_deadline`) before it goes.
+    byes: HashMap<ClientKey, auth::PendingBye>,
+    bye_deadline: Option<Instant>,
 }
 
 impl Call {
@@ -178,6 +195,10 @@ impl Call {
             b_provisional: false,
             pauses: pause::Pauses::new(max_pause),
             paused_packets: [0; 2],
+            auth: setup.credentials.map(auth::Authenticator::new),
+            b_auth_tries: 0,
+            byes: HashMap::new(),
+            bye_deadline: None,
         };
         if let Err(e) = call.prepare_recording() {
             call.refuse_unrecordable(e);
@@ -222,7 +243,7 @@ impl Call {
     }
 
     fn finished(&self) -> bool {
-        self.phase == Phase::Ended && self.linger_until.is_none()
+        self.phase == Phase::Ended && self.linger_until.is_none() && self.byes.is_empty()
     }
 
     fn next_deadline(&self) -> Instant {
@@ -233,6 +254,7 @@ impl Call {
             self.max_deadline,
             self.linger_until,
             self.pauses.deadline(),
+            self.bye_deadline,
         ]
         .into_iter()
         .flatten()
@@ -269,11 +291,13 @@ impl Call {
             }
         } else if self.relays.contains_key(&ev.key) {
             relay::relay_response(self, ev.key, ev.kind);
+        } else if self.byes.contains_key(&ev.key) {
+            self.on_bye_event(ev);
         } else if let ClientEventKind::Response(resp) = ev.kind {
             // A 2xx retransmitted to a re-INVITE whose final response was relayed already.
             self.reack(ev.key.side, &resp);
         }
-        // Responses to our own BYE and CANCEL need no action.
+        // Responses to our own BYE (but a challenge) and CANCEL need no action.
     }
 }
 

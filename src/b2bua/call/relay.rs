@@ -10,6 +10,7 @@ use crate::model::StatusLine;
 use crate::sip::message;
 use crate::sip::response::response_for;
 use crate::sip::transaction::{ClientEventKind, ClientKey, ServerTx};
+use crate::sip::transport::Side;
 
 pub(super) fn relay_request(call: &mut Call, tx: ServerTx) {
     let side = tx.side();
@@ -39,7 +40,11 @@ pub(super) fn relay_request(call: &mut Call, tx: ServerTx) {
         out.headers
             .push(Header::Allow(rsip::headers::Allow::new(ALLOW)));
     }
-    match call.ctx.layer.send_request(other, peer, out, events) {
+    match call
+        .ctx
+        .layer
+        .send_request(other, peer, out.clone(), events)
+    {
         Some(key) => {
             call.relays.insert(
                 key,
@@ -47,6 +52,8 @@ pub(super) fn relay_request(call: &mut Call, tx: ServerTx) {
                     origin: tx,
                     method,
                     other_cseq,
+                    sent: out,
+                    auth_tries: 0,
                 },
             );
         }
@@ -79,6 +86,10 @@ pub(super) fn relay_response(call: &mut Call, key: ClientKey, kind: ClientEventK
     };
     let (code, reason) = message::status_parts(&resp.status_code);
     if code == 100 {
+        return;
+    }
+    if (code == 401 || code == 407) && key.side == Side::Outside {
+        answer_challenge(call, key, &resp);
         return;
     }
     let Some(relay) = call.relays.get(&key) else {
@@ -129,8 +140,36 @@ pub(super) fn relay_response(call: &mut Call, key: ClientKey, kind: ClientEventK
                 interval: t.t1,
                 deadline: now + t.timeout(),
                 ack_other_cseq: relay.other_cseq,
+                ack_credentials: super::auth::credentials_of(&relay.sent),
             });
         }
+    }
+}
+
+/// The carrier challenged a request we relayed there: it goes again with credentials under
+/// a new transaction; when it must not, the side that sent it gets `403 Forbidden` (the
+/// challenge was the gateway's, not the PBX's to answer) and the dialog goes on.
+fn answer_challenge(call: &mut Call, key: ClientKey, resp: &rsip::Response) {
+    let Some(relay) = call.relays.remove(&key) else {
+        return;
+    };
+    match call.answer_dialog_challenge(key.side, &relay.sent, resp, relay.auth_tries) {
+        Ok((sent, Some(new_key))) => {
+            let other_cseq = message::cseq(&sent).map_or(relay.other_cseq, |(c, _)| c);
+            call.relays.insert(
+                new_key,
+                Relay {
+                    other_cseq,
+                    sent,
+                    auth_tries: relay.auth_tries + 1,
+                    ..relay
+                },
+            );
+        }
+        Ok((_, None)) => relay
+            .origin
+            .reply_line(StatusLine::SERVER_INTERNAL_ERROR, None),
+        Err(_) => relay.origin.reply_line(StatusLine::FORBIDDEN, None),
     }
 }
 

@@ -84,6 +84,7 @@ fn every_reason_has_a_stable_code() {
             "recording_unavailable",
             "descriptor_limit",
             "overload",
+            "trunk_not_registered",
         ]
     );
     for r in R::ALL {
@@ -309,4 +310,22 @@ fn identity_refusals_spend_no_rate_token() {
     assert!(p.admit(&out(FROM_A, CUSTOMER), t0()).is_admit());
     let d = p.admit(&out(FROM_A, CUSTOMER), t0());
     assert_refused(d, 503, "Call Rate Exceeded", R::RateLimited);
+}
+
+/// `register = true`: outbound calls wait for the binding (503, Retry-After) and stop when it
+/// expires; inbound calls are carried regardless; a trunk that does not register is untouched.
+#[test]
+fn unregistered_trunk_refuses_outbound_calls() {
+    let p = policy_with(|t| t.register = true);
+    let r = refused(p.admit(&out(FROM_A, CUSTOMER), t0()));
+    assert_eq!(r.reason, R::TrunkNotRegistered);
+    assert_eq!((r.status, r.phrase.as_str()), (503, "Trunk Not Registered"));
+    assert_eq!(r.retry_after, Some(p.retry_after_secs()));
+    admitted(p.admit(&inb(CUSTOMER, "sip:+861012345678@gw"), t0()));
+    let until = t0() + chrono::Duration::seconds(30);
+    p.registrations().succeeded("demo", 200, t0(), until);
+    admitted(p.admit(&out(FROM_A, CUSTOMER), t0()));
+    let r = refused(p.admit(&out(FROM_A, CUSTOMER), until));
+    assert_eq!(r.reason, R::TrunkNotRegistered, "the binding expired");
+    admitted(policy().admit(&out(FROM_A, CUSTOMER), t0()));
 }

@@ -45,6 +45,15 @@ pub(crate) fn trunk(name: &str) -> TrunkConfig {
         rules: toml::from_str("[over_frequent_callee]\nenabled = false\n").unwrap(),
         pause_dtmf: None,
         resume_dtmf: None,
+        auth_username: None,
+        auth_password: None,
+        auth_password_file: None,
+        auth_realm: None,
+        register: false,
+        register_expires: 3600,
+        register_uri: None,
+        registrar: None,
+        password_from_file: None,
     }
 }
 

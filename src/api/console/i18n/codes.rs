@@ -91,6 +91,11 @@ pub const END_REASONS: Words = &[
         "其主叫号码被暂停",
     ),
     ("recording_failed", "its recording failed", "录音失败"),
+    (
+        "carrier_auth_failed",
+        "the carrier refused the gateway's credentials",
+        "运营商拒绝了网关的认证凭据",
+    ),
 ];
 
 pub const REFUSAL_REASONS: Words = &[
@@ -243,6 +248,11 @@ pub const REFUSAL_REASONS: Words = &[
         "sdp_too_large",
         "the SDP offer was over the size or media-line limit",
         "SDP 提议超出大小或媒体行数上限",
+    ),
+    (
+        "trunk_not_registered",
+        "the trunk was not registered with its carrier",
+        "中继尚未在运营商处注册",
     ),
     (
         "srtp_unsupported",
