@@ -4,6 +4,7 @@
 use super::*;
 use crate::api::exposition::{parse, sum};
 use crate::media::counters::{Fate, SHARDS};
+use crate::media::{DropReason, Leg};
 use crate::model::sample_cdr;
 use crate::model::RefusalReason;
 use crate::monitor::outcomes::CallOutcomes;

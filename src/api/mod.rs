@@ -23,6 +23,7 @@ pub mod host_udp;
 pub mod metrics;
 mod metrics_admission;
 mod metrics_cluster;
+mod metrics_media;
 pub mod openapi;
 mod params;
 mod range;

@@ -42,6 +42,7 @@ pub mod media;
 pub mod number;
 pub mod outcome;
 pub mod q850;
+pub mod refusal;
 pub mod side;
 pub mod sip_trace;
 pub mod status;
