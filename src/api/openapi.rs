@@ -10,8 +10,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
 use super::{
-    audit_log, calls, cdr_export, cdrs, complaints, enforcement, evidence, health, holds, metrics,
-    recordings, reports, sip_trace, trunks,
+    audit_log, calls, cdr_export, cdrs, complaints, enforcement, evidence, health, holds,
+    manifests, metrics, recordings, reports, sip_trace, trunks,
 };
 
 #[derive(OpenApi)]
@@ -58,6 +58,8 @@ use super::{
         recordings::verify,
         evidence::call_package,
         evidence::search_package,
+        manifests::manifest,
+        manifests::verify,
         sip_trace::sip_trace,
         holds::place,
         holds::release,
@@ -70,6 +72,8 @@ use super::{
         crate::evidence::package::PackedFile,
         evidence::Verification,
         evidence::FileVerification,
+        crate::evidence::proof::ManifestProof,
+        crate::evidence::proof::LeafProof,
     )),
     modifiers(&BearerAuth),
     tags(
