@@ -4,8 +4,9 @@
 //! (`evidence::package`): per call `calls/<id>/` with `cdr.json`, `legs.json` (media figures per
 //! leg, DTMF), `holds.json`, `anomalies.json` (the anomalies naming the call and the
 //! enforcement they caused), `audit.json` (the call's audit trail before this package),
-//! `recording.wav` and `recording.pcap` as stored, and `verification.json` (the stored SHA-256,
-//! the SHA-256 of the file as packed, the result); then `README.txt` and `manifest.json` (who,
+//! `recording.wav` and `recording.pcap` as stored, `verification.json` (the stored SHA-256,
+//! the SHA-256 of the file as packed, the result) and, when the call's day is sealed,
+//! `manifest_proof.json` (`evidence::proof`: its inclusion in the signed manifest); then `README.txt` and `manifest.json` (who,
 //! when, the gateway's version, the search, every file's size and SHA-256).
 //!
 //! Everything but the files' bytes is read before the answer starts (a refusal is a clean 4xx);
@@ -272,6 +273,9 @@ struct CallParts {
     purged_at: Option<DateTime<Utc>>,
     wav: Option<Source>,
     pcap: Option<Source>,
+    invite_at: DateTime<Utc>,
+    /// The call's inclusion proof in its day's signed manifest, when the day is sealed.
+    proof: Option<crate::evidence::proof::ManifestProof>,
 }
 
 /// What `audit.json` holds.
@@ -314,6 +318,17 @@ async fn package(
             ));
         }
         calls.push(parts);
+    }
+    let mut proofs = crate::evidence::proof::proofs_for_calls(
+        store,
+        &calls
+            .iter()
+            .map(|c| (c.id.clone(), c.invite_at))
+            .collect::<Vec<_>>(),
+    )
+    .await?;
+    for c in &mut calls {
+        c.proof = proofs.remove(&c.id);
     }
     let created_at = Utc::now();
     let audited = AuditedCalls(
@@ -395,6 +410,7 @@ fn folder_of(id: &str) -> String {
 
 async fn read_call(store: &Store, root: &std::path::Path, cdr: Cdr) -> Result<CallParts, ApiError> {
     let id = cdr.attempt.id.clone();
+    let invite_at = cdr.attempt.invite_at;
     let info = cdr.recording.clone();
     let record = record_of(store, cdr).await?;
     let audit = audit_trail(store, &id).await?;
@@ -417,6 +433,8 @@ async fn read_call(store: &Store, root: &std::path::Path, cdr: Cdr) -> Result<Ca
         purged_at,
         wav,
         pcap,
+        invite_at,
+        proof: None,
     })
 }
 
@@ -530,6 +548,12 @@ fn write_package(
             tracing::warn!(call_id = %call.id, "api: evidence: recording does not match its stored digest");
         }
         p.add_json(&format!("{dir}/verification.json"), &verification)?;
+        if let Some(proof) = &call.proof {
+            p.add_json(
+                &format!("{dir}/{}", crate::evidence::proof::PROOF_FILE),
+                proof,
+            )?;
+        }
     }
     let files = p.finish(manifest)?;
     out.flush()
