@@ -351,7 +351,10 @@ async fn reads(store: &Store) -> String {
     }
     out += &format!("{:?}\n", store.retention_entries(None, 100).await.unwrap());
     out += &format!("{:?}\n", store.recording_purged_at("call-3").await.unwrap());
-    out += &format!("{:?}\n", store.manifests_of_day("2026-11-27").await.unwrap());
+    out += &format!(
+        "{:?}\n",
+        store.manifests_of_day("2026-11-27").await.unwrap()
+    );
     for call in ["call-0", "call-1"] {
         out += &format!(
             "{:?}\n",
