@@ -18,6 +18,15 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> anyhow::Result<ExitCode> {
     let args = Cli::parse();
     init_tracing();
+    // Checking a manifest file or a package needs no configuration: an auditor has none.
+    if let Some(Command::Tool(tool)) = &args.command {
+        if cli::runs_without_config(tool) {
+            let out = &mut std::io::stdout().lock();
+            if let Some(done) = cli::run_without_config(tool, out) {
+                return Ok(done?);
+            }
+        }
+    }
     let config =
         Config::load(&args.config).with_context(|| format!("loading {}", args.config.display()))?;
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;

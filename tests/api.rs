@@ -78,7 +78,10 @@ async fn roles_are_enforced_and_every_request_is_audited() {
         let trunkguard::api::Access::Roles(allowed) = r.access else {
             continue;
         };
-        let path = r.path.replace("{id}", "no-such-call");
+        let path = r
+            .path
+            .replace("{id}", "no-such-call")
+            .replace("{day}", "2001-01-01");
         let m = Method::from_bytes(r.method.as_str().as_bytes()).unwrap();
         api.call(m.clone(), &path, None)
             .await

@@ -6,8 +6,10 @@
 //! enforcement they caused), `audit.json` (the call's audit trail before this package),
 //! `sip_trace.json` and `sip_trace.txt` (every SIP message of both legs, `store::sip_trace`;
 //! a call without a stored trace has neither, and the manifest's `calls[].sip_trace` says why),
-//! `recording.wav` and `recording.pcap` as stored, and `verification.json` (the stored SHA-256,
-//! the SHA-256 of the file as packed, the result); then `README.txt` and `manifest.json` (who,
+//! `recording.wav` and `recording.pcap` as stored, `verification.json` (the stored SHA-256,
+//! the SHA-256 of the file as packed, the result) and, when the call's day is sealed,
+//! `manifest_proof.json` (`evidence::proof`: its inclusion in the signed manifest); then
+//! `README.txt` and `manifest.json` (who,
 //! when, the gateway's version, the search, every file's size and SHA-256).
 //!
 //! Everything but the files' bytes is read before the answer starts (a refusal is a clean 4xx);
@@ -283,6 +285,9 @@ struct CallParts {
     pcap: Option<Source>,
     /// The SIP trace, or why the package has none (the manifest says it).
     sip_trace: Result<SipTrace, String>,
+    invite_at: DateTime<Utc>,
+    /// The call's inclusion proof in its day's signed manifest, when the day is sealed.
+    proof: Option<crate::evidence::proof::ManifestProof>,
 }
 
 /// What `audit.json` holds.
@@ -325,6 +330,17 @@ async fn package(
             ));
         }
         calls.push(parts);
+    }
+    let mut proofs = crate::evidence::proof::proofs_for_calls(
+        store,
+        &calls
+            .iter()
+            .map(|c| (c.id.clone(), c.invite_at))
+            .collect::<Vec<_>>(),
+    )
+    .await?;
+    for c in &mut calls {
+        c.proof = proofs.remove(&c.id);
     }
     let created_at = Utc::now();
     let audited = AuditedCalls(
@@ -410,6 +426,7 @@ fn folder_of(id: &str) -> String {
 
 async fn read_call(store: &Store, root: &std::path::Path, cdr: Cdr) -> Result<CallParts, ApiError> {
     let id = cdr.attempt.id.clone();
+    let invite_at = cdr.attempt.invite_at;
     let info = cdr.recording.clone();
     let record = record_of(store, cdr).await?;
     let audit = audit_trail(store, &id).await?;
@@ -434,6 +451,8 @@ async fn read_call(store: &Store, root: &std::path::Path, cdr: Cdr) -> Result<Ca
         wav,
         pcap,
         sip_trace,
+        invite_at,
+        proof: None,
     })
 }
 
@@ -573,6 +592,12 @@ fn write_package(
             tracing::warn!(call_id = %call.id, "api: evidence: recording does not match its stored digest");
         }
         p.add_json(&format!("{dir}/verification.json"), &verification)?;
+        if let Some(proof) = &call.proof {
+            p.add_json(
+                &format!("{dir}/{}", crate::evidence::proof::PROOF_FILE),
+                proof,
+            )?;
+        }
     }
     let files = p.finish(manifest)?;
     out.flush()

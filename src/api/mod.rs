@@ -20,6 +20,7 @@ pub mod exposition;
 pub mod health;
 pub mod holds;
 pub mod host_udp;
+pub mod manifests;
 pub mod metrics;
 mod metrics_admission;
 mod metrics_cluster;
@@ -64,6 +65,8 @@ pub struct ApiDeps {
     pub trunks: Arc<crate::trunks::TrunkBook>,
     /// A cluster node's shared admission state (`/healthz`, `/metrics`); `None` on one node.
     pub cluster: Option<crate::cluster::SharedAdmission>,
+    /// `[evidence]`: the signing key whose public half verifies manifests, where their files are.
+    pub evidence: crate::config::EvidenceConfig,
 }
 
 /// Shared by every request. Cheap to clone.

@@ -10,8 +10,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
 use super::{
-    audit_log, calls, cdr_export, cdrs, complaints, enforcement, evidence, health, holds, metrics,
-    recording_pause, recordings, reports, sip_trace, trunks,
+    audit_log, calls, cdr_export, cdrs, complaints, enforcement, evidence, health, holds,
+    manifests, metrics, recording_pause, recordings, reports, sip_trace, trunks,
 };
 
 #[derive(OpenApi)]
@@ -59,6 +59,8 @@ use super::{
         recordings::verify,
         evidence::call_package,
         evidence::search_package,
+        manifests::manifest,
+        manifests::verify,
         sip_trace::sip_trace,
         holds::place,
         holds::release,
@@ -73,6 +75,8 @@ use super::{
         crate::evidence::package::PackedFile,
         evidence::Verification,
         evidence::FileVerification,
+        crate::evidence::proof::ManifestProof,
+        crate::evidence::proof::LeafProof,
     )),
     modifiers(&BearerAuth),
     tags(

@@ -16,7 +16,8 @@ use tokio_rustls::TlsAcceptor;
 use super::auth::Role;
 use super::{
     audit, audit_log, calls, cdr_export, cdrs, complaints, enforcement, error, evidence, health,
-    holds, metrics, openapi, recording_pause, recordings, reports, sip_trace, trunks, ApiState,
+    holds, manifests, metrics, openapi, recording_pause, recordings, reports, sip_trace, trunks,
+    ApiState,
 };
 use crate::shutdown::Shutdown;
 
@@ -342,6 +343,24 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
                 "evidence.search",
             ),
             get(evidence::search_package),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/manifests/{day}",
+                Roles(COMPLIANCE_CARRIER),
+                "manifests.get",
+            ),
+            get(manifests::manifest),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/manifests/{day}/verify",
+                Roles(COMPLIANCE),
+                "manifests.verify",
+            ),
+            get(manifests::verify),
         ),
         (
             spec(

@@ -88,6 +88,9 @@ pub struct Gateway {
     http: Option<HttpServer>,
     /// The daily retention purge (`[retention]`); started with the gateway.
     retention: Option<tokio::task::JoinHandle<()>>,
+    /// The daily seal of signed manifests (`[evidence] signing_key` set); started with the
+    /// gateway.
+    manifests: Option<tokio::task::JoinHandle<()>>,
     /// Gateway-wide media counters (also in `/metrics`).
     media_counters: Arc<crate::media::MediaCounters>,
     /// SIP responses by side and class, counted by the transports (also in `/metrics`).

@@ -126,6 +126,7 @@ impl Gateway {
             trunks,
             http: None,
             retention: None,
+            manifests: None,
             media_counters: media.counters,
             sip_stats: sip.stats,
             sip_traces,
@@ -134,8 +135,10 @@ impl Gateway {
             cluster_sync,
             registrations: None,
         };
-        gateway.http = http_listener.map(|listener| gateway.serve_api(listener, &shutdown));
+        gateway.http =
+            http_listener.map(|listener| gateway.serve_api(listener, &config, &shutdown));
         gateway.retention = Some(gateway.start_retention(&config, &shutdown));
+        gateway.manifests = gateway.start_manifests(&config, &shutdown);
         gateway.listen(sip.listeners, &shutdown);
         // After `listen`: the registrars' answers come back on the outside interface.
         gateway.registrations = Some(crate::trunks::registration::RegistrationClient::spawn(
@@ -152,7 +155,12 @@ impl Gateway {
 
     /// Serves the HTTP API on the listener bound earlier, once every part it reads exists and
     /// before the SIP interfaces are read (health and metrics answer from the first call on).
-    fn serve_api(&self, listener: HttpListener, shutdown: &Shutdown) -> HttpServer {
+    fn serve_api(
+        &self,
+        listener: HttpListener,
+        config: &Config,
+        shutdown: &Shutdown,
+    ) -> HttpServer {
         let deps = ApiDeps {
             store: self.store.clone(),
             registry: self.b2bua.registry().clone(),
@@ -171,6 +179,7 @@ impl Gateway {
             },
             trunks: self.trunks.clone(),
             cluster: self.cluster.as_ref().map(|c| c.shared.clone()),
+            evidence: config.evidence.clone(),
         };
         HttpServer::start(listener, ApiState::new(deps), shutdown.clone())
     }
@@ -187,6 +196,40 @@ impl Gateway {
             self.b2bua.registry().clone(),
             shutdown.clone(),
         )
+    }
+
+    /// The daily seal of signed manifests (`evidence::seal_task`), when a signing key is
+    /// configured and readable (else it says why and the gateway runs without). In a cluster
+    /// sharing one database only the monitor's leader seals.
+    fn start_manifests(
+        &self,
+        config: &Config,
+        shutdown: &Shutdown,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let path = config.evidence.signing_key.as_ref()?;
+        // Read once at the start: a small file.
+        let key = match crate::evidence::keys::load(path) {
+            Ok(key) => key,
+            Err(e) => {
+                tracing::error!(error = %e, "evidence: the signing key cannot be read; no day will be sealed");
+                return None;
+            }
+        };
+        let ctx = crate::evidence::seal::SealContext {
+            key,
+            evidence_dir: config.evidence.dir.clone(),
+            recordings_dir: config.recording.dir.clone(),
+        };
+        let leading = self
+            .cluster_sync
+            .as_ref()
+            .map(|c| c.link().role.role.clone());
+        Some(crate::evidence::seal_task::spawn(
+            self.store.clone(),
+            ctx,
+            leading,
+            shutdown.clone(),
+        ))
     }
 
     /// Reads the SIP interfaces: from here on calls are admitted. Last but one, so that no call

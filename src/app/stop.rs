@@ -59,6 +59,15 @@ impl Gateway {
                 tracing::error!("retention purge did not stop in time");
             }
         }
+        // A seal stops between two statements once triggered (a final seal is one insert).
+        if let Some(manifests) = self.manifests {
+            if tokio::time::timeout(CDR_FLUSH_LIMIT, manifests)
+                .await
+                .is_err()
+            {
+                tracing::error!("manifest seal did not stop in time");
+            }
+        }
         drop(self.b2bua);
         // The sweeper hands over the last traces once triggered; the writer stores them.
         if let Some(traced) = self.sip_traces {

@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use super::audit::AuditVerifyArgs;
 use super::cdr::SearchArgs;
 use super::enforce::EnforceTarget;
+use super::manifest::ManifestCommand;
 use super::migrate::MigrateArgs;
 use super::report::ReportArgs;
 use super::values::{duration_value, number_value, time_value};
@@ -98,6 +99,11 @@ pub enum Tool {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Signed daily manifests: seal a day, verify sealed days, files and evidence packages.
+    Manifest {
+        #[command(subcommand)]
+        command: ManifestCommand,
     },
 }
 

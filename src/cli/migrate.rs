@@ -183,7 +183,7 @@ mod tests {
         let code = run(&args(false), &from, &mut out).await.unwrap();
         assert_eq!(code, ExitCode::SUCCESS);
         let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("copied 30 rows in 21 tables"), "{text}");
+        assert!(text.contains("copied 30 rows in 22 tables"), "{text}");
         assert!(
             text.lines()
                 .any(|l| l.starts_with("cdrs ") && l.contains(" 3  ")),

@@ -1,7 +1,8 @@
 //! The command line (`args.rs`, clap's derive; typed values in `values.rs`) and the subcommands
 //! that work on the database beside (or without) the running gateway: KPI reports, operators'
 //! enforcement orders, complaint imports, CDR search, recordings, retention, `verify`, the copy
-//! of a SQLite database into PostgreSQL (`migrate-sqlite`), the logs' hash chains (`audit verify`). `main.rs`
+//! of a SQLite database into PostgreSQL (`migrate-sqlite`), the logs' hash chains (`audit verify`),
+//! signed daily manifests (`manifest seal|verify`). `main.rs`
 //! parses, loads the config and starts the gateway or calls `run`; each subcommand writes its
 //! output to the given writer and returns a `CliError` (main turns it into exit status 1).
 
@@ -11,6 +12,7 @@ pub mod cdr;
 pub mod complaints;
 pub mod enforce;
 pub mod keys;
+pub mod manifest;
 pub mod migrate;
 pub mod recording;
 pub mod report;
@@ -24,7 +26,7 @@ pub use args::{
     AuditCommand, CdrCommand, Cli, Command, ComplaintsCommand, EnforceCommand, KeysCommand, Period,
     RecordingCommand, RetentionCommand, TokenCommand, Tool,
 };
-pub use run::run;
+pub use run::{run, run_without_config, runs_without_config};
 
 use crate::evidence::verify::VerifyError;
 use crate::monitor::complaint_csv::ComplaintCsvError;

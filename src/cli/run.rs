@@ -9,8 +9,9 @@ use super::args::{
     RetentionCommand, TokenCommand, Tool,
 };
 use super::enforce::Order;
+use super::manifest::ManifestCommand;
 use super::{
-    audit, cdr, complaints, enforce, keys, migrate, recording, report, retention, token,
+    audit, cdr, complaints, enforce, keys, manifest, migrate, recording, report, retention, token,
     trunks_in_force,
 };
 use super::{verify, CliError};
@@ -19,8 +20,8 @@ use crate::model::StepAction;
 use crate::store::Store;
 
 /// Runs `tool` with the loaded `config` (read from `config_path`), writing to `out`. Exit status
-/// 1 without an error: `verify` found a file that is not the recording on record, or
-/// `audit verify` a log that was tampered with.
+/// 1 without an error: `verify` found a file that is not the recording on record, `audit
+/// verify` a log that was tampered with, or `manifest verify` a day that differs from its seal.
 pub async fn run(
     tool: Tool,
     config_path: &Path,
@@ -148,6 +149,43 @@ pub async fn run(
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Tool::Manifest {
+            command: ManifestCommand::Seal { day },
+        } => manifest::seal(&connect().await?, config, day, out).await?,
+        Tool::Manifest {
+            command: ManifestCommand::Verify(args),
+        } => {
+            let intact = if args.offline() {
+                manifest::verify_offline(&args, out)?
+            } else {
+                manifest::verify(&connect().await?, config, &args, out).await?
+            };
+            if !intact {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether `tool` works on files alone, without the configuration (`manifest verify --file`
+/// on an auditor's machine, which has no gateway configuration).
+pub fn runs_without_config(tool: &Tool) -> bool {
+    matches!(tool, Tool::Manifest { command: ManifestCommand::Verify(args) } if args.offline())
+}
+
+/// Runs a tool that needs no configuration (see `runs_without_config`); `None` for any other.
+pub fn run_without_config(tool: &Tool, out: &mut impl Write) -> Option<Result<ExitCode, CliError>> {
+    match tool {
+        Tool::Manifest {
+            command: ManifestCommand::Verify(args),
+        } if args.offline() => Some(manifest::verify_offline(args, out).map(|intact| {
+            if intact {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        })),
+        _ => None,
+    }
 }

@@ -217,7 +217,11 @@ fn readme() -> String {
          calls[].sip_trace says why), its recording (recording.wav, and\n\
          recording.pcap when the codec could not be decoded) and verification.json: the\n\
          SHA-256 stored when the recording was closed, the SHA-256 of the file as packed,\n\
-         and whether they are equal (ok, mismatch, missing, purged or none).\n"
+         and whether they are equal (ok, mismatch, missing, purged or none). When the\n\
+         call's day was sealed, manifest_proof.json proves the CDR and the recording part of\n\
+         the day's signed manifest; check it with the deployment's public key:\n\
+         \n\
+         \x20   trunkguard manifest verify --package THIS.zip --public-key public.pem\n"
     )
 }
 

@@ -335,6 +335,24 @@ pub(super) const TABLES: &[Table] = &[
         identity: true,
     },
     Table {
+        name: "evidence_manifests",
+        columns: &[
+            ("id", Int),
+            ("day", Text),
+            ("is_final", Bool),
+            ("sealed_at", Time),
+            ("manifest_sha256", Text),
+            ("prev_sha256", Text),
+            ("merkle_root", Text),
+            ("key_fingerprint", Text),
+            ("signature", Text),
+            ("body", Text),
+            ("file", Text),
+        ],
+        key: "id",
+        identity: true,
+    },
+    Table {
         name: "sip_traces",
         columns: &[
             ("cdr_id", Text),

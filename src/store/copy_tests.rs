@@ -283,6 +283,25 @@ async fn filled_sqlite(dir: &tempfile::TempDir) -> Store {
         .await
         .unwrap();
     assert_eq!(deleted, ["call-4"]);
+    // A partial and a final seal of a day (signed manifests: their bodies are opaque here).
+    for is_final in [false, true] {
+        store
+            .insert_manifest(&crate::store::NewManifest {
+                day: "2026-11-27".into(),
+                is_final,
+                sealed_at: t + Duration::hours(if is_final { 24 } else { 2 }),
+                manifest_sha256: format!("sha-{is_final}"),
+                prev_sha256: crate::store::chain::GENESIS.into(),
+                merkle_root: "root".into(),
+                key_fingerprint: "key".into(),
+                signature: "sig".into(),
+                body: "{\"day\":\"2026-11-27\"}".into(),
+                file: is_final.then(|| "manifests/2026-11-27.json".into()),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+    }
     store
 }
 
@@ -332,6 +351,10 @@ async fn reads(store: &Store) -> String {
     }
     out += &format!("{:?}\n", store.retention_entries(None, 100).await.unwrap());
     out += &format!("{:?}\n", store.recording_purged_at("call-3").await.unwrap());
+    out += &format!(
+        "{:?}\n",
+        store.manifests_of_day("2026-11-27").await.unwrap()
+    );
     for call in ["call-0", "call-1"] {
         out += &format!(
             "{:?}\n",

@@ -30,6 +30,7 @@ mod hold_queries;
 mod journal_claims;
 mod journal_queries;
 mod kpi_queries;
+mod manifest_queries;
 mod reconnect;
 mod retention_queries;
 pub mod sip_trace;
@@ -52,6 +53,7 @@ pub use journal_claims::{Claimed, JournalClaim};
 pub(crate) use journal_queries::decode_cdr_value;
 pub use journal_queries::{AppliedWrites, CdrWrite, JournaledCall};
 pub use kpi_queries::{BucketCounters, BucketKey, Rollup};
+pub use manifest_queries::{DayRecording, HoldEvent, NewManifest, StoredManifest};
 pub use reconnect::is_read_only_class;
 pub use retention_queries::{
     ExpiredCdr, ExpiredRecording, PurgedRecording, RetentionCursor, RetentionEntry,

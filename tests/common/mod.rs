@@ -100,7 +100,7 @@ fn section(all: &[(String, String)], name: &str) -> String {
 }
 
 /// Start a gateway with both UAs. `tweaks` are TOML settings such as `"sip.t1_ms = 50"` or
-/// `"trunk.max_call_secs = 1"` (sections `sip`, `database`, `media`, `recording`, `http`,
+/// `"trunk.max_call_secs = 1"` (sections `sip`, `database`, `media`, `recording`, `http`, `evidence`,
 /// `trunk`). `database.url` points the gateway at a database file that outlives the harness
 /// (restarts on the same database); the default is a file in the harness's own tempdir, or a
 /// fresh PostgreSQL database with `TRUNKGUARD_TEST_BACKEND=postgres`.
@@ -167,12 +167,14 @@ async fn start_gateway_with(tweaks: &[&str], pg: Option<PgTestDb>) -> Harness {
     ];
     let all = settings(&defaults, tweaks);
     let toml = format!(
-        "[sip]\n{}\n[database]\n{}\n[media]\n{}\n[recording]\n{}\n[http]\n{}\n[[trunks]]\n{}",
+        "[sip]\n{}\n[database]\n{}\n[media]\n{}\n[recording]\n{}\n[http]\n{}\n[evidence]\n{}\n\
+         [[trunks]]\n{}",
         section(&all, "sip"),
         section(&all, "database"),
         section(&all, "media"),
         section(&all, "recording"),
         section(&all, "http"),
+        section(&all, "evidence"),
         section(&all, "trunk")
     );
     let config = Config::from_toml(&toml).unwrap_or_else(|e| panic!("config: {e}\n{toml}"));

@@ -40,7 +40,12 @@ pub struct Scene {
 
 /// A gateway after one answered call with audio and one refusal; tokens for each role.
 pub async fn scene() -> Scene {
-    let mut h = start_gateway(&[]).await;
+    scene_with(&[]).await
+}
+
+/// `scene` on a gateway started with `tweaks` (see `start_gateway`).
+pub async fn scene_with(tweaks: &[&str]) -> Scene {
+    let mut h = start_gateway(tweaks).await;
     let officer = api_token(&h, "officer", Role::Compliance, &[]).await;
     let carrier = api_token(&h, "acme", Role::Carrier, &[TRUNK]).await;
     let admin = api_token(&h, "root", Role::Admin, &[]).await;
