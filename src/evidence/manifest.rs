@@ -24,6 +24,7 @@ use utoipa::ToSchema;
 
 use super::canonical;
 use super::merkle::{self, Hash};
+use crate::model::RecordingPause;
 
 pub const FORMAT: &str = "trunkguard-manifest/1";
 pub const ROOT_FORMAT: &str = "trunkguard-manifest-root/1";
@@ -47,6 +48,10 @@ pub enum Entry {
         pcap_sha256: Option<String>,
         /// When the retention purge had deleted its files, if it had at the seal.
         purged_at: Option<String>,
+        /// The PCI pauses (issue 17): where the file is silence by design, who paused and
+        /// resumed. Absent when none, so a recording without pauses seals as before.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pauses: Vec<RecordingPause>,
     },
     /// A row of the retention log written in the day.
     Retention {

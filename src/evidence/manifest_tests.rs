@@ -34,6 +34,7 @@ pub(crate) fn body() -> ManifestBody {
                 wav_sha256: Some("22".repeat(32)),
                 pcap_sha256: None,
                 purged_at: None,
+                pauses: Vec::new(),
             },
             Entry::Hold {
                 hold_id: 3,

@@ -431,6 +431,7 @@ async fn check_content(
             wav_sha256,
             pcap_sha256,
             purged_at,
+            pauses,
         } = e
         else {
             continue;
@@ -457,6 +458,15 @@ async fn check_content(
         edited("sha256", wav_sha256, &r.sha256);
         edited("pcap_sha256", pcap_sha256, &r.pcap_sha256);
         edited("status", &Some(status.clone()), &Some(r.status.clone()));
+        if *pauses != r.pauses {
+            let show = |p: &[crate::model::RecordingPause]| serde_json::to_string(p).ok();
+            findings.push(Finding::RecordingRowEdited {
+                call_id: call_id.clone(),
+                column: "pauses".into(),
+                sealed: show(pauses),
+                found: show(&r.pauses),
+            });
+        }
         match (purged_at, r.purged_at) {
             (None, Some(_)) => match purged(store, call_id, "recording").await? {
                 Some(note) => report.retention.push(note),

@@ -140,6 +140,7 @@ pub(crate) fn recording_entry(r: &DayRecording) -> Entry {
         wav_sha256: r.sha256.clone(),
         pcap_sha256: r.pcap_sha256.clone(),
         purged_at: r.purged_at.map(time),
+        pauses: r.pauses.clone(),
     }
 }
 

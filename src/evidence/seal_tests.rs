@@ -166,6 +166,30 @@ async fn a_sealed_day_verifies_and_each_change_after_the_seal_is_named() {
         assert!(
             matches!(&report.findings[1], Finding::RecordingReplaced { call_id, file, .. } if call_id == "c" && file == "wav")
         );
+
+        // The PCI pauses are sealed with the recording (where its silence is by design): one
+        // moved afterwards is named.
+        let sealed_a = m.body.entries.iter().find_map(|e| match e {
+            Entry::Recording { call_id, pauses, .. } if call_id == "a" => Some(pauses.len()),
+            _ => None,
+        });
+        assert_eq!(sealed_a, Some(2), "sample_cdr's two pauses are sealed");
+        testing::execute(
+            &store,
+            "UPDATE recording_pauses SET end_ms = end_ms + 1000 WHERE cdr_id = $1",
+            &["a"],
+        )
+        .await
+        .unwrap();
+        let report = verify_day(&store, &f.verify, dec5()).await.unwrap();
+        assert_eq!(
+            kinds(&report.findings),
+            ["cdr_altered", "recording_row_edited", "recording_replaced"],
+            "{report:?}"
+        );
+        assert!(
+            matches!(&report.findings[1], Finding::RecordingRowEdited { call_id, column, .. } if call_id == "a" && column == "pauses")
+        );
     })
     .await;
 }

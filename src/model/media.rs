@@ -170,7 +170,7 @@ pub const PAUSED_BY_DTMF: &str = "dtmf";
 
 /// One interval during which the recording was paused (PCI: a card number being spoken): the
 /// file holds silence on both channels there, the timeline kept.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RecordingPause {
     /// Where the pause starts and ends in the recording, in ms from its first sample.
     pub start_ms: i64,

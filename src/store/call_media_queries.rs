@@ -399,7 +399,10 @@ per_backend! {
         })
     }
 
-    fn pause_from_row(row: &Row, id: &str) -> Result<RecordingPause, StoreError> {
+    pub(in crate::store) fn pause_from_row(
+        row: &Row,
+        id: &str,
+    ) -> Result<RecordingPause, StoreError> {
         let row = Columns::of(row, "read recording pause row", id);
         let ended: String = row.try_get("ended")?;
         let ended = ended

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::chain::{ChainedLog, GENESIS};
 use super::{Columns, Op, RetentionEntry, Store, StoreError};
-use crate::model::Cdr;
+use crate::model::{Cdr, RecordingPause};
 
 /// A manifest to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +45,8 @@ pub struct DayRecording {
     pub sha256: Option<String>,
     pub pcap_sha256: Option<String>,
     pub purged_at: Option<DateTime<Utc>>,
+    /// The PCI pauses of the recording, in order: what the silence in the file stands for.
+    pub pauses: Vec<RecordingPause>,
 }
 
 /// A legal hold placed or released.
@@ -157,7 +159,7 @@ impl Store {
 }
 
 per_backend! {
-    uses(cdr_queries);
+    uses(cdr_queries, call_media_queries);
 
     pub(super) async fn insert_manifest(
         pool: &DbPool,
@@ -295,7 +297,8 @@ per_backend! {
         .fetch_all(pool)
         .await
         .op("read recordings of a day")?;
-        rows.iter()
+        let mut recordings = rows
+            .iter()
             .map(|row| {
                 let id: String = Columns::new(row, "read recording of a day").try_get("id")?;
                 let row = Columns::of(row, "read recording of a day", &id);
@@ -307,10 +310,47 @@ per_backend! {
                     sha256: row.try_get("sha256")?,
                     pcap_sha256: row.try_get("pcap_sha256")?,
                     purged_at: row.opt_time("purged_at", &id)?,
+                    pauses: Vec::new(),
                     call_id: id,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        attach_pauses(pool, &mut recordings).await?;
+        Ok(recordings)
+    }
+
+    /// The pauses of a page of recordings (one query: those of the calls in the page's span of
+    /// INVITE times, kept for the page's calls).
+    async fn attach_pauses(
+        pool: &DbPool,
+        recordings: &mut [DayRecording],
+    ) -> Result<(), StoreError> {
+        let (Some(first), Some(last)) = (recordings.first(), recordings.last()) else {
+            return Ok(());
+        };
+        let rows = sqlx::query(
+            "SELECT p.cdr_id, p.start_ms, p.end_ms, p.paused_by, p.resumed_by, p.ended \
+             FROM recording_pauses p JOIN cdrs c ON c.id = p.cdr_id \
+             WHERE c.invite_at >= $1 AND c.invite_at <= $2 ORDER BY p.cdr_id, p.seq",
+        )
+        .bind(Dialect::time(first.invite_at))
+        .bind(Dialect::time(last.invite_at))
+        .fetch_all(pool)
+        .await
+        .op("read recording pauses of a day")?;
+        let index: std::collections::HashMap<String, usize> = recordings
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.call_id.clone(), i))
+            .collect();
+        for row in &rows {
+            let id: String = Columns::new(row, "read recording pause of a day").try_get("cdr_id")?;
+            if let Some(&i) = index.get(&id) {
+                let pause = call_media_queries::pause_from_row(row, &id)?;
+                recordings[i].pauses.push(pause);
+            }
+        }
+        Ok(())
     }
 
     pub(super) async fn retention_between(

@@ -140,6 +140,7 @@ async fn a_days_cdrs_recordings_retention_and_hold_changes_are_read_by_time() {
         assert_eq!(rest[0], {
             let mut c = cdr_at("c", "2026-12-05T23:59:59.999Z");
             (c.media, c.recording, c.dtmf) = (vec![], None, vec![]);
+            c.recording_pauses.clear();
             c
         });
 
@@ -147,6 +148,12 @@ async fn a_days_cdrs_recordings_retention_and_hold_changes_are_read_by_time() {
         assert_eq!(
             recs.iter().map(|r| r.call_id.as_str()).collect::<Vec<_>>(),
             ["a", "b", "c"]
+        );
+        let sample_pauses = cdr_at("a", "2026-12-05T10:00:00.000Z").recording_pauses;
+        assert!(!sample_pauses.is_empty());
+        assert!(
+            recs.iter().all(|r| r.pauses == sample_pauses),
+            "each recording with its own pauses, in order"
         );
         assert_eq!(recs[0].sha256.as_deref(), Some("sha-a"));
         assert_eq!(recs[0].status, "failed");
