@@ -195,7 +195,9 @@ fn build() -> Value {
                     "description": "The networks (CIDR) the PBX sends from"},
             "carrier": {"anyOf": [socket, {"type": "array", "minItems": 1, "items": socket}],
                         "description": "The carrier's ip:port, or a list of them"},
-            "carrier_transport": transport,
+            "carrier_transport": {"type": "string", "enum": ["udp", "tcp", "tls"],
+                                  "description": "udp (the default), tcp or tls (verified \
+                                                  with tls_ca_file)"},
             "inbound_to": {"type": "string", "pattern": socket_pattern(),
                            "description": "Where inbound calls go (ip:port)"},
             "pbx_transport": transport,
@@ -220,6 +222,20 @@ fn build() -> Value {
                                "description": "A throttled cap's share of the cap"},
             "hangup_on_suspend": {"type": "boolean"},
             "rules": rules(),
+            "tls_ca_file": {"type": "string", "minLength": 1,
+                            "description": "carrier_transport = tls: the CA (PEM file) the \
+                                            carrier's certificate must chain to"},
+            "tls_server_name": {"type": "string", "minLength": 1,
+                                "description": "The name the carrier's certificate must be \
+                                                valid for (default: its IP address)"},
+            "tls_client_certificate": {"type": "string", "minLength": 1,
+                                       "description": "Mutual TLS: our certificate chain (PEM \
+                                                       file)"},
+            "tls_client_key": {"type": "string", "minLength": 1,
+                               "description": "Mutual TLS: our private key (PEM file)"},
+            "tls_sips_uri": {"type": "boolean",
+                             "description": "A sips: Request-URI toward a TLS carrier \
+                                             (default sip:…;transport=tls)"},
         }
     })
 }

@@ -7,7 +7,7 @@ use rsip::headers::UntypedHeader;
 use rsip::{Header, Headers, Method};
 
 use crate::sip::message;
-use crate::sip::transport::{Peer, Side};
+use crate::sip::transport::{Peer, Proto, Side};
 
 /// Serializable so that the journal can keep it (`b2bua::restart::record`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -36,16 +36,25 @@ pub(crate) struct Leg {
 impl Leg {
     pub fn contact(&self) -> String {
         match self.peer.proto {
-            crate::sip::transport::Proto::Udp => format!("<sip:{}>", self.local_addr),
-            crate::sip::transport::Proto::Tcp => {
-                format!("<sip:{};transport=tcp>", self.local_addr)
+            Proto::Udp => format!("<sip:{}>", self.local_addr),
+            Proto::Tcp => format!("<sip:{};transport=tcp>", self.local_addr),
+            // A peer that addresses us (or that we address) with sips: gets a sips: Contact.
+            Proto::Tls if self.remote_target.scheme == Some(rsip::Scheme::Sips) => {
+                format!("<sips:{}>", self.local_addr)
             }
+            Proto::Tls => format!("<sip:{};transport=tls>", self.local_addr),
         }
     }
 
     pub fn via(&self, branch: &str) -> String {
+        // RFC 5923 `alias`: over TLS the connection carries requests both ways.
+        let alias = if self.peer.proto == Proto::Tls {
+            ";alias"
+        } else {
+            ""
+        };
         format!(
-            "SIP/2.0/{} {};branch={};rport",
+            "SIP/2.0/{} {};branch={};rport{alias}",
             self.peer.proto.via_name(),
             self.local_addr,
             branch
@@ -77,14 +86,9 @@ impl Leg {
     /// Request-URI and To keep their users and name the new host.
     pub fn retarget(&mut self, peer: Peer) {
         let host = peer.addr;
-        if let Ok(uri) = rsip::Uri::try_from(
-            format!(
-                "sip:{}@{}",
-                self.remote_target.user().unwrap_or_default(),
-                host
-            )
-            .as_str(),
-        ) {
+        let sips = self.remote_target.scheme == Some(rsip::Scheme::Sips);
+        let user = self.remote_target.user().unwrap_or_default().to_string();
+        if let Ok(uri) = rsip::Uri::try_from(target_uri(&user, peer, sips).as_str()) {
             self.remote_target = uri;
         }
         let to_user = self
@@ -143,6 +147,17 @@ impl Leg {
             headers: h,
             body,
         }
+    }
+}
+
+/// The Request-URI toward a trunk peer: `sip:user@host`, over TLS `sips:user@host` (`sips`)
+/// or `sip:user@host;transport=tls`.
+pub(crate) fn target_uri(user: &str, peer: Peer, sips: bool) -> String {
+    let host = peer.addr;
+    match peer.proto {
+        Proto::Tls if sips => format!("sips:{user}@{host}"),
+        Proto::Tls => format!("sip:{user}@{host};transport=tls"),
+        Proto::Udp | Proto::Tcp => format!("sip:{user}@{host}"),
     }
 }
 

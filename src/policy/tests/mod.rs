@@ -43,6 +43,11 @@ pub(crate) fn trunk(name: &str) -> TrunkConfig {
         hangup_on_suspend: false,
         // Most tests call one customer again and again; `callee.rs` turns the limit on.
         rules: toml::from_str("[over_frequent_callee]\nenabled = false\n").unwrap(),
+        tls_ca_file: None,
+        tls_server_name: None,
+        tls_client_certificate: None,
+        tls_client_key: None,
+        tls_sips_uri: false,
     }
 }
 

@@ -1,0 +1,99 @@
+//! The TLS keys of `[sip]` (listeners) and of a trunk (`carrier_transport = "tls"`): which go
+//! together, each error naming the key. The files themselves are read where they are used (the
+//! listeners at start, a carrier's at each connection), and say which file is wrong.
+
+use super::{ConfigError, SipConfig, TransportKind, TrunkConfig};
+
+pub(super) fn validate_sip(sip: &SipConfig) -> Result<(), ConfigError> {
+    let listens = sip.inside_tls.is_some() || sip.outside_tls.is_some();
+    for (key, set) in [
+        ("sip.tls_certificate", sip.tls_certificate.is_some()),
+        ("sip.tls_key", sip.tls_key.is_some()),
+    ] {
+        if listens && !set {
+            return Err(ConfigError::invalid(
+                key,
+                "needed with sip.inside_tls or sip.outside_tls (PEM file)",
+            ));
+        }
+        if !listens && set {
+            return Err(ConfigError::invalid(
+                key,
+                "set without sip.inside_tls or sip.outside_tls: nothing would use it",
+            ));
+        }
+    }
+    let plain = [sip.inside, sip.outside];
+    for (key, addr) in [
+        ("sip.inside_tls", sip.inside_tls),
+        ("sip.outside_tls", sip.outside_tls),
+    ] {
+        if let Some(addr) = addr {
+            if addr.port() != 0 && plain.contains(&addr) {
+                return Err(ConfigError::invalid(
+                    key,
+                    "must differ from sip.inside and sip.outside (TCP listens there)",
+                ));
+            }
+        }
+    }
+    if let (Some(a), Some(b)) = (sip.inside_tls, sip.outside_tls) {
+        if a == b && a.port() != 0 {
+            return Err(ConfigError::invalid(
+                "sip.outside_tls",
+                "must differ from sip.inside_tls",
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn validate_trunk(
+    t: &TrunkConfig,
+    key: &dyn Fn(&str) -> String,
+) -> Result<(), ConfigError> {
+    if t.pbx_transport == TransportKind::Tls {
+        return Err(ConfigError::invalid(
+            key("pbx_transport"),
+            "must be udp or tcp: a PBX speaks TLS by connecting to sip.inside_tls",
+        ));
+    }
+    if t.carrier_transport != TransportKind::Tls {
+        let set = [
+            ("tls_ca_file", t.tls_ca_file.is_some()),
+            ("tls_server_name", t.tls_server_name.is_some()),
+            ("tls_client_certificate", t.tls_client_certificate.is_some()),
+            ("tls_client_key", t.tls_client_key.is_some()),
+            ("tls_sips_uri", t.tls_sips_uri),
+        ];
+        if let Some((k, _)) = set.iter().find(|(_, set)| *set) {
+            return Err(ConfigError::invalid(
+                key(k),
+                "only with carrier_transport = \"tls\"",
+            ));
+        }
+        return Ok(());
+    }
+    if t.tls_ca_file.is_none() {
+        return Err(ConfigError::invalid(
+            key("tls_ca_file"),
+            "needed with carrier_transport = \"tls\": the CA (PEM) the carrier's certificate \
+             must chain to",
+        ));
+    }
+    if t.tls_client_certificate.is_some() != t.tls_client_key.is_some() {
+        return Err(ConfigError::invalid(
+            key("tls_client_key"),
+            "tls_client_certificate and tls_client_key go together",
+        ));
+    }
+    if let Some(name) = &t.tls_server_name {
+        if rustls::pki_types::ServerName::try_from(name.as_str()).is_err() {
+            return Err(ConfigError::invalid(
+                key("tls_server_name"),
+                format!("`{name}` is not a DNS name or IP address"),
+            ));
+        }
+    }
+    Ok(())
+}
