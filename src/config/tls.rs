@@ -97,3 +97,71 @@ pub(super) fn validate_trunk(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, TransportKind};
+
+    const SIP: &str = "[sip]\ninside = \"127.0.0.1:5060\"\noutside = \"127.0.0.1:5070\"\n";
+    const TRUNK: &str = r#"
+[[trunks]]
+name = "demo"
+pbx = ["127.0.0.1/32"]
+carrier = "127.0.0.1:5081"
+inbound_to = "127.0.0.1:5090"
+numbers = ["+861012345678"]
+"#;
+
+    fn load(sip_extra: &str, trunk_extra: &str) -> Result<Config, String> {
+        Config::from_toml(&format!("{SIP}{sip_extra}\n{TRUNK}{trunk_extra}\n"))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn listeners_need_certificate_and_key() {
+        let both =
+            "inside_tls = \"127.0.0.1:5061\"\ntls_certificate = \"c.pem\"\ntls_key = \"k.pem\"";
+        let c = load(both, "").unwrap();
+        assert_eq!(c.sip.inside_tls, Some("127.0.0.1:5061".parse().unwrap()));
+        assert_eq!(c.sip.outside_tls, None);
+
+        let e = load("outside_tls = \"127.0.0.1:5071\"\ntls_key = \"k.pem\"", "").unwrap_err();
+        assert!(e.contains("sip.tls_certificate"), "{e}");
+        let e = load("tls_certificate = \"c.pem\"\ntls_key = \"k.pem\"", "").unwrap_err();
+        assert!(e.contains("sip.tls_certificate"), "{e}");
+        let clash = "outside_tls = \"127.0.0.1:5070\"\ntls_certificate = \"c\"\ntls_key = \"k\"";
+        let e = load(clash, "").unwrap_err();
+        assert!(e.contains("sip.outside_tls"), "{e}");
+    }
+
+    #[test]
+    fn a_tls_trunk_needs_its_ca_and_keys_that_go_together() {
+        let tls = "carrier_transport = \"tls\"\ntls_ca_file = \"ca.pem\"";
+        let c = load("", tls).unwrap();
+        let t = &c.trunks[0];
+        assert_eq!(t.carrier_transport, TransportKind::Tls);
+        assert!(!t.tls_sips_uri);
+        let c = load(
+            "",
+            &format!("{tls}\ntls_server_name = \"sip.carrier.example\"\ntls_sips_uri = true\ntls_client_certificate = \"me.pem\"\ntls_client_key = \"me.key\""),
+        )
+        .unwrap();
+        assert_eq!(
+            c.trunks[0].tls_server_name.as_deref(),
+            Some("sip.carrier.example")
+        );
+
+        let e = load("", "carrier_transport = \"tls\"").unwrap_err();
+        assert!(e.contains("trunks[0].tls_ca_file"), "{e}");
+        let e = load("", &format!("{tls}\ntls_client_certificate = \"me.pem\"")).unwrap_err();
+        assert!(e.contains("trunks[0].tls_client_key"), "{e}");
+        let e = load("", &format!("{tls}\ntls_server_name = \"not a name!\"")).unwrap_err();
+        assert!(e.contains("trunks[0].tls_server_name"), "{e}");
+        let e = load("", "tls_ca_file = \"ca.pem\"").unwrap_err();
+        assert!(e.contains("trunks[0].tls_ca_file"), "{e}");
+        let e = load("", "tls_sips_uri = true").unwrap_err();
+        assert!(e.contains("trunks[0].tls_sips_uri"), "{e}");
+        let e = load("", "pbx_transport = \"tls\"").unwrap_err();
+        assert!(e.contains("trunks[0].pbx_transport"), "{e}");
+    }
+}
