@@ -74,6 +74,15 @@ pub(super) fn validate_trunk(
         }
         return Ok(());
     }
+    for (k, path) in [
+        ("tls_ca_file", &t.tls_ca_file),
+        ("tls_client_certificate", &t.tls_client_certificate),
+        ("tls_client_key", &t.tls_client_key),
+    ] {
+        if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            return Err(ConfigError::invalid(key(k), "must not be empty"));
+        }
+    }
     if t.tls_ca_file.is_none() {
         return Err(ConfigError::invalid(
             key("tls_ca_file"),
@@ -88,14 +97,45 @@ pub(super) fn validate_trunk(
         ));
     }
     if let Some(name) = &t.tls_server_name {
-        if rustls::pki_types::ServerName::try_from(name.as_str()).is_err() {
+        if !is_server_name(name) || rustls::pki_types::ServerName::try_from(name.as_str()).is_err()
+        {
             return Err(ConfigError::invalid(
                 key("tls_server_name"),
-                format!("`{name}` is not a DNS name or IP address"),
+                format!("`{name}` is not a DNS name (its last label a name) or an IPv4 address"),
             ));
         }
     }
     Ok(())
+}
+
+/// A name to verify a certificate for: a DNS name (labels of letters, digits and inner
+/// hyphens, the last one starting with a letter) or a dotted IPv4 address, 253 bytes at most.
+/// The API's trunk schema says the same as a pattern (`api::schemas::trunk_body`).
+pub(crate) fn is_server_name(name: &str) -> bool {
+    if name.is_empty() || name.len() > 253 {
+        return false;
+    }
+    let labels: Vec<&str> = name.split('.').collect();
+    let octet = |l: &&str| {
+        !l.is_empty()
+            && l.len() <= 3
+            && l.bytes().all(|b| b.is_ascii_digit())
+            && (l.len() == 1 || !l.starts_with('0'))
+            && l.parse::<u16>().is_ok_and(|v| v <= 255)
+    };
+    if labels.len() == 4 && labels.iter().all(octet) {
+        return true;
+    }
+    let label = |l: &&str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    labels.iter().all(label)
+        && labels
+            .last()
+            .is_some_and(|l| l.starts_with(|c: char| c.is_ascii_alphabetic()))
 }
 
 #[cfg(test)]
@@ -155,8 +195,23 @@ numbers = ["+861012345678"]
         assert!(e.contains("trunks[0].tls_ca_file"), "{e}");
         let e = load("", &format!("{tls}\ntls_client_certificate = \"me.pem\"")).unwrap_err();
         assert!(e.contains("trunks[0].tls_client_key"), "{e}");
-        let e = load("", &format!("{tls}\ntls_server_name = \"not a name!\"")).unwrap_err();
-        assert!(e.contains("trunks[0].tls_server_name"), "{e}");
+        for bad in [
+            "not a name!",
+            "1.2.3",
+            "256.1.1.1",
+            "a..b",
+            "-a.example",
+            "a.1x",
+            "",
+        ] {
+            let e = load("", &format!("{tls}\ntls_server_name = \"{bad}\"")).unwrap_err();
+            assert!(e.contains("trunks[0].tls_server_name"), "{bad}: {e}");
+        }
+        for good in ["10.0.0.1", "sip.carrier-a.example", "localhost", "a1.b2.c"] {
+            load("", &format!("{tls}\ntls_server_name = \"{good}\"")).unwrap();
+        }
+        let e = load("", "carrier_transport = \"tls\"\ntls_ca_file = \"\"").unwrap_err();
+        assert!(e.contains("trunks[0].tls_ca_file"), "{e}");
         let e = load("", "tls_ca_file = \"ca.pem\"").unwrap_err();
         assert!(e.contains("trunks[0].tls_ca_file"), "{e}");
         let e = load("", "tls_sips_uri = true").unwrap_err();

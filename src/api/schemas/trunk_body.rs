@@ -53,6 +53,14 @@ fn ipv6() -> String {
     .join("|")
 }
 
+/// A DNS name whose last label starts with a letter, or a dotted IPv4 address: what
+/// `config::tls::is_server_name` accepts.
+pub(crate) fn server_name_pattern() -> String {
+    let label = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+    let last = "[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+    format!("^({})$|^({label}\\.)*{last}$", ipv4())
+}
+
 /// `10.0.0.0/24`, `2001:db8::/32`.
 pub(crate) fn cidr_pattern() -> String {
     format!(
@@ -186,6 +194,24 @@ fn build() -> Value {
                         trunk's or listed twice once normalized (`+86 10 1234` is `+86101234`).",
         "additionalProperties": false,
         "required": ["name", "pbx", "carrier", "inbound_to", "numbers"],
+        // As `config::tls` checks: TLS toward the carrier needs its CA file; the other `tls_*`
+        // keys only with it; a client certificate goes with its key.
+        "if": {"required": ["carrier_transport"],
+               "properties": {"carrier_transport": {"const": "tls"}}},
+        "then": {"required": ["tls_ca_file"]},
+        "else": {
+            "properties": {"tls_sips_uri": {"const": false}},
+            "not": {"anyOf": [
+                {"required": ["tls_ca_file"]},
+                {"required": ["tls_server_name"]},
+                {"required": ["tls_client_certificate"]},
+                {"required": ["tls_client_key"]},
+            ]},
+        },
+        "dependentRequired": {
+            "tls_client_certificate": ["tls_client_key"],
+            "tls_client_key": ["tls_client_certificate"],
+        },
         "properties": {
             "name": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$",
                      "description": "Letters, digits, `-` and `_` (PUT keeps it: 409 otherwise)"},
@@ -225,9 +251,11 @@ fn build() -> Value {
             "tls_ca_file": {"type": "string", "minLength": 1,
                             "description": "carrier_transport = tls: the CA (PEM file) the \
                                             carrier's certificate must chain to"},
-            "tls_server_name": {"type": "string", "minLength": 1,
+            "tls_server_name": {"type": "string", "maxLength": 253,
+                                "pattern": server_name_pattern(),
                                 "description": "The name the carrier's certificate must be \
-                                                valid for (default: its IP address)"},
+                                                valid for: a DNS name or an IPv4 address \
+                                                (default: the carrier's IP address)"},
             "tls_client_certificate": {"type": "string", "minLength": 1,
                                        "description": "Mutual TLS: our certificate chain (PEM \
                                                        file)"},

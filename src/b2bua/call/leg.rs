@@ -187,3 +187,58 @@ mod uri_text {
         rsip::Uri::try_from(text.as_str()).map_err(D::Error::custom)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tls(addr: &str) -> Peer {
+        Peer {
+            addr: addr.parse().unwrap(),
+            proto: Proto::Tls,
+        }
+    }
+
+    #[test]
+    fn a_tls_leg_names_tls_in_its_uris_and_via() {
+        let carrier = tls("192.0.2.7:5061");
+        assert_eq!(
+            target_uri("+8613800000000", carrier, false),
+            "sip:+8613800000000@192.0.2.7:5061;transport=tls"
+        );
+        assert_eq!(
+            target_uri("+8613800000000", carrier, true),
+            "sips:+8613800000000@192.0.2.7:5061"
+        );
+        let udp = Peer {
+            proto: Proto::Udp,
+            ..carrier
+        };
+        assert_eq!(target_uri("1", udp, true), "sip:1@192.0.2.7:5061");
+
+        let mut leg = Leg {
+            side: Side::Outside,
+            peer: carrier,
+            local_addr: "198.51.100.1:5061".parse().unwrap(),
+            call_id: "c".into(),
+            local_tag: "t".into(),
+            local_hdr: "<sip:a@198.51.100.1>;tag=t".into(),
+            remote_hdr: "<sip:b@192.0.2.7>".into(),
+            remote_tag: None,
+            remote_target: rsip::Uri::try_from(target_uri("b", carrier, true).as_str()).unwrap(),
+            route_set: Vec::new(),
+            local_cseq: 1,
+            invite_cseq: 1,
+        };
+        assert_eq!(leg.contact(), "<sips:198.51.100.1:5061>");
+        assert!(leg
+            .via("z9hG4bKx")
+            .starts_with("SIP/2.0/TLS 198.51.100.1:5061;"));
+        assert!(leg.via("z9hG4bKx").ends_with(";alias"));
+        // Failover keeps the scheme.
+        leg.retarget(tls("192.0.2.8:5061"));
+        assert_eq!(leg.remote_target.to_string(), "sips:b@192.0.2.8:5061");
+        leg.remote_target = rsip::Uri::try_from("sip:b@192.0.2.8:5061").unwrap();
+        assert_eq!(leg.contact(), "<sip:198.51.100.1:5061;transport=tls>");
+    }
+}
