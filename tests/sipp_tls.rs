@@ -589,3 +589,61 @@ fn a_carrier_that_fails_verification_ends_the_call_503() {
         || format!("expected a failed call, 503, carrier_tls_failed: {cdr:#?}"),
     );
 }
+
+/// Connection reuse (RFC 5923 style): the carrier hangs up, its BYE coming back over the TLS
+/// connection the gateway opened to it (the carrier listens on nothing the gateway could reach
+/// otherwise: the relay is the only way in); the gateway's BYE reaches the PBX over the
+/// connection the PBX opened.
+#[test]
+fn the_carriers_bye_comes_back_on_the_connection_the_gateway_opened() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let carrier_relay_addr = free(CARRIER_IP);
+    let (mut scene, certs, inside_tls, _) = start(&[carrier_relay_addr], false);
+    let carrier_sipp = free(CARRIER_IP);
+    let pbx_relay_addr = free(PBX_IP);
+    runtime.block_on(async {
+        let carrier = TcpListener::bind(carrier_relay_addr).await.unwrap();
+        tokio::spawn(carrier_relay(
+            carrier,
+            acceptor(&certs.carrier),
+            Some(carrier_sipp),
+        ));
+        let pbx = TcpListener::bind(pbx_relay_addr).await.unwrap();
+        tokio::spawn(pbx_relay(pbx, inside_tls, connector(&certs.ca)));
+    });
+    let carrier = scene.sipp(SippSpec {
+        name: "carrier-uas-bye",
+        scenario: Scenario::File("carrier_uas_bye.xml"),
+        local: carrier_sipp,
+        remote: None,
+        args: args(&["-t", "t1", "-m", "1", "-d", "1000"]),
+        timeout_secs: 20,
+    });
+    let pbx = scene.sipp(SippSpec {
+        name: "pbx-uac",
+        scenario: Scenario::File("pbx_uac_until_bye.xml"),
+        local: free(PBX_IP),
+        remote: Some(pbx_relay_addr),
+        args: args(&[
+            "-t",
+            "t1",
+            "-key",
+            "caller",
+            TRUNK_NUMBER,
+            "-s",
+            CALLEE,
+            "-m",
+            "1",
+        ]),
+        timeout_secs: 20,
+    });
+    scene.expect_exit_ok(carrier);
+    scene.expect_exit_ok(pbx);
+    let cdr = only_cdr(&mut scene);
+    scene.ensure(
+        cdr.outcome.disposition == Disposition::Answered
+            && cdr.outcome.end_reason == EndReason::NormalClearing
+            && cdr.outcome.hangup_side == Some(trunkguard::model::HangupSide::Outside),
+        || format!("expected an answered call the carrier hung up: {cdr:#?}"),
+    );
+}

@@ -350,3 +350,6 @@ impl Interfaces {
         self.get(side).send(peer, bytes)
     }
 }
+
+#[cfg(test)]
+mod stream_tests;

@@ -92,6 +92,7 @@ async fn writer<W>(
     let this = tx.downgrade();
     drop(tx);
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let bytes = if liveness == Liveness::Ping {
             tokio::select! {
