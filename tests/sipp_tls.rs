@@ -194,18 +194,38 @@ fn connector(ca: &Path) -> TlsConnector {
 }
 
 /// A TLS server with `identity` (the carrier's side).
-fn acceptor((cert, key): &(PathBuf, PathBuf)) -> TlsAcceptor {
+fn acceptor(identity: &(PathBuf, PathBuf)) -> TlsAcceptor {
+    server(identity, None)
+}
+
+/// A TLS server with `identity` that wants a client certificate signed by `client_ca` (mutual
+/// TLS), or none.
+fn server((cert, key): &(PathBuf, PathBuf), client_ca: Option<&Path>) -> TlsAcceptor {
     let chain: Vec<_> = CertificateDer::pem_file_iter(cert)
         .unwrap()
         .map(|c| c.unwrap())
         .collect();
     let key = PrivateKeyDer::from_pem_file(key).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(provider())
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
         .unwrap();
+    let builder = match client_ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+                roots.add(cert.unwrap()).unwrap();
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                roots.into(),
+                provider(),
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let config = builder.with_single_cert(chain, key).unwrap();
     TlsAcceptor::from(Arc::new(config))
 }
 
@@ -262,8 +282,13 @@ fn free(ip: Ipv4Addr) -> SocketAddr {
 }
 
 /// The gateway with TLS listeners on both sides and its trunk's carriers at `carriers`, over
-/// TLS verified with the test CA for `carrier.test`.
-fn start(carriers: &[SocketAddr], recordings: bool) -> (Scene, Certs, SocketAddr, SocketAddr) {
+/// TLS verified with the test CA for `carrier.test`; `recordings` on, and with `mutual` the
+/// trunk shows the carrier the gateway's certificate (mutual TLS).
+fn start(
+    carriers: &[SocketAddr],
+    recordings: bool,
+    mutual: bool,
+) -> (Scene, Certs, SocketAddr, SocketAddr) {
     let inside_tls = free(INSIDE_IP);
     let outside_tls = free(OUTSIDE_IP);
     let mut made = None;
@@ -285,11 +310,18 @@ fn start(carriers: &[SocketAddr], recordings: bool) -> (Scene, Certs, SocketAddr
             .find(|l| l.starts_with("carrier = "))
             .unwrap()
             .to_string();
-        let trunk_tls = format!(
+        let mut trunk_tls = format!(
             "carrier = [{carrier_list}]\ncarrier_transport = \"tls\"\ntls_ca_file = \"{}\"\n\
              tls_server_name = \"{CARRIER_NAME}\"",
             certs.ca.display()
         );
+        if mutual {
+            trunk_tls.push_str(&format!(
+                "\ntls_client_certificate = \"{}\"\ntls_client_key = \"{}\"",
+                certs.gateway.0.display(),
+                certs.gateway.1.display()
+            ));
+        }
         let mut config = config
             .replacen("retry_after_secs = 5\n", &sip_tls, 1)
             .replacen(&carrier_line, &trunk_tls, 1);
@@ -393,16 +425,16 @@ async fn ping_pong(inside_tls: SocketAddr, tls: &TlsConnector) {
     assert_eq!(&pong, b"\r\n");
 }
 
-/// A PBX over TLS to `inside_tls`, a carrier over TLS (the gateway the client, verifying the
-/// carrier's certificate with the test CA): the call completes, both hear each other, the CDR
-/// is answered and the recording complete; the messages name TLS and the TLS listeners. On the
+/// A PBX over TLS to `inside_tls`, a carrier over mutual TLS (the gateway the client,
+/// verifying the carrier's certificate with the test CA and showing its own): the call
+/// completes, both hear each other, the CDR is answered and the recording complete; the messages name TLS and the TLS listeners. On the
 /// way, hostile clients on the TLS port neither crash nor hold up the listener, and a
 /// keepalive ping is answered.
 #[test]
 fn a_call_over_tls_on_both_sides_is_carried_and_recorded() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let carrier_relay_addr = free(CARRIER_IP);
-    let (mut scene, certs, inside_tls, outside_tls) = start(&[carrier_relay_addr], true);
+    let (mut scene, certs, inside_tls, outside_tls) = start(&[carrier_relay_addr], true, true);
     for name in ["pbx-uac", "carrier-uas"] {
         let file = if name == "pbx-uac" {
             "pbx.g711"
@@ -416,9 +448,10 @@ fn a_call_over_tls_on_both_sides_is_carried_and_recorded() {
     let pbx_relay_addr = free(PBX_IP);
     let (silent, opened) = runtime.block_on(async {
         let carrier = TcpListener::bind(carrier_relay_addr).await.unwrap();
+        // The carrier wants the gateway's certificate (mutual TLS).
         tokio::spawn(carrier_relay(
             carrier,
-            acceptor(&certs.carrier),
+            server(&certs.carrier, Some(&certs.ca)),
             Some(carrier_sipp),
         ));
         let pbx = TcpListener::bind(pbx_relay_addr).await.unwrap();
@@ -541,7 +574,7 @@ fn a_carrier_that_fails_verification_ends_the_call_503() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let rogue = free(CARRIER_IP);
     let elsewhere = free(CARRIER_IP);
-    let (mut scene, certs, inside_tls, _) = start(&[rogue, elsewhere], false);
+    let (mut scene, certs, inside_tls, _) = start(&[rogue, elsewhere], false, false);
     let pbx_relay_addr = free(PBX_IP);
     runtime.block_on(async {
         for (addr, identity) in [(rogue, &certs.rogue), (elsewhere, &certs.wrong_name)] {
@@ -598,7 +631,7 @@ fn a_carrier_that_fails_verification_ends_the_call_503() {
 fn the_carriers_bye_comes_back_on_the_connection_the_gateway_opened() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let carrier_relay_addr = free(CARRIER_IP);
-    let (mut scene, certs, inside_tls, _) = start(&[carrier_relay_addr], false);
+    let (mut scene, certs, inside_tls, _) = start(&[carrier_relay_addr], false, false);
     let carrier_sipp = free(CARRIER_IP);
     let pbx_relay_addr = free(PBX_IP);
     runtime.block_on(async {
