@@ -56,6 +56,8 @@ pub enum AppError {
     },
     #[error("http api tls (http.tls_cert, http.tls_key): {0}")]
     Tls(#[from] crate::api::tls::TlsError),
+    #[error("sip tls (sip.tls_certificate, sip.tls_key): {0}")]
+    SipTls(#[source] crate::sip::transport::TlsFileError),
     #[error("cannot start the recorders for {dir}: {source}")]
     Recording { dir: String, source: std::io::Error },
     #[error("cluster: {0}")]

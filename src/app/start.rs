@@ -511,6 +511,7 @@ async fn bind_sip(config: &Config, shutdown: &Shutdown) -> Result<Sip, AppError>
         Interface::bind(Side::Inside, config.sip.inside, limits, stats.clone()).await?;
     let (outside, outside_listener) =
         Interface::bind(Side::Outside, config.sip.outside, limits, stats.clone()).await?;
+    bind_sip_tls(&config.sip, &inside, &outside).await?;
     let ifaces = Arc::new(Interfaces { inside, outside });
     let layer = TransactionLayer::new(
         Timers::with_t1(Duration::from_millis(config.sip.t1_ms)),
@@ -524,6 +525,27 @@ async fn bind_sip(config: &Config, shutdown: &Shutdown) -> Result<Sip, AppError>
         layer,
         stats,
     })
+}
+
+/// `[sip] inside_tls` / `outside_tls`: the TLS listeners, with the certificate read once here.
+async fn bind_sip_tls(
+    sip: &crate::config::SipConfig,
+    inside: &Interface,
+    outside: &Interface,
+) -> Result<(), AppError> {
+    let (Some(cert), Some(key)) = (&sip.tls_certificate, &sip.tls_key) else {
+        return Ok(());
+    };
+    let acceptor = crate::sip::transport::tls::acceptor(cert, key)
+        .await
+        .map_err(AppError::SipTls)?;
+    for (iface, addr) in [(inside, sip.inside_tls), (outside, sip.outside_tls)] {
+        if let Some(addr) = addr {
+            let bound = iface.bind_tls(addr, acceptor.clone()).await?;
+            tracing::info!(side = %iface.side(), addr = %bound, "sip tls listening");
+        }
+    }
+    Ok(())
 }
 
 /// `[recording] sip_trace`: the captures, offered every message the interfaces send (the

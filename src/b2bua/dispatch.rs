@@ -16,7 +16,7 @@ use crate::sip::frontend::Parsed;
 use crate::sip::message;
 use crate::sip::response::response_for;
 use crate::sip::transaction::Received;
-use crate::sip::transport::{Handler, Peer, Side};
+use crate::sip::transport::{Handler, Peer, Side, TlsClientSpec};
 use crate::sip::validate;
 
 impl Handler for B2bua {
@@ -43,6 +43,14 @@ impl Handler for B2bua {
         }
         // The guard logs the ban itself.
         flood.check(addr.ip(), flood.budget(peer_cps), now) == Verdict::Pass
+    }
+
+    fn tls_client(&self, side: Side, addr: SocketAddr) -> Option<TlsClientSpec> {
+        self.ctx.tls_client(side, addr)
+    }
+
+    fn on_connect_failed(&self, side: Side, peer: Peer, why: &str) {
+        self.ctx.layer.transport_failed(side, peer, why);
     }
 
     fn on_message(&self, side: Side, peer: Peer, parsed: Parsed, raw: &[u8], queued: Duration) {
@@ -116,6 +124,26 @@ impl Handler for B2bua {
 }
 
 impl Ctx {
+    /// How to verify the carrier at `addr` over TLS: the CA file, name and client certificate
+    /// of the trunk that names `addr` among its carriers with `carrier_transport = "tls"`.
+    fn tls_client(&self, side: Side, addr: SocketAddr) -> Option<TlsClientSpec> {
+        if side != Side::Outside {
+            return None;
+        }
+        let trunk = self.policy.tls_carrier_trunk(addr)?;
+        Some(TlsClientSpec {
+            ca_file: trunk.tls_ca_file.clone()?,
+            server_name: trunk
+                .tls_server_name
+                .clone()
+                .unwrap_or_else(|| addr.ip().to_string()),
+            client_identity: trunk
+                .tls_client_certificate
+                .clone()
+                .zip(trunk.tls_client_key.clone()),
+        })
+    }
+
     /// The call rate (`max_cps`) of the trunk whose peer `addr` is; None for an unknown source.
     fn peer_max_cps(&self, side: Side, addr: SocketAddr) -> Option<f64> {
         match side {

@@ -243,6 +243,7 @@ fn proto_of(kind: TransportKind) -> Proto {
     match kind {
         TransportKind::Udp => Proto::Udp,
         TransportKind::Tcp => Proto::Tcp,
+        TransportKind::Tls => Proto::Tls,
     }
 }
 
@@ -450,6 +451,12 @@ fn legs(ctx: &Ctx, trunk: &policy::TrunkRef, tx: &ServerTx) -> Result<Legs, Refu
         Side::Inside => (ctx.settings.inside_addr, ctx.settings.outside_addr),
         Side::Outside => (ctx.settings.outside_addr, ctx.settings.inside_addr),
     };
+    // Over TLS a leg names the TLS listener's address, where there is one.
+    let ifaces = ctx.layer.interfaces();
+    let local = match peer.proto {
+        Proto::Tls => ifaces.get(side).addr_for(Proto::Tls),
+        _ => local,
+    };
     let carrier = |addr: &std::net::SocketAddr| Peer {
         addr: *addr,
         proto: proto_of(trunk.carrier_transport),
@@ -486,7 +493,12 @@ fn legs(ctx: &Ctx, trunk: &policy::TrunkRef, tx: &ServerTx) -> Result<Legs, Refu
         },
         ruri_user: &ruri_user,
     };
-    let Some(b) = setup::b_leg(side.other(), target, other_local, &presented) else {
+    let other_local = match target.proto {
+        Proto::Tls => ifaces.get(side.other()).addr_for(Proto::Tls),
+        _ => other_local,
+    };
+    let sips = side == Side::Inside && trunk.tls_sips_uri;
+    let Some(b) = setup::b_leg(side.other(), target, other_local, &presented, sips) else {
         return Err(Refused::by_gateway_as(
             RefusalReason::InvalidNumber,
             StatusLine::ADDRESS_INCOMPLETE,

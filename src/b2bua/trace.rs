@@ -5,7 +5,7 @@
 use super::Ctx;
 use crate::model::{Attempt, Cdr, Side, TraceDirection};
 use crate::sip::trace::Crossed;
-use crate::sip::transport::Peer;
+use crate::sip::transport::{Peer, Proto};
 
 impl Ctx {
     fn local_addr(&self, side: Side) -> std::net::SocketAddr {
@@ -19,7 +19,11 @@ impl Ctx {
         Crossed {
             side,
             direction: TraceDirection::In,
-            local: self.local_addr(side),
+            // Over TLS the message came to the TLS listener's address.
+            local: match peer.proto {
+                Proto::Tls => self.layer.interfaces().get(side).addr_for(Proto::Tls),
+                Proto::Udp | Proto::Tcp => self.local_addr(side),
+            },
             peer,
             bytes: raw,
         }

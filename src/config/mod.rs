@@ -5,6 +5,7 @@ mod cluster;
 mod evidence;
 mod flood;
 mod rules;
+mod tls;
 mod trunk_auth;
 mod validate;
 
@@ -304,6 +305,19 @@ pub struct SipConfig {
     /// default: naming the product tells a scanner what it talks to.
     #[serde(default)]
     pub server_header: Option<String>,
+    /// SIP over TLS toward the PBXs: the listener's address (none by default).
+    #[serde(default)]
+    pub inside_tls: Option<SocketAddr>,
+    /// SIP over TLS toward the carriers: the listener's address (none by default). A carrier
+    /// reached over TLS (`carrier_transport = "tls"`) is told this address in Via and Contact.
+    #[serde(default)]
+    pub outside_tls: Option<SocketAddr>,
+    /// The TLS listeners' certificate chain (PEM, leaf first) and private key: needed with
+    /// `inside_tls` or `outside_tls`.
+    #[serde(default)]
+    pub tls_certificate: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -340,6 +354,8 @@ pub enum TransportKind {
     #[default]
     Udp,
     Tcp,
+    /// `carrier_transport` only: TLS to the carrier, verified with the trunk's `tls_*` keys.
+    Tls,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -419,6 +435,21 @@ pub struct TrunkConfig {
     /// `auth_password_file`'s content, read at load.
     #[serde(skip)]
     pub(crate) password_from_file: Option<Secret>,
+    /// `carrier_transport = "tls"`: the CA certificates (PEM) the carrier's certificate must
+    /// chain to (required then).
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+    /// The name the carrier's certificate must be valid for; default its IP address.
+    #[serde(default)]
+    pub tls_server_name: Option<String>,
+    /// Mutual TLS: the certificate chain and key (PEM) the gateway shows the carrier.
+    #[serde(default)]
+    pub tls_client_certificate: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_client_key: Option<PathBuf>,
+    /// A `sips:` Request-URI toward a TLS carrier (default: `sip:…;transport=tls`).
+    #[serde(default)]
+    pub tls_sips_uri: bool,
 }
 
 /// Longest DTMF command sequence.

@@ -34,6 +34,7 @@ impl Config {
                 ));
             }
         }
+        super::tls::validate_sip(&self.sip)?;
         let flood = &self.sip.flood;
         if !(100..=60_000).contains(&flood.window_ms) {
             return Err(ConfigError::invalid(
@@ -248,6 +249,7 @@ impl Config {
             }
             t.rules.validate(&key("rules"))?;
             t.validate_auth(&format!("trunks[{i}]"))?;
+            super::tls::validate_trunk(t, &key)?;
         }
         Ok(())
     }

@@ -119,6 +119,9 @@ pub enum EndReason {
     CarrierTimeout,
     /// The PBX never answered an inbound INVITE (timer B).
     PbxTimeout,
+    /// No TLS connection to the carrier (its certificate failed verification, the handshake
+    /// failed or it could not be reached), at every carrier address: 503 to the caller.
+    CarrierTlsFailed,
     /// The gateway refused the attempt (`refusal_reason` says why).
     Refused,
     /// The provisional CDR of a call still running (journaled; never a final CDR).
@@ -157,6 +160,7 @@ text_enum!(EndReason, "end_reason", {
     TrunkSuspended => "trunk_suspended", CallerIdSuspended => "caller_id_suspended",
     RecordingFailed => "recording_failed", NodeLost => "node_lost",
     CarrierAuthFailed => "carrier_auth_failed",
+    CarrierTlsFailed => "carrier_tls_failed",
 });
 
 impl EndReason {

@@ -27,6 +27,8 @@ pub enum TraceDirection {
 pub enum TraceTransport {
     Udp,
     Tcp,
+    /// SIP over TLS: the messages as they were before encryption and after decryption.
+    Tls,
 }
 
 /// One SIP message as it crossed the wire.
@@ -126,6 +128,7 @@ impl SipTrace {
             let transport = match m.transport {
                 TraceTransport::Udp => "UDP",
                 TraceTransport::Tcp => "TCP",
+                TraceTransport::Tls => "TLS",
             };
             let retransmission = if m.retransmission {
                 " (retransmission)"

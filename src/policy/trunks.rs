@@ -188,6 +188,17 @@ impl Policy {
         })
     }
 
+    /// The trunk that reaches a carrier at exactly `addr` over TLS (its certificate is checked
+    /// with that trunk's `tls_*` keys).
+    pub fn tls_carrier_trunk(&self, addr: SocketAddr) -> Option<TrunkRef> {
+        let snap = self.snapshot();
+        let found = snap.iter().find(|t| {
+            t.config.carrier_transport == crate::config::TransportKind::Tls
+                && t.config.carrier.contains(&addr)
+        });
+        found.map(|t| t.config.clone())
+    }
+
     /// The trunk owning a called number (digits or any URI form `normalize_number` accepts).
     pub fn trunk_for_number(&self, callee_digits: &str) -> Option<TrunkRef> {
         let digits = normalize_number(callee_digits)?;

@@ -113,6 +113,7 @@ impl Capture {
             transport: match m.peer.proto {
                 Proto::Udp => TraceTransport::Udp,
                 Proto::Tcp => TraceTransport::Tcp,
+                Proto::Tls => TraceTransport::Tls,
             },
             retransmission,
             message: String::from_utf8_lossy(m.bytes).into_owned(),

@@ -53,6 +53,14 @@ fn ipv6() -> String {
     .join("|")
 }
 
+/// A DNS name whose last label starts with a letter, or a dotted IPv4 address: what
+/// `config::tls::is_server_name` accepts.
+pub(crate) fn server_name_pattern() -> String {
+    let label = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+    let last = "[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+    format!("^({})$|^({label}\\.)*{last}$", ipv4())
+}
+
 /// `10.0.0.0/24`, `2001:db8::/32`.
 pub(crate) fn cidr_pattern() -> String {
     format!(
@@ -196,9 +204,31 @@ fn build() -> Value {
             "auth_username": ["auth_password"],
             "auth_password": ["auth_username"],
             "auth_realm": ["auth_username"],
+            "tls_client_certificate": ["tls_client_key"],
+            "tls_client_key": ["tls_client_certificate"],
         },
-        "if": {"properties": {"register": {"const": true}}, "required": ["register"]},
-        "then": {"anyOf": [{"required": ["register_uri"]}, {"required": ["auth_username"]}]},
+        "allOf": [
+            {
+                "if": {"properties": {"register": {"const": true}}, "required": ["register"]},
+                "then": {"anyOf": [{"required": ["register_uri"]}, {"required": ["auth_username"]}]},
+            },
+            {
+                // As `config::tls` checks: TLS toward the carrier needs its CA file; the other
+                // `tls_*` keys only with it; a client certificate goes with its key.
+                "if": {"required": ["carrier_transport"],
+                       "properties": {"carrier_transport": {"const": "tls"}}},
+                "then": {"required": ["tls_ca_file"]},
+                "else": {
+                    "properties": {"tls_sips_uri": {"const": false}},
+                    "not": {"anyOf": [
+                        {"required": ["tls_ca_file"]},
+                        {"required": ["tls_server_name"]},
+                        {"required": ["tls_client_certificate"]},
+                        {"required": ["tls_client_key"]},
+                    ]},
+                },
+            },
+        ],
         "properties": {
             "name": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$",
                      "description": "Letters, digits, `-` and `_` (PUT keeps it: 409 otherwise)"},
@@ -208,7 +238,9 @@ fn build() -> Value {
                     "description": "The networks (CIDR) the PBX sends from"},
             "carrier": {"anyOf": [socket, {"type": "array", "minItems": 1, "items": socket}],
                         "description": "The carrier's ip:port, or a list of them"},
-            "carrier_transport": transport,
+            "carrier_transport": {"type": "string", "enum": ["udp", "tcp", "tls"],
+                                  "description": "udp (the default), tcp or tls (verified \
+                                                  with tls_ca_file)"},
             "inbound_to": {"type": "string", "pattern": socket_pattern(),
                            "description": "Where inbound calls go (ip:port)"},
             "pbx_transport": transport,
@@ -259,6 +291,22 @@ fn build() -> Value {
             "registrar": {"type": "string", "pattern": socket_pattern(),
                           "description": "Where REGISTER goes (ip:port); default the first \
                                           carrier address"},
+            "tls_ca_file": {"type": "string", "minLength": 1,
+                            "description": "carrier_transport = tls: the CA (PEM file) the \
+                                            carrier's certificate must chain to"},
+            "tls_server_name": {"type": "string", "maxLength": 253,
+                                "pattern": server_name_pattern(),
+                                "description": "The name the carrier's certificate must be \
+                                                valid for: a DNS name or an IPv4 address \
+                                                (default: the carrier's IP address)"},
+            "tls_client_certificate": {"type": "string", "minLength": 1,
+                                       "description": "Mutual TLS: our certificate chain (PEM \
+                                                       file)"},
+            "tls_client_key": {"type": "string", "minLength": 1,
+                               "description": "Mutual TLS: our private key (PEM file)"},
+            "tls_sips_uri": {"type": "boolean",
+                             "description": "A sips: Request-URI toward a TLS carrier \
+                                             (default sip:…;transport=tls)"},
         }
     })
 }

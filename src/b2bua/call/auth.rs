@@ -226,7 +226,7 @@ impl Call {
             return;
         };
         let resp = match ev.kind {
-            ClientEventKind::Timeout => return,
+            ClientEventKind::Timeout | ClientEventKind::TransportFailed(_) => return,
             ClientEventKind::Response(r) => r,
         };
         let code = resp.status_code.code();

@@ -122,6 +122,29 @@ impl Call {
         }
     }
 
+    /// No connection to B could be made (TLS toward a carrier: its certificate failed
+    /// verification, or the handshake did; the transport logged why): the next carrier
+    /// address, or 503 to A (RFC 3261 §8.1.3.1) with the end reason `carrier_tls_failed`.
+    pub(super) fn on_b_invite_transport_failed(&mut self, why: &str) {
+        tracing::warn!(call_id = %self.attempt.id, peer = %self.b.peer, error = why, "no connection to the called side");
+        if self.try_next_carrier("connection failed") {
+            return;
+        }
+        self.b_final_seen = true;
+        self.linger_until = None;
+        if self.phase == Phase::Early && !self.a_final_sent {
+            let line = StatusLine::SERVICE_UNAVAILABLE;
+            let out = message_response(&self.a_tx, line.code, line.phrase, &self.a.local_tag);
+            self.a_tx.respond(out);
+            self.a_final_sent = true;
+            let end_reason = match self.b.peer.proto {
+                crate::sip::transport::Proto::Tls => EndReason::CarrierTlsFailed,
+                _ => EndReason::FarEndFailure,
+            };
+            self.end(Ending::new(line, Disposition::Failed, end_reason).by(HangupSide::Gateway));
+        }
+    }
+
     /// Failover (RFC 3263 §4.3 in spirit): the carrier called did not take the call — it timed
     /// out or answered 503 before any provisional response — and the trunk names another
     /// address: the same INVITE goes there in a new transaction (new branch, next CSeq, the

@@ -7,7 +7,7 @@ use rsip::headers::UntypedHeader;
 use rsip::{Header, Headers, Method};
 
 use crate::sip::message;
-use crate::sip::transport::{Peer, Side};
+use crate::sip::transport::{Peer, Proto, Side};
 
 /// Serializable so that the journal can keep it (`b2bua::restart::record`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -36,16 +36,25 @@ pub(crate) struct Leg {
 impl Leg {
     pub fn contact(&self) -> String {
         match self.peer.proto {
-            crate::sip::transport::Proto::Udp => format!("<sip:{}>", self.local_addr),
-            crate::sip::transport::Proto::Tcp => {
-                format!("<sip:{};transport=tcp>", self.local_addr)
+            Proto::Udp => format!("<sip:{}>", self.local_addr),
+            Proto::Tcp => format!("<sip:{};transport=tcp>", self.local_addr),
+            // A peer that addresses us (or that we address) with sips: gets a sips: Contact.
+            Proto::Tls if self.remote_target.scheme == Some(rsip::Scheme::Sips) => {
+                format!("<sips:{}>", self.local_addr)
             }
+            Proto::Tls => format!("<sip:{};transport=tls>", self.local_addr),
         }
     }
 
     pub fn via(&self, branch: &str) -> String {
+        // RFC 5923 `alias`: over TLS the connection carries requests both ways.
+        let alias = if self.peer.proto == Proto::Tls {
+            ";alias"
+        } else {
+            ""
+        };
         format!(
-            "SIP/2.0/{} {};branch={};rport",
+            "SIP/2.0/{} {};branch={};rport{alias}",
             self.peer.proto.via_name(),
             self.local_addr,
             branch
@@ -77,14 +86,9 @@ impl Leg {
     /// Request-URI and To keep their users and name the new host.
     pub fn retarget(&mut self, peer: Peer) {
         let host = peer.addr;
-        if let Ok(uri) = rsip::Uri::try_from(
-            format!(
-                "sip:{}@{}",
-                self.remote_target.user().unwrap_or_default(),
-                host
-            )
-            .as_str(),
-        ) {
+        let sips = self.remote_target.scheme == Some(rsip::Scheme::Sips);
+        let user = self.remote_target.user().unwrap_or_default().to_string();
+        if let Ok(uri) = rsip::Uri::try_from(target_uri(&user, peer, sips).as_str()) {
             self.remote_target = uri;
         }
         let to_user = self
@@ -146,6 +150,17 @@ impl Leg {
     }
 }
 
+/// The Request-URI toward a trunk peer: `sip:user@host`, over TLS `sips:user@host` (`sips`)
+/// or `sip:user@host;transport=tls`.
+pub(crate) fn target_uri(user: &str, peer: Peer, sips: bool) -> String {
+    let host = peer.addr;
+    match peer.proto {
+        Proto::Tls if sips => format!("sips:{user}@{host}"),
+        Proto::Tls => format!("sip:{user}@{host};transport=tls"),
+        Proto::Udp | Proto::Tcp => format!("sip:{user}@{host}"),
+    }
+}
+
 trait ToHeaderValue {
     fn to_header_value(&self) -> Result<String, ()>;
 }
@@ -170,5 +185,60 @@ mod uri_text {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<rsip::Uri, D::Error> {
         let text = String::deserialize(d)?;
         rsip::Uri::try_from(text.as_str()).map_err(D::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tls(addr: &str) -> Peer {
+        Peer {
+            addr: addr.parse().unwrap(),
+            proto: Proto::Tls,
+        }
+    }
+
+    #[test]
+    fn a_tls_leg_names_tls_in_its_uris_and_via() {
+        let carrier = tls("192.0.2.7:5061");
+        assert_eq!(
+            target_uri("+8613800000000", carrier, false),
+            "sip:+8613800000000@192.0.2.7:5061;transport=tls"
+        );
+        assert_eq!(
+            target_uri("+8613800000000", carrier, true),
+            "sips:+8613800000000@192.0.2.7:5061"
+        );
+        let udp = Peer {
+            proto: Proto::Udp,
+            ..carrier
+        };
+        assert_eq!(target_uri("1", udp, true), "sip:1@192.0.2.7:5061");
+
+        let mut leg = Leg {
+            side: Side::Outside,
+            peer: carrier,
+            local_addr: "198.51.100.1:5061".parse().unwrap(),
+            call_id: "c".into(),
+            local_tag: "t".into(),
+            local_hdr: "<sip:a@198.51.100.1>;tag=t".into(),
+            remote_hdr: "<sip:b@192.0.2.7>".into(),
+            remote_tag: None,
+            remote_target: rsip::Uri::try_from(target_uri("b", carrier, true).as_str()).unwrap(),
+            route_set: Vec::new(),
+            local_cseq: 1,
+            invite_cseq: 1,
+        };
+        assert_eq!(leg.contact(), "<sips:198.51.100.1:5061>");
+        assert!(leg
+            .via("z9hG4bKx")
+            .starts_with("SIP/2.0/TLS 198.51.100.1:5061;"));
+        assert!(leg.via("z9hG4bKx").ends_with(";alias"));
+        // Failover keeps the scheme.
+        leg.retarget(tls("192.0.2.8:5061"));
+        assert_eq!(leg.remote_target.to_string(), "sips:b@192.0.2.8:5061");
+        leg.remote_target = rsip::Uri::try_from("sip:b@192.0.2.8:5061").unwrap();
+        assert_eq!(leg.contact(), "<sip:198.51.100.1:5061;transport=tls>");
     }
 }

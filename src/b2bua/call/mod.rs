@@ -288,6 +288,7 @@ impl Call {
             match ev.kind {
                 ClientEventKind::Response(resp) => self.on_b_invite_response(resp),
                 ClientEventKind::Timeout => self.on_b_invite_timeout(),
+                ClientEventKind::TransportFailed(why) => self.on_b_invite_transport_failed(&why),
             }
         } else if self.relays.contains_key(&ev.key) {
             relay::relay_response(self, ev.key, ev.kind);

@@ -82,6 +82,15 @@ pub(super) fn relay_response(call: &mut Call, key: ClientKey, kind: ClientEventK
             }
             return;
         }
+        // §8.1.3.1: a transport failure is a 503.
+        ClientEventKind::TransportFailed(_) => {
+            if let Some(relay) = call.relays.remove(&key) {
+                relay
+                    .origin
+                    .reply_line(StatusLine::SERVICE_UNAVAILABLE, None);
+            }
+            return;
+        }
         ClientEventKind::Response(r) => r,
     };
     let (code, reason) = message::status_parts(&resp.status_code);

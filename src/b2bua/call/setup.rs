@@ -62,12 +62,13 @@ pub(crate) fn safe_user(user: &str) -> String {
         .collect()
 }
 
-/// The B leg: we are its UAC, toward `target`.
+/// The B leg: we are its UAC, toward `target` (`sips`: a `sips:` Request-URI over TLS).
 pub(crate) fn b_leg(
     side: Side,
     target: Peer,
     local_addr: SocketAddr,
     p: &Presented,
+    sips: bool,
 ) -> Option<Leg> {
     let local_tag = message::random_token(12);
     let (from_user, to_user, ruri_user) = (
@@ -82,7 +83,8 @@ pub(crate) fn b_leg(
         format!("<sip:{}@{}>", from_user, local_addr.ip())
     };
     let host = target.addr;
-    let remote_target = rsip::Uri::try_from(format!("sip:{}@{}", ruri_user, host).as_str()).ok()?;
+    let remote_target =
+        rsip::Uri::try_from(super::leg::target_uri(&ruri_user, target, sips).as_str()).ok()?;
     Some(Leg {
         side,
         peer: target,

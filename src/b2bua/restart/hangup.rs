@@ -198,7 +198,7 @@ impl Ender {
                     let t1 = self.ctx.layer.timers().t1;
                     let at = match peer.proto {
                         Proto::Udp => vec![now, now + t1, now + t1 * 3],
-                        Proto::Tcp => vec![now],
+                        Proto::Tcp | Proto::Tls => vec![now],
                     };
                     self.resends.push(Resend {
                         side,
@@ -273,7 +273,7 @@ impl Ender {
                 tracing::info!(call_id = %p.cdr_id, side = %p.side, method = %p.method, status = code, "peer answered the restart's request");
                 self.report.answered += 1;
             }
-            ClientEventKind::Timeout => {
+            ClientEventKind::Timeout | ClientEventKind::TransportFailed(_) => {
                 tracing::warn!(call_id = %p.cdr_id, side = %p.side, method = %p.method, "no answer to the restart's request");
                 self.report.timed_out += 1;
             }

@@ -48,6 +48,7 @@ fn b_leg_and_invite() -> (Leg, rsip::Request) {
         peer("203.0.113.7:5060"),
         "198.51.100.1:5060".parse().unwrap(),
         &presented,
+        false,
     )
     .unwrap();
     let invite = setup::b_invite(&a_invite(), &mut b);

@@ -54,6 +54,11 @@ pub(crate) fn trunk(name: &str) -> TrunkConfig {
         register_uri: None,
         registrar: None,
         password_from_file: None,
+        tls_ca_file: None,
+        tls_server_name: None,
+        tls_client_certificate: None,
+        tls_client_key: None,
+        tls_sips_uri: false,
     }
 }
 

@@ -27,6 +27,10 @@ pub enum ClientEventKind {
     Response(rsip::Response),
     /// Timer B or F: no final response (INVITE: not even a provisional one).
     Timeout,
+    /// The connection to the peer could not be made (TLS: the certificate or the handshake
+    /// failed); the request never left. RFC 3261 §8.1.3.1 treats it as a 503; the reason is
+    /// kept for the log.
+    TransportFailed(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -335,4 +339,18 @@ fn send_cancel(inner: &Arc<Inner>, invite: &ClientKey) {
         cancel
     };
     send_request(inner, invite.side, peer, req, events);
+}
+
+/// The connection to `peer` failed before the requests waiting for it left: their transactions
+/// (still Trying: nothing came back) end now with `TransportFailed` instead of at timer B/F.
+pub(super) fn transport_failed(inner: &Arc<Inner>, side: Side, peer: Peer, why: &str) {
+    let failed = inner
+        .client
+        .remove_where(|k, e| k.side == side && e.peer == peer && e.state == ClientState::Trying);
+    for (key, entry) in failed {
+        let _ = entry.events.try_send(ClientEvent {
+            key,
+            kind: ClientEventKind::TransportFailed(why.to_string()),
+        });
+    }
 }

@@ -186,6 +186,12 @@ impl TransactionLayer {
         client::send_request(&self.inner, side, peer, req, events)
     }
 
+    /// A connection we opened to `peer` failed (TLS certificate or handshake, connect): the
+    /// client transactions waiting on it get `TransportFailed` at once.
+    pub fn transport_failed(&self, side: Side, peer: Peer, why: &str) {
+        client::transport_failed(&self.inner, side, peer, why)
+    }
+
     /// Cancel a pending INVITE client transaction (§9.1): sent at once when a provisional
     /// response has arrived, otherwise as soon as one does. Responses to the CANCEL arrive on
     /// the INVITE's event channel.

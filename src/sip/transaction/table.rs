@@ -124,6 +124,27 @@ impl<K: ShardKey, E: Expiring> Table<K, E> {
         self.shards.iter().map(|s| s.lock().entries.len()).sum()
     }
 
+    /// Remove the entries `pick` selects, shard by shard (a rare event's scan: a connection
+    /// that failed).
+    pub(super) fn remove_where(&self, pick: impl Fn(&K, &E) -> bool) -> Vec<(K, E)> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock();
+            let keys: Vec<K> = shard
+                .entries
+                .iter()
+                .filter(|(k, e)| pick(k, e))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in keys {
+                if let Some(e) = shard.remove(&k) {
+                    out.push((k, e));
+                }
+            }
+        }
+        out
+    }
+
     /// Remove the entries due at `now`; returns how many.
     pub(super) fn expire(&self, now: Instant) -> usize {
         self.shards.iter().map(|s| s.lock().expire(now)).sum()

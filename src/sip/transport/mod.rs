@@ -1,14 +1,19 @@
 //! SIP sockets: one `Interface` per side (inside faces the PBXs, outside the carriers), each on
-//! UDP and TCP at the same address. Sending never awaits: UDP uses `try_send_to` (SIP
-//! retransmissions cover a full socket buffer) and TCP hands bytes to a per-connection writer
-//! through a bounded queue.
+//! UDP and TCP at the same address, and on TLS at an address of its own when configured.
+//! Sending never awaits: UDP uses `try_send_to` (SIP retransmissions cover a full socket
+//! buffer) and TCP and TLS hand bytes to a per-connection writer through a bounded queue.
 
+mod stream;
 mod tcp;
+pub mod tls;
 mod udp;
+
+pub use tls::{TlsClientSpec, TlsFileError};
 
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -32,6 +37,7 @@ pub use crate::model::Side;
 pub enum Proto {
     Udp,
     Tcp,
+    Tls,
 }
 
 impl Proto {
@@ -39,11 +45,12 @@ impl Proto {
         match self {
             Proto::Udp => "UDP",
             Proto::Tcp => "TCP",
+            Proto::Tls => "TLS",
         }
     }
 
     pub fn is_reliable(&self) -> bool {
-        matches!(self, Proto::Tcp)
+        matches!(self, Proto::Tcp | Proto::Tls)
     }
 }
 
@@ -82,6 +89,14 @@ pub trait Handler: Send + Sync + 'static {
     /// the kernel's queue before it was read (`queued`; zero over TCP). Called on the socket's
     /// reader task; must not block.
     fn on_message(&self, side: Side, peer: Peer, parsed: Parsed, raw: &[u8], queued: Duration);
+    /// How to verify a TLS peer we connect to (a carrier of a `carrier_transport = "tls"`
+    /// trunk); None: no TLS connection is opened to `addr`.
+    fn tls_client(&self, _side: Side, _addr: SocketAddr) -> Option<TlsClientSpec> {
+        None
+    }
+    /// A connection we opened to `peer` failed before any message crossed it (`why`: connect,
+    /// certificate or handshake): what was queued for it is lost.
+    fn on_connect_failed(&self, _side: Side, _peer: Peer, _why: &str) {}
 }
 
 /// Whether raw bytes are a response (`SIP/2.0 ` status line) rather than a request; only the
@@ -95,14 +110,22 @@ pub fn is_keepalive(bytes: &[u8]) -> bool {
     bytes.iter().all(|b| *b == b'\r' || *b == b'\n')
 }
 
-/// Largest number of TCP connections per interface; more are refused (each costs two tasks).
+/// Largest number of TCP and TLS connections (handshakes under way included) per interface;
+/// more are refused (each costs two tasks).
 pub const MAX_TCP_CONNECTIONS: usize = 1024;
 
 pub struct Interface {
     side: Side,
     local: SocketAddr,
     udp: Arc<UdpSocket>,
-    tcp_conns: Mutex<HashMap<SocketAddr, mpsc::Sender<Bytes>>>,
+    /// TCP and TLS connections by peer, whoever opened them: each carries both directions.
+    conns: Mutex<HashMap<Peer, mpsc::Sender<Bytes>>>,
+    /// TLS handshakes under way (they count against `MAX_TCP_CONNECTIONS`).
+    handshaking: AtomicUsize,
+    /// The TLS listener (`[sip] inside_tls` / `outside_tls`): its address, and the listener
+    /// and acceptor until `start` takes them.
+    tls_local: OnceLock<SocketAddr>,
+    tls_listener: Mutex<Option<(TcpListener, tokio_rustls::TlsAcceptor)>>,
     limits: Limits,
     /// Responses sent and received, counted here (shared by both interfaces).
     stats: Arc<SipStats>,
@@ -157,7 +180,10 @@ impl Interface {
             side,
             local,
             udp: Arc::new(udp),
-            tcp_conns: Mutex::new(HashMap::new()),
+            conns: Mutex::new(HashMap::new()),
+            handshaking: AtomicUsize::new(0),
+            tls_local: OnceLock::new(),
+            tls_listener: Mutex::new(None),
             limits,
             stats,
             handler: OnceLock::new(),
@@ -181,7 +207,55 @@ impl Interface {
             handler.clone(),
             shutdown.clone(),
         ));
+        if let Some((tls_listener, acceptor)) = self.tls_listener.lock().take() {
+            tokio::spawn(tls::accept_loop(
+                self.clone(),
+                tls_listener,
+                acceptor,
+                handler.clone(),
+                shutdown.clone(),
+            ));
+        }
         tokio::spawn(tcp::accept_loop(self.clone(), listener, handler, shutdown));
+    }
+
+    /// Listen for SIP over TLS on `addr` (port 0: any free port), served with `acceptor` from
+    /// `start` on. Once; returns the bound address.
+    pub async fn bind_tls(
+        &self,
+        addr: SocketAddr,
+        acceptor: tokio_rustls::TlsAcceptor,
+    ) -> Result<SocketAddr, TransportError> {
+        let bind_error = |source| TransportError::Bind {
+            side: self.side,
+            proto: "TLS",
+            addr,
+            source,
+        };
+        let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+        let local = listener.local_addr().map_err(bind_error)?;
+        let _ = self.tls_local.set(local);
+        *self.tls_listener.lock() = Some((listener, acceptor));
+        Ok(local)
+    }
+
+    /// The TLS listener's address, when there is one.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_local.get().copied()
+    }
+
+    /// Our address for a leg over `proto`: the TLS listener's for TLS (the interface's own when
+    /// none listens: the peer then reaches us over the connection we opened), the interface's
+    /// for UDP and TCP.
+    pub fn addr_for(&self, proto: Proto) -> SocketAddr {
+        match proto {
+            Proto::Tls => self.tls_addr().unwrap_or(self.local),
+            Proto::Udp | Proto::Tcp => self.local,
+        }
+    }
+
+    fn at_connection_limit(&self) -> bool {
+        self.conns.lock().len() + self.handshaking.load(Ordering::Relaxed) >= MAX_TCP_CONNECTIONS
     }
 
     /// Offer every message sent from now on to the calls' SIP traces.
@@ -205,7 +279,7 @@ impl Interface {
             traces.record(Crossed {
                 side: self.side,
                 direction: TraceDirection::Out,
-                local: self.local,
+                local: self.addr_for(peer.proto),
                 peer,
                 bytes: &bytes,
             });
@@ -216,7 +290,34 @@ impl Interface {
                     tracing::warn!(side = %self.side, peer = %peer, error = %e, "udp send failed");
                 }
             }
-            Proto::Tcp => tcp::send(self, peer.addr, bytes),
+            Proto::Tcp | Proto::Tls => self.send_stream(peer, bytes),
+        }
+    }
+
+    /// Queue bytes for a TCP or TLS peer, opening a connection when there is none.
+    fn send_stream(self: &Arc<Self>, peer: Peer, bytes: Bytes) {
+        let mut conns = self.conns.lock();
+        if let Some(tx) = conns.get(&peer) {
+            if tx.try_send(bytes).is_err() {
+                tracing::warn!(side = %self.side, %peer, "write queue full, message dropped");
+            }
+            return;
+        }
+        if conns.len() + self.handshaking.load(Ordering::Relaxed) >= MAX_TCP_CONNECTIONS {
+            tracing::warn!(side = %self.side, %peer, "connection limit reached");
+            return;
+        }
+        let (tx, rx) = mpsc::channel(stream::WRITE_QUEUE);
+        let _ = tx.try_send(bytes);
+        conns.insert(peer, tx.clone());
+        drop(conns);
+        match peer.proto {
+            Proto::Tls => {
+                tokio::spawn(tls::connect_and_serve(self.clone(), peer.addr, tx, rx));
+            }
+            _ => {
+                tokio::spawn(tcp::connect_and_serve(self.clone(), peer.addr, tx, rx));
+            }
         }
     }
 }
@@ -249,3 +350,6 @@ impl Interfaces {
         self.get(side).send(peer, bytes)
     }
 }
+
+#[cfg(test)]
+mod stream_tests;

@@ -131,6 +131,10 @@ impl Binding {
                         ClientEventKind::Timeout => {
                             return Err(failed(None, "no answer from the registrar"))
                         }
+                        ClientEventKind::TransportFailed(why) => {
+                            let why = format!("no connection to the registrar: {why}");
+                            return Err(failed(None, &why));
+                        }
                     },
                     // An answer to an earlier REGISTER (retransmitted 2xx, a late final).
                     Some(_) => continue,
@@ -235,6 +239,7 @@ impl Binding {
         let transport = match self.peer.proto {
             crate::sip::transport::Proto::Udp => "",
             crate::sip::transport::Proto::Tcp => ";transport=tcp",
+            crate::sip::transport::Proto::Tls => ";transport=tls",
         };
         h.push(Header::Contact(rsip::headers::Contact::new(format!(
             "<sip:{contact_user}@{}{transport}>",

@@ -41,6 +41,7 @@ fn wanted(t: &TrunkConfig) -> Option<Wanted> {
         proto: match t.carrier_transport {
             TransportKind::Udp => Proto::Udp,
             TransportKind::Tcp => Proto::Tcp,
+            TransportKind::Tls => Proto::Tls,
         },
     })
 }

@@ -61,6 +61,11 @@ pub const END_REASONS: Words = &[
         "运营商无响应",
     ),
     ("pbx_timeout", "the PBX never answered", "PBX 无响应"),
+    (
+        "carrier_tls_failed",
+        "no TLS connection to the carrier (certificate or handshake)",
+        "无法与运营商建立 TLS 连接（证书或握手失败）",
+    ),
     ("refused", "refused by the gateway", "被网关拒绝"),
     ("in_progress", "still in progress", "仍在进行中"),
     (
