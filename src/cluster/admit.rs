@@ -2,7 +2,6 @@
 //! (callee window, rate token, trunk and line leases: all or nothing), and the answer.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::lease::{Held, SharedLease};
@@ -205,88 +204,29 @@ fn to_u32(n: i64) -> u32 {
     u32::try_from(n.max(0)).unwrap_or(u32::MAX)
 }
 
-/// An admission's arguments, owned: the script runs on the lane's thread, not in the caller.
-struct AdmitArgs {
-    id: String,
-    trunk: String,
-    line: String,
-    caps: SharedCaps,
-    rate: RateLimit,
-    callee: Option<(String, Duration, u32, Option<u32>)>,
-}
-
-impl AdmitArgs {
-    fn new(id: &str, req: &SharedRequest<'_>) -> AdmitArgs {
-        AdmitArgs {
-            id: id.to_string(),
-            trunk: req.trunk.to_string(),
-            line: req.line.to_string(),
-            caps: req.caps,
-            rate: req.rate,
-            callee: req
-                .callee
-                .map(|c| (c.number.to_string(), c.window, c.per_window, c.daily)),
-        }
-    }
-
-    fn callee(&self) -> Option<CalleeCheck<'_>> {
-        self.callee
-            .as_ref()
-            .map(|(number, window, per_window, daily)| CalleeCheck {
-                number,
-                window: *window,
-                per_window: *per_window,
-                daily: *daily,
-            })
-    }
-}
-
 impl super::Core {
-    /// The admit script, run on the admission lane (its own thread and connection), bounded
-    /// by `op_timeout` there.
-    async fn run_admit(
-        self: &Arc<Self>,
-        id: &str,
-        req: &SharedRequest<'_>,
-    ) -> Result<Vec<i64>, ClusterError> {
-        let args = AdmitArgs::new(id, req);
-        let core = Arc::clone(self);
-        self.lane
-            .run(async move {
-                let mut conn = core.lane.conn();
-                let inv = core.admit_invocation(&args);
-                let answer = inv.invoke_async(&mut conn);
-                match tokio::time::timeout(core.opts.op_timeout, answer).await {
-                    Ok(answer) => answer.map_err(ClusterError::from),
-                    Err(_) => Err(ClusterError::Timeout(core.opts.op_timeout)),
-                }
-            })
-            .await
-    }
-
-    fn admit_invocation<'a>(&'a self, a: &'a AdmitArgs) -> redis::ScriptInvocation<'a> {
+    async fn run_admit(&self, id: &str, req: &SharedRequest<'_>) -> Result<Vec<i64>, ClusterError> {
         let k = &self.keys;
-        let callee = a.callee();
-        let callee_key = k.callee(&a.trunk, callee.map_or("-", |c| c.number));
+        let callee_key = k.callee(req.trunk, req.callee.map_or("-", |c| c.number));
         let mut inv = self.scripts.admit.prepare_invoke();
         inv.key(&k.nodes)
             .key(&k.leases)
             .key(&k.load)
-            .key(k.rate(&a.trunk))
+            .key(k.rate(req.trunk))
             .key(callee_key)
             .arg(&k.base)
             .arg(&self.opts.node_id)
             .arg(millis(self.opts.node_timeout))
             .arg(millis(self.opts.keys_ttl()))
-            .arg(&a.id)
-            .arg(&a.trunk)
-            .arg(&a.line)
-            .arg(a.caps.max_concurrent)
-            .arg(a.caps.max_per_number)
-            .arg(a.rate.per_sec)
-            .arg(a.rate.burst)
-            .arg(millis(a.rate.ttl()));
-        match callee {
+            .arg(id)
+            .arg(req.trunk)
+            .arg(req.line)
+            .arg(req.caps.max_concurrent)
+            .arg(req.caps.max_per_number)
+            .arg(req.rate.per_sec)
+            .arg(req.rate.burst)
+            .arg(millis(req.rate.ttl()));
+        match &req.callee {
             Some(c) => inv
                 .arg(1)
                 .arg(millis(c.window))
@@ -296,7 +236,7 @@ impl super::Core {
                 .arg(millis(c.ttl())),
             None => inv.arg(0).arg(0).arg(0).arg(0).arg(1).arg(1),
         };
-        inv
+        self.run(&inv).await
     }
 }
 

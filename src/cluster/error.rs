@@ -17,9 +17,6 @@ pub enum ClusterError {
     /// A lease id already held (never expected: ids are unique per process and incarnation).
     #[error("lease id {0} is already held")]
     LeaseIdTaken(String),
-    /// The admission lane's runtime or thread could not be started.
-    #[error("starting the admission lane: {0}")]
-    Lane(#[source] std::io::Error),
     #[error("unexpected answer from a script: {0}")]
     Answer(String),
 }

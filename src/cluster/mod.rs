@@ -23,7 +23,6 @@ mod admit;
 pub mod bus;
 mod error;
 mod keys;
-mod lane;
 pub mod leader;
 mod lease;
 mod ops;
@@ -54,7 +53,6 @@ use tokio::sync::{Notify, RwLock};
 
 use crate::config::{ClusterConfig, OnSharedStateDown};
 use keys::Keys;
-use lane::AdmitLane;
 use lease::Held;
 use scripts::Scripts;
 
@@ -115,8 +113,6 @@ struct Core {
     scripts: Scripts,
     client: redis::Client,
     conn: Mutex<ConnectionManager>,
-    /// The admissions' own thread and connection (see `lane`).
-    lane: AdmitLane,
     /// This node's live leases: what it reports to reconciliation as its calls.
     registry: Mutex<HashMap<String, Held>>,
     /// Admissions hold it shared while their lease is taken in Redis and entered in the
@@ -160,7 +156,6 @@ impl SharedAdmission {
     pub fn new(opts: ClusterOptions) -> Result<SharedAdmission, ClusterError> {
         let client = redis::Client::open(opts.redis_url.as_str()).map_err(ClusterError::Url)?;
         let conn = connection(&client, opts.op_timeout)?;
-        let lane = AdmitLane::start(&client, opts.op_timeout, &opts.node_id)?;
         let (releases, rx) = mpsc::unbounded_channel();
         let (lost, lost_rx) = mpsc::unbounded_channel();
         let core = Core {
@@ -168,7 +163,6 @@ impl SharedAdmission {
             scripts: Scripts::new(),
             client,
             conn: Mutex::new(conn),
-            lane,
             registry: Mutex::new(HashMap::new()),
             gate: RwLock::new(()),
             up: AtomicBool::new(false),
@@ -276,7 +270,6 @@ impl Core {
         if let Ok(conn) = connection(&self.client, self.opts.op_timeout) {
             *lock(&self.conn) = conn;
         }
-        self.lane.renew();
     }
 
     fn next_lease_id(&self) -> String {
