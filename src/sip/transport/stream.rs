@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use super::{Handler, Interface, Peer};
@@ -173,4 +174,48 @@ async fn reader<R>(
         }
     }
     forget(&iface, peer, &tx);
+}
+
+/// The next connection `listener` accepts that may be served: from a peer the handler accepts,
+/// within the connection limit, Nagle off. `None` once `shutdown` fires. `what` names the
+/// transport in the log.
+pub(super) async fn accept_admitted(
+    iface: &Interface,
+    listener: &TcpListener,
+    handler: &dyn Handler,
+    shutdown: &mut Shutdown,
+    what: &str,
+) -> Option<(TcpStream, SocketAddr)> {
+    loop {
+        let (tcp, from) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(side = %iface.side, error = %e, transport = what, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.recv() => return None,
+        };
+        if !handler.accept_peer(iface.side, from) {
+            continue; // dropped before anything is read: an unknown source learns nothing
+        }
+        if iface.at_connection_limit() {
+            tracing::warn!(side = %iface.side, peer = %from, transport = what, "connection limit reached");
+            continue;
+        }
+        let _ = tcp.set_nodelay(true);
+        return Some((tcp, from));
+    }
+}
+
+/// Serve an accepted connection of `peer`, kept by its address for what we send it.
+pub(super) fn register_and_serve<S>(iface: Arc<Interface>, peer: Peer, stream: S)
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+    iface.conns.lock().insert(peer, tx.clone());
+    serve(iface, peer, stream, tx, rx, Liveness::Idle);
 }

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use super::stream::{self, Liveness, WRITE_QUEUE};
+use super::stream::{self, Liveness};
 use super::{Handler, Interface, Peer, Proto};
 use crate::shutdown::Shutdown;
 
@@ -20,33 +20,14 @@ pub(super) async fn accept_loop(
     handler: Arc<dyn Handler>,
     mut shutdown: Shutdown,
 ) {
-    loop {
-        let (tcp, from) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(v) => v,
-                Err(e) => {
-                    tracing::warn!(side = %iface.side, error = %e, "tcp accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.recv() => return,
-        };
-        if !handler.accept_peer(iface.side, from) {
-            continue; // dropped: an unknown source learns nothing
-        }
-        if iface.at_connection_limit() {
-            tracing::warn!(side = %iface.side, peer = %from, "tcp connection limit reached");
-            continue;
-        }
-        let _ = tcp.set_nodelay(true);
+    while let Some((tcp, from)) =
+        stream::accept_admitted(&iface, &listener, handler.as_ref(), &mut shutdown, "tcp").await
+    {
         let peer = Peer {
             addr: from,
             proto: Proto::Tcp,
         };
-        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
-        iface.conns.lock().insert(peer, tx.clone());
-        stream::serve(iface.clone(), peer, tcp, tx, rx, Liveness::Idle);
+        stream::register_and_serve(iface.clone(), peer, tcp);
     }
 }
 

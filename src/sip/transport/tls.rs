@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use super::stream::{self, Liveness, WRITE_QUEUE};
+use super::stream::{self, Liveness};
 use super::{Handler, Interface, Peer, Proto};
 use crate::shutdown::Shutdown;
 
@@ -140,26 +140,9 @@ pub(super) async fn accept_loop(
     handler: Arc<dyn Handler>,
     mut shutdown: Shutdown,
 ) {
-    loop {
-        let (tcp, from) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(v) => v,
-                Err(e) => {
-                    tracing::warn!(side = %iface.side, error = %e, "tls accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.recv() => return,
-        };
-        if !handler.accept_peer(iface.side, from) {
-            continue; // dropped before the handshake: an unknown source learns nothing
-        }
-        if iface.at_connection_limit() {
-            tracing::warn!(side = %iface.side, peer = %from, "connection limit reached (tls)");
-            continue;
-        }
-        let _ = tcp.set_nodelay(true);
+    while let Some((tcp, from)) =
+        stream::accept_admitted(&iface, &listener, handler.as_ref(), &mut shutdown, "tls").await
+    {
         iface.handshaking.fetch_add(1, Ordering::Relaxed);
         let (iface, acceptor) = (iface.clone(), acceptor.clone());
         tokio::spawn(async move {
@@ -180,9 +163,7 @@ pub(super) async fn accept_loop(
                 addr: from,
                 proto: Proto::Tls,
             };
-            let (tx, rx) = mpsc::channel(WRITE_QUEUE);
-            iface.conns.lock().insert(peer, tx.clone());
-            stream::serve(iface, peer, tls, tx, rx, Liveness::Idle);
+            stream::register_and_serve(iface, peer, tls);
         });
     }
 }
