@@ -12,7 +12,7 @@ use axum::response::Response;
 use axum::{Extension, Json};
 use maud::{html, Markup};
 
-use super::fields::{query_pairs, value, Field};
+use super::fields::{period_and_trunk, query_pairs, value, Field};
 use super::format::{figure, local_time};
 use super::guard::{api_allows, Ctx};
 use super::i18n::codes::{words, RULES, STEPS, SUBJECTS};
@@ -120,22 +120,16 @@ fn form(ctx: &Ctx, pairs: &[(String, String)], trunks: &[String], error: Option<
             fieldset {
                 legend { (t(T::AnomaliesLegend)) }
                 div.grid {
-                    @for (name, label) in [("from", T::FromLabel), ("to", T::ToLabel)] {
-                        @let p = f(name, label).described_also("anomalies-help");
-                        (p.render(html! {
-                            input id=(name) name=(name) type="date" value=(v(name))
-                                aria-describedby=[p.described_by()] aria-invalid=[p.invalid()];
-                        }))
-                    }
-                    @let trunk = f("trunk", T::TrunkLabel);
-                    (trunk.render(html! {
-                        select #trunk name="trunk" aria-invalid=[trunk.invalid()] aria-describedby=[trunk.described_by()] {
-                            option value="" { (t(T::Any)) }
-                            @for name in trunks {
-                                option value=(name) selected[v("trunk") == name] { (name) }
-                            }
-                        }
-                    }))
+                    (period_and_trunk(
+                        [
+                            f("from", T::FromLabel).described_also("anomalies-help"),
+                            f("to", T::ToLabel).described_also("anomalies-help"),
+                        ],
+                        f("trunk", T::TrunkLabel),
+                        pairs,
+                        trunks,
+                        t(T::Any),
+                    ))
                     @let number = f("number", T::CallerIdLabel);
                     (number.render(html! {
                         input #number name="number" type="text" inputmode="tel" value=(v("number"))

@@ -146,6 +146,34 @@ impl<'a> Field<'a> {
     }
 }
 
+/// The period (`from`, `to`: dates) and `trunk` fields a filter form starts with (calls' KPIs,
+/// anomalies), each made by the caller with its label, error and help.
+pub(crate) fn period_and_trunk(
+    [from, to]: [Field<'_>; 2],
+    trunk: Field<'_>,
+    pairs: &[(String, String)],
+    trunks: &[String],
+    any: &str,
+) -> Markup {
+    let v = |name: &str| value(pairs, name);
+    html! {
+        @for p in [from, to] {
+            (p.render(html! {
+                input id=(p.id) name=(p.id) type="date" value=(v(p.id))
+                    aria-describedby=[p.described_by()] aria-invalid=[p.invalid()];
+            }))
+        }
+        (trunk.render(html! {
+            select #trunk name="trunk" aria-invalid=[trunk.invalid()] aria-describedby=[trunk.described_by()] {
+                option value="" { (any) }
+                @for name in trunks {
+                    option value=(name) selected[v("trunk") == name] { (name) }
+                }
+            }
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

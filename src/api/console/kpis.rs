@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use super::anomalies::subject;
 use super::calls::urlencoded;
-use super::fields::{query_pairs, value, Field};
+use super::fields::{period_and_trunk, query_pairs, value, Field};
 use super::format::figure;
 use super::guard::Ctx;
 use super::i18n::T;
@@ -246,22 +246,16 @@ fn form(ctx: &Ctx, pairs: &[(String, String)], trunks: &[String], error: Option<
             fieldset {
                 legend { (t(T::KpisLegend)) }
                 div.grid {
-                    @for (name, label) in [("from", T::FromLabel), ("to", T::ToLabel)] {
-                        @let p = f(name, label).described_also("kpis-help");
-                        (p.render(html! {
-                            input id=(name) name=(name) type="date" value=(v(name))
-                                aria-describedby=[p.described_by()] aria-invalid=[p.invalid()];
-                        }))
-                    }
-                    @let trunk = f("trunk", T::TrunkLabel);
-                    (trunk.render(html! {
-                        select #trunk name="trunk" aria-invalid=[trunk.invalid()] aria-describedby=[trunk.described_by()] {
-                            option value="" { (t(T::Any)) }
-                            @for name in trunks {
-                                option value=(name) selected[v("trunk") == name] { (name) }
-                            }
-                        }
-                    }))
+                    (period_and_trunk(
+                        [
+                            f("from", T::FromLabel).described_also("kpis-help"),
+                            f("to", T::ToLabel).described_also("kpis-help"),
+                        ],
+                        f("trunk", T::TrunkLabel),
+                        pairs,
+                        trunks,
+                        t(T::Any),
+                    ))
                     @let number = f("number", T::CallerIdLabel).help(t(T::CallerIdHelp));
                     (number.render(html! {
                         input #number name="number" type="text" inputmode="tel" value=(v("number"))
