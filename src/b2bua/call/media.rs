@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::b2bua::live_media::LiveCallMedia;
-use crate::media::sdp::{self, Origin, PayloadInfo};
+use crate::media::sdp::{self, Exchange, Origin, PayloadInfo, UnusableSdp};
 use crate::media::{
     Leg, MediaCounters, MediaError, MediaEvent, MediaSession, PortAllocator, RemoteMedia,
     SessionConfig, SessionStats,
@@ -47,6 +47,9 @@ pub(crate) struct CallMedia {
     new_payloads: Option<Vec<PayloadInfo>>,
     /// What the live-call listing reads.
     live: Arc<LiveCallMedia>,
+    /// Per leg (index: `Leg::index`), the number of m= lines of the last offer sent on it: its
+    /// answer must have as many (RFC 3264 §6).
+    offered: [Option<usize>; 2],
 }
 
 impl CallMedia {
@@ -73,6 +76,7 @@ impl CallMedia {
             dtmf: Vec::new(),
             new_payloads: None,
             live,
+            offered: [None; 2],
         })
     }
 
@@ -83,24 +87,29 @@ impl CallMedia {
 
     /// A body sent by the peer on `from`, on its way to the other side: learn where that peer
     /// wants media, and put our own address and ports in its place. Bodies that are not SDP
-    /// pass unchanged. Offers are checked before they get here (`sdp::check_offer`: an initial
-    /// INVITE's at admission, a re-offer's in `relay`) and refused when they cannot be parsed;
-    /// an unparseable answer is not forwarded (it would carry the peer's addresses across).
-    pub fn rewrite(&mut self, from: Side, content_type: Option<&str>, body: &[u8]) -> Vec<u8> {
+    /// pass unchanged. Initial offers and re-offers are checked before they get here
+    /// (`sdp::check_offer`, at admission and in `relay`); an answer, or an offer in a 2xx (late
+    /// offer), that cannot be anchored is an error: the caller decides what becomes of the
+    /// message, and the relay keeps the media it had.
+    pub fn rewrite(
+        &mut self,
+        from: Side,
+        exchange: Exchange,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<Vec<u8>, UnusableSdp> {
         if body.is_empty() {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         if !sdp::is_sdp(content_type) {
-            return body.to_vec();
+            return Ok(body.to_vec());
         }
-        let parsed = match sdp::parse(body) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(side = %from, error = %e, "unparseable SDP not forwarded");
-                return Vec::new();
-            }
-        };
         let from_leg = leg_of(from);
+        let to_leg = from_leg.other();
+        let parsed = sdp::check_body(body, exchange, self.offered[from_leg.index()])?;
+        if exchange == Exchange::Offer {
+            self.offered[to_leg.index()] = Some(parsed.media_count());
+        }
         if let Some(audio) = parsed.audio() {
             if let Some(remote) = RemoteMedia::from_sdp(&audio) {
                 self.session.update_remote(from_leg, remote);
@@ -108,12 +117,11 @@ impl CallMedia {
             self.live.set_formats(from_leg, &audio.payloads);
             self.new_payloads = Some(audio.payloads);
         }
-        let to_leg = from_leg.other();
         let anchor = self.session.anchor(to_leg);
-        parsed
+        Ok(parsed
             .anchor(&anchor, &mut self.origins[to_leg.index()])
             .sdp
-            .to_bytes()
+            .to_bytes())
     }
 
     /// Start or stop copying RTP to the recorder.
@@ -219,19 +227,24 @@ pub(super) async fn next_event(media: &mut Option<CallMedia>) -> MediaEvent {
 }
 
 impl Call {
-    /// A body from `from` on its way to the other side, anchored when it is SDP.
+    /// A body from `from` on its way to the other side, anchored when it is SDP; an error when
+    /// it is SDP the gateway cannot anchor (nothing of it may cross).
     pub(super) fn across(
         &mut self,
         from: Side,
+        exchange: Exchange,
         content_type: Option<&str>,
         body: &[u8],
-    ) -> Vec<u8> {
+    ) -> Result<Vec<u8>, UnusableSdp> {
         let Some(m) = &mut self.media else {
-            return body.to_vec();
+            return Ok(body.to_vec());
         };
-        let out = m.rewrite(from, content_type, body);
+        let out = m.rewrite(from, exchange, content_type, body);
         if let Some(p) = m.take_new_payloads() {
             self.update_recording_payloads(p);
+        }
+        if let Err(e) = &out {
+            tracing::warn!(side = %from, exchange = ?exchange, error = %e, "SDP not forwarded: it cannot be anchored");
         }
         out
     }
