@@ -1,7 +1,9 @@
-//! Answers the gateway cannot anchor in an established call (issue 15, item 4): a re-INVITE
-//! whose 2xx carries one fails for its sender (502) and the call stays up on the media it had;
-//! a late offer whose ACK carries one ends the call (`pbx_bad_sdp`). The initial 183/200 cases
-//! run with SIPp in tests/sipp_answers.rs.
+//! Offer and answer past the initial INVITE (issue 15, item 4): a re-INVITE without SDP (late
+//! offer) crosses with the offer in its 2xx and the answer in the ACK, both anchored; answers
+//! the gateway cannot anchor — a re-INVITE whose 2xx carries one fails for its sender (502) and
+//! the call stays up on the media it had; a late offer whose ACK carries one ends the call
+//! (`pbx_bad_sdp`). The initial 183/200 cases run with SIPp in tests/sipp_answers.rs, the
+//! initial late offer with media in tests/sipp_media.rs.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
@@ -115,4 +117,34 @@ async fn late_offer_with_an_unusable_answer_in_the_ack_ends_the_call() {
     let cdr = only(&cdrs);
     assert_eq!(cdr.outcome.end_reason, EndReason::PbxBadSdp);
     assert_eq!(cdr.outcome.hangup_side, Some(HangupSide::Gateway));
+}
+
+#[tokio::test]
+async fn late_offer_reinvite_crosses_anchored_both_ways() {
+    let mut h = start_gateway(&[]).await;
+    let mut call = h.establish().await;
+    h.pbx.in_dialog(&mut call.pbx, "INVITE", None).await;
+    let got = h.carrier.expect_request("INVITE").await;
+    assert_eq!(got.body, "", "the re-INVITE crosses without SDP");
+    let offer = sdp("sendrecv").replace("40000", "43000");
+    h.carrier.reply_with(&got, 200, None, &[], Some(&offer)).await;
+    let ok = h.pbx.expect_response_to("INVITE", 200).await;
+    assert_anchored(&ok.body, &offer);
+    let answer = sdp("sendrecv").replace("40000", "44000");
+    h.pbx
+        .in_dialog_with(
+            &call.pbx,
+            "ACK",
+            call.pbx.cseq,
+            &[],
+            Some(("application/sdp", &answer)),
+        )
+        .await;
+    let ack = h.carrier.expect_request("ACK").await;
+    assert_eq!(ack.cseq(), (got.cseq().0, "ACK".to_string()));
+    assert_anchored(&ack.body, &answer);
+
+    h.hang_up_from_pbx(&mut call.pbx).await;
+    let cdrs = h.finish().await;
+    assert_eq!(only(&cdrs).outcome.disposition, Disposition::Answered);
 }
