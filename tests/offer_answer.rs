@@ -148,3 +148,51 @@ async fn late_offer_reinvite_crosses_anchored_both_ways() {
     let cdrs = h.finish().await;
     assert_eq!(only(&cdrs).outcome.disposition, Disposition::Answered);
 }
+
+/// Holds are relayed as meant: an RFC 2543 hold (`c=0.0.0.0`) keeps its unspecified address,
+/// and `a=inactive` crosses; the answer comes back anchored; resume works after.
+#[tokio::test]
+async fn inactive_and_c0_holds_are_relayed() {
+    let mut h = start_gateway(&[]).await;
+    let mut call = h.establish().await;
+    let hold = sdp("inactive").replace("c=IN IP4 192.0.2.10", "c=IN IP4 0.0.0.0");
+    h.pbx
+        .in_dialog(&mut call.pbx, "INVITE", Some(("application/sdp", &hold)))
+        .await;
+    let got = h.carrier.expect_request("INVITE").await;
+    assert!(got.body.contains("c=IN IP4 0.0.0.0\r\n"), "{}", got.body);
+    assert!(got.body.contains("a=inactive\r\n"), "{}", got.body);
+    assert!(!got.body.contains("192.0.2.10"), "{}", got.body);
+    h.carrier
+        .reply_with(&got, 200, None, &[], Some(&sdp("inactive")))
+        .await;
+    let ok = h.pbx.expect_response_to("INVITE", 200).await;
+    assert_anchored(&ok.body, &sdp("inactive"));
+    h.pbx.ack(&call.pbx, call.pbx.cseq).await;
+    h.carrier.expect_request("ACK").await;
+
+    relay_offer(&mut h, &mut call, "sendrecv").await;
+    h.hang_up_from_pbx(&mut call.pbx).await;
+    let cdrs = h.finish().await;
+    assert_eq!(only(&cdrs).outcome.disposition, Disposition::Answered);
+}
+
+/// A re-INVITE from the PBX answered 200 by the carrier, both with `direction`, and ACKed.
+async fn relay_offer(h: &mut Harness, call: &mut Call, direction: &str) {
+    h.pbx
+        .in_dialog(
+            &mut call.pbx,
+            "INVITE",
+            Some(("application/sdp", &sdp(direction))),
+        )
+        .await;
+    let got = h.carrier.expect_request("INVITE").await;
+    assert_anchored(&got.body, &sdp(direction));
+    h.carrier
+        .reply_with(&got, 200, None, &[], Some(&sdp(direction)))
+        .await;
+    let ok = h.pbx.expect_response_to("INVITE", 200).await;
+    assert_anchored(&ok.body, &sdp(direction));
+    h.pbx.ack(&call.pbx, call.pbx.cseq).await;
+    h.carrier.expect_request("ACK").await;
+}

@@ -50,7 +50,12 @@ pub(crate) struct CallMedia {
     /// Per leg (index: `Leg::index`), the number of m= lines of the last offer sent on it: its
     /// answer must have as many (RFC 3264 §6).
     offered: [Option<usize>; 2],
+    /// The streams the gateway declined (port 0 where the peer offered one), for the CDR.
+    declined: Vec<String>,
 }
+
+/// Distinct declined stream names kept for a CDR (a call has a handful at most).
+const MAX_DECLINED: usize = 8;
 
 impl CallMedia {
     /// Allocate a port pair per leg and start relaying (nothing flows until SDP names peers).
@@ -77,6 +82,7 @@ impl CallMedia {
             new_payloads: None,
             live,
             offered: [None; 2],
+            declined: Vec::new(),
         })
     }
 
@@ -118,10 +124,15 @@ impl CallMedia {
             self.new_payloads = Some(audio.payloads);
         }
         let anchor = self.session.anchor(to_leg);
-        Ok(parsed
-            .anchor(&anchor, &mut self.origins[to_leg.index()])
-            .sdp
-            .to_bytes())
+        let anchored = parsed.anchor(&anchor, &mut self.origins[to_leg.index()]);
+        for index in &anchored.disabled {
+            if let Some(name) = sdp::declined_stream(&parsed, *index) {
+                if !self.declined.contains(&name) && self.declined.len() < MAX_DECLINED {
+                    self.declined.push(name);
+                }
+            }
+        }
+        Ok(anchored.sdp.to_bytes())
     }
 
     /// Start or stop copying RTP to the recorder.
@@ -183,6 +194,7 @@ impl CallMedia {
             quality: quality(&stats),
             dtmf: self.dtmf,
             paused_packets: [stats.inside.paused_packets, stats.outside.paused_packets],
+            declined: self.declined,
         }
     }
 }
@@ -193,6 +205,8 @@ pub(crate) struct ClosedMedia {
     pub dtmf: Vec<DtmfEvent>,
     /// RTP per leg not given to the recorder because the recording was paused.
     pub paused_packets: [u64; 2],
+    /// The streams the gateway declined, in the order first seen (`video`, `image/t38`…).
+    pub declined: Vec<String>,
 }
 
 fn quality(stats: &SessionStats) -> Vec<LegQuality> {
@@ -287,6 +301,7 @@ impl Call {
                 cdr.media = closed.quality;
             }
             cdr.dtmf = closed.dtmf;
+            cdr.outcome.declined_media = closed.declined;
             self.paused_packets = closed.paused_packets;
         }
         self.finish_recording(&mut cdr).await;

@@ -10,7 +10,7 @@
 //! first line, `x=` shape of every line, no stray CR or NUL, a well-formed m= line.
 
 mod anchor;
-mod answer;
+mod exchange;
 #[cfg(test)]
 mod robust_tests;
 #[cfg(test)]
@@ -19,7 +19,7 @@ mod tests;
 use std::net::{IpAddr, SocketAddr};
 
 pub use anchor::{Anchor, Anchored, Origin};
-pub use answer::{check_body, Exchange, UnusableSdp};
+pub use exchange::{check_body, declined_stream, Exchange, UnusableSdp};
 
 /// Bodies larger than this are refused: real offers are well under 2 KiB. The SIP front end's
 /// body limit (`sip::frontend::Limits::max_body_bytes`) is the same 12 KiB, so a body the front

@@ -2,9 +2,9 @@
 //! an answer (or an offer that comes in a 2xx, late offer) is one the gateway can anchor. An
 //! initial offer is checked at admission (`check_offer`); what the far side sends back is
 //! checked here, so that a body the gateway cannot carry is never passed on, with or without
-//! the peer's addresses in it.
+//! the peer's addresses in it. Also the name the CDR gives a stream the gateway declines.
 
-use super::{parse, SdpError, SessionDescription};
+use super::{parse, MLine, SdpError, SessionDescription};
 
 /// What an SDP body is in the exchange it belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +45,33 @@ pub fn check_body(
     Ok(parsed)
 }
 
+/// The CDR's name for the stream at `index` that the gateway declined (port 0 in its rewrite):
+/// its media type (`video`, `audio` for an extra audio stream…), and for `image` its format
+/// too (`image/t38`), lowercase. Bounded: a peer's made-up media type is cut at 32 bytes.
+pub fn declined_stream(sdp: &SessionDescription, index: usize) -> Option<String> {
+    let m = MLine::parse(&sdp.media.get(index)?.first()?.value)?;
+    let mut name: String = m
+        .media
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(32)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if name == "image" {
+        if let Some(format) = m.formats.first() {
+            name.push('/');
+            name.extend(
+                format
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                    .take(32)
+                    .map(|c| c.to_ascii_lowercase()),
+            );
+        }
+    }
+    Some(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,6 +97,17 @@ mod tests {
         );
         // An offer is not matched against anything.
         assert!(check_body(two.as_bytes(), Exchange::Offer, Some(1)).is_ok());
+    }
+
+    #[test]
+    fn declined_streams_are_named_by_media_type_and_t38_by_format() {
+        let offer = format!(
+            "{AUDIO}m=video 5000 RTP/AVP 96\r\nm=image 6000 udptl T38\r\nm=audio 7000 RTP/AVP 8\r\n"
+        );
+        let sdp = parse(offer.as_bytes()).unwrap();
+        let names: Vec<_> = (1..4).filter_map(|i| declined_stream(&sdp, i)).collect();
+        assert_eq!(names, ["video", "image/t38", "audio"]);
+        assert_eq!(declined_stream(&sdp, 9), None);
     }
 
     #[test]
