@@ -127,7 +127,9 @@ async fn late_offer_reinvite_crosses_anchored_both_ways() {
     let got = h.carrier.expect_request("INVITE").await;
     assert_eq!(got.body, "", "the re-INVITE crosses without SDP");
     let offer = sdp("sendrecv").replace("40000", "43000");
-    h.carrier.reply_with(&got, 200, None, &[], Some(&offer)).await;
+    h.carrier
+        .reply_with(&got, 200, None, &[], Some(&offer))
+        .await;
     let ok = h.pbx.expect_response_to("INVITE", 200).await;
     assert_anchored(&ok.body, &offer);
     let answer = sdp("sendrecv").replace("40000", "44000");

@@ -47,7 +47,13 @@ fn unusable_answer(inbound: bool, expected: EndReason) {
     let mut scene = Scene::start(TrunkLimits::default());
     let (called_at, caller_ip, gateway, caller, callee) = if inbound {
         let gw = scene.addrs.outside;
-        (scene.addrs.pbx_uas, CARRIER_IP, gw, "8613912345678", OTHER_TRUNK_NUMBER)
+        (
+            scene.addrs.pbx_uas,
+            CARRIER_IP,
+            gw,
+            "8613912345678",
+            OTHER_TRUNK_NUMBER,
+        )
     } else {
         let gw = scene.addrs.inside;
         (scene.addrs.carrier, PBX_IP, gw, TRUNK_NUMBER, CALLEE)
@@ -65,7 +71,16 @@ fn unusable_answer(inbound: bool, expected: EndReason) {
         scenario: Scenario::File("uac_bad_answer.xml"),
         local: local(caller_ip),
         remote: Some(gateway),
-        args: args(&["-key", "caller", caller, "-s", callee, "-m", "1", "-trace_msg"]),
+        args: args(&[
+            "-key",
+            "caller",
+            caller,
+            "-s",
+            callee,
+            "-m",
+            "1",
+            "-trace_msg",
+        ]),
         timeout_secs: 30,
     });
     scene.expect_exit_ok(uac);

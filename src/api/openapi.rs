@@ -184,6 +184,9 @@ mod tests {
         assert!(json.get("declined_media").is_none(), "absent when none");
         cdr.outcome.declined_media = vec!["video".into(), "image/t38".into()];
         let json = serde_json::to_value(crate::api::cdrs::CdrView::from(&cdr)).unwrap();
-        assert_eq!(json["declined_media"], serde_json::json!(["video", "image/t38"]));
+        assert_eq!(
+            json["declined_media"],
+            serde_json::json!(["video", "image/t38"])
+        );
     }
 }

@@ -250,8 +250,12 @@ impl Call {
         self.a_final_sent = true;
         tracing::warn!(error = %e, "the called side's answer cannot be anchored: call ended");
         self.end(
-            Ending::new(line, Disposition::Failed, EndReason::bad_sdp_from(self.b.side))
-                .by(HangupSide::Gateway),
+            Ending::new(
+                line,
+                Disposition::Failed,
+                EndReason::bad_sdp_from(self.b.side),
+            )
+            .by(HangupSide::Gateway),
         );
     }
 

@@ -145,8 +145,7 @@ pub(super) fn relay_response(call: &mut Call, key: ClientKey, kind: ClientEventK
             // Progress or a failure: it goes on without the SDP.
             Err(_) => {
                 out.body.clear();
-                out.headers
-                    .retain(|h| !matches!(h, Header::ContentType(_)));
+                out.headers.retain(|h| !matches!(h, Header::ContentType(_)));
             }
         }
     }
