@@ -114,10 +114,8 @@ fn pbx_stream(voice: &[i16]) -> Vec<(u64, Vec<u8>)> {
 /// gateway's inside address (SIPp keeps only the UDP payload and the destination port's offset
 /// from the lowest one).
 fn capture(packets: &[(u64, Vec<u8>)]) -> Vec<u8> {
-    let mut f = Vec::new();
-    for v in [0xa1b2_c3d4u32] {
-        f.extend_from_slice(&v.to_le_bytes());
-    }
+    // The global header: magic (µs times), version 2.4, zone, accuracy, snaplen, Ethernet.
+    let mut f = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
     f.extend_from_slice(&2u16.to_le_bytes());
     f.extend_from_slice(&4u16.to_le_bytes());
     for v in [0u32, 0, 65_535, 1] {
