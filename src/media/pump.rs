@@ -29,6 +29,9 @@ use super::Leg;
 #[path = "hot_path_tests.rs"]
 mod hot_path_tests;
 
+/// The longest datagram a pump is handed (the relay's receive buffer cuts longer ones).
+pub(crate) const MAX_DATAGRAM: usize = 2048;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     Rtp,
@@ -228,11 +231,14 @@ impl State {
         }
         let rtp = match self.kind {
             Kind::Rtp => match self.measure(data) {
-                Some((rtp, Pass::Forward)) => {
+                Some((rtp, Pass::Forward, seq)) => {
                     self.send_released(peer);
+                    if let Some(seq) = seq {
+                        return self.forward_renumbered(data, seq, peer, rtp);
+                    }
                     rtp
                 }
-                Some((_, Pass::Withhold)) => {
+                Some((_, Pass::Withhold, _)) => {
                     self.send_released(peer);
                     return Fate::Withheld;
                 }
@@ -253,14 +259,30 @@ impl State {
         }
     }
 
-    /// Whether the datagram was RTP (true) or RTCP multiplexed on the RTP port (false), and
-    /// whether to relay it now (a DTMF command's packet is withheld); None for anything else
-    /// (garbage, STUN — a trunk negotiates no ICE): dropped.
-    fn measure(&mut self, data: &[u8]) -> Option<(bool, Pass)> {
+    /// A packet relayed under another sequence number (a DTMF command was withheld before it,
+    /// `dtmf_renumber`): a copy on the stack, so the hot path still does not allocate.
+    fn forward_renumbered(&mut self, data: &[u8], seq: u16, peer: &UdpSocket, rtp: bool) -> Fate {
+        let mut copy = [0u8; MAX_DATAGRAM];
+        let Some(out) = copy.get_mut(..data.len()) else {
+            return Fate::Dropped(DropReason::Malformed);
+        };
+        out.copy_from_slice(data);
+        out[2..4].copy_from_slice(&seq.to_be_bytes());
+        match self.forward(out, peer) {
+            Ok(bytes) => Fate::Relayed { bytes, rtp },
+            Err(reason) => Fate::Dropped(reason),
+        }
+    }
+
+    /// Whether the datagram was RTP (true) or RTCP multiplexed on the RTP port (false),
+    /// whether to relay it now (a DTMF command's packet is withheld) and under which sequence
+    /// number if not its own; None for anything else (garbage, STUN — a trunk negotiates no
+    /// ICE): dropped.
+    fn measure(&mut self, data: &[u8]) -> Option<(bool, Pass, Option<u16>)> {
         let Some(header) = RtpHeader::parse(data) else {
             if is_rtcp(data) {
                 self.meter.on_not_rtp(); // rtcp-mux (RFC 5761): relayed, not measured
-                return Some((false, Pass::Forward));
+                return Some((false, Pass::Forward, None));
             }
             return None;
         };
@@ -292,7 +314,11 @@ impl State {
         } else {
             self.tap.offer(self.leg, now, header, data);
         }
-        Some((true, verdict))
+        let seq = match verdict {
+            Pass::Forward if self.gate.is_active() => self.gate.out_seq(&header),
+            _ => None,
+        };
+        Some((true, verdict, seq))
     }
 
     fn report_command(&mut self, command: super::DtmfCommand) {
