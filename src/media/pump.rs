@@ -204,13 +204,19 @@ impl State {
             if new.is_some() && inbound.is_some() {
                 tracing::debug!(parent: &self.span, leg = self.leg.as_str(), kind = self.kind.as_str(), "SRTP inbound key set");
             }
-            self.decrypt_before = if new.is_some() { self.decrypt.take() } else { None };
+            self.decrypt_before = if new.is_some() {
+                self.decrypt.take()
+            } else {
+                None
+            };
             self.decrypt = new;
         }
         if let Some(new) = rebuilt(&self.encrypt, outbound) {
             self.encrypt = new;
         }
-        if inbound.is_some() && self.decrypt.is_none() || outbound.is_some() && self.encrypt.is_none() {
+        if inbound.is_some() && self.decrypt.is_none()
+            || outbound.is_some() && self.encrypt.is_none()
+        {
             tracing::error!(parent: &self.span, leg = self.leg.as_str(), kind = self.kind.as_str(), "SRTP context could not be built; that direction's packets are dropped");
         }
     }

@@ -79,7 +79,9 @@ impl Sdes {
     /// leg is outstanding (or was answered and may be answered again, as a 200 repeats a 183's
     /// answer).
     pub fn answers_pending(&self, from: Leg) -> bool {
-        self.pending.as_ref().is_some_and(|p| p.from == from.other())
+        self.pending
+            .as_ref()
+            .is_some_and(|p| p.from == from.other())
     }
 
     fn our_key(&mut self, leg: Leg, suite: Suite) -> Arc<MasterKey> {
@@ -128,9 +130,17 @@ impl Sdes {
                 to_other.push((i as u32 + 1, self.our_key(to, suite)));
             }
             let lines: Vec<(u32, &MasterKey)> = to_other.iter().map(|(t, k)| (*t, &**k)).collect();
-            out.set_crypto(Some(audio.index), Some(&secure_profile(&audio.protocol)), &lines);
+            out.set_crypto(
+                Some(audio.index),
+                Some(&secure_profile(&audio.protocol)),
+                &lines,
+            );
         } else {
-            out.set_crypto(Some(audio.index), Some(&plain_profile(&audio.protocol)), &[]);
+            out.set_crypto(
+                Some(audio.index),
+                Some(&plain_profile(&audio.protocol)),
+                &[],
+            );
         }
         self.pending = Some(Pending {
             from,
@@ -193,7 +203,11 @@ impl Sdes {
         let offerer_keys = match &pending.offered {
             Some(line) => {
                 let ours = self.our_key(offerer, line.suite);
-                out.set_crypto(Some(audio.index), Some(&pending.profile), &[(line.tag, &ours)]);
+                out.set_crypto(
+                    Some(audio.index),
+                    Some(&pending.profile),
+                    &[(line.tag, &ours)],
+                );
                 LegKeys {
                     inbound: Some(self.kept(offerer, true, line.key.clone())),
                     outbound: Some(ours),

@@ -240,7 +240,9 @@ impl SrtpContext {
                 .map_err(|_| SrtpFailure::Rejected)
         } else {
             self.admit(ssrc_at(data, 8))?;
-            self.ctx.decrypt_rtp(data).map_err(|_| SrtpFailure::Rejected)
+            self.ctx
+                .decrypt_rtp(data)
+                .map_err(|_| SrtpFailure::Rejected)
         }
     }
 
@@ -252,7 +254,9 @@ impl SrtpContext {
                 .map_err(|_| SrtpFailure::Rejected)
         } else {
             self.admit(ssrc_at(data, 8))?;
-            self.ctx.encrypt_rtp(data).map_err(|_| SrtpFailure::Rejected)
+            self.ctx
+                .encrypt_rtp(data)
+                .map_err(|_| SrtpFailure::Rejected)
         }
     }
 }
@@ -278,14 +282,23 @@ mod tests {
             let mut tx = SrtpContext::new(&k).unwrap();
             let mut rx = SrtpContext::new(&k).unwrap();
             for seq in 0..300u16 {
-                let p = packet(0, seq.wrapping_add(65_400), 160 * u32::from(seq), 9, &[7; 160]);
+                let p = packet(
+                    0,
+                    seq.wrapping_add(65_400),
+                    160 * u32::from(seq),
+                    9,
+                    &[7; 160],
+                );
                 let sealed = tx.encrypt(&p, false).unwrap();
                 assert_ne!(&sealed[12..172], &p[12..], "{suite:?}: payload left clear");
                 assert_eq!(&rx.decrypt(&sealed, false).unwrap()[..], &p[..]);
                 // A replay is refused.
                 assert_eq!(rx.decrypt(&sealed, false), Err(SrtpFailure::Rejected));
             }
-            let sr = [0x80, 200, 0, 6, 0, 0, 0, 9, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4];
+            let sr = [
+                0x80, 200, 0, 6, 0, 0, 0, 9, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0,
+                0, 3, 0, 0, 0, 4,
+            ];
             let sealed = tx.encrypt(&sr, true).unwrap();
             assert_eq!(&rx.decrypt(&sealed, true).unwrap()[..], &sr[..]);
         }
@@ -324,12 +337,23 @@ mod tests {
     #[test]
     fn keys_never_print() {
         let k = MasterKey::random(Suite::AesCm128HmacSha1_80);
-        let shown = format!("{k:?} {:?}", LegKeys { inbound: Some(Arc::new(k.clone())), outbound: None });
+        let shown = format!(
+            "{k:?} {:?}",
+            LegKeys {
+                inbound: Some(Arc::new(k.clone())),
+                outbound: None
+            }
+        );
         assert!(!shown.contains(&k.inline()), "{shown}");
         assert!(shown.contains("AES_CM_128_HMAC_SHA1_80"));
         assert_eq!(k.inline().len(), 40);
-        let back = base64::engine::general_purpose::STANDARD.decode(k.inline()).unwrap();
-        assert_eq!(MasterKey::from_bytes(Suite::AesCm128HmacSha1_80, &back), Some(k));
+        let back = base64::engine::general_purpose::STANDARD
+            .decode(k.inline())
+            .unwrap();
+        assert_eq!(
+            MasterKey::from_bytes(Suite::AesCm128HmacSha1_80, &back),
+            Some(k)
+        );
         assert!(MasterKey::from_bytes(Suite::AeadAes128Gcm, &back).is_none());
     }
 }

@@ -251,7 +251,16 @@ fn sdes_keys_are_redacted_suites_kept() {
     );
     let out = redact_sdes_keys(&msg);
     assert!(!out.contains(key), "{out}");
-    assert!(out.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:<redacted> KDR=0\r\n"), "{out}");
-    assert!(out.contains("a=crypto:2 AES_CM_128_HMAC_SHA1_32 INLINE:<redacted>\r\n"), "{out}");
-    assert!(matches!(redact_sdes_keys("BYE sip:x SIP/2.0\r\n\r\n"), std::borrow::Cow::Borrowed(_)));
+    assert!(
+        out.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:<redacted> KDR=0\r\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("a=crypto:2 AES_CM_128_HMAC_SHA1_32 INLINE:<redacted>\r\n"),
+        "{out}"
+    );
+    assert!(matches!(
+        redact_sdes_keys("BYE sip:x SIP/2.0\r\n\r\n"),
+        std::borrow::Cow::Borrowed(_)
+    ));
 }

@@ -316,10 +316,7 @@ fn build() -> Value {
         }
     });
     // Past what one `json!` can expand (its recursion limit): added to the properties here.
-    if let Some(properties) = schema
-        .get_mut("properties")
-        .and_then(Value::as_object_mut)
-    {
+    if let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) {
         properties.insert("pbx_media_encryption".into(), encryption("toward the PBX"));
         properties.insert(
             "carrier_media_encryption".into(),

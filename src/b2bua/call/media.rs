@@ -149,7 +149,10 @@ impl CallMedia {
             .sdp;
         let audio = parsed.audio();
         if role == SdpRole::Response && self.sdes.answers_pending(from_leg) {
-            if let Err(e) = self.sdes.answer(from_leg, &parsed, audio.as_ref(), &mut out) {
+            if let Err(e) = self
+                .sdes
+                .answer(from_leg, &parsed, audio.as_ref(), &mut out)
+            {
                 tracing::warn!(side = %from, error = %e, "answer refused: its SRTP cannot be taken");
                 self.answer_failure = Some(e);
                 return Vec::new();

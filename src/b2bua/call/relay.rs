@@ -133,7 +133,12 @@ pub(super) fn relay_response(call: &mut Call, key: ClientKey, kind: ClientEventK
     }
     if !out.body.is_empty() {
         let ct = message::content_type(&out.headers).map(str::to_string);
-        out.body = call.across(origin_side.other(), ct.as_deref(), &out.body, SdpRole::Response);
+        out.body = call.across(
+            origin_side.other(),
+            ct.as_deref(),
+            &out.body,
+            SdpRole::Response,
+        );
         if let Some(e) = call.media.as_mut().and_then(|m| m.take_answer_failure()) {
             // The call cannot go on with media it cannot decrypt (or must not send in clear).
             tracing::warn!(error = %e, "re-offer's answer refused: ending the call");

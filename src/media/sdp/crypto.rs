@@ -85,10 +85,8 @@ pub fn parse_crypto(value: &str) -> Result<CryptoLine, CryptoLineError> {
         }
     }
     for param in fields {
-        session_param_ok(param).map_err(|param| CryptoLineError::SessionParam {
-            suite: name,
-            param,
-        })?;
+        session_param_ok(param)
+            .map_err(|param| CryptoLineError::SessionParam { suite: name, param })?;
     }
     let material = base64::engine::general_purpose::STANDARD
         .decode(encoded)
@@ -121,7 +119,10 @@ fn lifetime_ok(s: &str) -> Option<bool> {
         return None;
     }
     // More digits than u64 holds is a lifetime long enough.
-    Some(s.parse::<u64>().map_or(true, |n| n >= 1u64 << MIN_LIFETIME_LOG2))
+    Some(
+        s.parse::<u64>()
+            .map_or(true, |n| n >= 1u64 << MIN_LIFETIME_LOG2),
+    )
 }
 
 fn session_param_ok(param: &str) -> Result<(), String> {
@@ -174,7 +175,8 @@ impl SessionDescription {
     pub fn offered_security(&self, audio: &MediaInfo) -> Result<OfferedSecurity, SecurityError> {
         let lines = self.media.get(audio.index).map_or(&[][..], Vec::as_slice);
         let profile = audio.protocol.to_ascii_uppercase();
-        let fingerprint = has_attribute(lines, "fingerprint") || has_attribute(&self.session, "fingerprint");
+        let fingerprint =
+            has_attribute(lines, "fingerprint") || has_attribute(&self.session, "fingerprint");
         let mut first_error = None;
         let mut usable = None;
         for value in crypto_values(lines) {
@@ -215,7 +217,12 @@ impl SessionDescription {
     /// Our body's SRTP for stream `index`: drops every `a=crypto` line of every stream (a
     /// peer's keys never cross the gateway), then for `index` sets the m= profile and adds our
     /// own lines (`(tag, key)`; none for plain RTP).
-    pub fn set_crypto(&mut self, index: Option<usize>, profile: Option<&str>, ours: &[(u32, &MasterKey)]) {
+    pub fn set_crypto(
+        &mut self,
+        index: Option<usize>,
+        profile: Option<&str>,
+        ours: &[(u32, &MasterKey)],
+    ) {
         for (i, lines) in self.media.iter_mut().enumerate() {
             lines.retain(|l| {
                 !l.attribute()
@@ -234,7 +241,11 @@ impl SessionDescription {
             for (tag, key) in ours {
                 lines.push(Line::new(
                     b'a',
-                    format!("crypto:{tag} {} inline:{}", key.suite().name(), key.inline()),
+                    format!(
+                        "crypto:{tag} {} inline:{}",
+                        key.suite().name(),
+                        key.inline()
+                    ),
                 ));
             }
         }

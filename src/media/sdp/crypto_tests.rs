@@ -46,7 +46,10 @@ fn parses_the_suites_served() {
     let line = parse_crypto(&format!("7 aes_cm_128_hmac_sha1_32 inline:{KEY}|2^31")).unwrap();
     assert_eq!((line.tag, line.suite), (7, Suite::AesCm128HmacSha1_32));
     // Lifetime in decimal, KDR=0 and a window-size hint are fine.
-    parse_crypto(&format!("2 AES_CM_128_HMAC_SHA1_80 inline:{KEY}|4294967296 KDR=0 WSH=64")).unwrap();
+    parse_crypto(&format!(
+        "2 AES_CM_128_HMAC_SHA1_80 inline:{KEY}|4294967296 KDR=0 WSH=64"
+    ))
+    .unwrap();
     let gcm = base64::engine::general_purpose::STANDARD.encode([9u8; 28]);
     let line = parse_crypto(&format!("3 AEAD_AES_128_GCM inline:{gcm}")).unwrap();
     assert_eq!(line.suite, Suite::AeadAes128Gcm);
@@ -55,24 +58,57 @@ fn parses_the_suites_served() {
 #[test]
 fn refuses_what_it_cannot_serve_and_says_why() {
     let cases = [
-        (format!("1 AES_256_CM_HMAC_SHA1_80 inline:{KEY}"), "AES_256_CM_HMAC_SHA1_80 is not supported"),
-        (format!("1 F8_128_HMAC_SHA1_80 inline:{KEY}"), "not supported"),
-        ("1 AES_CM_128_HMAC_SHA1_80 inline:not*base64!".to_string(), "not valid base64"),
+        (
+            format!("1 AES_256_CM_HMAC_SHA1_80 inline:{KEY}"),
+            "AES_256_CM_HMAC_SHA1_80 is not supported",
+        ),
+        (
+            format!("1 F8_128_HMAC_SHA1_80 inline:{KEY}"),
+            "not supported",
+        ),
+        (
+            "1 AES_CM_128_HMAC_SHA1_80 inline:not*base64!".to_string(),
+            "not valid base64",
+        ),
         (
             "1 AES_CM_128_HMAC_SHA1_80 inline:AAAAAAAAAAAAAAAAAAAAAA==".to_string(),
             "16 bytes, not 30",
         ),
-        (format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}|2^31|1:4"), "MKI"),
+        (
+            format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}|2^31|1:4"),
+            "MKI",
+        ),
         (format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}|1:4"), "MKI"),
-        (format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}|2^20"), "lifetime"),
-        (format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}|1048576"), "lifetime"),
-        (format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY} KDR=24"), "KDR=24"),
-        (format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY} UNENCRYPTED_SRTP"), "UNENCRYPTED_SRTP"),
-        (format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY};inline:{KEY}"), "several keys"),
-        (format!("x AES_CM_128_HMAC_SHA1_80 inline:{KEY}"), "malformed"),
+        (
+            format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}|2^20"),
+            "lifetime",
+        ),
+        (
+            format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}|1048576"),
+            "lifetime",
+        ),
+        (
+            format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY} KDR=24"),
+            "KDR=24",
+        ),
+        (
+            format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY} UNENCRYPTED_SRTP"),
+            "UNENCRYPTED_SRTP",
+        ),
+        (
+            format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY};inline:{KEY}"),
+            "several keys",
+        ),
+        (
+            format!("x AES_CM_128_HMAC_SHA1_80 inline:{KEY}"),
+            "malformed",
+        ),
         ("1 AES_CM_128_HMAC_SHA1_80".to_string(), "malformed"),
         (format!("1 AES_CM_128_HMAC_SHA1_80 key:{KEY}"), "malformed"),
-        (format!("1234567890 AES_CM_128_HMAC_SHA1_80 inline:{KEY}"), "malformed"),
+        (
+            format!("1234567890 AES_CM_128_HMAC_SHA1_80 inline:{KEY}"),
+            "malformed",
+        ),
     ];
     for (line, why) in cases {
         let e = parse_crypto(&line).unwrap_err();
@@ -100,7 +136,10 @@ fn the_first_usable_line_is_taken() {
     .unwrap();
     match sdp.offered_security(&sdp.audio().unwrap()).unwrap() {
         OfferedSecurity::Sdes { line, required } => {
-            assert_eq!((line.tag, line.suite, required), (3, Suite::AeadAes128Gcm, true));
+            assert_eq!(
+                (line.tag, line.suite, required),
+                (3, Suite::AeadAes128Gcm, true)
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -108,7 +147,10 @@ fn the_first_usable_line_is_taken() {
 
 #[test]
 fn offers_the_gateway_cannot_serve() {
-    let body = offer("RTP/SAVP", &[&format!("1 AES_256_CM_HMAC_SHA1_80 inline:{KEY}")]);
+    let body = offer(
+        "RTP/SAVP",
+        &[&format!("1 AES_256_CM_HMAC_SHA1_80 inline:{KEY}")],
+    );
     let e = check_offer(body.as_bytes(), MediaEncryption::Optional).unwrap_err();
     assert!(
         matches!(&e, OfferError::Security(SecurityError::NoUsableCrypto(why)) if why.contains("AES_256")),
@@ -116,21 +158,37 @@ fn offers_the_gateway_cannot_serve() {
     );
     // SAVP without any a=crypto.
     let e = check_offer(offer("RTP/SAVP", &[]).as_bytes(), MediaEncryption::Required).unwrap_err();
-    assert!(matches!(e, OfferError::Security(SecurityError::NoUsableCrypto(_))), "{e}");
+    assert!(
+        matches!(e, OfferError::Security(SecurityError::NoUsableCrypto(_))),
+        "{e}"
+    );
     // DTLS-SRTP: its profile, or SAVP keyed by a fingerprint.
-    let dtls = offer("UDP/TLS/RTP/SAVPF", &[]) + "a=fingerprint:sha-256 AB:CD\r\na=setup:actpass\r\n";
+    let dtls =
+        offer("UDP/TLS/RTP/SAVPF", &[]) + "a=fingerprint:sha-256 AB:CD\r\na=setup:actpass\r\n";
     let e = check_offer(dtls.as_bytes(), MediaEncryption::Optional).unwrap_err();
-    assert!(matches!(e, OfferError::Security(SecurityError::Dtls(_))), "{e}");
+    assert!(
+        matches!(e, OfferError::Security(SecurityError::Dtls(_))),
+        "{e}"
+    );
     let dtls = offer("RTP/SAVP", &[]) + "a=fingerprint:sha-256 AB:CD\r\n";
     let e = check_offer(dtls.as_bytes(), MediaEncryption::Optional).unwrap_err();
-    assert!(matches!(e, OfferError::Security(SecurityError::Dtls(_))), "{e}");
+    assert!(
+        matches!(e, OfferError::Security(SecurityError::Dtls(_))),
+        "{e}"
+    );
 }
 
 #[test]
 fn check_offer_follows_the_legs_mode() {
-    let srtp = offer("RTP/SAVP", &[&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}")]);
+    let srtp = offer(
+        "RTP/SAVP",
+        &[&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}")],
+    );
     let plain = offer("RTP/AVP", &[]);
-    let best_effort = offer("RTP/AVP", &[&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}")]);
+    let best_effort = offer(
+        "RTP/AVP",
+        &[&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}")],
+    );
     use MediaEncryption::*;
     for mode in [None, Optional, Required] {
         let s = check_offer(srtp.as_bytes(), mode);
@@ -197,13 +255,22 @@ fn srtp_pbx_plain_carrier_when_the_carrier_is_optional() {
     );
     let to_carrier = offered(&mut sdes, Leg::Inside, &pbx_offer);
     assert_eq!(profile_of(&to_carrier), "RTP/AVP");
-    assert!(crypto_lines(&to_carrier).is_empty(), "the PBX's keys never cross");
+    assert!(
+        crypto_lines(&to_carrier).is_empty(),
+        "the PBX's keys never cross"
+    );
     let to_pbx = answered(&mut sdes, Leg::Outside, &offer("RTP/AVP", &[])).unwrap();
     assert_eq!(profile_of(&to_pbx), "RTP/SAVP");
     let lines = crypto_lines(&to_pbx);
     assert_eq!(lines.len(), 1, "{lines:?}");
-    assert!(lines[0].starts_with("crypto:2 AES_CM_128_HMAC_SHA1_32 inline:"), "{lines:?}");
-    assert!(!lines[0].contains(&pbx_key.inline()), "our own key, not the PBX's");
+    assert!(
+        lines[0].starts_with("crypto:2 AES_CM_128_HMAC_SHA1_32 inline:"),
+        "{lines:?}"
+    );
+    assert!(
+        !lines[0].contains(&pbx_key.inline()),
+        "our own key, not the PBX's"
+    );
     let keys = sdes.keys();
     assert_eq!(keys[0].inbound.as_deref(), Some(&pbx_key));
     assert_eq!(
@@ -234,7 +301,10 @@ fn plain_pbx_srtp_carrier_when_the_carrier_is_required() {
     assert!(keys[0].is_plain());
     assert_eq!(keys[1].inbound.as_deref(), carrier_key.as_ref());
     let out = keys[1].outbound.as_ref().unwrap();
-    assert!(ours[1].ends_with(&out.inline()), "the key of the line it took");
+    assert!(
+        ours[1].ends_with(&out.inline()),
+        "the key of the line it took"
+    );
 
     // A plain answer from a required carrier is refused, and nothing changes.
     let mut sdes = Sdes::new([MediaEncryption::Optional, MediaEncryption::Required]);
@@ -243,10 +313,19 @@ fn plain_pbx_srtp_carrier_when_the_carrier_is_required() {
     assert_eq!(e, AnswerError::SrtpRequired);
     assert!(sdes.keys().iter().all(|k| k.is_plain()));
     // An answer naming a tag we did not offer, or a bad key.
-    let bad = offer("RTP/SAVP", &[&format!("9 AES_CM_128_HMAC_SHA1_80 inline:{KEY}")]);
-    assert!(matches!(answered(&mut sdes, Leg::Outside, &bad), Err(AnswerError::BadCrypto(_))));
+    let bad = offer(
+        "RTP/SAVP",
+        &[&format!("9 AES_CM_128_HMAC_SHA1_80 inline:{KEY}")],
+    );
+    assert!(matches!(
+        answered(&mut sdes, Leg::Outside, &bad),
+        Err(AnswerError::BadCrypto(_))
+    ));
     let bad = offer("RTP/SAVP", &["1 AES_CM_128_HMAC_SHA1_80 inline:AAAA"]);
-    assert!(matches!(answered(&mut sdes, Leg::Outside, &bad), Err(AnswerError::BadCrypto(_))));
+    assert!(matches!(
+        answered(&mut sdes, Leg::Outside, &bad),
+        Err(AnswerError::BadCrypto(_))
+    ));
 }
 
 #[test]
@@ -254,12 +333,18 @@ fn srtp_both_legs_and_a_rekey() {
     let mut sdes = Sdes::new([MediaEncryption::Optional, MediaEncryption::Optional]);
     let pbx_key = MasterKey::random(Suite::AesCm128HmacSha1_80);
     let pbx_offer = |k: &MasterKey| {
-        offer("RTP/SAVP", &[&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{}", k.inline())])
+        offer(
+            "RTP/SAVP",
+            &[&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{}", k.inline())],
+        )
     };
     let to_carrier = offered(&mut sdes, Leg::Inside, &pbx_offer(&pbx_key));
     assert_eq!(profile_of(&to_carrier), "RTP/SAVP");
     let ours = crypto_lines(&to_carrier);
-    assert!(ours[0].starts_with("crypto:1 AES_CM_128_HMAC_SHA1_80 "), "the offerer's suite first");
+    assert!(
+        ours[0].starts_with("crypto:1 AES_CM_128_HMAC_SHA1_80 "),
+        "the offerer's suite first"
+    );
     assert!(!ours.iter().any(|l| l.contains(&pbx_key.inline())));
     let (answer, carrier_key) = peer_answer(&to_carrier, Some(1));
     let to_pbx = answered(&mut sdes, Leg::Outside, &answer).unwrap();
@@ -273,7 +358,11 @@ fn srtp_both_legs_and_a_rekey() {
     // The PBX re-INVITEs with a new key: the inbound key changes, ours stay.
     let new_key = MasterKey::random(Suite::AesCm128HmacSha1_80);
     let again = offered(&mut sdes, Leg::Inside, &pbx_offer(&new_key));
-    assert_eq!(crypto_lines(&again), ours, "our offer to the carrier is the same");
+    assert_eq!(
+        crypto_lines(&again),
+        ours,
+        "our offer to the carrier is the same"
+    );
     let (answer, _) = peer_answer(&again, Some(1));
     answered(&mut sdes, Leg::Outside, &answer).unwrap();
     let keys = sdes.keys();
@@ -285,7 +374,10 @@ fn srtp_both_legs_and_a_rekey() {
 #[test]
 fn a_none_leg_answers_best_effort_srtp_plain() {
     let mut sdes = Sdes::new([MediaEncryption::None, MediaEncryption::Optional]);
-    let best_effort = offer("RTP/AVP", &[&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}")]);
+    let best_effort = offer(
+        "RTP/AVP",
+        &[&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}")],
+    );
     let to_carrier = offered(&mut sdes, Leg::Inside, &best_effort);
     assert!(crypto_lines(&to_carrier).is_empty());
     let to_pbx = answered(&mut sdes, Leg::Outside, &offer("RTP/AVP", &[])).unwrap();
@@ -296,7 +388,10 @@ fn a_none_leg_answers_best_effort_srtp_plain() {
 
 #[test]
 fn disabled_streams_lose_their_crypto_too() {
-    let body = offer("RTP/AVP", &[]) + &format!("m=video 5000 RTP/SAVP 96\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}\r\n");
+    let body = offer("RTP/AVP", &[])
+        + &format!(
+            "m=video 5000 RTP/SAVP 96\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}\r\n"
+        );
     let sdp = parse(body.as_bytes()).unwrap();
     let anchor = Anchor {
         address: IpAddr::V4(Ipv4Addr::LOCALHOST),

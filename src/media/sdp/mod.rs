@@ -89,7 +89,9 @@ pub fn check_offer(
     if let Some(audio) = parsed.audio() {
         match (parsed.offered_security(&audio)?, encryption) {
             (OfferedSecurity::Sdes { required: true, .. }, MediaEncryption::None) => {
-                return Err(OfferError::SrtpNotAllowed(audio.protocol.chars().take(40).collect()));
+                return Err(OfferError::SrtpNotAllowed(
+                    audio.protocol.chars().take(40).collect(),
+                ));
             }
             (OfferedSecurity::Plain, MediaEncryption::Required) => {
                 return Err(OfferError::SrtpRequired);
