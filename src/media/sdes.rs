@@ -43,6 +43,10 @@ struct Pending {
     profile: String,
     /// What we offered the other leg: `(tag, key)` per suite; empty for plain RTP.
     to_other: Vec<(u32, Arc<MasterKey>)>,
+    /// The offer asked for SRTP that cannot be taken and was not refused (a late offer in a
+    /// 2xx is not checked at admission): whatever its peer sends is encrypted with keys we do
+    /// not have, so none of it may be relayed or recorded as clear.
+    unusable: bool,
 }
 
 /// One call's SDES state. See the module docs.
@@ -105,13 +109,21 @@ impl Sdes {
             self.pending = None;
             return;
         };
-        // Checked at admission (`check_offer`): what is left unusable is carried plain.
-        let offered = match sdp.offered_security(audio) {
+        // Checked at admission (`check_offer`), except a late offer in a 2xx.
+        let (offered, unusable) = match sdp.offered_security(audio) {
             Ok(OfferedSecurity::Sdes { line, .. }) if self.mode(from) != MediaEncryption::None => {
-                Some(line)
+                (Some(line), false)
             }
-            _ => None,
+            Ok(OfferedSecurity::Sdes { required, .. }) => (None, required),
+            Ok(OfferedSecurity::Plain) => (None, false),
+            Err(_) => (None, true),
         };
+        if unusable {
+            tracing::warn!(
+                leg = from.as_str(),
+                "SRTP offer that cannot be taken: that leg's media will be dropped"
+            );
+        }
         let to = from.other();
         let secure = match self.mode(to) {
             MediaEncryption::None => false,
@@ -147,6 +159,7 @@ impl Sdes {
             offered,
             profile: audio.protocol.clone(),
             to_other,
+            unusable,
         });
     }
 
@@ -215,7 +228,15 @@ impl Sdes {
             }
             None => {
                 out.set_crypto(Some(audio.index), Some(&pending.profile), &[]);
-                LegKeys::default()
+                if pending.unusable {
+                    // A key nobody holds: every packet fails authentication and is dropped.
+                    LegKeys {
+                        inbound: Some(self.our_key(offerer, Suite::AesCm128HmacSha1_80)),
+                        outbound: None,
+                    }
+                } else {
+                    LegKeys::default()
+                }
             }
         };
         self.keys[from.index()] = answerer_keys;

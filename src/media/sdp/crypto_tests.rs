@@ -405,3 +405,19 @@ fn disabled_streams_lose_their_crypto_too() {
     assert!(!text.contains(KEY), "{text}");
     assert!(text.contains("m=video 0 RTP/SAVP 96"), "{text}");
 }
+
+#[test]
+fn an_unchecked_srtp_offer_it_cannot_take_is_never_heard_as_clear() {
+    // A late offer (in a 2xx, not checked at admission) in a suite the gateway does not serve.
+    let mut sdes = Sdes::new([MediaEncryption::Optional; 2]);
+    let body = offer(
+        "RTP/SAVP",
+        &[&format!("1 AES_256_CM_HMAC_SHA1_80 inline:{KEY}")],
+    );
+    let to_pbx = offered(&mut sdes, Leg::Outside, &body);
+    assert!(crypto_lines(&to_pbx).is_empty());
+    answered(&mut sdes, Leg::Inside, &offer("RTP/AVP", &[])).unwrap();
+    let carrier = &sdes.keys()[1];
+    // Its packets go through a key it does not have: all fail authentication, none is clear.
+    assert!(carrier.inbound.is_some() && carrier.outbound.is_none());
+}
