@@ -147,6 +147,10 @@ pub enum EndReason {
     /// The carrier challenged the call (401/407) and did not take the gateway's credentials
     /// (a second challenge, none configured, or a realm not ours to answer): the PBX got 403.
     CarrierAuthFailed,
+    /// A re-offer's answer carried SRTP the gateway could not take (a plain answer on a
+    /// `required` leg, a key it did not offer): the gateway ended the call rather than carry
+    /// media it cannot decrypt.
+    SrtpFailed,
 }
 text_enum!(EndReason, "end_reason", {
     NormalClearing => "normal_clearing", Cancelled => "cancelled",
@@ -159,7 +163,7 @@ text_enum!(EndReason, "end_reason", {
     MediaTimeout => "media_timeout", OperatorHangup => "operator_hangup",
     TrunkSuspended => "trunk_suspended", CallerIdSuspended => "caller_id_suspended",
     RecordingFailed => "recording_failed", NodeLost => "node_lost",
-    CarrierAuthFailed => "carrier_auth_failed",
+    CarrierAuthFailed => "carrier_auth_failed", SrtpFailed => "srtp_failed",
     CarrierTlsFailed => "carrier_tls_failed",
 });
 

@@ -13,7 +13,7 @@ impl Call {
         }
         let Some(u) = self.unacked.take() else { return };
         let ct = message::content_type(&ack.headers).map(str::to_string);
-        let body = self.across(side, ct.as_deref(), &ack.body);
+        let body = self.across(side, ct.as_deref(), &ack.body, SdpRole::Response);
         if side == self.a.side && u.ack_other_cseq == self.b.invite_cseq && self.b_ack.is_none() {
             self.ack_b(body, ct.as_deref());
         } else {

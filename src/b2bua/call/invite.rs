@@ -19,6 +19,12 @@ impl Call {
                     self.attempt.ringing_at.get_or_insert_with(chrono::Utc::now);
                 }
                 let out = self.a_dialog_response(code, &reason, &resp);
+                if let Some(e) = self.media.as_mut().and_then(|m| m.take_answer_failure()) {
+                    // Early media whose SRTP cannot be taken: the call cannot go on with it.
+                    tracing::warn!(error = %e, "early answer refused");
+                    self.give_up_early(Ending::refused(insecure_answer_reason(&e)));
+                    return;
+                }
                 let early_media = !out.body.is_empty();
                 self.a_tx.respond(out);
                 if early_media {
@@ -194,6 +200,10 @@ impl Call {
     /// B answered: relay the 2xx to A and retransmit it until A's ACK.
     pub(super) fn answer(&mut self, code: u16, reason: &str, resp: &rsip::Response) {
         let out = self.a_dialog_response(code, reason, resp);
+        if let Some(e) = self.media.as_mut().and_then(|m| m.take_answer_failure()) {
+            self.refuse_answer(&e);
+            return;
+        }
         self.a_tx.respond(out.clone());
         self.a_final_sent = true;
         self.phase = Phase::Answered;
@@ -224,6 +234,21 @@ impl Call {
         tracing::info!("call answered");
     }
 
+    /// B answered with SRTP the gateway cannot take (a plain answer on a `required` leg, a key
+    /// it did not offer): B's dialog is acknowledged and ended, A gets 488 and the CDR the
+    /// reason. Nothing was relayed with the answer.
+    fn refuse_answer(&mut self, e: &crate::media::sdes::AnswerError) {
+        let reason = insecure_answer_reason(e);
+        tracing::warn!(error = %e, reason = reason.as_str(), "answer refused: ending the call");
+        self.ack_b(Vec::new(), None);
+        self.send_bye(self.b.side);
+        let line = reason.status_line();
+        let out = message_response(&self.a_tx, line.code, line.phrase, &self.a.local_tag);
+        self.a_tx.respond(out);
+        self.a_final_sent = true;
+        self.end(Ending::refused(reason));
+    }
+
     /// A response to A's INVITE that carries dialog state: our tag, Contact, the body.
     pub(super) fn a_dialog_response(
         &mut self,
@@ -234,7 +259,7 @@ impl Call {
         let mut out = message_response(&self.a_tx, code, reason, &self.a.local_tag);
         relay::copy_dialog_parts(&mut out, from_b, &self.a.contact(), code);
         let ct = message::content_type(&out.headers).map(str::to_string);
-        out.body = self.across(self.b.side, ct.as_deref(), &out.body);
+        out.body = self.across(self.b.side, ct.as_deref(), &out.body, SdpRole::Response);
         out
     }
 
@@ -278,5 +303,15 @@ impl Call {
             )
             .by(hangup),
         );
+    }
+}
+
+/// The refusal an answer gets when its SRTP cannot be taken.
+fn insecure_answer_reason(e: &crate::media::sdes::AnswerError) -> crate::model::RefusalReason {
+    use crate::media::sdes::AnswerError;
+    use crate::model::RefusalReason;
+    match e {
+        AnswerError::SrtpRequired => RefusalReason::SrtpRequired,
+        AnswerError::BadCrypto(_) => RefusalReason::SrtpUnsupported,
     }
 }

@@ -7,6 +7,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::b2bua::live_media::LiveCallMedia;
+use crate::config::MediaEncryption;
+use crate::media::sdes::{AnswerError, Sdes};
 use crate::media::sdp::{self, Origin, PayloadInfo};
 use crate::media::{
     Leg, MediaCounters, MediaError, MediaEvent, MediaSession, PortAllocator, RemoteMedia,
@@ -47,11 +49,30 @@ pub(crate) struct CallMedia {
     new_payloads: Option<Vec<PayloadInfo>>,
     /// What the live-call listing reads.
     live: Arc<LiveCallMedia>,
+    /// SRTP per leg: the keys offered and answered (`media::sdes`).
+    sdes: Sdes,
+    /// An answer whose SRTP could not be taken, until the call has seen it.
+    answer_failure: Option<AnswerError>,
+}
+
+/// What a body is in the offer/answer exchange, as the SIP layer knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SdpRole {
+    /// A request that offers (INVITE, re-INVITE, UPDATE).
+    Offer,
+    /// A response or an ACK: the answer to the other side's pending offer, or else an offer
+    /// (an INVITE sent without one gets it in the 2xx).
+    Response,
 }
 
 impl CallMedia {
     /// Allocate a port pair per leg and start relaying (nothing flows until SDP names peers).
-    pub fn start(settings: &MediaSettings) -> Result<CallMedia, MediaError> {
+    /// `encryption`: the trunk's `media_encryption` of the inside (PBX) and outside (carrier)
+    /// legs.
+    pub fn start(
+        settings: &MediaSettings,
+        encryption: [MediaEncryption; 2],
+    ) -> Result<CallMedia, MediaError> {
         let inside = settings.ports.allocate(settings.inside_ip)?;
         let outside = settings.ports.allocate(settings.outside_ip)?;
         // The timeout is armed on answer: a ringing call owes no RTP.
@@ -73,7 +94,19 @@ impl CallMedia {
             dtmf: Vec::new(),
             new_payloads: None,
             live,
+            sdes: Sdes::new(encryption),
+            answer_failure: None,
         })
+    }
+
+    /// The `media_encryption` of `side`'s leg.
+    pub fn encryption(&self, side: Side) -> MediaEncryption {
+        self.sdes.mode(leg_of(side))
+    }
+
+    /// The answer seen last could not be taken (its SRTP): the call must not go on with it.
+    pub fn take_answer_failure(&mut self) -> Option<AnswerError> {
+        self.answer_failure.take()
     }
 
     /// The figures the live-call listing reads.
@@ -86,7 +119,15 @@ impl CallMedia {
     /// pass unchanged. Offers are checked before they get here (`sdp::check_offer`: an initial
     /// INVITE's at admission, a re-offer's in `relay`) and refused when they cannot be parsed;
     /// an unparseable answer is not forwarded (it would carry the peer's addresses across).
-    pub fn rewrite(&mut self, from: Side, content_type: Option<&str>, body: &[u8]) -> Vec<u8> {
+    /// SRTP is settled here too (`sdes`): our own keys go in, the peer's never cross; an answer
+    /// whose SRTP cannot be taken is not forwarded and `take_answer_failure` says why.
+    pub fn rewrite(
+        &mut self,
+        from: Side,
+        content_type: Option<&str>,
+        body: &[u8],
+        role: SdpRole,
+    ) -> Vec<u8> {
         if body.is_empty() {
             return Vec::new();
         }
@@ -101,19 +142,33 @@ impl CallMedia {
             }
         };
         let from_leg = leg_of(from);
-        if let Some(audio) = parsed.audio() {
+        let to_leg = from_leg.other();
+        let anchor = self.session.anchor(to_leg);
+        let mut out = parsed
+            .anchor(&anchor, &mut self.origins[to_leg.index()])
+            .sdp;
+        let audio = parsed.audio();
+        if role == SdpRole::Response && self.sdes.answers_pending(from_leg) {
+            if let Err(e) = self
+                .sdes
+                .answer(from_leg, &parsed, audio.as_ref(), &mut out)
+            {
+                tracing::warn!(side = %from, error = %e, "answer refused: its SRTP cannot be taken");
+                self.answer_failure = Some(e);
+                return Vec::new();
+            }
+        } else {
+            self.sdes.offer(from_leg, &parsed, audio.as_ref(), &mut out);
+        }
+        if let Some(audio) = audio {
             if let Some(remote) = RemoteMedia::from_sdp(&audio) {
                 self.session.update_remote(from_leg, remote);
             }
             self.live.set_formats(from_leg, &audio.payloads);
             self.new_payloads = Some(audio.payloads);
         }
-        let to_leg = from_leg.other();
-        let anchor = self.session.anchor(to_leg);
-        parsed
-            .anchor(&anchor, &mut self.origins[to_leg.index()])
-            .sdp
-            .to_bytes()
+        self.session.set_keys(self.sdes.keys());
+        out.to_bytes()
     }
 
     /// Start or stop copying RTP to the recorder.
@@ -225,11 +280,12 @@ impl Call {
         from: Side,
         content_type: Option<&str>,
         body: &[u8],
+        role: SdpRole,
     ) -> Vec<u8> {
         let Some(m) = &mut self.media else {
             return body.to_vec();
         };
-        let out = m.rewrite(from, content_type, body);
+        let out = m.rewrite(from, content_type, body, role);
         if let Some(p) = m.take_new_payloads() {
             self.update_recording_payloads(p);
         }

@@ -5,7 +5,7 @@ use rsip::headers::UntypedHeader;
 use rsip::{Header, Method};
 use tokio::time::Instant;
 
-use super::{Call, Relay, Unacked, ALLOW};
+use super::{Call, Relay, SdpRole, Unacked, ALLOW};
 use crate::model::StatusLine;
 use crate::sip::message;
 use crate::sip::response::response_for;
@@ -24,12 +24,20 @@ pub(super) fn relay_request(call: &mut Call, tx: ServerTx) {
         return;
     }
     let ct = message::content_type(&req.headers).map(str::to_string);
-    if let Some(line) = refused_offer(method, ct.as_deref(), &req.body) {
+    let encryption = call
+        .media
+        .as_ref()
+        .map_or_else(Default::default, |m| m.encryption(side));
+    if let Some(line) = refused_offer(method, ct.as_deref(), &req.body, encryption) {
         tx.reply_line(line, None);
         return;
     }
     let raw = req.body.clone();
-    let body = call.across(side, ct.as_deref(), &raw);
+    let role = match method {
+        Method::Invite | Method::Update => SdpRole::Offer,
+        _ => SdpRole::Response,
+    };
+    let body = call.across(side, ct.as_deref(), &raw, role);
     let other = side.other();
     let events = call.events_tx.clone();
     let leg = call.leg_mut(other);
@@ -64,12 +72,17 @@ pub(super) fn relay_request(call: &mut Call, tx: ServerTx) {
 /// A re-offer (re-INVITE, UPDATE) the gateway cannot carry is answered here, as an initial
 /// offer is refused at admission: never relayed without its body. The call goes on with the
 /// session it had (RFC 3261 §14.2).
-fn refused_offer(method: Method, ct: Option<&str>, body: &[u8]) -> Option<StatusLine> {
+fn refused_offer(
+    method: Method,
+    ct: Option<&str>,
+    body: &[u8],
+    encryption: crate::config::MediaEncryption,
+) -> Option<StatusLine> {
     let offers = matches!(method, Method::Invite | Method::Update);
     if !offers || body.is_empty() || !crate::media::sdp::is_sdp(ct) {
         return None;
     }
-    let e = crate::media::sdp::check_offer(body).err()?;
+    let e = crate::media::sdp::check_offer(body, encryption).err()?;
     tracing::info!(method = %method, error = %e, "re-offer refused");
     Some(crate::b2bua::new_call::offer_reason(&e).status_line())
 }
@@ -120,7 +133,20 @@ pub(super) fn relay_response(call: &mut Call, key: ClientKey, kind: ClientEventK
     }
     if !out.body.is_empty() {
         let ct = message::content_type(&out.headers).map(str::to_string);
-        out.body = call.across(origin_side.other(), ct.as_deref(), &out.body);
+        out.body = call.across(
+            origin_side.other(),
+            ct.as_deref(),
+            &out.body,
+            SdpRole::Response,
+        );
+        if let Some(e) = call.media.as_mut().and_then(|m| m.take_answer_failure()) {
+            // The call cannot go on with media it cannot decrypt (or must not send in clear).
+            tracing::warn!(error = %e, "re-offer's answer refused: ending the call");
+            call.relays.remove(&key);
+            origin.reply_line(StatusLine::NOT_ACCEPTABLE_HERE, None);
+            call.bye_both(crate::model::EndReason::SrtpFailed);
+            return;
+        }
     }
     if (200..300).contains(&code) {
         if let Some(target) = message::contact_uri(&resp) {
