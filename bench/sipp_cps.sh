@@ -27,6 +27,10 @@
 #   SIP_TRACE=false     `[recording] sip_trace` (default true: each call's SIP trace kept;
 #                       bench/sip_trace_cost.sh compares)
 #   BIN=...             the gateway binary (default target/release/trunkguard)
+#   PROBE="perf strace"  per step, also attach `perf stat --per-thread` (CPU time and context
+#                       switches per thread name, per call) and/or `strace -c -f` (syscalls per
+#                       call) to the gateway; both slow it down (strace a lot): never compare
+#                       a probed step's CPU with an unprobed one
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -181,6 +185,14 @@ for rate in $RATES; do
     uas_before=$(cpu_ticks $UAS_PID)
     busy_before=$(busy_ticks)
     drops_before=$(udp_drops)
+    PROBE_PIDS=
+    case " ${PROBE:-} " in *" perf "*)
+        perf stat --per-thread -e task-clock,context-switches,cpu-migrations -x, -p "$GW_PID" \
+            -o "$step/perf_stat.csv" 2>/dev/null &
+        PROBE_PIDS="$PROBE_PIDS $!" ;; esac
+    case " ${PROBE:-} " in *" strace "*)
+        strace -c -f -p "$GW_PID" -o "$step/strace.txt" 2>/dev/null &
+        PROBE_PIDS="$PROBE_PIDS $!" ;; esac
     start_ns=$(date +%s%N)
     # PBX: RATE calls/s, CALLS calls, bounded by -timeout (and `timeout` as a last resort).
     set +e
@@ -194,6 +206,8 @@ for rate in $RATES; do
     uac_rc=$?
     set -e
     end_ns=$(date +%s%N)
+    for pid in $PROBE_PIDS; do kill -INT "$pid" 2>/dev/null || true; done
+    for pid in $PROBE_PIDS; do wait "$pid" 2>/dev/null || true; done
     gw_after=$(cpu_ticks $GW_PID)
     uas_after=$(cpu_ticks $UAS_PID)
     busy_after=$(busy_ticks)
@@ -236,6 +250,9 @@ for rate in $RATES; do
     printf '   rate %5s: achieved %5s cps, %6s/%6s ok, %5s failed (carrier %s), retrans %s+%s, gateway CPU %ss (%s%%, %s ms/call), SIPp CPU %ss, others %ss%s\n' \
         "$rate" "$achieved" "$ok_calls" "$calls" "$failed" "$uas_failed" "$retr_uac" "$retr_uas" \
         "$gw_cpu" "$gw_pct" "$gw_ms" "$sipp_cpu" "$other_cpu" "$([ $ok = yes ] || echo "  <- not sustained (sipp exit $uac_rc)")"
+    if [ -s "$step/perf_stat.csv" ] || [ -s "$step/strace.txt" ]; then
+        python3 "$ROOT/bench/per_call_probe.py" "$step" "$created"
+    fi
     if [ $ok = yes ]; then
         best=$rate
         best_achieved=$achieved

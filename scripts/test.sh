@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine by itself: installs what the tests need when it
-# is missing (SIPp from `sip-tester`, SIPVicious from `sipvicious`, Redis from `redis-server`,
+# is missing (SIPp from `sip-tester`, baresip from `baresip-core`, SIPVicious from `sipvicious`, Redis from `redis-server`,
 # PostgreSQL from `postgresql`, Chromium from `chromium` and `chromium-driver`; schemathesis from
 # PyPI into a venv under ~/.cache/trunkguard), starts Redis and PostgreSQL when none answers, then checks
 # formatting and lints and runs every test.
@@ -12,6 +12,8 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 # SIPp (sip-tester) plays PBX and carrier; SIPVicious (svmap, svwar) plays the scanner.
 missing=()
 command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
+# baresip (with its srtp and aufile modules) plays PBX and carrier with SRTP (tests/srtp_baresip.rs).
+command -v baresip >/dev/null 2>&1 || missing+=(baresip-core)
 command -v svmap >/dev/null 2>&1 || missing+=(sipvicious)
 # Redis holds the cluster's shared admission state (src/cluster's tests use 127.0.0.1:6379).
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)

@@ -197,14 +197,14 @@ async fn relay_in_dialog(
     got
 }
 
-/// A re-offer the gateway cannot carry (SRTP, until SRTP is terminated) is answered 488 by
+/// A re-offer the gateway cannot carry (SRTP in a suite it does not serve) is answered 488 by
 /// the gateway: never relayed, the call goes on with the session it had.
 #[tokio::test]
 async fn srtp_reoffer_is_answered_488_and_not_relayed() {
     let mut h = start_gateway(&[]).await;
     let mut call = h.establish().await;
     let srtp = sdp("sendrecv").replace("RTP/AVP", "RTP/SAVP")
-        + "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n";
+        + "a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVzWVNfX19zZW1jdGwgKCkgewkyMjA7\r\n";
     h.pbx
         .in_dialog(&mut call.pbx, "INVITE", Some(("application/sdp", &srtp)))
         .await;
@@ -225,6 +225,47 @@ async fn srtp_reoffer_is_answered_488_and_not_relayed() {
         Some(&sdp("recvonly")),
     )
     .await;
+    h.pbx.ack(&call.pbx, call.pbx.cseq).await;
+    h.carrier.expect_request("ACK").await;
+    h.hang_up_from_pbx(&mut call.pbx).await;
+    let cdrs = h.finish().await;
+    assert_eq!(only(&cdrs).outcome.disposition, Disposition::Answered);
+}
+
+/// An SRTP re-offer the gateway serves (the PBX turns SRTP on mid-call): the carrier (optional,
+/// the default) is offered SRTP with the gateway's own keys, never the PBX's; it answers plain
+/// (which `optional` carries), and the PBX gets an SRTP answer with the gateway's key.
+#[tokio::test]
+async fn srtp_reoffer_is_terminated_and_its_key_never_crosses() {
+    let mut h = start_gateway(&[]).await;
+    let mut call = h.establish().await;
+    let key = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+    let srtp = sdp("sendrecv").replace("RTP/AVP", "RTP/SAVP")
+        + &format!("a=crypto:5 AES_CM_128_HMAC_SHA1_80 inline:{key}\r\n");
+    h.pbx
+        .in_dialog(&mut call.pbx, "INVITE", Some(("application/sdp", &srtp)))
+        .await;
+    let got = h.carrier.expect_request("INVITE").await;
+    assert!(got.body.contains("RTP/SAVP"), "{}", got.body);
+    assert!(
+        got.body
+            .contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:")
+            && !got.body.contains(key),
+        "{}",
+        got.body
+    );
+    h.carrier
+        .reply_with(&got, 200, None, &[], Some(&sdp("sendrecv")))
+        .await;
+    let resp = h.pbx.expect_response_to("INVITE", 200).await;
+    assert!(resp.body.contains("RTP/SAVP"), "{}", resp.body);
+    assert!(
+        resp.body
+            .contains("a=crypto:5 AES_CM_128_HMAC_SHA1_80 inline:"),
+        "{}",
+        resp.body
+    );
+    assert!(!resp.body.contains(key), "{}", resp.body);
     h.pbx.ack(&call.pbx, call.pbx.cseq).await;
     h.carrier.expect_request("ACK").await;
     h.hang_up_from_pbx(&mut call.pbx).await;

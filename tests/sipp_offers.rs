@@ -118,11 +118,23 @@ fn refused_488(scenario: &'static str, reason: &str) {
     });
 }
 
-/// RTP/SAVP with a=crypto: the gateway cannot decrypt it yet, so it refuses it rather than
-/// record encrypted audio as clear (finding 1, its honest half).
+/// RTP/SAVP whose only a=crypto key has an MKI and a short lifetime: the gateway cannot serve
+/// it, so it refuses it rather than relay and record encrypted audio as clear (finding 1).
 #[test]
-fn srtp_offer_is_refused_488() {
+fn srtp_offer_it_cannot_serve_is_refused_488() {
     refused_488("pbx_uac_srtp.xml", "srtp_unsupported");
+}
+
+/// RTP/SAVP in crypto suites the gateway does not serve (AES-256, F8).
+#[test]
+fn srtp_offer_in_unknown_suites_is_refused_488() {
+    refused_488("pbx_uac_srtp_unknown_suite.xml", "srtp_unsupported");
+}
+
+/// DTLS-SRTP only (UDP/TLS/RTP/SAVP, a=fingerprint): SDES is all the gateway keys SRTP with.
+#[test]
+fn dtls_srtp_offer_is_refused_488() {
+    refused_488("pbx_uac_dtls.xml", "dtls_srtp_unsupported");
 }
 
 /// 65 media lines: the parser takes 64; the call is refused, never carried without its offer

@@ -12,7 +12,7 @@ use super::call::setup::{self, Presented};
 use super::call::{Call, CallMedia, CallSetup, Leg};
 use super::registry::{CallMsg, LiveCall};
 use super::Ctx;
-use crate::config::TransportKind;
+use crate::config::{MediaEncryption, TransportKind};
 use crate::media::sdp;
 use crate::model::{normalize_number, Attempt, Direction, Ending, RefusalReason, StatusLine};
 use crate::policy::{self, Admission, AdmissionRequest, Decision, Refusal};
@@ -218,12 +218,16 @@ fn trunk_of(ctx: &Ctx, side: Side, peer: Peer, req: &rsip::Request) -> Option<po
 /// Why the INVITE's offer cannot be carried, if it cannot: an offer the gateway cannot parse
 /// or anchor is refused here, before any lease or port is taken, rather than sent on without
 /// its body (the answer would then answer nothing the caller offered: RFC 3264).
-fn offer_refusal(req: &rsip::Request, attempt: &Attempt) -> Option<RefusalReason> {
+fn offer_refusal(
+    req: &rsip::Request,
+    attempt: &Attempt,
+    encryption: MediaEncryption,
+) -> Option<RefusalReason> {
     let ct = message::content_type(&req.headers);
     if req.body.is_empty() || !sdp::is_sdp(ct) {
         return None;
     }
-    let e = sdp::check_offer(&req.body).err()?;
+    let e = sdp::check_offer(&req.body, encryption).err()?;
     tracing::info!(call_id = %attempt.id, error = %e, "INVITE offer refused");
     Some(offer_reason(&e))
 }
@@ -231,12 +235,32 @@ fn offer_refusal(req: &rsip::Request, attempt: &Attempt) -> Option<RefusalReason
 /// The refusal an offer that cannot be carried gets (also for re-offers, in `call::relay`).
 pub(super) fn offer_reason(e: &sdp::OfferError) -> RefusalReason {
     match e {
-        sdp::OfferError::Encrypted { .. } => RefusalReason::SrtpUnsupported,
+        sdp::OfferError::Security(sdp::SecurityError::Dtls(_)) => {
+            RefusalReason::DtlsSrtpUnsupported
+        }
+        sdp::OfferError::Security(sdp::SecurityError::NoUsableCrypto(_)) => {
+            RefusalReason::SrtpUnsupported
+        }
+        sdp::OfferError::SrtpNotAllowed(_) => RefusalReason::SrtpNotAllowed,
+        sdp::OfferError::SrtpRequired => RefusalReason::SrtpRequired,
         sdp::OfferError::Unparseable(sdp::SdpError::TooLarge(_) | sdp::SdpError::TooManyMedia) => {
             RefusalReason::SdpTooLarge
         }
         sdp::OfferError::Unparseable(_) => RefusalReason::SdpMalformed,
     }
+}
+
+/// The `media_encryption` of the trunk's inside (PBX) and outside (carrier) legs.
+fn encryption_legs(trunk: &policy::TrunkRef) -> [MediaEncryption; 2] {
+    [trunk.pbx_media_encryption, trunk.carrier_media_encryption]
+}
+
+/// The `media_encryption` of the leg toward `side`.
+fn encryption_of(trunk: &policy::TrunkRef, side: Side) -> MediaEncryption {
+    encryption_legs(trunk)[match side {
+        Side::Inside => 0,
+        Side::Outside => 1,
+    }]
 }
 
 fn proto_of(kind: TransportKind) -> Proto {
@@ -273,7 +297,7 @@ pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx, late: bool) {
         let refused = Refused::by_gateway(ctx, RefusalReason::DescriptorLimit);
         return refuse(ctx, &tx, attempt, refused);
     }
-    if let Some(reason) = offer_refusal(tx.request(), &attempt) {
+    if let Some(reason) = offer_refusal(tx.request(), &attempt, encryption_of(&trunk, side)) {
         let refused = Refused::by_gateway(ctx, reason);
         return refuse(ctx, &tx, attempt, refused);
     }
@@ -329,7 +353,7 @@ fn admitted(
         Err(refused) => return refuse(ctx, &tx, attempt, refused),
     };
     let span = tracing::info_span!("call", call_id = %attempt.id, trunk = %trunk.name);
-    let mut media = match start_media(ctx, &span, &attempt) {
+    let mut media = match start_media(ctx, &span, &attempt, encryption_legs(&trunk)) {
         Ok(media) => media,
         Err(refused) => return refuse(ctx, &tx, attempt, refused),
     };
@@ -509,9 +533,14 @@ fn legs(ctx: &Ctx, trunk: &policy::TrunkRef, tx: &ServerTx) -> Result<Legs, Refu
 
 /// The call's media ports and relay, started inside the call's span (the relay's tasks
 /// inherit it).
-fn start_media(ctx: &Ctx, span: &tracing::Span, attempt: &Attempt) -> Result<CallMedia, Refused> {
+fn start_media(
+    ctx: &Ctx,
+    span: &tracing::Span,
+    attempt: &Attempt,
+    encryption: [MediaEncryption; 2],
+) -> Result<CallMedia, Refused> {
     let _in_call = span.enter();
-    CallMedia::start(&ctx.settings.media).map_err(|e| {
+    CallMedia::start(&ctx.settings.media, encryption).map_err(|e| {
         tracing::error!(call_id = %attempt.id, error = %e, "no media ports");
         Refused::by_gateway(ctx, RefusalReason::MediaUnavailable)
     })

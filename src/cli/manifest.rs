@@ -112,6 +112,8 @@ pub async fn seal(
             "day": b.day,
             "final": b.is_final,
             "sealed_at": b.sealed_at,
+            "covers_to": b.covers_to,
+            "in_progress": b.in_progress,
             "manifest_sha256": sealed.manifest.manifest_sha256,
             "prev_manifest_sha256": b.prev_manifest_sha256,
             "merkle_root": b.merkle_root,

@@ -358,6 +358,34 @@ pub enum TransportKind {
     Tls,
 }
 
+/// SRTP on one side of a trunk (`pbx_media_encryption`, `carrier_media_encryption`); the
+/// gateway terminates it per leg with its own SDES keys (docs/architecture.md, "SRTP").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaEncryption {
+    /// Plain RTP on that leg: an SRTP (SAVP) offer from it is refused 488, and it is offered
+    /// plain RTP.
+    None,
+    /// The default: that leg is answered in kind (SRTP to an SRTP offer, plain to a plain one)
+    /// and offered what the other side offered. Plain calls behave as without SRTP support;
+    /// SRTP calls, refused before, are now carried and recorded decrypted.
+    #[default]
+    Optional,
+    /// Always SRTP on that leg: a plain offer from it is refused 488, it is offered SRTP, and
+    /// a plain answer from it ends the call (`srtp_required`).
+    Required,
+}
+
+impl MediaEncryption {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaEncryption::None => "none",
+            MediaEncryption::Optional => "optional",
+            MediaEncryption::Required => "required",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrunkConfig {
@@ -373,6 +401,12 @@ pub struct TrunkConfig {
     pub inbound_to: SocketAddr,
     #[serde(default)]
     pub pbx_transport: TransportKind,
+    /// SRTP toward the PBX (inside leg): `none`, `optional` (default) or `required`.
+    #[serde(default)]
+    pub pbx_media_encryption: MediaEncryption,
+    /// SRTP toward the carrier (outside leg): `none`, `optional` (default) or `required`.
+    #[serde(default)]
+    pub carrier_media_encryption: MediaEncryption,
     /// Carrier-assigned numbers: the only caller IDs allowed out, the only numbers reachable in.
     pub numbers: Vec<String>,
     #[serde(default = "default_max_concurrent")]

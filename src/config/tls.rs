@@ -158,6 +158,30 @@ numbers = ["+861012345678"]
     }
 
     #[test]
+    fn media_encryption_per_side() {
+        use crate::config::MediaEncryption;
+        let c = load("", "").unwrap();
+        assert_eq!(c.trunks[0].pbx_media_encryption, MediaEncryption::Optional);
+        assert_eq!(
+            c.trunks[0].carrier_media_encryption,
+            MediaEncryption::Optional
+        );
+        let c = load(
+            "",
+            "pbx_media_encryption = \"none\"\ncarrier_media_encryption = \"required\"",
+        )
+        .unwrap();
+        assert_eq!(c.trunks[0].pbx_media_encryption, MediaEncryption::None);
+        assert_eq!(
+            c.trunks[0].carrier_media_encryption,
+            MediaEncryption::Required
+        );
+        let e = load("", "carrier_media_encryption = \"srtp\"").unwrap_err();
+        assert!(e.contains("carrier_media_encryption"), "{e}");
+        assert!(e.contains("none") && e.contains("required"), "{e}");
+    }
+
+    #[test]
     fn listeners_need_certificate_and_key() {
         let both =
             "inside_tls = \"127.0.0.1:5061\"\ntls_certificate = \"c.pem\"\ntls_key = \"k.pem\"";

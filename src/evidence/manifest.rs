@@ -139,6 +139,11 @@ pub struct ManifestBody {
     pub chains: Vec<ChainHead>,
     pub counts: Counts,
     pub problems: Vec<SealProblem>,
+    /// A partial seal's calls still in progress (journaled, INVITE before `covers_to`, no CDR
+    /// yet): their CDRs arrive after the seal, and verification reports them as such, not as
+    /// added. Absent when none (a final seal waits for every call of its day).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub in_progress: Vec<String>,
     /// Every leaf, in the tree's order: CDRs and recordings by INVITE time and id, then the
     /// retention log by id, then hold changes by time.
     pub entries: Vec<Entry>,

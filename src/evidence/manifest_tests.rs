@@ -6,6 +6,7 @@ fn key(seed: u8) -> SigningKey {
 
 pub(crate) fn body() -> ManifestBody {
     ManifestBody {
+        in_progress: Vec::new(),
         format: String::new(),
         day: "2026-12-05".into(),
         is_final: true,

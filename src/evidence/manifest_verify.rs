@@ -5,6 +5,12 @@
 //! the audit chains still hold the sealed heads, whether the manifest itself (row, file,
 //! signature) is intact and follows the previous one.
 //!
+//! A partial seal (today so far) covers the CDRs stored by its cut-off (`covers_to`). A CDR of
+//! the window that it does not hold is reported under `after_seal`, not as added, when its call
+//! was in progress at the seal (the manifest names those, `in_progress`) or ended at or after
+//! the cut-off; one that ended before it and was not in progress is `cdr_added` (a CDR inserted
+//! afterwards, dated before the seal). Such a call's recording row is after the seal too.
+//!
 //! A CDR or recording deleted after the seal by the retention purge is not tampering: the purge
 //! logs each deletion (`retention_log`), and such a deletion is listed under `retention`. (The
 //! log is append-only for the gateway; a deletion "excused" by a row someone added to it by
@@ -116,6 +122,16 @@ pub struct RetentionNote {
     pub at: String,
 }
 
+/// A CDR stored after a partial seal: its call was in progress at the seal, or ended after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct AfterSeal {
+    pub id: String,
+    pub invite_at: String,
+    pub end_at: String,
+    /// The manifest named the call as in progress at the seal.
+    pub in_progress: bool,
+}
+
 /// One day's verification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct DayReport {
@@ -135,6 +151,8 @@ pub struct DayReport {
     pub ok: bool,
     pub findings: Vec<Finding>,
     pub retention: Vec<RetentionNote>,
+    /// A partial seal's calls whose CDRs came after it (not tampering).
+    pub after_seal: Vec<AfterSeal>,
 }
 
 impl DayReport {
@@ -151,6 +169,7 @@ impl DayReport {
             ok: false,
             findings: Vec::new(),
             retention: Vec::new(),
+            after_seal: Vec::new(),
         }
     }
 }
@@ -402,8 +421,22 @@ async fn check_content(
             },
         }
     }
+    let cut_off = parse(&b.covers_to)?;
+    let mut later = BTreeSet::new();
     for c in &now.cdrs {
-        if !sealed_ids.contains(c.id.as_str()) {
+        if sealed_ids.contains(c.id.as_str()) {
+            continue;
+        }
+        let in_progress = b.in_progress.contains(&c.id);
+        if !b.is_final && (in_progress || c.end_at >= cut_off) {
+            later.insert(c.id.as_str());
+            report.after_seal.push(AfterSeal {
+                id: c.id.clone(),
+                invite_at: time(c.invite_at),
+                end_at: time(c.end_at),
+                in_progress,
+            });
+        } else {
             findings.push(Finding::CdrAdded {
                 id: c.id.clone(),
                 invite_at: time(c.invite_at),
@@ -496,7 +529,7 @@ async fn check_content(
         }
     }
     for r in &now.recordings {
-        if !sealed_recordings.contains(r.call_id.as_str()) {
+        if !sealed_recordings.contains(r.call_id.as_str()) && !later.contains(r.call_id.as_str()) {
             findings.push(Finding::RecordingAdded {
                 call_id: r.call_id.clone(),
             });

@@ -8,7 +8,10 @@
 //! day older than the newest final seal cannot be sealed any more; a final seal waits until
 //! none of the day's calls is still in progress (their CDRs would otherwise arrive after it).
 //! A day is the CDRs whose INVITE falls in it (as searches and the retention purge count
-//! them), and the retention log and hold changes written in it.
+//! them), and the retention log and hold changes written in it. A partial seal covers up to its
+//! cut-off (`covers_to`, the seal's time) and names the calls then still in progress
+//! (`in_progress`): their CDRs, stored later, are reported by `manifest verify` as after the
+//! seal, not as added.
 
 use std::path::{Path, PathBuf};
 
@@ -78,6 +81,8 @@ pub fn day_bounds(day: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
 pub(crate) struct CdrFact {
     pub id: String,
     pub invite_at: DateTime<Utc>,
+    /// When the call ended (not sealed: tells a call that ended after a partial seal).
+    pub end_at: DateTime<Utc>,
     pub sha256: String,
 }
 
@@ -105,6 +110,7 @@ pub(crate) async fn collect(
             content.cdrs.push(CdrFact {
                 id: c.attempt.id.clone(),
                 invite_at: c.attempt.invite_at,
+                end_at: c.outcome.end_at,
                 sha256: canonical::cdr_sha256(&c.attempt, &c.outcome),
             });
         }
@@ -231,19 +237,22 @@ fn seal_problems(root: &Path, recordings: &[DayRecording]) -> Vec<SealProblem> {
     problems
 }
 
-/// The calls of `[from, to)` still in progress (journaled, no CDR yet).
+/// The ids of the calls of `[from, to)` still in progress (journaled, no CDR yet), sorted.
 async fn in_progress(
     store: &Store,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<usize, StoreError> {
-    Ok(store
+) -> Result<Vec<String>, StoreError> {
+    let mut ids: Vec<String> = store
         .journaled_calls()
         .await?
         .into_iter()
         .filter_map(Result::ok)
         .filter(|c| c.cdr.attempt.invite_at >= from && c.cdr.attempt.invite_at < to)
-        .count())
+        .map(|c| c.cdr.attempt.id)
+        .collect();
+    ids.sort();
+    Ok(ids)
 }
 
 /// What a seal did.
@@ -291,13 +300,20 @@ pub async fn seal_day(
                 });
             }
         }
-        let calls = in_progress(store, from, end).await?;
+        let calls = in_progress(store, from, end).await?.len();
         if calls > 0 {
             return Err(ManifestError::InProgress { day, calls });
         }
     }
     let now = crate::model::ms_precision(now);
     let to = if is_final { end } else { now };
+    // Today so far: what is under way at the cut-off is named, its CDR comes later. (Read
+    // before the CDRs: a call that ends in between is both listed and sealed, never neither.)
+    let in_progress = if is_final {
+        Vec::new()
+    } else {
+        in_progress(store, from, to).await?
+    };
     let content = collect(store, from, to).await?;
     let mut chains = Vec::new();
     for log in ChainedLog::ALL {
@@ -332,6 +348,7 @@ pub async fn seal_day(
         chains,
         counts: Counts::default(),
         problems,
+        in_progress,
         entries: content.entries(),
         merkle_root: String::new(),
         key_fingerprint: String::new(),

@@ -25,14 +25,18 @@ pub enum DropReason {
     SendFailed,
     /// Neither RTP nor RTCP (on the RTP port) or not RTCP (on the RTCP port).
     Malformed,
+    /// An SRTP/SRTCP leg's packet that failed authentication (or was not SRTP), or could not be
+    /// encrypted for an SRTP leg: never relayed nor recorded as if it were clear.
+    Srtp,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 4] = [
+    pub const ALL: [DropReason; 5] = [
         DropReason::StraySource,
         DropReason::NoDestination,
         DropReason::SendFailed,
         DropReason::Malformed,
+        DropReason::Srtp,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +45,7 @@ impl DropReason {
             DropReason::NoDestination => "no_destination",
             DropReason::SendFailed => "send_failed",
             DropReason::Malformed => "malformed",
+            DropReason::Srtp => "srtp",
         }
     }
 
@@ -50,6 +55,7 @@ impl DropReason {
             DropReason::NoDestination => 1,
             DropReason::SendFailed => 2,
             DropReason::Malformed => 3,
+            DropReason::Srtp => 4,
         }
     }
 }
@@ -78,7 +84,7 @@ struct Shard {
     /// RTP sockets only: relayed datagrams that were not RTP.
     not_rtp: [AtomicU64; 2],
     /// `[kind][reason]`.
-    dropped: [[AtomicU64; 4]; 2],
+    dropped: [[AtomicU64; 5]; 2],
     /// RTP lost per receiving leg, added when a session ends.
     lost: [AtomicU64; 2],
 }
@@ -117,7 +123,7 @@ pub struct MediaTotals {
     pub bytes: [[u64; 2]; 2],
     pub not_rtp: [u64; 2],
     /// `[kind][DropReason index]`.
-    pub dropped: [[u64; 4]; 2],
+    pub dropped: [[u64; 5]; 2],
     /// RTP lost, by the leg that received the stream (from leg).
     pub lost: [u64; 2],
 }

@@ -18,8 +18,9 @@
 //! `*7` within a few hundred milliseconds, a PBX at once; longer would delay a lone `*` meant for
 //! the far side's IVR, which then arrives late (its RTP timestamp unchanged: a receiver that plays
 //! events by timestamp may play it late or, with a strict jitter buffer, drop it — the price of
-//! not relaying commands). The withheld packets leave a gap in the RTP sequence numbers the far
-//! side sees (counted as loss there); nothing is rewritten.
+//! not relaying commands). The withheld packets would leave a gap in the RTP sequence numbers
+//! the far side sees (counted as loss there): the inside leg's later packets are renumbered to
+//! close it (`dtmf_renumber`).
 //!
 //! The gate costs nothing on the hot path unless the trunk has commands and the packet is a
 //! telephone-event; at most [`MAX_HELD`] packets are held (beyond it everything is released).
@@ -28,6 +29,9 @@ use std::time::{Duration, Instant};
 
 use super::dtmf::{digit_of, Digit};
 use super::rtp::RtpHeader;
+
+#[path = "dtmf_renumber.rs"]
+mod renumber;
 
 /// How long a held event waits (after its last packet) for the digit that decides it.
 pub const HOLD_TIMEOUT: Duration = Duration::from_millis(1000);
@@ -143,6 +147,8 @@ pub(crate) struct CommandGate {
     command: Option<DtmfCommand>,
     /// Packets never relayed: the commands'.
     withheld: u64,
+    /// Sequence numbers for the far side, gapless across withheld packets.
+    renumber: renumber::Renumber,
 }
 
 impl CommandGate {
@@ -180,13 +186,14 @@ impl CommandGate {
         }
         let key = (header.ssrc, header.timestamp);
         if self.held_keys.last() == Some(&key) {
-            return self.hold(key, datagram, now);
+            return self.hold(key, header, datagram, now);
         }
         if let Some(fate) = self.fate_of(key) {
             return match fate {
                 Fate::Forward => Pass::Forward,
                 Fate::Withhold => {
                     self.withheld += 1;
+                    self.renumber.withheld(header.ssrc, header.sequence);
                     Pass::Withhold
                 }
             };
@@ -200,20 +207,20 @@ impl CommandGate {
             let mut candidate = self.digits.clone();
             candidate.push(digit);
             match self.commands.lookup(&candidate) {
-                Lookup::Command(command) => return self.recognised(command, key),
+                Lookup::Command(command) => return self.recognised(command, key, header),
                 Lookup::Prefix => {
                     self.digits = candidate;
-                    return self.hold(key, datagram, now);
+                    return self.hold(key, header, datagram, now);
                 }
                 Lookup::Nothing => self.release(),
             }
         }
         let alone = digit.to_string();
         match self.commands.lookup(&alone) {
-            Lookup::Command(command) => self.recognised(command, key),
+            Lookup::Command(command) => self.recognised(command, key, header),
             Lookup::Prefix => {
                 self.digits = alone;
-                self.hold(key, datagram, now)
+                self.hold(key, header, datagram, now)
             }
             Lookup::Nothing => {
                 self.decide(key, Fate::Forward);
@@ -261,7 +268,13 @@ impl CommandGate {
         self.command.take()
     }
 
-    fn hold(&mut self, key: Key, datagram: &[u8], now: Instant) -> Pass {
+    /// The sequence number to relay a packet of the inside leg with (`header`: a packet about
+    /// to be relayed), when it is not its own: see `dtmf_renumber`.
+    pub(crate) fn out_seq(&mut self, header: &RtpHeader) -> Option<u16> {
+        self.renumber.out_seq(header.ssrc, header.sequence)
+    }
+
+    fn hold(&mut self, key: Key, header: &RtpHeader, datagram: &[u8], now: Instant) -> Pass {
         if self.held.len() >= MAX_HELD {
             self.release();
             self.decide(key, Fate::Forward);
@@ -270,14 +283,17 @@ impl CommandGate {
         if self.held_keys.last() != Some(&key) {
             self.held_keys.push(key);
         }
+        self.renumber.held(header.ssrc, header.sequence);
         self.held.push(datagram.to_vec());
         self.last_held = Some(now);
         Pass::Withhold
     }
 
-    fn recognised(&mut self, command: DtmfCommand, key: Key) -> Pass {
+    fn recognised(&mut self, command: DtmfCommand, key: Key, header: &RtpHeader) -> Pass {
         self.command = Some(command);
         self.withheld += self.held.len() as u64 + 1;
+        self.renumber.commit_held();
+        self.renumber.withheld(header.ssrc, header.sequence);
         for k in std::mem::take(&mut self.held_keys) {
             self.decide(k, Fate::Withhold);
         }
@@ -293,6 +309,7 @@ impl CommandGate {
         for k in std::mem::take(&mut self.held_keys) {
             self.decide(k, Fate::Forward);
         }
+        self.renumber.release(&mut self.held);
         self.released.append(&mut self.held);
         self.released_digits.append(&mut self.deferred);
         self.digits.clear();

@@ -90,6 +90,7 @@ fn on_datagram_does_not_allocate() {
         timeout: None,
         dtmf_commands: Default::default(),
         recording_paused: false,
+        keys: Default::default(),
     };
     let (publish, _publish_rx) = watch::channel(None);
     let (_peer_tx, peer_dest) = watch::channel(Some(carrier_addr));

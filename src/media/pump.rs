@@ -6,6 +6,13 @@
 //! calls `on_datagram`. Per packet: one non-blocking `sendto` (a full socket buffer drops the
 //! packet, as the network would), a few atomic loads and stores; no allocation, no lock of ours,
 //! no log line (strays: the first and every 1000th).
+//!
+//! SRTP legs (`srtp`): what arrives from an SRTP peer is decrypted and authenticated before
+//! anything else looks at it (a packet that fails is dropped and counted, never measured,
+//! recorded or relayed), and what goes to an SRTP peer is encrypted on its way out. A pump
+//! holds the contexts of its own leg's inbound direction and the other leg's outbound one
+//! (it is the only sender toward that peer for its socket kind). This path costs the cipher
+//! work and a buffer per packet; a plain leg pays one branch.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -21,6 +28,7 @@ use super::latch::{Latch, Verdict};
 use super::relay::{Activity, Control, LegStats, MediaEvent, SessionStats};
 use super::rtp::RtpHeader;
 use super::sdp::DEFAULT_CLOCK_RATE;
+use super::srtp::{MasterKey, SrtpContext, SrtpFailure};
 use super::stats::{Counters, StreamMeter, StreamStats};
 use super::tap::TapWriter;
 use super::Leg;
@@ -28,6 +36,9 @@ use super::Leg;
 #[cfg(test)]
 #[path = "hot_path_tests.rs"]
 mod hot_path_tests;
+
+/// The longest datagram a pump is handed (the relay's receive buffer cuts longer ones).
+pub(crate) const MAX_DATAGRAM: usize = 2048;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -69,6 +80,7 @@ pub(crate) struct PumpReport {
     payload_type: Option<u8>,
     dtmf_withheld: u64,
     paused_packets: u64,
+    srtp_rejected: u64,
 }
 
 /// Channels tying a pump to the rest of its session.
@@ -101,6 +113,12 @@ pub(crate) struct State {
     tap: TapWriter,
     /// The recording is paused: nothing goes to the tap.
     paused: bool,
+    /// Decrypts what this leg's peer sends, when it sends SRTP; with the key it used before a
+    /// rekey, kept until the new key has worked once (packets in flight).
+    decrypt: Option<SrtpContext>,
+    decrypt_before: Option<SrtpContext>,
+    /// Encrypts what goes to the other leg's peer, when it takes SRTP.
+    encrypt: Option<SrtpContext>,
     report: PumpReport,
     span: tracing::Span,
 }
@@ -131,6 +149,9 @@ impl State {
             gate: CommandGate::default(),
             tap: TapWriter::new(None),
             paused: false,
+            decrypt: None,
+            decrypt_before: None,
+            encrypt: None,
             report: PumpReport::default(),
             span,
         }
@@ -163,6 +184,7 @@ impl State {
             let types = control.remote.map(|r| r.and_then(|r| r.telephone_event));
             self.dtmf.configure(types, r.clock_rate);
         }
+        self.apply_keys(control);
         if self.kind == Kind::Rtp {
             self.tap.set(control.tap.clone());
             self.paused = control.recording_paused;
@@ -170,6 +192,64 @@ impl State {
                 self.gate.set_commands(&control.dtmf_commands);
             }
         }
+    }
+
+    /// The SRTP keys: a context is (re)built only when its key changed.
+    fn apply_keys(&mut self, control: &Control) {
+        let inbound = control.keys[self.leg.index()].inbound.as_ref();
+        let outbound = control.keys[self.leg.other().index()].outbound.as_ref();
+        let rebuilt = |current: &Option<SrtpContext>, key: Option<&Arc<MasterKey>>| match key {
+            None => Some(None),
+            Some(k) if current.as_ref().is_some_and(|c| c.keyed_with(k)) => None,
+            Some(k) => Some(SrtpContext::new(k)),
+        };
+        if let Some(new) = rebuilt(&self.decrypt, inbound) {
+            if new.is_some() && inbound.is_some() {
+                tracing::debug!(parent: &self.span, leg = self.leg.as_str(), kind = self.kind.as_str(), "SRTP inbound key set");
+            }
+            self.decrypt_before = if new.is_some() {
+                self.decrypt.take()
+            } else {
+                None
+            };
+            self.decrypt = new;
+        }
+        if let Some(new) = rebuilt(&self.encrypt, outbound) {
+            self.encrypt = new;
+        }
+        if inbound.is_some() && self.decrypt.is_none()
+            || outbound.is_some() && self.encrypt.is_none()
+        {
+            tracing::error!(parent: &self.span, leg = self.leg.as_str(), kind = self.kind.as_str(), "SRTP context could not be built; that direction's packets are dropped");
+        }
+    }
+
+    /// An SRTP leg's packet, decrypted (RTCP too, multiplexed or not); `None` when it failed:
+    /// counted and logged (the first and every 1000th).
+    fn decrypted(&mut self, data: &[u8], rtcp: bool) -> Option<bytes::BytesMut> {
+        let ctx = self.decrypt.as_mut()?;
+        let failure = match ctx.decrypt(data, rtcp) {
+            Ok(plain) => {
+                self.decrypt_before = None;
+                return Some(plain);
+            }
+            Err(e) => e,
+        };
+        if let Some(before) = self.decrypt_before.as_mut() {
+            if let Ok(plain) = before.decrypt(data, rtcp) {
+                return Some(plain);
+            }
+        }
+        self.report.srtp_rejected += 1;
+        let count = self.report.srtp_rejected;
+        if count == 1 || count.is_multiple_of(1000) {
+            let why = match failure {
+                SrtpFailure::Rejected => "failed authentication or not SRTP",
+                SrtpFailure::TooManySsrcs => "too many SSRCs for one key",
+            };
+            tracing::warn!(parent: &self.span, leg = self.leg.as_str(), kind = self.kind.as_str(), count, why, "SRTP packet dropped");
+        }
+        None
     }
 
     /// An event is held back (a possible DTMF command): the relay thread must call `poll`.
@@ -226,13 +306,28 @@ impl State {
                 return Fate::Dropped(DropReason::StraySource);
             }
         }
+        if self.decrypt.is_some() {
+            let rtcp = self.kind == Kind::Rtcp || is_rtcp(data);
+            return match self.decrypted(data, rtcp) {
+                Some(plain) => self.on_clear(&plain, peer),
+                None => Fate::Dropped(DropReason::Srtp),
+            };
+        }
+        self.on_clear(data, peer)
+    }
+
+    /// A datagram in clear (as it came, or decrypted): measured and sent on.
+    fn on_clear(&mut self, data: &[u8], peer: &UdpSocket) -> Fate {
         let rtp = match self.kind {
             Kind::Rtp => match self.measure(data) {
-                Some((rtp, Pass::Forward)) => {
+                Some((rtp, Pass::Forward, seq)) => {
                     self.send_released(peer);
+                    if let Some(seq) = seq {
+                        return self.forward_renumbered(data, seq, peer, rtp);
+                    }
                     rtp
                 }
-                Some((_, Pass::Withhold)) => {
+                Some((_, Pass::Withhold, _)) => {
                     self.send_released(peer);
                     return Fate::Withheld;
                 }
@@ -253,14 +348,30 @@ impl State {
         }
     }
 
-    /// Whether the datagram was RTP (true) or RTCP multiplexed on the RTP port (false), and
-    /// whether to relay it now (a DTMF command's packet is withheld); None for anything else
-    /// (garbage, STUN — a trunk negotiates no ICE): dropped.
-    fn measure(&mut self, data: &[u8]) -> Option<(bool, Pass)> {
+    /// A packet relayed under another sequence number (a DTMF command was withheld before it,
+    /// `dtmf_renumber`): a copy on the stack, so the hot path still does not allocate.
+    fn forward_renumbered(&mut self, data: &[u8], seq: u16, peer: &UdpSocket, rtp: bool) -> Fate {
+        let mut copy = [0u8; MAX_DATAGRAM];
+        let Some(out) = copy.get_mut(..data.len()) else {
+            return Fate::Dropped(DropReason::Malformed);
+        };
+        out.copy_from_slice(data);
+        out[2..4].copy_from_slice(&seq.to_be_bytes());
+        match self.forward(out, peer) {
+            Ok(bytes) => Fate::Relayed { bytes, rtp },
+            Err(reason) => Fate::Dropped(reason),
+        }
+    }
+
+    /// Whether the datagram was RTP (true) or RTCP multiplexed on the RTP port (false),
+    /// whether to relay it now (a DTMF command's packet is withheld) and under which sequence
+    /// number if not its own; None for anything else (garbage, STUN — a trunk negotiates no
+    /// ICE): dropped.
+    fn measure(&mut self, data: &[u8]) -> Option<(bool, Pass, Option<u16>)> {
         let Some(header) = RtpHeader::parse(data) else {
             if is_rtcp(data) {
                 self.meter.on_not_rtp(); // rtcp-mux (RFC 5761): relayed, not measured
-                return Some((false, Pass::Forward));
+                return Some((false, Pass::Forward, None));
             }
             return None;
         };
@@ -292,7 +403,11 @@ impl State {
         } else {
             self.tap.offer(self.leg, now, header, data);
         }
-        Some((true, verdict))
+        let seq = match verdict {
+            Pass::Forward if self.gate.is_active() => self.gate.out_seq(&header),
+            _ => None,
+        };
+        Some((true, verdict, seq))
     }
 
     fn report_command(&mut self, command: super::DtmfCommand) {
@@ -337,6 +452,24 @@ impl State {
         let Some((dest, sock_addr)) = &self.dest else {
             self.report.sent.dropped += 1;
             return Err(DropReason::NoDestination);
+        };
+        let sealed;
+        let data = match self.encrypt.as_mut() {
+            None => data,
+            Some(ctx) => {
+                let rtcp = self.kind == Kind::Rtcp || is_rtcp(data);
+                match ctx.encrypt(data, rtcp) {
+                    Ok(out) => {
+                        sealed = out;
+                        &sealed[..]
+                    }
+                    Err(_) => {
+                        // Never sent in clear to a leg that takes SRTP.
+                        self.report.sent.dropped += 1;
+                        return Err(DropReason::Srtp);
+                    }
+                }
+            }
         };
         // A plain non-blocking sendto: tokio's try_send_to would refuse until its reactor has
         // seen the socket writable once, dropping the first packets of a fresh session.
@@ -400,9 +533,11 @@ impl PumpReport {
                 own.payload_type = self.payload_type;
                 own.dtmf_withheld = self.dtmf_withheld;
                 own.paused_packets = self.paused_packets;
+                own.srtp_rejected += self.srtp_rejected;
                 leg_mut(stats, leg.other()).rtp_out = self.sent;
             }
             Kind::Rtcp => {
+                own.srtp_rejected += self.srtp_rejected;
                 own.rtcp_in = self.received;
                 leg_mut(stats, leg.other()).rtcp_out = self.sent;
             }

@@ -171,6 +171,9 @@ pub struct LegStats {
     pub dtmf_withheld: u64,
     /// RTP packets from this leg's peer not given to the recorder: the recording was paused.
     pub paused_packets: u64,
+    /// SRTP and SRTCP packets from this leg's peer dropped: they failed authentication (a
+    /// wrong key, tampering, a replay) or were not SRTP. Never relayed nor recorded.
+    pub srtp_rejected: u64,
 }
 
 /// Figures of a whole session, for the CDR.
@@ -202,6 +205,8 @@ pub(crate) struct Control {
     pub dtmf_commands: super::DtmfCommands,
     /// The recording is paused: no packet goes to the tap.
     pub recording_paused: bool,
+    /// SRTP keys per leg (`Leg::index`); plain RTP where none.
+    pub keys: [super::srtp::LegKeys; 2],
 }
 
 impl Control {
@@ -295,6 +300,7 @@ impl MediaSession {
             timeout: config.timeout,
             dtmf_commands: super::DtmfCommands::default(),
             recording_paused: false,
+            keys: Default::default(),
         });
         let (events, events_rx) = mpsc::channel(EVENT_CAPACITY);
         let activity = Arc::new(Activity {
@@ -400,6 +406,21 @@ impl MediaSession {
         if self.control.send_if_modified(|c| {
             let changed = c.recording_paused != paused;
             c.recording_paused = paused;
+            changed
+        }) {
+            self.relay.control_changed();
+        }
+    }
+
+    /// The SRTP keys each leg decrypts and encrypts with (`sdes::Sdes::keys`); plain RTP on a
+    /// leg without. Applied by the relay thread before its next packet; a context is rebuilt
+    /// only when its key changed.
+    pub fn set_keys(&self, keys: &[super::srtp::LegKeys; 2]) {
+        if self.control.send_if_modified(|c| {
+            let changed = c.keys != *keys;
+            if changed {
+                c.keys = keys.clone();
+            }
             changed
         }) {
             self.relay.control_changed();

@@ -153,6 +153,10 @@ pub enum EndReason {
     CarrierBadSdp,
     /// The same from the PBX (inbound calls: its 2xx; late offer: the answer in its ACK).
     PbxBadSdp,
+    /// A re-offer's answer carried SRTP the gateway could not take (a plain answer on a
+    /// `required` leg, a key it did not offer): the gateway ended the call rather than carry
+    /// media it cannot decrypt.
+    SrtpFailed,
 }
 text_enum!(EndReason, "end_reason", {
     NormalClearing => "normal_clearing", Cancelled => "cancelled",
@@ -165,7 +169,7 @@ text_enum!(EndReason, "end_reason", {
     MediaTimeout => "media_timeout", OperatorHangup => "operator_hangup",
     TrunkSuspended => "trunk_suspended", CallerIdSuspended => "caller_id_suspended",
     RecordingFailed => "recording_failed", NodeLost => "node_lost",
-    CarrierAuthFailed => "carrier_auth_failed",
+    CarrierAuthFailed => "carrier_auth_failed", SrtpFailed => "srtp_failed",
     CarrierTlsFailed => "carrier_tls_failed",
     CarrierBadSdp => "carrier_bad_sdp", PbxBadSdp => "pbx_bad_sdp",
 });

@@ -68,9 +68,17 @@ pub enum RefusalReason {
     SdpMalformed,
     /// The offer is over the SDP parser's limits (size, 64 media lines): 488.
     SdpTooLarge,
-    /// The offer asks for SRTP (`RTP/SAVP`, `a=crypto`), which the gateway does not terminate:
-    /// 488, rather than relay and record encrypted audio as if it were clear.
+    /// The offer asks for SRTP the gateway cannot terminate — no `a=crypto` line it can use (an
+    /// unknown suite, MKI, a short key lifetime, KDR ≠ 0, a bad key) — or an answer names a
+    /// key it did not offer: 488, rather than relay and record encrypted audio as if clear.
     SrtpUnsupported,
+    /// The offer asks for DTLS-SRTP (`UDP/TLS/RTP/SAVP`, `a=fingerprint`): the gateway keys SRTP
+    /// by SDES only. 488.
+    DtlsSrtpUnsupported,
+    /// SRTP (`RTP/SAVP` + `a=crypto`) offered on a leg whose `media_encryption` is `none`: 488.
+    SrtpNotAllowed,
+    /// Plain RTP offered or answered on a leg whose `media_encryption` is `required`: 488.
+    SrtpRequired,
     /// `[recording] required` and the recording could not start: the folder is not writable,
     RecordingNotWritable,
     /// … the disk is full,
@@ -112,6 +120,8 @@ text_enum!(RefusalReason, "refusal_reason", {
     DuplicateCallId => "duplicate_call_id",
     SdpMalformed => "sdp_malformed", SdpTooLarge => "sdp_too_large",
     SrtpUnsupported => "srtp_unsupported",
+    DtlsSrtpUnsupported => "dtls_srtp_unsupported", SrtpNotAllowed => "srtp_not_allowed",
+    SrtpRequired => "srtp_required",
     RecordingNotWritable => "recording_not_writable", RecordingDiskFull => "recording_disk_full",
     RecordingExists => "recording_exists", RecordingBadCallId => "recording_bad_call_id",
     RecordingIoError => "recording_io_error", RecordingUnrepairable => "recording_unrepairable",
@@ -164,7 +174,10 @@ impl RefusalReason {
             DuplicateCallId => StatusLine::LOOP_DETECTED,
             SdpMalformed => s(400, "Malformed SDP"),
             SdpTooLarge => s(488, "SDP Too Large"),
-            SrtpUnsupported => s(488, "SRTP Not Supported"),
+            SrtpUnsupported => s(488, "SRTP Crypto Not Supported"),
+            DtlsSrtpUnsupported => s(488, "DTLS-SRTP Not Supported"),
+            SrtpNotAllowed => s(488, "SRTP Not Allowed"),
+            SrtpRequired => s(488, "SRTP Required"),
             RecordingNotWritable
             | RecordingDiskFull
             | RecordingExists
@@ -214,7 +227,10 @@ impl RefusalReason {
             | DuplicateCallId
             | SdpMalformed
             | SdpTooLarge
-            | SrtpUnsupported => RetryAfter::None,
+            | SrtpUnsupported
+            | DtlsSrtpUnsupported
+            | SrtpNotAllowed
+            | SrtpRequired => RetryAfter::None,
         }
     }
 

@@ -39,6 +39,14 @@ pub use spool::{open_spool, SharedSpool};
 
 /// Rows per transaction: large enough to amortize the commit fsync, small enough to stay short.
 const BATCH_MAX: usize = 200;
+/// When the first write of an idle spell arrives, the writer waits this long for more before it
+/// begins the transaction. A call makes three or four writes (journal entries at the start, the
+/// answer and the recording's opening, then its CDR); written as they come, at a few hundred
+/// calls a second each became a transaction of its own — a commit, a dozen hand-offs to the
+/// database's worker thread and back, a wake of this task per submission (bench/README.md,
+/// "Where the time goes"). Gathered, they share one. What it risks is small against that: a crash
+/// within it loses those entries, as a crash before a write reached the writer always could.
+const LINGER: Duration = Duration::from_millis(10);
 const RETRY_FIRST: Duration = Duration::from_millis(50);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 /// Failed attempts at a batch before it goes to the spool (when there is one): a hiccup is
@@ -378,6 +386,8 @@ async fn run(mut w: Writer, mut rx: mpsc::Receiver<CdrWrite>, mut close_rx: ones
             rx_done = gather(&w.shared, &mut rx, &mut batch, rx_done);
         }
         if !batch.is_empty() {
+            let superseded = drop_superseded(&mut batch);
+            w.shared.journaled.fetch_add(superseded, SeqCst);
             if w.spooling {
                 if w.spool_batch(&mut batch).await {
                     continue;
@@ -424,6 +434,10 @@ async fn run(mut w: Writer, mut rx: mpsc::Receiver<CdrWrite>, mut close_rx: ones
             n = rx.recv_many(&mut batch, BATCH_MAX), if batch.is_empty() && !rx_done => {
                 if n == 0 {
                     rx_done = true;
+                } else if batch.len() < BATCH_MAX && !w.spooling {
+                    // Submissions meanwhile queue without waking this task.
+                    tokio::time::sleep(LINGER).await;
+                    rx_done = gather(&w.shared, &mut rx, &mut batch, rx_done);
                 }
             }
             _ = w.shared.wake.notified(), if batch.is_empty() => {}
@@ -438,6 +452,40 @@ async fn run(mut w: Writer, mut rx: mpsc::Receiver<CdrWrite>, mut close_rx: ones
             }
         }
     }
+}
+
+/// Drop the journal entries the batch itself supersedes: an entry followed in the batch by
+/// another entry or by the final CDR of the same call would be overwritten (an upsert) or
+/// deleted (storing a CDR removes its journal row) in the same transaction anyway. A call's
+/// start, answer and recording entries, and often its CDR, arrive within one batch: this saves
+/// their statements (each a round trip to the database's worker thread). Order is otherwise
+/// kept; an entry after its call's CDR stays (the store ignores it, and says so). Returns how
+/// many were dropped: they count as applied.
+fn drop_superseded(batch: &mut Vec<CdrWrite>) -> u64 {
+    if batch.len() < 2 {
+        return 0;
+    }
+    let keep: Vec<bool> = {
+        let mut later: std::collections::HashSet<&str> =
+            std::collections::HashSet::with_capacity(batch.len());
+        let mut keep: Vec<bool> = batch
+            .iter()
+            .rev()
+            .map(|write| match write {
+                CdrWrite::Cdr(cdr) => {
+                    later.insert(cdr.attempt.id.as_str());
+                    true
+                }
+                CdrWrite::Journal { cdr, .. } => later.insert(cdr.attempt.id.as_str()),
+            })
+            .collect();
+        keep.reverse();
+        keep
+    };
+    let before = batch.len();
+    let mut flags = keep.into_iter();
+    batch.retain(|_| flags.next().unwrap_or(true));
+    (before - batch.len()) as u64
 }
 
 /// Fill `batch` from the channel, then from the overflow list; returns the new `rx_done`.

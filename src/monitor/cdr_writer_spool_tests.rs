@@ -123,12 +123,22 @@ async fn trunk_attempts(store: &Store) -> u64 {
     buckets.iter().map(|(_, k)| k.attempts).sum()
 }
 
-/// Each call journaled, then its final CDR: two writes per call, in order.
-fn place_calls(sink: &CdrSink, prefix: &str, n: usize) {
+/// Each call journaled, then its final CDR: two writes per call, in order. The CDRs follow once
+/// the journal entries are in the spool (the database being locked): in one batch with them
+/// the entries would be superseded, dropped unwritten (`drop_superseded`), and this file is
+/// about what the spool does with both kinds.
+async fn place_calls(sink: &CdrSink, prefix: &str, n: usize) {
+    let spooled = sink.stats().spooled;
     for i in 0..n {
         let cdr = sample_cdr(&format!("{prefix}{i}"));
-        sink.journal(cdr.clone(), Some(format!("/rec/{prefix}{i}.wav.part")));
-        sink.submit(cdr);
+        sink.journal(cdr, Some(format!("/rec/{prefix}{i}.wav.part")));
+    }
+    wait_for("the journal entries spooled", sink, |s| {
+        s.spooled >= spooled + n as u64
+    })
+    .await;
+    for i in 0..n {
+        sink.submit(sample_cdr(&format!("{prefix}{i}")));
     }
 }
 
@@ -155,7 +165,7 @@ async fn locked_database_spools_then_stores_each_once() {
     let locker = lock(&db.url).await;
     let (sink, handle, mut monitor) = writer(&store, &db.spool_dir).await;
 
-    place_calls(&sink, "L", N);
+    place_calls(&sink, "L", N).await;
     wait_for("every write spooled", &sink, |s| s.spooled == 2 * N as u64).await;
     assert_eq!(spool_lines(&db.spool_dir), 2 * N);
     assert!(stored_ids(&store).await.is_empty());
@@ -201,7 +211,7 @@ async fn a_spool_left_by_a_killed_writer_is_stored_once_by_the_next() {
     let store = store(&db.url).await;
     let locker = lock(&db.url).await;
     let (sink, handle, _monitor) = writer(&store, &db.spool_dir).await;
-    place_calls(&sink, "K", N);
+    place_calls(&sink, "K", N).await;
     wait_for("every write spooled", &sink, |s| s.spooled == 2 * N as u64).await;
 
     // SIGKILL: the task is gone mid-way, nothing is flushed or closed.
@@ -250,7 +260,7 @@ async fn close_while_locked_leaves_the_rest_in_the_spool_without_waiting_for_the
     let store = store(&db.url).await;
     let locker = lock(&db.url).await;
     let (sink, handle, _monitor) = writer(&store, &db.spool_dir).await;
-    place_calls(&sink, "C", N);
+    place_calls(&sink, "C", N).await;
     // Without a spool this would wait for the database for ever.
     let stats = tokio::time::timeout(Duration::from_secs(60), handle.close())
         .await
@@ -292,7 +302,12 @@ async fn a_read_only_connection_costs_one_retry() {
     let store = store_with_one_connection(&db.url).await;
     make_read_only(&store).await;
     let (sink, handle, _monitor) = writer(&store, &db.spool_dir).await;
-    place_calls(&sink, "O", N);
+    // The database takes writes here: journal entries and CDRs go together.
+    for i in 0..N {
+        let cdr = sample_cdr(&format!("O{i}"));
+        sink.journal(cdr.clone(), Some(format!("/rec/O{i}.wav.part")));
+        sink.submit(cdr);
+    }
     wait_for("the calls stored", &sink, |s| s.written == N as u64).await;
     let stats = handle.close().await.unwrap();
     assert_eq!(store.read_only_refusals(), 1);
@@ -311,7 +326,7 @@ async fn a_read_only_connection_does_not_hold_up_the_replay() {
     let store = store_with_one_connection(&db.url).await;
     let locker = lock(&db.url).await;
     let (sink, handle, mut monitor) = writer(&store, &db.spool_dir).await;
-    place_calls(&sink, "R", N);
+    place_calls(&sink, "R", N).await;
     wait_for("every write spooled", &sink, |s| s.spooled == 2 * N as u64).await;
     // Waits for the writer to hand the pool's only connection back between replays.
     make_read_only(&store).await;

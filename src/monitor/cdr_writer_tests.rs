@@ -348,3 +348,52 @@ async fn a_journal_entry_after_close_is_counted_late() {
     assert_eq!((sink.stats().late, sink.stats().journaled), (1, 0));
     assert_eq!(journal_rows(&store).await, []);
 }
+
+fn journal_write(cdr: Cdr) -> CdrWrite {
+    CdrWrite::Journal {
+        cdr,
+        recording_part: None,
+        dialogs: None,
+        at: ms_precision(Utc::now()),
+    }
+}
+
+fn shape(batch: &[CdrWrite]) -> Vec<(String, &'static str, i64)> {
+    batch
+        .iter()
+        .map(|w| match w {
+            CdrWrite::Cdr(c) => (c.attempt.id.clone(), "cdr", c.outcome.talk_ms),
+            CdrWrite::Journal { cdr, .. } => {
+                (cdr.attempt.id.clone(), "journal", cdr.outcome.talk_ms)
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn a_batch_drops_only_the_journal_entries_it_supersedes() {
+    let final_a = sample_cdr("a");
+    let mut batch = vec![
+        journal_write(provisional("a", 0)),
+        journal_write(provisional("b", 0)),
+        journal_write(provisional("a", 1)),
+        CdrWrite::Cdr(final_a.clone()),
+        journal_write(provisional("b", 7)),
+        // After its call's CDR: kept (the store ignores it and says so).
+        journal_write(provisional("a", 9)),
+        journal_write(provisional("c", 3)),
+    ];
+    assert_eq!(drop_superseded(&mut batch), 3);
+    assert_eq!(
+        shape(&batch),
+        [
+            ("a".to_string(), "cdr", final_a.outcome.talk_ms),
+            ("b".to_string(), "journal", 7),
+            ("a".to_string(), "journal", 9),
+            ("c".to_string(), "journal", 3),
+        ]
+    );
+    let mut one = vec![journal_write(provisional("d", 0))];
+    assert_eq!(drop_superseded(&mut one), 0);
+    assert_eq!(one.len(), 1);
+}

@@ -1,7 +1,8 @@
 //! Calls the journal holds that no node carries any more: after a crash, the restarted node's
 //! own (end reason `gateway_restart`); in a cluster, a lost node's, closed by a survivor
 //! (`node_lost`, see [`lost`]). Each such call's CDR is closed from its provisional CDR, and its
-//! recording (repaired by `recording::repair`) is put on it, marked incomplete.
+//! recording (repaired by `recording::repair`) is put on it, marked incomplete; the PCI pauses
+//! journaled with it stay on it, one still open closed at the crash.
 //!
 //! With several nodes on one database a node closes only the calls journaled under its own
 //! `[cluster] node_id` (`None` on a single node), after claiming them
@@ -16,7 +17,7 @@ use std::path::Path;
 use chrono::{DateTime, Duration, Utc};
 
 use super::cdr_writer::CdrSink;
-use crate::model::{ms_precision, Cdr, Disposition, EndReason, HangupSide};
+use crate::model::{ms_precision, Cdr, Disposition, EndReason, HangupSide, PauseEnd};
 use crate::model::{RecordingInfo, RecordingStatus, StatusLine};
 use crate::recording::paths;
 use crate::recording::{RepairReport, RepairedRecording};
@@ -178,6 +179,20 @@ pub fn close(
         cdr.outcome.final_reason = line.phrase.to_string();
         cdr.outcome.q850_cause = Some(41);
     }
+    // A PCI pause open at the crash was journaled as ending then (`call_ended`): it lasted
+    // until the crash, which the repaired recording's end marks (the file is silence from the
+    // pause on), or without one the call's last sign of life.
+    let crash_ms = match rec {
+        Some(r) => i64::try_from(r.duration_ms).unwrap_or(i64::MAX),
+        None => cdr.outcome.talk_ms,
+    };
+    for p in cdr
+        .recording_pauses
+        .iter_mut()
+        .filter(|p| p.ended == PauseEnd::CallEnded)
+    {
+        p.end_ms = crash_ms.max(p.start_ms);
+    }
     let node = cdr.attempt.node.clone();
     cdr.recording = match (rec, call.recording_part) {
         (Some(r), _) => Some(RecordingInfo {
@@ -222,5 +237,62 @@ fn unreachable_part(part: &str, node: &str) -> RecordingInfo {
              it starts again"
         )),
         ..RecordingInfo::failed("")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::RecordingPause;
+
+    fn pause(start_ms: i64, end_ms: i64, ended: PauseEnd) -> RecordingPause {
+        RecordingPause {
+            start_ms,
+            end_ms,
+            paused_by: "dtmf".into(),
+            resumed_by: (ended == PauseEnd::Resumed).then(|| "dtmf".into()),
+            ended,
+        }
+    }
+
+    #[test]
+    fn journaled_pauses_stay_on_the_closed_cdr_an_open_one_closed_at_the_crash() {
+        let mut cdr = crate::model::cdr::sample_cdr("c1");
+        let answer = cdr.attempt.answer_at.expect("answered");
+        cdr.recording_pauses = vec![
+            pause(1000, 2000, PauseEnd::Resumed),
+            // Open when last journaled, at 3.1 s.
+            pause(3000, 3100, PauseEnd::CallEnded),
+        ];
+        let call = |cdr: &Cdr| JournaledCall {
+            cdr: cdr.clone(),
+            recording_part: None,
+            dialogs: None,
+            updated_at: answer + Duration::milliseconds(3100),
+        };
+        let root = Path::new("/rec");
+        let rec = RepairedRecording {
+            call_id: "c1".into(),
+            path: root.join("c1.wav"),
+            pcap_path: None,
+            pcap_sha256_hex: None,
+            sample_rate: 8000,
+            duration_ms: 4500,
+            size_bytes: 72_044,
+            sha256_hex: "00".repeat(32),
+        };
+        let closed = close(call(&cdr), Some(&rec), EndReason::GatewayRestart, root);
+        assert_eq!(
+            closed.recording_pauses,
+            [
+                pause(1000, 2000, PauseEnd::Resumed),
+                pause(3000, 4500, PauseEnd::CallEnded)
+            ],
+            "the open pause lasts to the end of the repaired recording"
+        );
+        // No recording to repair: up to the last sign of life.
+        let closed = close(call(&cdr), None, EndReason::GatewayRestart, root);
+        assert_eq!(closed.recording_pauses[1].end_ms, 3100);
+        assert_eq!(closed.recording_pauses[0].end_ms, 2000);
     }
 }

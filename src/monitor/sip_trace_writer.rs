@@ -18,6 +18,10 @@ use crate::store::Store;
 pub const QUEUE: usize = 4096;
 /// Traces stored per transaction at most: under load one commit (one fsync) stores hundreds.
 const BATCH: usize = 512;
+/// After the first trace of an idle spell, the writer waits this long for more (as the CDR
+/// writer does): a trace per call each in its own transaction and blocking-pool hop cost more
+/// than the call's own signalling; gathered, dozens share one.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// What the writer did.
 #[derive(Debug, Default)]
@@ -43,6 +47,13 @@ pub fn start(
 async fn run(store: Store, mut rx: mpsc::Receiver<SipTrace>, stats: Arc<SipTraceWriterStats>) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
+        if batch.len() < BATCH {
+            tokio::time::sleep(LINGER).await;
+            while batch.len() < BATCH {
+                let Ok(trace) = rx.try_recv() else { break };
+                batch.push(trace);
+            }
+        }
         let traces = latest_per_call(std::mem::take(&mut batch));
         let n = traces.len() as u64;
         // Compressing a batch takes a few ms of CPU: off the async workers.

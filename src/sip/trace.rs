@@ -116,7 +116,7 @@ impl Capture {
                 Proto::Tls => TraceTransport::Tls,
             },
             retransmission,
-            message: String::from_utf8_lossy(m.bytes).into_owned(),
+            message: redact_sdes_keys(&String::from_utf8_lossy(m.bytes)).into_owned(),
         });
     }
 
@@ -381,6 +381,35 @@ impl SipTraces {
     pub fn live(&self) -> usize {
         self.live.load(Relaxed)
     }
+}
+
+/// `text` (a SIP message) with the key material of every SDES `a=crypto` line (RFC 4568:
+/// `inline:<base64>[|lifetime][|MKI:len]`) replaced by `<redacted>`, the tag and suite kept:
+/// a trace is kept as evidence and must never hold the media keys.
+pub fn redact_sdes_keys(text: &str) -> std::borrow::Cow<'_, str> {
+    const INLINE: &[u8] = b"inline:";
+    let find = |s: &str| {
+        s.as_bytes()
+            .windows(INLINE.len())
+            .position(|w| w.eq_ignore_ascii_case(INLINE))
+    };
+    if find(text).is_none() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = find(rest) {
+        let (head, tail) = rest.split_at(at + INLINE.len());
+        out.push_str(head);
+        out.push_str("<redacted>");
+        // The material runs to the next blank, `;` (another key) or line end.
+        let end = tail
+            .find([' ', '\t', '\r', '\n', ';'])
+            .unwrap_or(tail.len());
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
 }
 
 /// The Call-ID header's value (`Call-ID:` or compact `i:`, any case) in a message's header

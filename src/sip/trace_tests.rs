@@ -242,3 +242,25 @@ fn a_checkpoint_hands_over_the_trace_so_far_and_the_capture_goes_on() {
     t.sweep(None);
     assert_eq!(rx.try_recv().unwrap().messages.len(), 3);
 }
+
+#[test]
+fn sdes_keys_are_redacted_suites_kept() {
+    let key = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR";
+    let msg = format!(
+        "INVITE sip:1@x SIP/2.0\r\nCall-ID: k\r\n\r\nv=0\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^31|1:4 KDR=0\r\na=crypto:2 AES_CM_128_HMAC_SHA1_32 INLINE:{key}\r\n"
+    );
+    let out = redact_sdes_keys(&msg);
+    assert!(!out.contains(key), "{out}");
+    assert!(
+        out.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:<redacted> KDR=0\r\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("a=crypto:2 AES_CM_128_HMAC_SHA1_32 INLINE:<redacted>\r\n"),
+        "{out}"
+    );
+    assert!(matches!(
+        redact_sdes_keys("BYE sip:x SIP/2.0\r\n\r\n"),
+        std::borrow::Cow::Borrowed(_)
+    ));
+}

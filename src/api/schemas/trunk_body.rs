@@ -188,10 +188,16 @@ fn build() -> Value {
                         "description": "A phone number (+8610…, 3 to 20 digits)"});
     let socket = json!({"type": "string", "pattern": socket_pattern(),
                         "description": "ip:port (an IPv6 address in brackets)"});
+    let encryption = |toward: &str| {
+        json!({"type": "string", "enum": ["none", "optional", "required"],
+               "description": format!("SRTP (SDES) {toward}: none (plain RTP; an SRTP offer is \
+                                       refused 488), optional (the default: in kind) or \
+                                       required (a plain offer or answer is refused 488)")})
+    };
     let transport = json!({"type": "string", "enum": ["udp", "tcp"],
                            "description": "udp (the default) or tcp"});
     let timezones: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect();
-    json!({
+    let mut schema = json!({
         "type": "object",
         "description": "A trunk's definition: the keys of a `[[trunks]]` table of the config \
                         file (README), as JSON. Only `name`, `pbx`, `carrier`, `inbound_to` and \
@@ -308,7 +314,16 @@ fn build() -> Value {
                              "description": "A sips: Request-URI toward a TLS carrier \
                                              (default sip:…;transport=tls)"},
         }
-    })
+    });
+    // Past what one `json!` can expand (its recursion limit): added to the properties here.
+    if let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+        properties.insert("pbx_media_encryption".into(), encryption("toward the PBX"));
+        properties.insert(
+            "carrier_media_encryption".into(),
+            encryption("toward the carrier"),
+        );
+    }
+    schema
 }
 
 /// The first way `body` is not what the schema allows: the key at fault (`pbx[0]`,

@@ -28,6 +28,12 @@ impl Call {
                         Err(_) => return,
                     },
                 };
+                if let Some(e) = self.media.as_mut().and_then(|m| m.take_answer_failure()) {
+                    // Early media whose SRTP cannot be taken: the call cannot go on with it.
+                    tracing::warn!(error = %e, "early answer refused");
+                    self.give_up_early(Ending::refused(insecure_answer_reason(&e)));
+                    return;
+                }
                 let early_media = !out.body.is_empty();
                 self.a_tx.respond(out);
                 if early_media {
@@ -41,9 +47,12 @@ impl Call {
                     self.b.learn_remote(&resp);
                 }
                 if self.phase == Phase::Early && !self.a_final_sent {
-                    match self.a_dialog_response(code, &reason, &resp) {
-                        Ok(out) => self.answer(out),
-                        Err(e) => self.unusable_answer(&e),
+                    let out = self.a_dialog_response(code, &reason, &resp);
+                    let srtp = self.media.as_mut().and_then(|m| m.take_answer_failure());
+                    match (out, srtp) {
+                        (Err(e), _) => self.unusable_answer(&e),
+                        (Ok(_), Some(e)) => self.refuse_answer(&e),
+                        (Ok(out), None) => self.answer(out),
                     }
                 } else if first {
                     // Answered after A gave up (CANCEL race, ring timeout): end it at once.
@@ -235,6 +244,21 @@ impl Call {
         tracing::info!("call answered");
     }
 
+    /// B answered with SRTP the gateway cannot take (a plain answer on a `required` leg, a key
+    /// it did not offer): B's dialog is acknowledged and ended, A gets 488 and the CDR the
+    /// reason. Nothing was relayed with the answer.
+    fn refuse_answer(&mut self, e: &crate::media::sdes::AnswerError) {
+        let reason = insecure_answer_reason(e);
+        tracing::warn!(error = %e, reason = reason.as_str(), "answer refused: ending the call");
+        self.ack_b(Vec::new(), None);
+        self.send_bye(self.b.side);
+        let line = reason.status_line();
+        let out = message_response(&self.a_tx, line.code, line.phrase, &self.a.local_tag);
+        self.a_tx.respond(out);
+        self.a_final_sent = true;
+        self.end(Ending::refused(reason));
+    }
+
     /// B answered 2xx with SDP the gateway cannot anchor (unparseable, or not an answer to
     /// the offer): nothing of it reaches A. B's dialog is confirmed and ended at once — ACK,
     /// then BYE with a Reason saying why (RFC 3326) — and A gets `502 Bad Gateway`: its offer
@@ -343,4 +367,14 @@ pub(super) fn unusable_sdp_reason() -> rsip::Header {
         "Reason".into(),
         "SIP;cause=488;text=\"SDP cannot be anchored\"".into(),
     )
+}
+
+/// The refusal an answer gets when its SRTP cannot be taken.
+fn insecure_answer_reason(e: &crate::media::sdes::AnswerError) -> crate::model::RefusalReason {
+    use crate::media::sdes::AnswerError;
+    use crate::model::RefusalReason;
+    match e {
+        AnswerError::SrtpRequired => RefusalReason::SrtpRequired,
+        AnswerError::BadCrypto(_) => RefusalReason::SrtpUnsupported,
+    }
 }

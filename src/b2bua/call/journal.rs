@@ -1,7 +1,8 @@
-//! The call's journal entry: its CDR so far, the recording file being written, and its
-//! dialog state. Written when the call starts, when B changes (failover), at the answer and
-//! when the recording opens, so that a crash at any point leaves a CDR to close and dialogs a
-//! restart can end (`b2bua::restart`).
+//! The call's journal entry: its CDR so far (with the recording's PCI pauses), the recording
+//! file being written, and its dialog state. Written when the call starts, when B changes
+//! (failover), at the answer, when the recording opens and at each pause and resume, so that a
+//! crash at any point leaves a CDR to close (its pauses on it) and dialogs a restart can end
+//! (`b2bua::restart`).
 
 use super::*;
 use crate::b2bua::restart::record::{DialogRecord, LegRecord, LegState};
@@ -18,11 +19,11 @@ impl Call {
                 None => r.part_path().display().to_string(),
             });
         let dialogs = self.dialog_record().encode();
-        self.ctx.cdrs.journal_with_dialogs(
-            self.attempt.provisional(chrono::Utc::now()),
-            part,
-            dialogs,
-        );
+        let mut provisional = self.attempt.provisional(chrono::Utc::now());
+        provisional.recording_pauses = self.pauses.journaled(std::time::Instant::now());
+        self.ctx
+            .cdrs
+            .journal_with_dialogs(provisional, part, dialogs);
     }
 
     /// The legs a peer may hold right now, and how each would be ended.

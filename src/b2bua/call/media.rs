@@ -7,6 +7,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::b2bua::live_media::LiveCallMedia;
+use crate::config::MediaEncryption;
+use crate::media::sdes::{AnswerError, Sdes};
 use crate::media::sdp::{self, Exchange, Origin, PayloadInfo, UnusableSdp};
 use crate::media::{
     Leg, MediaCounters, MediaError, MediaEvent, MediaSession, PortAllocator, RemoteMedia,
@@ -52,6 +54,10 @@ pub(crate) struct CallMedia {
     offered: [Option<usize>; 2],
     /// The streams the gateway declined (port 0 where the peer offered one), for the CDR.
     declined: Vec<String>,
+    /// SRTP per leg: the keys offered and answered (`media::sdes`).
+    sdes: Sdes,
+    /// An answer whose SRTP could not be taken, until the call has seen it.
+    answer_failure: Option<AnswerError>,
 }
 
 /// Distinct declined stream names kept for a CDR (a call has a handful at most).
@@ -59,7 +65,12 @@ const MAX_DECLINED: usize = 8;
 
 impl CallMedia {
     /// Allocate a port pair per leg and start relaying (nothing flows until SDP names peers).
-    pub fn start(settings: &MediaSettings) -> Result<CallMedia, MediaError> {
+    /// `encryption`: the trunk's `media_encryption` of the inside (PBX) and outside (carrier)
+    /// legs.
+    pub fn start(
+        settings: &MediaSettings,
+        encryption: [MediaEncryption; 2],
+    ) -> Result<CallMedia, MediaError> {
         let inside = settings.ports.allocate(settings.inside_ip)?;
         let outside = settings.ports.allocate(settings.outside_ip)?;
         // The timeout is armed on answer: a ringing call owes no RTP.
@@ -83,7 +94,19 @@ impl CallMedia {
             live,
             offered: [None; 2],
             declined: Vec::new(),
+            sdes: Sdes::new(encryption),
+            answer_failure: None,
         })
+    }
+
+    /// The `media_encryption` of `side`'s leg.
+    pub fn encryption(&self, side: Side) -> MediaEncryption {
+        self.sdes.mode(leg_of(side))
+    }
+
+    /// The answer seen last could not be taken (its SRTP): the call must not go on with it.
+    pub fn take_answer_failure(&mut self) -> Option<AnswerError> {
+        self.answer_failure.take()
     }
 
     /// The figures the live-call listing reads.
@@ -96,7 +119,9 @@ impl CallMedia {
     /// pass unchanged. Initial offers and re-offers are checked before they get here
     /// (`sdp::check_offer`, at admission and in `relay`); an answer, or an offer in a 2xx (late
     /// offer), that cannot be anchored is an error: the caller decides what becomes of the
-    /// message, and the relay keeps the media it had.
+    /// message, and the relay keeps the media it had. SRTP is settled here too (`sdes`): our
+    /// own keys go in, the peer's never cross; an answer whose SRTP cannot be taken is not
+    /// forwarded (empty) and `take_answer_failure` says why.
     pub fn rewrite(
         &mut self,
         from: Side,
@@ -113,18 +138,25 @@ impl CallMedia {
         let from_leg = leg_of(from);
         let to_leg = from_leg.other();
         let parsed = sdp::check_body(body, exchange, self.offered[from_leg.index()])?;
+        let anchor = self.session.anchor(to_leg);
+        let anchored = parsed.anchor(&anchor, &mut self.origins[to_leg.index()]);
+        let mut out = anchored.sdp;
+        let audio = parsed.audio();
+        if exchange == Exchange::Answer && self.sdes.answers_pending(from_leg) {
+            if let Err(e) = self
+                .sdes
+                .answer(from_leg, &parsed, audio.as_ref(), &mut out)
+            {
+                tracing::warn!(side = %from, error = %e, "answer refused: its SRTP cannot be taken");
+                self.answer_failure = Some(e);
+                return Ok(Vec::new());
+            }
+        } else {
+            self.sdes.offer(from_leg, &parsed, audio.as_ref(), &mut out);
+        }
         if exchange == Exchange::Offer {
             self.offered[to_leg.index()] = Some(parsed.media_count());
         }
-        if let Some(audio) = parsed.audio() {
-            if let Some(remote) = RemoteMedia::from_sdp(&audio) {
-                self.session.update_remote(from_leg, remote);
-            }
-            self.live.set_formats(from_leg, &audio.payloads);
-            self.new_payloads = Some(audio.payloads);
-        }
-        let anchor = self.session.anchor(to_leg);
-        let anchored = parsed.anchor(&anchor, &mut self.origins[to_leg.index()]);
         for index in &anchored.disabled {
             if let Some(name) = sdp::declined_stream(&parsed, *index) {
                 if !self.declined.contains(&name) && self.declined.len() < MAX_DECLINED {
@@ -132,7 +164,15 @@ impl CallMedia {
                 }
             }
         }
-        Ok(anchored.sdp.to_bytes())
+        if let Some(audio) = audio {
+            if let Some(remote) = RemoteMedia::from_sdp(&audio) {
+                self.session.update_remote(from_leg, remote);
+            }
+            self.live.set_formats(from_leg, &audio.payloads);
+            self.new_payloads = Some(audio.payloads);
+        }
+        self.session.set_keys(self.sdes.keys());
+        Ok(out.to_bytes())
     }
 
     /// Start or stop copying RTP to the recorder.

@@ -8,7 +8,9 @@
 //! channels and the file keeps the call's length. The intervals, as positions in the file (ms
 //! from its first sample), who paused and how each ended, go on the CDR. A pause left open
 //! resumes by itself after `[recording] max_pause_secs` (logged). DTMF digits keyed while paused
-//! are not put on the CDR either (a card number keyed on the phone).
+//! are not put on the CDR either (a card number keyed on the phone). Each pause and resume is
+//! journaled (the provisional CDR carries the intervals, an open one as `call_ended`), so a
+//! crash leaves them for the restart to put on the CDR it closes.
 
 use std::time::{Duration, Instant as StdInstant};
 
@@ -99,6 +101,23 @@ impl Pauses {
         })
     }
 
+    /// The intervals so far, for the journal: an open one as if it ended now (`call_ended`,
+    /// which a restart after a crash extends to the crash, `monitor::recovery`).
+    pub(crate) fn journaled(&self, now: StdInstant) -> Vec<RecordingPause> {
+        let mut out = self.done.clone();
+        if let Some((since, by)) = &self.open {
+            let start_ms = self.position_ms(*since);
+            out.push(RecordingPause {
+                start_ms,
+                end_ms: self.position_ms(now).max(start_ms),
+                paused_by: by.clone(),
+                resumed_by: None,
+                ended: PauseEnd::CallEnded,
+            });
+        }
+        out
+    }
+
     /// The intervals for the CDR, an open one closed at `ended` (the recording's end).
     pub(crate) fn finish(&mut self, ended: StdInstant) -> Vec<RecordingPause> {
         if let Some((since, by)) = self.open.take() {
@@ -168,6 +187,8 @@ impl Call {
         tracing::info!(by = %by, at_ms, "recording paused");
         self.pauses.open = Some((now, by));
         self.pauses.deadline = Some(Instant::now() + self.pauses.max_pause);
+        // A crash from now on leaves the pause on the journaled CDR.
+        self.journal();
         PauseOutcome::Done {
             paused: true,
             at_ms,
@@ -208,6 +229,7 @@ impl Call {
             ended,
         });
         self.pauses.deadline = None;
+        self.journal();
         PauseOutcome::Done {
             paused: false,
             at_ms: end_ms,

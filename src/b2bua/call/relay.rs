@@ -25,7 +25,11 @@ pub(super) fn relay_request(call: &mut Call, tx: ServerTx) {
         return;
     }
     let ct = message::content_type(&req.headers).map(str::to_string);
-    if let Some(line) = refused_offer(method, ct.as_deref(), &req.body) {
+    let encryption = call
+        .media
+        .as_ref()
+        .map_or_else(Default::default, |m| m.encryption(side));
+    if let Some(line) = refused_offer(method, ct.as_deref(), &req.body, encryption) {
         tx.reply_line(line, None);
         return;
     }
@@ -74,12 +78,17 @@ pub(super) fn relay_request(call: &mut Call, tx: ServerTx) {
 /// A re-offer (re-INVITE, UPDATE) the gateway cannot carry is answered here, as an initial
 /// offer is refused at admission: never relayed without its body. The call goes on with the
 /// session it had (RFC 3261 §14.2).
-fn refused_offer(method: Method, ct: Option<&str>, body: &[u8]) -> Option<StatusLine> {
+fn refused_offer(
+    method: Method,
+    ct: Option<&str>,
+    body: &[u8],
+    encryption: crate::config::MediaEncryption,
+) -> Option<StatusLine> {
     let offers = matches!(method, Method::Invite | Method::Update);
     if !offers || body.is_empty() || !crate::media::sdp::is_sdp(ct) {
         return None;
     }
-    let e = crate::media::sdp::check_offer(body).err()?;
+    let e = crate::media::sdp::check_offer(body, encryption).err()?;
     tracing::info!(method = %method, error = %e, "re-offer refused");
     Some(crate::b2bua::new_call::offer_reason(&e).status_line())
 }
@@ -136,7 +145,16 @@ pub(super) fn relay_response(call: &mut Call, key: ClientKey, kind: ClientEventK
     }
     if !out.body.is_empty() {
         let ct = message::content_type(&out.headers).map(str::to_string);
-        match call.across(origin_side.other(), exchange, ct.as_deref(), &out.body) {
+        let crossed = call.across(origin_side.other(), exchange, ct.as_deref(), &out.body);
+        if let Some(e) = call.media.as_mut().and_then(|m| m.take_answer_failure()) {
+            // The call cannot go on with media it cannot decrypt (or must not send in clear).
+            tracing::warn!(error = %e, "re-offer's answer refused: ending the call");
+            call.relays.remove(&key);
+            origin.reply_line(StatusLine::NOT_ACCEPTABLE_HERE, None);
+            call.bye_both(crate::model::EndReason::SrtpFailed);
+            return;
+        }
+        match crossed {
             Ok(body) => out.body = body,
             Err(_) if (200..300).contains(&code) => {
                 unusable_answer(call, key, &resp);

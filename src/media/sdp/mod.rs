@@ -10,6 +10,9 @@
 //! first line, `x=` shape of every line, no stray CR or NUL, a well-formed m= line.
 
 mod anchor;
+pub mod crypto;
+#[cfg(test)]
+mod crypto_tests;
 mod exchange;
 #[cfg(test)]
 mod robust_tests;
@@ -19,7 +22,10 @@ mod tests;
 use std::net::{IpAddr, SocketAddr};
 
 pub use anchor::{Anchor, Anchored, Origin};
+pub use crypto::{CryptoLine, CryptoLineError, OfferedSecurity, SecurityError};
 pub use exchange::{check_body, declined_stream, Exchange, UnusableSdp};
+
+use crate::config::MediaEncryption;
 
 /// Bodies larger than this are refused: real offers are well under 2 KiB. The SIP front end's
 /// body limit (`sip::frontend::Limits::max_body_bytes`) is the same 12 KiB, so a body the front
@@ -50,13 +56,16 @@ pub enum SdpError {
 pub enum OfferError {
     #[error(transparent)]
     Unparseable(#[from] SdpError),
-    /// The audio stream asks for SRTP (an SAVP profile or `a=crypto`): relayed, its packets
-    /// would be recorded as if they were clear audio.
-    #[error("the offer asks for SRTP (profile {profile}{crypto}), which is not terminated here")]
-    Encrypted {
-        profile: String,
-        crypto: &'static str,
-    },
+    /// SRTP the gateway cannot terminate (DTLS-SRTP, no usable `a=crypto`): relayed, its
+    /// packets would be recorded as if they were clear audio.
+    #[error(transparent)]
+    Security(#[from] SecurityError),
+    /// SRTP offered on a leg whose encryption is `none`.
+    #[error("the offer asks for SRTP (profile {0}) and the leg's media_encryption is \"none\"")]
+    SrtpNotAllowed(String),
+    /// Plain RTP offered on a leg whose encryption is `required`.
+    #[error("the offer is plain RTP and the leg's media_encryption is \"required\"")]
+    SrtpRequired,
 }
 
 /// Whether a body of this Content-Type is SDP (no Content-Type: taken as SDP, as peers that
@@ -69,25 +78,27 @@ pub fn is_sdp(content_type: Option<&str>) -> bool {
     })
 }
 
-/// Check an offer the gateway is to anchor (an INVITE's body, a re-offer): parsed, and its
-/// audio stream one the relay can carry in clear. Streams the gateway disables (video, T.38,
-/// extra audio) are not looked at: they get port 0 whatever they ask for.
-pub fn check_offer(body: &[u8]) -> Result<SessionDescription, OfferError> {
+/// Check an offer the gateway is to anchor (an INVITE's body, a re-offer) from a leg whose
+/// `media_encryption` is `encryption`: parsed, and its audio stream one the relay can carry
+/// (plain RTP, or SRTP keyed by SDES in a suite the gateway serves) as that leg allows. Streams
+/// the gateway disables (video, T.38, extra audio) are not looked at: they get port 0 whatever
+/// they ask for.
+pub fn check_offer(
+    body: &[u8],
+    encryption: MediaEncryption,
+) -> Result<SessionDescription, OfferError> {
     let parsed = parse(body)?;
     if let Some(audio) = parsed.audio() {
-        let has_crypto = parsed
-            .session
-            .iter()
-            .chain(&parsed.media[audio.index])
-            .any(|l| {
-                l.attribute()
-                    .is_some_and(|(name, _)| name.eq_ignore_ascii_case("crypto"))
-            });
-        if audio.is_encrypted() || has_crypto {
-            return Err(OfferError::Encrypted {
-                profile: audio.protocol,
-                crypto: if has_crypto { " with a=crypto" } else { "" },
-            });
+        match (parsed.offered_security(&audio)?, encryption) {
+            (OfferedSecurity::Sdes { required: true, .. }, MediaEncryption::None) => {
+                return Err(OfferError::SrtpNotAllowed(
+                    audio.protocol.chars().take(40).collect(),
+                ));
+            }
+            (OfferedSecurity::Plain, MediaEncryption::Required) => {
+                return Err(OfferError::SrtpRequired);
+            }
+            _ => {}
         }
     }
     Ok(parsed)

@@ -30,6 +30,8 @@ pub(crate) fn trunk(name: &str) -> TrunkConfig {
         carrier_transport: TransportKind::Udp,
         inbound_to: "10.0.0.5:5060".parse().unwrap(),
         pbx_transport: TransportKind::Udp,
+        pbx_media_encryption: Default::default(),
+        carrier_media_encryption: Default::default(),
         numbers: vec![A.to_string(), B.to_string()],
         max_concurrent: 30,
         max_concurrent_per_caller_id: 10,

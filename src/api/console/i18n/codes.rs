@@ -111,6 +111,11 @@ pub const END_REASONS: Words = &[
         "the PBX's SDP could not be used (call ended)",
         "PBX 的 SDP 无法使用（呼叫已结束）",
     ),
+    (
+        "srtp_failed",
+        "a re-offer's answer carried encrypted-media keys that could not be used",
+        "重新协商的应答所带加密媒体密钥无法使用",
+    ),
 ];
 
 pub const REFUSAL_REASONS: Words = &[
@@ -271,8 +276,23 @@ pub const REFUSAL_REASONS: Words = &[
     ),
     (
         "srtp_unsupported",
-        "the offer asked for encrypted media (SRTP), not supported",
-        "提议要求加密媒体（SRTP），暂不支持",
+        "the encrypted media (SRTP) keys offered or answered could not be used",
+        "提议或应答的加密媒体（SRTP）密钥无法使用",
+    ),
+    (
+        "dtls_srtp_unsupported",
+        "the offer asked for DTLS-SRTP; only SDES keys are supported",
+        "提议要求 DTLS-SRTP；仅支持 SDES 密钥",
+    ),
+    (
+        "srtp_not_allowed",
+        "encrypted media (SRTP) offered on a leg configured for plain RTP",
+        "在配置为明文 RTP 的一侧提议了加密媒体（SRTP）",
+    ),
+    (
+        "srtp_required",
+        "plain RTP on a leg that requires encrypted media (SRTP)",
+        "在要求加密媒体（SRTP）的一侧使用了明文 RTP",
     ),
 ];
 
