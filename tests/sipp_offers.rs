@@ -319,3 +319,53 @@ fn video_and_t38_are_declined_and_the_cdr_says_so() {
         },
     );
 }
+
+/// A carrier leg that requires SRTP (`carrier_media_encryption = "required"`): the gateway
+/// offers the carrier SRTP with its own key although the PBX offered plain RTP; a carrier that
+/// answers in clear anyway gets its 200 ACKed and a BYE, the PBX a 488, and the CDR says
+/// `srtp_required` — no clear audio is ever relayed as if the leg were protected.
+#[test]
+fn a_plain_answer_on_a_leg_that_requires_srtp_ends_the_call_cleanly() {
+    let mut scene = Scene::start_edited(TrunkLimits::default(), |_, config| {
+        let edited = config.replace(
+            "blocked_numbers = []",
+            "blocked_numbers = []\ncarrier_media_encryption = \"required\"",
+        );
+        assert_ne!(edited, config, "the trunk table has a blocked_numbers line");
+        edited
+    });
+    let uas = carrier_uas(&mut scene, 1);
+    let uac = pbx_call(&mut scene, "pbx_uac_488_after_ringing.xml");
+    let counts = scene.ok(scene.sipps[uac].counts());
+    let got = scene.ok(counts.first("488_Recv"));
+    scene.ensure(got == 1, || format!("PBX SIPp: {got} 488s, expected 1"));
+    // The carrier's call ends by itself: ACK then BYE from the gateway.
+    scene.expect_exit_ok(uas);
+    let received = scene.ok(scene.sipps[uas].received_messages());
+    let invite = received
+        .iter()
+        .find(|m| m.starts_with("INVITE "))
+        .cloned()
+        .unwrap_or_default();
+    scene.ensure(
+        invite.contains("RTP/SAVP") && invite.contains("a=crypto:"),
+        || format!("the carrier was not offered SRTP:\n{invite}"),
+    );
+    for method in ["ACK ", "BYE "] {
+        scene.ensure(received.iter().any(|m| m.starts_with(method)), || {
+            format!("the carrier got no {method}after its clear answer")
+        });
+    }
+    let cdrs = scene.stop_and_read_cdrs();
+    let ok = cdrs.len() == 1
+        && cdrs[0].outcome.final_status == 488
+        && cdrs[0].outcome.refusal_reason.map(|r| r.as_str()) == Some("srtp_required")
+        && cdrs[0].attempt.outside_call_id.is_some()
+        && cdrs[0].outcome.talk_ms == 0;
+    scene.ensure(ok, || {
+        format!(
+            "expected one CDR ended 488 srtp_required after the carrier leg:\n{}",
+            summary(&cdrs)
+        )
+    });
+}
