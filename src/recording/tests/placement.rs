@@ -74,10 +74,11 @@ fn packets_arriving_in_clumps_land_on_their_timestamps_to_the_sample() {
     );
 
     let (_, left, right) = read_wav(&path);
-    // Each leg's packet n is at its anchor (its first packet's arrival) plus n * 160 samples,
-    // exactly the samples sent; nothing else on the channel.
+    // Each leg's packet n is at n * 160 samples from where its least delayed packets put its
+    // start (not where its late first packet came), exactly the samples sent; nothing else on
+    // the channel.
     for (name, channel, source, anchor_ms) in [
-        ("left", &left, &inside, 30u64),
+        ("left", &left, &inside, 0u64),
         ("right", &right, &outside, 5),
     ] {
         let anchor = (anchor_ms * 8) as usize;
