@@ -64,6 +64,7 @@ fn cdr(i: usize, callers: usize) -> Cdr {
             },
             end_reason: EndReason::NormalClearing,
             refusal_reason: None,
+            declined_media: Vec::new(),
         },
         media: Vec::new(),
         recording: None,

@@ -129,6 +129,7 @@ fn call(id: &str, invite_at: DateTime<Utc>, end_at: DateTime<Utc>) -> Cdr {
             disposition: Disposition::Answered,
             end_reason: EndReason::NormalClearing,
             refusal_reason: None,
+            declined_media: Vec::new(),
         },
         media: Vec::new(),
         recording: None,

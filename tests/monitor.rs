@@ -468,6 +468,7 @@ fn ended_call(id: &str, now: chrono::DateTime<Utc>) -> Cdr {
             disposition: Disposition::Answered,
             end_reason: EndReason::NormalClearing,
             refusal_reason: None,
+            declined_media: Vec::new(),
         },
         media: Vec::new(),
         recording: None,

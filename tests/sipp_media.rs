@@ -197,12 +197,14 @@ struct MediaCall {
     codec: G711,
     carrier: usize,
     pbx: usize,
+    /// The PBX's INVITE has no SDP: the offer comes in the 200, the answer in the ACK.
+    late: bool,
 }
 
 /// Starts the gateway (media anchored on its interface addresses, recordings in the test's
 /// directory), the carrier (answers after `ring_ms`) and the PBX (hangs up `talk_ms` after
-/// the answer), both streaming their tone in `codec`.
-fn start_call(codec: G711, ring_ms: u64, talk_ms: u64) -> MediaCall {
+/// the answer), both streaming their tone in `codec`; `late`: with a late offer.
+fn start_call(codec: G711, ring_ms: u64, talk_ms: u64, late: bool) -> MediaCall {
     let mut scene = Scene::start_with(TrunkLimits::default(), |dir| {
         format!(
             "\n[media]\ninside_address = \"{INSIDE_IP}\"\noutside_address = \"{OUTSIDE_IP}\"\n\
@@ -246,7 +248,11 @@ fn start_call(codec: G711, ring_ms: u64, talk_ms: u64) -> MediaCall {
     carrier_args.extend(args(&["-key", "ring_ms", &ring_ms.to_string()]));
     let carrier = scene.sipp(SippSpec {
         name: CARRIER_SIPP,
-        scenario: Scenario::File("carrier_uas_media.xml"),
+        scenario: Scenario::File(if late {
+            "carrier_uas_media_late.xml"
+        } else {
+            "carrier_uas_media.xml"
+        }),
         local: carrier_local,
         remote: None,
         args: carrier_args,
@@ -265,7 +271,11 @@ fn start_call(codec: G711, ring_ms: u64, talk_ms: u64) -> MediaCall {
     ]));
     let pbx = scene.sipp(SippSpec {
         name: PBX_SIPP,
-        scenario: Scenario::File("pbx_uac_media.xml"),
+        scenario: Scenario::File(if late {
+            "pbx_uac_media_late.xml"
+        } else {
+            "pbx_uac_media.xml"
+        }),
         local: free_local(PBX_IP),
         remote: Some(inside),
         args: pbx_args,
@@ -276,6 +286,7 @@ fn start_call(codec: G711, ring_ms: u64, talk_ms: u64) -> MediaCall {
         codec,
         carrier,
         pbx,
+        late,
     }
 }
 
@@ -298,7 +309,9 @@ impl MediaCall {
         let pt = self.codec.payload_type().to_string();
         let rtpmap = format!("{pt} {}/8000", self.codec.name());
         // The PBX got the carrier's answer in the 200 to its INVITE; the carrier got the
-        // PBX's offer in the INVITE. Both rewritten by the gateway to its own media address.
+        // PBX's offer in the INVITE (late offer: the other way round, the carrier's offer in
+        // the 200, the PBX's answer in the ACK). Both rewritten by the gateway to its own
+        // media address.
         let pbx_msgs = scene.ok(scene.sipps[self.pbx].received_messages());
         let answer = pbx_msgs
             .iter()
@@ -307,9 +320,10 @@ impl MediaCall {
             })
             .cloned();
         let carrier_msgs = scene.ok(scene.sipps[self.carrier].received_messages());
+        let late = self.late;
         let offer = carrier_msgs
             .iter()
-            .find(|m| m.starts_with("INVITE "))
+            .find(|m| m.starts_with(if late { "ACK " } else { "INVITE " }))
             .cloned();
         for (what, msg, media_ip) in [
             ("answer the PBX received", answer, INSIDE_IP),
@@ -528,7 +542,7 @@ fn check_verify(scene: &Scene, cdr: &Cdr, path: &str) {
 }
 
 fn recorded_call_through_the_gateway(codec: G711) {
-    let mut call = start_call(codec, 0, 3000);
+    let mut call = start_call(codec, 0, 3000, false);
     call.expect_call_completed();
     let cdr = call.the_cdr();
     let scene = &call.scene;
@@ -557,12 +571,23 @@ fn pcma_call_is_recorded_with_each_side_on_its_channel() {
     recorded_call_through_the_gateway(G711::Pcma);
 }
 
+/// A late offer (issue 15, item 4): the carrier's offer in its 200 and the PBX's answer in its
+/// ACK both cross anchored, and the audio flows and is recorded both ways.
+#[test]
+fn late_offer_call_is_recorded_with_each_side_on_its_channel() {
+    let mut call = start_call(G711::Pcmu, 0, 3000, true);
+    call.expect_call_completed();
+    let cdr = call.the_cdr();
+    check_media_figures(&call.scene, &cdr);
+    check_recording(&call.scene, &cdr);
+}
+
 /// The carrier rings for 1.5 s before it answers. With `record_early_media = false` the
 /// recording covers the talk time: the file is opened at the answer, so the ringing is not in
 /// it as leading silence (the file and the CDR's `duration_ms` match the talk time).
 #[test]
 fn ringing_is_not_in_the_recording() {
-    let mut call = start_call(G711::Pcmu, 1500, 3000);
+    let mut call = start_call(G711::Pcmu, 1500, 3000, false);
     call.expect_call_completed();
     let cdr = call.the_cdr();
     check_media_figures(&call.scene, &cdr);
@@ -577,7 +602,7 @@ fn ringing_is_not_in_the_recording() {
 /// channel has no hole, and the file is as long as the call.
 #[test]
 fn a_burst_after_a_sender_stall_keeps_every_received_packet() {
-    let mut call = start_call(G711::Pcmu, 0, 4000);
+    let mut call = start_call(G711::Pcmu, 0, 4000, false);
     std::thread::sleep(Duration::from_millis(1200));
     let r = call.scene.sipps[call.pbx].suspend_for(Duration::from_millis(1500));
     call.scene.ok(r);

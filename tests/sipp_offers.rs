@@ -279,3 +279,43 @@ fn latin1_display_name_is_carried_and_no_server_header() {
         "the gateway did not log the replaced bytes".to_string()
     });
 }
+
+/// Audio, video and T.38 offered: the audio is anchored, the video and the image go on declined
+/// with port 0 (both SIPp scenarios check the SDP they get), and the CDR says which streams the
+/// gateway declined.
+#[test]
+fn video_and_t38_are_declined_and_the_cdr_says_so() {
+    let mut scene = Scene::start(TrunkLimits::default());
+    let local = scene.addrs.carrier;
+    let uas = scene.sipp(SippSpec {
+        name: "carrier-uas",
+        scenario: Scenario::File("carrier_uas_declined.xml"),
+        local,
+        remote: None,
+        args: args(&["-m", "1", "-trace_msg"]),
+        timeout_secs: 30,
+    });
+    let uac = pbx_call(&mut scene, "pbx_uac_av_t38.xml");
+    let stats = scene.ok(scene.sipps[uac].stats());
+    let ok = scene.ok(stats.get("SuccessfulCall"));
+    scene.ensure(ok == 1, || format!("PBX SIPp: {ok} successful calls"));
+    scene.expect_exit_ok(uas);
+    let stats = scene.ok(scene.sipps[uas].stats());
+    let ok = scene.ok(stats.get("SuccessfulCall"));
+    scene.ensure(ok == 1, || format!("carrier SIPp: {ok} successful calls"));
+    let cdrs = scene.stop_and_read_cdrs();
+    scene.ensure(
+        cdrs.len() == 1
+            && cdrs[0].outcome.disposition == Disposition::Answered
+            && cdrs[0].outcome.declined_media == ["video", "image/t38"],
+        || {
+            format!(
+                "expected one answered CDR declining video and image/t38: {:?}\n{}",
+                cdrs.iter()
+                    .map(|c| &c.outcome.declined_media)
+                    .collect::<Vec<_>>(),
+                summary(&cdrs)
+            )
+        },
+    );
+}

@@ -172,4 +172,21 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn a_cdr_names_the_streams_the_gateway_declined() {
+        let doc = document_json();
+        let schemas = doc["components"]["schemas"].to_string();
+        assert!(schemas.contains("declined_media"), "not in the schemas");
+        let mut cdr = crate::model::sample_cdr("c1");
+        let view = crate::api::cdrs::CdrView::from(&cdr);
+        let json = serde_json::to_value(&view).unwrap();
+        assert!(json.get("declined_media").is_none(), "absent when none");
+        cdr.outcome.declined_media = vec!["video".into(), "image/t38".into()];
+        let json = serde_json::to_value(crate::api::cdrs::CdrView::from(&cdr)).unwrap();
+        assert_eq!(
+            json["declined_media"],
+            serde_json::json!(["video", "image/t38"])
+        );
+    }
 }

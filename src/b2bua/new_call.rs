@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::call::setup::{self, Presented};
-use super::call::{Call, CallMedia, CallSetup, Leg, SdpRole};
+use super::call::{Call, CallMedia, CallSetup, Leg};
 use super::registry::{CallMsg, LiveCall};
 use super::Ctx;
 use crate::config::{MediaEncryption, TransportKind};
@@ -551,7 +551,10 @@ fn anchored_b_invite(req: &rsip::Request, b: &mut Leg, media: &mut CallMedia) ->
     let mut b_invite = setup::b_invite(req, b);
     if !req.body.is_empty() {
         let ct = message::content_type(&req.headers);
-        b_invite.body = media.rewrite(b.side.other(), ct, &req.body, SdpRole::Offer);
+        // Checked at admission (`sdp::check_offer`): it parses, so it anchors.
+        b_invite.body = media
+            .rewrite(b.side.other(), sdp::Exchange::Offer, ct, &req.body)
+            .unwrap_or_default();
         if b_invite.body.is_empty() {
             b_invite
                 .headers

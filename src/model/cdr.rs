@@ -70,6 +70,11 @@ pub struct Outcome {
     pub end_reason: EndReason,
     /// Why the gateway refused the call (`refused` only).
     pub refusal_reason: Option<RefusalReason>,
+    /// Streams the gateway declined with port 0 (it anchors one audio stream): `video`,
+    /// `image/t38`, `audio` for an extra audio stream, in the order first offered. Absent
+    /// when none. Not part of the sealed `cdr/1` form (`evidence::canonical`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub declined_media: Vec<String>,
 }
 
 /// One call attempt as a carrier or a compliance officer sees it.
@@ -123,6 +128,7 @@ impl Attempt {
                 disposition: ending.disposition,
                 end_reason: ending.reason,
                 refusal_reason: ending.refusal,
+                declined_media: Vec::new(),
             },
             media: Vec::new(),
             recording: None,
@@ -193,6 +199,7 @@ pub(crate) fn sample_cdr(id: &str) -> Cdr {
             disposition: Disposition::Answered,
             end_reason: EndReason::NormalClearing,
             refusal_reason: None,
+            declined_media: Vec::new(),
         },
         media: vec![
             LegQuality {

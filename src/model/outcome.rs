@@ -147,6 +147,12 @@ pub enum EndReason {
     /// The carrier challenged the call (401/407) and did not take the gateway's credentials
     /// (a second challenge, none configured, or a realm not ours to answer): the PBX got 403.
     CarrierAuthFailed,
+    /// The carrier's SDP (the answer in its 2xx, or its offer there when the PBX sent none)
+    /// could not be anchored — unparseable, or not an answer to the offer: the gateway ACKed
+    /// and BYEd the carrier and gave the PBX 502; nothing of that SDP crossed.
+    CarrierBadSdp,
+    /// The same from the PBX (inbound calls: its 2xx; late offer: the answer in its ACK).
+    PbxBadSdp,
     /// A re-offer's answer carried SRTP the gateway could not take (a plain answer on a
     /// `required` leg, a key it did not offer): the gateway ended the call rather than carry
     /// media it cannot decrypt.
@@ -165,6 +171,7 @@ text_enum!(EndReason, "end_reason", {
     RecordingFailed => "recording_failed", NodeLost => "node_lost",
     CarrierAuthFailed => "carrier_auth_failed", SrtpFailed => "srtp_failed",
     CarrierTlsFailed => "carrier_tls_failed",
+    CarrierBadSdp => "carrier_bad_sdp", PbxBadSdp => "pbx_bad_sdp",
 });
 
 impl EndReason {
@@ -185,6 +192,14 @@ impl EndReason {
         match side {
             super::Side::Outside => EndReason::EarlyByeOutside,
             super::Side::Inside => EndReason::EarlyByeInside,
+        }
+    }
+
+    /// The peer on `side` sent SDP the gateway could not anchor.
+    pub fn bad_sdp_from(side: super::Side) -> EndReason {
+        match side {
+            super::Side::Outside => EndReason::CarrierBadSdp,
+            super::Side::Inside => EndReason::PbxBadSdp,
         }
     }
 }

@@ -28,6 +28,8 @@ impl StatusLine {
     pub const REQUEST_TERMINATED: StatusLine = StatusLine::new(487, "Request Terminated");
     pub const REQUEST_PENDING: StatusLine = StatusLine::new(491, "Request Pending");
     pub const SERVER_INTERNAL_ERROR: StatusLine = StatusLine::new(500, "Server Internal Error");
+    /// The far side's response could not be used (an answer the gateway cannot anchor).
+    pub const BAD_GATEWAY: StatusLine = StatusLine::new(502, "Bad Gateway");
     pub const SERVICE_UNAVAILABLE: StatusLine = StatusLine::new(503, "Service Unavailable");
     /// To an INVITE a crash left unanswered, at the next start (and the CDR's final status).
     pub const GATEWAY_RESTART: StatusLine = StatusLine::new(500, "Gateway Restart");

@@ -59,6 +59,7 @@ pub fn cdr(id: &str, caller: &str, callee: &str, end: DateTime<Utc>, outcome: Ou
             disposition: Disposition::Failed,
             end_reason: EndReason::Rejected,
             refusal_reason: None,
+            declined_media: Vec::new(),
         },
         media: vec![],
         recording: None,

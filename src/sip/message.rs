@@ -284,30 +284,63 @@ pub fn branch<T: HeadersExt>(msg: &T) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The `tag` of From or To. These headers, Contact and our own URIs are read here rather than
+/// with rsip's typed headers: rsip 0.4 refuses IPv6 hosts (`<sip:1@[2001:db8::1]>`).
 pub fn from_tag<T: HeadersExt>(msg: &T) -> Option<String> {
-    from_header(msg)?.typed().ok()?.tag().map(|t| t.to_string())
+    header_param(from_header(msg)?.value(), "tag")
 }
 
 pub fn to_tag<T: HeadersExt>(msg: &T) -> Option<String> {
-    to_header(msg)?.typed().ok()?.tag().map(|t| t.to_string())
+    header_param(to_header(msg)?.value(), "tag")
 }
 
+/// From's URI; a scheme other than sip:/sips: (tel:) as rsip reads it.
 pub fn from_uri<T: HeadersExt>(msg: &T) -> Option<rsip::Uri> {
-    from_header(msg)?.typed().ok().map(|f| f.uri)
+    let from = from_header(msg)?;
+    parse_uri(uri_in_name_addr(from.value())).or_else(|| from.typed().ok().map(|f| f.uri))
 }
 
 pub fn to_uri<T: HeadersExt>(msg: &T) -> Option<rsip::Uri> {
-    to_header(msg)?.typed().ok().map(|t| t.uri)
+    let to = to_header(msg)?;
+    parse_uri(uri_in_name_addr(to.value())).or_else(|| to.typed().ok().map(|t| t.uri))
 }
 
+/// The first Contact's URI (`*` gives none); what the front end's parser refuses (URI headers)
+/// as rsip reads it.
 pub fn contact_uri<T: HeadersExt>(msg: &T) -> Option<rsip::Uri> {
-    first(msg, |h| match h {
+    let contact = first(msg, |h| match h {
         Header::Contact(c) => Some(c),
         _ => None,
-    })?
-    .typed()
-    .ok()
-    .map(|c| c.uri)
+    })?;
+    let first = split_list(contact.value()).into_iter().next()?;
+    parse_uri(uri_in_name_addr(&first)).or_else(|| contact.typed().ok().map(|c| c.uri))
+}
+
+/// A sip:/sips: URI, IPv6 hosts and dotted user parts included (`sip::frontend::uri`).
+pub fn parse_uri(text: &str) -> Option<rsip::Uri> {
+    crate::sip::frontend::parse_sip_uri(text)
+}
+
+/// A header parameter of a name-addr or addr-spec value (`;tag=…` after the URI): after the
+/// `>` of a name-addr, after the URI's first `;` otherwise (RFC 3261 §20: without angle
+/// brackets, parameters belong to the header).
+pub fn header_param(value: &str, name: &str) -> Option<String> {
+    let params = match (value.find('<'), value.rfind('>')) {
+        (Some(a), Some(b)) if a < b => &value[b + 1..],
+        _ => value.split_once(';').map_or("", |(_, p)| p),
+    };
+    params.split(';').find_map(|p| {
+        let (k, v) = p.split_once('=').unwrap_or((p, ""));
+        (k.trim().eq_ignore_ascii_case(name) && !v.trim().is_empty()).then(|| v.trim().to_string())
+    })
+}
+
+/// An IP address as a URI host: IPv6 in brackets (RFC 3261 §25.1 IPv6reference).
+pub fn uri_host(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+    }
 }
 
 /// The first value of a header rsip does not model (P-Asserted-Identity, Privacy, Reason…).
@@ -387,6 +420,87 @@ pub fn split_list(value: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+
+    fn request_with(headers: &[(&str, &str)]) -> rsip::Request {
+        let mut h = Headers::default();
+        for (name, value) in headers {
+            h.push(match *name {
+                "From" => Header::From(rsip::headers::From::new(*value)),
+                "To" => Header::To(rsip::headers::To::new(*value)),
+                _ => Header::Contact(rsip::headers::Contact::new(*value)),
+            });
+        }
+        rsip::Request {
+            method: Method::Invite,
+            uri: parse_uri("sip:1@[::1]").unwrap(),
+            version: rsip::Version::V2,
+            headers: h,
+            body: Vec::new(),
+        }
+    }
+
+    /// Torture-style header URIs (RFC 4475 spirit): IPv6 references with and without ports,
+    /// dotted and escaped user parts, name-addr and addr-spec forms, parameters on both sides
+    /// of the `>` — every one read, where rsip 0.4 refuses the IPv6 ones.
+    #[test]
+    fn header_uris_with_ipv6_hosts_and_dotted_users_are_read() {
+        let req = request_with(&[
+            (
+                "From",
+                "\"Agent 7\" <sip:+861012345678@[2001:db8::1]:5060;user=phone>;tag=a1",
+            ),
+            ("To", "<sip:j.doe.smith@[::1]>"),
+            (
+                "Contact",
+                "<sip:pbx@[2001:db8::10]:5062;transport=udp>;expires=60, <sip:b@x>",
+            ),
+        ]);
+        let from = from_uri(&req).unwrap();
+        assert_eq!(from.user(), Some("+861012345678"));
+        assert_eq!(from.host_with_port.to_string(), "[2001:db8::1]:5060");
+        assert_eq!(from_tag(&req).as_deref(), Some("a1"));
+        assert_eq!(to_uri(&req).unwrap().user(), Some("j.doe.smith"));
+        assert_eq!(to_tag(&req), None);
+        let contact = contact_uri(&req).unwrap();
+        assert_eq!(
+            contact.to_string(),
+            "sip:pbx@[2001:db8::10]:5062;transport=UDP"
+        );
+
+        // addr-spec form: the parameters after the URI are the header's.
+        let req = request_with(&[
+            ("From", "sip:alice@[::1]:5070;tag=xyz"),
+            ("To", "sip:b@[::1]"),
+        ]);
+        assert_eq!(from_tag(&req).as_deref(), Some("xyz"));
+        assert_eq!(from_uri(&req).unwrap().to_string(), "sip:alice@[::1]:5070");
+        // A tag inside the brackets is the URI's, not the header's.
+        let req = request_with(&[("To", "<sip:b@[::1];tag=inner>")]);
+        assert_eq!(to_tag(&req), None);
+        // tel: From still reads (rsip's parser), broken ones give nothing and never panic.
+        let req = request_with(&[("From", "<tel:+861012345678>;tag=t")]);
+        assert_eq!(from_tag(&req).as_deref(), Some("t"));
+        for bad in [
+            "<sip:a@[::1>",
+            "<sip:a@[zz::1]:5060>",
+            "<>",
+            "sip:",
+            "<sip:a@[::1]:99999>",
+        ] {
+            let req = request_with(&[("From", bad), ("Contact", bad)]);
+            assert_eq!(contact_uri(&req), None, "{bad}");
+            let _ = from_uri(&req);
+        }
+    }
+
+    #[test]
+    fn ip_hosts_are_bracketed_when_v6() {
+        assert_eq!(uri_host("192.0.2.1".parse().unwrap()), "192.0.2.1");
+        assert_eq!(uri_host("2001:db8::1".parse().unwrap()), "[2001:db8::1]");
+        let target = format!("sip:+8610@{}", uri_host("::1".parse().unwrap()));
+        assert_eq!(parse_uri(&target).unwrap().to_string(), "sip:+8610@[::1]");
+    }
+
     use super::*;
 
     #[test]

@@ -33,6 +33,7 @@ fn refused(id: &str) -> Cdr {
         disposition: Disposition::Refused,
         end_reason: EndReason::Refused,
         refusal_reason: Some(RefusalReason::CallerIdNotAuthorized),
+        declined_media: Vec::new(),
         ..c.outcome
     };
     c.media.clear();

@@ -11,9 +11,9 @@ use crate::model::{Attempt, Cdr, Outcome};
 const INSERT_CDR: &str = "INSERT INTO cdrs (id, inside_call_id, outside_call_id, trunk, \
      direction, source, caller, callee, presented_from, pai, invite_at, ringing_at, answer_at, \
      end_at, talk_ms, final_status, final_reason, q850_cause, hangup_side, disposition, \
-     end_reason, refusal_reason, trunk_active, caller_active, node) \
+     end_reason, refusal_reason, trunk_active, caller_active, node, declined_media) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-     $19, $20, $21, $22, $23, $24, $25) \
+     $19, $20, $21, $22, $23, $24, $25, $26) \
      ON CONFLICT (id) DO NOTHING";
 
 const DELETE_JOURNAL: &str = "DELETE FROM call_journal WHERE id = $1";
@@ -24,7 +24,7 @@ macro_rules! select_cdrs {
             "SELECT id, inside_call_id, outside_call_id, trunk, direction, source, caller, ",
             "callee, presented_from, pai, invite_at, ringing_at, answer_at, end_at, talk_ms, ",
             "final_status, final_reason, q850_cause, hangup_side, disposition, end_reason, ",
-            "refusal_reason, trunk_active, caller_active, node FROM cdrs ",
+            "refusal_reason, trunk_active, caller_active, node, declined_media FROM cdrs ",
             $tail
         )
     };
@@ -188,6 +188,7 @@ per_backend! {
     /// else 0), and delete its journal row either way: a call with a CDR is no longer in
     /// progress.
     pub(in crate::store) async fn insert_cdr(conn: &mut Conn, cdr: &Cdr) -> Result<u64, StoreError> {
+        let declined = declined_column(&cdr.outcome.declined_media);
         let new = sqlx::query(INSERT_CDR)
             .bind(Dialect::text(&cdr.attempt.id))
             .bind(Dialect::opt_text(&cdr.attempt.inside_call_id))
@@ -214,6 +215,7 @@ per_backend! {
             .bind(cdr.attempt.trunk_active.map(i64::from))
             .bind(cdr.attempt.caller_active.map(i64::from))
             .bind(Dialect::opt_text(&cdr.attempt.node))
+            .bind(Dialect::opt_text(&declined))
             .execute(&mut *conn)
             .await
             .op_on("insert cdr", &cdr.attempt.id)?
@@ -301,6 +303,7 @@ per_backend! {
                 disposition,
                 end_reason,
                 refusal_reason,
+                declined_media: declined_list(row.try_get("declined_media")?),
             },
             // Filled in by the caller from the per-call tables.
             media: Vec::new(),
@@ -309,6 +312,21 @@ per_backend! {
             recording_pauses: Vec::new(),
         })
     }
+}
+
+/// `declined_media` as stored: a comma list, NULL when empty.
+fn declined_column(names: &[String]) -> Option<String> {
+    (!names.is_empty()).then(|| names.join(","))
+}
+
+fn declined_list(column: Option<String>) -> Vec<String> {
+    column
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Lenient on read (any RFC 3339 UTC offset or precision), so hand-repaired rows still load.

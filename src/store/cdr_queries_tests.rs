@@ -14,7 +14,8 @@ async fn memory_store() -> Store {
 #[tokio::test]
 async fn round_trip_is_exact() {
     on_each_backend(|store| async move {
-        let answered = sample_cdr("call-1");
+        let mut answered = sample_cdr("call-1");
+        answered.outcome.declined_media = vec!["video".into(), "image/t38".into()];
         let refused = Cdr {
             attempt: Attempt {
                 id: "call-2".into(),
@@ -43,6 +44,7 @@ async fn round_trip_is_exact() {
                 disposition: Disposition::Refused,
                 end_reason: EndReason::Refused,
                 refusal_reason: Some(RefusalReason::CallerIdNotAuthorized),
+                declined_media: Vec::new(),
             },
             media: Vec::new(),
             recording: None,

@@ -55,6 +55,7 @@ pub(super) const TABLES: &[Table] = &[
             ("trunk_active", Int),
             ("caller_active", Int),
             ("node", Text),
+            ("declined_media", Text),
         ],
         key: "id",
         identity: false,

@@ -1,6 +1,7 @@
 //! ACKs: A's ACK for our 2xx passed on to B, and ACKs resent when a 2xx is retransmitted.
 
 use super::*;
+use crate::media::sdp::Exchange;
 
 impl Call {
     pub(super) fn on_ack(&mut self, ack: rsip::Request, side: Side) {
@@ -13,8 +14,29 @@ impl Call {
         }
         let Some(u) = self.unacked.take() else { return };
         let ct = message::content_type(&ack.headers).map(str::to_string);
-        let body = self.across(side, ct.as_deref(), &ack.body, SdpRole::Response);
-        if side == self.a.side && u.ack_other_cseq == self.b.invite_cseq && self.b_ack.is_none() {
+        // An ACK's SDP is the answer to the offer of a 2xx (late offer).
+        let answer = self.across(side, Exchange::Answer, ct.as_deref(), &ack.body);
+        let initial =
+            side == self.a.side && u.ack_other_cseq == self.b.invite_cseq && self.b_ack.is_none();
+        let body = match answer {
+            Ok(body) => body,
+            Err(_) if initial => {
+                // A's answer cannot be anchored: B's dialog gets its ACK (without it) and both
+                // end; the relay never learned A's media.
+                self.ack_b(Vec::new(), None);
+                self.send_bye_with(side, vec![super::invite::unusable_sdp_reason()]);
+                self.send_bye(side.other());
+                self.end(Ending::answered(
+                    EndReason::bad_sdp_from(side),
+                    HangupSide::Gateway,
+                ));
+                return;
+            }
+            // A re-INVITE's: the other side's 2xx is still ACKed, without it, and the relay
+            // stays on the media it had.
+            Err(_) => Vec::new(),
+        };
+        if initial {
             self.ack_b(body, ct.as_deref());
         } else {
             let other = side.other();

@@ -157,9 +157,15 @@ impl Call {
     }
 
     pub(super) fn send_bye(&mut self, side: Side) {
+        self.send_bye_with(side, Vec::new());
+    }
+
+    /// A BYE carrying `extra` headers (a `Reason` saying why the gateway ends the dialog).
+    pub(super) fn send_bye_with(&mut self, side: Side, extra: Vec<rsip::Header>) {
         let events = self.events_tx.clone();
         let leg = self.leg_mut(side);
-        let req = leg.request(Method::Bye, None, Vec::new(), None);
+        let mut req = leg.request(Method::Bye, None, Vec::new(), None);
+        req.headers.extend(extra);
         let peer = leg.peer;
         let key = self.ctx.layer.send_request(side, peer, req.clone(), events);
         self.track_bye(side, req, key, 0);

@@ -2,6 +2,7 @@
 //! answer, and CANCEL from A.
 
 use super::*;
+use crate::media::sdp::{Exchange, UnusableSdp};
 use rsip::headers::UntypedHeader;
 use rsip::Header;
 
@@ -18,7 +19,15 @@ impl Call {
                 if code == 180 || code == 183 {
                     self.attempt.ringing_at.get_or_insert_with(chrono::Utc::now);
                 }
-                let out = self.a_dialog_response(code, &reason, &resp);
+                // A 18x whose SDP cannot be anchored goes on as plain progress, without it: the
+                // answer that counts comes in the 2xx, checked the same way.
+                let out = match self.a_dialog_response(code, &reason, &resp) {
+                    Ok(out) => out,
+                    Err(_) => match self.a_dialog_response(code, &reason, &without_body(&resp)) {
+                        Ok(out) => out,
+                        Err(_) => return,
+                    },
+                };
                 if let Some(e) = self.media.as_mut().and_then(|m| m.take_answer_failure()) {
                     // Early media whose SRTP cannot be taken: the call cannot go on with it.
                     tracing::warn!(error = %e, "early answer refused");
@@ -38,7 +47,13 @@ impl Call {
                     self.b.learn_remote(&resp);
                 }
                 if self.phase == Phase::Early && !self.a_final_sent {
-                    self.answer(code, &reason, &resp);
+                    let out = self.a_dialog_response(code, &reason, &resp);
+                    let srtp = self.media.as_mut().and_then(|m| m.take_answer_failure());
+                    match (out, srtp) {
+                        (Err(e), _) => self.unusable_answer(&e),
+                        (Ok(_), Some(e)) => self.refuse_answer(&e),
+                        (Ok(out), None) => self.answer(out),
+                    }
                 } else if first {
                     // Answered after A gave up (CANCEL race, ring timeout): end it at once.
                     self.ack_b(Vec::new(), None);
@@ -197,13 +212,8 @@ impl Call {
         true
     }
 
-    /// B answered: relay the 2xx to A and retransmit it until A's ACK.
-    pub(super) fn answer(&mut self, code: u16, reason: &str, resp: &rsip::Response) {
-        let out = self.a_dialog_response(code, reason, resp);
-        if let Some(e) = self.media.as_mut().and_then(|m| m.take_answer_failure()) {
-            self.refuse_answer(&e);
-            return;
-        }
+    /// B answered: relay the 2xx (`out`, made for A) and retransmit it until A's ACK.
+    pub(super) fn answer(&mut self, out: rsip::Response) {
         // The recorder's tap and its position 0 come before A hears of the answer: A starts
         // sending as soon as the 2xx reaches it, and its first packets must not cross the relay
         // untapped (they would be missing from the evidence, and the recording's time 0 would
@@ -253,18 +263,53 @@ impl Call {
         self.end(Ending::refused(reason));
     }
 
-    /// A response to A's INVITE that carries dialog state: our tag, Contact, the body.
+    /// B answered 2xx with SDP the gateway cannot anchor (unparseable, or not an answer to
+    /// the offer): nothing of it reaches A. B's dialog is confirmed and ended at once — ACK,
+    /// then BYE with a Reason saying why (RFC 3326) — and A gets `502 Bad Gateway`: its offer
+    /// was fine (a 488 would tell it otherwise and invite a retry with another offer); what
+    /// came back from the far side was not a usable response (RFC 3261 §21.5.3).
+    pub(super) fn unusable_answer(&mut self, e: &UnusableSdp) {
+        self.ack_b(Vec::new(), None);
+        self.send_bye_with(self.b.side, vec![unusable_sdp_reason()]);
+        self.linger_until = None;
+        let line = StatusLine::BAD_GATEWAY;
+        let out = message_response(&self.a_tx, line.code, line.phrase, &self.a.local_tag);
+        self.a_tx.respond(out);
+        self.a_final_sent = true;
+        tracing::warn!(error = %e, "the called side's answer cannot be anchored: call ended");
+        self.end(
+            Ending::new(
+                line,
+                Disposition::Failed,
+                EndReason::bad_sdp_from(self.b.side),
+            )
+            .by(HangupSide::Gateway),
+        );
+    }
+
+    /// What B's INVITE left for its responses to carry: the answer to A's offer, or (A sent
+    /// none) B's own offer.
+    pub(super) fn b_exchange(&self) -> Exchange {
+        match &self.b_invite {
+            Some(invite) if !invite.body.is_empty() => Exchange::Answer,
+            _ => Exchange::Offer,
+        }
+    }
+
+    /// A response to A's INVITE that carries dialog state: our tag, Contact, the body; an error
+    /// when its SDP cannot be anchored.
     pub(super) fn a_dialog_response(
         &mut self,
         code: u16,
         reason: &str,
         from_b: &rsip::Response,
-    ) -> rsip::Response {
+    ) -> Result<rsip::Response, UnusableSdp> {
         let mut out = message_response(&self.a_tx, code, reason, &self.a.local_tag);
         relay::copy_dialog_parts(&mut out, from_b, &self.a.contact(), code);
         let ct = message::content_type(&out.headers).map(str::to_string);
-        out.body = self.across(self.b.side, ct.as_deref(), &out.body, SdpRole::Response);
-        out
+        let exchange = self.b_exchange();
+        out.body = self.across(self.b.side, exchange, ct.as_deref(), &out.body)?;
+        Ok(out)
     }
 
     pub(super) fn on_cancel(&mut self, tx: ServerTx) {
@@ -308,6 +353,24 @@ impl Call {
             .by(hangup),
         );
     }
+}
+
+/// `resp` without its body (and the Content-Type that described it).
+pub(super) fn without_body(resp: &rsip::Response) -> rsip::Response {
+    let mut bare = resp.clone();
+    bare.body.clear();
+    bare.headers
+        .retain(|h| !matches!(h, Header::ContentType(_)));
+    bare
+}
+
+/// The Reason of a BYE (or of a failed re-INVITE's ACK-and-BYE) sent because a peer's SDP
+/// could not be anchored: 488, the status the peer would have had for it as a request.
+pub(super) fn unusable_sdp_reason() -> rsip::Header {
+    Header::Other(
+        "Reason".into(),
+        "SIP;cause=488;text=\"SDP cannot be anchored\"".into(),
+    )
 }
 
 /// The refusal an answer gets when its SRTP cannot be taken.

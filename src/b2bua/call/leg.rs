@@ -88,7 +88,7 @@ impl Leg {
         let host = peer.addr;
         let sips = self.remote_target.scheme == Some(rsip::Scheme::Sips);
         let user = self.remote_target.user().unwrap_or_default().to_string();
-        if let Ok(uri) = rsip::Uri::try_from(target_uri(&user, peer, sips).as_str()) {
+        if let Some(uri) = message::parse_uri(&target_uri(&user, peer, sips)) {
             self.remote_target = uri;
         }
         let to_user = self
@@ -97,7 +97,7 @@ impl Leg {
             .and_then(|(_, r)| r.split_once('@'))
             .map(|(user, _)| user.to_string())
             .unwrap_or_default();
-        self.remote_hdr = format!("<sip:{}@{}>", to_user, host.ip());
+        self.remote_hdr = format!("<sip:{}@{}>", to_user, message::uri_host(host.ip()));
         self.peer = peer;
     }
 
@@ -184,7 +184,8 @@ mod uri_text {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<rsip::Uri, D::Error> {
         let text = String::deserialize(d)?;
-        rsip::Uri::try_from(text.as_str()).map_err(D::Error::custom)
+        crate::sip::message::parse_uri(&text)
+            .ok_or_else(|| D::Error::custom(format!("not a SIP URI: {text}")))
     }
 }
 

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use crate::b2bua::live_media::LiveCallMedia;
 use crate::config::MediaEncryption;
 use crate::media::sdes::{AnswerError, Sdes};
-use crate::media::sdp::{self, Origin, PayloadInfo};
+use crate::media::sdp::{self, Exchange, Origin, PayloadInfo, UnusableSdp};
 use crate::media::{
     Leg, MediaCounters, MediaError, MediaEvent, MediaSession, PortAllocator, RemoteMedia,
     SessionConfig, SessionStats,
@@ -49,21 +49,19 @@ pub(crate) struct CallMedia {
     new_payloads: Option<Vec<PayloadInfo>>,
     /// What the live-call listing reads.
     live: Arc<LiveCallMedia>,
+    /// Per leg (index: `Leg::index`), the number of m= lines of the last offer sent on it: its
+    /// answer must have as many (RFC 3264 §6).
+    offered: [Option<usize>; 2],
+    /// The streams the gateway declined (port 0 where the peer offered one), for the CDR.
+    declined: Vec<String>,
     /// SRTP per leg: the keys offered and answered (`media::sdes`).
     sdes: Sdes,
     /// An answer whose SRTP could not be taken, until the call has seen it.
     answer_failure: Option<AnswerError>,
 }
 
-/// What a body is in the offer/answer exchange, as the SIP layer knows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SdpRole {
-    /// A request that offers (INVITE, re-INVITE, UPDATE).
-    Offer,
-    /// A response or an ACK: the answer to the other side's pending offer, or else an offer
-    /// (an INVITE sent without one gets it in the 2xx).
-    Response,
-}
+/// Distinct declined stream names kept for a CDR (a call has a handful at most).
+const MAX_DECLINED: usize = 8;
 
 impl CallMedia {
     /// Allocate a port pair per leg and start relaying (nothing flows until SDP names peers).
@@ -94,6 +92,8 @@ impl CallMedia {
             dtmf: Vec::new(),
             new_payloads: None,
             live,
+            offered: [None; 2],
+            declined: Vec::new(),
             sdes: Sdes::new(encryption),
             answer_failure: None,
         })
@@ -116,49 +116,53 @@ impl CallMedia {
 
     /// A body sent by the peer on `from`, on its way to the other side: learn where that peer
     /// wants media, and put our own address and ports in its place. Bodies that are not SDP
-    /// pass unchanged. Offers are checked before they get here (`sdp::check_offer`: an initial
-    /// INVITE's at admission, a re-offer's in `relay`) and refused when they cannot be parsed;
-    /// an unparseable answer is not forwarded (it would carry the peer's addresses across).
-    /// SRTP is settled here too (`sdes`): our own keys go in, the peer's never cross; an answer
-    /// whose SRTP cannot be taken is not forwarded and `take_answer_failure` says why.
+    /// pass unchanged. Initial offers and re-offers are checked before they get here
+    /// (`sdp::check_offer`, at admission and in `relay`); an answer, or an offer in a 2xx (late
+    /// offer), that cannot be anchored is an error: the caller decides what becomes of the
+    /// message, and the relay keeps the media it had. SRTP is settled here too (`sdes`): our
+    /// own keys go in, the peer's never cross; an answer whose SRTP cannot be taken is not
+    /// forwarded (empty) and `take_answer_failure` says why.
     pub fn rewrite(
         &mut self,
         from: Side,
+        exchange: Exchange,
         content_type: Option<&str>,
         body: &[u8],
-        role: SdpRole,
-    ) -> Vec<u8> {
+    ) -> Result<Vec<u8>, UnusableSdp> {
         if body.is_empty() {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         if !sdp::is_sdp(content_type) {
-            return body.to_vec();
+            return Ok(body.to_vec());
         }
-        let parsed = match sdp::parse(body) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(side = %from, error = %e, "unparseable SDP not forwarded");
-                return Vec::new();
-            }
-        };
         let from_leg = leg_of(from);
         let to_leg = from_leg.other();
+        let parsed = sdp::check_body(body, exchange, self.offered[from_leg.index()])?;
         let anchor = self.session.anchor(to_leg);
-        let mut out = parsed
-            .anchor(&anchor, &mut self.origins[to_leg.index()])
-            .sdp;
+        let anchored = parsed.anchor(&anchor, &mut self.origins[to_leg.index()]);
+        let mut out = anchored.sdp;
         let audio = parsed.audio();
-        if role == SdpRole::Response && self.sdes.answers_pending(from_leg) {
+        if exchange == Exchange::Answer && self.sdes.answers_pending(from_leg) {
             if let Err(e) = self
                 .sdes
                 .answer(from_leg, &parsed, audio.as_ref(), &mut out)
             {
                 tracing::warn!(side = %from, error = %e, "answer refused: its SRTP cannot be taken");
                 self.answer_failure = Some(e);
-                return Vec::new();
+                return Ok(Vec::new());
             }
         } else {
             self.sdes.offer(from_leg, &parsed, audio.as_ref(), &mut out);
+        }
+        if exchange == Exchange::Offer {
+            self.offered[to_leg.index()] = Some(parsed.media_count());
+        }
+        for index in &anchored.disabled {
+            if let Some(name) = sdp::declined_stream(&parsed, *index) {
+                if !self.declined.contains(&name) && self.declined.len() < MAX_DECLINED {
+                    self.declined.push(name);
+                }
+            }
         }
         if let Some(audio) = audio {
             if let Some(remote) = RemoteMedia::from_sdp(&audio) {
@@ -168,7 +172,7 @@ impl CallMedia {
             self.new_payloads = Some(audio.payloads);
         }
         self.session.set_keys(self.sdes.keys());
-        out.to_bytes()
+        Ok(out.to_bytes())
     }
 
     /// Start or stop copying RTP to the recorder.
@@ -230,6 +234,7 @@ impl CallMedia {
             quality: quality(&stats),
             dtmf: self.dtmf,
             paused_packets: [stats.inside.paused_packets, stats.outside.paused_packets],
+            declined: self.declined,
         }
     }
 }
@@ -240,6 +245,8 @@ pub(crate) struct ClosedMedia {
     pub dtmf: Vec<DtmfEvent>,
     /// RTP per leg not given to the recorder because the recording was paused.
     pub paused_packets: [u64; 2],
+    /// The streams the gateway declined, in the order first seen (`video`, `image/t38`…).
+    pub declined: Vec<String>,
 }
 
 fn quality(stats: &SessionStats) -> Vec<LegQuality> {
@@ -274,20 +281,24 @@ pub(super) async fn next_event(media: &mut Option<CallMedia>) -> MediaEvent {
 }
 
 impl Call {
-    /// A body from `from` on its way to the other side, anchored when it is SDP.
+    /// A body from `from` on its way to the other side, anchored when it is SDP; an error when
+    /// it is SDP the gateway cannot anchor (nothing of it may cross).
     pub(super) fn across(
         &mut self,
         from: Side,
+        exchange: Exchange,
         content_type: Option<&str>,
         body: &[u8],
-        role: SdpRole,
-    ) -> Vec<u8> {
+    ) -> Result<Vec<u8>, UnusableSdp> {
         let Some(m) = &mut self.media else {
-            return body.to_vec();
+            return Ok(body.to_vec());
         };
-        let out = m.rewrite(from, content_type, body, role);
+        let out = m.rewrite(from, exchange, content_type, body);
         if let Some(p) = m.take_new_payloads() {
             self.update_recording_payloads(p);
+        }
+        if let Err(e) = &out {
+            tracing::warn!(side = %from, exchange = ?exchange, error = %e, "SDP not forwarded: it cannot be anchored");
         }
         out
     }
@@ -330,6 +341,7 @@ impl Call {
                 cdr.media = closed.quality;
             }
             cdr.dtmf = closed.dtmf;
+            cdr.outcome.declined_media = closed.declined;
             self.paused_packets = closed.paused_packets;
         }
         self.finish_recording(&mut cdr).await;

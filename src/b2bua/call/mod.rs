@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 pub(crate) use leg::Leg;
-pub(crate) use media::{CallMedia, SdpRole};
+pub(crate) use media::CallMedia;
 
 use super::registry::CallMsg;
 use super::Ctx;

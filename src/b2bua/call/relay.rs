@@ -5,7 +5,8 @@ use rsip::headers::UntypedHeader;
 use rsip::{Header, Method};
 use tokio::time::Instant;
 
-use super::{Call, Relay, SdpRole, Unacked, ALLOW};
+use super::{Call, Relay, Unacked, ALLOW};
+use crate::media::sdp::Exchange;
 use crate::model::StatusLine;
 use crate::sip::message;
 use crate::sip::response::response_for;
@@ -33,11 +34,16 @@ pub(super) fn relay_request(call: &mut Call, tx: ServerTx) {
         return;
     }
     let raw = req.body.clone();
-    let role = match method {
-        Method::Invite | Method::Update => SdpRole::Offer,
-        _ => SdpRole::Response,
+    // INVITE and UPDATE bodies are offers (checked just above); another request's SDP (PRACK)
+    // answers one.
+    let exchange = match method {
+        Method::Invite | Method::Update => Exchange::Offer,
+        _ => Exchange::Answer,
     };
-    let body = call.across(side, ct.as_deref(), &raw, role);
+    let Ok(body) = call.across(side, exchange, ct.as_deref(), &raw) else {
+        tx.reply_line(StatusLine::NOT_ACCEPTABLE_HERE, None);
+        return;
+    };
     let other = side.other();
     let events = call.events_tx.clone();
     let leg = call.leg_mut(other);
@@ -124,6 +130,12 @@ pub(super) fn relay_response(call: &mut Call, key: ClientKey, kind: ClientEventK
     } else {
         call.b.contact()
     };
+    // A re-INVITE without SDP gets the other side's offer in the 2xx (and the answer in the ACK).
+    let exchange = if method == Method::Invite && relay.sent.body.is_empty() {
+        Exchange::Offer
+    } else {
+        Exchange::Answer
+    };
     let mut out = response_for(relay.origin.request(), code, &reason, None);
     let origin = relay.origin.clone();
     if matches!(method, Method::Invite | Method::Update) {
@@ -133,12 +145,7 @@ pub(super) fn relay_response(call: &mut Call, key: ClientKey, kind: ClientEventK
     }
     if !out.body.is_empty() {
         let ct = message::content_type(&out.headers).map(str::to_string);
-        out.body = call.across(
-            origin_side.other(),
-            ct.as_deref(),
-            &out.body,
-            SdpRole::Response,
-        );
+        let crossed = call.across(origin_side.other(), exchange, ct.as_deref(), &out.body);
         if let Some(e) = call.media.as_mut().and_then(|m| m.take_answer_failure()) {
             // The call cannot go on with media it cannot decrypt (or must not send in clear).
             tracing::warn!(error = %e, "re-offer's answer refused: ending the call");
@@ -146,6 +153,18 @@ pub(super) fn relay_response(call: &mut Call, key: ClientKey, kind: ClientEventK
             origin.reply_line(StatusLine::NOT_ACCEPTABLE_HERE, None);
             call.bye_both(crate::model::EndReason::SrtpFailed);
             return;
+        }
+        match crossed {
+            Ok(body) => out.body = body,
+            Err(_) if (200..300).contains(&code) => {
+                unusable_answer(call, key, &resp);
+                return;
+            }
+            // Progress or a failure: it goes on without the SDP.
+            Err(_) => {
+                out.body.clear();
+                out.headers.retain(|h| !matches!(h, Header::ContentType(_)));
+            }
         }
     }
     if (200..300).contains(&code) {
@@ -179,6 +198,30 @@ pub(super) fn relay_response(call: &mut Call, key: ClientKey, kind: ClientEventK
             });
         }
     }
+}
+
+/// The other side accepted a relayed re-INVITE or UPDATE with SDP the gateway cannot anchor:
+/// the request fails for the side that sent it (502, as an initial answer would), a re-INVITE's
+/// 2xx is ACKed (without SDP, RFC 3261 §13.2.2.4 wants the ACK whatever its 2xx), and the call
+/// goes on with the media it had — the relay never learned the refused addresses.
+fn unusable_answer(call: &mut Call, key: ClientKey, resp: &rsip::Response) {
+    let Some(relay) = call.relays.remove(&key) else {
+        return;
+    };
+    relay.origin.reply_line(StatusLine::BAD_GATEWAY, None);
+    if relay.method != Method::Invite {
+        return;
+    }
+    let side = key.side;
+    let leg = call.leg_mut(side);
+    let cseq = message::cseq(resp).map_or(relay.other_cseq, |(c, _)| c);
+    let mut ack = leg.request(Method::Ack, Some(cseq), Vec::new(), None);
+    ack.headers.extend(super::auth::credentials_of(&relay.sent));
+    let peer = leg.peer;
+    call.ctx
+        .layer
+        .send_stateless(side, peer, rsip::SipMessage::Request(ack.clone()));
+    call.reinvite_acks.insert(side, (cseq, ack));
 }
 
 /// The carrier challenged a request we relayed there: it goes again with credentials under

@@ -27,8 +27,8 @@ pub(crate) fn a_leg(
     let to_raw = req.to_header().ok()?.value().to_string();
     let (cseq, _) = message::cseq(req)?;
     let local_tag = message::random_token(12);
-    let remote_target = message::contact_uri(req)
-        .or_else(|| rsip::Uri::try_from(format!("sip:{}", peer.addr).as_str()).ok())?;
+    let remote_target =
+        message::contact_uri(req).or_else(|| message::parse_uri(&format!("sip:{}", peer.addr)))?;
     Some(Leg {
         side,
         peer,
@@ -80,11 +80,10 @@ pub(crate) fn b_leg(
     let from = if anonymous {
         "\"Anonymous\" <sip:anonymous@anonymous.invalid>".to_string()
     } else {
-        format!("<sip:{}@{}>", from_user, local_addr.ip())
+        format!("<sip:{}@{}>", from_user, message::uri_host(local_addr.ip()))
     };
     let host = target.addr;
-    let remote_target =
-        rsip::Uri::try_from(super::leg::target_uri(&ruri_user, target, sips).as_str()).ok()?;
+    let remote_target = message::parse_uri(&super::leg::target_uri(&ruri_user, target, sips))?;
     Some(Leg {
         side,
         peer: target,
@@ -93,7 +92,7 @@ pub(crate) fn b_leg(
         local_hdr: format!("{from};tag={local_tag}"),
         local_tag,
         remote_tag: None,
-        remote_hdr: format!("<sip:{}@{}>", to_user, host.ip()),
+        remote_hdr: format!("<sip:{}@{}>", to_user, message::uri_host(host.ip())),
         remote_target,
         route_set: Vec::new(),
         local_cseq: 1,
@@ -149,7 +148,7 @@ fn rewrite_identity(value: &str, local: SocketAddr) -> Option<String> {
     if user.is_empty() {
         return None;
     }
-    Some(format!("<sip:{}@{}>", user, local.ip()))
+    Some(format!("<sip:{}@{}>", user, message::uri_host(local.ip())))
 }
 
 #[cfg(test)]

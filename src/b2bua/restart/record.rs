@@ -127,7 +127,7 @@ impl LegRecord {
         ))));
         Some(rsip::Request {
             method: Method::Invite,
-            uri: rsip::Uri::try_from(uri.as_str()).ok()?,
+            uri: crate::sip::message::parse_uri(uri)?,
             version: rsip::Version::V2,
             headers: h,
             body: Vec::new(),

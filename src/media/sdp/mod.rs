@@ -13,6 +13,7 @@ mod anchor;
 pub mod crypto;
 #[cfg(test)]
 mod crypto_tests;
+mod exchange;
 #[cfg(test)]
 mod robust_tests;
 #[cfg(test)]
@@ -22,6 +23,7 @@ use std::net::{IpAddr, SocketAddr};
 
 pub use anchor::{Anchor, Anchored, Origin};
 pub use crypto::{CryptoLine, CryptoLineError, OfferedSecurity, SecurityError};
+pub use exchange::{check_body, declined_stream, Exchange, UnusableSdp};
 
 use crate::config::MediaEncryption;
 

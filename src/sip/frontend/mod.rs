@@ -25,6 +25,7 @@ mod tests;
 pub use error::FramingError;
 pub use framing::{parse_datagram, StreamFramer};
 pub(crate) use normalize::expand_name;
+pub(crate) use uri::parse_sip_uri;
 
 /// Resource limits for one message; a message beyond them is refused with 513.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -78,6 +78,13 @@ pub(crate) fn parse_request_uri(u: &str) -> Result<Uri, UriError> {
     })
 }
 
+/// A sip:/sips: URI anywhere (a header's, one we build): the Request-URI's parser, which takes
+/// what rsip 0.4's refuses — IPv6 references (`sip:1@[2001:db8::1]:5060`) and dotted or
+/// escaped user parts.
+pub(crate) fn parse_sip_uri(u: &str) -> Option<Uri> {
+    parse_request_uri(u.trim()).ok()
+}
+
 fn parse_hostport(s: &str) -> Option<HostWithPort> {
     if !check_hostport(s) {
         return None;

@@ -102,6 +102,16 @@ pub const END_REASONS: Words = &[
         "运营商拒绝了网关的认证凭据",
     ),
     (
+        "carrier_bad_sdp",
+        "the carrier's SDP could not be used (call ended, 502 to the PBX)",
+        "运营商的 SDP 无法使用（呼叫已结束，向 PBX 返回 502）",
+    ),
+    (
+        "pbx_bad_sdp",
+        "the PBX's SDP could not be used (call ended)",
+        "PBX 的 SDP 无法使用（呼叫已结束）",
+    ),
+    (
         "srtp_failed",
         "a re-offer's answer carried encrypted-media keys that could not be used",
         "重新协商的应答所带加密媒体密钥无法使用",
