@@ -12,7 +12,9 @@
 //! - the CDR lists one pause, paused and resumed by `dtmf`, as long as from the `7` to the `8`;
 //! - the recording: both channels all zero over the paused interval; before and after it, each
 //!   channel is its side's signal (normalized correlation with what was sent), at one alignment
-//!   for the whole call (the timeline kept), and the pause begins where the `7` was in it.
+//!   for the whole call (the timeline kept) that does not put the signal's start before the
+//!   file's (the first packets are recorded: the relay is tapped before the PBX gets the 2xx),
+//!   and the pause begins where the `7` was in it.
 //!
 //! The capture (pcap, Ethernet/IPv4/UDP) is written by `capture()` below: a generator, nothing
 //! committed. SIPp sends it through a raw socket, which needs CAP_NET_RAW (root).
@@ -195,16 +197,36 @@ fn correlation(a: &[i16], b: &[i16]) -> f64 {
     ab / (aa * bb).sqrt().max(1.0)
 }
 
-/// Where `sent` starts in `channel` (samples): the best correlation of its `[from, to)` seconds
-/// over offsets up to `max` seconds.
-fn alignment(channel: &[i16], sent: &[i16], from: f64, to: f64, max: f64) -> (usize, f64) {
-    let (a, b) = ((from * RATE as f64) as usize, (to * RATE as f64) as usize);
-    let reference = &sent[a..b];
-    (0..(max * RATE as f64) as usize)
-        .step_by(2)
-        .filter(|o| o + b <= channel.len())
-        .map(|o| (o, correlation(&channel[o + a..o + b], reference)))
-        .fold((0, f64::MIN), |best, c| if c.1 > best.1 { c } else { best })
+/// Where `sent` starts in `channel` (samples, negative when the channel begins after the
+/// signal's start): the best correlation of its `[from, to)` seconds over offsets from `-early`
+/// to `max` seconds (every other sample, then the best one's neighbours).
+fn alignment(
+    channel: &[i16],
+    sent: &[i16],
+    from: f64,
+    to: f64,
+    early: f64,
+    max: f64,
+) -> (i64, f64) {
+    let (a, b) = ((from * RATE as f64) as i64, (to * RATE as f64) as i64);
+    let reference = &sent[a as usize..b as usize];
+    let at = |o: i64| {
+        let (start, end) = (o + a, o + b);
+        (start >= 0 && end as usize <= channel.len()).then(|| {
+            (
+                o,
+                correlation(&channel[start as usize..end as usize], reference),
+            )
+        })
+    };
+    let best = |offsets: &mut dyn Iterator<Item = i64>| {
+        offsets
+            .filter_map(at)
+            .fold((0, f64::MIN), |best, c| if c.1 > best.1 { c } else { best })
+    };
+    let (lo, hi) = (-(early * RATE as f64) as i64, (max * RATE as f64) as i64);
+    let coarse = best(&mut (lo..hi).step_by(2));
+    best(&mut (coarse.0 - 1..=coarse.0 + 1))
 }
 
 fn sipp_args(list: &[&str]) -> Vec<String> {
@@ -394,11 +416,12 @@ fn dtmf_pause_played_by_sipp_silences_both_channels_and_never_reaches_the_carrie
             (4.0, 5.0),
         ),
     ] {
-        let (offset, r) = alignment(ch, sent, before.0, before.1, 1.5);
+        let (offset, r) = alignment(ch, sent, before.0, before.1, 0.1, 1.5);
         let o = offset as f64 / RATE as f64;
         let (a, b) = (at(after.0 + o), at(after.1 + o));
         let later = if b <= ch.len() && a < b {
-            correlation(&ch[a..b], &sent[a - offset..b - offset])
+            let (sa, sb) = ((a as i64 - offset) as usize, (b as i64 - offset) as usize);
+            correlation(&ch[a..b], &sent[sa..sb])
         } else {
             0.0
         };
@@ -407,6 +430,16 @@ fn dtmf_pause_played_by_sipp_silences_both_channels_and_never_reaches_the_carrie
             format!(
                 "{name}: the speech sent at {o:.3} s into the file correlates {r:.3} before the \
                  pause and {later:.3} after it"
+            )
+        });
+        // The recording starts at the answer, before either side's first packet (the gateway
+        // taps the relay before the 2xx reaches the PBX): the file holds each side's speech
+        // from its first sample, so the speech cannot start before the file.
+        scene.ensure(offset >= 0, || {
+            format!(
+                "{name}: the speech starts {:.2} ms before the file: its first packet(s) are \
+                 not in the recording",
+                -o * 1000.0
             )
         });
         if name.starts_with("left") {

@@ -34,11 +34,11 @@ impl Call {
                     self.give_up_early(Ending::refused(insecure_answer_reason(&e)));
                     return;
                 }
-                let early_media = !out.body.is_empty();
-                self.a_tx.respond(out);
-                if early_media {
+                // Armed before A hears of the early media, as at the answer (`answer`).
+                if !out.body.is_empty() {
                     self.early_media_offered();
                 }
+                self.a_tx.respond(out);
             }
             200..=299 => {
                 let first = !self.b_final_seen;
@@ -214,6 +214,11 @@ impl Call {
 
     /// B answered: relay the 2xx (`out`, made for A) and retransmit it until A's ACK.
     pub(super) fn answer(&mut self, out: rsip::Response) {
+        // The recorder's tap and its position 0 come before A hears of the answer: A starts
+        // sending as soon as the 2xx reaches it, and its first packets must not cross the relay
+        // untapped (they would be missing from the evidence, and the recording's time 0 would
+        // come after the audio it starts with).
+        self.arm_recording();
         self.a_tx.respond(out.clone());
         self.a_final_sent = true;
         self.phase = Phase::Answered;
@@ -224,7 +229,6 @@ impl Call {
         if let Some(m) = &self.media {
             m.answered();
         }
-        self.arm_recording();
         // Both dialogs are confirmed: a crash from now on leaves two BYEs to send.
         self.journal();
         self.ctx.trace_checkpoint(self.a.side, &self.a.call_id);

@@ -4,6 +4,7 @@ mod call;
 mod crash;
 mod failure;
 mod perf;
+mod placement;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
