@@ -2,11 +2,14 @@
 //! `trunkguard audit verify`, the binary on a database an administrator tampered with: intact
 //! logs exit 0; a deleted audit row and an edited enforcement row are each named (exit 1).
 
+#[path = "common/log_rows.rs"]
+mod log_rows;
+
 use std::process::{Command, Output};
 
-use chrono::Utc;
+use log_rows::{audit, lift};
 use trunkguard::store::testing;
-use trunkguard::store::{NewAudit, NewEnforcement, Store, SubjectKey};
+use trunkguard::store::Store;
 
 fn config(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("tg.toml");
@@ -35,43 +38,6 @@ fn audit_verify(config: &std::path::Path) -> (Output, Vec<serde_json::Value>) {
     (out, reports)
 }
 
-fn row(i: i64) -> NewAudit {
-    NewAudit {
-        at: Utc::now(),
-        actor: "officer".into(),
-        role: Some("compliance".into()),
-        method: "GET".into(),
-        path: format!("/api/v1/calls/C{i}/recording"),
-        query: String::new(),
-        action: "calls.recording".into(),
-        call_id: Some(format!("C{i}")),
-        recording: None,
-        client: "127.0.0.1:40000".into(),
-        status: 200,
-    }
-}
-
-fn lift(i: i64) -> NewEnforcement {
-    NewEnforcement {
-        at: Utc::now(),
-        action: "lift".into(),
-        imposition: i,
-        subject: SubjectKey {
-            kind: "caller_id".into(),
-            trunk: "demo".into(),
-            number: "+861012345678".into(),
-        },
-        step: "suspend_number".into(),
-        until: None,
-        cause: "operator".into(),
-        rule: None,
-        anomaly_id: None,
-        operator: Some("admin".into()),
-        reason: "cleared".into(),
-        detail_json: "{}".into(),
-    }
-}
-
 #[tokio::test]
 async fn a_deleted_audit_row_and_an_edited_enforcement_row_are_named_by_the_binary() {
     let dir = tempfile::tempdir().unwrap();
@@ -81,7 +47,7 @@ async fn a_deleted_audit_row_and_an_edited_enforcement_row_are_named_by_the_bina
         .unwrap();
     let mut ids = Vec::new();
     for i in 0..4 {
-        ids.push(store.append_audit(&row(i)).await.unwrap());
+        ids.push(store.append_audit(&audit(i)).await.unwrap());
     }
     let lifts = store
         .append_enforcement(&[lift(1), lift(2), lift(3)])

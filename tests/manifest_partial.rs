@@ -7,15 +7,19 @@
 //!   itself still links, but `manifest verify` names the sealed head that is gone
 //!   (`chain_head_missing`).
 
+#[path = "common/log_rows.rs"]
+mod log_rows;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use chrono::{DateTime, Duration, Utc};
+use log_rows::{audit, lift};
 use serde_json::Value;
 use trunkguard::evidence::keys;
 use trunkguard::evidence::seal::{seal_day, SealContext};
 use trunkguard::model::{Attempt, Cdr, Direction, Disposition, EndReason, HangupSide, Outcome};
-use trunkguard::store::{testing, CdrWrite, NewAudit, NewEnforcement, Store, SubjectKey};
+use trunkguard::store::{testing, CdrWrite, Store};
 
 struct Deployment {
     _dir: tempfile::TempDir,
@@ -135,43 +139,6 @@ fn call(id: &str, invite_at: DateTime<Utc>, end_at: DateTime<Utc>) -> Cdr {
         recording: None,
         dtmf: Vec::new(),
         recording_pauses: Vec::new(),
-    }
-}
-
-fn audit(i: i64) -> NewAudit {
-    NewAudit {
-        at: Utc::now(),
-        actor: "officer".into(),
-        role: Some("compliance".into()),
-        method: "GET".into(),
-        path: format!("/api/v1/calls/C{i}/recording"),
-        query: String::new(),
-        action: "calls.recording".into(),
-        call_id: Some(format!("C{i}")),
-        recording: None,
-        client: "127.0.0.1:40000".into(),
-        status: 200,
-    }
-}
-
-fn lift(i: i64) -> NewEnforcement {
-    NewEnforcement {
-        at: Utc::now(),
-        action: "lift".into(),
-        imposition: i,
-        subject: SubjectKey {
-            kind: "caller_id".into(),
-            trunk: "demo".into(),
-            number: "+861012345678".into(),
-        },
-        step: "suspend_number".into(),
-        until: None,
-        cause: "operator".into(),
-        rule: None,
-        anomaly_id: None,
-        operator: Some("admin".into()),
-        reason: "cleared".into(),
-        detail_json: "{}".into(),
     }
 }
 
