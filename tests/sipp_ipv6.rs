@@ -80,12 +80,7 @@ fn a_call_over_ipv6_with_ipv6_uris_and_media() {
     let ok = scene.ok(stats.get("SuccessfulCall"));
     scene.ensure(ok == 1, || format!("PBX SIPp: {ok} successful calls"));
     scene.expect_exit_ok(uas);
-    let received = scene.ok(scene.sipps[uas].received_messages());
-    let invite = received
-        .iter()
-        .find(|m| m.starts_with("INVITE "))
-        .cloned()
-        .unwrap_or_else(|| scene.fail("the carrier received no INVITE"));
+    let invite = scene.received_invite(uas);
     scene.ensure(
         invite.starts_with(&format!("INVITE sip:{CALLEE}@{carrier} "))
             && invite.contains(&format!("Via: SIP/2.0/UDP {outside};"))

@@ -155,12 +155,7 @@ fn offer_over_8_kib_is_carried_anchored() {
     let ok = scene.ok(stats.get("SuccessfulCall"));
     scene.ensure(ok == 1, || format!("PBX SIPp: {ok} successful calls"));
     scene.expect_exit_ok(uas);
-    let received = scene.ok(scene.sipps[uas].received_messages());
-    let invite = received
-        .iter()
-        .find(|m| m.starts_with("INVITE "))
-        .cloned()
-        .unwrap_or_else(|| scene.fail("the carrier received no INVITE"));
+    let invite = scene.received_invite(uas);
     // Anchored: our o= line, and the PBX's address nowhere in the body.
     let body = invite
         .split_once("\r\n\r\n")
@@ -197,12 +192,7 @@ fn answered_call_without_rtp_is_recorded_no_media() {
     let ok = scene.ok(stats.get("SuccessfulCall"));
     scene.ensure(ok == 1, || format!("PBX SIPp: {ok} successful calls"));
     scene.expect_exit_ok(uas);
-    let received = scene.ok(scene.sipps[uas].received_messages());
-    let invite = received
-        .iter()
-        .find(|m| m.starts_with("INVITE "))
-        .cloned()
-        .unwrap_or_default();
+    let invite = scene.received_invite(uas);
     scene.ensure(
         invite.contains("c=IN IP4 0.0.0.0") && invite.contains("m=audio 0 RTP/AVP 0"),
         || format!("the hold offer did not reach the carrier as offered:\n{invite}"),
@@ -341,16 +331,12 @@ fn a_plain_answer_on_a_leg_that_requires_srtp_ends_the_call_cleanly() {
     scene.ensure(got == 1, || format!("PBX SIPp: {got} 488s, expected 1"));
     // The carrier's call ends by itself: ACK then BYE from the gateway.
     scene.expect_exit_ok(uas);
-    let received = scene.ok(scene.sipps[uas].received_messages());
-    let invite = received
-        .iter()
-        .find(|m| m.starts_with("INVITE "))
-        .cloned()
-        .unwrap_or_default();
+    let invite = scene.received_invite(uas);
     scene.ensure(
         invite.contains("RTP/SAVP") && invite.contains("a=crypto:"),
         || format!("the carrier was not offered SRTP:\n{invite}"),
     );
+    let received = scene.ok(scene.sipps[uas].received_messages());
     for method in ["ACK ", "BYE "] {
         scene.ensure(received.iter().any(|m| m.starts_with(method)), || {
             format!("the carrier got no {method}after its clear answer")

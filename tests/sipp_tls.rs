@@ -267,12 +267,7 @@ fn a_call_over_tls_on_both_sides_is_carried_and_recorded() {
 
     // What crossed: the carrier's INVITE came over TLS from the outside TLS listener's
     // address, with a TLS Request-URI and Contact; the PBX's 200 names the inside listener.
-    let carrier_msgs = scene.ok(scene.sipps[carrier].received_messages());
-    let invite = carrier_msgs
-        .iter()
-        .find(|m| m.starts_with("INVITE "))
-        .cloned()
-        .unwrap_or_else(|| scene.fail("the carrier got no INVITE"));
+    let invite = scene.received_invite(carrier);
     // URI parameters' values are case-insensitive (RFC 3261 §19.1.4): rsip writes `TLS`.
     let lower = invite.to_ascii_lowercase();
     for want in [

@@ -769,6 +769,16 @@ impl Scene {
         r.unwrap_or_else(|e| self.fail(e))
     }
 
+    /// The first INVITE SIPp `i` received (it must run with `-trace_msg`); fails the test when
+    /// there is none.
+    pub fn received_invite(&self, i: usize) -> String {
+        let received = self.ok(self.sipps[i].received_messages());
+        received
+            .into_iter()
+            .find(|m| m.starts_with("INVITE "))
+            .unwrap_or_else(|| self.fail(format!("sipp {} received no INVITE", self.sipps[i].name)))
+    }
+
     /// Wait for SIPp `i` to end by itself and require exit code 0.
     pub fn expect_exit_ok(&mut self, i: usize) {
         let r = self.sipps[i].wait();
