@@ -29,7 +29,8 @@
 #   BIN=...             the gateway binary (default target/release/trunkguard)
 #   PROBE="perf strace"  per step, also attach `perf stat --per-thread` (CPU time and context
 #                       switches per thread name, per call) and/or `strace -c -f` (syscalls per
-#                       call) to the gateway; both slow it down (strace a lot): never compare
+#                       call) to the gateway; `record`: `perf record -F 499 -g` into the step's
+#                       perf.data; both slow it down (strace a lot): never compare
 #                       a probed step's CPU with an unprobed one
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -189,6 +190,11 @@ for rate in $RATES; do
     case " ${PROBE:-} " in *" perf "*)
         perf stat --per-thread -e task-clock,context-switches,cpu-migrations -x, -p "$GW_PID" \
             -o "$step/perf_stat.csv" 2>/dev/null &
+        PROBE_PIDS="$PROBE_PIDS $!" ;; esac
+    case " ${PROBE:-} " in *" record "*)
+        # A call-graph profile of the step (frame pointers: build with
+        # RUSTFLAGS="-C force-frame-pointers=yes"); `perf report -i $step/perf.data`.
+        perf record -F 499 -g -p "$GW_PID" -o "$step/perf.data" 2>/dev/null >/dev/null &
         PROBE_PIDS="$PROBE_PIDS $!" ;; esac
     case " ${PROBE:-} " in *" strace "*)
         strace -c -f -p "$GW_PID" -o "$step/strace.txt" 2>/dev/null &

@@ -4,7 +4,7 @@
 //! the copy is a memcpy into that chunk, and `split().freeze()` hands out a reference-counted
 //! view without allocating. When the chunk is used up, `reserve` takes the chunk back in place if
 //! the recorder has dropped every packet cut from it (the steady state: it consumes as fast as
-//! packets come), else starts a new chunk: at worst one allocation per ~190 G.711 packets, never
+//! packets come), else starts a new chunk: at worst one allocation per ~47 G.711 packets, never
 //! one per packet. This beats a fixed `[u8; 1500]` slot per packet, which would make every queued
 //! packet 1.5 KiB and copy it again through the channel; and the recorder may keep a `Bytes`
 //! (for a pcap) without copying it.
@@ -22,8 +22,10 @@ use super::rtp::RtpHeader;
 use super::Leg;
 
 /// Bytes per tap chunk (a power of two below `bytes`' 64 KiB original-capacity limit, so that
-/// a new chunk after a reclaim failure is the same size).
-pub const TAP_CHUNK: usize = 32 * 1024;
+/// a new chunk after a reclaim failure is the same size). 8 KiB is about a second of one leg's
+/// G.711: two per recorded call (it was 32 KiB, 64 KiB a call, which mattered at thousands of
+/// calls; issue 16), and at worst one allocation a second per leg.
+pub const TAP_CHUNK: usize = 8 * 1024;
 
 /// One RTP packet as it crossed the relay.
 #[derive(Debug, Clone)]

@@ -17,8 +17,9 @@
 //!
 //! # Threads
 //! The async side only calls `try_send` (the tap) and awaits oneshot replies. File creation runs
-//! on tokio's blocking pool; everything else (decoding, writing, flushing, fsync, digest) on the
-//! pool's worker threads ([`pool`]); the folder's health checks on the watcher's own thread.
+//! on tokio's blocking pool; decoding, writing and flushing on the pool's worker threads
+//! ([`pool`]); syncing, renaming and digesting closed recordings, in groups, on one thread
+//! ([`durable`]); the folder's health checks on the watcher's own thread.
 //!
 //! # Files
 //! `dir/YYYY/MM/DD/CALL_ID.wav.part` (in a cluster `dir/NODE_ID/YYYY/…`: [`paths`]) while
@@ -30,6 +31,7 @@ pub mod codec;
 pub mod counters;
 pub mod digest;
 pub mod disk;
+pub(crate) mod durable;
 pub mod error;
 pub mod g711;
 pub mod g722;
@@ -38,6 +40,7 @@ pub mod packet;
 pub mod paths;
 pub(crate) mod pcap;
 pub mod pool;
+pub(crate) mod queue;
 pub mod repair;
 pub(crate) mod session;
 pub(crate) mod timeline;

@@ -91,10 +91,10 @@ impl PcapWriter {
         self.out.flush()
     }
 
-    /// Flushes and syncs; the caller renames the file afterwards.
-    pub(crate) fn close(mut self) -> std::io::Result<()> {
-        self.out.flush()?;
-        self.out.get_ref().sync_all()
+    /// Flushes and hands the file back: it is made durable with the others closed at the same
+    /// time (`durable`), then renamed.
+    pub(crate) fn close(self) -> std::io::Result<File> {
+        self.out.into_inner().map_err(|e| e.into_error())
     }
 }
 

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::counters::RecordingCounters;
+use super::durable;
 use super::disk::{DiskHealth, DiskWatchOptions, DiskWatcher};
 use super::error::RecordingError;
 use super::session::CallWriter;
@@ -104,21 +105,29 @@ impl RecordingPool {
     /// `start`, recording in `dir` (a node's folder) under the root `root`.
     fn start_in(root: PathBuf, dir: PathBuf, opts: RecorderOptions) -> std::io::Result<Self> {
         let (disk, watcher) = DiskWatcher::start(dir.clone(), opts.disk.clone())?;
+        let (committer, committing) = durable::start(dir.clone())?;
         let mut workers = Vec::new();
         let mut handles = vec![watcher];
         for i in 0..opts.workers.max(1) {
             let (tx, rx) = mpsc::channel();
             let calls = Arc::new(AtomicUsize::new(0));
             let (count, tick) = (calls.clone(), opts.tick);
+            let closed = Closed {
+                committer: committer.clone(),
+                dir: dir.clone(),
+            };
             let handle = std::thread::Builder::new()
                 .name(format!("recording-{i}"))
-                .spawn(move || run_worker(rx, count, tick))?;
+                .spawn(move || run_worker(rx, count, tick, closed))?;
             workers.push(Worker {
                 tx: Mutex::new(Some(tx)),
                 calls,
             });
             handles.push(handle);
         }
+        // The committer ends once the workers (the senders' holders) are gone: joined last.
+        drop(committer);
+        handles.push(committing);
         Ok(RecordingPool {
             inner: Arc::new(PoolInner {
                 root,
@@ -239,7 +248,27 @@ impl RecordingPool {
     }
 }
 
-fn run_worker(rx: mpsc::Receiver<CallWriter>, count: Arc<AtomicUsize>, tick: Duration) {
+/// Where a worker puts the recordings it has closed.
+struct Closed {
+    committer: mpsc::Sender<CallWriter>,
+    dir: PathBuf,
+}
+
+impl Closed {
+    fn put(&self, writer: CallWriter) {
+        if let Err(mpsc::SendError(writer)) = self.committer.send(writer) {
+            // The committer died (it should not): commit here rather than lose the result.
+            durable::commit(&self.dir, vec![writer]);
+        }
+    }
+}
+
+fn run_worker(
+    rx: mpsc::Receiver<CallWriter>,
+    count: Arc<AtomicUsize>,
+    tick: Duration,
+    closed: Closed,
+) {
     let mut calls: Vec<CallWriter> = Vec::new();
     let mut open = true;
     loop {
@@ -258,18 +287,25 @@ fn run_worker(rx: mpsc::Receiver<CallWriter>, count: Arc<AtomicUsize>, tick: Dur
             }
         }
         let now = Instant::now();
-        calls.retain_mut(|call| {
+        let mut i = 0;
+        while i < calls.len() {
+            let call = &mut calls[i];
             // A bug in one recording must not take the others on this worker down with it.
             let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call.service(now)))
                 .unwrap_or_else(|_| {
                     tracing::error!(call_id = %call.call_id(), "recording worker panicked; recording abandoned");
                     true
                 });
-            if done {
-                count.fetch_sub(1, Ordering::Relaxed);
+            if !done {
+                i += 1;
+                continue;
             }
-            !done
-        });
+            count.fetch_sub(1, Ordering::Relaxed);
+            let call = calls.swap_remove(i);
+            if call.is_closing() {
+                closed.put(call);
+            }
+        }
         if !open && calls.is_empty() {
             return;
         }

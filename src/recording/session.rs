@@ -3,8 +3,9 @@
 
 use std::fs::File;
 use std::io::BufWriter;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::VecDeque;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -15,9 +16,10 @@ use super::error::RecordingError;
 use super::packet::RecPacket;
 use super::pcap::{truncate_to_whole_records, PcapWriter, GLOBAL_HEADER_LEN};
 use super::pool::RecorderOptions;
+use super::queue::PacketReceiver;
 use super::repair::fix_wav_header;
 use super::timeline::{Patch, Timeline};
-use super::writer::{create_file, part_path, sync_dir, RecordingResult, RecordingSpec};
+use super::writer::{create_file, part_path, RecordingResult, RecordingSpec};
 use crate::model::RefusalReason;
 
 pub(crate) struct WavOut {
@@ -32,13 +34,13 @@ pub(crate) struct WavOut {
 /// Bytes per stereo 16-bit frame.
 const FRAME_BYTES: u64 = 4;
 
+/// Where a finished recording's result goes: the call awaiting `Recorder::finish`.
+pub(crate) type Reply = tokio::sync::oneshot::Sender<Result<RecordingResult, RecordingError>>;
+
 pub(crate) enum Control {
     /// The call renegotiated (re-INVITE/UPDATE): new payload type mappings.
     Payloads(PayloadMap),
-    Finish {
-        ended: Instant,
-        reply: tokio::sync::oneshot::Sender<Result<RecordingResult, RecordingError>>,
-    },
+    Finish { ended: Instant, reply: Reply },
     #[cfg(test)]
     Crash(std::sync::mpsc::Sender<()>),
 }
@@ -56,7 +58,9 @@ pub(crate) struct CallWriter {
     pcap: Option<PcapWriter>,
     /// Set once the pcap is wanted; stays set if it could not be created (so we try once).
     pcap_wanted: bool,
-    packets_rx: Receiver<RecPacket>,
+    packets_rx: PacketReceiver,
+    /// The packets of a drain, read without the queue's lock (kept for its capacity).
+    batch: VecDeque<RecPacket>,
     control_rx: Receiver<Control>,
     overflow: Arc<AtomicU64>,
     packets: [u64; 2],
@@ -70,6 +74,22 @@ pub(crate) struct CallWriter {
     /// Told the first failure while the call runs (`Recorder::failure`), so that the call can
     /// apply `[recording] on_failure` at once instead of learning it at the end.
     failure_signal: Option<tokio::sync::oneshot::Sender<String>>,
+    /// Set once the files are written and closed: what the durability group needs to finish.
+    closing: Option<Closing>,
+}
+
+/// A recording whose files are written and closed but still `.part`: it waits to be made
+/// durable together with the others closed meanwhile (`durable`), then is renamed and digested.
+struct Closing {
+    /// The call asked for the close (false: its recorder was dropped).
+    requested: bool,
+    reply: Option<Reply>,
+    /// Frames in the file, or why it cannot be described.
+    frames: Result<u64, RecordingError>,
+    /// Handles on the closed files, to sync them one by one if the group's sync fails.
+    files: Vec<File>,
+    /// The pcap's final name, once renamed.
+    pcap_path: Option<PathBuf>,
 }
 
 impl CallWriter {
@@ -77,7 +97,7 @@ impl CallWriter {
         spec: RecordingSpec,
         path: PathBuf,
         wav: WavOut,
-        packets_rx: Receiver<RecPacket>,
+        packets_rx: PacketReceiver,
         control_rx: Receiver<Control>,
         overflow: Arc<AtomicU64>,
         opts: &RecorderOptions,
@@ -102,18 +122,27 @@ impl CallWriter {
             pcap: None,
             pcap_wanted: false,
             packets_rx,
+            batch: VecDeque::new(),
             control_rx,
             overflow,
             packets: [0; 2],
             undecoded: 0,
-            samples: Vec::with_capacity(2 * rate as usize),
+            // Grows to the largest batch written (a tick's frames, 320 samples at 8 kHz), not
+            // a second's worth up front: it is per call.
+            samples: Vec::new(),
             unflushed_frames: 0,
             last_flush: Instant::now(),
             flush_interval: opts.flush_interval,
             idle_grace: opts.idle_grace,
             error: None,
             failure_signal: None,
+            closing: None,
         }
+    }
+
+    /// Its files are closed and wait for the durability group (`durable`).
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.is_some()
     }
 
     /// Where the first failure is told while the call runs.
@@ -126,7 +155,7 @@ impl CallWriter {
     }
 
     /// One round: take what is queued, write what is final, flush when due. Returns true once
-    /// the recording is closed.
+    /// the recording is closed (then `is_closing` tells whether it goes on to `durable`).
     pub(crate) fn service(&mut self, now: Instant) -> bool {
         // Payload map updates first: they come with the SDP, before packets of a new codec.
         loop {
@@ -134,7 +163,7 @@ impl CallWriter {
                 Ok(Control::Payloads(map)) => self.payloads = map,
                 Ok(Control::Finish { ended, reply }) => {
                     self.drain_queue();
-                    let _ = reply.send(self.close(ended, true));
+                    self.close_files(ended, true, Some(reply));
                     return true;
                 }
                 #[cfg(test)]
@@ -148,7 +177,7 @@ impl CallWriter {
                 Err(TryRecvError::Disconnected) => {
                     tracing::warn!(call_id = %self.call_id, "recording dropped without finish; closing it");
                     self.drain_queue();
-                    let _ = self.close(now, false);
+                    self.close_files(now, false, None);
                     return true;
                 }
                 Err(TryRecvError::Empty) => break,
@@ -167,15 +196,16 @@ impl CallWriter {
     }
 
     fn drain_queue(&mut self) {
-        let mut n = 0u32;
-        while let Ok(pkt) = self.packets_rx.try_recv() {
+        let mut batch = std::mem::take(&mut self.batch);
+        self.packets_rx.take_all(&mut batch);
+        for (n, pkt) in batch.drain(..).enumerate() {
             self.accept(pkt);
-            n += 1;
             // After a backlog, write as we go so the buffers stay a window long.
-            if n.is_multiple_of(128) {
+            if (n + 1).is_multiple_of(128) {
                 self.write_ready();
             }
         }
+        self.batch = batch;
     }
 
     fn write_ready(&mut self) {
@@ -296,17 +326,12 @@ impl CallWriter {
         self.pcap = None;
     }
 
-    /// Closes the pcap, if one was started, and renames it: after a write failure with the
-    /// records that reached the file whole (a file without even its global header is removed).
-    /// Returns the final path, or None when there is no pcap to keep.
-    fn close_pcap(&mut self) -> Option<PathBuf> {
+    /// Renames the pcap, if one was started: after a write failure with the records that
+    /// reached the file whole (a file without even its global header is removed). Returns the
+    /// final path, or None when there is no pcap to keep.
+    fn rename_pcap(&mut self) -> Option<PathBuf> {
         if !self.pcap_wanted {
             return None;
-        }
-        if let Some(pcap) = self.pcap.take() {
-            if let Err(e) = pcap.close() {
-                self.fail("pcap close", &e);
-            }
         }
         let final_pcap = self.pcap_path();
         let part = part_path(&final_pcap);
@@ -357,48 +382,122 @@ impl CallWriter {
         }
     }
 
-    /// Writes the rest, finalizes, syncs, renames and digests. `requested` is false when the
-    /// call dropped its recorder without finishing.
-    fn close(
-        &mut self,
-        ended: Instant,
-        requested: bool,
-    ) -> Result<RecordingResult, RecordingError> {
+    /// Writes the rest up to `ended` and closes the files, which stay `.part`: syncing,
+    /// renaming and digesting them is the durability group's (`durable`), for many recordings
+    /// at once. `requested` is false when the call dropped its recorder without finishing.
+    fn close_files(&mut self, ended: Instant, requested: bool, reply: Option<Reply>) {
         // Disconnect the taps now, so packets pushed after this are refused, not queued.
-        self.packets_rx = std::sync::mpsc::sync_channel(0).1;
+        self.packets_rx.close();
         self.samples.clear();
         self.timeline.drain_all(ended, &mut self.samples);
         self.write_samples();
         self.apply_patches();
-        let part = part_path(&self.path);
+        let mut files = Vec::new();
         if let Some(WavOut { wav, sync, .. }) = self.wav.take() {
             if let Err(e) = wav.finalize() {
                 self.fail("wav finalize", &e);
             }
-            if let Err(e) = sync.sync_all() {
-                self.fail("wav sync", &e);
+            files.push(sync);
+        }
+        if let Some(pcap) = self.pcap.take() {
+            match pcap.close() {
+                Ok(file) => files.push(file),
+                Err(e) => self.fail("pcap close", &e),
             }
         }
         let frames = if self.error.is_none() {
-            self.timeline.written()
+            Ok(self.timeline.written())
         } else {
             // After a failure the header must match the bytes that did reach the file.
-            fix_wav_header(&part)?.frames
+            fix_wav_header(&part_path(&self.path)).map(|facts| facts.frames)
         };
-        std::fs::rename(&part, &self.path).map_err(|e| RecordingError::io(&self.path, e))?;
-        let pcap_path = self.close_pcap();
-        if let Some(dir) = self.path.parent() {
-            if let Err(e) = sync_dir(dir) {
-                self.fail("directory sync", &e);
+        self.closing = Some(Closing {
+            requested,
+            reply,
+            frames,
+            files,
+            pcap_path: None,
+        });
+    }
+
+    /// Syncs this recording's files one by one: only when the group's sync failed.
+    pub(crate) fn sync_files(&mut self) {
+        let Some(closing) = self.closing.as_mut() else {
+            return;
+        };
+        let failed: Vec<std::io::Error> = closing
+            .files
+            .iter()
+            .filter_map(|f| f.sync_all().err())
+            .collect();
+        for e in failed {
+            self.fail("wav sync", &e);
+        }
+    }
+
+    /// Gives the files their final names (their content is durable by now). Returns the folder
+    /// the names are in, to be synced in its turn.
+    pub(crate) fn rename_files(&mut self) -> Option<PathBuf> {
+        let renamed = match self.closing.as_ref().map(|c| &c.frames) {
+            Some(Ok(_)) => std::fs::rename(part_path(&self.path), &self.path)
+                .map_err(|e| RecordingError::io(&self.path, e)),
+            _ => return None,
+        };
+        let pcap_path = self.rename_pcap();
+        let closing = self.closing.as_mut()?;
+        closing.files.clear();
+        closing.pcap_path = pcap_path;
+        if let Err(e) = renamed {
+            closing.frames = Err(e);
+        }
+        self.path.parent().map(Path::to_path_buf)
+    }
+
+    /// The folder's sync failed after the rename: a power loss could lose the new names.
+    pub(crate) fn names_not_synced(&mut self, err: &std::io::Error) {
+        self.fail("directory sync", err);
+    }
+
+    /// Digests the files and hands the result to the call (or logs it when nobody waits).
+    pub(crate) fn deliver(mut self) {
+        let Some(closing) = self.closing.take() else {
+            return;
+        };
+        let result = closing
+            .frames
+            .and_then(|frames| self.result(frames, closing.requested, closing.pcap_path));
+        match result {
+            Ok(r) => {
+                tracing::info!(call_id = %self.call_id, path = %self.path.display(),
+                    duration_ms = r.duration_ms, complete = r.complete,
+                    overflowed = r.overflowed_packets, late = r.late_packets,
+                    patched = r.patched_packets, "recording closed");
+                if let Some(reply) = closing.reply {
+                    let _ = reply.send(Ok(r));
+                }
+            }
+            Err(e) => {
+                tracing::error!(call_id = %self.call_id, error = %e, "recording could not be closed");
+                if let Some(reply) = closing.reply {
+                    let _ = reply.send(Err(e));
+                }
             }
         }
+    }
+
+    fn result(
+        &self,
+        frames: u64,
+        requested: bool,
+        pcap_path: Option<PathBuf>,
+    ) -> Result<RecordingResult, RecordingError> {
         let size_bytes = std::fs::metadata(&self.path)
             .map_err(|e| RecordingError::io(&self.path, e))?
             .len();
         let sha256_hex = sha256_file(&self.path)?;
         let pcap_sha256_hex = pcap_path.as_deref().map(sha256_file).transpose()?;
         let overflowed_packets = self.overflow.load(Ordering::Relaxed);
-        let result = RecordingResult {
+        Ok(RecordingResult {
             call_id: self.call_id.clone(),
             path: self.path.clone(),
             pcap_path,
@@ -416,12 +515,7 @@ impl CallWriter {
             undecoded_packets: self.undecoded,
             reanchors: self.timeline.stats.reanchors,
             error: self.error.clone(),
-        };
-        tracing::info!(call_id = %self.call_id, path = %self.path.display(),
-            duration_ms = result.duration_ms, complete = result.complete,
-            overflowed = overflowed_packets, late = result.late_packets,
-            patched = result.patched_packets, "recording closed");
-        Ok(result)
+        })
     }
 }
 

@@ -5,8 +5,9 @@
 //!   is written and flushed at once, so an unwritable directory or a full disk fails here;
 //! - recording: samples are appended as time advances and the header is rewritten (hound's
 //!   `flush()`) at least once a second; `ID.pcap.part` appears if a codec cannot be decoded;
-//! - finish: header finalized, file fsynced, renamed to `ID.wav` (and `ID.pcap`), directory
-//!   fsynced, digest computed;
+//! - finish: header finalized and the file closed; then, with the others closed meanwhile
+//!   (`durable`): synced, renamed to `ID.wav` (and `ID.pcap`), the folder synced, the digest
+//!   computed;
 //! - crash: the `.part` files stay; `repair` fixes and renames them on the next start.
 
 use std::fs::{DirBuilder, File, OpenOptions};
@@ -14,7 +15,7 @@ use std::io::BufWriter;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -25,6 +26,7 @@ use super::counters::RecordingCounters;
 use super::error::RecordingError;
 use super::packet::RecPacket;
 use super::pool::RecordingPool;
+use super::queue::{packet_queue, PacketReceiver, PacketSender, Refused};
 use super::session::{CallWriter, Control, WavOut};
 
 /// Suffix of a recording (WAV or pcap) that is still being written.
@@ -104,7 +106,7 @@ impl RecordingResult {
 /// The relay's side of a recording: cheap to clone, never blocks.
 #[derive(Debug, Clone)]
 pub struct RecorderTap {
-    tx: SyncSender<RecPacket>,
+    tx: PacketSender,
     overflow: Arc<AtomicU64>,
 }
 
@@ -112,13 +114,13 @@ impl RecorderTap {
     /// Queues a packet for the recorder. A full queue drops it and counts it as an overflow;
     /// after the recording is closed packets are ignored. Returns whether it was queued.
     pub fn push(&self, pkt: RecPacket) -> bool {
-        match self.tx.try_send(pkt) {
+        match self.tx.try_push(pkt) {
             Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
+            Err(Refused::Full) => {
                 self.overflow.fetch_add(1, Ordering::Relaxed);
                 false
             }
-            Err(TrySendError::Disconnected(_)) => false,
+            Err(Refused::Closed) => false,
         }
     }
 
@@ -164,7 +166,7 @@ impl Recorder {
     /// very moment recorded media starts, while the file is opened on a blocking thread; the
     /// packets wait in the queue meanwhile. If the open fails, the queue goes with it.
     pub fn prepare(pool: &RecordingPool, spec: RecordingSpec) -> PendingRecording {
-        let (tx, rx) = mpsc::sync_channel(pool.options().queue_packets.max(1));
+        let (tx, rx) = packet_queue(pool.options().queue_packets);
         let (control, control_rx) = mpsc::channel();
         let overflow = Arc::new(AtomicU64::new(0));
         PendingRecording {
@@ -265,7 +267,7 @@ impl Recorder {
 pub struct PendingRecording {
     spec: RecordingSpec,
     tap: RecorderTap,
-    rx: mpsc::Receiver<RecPacket>,
+    rx: PacketReceiver,
     control: mpsc::Sender<Control>,
     control_rx: mpsc::Receiver<Control>,
 }

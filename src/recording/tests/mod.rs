@@ -3,6 +3,7 @@
 mod call;
 mod crash;
 mod failure;
+mod group_commit;
 mod perf;
 mod placement;
 
