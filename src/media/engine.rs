@@ -12,8 +12,9 @@
 //! A session is placed on the least busy thread and stays there: its four pumps (RTP and RTCP of
 //! each leg) and sockets live on that thread only, so calls share no lock and a pump needs no
 //! synchronisation. The owner talks to the thread through a channel of `Command`s (start, control
-//! changed, close), rare events of the signalling, with an `eventfd` to wake the thread. Control
-//! itself stays in the session's `watch` channel: the thread applies it when told, and before a
+//! changed, close), rare events of the signalling, with an `eventfd` to wake the thread for the
+//! commands somebody awaits (close, snapshot; see `RelayThread::send`). Control itself stays in
+//! the session's `watch` channel: the thread applies it when it reads the queue, and before a
 //! packet whenever its version moved, so an `update_remote` is applied before the packets after it.
 //! The threads live as long as the process.
 
@@ -181,8 +182,8 @@ impl Relayed {
 
 enum Command {
     Add(u64, Box<Relayed>),
-    /// The session's control changed: apply it now (a new peer address must be published to
-    /// the other leg's pump before any packet comes).
+    /// The session's control changed: apply it when the queue is next read (a packet of the
+    /// session applies it first anyway: `Relayed::on_readable`).
     Control(u64),
     /// Stop relaying; the figures go to `reply` (none when the session was dropped).
     Close(u64, Option<oneshot::Sender<Reports>>),
@@ -198,13 +199,23 @@ struct RelayThread {
 }
 
 impl RelayThread {
+    /// Queues a command, and wakes the thread only for those somebody waits on (`Close`,
+    /// `Snapshot`). `Add` and `Control` are read when the thread next looks at its queue, which
+    /// is always soon enough: the session's sockets are in the epoll set before its `Add` is
+    /// sent, and a packet of a session the thread does not know yet, or one whose control moved
+    /// (`Relayed::on_readable` checks it), is handled only after the queue has been read. A call
+    /// cost five or six eventfd writes and relay-thread wake-ups, each a context switch; now one,
+    /// at its close (issue 16).
     fn send(&self, command: Command) {
+        let wake = matches!(command, Command::Close(..) | Command::Snapshot(..));
         if self.commands.send(command).is_err() {
             tracing::error!("media relay thread gone");
             return;
         }
-        if let Err(e) = (&*self.wake).write(&1u64.to_ne_bytes()) {
-            tracing::error!(error = %e, "cannot wake the media relay thread");
+        if wake {
+            if let Err(e) = (&*self.wake).write(&1u64.to_ne_bytes()) {
+                tracing::error!(error = %e, "cannot wake the media relay thread");
+            }
         }
     }
 }

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::counters::RecordingCounters;
-use super::durable;
 use super::disk::{DiskHealth, DiskWatchOptions, DiskWatcher};
+use super::durable;
 use super::error::RecordingError;
 use super::session::CallWriter;
 

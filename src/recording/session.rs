@@ -1,11 +1,11 @@
 //! The worker's side of one recording: takes packets off the call's queue, places them on the
 //! timeline, writes final frames, keeps the header valid, and closes the files.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::collections::VecDeque;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -40,7 +40,10 @@ pub(crate) type Reply = tokio::sync::oneshot::Sender<Result<RecordingResult, Rec
 pub(crate) enum Control {
     /// The call renegotiated (re-INVITE/UPDATE): new payload type mappings.
     Payloads(PayloadMap),
-    Finish { ended: Instant, reply: Reply },
+    Finish {
+        ended: Instant,
+        reply: Reply,
+    },
     #[cfg(test)]
     Crash(std::sync::mpsc::Sender<()>),
 }

@@ -77,9 +77,8 @@ fn a_recording_dropped_unfinished_is_still_closed_and_renamed() {
     let dir = tempfile::tempdir().unwrap();
     let pool = pool_in(dir.path(), test_options());
     let t0 = Instant::now();
-    let rec =
-        Recorder::open_blocking(&pool, spec("DROPPED", t0, Codec::Pcmu, PayloadMap::new()))
-            .unwrap();
+    let rec = Recorder::open_blocking(&pool, spec("DROPPED", t0, Codec::Pcmu, PayloadMap::new()))
+        .unwrap();
     let (path, part) = (rec.path().to_path_buf(), rec.part_path());
     drop(rec);
     wait_for("the dropped recording renamed", || {
