@@ -27,6 +27,9 @@
 #   SIP_TRACE=false     `[recording] sip_trace` (default true: each call's SIP trace kept;
 #                       bench/sip_trace_cost.sh compares)
 #   BIN=...             the gateway binary (default target/release/trunkguard)
+#   UAC_SCENARIO=...    the PBX's SIPp scenario (default tests/sipp/pbx_uac.xml);
+#                       bench/sipp/overload_uac.xml takes a 503 as an answer: a refused call is
+#                       then counted in `refused_503`, not `failed` (bench/overload_goodput.sh)
 #   PROBE="perf strace"  per step, also attach `perf stat --per-thread` (CPU time and context
 #                       switches per thread name, per call) and/or `strace -c -f` (syscalls per
 #                       call) to the gateway; `record`: `perf record -F 499 -g` into the step's
@@ -37,6 +40,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 RATES=${RATES:-"250 500 1000 1500 1750 2000 2500 3000"}
+UAC_SCENARIO=${UAC_SCENARIO:-tests/sipp/pbx_uac.xml}
 STEP_SECS=${STEP_SECS:-10}
 SETTLE_SECS=${SETTLE_SECS:-3}
 STOP_AFTER_FAILS=${STOP_AFTER_FAILS:-2}
@@ -166,14 +170,16 @@ listening || { echo "gateway did not start"; tail "$BENCH_DIR/gateway.log"; exit
 TOKEN=$(RUST_LOG=warn "$BIN" --config "$BENCH_DIR/bench.toml" token create --role admin --name bench 2>/dev/null | grep -o 'tg_[A-Za-z0-9_-]*' | head -1 || true)
 
 RESULTS=$BENCH_DIR/results.csv
-echo "rate,achieved_cps,calls,successful,failed,uas_failed,retrans_uac,retrans_uas,udp_drops,wall_s,gw_cpu_s,gw_cpu_pct,gw_ms_per_call,sipp_cpu_s,other_cpu_s,load1,ok" >"$RESULTS"
+echo "rate,achieved_cps,calls,successful,failed,uas_failed,retrans_uac,retrans_uas,udp_drops,wall_s,gw_cpu_s,gw_cpu_pct,gw_ms_per_call,sipp_cpu_s,other_cpu_s,load1,ok,answered,refused_503,goodput_cps,gw_rss_mib,gw_peak_rss_mib" >"$RESULTS"
 
 best=0
 best_achieved=0
 fails_in_a_row=0
 for rate in $RATES; do
     calls=$((rate * STEP_SECS))
-    step=$BENCH_DIR/step-$rate
+    step_no=$((${step_no:-0} + 1))
+    # Numbered: a rate may come twice (bench/overload_goodput.sh returns to its capacity).
+    step=$BENCH_DIR/step-$step_no-$rate
     mkdir -p "$step"
     # Carrier: a fresh UAS per step so that its statistics are the step's own.
     (cd "$step" && exec nice -n "$NICE" sipp -sn uas -i $CARRIER_IP -p $CARRIER_PORT -t u1 -nostdin \
@@ -203,11 +209,11 @@ for rate in $RATES; do
     # PBX: RATE calls/s, CALLS calls, bounded by -timeout (and `timeout` as a last resort).
     set +e
     (cd "$step" && TIMEFORMAT='%U %S' && { time timeout $((STEP_SECS * 6 + 90)) \
-        nice -n "$NICE" sipp -sf "$ROOT/tests/sipp/pbx_uac.xml" -key caller "$CALLER" -s "$CALLEE" \
+        nice -n "$NICE" sipp -sf "$ROOT/$UAC_SCENARIO" -key caller "$CALLER" -s "$CALLEE" \
         -i $PBX_IP -p $PBX_PORT -t u1 -nostdin -buff_size 4194304 \
         -r "$rate" -m "$calls" -l $((rate * 20 + 1000)) -d 0 \
         -timeout $((STEP_SECS * 6 + 60))s -timeout_error \
-        -trace_stat -stf uac_stat.csv -fd 1 -trace_err \
+        -trace_stat -stf uac_stat.csv -trace_counts -fd 1 -trace_err \
         "$INSIDE" >uac_screen.txt 2>&1; } 2>uac_time.txt)
     uac_rc=$?
     set -e
@@ -244,6 +250,19 @@ for rate in $RATES; do
         'BEGIN { o = (b - a) / t - g - s; if (o < 0) o = 0; printf "%.2f", o }')
     gw_ms=$(awk -v c="$gw_cpu" -v n="$created" 'BEGIN { p = 0; if (n > 0) p = 1000 * c / n; printf "%.3f", p }')
     drops=$((drops_after - drops_before))
+    # Per message of the scenario (-trace_counts): the first 200 received answers the INVITE.
+    counts=$(ls "$step"/*_counts.csv 2>/dev/null | head -1)
+    answered=NA
+    refused=0
+    if [ -n "$counts" ]; then
+        answered=$(awk -F';' 'NR == 1 { for (i = 1; i <= NF; i++) if ($i ~ /_200_Recv$/) { col = i; break }; next }
+            NF > 1 { last = $col } END { print (col ? last : "NA") }' "$counts")
+        refused=$(awk -F';' 'NR == 1 { for (i = 1; i <= NF; i++) if ($i ~ /_503_Recv$/) col = i; next }
+            NF > 1 { last = $col } END { print (col ? last : 0) }' "$counts")
+    fi
+    goodput=$(awk -v a="$answered" -v w="$wall" 'BEGIN { p = 0; if (w > 0 && a != "NA") p = a / w; printf "%.0f", p }')
+    rss=$(awk '$1 == "VmRSS:" { printf "%.0f", $2 / 1024 }' "/proc/$GW_PID/status" 2>/dev/null || echo NA)
+    peak=$(awk '$1 == "VmHWM:" { printf "%.0f", $2 / 1024 }' "/proc/$GW_PID/status" 2>/dev/null || echo NA)
     achieved=$(awk -v a="$achieved" 'BEGIN { printf "%.0f", a }')
     # A step passes when every call completed on both sides and SIPp kept (95 % of) the rate:
     # a gateway that falls behind makes SIPp place the calls late rather than fail them.
@@ -252,7 +271,7 @@ for rate in $RATES; do
         && [ $((achieved * 100)) -ge $((rate * 95)) ]; then
         ok=yes
     fi
-    echo "$rate,$achieved,$calls,$ok_calls,$failed,$uas_failed,$retr_uac,$retr_uas,$drops,$wall,$gw_cpu,$gw_pct,$gw_ms,$sipp_cpu,$other_cpu,$load1,$ok" >>"$RESULTS"
+    echo "$rate,$achieved,$calls,$ok_calls,$failed,$uas_failed,$retr_uac,$retr_uas,$drops,$wall,$gw_cpu,$gw_pct,$gw_ms,$sipp_cpu,$other_cpu,$load1,$ok,$answered,$refused,$goodput,$rss,$peak" >>"$RESULTS"
     printf '   rate %5s: achieved %5s cps, %6s/%6s ok, %5s failed (carrier %s), retrans %s+%s, gateway CPU %ss (%s%%, %s ms/call), SIPp CPU %ss, others %ss%s\n' \
         "$rate" "$achieved" "$ok_calls" "$calls" "$failed" "$uas_failed" "$retr_uac" "$retr_uas" \
         "$gw_cpu" "$gw_pct" "$gw_ms" "$sipp_cpu" "$other_cpu" "$([ $ok = yes ] || echo "  <- not sustained (sipp exit $uac_rc)")"
