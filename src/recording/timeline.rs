@@ -379,12 +379,16 @@ impl Timeline {
 
     fn emit_until(&mut self, until: i64, out: &mut Vec<i16>) -> usize {
         let n = (until - self.written).max(0) as usize;
+        // Whole slices, not a frame at a time: most of a call's frames pass here (a second of
+        // them is 8,000 to 16,000), and silence past the buffer is one resize.
+        let buffered = n.min(self.buf.len());
+        let (front, back) = self.buf.as_slices();
+        let from_front = buffered.min(front.len());
         out.reserve(n * 2);
-        for _ in 0..n {
-            let [l, r] = self.buf.pop_front().unwrap_or([0, 0]);
-            out.push(l);
-            out.push(r);
-        }
+        out.extend_from_slice(front[..from_front].as_flattened());
+        out.extend_from_slice(back[..buffered - from_front].as_flattened());
+        self.buf.drain(..buffered);
+        out.resize(out.len() + (n - buffered) * 2, 0);
         self.written += n as i64;
         n
     }
@@ -402,7 +406,21 @@ fn paint(buf: &mut VecDeque<[i16; 2]>, written: i64, ch: usize, pos: i64, sample
     if buf.len() < end {
         buf.resize(end, [0, 0]);
     }
-    for (frame, &s) in buf.range_mut(start..end).zip(&samples[skip..]) {
+    // Through the ring's two slices: a `range_mut` iterator checks which half at every frame.
+    let (front, back) = buf.as_mut_slices();
+    let split = front.len();
+    let in_front = split.min(end);
+    let first = front
+        .get_mut(start.min(in_front)..in_front)
+        .unwrap_or_default();
+    let second = back
+        .get_mut(start.saturating_sub(split)..end.saturating_sub(split))
+        .unwrap_or_default();
+    for (frame, &s) in first
+        .iter_mut()
+        .chain(second.iter_mut())
+        .zip(&samples[skip..])
+    {
         frame[ch] = s;
     }
     true

@@ -244,3 +244,55 @@ fn an_anchor_already_decoded_is_not_moved_back() {
     assert!(left[lost + 20 * 160..].iter().all(|&s| s == 0));
     assert_eq!(stats, TimelineStats::default());
 }
+
+/// `paint` writes through the ring's two slices: the same frames as writing one by one, wherever
+/// the ring's head is and whether the samples cross its wrap, start before `written` or grow it.
+#[test]
+fn paint_matches_frame_by_frame_across_the_ring_wrap() {
+    let mut seed = 0x2545_f491_u64;
+    let mut next = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for _ in 0..2000 {
+        // A ring whose head sits anywhere in its storage.
+        let mut ring: std::collections::VecDeque<[i16; 2]> =
+            std::collections::VecDeque::with_capacity(64);
+        for _ in 0..next(64) {
+            ring.push_back([1, 1]);
+        }
+        for _ in 0..next(ring.len() as u64 + 1) {
+            ring.pop_front();
+        }
+        for i in 0..next(40) {
+            ring.push_back([i as i16, -(i as i16)]);
+        }
+        let mut naive = ring.clone();
+        let written = next(1000) as i64;
+        let pos = written - 20 + next(80) as i64;
+        let ch = next(2) as usize;
+        let samples: Vec<i16> = (0..next(50)).map(|i| 1000 + i as i16).collect();
+        let painted = paint(&mut ring, written, ch, pos, &samples);
+        // Frame by frame.
+        let skip = (written - pos).max(0) as usize;
+        let expected = skip < samples.len();
+        if expected {
+            let start = (pos + skip as i64 - written) as usize;
+            for (k, &s) in samples[skip..].iter().enumerate() {
+                if naive.len() <= start + k {
+                    naive.resize(start + k + 1, [0, 0]);
+                }
+                naive[start + k][ch] = s;
+            }
+        }
+        assert_eq!(painted, expected);
+        assert_eq!(
+            ring,
+            naive,
+            "written {written} pos {pos} ch {ch} n {}",
+            samples.len()
+        );
+    }
+}
