@@ -11,7 +11,10 @@ use trunkguard::config::Config;
 
 /// The binary's allocator: signalling allocates many small, short-lived strings, which mimalloc
 /// serves with fewer instructions than glibc malloc (bench/README.md). Library tests keep the
-/// system allocator.
+/// system allocator. Built without transparent huge pages (`no_thp`): with them, each page
+/// mimalloc took back from the OS came back as a 2 MiB page zeroed whole (`clear_page_erms`,
+/// 4 % of the CPU at 1,000 calls/s), and peak RSS at 1,000 recorded calls was 441 MiB against
+/// 383 without (issue 16).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

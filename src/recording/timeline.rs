@@ -219,7 +219,9 @@ impl Timeline {
             horizon: 0,
             legs: [LegState::new(), LegState::new()],
             patches: Vec::new(),
-            buf: VecDeque::with_capacity(rate as usize),
+            // Grows to what the jitter window holds (a quarter second or so), not a second up
+            // front: 32 KiB per call at 8 kHz mattered at thousands of calls (issue 16).
+            buf: VecDeque::new(),
             written: 0,
             now_pos: 0,
             scratch: Vec::with_capacity(640),
