@@ -7,47 +7,86 @@
 //! valid [`Cdr`] holds is refused by the schema, because the CDR writer retries a refused batch
 //! forever.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::query::Query;
 
+use super::multi_row::MultiRow;
 use super::{Columns, Op, Store, StoreError};
 use crate::model::Cdr;
 use crate::model::{
     DtmfEvent, LegQuality, PauseEnd, RecordingInfo, RecordingPause, RecordingStatus,
 };
 
-const INSERT_LEG: &str = "INSERT INTO cdr_media_legs (cdr_id, leg, seq, packets_in, bytes_in, \
-     packets_out, bytes_out, lost, jitter_ms, max_jitter_ms, longest_gap_ms, stray, mos, one_way) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-     ON CONFLICT (cdr_id, leg) DO NOTHING";
+const INSERT_LEGS: MultiRow = MultiRow {
+    head: "INSERT INTO cdr_media_legs (cdr_id, leg, seq, packets_in, bytes_in, packets_out, \
+           bytes_out, lost, jitter_ms, max_jitter_ms, longest_gap_ms, stray, mos, one_way) ",
+    columns: 14,
+    tail: " ON CONFLICT (cdr_id, leg) DO NOTHING",
+    op: "insert media legs",
+};
 
-macro_rules! insert_recording {
-    ($on_conflict:literal) => {
-        concat!(
-            "INSERT INTO recordings (cdr_id, status, path, pcap_path, sha256, duration_ms, ",
-            "size_bytes, codec, overflowed_packets, note, pcap_sha256) ",
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (cdr_id) ",
-            $on_conflict
-        )
-    };
+const RECORDING_COLUMNS: &str = "INSERT INTO recordings (cdr_id, status, path, pcap_path, \
+     sha256, duration_ms, size_bytes, codec, overflowed_packets, note, pcap_sha256) ";
+
+const INSERT_RECORDINGS: MultiRow = MultiRow {
+    head: RECORDING_COLUMNS,
+    columns: 11,
+    tail: " ON CONFLICT (cdr_id) DO NOTHING",
+    op: "insert recordings",
+};
+
+const UPSERT_RECORDING: MultiRow = MultiRow {
+    head: RECORDING_COLUMNS,
+    columns: 11,
+    tail: " ON CONFLICT (cdr_id) DO UPDATE SET status = excluded.status, \
+           path = excluded.path, pcap_path = excluded.pcap_path, sha256 = excluded.sha256, \
+           duration_ms = excluded.duration_ms, size_bytes = excluded.size_bytes, \
+           codec = excluded.codec, overflowed_packets = excluded.overflowed_packets, \
+           note = excluded.note, pcap_sha256 = excluded.pcap_sha256",
+    op: "upsert recording",
+};
+
+const INSERT_DTMF: MultiRow = MultiRow {
+    head: "INSERT INTO dtmf_events (cdr_id, seq, leg, digit, at, duration_ms) ",
+    columns: 6,
+    tail: " ON CONFLICT (cdr_id, seq) DO NOTHING",
+    op: "insert dtmf events",
+};
+
+const INSERT_PAUSES: MultiRow = MultiRow {
+    head: "INSERT INTO recording_pauses (cdr_id, seq, start_ms, end_ms, paused_by, resumed_by, \
+           ended) ",
+    columns: 7,
+    tail: " ON CONFLICT (cdr_id, seq) DO NOTHING",
+    op: "insert recording pauses",
+};
+
+/// A row of a per-call table: the CDR's id, the item's position in its list (`seq`), the item.
+struct Child<'a, T> {
+    cdr_id: &'a str,
+    seq: usize,
+    item: &'a T,
 }
 
-const INSERT_RECORDING: &str = insert_recording!("DO NOTHING");
-const UPSERT_RECORDING: &str = insert_recording!(
-    "DO UPDATE SET status = excluded.status, path = excluded.path, \
-     pcap_path = excluded.pcap_path, sha256 = excluded.sha256, \
-     duration_ms = excluded.duration_ms, size_bytes = excluded.size_bytes, \
-     codec = excluded.codec, overflowed_packets = excluded.overflowed_packets, \
-     note = excluded.note, pcap_sha256 = excluded.pcap_sha256"
-);
+impl<'a, T> Child<'a, T> {
+    /// Each CDR's items, with their positions.
+    fn of(cdrs: &[&'a Cdr], items: impl Fn(&'a Cdr) -> &'a [T]) -> Vec<Child<'a, T>> {
+        cdrs.iter()
+            .flat_map(|cdr| {
+                items(cdr).iter().enumerate().map(|(seq, item)| Child {
+                    cdr_id: &cdr.attempt.id,
+                    seq,
+                    item,
+                })
+            })
+            .collect()
+    }
 
-const INSERT_DTMF: &str = "INSERT INTO dtmf_events (cdr_id, seq, leg, digit, at, duration_ms) \
-     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (cdr_id, seq) DO NOTHING";
-
-const INSERT_PAUSE: &str = "INSERT INTO recording_pauses (cdr_id, seq, start_ms, end_ms, \
-     paused_by, resumed_by, ended) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-     ON CONFLICT (cdr_id, seq) DO NOTHING";
+    fn cdr_id(&self) -> &str {
+        self.cdr_id
+    }
+}
 
 /// The same child-table query for one CDR (`$1` = its id) and for the newest-CDRs page (`$1` =
 /// the page size).
@@ -140,6 +179,8 @@ fn real(value: f64) -> Option<f64> {
 }
 
 per_backend! {
+    uses(multi_row);
+
     pub(super) async fn update_recording(
         pool: &DbPool,
         cdr_id: &str,
@@ -161,10 +202,14 @@ per_backend! {
                 id: cdr_id.to_string(),
             });
         }
-        bind_recording(sqlx::query(UPSERT_RECORDING), cdr_id, info)
-            .execute(&mut *tx)
-            .await
-            .op_on("upsert recording", cdr_id)?;
+        multi_row::run(
+            &mut tx,
+            &UPSERT_RECORDING,
+            &[(cdr_id, info)],
+            bind_recording,
+            |(cdr_id, _)| cdr_id,
+        )
+        .await?;
         tx.commit().await.op_on("commit recording update", cdr_id)?;
         Ok(())
     }
@@ -203,69 +248,87 @@ per_backend! {
         Ok(Some((cdr_id, info)))
     }
 
-    /// Write a newly inserted CDR's legs, recording and digits (call only when its row was
-    /// inserted, so that a duplicate CDR leaves the first one's children alone).
+    /// Write newly inserted CDRs' legs, recordings, digits and recording pauses: one statement
+    /// per table (per chunk of rows). Call only with CDRs whose row was just inserted, so that a
+    /// duplicate CDR leaves the first one's children alone.
     pub(in crate::store) async fn insert_call_media(
         conn: &mut Conn,
-        cdr: &Cdr,
+        cdrs: &[&Cdr],
     ) -> Result<(), StoreError> {
-        for (seq, leg) in cdr.media.iter().enumerate() {
-            let inserted = sqlx::query(INSERT_LEG)
-                .bind(Dialect::text(&cdr.attempt.id))
-                .bind(Dialect::text(&leg.leg))
-                .bind(saturating_i64(seq as u64))
-                .bind(saturating_i64(leg.packets_in))
-                .bind(saturating_i64(leg.bytes_in))
-                .bind(saturating_i64(leg.packets_out))
-                .bind(saturating_i64(leg.bytes_out))
-                .bind(saturating_i64(leg.lost))
-                .bind(real(leg.jitter_ms))
-                .bind(real(leg.max_jitter_ms))
-                .bind(saturating_i64(leg.longest_gap_ms))
-                .bind(saturating_i64(leg.stray))
-                .bind(leg.mos.and_then(real))
-                .bind(leg.one_way)
-                .execute(&mut *conn)
-                .await
-                .op_on("insert media leg", &cdr.attempt.id)?
-                .rows_affected();
-            if inserted == 0 {
-                tracing::warn!(cdr_id = %cdr.attempt.id, leg = %leg.leg,
+        let mut legs = Child::of(cdrs, |cdr| &cdr.media);
+        // A leg listed twice in one CDR: the first is stored, as the table's key wants.
+        let mut seen = HashSet::new();
+        legs.retain(|leg| {
+            let first = seen.insert((leg.cdr_id, Dialect::text(&leg.item.leg)));
+            if !first {
+                tracing::warn!(cdr_id = %leg.cdr_id, leg = %leg.item.leg,
                     "CDR lists this media leg more than once; only the first is stored");
             }
-        }
-        if let Some(recording) = &cdr.recording {
-            bind_recording(sqlx::query(INSERT_RECORDING), &cdr.attempt.id, recording)
-                .execute(&mut *conn)
-                .await
-                .op_on("insert recording", &cdr.attempt.id)?;
-        }
-        for (seq, event) in cdr.dtmf.iter().enumerate() {
-            sqlx::query(INSERT_DTMF)
-                .bind(Dialect::text(&cdr.attempt.id))
-                .bind(saturating_i64(seq as u64))
-                .bind(Dialect::text(&event.leg))
-                .bind(Dialect::text(&event.digit))
-                .bind(Dialect::time(event.at))
-                .bind(i64::from(event.duration_ms))
-                .execute(&mut *conn)
-                .await
-                .op_on("insert dtmf event", &cdr.attempt.id)?;
-        }
-        for (seq, pause) in cdr.recording_pauses.iter().enumerate() {
-            sqlx::query(INSERT_PAUSE)
-                .bind(Dialect::text(&cdr.attempt.id))
-                .bind(saturating_i64(seq as u64))
-                .bind(pause.start_ms)
-                .bind(pause.end_ms)
-                .bind(Dialect::text(&pause.paused_by))
-                .bind(Dialect::opt_text(&pause.resumed_by))
-                .bind(pause.ended.as_str())
-                .execute(&mut *conn)
-                .await
-                .op_on("insert recording pause", &cdr.attempt.id)?;
-        }
+            first
+        });
+        multi_row::run(conn, &INSERT_LEGS, &legs, bind_leg, Child::cdr_id).await?;
+        let recordings: Vec<(&str, &RecordingInfo)> = cdrs
+            .iter()
+            .filter_map(|cdr| Some((cdr.attempt.id.as_str(), cdr.recording.as_ref()?)))
+            .collect();
+        multi_row::run(conn, &INSERT_RECORDINGS, &recordings, bind_recording, |(id, _)| id)
+            .await?;
+        let dtmf = Child::of(cdrs, |cdr| &cdr.dtmf);
+        multi_row::run(conn, &INSERT_DTMF, &dtmf, bind_dtmf, Child::cdr_id).await?;
+        let pauses = Child::of(cdrs, |cdr| &cdr.recording_pauses);
+        multi_row::run(conn, &INSERT_PAUSES, &pauses, bind_pause, Child::cdr_id).await?;
         Ok(())
+    }
+
+    fn bind_leg<'q>(
+        query: Query<'q, Db, Args<'q>>,
+        row: &'q Child<'_, LegQuality>,
+    ) -> Query<'q, Db, Args<'q>> {
+        let leg = row.item;
+        query
+            .bind(Dialect::text(row.cdr_id))
+            .bind(Dialect::text(&leg.leg))
+            .bind(saturating_i64(row.seq as u64))
+            .bind(saturating_i64(leg.packets_in))
+            .bind(saturating_i64(leg.bytes_in))
+            .bind(saturating_i64(leg.packets_out))
+            .bind(saturating_i64(leg.bytes_out))
+            .bind(saturating_i64(leg.lost))
+            .bind(real(leg.jitter_ms))
+            .bind(real(leg.max_jitter_ms))
+            .bind(saturating_i64(leg.longest_gap_ms))
+            .bind(saturating_i64(leg.stray))
+            .bind(leg.mos.and_then(real))
+            .bind(leg.one_way)
+    }
+
+    fn bind_dtmf<'q>(
+        query: Query<'q, Db, Args<'q>>,
+        row: &'q Child<'_, DtmfEvent>,
+    ) -> Query<'q, Db, Args<'q>> {
+        let event = row.item;
+        query
+            .bind(Dialect::text(row.cdr_id))
+            .bind(saturating_i64(row.seq as u64))
+            .bind(Dialect::text(&event.leg))
+            .bind(Dialect::text(&event.digit))
+            .bind(Dialect::time(event.at))
+            .bind(i64::from(event.duration_ms))
+    }
+
+    fn bind_pause<'q>(
+        query: Query<'q, Db, Args<'q>>,
+        row: &'q Child<'_, RecordingPause>,
+    ) -> Query<'q, Db, Args<'q>> {
+        let pause = row.item;
+        query
+            .bind(Dialect::text(row.cdr_id))
+            .bind(saturating_i64(row.seq as u64))
+            .bind(pause.start_ms)
+            .bind(pause.end_ms)
+            .bind(Dialect::text(&pause.paused_by))
+            .bind(Dialect::opt_text(&pause.resumed_by))
+            .bind(pause.ended.as_str())
     }
 
     /// Fill in `media`, `recording` and `dtmf` of CDRs just read with `selection`: one query per
@@ -335,8 +398,7 @@ per_backend! {
 
     fn bind_recording<'q>(
         query: Query<'q, Db, Args<'q>>,
-        cdr_id: &'q str,
-        info: &'q RecordingInfo,
+        (cdr_id, info): &'q (&str, &RecordingInfo),
     ) -> Query<'q, Db, Args<'q>> {
         query
             .bind(Dialect::text(cdr_id))

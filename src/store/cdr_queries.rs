@@ -2,21 +2,33 @@
 //! DTMF live in their own tables (`call_media_queries`) and are written and read with it; storing
 //! a CDR ends its call's journal entry (`journal_queries`).
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
+use sqlx::query::Query;
 
 use super::call_media_queries::Selection;
+use super::multi_row::MultiRow;
 use super::{Columns, Op, Store, StoreError};
 use crate::model::{Attempt, Cdr, Outcome};
 
-const INSERT_CDR: &str = "INSERT INTO cdrs (id, inside_call_id, outside_call_id, trunk, \
-     direction, source, caller, callee, presented_from, pai, invite_at, ringing_at, answer_at, \
-     end_at, talk_ms, final_status, final_reason, q850_cause, hangup_side, disposition, \
-     end_reason, refusal_reason, trunk_active, caller_active, node, declined_media) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-     $19, $20, $21, $22, $23, $24, $25, $26) \
-     ON CONFLICT (id) DO NOTHING";
+/// New CDRs; RETURNING names the rows actually inserted (an id already stored is skipped).
+const INSERT_CDRS: MultiRow = MultiRow {
+    head: "INSERT INTO cdrs (id, inside_call_id, outside_call_id, trunk, direction, source, \
+           caller, callee, presented_from, pai, invite_at, ringing_at, answer_at, end_at, \
+           talk_ms, final_status, final_reason, q850_cause, hangup_side, disposition, \
+           end_reason, refusal_reason, trunk_active, caller_active, node, declined_media) ",
+    columns: 26,
+    tail: " ON CONFLICT (id) DO NOTHING RETURNING id",
+    op: "insert cdrs",
+};
 
-const DELETE_JOURNAL: &str = "DELETE FROM call_journal WHERE id = $1";
+const DELETE_JOURNAL: MultiRow = MultiRow {
+    head: "DELETE FROM call_journal WHERE id IN (",
+    columns: 1,
+    tail: ")",
+    op: "delete journal entries of cdrs",
+};
 
 macro_rules! select_cdrs {
     ($tail:expr) => {
@@ -97,16 +109,14 @@ impl Store {
 }
 
 per_backend! {
-    uses(call_media_queries);
+    uses(call_media_queries, multi_row);
 
     pub(super) async fn insert_cdrs(pool: &DbPool, cdrs: &[Cdr]) -> Result<u64, StoreError> {
         let mut tx = Dialect::begin_write(pool).await.op("begin cdr insert")?;
-        let mut inserted = 0;
-        for cdr in cdrs {
-            inserted += insert_cdr(&mut tx, cdr).await?;
-        }
+        let cdrs: Vec<&Cdr> = cdrs.iter().collect();
+        let new = insert_batch(&mut tx, &cdrs).await?;
         tx.commit().await.op("commit cdr insert")?;
-        Ok(inserted)
+        Ok(new.iter().filter(|new| **new).count() as u64)
     }
 
     pub(super) async fn get_cdr(pool: &DbPool, id: &str) -> Result<Option<Cdr>, StoreError> {
@@ -184,12 +194,54 @@ per_backend! {
         Ok(n)
     }
 
-    /// Insert one final CDR with its children unless its id is stored (returns 1 if inserted,
-    /// else 0), and delete its journal row either way: a call with a CDR is no longer in
-    /// progress.
-    pub(in crate::store) async fn insert_cdr(conn: &mut Conn, cdr: &Cdr) -> Result<u64, StoreError> {
-        let declined = declined_column(&cdr.outcome.declined_media);
-        let new = sqlx::query(INSERT_CDR)
+    /// Insert final CDRs with their children unless their id is stored (first write wins, within
+    /// `cdrs` too), and delete their journal rows either way: a call with a CDR is no longer in
+    /// progress. Returns, for each of `cdrs`, whether it was inserted. A few statements whatever
+    /// the number of CDRs (`multi_row`); the rows go in in the order given, and so do their
+    /// `cdr_feed` positions.
+    pub(in crate::store) async fn insert_batch(
+        conn: &mut Conn,
+        cdrs: &[&Cdr],
+    ) -> Result<Vec<bool>, StoreError> {
+        // By id as stored (`Dialect::text`): two ids that store alike are one row.
+        let mut seen = HashSet::new();
+        let firsts: Vec<&Cdr> = cdrs
+            .iter()
+            .copied()
+            .filter(|cdr| seen.insert(Dialect::text(&cdr.attempt.id)))
+            .collect();
+        let returned = multi_row::run(conn, &INSERT_CDRS, &firsts, bind_cdr, |cdr| {
+            &cdr.attempt.id
+        })
+        .await?;
+        let mut new = HashSet::with_capacity(returned.len());
+        for row in &returned {
+            let id: String = Columns::new(row, "read inserted cdr id").try_get("id")?;
+            new.insert(id);
+        }
+        let inserted: Vec<&Cdr> = firsts
+            .iter()
+            .copied()
+            .filter(|cdr| new.contains(&*Dialect::text(&cdr.attempt.id)))
+            .collect();
+        call_media_queries::insert_call_media(&mut *conn, &inserted).await?;
+        multi_row::run(
+            conn,
+            &DELETE_JOURNAL,
+            &firsts,
+            |query, cdr| query.bind(Dialect::text(&cdr.attempt.id)),
+            |cdr| &cdr.attempt.id,
+        )
+        .await?;
+        // The first of each new id is the one inserted.
+        Ok(cdrs
+            .iter()
+            .map(|cdr| new.remove(&*Dialect::text(&cdr.attempt.id)))
+            .collect())
+    }
+
+    fn bind_cdr<'q>(query: Query<'q, Db, Args<'q>>, cdr: &'q &Cdr) -> Query<'q, Db, Args<'q>> {
+        query
             .bind(Dialect::text(&cdr.attempt.id))
             .bind(Dialect::opt_text(&cdr.attempt.inside_call_id))
             .bind(Dialect::opt_text(&cdr.attempt.outside_call_id))
@@ -215,20 +267,7 @@ per_backend! {
             .bind(cdr.attempt.trunk_active.map(i64::from))
             .bind(cdr.attempt.caller_active.map(i64::from))
             .bind(Dialect::opt_text(&cdr.attempt.node))
-            .bind(Dialect::opt_text(&declined))
-            .execute(&mut *conn)
-            .await
-            .op_on("insert cdr", &cdr.attempt.id)?
-            .rows_affected();
-        if new > 0 {
-            call_media_queries::insert_call_media(&mut *conn, cdr).await?;
-        }
-        sqlx::query(DELETE_JOURNAL)
-            .bind(Dialect::text(&cdr.attempt.id))
-            .execute(&mut *conn)
-            .await
-            .op_on("delete journal entry of cdr", &cdr.attempt.id)?;
-        Ok(new)
+            .bind(declined_column(&cdr.outcome.declined_media).map(|d| Dialect::text(&d).into_owned()))
     }
 
     pub(in crate::store) fn cdr_from_row(row: &Row) -> Result<Cdr, StoreError> {

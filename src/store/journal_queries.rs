@@ -1,7 +1,8 @@
 //! The journal of calls in progress (`call_journal`): one row per call that has no CDR yet,
 //! holding its latest provisional CDR as JSON, so that a restart after a crash can write a CDR for
 //! every attempt. Journal entries and final CDRs are written by [`Store::apply_cdr_writes`], in
-//! submission order and in one transaction per batch:
+//! one transaction per batch and a few statements whatever its size (`multi_row`), with the
+//! effect of applying them one by one in submission order:
 //!
 //! - a journal entry upserts its call's row, unless a CDR with that id is already stored (a late
 //!   entry must not bring back a call that has ended);
@@ -13,22 +14,31 @@
 //! JSON mapping: serde_json writes a NaN (or infinite) f64 as `null`; a leg's null jitter reads
 //! back as NaN and a null MOS as `None`, as in the `cdr_media_legs` table.
 
+use std::collections::{HashMap, HashSet};
+
 use super::kpi_queries::{BucketCounters, Rollup};
+use super::multi_row::MultiRow;
 use super::{Columns, Op, Store, StoreError};
 use crate::model::Cdr;
 use crate::model::LegQuality;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use sqlx::query::Query;
 
-/// Upsert a journal row unless the call's CDR is stored. `$1` appears twice: both backends give
-/// both the same parameter. The WHERE also settles the INSERT … SELECT … ON CONFLICT parsing ambiguity.
-/// A claim (`closing_by`) is left as it is: whoever is closing the call goes on.
-const UPSERT_JOURNAL: &str = "INSERT INTO call_journal \
-     (id, cdr_json, recording_part, dialogs_json, updated_at, node) \
-     SELECT $1, $2, $3, $4, $5, $6 WHERE NOT EXISTS (SELECT 1 FROM cdrs WHERE id = $1) \
-     ON CONFLICT (id) DO UPDATE SET cdr_json = excluded.cdr_json, \
-     recording_part = excluded.recording_part, dialogs_json = excluded.dialogs_json, \
-     updated_at = excluded.updated_at, node = excluded.node";
+/// Upsert journal rows unless their call's CDR is stored; RETURNING names the rows written. The
+/// WHERE also settles the INSERT … SELECT … ON CONFLICT parsing ambiguity. A claim
+/// (`closing_by`) is left as it is: whoever is closing the call goes on.
+const UPSERT_JOURNAL: MultiRow = MultiRow {
+    head:
+        "INSERT INTO call_journal (id, cdr_json, recording_part, dialogs_json, updated_at, node) \
+           SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6 FROM (",
+    columns: 6,
+    tail: ") AS v WHERE NOT EXISTS (SELECT 1 FROM cdrs WHERE cdrs.id = v.column1) \
+           ON CONFLICT (id) DO UPDATE SET cdr_json = excluded.cdr_json, \
+           recording_part = excluded.recording_part, dialogs_json = excluded.dialogs_json, \
+           updated_at = excluded.updated_at, node = excluded.node RETURNING id",
+    op: "upsert journal entries",
+};
 
 const SELECT_JOURNAL: &str = "SELECT id, cdr_json, recording_part, dialogs_json, updated_at \
      FROM call_journal ORDER BY updated_at, id";
@@ -120,52 +130,71 @@ impl Store {
     }
 }
 
-/// The columns of a journal row besides the CDR.
+/// A journal row to upsert: a call's latest entry in the batch.
 struct JournalRow<'a> {
+    cdr: &'a Cdr,
+    json: String,
     recording_part: Option<&'a str>,
     dialogs: Option<&'a str>,
     at: DateTime<Utc>,
+    /// The entries of the batch it stands for (the earlier ones it overwrites included).
+    entries: u64,
+}
+
+/// What a batch comes to, worked out before it is written, so that each table gets one
+/// statement (per chunk) whatever the number of calls, with the result of applying the writes
+/// one by one in order. Calls are told apart by their id as stored (`Dialect::text`).
+struct Plan<'a> {
+    /// The final CDRs, in order.
+    cdrs: Vec<&'a Cdr>,
+    /// For each of `cdrs`: the entries of its call made before it in the batch. Each was
+    /// upserted and then deleted by the CDR if the CDR is new, and ignored if the CDR was stored
+    /// before the batch. (Not encoded: a CDR always encodes, and the row is gone at commit.)
+    entries_before: Vec<u64>,
+    /// The latest entry of each call that has no final CDR in the batch.
+    journal: Vec<JournalRow<'a>>,
+    /// Entries ignored whatever is stored: made after their call's CDR in the batch, or (never
+    /// in practice) whose CDR could not be encoded as JSON.
+    ignored: u64,
 }
 
 per_backend! {
-    uses(cdr_queries, kpi_queries);
+    uses(cdr_queries, kpi_queries, multi_row);
 
     pub(super) async fn apply_cdr_writes_with<C: BucketCounters>(
         pool: &DbPool,
         writes: &[CdrWrite],
         rollup: Option<Rollup<'_, C>>,
     ) -> Result<AppliedWrites, StoreError> {
-        let mut applied = AppliedWrites::default();
-        let mut deltas = Vec::new();
+        let plan = plan(writes);
         // A write transaction: waits for the write lock up front (busy_timeout) rather than
         // failing to upgrade.
         let mut tx = Dialect::begin_write(pool).await.op("begin cdr writes")?;
-        for write in writes {
-            match write {
-                CdrWrite::Cdr(cdr) => {
-                    let new = cdr_queries::insert_cdr(&mut tx, cdr).await?;
-                    applied.cdrs_inserted += new;
-                    if let (1.., Some(rollup)) = (new, rollup) {
-                        deltas.extend(rollup(cdr));
-                    }
+        let new = cdr_queries::insert_batch(&mut tx, &plan.cdrs).await?;
+        let upserted = upsert_journal(&mut tx, &plan.journal).await?;
+        let mut applied = AppliedWrites {
+            journal_ignored: plan.ignored,
+            ..AppliedWrites::default()
+        };
+        let mut deltas = Vec::new();
+        for ((cdr, new), entries) in plan.cdrs.iter().zip(&new).zip(&plan.entries_before) {
+            if *new {
+                applied.cdrs_inserted += 1;
+                applied.journal_upserts += entries;
+                if let Some(rollup) = rollup {
+                    deltas.extend(rollup(cdr));
                 }
-                CdrWrite::Journal {
-                    cdr,
-                    recording_part,
-                    dialogs,
-                    at,
-                } => {
-                    let entry = JournalRow {
-                        recording_part: recording_part.as_deref(),
-                        dialogs: dialogs.as_deref(),
-                        at: *at,
-                    };
-                    if upsert_journal(&mut tx, cdr, entry).await? {
-                        applied.journal_upserts += 1;
-                    } else {
-                        applied.journal_ignored += 1;
-                    }
-                }
+            } else if *entries > 0 {
+                applied.journal_ignored += entries;
+                ignored_entries(cdr, *entries);
+            }
+        }
+        for row in &plan.journal {
+            if upserted.contains(&*Dialect::text(&row.cdr.attempt.id)) {
+                applied.journal_upserts += row.entries;
+            } else {
+                applied.journal_ignored += row.entries;
+                ignored_entries(row.cdr, row.entries);
             }
         }
         if !deltas.is_empty() {
@@ -173,6 +202,83 @@ per_backend! {
         }
         tx.commit().await.op("commit cdr writes")?;
         Ok(applied)
+    }
+
+    fn plan(writes: &[CdrWrite]) -> Plan<'_> {
+        let mut plan = Plan {
+            cdrs: Vec::new(),
+            entries_before: Vec::new(),
+            journal: Vec::new(),
+            ignored: 0,
+        };
+        // Each call's first final CDR: its position in `writes` and in `plan.cdrs`.
+        let mut first_cdr = HashMap::new();
+        for (at, write) in writes.iter().enumerate() {
+            if let CdrWrite::Cdr(cdr) = write {
+                first_cdr
+                    .entry(Dialect::text(&cdr.attempt.id))
+                    .or_insert((at, plan.cdrs.len()));
+                plan.cdrs.push(cdr);
+            }
+        }
+        plan.entries_before = vec![0; plan.cdrs.len()];
+        // Each journaled call's row in `plan.journal`.
+        let mut rows = HashMap::new();
+        for (at, write) in writes.iter().enumerate() {
+            let CdrWrite::Journal {
+                cdr,
+                recording_part,
+                dialogs,
+                at: made,
+            } = write
+            else {
+                continue;
+            };
+            let id = Dialect::text(&cdr.attempt.id);
+            match first_cdr.get(&id) {
+                Some(&(cdr_at, index)) if at < cdr_at => plan.entries_before[index] += 1,
+                Some(_) => {
+                    plan.ignored += 1;
+                    ignored_entries(cdr, 1);
+                }
+                None => {
+                    let json = match serde_json::to_string(cdr) {
+                        Ok(json) => json,
+                        Err(error) => {
+                            // Cannot happen with the Cdr type (no maps, no fallible Serialize).
+                            // Failing the batch would make the writer retry it forever; the
+                            // final CDR does not depend on this entry.
+                            tracing::error!(cdr_id = %cdr.attempt.id, %error,
+                                "cannot encode a journal entry; ignored");
+                            plan.ignored += 1;
+                            continue;
+                        }
+                    };
+                    let row = JournalRow {
+                        cdr,
+                        json,
+                        recording_part: recording_part.as_deref(),
+                        dialogs: dialogs.as_deref(),
+                        at: *made,
+                        entries: 1,
+                    };
+                    match rows.get(&id) {
+                        Some(&index) => {
+                            let earlier: &mut JournalRow = &mut plan.journal[index];
+                            *earlier = JournalRow {
+                                entries: earlier.entries + 1,
+                                ..row
+                            };
+                        }
+                        None => {
+                            rows.insert(id, plan.journal.len());
+                            plan.journal.push(row);
+                        }
+                    }
+                }
+            }
+        }
+        plan
     }
 
     pub(super) async fn journaled_calls(
@@ -185,38 +291,32 @@ per_backend! {
         Ok(rows.iter().map(journaled_from_row).collect())
     }
 
-    /// Returns false when the entry was ignored because the call's CDR is stored.
+    /// Upserts the rows whose call has no stored CDR; returns their ids (as stored).
     async fn upsert_journal(
         conn: &mut Conn,
-        cdr: &Cdr,
-        row: JournalRow<'_>,
-    ) -> Result<bool, StoreError> {
-        let json = match serde_json::to_string(cdr) {
-            Ok(json) => json,
-            Err(error) => {
-                // Cannot happen with the Cdr type (no maps, no fallible Serialize). Failing the
-                // batch would make the writer retry it forever; the final CDR does not depend on
-                // this entry.
-                tracing::error!(cdr_id = %cdr.attempt.id, %error, "cannot encode a journal entry; ignored");
-                return Ok(false);
-            }
-        };
-        let upserted = sqlx::query(UPSERT_JOURNAL)
-            .bind(Dialect::text(&cdr.attempt.id))
-            .bind(json)
+        rows: &[JournalRow<'_>],
+    ) -> Result<HashSet<String>, StoreError> {
+        let returned = multi_row::run(conn, &UPSERT_JOURNAL, rows, bind_journal, |row| {
+            &row.cdr.attempt.id
+        })
+        .await?;
+        returned
+            .iter()
+            .map(|row| Columns::new(row, "read upserted journal id").try_get("id"))
+            .collect()
+    }
+
+    fn bind_journal<'q>(
+        query: Query<'q, Db, Args<'q>>,
+        row: &'q JournalRow<'_>,
+    ) -> Query<'q, Db, Args<'q>> {
+        query
+            .bind(Dialect::text(&row.cdr.attempt.id))
+            .bind(row.json.as_str())
             .bind(row.recording_part.map(Dialect::text))
             .bind(row.dialogs.map(Dialect::text))
             .bind(Dialect::time(row.at))
-            .bind(Dialect::opt_text(&cdr.attempt.node))
-            .execute(&mut *conn)
-            .await
-            .op_on("upsert journal entry", &cdr.attempt.id)?
-            .rows_affected();
-        if upserted == 0 {
-            tracing::warn!(cdr_id = %cdr.attempt.id,
-                "journal entry for a call whose CDR is already stored; ignored");
-        }
-        Ok(upserted > 0)
+            .bind(Dialect::opt_text(&row.cdr.attempt.node))
     }
 
     pub(in crate::store) fn journaled_from_row(row: &Row) -> Result<JournaledCall, StoreError> {
@@ -254,6 +354,12 @@ per_backend! {
             updated_at,
         })
     }
+}
+
+/// Journal entries of a call whose CDR is stored (before the batch or earlier in it).
+fn ignored_entries(cdr: &Cdr, entries: u64) {
+    tracing::warn!(cdr_id = %cdr.attempt.id, entries,
+        "journal entry for a call whose CDR is already stored; ignored");
 }
 
 /// [`LegQuality`] as found in journal JSON, where a NaN or infinite f64 was written as null.

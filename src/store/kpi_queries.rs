@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use super::enforcement_queries::SubjectKey;
+use super::multi_row::MultiRow;
 use super::{Columns, Op, Store, StoreError};
 use crate::model::Cdr;
 use chrono::{DateTime, Utc};
@@ -29,13 +30,22 @@ pub struct BucketKey {
 /// What one CDR adds to which buckets.
 pub type Rollup<'a, C> = &'a (dyn Fn(&Cdr) -> Vec<(BucketKey, C)> + Send + Sync);
 
-const SELECT_BUCKET: &str = "SELECT counters_json FROM kpi_buckets \
-     WHERE subject_kind = $1 AND trunk = $2 AND number = $3 AND hour_start = $4";
+/// The stored buckets among some keys: `i` is the key's position in the list bound.
+const SELECT_BUCKETS: MultiRow = MultiRow {
+    head: "SELECT v.column1 AS i, b.counters_json FROM (",
+    columns: 5,
+    tail: ") AS v JOIN kpi_buckets b ON b.subject_kind = v.column2 AND b.trunk = v.column3 \
+           AND b.number = v.column4 AND b.hour_start = v.column5",
+    op: "read kpi buckets",
+};
 
-const UPSERT_BUCKET: &str = "INSERT INTO kpi_buckets (subject_kind, trunk, number, hour_start, \
-     counters_json) VALUES ($1, $2, $3, $4, $5) \
-     ON CONFLICT (subject_kind, trunk, number, hour_start) \
-     DO UPDATE SET counters_json = excluded.counters_json";
+const UPSERT_BUCKETS: MultiRow = MultiRow {
+    head: "INSERT INTO kpi_buckets (subject_kind, trunk, number, hour_start, counters_json) ",
+    columns: 5,
+    tail: " ON CONFLICT (subject_kind, trunk, number, hour_start) \
+           DO UPDATE SET counters_json = excluded.counters_json",
+    op: "upsert kpi buckets",
+};
 
 impl Store {
     /// Adds counters to buckets (complaints, and the CDR writer through `apply_cdr_writes`).
@@ -61,6 +71,8 @@ impl Store {
 }
 
 per_backend! {
+    uses(multi_row);
+
     pub(super) async fn add_to_buckets_in_tx<C: BucketCounters>(
         pool: &DbPool,
         deltas: Vec<(BucketKey, C)>,
@@ -120,11 +132,11 @@ per_backend! {
         Ok(out)
     }
 
-    /// Merges `deltas` into their rows. A stored row that does not decode is left alone and the
-    /// delta dropped with an error logged: the CDRs stay the source of truth, and failing here
-    /// would make the CDR writer retry its batch forever. Run it in a write transaction
-    /// (`Dialect::begin_write`): the read and the write of a bucket must not interleave with
-    /// another writer's.
+    /// Merges `deltas` into their rows: one read of all their rows and one upsert (per chunk
+    /// of keys). A stored row that does not decode is left alone and the delta dropped with an
+    /// error logged: the CDRs stay the source of truth, and failing here would make the CDR
+    /// writer retry its batch forever. Run it in a write transaction (`Dialect::begin_write`):
+    /// the read and the write of a bucket must not interleave with another writer's.
     pub(in crate::store) async fn add_to_buckets<C: BucketCounters>(
         conn: &mut Conn,
         deltas: Vec<(BucketKey, C)>,
@@ -133,15 +145,50 @@ per_backend! {
         for (key, c) in deltas {
             merged.entry(key).or_default().merge(&c);
         }
-        for (key, delta) in merged {
-            let stored: Option<String> = sqlx::query_scalar(SELECT_BUCKET)
-                .bind(Dialect::text(&key.subject.kind))
-                .bind(Dialect::text(&key.subject.trunk))
-                .bind(Dialect::text(&key.subject.number))
-                .bind(Dialect::time(key.hour_start))
-                .fetch_optional(&mut *conn)
-                .await
-                .op_on("read kpi bucket", &key.subject.trunk)?;
+        // By key as stored (`Dialect`: text, a time to the millisecond), since one statement
+        // cannot upsert a row twice; two keys that store alike add up in their row, as when each
+        // was merged into the row the other had just written.
+        let mut rows: BTreeMap<_, Bucket<C>> = BTreeMap::new();
+        for (key, delta) in &merged {
+            let stored = (
+                Dialect::text(&key.subject.kind),
+                Dialect::text(&key.subject.trunk),
+                Dialect::text(&key.subject.number),
+                Dialect::time(key.hour_start),
+            );
+            rows.entry(stored)
+                .or_insert_with(|| Bucket {
+                    key,
+                    counters: C::default(),
+                    json: None,
+                })
+                .counters
+                .merge(delta);
+        }
+        let mut rows: Vec<_> = rows.into_iter().collect();
+        let indexed: Vec<_> = rows.iter().enumerate().map(|(i, row)| (i as i64, row)).collect();
+        let found = multi_row::run(
+            &mut *conn,
+            &SELECT_BUCKETS,
+            &indexed,
+            |query, (i, ((kind, trunk, number, hour), _))| {
+                query.bind(*i).bind(&**kind).bind(&**trunk).bind(&**number).bind(hour)
+            },
+            |(_, (_, bucket))| &bucket.key.subject.trunk,
+        )
+        .await?;
+        let mut stored = vec![None; rows.len()];
+        for row in &found {
+            let row = Columns::new(row, "read kpi bucket row");
+            let i: i64 = row.try_get("i")?;
+            let json: String = row.try_get("counters_json")?;
+            if let Some(slot) = usize::try_from(i).ok().and_then(|i| stored.get_mut(i)) {
+                *slot = Some(json);
+            }
+        }
+        for ((_, bucket), stored) in rows.iter_mut().zip(stored) {
+            let delta = std::mem::take(&mut bucket.counters);
+            let key = bucket.key;
             let mut counters = match stored.as_deref().map(serde_json::from_str::<C>) {
                 None => C::default(),
                 Some(Ok(c)) => c,
@@ -152,28 +199,42 @@ per_backend! {
                 }
             };
             counters.merge(&delta);
-            let json = match serde_json::to_string(&counters) {
-                Ok(json) => json,
+            match serde_json::to_string(&counters) {
+                Ok(json) => bucket.json = Some(json),
                 Err(error) => {
                     tracing::error!(subject = ?key.subject, hour = %key.hour_start, %error,
                         "kpi counters do not encode; bucket not updated");
-                    continue;
                 }
-            };
-            sqlx::query(UPSERT_BUCKET)
-                .bind(Dialect::text(&key.subject.kind))
-                .bind(Dialect::text(&key.subject.trunk))
-                .bind(Dialect::text(&key.subject.number))
-                .bind(Dialect::time(key.hour_start))
-                .bind(json)
-                .execute(&mut *conn)
-                .await
-                .op_on("upsert kpi bucket", &key.subject.trunk)?;
+            }
         }
+        rows.retain(|(_, bucket)| bucket.json.is_some());
+        multi_row::run(
+            conn,
+            &UPSERT_BUCKETS,
+            &rows,
+            |query, ((kind, trunk, number, hour), bucket)| {
+                query
+                    .bind(&**kind)
+                    .bind(&**trunk)
+                    .bind(&**number)
+                    .bind(hour)
+                    .bind(bucket.json.as_deref())
+            },
+            |(_, bucket)| &bucket.key.subject.trunk,
+        )
+        .await?;
         Ok(())
     }
 }
 
+/// A bucket row of [`add_to_buckets`](sqlite::add_to_buckets): the batch's delta, then the
+/// merged counters as JSON (`None`: not written).
+struct Bucket<'a, C> {
+    key: &'a BucketKey,
+    counters: C,
+    json: Option<String>,
+}
+
 #[cfg(test)]
 #[path = "kpi_queries_tests.rs"]
-mod tests;
+pub(super) mod tests;

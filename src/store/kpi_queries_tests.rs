@@ -6,11 +6,12 @@ use crate::model::sample_cdr;
 use crate::store::testing::{self, on_each_backend};
 use crate::store::CdrWrite;
 
-/// Counts calls and talk time: enough to show merging and the once-only rule.
+/// Counts calls and talk time: enough to show merging and the once-only rule (also used by
+/// `multi_row_tests`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct Calls {
-    calls: u64,
-    talk_ms: i64,
+pub(in crate::store) struct Calls {
+    pub(in crate::store) calls: u64,
+    pub(in crate::store) talk_ms: i64,
 }
 
 impl BucketCounters for Calls {

@@ -31,6 +31,7 @@ mod journal_claims;
 mod journal_queries;
 mod kpi_queries;
 mod manifest_queries;
+mod multi_row;
 mod reconnect;
 mod retention_queries;
 pub mod sip_trace;
