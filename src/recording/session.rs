@@ -471,10 +471,17 @@ impl CallWriter {
             .and_then(|frames| self.result(frames, closing.requested, closing.pcap_path));
         match result {
             Ok(r) => {
-                tracing::info!(call_id = %self.call_id, path = %self.path.display(),
-                    duration_ms = r.duration_ms, complete = r.complete,
-                    overflowed = r.overflowed_packets, late = r.late_packets,
-                    patched = r.patched_packets, "recording closed");
+                if r.is_complete() {
+                    tracing::debug!(call_id = %self.call_id, path = %self.path.display(),
+                        duration_ms = r.duration_ms, patched = r.patched_packets,
+                        "recording closed");
+                } else {
+                    tracing::warn!(call_id = %self.call_id, path = %self.path.display(),
+                        duration_ms = r.duration_ms, requested = closing.requested,
+                        overflowed = r.overflowed_packets, late = r.late_packets,
+                        patched = r.patched_packets, error = r.error.as_deref().unwrap_or(""),
+                        "recording closed incomplete");
+                }
                 if let Some(reply) = closing.reply {
                     let _ = reply.send(Ok(r));
                 }

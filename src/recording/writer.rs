@@ -341,7 +341,11 @@ impl PendingRecording {
             let _ = std::fs::remove_file(&part);
             return Err(e);
         }
-        tracing::info!(call_id = %call_id, path = %path.display(), "recording started");
+        // Debug, as `call answered` and a complete `recording closed`: at info every call wrote
+        // five log lines, each a write(2) on the thread that handles the call (~4 % of the CPU
+        // at 1,000 calls/s, issue 16); what they said is on the CDR. `call started` and
+        // `call ended` stay at info, and a recording that is not complete is a warning.
+        tracing::debug!(call_id = %call_id, path = %path.display(), "recording started");
         Ok(Recorder {
             call_id,
             path,

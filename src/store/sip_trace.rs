@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::multi_row::MultiRow;
 use super::{Op, Store, StoreError};
 use crate::model::{SipTrace, SipTraceError};
 
@@ -82,27 +83,53 @@ impl Store {
     }
 }
 
+/// A batch of traces in a few statements (`multi_row`), not one each: at 1,000 calls/s the
+/// writer's statement per trace, each a hand-off to SQLite's worker, let its queue fill up while
+/// the CDR writer held the database (traces lost, issue 16).
+const UPSERT_TRACES: MultiRow = MultiRow {
+    head: "INSERT INTO sip_traces (cdr_id, invite_at, messages, trace) ",
+    columns: 4,
+    tail: " ON CONFLICT (cdr_id) DO UPDATE SET invite_at = excluded.invite_at, \
+           messages = excluded.messages, trace = excluded.trace",
+    op: "insert sip traces",
+};
+
+/// One trace per call, the last given (as upserting them one by one would leave): one statement
+/// may not update a row twice.
+fn last_per_call(traces: &[StoredSipTrace]) -> Vec<&StoredSipTrace> {
+    let mut seen = std::collections::HashSet::new();
+    let mut last: Vec<&StoredSipTrace> = traces
+        .iter()
+        .rev()
+        .filter(|t| seen.insert(t.cdr_id.as_str()))
+        .collect();
+    last.reverse();
+    last
+}
+
 per_backend! {
+    uses(multi_row);
+
     pub(super) async fn insert_sip_traces(
         pool: &DbPool,
         traces: &[StoredSipTrace],
     ) -> Result<(), StoreError> {
+        let rows = super::last_per_call(traces);
         let mut tx = Dialect::begin_write(pool).await.op("begin sip traces insert")?;
-        for t in traces {
-            sqlx::query(
-                "INSERT INTO sip_traces (cdr_id, invite_at, messages, trace) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (cdr_id) DO UPDATE SET \
-                 invite_at = excluded.invite_at, messages = excluded.messages, \
-                 trace = excluded.trace",
-            )
-            .bind(&t.cdr_id)
-            .bind(Dialect::time(t.invite_at))
-            .bind(t.messages)
-            .bind(&t.trace)
-            .execute(&mut *tx)
-            .await
-            .op_on("insert sip trace", &t.cdr_id)?;
-        }
+        multi_row::run(
+            &mut tx,
+            &super::UPSERT_TRACES,
+            &rows,
+            |query, t| {
+                query
+                    .bind(&t.cdr_id)
+                    .bind(Dialect::time(t.invite_at))
+                    .bind(t.messages)
+                    .bind(&t.trace)
+            },
+            |t| t.cdr_id.as_str(),
+        )
+        .await?;
         tx.commit().await.op("commit sip traces")?;
         Ok(())
     }

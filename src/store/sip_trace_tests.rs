@@ -78,3 +78,35 @@ async fn a_stored_row_that_is_no_trace_is_an_error_naming_the_call() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_batch_of_traces_spanning_chunks_keeps_the_last_trace_of_each_call() {
+    on_each_backend(|store| async move {
+        let t0 = DateTime::parse_from_rfc3339("2026-01-01T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        // 600 calls (more than one statement's rows), call 7 given twice in the same batch:
+        // the later trace is the one kept, as upserting one by one would leave.
+        let mut traces: Vec<SipTrace> = (0..600)
+            .map(|i| trace(&format!("C{i}"), t0 + Duration::seconds(i)))
+            .collect();
+        let mut again = trace("C7", t0 + Duration::hours(1));
+        again.messages[0].message = "BYE sip:1@x SIP/2.0\r\nCall-ID: a\r\n\r\n".into();
+        traces.push(again.clone());
+        let rows: Vec<_> = traces
+            .iter()
+            .map(|t| StoredSipTrace::encode(t).unwrap())
+            .collect();
+        store.insert_sip_traces(&rows).await.unwrap();
+        assert_eq!(read(&store, "C7").await.unwrap(), Some(again));
+        for i in [0, 249, 250, 599] {
+            let id = format!("C{i}");
+            assert_eq!(
+                read(&store, &id).await.unwrap(),
+                Some(traces[i].clone()),
+                "{id}"
+            );
+        }
+    })
+    .await;
+}

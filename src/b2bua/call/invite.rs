@@ -245,7 +245,7 @@ impl Call {
             ack_other_cseq: self.b.invite_cseq,
             ack_credentials: Vec::new(),
         });
-        tracing::info!("call answered");
+        tracing::debug!("call answered");
     }
 
     /// B answered with SRTP the gateway cannot take (a plain answer on a `required` leg, a key
