@@ -16,9 +16,9 @@
 //! - Evidence: [`digest::verify`] recomputes a file's SHA-256.
 //!
 //! # Threads
-//! The async side only calls `try_send` (the tap) and awaits oneshot replies. File creation runs
-//! on tokio's blocking pool; decoding, writing and flushing on the pool's worker threads
-//! ([`pool`]); syncing, renaming and digesting closed recordings, in groups, on one thread
+//! The async side only calls `try_send` (the tap) and awaits oneshot replies. File creation,
+//! decoding, writing and flushing run on the pool's worker threads ([`pool`]: the worker that
+//! will write a recording opens its file); syncing, renaming and digesting closed recordings, in groups, on one thread
 //! ([`durable`]); the folder's health checks on the watcher's own thread.
 //!
 //! # Files

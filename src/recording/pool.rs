@@ -13,12 +13,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use tokio::sync::oneshot;
 
 use super::counters::RecordingCounters;
 use super::disk::{DiskHealth, DiskWatchOptions, DiskWatcher};
 use super::durable;
 use super::error::RecordingError;
 use super::session::CallWriter;
+use super::writer::{PendingRecording, Recorder};
 
 /// Tunables of the recorders; the defaults suit production.
 #[derive(Debug, Clone)]
@@ -61,8 +63,21 @@ impl Default for RecorderOptions {
 }
 
 struct Worker {
-    tx: Mutex<Option<mpsc::Sender<CallWriter>>>,
+    tx: Mutex<Option<mpsc::Sender<Open>>>,
     calls: Arc<AtomicUsize>,
+}
+
+/// What a worker needs to start a recording: where, how, and what to count it in.
+pub(crate) struct WorkerSetup {
+    pub(crate) dir: PathBuf,
+    pub(crate) opts: RecorderOptions,
+    pub(crate) counters: Arc<RecordingCounters>,
+}
+
+/// A recording to start on a worker, and where its `Recorder` goes.
+pub(crate) struct Open {
+    pending: PendingRecording,
+    reply: oneshot::Sender<Result<Recorder, RecordingError>>,
 }
 
 struct PoolInner {
@@ -106,6 +121,7 @@ impl RecordingPool {
     fn start_in(root: PathBuf, dir: PathBuf, opts: RecorderOptions) -> std::io::Result<Self> {
         let (disk, watcher) = DiskWatcher::start(dir.clone(), opts.disk.clone())?;
         let (committer, committing) = durable::start(dir.clone())?;
+        let counters: Arc<RecordingCounters> = Arc::default();
         let mut workers = Vec::new();
         let mut handles = vec![watcher];
         for i in 0..opts.workers.max(1) {
@@ -116,9 +132,14 @@ impl RecordingPool {
                 committer: committer.clone(),
                 dir: dir.clone(),
             };
+            let setup = WorkerSetup {
+                dir: dir.clone(),
+                opts: opts.clone(),
+                counters: Arc::clone(&counters),
+            };
             let handle = std::thread::Builder::new()
                 .name(format!("recording-{i}"))
-                .spawn(move || run_worker(rx, count, tick, closed))?;
+                .spawn(move || run_worker(rx, count, tick, closed, setup))?;
             workers.push(Worker {
                 tx: Mutex::new(Some(tx)),
                 calls,
@@ -135,7 +156,7 @@ impl RecordingPool {
                 opts,
                 workers,
                 handles: Mutex::new(handles),
-                counters: Arc::default(),
+                counters,
                 disk,
             }),
         })
@@ -216,8 +237,12 @@ impl RecordingPool {
             .sum()
     }
 
-    /// Hands a new recording to the least busy worker.
-    pub(crate) fn assign(&self, call: CallWriter) -> Result<(), RecordingError> {
+    /// Has the least busy worker open a recording's file and take it on; the `Recorder` (or
+    /// why there is none) comes on the receiver.
+    pub(crate) fn open_on_worker(
+        &self,
+        pending: PendingRecording,
+    ) -> Result<oneshot::Receiver<Result<Recorder, RecordingError>>, RecordingError> {
         let worker = self
             .inner
             .workers
@@ -226,11 +251,27 @@ impl RecordingPool {
             .ok_or(RecordingError::WorkerGone)?;
         let tx = worker.tx.lock();
         let tx = tx.as_ref().ok_or(RecordingError::WorkerGone)?;
+        // Counted now, so that calls opening at the same moment spread over the workers; the
+        // worker takes it back if the open fails.
         worker.calls.fetch_add(1, Ordering::Relaxed);
-        tx.send(call).map_err(|_| {
+        let (reply, rx) = oneshot::channel();
+        tx.send(Open { pending, reply }).map_err(|_| {
             worker.calls.fetch_sub(1, Ordering::Relaxed);
             RecordingError::WorkerGone
-        })
+        })?;
+        Ok(rx)
+    }
+
+    /// Counts an open's outcome (`/metrics`) and passes it on.
+    pub(crate) fn counted(
+        &self,
+        opened: Result<Recorder, RecordingError>,
+    ) -> Result<Recorder, RecordingError> {
+        match &opened {
+            Ok(_) => self.counters().started(),
+            Err(e) => self.counters().failed(e),
+        }
+        opened
     }
 
     /// Stops taking recordings and waits for the workers to exit, which they do once every
@@ -263,11 +304,35 @@ impl Closed {
     }
 }
 
+/// Starts a recording on this worker: its file created, its writer kept in `calls`.
+fn start(job: Open, setup: &WorkerSetup, calls: &mut Vec<CallWriter>, count: &AtomicUsize) {
+    let Open { pending, reply } = job;
+    let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pending.start(setup)))
+        .unwrap_or_else(|_| {
+            tracing::error!("recording worker panicked opening a recording");
+            Err(RecordingError::WorkerGone)
+        });
+    match started {
+        Ok((recorder, writer)) => {
+            calls.push(writer);
+            if let Err(Ok(recorder)) = reply.send(Ok(recorder)) {
+                // The call is gone: its recorder, dropped here, closes the recording.
+                drop(recorder);
+            }
+        }
+        Err(e) => {
+            count.fetch_sub(1, Ordering::Relaxed);
+            let _ = reply.send(Err(e));
+        }
+    }
+}
+
 fn run_worker(
-    rx: mpsc::Receiver<CallWriter>,
+    rx: mpsc::Receiver<Open>,
     count: Arc<AtomicUsize>,
     tick: Duration,
     closed: Closed,
+    setup: WorkerSetup,
 ) {
     let mut calls: Vec<CallWriter> = Vec::new();
     let mut open = true;
@@ -275,13 +340,13 @@ fn run_worker(
         if calls.is_empty() {
             // Nothing to do until a call comes: block instead of ticking.
             match rx.recv() {
-                Ok(c) => calls.push(c),
+                Ok(job) => start(job, &setup, &mut calls, &count),
                 Err(_) => return,
             }
         }
         while open {
             match rx.try_recv() {
-                Ok(c) => calls.push(c),
+                Ok(job) => start(job, &setup, &mut calls, &count),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => open = false,
             }
@@ -312,7 +377,7 @@ fn run_worker(
         let left = tick.saturating_sub(now.elapsed());
         if open && !left.is_zero() {
             match rx.recv_timeout(left) {
-                Ok(c) => calls.push(c),
+                Ok(job) => start(job, &setup, &mut calls, &count),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => open = false,
             }

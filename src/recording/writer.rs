@@ -25,7 +25,7 @@ use super::codec::{Codec, PayloadMap};
 use super::counters::RecordingCounters;
 use super::error::RecordingError;
 use super::packet::RecPacket;
-use super::pool::RecordingPool;
+use super::pool::{RecordingPool, WorkerSetup};
 use super::queue::{packet_queue, PacketReceiver, PacketSender, Refused};
 use super::session::{CallWriter, Control, WavOut};
 
@@ -144,14 +144,11 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Starts the recording of a call. Creates directories and the file, so it runs on tokio's
-    /// blocking pool. An error means no recording: refuse the call or go on unrecorded
-    /// (`OnRecordingFailure`).
+    /// Starts the recording of a call. Creates directories and the file, on the recording
+    /// worker that will write it. An error means no recording: refuse the call or go on
+    /// unrecorded (`OnRecordingFailure`).
     pub async fn open(pool: &RecordingPool, spec: RecordingSpec) -> Result<Self, RecordingError> {
-        let pool = pool.clone();
-        tokio::task::spawn_blocking(move || Recorder::open_blocking(&pool, spec))
-            .await
-            .map_err(|_| RecordingError::WorkerGone)?
+        Recorder::prepare(pool, spec).open(pool).await
     }
 
     /// `open` for threads that may block (not the async runtime).
@@ -163,7 +160,7 @@ impl Recorder {
     }
 
     /// The recording's queue, before its file exists (no I/O): the relay can be tapped at the
-    /// very moment recorded media starts, while the file is opened on a blocking thread; the
+    /// very moment recorded media starts, while the file is opened on a recording worker; the
     /// packets wait in the queue meanwhile. If the open fails, the queue goes with it.
     pub fn prepare(pool: &RecordingPool, spec: RecordingSpec) -> PendingRecording {
         let (tx, rx) = packet_queue(pool.options().queue_packets);
@@ -278,25 +275,32 @@ impl PendingRecording {
         self.tap.clone()
     }
 
-    /// Opens the file on tokio's blocking pool and hands the queue to a worker.
+    /// Has the least busy recording worker open the file and take the queue: the worker does
+    /// the file I/O between two rounds, so that a call costs no hop through tokio's blocking
+    /// pool (whose threads, one per concurrent open under load, each kept an allocator heap of
+    /// their own: issue 16).
     pub async fn open(self, pool: &RecordingPool) -> Result<Recorder, RecordingError> {
-        let pool = pool.clone();
-        tokio::task::spawn_blocking(move || self.open_blocking(&pool))
-            .await
-            .map_err(|_| RecordingError::WorkerGone)?
+        let opened = match pool.open_on_worker(self) {
+            Ok(reply) => reply.await.unwrap_or(Err(RecordingError::WorkerGone)),
+            Err(e) => Err(e),
+        };
+        pool.counted(opened)
     }
 
-    /// `open` for threads that may block (not the async runtime).
+    /// `open` for threads that may block (not the async runtime: it would panic there).
     pub fn open_blocking(self, pool: &RecordingPool) -> Result<Recorder, RecordingError> {
-        let opened = self.open_file(pool);
-        match &opened {
-            Ok(_) => pool.counters().started(),
-            Err(e) => pool.counters().failed(e),
-        }
-        opened
+        let opened = match pool.open_on_worker(self) {
+            Ok(reply) => reply
+                .blocking_recv()
+                .unwrap_or(Err(RecordingError::WorkerGone)),
+            Err(e) => Err(e),
+        };
+        pool.counted(opened)
     }
 
-    fn open_file(self, pool: &RecordingPool) -> Result<Recorder, RecordingError> {
+    /// Creates the file (on a recording worker) and the writer that goes with it: the worker
+    /// keeps the writer, the call gets the `Recorder`.
+    pub(crate) fn start(self, at: &WorkerSetup) -> Result<(Recorder, CallWriter), RecordingError> {
         let PendingRecording {
             spec,
             tap,
@@ -305,18 +309,27 @@ impl PendingRecording {
             control_rx,
         } = self;
         check_call_id(&spec.call_id)?;
-        let path = recording_path(pool.dir(), spec.started_at, &spec.call_id);
-        let dir = path.parent().unwrap_or(pool.dir());
-        DirBuilder::new()
-            .recursive(true)
-            .mode(DIR_MODE)
-            .create(dir)
-            .map_err(|e| RecordingError::io(dir, e))?;
+        let path = recording_path(&at.dir, spec.started_at, &spec.call_id);
         if path.exists() {
             return Err(RecordingError::AlreadyExists { path });
         }
         let part = part_path(&path);
-        let file = create_file(&part)?;
+        // The day's folder exists but for the first call of the day: made when missing only
+        // (a `mkdir -p` per call was two failing system calls).
+        let file = match create_file(&part) {
+            Err(RecordingError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                let dir = path.parent().unwrap_or(&at.dir);
+                DirBuilder::new()
+                    .recursive(true)
+                    .mode(DIR_MODE)
+                    .create(dir)
+                    .map_err(|e| RecordingError::io(dir, e))?;
+                create_file(&part)?
+            }
+            other => other?,
+        };
         let wav = match start_wav(&part, file, spec.codec.file_rate()) {
             Ok(wav) => wav,
             Err(e) => {
@@ -334,26 +347,23 @@ impl PendingRecording {
             rx,
             control_rx,
             tap.overflow.clone(),
-            pool.options(),
+            &at.opts,
         );
         writer.signal_failure_to(failure_tx);
-        if let Err(e) = pool.assign(writer) {
-            let _ = std::fs::remove_file(&part);
-            return Err(e);
-        }
         // Debug, as `call answered` and a complete `recording closed`: at info every call wrote
         // five log lines, each a write(2) on the thread that handles the call (~4 % of the CPU
         // at 1,000 calls/s, issue 16); what they said is on the CDR. `call started` and
         // `call ended` stay at info, and a recording that is not complete is a warning.
         tracing::debug!(call_id = %call_id, path = %path.display(), "recording started");
-        Ok(Recorder {
+        let recorder = Recorder {
             call_id,
             path,
             tap,
             control,
-            counters: Arc::clone(pool.counters()),
+            counters: Arc::clone(&at.counters),
             failure: Some(failure),
-        })
+        };
+        Ok((recorder, writer))
     }
 }
 

@@ -121,7 +121,7 @@ impl Call {
 
     /// Recorded media starts now (the answer, or early media when it is recorded): tap the
     /// relay into the recording's queue at once, so that no packet of the first milliseconds
-    /// is missed, and have the run loop open the file (blocking I/O, off this task).
+    /// is missed, and have the run loop open the file (on a recording worker, off this task).
     pub(super) fn arm_recording(&mut self) {
         if self.recorder.is_some()
             || self.pending_recording.is_some()
