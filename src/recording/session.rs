@@ -19,14 +19,14 @@ use super::pool::RecorderOptions;
 use super::queue::PacketReceiver;
 use super::repair::fix_wav_header;
 use super::timeline::{Patch, Timeline};
-use super::writer::{create_file, part_path, RecordingResult, RecordingSpec};
+use super::writer::{create_file, part_path, RecordingResult, RecordingSpec, SharedFile};
 use crate::model::RefusalReason;
 
 pub(crate) struct WavOut {
-    pub(crate) wav: hound::WavWriter<BufWriter<File>>,
-    /// A second handle on the same file, to fsync it after hound has let go of it and to put
-    /// late audio in place (positional reads and writes leave hound's offset alone).
-    pub(crate) sync: File,
+    pub(crate) wav: hound::WavWriter<BufWriter<SharedFile>>,
+    /// The same file (and descriptor) as hound's, kept to fsync it after hound has let go of it
+    /// and to put late audio in place (positional reads and writes leave hound's offset alone).
+    pub(crate) sync: Arc<File>,
     /// Where the samples start (the header's length).
     pub(crate) data_offset: u64,
 }
@@ -90,7 +90,7 @@ struct Closing {
     /// Frames in the file, or why it cannot be described.
     frames: Result<u64, RecordingError>,
     /// Handles on the closed files, to sync them one by one if the group's sync fails.
-    files: Vec<File>,
+    files: Vec<Arc<File>>,
     /// The pcap's final name, once renamed.
     pcap_path: Option<PathBuf>,
 }
@@ -404,7 +404,7 @@ impl CallWriter {
         }
         if let Some(pcap) = self.pcap.take() {
             match pcap.close() {
-                Ok(file) => files.push(file),
+                Ok(file) => files.push(Arc::new(file)),
                 Err(e) => self.fail("pcap close", &e),
             }
         }

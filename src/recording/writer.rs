@@ -410,14 +410,15 @@ pub(crate) fn create_file(path: &Path) -> Result<File, RecordingError> {
 /// Writes the header of a stereo 16-bit WAV and puts it on disk now, so that a full disk is
 /// found before the call is admitted rather than in the middle of it.
 fn start_wav(path: &Path, file: File, rate: u32) -> Result<WavOut, RecordingError> {
-    let sync = file.try_clone().map_err(|e| RecordingError::io(path, e))?;
+    let sync = Arc::new(file);
     let spec = hound::WavSpec {
         channels: 2,
         sample_rate: rate,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
-    let mut wav = hound::WavWriter::new(BufWriter::with_capacity(8 * 1024, file), spec)
+    let shared = SharedFile(Arc::clone(&sync));
+    let mut wav = hound::WavWriter::new(BufWriter::with_capacity(8 * 1024, shared), spec)
         .map_err(|e| RecordingError::wav(path, e))?;
     // A write (not a sync) is enough: file systems reserve space when the page is dirtied.
     wav.flush().map_err(|e| RecordingError::wav(path, e))?;
@@ -430,6 +431,28 @@ fn start_wav(path: &Path, file: File, rate: u32) -> Result<WavOut, RecordingErro
         sync,
         data_offset,
     })
+}
+
+/// The WAV's one descriptor, shared by hound's buffered writer and the recorder (positional
+/// patches, the sync): a `try_clone` cost every call a second descriptor, one more than the
+/// descriptor budget counted (`b2bua::capacity`; issue 16). `&File` reads, writes and seeks the
+/// same open file, as the duplicate did.
+pub(crate) struct SharedFile(Arc<File>);
+
+impl std::io::Write for SharedFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        (&*self.0).flush()
+    }
+}
+
+impl std::io::Seek for SharedFile {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        (&*self.0).seek(pos)
+    }
 }
 
 /// Syncs a directory so that a rename in it survives a power loss.

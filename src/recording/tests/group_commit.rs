@@ -86,3 +86,30 @@ fn a_recording_dropped_unfinished_is_still_closed_and_renamed() {
     });
     pool.shutdown_blocking();
 }
+
+/// A recording holds one descriptor for its WAV (the descriptor budget counts one), from the
+/// open to the close, and none after.
+#[test]
+fn a_recording_holds_one_descriptor_for_its_wav() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_in(dir.path(), test_options());
+    let t0 = Instant::now();
+    let rec =
+        Recorder::open_blocking(&pool, spec("ONE-FD", t0, Codec::Pcmu, PayloadMap::new())).unwrap();
+    let part = rec.part_path();
+    let path = rec.path().to_path_buf();
+    let open_on = |file: &std::path::Path| {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .flatten()
+            .filter(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == file))
+            .count()
+    };
+    assert_eq!(open_on(&part), 1);
+    let result = rec
+        .finish_blocking(t0 + Duration::from_millis(100))
+        .unwrap();
+    assert_eq!(result.path, path);
+    assert_eq!(open_on(&part) + open_on(&path), 0);
+    pool.shutdown_blocking();
+}
