@@ -10,25 +10,18 @@
 #[path = "sipp/harness.rs"]
 mod harness;
 
-use std::net::SocketAddr;
 use std::thread::sleep;
 use std::time::Duration;
 
-use harness::{Scenario, Scene, SippSpec, TrunkLimits, CARRIER_IP, PBX_IP, TRUNK_NUMBER};
+use harness::{
+    args, local, Scenario, Scene, SippSpec, TrunkLimits, CARRIER_IP, PBX_IP, TRUNK_NUMBER,
+};
 use trunkguard::model::{Cdr, Disposition, RefusalReason};
 
 const CALLEE: &str = "8613800138000";
 const LONG_CALLS: u32 = 5;
 const BURST: u32 = 20;
 const AFTER: u32 = 3;
-
-fn local(ip: std::net::Ipv4Addr) -> SocketAddr {
-    SocketAddr::new(ip.into(), harness::free_port(ip, false))
-}
-
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
 
 fn pbx(scene: &mut Scene, name: &str, scenario: &'static str, extra: &[&str]) -> usize {
     let mut a = args(&["-key", "caller", TRUNK_NUMBER, "-s", CALLEE]);

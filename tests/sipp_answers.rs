@@ -10,20 +10,12 @@
 mod harness;
 
 use harness::{
-    Scenario, Scene, SippSpec, TrunkLimits, CARRIER_IP, OTHER_TRUNK_NUMBER, PBX_IP, TRUNK_NUMBER,
+    args, local, Scenario, Scene, SippSpec, TrunkLimits, CARRIER_IP, OTHER_TRUNK_NUMBER, PBX_IP,
+    TRUNK_NUMBER,
 };
-use std::net::{Ipv4Addr, SocketAddr};
 use trunkguard::model::{Cdr, Disposition, EndReason};
 
 const CALLEE: &str = "8613800138000";
-
-fn local(ip: Ipv4Addr) -> SocketAddr {
-    SocketAddr::new(ip.into(), harness::free_port(ip, false))
-}
-
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
 
 fn summary(cdrs: &[Cdr]) -> String {
     cdrs.iter()

@@ -13,14 +13,13 @@
 mod harness;
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use harness::{Scenario, Scene, SippSpec, TrunkLimits, PBX_IP, TRUNK_NUMBER};
+use harness::{args, pbx_local, Scenario, Scene, SippSpec, TrunkLimits, TRUNK_NUMBER};
 use trunkguard::model::{Cdr, Disposition};
 use trunkguard::store::{AnomalyRow, Store};
 
@@ -38,14 +37,6 @@ window = "60s"
 step = "suspend_number"
 resume_after = "5s"
 "#;
-
-fn pbx_local() -> SocketAddr {
-    SocketAddr::new(PBX_IP.into(), harness::free_port(PBX_IP, false))
-}
-
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
 
 fn caller_digits() -> &'static str {
     &TRUNK_NUMBER[1..]

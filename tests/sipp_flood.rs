@@ -14,7 +14,7 @@ mod harness;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Command, Stdio};
 
-use harness::{Scenario, Scene, SippSpec, TrunkLimits, CARRIER_IP, PBX_IP, TRUNK_NUMBER};
+use harness::{args, Scenario, Scene, SippSpec, TrunkLimits, CARRIER_IP, PBX_IP, TRUNK_NUMBER};
 use trunkguard::model::Disposition;
 
 const CALLEE: &str = "8613800138000";
@@ -23,10 +23,6 @@ const FLOODING_PBX: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 13);
 /// No peer at all.
 const STRANGER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 14);
 const SCANNER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 50);
-
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
 
 /// Runs a SIPVicious tool (bounded by `timeout`), returns what it printed.
 fn sipvicious(tool: &str, a: &[String]) -> String {

@@ -11,7 +11,8 @@
 mod harness;
 
 use harness::{
-    Scenario, Scene, SippSpec, TrunkLimits, CARRIER_IP, OTHER_TRUNK_NUMBER, PBX_IP, TRUNK_NUMBER,
+    args, pbx_local, Scenario, Scene, SippSpec, TrunkLimits, CARRIER_IP, OTHER_TRUNK_NUMBER,
+    TRUNK_NUMBER,
 };
 use std::net::SocketAddr;
 use trunkguard::model::RefusalReason;
@@ -19,16 +20,8 @@ use trunkguard::model::{Cdr, Direction, Disposition};
 
 const CALLEE: &str = "8613800138000";
 
-fn pbx_local() -> SocketAddr {
-    SocketAddr::new(PBX_IP.into(), harness::free_port(PBX_IP, false))
-}
-
 fn carrier_local() -> SocketAddr {
     SocketAddr::new(CARRIER_IP.into(), harness::free_port(CARRIER_IP, false))
-}
-
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
 }
 
 /// SIPp as the carrier: the built-in UAS (180, 200, waits for BYE) at the trunk's `carrier`.

@@ -8,7 +8,7 @@
 #[path = "sipp/harness.rs"]
 mod harness;
 
-use harness::{Scenario, Scene, SippSpec, TrunkLimits, PBX_IP, TRUNK_NUMBER};
+use harness::{args, Scenario, Scene, SippSpec, TrunkLimits, PBX_IP, TRUNK_NUMBER};
 use std::net::{Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 use trunkguard::model::Disposition;
 
@@ -26,10 +26,6 @@ fn free_v6(tcp: bool) -> SocketAddr {
         return addr;
     }
     panic!("no free port on ::1");
-}
-
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
 }
 
 #[test]

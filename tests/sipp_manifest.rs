@@ -25,7 +25,8 @@ use std::process::Command;
 
 use chrono::NaiveDate;
 use harness::{
-    Scenario, Scene, SippSpec, TrunkLimits, CARRIER_IP, INSIDE_IP, OUTSIDE_IP, PBX_IP, TRUNK_NUMBER,
+    args, Scenario, Scene, SippSpec, TrunkLimits, CARRIER_IP, INSIDE_IP, OUTSIDE_IP, PBX_IP,
+    TRUNK_NUMBER,
 };
 use serde_json::Value;
 use trunkguard::model::{Cdr, Disposition, RecordingStatus};
@@ -38,10 +39,6 @@ const TALK_MS: u64 = 1000;
 const CALLEE: &str = "8613800138000";
 /// Not one of the trunk's numbers: refused with 403 before anything reaches the carrier.
 const ROGUE: &str = "+861099999999";
-
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
 
 fn free_local(ip: Ipv4Addr) -> SocketAddr {
     SocketAddr::new(ip.into(), harness::free_port(ip, false))

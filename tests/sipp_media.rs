@@ -29,7 +29,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use harness::{
-    Scenario, Scene, SippSpec, TrunkLimits, CARRIER_IP, INSIDE_IP, OUTSIDE_IP, PBX_IP, TRUNK_NUMBER,
+    args, Scenario, Scene, SippSpec, TrunkLimits, CARRIER_IP, INSIDE_IP, OUTSIDE_IP, PBX_IP,
+    TRUNK_NUMBER,
 };
 use sha2::{Digest, Sha256};
 use trunkguard::model::{Cdr, Direction, Disposition};
@@ -149,10 +150,6 @@ fn analyse(channel: &[i16], own_hz: f64, other_hz: f64) -> ChannelReport {
 
 fn free_local(ip: Ipv4Addr) -> SocketAddr {
     SocketAddr::new(ip.into(), harness::free_port(ip, false))
-}
-
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
 }
 
 /// The audio part of an SDP body: the `c=` address, the `m=audio` port and formats, and the

@@ -12,19 +12,10 @@
 #[path = "sipp/harness.rs"]
 mod harness;
 
-use harness::{Scenario, Scene, SippSpec, TrunkLimits, PBX_IP, TRUNK_NUMBER};
-use std::net::SocketAddr;
+use harness::{args, pbx_local, Scenario, Scene, SippSpec, TrunkLimits, PBX_IP, TRUNK_NUMBER};
 use trunkguard::model::{Cdr, Disposition};
 
 const CALLEE: &str = "8613800138000";
-
-fn pbx_local() -> SocketAddr {
-    SocketAddr::new(PBX_IP.into(), harness::free_port(PBX_IP, false))
-}
-
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
 
 fn summary(cdrs: &[Cdr]) -> String {
     cdrs.iter()

@@ -8,21 +8,11 @@
 #[path = "sipp/harness.rs"]
 mod harness;
 
-use std::net::SocketAddr;
-
-use harness::{Scenario, Scene, SippSpec, TrunkLimits, PBX_IP, TRUNK_NUMBER};
+use harness::{args, local, Scenario, Scene, SippSpec, TrunkLimits, PBX_IP, TRUNK_NUMBER};
 use trunkguard::model::{Disposition, Side, SipTrace, TraceDirection};
 use trunkguard::store::{sip_trace, Store};
 
 const CALLEE: &str = "8613800138000";
-
-fn local(ip: std::net::Ipv4Addr) -> SocketAddr {
-    SocketAddr::new(ip.into(), harness::free_port(ip, false))
-}
-
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
 
 /// The start lines of one leg's messages, with their direction, in order.
 fn leg(trace: &SipTrace, side: Side) -> Vec<(TraceDirection, String)> {

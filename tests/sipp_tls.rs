@@ -23,7 +23,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use harness::{
-    Scenario, Scene, SippSpec, TrunkLimits, CARRIER_IP, INSIDE_IP, OUTSIDE_IP, PBX_IP, TRUNK_NUMBER,
+    args, Scenario, Scene, SippSpec, TrunkLimits, CARRIER_IP, INSIDE_IP, OUTSIDE_IP, PBX_IP,
+    TRUNK_NUMBER,
 };
 use rustls::pki_types::ServerName;
 use tls::{
@@ -37,10 +38,6 @@ use trunkguard::model::{Cdr, Direction, Disposition, EndReason, RecordingStatus}
 use trunkguard::recording::g711::encode_ulaw;
 
 const CALLEE: &str = "8613800138000";
-
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
 
 fn free(ip: Ipv4Addr) -> SocketAddr {
     SocketAddr::new(ip.into(), harness::free_port(ip, true))

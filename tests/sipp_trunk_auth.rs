@@ -18,21 +18,13 @@ mod harness;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use harness::{Scenario, Scene, SippSpec, TrunkLimits, CARRIER_IP, PBX_IP, TRUNK_NUMBER};
+use harness::{args, pbx_local, Scenario, Scene, SippSpec, TrunkLimits, CARRIER_IP, TRUNK_NUMBER};
 use sha2::{Digest, Sha256};
 use trunkguard::model::{Cdr, Disposition, EndReason, RefusalReason};
 
 const CALLEE: &str = "8613800138000";
 const USER: &str = "trunkguard-gw";
 const PASSWORD: &str = "carrier-s3cret-pw";
-
-fn pbx_local() -> SocketAddr {
-    SocketAddr::new(PBX_IP.into(), harness::free_port(PBX_IP, false))
-}
-
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
 
 fn summary(cdrs: &[Cdr]) -> String {
     cdrs.iter()

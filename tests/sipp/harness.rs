@@ -39,6 +39,16 @@ fn handed_out() -> &'static Mutex<HashSet<(IpAddr, u16)>> {
     PORTS.get_or_init(|| Mutex::new(HashSet::new()))
 }
 
+/// A UDP address free on `ip`, for a SIPp instance's `-i`/`-p`.
+pub fn local(ip: Ipv4Addr) -> SocketAddr {
+    SocketAddr::new(ip.into(), free_port(ip, false))
+}
+
+/// A UDP address free on the PBX's host.
+pub fn pbx_local() -> SocketAddr {
+    local(PBX_IP)
+}
+
 /// A port free on `ip` for UDP (and TCP too when `tcp`), never handed out before in this process.
 pub fn free_port(ip: Ipv4Addr, tcp: bool) -> u16 {
     for _ in 0..200 {
@@ -416,6 +426,11 @@ pub struct Sipp {
     /// Seconds given to `-timeout`; the Rust side waits a little longer, then kills.
     timeout_secs: u64,
     status: Option<ExitStatus>,
+}
+
+/// SIPp's arguments as owned strings, for [`SippSpec::args`].
+pub fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
 }
 
 /// How to run one SIPp instance.

@@ -12,15 +12,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::cluster::{redis_here, ClusterScene, ClusterSettings};
+pub use super::harness::args;
 use super::harness::{self, Scenario, SippSpec, CARRIER_IP, PBX_IP, TRUNK_NUMBER};
 use sha2::{Digest, Sha256};
 use trunkguard::model::Cdr;
 
 pub const CALLEE: &str = "8613800138000";
-
-pub fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
 
 pub fn settings() -> ClusterSettings {
     ClusterSettings {
