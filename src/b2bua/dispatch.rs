@@ -98,7 +98,7 @@ impl Handler for B2bua {
                         self.ctx.registry.route(
                             side,
                             &call_id,
-                            CallMsg::StrayResponse(stray, side),
+                            CallMsg::StrayResponse(Box::new(stray), side),
                         );
                     }
                 }
@@ -217,7 +217,8 @@ impl Ctx {
             Received::Absorbed | Received::Unmatchable => {}
             Received::AckForDialog(ack) => {
                 if let Some(call_id) = message::call_id(&ack).map(str::to_string) {
-                    self.registry.route(side, &call_id, CallMsg::Ack(ack, side));
+                    self.registry
+                        .route(side, &call_id, CallMsg::Ack(Box::new(ack), side));
                 }
             }
             Received::Cancel { cancel, .. } => {
@@ -225,7 +226,10 @@ impl Ctx {
                     .unwrap_or_default()
                     .to_string();
                 let cancel2 = cancel.clone();
-                if !self.registry.route(side, &call_id, CallMsg::Cancel(cancel)) {
+                if !self
+                    .registry
+                    .route(side, &call_id, CallMsg::Cancel(Box::new(cancel)))
+                {
                     let tag = message::random_token(8);
                     cancel2.reply_line(StatusLine::CALL_DOES_NOT_EXIST, Some(&tag));
                 }
@@ -238,7 +242,10 @@ impl Ctx {
                         .unwrap_or_default()
                         .to_string();
                     let tx2 = tx.clone();
-                    if !self.registry.route(side, &call_id, CallMsg::Request(tx)) {
+                    if !self
+                        .registry
+                        .route(side, &call_id, CallMsg::Request(Box::new(tx)))
+                    {
                         tx2.reply_line(StatusLine::CALL_DOES_NOT_EXIST, None);
                     }
                     return;

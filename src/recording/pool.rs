@@ -335,6 +335,8 @@ fn run_worker(
     setup: WorkerSetup,
 ) {
     let mut calls: Vec<CallWriter> = Vec::new();
+    // The frames of the call being served: shared by the worker's calls (`CallWriter::service`).
+    let mut samples: Vec<i16> = Vec::new();
     let mut open = true;
     loop {
         if calls.is_empty() {
@@ -356,7 +358,7 @@ fn run_worker(
         while i < calls.len() {
             let call = &mut calls[i];
             // A bug in one recording must not take the others on this worker down with it.
-            let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call.service(now)))
+            let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call.service(now, &mut samples)))
                 .unwrap_or_else(|_| {
                     tracing::error!(call_id = %call.call_id(), "recording worker panicked; recording abandoned");
                     true

@@ -68,7 +68,6 @@ pub(crate) struct CallWriter {
     overflow: Arc<AtomicU64>,
     packets: [u64; 2],
     undecoded: u64,
-    samples: Vec<i16>,
     unflushed_frames: u64,
     last_flush: Instant,
     flush_interval: Duration,
@@ -130,9 +129,6 @@ impl CallWriter {
             overflow,
             packets: [0; 2],
             undecoded: 0,
-            // Grows to the largest batch written (a tick's frames, 320 samples at 8 kHz), not
-            // a second's worth up front: it is per call.
-            samples: Vec::new(),
             unflushed_frames: 0,
             last_flush: Instant::now(),
             flush_interval: opts.flush_interval,
@@ -159,14 +155,16 @@ impl CallWriter {
 
     /// One round: take what is queued, write what is final, flush when due. Returns true once
     /// the recording is closed (then `is_closing` tells whether it goes on to `durable`).
-    pub(crate) fn service(&mut self, now: Instant) -> bool {
+    /// `samples` is the worker's scratch for the frames written this round: one per worker,
+    /// not one per call (it grows to the largest batch, ~8 KiB; issue 16's memory per call).
+    pub(crate) fn service(&mut self, now: Instant, samples: &mut Vec<i16>) -> bool {
         // Payload map updates first: they come with the SDP, before packets of a new codec.
         loop {
             match self.control_rx.try_recv() {
                 Ok(Control::Payloads(map)) => self.payloads = map,
                 Ok(Control::Finish { ended, reply }) => {
-                    self.drain_queue();
-                    self.close_files(ended, true, Some(reply));
+                    self.drain_queue(samples);
+                    self.close_files(ended, true, Some(reply), samples);
                     return true;
                 }
                 #[cfg(test)]
@@ -179,16 +177,16 @@ impl CallWriter {
                 }
                 Err(TryRecvError::Disconnected) => {
                     tracing::warn!(call_id = %self.call_id, "recording dropped without finish; closing it");
-                    self.drain_queue();
-                    self.close_files(now, false, None);
+                    self.drain_queue(samples);
+                    self.close_files(now, false, None, samples);
                     return true;
                 }
                 Err(TryRecvError::Empty) => break,
             }
         }
-        self.drain_queue();
+        self.drain_queue(samples);
         self.timeline.observe_clock(now, self.idle_grace);
-        self.write_ready();
+        self.write_ready(samples);
         if self.unflushed_frames >= self.rate as u64
             || (self.unflushed_frames > 0
                 && now.duration_since(self.last_flush) >= self.flush_interval)
@@ -198,23 +196,23 @@ impl CallWriter {
         false
     }
 
-    fn drain_queue(&mut self) {
+    fn drain_queue(&mut self, samples: &mut Vec<i16>) {
         let mut batch = std::mem::take(&mut self.batch);
         self.packets_rx.take_all(&mut batch);
         for (n, pkt) in batch.drain(..).enumerate() {
             self.accept(pkt);
             // After a backlog, write as we go so the buffers stay a window long.
             if (n + 1).is_multiple_of(128) {
-                self.write_ready();
+                self.write_ready(samples);
             }
         }
         self.batch = batch;
     }
 
-    fn write_ready(&mut self) {
-        self.samples.clear();
-        self.timeline.drain_ready(&mut self.samples);
-        self.write_samples();
+    fn write_ready(&mut self, samples: &mut Vec<i16>) {
+        samples.clear();
+        self.timeline.drain_ready(samples);
+        self.write_samples(samples);
         self.apply_patches();
     }
 
@@ -283,16 +281,16 @@ impl CallWriter {
         }
     }
 
-    fn write_samples(&mut self) {
-        if self.samples.is_empty() {
+    fn write_samples(&mut self, samples: &[i16]) {
+        if samples.is_empty() {
             return;
         }
-        let frames = (self.samples.len() / 2) as u64;
+        let frames = (samples.len() / 2) as u64;
         if let Some(out) = self.wav.as_mut() {
             // One buffer and one write for the whole batch, not a write call per sample (the
             // file is always 16-bit integer PCM: `start_wav`).
-            let mut writer = out.wav.get_i16_writer(self.samples.len() as u32);
-            for &s in &self.samples {
+            let mut writer = out.wav.get_i16_writer(samples.len() as u32);
+            for &s in samples {
                 writer.write_sample(s);
             }
             let res = writer.flush();
@@ -388,12 +386,18 @@ impl CallWriter {
     /// Writes the rest up to `ended` and closes the files, which stay `.part`: syncing,
     /// renaming and digesting them is the durability group's (`durable`), for many recordings
     /// at once. `requested` is false when the call dropped its recorder without finishing.
-    fn close_files(&mut self, ended: Instant, requested: bool, reply: Option<Reply>) {
+    fn close_files(
+        &mut self,
+        ended: Instant,
+        requested: bool,
+        reply: Option<Reply>,
+        samples: &mut Vec<i16>,
+    ) {
         // Disconnect the taps now, so packets pushed after this are refused, not queued.
         self.packets_rx.close();
-        self.samples.clear();
-        self.timeline.drain_all(ended, &mut self.samples);
-        self.write_samples();
+        samples.clear();
+        self.timeline.drain_all(ended, samples);
+        self.write_samples(samples);
         self.apply_patches();
         let mut files = Vec::new();
         if let Some(WavOut { wav, sync, .. }) = self.wav.take() {

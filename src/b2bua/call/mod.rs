@@ -103,7 +103,7 @@ pub(crate) struct Call {
     b_final_seen: bool,
     lease: Option<AdmissionLease>,
     attempt: Attempt,
-    events_tx: mpsc::Sender<ClientEvent>,
+    events_tx: mpsc::Sender<Box<ClientEvent>>,
     relays: HashMap<ClientKey, Relay>,
     unacked: Option<Unacked>,
     /// The ACK we sent for B's 2xx, resent if B retransmits its 2xx.
@@ -154,15 +154,30 @@ pub(crate) struct Call {
 }
 
 impl Call {
-    pub(crate) async fn run(ctx: Arc<Ctx>, setup: CallSetup, mut inbox: mpsc::Receiver<CallMsg>) {
-        let (events_tx, mut events_rx) = mpsc::channel(EVENT_QUEUE);
+    /// The call's task. The call is built before the future: an `async fn` taking the setup
+    /// would keep the setup's 2 KiB in the task beside the call built from it, for the whole
+    /// call (issue 16's memory per call).
+    pub(crate) fn run(
+        ctx: Arc<Ctx>,
+        setup: CallSetup,
+        inbox: mpsc::Receiver<CallMsg>,
+    ) -> impl std::future::Future<Output = ()> + Send {
+        let (call, b_invite, events_rx) = Call::new(ctx, setup);
+        call.drive(b_invite, inbox, events_rx)
+    }
+
+    fn new(
+        ctx: Arc<Ctx>,
+        setup: CallSetup,
+    ) -> (Call, rsip::Request, mpsc::Receiver<Box<ClientEvent>>) {
+        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let ring = ctx.settings.ring_timeout;
         let max_pause = ctx
             .settings
             .recording
             .as_ref()
             .map_or(Duration::from_secs(180), |r| r.max_pause);
-        let mut call = Call {
+        let call = Call {
             ctx,
             a: setup.a,
             b: setup.b,
@@ -200,25 +215,37 @@ impl Call {
             byes: HashMap::new(),
             bye_deadline: None,
         };
+        (call, setup.b_invite, events_rx)
+    }
+
+    async fn drive(
+        mut self,
+        b_invite: rsip::Request,
+        mut inbox: mpsc::Receiver<CallMsg>,
+        mut events_rx: mpsc::Receiver<Box<ClientEvent>>,
+    ) {
+        let call = &mut self;
         if let Err(e) = call.prepare_recording() {
             call.refuse_unrecordable(e);
         } else {
-            call.b_invite = Some(setup.b_invite.clone());
+            call.b_invite = Some(b_invite.clone());
             call.journal();
             call.b_key = call.ctx.layer.send_request(
                 call.b.side,
                 call.b.peer,
-                setup.b_invite,
+                b_invite,
                 call.events_tx.clone(),
             );
             tracing::info!(direction = ?call.attempt.direction, to = %call.b.peer, "call started");
         }
         loop {
+            // Boxed: each runs once or twice a call, and inline their futures would widen the
+            // task's state for the call's whole life.
             if std::mem::take(&mut call.recording_due) {
-                call.start_recording_when_due().await;
+                Box::pin(call.start_recording_when_due()).await;
             }
             if let Some(cdr) = call.final_cdr.take() {
-                call.submit(cdr).await;
+                Box::pin(call.submit(cdr)).await;
             }
             if call.finished() {
                 break;
@@ -229,7 +256,7 @@ impl Call {
                     Some(m) => call.on_msg(m),
                     None => call.hangup(EndReason::Shutdown),
                 },
-                Some(ev) = events_rx.recv() => call.on_event(ev),
+                Some(ev) = events_rx.recv() => call.on_event(*ev),
                 ev = media::next_event(&mut call.media) => call.on_media(ev),
                 note = recording::next_failure(&mut call.recorder) => call.on_recording_failure(note),
                 _ = tokio::time::sleep_until(wake) => {
@@ -272,10 +299,10 @@ impl Call {
 
     fn on_msg(&mut self, msg: CallMsg) {
         match msg {
-            CallMsg::Request(tx) => self.on_request(tx),
-            CallMsg::Cancel(tx) => self.on_cancel(tx),
-            CallMsg::Ack(ack, side) => self.on_ack(ack, side),
-            CallMsg::StrayResponse(resp, side) => self.on_stray_response(resp, side),
+            CallMsg::Request(tx) => self.on_request(*tx),
+            CallMsg::Cancel(tx) => self.on_cancel(*tx),
+            CallMsg::Ack(ack, side) => self.on_ack(*ack, side),
+            CallMsg::StrayResponse(resp, side) => self.on_stray_response(*resp, side),
             CallMsg::Hangup(reason) => self.hangup(reason),
             CallMsg::Recording { action, by, reply } => {
                 self.on_recording_request(action, by, reply)

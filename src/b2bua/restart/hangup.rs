@@ -106,7 +106,7 @@ pub(super) async fn end_dialogs(
             .min()
             .unwrap_or(deadline);
         tokio::select! {
-            Some(ev) = events_rx.recv() => ender.on_event(ev),
+            Some(ev) = events_rx.recv() => ender.on_event(*ev),
             _ = tokio::time::sleep_until(wake) => {}
             _ = shutdown.recv() => break,
         }
@@ -129,7 +129,7 @@ pub(super) async fn end_dialogs(
 /// The restart's requests in flight and final responses to repeat.
 struct Ender {
     ctx: Arc<Ctx>,
-    events: mpsc::Sender<ClientEvent>,
+    events: mpsc::Sender<Box<ClientEvent>>,
     pending: HashMap<ClientKey, Pending>,
     resends: Vec<Resend>,
     /// Call-IDs of the INVITEs this run cancelled (`LateResponses`).

@@ -32,7 +32,7 @@ struct Expected {
     ended: bool,
     /// Why the call was cut off (the BYE's Reason).
     reason: EndReason,
-    events: mpsc::Sender<ClientEvent>,
+    events: mpsc::Sender<Box<ClientEvent>>,
 }
 
 impl LateResponses {
@@ -44,7 +44,7 @@ impl LateResponses {
         invite: rsip::Request,
         until: Instant,
         reason: EndReason,
-        events: mpsc::Sender<ClientEvent>,
+        events: mpsc::Sender<Box<ClientEvent>>,
     ) {
         self.expected.lock().insert(
             leg.call_id.clone(),

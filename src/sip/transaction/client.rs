@@ -16,6 +16,8 @@ use super::{ClientKey, Inner};
 use crate::sip::message;
 use crate::sip::transport::{Peer, Side};
 
+/// What a client transaction tells its user. Sent boxed: a user's channel allocates its slots
+/// 32 at a time, and a call holds one (4.6 KiB of slots inline, 256 bytes boxed).
 #[derive(Debug)]
 pub struct ClientEvent {
     pub key: ClientKey,
@@ -48,7 +50,7 @@ pub(super) struct ClientEntry {
     request: rsip::Request,
     bytes: Bytes,
     peer: Peer,
-    events: mpsc::Sender<ClientEvent>,
+    events: mpsc::Sender<Box<ClientEvent>>,
     ack: Option<Bytes>,
     cancel_pending: bool,
     /// Set only through the table (`expire_at`), which schedules it. None: the retransmission
@@ -71,7 +73,7 @@ pub(super) fn send_request(
     side: Side,
     peer: Peer,
     req: rsip::Request,
-    events: mpsc::Sender<ClientEvent>,
+    events: mpsc::Sender<Box<ClientEvent>>,
 ) -> Option<ClientKey> {
     let branch = message::branch(&req)?;
     let key = ClientKey {
@@ -132,10 +134,10 @@ async fn retransmit_and_timeout(inner: Arc<Inner>, key: ClientKey) {
                 let events = entry.events.clone();
                 map.remove(&key);
                 drop(map);
-                let _ = events.try_send(ClientEvent {
+                let _ = events.try_send(Box::new(ClientEvent {
                     key,
                     kind: ClientEventKind::Timeout,
-                });
+                }));
                 return;
             }
             ClientState::Trying => {
@@ -241,10 +243,10 @@ pub(super) fn on_response(
     }
     if forward
         && events
-            .try_send(ClientEvent {
+            .try_send(Box::new(ClientEvent {
                 key,
                 kind: ClientEventKind::Response(resp),
-            })
+            }))
             .is_err()
     {
         tracing::debug!("client transaction user gone or busy; response dropped");
@@ -348,9 +350,9 @@ pub(super) fn transport_failed(inner: &Arc<Inner>, side: Side, peer: Peer, why: 
         .client
         .remove_where(|k, e| k.side == side && e.peer == peer && e.state == ClientState::Trying);
     for (key, entry) in failed {
-        let _ = entry.events.try_send(ClientEvent {
+        let _ = entry.events.try_send(Box::new(ClientEvent {
             key,
             kind: ClientEventKind::TransportFailed(why.to_string()),
-        });
+        }));
     }
 }

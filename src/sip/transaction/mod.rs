@@ -176,7 +176,7 @@ impl TransactionLayer {
         side: Side,
         peer: Peer,
         req: rsip::Request,
-        events: tokio::sync::mpsc::Sender<ClientEvent>,
+        events: tokio::sync::mpsc::Sender<Box<ClientEvent>>,
     ) -> Option<ClientKey> {
         let mut msg = rsip::SipMessage::Request(req);
         self.inner.name_software(&mut msg);

@@ -52,8 +52,8 @@ struct Session {
     call_id: String,
     from_tag: String,
     cseq: u32,
-    events_tx: mpsc::Sender<ClientEvent>,
-    events: mpsc::Receiver<ClientEvent>,
+    events_tx: mpsc::Sender<Box<ClientEvent>>,
+    events: mpsc::Receiver<Box<ClientEvent>>,
 }
 
 impl Binding {
