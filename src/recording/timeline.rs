@@ -173,7 +173,9 @@ impl LegState {
             stream: None,
             generation: 0,
             decoded_generation: 0,
-            pending: Vec::with_capacity(32),
+            // Grows with the packets that wait for their place (a few, reordered): 32 up front
+            // were 5 KiB a call, most calls never holding more than two or three.
+            pending: Vec::new(),
             decoder: LegDecoder::new(),
             covered: VecDeque::with_capacity(8),
             late_run_since: None,
