@@ -148,7 +148,11 @@ impl Controller {
                 }
             }
             Some(rate) if self.refused == 0 => {
-                self.calm += 1;
+                // Intervals with no message at all (nothing rolled them) were calm too.
+                let quiet = elapsed.as_nanos() / INTERVAL.as_nanos();
+                self.calm = self
+                    .calm
+                    .saturating_add(u32::try_from(quiet).unwrap_or(u32::MAX));
                 (self.calm < RELEASE_AFTER).then_some(rate)
             }
             Some(rate) => {

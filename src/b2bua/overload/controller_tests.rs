@@ -181,3 +181,31 @@ fn a_stalled_gateway_keeps_a_floor_and_is_released_when_calm() {
     }
     assert_eq!(c.limit(), None);
 }
+
+#[test]
+fn a_quiet_spell_counts_as_calm_intervals() {
+    let t0 = Instant::now();
+    let mut c = Controller::new(TARGET, t0);
+    for i in 0..100 {
+        c.observe(
+            Side::Inside,
+            Duration::from_millis(400),
+            t0 + Duration::from_millis(i),
+        );
+        c.count_refused(t0 + Duration::from_millis(i));
+    }
+    c.observe(
+        Side::Inside,
+        Duration::ZERO,
+        t0 + Duration::from_millis(100),
+    );
+    assert_eq!(c.limit(), Some(FLOOR));
+    // Nothing read for two seconds: the next message finds the limit gone, and calls at any
+    // pace are admitted.
+    let later = t0 + Duration::from_millis(2100);
+    c.observe(Side::Inside, Duration::ZERO, later);
+    assert_eq!(c.limit(), None);
+    for i in 0..50 {
+        assert_eq!(c.judge(later + Duration::from_millis(i)), Judged::Admit);
+    }
+}
