@@ -157,21 +157,23 @@ fn a_standing_queue_on_either_side_sets_the_limit_and_calm_releases_it() {
     assert_eq!(c.limit(), None);
 }
 
-#[test]
-fn a_stalled_gateway_keeps_a_floor_and_is_released_when_calm() {
+/// A controller that saw everything read `queued` late and refused by the hard limit for
+/// `ms` milliseconds (nothing admitted), then one message read at once: limited to the floor.
+fn stalled(queued: Duration, ms: u64) -> (Controller, Instant) {
     let t0 = Instant::now();
     let mut c = Controller::new(TARGET, t0);
-    // Everything read 1.5 s late and refused by the hard limit: nothing admitted.
-    for i in 0..200 {
+    for i in 0..ms {
         let now = t0 + Duration::from_millis(i);
-        c.observe(Side::Inside, Duration::from_millis(1500), now);
+        c.observe(Side::Inside, queued, now);
         c.count_refused(now);
     }
-    c.observe(
-        Side::Inside,
-        Duration::ZERO,
-        t0 + Duration::from_millis(200),
-    );
+    c.observe(Side::Inside, Duration::ZERO, t0 + Duration::from_millis(ms));
+    (c, t0)
+}
+
+#[test]
+fn a_stalled_gateway_keeps_a_floor_and_is_released_when_calm() {
+    let (mut c, t0) = stalled(Duration::from_millis(1500), 200);
     assert_eq!(c.limit(), Some(FLOOR));
     // A few calls at the floor's pace pass; quiet intervals release it.
     let later = t0 + Duration::from_millis(400);
@@ -184,21 +186,7 @@ fn a_stalled_gateway_keeps_a_floor_and_is_released_when_calm() {
 
 #[test]
 fn a_quiet_spell_counts_as_calm_intervals() {
-    let t0 = Instant::now();
-    let mut c = Controller::new(TARGET, t0);
-    for i in 0..100 {
-        c.observe(
-            Side::Inside,
-            Duration::from_millis(400),
-            t0 + Duration::from_millis(i),
-        );
-        c.count_refused(t0 + Duration::from_millis(i));
-    }
-    c.observe(
-        Side::Inside,
-        Duration::ZERO,
-        t0 + Duration::from_millis(100),
-    );
+    let (mut c, t0) = stalled(Duration::from_millis(400), 100);
     assert_eq!(c.limit(), Some(FLOOR));
     // Nothing read for two seconds: the next message finds the limit gone, and calls at any
     // pace are admitted.
