@@ -74,9 +74,13 @@ pub fn classify(bytes: &[u8]) -> Raw<'_> {
     invite(uri, lines).map_or(Raw::Other, Raw::InitialInvite)
 }
 
-/// A header line's name and value (trimmed); None for a continuation or a line without a colon.
+/// A header line's name and value (trimmed); None for a continuation, a line without a colon,
+/// or one with a control character (a refusal echoes values as they came: nothing that could
+/// split a line of it).
 fn field(line: &[u8]) -> Option<(&[u8], &[u8])> {
-    if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+    if line.first().is_some_and(|b| *b == b' ' || *b == b'\t')
+        || line.iter().any(|b| b.is_ascii_control() && *b != b'\t')
+    {
         return None;
     }
     let colon = line.iter().position(|b| *b == b':')?;

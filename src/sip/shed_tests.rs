@@ -71,6 +71,8 @@ fn whatever_the_scan_is_not_sure_of_goes_to_the_front_end() {
         INVITE.replace("Call-ID: 42@pbx\r\n", ""),
         INVITE.replace("Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1\r\nv: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK0\r\n", ""),
         INVITE.replace(" SIP/2.0\r\nVia", " SIP/3.0\r\nVia"),
+        // a bare CR inside a value
+        INVITE.replace("Call-ID: 42@pbx", "Call-ID: 42\r@pbx"),
         "SIP/2.0 200 OK\r\nVia: x\r\n\r\n".to_string(),
         String::new(),
     ];

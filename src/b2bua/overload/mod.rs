@@ -29,7 +29,7 @@ pub use controller::{Controller, Judged, INTERVAL};
 pub use recent::{Recent, Verdict};
 
 use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -146,9 +146,7 @@ impl Overload {
 
     /// The key of a new INVITE in `recent`: what stays the same when it is retransmitted.
     pub fn key(&self, side: Side, call_id: &str, cseq: &[u8], top_via: &[u8]) -> u64 {
-        let mut h = self.keys.build_hasher();
-        (side, call_id, cseq, top_via).hash(&mut h);
-        h.finish()
+        self.keys.hash_one((side, call_id, cseq, top_via))
     }
 
     /// The To tag of the refusal of the INVITE with `key` (the same for its retransmissions).

@@ -55,7 +55,8 @@ impl Recent {
         self.current.insert(key, verdict);
     }
 
-    pub fn len(&self) -> usize {
+    /// Verdicts held (both generations).
+    pub fn remembered(&self) -> usize {
         self.current.len() + self.previous.len()
     }
 }
@@ -81,7 +82,11 @@ mod tests {
         for k in 0..3 * MAX_PER_GENERATION as u64 {
             r.insert(100 + k, Verdict::Refused, t0 + GENERATION * 2);
         }
-        assert!(r.len() <= 2 * MAX_PER_GENERATION, "{}", r.len());
+        assert!(
+            r.remembered() <= 2 * MAX_PER_GENERATION,
+            "{}",
+            r.remembered()
+        );
         assert_eq!(
             r.get(100 + 3 * MAX_PER_GENERATION as u64 - 1),
             Some(Verdict::Refused)
