@@ -152,6 +152,22 @@ fn a_late_queue_refuses_new_invites_with_503_while_calls_in_progress_end_cleanly
         .iter()
         .filter(|c| c.outcome.disposition == Disposition::Answered)
         .count();
+    // A refusal made from the datagram still names what the INVITE named; its retransmissions
+    // (SIPp resent the INVITEs it had no answer to during the stall) made no second CDR.
+    scene.ensure(
+        overload.iter().all(|c| {
+            c.attempt.trunk.as_deref() == Some("interop")
+                && c.attempt.caller.as_deref() == Some(&TRUNK_NUMBER[1..])
+                && c.attempt.callee.as_deref() == Some(CALLEE)
+                && c.attempt.inside_call_id.is_some()
+        }),
+        || {
+            format!(
+                "overload CDRs without trunk, numbers or Call-ID:\n{}",
+                summary(&cdrs)
+            )
+        },
+    );
     scene.ensure(
         overload.len() == BURST as usize
             && overload.iter().all(|c| c.outcome.final_status == 503)

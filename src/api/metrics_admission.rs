@@ -81,6 +81,24 @@ pub(super) fn overload(out: &mut Exposition<'_>, o: &OverloadFigures) {
         "New INVITEs refused 503 overload because the SIP queue was late.",
     );
     out.sample("trunkguard_overload_refusals_total", &[], o.refused);
+    out.family(
+        "trunkguard_overload_admit_limit_per_second",
+        "gauge",
+        "New calls per second admitted at most while the SIP queue stands late \
+         ([sip] target_queue_delay_ms); 0: no limit now.",
+    );
+    let limit = o.admit_limit.unwrap_or(0.0);
+    out.sample("trunkguard_overload_admit_limit_per_second", &[], limit);
+    out.family(
+        "trunkguard_overload_refusals_repeated_total",
+        "counter",
+        "Overload refusals sent again to a retransmitted INVITE (no new attempt).",
+    );
+    out.sample(
+        "trunkguard_overload_refusals_repeated_total",
+        &[],
+        o.repeated,
+    );
 }
 
 /// `trunkguard_trunk_registered{trunk}` (1 while the registrar's grant runs, 0 otherwise) and

@@ -104,8 +104,11 @@ fn busy_figures() -> Figures {
             times.read()
         },
         overload: {
-            let o = crate::b2bua::Overload::new(Some(std::time::Duration::from_millis(200)));
-            o.observe(std::time::Duration::from_millis(350));
+            let o = crate::b2bua::Overload::new(Some(std::time::Duration::from_millis(200)), None);
+            o.observe(
+                crate::model::Side::Inside,
+                std::time::Duration::from_millis(350),
+            );
             o.count_refusal();
             o.read()
         },
@@ -210,6 +213,10 @@ fn every_line_is_valid_exposition_text() {
     assert_eq!(
         sum(&samples, "trunkguard_overload_refusals_total", &[]),
         1.0
+    );
+    assert_eq!(
+        sum(&samples, "trunkguard_overload_admit_limit_per_second", &[]),
+        0.0
     );
     assert_eq!(
         sum(

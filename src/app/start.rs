@@ -644,6 +644,7 @@ fn b2bua_settings(
         unknown_sources: config.sip.unknown_sources,
         retry_after_secs: config.sip.retry_after_secs,
         max_queue_delay: Some(Duration::from_millis(config.sip.max_queue_delay_ms)),
+        target_queue_delay: Some(Duration::from_millis(config.sip.target_queue_delay_ms)),
         ring_timeout: Duration::from_secs(config.sip.ring_timeout_secs),
         flood: flood.clone(),
         capacity,

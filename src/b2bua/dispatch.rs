@@ -53,8 +53,13 @@ impl Handler for B2bua {
         self.ctx.layer.transport_failed(side, peer, why);
     }
 
+    fn screen(&self, side: Side, peer: Peer, raw: &[u8], queued: Duration) -> bool {
+        self.ctx.screen(side, peer, raw, queued)
+    }
+
     fn on_message(&self, side: Side, peer: Peer, parsed: Parsed, raw: &[u8], queued: Duration) {
-        let late = self.ctx.overload.observe(queued);
+        // Observed in `screen` (UDP); an INVITE `screen` could not read is judged here.
+        let late = self.ctx.overload.is_late(queued);
         // A registrar that is none of the carrier addresses answers our REGISTERs (only those:
         // the transaction layer matches a response to a branch we made, or drops it).
         let registrar = side == Side::Outside

@@ -11,6 +11,7 @@ mod new_call;
 pub mod overload;
 mod registry;
 pub mod restart;
+mod shed;
 mod trace;
 
 use std::net::SocketAddr;
@@ -45,6 +46,9 @@ pub struct Settings {
     pub retry_after_secs: u32,
     /// New INVITEs that queued longer are refused `overload` (`None`: off).
     pub max_queue_delay: Option<Duration>,
+    /// While the SIP queue stands later than this, new calls are admitted at a rate that
+    /// keeps it there and the excess refused `overload` (`None`: the hard limit alone).
+    pub target_queue_delay: Option<Duration>,
     /// Longest time an outgoing INVITE may ring before the gateway gives up (like timer C).
     pub ring_timeout: Duration,
     pub media: MediaSettings,
@@ -95,7 +99,10 @@ impl B2bua {
         registry: Arc<Registry>,
         cdrs: CdrSink,
     ) -> B2bua {
-        let overload = Arc::new(Overload::new(settings.max_queue_delay));
+        let overload = Arc::new(Overload::new(
+            settings.max_queue_delay,
+            settings.target_queue_delay,
+        ));
         B2bua {
             ctx: Arc::new(Ctx {
                 settings,

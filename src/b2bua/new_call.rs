@@ -26,7 +26,7 @@ use crate::sip::transport::{Peer, Proto, Side};
 const CALL_INBOX: usize = 64;
 
 /// Our id for a call: sortable by time, unique, safe as a file name.
-fn new_call_id(now: chrono::DateTime<Utc>) -> String {
+pub(super) fn new_call_id(now: chrono::DateTime<Utc>) -> String {
     format!(
         "{}-{}",
         now.format("%Y%m%dT%H%M%S"),
@@ -273,13 +273,14 @@ fn proto_of(kind: TransportKind) -> Proto {
 
 /// A new INVITE: admitted by policy, its legs and media set up and its call task started —
 /// or refused, each step saying why. `late`: it waited in the SIP queue past the overload
-/// limit, and is refused before anything else (`overload`).
+/// limit, and is refused before anything else (`overload`). Over UDP overload control judged
+/// it before it was parsed (`b2bua::shed`); over a stream it is judged here.
 pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx, late: bool) {
     let (side, peer) = (tx.side(), tx.peer());
     let trunk = trunk_of(ctx, side, peer, tx.request());
     let name = trunk.as_ref().map(|t| t.name.clone());
     let attempt = new_attempt(ctx, side, peer, tx.request(), name);
-    if late {
+    if late || (peer.proto != Proto::Udp && !ctx.overload.judge()) {
         ctx.overload.count_refusal();
         let refused = Refused::by_gateway(ctx, RefusalReason::Overload);
         return refuse(ctx, &tx, attempt, refused);

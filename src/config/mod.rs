@@ -302,6 +302,11 @@ pub struct SipConfig {
     /// 0 turns it off. Default 200 ms, under T1: see `b2bua::overload`.
     #[serde(default = "default_max_queue_delay_ms")]
     pub max_queue_delay_ms: u64,
+    /// Overload control's rate: while the UDP queue stands later than this, new calls are
+    /// admitted at a rate that keeps it there and only the excess is refused 503 `overload`.
+    /// 0: the hard limit (`max_queue_delay_ms`) alone. Default 50 ms.
+    #[serde(default = "default_target_queue_delay_ms")]
+    pub target_queue_delay_ms: u64,
     /// `[sip.flood]`: per-source request budget and ban.
     #[serde(default)]
     pub flood: FloodConfig,
@@ -403,6 +408,9 @@ fn default_ring_timeout_secs() -> u64 {
 }
 fn default_max_queue_delay_ms() -> u64 {
     200
+}
+fn default_target_queue_delay_ms() -> u64 {
+    50
 }
 fn default_retry_after_secs() -> u32 {
     5

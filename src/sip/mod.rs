@@ -5,6 +5,7 @@ pub mod flood;
 pub mod frontend;
 pub mod message;
 pub mod response;
+pub mod shed;
 pub mod stats;
 pub mod trace;
 pub mod transaction;

@@ -139,6 +139,11 @@ impl TransactionLayer {
         &self.inner.ifaces
     }
 
+    /// `[sip] server_header`: the name responses built outside this layer carry too.
+    pub fn software(&self) -> Option<&str> {
+        self.inner.software.as_deref()
+    }
+
     /// Expire finished transactions until shutdown.
     pub fn spawn_sweeper(&self, mut shutdown: Shutdown) {
         let inner = self.inner.clone();

@@ -89,6 +89,12 @@ pub trait Handler: Send + Sync + 'static {
     /// the kernel's queue before it was read (`queued`; zero over TCP). Called on the socket's
     /// reader task; must not block.
     fn on_message(&self, side: Side, peer: Peer, parsed: Parsed, raw: &[u8], queued: Duration);
+    /// A UDP datagram before it is parsed, with how long it waited in the kernel's queue:
+    /// true when the handler has dealt with it already (overload control answers new INVITEs
+    /// it refuses from the raw bytes), false to parse it and pass it to `on_message`.
+    fn screen(&self, _side: Side, _peer: Peer, _raw: &[u8], _queued: Duration) -> bool {
+        false
+    }
     /// How to verify a TLS peer we connect to (a carrier of a `carrier_transport = "tls"`
     /// trunk); None: no TLS connection is opened to `addr`.
     fn tls_client(&self, _side: Side, _addr: SocketAddr) -> Option<TlsClientSpec> {

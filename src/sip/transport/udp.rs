@@ -67,6 +67,9 @@ pub(super) async fn recv_loop(
         if !is_keepalive(bytes) && !handler.admit(iface.side, from, !looks_like_response(bytes)) {
             continue;
         }
+        if handler.screen(iface.side, peer, bytes, queued) {
+            continue;
+        }
         let parsed = parse_datagram(bytes, &iface.limits);
         iface.received(&parsed);
         handler.on_message(iface.side, peer, parsed, bytes, queued);
