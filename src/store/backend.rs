@@ -148,6 +148,13 @@ pub(crate) mod sqlite {
     pub(crate) struct Dialect;
 
     impl Dialect {
+        /// Placeholders of generated statements (`multi_row`): anonymous `?`. SQLite resolves a
+        /// numbered `$N` by name, and sqlx looks each one up again when it binds
+        /// (`sqlite3_bind_parameter_name`): quadratic in a statement's parameters, a quarter of
+        /// the store's CPU with thousands of them (bench/README.md, session 11).
+        pub(crate) const PLACEHOLDERS: super::super::multi_row::Placeholders =
+            super::super::multi_row::Placeholders::Anonymous;
+
         /// IMMEDIATE takes the write lock up front, so a busy database is waited for
         /// (busy_timeout) instead of failing when a deferred transaction tries to upgrade.
         pub(crate) async fn begin_write(pool: &DbPool) -> Result<Tx, sqlx::Error> {
@@ -200,6 +207,10 @@ pub(crate) mod postgres {
     pub(crate) struct Dialect;
 
     impl Dialect {
+        /// Placeholders of generated statements (`multi_row`): PostgreSQL knows only `$N`.
+        pub(crate) const PLACEHOLDERS: super::super::multi_row::Placeholders =
+            super::super::multi_row::Placeholders::Numbered;
+
         /// `BEGIN` and the store's advisory lock, held until commit or rollback: write
         /// transactions run one at a time, as under SQLite's `BEGIN IMMEDIATE` (a KPI bucket's
         /// read-merge-write and "no active hold yet, so insert one" rely on it). The wait is

@@ -1,5 +1,5 @@
-//! Multi-row statements: `… VALUES ($1, $2, …), ($n, …) …`, every value a bound parameter, run in
-//! chunks that stay under both backends' parameter limits. The CDR writer's transaction writes
+//! Multi-row statements: `… VALUES ($1, $2, …), ($n, …) …` (`?` on SQLite), every value a bound
+//! parameter, run in chunks that stay under both backends' parameter limits. The CDR writer's transaction writes
 //! a whole batch with a few of these rather than a few statements per call: with sqlx every
 //! statement is a hand-off to SQLite's worker thread and back (on PostgreSQL a round trip), and
 //! those cost the gateway more than the writes themselves.
@@ -24,6 +24,15 @@ const MAX_PARAMETERS: usize = 32_766;
 /// a value) stays in the tens of kilobytes, and a failed statement names a small chunk.
 pub(super) const MAX_ROWS: usize = 250;
 
+/// How a backend writes a generated statement's parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::store) enum Placeholders {
+    /// `$1, $2, …` (PostgreSQL).
+    Numbered,
+    /// `?, ?, …`, bound in order (SQLite: no lookup by name per parameter).
+    Anonymous,
+}
+
 /// A multi-row statement: `head`, `VALUES` and one tuple of `columns` parameters per row, `tail`.
 /// In a SELECT the tuples' columns are `v.column1`, `v.column2`… after `FROM (` … `) AS v`: both
 /// backends name a VALUES list's columns so.
@@ -42,7 +51,7 @@ impl MultiRow {
     }
 
     /// The text for `rows` rows.
-    pub(super) fn sql(&self, rows: usize) -> String {
+    pub(super) fn sql(&self, rows: usize, placeholders: Placeholders) -> String {
         let mut sql = String::with_capacity(
             self.head.len() + self.tail.len() + 8 + rows * (self.columns * 8 + 4),
         );
@@ -58,9 +67,14 @@ impl MultiRow {
                 if column > 0 {
                     sql.push_str(", ");
                 }
-                n += 1;
-                // fmt::Write on a String only grows it: it cannot fail.
-                let _ = write!(sql, "${n}");
+                match placeholders {
+                    Placeholders::Anonymous => sql.push('?'),
+                    Placeholders::Numbered => {
+                        n += 1;
+                        // fmt::Write on a String only grows it: it cannot fail.
+                        let _ = write!(sql, "${n}");
+                    }
+                }
             }
             sql.push(')');
         }
@@ -101,7 +115,7 @@ per_backend! {
     ) -> Result<Vec<Row>, StoreError> {
         let mut returned = Vec::new();
         for chunk in rows.chunks(statement.rows_per_statement()) {
-            let sql = statement.sql(chunk.len());
+            let sql = statement.sql(chunk.len(), Dialect::PLACEHOLDERS);
             let query = chunk
                 .iter()
                 .fold(sqlx::query(&sql), &bind);

@@ -18,8 +18,12 @@ const PAIRS: MultiRow = MultiRow {
 #[test]
 fn the_parameters_are_numbered_across_rows() {
     assert_eq!(
-        PAIRS.sql(3),
+        PAIRS.sql(3, Placeholders::Numbered),
         "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4), ($5, $6) ON CONFLICT (a) DO NOTHING"
+    );
+    assert_eq!(
+        PAIRS.sql(2, Placeholders::Anonymous),
+        "INSERT INTO t (a, b) VALUES (?, ?), (?, ?) ON CONFLICT (a) DO NOTHING"
     );
 }
 
