@@ -6,7 +6,10 @@
 //! side (the larger side's counts): a burst that drains within an interval leaves a small
 //! minimum and is ignored, a standing queue does not (CoDel's idea). The rate:
 //! - unlimited until an interval's minimum exceeds the target; then limited to the rate admitted
-//!   in that interval (what the gateway was demonstrably reading while the queue grew);
+//!   in that interval or, if higher, the rate admitted over about the last second (what the
+//!   gateway was demonstrably reading): after a stall the interval alone says little — a
+//!   gateway carrying 500 calls/s that read few of them in a stalled interval started its limit
+//!   at 70 calls/s and refused a tenth of its calls while it climbed back;
 //! - above the target, cut in proportion (`target / delay`, 2–10 % per interval) while the
 //!   delay does not fall, held while it falls (cutting while the queue already drains would
 //!   overshoot: the queue takes a while to drain);
@@ -33,6 +36,8 @@ pub const RELEASE_AFTER: u32 = 5;
 pub const FLOOR: f64 = 10.0;
 /// Largest raise per interval (an empty queue); smallest and largest cut per interval.
 const MAX_RAISE: f64 = 0.05;
+/// The weight of an unlimited interval in `recent`.
+const RECENT_WEIGHT: f64 = 0.25;
 const MIN_CUT: f64 = 0.02;
 const MAX_CUT: f64 = 0.10;
 
@@ -49,6 +54,9 @@ pub struct Controller {
     last_delay: Duration,
     /// New calls per second; `None`: not limited.
     limit: Option<f64>,
+    /// The rate admitted while unlimited, averaged over the intervals (each weighs a quarter:
+    /// about the last second): where a limit starts at the least.
+    recent: f64,
     tokens: f64,
     refilled: Instant,
     calm: u32,
@@ -73,6 +81,7 @@ impl Controller {
             refused: 0,
             last_delay: Duration::ZERO,
             limit: None,
+            recent: 0.0,
             tokens: 0.0,
             refilled: now,
             calm: 0,
@@ -134,9 +143,12 @@ impl Controller {
                 self.tokens = 0.0;
                 self.refilled = now;
                 self.calm = 0;
-                Some(admitted_rate.max(FLOOR))
+                Some(admitted_rate.max(self.recent).max(FLOOR))
             }
-            None => None,
+            None => {
+                self.recent += RECENT_WEIGHT * (admitted_rate - self.recent);
+                None
+            }
             Some(rate) if above => {
                 self.calm = 0;
                 if delay >= self.last_delay {

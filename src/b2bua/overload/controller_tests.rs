@@ -197,3 +197,27 @@ fn a_quiet_spell_counts_as_calm_intervals() {
         assert_eq!(c.judge(later + Duration::from_millis(i)), Judged::Admit);
     }
 }
+
+#[test]
+fn a_limit_set_after_a_stall_starts_from_the_rate_carried_before_it() {
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    let mut c = Controller::new(TARGET, t0);
+    // Two seconds at 500 calls/s, read at once.
+    for i in 0..1000 {
+        c.observe(Side::Inside, Duration::ZERO, ms(2 * i));
+        assert_eq!(c.judge(ms(2 * i)), Judged::Admit);
+    }
+    // A stall: one interval in which a handful were read, each 120 ms late.
+    for i in 0..7 {
+        c.observe(Side::Inside, Duration::from_millis(120), ms(2000 + 14 * i));
+        c.judge(ms(2000 + 14 * i));
+    }
+    c.observe(Side::Inside, Duration::from_millis(120), ms(2101));
+    let limit = c.limit().expect("a standing late queue sets a limit");
+    assert!(
+        limit > 400.0,
+        "the limit starts near the rate carried before the stall (500/s), not at the stalled \
+         interval's 70/s: {limit}"
+    );
+}
