@@ -46,35 +46,66 @@ fn new_attempt(
     req: &rsip::Request,
     trunk: Option<String>,
 ) -> Attempt {
+    let from = message::from_uri(req);
+    let attempt = attempt_of(
+        ctx,
+        side,
+        peer,
+        trunk,
+        InviteFields {
+            call_id: message::call_id(req).map(str::to_string),
+            caller: from.as_ref().and_then(|u| normalize_number(&u.to_string())),
+            callee: normalize_number(&req.uri.to_string()),
+            presented_from: from.as_ref().map(user_of),
+            pai: message::other_header(&req.headers, "P-Asserted-Identity").map(str::to_string),
+        },
+    );
+    ctx.trace_claim(side, &attempt);
+    attempt
+}
+
+/// What an attempt takes from its INVITE, parsed (`new_attempt`) or scanned (`shed`).
+pub(super) struct InviteFields {
+    pub call_id: Option<String>,
+    pub caller: Option<String>,
+    pub callee: Option<String>,
+    pub presented_from: Option<String>,
+    pub pai: Option<String>,
+}
+
+/// A new INVITE's attempt, counted: one place for what every attempt's CDR starts from.
+pub(super) fn attempt_of(
+    ctx: &Ctx,
+    side: Side,
+    peer: Peer,
+    trunk: Option<String>,
+    invite: InviteFields,
+) -> Attempt {
     let direction = side.direction_of_invite();
     ctx.attempts.count(trunk.as_deref(), direction);
     let now = Utc::now();
-    let call_id = message::call_id(req).map(str::to_string);
     let (inside_call_id, outside_call_id) = match side {
-        Side::Inside => (call_id, None),
-        Side::Outside => (None, call_id),
+        Side::Inside => (invite.call_id, None),
+        Side::Outside => (None, invite.call_id),
     };
-    let from = message::from_uri(req);
-    let attempt = Attempt {
+    Attempt {
         id: new_call_id(now),
         inside_call_id,
         outside_call_id,
         trunk,
         direction,
         source: peer.addr.to_string(),
-        caller: from.as_ref().and_then(|u| normalize_number(&u.to_string())),
-        callee: normalize_number(&req.uri.to_string()),
-        presented_from: from.as_ref().map(user_of),
-        pai: message::other_header(&req.headers, "P-Asserted-Identity").map(str::to_string),
+        caller: invite.caller,
+        callee: invite.callee,
+        presented_from: invite.presented_from,
+        pai: invite.pai,
         invite_at: now,
         ringing_at: None,
         answer_at: None,
         trunk_active: None,
         caller_active: None,
         node: ctx.settings.node.clone(),
-    };
-    ctx.trace_claim(side, &attempt);
-    attempt
+    }
 }
 
 /// A refusal of a new INVITE: the CDR's ending and the Retry-After sent with it.

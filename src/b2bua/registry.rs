@@ -307,3 +307,19 @@ impl LiveCalls for Registry {
         Registry::is_running(self, id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::CallMsg;
+
+    /// A call's inbox allocates its slots 32 at a time: a request or response inline made each
+    /// slot 224 bytes (7 KiB a call). Boxed, a message is a few words.
+    #[test]
+    fn an_inbox_slot_stays_a_few_words() {
+        assert!(
+            std::mem::size_of::<CallMsg>() <= 64,
+            "CallMsg is {} bytes: box the variant that grew it",
+            std::mem::size_of::<CallMsg>()
+        );
+    }
+}

@@ -8,11 +8,11 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use chrono::Utc;
 
+use super::new_call::{attempt_of, InviteFields};
 use super::overload::{Overload, Screened};
 use super::Ctx;
-use crate::model::{normalize_number, Attempt, Ending, RefusalReason};
+use crate::model::{normalize_number, Ending, RefusalReason};
 use crate::sip::message::uri_in_name_addr;
 use crate::sip::shed::{classify, Raw, RawInvite};
 use crate::sip::transport::{Peer, Side};
@@ -65,42 +65,30 @@ impl Ctx {
     }
 
     /// The refused attempt's CDR, from the fields the scan found (the same a parsed INVITE's
-    /// attempt takes: `new_call::new_attempt`). Not traced: the CDR says all there is.
+    /// attempt takes: `new_call::attempt_of`). Not traced: the CDR says all there is.
     fn record_shed(&self, side: Side, peer: Peer, invite: &RawInvite<'_>) {
         let trunk = match side {
             Side::Inside => self.policy.pbx_trunk(peer.addr.ip()),
             Side::Outside => self.policy.inbound_trunk(peer.addr, invite.request_uri),
         }
         .map(|t| t.name.clone());
-        let direction = side.direction_of_invite();
-        self.attempts.count(trunk.as_deref(), direction);
-        let now = Utc::now();
-        let call_id = Some(invite.call_id.to_string());
-        let (inside_call_id, outside_call_id) = match side {
-            Side::Inside => (call_id, None),
-            Side::Outside => (None, call_id),
-        };
         let from = uri_in_name_addr(invite.from);
-        let attempt = Attempt {
-            id: super::new_call::new_call_id(now),
-            inside_call_id,
-            outside_call_id,
+        let attempt = attempt_of(
+            self,
+            side,
+            peer,
             trunk,
-            direction,
-            source: peer.addr.to_string(),
-            caller: normalize_number(from),
-            callee: normalize_number(invite.request_uri),
-            presented_from: Some(user_part(from).to_string()),
-            pai: invite.pai.map(str::to_string),
-            invite_at: now,
-            ringing_at: None,
-            answer_at: None,
-            trunk_active: None,
-            caller_active: None,
-            node: self.settings.node.clone(),
-        };
+            InviteFields {
+                call_id: Some(invite.call_id.to_string()),
+                caller: normalize_number(from),
+                callee: normalize_number(invite.request_uri),
+                presented_from: Some(user_part(from).to_string()),
+                pai: invite.pai.map(str::to_string),
+            },
+        );
         let ending = Ending::refused(RefusalReason::Overload);
-        self.cdrs.submit(attempt.close(ending, now));
+        let at = attempt.invite_at;
+        self.cdrs.submit(attempt.close(ending, at));
     }
 }
 
