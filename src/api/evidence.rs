@@ -17,13 +17,14 @@
 //! the body on a blocking thread through a bounded channel: memory stays at a few buffers
 //! whatever the recordings' size. Limits: `MAX_CALLS` calls and `MAX_BYTES` of recordings per
 //! package (400 naming the limit). Each call packed is a row of the audit log (`AuditedCalls`).
+//!
+//! This file holds the package's formats, the handlers and the assembly of one package;
+//! `evidence/gather.rs` reads a call's parts, `evidence/write.rs` writes the ZIP on the blocking
+//! thread, `evidence/body.rs` carries its bytes to the response.
 
-use std::io::{self, Write};
-use std::path::PathBuf;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::io;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue};
@@ -35,29 +36,27 @@ use tokio::sync::mpsc;
 use utoipa::{IntoParams, ToSchema};
 
 use super::audit::AuditedCalls;
-use super::audit_log::AuditEntryView;
 use super::auth::Principal;
-use super::calls::{record_of, CallRecord};
 use super::cdrs::{parse_query, restrict_to_own_trunks};
 use super::error::{ApiError, ErrorBody};
 use super::ApiState;
-use crate::evidence::package::{PackageWriter, PackedFile};
+use crate::evidence::package::PackedFile;
 use crate::model::Cdr;
-use crate::model::SipTrace;
-use crate::recording::locate::{download_name, open_contained, LocateError, OpenedRecording};
-use crate::store::sip_trace::{self, ReadSipTraceError};
-use crate::store::{AuditFilter, CdrQuery, Store};
+use crate::recording::locate::download_name;
+use crate::store::CdrQuery;
+
+mod body;
+mod gather;
+mod write;
+
+use body::{ChannelWriter, Chunks, CHANNEL_CHUNKS, CHUNK};
+use gather::{read_call, CallParts};
+use write::write_package;
 
 /// The most calls one package holds.
 pub const MAX_CALLS: u32 = 50;
 /// The most recording bytes (WAV and pcap) one package holds: 2 GiB.
 pub const MAX_BYTES: u64 = 2 << 30;
-/// The most audit rows kept per call (the newest beyond are left out, and `audit.json` says so).
-const MAX_AUDIT_ROWS: u32 = 10_000;
-/// Body chunks in flight between the writer thread and the connection.
-const CHANNEL_CHUNKS: usize = 4;
-/// Bytes per body chunk.
-const CHUNK: usize = 64 * 1024;
 
 /// What `manifest.json` holds.
 #[derive(Debug, Serialize, ToSchema)]
@@ -265,40 +264,6 @@ pub(crate) async fn package_of_search(
     package(state, who, whole, Some(text)).await
 }
 
-/// A recording file to pack.
-struct Source {
-    /// Its path under the recordings folder.
-    name: String,
-    stored_sha256: Option<String>,
-    opened: Result<OpenedRecording, String>,
-}
-
-/// One call, everything read but the files' bytes.
-struct CallParts {
-    id: String,
-    folder: String,
-    record: CallRecord,
-    audit: AuditTrail,
-    recording_status: Option<String>,
-    purged_at: Option<DateTime<Utc>>,
-    wav: Option<Source>,
-    pcap: Option<Source>,
-    /// The SIP trace, or why the package has none (the manifest says it).
-    sip_trace: Result<SipTrace, String>,
-    invite_at: DateTime<Utc>,
-    /// The call's inclusion proof in its day's signed manifest, when the day is sealed.
-    proof: Option<crate::evidence::proof::ManifestProof>,
-}
-
-/// What `audit.json` holds.
-#[derive(Serialize)]
-struct AuditTrail {
-    /// Oldest first.
-    items: Vec<AuditEntryView>,
-    /// More rows exist than a package keeps (`MAX_AUDIT_ROWS`): the oldest are here.
-    truncated: bool,
-}
-
 async fn package(
     state: &ApiState,
     who: &Principal,
@@ -415,274 +380,9 @@ async fn package(
     Ok(response)
 }
 
-/// A call id as a folder name: characters unsafe in a path replaced by `_` (never `..`).
-fn folder_of(id: &str) -> String {
-    download_name(id, "")
-        .trim_end_matches('.')
-        .chars()
-        .take(100)
-        .collect()
-}
-
-async fn read_call(store: &Store, root: &std::path::Path, cdr: Cdr) -> Result<CallParts, ApiError> {
-    let id = cdr.attempt.id.clone();
-    let invite_at = cdr.attempt.invite_at;
-    let info = cdr.recording.clone();
-    let record = record_of(store, cdr).await?;
-    let audit = audit_trail(store, &id).await?;
-    let sip_trace = trace_of(store, &id).await?;
-    let purged_at = record.recording.as_ref().and_then(|r| r.purged_at);
-    let (mut wav, mut pcap) = (None, None);
-    if let (Some(info), None) = (&info, purged_at) {
-        if let Some(p) = info.path.as_deref() {
-            wav = Some(open_source(root, p, info.sha256.clone()).await);
-        }
-        if let Some(p) = info.pcap_path.as_deref() {
-            pcap = Some(open_source(root, p, info.pcap_sha256.clone()).await);
-        }
-    }
-    Ok(CallParts {
-        folder: folder_of(&id),
-        id,
-        recording_status: info.map(|i| i.status.as_str().to_string()),
-        record,
-        audit,
-        purged_at,
-        wav,
-        pcap,
-        sip_trace,
-        invite_at,
-        proof: None,
-    })
-}
-
-/// The call's SIP trace, or why there is none: a package is still made without it (a refused
-/// call traced off, a trace purged), and says so rather than holding an empty file.
-async fn trace_of(store: &Store, id: &str) -> Result<Result<SipTrace, String>, ApiError> {
-    match sip_trace::read(store, id).await {
-        Ok(Some(trace)) => Ok(Ok(trace)),
-        Ok(None) => Ok(Err(
-            "none stored (tracing off, deleted by the retention purge, or \
-                            the call ended less than a few seconds ago)"
-                .into(),
-        )),
-        Err(ReadSipTraceError::Store(e)) => Err(e.into()),
-        Err(e) => {
-            tracing::warn!(call_id = %id, error = %e, "api: evidence: stored SIP trace unreadable");
-            Ok(Err(format!("unreadable: {e}")))
-        }
-    }
-}
-
-async fn audit_trail(store: &Store, id: &str) -> Result<AuditTrail, ApiError> {
-    let mut items: Vec<AuditEntryView> = Vec::new();
-    let mut after_id = None;
-    loop {
-        let want = (MAX_AUDIT_ROWS - items.len() as u32).min(1000);
-        let rows = store
-            .audit_entries(&AuditFilter {
-                call_id: Some(id.to_string()),
-                after_id,
-                limit: want,
-                ..AuditFilter::default()
-            })
-            .await?;
-        let got = rows.len() as u32;
-        after_id = rows.last().map(|r| r.id);
-        items.extend(rows.into_iter().map(AuditEntryView::from));
-        if got < want {
-            return Ok(AuditTrail {
-                items,
-                truncated: false,
-            });
-        }
-        if items.len() as u32 >= MAX_AUDIT_ROWS {
-            return Ok(AuditTrail {
-                items,
-                truncated: true,
-            });
-        }
-    }
-}
-
-async fn open_source(root: &std::path::Path, stored: &str, sha256: Option<String>) -> Source {
-    let stored = PathBuf::from(stored);
-    let name = stored
-        .strip_prefix(root)
-        .unwrap_or(&stored)
-        .display()
-        .to_string();
-    let dir = root.to_path_buf();
-    let opened = tokio::task::spawn_blocking(move || open_contained(&dir, &stored))
-        .await
-        .map_err(|e| format!("the file cannot be read: {e}"))
-        .and_then(|r| r.map_err(|e| problem(&e)));
-    if let Err(p) = &opened {
-        tracing::warn!(recording = %name, problem = %p, "api: evidence: recording file not readable");
-    }
-    Source {
-        name,
-        stored_sha256: sha256,
-        opened,
-    }
-}
-
-fn problem(e: &LocateError) -> String {
-    match e {
-        LocateError::Missing { .. } => "the file is missing".to_string(),
-        LocateError::Outside { .. } | LocateError::NotRegular { .. } => {
-            "not a regular file inside the recordings folder (replaced or moved)".to_string()
-        }
-        LocateError::Dir { .. } | LocateError::Io { .. } => "the file cannot be read".to_string(),
-    }
-}
-
-/// Writes the whole package; returns how many files it listed. Blocking.
-fn write_package(
-    out: &mut ChannelWriter,
-    calls: Vec<CallParts>,
-    manifest: &EvidenceManifest,
-    actor: &str,
-) -> Result<usize, crate::evidence::package::PackageError> {
-    let mut p = PackageWriter::new(&mut *out, manifest.created_at);
-    for call in calls {
-        let dir = format!("calls/{}", call.folder);
-        let r = &call.record;
-        p.add_json(&format!("{dir}/cdr.json"), &r.cdr)?;
-        p.add_json(
-            &format!("{dir}/legs.json"),
-            &serde_json::json!({ "media": r.media, "dtmf": r.dtmf }),
-        )?;
-        p.add_json(&format!("{dir}/holds.json"), &r.holds)?;
-        p.add_json(
-            &format!("{dir}/anomalies.json"),
-            &serde_json::json!({ "anomalies": r.anomalies, "enforcement": r.enforcement }),
-        )?;
-        p.add_json(&format!("{dir}/audit.json"), &call.audit)?;
-        if let Ok(trace) = &call.sip_trace {
-            p.add_json(&format!("{dir}/sip_trace.json"), trace)?;
-            p.add_bytes(
-                &format!("{dir}/sip_trace.txt"),
-                trace.to_text().as_bytes(),
-                zip::CompressionMethod::Deflated,
-            )?;
-        }
-        let wav = pack_file(&mut p, &format!("{dir}/recording.wav"), call.wav)?;
-        let pcap = pack_file(&mut p, &format!("{dir}/recording.pcap"), call.pcap)?;
-        let result = if call.purged_at.is_some() {
-            "purged"
-        } else if wav.is_none() {
-            "none"
-        } else if [&wav, &pcap].into_iter().flatten().all(|f| f.matches) {
-            "ok"
-        } else {
-            "mismatch"
-        };
-        let verification = Verification {
-            call_id: call.id.clone(),
-            result: result.into(),
-            recording_status: call.recording_status,
-            wav,
-            pcap,
-            purged_at: call.purged_at,
-            checked_at: Utc::now(),
-            checked_by: actor.to_string(),
-        };
-        if result == "mismatch" {
-            tracing::warn!(call_id = %call.id, "api: evidence: recording does not match its stored digest");
-        }
-        p.add_json(&format!("{dir}/verification.json"), &verification)?;
-        if let Some(proof) = &call.proof {
-            p.add_json(
-                &format!("{dir}/{}", crate::evidence::proof::PROOF_FILE),
-                proof,
-            )?;
-        }
-    }
-    let files = p.finish(manifest)?;
-    out.flush()
-        .map_err(|source| crate::evidence::package::PackageError::Io {
-            path: "the response".into(),
-            source,
-        })?;
-    Ok(files.len())
-}
-
-/// Packs one recording file (when the call has it) and checks it against its stored digest.
-fn pack_file<W: Write>(
-    p: &mut PackageWriter<W>,
-    path: &str,
-    source: Option<Source>,
-) -> Result<Option<FileVerification>, crate::evidence::package::PackageError> {
-    let Some(source) = source else {
-        return Ok(None);
-    };
-    let (packed_as, computed, problem) = match source.opened {
-        Ok(mut opened) => {
-            let packed = p.add_reader(path, &mut opened.file, opened.len)?;
-            (Some(path.to_string()), Some(packed.sha256.clone()), None)
-        }
-        Err(problem) => (None, None, Some(problem)),
-    };
-    let matches = matches!((&source.stored_sha256, &computed), (Some(s), Some(c)) if s.eq_ignore_ascii_case(c));
-    Ok(Some(FileVerification {
-        packed_as,
-        stored_as: source.name,
-        stored_sha256: source.stored_sha256,
-        computed_sha256: computed,
-        matches,
-        problem,
-    }))
-}
-
-/// The package's bytes, a chunk at a time, to the response body (blocks the writer thread when
-/// the client reads slower than the package is written). A client gone is a write error.
-struct ChannelWriter {
-    tx: mpsc::Sender<io::Result<Bytes>>,
-    buf: Vec<u8>,
-}
-
-impl ChannelWriter {
-    fn send(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
-    }
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let room = CHUNK - self.buf.len();
-        let n = data.len().min(room);
-        self.buf.extend_from_slice(&data[..n]);
-        if self.buf.len() >= CHUNK {
-            self.send()?;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.send()
-    }
-}
-
-/// The receiving end as a body stream.
-struct Chunks(mpsc::Receiver<io::Result<Bytes>>);
-
-impl futures_core::Stream for Chunks {
-    type Item = io::Result<Bytes>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.get_mut().0.poll_recv(cx)
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::gather::folder_of;
     use super::*;
 
     #[test]
