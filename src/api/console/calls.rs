@@ -7,6 +7,9 @@
 //! export), and their evidence package (`/console/calls/evidence`, the API's, at most 50 calls).
 //! A carrier limited to trunks searches its own only, as in the API; the recording and
 //! legal-hold filters are offered only to roles the API lets read them.
+//!
+//! This file holds the handlers; `calls/query.rs` reads the form into the store's query,
+//! `calls/form.rs` draws the form, `calls/results.rs` the table of calls found.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -14,85 +17,27 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use axum::Extension;
 use chrono_tz::Tz;
-use maud::{html, Markup};
+use maud::html;
 
-use super::format::{length, local_time, parse_input_time};
 use super::guard::{api_allows, Ctx};
-use super::i18n::codes::{words, DIRECTIONS, DISPOSITIONS, END_REASONS, REFUSAL_REASONS};
-use super::i18n::{Lang, T};
+use super::i18n::T;
 use super::layout::{error_page, frame, html_response, notice};
 use crate::api::cdr_export::{csv_response, PAGE_ROWS};
-use crate::api::cdrs::{decode_cursor, encode_cursor, restrict_to_own_trunks};
+use crate::api::cdrs::{encode_cursor, restrict_to_own_trunks};
 use crate::api::evidence::package_of_search;
 use crate::api::{ApiError, ApiState, Principal};
-use crate::model::{Cdr, Direction, Disposition, RefusalReason};
-use crate::store::{CdrQuery, CdrSearchKey, NumberMatch, NumberPart};
+use crate::store::CdrSearchKey;
 
 mod form;
+mod query;
+mod results;
 use form::form;
+use query::{parse, Search};
+use results::results;
+pub(crate) use results::urlencoded;
 
 /// Rows a page shows.
 const PAGE: u32 = 50;
-
-/// The form as sent (kept to fill it in again) and what it asks for.
-#[derive(Debug, Default)]
-struct Search {
-    /// (name, value) of every field given, in the form's order.
-    raw: Vec<(String, String)>,
-    query: CdrQuery,
-    /// (field, message) for each value that could not be read.
-    errors: Vec<(&'static str, T)>,
-    /// The zone the period is read in and times are shown in.
-    zone: Option<Tz>,
-}
-
-impl Search {
-    fn value(&self, name: &str) -> &str {
-        self.raw
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("")
-    }
-
-    fn error(&self, field: &str) -> Option<T> {
-        self.errors
-            .iter()
-            .find(|(f, _)| *f == field)
-            .map(|(_, t)| *t)
-    }
-
-    /// The query string of this search without paging (for the export and the first page).
-    fn link(&self, drop: &[&str]) -> String {
-        let kept: Vec<(&str, &str)> = self
-            .raw
-            .iter()
-            .filter(|(k, v)| !v.is_empty() && !drop.contains(&k.as_str()))
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        serde_urlencoded::to_string(kept).unwrap_or_default()
-    }
-}
-
-/// The names the form sends, in order (anything else is ignored).
-const FIELDS: &[&str] = &[
-    "number",
-    "match",
-    "trunk",
-    "direction",
-    "from",
-    "to",
-    "disposition",
-    "reason",
-    "status",
-    "talk_min",
-    "talk_max",
-    "anomaly",
-    "recording",
-    "hold",
-    "order",
-    "cursor",
-];
 
 /// Trunk names and their zones, as this person may see them.
 async fn trunk_zones(state: &ApiState, who: &Principal) -> Vec<(String, Tz)> {
@@ -105,188 +50,6 @@ async fn trunk_zones(state: &ApiState, who: &Principal) -> Vec<(String, Tz)> {
         .filter(|t| who.sees_trunk(&t.name))
         .map(|t| (t.name, t.timezone))
         .collect()
-}
-
-/// The zone of a page: the chosen trunk's; else the one zone all its trunks share; else UTC.
-fn zone_of(trunks: &[(String, Tz)], chosen: Option<&str>) -> Tz {
-    if let Some(tz) = chosen.and_then(|c| trunks.iter().find(|(n, _)| n == c).map(|(_, tz)| *tz)) {
-        return tz;
-    }
-    match trunks.first() {
-        Some((_, tz)) if trunks.iter().all(|(_, t)| t == tz) => *tz,
-        _ => chrono_tz::UTC,
-    }
-}
-
-fn parse(pairs: Vec<(String, String)>, trunks: &[(String, Tz)]) -> Search {
-    let mut s = Search {
-        query: CdrQuery {
-            limit: PAGE,
-            newest_first: true,
-            ..CdrQuery::default()
-        },
-        ..Search::default()
-    };
-    for name in FIELDS {
-        if let Some((_, v)) = pairs.iter().find(|(k, _)| k == name) {
-            s.raw.push((name.to_string(), v.trim().to_string()));
-        }
-    }
-    let zone = zone_of(trunks, Some(s.value("trunk")).filter(|t| !t.is_empty()));
-    s.zone = Some(zone);
-    let raw = s.raw.clone();
-    for (name, value) in &raw {
-        if value.is_empty() {
-            continue;
-        }
-        let q = &mut s.query;
-        let bad = match name.as_str() {
-            "number" => {
-                let digits: String = value
-                    .chars()
-                    .filter(|c| !matches!(c, '+' | ' ' | '-' | '(' | ')' | '.'))
-                    .collect();
-                let at = match s
-                    .raw
-                    .iter()
-                    .find(|(k, _)| k == "match")
-                    .map(|(_, v)| v.as_str())
-                {
-                    Some("prefix") => Some(NumberMatch::Prefix),
-                    Some("suffix") => Some(NumberMatch::Suffix),
-                    Some("whole") => None,
-                    _ => Some(NumberMatch::Anywhere),
-                };
-                match at {
-                    Some(at) => match NumberPart::new(&digits, at) {
-                        Some(part) => {
-                            q.number_part = Some(part);
-                            None
-                        }
-                        None => Some(T::BadNumber),
-                    },
-                    None => match crate::model::normalize_number(value) {
-                        Some(n) => {
-                            q.number = Some(n);
-                            None
-                        }
-                        None => Some(T::BadNumber),
-                    },
-                }
-            }
-            "trunk" => {
-                q.trunks = Some(vec![value.clone()]);
-                None
-            }
-            "direction" => match value.parse::<Direction>() {
-                Ok(d) => {
-                    q.direction = Some(d.as_str().to_string());
-                    None
-                }
-                Err(_) => Some(T::BadChoice),
-            },
-            "from" | "to" => match parse_input_time(value, zone) {
-                Some(t) => {
-                    if name == "from" {
-                        q.from = Some(t);
-                    } else {
-                        q.to = Some(t);
-                    }
-                    None
-                }
-                None => Some(T::BadTime),
-            },
-            "disposition" => match value.parse::<Disposition>() {
-                Ok(d) => {
-                    q.disposition = Some(d.as_str().to_string());
-                    None
-                }
-                Err(_) => Some(T::BadChoice),
-            },
-            "reason" => match value.parse::<RefusalReason>() {
-                Ok(r) => {
-                    q.reason = Some(r.as_str().to_string());
-                    None
-                }
-                Err(_) => Some(T::BadChoice),
-            },
-            "status" => match value.parse::<u16>() {
-                Ok(n) if (100..=699).contains(&n) => {
-                    q.final_status = Some(n);
-                    None
-                }
-                _ => Some(T::BadStatus),
-            },
-            "talk_min" | "talk_max" => match value.parse::<u32>() {
-                Ok(secs) => {
-                    let ms = i64::from(secs) * 1000;
-                    if name == "talk_min" {
-                        q.min_talk_ms = Some(ms);
-                    } else {
-                        q.max_talk_ms = Some(ms + 999);
-                    }
-                    None
-                }
-                Err(_) => Some(T::BadSeconds),
-            },
-            "anomaly" => {
-                if CdrQuery::is_anomaly_id(value) {
-                    q.anomaly = Some(value.clone());
-                    None
-                } else {
-                    Some(T::BadAnomalyId)
-                }
-            }
-            "recording" => match value.as_str() {
-                "kept" => {
-                    q.has_recording = Some(true);
-                    None
-                }
-                "none" => {
-                    q.has_recording = Some(false);
-                    None
-                }
-                _ => Some(T::BadChoice),
-            },
-            "hold" => match value.as_str() {
-                "on" => {
-                    q.on_hold = Some(true);
-                    None
-                }
-                "off" => {
-                    q.on_hold = Some(false);
-                    None
-                }
-                _ => Some(T::BadChoice),
-            },
-            "order" => {
-                q.newest_first = value != "oldest";
-                None
-            }
-            "cursor" => match decode_cursor(value) {
-                Ok(k) => {
-                    q.after = Some(k);
-                    None
-                }
-                Err(_) => Some(T::BadChoice),
-            },
-            _ => None,
-        };
-        if let Some(t) = bad {
-            s.errors.push((field_name(name), t));
-        }
-    }
-    if let (Some(from), Some(to)) = (s.query.from, s.query.to) {
-        if to <= from {
-            s.errors.push(("to", T::BadPeriod));
-        }
-    }
-    s
-}
-
-/// The static name of a form field (errors keep it).
-fn field_name(name: &str) -> &'static str {
-    FIELDS.iter().find(|f| **f == name).copied().unwrap_or("")
 }
 
 /// Whether this person may see recordings and legal holds at all.
@@ -381,78 +144,6 @@ fn refused(ctx: &Ctx, e: &ApiError) -> Response {
     }
 }
 
-/// The reason shown for a call: why it was refused, else why it ended.
-fn reason_words(c: &Cdr, lang: Lang) -> String {
-    match c.outcome.refusal_reason {
-        Some(r) => words(REFUSAL_REASONS, r.as_str(), lang),
-        None => words(END_REASONS, c.outcome.end_reason.as_str(), lang),
-    }
-}
-
-fn results(state: &ApiState, ctx: &Ctx, who: &Principal, rows: &[Cdr], zone: Tz) -> Markup {
-    let t = |k: T| ctx.t(k);
-    let lang = ctx.lang;
-    let linked = sees_calls(state, who);
-    html! {
-        @if rows.is_empty() {
-            p.empty role="status" { (t(T::NoCalls)) }
-        } @else {
-            div.table-wrap {
-                table.calls {
-                    caption { (t(T::ResultsCaption)) }
-                    thead {
-                        tr {
-                            th scope="col" { (T::ColTimeIn.fill(lang, &[("zone", zone.name())])) }
-                            th scope="col" { (t(T::DirectionLabel)) }
-                            th scope="col" { (t(T::ColCaller)) }
-                            th scope="col" { (t(T::ColCallee)) }
-                            th scope="col" { (t(T::TrunkLabel)) }
-                            th scope="col" { (t(T::ColTalk)) }
-                            th scope="col" { (t(T::ColOutcome)) }
-                            th scope="col" { (t(T::ColReason)) }
-                        }
-                    }
-                    tbody {
-                        @for c in rows {
-                            tr {
-                                td.time {
-                                    @let when = local_time(c.attempt.invite_at, zone);
-                                    @if linked {
-                                        a href={ "/console/calls/" (urlencoded(&c.attempt.id)) }
-                                            aria-label=(T::OpenCall.fill(lang, &[("id", &c.attempt.id)])) { (when) }
-                                    } @else {
-                                        (when)
-                                    }
-                                }
-                                td { (words(DIRECTIONS, c.attempt.direction.as_str(), lang)) }
-                                td.number { (c.attempt.caller.as_deref().unwrap_or("–")) }
-                                td.number { (c.attempt.callee.as_deref().unwrap_or("–")) }
-                                td { (c.attempt.trunk.as_deref().unwrap_or("–")) }
-                                td.figure { (length(c.outcome.talk_ms)) }
-                                td { (words(DISPOSITIONS, c.outcome.disposition.as_str(), lang)) }
-                                td { (reason_words(c, lang)) }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// A call id as one path segment.
-pub(crate) fn urlencoded(id: &str) -> String {
-    let mut out = String::with_capacity(id.len());
-    for b in id.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// `/console/calls/export?…`: the search's calls, oldest first, as the API's CSV.
 pub(crate) async fn export(
     State(state): State<ApiState>,
@@ -531,6 +222,7 @@ pub(crate) async fn evidence(
 mod tests {
     use super::*;
 
+    use crate::store::{NumberMatch, NumberPart};
     fn pairs(q: &[(&str, &str)]) -> Vec<(String, String)> {
         q.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
