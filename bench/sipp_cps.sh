@@ -24,6 +24,8 @@
 #   CLUSTER_REDIS=redis://127.0.0.1:6379/0   run the gateway as a one-node cluster on this Redis
 #                       (a [cluster] table with its own key prefix, deleted afterwards): every
 #                       admission takes its limits there (bench/cluster_overhead.sh compares)
+#   TARGET_QUEUE_DELAY_MS=100  `[sip] target_queue_delay_ms` (default: the shipped one; 0 = only the
+#                       hard limit)
 #   SIP_TRACE=false     `[recording] sip_trace` (default true: each call's SIP trace kept;
 #                       bench/sip_trace_cost.sh compares)
 #   BIN=...             the gateway binary (default target/release/trunkguard)
@@ -104,6 +106,7 @@ unknown_sources = "drop"
 t1_ms = 500
 ring_timeout_secs = 30
 drain_timeout_secs = 5
+${TARGET_QUEUE_DELAY_MS:+target_queue_delay_ms = $TARGET_QUEUE_DELAY_MS}
 
 [database]
 url = "sqlite://$BENCH_DIR/bench.db"

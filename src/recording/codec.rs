@@ -65,21 +65,19 @@ impl std::fmt::Display for Codec {
 }
 
 /// Payload type → codec for one call: the RFC 3551 static types, overridden by `a=rtpmap`.
-#[derive(Debug, Clone)]
+/// Only the call's own mappings are kept (a handful); every other type reads a table shared by
+/// all calls (a table per call cost 124 small strings and ~6 KiB, built at each answer).
+#[derive(Debug, Clone, Default)]
 pub struct PayloadMap {
-    table: Vec<Codec>,
+    /// `a=rtpmap` mappings, at most one per payload type.
+    mapped: Vec<(u8, Codec)>,
 }
 
-impl Default for PayloadMap {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl PayloadMap {
-    /// Static payload types only (0 PCMU, 8 PCMA, 9 G722, 13 CN).
-    pub fn new() -> Self {
-        let table = (0u8..128)
+/// What a payload type means without an `a=rtpmap`: 0 PCMU, 8 PCMA, 9 G722, 13 CN, and
+/// `PT<n>` for the others.
+fn unmapped(payload_type: u8) -> &'static Codec {
+    static TABLE: std::sync::LazyLock<Vec<Codec>> = std::sync::LazyLock::new(|| {
+        (0u8..128)
             .map(|pt| match pt {
                 0 => Codec::Pcmu,
                 8 => Codec::Pcma,
@@ -87,18 +85,35 @@ impl PayloadMap {
                 13 => Codec::ComfortNoise,
                 _ => Codec::Other(format!("PT{pt}")),
             })
-            .collect();
-        PayloadMap { table }
+            .collect()
+    });
+    &TABLE[(payload_type & 0x7f) as usize]
+}
+
+impl PayloadMap {
+    /// Static payload types only (0 PCMU, 8 PCMA, 9 G722, 13 CN).
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    /// Adds the mapping of one `a=rtpmap:PT ENCODING/CLOCK[/CHANNELS]` line.
+    /// Adds the mapping of one `a=rtpmap:PT ENCODING/CLOCK[/CHANNELS]` line; a later line for
+    /// the same payload type replaces the earlier one.
     pub fn with_rtpmap(mut self, payload_type: u8, rtpmap: &str) -> Self {
-        self.table[(payload_type & 0x7f) as usize] = Codec::from_rtpmap(rtpmap);
+        let pt = payload_type & 0x7f;
+        let codec = Codec::from_rtpmap(rtpmap);
+        match self.mapped.iter_mut().find(|(p, _)| *p == pt) {
+            Some(entry) => entry.1 = codec,
+            None => self.mapped.push((pt, codec)),
+        }
         self
     }
 
     pub fn codec(&self, payload_type: u8) -> &Codec {
-        &self.table[(payload_type & 0x7f) as usize]
+        let pt = payload_type & 0x7f;
+        self.mapped
+            .iter()
+            .find(|(p, _)| *p == pt)
+            .map_or_else(|| unmapped(pt), |(_, codec)| codec)
     }
 }
 
@@ -203,6 +218,17 @@ mod tests {
         assert_eq!(map.codec(111), &Codec::Other("opus".into()));
         assert_eq!(map.codec(18), &Codec::Other("PT18".into()));
         assert!(!map.codec(111).is_audio_decodable());
+        // Payload types are 7 bits: the marker bit does not make another type.
+        assert_eq!(map.codec(101 | 0x80), &Codec::TelephoneEvent);
+        assert_eq!(map.codec(0x80), &Codec::Pcmu);
+        // An rtpmap overrides a static type; a later one for the same type replaces it.
+        let remapped = PayloadMap::new()
+            .with_rtpmap(0, "PCMA/8000")
+            .with_rtpmap(96, "PCMU/8000")
+            .with_rtpmap(96, "G722/8000");
+        assert_eq!(remapped.codec(0), &Codec::Pcma);
+        assert_eq!(remapped.codec(96), &Codec::G722);
+        assert_eq!(remapped.codec(8), &Codec::Pcma);
         assert_eq!(Codec::G722.file_rate(), 16_000);
         assert_eq!(Codec::from_rtpmap("pcma/8000"), Codec::Pcma);
     }

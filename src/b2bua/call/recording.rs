@@ -70,7 +70,8 @@ impl TapSink for RecorderSink {
 pub(crate) fn payloads_of(payloads: &[PayloadInfo]) -> (PayloadMap, Codec) {
     let mut map = PayloadMap::new();
     for p in payloads.iter().filter(|p| !p.encoding.is_empty()) {
-        map = map.with_rtpmap(p.pt, &format!("{}/{}", p.encoding, p.clock_rate));
+        // Only the encoding name picks the codec (`Codec::from_rtpmap` reads up to the '/').
+        map = map.with_rtpmap(p.pt, &p.encoding);
     }
     let codec = payloads
         .iter()
