@@ -323,6 +323,11 @@ impl Timeline {
     }
 
     /// Late audio for frames already handed out, oldest first; the writer must apply them.
+    /// Patches made and not yet taken.
+    pub(crate) fn patch_count(&self) -> usize {
+        self.patches.len()
+    }
+
     pub(crate) fn take_patches(&mut self) -> Vec<Patch> {
         std::mem::take(&mut self.patches)
     }
