@@ -11,6 +11,16 @@ fn gzip_json(trace: &SipTrace) -> Vec<u8> {
     gz.finish().unwrap()
 }
 
+/// A real trace: an answered call of the SIPp load (`bench/sipp_cps.sh`), 13 messages on both
+/// legs.
+fn answered_call() -> SipTrace {
+    serde_json::from_str(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/testdata/sip-trace/answered-call.json"
+    )))
+    .unwrap()
+}
+
 /// `raw` in an LZ4 frame as the new form frames its payload.
 fn lz4_frame(raw: &[u8]) -> Vec<u8> {
     let info = lz4_flex::frame::FrameInfo::new().content_checksum(true);
@@ -147,6 +157,42 @@ fn a_repetitive_trace_is_stored_compressed() {
         json.len()
     );
     assert_eq!(SipTrace::decode(&bytes).unwrap(), t);
+}
+
+#[test]
+fn a_real_trace_reads_back_from_both_forms_and_is_stored_smaller_than_before() {
+    let t = answered_call();
+    let (new, old) = (t.encode().unwrap(), gzip_json(&t));
+    assert_eq!(SipTrace::decode(&new).unwrap(), t);
+    assert_eq!(SipTrace::decode(&old).unwrap(), t);
+    assert!(new.len() < old.len(), "{} vs {}", new.len(), old.len());
+}
+
+/// What `encode` costs against the form it replaced, on the real trace: prints µs per trace and
+/// bytes, asserts nothing (the machine's load decides the figures). Run it optimized:
+/// `cargo test --release --lib model::sip_trace::tests::encode_cost -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn encode_cost_against_gzip_json() {
+    let t = answered_call();
+    let new = |t: &SipTrace| t.encode().unwrap();
+    let forms: [(&str, &dyn Fn(&SipTrace) -> Vec<u8>); 2] = [
+        ("gzip of the JSON (before)", &gzip_json),
+        ("postcard in an LZ4 frame", &new),
+    ];
+    let runs = 2000;
+    for (name, encode) in forms {
+        let mut best = std::time::Duration::MAX;
+        for _ in 0..5 {
+            let start = std::time::Instant::now();
+            for _ in 0..runs {
+                std::hint::black_box(encode(std::hint::black_box(&t)));
+            }
+            best = best.min(start.elapsed());
+        }
+        let micros = best.as_secs_f64() * 1e6 / f64::from(runs);
+        eprintln!("{name}: {micros:.2} µs, {} bytes", encode(&t).len());
+    }
 }
 
 #[test]
