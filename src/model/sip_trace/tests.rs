@@ -93,6 +93,10 @@ fn the_text_form_names_each_message_and_the_dropped_ones() {
     assert!(text.ends_with("3 more messages (1200 bytes) not kept: over the per-call cap\n"));
 }
 
+fn ipv6_with_scope(ip: &str, port: u16, scope_id: u32) -> SocketAddr {
+    std::net::SocketAddrV6::new(ip.parse().unwrap(), port, 0, scope_id).into()
+}
+
 /// Every field in its less common values: the outside leg, TCP and TLS, IPv6 with a scope id
 /// (a link-local peer), text that was not UTF-8, an empty message, a time with nanoseconds.
 fn varied_trace() -> SipTrace {
@@ -104,12 +108,7 @@ fn varied_trace() -> SipTrace {
         leg: Side::Outside,
         direction: TraceDirection::Out,
         local: "[2001:db8::1]:5061".parse().unwrap(),
-        peer: SocketAddr::V6(std::net::SocketAddrV6::new(
-            "fe80::2".parse().unwrap(),
-            5062,
-            0,
-            3,
-        )),
+        peer: ipv6_with_scope("fe80::2", 5062, 3),
         transport: TraceTransport::Tls,
         retransmission: false,
         message: "BYE sip:é@x SIP/2.0\r\nX-Bin: \u{FFFD}\r\n\r\n".into(),
@@ -175,10 +174,10 @@ fn a_real_trace_reads_back_from_both_forms_and_is_stored_smaller_than_before() {
 #[ignore]
 fn encode_cost_against_gzip_json() {
     let t = answered_call();
-    let new = |t: &SipTrace| t.encode().unwrap();
-    let forms: [(&str, &dyn Fn(&SipTrace) -> Vec<u8>); 2] = [
-        ("gzip of the JSON (before)", &gzip_json),
-        ("postcard in an LZ4 frame", &new),
+    type Encode = fn(&SipTrace) -> Vec<u8>;
+    let forms: [(&str, Encode); 2] = [
+        ("gzip of the JSON (before)", gzip_json),
+        ("postcard in an LZ4 frame", |t| t.encode().unwrap()),
     ];
     let runs = 2000;
     for (name, encode) in forms {
@@ -230,12 +229,7 @@ fn the_version_1_layout_does_not_change() {
             leg: Side::Outside,
             direction: TraceDirection::Out,
             local: "1.2.3.4:5060".parse().unwrap(),
-            peer: SocketAddr::V6(std::net::SocketAddrV6::new(
-                "::1".parse().unwrap(),
-                5061,
-                0,
-                7,
-            )),
+            peer: ipv6_with_scope("::1", 5061, 7),
             transport: TraceTransport::Tls,
             retransmission: true,
             message: "OK".into(),
