@@ -2,7 +2,7 @@
 # What the SIP trace costs: the same SIPp load (bench/sipp_cps.sh, short calls without media:
 # INVITE/100/180/200/ACK/BYE/200 on both legs, 14 messages a call) through one release build
 # of trunkguard with `[recording] sip_trace = true` (every message captured, each call's trace
-# gzip-compressed and stored) and `false`, alternating, ROUNDS times. Reports per rate the
+# compressed and stored) and `false`, alternating, ROUNDS times. Reports per rate the
 # gateway's CPU per call in both settings and the difference (aim: < 10 % more per call).
 #
 # Not a test: nothing here runs under `cargo test`. Never run it while a test suite runs.

@@ -1,9 +1,10 @@
 //! A call's SIP trace: every message of both legs as it crossed the wire (when, which leg, which
 //! way, the two addresses, the transport, the bytes), kept with the call. The gateway captures it
-//! (`sip::trace`), the store keeps it gzip-compressed (`SipTrace::encode`), the API and the
+//! (`sip::trace`), the store keeps it compressed (`SipTrace::encode`: postcard in an LZ4 frame,
+//! `binary.rs`; rows written before issue 16 hold gzip of the JSON, still read), the API and the
 //! evidence package read it back (`store::sip_trace::read`) as JSON or as text (`to_text`).
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::SocketAddr;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -11,7 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use super::Side;
 
-/// Which way a message crossed the gateway's socket.
+mod binary;
+
+/// Which way a message crossed the gateway's socket. A variant's position is its code in the
+/// stored form (`binary.rs`): add new ones at the end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TraceDirection {
@@ -21,7 +25,8 @@ pub enum TraceDirection {
     Out,
 }
 
-/// The transport a message crossed.
+/// The transport a message crossed. A variant's position is its code in the stored form
+/// (`binary.rs`): add new ones at the end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TraceTransport {
@@ -90,30 +95,24 @@ pub enum SipTraceError {
 /// exhaust memory): far above the capture's own cap.
 const MAX_DECODED_BYTES: u64 = 64 * 1024 * 1024;
 
+/// The first bytes of the form stored before issue 16: gzip of the JSON.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
 impl SipTrace {
-    /// gzip-compressed JSON: what the store keeps.
+    /// What the store keeps: an LZ4 frame holding a version byte and the trace in postcard
+    /// (`binary.rs`). No longer gzip of the JSON: escaping every message's text and setting up
+    /// a deflate stream per trace made it ~6 % of the gateway's CPU at 1,000 calls/s (issue 16).
     pub fn encode(&self) -> Result<Vec<u8>, SipTraceError> {
-        let fail = |source| SipTraceError::Encode {
+        binary::encode(self).map_err(|source| SipTraceError::Encode {
             call_id: self.call_id.clone(),
             source,
-        };
-        let json = serde_json::to_vec(self).map_err(|e| fail(std::io::Error::other(e)))?;
-        let mut gz = flate2::write::GzEncoder::new(
-            Vec::with_capacity(json.len() / 4),
-            flate2::Compression::fast(),
-        );
-        gz.write_all(&json).map_err(fail)?;
-        gz.finish().map_err(fail)
+        })
     }
 
-    /// The inverse of `encode`.
+    /// The inverse of `encode`, and of the gzip-compressed JSON stored before it; the two are
+    /// told apart by their magic bytes, anything else is refused.
     pub fn decode(bytes: &[u8]) -> Result<SipTrace, SipTraceError> {
-        let mut json = Vec::new();
-        flate2::read::GzDecoder::new(bytes)
-            .take(MAX_DECODED_BYTES)
-            .read_to_end(&mut json)
-            .map_err(|e| SipTraceError::Decode(e.to_string()))?;
-        serde_json::from_slice(&json).map_err(|e| SipTraceError::Decode(e.to_string()))
+        decode_within(bytes, MAX_DECODED_BYTES)
     }
 
     /// A text export, one block per message like a sngrep/Homer export: a header line
@@ -157,6 +156,37 @@ impl SipTrace {
     }
 }
 
+/// `decode` with at most `limit` bytes decompressed.
+fn decode_within(bytes: &[u8], limit: u64) -> Result<SipTrace, SipTraceError> {
+    if bytes.starts_with(&binary::MAGIC) {
+        binary::decode(bytes, limit)
+    } else if bytes.starts_with(&GZIP_MAGIC) {
+        let json = read_at_most(flate2::read::GzDecoder::new(bytes), limit)?;
+        serde_json::from_slice(&json).map_err(|e| SipTraceError::Decode(e.to_string()))
+    } else {
+        Err(SipTraceError::Decode(format!(
+            "neither an LZ4 frame nor gzip (first bytes {:02x?})",
+            &bytes[..bytes.len().min(4)]
+        )))
+    }
+}
+
+/// All that `reader` decompresses, refused past `limit` bytes: read through `take`, so a row
+/// that claims or holds more never gets the memory.
+fn read_at_most(reader: impl Read, limit: u64) -> Result<Vec<u8>, SipTraceError> {
+    let mut out = Vec::new();
+    reader
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(|e| SipTraceError::Decode(e.to_string()))?;
+    if out.len() as u64 > limit {
+        return Err(SipTraceError::Decode(format!(
+            "decompresses to more than {limit} bytes"
+        )));
+    }
+    Ok(out)
+}
+
 /// Times as RFC 3339 with microseconds.
 mod micros {
     use chrono::{DateTime, SecondsFormat, Utc};
@@ -175,83 +205,4 @@ mod micros {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn message(direction: TraceDirection, text: &str) -> TracedMessage {
-        TracedMessage {
-            at: DateTime::parse_from_rfc3339("2026-12-06T10:00:00.123456Z")
-                .unwrap()
-                .with_timezone(&Utc),
-            leg: Side::Inside,
-            direction,
-            local: "127.0.0.1:5060".parse().unwrap(),
-            peer: "127.0.0.2:5062".parse().unwrap(),
-            transport: TraceTransport::Udp,
-            retransmission: direction == TraceDirection::Out,
-            message: text.to_string(),
-        }
-    }
-
-    fn trace() -> SipTrace {
-        SipTrace {
-            call_id: "20261206T100000-abc".into(),
-            messages: vec![
-                message(
-                    TraceDirection::In,
-                    "INVITE sip:1@x SIP/2.0\r\nCall-ID: a\r\n\r\n",
-                ),
-                message(
-                    TraceDirection::Out,
-                    "SIP/2.0 100 Trying\r\nCall-ID: a\r\n\r\n",
-                ),
-            ],
-            dropped_messages: 3,
-            dropped_bytes: 1200,
-        }
-    }
-
-    #[test]
-    fn encode_and_decode_give_the_same_trace_back_compressed() {
-        let mut t = trace();
-        // A repetitive trace compresses well, as real SIP does.
-        for _ in 0..50 {
-            t.messages.push(t.messages[0].clone());
-        }
-        let json = serde_json::to_vec(&t).unwrap();
-        let bytes = t.encode().unwrap();
-        assert!(
-            bytes.len() * 5 < json.len(),
-            "{} vs {}",
-            bytes.len(),
-            json.len()
-        );
-        assert_eq!(SipTrace::decode(&bytes).unwrap(), t);
-    }
-
-    #[test]
-    fn decode_refuses_what_is_not_a_trace() {
-        assert!(SipTrace::decode(b"not gzip").is_err());
-    }
-
-    #[test]
-    fn json_times_have_microseconds_and_codes_are_lowercase() {
-        let v = serde_json::to_value(trace().messages[0].clone()).unwrap();
-        assert_eq!(v["at"], "2026-12-06T10:00:00.123456Z");
-        assert_eq!(v["leg"], "inside");
-        assert_eq!(v["direction"], "in");
-        assert_eq!(v["transport"], "udp");
-        assert_eq!(v["peer"], "127.0.0.2:5062");
-    }
-
-    #[test]
-    fn the_text_form_names_each_message_and_the_dropped_ones() {
-        let text = trace().to_text();
-        assert!(text.starts_with(
-            "2026-12-06T10:00:00.123456Z inside 127.0.0.2:5062 -> 127.0.0.1:5060 UDP\nINVITE sip:1@x SIP/2.0\r\nCall-ID: a\n\n"
-        ), "{text}");
-        assert!(text
-            .contains("127.0.0.1:5060 -> 127.0.0.2:5062 UDP (retransmission)\nSIP/2.0 100 Trying"));
-        assert!(text.ends_with("3 more messages (1200 bytes) not kept: over the per-call cap\n"));
-    }
-}
+mod tests;

@@ -220,7 +220,7 @@ async fn filled_sqlite(dir: &tempfile::TempDir) -> Store {
             .unwrap();
     }
 
-    // SIP traces: bytes (gzip), copied as they are.
+    // SIP traces: compressed bytes, copied as they are.
     let traces: Vec<_> = ["call-0", "call-1"]
         .iter()
         .map(|id| crate::store::sip_trace::StoredSipTrace {

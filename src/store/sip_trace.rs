@@ -1,5 +1,6 @@
-//! The calls' SIP traces (`sip_traces`): one row per attempt, the trace gzip-compressed
-//! (`model::SipTrace::encode`). Written by the gateway's trace writer
+//! The calls' SIP traces (`sip_traces`): one row per attempt, the trace compressed
+//! (`model::SipTrace::encode`: postcard in an LZ4 frame; rows written before issue 16 hold gzip
+//! of the JSON, which `SipTrace::decode` still reads). Written by the gateway's trace writer
 //! (`monitor::sip_trace_writer`), read back by [`read`] (the API, the evidence package),
 //! deleted by the retention purge with the call's recording (`delete_expired_sip_traces`).
 
