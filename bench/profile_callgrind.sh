@@ -6,7 +6,7 @@
 #
 # Not a test. Needs valgrind (`apt-get install valgrind`) and sipp. See bench/README.md.
 #
-# Environment (all optional): CALLS=300 RATE=20 GW_LOG=info GW_PRELOAD=... (LD_PRELOAD for the
+# Environment (all optional): CALLS=300 RATE=20 GW_LOG=info BIN=... (the gateway binary) GW_PRELOAD=... (LD_PRELOAD for the
 # gateway, e.g. another allocator) OUT_DIR=... (default: a new tempdir) NO_BUILD=1
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -66,7 +66,7 @@ OUT=$OUT_DIR/callgrind.out
 # Instrumentation starts off and is switched on once the gateway listens.
 env RUST_LOG="$GW_LOG" ${GW_PRELOAD:+LD_PRELOAD=$GW_PRELOAD} valgrind --tool=callgrind \
     --instr-atstart=no --callgrind-out-file="$OUT" \
-    "$ROOT/target/release/trunkguard" --config "$OUT_DIR/profile.toml" run \
+    "${BIN:-$ROOT/target/release/trunkguard}" --config "$OUT_DIR/profile.toml" run \
     >"$OUT_DIR/gateway.log" 2>"$OUT_DIR/valgrind.log" &
 GW_PID=$!
 for _ in $(seq 600); do

@@ -17,18 +17,27 @@ pub fn sha256_file(path: &Path) -> Result<String, RecordingError> {
 /// Lower-case hex SHA-256 of what `reader` yields (a file opened by the caller; `path` names it
 /// in errors).
 pub fn sha256_of(reader: &mut impl Read, path: &Path) -> Result<String, RecordingError> {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(RecordingError::io(path, e)),
-        };
-        hasher.update(&buf[..n]);
+    // One read buffer per thread, kept: a fresh zeroed 64 KiB per digest (every recording is
+    // digested when it closes) cost more than hashing a short call's file.
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    Ok(hex::encode(hasher.finalize()))
+    BUF.with_borrow_mut(|buf| {
+        if buf.is_empty() {
+            buf.resize(64 * 1024, 0);
+        }
+        let mut hasher = Sha256::new();
+        loop {
+            let n = match reader.read(buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(RecordingError::io(path, e)),
+            };
+            hasher.update(&buf[..n]);
+        }
+        Ok(hex::encode(hasher.finalize()))
+    })
 }
 
 /// Whether the file at `path` still has the digest `expected_hex` (case-insensitive hex).
