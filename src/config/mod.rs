@@ -410,7 +410,9 @@ fn default_max_queue_delay_ms() -> u64 {
     200
 }
 fn default_target_queue_delay_ms() -> u64 {
-    50
+    // 50 refused calls a saturated host still carried (a queue standing 50–100 ms is harmless
+    // to SIP: T1 is 500 ms); 100 kept more goodput at 2× and 4× (bench/README.md, session 12).
+    100
 }
 fn default_retry_after_secs() -> u32 {
     5

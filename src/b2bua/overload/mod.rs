@@ -40,7 +40,7 @@ use crate::model::Side;
 /// Default for `[sip] max_queue_delay_ms`.
 pub const DEFAULT_MAX_QUEUE_DELAY: Duration = Duration::from_millis(200);
 /// Default for `[sip] target_queue_delay_ms`.
-pub const DEFAULT_TARGET_QUEUE_DELAY: Duration = Duration::from_millis(50);
+pub const DEFAULT_TARGET_QUEUE_DELAY: Duration = Duration::from_millis(100);
 
 #[derive(Debug)]
 pub struct Overload {
