@@ -136,12 +136,13 @@ impl AudioKind {
     }
 }
 
-/// Decoding state of one leg: G.722 is stateful and must see one stream in order.
+/// Decoding state of one leg: G.722 is stateful and must see one stream in order. It holds no
+/// buffer: samples go straight into the caller's (the recording worker's, shared by its calls;
+/// a 640-sample buffer per leg was 2.5 KiB a call, issue 16).
 pub(crate) struct LegDecoder {
     g722: G722Decoder,
     /// Last 8 kHz sample, carried over packets for the 8 → 16 kHz interpolation.
     last: i16,
-    native: Vec<i16>,
 }
 
 impl LegDecoder {
@@ -149,7 +150,6 @@ impl LegDecoder {
         LegDecoder {
             g722: G722Decoder::new(),
             last: 0,
-            native: Vec::with_capacity(640),
         }
     }
 
@@ -170,33 +170,40 @@ impl LegDecoder {
         out: &mut Vec<i16>,
     ) {
         out.clear();
-        self.native.clear();
-        match kind {
-            AudioKind::Pcmu => g711::decode_ulaw(payload, &mut self.native),
-            AudioKind::Pcma => g711::decode_alaw(payload, &mut self.native),
-            AudioKind::G722 => self.g722.decode(payload, &mut self.native),
-        }
-        let native_rate = if kind == AudioKind::G722 {
-            16_000
-        } else {
-            8_000
+        self.decode_append(kind, payload, file_rate, out);
+    }
+
+    /// `decode`, appending to what `out` holds.
+    pub(crate) fn decode_append(
+        &mut self,
+        kind: AudioKind,
+        payload: &[u8],
+        file_rate: u32,
+        out: &mut Vec<i16>,
+    ) {
+        let table = match kind {
+            AudioKind::Pcmu => &g711::ULAW_TO_LINEAR,
+            AudioKind::Pcma => &g711::ALAW_TO_LINEAR,
+            AudioKind::G722 if file_rate == 16_000 => return self.g722.decode(payload, out),
+            AudioKind::G722 => {
+                // Down-sample by 2, averaging the two samples of each byte as a crude low-pass.
+                out.reserve(payload.len());
+                return self
+                    .g722
+                    .decode_pairs(payload, |a, b| out.push(((a as i32 + b as i32) / 2) as i16));
+            }
         };
-        match (native_rate, file_rate) {
-            (a, b) if a == b => out.extend_from_slice(&self.native),
-            (8_000, _) => {
-                // Up-sample by 2 with linear interpolation (a narrowband leg in a wideband file).
-                for &s in &self.native {
-                    out.push(((self.last as i32 + s as i32) / 2) as i16);
-                    out.push(s);
-                    self.last = s;
-                }
-            }
-            _ => {
-                // Down-sample by 2, averaging pairs as a crude low-pass.
-                for pair in self.native.chunks_exact(2) {
-                    out.push(((pair[0] as i32 + pair[1] as i32) / 2) as i16);
-                }
-            }
+        if file_rate == 8_000 {
+            out.extend(payload.iter().map(|&b| table[b as usize]));
+            return;
+        }
+        // Up-sample by 2 with linear interpolation (a narrowband leg in a wideband file).
+        out.reserve(payload.len() * 2);
+        for &b in payload {
+            let s = table[b as usize];
+            out.push(((self.last as i32 + s as i32) / 2) as i16);
+            out.push(s);
+            self.last = s;
         }
     }
 }
