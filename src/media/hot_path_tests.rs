@@ -11,6 +11,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 
 use super::*;
+use crate::media::peer_dest::PeerDest;
 use crate::media::ports::PortAllocator;
 use crate::media::relay::{Activity, Control, LegSockets, RemoteMedia};
 use crate::media::rtp::tests::packet;

@@ -15,22 +15,22 @@
 //! work and a buffer per packet; a plain leg pays one branch.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use super::counters::{DropReason, Fate};
 use super::dtmf::DtmfDetector;
 use super::dtmf_command::{CommandGate, Pass};
 use super::latch::{Latch, Verdict};
-use super::relay::{Activity, Control, LegStats, MediaEvent, SessionStats};
+use super::peer_dest::PeerDest;
+use super::pump_report::{Counts, PumpReport};
+use super::relay::{Activity, Control, MediaEvent};
 use super::rtp::RtpHeader;
 use super::sdp::DEFAULT_CLOCK_RATE;
 use super::srtp::{MasterKey, SrtpContext, SrtpFailure};
-use super::stats::{Counters, StreamMeter, StreamStats};
+use super::stats::StreamMeter;
 use super::tap::TapWriter;
 use super::Leg;
 
@@ -63,67 +63,6 @@ impl Kind {
             Kind::Rtp => 0,
             Kind::Rtcp => 1,
         }
-    }
-}
-
-/// What a pump counts as packets go (`PumpReport` adds what its parts measured).
-#[derive(Debug, Default, Clone)]
-struct Counts {
-    received: Counters,
-    sent: Counters,
-    stray: u64,
-    dtmf_digits: u64,
-    dtmf_dropped: u64,
-    /// Payload type of the last RTP packet that was not an RFC 4733 event.
-    payload_type: Option<u8>,
-    paused_packets: u64,
-    srtp_rejected: u64,
-}
-
-/// What a pump hands back when it ends (or, as a snapshot, while it runs).
-#[derive(Debug, Default, Clone)]
-pub(crate) struct PumpReport {
-    stream: StreamStats,
-    latched: Option<SocketAddr>,
-    tap_dropped: u64,
-    dtmf_withheld: u64,
-    counts: Counts,
-}
-
-/// Where a leg's peer is: published by that leg's pump (it owns the latch), read by the other
-/// leg's pump of the same kind before each send, with one atomic load while it has not
-/// changed. (A `watch` channel did this in 368 bytes, four per call; issue 16.)
-#[derive(Debug)]
-pub(crate) struct PeerDest {
-    /// Bumped at every change.
-    version: AtomicU64,
-    addr: Mutex<Option<SocketAddr>>,
-}
-
-impl PeerDest {
-    pub(crate) fn new(addr: Option<SocketAddr>) -> PeerDest {
-        PeerDest {
-            version: AtomicU64::new(0),
-            addr: Mutex::new(addr),
-        }
-    }
-
-    fn publish(&self, dest: Option<SocketAddr>) {
-        let mut addr = self.addr.lock();
-        if *addr != dest {
-            *addr = dest;
-            self.version.fetch_add(1, Ordering::Release);
-        }
-    }
-
-    fn version(&self) -> u64 {
-        self.version.load(Ordering::Acquire)
-    }
-
-    /// The address and the version it is.
-    fn read(&self) -> (u64, Option<SocketAddr>) {
-        let addr = self.addr.lock();
-        (self.version(), *addr)
     }
 }
 
@@ -604,46 +543,6 @@ impl State {
             self.report_digit(digit);
         }
         self.snapshot()
-    }
-}
-
-impl PumpReport {
-    /// RTP packets missing from what this pump received (by sequence numbers).
-    pub(crate) fn lost(&self) -> u64 {
-        self.stream.lost
-    }
-
-    /// A pump of leg L measured what L's peer sent, and counted what it sent to the other peer.
-    pub(crate) fn merge_into(self, stats: &mut SessionStats, leg: Leg, kind: Kind) {
-        let counts = self.counts;
-        let own = leg_mut(stats, leg);
-        own.stray += counts.stray;
-        match kind {
-            Kind::Rtp => {
-                own.rtp_in = self.stream;
-                own.latched = self.latched;
-                own.dtmf_digits = counts.dtmf_digits;
-                own.dtmf_dropped = counts.dtmf_dropped;
-                own.tap_dropped = self.tap_dropped;
-                own.payload_type = counts.payload_type;
-                own.dtmf_withheld = self.dtmf_withheld;
-                own.paused_packets = counts.paused_packets;
-                own.srtp_rejected += counts.srtp_rejected;
-                leg_mut(stats, leg.other()).rtp_out = counts.sent;
-            }
-            Kind::Rtcp => {
-                own.srtp_rejected += counts.srtp_rejected;
-                own.rtcp_in = counts.received;
-                leg_mut(stats, leg.other()).rtcp_out = counts.sent;
-            }
-        }
-    }
-}
-
-fn leg_mut(stats: &mut SessionStats, leg: Leg) -> &mut LegStats {
-    match leg {
-        Leg::Inside => &mut stats.inside,
-        Leg::Outside => &mut stats.outside,
     }
 }
 

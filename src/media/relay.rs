@@ -7,7 +7,7 @@
 //! many calls; a tokio task per session supervises the media timeout and one-way audio. Sessions
 //! share nothing with each other. Within a call:
 //! - where to send toward a leg's peer is published by that leg's receiving pump (it owns the
-//!   latch) through a `pump::PeerDest`; the sending pump checks its version with one atomic load
+//!   latch) through a `peer_dest::PeerDest`; the sending pump checks its version with one atomic load
 //!   per packet and re-reads only when it changed;
 //! - the owner's changes (remote SDP, tap, timeout) reach the pumps and the supervisor through
 //!   one `watch` channel (the relay thread is told to look at it);
@@ -31,8 +31,9 @@ use tracing::Instrument;
 use super::counters::MediaCounters;
 use super::engine::{RelayHandle, Relayed};
 use super::live::MediaProbe;
+use super::peer_dest::PeerDest;
 use super::ports::{PortLease, PortPair};
-use super::pump::{Kind, PeerDest, State, Wiring};
+use super::pump::{Kind, State, Wiring};
 use super::sdp::{Anchor, Direction, MediaInfo, DEFAULT_CLOCK_RATE};
 use super::stats::{Counters, StreamStats};
 use super::supervisor::{Supervisor, SupervisorReport};
