@@ -85,7 +85,8 @@ pub(crate) struct CallWriter {
     /// apply `[recording] on_failure` at once instead of learning it at the end.
     failure_signal: Option<tokio::sync::oneshot::Sender<String>>,
     /// Set once the files are written and closed: what the durability group needs to finish.
-    closing: Option<Closing>,
+    /// Boxed: only at the end.
+    closing: Option<Box<Closing>>,
 }
 
 /// A recording whose files are written and closed but still `.part`: it waits to be made
@@ -416,13 +417,13 @@ impl CallWriter {
             // After a failure the header must match the bytes that did reach the file.
             fix_wav_header(&part_path(&self.path)).map(|facts| facts.frames)
         };
-        self.closing = Some(Closing {
+        self.closing = Some(Box::new(Closing {
             requested,
             reply,
             frames,
             files,
             pcap_path: None,
-        });
+        }));
     }
 
     /// Syncs this recording's files one by one: only when the group's sync failed.
@@ -465,7 +466,7 @@ impl CallWriter {
 
     /// Digests the files and hands the result to the call (or logs it when nobody waits).
     pub(crate) fn deliver(mut self) {
-        let Some(closing) = self.closing.take() else {
+        let Some(closing) = self.closing.take().map(|c| *c) else {
             return;
         };
         let result = closing

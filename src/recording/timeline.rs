@@ -65,8 +65,8 @@ const RTP_CLOCK: u32 = 8_000;
 
 /// How far the timeline moves per release step (`Timeline::release_until`): a packet's length.
 const RELEASE_STEP: Duration = Duration::from_millis(20);
-/// The frame buffer grows by this many frames at a time (a step and a packet fit in a few).
-const GROW_FRAMES: usize = 256;
+/// A leg's pending packets grow by this many slots at a time.
+const GROW_PENDING: usize = 4;
 
 struct Stream {
     ssrc: u32,
@@ -182,7 +182,7 @@ impl LegState {
             // were 5 KiB a call, most calls never holding more than two or three.
             pending: Vec::new(),
             decoder: LegDecoder::new(),
-            covered: VecDeque::with_capacity(8),
+            covered: VecDeque::new(),
             late_run_since: None,
             anchor_settled: false,
         }
@@ -197,6 +197,8 @@ pub(crate) struct Timeline {
     window: i64,
     jump: i64,
     horizon: i64,
+    /// `RELEASE_STEP` in frames; the frame buffer also grows by it.
+    step: i64,
     legs: [LegState; 2],
     /// Late audio for frames already handed out, for the writer to put in place.
     patches: Vec<Patch>,
@@ -223,6 +225,7 @@ impl Timeline {
             window: 0,
             jump: 0,
             horizon: 0,
+            step: 1,
             legs: [LegState::new(), LegState::new()],
             patches: Vec::new(),
             // Holds what is painted and not yet handed out: a step of frames and the packets
@@ -236,6 +239,7 @@ impl Timeline {
         t.window = t.frames(window);
         t.jump = t.frames(jump);
         t.horizon = t.frames(horizon);
+        t.step = t.frames(RELEASE_STEP).max(1);
         t
     }
 
@@ -313,6 +317,10 @@ impl Timeline {
             }
         };
         let patch = pos < written && fillable(leg, pos);
+        if leg.pending.len() == leg.pending.capacity() {
+            // A few slots at a time, not doubled: a leg holds a window's packets (~12).
+            leg.pending.reserve_exact(GROW_PENDING);
+        }
         let at = leg.pending.partition_point(|p| p.pos <= pos);
         leg.pending.insert(
             at,
@@ -363,7 +371,8 @@ impl Timeline {
                 }
                 if from < decoded.len() {
                     let start = p.pos + from as i64;
-                    let painted = paint(&mut self.buf, written, ch, start, &decoded[from..]);
+                    let grow = self.step as usize;
+                    let painted = paint(&mut self.buf, grow, written, ch, start, &decoded[from..]);
                     if !painted && from == 0 {
                         self.stats.late_packets += 1;
                         continue;
@@ -382,10 +391,9 @@ impl Timeline {
     /// largest size; issue 16). The same frames as one `release(until)`: a step's packets all
     /// start at or after the frames handed out by the step before.
     fn release_until(&mut self, until: i64, out: &mut Vec<i16>) -> usize {
-        let step = self.frames(RELEASE_STEP).max(1);
         let mut n = 0;
         loop {
-            let to = until.min(self.written.saturating_add(step));
+            let to = until.min(self.written.saturating_add(self.step));
             self.release(to, out);
             n += self.emit_until(to, out);
             if to >= until {
@@ -430,7 +438,15 @@ impl Timeline {
 
 /// Writes `samples` into channel `ch` from position `pos`; the part before `written` is gone.
 /// Returns false when nothing could be placed (the packet came too late).
-fn paint(buf: &mut VecDeque<[i16; 2]>, written: i64, ch: usize, pos: i64, samples: &[i16]) -> bool {
+/// The buffer grows by `grow` frames at a time.
+fn paint(
+    buf: &mut VecDeque<[i16; 2]>,
+    grow: usize,
+    written: i64,
+    ch: usize,
+    pos: i64,
+    samples: &[i16],
+) -> bool {
     let skip = (written - pos).max(0) as usize;
     if skip >= samples.len() {
         return false;
@@ -440,7 +456,7 @@ fn paint(buf: &mut VecDeque<[i16; 2]>, written: i64, ch: usize, pos: i64, sample
     if buf.len() < end {
         if buf.capacity() < end {
             // A little past what is needed, not doubled: the buffer keeps its largest size.
-            buf.reserve_exact(end.next_multiple_of(GROW_FRAMES) - buf.len());
+            buf.reserve_exact(end.next_multiple_of(grow) - buf.len());
         }
         buf.resize(end, [0, 0]);
     }

@@ -274,7 +274,8 @@ fn paint_matches_frame_by_frame_across_the_ring_wrap() {
         let pos = written - 20 + next(80) as i64;
         let ch = next(2) as usize;
         let samples: Vec<i16> = (0..next(50)).map(|i| 1000 + i as i16).collect();
-        let painted = paint(&mut ring, written, ch, pos, &samples);
+        let grow = 1 + next(100) as usize;
+        let painted = paint(&mut ring, grow, written, ch, pos, &samples);
         // Frame by frame.
         let skip = (written - pos).max(0) as usize;
         let expected = skip < samples.len();
