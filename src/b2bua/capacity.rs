@@ -12,7 +12,8 @@ use super::Ctx;
 
 /// Descriptors a call holds at most: an RTP and an RTCP socket per leg, the WAV file and the
 /// pcap beside it (kept when a codec cannot be decoded). The WAV is one descriptor
-/// (`recording::writer::SharedFile`; it was two, one more than counted here).
+/// (shared by `recording::wav::WavWriter` and the recorder; it was two, one more than counted
+/// here).
 pub const DESCRIPTORS_PER_CALL: u64 = 4 + 2;
 
 /// The descriptors kept for everything but calls.

@@ -30,7 +30,8 @@ use rustix::event::{epoll, eventfd, EventfdFlags};
 use tokio::sync::{oneshot, watch};
 
 use super::counters::MediaCounters;
-use super::pump::{Kind, PumpReport, State};
+use super::pump::{Kind, State};
+use super::pump_report::PumpReport;
 use super::relay::{Control, LegSockets};
 use super::{Leg, MediaError};
 

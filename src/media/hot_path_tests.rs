@@ -8,9 +8,10 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use super::*;
+use crate::media::peer_dest::PeerDest;
 use crate::media::ports::PortAllocator;
 use crate::media::relay::{Activity, Control, LegSockets, RemoteMedia};
 use crate::media::rtp::tests::packet;
@@ -92,8 +93,8 @@ fn on_datagram_does_not_allocate() {
         recording_paused: false,
         keys: Default::default(),
     };
-    let (publish, _publish_rx) = watch::channel(None);
-    let (_peer_tx, peer_dest) = watch::channel(Some(carrier_addr));
+    let publish = Arc::new(PeerDest::new(None));
+    let peer_dest = Arc::new(PeerDest::new(Some(carrier_addr)));
     let (events, mut events_rx) = mpsc::channel(64);
     let activity = Arc::new(Activity {
         epoch: Instant::now(),
@@ -140,6 +141,10 @@ fn on_datagram_does_not_allocate() {
         "heap allocations while relaying 18,000 packets"
     );
     let report = state.finish();
-    assert!(report.dtmf_digits >= 30 && report.stray > 300);
-    assert!(report.sent.packets > 17_000, "{:?}", report.sent);
+    assert!(report.counts.dtmf_digits >= 30 && report.counts.stray > 300);
+    assert!(
+        report.counts.sent.packets > 17_000,
+        "{:?}",
+        report.counts.sent
+    );
 }

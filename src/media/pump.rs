@@ -18,18 +18,19 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Instant;
 
-use socket2::{SockAddr, SockRef};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use super::counters::{DropReason, Fate};
 use super::dtmf::DtmfDetector;
 use super::dtmf_command::{CommandGate, Pass};
 use super::latch::{Latch, Verdict};
-use super::relay::{Activity, Control, LegStats, MediaEvent, SessionStats};
+use super::peer_dest::PeerDest;
+use super::pump_report::{Counts, PumpReport};
+use super::relay::{Activity, Control, MediaEvent};
 use super::rtp::RtpHeader;
 use super::sdp::DEFAULT_CLOCK_RATE;
 use super::srtp::{MasterKey, SrtpContext, SrtpFailure};
-use super::stats::{Counters, StreamMeter, StreamStats};
+use super::stats::StreamMeter;
 use super::tap::TapWriter;
 use super::Leg;
 
@@ -65,34 +66,42 @@ impl Kind {
     }
 }
 
-/// What a pump hands back when it ends (or, as a snapshot, while it runs).
-#[derive(Debug, Default, Clone)]
-pub(crate) struct PumpReport {
-    stream: StreamStats,
-    received: Counters,
-    sent: Counters,
-    stray: u64,
-    latched: Option<SocketAddr>,
-    dtmf_digits: u64,
-    dtmf_dropped: u64,
-    tap_dropped: u64,
-    /// Payload type of the last RTP packet that was not an RFC 4733 event.
-    payload_type: Option<u8>,
-    dtmf_withheld: u64,
-    paused_packets: u64,
-    srtp_rejected: u64,
-}
-
 /// Channels tying a pump to the rest of its session.
 pub(crate) struct Wiring {
     /// Where this leg's peer is, for the other leg's pump.
-    pub publish: watch::Sender<Option<SocketAddr>>,
+    pub publish: Arc<PeerDest>,
     /// Where the other leg's peer is.
-    pub peer_dest: watch::Receiver<Option<SocketAddr>>,
+    pub peer_dest: Arc<PeerDest>,
     pub activity: Arc<Activity>,
     pub events: mpsc::Sender<MediaEvent>,
     /// The call's span: the pump's rare log lines belong to it.
     pub span: tracing::Span,
+}
+
+/// What only an RTP pump has: the stream's measures, DTMF, the commands, the tap.
+struct RtpParts {
+    meter: StreamMeter,
+    dtmf: DtmfDetector,
+    /// DTMF commands: the inside leg's RTP pump only (the agent keys them), made when the trunk
+    /// first has some. Boxed: most pumps never do.
+    gate: Option<Box<CommandGate>>,
+    tap: TapWriter,
+    /// The recording is paused: nothing goes to the tap.
+    paused: bool,
+}
+
+impl RtpParts {
+    fn gate(&self) -> Option<&CommandGate> {
+        self.gate.as_deref()
+    }
+
+    /// A reported digit, unless the gate holds it back (`CommandGate::claim`).
+    fn claim(&mut self, digit: super::dtmf::Digit) -> Option<super::dtmf::Digit> {
+        match self.gate.as_mut() {
+            Some(gate) => gate.claim(digit),
+            None => Some(digit),
+        }
+    }
 }
 
 /// One pump: everything a packet may change.
@@ -100,19 +109,16 @@ pub(crate) struct State {
     leg: Leg,
     kind: Kind,
     latch: Latch,
-    publish: watch::Sender<Option<SocketAddr>>,
-    peer_dest: watch::Receiver<Option<SocketAddr>>,
-    /// Cached from `peer_dest`, with the socket-address form sendto takes.
-    dest: Option<(SocketAddr, SockAddr)>,
+    publish: Arc<PeerDest>,
+    peer_dest: Arc<PeerDest>,
+    /// Cached from `peer_dest`, as of `dest_version`.
+    dest: Option<SocketAddr>,
+    dest_version: u64,
     activity: Arc<Activity>,
     events: mpsc::Sender<MediaEvent>,
-    meter: StreamMeter,
-    dtmf: DtmfDetector,
-    /// DTMF commands: the inside leg's RTP pump only (the agent keys them).
-    gate: CommandGate,
-    tap: TapWriter,
-    /// The recording is paused: nothing goes to the tap.
-    paused: bool,
+    /// `Some` for an RTP pump. Boxed, so that the RTCP pumps (half of a call's) do not carry
+    /// it: the relay held 6.3 KiB a call with them inline (issue 16).
+    rtp: Option<Box<RtpParts>>,
     /// Decrypts what this leg's peer sends, when it sends SRTP; with the key it used before a
     /// rekey, kept until the new key has worked once (packets in flight). Boxed: a plain RTP
     /// call (most calls) then carries a pointer per context, not three contexts per pump
@@ -121,7 +127,7 @@ pub(crate) struct State {
     decrypt_before: Option<Box<SrtpContext>>,
     /// Encrypts what goes to the other leg's peer, when it takes SRTP.
     encrypt: Option<Box<SrtpContext>>,
-    report: PumpReport,
+    counts: Counts,
     span: tracing::Span,
 }
 
@@ -129,14 +135,21 @@ impl State {
     pub(crate) fn new(leg: Leg, kind: Kind, wiring: Wiring) -> State {
         let Wiring {
             publish,
-            mut peer_dest,
+            peer_dest,
             activity,
             events,
             span,
         } = wiring;
-        let dest = peer_dest
-            .borrow_and_update()
-            .map(|d| (d, SockAddr::from(d)));
+        let (dest_version, dest) = peer_dest.read();
+        let rtp = (kind == Kind::Rtp).then(|| {
+            Box::new(RtpParts {
+                meter: StreamMeter::new(DEFAULT_CLOCK_RATE),
+                dtmf: DtmfDetector::new([None, None], DEFAULT_CLOCK_RATE),
+                gate: None,
+                tap: TapWriter::new(None),
+                paused: false,
+            })
+        });
         State {
             leg,
             kind,
@@ -144,17 +157,14 @@ impl State {
             publish,
             peer_dest,
             dest,
+            dest_version,
             activity,
             events,
-            meter: StreamMeter::new(DEFAULT_CLOCK_RATE),
-            dtmf: DtmfDetector::new([None, None], DEFAULT_CLOCK_RATE),
-            gate: CommandGate::default(),
-            tap: TapWriter::new(None),
-            paused: false,
+            rtp,
             decrypt: None,
             decrypt_before: None,
             encrypt: None,
-            report: PumpReport::default(),
+            counts: Counts::default(),
             span,
         }
     }
@@ -181,17 +191,28 @@ impl State {
         });
         self.latch.set_remote(address);
         self.publish_destination();
-        if let Some(r) = remote {
-            self.meter.set_clock_rate(r.clock_rate);
-            let types = control.remote.map(|r| r.and_then(|r| r.telephone_event));
-            self.dtmf.configure(types, r.clock_rate);
-        }
         self.apply_keys(control);
-        if self.kind == Kind::Rtp {
-            self.tap.set(control.tap.clone());
-            self.paused = control.recording_paused;
-            if self.leg == Leg::Inside {
-                self.gate.set_commands(&control.dtmf_commands);
+        let Some(rtp) = self.rtp.as_mut() else {
+            return;
+        };
+        if let Some(r) = remote {
+            rtp.meter.set_clock_rate(r.clock_rate);
+            let types = control.remote.map(|r| r.and_then(|r| r.telephone_event));
+            rtp.dtmf.configure(types, r.clock_rate);
+        }
+        rtp.tap.set(control.tap.clone());
+        rtp.paused = control.recording_paused;
+        if self.leg == Leg::Inside {
+            // A gate with no commands does nothing: it is made with the first ones and kept
+            // (what it holds and its renumbering outlive a change of the commands).
+            match rtp.gate.as_mut() {
+                Some(gate) => gate.set_commands(&control.dtmf_commands),
+                None if control.dtmf_commands.is_empty() => {}
+                None => {
+                    let mut gate = Box::<CommandGate>::default();
+                    gate.set_commands(&control.dtmf_commands);
+                    rtp.gate = Some(gate);
+                }
             }
         }
     }
@@ -242,8 +263,8 @@ impl State {
                 return Some(plain);
             }
         }
-        self.report.srtp_rejected += 1;
-        let count = self.report.srtp_rejected;
+        self.counts.srtp_rejected += 1;
+        let count = self.counts.srtp_rejected;
         if count == 1 || count.is_multiple_of(1000) {
             let why = match failure {
                 SrtpFailure::Rejected => "failed authentication or not SRTP",
@@ -254,35 +275,39 @@ impl State {
         None
     }
 
+    fn gate_mut(&mut self) -> Option<&mut CommandGate> {
+        self.rtp.as_mut()?.gate.as_deref_mut()
+    }
+
     /// An event is held back (a possible DTMF command): the relay thread must call `poll`.
     pub(crate) fn holding(&self) -> bool {
-        self.gate.holding()
+        let gate = self.rtp.as_ref().and_then(|rtp| rtp.gate());
+        gate.is_some_and(CommandGate::holding)
     }
 
     /// Sends on what was held back longer than the command timeout.
     pub(crate) fn poll(&mut self, now: Instant, peer: &UdpSocket) {
-        if self.gate.poll(now) {
+        if self.gate_mut().is_some_and(|gate| gate.poll(now)) {
             self.send_released(peer);
         }
     }
 
     /// Held packets the gate let go, sent in their order, and their digits reported.
     fn send_released(&mut self, peer: &UdpSocket) {
-        for datagram in self.gate.take_released() {
+        let Some(gate) = self.gate_mut() else {
+            return;
+        };
+        let (datagrams, digits) = (gate.take_released(), gate.take_released_digits());
+        for datagram in datagrams {
             let _ = self.forward(&datagram, peer);
         }
-        for digit in self.gate.take_released_digits() {
+        for digit in digits {
             self.report_digit(digit);
         }
     }
 
     fn publish_destination(&self) {
-        let dest = self.latch.destination();
-        self.publish.send_if_modified(|current| {
-            let changed = *current != dest;
-            *current = dest;
-            changed
-        });
+        self.publish.publish(self.latch.destination());
     }
 
     /// One datagram from `source` on this pump's socket: checked, measured, sent on out of
@@ -300,8 +325,8 @@ impl State {
                 self.publish_destination();
             }
             Verdict::Stray => {
-                self.report.stray += 1;
-                let count = self.report.stray;
+                self.counts.stray += 1;
+                let count = self.counts.stray;
                 if count == 1 || count.is_multiple_of(1000) {
                     tracing::warn!(parent: &self.span, leg = self.leg.as_str(), kind = self.kind.as_str(), %source, count, "stray media source dropped");
                 }
@@ -339,8 +364,8 @@ impl State {
                 if !is_rtcp(data) {
                     return Fate::Dropped(DropReason::Malformed);
                 }
-                self.report.received.packets += 1;
-                self.report.received.bytes += data.len() as u64;
+                self.counts.received.packets += 1;
+                self.counts.received.bytes += data.len() as u64;
                 false
             }
         };
@@ -370,45 +395,50 @@ impl State {
     /// number if not its own; None for anything else (garbage, STUN — a trunk negotiates no
     /// ICE): dropped.
     fn measure(&mut self, data: &[u8]) -> Option<(bool, Pass, Option<u16>)> {
+        let rtp = self.rtp.as_mut()?;
         let Some(header) = RtpHeader::parse(data) else {
             if is_rtcp(data) {
-                self.meter.on_not_rtp(); // rtcp-mux (RFC 5761): relayed, not measured
+                rtp.meter.on_not_rtp(); // rtcp-mux (RFC 5761): relayed, not measured
                 return Some((false, Pass::Forward, None));
             }
             return None;
         };
         let now = Instant::now();
-        let is_event = self.dtmf.is_event(&header);
-        self.meter.on_packet(now, &header, data.len(), is_event);
+        let is_event = rtp.dtmf.is_event(&header);
+        rtp.meter.on_packet(now, &header, data.len(), is_event);
         self.activity.touch(self.leg, now);
         let mut verdict = Pass::Forward;
+        let mut command = None;
+        let mut digits = [None, None];
         if is_event {
             let payload = header.payload(data);
-            if self.gate.is_active() {
-                verdict = self.gate.on_event(&header, payload, data, now);
-                if let Some(command) = self.gate.take_command() {
-                    self.report_command(command);
-                }
+            if let Some(gate) = rtp.gate.as_mut().filter(|g| g.is_active()) {
+                verdict = gate.on_event(&header, payload, data, now);
+                command = gate.take_command();
             }
-            let digits = self.dtmf.on_packet(&header, payload, chrono::Utc::now);
-            for digit in digits.into_iter().flatten() {
-                if let Some(digit) = self.gate.claim(digit) {
-                    self.report_digit(digit);
-                }
+            let detected = rtp.dtmf.on_packet(&header, payload, chrono::Utc::now);
+            for (slot, digit) in digits.iter_mut().zip(detected) {
+                *slot = digit.and_then(|d| rtp.claim(d));
             }
         } else {
-            self.report.payload_type = Some(header.payload_type);
+            self.counts.payload_type = Some(header.payload_type);
         }
-        if self.paused {
+        if rtp.paused {
             // PCI pause: the audio never reaches the recorder (nor its pcap).
-            self.report.paused_packets += 1;
+            self.counts.paused_packets += 1;
         } else {
-            self.tap.offer(self.leg, now, header, data);
+            rtp.tap.offer(self.leg, now, header, data);
         }
-        let seq = match verdict {
-            Pass::Forward if self.gate.is_active() => self.gate.out_seq(&header),
+        let seq = match (verdict, rtp.gate.as_mut()) {
+            (Pass::Forward, Some(gate)) if gate.is_active() => gate.out_seq(&header),
             _ => None,
         };
+        if let Some(command) = command {
+            self.report_command(command);
+        }
+        for digit in digits.into_iter().flatten() {
+            self.report_digit(digit);
+        }
         Some((true, verdict, seq))
     }
 
@@ -424,7 +454,7 @@ impl State {
     }
 
     fn report_digit(&mut self, digit: super::dtmf::Digit) {
-        self.report.dtmf_digits += 1;
+        self.counts.dtmf_digits += 1;
         // The digit itself stays out of the logs: callers key in card numbers.
         tracing::debug!(
             parent: &self.span,
@@ -439,20 +469,17 @@ impl State {
             duration_ms: digit.duration_ms,
         };
         if let Err(mpsc::error::TrySendError::Full(_)) = self.events.try_send(event) {
-            self.report.dtmf_dropped += 1;
+            self.counts.dtmf_dropped += 1;
         }
     }
 
     /// Sends the datagram on; the bytes sent, or why not.
     fn forward(&mut self, data: &[u8], peer: &UdpSocket) -> Result<usize, DropReason> {
-        if self.peer_dest.has_changed().unwrap_or(false) {
-            self.dest = self
-                .peer_dest
-                .borrow_and_update()
-                .map(|d| (d, SockAddr::from(d)));
+        if self.peer_dest.version() != self.dest_version {
+            (self.dest_version, self.dest) = self.peer_dest.read();
         }
-        let Some((dest, sock_addr)) = &self.dest else {
-            self.report.sent.dropped += 1;
+        let Some(dest) = self.dest else {
+            self.counts.sent.dropped += 1;
             return Err(DropReason::NoDestination);
         };
         let sealed;
@@ -467,23 +494,24 @@ impl State {
                     }
                     Err(_) => {
                         // Never sent in clear to a leg that takes SRTP.
-                        self.report.sent.dropped += 1;
+                        self.counts.sent.dropped += 1;
                         return Err(DropReason::Srtp);
                     }
                 }
             }
         };
-        // A plain non-blocking sendto: tokio's try_send_to would refuse until its reactor has
-        // seen the socket writable once, dropping the first packets of a fresh session.
-        match SockRef::from(peer).send_to(data, sock_addr) {
+        // A plain non-blocking sendto (the socket is a std one): tokio's try_send_to would
+        // refuse until its reactor has seen the socket writable once, dropping the first packets
+        // of a fresh session.
+        match peer.send_to(data, dest) {
             Ok(n) => {
-                self.report.sent.packets += 1;
-                self.report.sent.bytes += n as u64;
+                self.counts.sent.packets += 1;
+                self.counts.sent.bytes += n as u64;
                 Ok(n)
             }
             Err(e) => {
-                self.report.sent.dropped += 1;
-                if self.report.sent.dropped == 1 {
+                self.counts.sent.dropped += 1;
+                if self.counts.sent.dropped == 1 {
                     tracing::debug!(parent: &self.span, leg = self.leg.other().as_str(), kind = self.kind.as_str(), %dest, error = %e, "media send failed");
                 }
                 Err(DropReason::SendFailed)
@@ -493,64 +521,28 @@ impl State {
 
     /// The figures so far, the pump going on (a live call's view).
     pub(crate) fn snapshot(&self) -> PumpReport {
+        let rtp = self.rtp.as_deref();
         PumpReport {
-            stream: self.meter.snapshot(),
+            stream: rtp.map(|r| r.meter.snapshot()).unwrap_or_default(),
             latched: self.latch.latched(),
-            tap_dropped: self.tap.dropped(),
-            dtmf_withheld: self.gate.withheld(),
-            ..self.report.clone()
+            tap_dropped: rtp.map_or(0, |r| r.tap.dropped()),
+            dtmf_withheld: rtp
+                .and_then(RtpParts::gate)
+                .map_or(0, CommandGate::withheld),
+            counts: self.counts.clone(),
         }
     }
 
     pub(crate) fn finish(mut self) -> PumpReport {
         // A command's digit stays unreported; one still held back dies with the call.
-        if let Some(digit) = self.dtmf.flush().and_then(|d| self.gate.claim(d)) {
+        let flushed = self.rtp.as_mut().and_then(|rtp| {
+            let digit = rtp.dtmf.flush()?;
+            rtp.claim(digit)
+        });
+        if let Some(digit) = flushed {
             self.report_digit(digit);
         }
-        self.report.stream = self.meter.snapshot();
-        self.report.latched = self.latch.latched();
-        self.report.tap_dropped = self.tap.dropped();
-        self.report.dtmf_withheld = self.gate.withheld();
-        self.report
-    }
-}
-
-impl PumpReport {
-    /// RTP packets missing from what this pump received (by sequence numbers).
-    pub(crate) fn lost(&self) -> u64 {
-        self.stream.lost
-    }
-
-    /// A pump of leg L measured what L's peer sent, and counted what it sent to the other peer.
-    pub(crate) fn merge_into(self, stats: &mut SessionStats, leg: Leg, kind: Kind) {
-        let own = leg_mut(stats, leg);
-        own.stray += self.stray;
-        match kind {
-            Kind::Rtp => {
-                own.rtp_in = self.stream;
-                own.latched = self.latched;
-                own.dtmf_digits = self.dtmf_digits;
-                own.dtmf_dropped = self.dtmf_dropped;
-                own.tap_dropped = self.tap_dropped;
-                own.payload_type = self.payload_type;
-                own.dtmf_withheld = self.dtmf_withheld;
-                own.paused_packets = self.paused_packets;
-                own.srtp_rejected += self.srtp_rejected;
-                leg_mut(stats, leg.other()).rtp_out = self.sent;
-            }
-            Kind::Rtcp => {
-                own.srtp_rejected += self.srtp_rejected;
-                own.rtcp_in = self.received;
-                leg_mut(stats, leg.other()).rtcp_out = self.sent;
-            }
-        }
-    }
-}
-
-fn leg_mut(stats: &mut SessionStats, leg: Leg) -> &mut LegStats {
-    match leg {
-        Leg::Inside => &mut stats.inside,
-        Leg::Outside => &mut stats.outside,
+        self.snapshot()
     }
 }
 

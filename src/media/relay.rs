@@ -7,7 +7,7 @@
 //! many calls; a tokio task per session supervises the media timeout and one-way audio. Sessions
 //! share nothing with each other. Within a call:
 //! - where to send toward a leg's peer is published by that leg's receiving pump (it owns the
-//!   latch) through a `watch` channel; the sending pump checks its version with one atomic load
+//!   latch) through a `peer_dest::PeerDest`; the sending pump checks its version with one atomic load
 //!   per packet and re-reads only when it changed;
 //! - the owner's changes (remote SDP, tap, timeout) reach the pumps and the supervisor through
 //!   one `watch` channel (the relay thread is told to look at it);
@@ -31,6 +31,7 @@ use tracing::Instrument;
 use super::counters::MediaCounters;
 use super::engine::{RelayHandle, Relayed};
 use super::live::MediaProbe;
+use super::peer_dest::PeerDest;
 use super::ports::{PortLease, PortPair};
 use super::pump::{Kind, State, Wiring};
 use super::sdp::{Anchor, Direction, MediaInfo, DEFAULT_CLOCK_RATE};
@@ -311,8 +312,8 @@ impl MediaSession {
         // Each leg's pump publishes where its peer is; the other leg's pump of the same kind
         // reads it.
         let [rtp, rtcp] = Kind::BOTH.map(|kind| {
-            let (inside_dest, inside_dest_rx) = watch::channel(None);
-            let (outside_dest, outside_dest_rx) = watch::channel(None);
+            let inside_dest = Arc::new(PeerDest::new(None));
+            let outside_dest = Arc::new(PeerDest::new(None));
             let pump = |leg, publish, peer_dest| {
                 let wiring = Wiring {
                     publish,
@@ -324,8 +325,12 @@ impl MediaSession {
                 State::new(leg, kind, wiring)
             };
             [
-                pump(Leg::Inside, inside_dest, outside_dest_rx),
-                pump(Leg::Outside, outside_dest, inside_dest_rx),
+                pump(
+                    Leg::Inside,
+                    Arc::clone(&inside_dest),
+                    Arc::clone(&outside_dest),
+                ),
+                pump(Leg::Outside, outside_dest, inside_dest),
             ]
         });
         let [rtp_inside, rtp_outside] = rtp;

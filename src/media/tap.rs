@@ -3,9 +3,9 @@
 //! Each packet goes out as a `bytes::Bytes` cut from a per-leg `BytesMut` of `TAP_CHUNK` bytes:
 //! the copy is a memcpy into that chunk, and `split().freeze()` hands out a reference-counted
 //! view without allocating. When the chunk is used up, `reserve` takes the chunk back in place if
-//! the recorder has dropped every packet cut from it (the steady state: it consumes as fast as
-//! packets come), else starts a new chunk: at worst one allocation per ~47 G.711 packets, never
-//! one per packet. This beats a fixed `[u8; 1500]` slot per packet, which would make every queued
+//! the consumer has dropped every packet cut from it, else starts a new chunk: at worst one
+//! allocation per ~11 G.711 packets, never one per packet (the recorder keeps packets for its
+//! jitter window, so with it that worst case is the usual one; see `TAP_CHUNK`). This beats a fixed `[u8; 1500]` slot per packet, which would make every queued
 //! packet 1.5 KiB and copy it again through the channel; and the recorder may keep a `Bytes`
 //! (for a pcap) without copying it.
 //!
@@ -22,10 +22,14 @@ use super::rtp::RtpHeader;
 use super::Leg;
 
 /// Bytes per tap chunk (a power of two below `bytes`' 64 KiB original-capacity limit, so that
-/// a new chunk after a reclaim failure is the same size). 8 KiB is about a second of one leg's
-/// G.711: two per recorded call (it was 32 KiB, 64 KiB a call, which mattered at thousands of
-/// calls; issue 16), and at worst one allocation a second per leg.
-pub const TAP_CHUNK: usize = 8 * 1024;
+/// a new chunk after a reclaim failure is the same size; and at least `pump::MAX_DATAGRAM`, so
+/// that any datagram fits a fresh one). The recorder keeps each packet for its jitter window
+/// (~0.2 s), so the chunk being cut is never free to reclaim when it is used up: a leg holds
+/// its current chunk plus the window's packets in older ones. With 8 KiB (about a second of
+/// G.711) that was ~10 KiB a leg, 20 KiB a recorded call (issue 16's heaptrack); 2 KiB (about
+/// 0.2 s) makes it ~4 KiB a leg, for one allocation about every 0.2 s per leg.
+pub const TAP_CHUNK: usize = 2 * 1024;
+const _: () = assert!(TAP_CHUNK >= super::pump::MAX_DATAGRAM);
 
 /// One RTP packet as it crossed the relay.
 #[derive(Debug, Clone)]

@@ -136,26 +136,29 @@ impl AudioKind {
     }
 }
 
-/// Decoding state of one leg: G.722 is stateful and must see one stream in order.
+/// Decoding state of one leg: G.722 is stateful and must see one stream in order. It holds no
+/// buffer: samples go straight into the caller's (the recording worker's, shared by its calls;
+/// a 640-sample buffer per leg was 2.5 KiB a call, issue 16).
 pub(crate) struct LegDecoder {
-    g722: G722Decoder,
+    /// Made at the first G.722 packet (320 bytes; most legs are G.711).
+    g722: Option<Box<G722Decoder>>,
     /// Last 8 kHz sample, carried over packets for the 8 → 16 kHz interpolation.
     last: i16,
-    native: Vec<i16>,
 }
 
 impl LegDecoder {
     pub(crate) fn new() -> Self {
         LegDecoder {
-            g722: G722Decoder::new(),
+            g722: None,
             last: 0,
-            native: Vec::with_capacity(640),
         }
     }
 
     /// A new stream starts (SSRC change or re-anchor): forget the ADPCM state.
     pub(crate) fn reset(&mut self) {
-        self.g722 = G722Decoder::new();
+        if let Some(g722) = self.g722.as_mut() {
+            **g722 = G722Decoder::new();
+        }
         self.last = 0;
     }
 
@@ -170,33 +173,42 @@ impl LegDecoder {
         out: &mut Vec<i16>,
     ) {
         out.clear();
-        self.native.clear();
-        match kind {
-            AudioKind::Pcmu => g711::decode_ulaw(payload, &mut self.native),
-            AudioKind::Pcma => g711::decode_alaw(payload, &mut self.native),
-            AudioKind::G722 => self.g722.decode(payload, &mut self.native),
-        }
-        let native_rate = if kind == AudioKind::G722 {
-            16_000
-        } else {
-            8_000
+        self.decode_append(kind, payload, file_rate, out);
+    }
+
+    /// `decode`, appending to what `out` holds.
+    pub(crate) fn decode_append(
+        &mut self,
+        kind: AudioKind,
+        payload: &[u8],
+        file_rate: u32,
+        out: &mut Vec<i16>,
+    ) {
+        let table = match kind {
+            AudioKind::Pcmu => &g711::ULAW_TO_LINEAR,
+            AudioKind::Pcma => &g711::ALAW_TO_LINEAR,
+            AudioKind::G722 => {
+                let g722 = self.g722.get_or_insert_with(Box::default);
+                if file_rate == 16_000 {
+                    return g722.decode(payload, out);
+                }
+                // Down-sample by 2, averaging the two samples of each byte as a crude low-pass.
+                out.reserve(payload.len());
+                return g722
+                    .decode_pairs(payload, |a, b| out.push(((a as i32 + b as i32) / 2) as i16));
+            }
         };
-        match (native_rate, file_rate) {
-            (a, b) if a == b => out.extend_from_slice(&self.native),
-            (8_000, _) => {
-                // Up-sample by 2 with linear interpolation (a narrowband leg in a wideband file).
-                for &s in &self.native {
-                    out.push(((self.last as i32 + s as i32) / 2) as i16);
-                    out.push(s);
-                    self.last = s;
-                }
-            }
-            _ => {
-                // Down-sample by 2, averaging pairs as a crude low-pass.
-                for pair in self.native.chunks_exact(2) {
-                    out.push(((pair[0] as i32 + pair[1] as i32) / 2) as i16);
-                }
-            }
+        if file_rate == 8_000 {
+            out.extend(payload.iter().map(|&b| table[b as usize]));
+            return;
+        }
+        // Up-sample by 2 with linear interpolation (a narrowband leg in a wideband file).
+        out.reserve(payload.len() * 2);
+        for &b in payload {
+            let s = table[b as usize];
+            out.push(((self.last as i32 + s as i32) / 2) as i16);
+            out.push(s);
+            self.last = s;
         }
     }
 }
@@ -246,5 +258,40 @@ mod tests {
         assert_eq!(out.len(), 320);
         d.decode(AudioKind::G722, &[0xff; 160], 8_000, &mut out);
         assert_eq!(out.len(), 160);
+    }
+
+    /// What the decoder gave when it had its own buffer: G.722 decoded at 16 kHz, then halved
+    /// by averaging pairs; G.711 doubled by interpolating with the last sample.
+    #[test]
+    fn decodes_as_through_a_native_buffer_and_appends() {
+        let payload: Vec<u8> = (0..=255u8).collect();
+        let mut native = Vec::new();
+        G722Decoder::new().decode(&payload, &mut native);
+        let halved: Vec<i16> = native
+            .chunks_exact(2)
+            .map(|p| ((p[0] as i32 + p[1] as i32) / 2) as i16)
+            .collect();
+        let mut d = LegDecoder::new();
+        let mut out = vec![7, 7];
+        d.decode_append(AudioKind::G722, &payload, 8_000, &mut out);
+        assert_eq!(out[..2], [7, 7], "appended after what was there");
+        assert_eq!(out[2..], halved[..]);
+        // A new stream starts the ADPCM state afresh.
+        d.reset();
+        d.decode(AudioKind::G722, &payload, 16_000, &mut out);
+        assert_eq!(out, native);
+
+        let mut last = 0i32;
+        let doubled: Vec<i16> = payload
+            .iter()
+            .flat_map(|&b| {
+                let s = g711::ULAW_TO_LINEAR[b as usize];
+                let mid = ((last + s as i32) / 2) as i16;
+                last = s as i32;
+                [mid, s]
+            })
+            .collect();
+        d.decode(AudioKind::Pcmu, &payload, 16_000, &mut out);
+        assert_eq!(out, doubled);
     }
 }

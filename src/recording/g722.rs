@@ -176,10 +176,17 @@ impl G722Decoder {
     /// Decodes `payload`, appending two 16 kHz samples per byte to `out`.
     pub fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) {
         out.reserve(payload.len() * 2);
-        for &code in payload {
-            let (a, b) = self.decode_byte(code);
+        self.decode_pairs(payload, |a, b| {
             out.push(a);
             out.push(b);
+        });
+    }
+
+    /// Decodes `payload`, handing each byte's two 16 kHz samples to `each`, in order.
+    pub fn decode_pairs(&mut self, payload: &[u8], mut each: impl FnMut(i16, i16)) {
+        for &code in payload {
+            let (a, b) = self.decode_byte(code);
+            each(a, b);
         }
     }
 

@@ -44,6 +44,7 @@ pub(crate) mod queue;
 pub mod repair;
 pub(crate) mod session;
 pub(crate) mod timeline;
+pub(crate) mod wav;
 pub mod writer;
 
 #[cfg(test)]

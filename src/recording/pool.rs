@@ -19,7 +19,7 @@ use super::counters::RecordingCounters;
 use super::disk::{DiskHealth, DiskWatchOptions, DiskWatcher};
 use super::durable;
 use super::error::RecordingError;
-use super::session::CallWriter;
+use super::session::{CallWriter, Scratch};
 use super::writer::{PendingRecording, Recorder};
 
 /// Tunables of the recorders; the defaults suit production.
@@ -305,7 +305,8 @@ impl Closed {
 }
 
 /// Starts a recording on this worker: its file created, its writer kept in `calls`.
-fn start(job: Open, setup: &WorkerSetup, calls: &mut Vec<CallWriter>, count: &AtomicUsize) {
+#[allow(clippy::vec_box)] // ~1.6 KiB a writer: each its own allocation (see `run_worker`)
+fn start(job: Open, setup: &WorkerSetup, calls: &mut Vec<Box<CallWriter>>, count: &AtomicUsize) {
     let Open { pending, reply } = job;
     let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pending.start(setup)))
         .unwrap_or_else(|_| {
@@ -314,7 +315,7 @@ fn start(job: Open, setup: &WorkerSetup, calls: &mut Vec<CallWriter>, count: &At
         });
     match started {
         Ok((recorder, writer)) => {
-            calls.push(writer);
+            calls.push(Box::new(writer));
             if let Err(Ok(recorder)) = reply.send(Ok(recorder)) {
                 // The call is gone: its recorder, dropped here, closes the recording.
                 drop(recorder);
@@ -327,6 +328,7 @@ fn start(job: Open, setup: &WorkerSetup, calls: &mut Vec<CallWriter>, count: &At
     }
 }
 
+#[allow(clippy::vec_box)] // ~1.6 KiB a writer: each its own allocation (see `calls`)
 fn run_worker(
     rx: mpsc::Receiver<Open>,
     count: Arc<AtomicUsize>,
@@ -334,9 +336,11 @@ fn run_worker(
     closed: Closed,
     setup: WorkerSetup,
 ) {
-    let mut calls: Vec<CallWriter> = Vec::new();
-    // The frames of the call being served: shared by the worker's calls (`CallWriter::service`).
-    let mut samples: Vec<i16> = Vec::new();
+    // Boxed: each call's writer is an allocation of its own size, not a slot of a vector that
+    // doubles (and, while it grows, is there twice).
+    let mut calls: Vec<Box<CallWriter>> = Vec::new();
+    // The buffers of the call being served: shared by the worker's calls.
+    let mut scratch = Scratch::default();
     let mut open = true;
     loop {
         if calls.is_empty() {
@@ -358,7 +362,7 @@ fn run_worker(
         while i < calls.len() {
             let call = &mut calls[i];
             // A bug in one recording must not take the others on this worker down with it.
-            let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call.service(now, &mut samples)))
+            let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call.service(now, &mut scratch)))
                 .unwrap_or_else(|_| {
                     tracing::error!(call_id = %call.call_id(), "recording worker panicked; recording abandoned");
                     true
@@ -370,7 +374,7 @@ fn run_worker(
             count.fetch_sub(1, Ordering::Relaxed);
             let call = calls.swap_remove(i);
             if call.is_closing() {
-                closed.put(call);
+                closed.put(*call);
             }
         }
         if !open && calls.is_empty() {

@@ -17,8 +17,9 @@ use parking_lot::Mutex;
 
 use super::packet::RecPacket;
 
-/// A batch buffer that grew past this during a backlog is given back once the backlog is over.
-const KEEP_CAPACITY: usize = 64;
+/// A batch buffer that grew past this during a backlog is given back once the backlog is over
+/// (a tick holds two or three packets; each slot is ~64 bytes, and every call holds one buffer).
+const KEEP_CAPACITY: usize = 16;
 
 #[derive(Debug)]
 struct Shared {

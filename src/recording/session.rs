@@ -3,7 +3,6 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
@@ -19,16 +18,27 @@ use super::pool::RecorderOptions;
 use super::queue::PacketReceiver;
 use super::repair::fix_wav_header;
 use super::timeline::{Patch, Timeline};
-use super::writer::{create_file, part_path, RecordingResult, RecordingSpec, SharedFile};
+use super::wav::{WavWriter, HEADER_LEN};
+use super::writer::{create_file, part_path, RecordingResult, RecordingSpec};
 use crate::model::RefusalReason;
 
 pub(crate) struct WavOut {
-    pub(crate) wav: hound::WavWriter<BufWriter<SharedFile>>,
-    /// The same file (and descriptor) as hound's, kept to fsync it after hound has let go of it
-    /// and to put late audio in place (positional reads and writes leave hound's offset alone).
+    pub(crate) wav: WavWriter,
+    /// The same file (and descriptor) as the writer's, kept to fsync it after the writer has
+    /// let go of it and to put late audio in place (positional reads and writes).
     pub(crate) sync: Arc<File>,
-    /// Where the samples start (the header's length).
-    pub(crate) data_offset: u64,
+}
+
+/// What a recording worker lends the recording it serves: buffers shared by its calls, so that
+/// each call does not keep its own (issue 16's memory per call).
+#[derive(Default)]
+pub(crate) struct Scratch {
+    /// The frames written this round (it grows to the largest round, ~8 KiB), and past them
+    /// the samples of the packet being decoded (`Timeline::release`).
+    samples: Vec<i16>,
+    /// The packets of a drain, read without the queue's lock: swapped with the call's queue,
+    /// so that a call holds one packet buffer, not two.
+    batch: VecDeque<RecPacket>,
 }
 
 /// Bytes per stereo 16-bit frame.
@@ -62,8 +72,6 @@ pub(crate) struct CallWriter {
     /// Set once the pcap is wanted; stays set if it could not be created (so we try once).
     pcap_wanted: bool,
     packets_rx: PacketReceiver,
-    /// The packets of a drain, read without the queue's lock (kept for its capacity).
-    batch: VecDeque<RecPacket>,
     control_rx: Receiver<Control>,
     overflow: Arc<AtomicU64>,
     packets: [u64; 2],
@@ -77,7 +85,8 @@ pub(crate) struct CallWriter {
     /// apply `[recording] on_failure` at once instead of learning it at the end.
     failure_signal: Option<tokio::sync::oneshot::Sender<String>>,
     /// Set once the files are written and closed: what the durability group needs to finish.
-    closing: Option<Closing>,
+    /// Boxed: only at the end.
+    closing: Option<Box<Closing>>,
 }
 
 /// A recording whose files are written and closed but still `.part`: it waits to be made
@@ -124,7 +133,6 @@ impl CallWriter {
             pcap: None,
             pcap_wanted: false,
             packets_rx,
-            batch: VecDeque::new(),
             control_rx,
             overflow,
             packets: [0; 2],
@@ -155,16 +163,14 @@ impl CallWriter {
 
     /// One round: take what is queued, write what is final, flush when due. Returns true once
     /// the recording is closed (then `is_closing` tells whether it goes on to `durable`).
-    /// `samples` is the worker's scratch for the frames written this round: one per worker,
-    /// not one per call (it grows to the largest batch, ~8 KiB; issue 16's memory per call).
-    pub(crate) fn service(&mut self, now: Instant, samples: &mut Vec<i16>) -> bool {
+    pub(crate) fn service(&mut self, now: Instant, scratch: &mut Scratch) -> bool {
         // Payload map updates first: they come with the SDP, before packets of a new codec.
         loop {
             match self.control_rx.try_recv() {
                 Ok(Control::Payloads(map)) => self.payloads = map,
                 Ok(Control::Finish { ended, reply }) => {
-                    self.drain_queue(samples);
-                    self.close_files(ended, true, Some(reply), samples);
+                    self.drain_queue(scratch);
+                    self.close_files(ended, true, Some(reply), &mut scratch.samples);
                     return true;
                 }
                 #[cfg(test)]
@@ -177,16 +183,16 @@ impl CallWriter {
                 }
                 Err(TryRecvError::Disconnected) => {
                     tracing::warn!(call_id = %self.call_id, "recording dropped without finish; closing it");
-                    self.drain_queue(samples);
-                    self.close_files(now, false, None, samples);
+                    self.drain_queue(scratch);
+                    self.close_files(now, false, None, &mut scratch.samples);
                     return true;
                 }
                 Err(TryRecvError::Empty) => break,
             }
         }
-        self.drain_queue(samples);
+        self.drain_queue(scratch);
         self.timeline.observe_clock(now, self.idle_grace);
-        self.write_ready(samples);
+        self.write_ready(&mut scratch.samples);
         if self.unflushed_frames >= self.rate as u64
             || ((self.unflushed_frames > 0 || self.timeline.patch_count() > 0)
                 && now.duration_since(self.last_flush) >= self.flush_interval)
@@ -196,9 +202,10 @@ impl CallWriter {
         false
     }
 
-    fn drain_queue(&mut self, samples: &mut Vec<i16>) {
-        let mut batch = std::mem::take(&mut self.batch);
-        self.packets_rx.take_all(&mut batch);
+    fn drain_queue(&mut self, scratch: &mut Scratch) {
+        let Scratch { samples, batch } = scratch;
+        batch.clear();
+        self.packets_rx.take_all(batch);
         for (n, pkt) in batch.drain(..).enumerate() {
             self.accept(pkt);
             // After a backlog, write as we go so the buffers stay a window long.
@@ -206,7 +213,6 @@ impl CallWriter {
                 self.write_ready(samples);
             }
         }
-        self.batch = batch;
     }
 
     fn write_ready(&mut self, samples: &mut Vec<i16>) {
@@ -233,11 +239,11 @@ impl CallWriter {
         let Some(out) = self.wav.as_mut() else {
             return;
         };
-        // The patched frames must be in the file, not in hound's buffer.
+        // The patched frames must be in the file, not in the write buffer.
         let res = out.wav.flush().map_err(|e| e.to_string()).and_then(|()| {
-            patches.iter().try_for_each(|p| {
-                patch_channel(&out.sync, out.data_offset, p).map_err(|e| e.to_string())
-            })
+            patches
+                .iter()
+                .try_for_each(|p| patch_channel(&out.sync, p).map_err(|e| e.to_string()))
         });
         if let Err(e) = res {
             self.fail("wav patch", &e);
@@ -295,14 +301,7 @@ impl CallWriter {
         }
         let frames = (samples.len() / 2) as u64;
         if let Some(out) = self.wav.as_mut() {
-            // One buffer and one write for the whole batch, not a write call per sample (the
-            // file is always 16-bit integer PCM: `start_wav`).
-            let mut writer = out.wav.get_i16_writer(samples.len() as u32);
-            for &s in samples {
-                writer.write_sample(s);
-            }
-            let res = writer.flush();
-            if let Err(e) = res {
+            if let Err(e) = out.wav.write_samples(samples) {
                 self.fail("wav write", &e);
                 // Stop writing; close() fixes the header from what reached the file.
                 self.wav = None;
@@ -312,7 +311,7 @@ impl CallWriter {
         self.unflushed_frames += frames;
     }
 
-    /// Makes the header describe everything written so far (hound rewrites it in place).
+    /// Makes the header describe everything written so far (rewritten in place).
     fn flush(&mut self, now: Instant) {
         if self.timeline.patch_count() > 0 {
             // Flushes and rewrites the header itself.
@@ -429,13 +428,13 @@ impl CallWriter {
             // After a failure the header must match the bytes that did reach the file.
             fix_wav_header(&part_path(&self.path)).map(|facts| facts.frames)
         };
-        self.closing = Some(Closing {
+        self.closing = Some(Box::new(Closing {
             requested,
             reply,
             frames,
             files,
             pcap_path: None,
-        });
+        }));
     }
 
     /// Syncs this recording's files one by one: only when the group's sync failed.
@@ -478,7 +477,7 @@ impl CallWriter {
 
     /// Digests the files and hands the result to the call (or logs it when nobody waits).
     pub(crate) fn deliver(mut self) {
-        let Some(closing) = self.closing.take() else {
+        let Some(closing) = self.closing.take().map(|c| *c) else {
             return;
         };
         let result = closing
@@ -567,9 +566,9 @@ fn coalesce(patches: Vec<Patch>) -> Vec<Patch> {
 }
 
 /// Overwrites one channel of frames `patch.pos ..` of a stereo 16-bit WAV, leaving the other.
-fn patch_channel(file: &File, data_offset: u64, patch: &Patch) -> std::io::Result<()> {
+fn patch_channel(file: &File, patch: &Patch) -> std::io::Result<()> {
     use std::os::unix::fs::FileExt;
-    let at = data_offset + patch.pos * FRAME_BYTES;
+    let at = HEADER_LEN + patch.pos * FRAME_BYTES;
     let mut frames = vec![0u8; patch.samples.len() * FRAME_BYTES as usize];
     file.read_exact_at(&mut frames, at)?;
     for (frame, s) in frames

@@ -63,6 +63,11 @@ const MAX_COVERED: usize = 4096;
 /// RTP clock of every decodable codec here (G.722 too, per RFC 3551).
 const RTP_CLOCK: u32 = 8_000;
 
+/// How far the timeline moves per release step (`Timeline::release_until`): a packet's length.
+const RELEASE_STEP: Duration = Duration::from_millis(20);
+/// A leg's pending packets grow by this many slots at a time.
+const GROW_PENDING: usize = 4;
+
 struct Stream {
     ssrc: u32,
     anchor_ts: i64,
@@ -177,7 +182,7 @@ impl LegState {
             // were 5 KiB a call, most calls never holding more than two or three.
             pending: Vec::new(),
             decoder: LegDecoder::new(),
-            covered: VecDeque::with_capacity(8),
+            covered: VecDeque::new(),
             late_run_since: None,
             anchor_settled: false,
         }
@@ -192,6 +197,8 @@ pub(crate) struct Timeline {
     window: i64,
     jump: i64,
     horizon: i64,
+    /// `RELEASE_STEP` in frames; the frame buffer also grows by it.
+    step: i64,
     legs: [LegState; 2],
     /// Late audio for frames already handed out, for the writer to put in place.
     patches: Vec<Patch>,
@@ -200,7 +207,6 @@ pub(crate) struct Timeline {
     written: i64,
     /// The newest known point in time (latest arrival, or the clock while idle).
     now_pos: i64,
-    scratch: Vec<i16>,
     pub(crate) stats: TimelineStats,
 }
 
@@ -219,19 +225,21 @@ impl Timeline {
             window: 0,
             jump: 0,
             horizon: 0,
+            step: 1,
             legs: [LegState::new(), LegState::new()],
             patches: Vec::new(),
-            // Grows to what the jitter window holds (a quarter second or so), not a second up
-            // front: 32 KiB per call at 8 kHz mattered at thousands of calls (issue 16).
+            // Holds what is painted and not yet handed out: a step of frames and the packets
+            // that run past it (`release_step`), grown with use, never a second up front (32 KiB
+            // a call at 8 kHz, issue 16).
             buf: VecDeque::new(),
             written: 0,
             now_pos: 0,
-            scratch: Vec::with_capacity(640),
             stats: TimelineStats::default(),
         };
         t.window = t.frames(window);
         t.jump = t.frames(jump);
         t.horizon = t.frames(horizon);
+        t.step = t.frames(RELEASE_STEP).max(1);
         t
     }
 
@@ -309,6 +317,10 @@ impl Timeline {
             }
         };
         let patch = pos < written && fillable(leg, pos);
+        if leg.pending.len() == leg.pending.capacity() {
+            // A few slots at a time, not doubled: a leg holds a window's packets (~12).
+            leg.pending.reserve_exact(GROW_PENDING);
+        }
         let at = leg.pending.partition_point(|p| p.pos <= pos);
         leg.pending.insert(
             at,
@@ -332,10 +344,13 @@ impl Timeline {
         std::mem::take(&mut self.patches)
     }
 
-    /// Decodes and paints every pending packet that starts before `until`.
-    fn release(&mut self, until: i64) {
+    /// Decodes and paints every pending packet that starts before `until`. Each packet is
+    /// decoded into `scratch` past its length (the caller's buffer, shared by the recordings
+    /// of a worker), which is left as it was.
+    fn release(&mut self, until: i64, scratch: &mut Vec<i16>) {
         let (rate, written) = (self.rate, self.written);
         let keep_from = written - self.horizon;
+        let mark = scratch.len();
         for (ch, leg) in self.legs.iter_mut().enumerate() {
             let n = leg.pending.partition_point(|p| p.pos < until);
             for p in leg.pending.drain(..n) {
@@ -344,23 +359,25 @@ impl Timeline {
                     leg.decoder.reset();
                     leg.decoded_generation = p.generation;
                 }
-                leg.decoder
-                    .decode(p.kind, &p.payload, rate, &mut self.scratch);
-                let len = self.scratch.len() as i64;
+                scratch.truncate(mark);
+                leg.decoder.decode_append(p.kind, &p.payload, rate, scratch);
+                let decoded = &scratch[mark..];
+                let len = decoded.len() as i64;
                 let mut from = 0;
                 if p.patch && p.pos < written {
                     let past = (written - p.pos).min(len) as usize;
                     self.patches.push(Patch {
                         pos: p.pos as u64,
                         channel: ch,
-                        samples: self.scratch[..past].to_vec(),
+                        samples: decoded[..past].to_vec(),
                     });
                     self.stats.patched_packets += 1;
                     from = past;
                 }
-                if from < self.scratch.len() {
+                if from < decoded.len() {
                     let start = p.pos + from as i64;
-                    let painted = paint(&mut self.buf, written, ch, start, &self.scratch[from..]);
+                    let grow = self.step as usize;
+                    let painted = paint(&mut self.buf, grow, written, ch, start, &decoded[from..]);
                     if !painted && from == 0 {
                         self.stats.late_packets += 1;
                         continue;
@@ -370,20 +387,41 @@ impl Timeline {
                 cover(&mut leg.covered, covered_from, p.pos + len, keep_from);
             }
         }
+        scratch.truncate(mark);
+    }
+
+    /// Releases what starts before `until` and hands out the frames up to it, a step at a
+    /// time: after a backlog (a late worker, a burst of packets) the frame buffer then holds a
+    /// step and the packets running past it, not the whole backlog (the buffer keeps its
+    /// largest size; issue 16). The same frames as one `release(until)`: a step's packets all
+    /// start at or after the frames handed out by the step before.
+    fn release_until(&mut self, until: i64, out: &mut Vec<i16>) -> usize {
+        let mut n = 0;
+        loop {
+            let to = until.min(self.written.saturating_add(self.step));
+            self.release(to, out);
+            n += self.emit_until(to, out);
+            if to >= until {
+                return n;
+            }
+        }
     }
 
     /// Appends (interleaved, left first) the frames that are final now; returns how many.
     pub(crate) fn drain_ready(&mut self, out: &mut Vec<i16>) -> usize {
         let until = self.now_pos - self.window;
-        self.release(until);
-        self.emit_until(until, out)
+        self.release_until(until, out)
     }
 
     /// Releases everything and appends all frames up to `end` (or the last sample, if later).
     pub(crate) fn drain_all(&mut self, end: Instant, out: &mut Vec<i16>) -> usize {
-        self.release(i64::MAX);
-        let until = self.pos_of(end).max(self.written + self.buf.len() as i64);
-        self.emit_until(until, out)
+        let end = self.pos_of(end);
+        // What starts before the end a step at a time, then whatever a sender put past it.
+        let mut n = self.release_until(end, out);
+        self.release(i64::MAX, out);
+        let until = end.max(self.written + self.buf.len() as i64);
+        n += self.emit_until(until, out);
+        n
     }
 
     fn emit_until(&mut self, until: i64, out: &mut Vec<i16>) -> usize {
@@ -405,7 +443,15 @@ impl Timeline {
 
 /// Writes `samples` into channel `ch` from position `pos`; the part before `written` is gone.
 /// Returns false when nothing could be placed (the packet came too late).
-fn paint(buf: &mut VecDeque<[i16; 2]>, written: i64, ch: usize, pos: i64, samples: &[i16]) -> bool {
+/// The buffer grows by `grow` frames at a time.
+fn paint(
+    buf: &mut VecDeque<[i16; 2]>,
+    grow: usize,
+    written: i64,
+    ch: usize,
+    pos: i64,
+    samples: &[i16],
+) -> bool {
     let skip = (written - pos).max(0) as usize;
     if skip >= samples.len() {
         return false;
@@ -413,6 +459,10 @@ fn paint(buf: &mut VecDeque<[i16; 2]>, written: i64, ch: usize, pos: i64, sample
     let start = (pos + skip as i64 - written) as usize;
     let end = start + samples.len() - skip;
     if buf.len() < end {
+        if buf.capacity() < end {
+            // A little past what is needed, not doubled: the buffer keeps its largest size.
+            buf.reserve_exact(end.next_multiple_of(grow) - buf.len());
+        }
         buf.resize(end, [0, 0]);
     }
     // Through the ring's two slices: a `range_mut` iterator checks which half at every frame.

@@ -274,7 +274,8 @@ fn paint_matches_frame_by_frame_across_the_ring_wrap() {
         let pos = written - 20 + next(80) as i64;
         let ch = next(2) as usize;
         let samples: Vec<i16> = (0..next(50)).map(|i| 1000 + i as i16).collect();
-        let painted = paint(&mut ring, written, ch, pos, &samples);
+        let grow = 1 + next(100) as usize;
+        let painted = paint(&mut ring, grow, written, ch, pos, &samples);
         // Frame by frame.
         let skip = (written - pos).max(0) as usize;
         let expected = skip < samples.len();
@@ -295,4 +296,55 @@ fn paint_matches_frame_by_frame_across_the_ring_wrap() {
             samples.len()
         );
     }
+}
+
+#[test]
+fn a_backlog_is_released_a_step_at_a_time_with_the_same_frames() {
+    let t0 = Instant::now();
+    // Two seconds of both legs, the second leg 7 ms behind and one packet reordered.
+    let mut pkts = stream(
+        t0,
+        Leg::Inside,
+        1,
+        &(0..100).map(|i| (20 * i as u64, i)).collect::<Vec<_>>(),
+    );
+    let mut outside: Vec<(u64, u32)> = (0..100).map(|i| (7 + 20 * i as u64, i)).collect();
+    outside.swap(40, 41);
+    pkts.extend(stream(t0, Leg::Outside, 2, &outside));
+    let (step_by_step, _) = run(t0, &pkts, 2100);
+    // A late worker: everything placed, then one drain.
+    let mut tl = Timeline::new(t0, 8000, 60 * MS, 500 * MS, 10_000 * MS);
+    pkts.sort_by_key(|p| p.arrival);
+    for p in &pkts {
+        tl.place(p, AudioKind::Pcma);
+    }
+    let mut out = Vec::new();
+    tl.drain_ready(&mut out);
+    assert!(
+        out.len() > 2 * 15_000,
+        "most of the two seconds: {}",
+        out.len()
+    );
+    assert!(
+        tl.buf.capacity() <= 1024,
+        "the frame buffer holds a step, not the backlog: {} frames",
+        tl.buf.capacity()
+    );
+    tl.drain_all(t0 + 2100 * MS, &mut out);
+    assert_eq!(out, step_by_step);
+    assert_eq!(tl.stats, TimelineStats::default());
+}
+
+#[test]
+fn drain_all_writes_what_starts_past_the_end() {
+    let t0 = Instant::now();
+    // The last packet's timestamp puts it 100 ms after the moment the call is closed at.
+    let p = stream(t0, Leg::Inside, 1, &[(0, 0), (20, 1), (40, 7)]);
+    let (out, stats) = run(t0, &p, 50);
+    let left: Vec<i16> = out.iter().step_by(2).copied().collect();
+    assert_eq!(left.len(), 8 * 160, "up to the last sample, past the end");
+    assert!(left[..320].iter().all(|&s| s == 32256));
+    assert!(left[320..7 * 160].iter().all(|&s| s == 0));
+    assert!(left[7 * 160..].iter().all(|&s| s == 32256));
+    assert_eq!(stats.late_packets, 0);
 }

@@ -3,15 +3,15 @@
 //! Lifecycle of the files of call `ID` started on day D (UTC):
 //! - open: `dir/YYYY/MM/DD/ID.wav.part` is created (mode 0600, never overwriting), the WAV header
 //!   is written and flushed at once, so an unwritable directory or a full disk fails here;
-//! - recording: samples are appended as time advances and the header is rewritten (hound's
-//!   `flush()`) at least once a second; `ID.pcap.part` appears if a codec cannot be decoded;
+//! - recording: samples are appended as time advances and the header is rewritten
+//!   (`wav::WavWriter::flush`) at least once a second; `ID.pcap.part` appears if a codec cannot
+//!   be decoded;
 //! - finish: header finalized and the file closed; then, with the others closed meanwhile
 //!   (`durable`): synced, renamed to `ID.wav` (and `ID.pcap`), the folder synced, the digest
 //!   computed;
 //! - crash: the `.part` files stay; `repair` fixes and renames them on the next start.
 
 use std::fs::{DirBuilder, File, OpenOptions};
-use std::io::BufWriter;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +28,7 @@ use super::packet::RecPacket;
 use super::pool::{RecordingPool, WorkerSetup};
 use super::queue::{packet_queue, PacketReceiver, PacketSender, Refused};
 use super::session::{CallWriter, Control, WavOut};
+use super::wav::WavWriter;
 
 /// Suffix of a recording (WAV or pcap) that is still being written.
 pub const PART_SUFFIX: &str = ".part";
@@ -408,51 +409,16 @@ pub(crate) fn create_file(path: &Path) -> Result<File, RecordingError> {
 }
 
 /// Writes the header of a stereo 16-bit WAV and puts it on disk now, so that a full disk is
-/// found before the call is admitted rather than in the middle of it.
+/// found before the call is admitted rather than in the middle of it. The writer and the
+/// recorder share the file's one descriptor (positional patches, the sync): a `try_clone` cost
+/// every call a second descriptor, one more than the descriptor budget counted
+/// (`b2bua::capacity`; issue 16).
 fn start_wav(path: &Path, file: File, rate: u32) -> Result<WavOut, RecordingError> {
     let sync = Arc::new(file);
-    let spec = hound::WavSpec {
-        channels: 2,
-        sample_rate: rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let shared = SharedFile(Arc::clone(&sync));
-    let mut wav = hound::WavWriter::new(BufWriter::with_capacity(8 * 1024, shared), spec)
-        .map_err(|e| RecordingError::wav(path, e))?;
     // A write (not a sync) is enough: file systems reserve space when the page is dirtied.
-    wav.flush().map_err(|e| RecordingError::wav(path, e))?;
-    let data_offset = sync
-        .metadata()
-        .map_err(|e| RecordingError::io(path, e))?
-        .len();
-    Ok(WavOut {
-        wav,
-        sync,
-        data_offset,
-    })
-}
-
-/// The WAV's one descriptor, shared by hound's buffered writer and the recorder (positional
-/// patches, the sync): a `try_clone` cost every call a second descriptor, one more than the
-/// descriptor budget counted (`b2bua::capacity`; issue 16). `&File` reads, writes and seeks the
-/// same open file, as the duplicate did.
-pub(crate) struct SharedFile(Arc<File>);
-
-impl std::io::Write for SharedFile {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        (&*self.0).write(buf)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        (&*self.0).flush()
-    }
-}
-
-impl std::io::Seek for SharedFile {
-    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
-        (&*self.0).seek(pos)
-    }
+    let wav =
+        WavWriter::create(Arc::clone(&sync), rate).map_err(|e| RecordingError::io(path, e))?;
+    Ok(WavOut { wav, sync })
 }
 
 /// Syncs a directory so that a rename in it survives a power loss.

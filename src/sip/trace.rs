@@ -32,6 +32,8 @@ pub const LINGER: Duration = Duration::from_secs(2);
 /// Captures at once, at most (live and lingering): beyond it new INVITEs go untraced, counted.
 pub const MAX_LIVE: usize = 65_536;
 const SHARDS: usize = 16;
+/// A capture's message list grows by this many (a call is about 10 to 14 messages).
+const GROW_MESSAGES: usize = 4;
 
 /// A call's cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +106,12 @@ impl Capture {
             (m.side == Side::Inside) as u64 * 2 + (m.direction == TraceDirection::In) as u64;
         let hash = xxhash_rust::xxh3::xxh3_64_with_seed(m.bytes, leg_and_way);
         let retransmission = self.seen.contains(&hash);
+        if self.messages.len() == self.messages.capacity() {
+            // A few slots at a time, not doubled: a call keeps its trace for its whole life,
+            // and doubling left it up to half empty (16 slots of 104 bytes for 9 messages).
+            self.messages.reserve_exact(GROW_MESSAGES);
+            self.seen.reserve_exact(GROW_MESSAGES);
+        }
         self.seen.push(hash);
         self.bytes += len;
         self.messages.push(TracedMessage {

@@ -198,6 +198,6 @@ impl Call {
             "call ended"
         );
         // Submitted by the run loop once the media figures are in (closing media awaits).
-        self.final_cdr = Some(cdr);
+        self.final_cdr = Some(Box::new(cdr));
     }
 }

@@ -235,7 +235,7 @@ impl Call {
         let now = Instant::now();
         self.max_deadline = Some(now + self.max_call);
         let t = self.ctx.layer.timers();
-        self.unacked = Some(Unacked {
+        self.unacked = Some(Box::new(Unacked {
             side: self.a.side,
             cseq: self.a.invite_cseq,
             resp: out,
@@ -244,7 +244,7 @@ impl Call {
             deadline: now + t.timeout(),
             ack_other_cseq: self.b.invite_cseq,
             ack_credentials: Vec::new(),
-        });
+        }));
         tracing::debug!("call answered");
     }
 

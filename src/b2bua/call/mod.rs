@@ -105,7 +105,9 @@ pub(crate) struct Call {
     attempt: Attempt,
     events_tx: mpsc::Sender<Box<ClientEvent>>,
     relays: HashMap<ClientKey, Relay>,
-    unacked: Option<Unacked>,
+    /// Boxed, as the other parts a call holds only for a moment (`final_cdr`,
+    /// `pending_recording`): inline they widened every call for its whole life (issue 16).
+    unacked: Option<Box<Unacked>>,
     /// The ACK we sent for B's 2xx, resent if B retransmits its 2xx.
     b_ack: Option<rsip::Request>,
     /// Per leg, the ACK we last sent for a 2xx to a re-INVITE we relayed there, with that
@@ -119,10 +121,10 @@ pub(crate) struct Call {
     /// The relay; taken at the end to collect its figures for the CDR.
     media: Option<CallMedia>,
     /// The CDR of an ended call, submitted once the media figures are in.
-    final_cdr: Option<Cdr>,
+    final_cdr: Option<Box<Cdr>>,
     recorder: Option<crate::recording::Recorder>,
     /// Armed at the answer (or early media), its file being opened: the relay already feeds it.
-    pending_recording: Option<crate::recording::PendingRecording>,
+    pending_recording: Option<Box<crate::recording::PendingRecording>>,
     /// Why the recording could not start, when the call goes on unrecorded.
     recording_failure: Option<String>,
     /// The relay copies RTP to the recorder.
@@ -134,7 +136,7 @@ pub(crate) struct Call {
     /// Carrier addresses not tried yet (failover).
     alternates: std::collections::VecDeque<Peer>,
     /// The INVITE sent to B (the latest, after a failover): sent again to the next carrier,
-    /// and journaled so that a restart can cancel it.
+    /// and journaled so that a restart can cancel it. Before `drive` starts, the one to send.
     b_invite: Option<rsip::Request>,
     /// B sent a provisional response other than 100: it took the call, no failover after.
     b_provisional: bool,
@@ -156,20 +158,20 @@ pub(crate) struct Call {
 impl Call {
     /// The call's task. The call is built before the future: an `async fn` taking the setup
     /// would keep the setup's 2 KiB in the task beside the call built from it, for the whole
-    /// call (issue 16's memory per call).
+    /// call. And it is boxed, the INVITE for B inside it: an `async fn` keeps its arguments
+    /// twice (as captured, and as the body's locals), so the task held two calls' worth,
+    /// 9 KiB (issue 16's memory per call).
     pub(crate) fn run(
         ctx: Arc<Ctx>,
         setup: CallSetup,
         inbox: mpsc::Receiver<CallMsg>,
     ) -> impl std::future::Future<Output = ()> + Send {
-        let (call, b_invite, events_rx) = Call::new(ctx, setup);
-        call.drive(b_invite, inbox, events_rx)
+        let (call, events_rx) = Call::new(ctx, setup);
+        Box::new(call).drive(inbox, events_rx)
     }
 
-    fn new(
-        ctx: Arc<Ctx>,
-        setup: CallSetup,
-    ) -> (Call, rsip::Request, mpsc::Receiver<Box<ClientEvent>>) {
+    /// The call, with the INVITE for B in `b_invite` until `drive` sends it.
+    fn new(ctx: Arc<Ctx>, setup: CallSetup) -> (Call, mpsc::Receiver<Box<ClientEvent>>) {
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let ring = ctx.settings.ring_timeout;
         let max_pause = ctx
@@ -206,7 +208,7 @@ impl Call {
             recording_due: false,
             payloads: setup.offer_payloads,
             alternates: setup.alternates.into(),
-            b_invite: None,
+            b_invite: Some(setup.b_invite),
             b_provisional: false,
             pauses: pause::Pauses::new(max_pause),
             paused_packets: [0; 2],
@@ -215,28 +217,30 @@ impl Call {
             byes: HashMap::new(),
             bye_deadline: None,
         };
-        (call, setup.b_invite, events_rx)
+        (call, events_rx)
     }
 
     async fn drive(
-        mut self,
-        b_invite: rsip::Request,
+        mut self: Box<Self>,
         mut inbox: mpsc::Receiver<CallMsg>,
         mut events_rx: mpsc::Receiver<Box<ClientEvent>>,
     ) {
-        let call = &mut self;
-        if let Err(e) = call.prepare_recording() {
-            call.refuse_unrecordable(e);
-        } else {
-            call.b_invite = Some(b_invite.clone());
-            call.journal();
-            call.b_key = call.ctx.layer.send_request(
-                call.b.side,
-                call.b.peer,
-                b_invite,
-                call.events_tx.clone(),
-            );
-            tracing::info!(direction = ?call.attempt.direction, to = %call.b.peer, "call started");
+        let call = &mut *self;
+        {
+            let b_invite = call.b_invite.take();
+            if let Err(e) = call.prepare_recording() {
+                call.refuse_unrecordable(e);
+            } else if let Some(b_invite) = b_invite {
+                call.b_invite = Some(b_invite.clone());
+                call.journal();
+                call.b_key = call.ctx.layer.send_request(
+                    call.b.side,
+                    call.b.peer,
+                    b_invite,
+                    call.events_tx.clone(),
+                );
+                tracing::info!(direction = ?call.attempt.direction, to = %call.b.peer, "call started");
+            }
         }
         loop {
             // Boxed: each runs once or twice a call, and inline their futures would widen the
@@ -245,7 +249,7 @@ impl Call {
                 Box::pin(call.start_recording_when_due()).await;
             }
             if let Some(cdr) = call.final_cdr.take() {
-                Box::pin(call.submit(cdr)).await;
+                Box::pin(call.submit(*cdr)).await;
             }
             if call.finished() {
                 break;

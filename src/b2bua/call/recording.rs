@@ -142,7 +142,7 @@ impl Call {
             media.set_tap(Some(TapSender::new(RecorderSink(pending.tap()))));
             self.tapping = true;
         }
-        self.pending_recording = Some(pending);
+        self.pending_recording = Some(Box::new(pending));
         self.recording_due = true;
     }
 
@@ -157,7 +157,7 @@ impl Call {
         let Some(settings) = self.ctx.settings.recording.clone() else {
             return;
         };
-        match pending.open(&settings.pool).await {
+        match (*pending).open(&settings.pool).await {
             Ok(rec) => {
                 self.recorder = Some(rec);
                 self.journal();

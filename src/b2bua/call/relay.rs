@@ -186,7 +186,7 @@ pub(super) fn relay_response(call: &mut Call, key: ClientKey, kind: ClientEventK
             let cseq = message::cseq(relay.origin.request())
                 .map(|(s, _)| s)
                 .unwrap_or(0);
-            call.unacked = Some(Unacked {
+            call.unacked = Some(Box::new(Unacked {
                 side: origin_side,
                 cseq,
                 resp: out,
@@ -195,7 +195,7 @@ pub(super) fn relay_response(call: &mut Call, key: ClientKey, kind: ClientEventK
                 deadline: now + t.timeout(),
                 ack_other_cseq: relay.other_cseq,
                 ack_credentials: super::auth::credentials_of(&relay.sent),
-            });
+            }));
         }
     }
 }
