@@ -7,8 +7,8 @@
 //! many calls; a tokio task per session supervises the media timeout and one-way audio. Sessions
 //! share nothing with each other. Within a call:
 //! - where to send toward a leg's peer is published by that leg's receiving pump (it owns the
-//!   latch) through a `peer_dest::PeerDest`; the sending pump checks its version with one atomic load
-//!   per packet and re-reads only when it changed;
+//!   latch) through a `peer_dest::PeerDest`; the sending pump checks its version with one atomic
+//!   load per packet and re-reads only when it changed;
 //! - the owner's changes (remote SDP, tap, timeout) reach the pumps and the supervisor through
 //!   one `watch` channel (the relay thread is told to look at it);
 //! - last-RTP times go to the supervisor through two atomics.

@@ -5,9 +5,10 @@
 //! view without allocating. When the chunk is used up, `reserve` takes the chunk back in place if
 //! the consumer has dropped every packet cut from it, else starts a new chunk: at worst one
 //! allocation per ~11 G.711 packets, never one per packet (the recorder keeps packets for its
-//! jitter window, so with it that worst case is the usual one; see `TAP_CHUNK`). This beats a fixed `[u8; 1500]` slot per packet, which would make every queued
-//! packet 1.5 KiB and copy it again through the channel; and the recorder may keep a `Bytes`
-//! (for a pcap) without copying it.
+//! jitter window, so with it that worst case is the usual one; see `TAP_CHUNK`). This beats a
+//! fixed `[u8; 1500]` slot per packet, which would make every queued packet 1.5 KiB and copy it
+//! again through the channel; and the recorder may keep a `Bytes` (for a pcap) without copying
+//! it.
 //!
 //! The sink is the recorder's bounded queue (a [`TapSink`]: the recorder's own queue, or a
 //! `tokio::sync::mpsc` channel); offers never block: when it is full the packet is dropped for

@@ -204,7 +204,8 @@ fn le_u32(b: &[u8]) -> u32 {
 }
 
 /// Rewrites the RIFF and data sizes of a WAV file from its length, after cutting it to a whole
-/// frame. The data chunk must be the last one (it is in every file hound writes).
+/// frame. The data chunk must be the last one (it is in every file the recorder writes,
+/// `recording::wav`, and was in those hound wrote before it).
 pub(crate) fn fix_wav_header(path: &Path) -> Result<WavFacts, RecordingError> {
     let bad = |reason: &str| RecordingError::Unrepairable {
         path: path.to_path_buf(),
@@ -254,7 +255,7 @@ pub(crate) fn fix_wav_header(path: &Path) -> Result<WavFacts, RecordingError> {
         return Err(bad("invalid fmt chunk"));
     }
     let available = len - data_start;
-    // RIFF sizes are 32-bit; hound never writes more than that.
+    // RIFF sizes are 32-bit; the recorder never writes more than that.
     let data_len = (available - available % block_align as u64).min(u32::MAX as u64 - data_start);
     let data_len = data_len - data_len % block_align as u64;
     if data_start + data_len < len {

@@ -377,7 +377,7 @@ impl CallWriter {
         tracing::error!(call_id = %self.call_id, error = %err, "recording {what} failed");
         if self.error.is_none() {
             let text = err.to_string();
-            // The errors come from hound, std and our pcap writer alike; all of them show the OS
+            // The errors come from std (the WAV) and our pcap writer alike; all of them show the OS
             // error number (ENOSPC 28, EDQUOT 122), which is what tells a full disk.
             let code = if text.contains("os error 28") || text.contains("os error 122") {
                 RefusalReason::RecordingDiskFull

@@ -239,7 +239,8 @@ impl Call {
                     b_invite,
                     call.events_tx.clone(),
                 );
-                tracing::info!(direction = ?call.attempt.direction, to = %call.b.peer, "call started");
+                let direction = &call.attempt.direction;
+                tracing::info!(?direction, to = %call.b.peer, "call started");
             }
         }
         loop {
