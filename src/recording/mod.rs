@@ -37,6 +37,7 @@ pub mod g711;
 pub mod g722;
 pub mod locate;
 pub mod packet;
+pub(crate) mod patch;
 pub mod paths;
 pub(crate) mod pcap;
 pub mod pool;
