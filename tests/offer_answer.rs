@@ -26,13 +26,7 @@ fn many_media(n: usize) -> String {
 async fn reinvite_answered_with_unusable_sdp_fails_502_and_the_call_stays_up() {
     let mut h = start_gateway(&[]).await;
     let mut call = h.establish().await;
-    h.pbx
-        .in_dialog(
-            &mut call.pbx,
-            "INVITE",
-            Some(("application/sdp", &sdp("sendonly"))),
-        )
-        .await;
+    h.pbx.reinvite(&mut call.pbx, "sendonly").await;
     let got = h.carrier.expect_request("INVITE").await;
     h.carrier
         .reply_with(&got, 200, None, &[], Some(&many_media(65)))
@@ -59,13 +53,7 @@ async fn reinvite_answered_with_unusable_sdp_fails_502_and_the_call_stays_up() {
     assert_eq!(h.gw.registry().len(), 1, "the call is still up");
 
     // A 2xx whose answer has another media count than the offer is refused the same way.
-    h.carrier
-        .in_dialog(
-            &mut call.carrier,
-            "INVITE",
-            Some(("application/sdp", &sdp("sendonly"))),
-        )
-        .await;
+    h.carrier.reinvite(&mut call.carrier, "sendonly").await;
     let to_pbx = h.pbx.expect_request("INVITE").await;
     let two = format!("{}m=video 0 RTP/AVP 96\r\n", sdp("recvonly"));
     h.pbx.reply_with(&to_pbx, 200, None, &[], Some(&two)).await;
@@ -181,13 +169,7 @@ async fn inactive_and_c0_holds_are_relayed() {
 
 /// A re-INVITE from the PBX answered 200 by the carrier, both with `direction`, and ACKed.
 async fn relay_offer(h: &mut Harness, call: &mut Call, direction: &str) {
-    h.pbx
-        .in_dialog(
-            &mut call.pbx,
-            "INVITE",
-            Some(("application/sdp", &sdp(direction))),
-        )
-        .await;
+    h.pbx.reinvite(&mut call.pbx, direction).await;
     let got = h.carrier.expect_request("INVITE").await;
     assert_anchored(&got.body, &sdp(direction));
     h.carrier

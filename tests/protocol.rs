@@ -217,14 +217,7 @@ async fn requests_for_unknown_dialogs_are_answered_481() {
     h.pbx.bye(&mut d).await;
     let resp = h.pbx.expect_response_to("BYE", 481).await;
     assert_eq!(resp.reason(), "Call/Transaction Does Not Exist");
-    let reinvite = h
-        .pbx
-        .in_dialog(
-            &mut d,
-            "INVITE",
-            Some(("application/sdp", &sdp("sendonly"))),
-        )
-        .await;
+    let reinvite = h.pbx.reinvite(&mut d, "sendonly").await;
     // Any INVITE gets 100 Trying from its transaction first.
     h.pbx.expect_response_to("INVITE", 100).await;
     let resp = h.pbx.expect_response_to("INVITE", 481).await;

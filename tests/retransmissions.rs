@@ -187,14 +187,7 @@ async fn repeated_bye_is_answered_again_and_relayed_once() {
 async fn repeated_reinvite_reaches_the_carrier_once() {
     let mut h = start_gateway(&[]).await;
     let mut call = h.establish().await;
-    let reinvite = h
-        .pbx
-        .in_dialog(
-            &mut call.pbx,
-            "INVITE",
-            Some(("application/sdp", &sdp("sendonly"))),
-        )
-        .await;
+    let reinvite = h.pbx.reinvite(&mut call.pbx, "sendonly").await;
     let got = h.carrier.expect_request("INVITE").await;
     h.carrier.reply(&got, 100, None).await;
     h.pbx.resend(&reinvite).await;
@@ -235,14 +228,7 @@ async fn bye_to_a_silent_carrier_is_retransmitted_and_the_call_still_ends() {
 async fn carrier_retransmitting_its_200_to_a_reinvite_is_acked_again() {
     let mut h = start_gateway(&[]).await;
     let mut call = h.establish().await;
-    let reinvite = h
-        .pbx
-        .in_dialog(
-            &mut call.pbx,
-            "INVITE",
-            Some(("application/sdp", &sdp("sendonly"))),
-        )
-        .await;
+    let reinvite = h.pbx.reinvite(&mut call.pbx, "sendonly").await;
     let got = h.carrier.expect_request("INVITE").await;
     let ok_text = h
         .carrier
@@ -275,14 +261,7 @@ async fn carrier_retransmitting_its_200_to_a_reinvite_is_acked_again() {
 async fn pbx_retransmitting_its_200_to_a_carrier_reinvite_is_acked_again() {
     let mut h = start_gateway(&[]).await;
     let mut call = h.establish().await;
-    let reinvite = h
-        .carrier
-        .in_dialog(
-            &mut call.carrier,
-            "INVITE",
-            Some(("application/sdp", &sdp("sendonly"))),
-        )
-        .await;
+    let reinvite = h.carrier.reinvite(&mut call.carrier, "sendonly").await;
     let got = h.pbx.expect_request("INVITE").await;
     let ok_text = h
         .pbx

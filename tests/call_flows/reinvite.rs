@@ -176,14 +176,7 @@ async fn reinvite_from_carrier_is_relayed_and_acked() {
 async fn reinvite_refused_by_the_far_end_leaves_the_call_up() {
     let mut h = start_gateway(&[]).await;
     let mut call = h.establish().await;
-    let reinvite = h
-        .pbx
-        .in_dialog(
-            &mut call.pbx,
-            "INVITE",
-            Some(("application/sdp", &sdp("sendonly"))),
-        )
-        .await;
+    let reinvite = h.pbx.reinvite(&mut call.pbx, "sendonly").await;
     let got = h.carrier.expect_request("INVITE").await;
     h.carrier.reply(&got, 488, None).await;
     // The carrier's 488 is ACKed by the gateway's transaction, the PBX gets the 488 and ACKs
@@ -218,25 +211,11 @@ async fn reinvite_glare_is_answered_491() {
     let mut h = start_gateway(&[]).await;
     let mut call = h.establish().await;
     // The carrier's re-INVITE is on its way to the PBX…
-    let c_re = h
-        .carrier
-        .in_dialog(
-            &mut call.carrier,
-            "INVITE",
-            Some(("application/sdp", &sdp("sendonly"))),
-        )
-        .await;
+    let c_re = h.carrier.reinvite(&mut call.carrier, "sendonly").await;
     h.carrier.expect_response_to("INVITE", 100).await;
     let got = h.pbx.expect_request("INVITE").await;
     // …when the PBX sends its own: §14.1, 491 Request Pending.
-    let p_re = h
-        .pbx
-        .in_dialog(
-            &mut call.pbx,
-            "INVITE",
-            Some(("application/sdp", &sdp("sendonly"))),
-        )
-        .await;
+    let p_re = h.pbx.reinvite(&mut call.pbx, "sendonly").await;
     let pending = h
         .pbx
         .next_new(WAIT, |m| m.status() == Some(491))

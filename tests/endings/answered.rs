@@ -68,14 +68,7 @@ async fn bye_crossing_a_pending_reinvite_answers_it_487() {
     let mut call = h.establish().await;
     // The carrier re-INVITEs; the gateway passes it to the PBX, which hangs up instead of
     // answering it.
-    let reinvite = h
-        .carrier
-        .in_dialog(
-            &mut call.carrier,
-            "INVITE",
-            Some(("application/sdp", &sdp("sendonly"))),
-        )
-        .await;
+    let reinvite = h.carrier.reinvite(&mut call.carrier, "sendonly").await;
     h.carrier.expect_response_to("INVITE", 100).await;
     let got = h.pbx.expect_request("INVITE").await;
     h.pbx.bye(&mut call.pbx).await;

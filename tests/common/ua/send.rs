@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use super::super::msg::Msg;
-use super::{reason_for, token, Dialog, InviteSpec, Sent, Ua};
+use super::{reason_for, sdp, token, Dialog, InviteSpec, Sent, Ua};
 
 impl Ua {
     pub async fn send_raw(&self, to: SocketAddr, text: &str) {
@@ -153,6 +153,13 @@ impl Ua {
     ) -> Sent {
         dlg.cseq += 1;
         self.in_dialog_with(dlg, method, dlg.cseq, &[], body).await
+    }
+
+    /// A re-INVITE within the dialog offering the test SDP with `direction` (sendonly…).
+    pub async fn reinvite(&self, dlg: &mut Dialog, direction: &str) -> Sent {
+        let offer = sdp(direction);
+        self.in_dialog(dlg, "INVITE", Some(("application/sdp", &offer)))
+            .await
     }
 
     pub async fn in_dialog_with(
