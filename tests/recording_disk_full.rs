@@ -14,8 +14,8 @@ use common::recording::*;
 use common::rtp::*;
 use common::*;
 use trunkguard::model::Disposition;
-use trunkguard::model::RecordingStatus;
 use trunkguard::model::{EndReason, RefusalReason};
+use trunkguard::model::{RecordingInfo, RecordingStatus};
 
 // ---------------------------------------------------------------------------------------------
 // Disk full
@@ -40,6 +40,45 @@ async fn talk_while_the_disk_fills(
     )
     .await;
     filler
+}
+
+/// 25 packets each way on a full disk, then the PBX hangs up: the media flowed both ways
+/// though nothing could be recorded, the gateway is idle again, the answered call's recording
+/// failed for the full disk and nothing but the filler is left on the disk (no stray `.part`).
+async fn talk_unrecorded_and_hang_up(
+    mut h: Harness,
+    mut m: RecordedCall,
+    idle: Idle,
+    disk: &SmallDisk,
+) -> RecordingInfo {
+    talk(
+        &m.pbx,
+        &m.carrier,
+        25,
+        |i| Some(rtp(i as u16, 1)),
+        |i| Some(rtp(i as u16, 2)),
+    )
+    .await;
+    h.hang_up_from_pbx(&mut m.call.pbx).await;
+    assert_eq!(m.carrier.received().await.len(), 25, "media to the carrier");
+    assert_eq!(m.pbx.received().await.len(), 25, "media to the PBX");
+    drop(m);
+    idle.assert_back(&h).await;
+    let cdrs = h.finish().await;
+    let cdr = only(&cdrs);
+    assert_eq!(cdr.outcome.disposition, Disposition::Answered);
+    let rec = recording(cdr).clone();
+    assert_eq!(rec.status, RecordingStatus::Failed, "{rec:#?}");
+    assert!(
+        rec.note
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("recording_disk_full"),
+        "{rec:#?}"
+    );
+    let left = files_under(disk.path(), "filler");
+    assert!(left.is_empty(), "files left on the full disk: {left:?}");
+    rec
 }
 
 #[tokio::test]
@@ -169,49 +208,9 @@ async fn a_full_disk_at_admission_leaves_the_call_unrecorded_when_recording_is_o
     let mut h = start_gateway(&[&disk.setting(), "recording.required = false"]).await;
     let idle = Idle::now(&h);
     disk.fill();
-    let mut m = establish(&mut h, &sdp_at).await;
-    talk(
-        &m.pbx,
-        &m.carrier,
-        25,
-        |i| Some(rtp(i as u16, 1)),
-        |i| Some(rtp(i as u16, 2)),
-    )
-    .await;
-    h.hang_up_from_pbx(&mut m.call.pbx).await;
-    assert_eq!(
-        m.carrier.received().await.len(),
-        25,
-        "media flows unrecorded"
-    );
-    drop(m);
-    idle.assert_back(&h).await;
-    let cdrs = h.finish().await;
-    let cdr = only(&cdrs);
-    assert_eq!(cdr.outcome.disposition, Disposition::Answered);
-    let rec = recording(cdr);
-    assert_eq!(rec.status, RecordingStatus::Failed, "{rec:#?}");
-    assert!(
-        rec.note
-            .as_deref()
-            .unwrap_or_default()
-            .starts_with("recording_disk_full"),
-        "{rec:#?}"
-    );
+    let m = establish(&mut h, &sdp_at).await;
+    let rec = talk_unrecorded_and_hang_up(h, m, idle, &disk).await;
     assert_eq!(rec.path, None);
-    // Nothing but the filler on the disk: no stray .part.
-    let mut stray = Vec::new();
-    let mut dirs = vec![disk.path().to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).expect("read dir").flatten() {
-            if e.path().is_dir() {
-                dirs.push(e.path());
-            } else if e.file_name() != "filler" {
-                stray.push(e.path());
-            }
-        }
-    }
-    assert!(stray.is_empty(), "files left on the full disk: {stray:?}");
     drop(disk);
 }
 
@@ -321,31 +320,6 @@ async fn a_disk_that_fills_before_the_answer_leaves_the_answered_call_unrecorded
     disk.fill();
     let answer = sdp_at(m.carrier.addr());
     answer_call(&mut h, &mut m, &invite, &c_invite, &tag, &answer).await;
-    talk(
-        &m.pbx,
-        &m.carrier,
-        25,
-        |i| Some(rtp(i as u16, 1)),
-        |i| Some(rtp(i as u16, 2)),
-    )
-    .await;
-    h.hang_up_from_pbx(&mut m.call.pbx).await;
-    assert_eq!(m.pbx.received().await.len(), 25, "media flows unrecorded");
-    drop(m);
-    idle.assert_back(&h).await;
-    let cdrs = h.finish().await;
-    let cdr = only(&cdrs);
-    assert_eq!(cdr.outcome.disposition, Disposition::Answered);
-    let rec = recording(cdr);
-    assert_eq!(rec.status, RecordingStatus::Failed, "{rec:#?}");
-    assert!(
-        rec.note
-            .as_deref()
-            .unwrap_or_default()
-            .starts_with("recording_disk_full"),
-        "{rec:#?}"
-    );
-    let left = files_under(disk.path(), "filler");
-    assert!(left.is_empty(), "files left on the full disk: {left:?}");
+    talk_unrecorded_and_hang_up(h, m, idle, &disk).await;
     drop(disk);
 }

@@ -33,7 +33,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use cluster::{ClusterScene, ClusterSettings, PbxBatch, RedisProxy};
+use cluster::{ClusterSettings, PbxBatch, RedisProxy};
 use harness::{Scenario, SippSpec, TrunkLimits, PBX_IP, TRUNK_NUMBER};
 use node_loss::*;
 use trunkguard::model::{Disposition, EndReason, HangupSide, RecordingStatus};
@@ -42,14 +42,9 @@ use trunkguard::model::{Disposition, EndReason, HangupSide, RecordingStatus};
 /// the node's own journaled calls). The calls end normally, and their CDRs are a's real ones.
 #[test]
 fn a_node_starting_leaves_another_nodes_calls_alone() {
-    let test = "a_node_starting_leaves_another_nodes_calls_alone";
-    if !ready(test) {
+    let Some(mut scene) = shared_scene("a_node_starting_leaves_another_nodes_calls_alone") else {
         return;
-    }
-    let mut scene = ClusterScene::empty();
-    if !shared_db(&scene, test) {
-        return;
-    }
+    };
     scene.add_node(TrunkLimits::default(), settings(), |c| c);
     let uas = scene.carrier_uas(3, 60);
     // Three calls on a, each hung up by the PBX 8 s after the answer.
@@ -94,21 +89,13 @@ fn a_node_starting_leaves_another_nodes_calls_alone() {
 /// call from b's addresses. b's API serves a's recording from the shared folder.
 #[test]
 fn a_killed_nodes_calls_are_closed_by_a_survivor_from_its_own_address() {
-    let test = "a_killed_nodes_calls_are_closed_by_a_survivor_from_its_own_address";
-    if !ready(test) {
+    let Some(mut scene) =
+        shared_scene("a_killed_nodes_calls_are_closed_by_a_survivor_from_its_own_address")
+    else {
         return;
-    }
-    let mut scene = ClusterScene::empty();
-    if !shared_db(&scene, test) {
-        return;
-    }
+    };
     let shared = scene.path().join("recordings");
-    let edit = recording_in(&shared);
-    scene.add_node(TrunkLimits::default(), settings(), |c| edit(0, c));
-    scene.add_node(TrunkLimits::default(), settings(), |c| edit(1, c));
-    let carrier = carrier_with_audio(&mut scene, 3);
-    let pbx = pbx_until_bye(&mut scene, 0, "pbx-a", 3);
-    wait_journaled_answered(&scene, 3);
+    let (carrier, pbx) = calls_up_on_a_sharing_recordings(&mut scene, &shared, 3);
     // Audio in the files (their headers are made valid every second).
     std::thread::sleep(Duration::from_secs(2));
 
@@ -192,14 +179,10 @@ fn a_killed_nodes_calls_are_closed_by_a_survivor_from_its_own_address() {
 /// starts again under its id it repairs that file where the CDR says, closes nothing twice.
 #[test]
 fn a_recording_on_another_nodes_disk_is_named_not_served() {
-    let test = "a_recording_on_another_nodes_disk_is_named_not_served";
-    if !ready(test) {
+    let Some(mut scene) = shared_scene("a_recording_on_another_nodes_disk_is_named_not_served")
+    else {
         return;
-    }
-    let mut scene = ClusterScene::empty();
-    if !shared_db(&scene, test) {
-        return;
-    }
+    };
     // Each node records in its own directory (the default, under its working directory).
     scene.add_node(TrunkLimits::default(), settings(), |c| c);
     scene.add_node(TrunkLimits::default(), settings(), |c| c);
@@ -296,14 +279,9 @@ fn a_recording_on_another_nodes_disk_is_named_not_served() {
 /// `node_lost`, one BYE per call from b.
 #[test]
 fn the_sweep_closes_calls_of_a_node_nobody_reclaimed() {
-    let test = "the_sweep_closes_calls_of_a_node_nobody_reclaimed";
-    if !ready(test) {
+    let Some(mut scene) = shared_scene("the_sweep_closes_calls_of_a_node_nobody_reclaimed") else {
         return;
-    }
-    let mut scene = ClusterScene::empty();
-    if !shared_db(&scene, test) {
-        return;
-    }
+    };
     scene.add_node(TrunkLimits::default(), settings(), |c| c);
     let carrier = carrier_with_audio(&mut scene, 2);
     let pbx = pbx_until_bye(&mut scene, 0, "pbx-a", 2);
@@ -348,21 +326,13 @@ fn the_sweep_closes_calls_of_a_node_nobody_reclaimed() {
 /// call has one CDR (`node_lost` or `gateway_restart`), the journal is empty.
 #[test]
 fn a_node_restarting_while_a_survivor_closes_its_calls_closes_each_once() {
-    let test = "a_node_restarting_while_a_survivor_closes_its_calls_closes_each_once";
-    if !ready(test) {
+    let Some(mut scene) =
+        shared_scene("a_node_restarting_while_a_survivor_closes_its_calls_closes_each_once")
+    else {
         return;
-    }
-    let mut scene = ClusterScene::empty();
-    if !shared_db(&scene, test) {
-        return;
-    }
+    };
     let shared = scene.path().join("recordings");
-    let edit = recording_in(&shared);
-    scene.add_node(TrunkLimits::default(), settings(), |c| edit(0, c));
-    scene.add_node(TrunkLimits::default(), settings(), |c| edit(1, c));
-    let carrier = carrier_with_audio(&mut scene, 3);
-    let pbx = pbx_until_bye(&mut scene, 0, "pbx-a", 3);
-    wait_journaled_answered(&scene, 3);
+    let (carrier, pbx) = calls_up_on_a_sharing_recordings(&mut scene, &shared, 3);
     scene.nodes[0].gateway.kill();
     std::thread::sleep(Duration::from_secs(3));
     scene.restart_node(0);
@@ -400,19 +370,14 @@ fn a_node_restarting_while_a_survivor_closes_its_calls_closes_each_once() {
 /// silent while its survivor is live).
 #[test]
 fn redis_away_for_everyone_closes_nobodys_calls() {
-    let test = "redis_away_for_everyone_closes_nobodys_calls";
-    if !ready(test) {
+    let Some(mut scene) = shared_scene("redis_away_for_everyone_closes_nobodys_calls") else {
         return;
-    }
+    };
     let proxy = RedisProxy::start();
     let via_proxy = ClusterSettings {
         redis_url: Some(proxy.url.clone()),
         ..settings()
     };
-    let mut scene = ClusterScene::empty();
-    if !shared_db(&scene, test) {
-        return;
-    }
     scene.add_node(TrunkLimits::default(), via_proxy.clone(), |c| c);
     scene.add_node(TrunkLimits::default(), via_proxy, |c| c);
     let uas = scene.carrier_uas(3, 60);

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::cluster::{redis_here, ClusterScene, ClusterSettings};
 pub use super::harness::args;
-use super::harness::{self, Scenario, SippSpec, CARRIER_IP, PBX_IP, TRUNK_NUMBER};
+use super::harness::{self, Scenario, SippSpec, TrunkLimits, CARRIER_IP, PBX_IP, TRUNK_NUMBER};
 use sha2::{Digest, Sha256};
 use trunkguard::model::Cdr;
 
@@ -40,6 +40,32 @@ pub fn shared_db(scene: &ClusterScene, test: &str) -> bool {
         return false;
     }
     true
+}
+
+/// An empty scene whose nodes will share one PostgreSQL database and Redis, or `None` (the
+/// test skipped, with a message) when this machine has neither (under CI=true: a failure).
+pub fn shared_scene(test: &str) -> Option<ClusterScene> {
+    if !ready(test) {
+        return None;
+    }
+    let scene = ClusterScene::empty();
+    shared_db(&scene, test).then_some(scene)
+}
+
+/// Two nodes recording into `shared`, and `calls` calls answered on node a, each up until the
+/// far end's BYE: returns the carrier's and the PBX's SIPp.
+pub fn calls_up_on_a_sharing_recordings(
+    scene: &mut ClusterScene,
+    shared: &Path,
+    calls: u32,
+) -> (usize, usize) {
+    let edit = recording_in(shared);
+    scene.add_node(TrunkLimits::default(), settings(), |c| edit(0, c));
+    scene.add_node(TrunkLimits::default(), settings(), |c| edit(1, c));
+    let carrier = carrier_with_audio(scene, calls);
+    let pbx = pbx_until_bye(scene, 0, "pbx-a", calls);
+    wait_journaled_answered(scene, calls as usize);
+    (carrier, pbx)
 }
 
 /// The config with `[recording] dir` set to `dir`.
