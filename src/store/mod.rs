@@ -70,6 +70,11 @@ use sqlx::ConnectOptions;
 
 use backend::Pools;
 
+/// Prepared statements a connection keeps (sqlx's default is 100): the CDR writer's multi-row
+/// statements alone come in up to 7 sizes each (`multi_row`), 11 of them, beside the store's
+/// hundred or so other queries, so that the writer's do not push each other out.
+const STATEMENT_CACHE: usize = 256;
+
 /// One migrator per backend, the same versions in both folders (one file for each).
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -155,7 +160,8 @@ async fn connect_postgres(url: &str, opts: StoreOptions) -> Result<Store, StoreE
             format!("{}ms", opts.busy_timeout.as_millis().max(1)),
         )])
         // Statements carry numbers and token hashes: never in the log, even at debug.
-        .disable_statement_logging();
+        .disable_statement_logging()
+        .statement_cache_capacity(STATEMENT_CACHE);
     let pool = PgPoolOptions::new()
         .max_connections(opts.max_connections.max(1))
         .acquire_timeout(opts.busy_timeout.max(Duration::from_secs(1)))
@@ -202,7 +208,8 @@ async fn connect_sqlite(url: &str, opts: StoreOptions) -> Result<Store, StoreErr
         .busy_timeout(opts.busy_timeout)
         .foreign_keys(true)
         // Statements carry numbers and token hashes: never in the log, even at debug.
-        .disable_statement_logging();
+        .disable_statement_logging()
+        .statement_cache_capacity(STATEMENT_CACHE);
 
     let in_memory = is_memory_url(url);
     let file = options.get_filename().to_path_buf();
