@@ -398,10 +398,19 @@ impl SipTraces {
 /// a trace is kept as evidence and must never hold the media keys.
 pub fn redact_sdes_keys(text: &str) -> std::borrow::Cow<'_, str> {
     const INLINE: &[u8] = b"inline:";
+    // Each `inline:` ends with a colon: look only behind each colon, not at every byte (this
+    // runs on every message of every trace).
     let find = |s: &str| {
-        s.as_bytes()
-            .windows(INLINE.len())
-            .position(|w| w.eq_ignore_ascii_case(INLINE))
+        let bytes = s.as_bytes();
+        let mut from = 0;
+        while let Some(colon) = bytes[from..].iter().position(|b| *b == b':') {
+            let end = from + colon + 1;
+            if end >= INLINE.len() && bytes[end - INLINE.len()..end].eq_ignore_ascii_case(INLINE) {
+                return Some(end - INLINE.len());
+            }
+            from = end;
+        }
+        None
     };
     if find(text).is_none() {
         return std::borrow::Cow::Borrowed(text);
@@ -423,13 +432,17 @@ pub fn redact_sdes_keys(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// The Call-ID header's value (`Call-ID:` or compact `i:`, any case) in a message's header
-/// section; None when there is none.
+/// section (up to the first CRLF CRLF); None when there is none.
 pub fn call_id_of(bytes: &[u8]) -> Option<&str> {
-    let head_end = bytes
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(bytes.len());
-    for line in bytes[..head_end].split(|b| *b == b'\n') {
+    // One pass from the top, ending at the Call-ID (most often among the first headers) or at
+    // the blank line: not a search for the section's end first and the lines after it.
+    let mut after_cr = false;
+    for line in bytes.split(|b| *b == b'\n') {
+        if after_cr && line == b"\r" {
+            // CRLF CRLF: the header section has ended.
+            return None;
+        }
+        after_cr = line.last() == Some(&b'\r');
         let Some(colon) = line.iter().position(|b| *b == b':') else {
             continue;
         };
