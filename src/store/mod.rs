@@ -23,6 +23,7 @@ mod cluster_queries;
 mod complaint_queries;
 mod copy;
 mod copy_tables;
+mod dialogs;
 mod enforcement_queries;
 mod enforcement_request_queries;
 mod error;
@@ -45,6 +46,7 @@ pub use copy::{copy_sqlite_to_postgres, differences, table_digests, CopyError, T
 
 pub use cdr_search_queries::{CdrQuery, CdrSearchKey, NumberMatch, NumberPart};
 pub use complaint_queries::{NewComplaint, StoredComplaint};
+pub use dialogs::{Dialogs, DialogsJson};
 pub use enforcement_queries::{AnomalyRow, EnforcementEntry, NewEnforcement, SubjectKey};
 pub use enforcement_request_queries::{EnforcementRequest, NewRequest};
 pub use error::StoreError;

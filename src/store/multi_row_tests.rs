@@ -60,7 +60,10 @@ fn rows_go_in_chunks_of_a_few_sizes_in_order() {
         sizes.extend(chunks);
     }
     // So a statement has at most seven texts, each prepared once per connection.
-    assert_eq!(sizes.into_iter().collect::<Vec<_>>(), [1, 2, 4, 8, 16, 32, 64]);
+    assert_eq!(
+        sizes.into_iter().collect::<Vec<_>>(),
+        [1, 2, 4, 8, 16, 32, 64]
+    );
 }
 
 /// Each call counts for its trunk and its caller, in its INVITE's hour.
@@ -115,7 +118,7 @@ fn journal(i: usize, n: i64) -> CdrWrite {
     CdrWrite::Journal {
         cdr,
         recording_part: Some(format!("call-{i:04}-{n}.wav.part")),
-        dialogs: (n % 2 == 0).then(|| format!("{{\"n\":{n}}}")),
+        dialogs: (n % 2 == 0).then(|| format!("{{\"n\":{n}}}").into()),
         at: call(0).attempt.invite_at + Duration::milliseconds(n),
     }
 }
@@ -264,7 +267,10 @@ async fn a_batch_sends_a_few_statements_whatever_its_size() {
         assert_eq!(expected(4), 14);
         assert_eq!(statements(&store, 10..80).await, expected(70));
         let calls = 500;
-        assert_eq!(statements(&store, 1_000..1_000 + calls).await, expected(calls));
+        assert_eq!(
+            statements(&store, 1_000..1_000 + calls).await,
+            expected(calls)
+        );
         assert!(expected(calls) < calls as u64 / 3);
     })
     .await;
