@@ -408,19 +408,16 @@ impl SipTraces {
 /// a trace is kept as evidence and must never hold the media keys.
 pub fn redact_sdes_keys(text: &str) -> std::borrow::Cow<'_, str> {
     const INLINE: &[u8] = b"inline:";
-    // Each `inline:` ends with a colon: look only behind each colon, not at every byte (this
-    // runs on every message of every trace).
+    // Each `inline:` ends with a colon: look only behind each colon (memchr jumps between
+    // them), not at every byte (this runs on every message of every trace).
     let find = |s: &str| {
         let bytes = s.as_bytes();
-        let mut from = 0;
-        while let Some(colon) = bytes[from..].iter().position(|b| *b == b':') {
-            let end = from + colon + 1;
-            if end >= INLINE.len() && bytes[end - INLINE.len()..end].eq_ignore_ascii_case(INLINE) {
-                return Some(end - INLINE.len());
-            }
-            from = end;
-        }
-        None
+        memchr::memchr_iter(b':', bytes)
+            .map(|colon| colon + 1)
+            .find(|&end| {
+                end >= INLINE.len() && bytes[end - INLINE.len()..end].eq_ignore_ascii_case(INLINE)
+            })
+            .map(|end| end - INLINE.len())
     };
     if find(text).is_none() {
         return std::borrow::Cow::Borrowed(text);
@@ -445,24 +442,32 @@ pub fn redact_sdes_keys(text: &str) -> std::borrow::Cow<'_, str> {
 /// section (up to the first CRLF CRLF); None when there is none.
 pub fn call_id_of(bytes: &[u8]) -> Option<&str> {
     // One pass from the top, ending at the Call-ID (most often among the first headers) or at
-    // the blank line: not a search for the section's end first and the lines after it.
+    // the blank line: not a search for the section's end first and the lines after it. Only a
+    // line whose first letter is c or i can name the header: the others are skipped unread.
     let mut after_cr = false;
-    for line in bytes.split(|b| *b == b'\n') {
+    let mut rest = bytes;
+    loop {
+        let (line, next) = match memchr::memchr(b'\n', rest) {
+            Some(end) => (&rest[..end], Some(&rest[end + 1..])),
+            None => (rest, None),
+        };
         if after_cr && line == b"\r" {
             // CRLF CRLF: the header section has ended.
             return None;
         }
         after_cr = line.last() == Some(&b'\r');
-        let Some(colon) = line.iter().position(|b| *b == b':') else {
-            continue;
-        };
-        let name = line[..colon].trim_ascii();
-        if name.eq_ignore_ascii_case(b"call-id") || name.eq_ignore_ascii_case(b"i") {
-            let value = std::str::from_utf8(line[colon + 1..].trim_ascii()).ok()?;
-            return (!value.is_empty()).then_some(value);
+        let first = line.iter().find(|b| !b.is_ascii_whitespace());
+        if matches!(first, Some(b'c' | b'C' | b'i' | b'I')) {
+            if let Some(colon) = memchr::memchr(b':', line) {
+                let name = line[..colon].trim_ascii();
+                if name.eq_ignore_ascii_case(b"call-id") || name.eq_ignore_ascii_case(b"i") {
+                    let value = std::str::from_utf8(line[colon + 1..].trim_ascii()).ok()?;
+                    return (!value.is_empty()).then_some(value);
+                }
+            }
         }
+        rest = next?;
     }
-    None
 }
 
 #[cfg(test)]
