@@ -96,12 +96,15 @@ wait $UAS_PID 2>/dev/null || true
 UAS_PID=
 
 echo "== callgrind: $CALLS calls at $RATE calls/s, RUST_LOG=$GW_LOG${GW_PRELOAD:+, LD_PRELOAD=$GW_PRELOAD}"
-python3 - "$OUT" "$CALLS" <<'PY'
-import collections, re, subprocess, sys
-out, calls = sys.argv[1], int(sys.argv[2])
+python3 - "$OUT" "$CALLS" "$OUT_DIR" <<'PY'
+import collections, re, sqlite3, sys
+out, calls, out_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 total = None
 names, edges = {}, collections.Counter()
+# Per function: its own instructions and what its calls cost (inclusive), for the recorder's share.
+own, callee_cost = collections.Counter(), collections.Counter()
 fn = cfn = None
+in_call = False
 for line in open(out, errors="replace"):
     if line.startswith("totals:") or line.startswith("summary:"):
         total = int(line.split()[1])
@@ -118,12 +121,39 @@ for line in open(out, errors="replace"):
     m = re.match(r"calls=(\d+)", line)
     if m and cfn:
         edges[names.get(cfn, cfn)] += int(m.group(1))
+        in_call = True
+        continue
+    if line[:1].isdigit() or line[:1] in "+-*":
+        parts = line.split()
+        if len(parts) >= 2 and fn is not None:
+            cost = int(parts[-1])
+            if in_call:
+                if cfn != fn:
+                    callee_cost[names.get(fn, fn)] += cost
+            else:
+                own[names.get(fn, fn)] += cost
+        in_call = False
 print(f"instructions (user space) per call: {total / calls:,.0f}")
+# The recorder's threads write each call's WAV (silence here: no RTP) and digest it at the
+# close. How much audio a call has follows its wall-clock length, which under valgrind follows
+# the host's load; and SHA-256 runs in software under valgrind (no SHA-NI). Shown apart.
+recorder = sum(own[f] + callee_cost[f] for f in ("trunkguard::recording::durable::run",
+                                                 "trunkguard::recording::session::CallWriter::service"))
+print(f"  of which the recorder's threads (WAV samples, digest): {recorder / calls:,.0f}; "
+      f"the rest: {(total - recorder) / calls:,.0f}")
 for name in ("__rustc::__rust_alloc", "__rustc::__rust_realloc", "alloc::fmt::format::format_inner",
              "sendto", "recvfrom"):
     n = sum(c for k, c in edges.items() if k == name or k.startswith(name + "'"))
     print(f"calls to {name} per call: {n / calls:,.1f}")
+try:
+    db = sqlite3.connect(f"file:{out_dir}/profile.db?mode=ro", uri=True)
+    answers = db.execute("SELECT final_status, count(*) FROM cdrs GROUP BY 1 ORDER BY 1").fetchall()
+    print("CDRs by final status:", ", ".join(f"{s}: {n}" for s, n in answers))
+except sqlite3.Error as e:
+    print(f"(no CDR count: {e})")
 PY
+retrans=$(awk '/INVITE ---------->/ {print $4; exit}' "$OUT_DIR/uac_screen.txt" 2>/dev/null || true)
+echo "INVITE retransmissions by SIPp (the gateway answered late): ${retrans:-?}"
 echo
 echo "== top inclusive costs (share of all instructions while the calls ran)"
 callgrind_annotate --inclusive=yes --threshold=99 "$OUT" 2>/dev/null | python3 -c '
