@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Where the gateway's CPU goes, independent of machine load: run the release gateway under
 # valgrind's callgrind, place CALLS short calls at RATE calls/s with SIPp (slow enough for
-# valgrind), count instructions only while the calls run (not start-up), and print
+# valgrind), count instructions only while the calls run (not start-up, nor WARMUP calls placed
+# before: the database connections' prepared statements, the allocator's pages), and print
 # instructions per call, allocator calls per call and the top inclusive functions.
 #
 # Not a test. Needs valgrind (`apt-get install valgrind`) and sipp. See bench/README.md.
 #
-# Environment (all optional): CALLS=300 RATE=20 GW_LOG=info BIN=... (the gateway binary) GW_PRELOAD=... (LD_PRELOAD for the
+# Environment (all optional): CALLS=300 RATE=20 WARMUP=20 GW_LOG=info BIN=... (the gateway binary) GW_PRELOAD=... (LD_PRELOAD for the
 # gateway, e.g. another allocator) OUT_DIR=... (default: a new tempdir) NO_BUILD=1
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 CALLS=${CALLS:-300}
 RATE=${RATE:-20}
+WARMUP=${WARMUP:-20}
 GW_LOG=${GW_LOG:-info}
 OUT_DIR=${OUT_DIR:-$(mktemp -d /tmp/trunkguard-callgrind.XXXXXX)}
 mkdir -p "$OUT_DIR"
@@ -81,6 +83,14 @@ done
     >uas_screen.txt 2>&1) &
 UAS_PID=$!
 sleep 1
+if [ "$WARMUP" -gt 0 ]; then
+    (cd "$OUT_DIR" && sipp -sf "$ROOT/tests/sipp/pbx_uac.xml" -key caller +861012345678 \
+        -s 8613800138000 -i 127.0.0.10 -p $((BASE_PORT + 1)) -t u1 -nostdin -r "$RATE" \
+        -m "$WARMUP" -d 0 -timeout 600s -timeout_error "$INSIDE" >warmup_screen.txt 2>&1) \
+        || echo "warning: SIPp reported failed warm-up calls (see $OUT_DIR/warmup_screen.txt)"
+    # The writers' linger and the traces' closing delay: their batches go before counting.
+    sleep 3
+fi
 callgrind_control -i on $GW_PID >/dev/null
 (cd "$OUT_DIR" && sipp -sf "$ROOT/tests/sipp/pbx_uac.xml" -key caller +861012345678 -s 8613800138000 \
     -i 127.0.0.10 -p $((BASE_PORT + 1)) -t u1 -nostdin -r "$RATE" -m "$CALLS" -d 0 \
@@ -95,7 +105,7 @@ GW_PID=
 wait $UAS_PID 2>/dev/null || true
 UAS_PID=
 
-echo "== callgrind: $CALLS calls at $RATE calls/s, RUST_LOG=$GW_LOG${GW_PRELOAD:+, LD_PRELOAD=$GW_PRELOAD}"
+echo "== callgrind: $CALLS calls at $RATE calls/s after $WARMUP, RUST_LOG=$GW_LOG${GW_PRELOAD:+, LD_PRELOAD=$GW_PRELOAD}"
 python3 - "$OUT" "$CALLS" "$OUT_DIR" <<'PY'
 import collections, re, sqlite3, sys
 out, calls, out_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -148,7 +158,8 @@ for name in ("__rustc::__rust_alloc", "__rustc::__rust_realloc", "alloc::fmt::fo
 try:
     db = sqlite3.connect(f"file:{out_dir}/profile.db?mode=ro", uri=True)
     answers = db.execute("SELECT final_status, count(*) FROM cdrs GROUP BY 1 ORDER BY 1").fetchall()
-    print("CDRs by final status:", ", ".join(f"{s}: {n}" for s, n in answers))
+    print("CDRs by final status (warm-up calls included):",
+          ", ".join(f"{s}: {n}" for s, n in answers))
 except sqlite3.Error as e:
     print(f"(no CDR count: {e})")
 PY
