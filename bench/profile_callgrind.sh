@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Where the gateway's CPU goes, independent of machine load: run the release gateway under
 # valgrind's callgrind, place CALLS short calls at RATE calls/s with SIPp (slow enough for
-# valgrind), count instructions only while the calls run (not start-up), and print
+# valgrind), count instructions only while the calls run (not start-up, nor WARMUP calls placed
+# before: the database connections' prepared statements, the allocator's pages), and print
 # instructions per call, allocator calls per call and the top inclusive functions.
 #
 # Not a test. Needs valgrind (`apt-get install valgrind`) and sipp. See bench/README.md.
 #
-# Environment (all optional): CALLS=300 RATE=20 GW_LOG=info BIN=... (the gateway binary) GW_PRELOAD=... (LD_PRELOAD for the
+# Environment (all optional): CALLS=300 RATE=20 WARMUP=20 GW_LOG=info BIN=... (the gateway binary) GW_PRELOAD=... (LD_PRELOAD for the
 # gateway, e.g. another allocator) OUT_DIR=... (default: a new tempdir) NO_BUILD=1
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 CALLS=${CALLS:-300}
 RATE=${RATE:-20}
+WARMUP=${WARMUP:-20}
 GW_LOG=${GW_LOG:-info}
 OUT_DIR=${OUT_DIR:-$(mktemp -d /tmp/trunkguard-callgrind.XXXXXX)}
 mkdir -p "$OUT_DIR"
@@ -32,6 +34,9 @@ cat >"$OUT_DIR/profile.toml" <<EOF
 inside = "$INSIDE"
 outside = "$OUTSIDE"
 drain_timeout_secs = 5
+# Overload control off: under valgrind (~50× slower) the SIP queue stands late whenever the host
+# is busy, and the calls it refused (503, a cheaper path) made the counts vary with the load.
+max_queue_delay_ms = 0
 [database]
 url = "sqlite://$OUT_DIR/profile.db"
 
@@ -78,6 +83,14 @@ done
     >uas_screen.txt 2>&1) &
 UAS_PID=$!
 sleep 1
+if [ "$WARMUP" -gt 0 ]; then
+    (cd "$OUT_DIR" && sipp -sf "$ROOT/tests/sipp/pbx_uac.xml" -key caller +861012345678 \
+        -s 8613800138000 -i 127.0.0.10 -p $((BASE_PORT + 1)) -t u1 -nostdin -r "$RATE" \
+        -m "$WARMUP" -d 0 -timeout 600s -timeout_error "$INSIDE" >warmup_screen.txt 2>&1) \
+        || echo "warning: SIPp reported failed warm-up calls (see $OUT_DIR/warmup_screen.txt)"
+    # The writers' linger and the traces' closing delay: their batches go before counting.
+    sleep 3
+fi
 callgrind_control -i on $GW_PID >/dev/null
 (cd "$OUT_DIR" && sipp -sf "$ROOT/tests/sipp/pbx_uac.xml" -key caller +861012345678 -s 8613800138000 \
     -i 127.0.0.10 -p $((BASE_PORT + 1)) -t u1 -nostdin -r "$RATE" -m "$CALLS" -d 0 \
@@ -92,13 +105,16 @@ GW_PID=
 wait $UAS_PID 2>/dev/null || true
 UAS_PID=
 
-echo "== callgrind: $CALLS calls at $RATE calls/s, RUST_LOG=$GW_LOG${GW_PRELOAD:+, LD_PRELOAD=$GW_PRELOAD}"
-python3 - "$OUT" "$CALLS" <<'PY'
-import collections, re, subprocess, sys
-out, calls = sys.argv[1], int(sys.argv[2])
+echo "== callgrind: $CALLS calls at $RATE calls/s after $WARMUP, RUST_LOG=$GW_LOG${GW_PRELOAD:+, LD_PRELOAD=$GW_PRELOAD}"
+python3 - "$OUT" "$CALLS" "$OUT_DIR" <<'PY'
+import collections, re, sqlite3, sys
+out, calls, out_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 total = None
 names, edges = {}, collections.Counter()
+# Per function: its own instructions and what its calls cost (inclusive), for the recorder's share.
+own, callee_cost = collections.Counter(), collections.Counter()
 fn = cfn = None
+in_call = False
 for line in open(out, errors="replace"):
     if line.startswith("totals:") or line.startswith("summary:"):
         total = int(line.split()[1])
@@ -115,12 +131,40 @@ for line in open(out, errors="replace"):
     m = re.match(r"calls=(\d+)", line)
     if m and cfn:
         edges[names.get(cfn, cfn)] += int(m.group(1))
+        in_call = True
+        continue
+    if line[:1].isdigit() or line[:1] in "+-*":
+        parts = line.split()
+        if len(parts) >= 2 and fn is not None:
+            cost = int(parts[-1])
+            if in_call:
+                if cfn != fn:
+                    callee_cost[names.get(fn, fn)] += cost
+            else:
+                own[names.get(fn, fn)] += cost
+        in_call = False
 print(f"instructions (user space) per call: {total / calls:,.0f}")
+# The recorder's threads write each call's WAV (silence here: no RTP) and digest it at the
+# close. How much audio a call has follows its wall-clock length, which under valgrind follows
+# the host's load; and SHA-256 runs in software under valgrind (no SHA-NI). Shown apart.
+recorder = sum(own[f] + callee_cost[f] for f in ("trunkguard::recording::durable::run",
+                                                 "trunkguard::recording::session::CallWriter::service"))
+print(f"  of which the recorder's threads (WAV samples, digest): {recorder / calls:,.0f}; "
+      f"the rest: {(total - recorder) / calls:,.0f}")
 for name in ("__rustc::__rust_alloc", "__rustc::__rust_realloc", "alloc::fmt::format::format_inner",
              "sendto", "recvfrom"):
     n = sum(c for k, c in edges.items() if k == name or k.startswith(name + "'"))
     print(f"calls to {name} per call: {n / calls:,.1f}")
+try:
+    db = sqlite3.connect(f"file:{out_dir}/profile.db?mode=ro", uri=True)
+    answers = db.execute("SELECT final_status, count(*) FROM cdrs GROUP BY 1 ORDER BY 1").fetchall()
+    print("CDRs by final status (warm-up calls included):",
+          ", ".join(f"{s}: {n}" for s, n in answers))
+except sqlite3.Error as e:
+    print(f"(no CDR count: {e})")
 PY
+retrans=$(awk '/INVITE ---------->/ {print $4; exit}' "$OUT_DIR/uac_screen.txt" 2>/dev/null || true)
+echo "INVITE retransmissions by SIPp (the gateway answered late): ${retrans:-?}"
 echo
 echo "== top inclusive costs (share of all instructions while the calls ran)"
 callgrind_annotate --inclusive=yes --threshold=99 "$OUT" 2>/dev/null | python3 -c '

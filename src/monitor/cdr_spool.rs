@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::model::Cdr;
-use crate::store::{decode_cdr_value, CdrWrite};
+use crate::store::{decode_cdr_value, CdrWrite, Dialogs};
 
 /// The spool file's name inside its folder.
 pub const SPOOL_FILE: &str = "cdrs.spool";
@@ -303,13 +303,17 @@ fn digest_hex(json: &[u8]) -> String {
 }
 
 fn encode_line(write: &CdrWrite, buf: &mut Vec<u8>) {
+    let dialogs = match write {
+        CdrWrite::Journal { dialogs, .. } => dialogs.as_ref().and_then(Dialogs::json),
+        CdrWrite::Cdr(_) => None,
+    };
     let line = match write {
         CdrWrite::Cdr(cdr) => LineOut::Cdr { cdr },
         CdrWrite::Journal {
             cdr,
             recording_part,
-            dialogs,
             at,
+            ..
         } => LineOut::Journal {
             cdr,
             recording_part: recording_part.as_deref(),
@@ -351,7 +355,7 @@ fn decode_line(line: &[u8]) -> Result<CdrWrite, &'static str> {
         } => CdrWrite::Journal {
             cdr: cdr(value)?,
             recording_part,
-            dialogs,
+            dialogs: dialogs.map(Dialogs::from),
             at,
         },
     })

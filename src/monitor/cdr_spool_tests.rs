@@ -10,7 +10,7 @@ fn journal(id: &str, part: Option<&str>) -> CdrWrite {
         cdr,
         recording_part: part.map(str::to_string),
         // Dialog state travels with the entries that have a recording (both forms round-trip).
-        dialogs: part.map(|p| format!(r#"{{"legs":["{p}"]}}"#)),
+        dialogs: part.map(|p| format!(r#"{{"legs":["{p}"]}}"#).into()),
         at: ms_precision(Utc::now()),
     }
 }

@@ -31,7 +31,7 @@ use tokio::time::Instant;
 
 use super::kpi::KpiCounters;
 use crate::model::{ms_precision, Cdr};
-use crate::store::{BucketKey, CdrWrite, Store};
+use crate::store::{BucketKey, CdrWrite, Dialogs, Store};
 
 mod spool;
 use spool::REPLAY_FIRST;
@@ -164,13 +164,13 @@ impl CdrSink {
         self.journal_with_dialogs(provisional, recording_part, None);
     }
 
-    /// `journal`, with the call's dialog state (JSON, opaque here) for a restart to end the
-    /// dialogs the peers still hold.
+    /// `journal`, with the call's dialog state (JSON, opaque here, encoded only if the entry is
+    /// written) for a restart to end the dialogs the peers still hold.
     pub fn journal_with_dialogs(
         &self,
         provisional: Cdr,
         recording_part: Option<String>,
-        dialogs: Option<String>,
+        dialogs: Option<Dialogs>,
     ) {
         self.push(CdrWrite::Journal {
             cdr: provisional,

@@ -264,3 +264,96 @@ fn sdes_keys_are_redacted_suites_kept() {
         std::borrow::Cow::Borrowed(_)
     ));
 }
+
+/// The scans before they were made one pass (`call_id_of`) and colon-led (`redact_sdes_keys`):
+/// the new ones must answer alike on every input.
+mod before {
+    pub fn call_id_of(bytes: &[u8]) -> Option<&str> {
+        let head_end = bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or(bytes.len());
+        for line in bytes[..head_end].split(|b| *b == b'\n') {
+            let Some(colon) = line.iter().position(|b| *b == b':') else {
+                continue;
+            };
+            let name = line[..colon].trim_ascii();
+            if name.eq_ignore_ascii_case(b"call-id") || name.eq_ignore_ascii_case(b"i") {
+                let value = std::str::from_utf8(line[colon + 1..].trim_ascii()).ok()?;
+                return (!value.is_empty()).then_some(value);
+            }
+        }
+        None
+    }
+
+    pub fn redact_sdes_keys(text: &str) -> String {
+        let find = |s: &str| {
+            s.as_bytes()
+                .windows(7)
+                .position(|w| w.eq_ignore_ascii_case(b"inline:"))
+        };
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(at) = find(rest) {
+            let (head, tail) = rest.split_at(at + 7);
+            out.push_str(head);
+            out.push_str("<redacted>");
+            let end = tail
+                .find([' ', '\t', '\r', '\n', ';'])
+                .unwrap_or(tail.len());
+            rest = &tail[end..];
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+#[test]
+fn the_scans_answer_as_before_on_awkward_input() {
+    let inputs: &[&[u8]] = &[
+        b"",
+        b"\r\n\r\nCall-ID: a",
+        b"\r\nCall-ID: a\r\n\r\n",
+        b"\r\r\n\r\nCall-ID: a",
+        b"X: y\n\nCall-ID: bare-lf\n",
+        b"X: y\n\r\nCall-ID: lf-then-crlf\r\n",
+        b"X: y\r\n\r\nCall-ID: body\r\n",
+        b"X: y\r\n\r",
+        b"X: y\r\n\rCall-ID: z",
+        b"X: y\r\n \r\nCall-ID: after-blank-with-space\r\n",
+        b"Call-ID:\r\ni: second\r\n",
+        b"call-id : spaced \r\n",
+        b"I:x",
+        b"Contact: <sip:a>\r\nCSeq: 1 INVITE\r\n \t i : folded\r\nCall-ID: later\r\n",
+        b"X: y\r\n:i: no-name\r\nc:not\r\nCall-ID:\tz\t\r\n",
+        b"\x0ci: form-feed\r\n",
+        b"Call-ID: \xff\xfe\r\n",
+        b"Via: a\r\nCall-ID: k\r\n\r\nv=0\r\na=crypto:1 AES inline:KEY|2^31\r\n",
+        b"inline:x",
+        b"INLINE:",
+        b":inline:inline::inline:",
+        b"a=crypto:1 X inlin:e inline;x INLINE:y\tz inline:",
+        b"nline: inlineinline: \xc3\xa9inline:k",
+    ];
+    for input in inputs {
+        assert_eq!(
+            call_id_of(input),
+            before::call_id_of(input),
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
+        let text = String::from_utf8_lossy(input);
+        let redacted = redact_sdes_keys(&text);
+        assert_eq!(redacted, before::redact_sdes_keys(&text), "{text:?}");
+        if redacted == text {
+            assert!(
+                matches!(redacted, std::borrow::Cow::Borrowed(_)),
+                "{text:?}"
+            );
+        }
+    }
+    assert_eq!(
+        redact_sdes_keys("a inline:k1;inline:k2 INLINE:k3\r\n"),
+        "a inline:<redacted>;inline:<redacted> INLINE:<redacted>\r\n"
+    );
+}

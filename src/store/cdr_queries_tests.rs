@@ -269,3 +269,38 @@ async fn cdrs_since_pages_forward_from_a_time() {
     })
     .await;
 }
+
+#[test]
+fn times_are_written_as_chrono_writes_them() {
+    use chrono::{NaiveDate, TimeZone};
+    let chrono = |t: DateTime<Utc>| t.format(TIME_FORMAT).to_string();
+    let mut times = vec![
+        Utc.with_ymd_and_hms(2026, 12, 6, 10, 0, 0).unwrap(),
+        Utc.with_ymd_and_hms(0, 1, 1, 0, 0, 0).unwrap(),
+        Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap()
+            + Duration::nanoseconds(999_999_999),
+        Utc.with_ymd_and_hms(10_000, 1, 1, 0, 0, 0).unwrap(),
+        Utc.with_ymd_and_hms(-1, 6, 15, 12, 30, 45).unwrap(),
+        // A leap second: chrono writes second 60.
+        NaiveDate::from_ymd_opt(2016, 12, 31)
+            .unwrap()
+            .and_hms_nano_opt(23, 59, 59, 1_500_000_000)
+            .unwrap()
+            .and_utc(),
+    ];
+    // Every field's digits, milliseconds truncated as chrono does.
+    let mut t = Utc.with_ymd_and_hms(1999, 1, 1, 0, 0, 0).unwrap();
+    for step in 0..2_000 {
+        t += Duration::nanoseconds(7_919_999_983 * 1_000 + step * 1_234_567);
+        times.push(t);
+    }
+    for t in times {
+        assert_eq!(format_time(t), chrono(t));
+    }
+    assert_eq!(
+        format_time(
+            Utc.with_ymd_and_hms(2026, 3, 4, 5, 6, 7).unwrap() + Duration::milliseconds(89)
+        ),
+        "2026-03-04T05:06:07.089Z"
+    );
+}

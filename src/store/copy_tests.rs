@@ -110,7 +110,7 @@ async fn filled_sqlite(dir: &tempfile::TempDir) -> Store {
         .apply_cdr_writes(&[CdrWrite::Journal {
             cdr: live,
             recording_part: Some("live.wav.part".into()),
-            dialogs: Some("{\"legs\":[]}".into()),
+            dialogs: Some(String::from("{\"legs\":[]}").into()),
             at: t,
         }])
         .await

@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::kpi_queries::{BucketCounters, Rollup};
 use super::multi_row::MultiRow;
-use super::{Columns, Op, Store, StoreError};
+use super::{Columns, Dialogs, Op, Store, StoreError};
 use crate::model::Cdr;
 use crate::model::LegQuality;
 use chrono::{DateTime, Utc};
@@ -51,12 +51,12 @@ const EXCERPT_CHARS: usize = 120;
 #[derive(Debug, Clone, PartialEq)]
 pub enum CdrWrite {
     /// A call in progress: its provisional CDR, the recording file being written, its dialog
-    /// state (JSON written and read by `b2bua::restart`; opaque here), and when the entry was
-    /// made (stored as `updated_at`).
+    /// state (JSON written and read by `b2bua::restart`, opaque here, encoded only if the entry
+    /// is written), and when the entry was made (stored as `updated_at`).
     Journal {
         cdr: Cdr,
         recording_part: Option<String>,
-        dialogs: Option<String>,
+        dialogs: Option<Dialogs>,
         at: DateTime<Utc>,
     },
     /// A call that has ended: its final CDR.
@@ -135,7 +135,7 @@ struct JournalRow<'a> {
     cdr: &'a Cdr,
     json: String,
     recording_part: Option<&'a str>,
-    dialogs: Option<&'a str>,
+    dialogs: Option<String>,
     at: DateTime<Utc>,
     /// The entries of the batch it stands for (the earlier ones it overwrites included).
     entries: u64,
@@ -222,16 +222,13 @@ per_backend! {
             }
         }
         plan.entries_before = vec![0; plan.cdrs.len()];
-        // Each journaled call's row in `plan.journal`.
+        // Each journaled call's latest entry (its position in `writes`) and its entries before
+        // it, in the order of the calls' first entries; encoded once all are known, so that an
+        // entry a later one replaces is never encoded.
+        let mut latest: Vec<(usize, u64)> = Vec::new();
         let mut rows = HashMap::new();
         for (at, write) in writes.iter().enumerate() {
-            let CdrWrite::Journal {
-                cdr,
-                recording_part,
-                dialogs,
-                at: made,
-            } = write
-            else {
+            let CdrWrite::Journal { cdr, .. } = write else {
                 continue;
             };
             let id = Dialect::text(&cdr.attempt.id);
@@ -241,42 +238,48 @@ per_backend! {
                     plan.ignored += 1;
                     ignored_entries(cdr, 1);
                 }
-                None => {
-                    let json = match serde_json::to_string(cdr) {
-                        Ok(json) => json,
-                        Err(error) => {
-                            // Cannot happen with the Cdr type (no maps, no fallible Serialize).
-                            // Failing the batch would make the writer retry it forever; the
-                            // final CDR does not depend on this entry.
-                            tracing::error!(cdr_id = %cdr.attempt.id, %error,
-                                "cannot encode a journal entry; ignored");
-                            plan.ignored += 1;
-                            continue;
-                        }
-                    };
-                    let row = JournalRow {
-                        cdr,
-                        json,
-                        recording_part: recording_part.as_deref(),
-                        dialogs: dialogs.as_deref(),
-                        at: *made,
-                        entries: 1,
-                    };
-                    match rows.get(&id) {
-                        Some(&index) => {
-                            let earlier: &mut JournalRow = &mut plan.journal[index];
-                            *earlier = JournalRow {
-                                entries: earlier.entries + 1,
-                                ..row
-                            };
-                        }
-                        None => {
-                            rows.insert(id, plan.journal.len());
-                            plan.journal.push(row);
-                        }
+                None => match rows.get(&id) {
+                    Some(&index) => {
+                        let earlier: &mut (usize, u64) = &mut latest[index];
+                        *earlier = (at, earlier.1 + 1);
                     }
-                }
+                    None => {
+                        rows.insert(id, latest.len());
+                        latest.push((at, 1));
+                    }
+                },
             }
+        }
+        for (at, entries) in latest {
+            let CdrWrite::Journal {
+                cdr,
+                recording_part,
+                dialogs,
+                at: made,
+            } = &writes[at]
+            else {
+                continue;
+            };
+            let json = match serde_json::to_string(cdr) {
+                Ok(json) => json,
+                Err(error) => {
+                    // Cannot happen with the Cdr type (no maps, no fallible Serialize).
+                    // Failing the batch would make the writer retry it forever; the
+                    // final CDR does not depend on this entry.
+                    tracing::error!(cdr_id = %cdr.attempt.id, %error,
+                        "cannot encode a journal entry; ignored");
+                    plan.ignored += entries;
+                    continue;
+                }
+            };
+            plan.journal.push(JournalRow {
+                cdr,
+                json,
+                recording_part: recording_part.as_deref(),
+                dialogs: dialogs.as_ref().and_then(Dialogs::json),
+                at: *made,
+                entries,
+            });
         }
         plan
     }
@@ -314,7 +317,7 @@ per_backend! {
             .bind(Dialect::text(&row.cdr.attempt.id))
             .bind(row.json.as_str())
             .bind(row.recording_part.map(Dialect::text))
-            .bind(row.dialogs.map(Dialect::text))
+            .bind(row.dialogs.as_deref().map(Dialect::text))
             .bind(Dialect::time(row.at))
             .bind(Dialect::opt_text(&row.cdr.attempt.node))
     }

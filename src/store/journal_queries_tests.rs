@@ -28,7 +28,7 @@ fn journal(cdr: Cdr, part: Option<&str>, offset_ms: i64) -> CdrWrite {
     CdrWrite::Journal {
         cdr,
         recording_part: part.map(str::to_string),
-        dialogs: part.map(dialogs_of),
+        dialogs: part.map(|p| dialogs_of(p).into()),
         at: at(offset_ms),
     }
 }
@@ -302,4 +302,41 @@ async fn a_corrupt_row_is_reported_and_the_others_still_load() {
         assert!(wrong.2.contains("someone-else"), "{}", wrong.2);
     })
     .await;
+}
+
+/// Dialogs that count how often they are encoded.
+struct Counted(std::sync::Arc<std::sync::atomic::AtomicU32>, &'static str);
+
+impl crate::store::DialogsJson for Counted {
+    fn json(&self) -> Option<String> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Some(dialogs_of(self.1))
+    }
+}
+
+#[tokio::test]
+async fn only_the_entries_written_have_their_dialogs_encoded() {
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    let encoded = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let entry = |id: &str, part: &'static str, offset_ms: i64| CdrWrite::Journal {
+        cdr: provisional(id, offset_ms),
+        recording_part: Some(part.into()),
+        dialogs: Some(crate::store::Dialogs::new(Counted(encoded.clone(), part))),
+        at: at(offset_ms),
+    };
+    // Call a: three entries, the last one written. Call b: an entry, then its CDR.
+    let writes = [
+        entry("a", "a-1", 1),
+        entry("b", "b-1", 2),
+        entry("a", "a-2", 3),
+        CdrWrite::Cdr(sample_cdr("b")),
+        entry("a", "a-3", 4),
+    ];
+    let applied = store.apply_cdr_writes(&writes).await.unwrap();
+    assert_eq!(applied.journal_upserts, 4);
+    assert_eq!(encoded.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let calls = journaled_ok(&store).await;
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].dialogs.as_deref(), Some(&*dialogs_of("a-3")));
+    assert_eq!(calls[0].recording_part.as_deref(), Some("a-3"));
 }

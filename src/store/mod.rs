@@ -23,6 +23,7 @@ mod cluster_queries;
 mod complaint_queries;
 mod copy;
 mod copy_tables;
+mod dialogs;
 mod enforcement_queries;
 mod enforcement_request_queries;
 mod error;
@@ -45,6 +46,7 @@ pub use copy::{copy_sqlite_to_postgres, differences, table_digests, CopyError, T
 
 pub use cdr_search_queries::{CdrQuery, CdrSearchKey, NumberMatch, NumberPart};
 pub use complaint_queries::{NewComplaint, StoredComplaint};
+pub use dialogs::{Dialogs, DialogsJson};
 pub use enforcement_queries::{AnomalyRow, EnforcementEntry, NewEnforcement, SubjectKey};
 pub use enforcement_request_queries::{EnforcementRequest, NewRequest};
 pub use error::StoreError;
@@ -69,6 +71,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::ConnectOptions;
 
 use backend::Pools;
+
+/// Prepared statements a connection keeps (sqlx's default is 100): the CDR writer's multi-row
+/// statements alone come in up to 7 sizes each (`multi_row`), 11 of them, beside the store's
+/// hundred or so other queries, so that the writer's do not push each other out.
+const STATEMENT_CACHE: usize = 256;
 
 /// One migrator per backend, the same versions in both folders (one file for each).
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -155,7 +162,8 @@ async fn connect_postgres(url: &str, opts: StoreOptions) -> Result<Store, StoreE
             format!("{}ms", opts.busy_timeout.as_millis().max(1)),
         )])
         // Statements carry numbers and token hashes: never in the log, even at debug.
-        .disable_statement_logging();
+        .disable_statement_logging()
+        .statement_cache_capacity(STATEMENT_CACHE);
     let pool = PgPoolOptions::new()
         .max_connections(opts.max_connections.max(1))
         .acquire_timeout(opts.busy_timeout.max(Duration::from_secs(1)))
@@ -202,7 +210,8 @@ async fn connect_sqlite(url: &str, opts: StoreOptions) -> Result<Store, StoreErr
         .busy_timeout(opts.busy_timeout)
         .foreign_keys(true)
         // Statements carry numbers and token hashes: never in the log, even at debug.
-        .disable_statement_logging();
+        .disable_statement_logging()
+        .statement_cache_capacity(STATEMENT_CACHE);
 
     let in_memory = is_memory_url(url);
     let file = options.get_filename().to_path_buf();

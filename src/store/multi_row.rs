@@ -4,11 +4,12 @@
 //! statement is a hand-off to SQLite's worker thread and back (on PostgreSQL a round trip), and
 //! those cost the gateway more than the writes themselves.
 //!
-//! The statements are not kept prepared (`persistent(false)`): their text changes with the
-//! number of rows, and caching each length would push the store's other statements out of
-//! sqlx's statement cache (100 per connection). The price: SQLite parses each one (in its worker,
-//! no extra hand-off), and sqlx sends PostgreSQL each one in two round trips (parse, then
-//! execute) rather than one.
+//! A statement's text depends on its number of rows, so the rows go in chunks of a few sizes
+//! only, powers of two up to [`MAX_ROWS`] (a batch of 13 rows: 8, 4, 1), and each size's
+//! statement is prepared once per connection and kept in sqlx's statement cache. Prepared per
+//! batch instead (one text per batch size, each new), parsing them took a fifth of the gateway's
+//! instructions at low rates and as much per row at high ones (bench/README.md, session 13). The
+//! price: up to log₂ more statements for a batch whose size is not a power of two.
 
 use std::fmt::Write as _;
 
@@ -20,9 +21,11 @@ use super::{Op, StoreError};
 /// 3.46); PostgreSQL's, 65,535, is higher.
 const MAX_PARAMETERS: usize = 32_766;
 
-/// At most this many rows per statement, whatever the columns: a statement's text (about 6 bytes
-/// a value) stays in the tens of kilobytes, and a failed statement names a small chunk.
-pub(super) const MAX_ROWS: usize = 250;
+/// At most this many rows per statement, whatever the columns (a power of two): a failed
+/// statement names a small chunk, and each connection keeps the prepared statements of every
+/// chunk size, whose memory grows with their rows (SQLite: about 0.25 MiB for 64 rows of 27
+/// values, 1 MiB for 256).
+pub(super) const MAX_ROWS: usize = 64;
 
 /// How a backend writes a generated statement's parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,9 +48,26 @@ pub(super) struct MultiRow {
 }
 
 impl MultiRow {
-    /// Rows per statement: as many as the parameter limit allows, at most [`MAX_ROWS`].
+    /// Rows per statement at most: as many as the parameter limit allows, at most [`MAX_ROWS`],
+    /// a power of two.
     pub(super) fn rows_per_statement(&self) -> usize {
-        (MAX_PARAMETERS / self.columns.max(1)).clamp(1, MAX_ROWS)
+        let rows = (MAX_PARAMETERS / self.columns.max(1)).clamp(1, MAX_ROWS);
+        1 << rows.ilog2()
+    }
+
+    /// The sizes of the chunks `rows` rows go in, in order: full chunks of
+    /// [`rows_per_statement`](Self::rows_per_statement), then the rest by its binary digits,
+    /// largest first. So a statement only ever has a power of two of rows.
+    pub(super) fn chunks(&self, rows: usize) -> impl Iterator<Item = usize> {
+        let most = self.rows_per_statement();
+        let mut left = rows;
+        std::iter::from_fn(move || {
+            (left > 0).then(|| {
+                let size = most.min(1 << left.ilog2());
+                left -= size;
+                size
+            })
+        })
     }
 
     /// The text for `rows` rows.
@@ -114,8 +134,11 @@ per_backend! {
         label: impl Fn(&T) -> &str,
     ) -> Result<Vec<Row>, StoreError> {
         let mut returned = Vec::new();
-        for chunk in rows.chunks(statement.rows_per_statement()) {
-            let sql = statement.sql(chunk.len(), Dialect::PLACEHOLDERS);
+        let mut rest = rows;
+        for size in statement.chunks(rows.len()) {
+            let (chunk, after) = rest.split_at(size);
+            rest = after;
+            let sql = statement.sql(size, Dialect::PLACEHOLDERS);
             let query = chunk
                 .iter()
                 .fold(sqlx::query(&sql), &bind);
@@ -123,8 +146,10 @@ per_backend! {
             sent::one();
             let first = chunk.first().map_or("", &label);
             returned.extend(
+                // Persistent (sqlx's default, said here because it is the point): the few
+                // texts `chunks` makes are each prepared once per connection.
                 query
-                    .persistent(false)
+                    .persistent(true)
                     .fetch_all(&mut *conn)
                     .await
                     .op_on(statement.op, format_args!("{} rows from {first}", chunk.len()))?,

@@ -36,6 +36,34 @@ fn a_chunk_stays_under_the_parameter_limit() {
     };
     assert_eq!(wide.rows_per_statement(), 32);
     assert!(wide.rows_per_statement() * wide.columns <= MAX_PARAMETERS);
+    // 32,766 / 3,000 = 10 rows allowed: the power of two below.
+    let wider = MultiRow {
+        columns: 3_000,
+        ..PAIRS
+    };
+    assert_eq!(wider.chunks(21).collect::<Vec<_>>(), [8, 8, 4, 1]);
+}
+
+#[test]
+fn rows_go_in_chunks_of_a_few_sizes_in_order() {
+    assert_eq!(PAIRS.chunks(0).count(), 0);
+    assert_eq!(PAIRS.chunks(1).collect::<Vec<_>>(), [1]);
+    assert_eq!(PAIRS.chunks(13).collect::<Vec<_>>(), [8, 4, 1]);
+    assert_eq!(PAIRS.chunks(64).collect::<Vec<_>>(), [64]);
+    assert_eq!(PAIRS.chunks(200).collect::<Vec<_>>(), [64, 64, 64, 8]);
+    let mut sizes = std::collections::BTreeSet::new();
+    for rows in 0..2_000 {
+        let chunks: Vec<usize> = PAIRS.chunks(rows).collect();
+        assert_eq!(chunks.iter().sum::<usize>(), rows);
+        assert!(chunks.windows(2).all(|w| w[0] >= w[1]), "{chunks:?}");
+        assert!(chunks.len() <= rows / MAX_ROWS + MAX_ROWS.ilog2() as usize + 1);
+        sizes.extend(chunks);
+    }
+    // So a statement has at most seven texts, each prepared once per connection.
+    assert_eq!(
+        sizes.into_iter().collect::<Vec<_>>(),
+        [1, 2, 4, 8, 16, 32, 64]
+    );
 }
 
 /// Each call counts for its trunk and its caller, in its INVITE's hour.
@@ -90,7 +118,7 @@ fn journal(i: usize, n: i64) -> CdrWrite {
     CdrWrite::Journal {
         cdr,
         recording_part: Some(format!("call-{i:04}-{n}.wav.part")),
-        dialogs: (n % 2 == 0).then(|| format!("{{\"n\":{n}}}")),
+        dialogs: (n % 2 == 0).then(|| format!("{{\"n\":{n}}}").into()),
         at: call(0).attempt.invite_at + Duration::milliseconds(n),
     }
 }
@@ -221,22 +249,63 @@ async fn statements(store: &Store, calls: std::ops::Range<usize>) -> u64 {
 }
 
 #[tokio::test]
-async fn a_batch_sends_the_same_statements_whatever_its_size() {
+async fn a_batch_sends_a_few_statements_whatever_its_size() {
     on_each_backend(|store| async move {
-        // One per table: cdrs, legs, recordings, digits, pauses, the journal rows deleted and
-        // upserted, the KPI buckets read and upserted. (Row by row, ten calls took 10 × 11
+        // Per table, one statement a chunk (`MultiRow::chunks`: powers of two): cdrs, legs,
+        // recordings, digits, pauses, the journal rows deleted and upserted, the KPI buckets
+        // read and upserted. A call has 2 legs, 3 digits and 2 pauses, a KPI bucket of its own,
+        // and the calls fall in 3 hours, 3 buckets for the trunk. (Row by row, a call took 11
         // statements and 2 per KPI bucket.)
-        assert_eq!(statements(&store, 0..10).await, 9);
-        assert_eq!(statements(&store, 10..80).await, 9);
-        // 500 calls: 2 legs, 3 digits and 2 pauses each, a KPI bucket each and 3 for the trunk,
-        // in chunks of MAX_ROWS.
-        let chunks = |rows: usize| rows.div_ceil(MAX_ROWS) as u64;
+        let chunks = |rows: usize| PAIRS.chunks(rows).count() as u64;
+        let expected = |calls: usize| {
+            // cdrs, recordings, journal rows deleted and upserted; legs and pauses; digits;
+            // buckets read and upserted.
+            chunks(calls) * 4 + chunks(2 * calls) * 2 + chunks(3 * calls) + chunks(calls + 3) * 2
+        };
+        // 4 calls: 4, 8, 12 (8 + 4) and 7 (4 + 2 + 1) rows.
+        assert_eq!(statements(&store, 0..4).await, 4 + 2 + 2 + 3 * 2);
+        assert_eq!(expected(4), 14);
+        assert_eq!(statements(&store, 10..80).await, expected(70));
         let calls = 500;
-        // cdrs, recordings, journal rows deleted and upserted; legs and pauses; digits; buckets.
-        let expected =
-            chunks(calls) * 4 + chunks(2 * calls) * 2 + chunks(3 * calls) + chunks(calls + 3) * 2;
-        assert_eq!(statements(&store, 1_000..1_000 + calls).await, expected);
-        assert!(expected < 30);
+        assert_eq!(
+            statements(&store, 1_000..1_000 + calls).await,
+            expected(calls)
+        );
+        assert!(expected(calls) < calls as u64 / 3);
     })
     .await;
+}
+
+/// Statements prepared and kept by the one connection of an in-memory store.
+async fn cached(store: &Store) -> usize {
+    use sqlx::Connection as _;
+    let crate::store::backend::Pools::Sqlite(pool) = &store.pools else {
+        unreachable!("an in-memory store is SQLite");
+    };
+    pool.acquire().await.unwrap().cached_statements_size()
+}
+
+#[tokio::test]
+async fn batches_of_every_size_reuse_a_few_prepared_statements() {
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    let mut next = 0;
+    let mut batch = |calls: usize| {
+        let range = next..next + calls;
+        next += calls;
+        range
+    };
+    statements(&store, batch(1)).await;
+    let after_one = cached(&store).await;
+    // 2 to 70 calls: every chunk size of every statement is prepared once…
+    for calls in 2..=70 {
+        statements(&store, batch(calls)).await;
+    }
+    let warm = cached(&store).await;
+    // … and batches of other sizes prepare nothing more.
+    for calls in [71, 99, 130, 257] {
+        statements(&store, batch(calls)).await;
+    }
+    assert_eq!(cached(&store).await, warm);
+    // 9 statements of 7 sizes at most; a fresh text per batch size would be hundreds.
+    assert!(warm - after_one <= 9 * 6, "{after_one} then {warm}");
 }

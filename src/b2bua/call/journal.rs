@@ -18,12 +18,13 @@ impl Call {
                 Some(s) => s.pool.stored_path(&r.part_path()),
                 None => r.part_path().display().to_string(),
             });
-        let dialogs = self.dialog_record().encode();
+        // Encoded by the CDR writer if this entry is the one it writes (`store::Dialogs`).
+        let dialogs = crate::store::Dialogs::new(self.dialog_record());
         let mut provisional = self.attempt.provisional(chrono::Utc::now());
         provisional.recording_pauses = self.pauses.journaled(std::time::Instant::now());
         self.ctx
             .cdrs
-            .journal_with_dialogs(provisional, part, dialogs);
+            .journal_with_dialogs(provisional, part, Some(dialogs));
     }
 
     /// The legs a peer may hold right now, and how each would be ended.

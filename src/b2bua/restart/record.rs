@@ -64,6 +64,12 @@ impl DialogRecord {
     }
 }
 
+impl crate::store::DialogsJson for DialogRecord {
+    fn json(&self) -> Option<String> {
+        self.encode()
+    }
+}
+
 impl LegRecord {
     pub fn new(leg: &Leg, state: LegState) -> LegRecord {
         LegRecord {

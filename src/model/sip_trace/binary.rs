@@ -132,13 +132,56 @@ pub(super) fn encode(trace: &SipTrace) -> Result<Vec<u8>, std::io::Error> {
     };
     // postcard writes a u8 as that one byte: the version byte, then the trace.
     let raw = postcard::to_allocvec(&(VERSION, &stored)).map_err(std::io::Error::other)?;
+    compress(&raw)
+}
+
+/// The frame's blocks: lz4_flex's choice for a frame of at most this much, one block.
+const BLOCK: usize = 64 * 1024;
+
+thread_local! {
+    /// This thread's frame encoder, kept between traces: a new one allocates and zeroes its
+    /// 64 KiB input and output buffers and its 16 KiB match table, which cost a trace as much
+    /// as compressing it (bench/README.md, session 13). Each frame starts afresh (the encoder
+    /// resets its table and checksum for a frame after the first), so a frame's bytes are
+    /// those a new encoder writes.
+    static ENCODER: std::cell::RefCell<Option<FrameEncoder<Vec<u8>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+type FrameEncoder<W> = lz4_flex::frame::FrameEncoder<W>;
+
+fn frame_info() -> lz4_flex::frame::FrameInfo {
     // The content checksum (xxHash32 of what is inside, checked by `decode`) stands where gzip's
     // CRC-32 stood: a row damaged in the database is refused, not shown as another trace.
-    let info = lz4_flex::frame::FrameInfo::new().content_checksum(true);
-    let mut frame =
-        lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::with_capacity(raw.len() / 4));
-    frame.write_all(&raw)?;
-    Ok(frame.finish()?)
+    lz4_flex::frame::FrameInfo::new().content_checksum(true)
+}
+
+/// `raw` in one LZ4 frame.
+fn compress(raw: &[u8]) -> Result<Vec<u8>, std::io::Error> {
+    if raw.len() > BLOCK {
+        // Larger blocks for these (lz4_flex picks them by the first write): a new encoder.
+        let mut frame =
+            FrameEncoder::with_frame_info(frame_info(), Vec::with_capacity(raw.len() / 4));
+        frame.write_all(raw)?;
+        return Ok(frame.finish()?);
+    }
+    ENCODER.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let frame = slot.get_or_insert_with(|| {
+            let info = frame_info().block_size(lz4_flex::frame::BlockSize::Max64KB);
+            FrameEncoder::with_frame_info(info, Vec::new())
+        });
+        *frame.get_mut() = Vec::with_capacity(raw.len() / 4);
+        let written = frame.write_all(raw).and_then(|()| Ok(frame.try_finish()?));
+        match written {
+            Ok(()) => Ok(std::mem::take(frame.get_mut())),
+            Err(e) => {
+                // Whatever state it is in, the next trace gets a new one.
+                *slot = None;
+                Err(e)
+            }
+        }
+    })
 }
 
 /// The inverse of `encode`: `bytes` start with `MAGIC`; at most `limit` bytes are decompressed.

@@ -159,6 +159,31 @@ fn a_repetitive_trace_is_stored_compressed() {
 }
 
 #[test]
+fn traces_encoded_one_after_another_are_the_frames_a_new_encoder_writes() {
+    // The thread's encoder is reused (`binary::compress`); each frame must still be what a new
+    // encoder makes of the same content, whatever came before it: small, real, over one block
+    // (a new encoder of its own), small again, and the first again.
+    let mut big = trace();
+    while big.messages.len() < 600 {
+        let n = big.messages.len();
+        let mut m = big.messages[n % 2].clone();
+        m.message
+            .push_str(&format!("X-Filler: {n} {}\r\n", "ab".repeat(n % 97)));
+        big.messages.push(m);
+    }
+    let traces = [trace(), answered_call(), big, varied_trace(), trace()];
+    assert!(unframe(&traces[2].encode().unwrap()).len() > 64 * 1024);
+    let mut frames = Vec::new();
+    for t in &traces {
+        let bytes = t.encode().unwrap();
+        assert_eq!(bytes, lz4_frame(&unframe(&bytes)), "{}", t.call_id);
+        assert_eq!(SipTrace::decode(&bytes).unwrap(), to_micros(t.clone()));
+        frames.push(bytes);
+    }
+    assert_eq!(frames[0], frames[4]);
+}
+
+#[test]
 fn a_real_trace_reads_back_from_both_forms_and_is_stored_smaller_than_before() {
     let t = answered_call();
     let (new, old) = (t.encode().unwrap(), gzip_json(&t));

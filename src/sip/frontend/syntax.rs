@@ -93,11 +93,25 @@ impl<'a> Iterator for TopLevel<'a> {
     }
 }
 
+/// Whether `collapse_lws` leaves `b` as it is, found without walking it byte by byte (most
+/// values, and every message runs several through it): each white space is one SP between two
+/// bytes that are neither white space nor separators. Inside a quoted string or `<...>` such a
+/// space is kept as well, so where it stands does not matter; any other white space (even one
+/// `collapse_lws` would keep, inside quotes) sends the value the long way.
+fn is_collapsed(b: &[u8], seps: &[u8]) -> bool {
+    let plain = |c: u8| !is_wsp(c) && !seps.contains(&c);
+    memchr::memchr2_iter(b' ', b'\t', b)
+        .all(|i| b[i] == b' ' && i > 0 && i + 1 < b.len() && plain(b[i - 1]) && plain(b[i + 1]))
+}
+
 /// Removes linear white space next to any of `seps` and squeezes other runs to one SP, outside
 /// quoted strings and `<...>`. RFC 3261 allows LWS around `;`, `=`, `/` and friends; rsip does not.
 /// Borrows `s` when that changes nothing.
 pub(crate) fn collapse_lws<'a>(s: &'a str, seps: &[u8]) -> Cow<'a, str> {
     let b = s.as_bytes();
+    if is_collapsed(b, seps) {
+        return Cow::Borrowed(s);
+    }
     // None while what was written is exactly b[..i]
     let mut out: Option<Vec<u8>> = None;
     // where the white space not yet written starts
