@@ -149,24 +149,6 @@ fn headers_and_body(fields: &[Field<'_>], body: &[u8]) -> Option<(rsip::Headers,
     Some((headers_of(fields)?, body.to_vec()))
 }
 
-/// How the fields went to rsip before `headers_of`: written out behind a placeholder status
-/// line and tokenized by rsip. The front end's tests parse messages both ways.
-#[cfg(test)]
-pub(super) mod reference {
-    use super::*;
-
-    thread_local! {
-        /// Parse this thread's messages the old way.
-        pub static ON: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    }
-
-    pub fn headers_and_body(fields: &[Field<'_>], body: &[u8]) -> Option<(rsip::Headers, Vec<u8>)> {
-        let text = assemble(&[b"SIP/2.0 200 OK"], fields, body);
-        let parsed = rsip::Response::try_from(text.as_slice()).ok()?;
-        Some((parsed.headers, parsed.body))
-    }
-}
-
 /// The header fields as rsip's message tokenizer reads them from the lines `assemble` writes
 /// (`name: value`: a name of token characters, then the value after the blanks that follow the
 /// colon; rsip's name → header table), made from the fields themselves: writing the message out
@@ -208,4 +190,22 @@ fn assemble(start: &[&[u8]], fields: &[Field<'_>], body: &[u8]) -> Vec<u8> {
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
     out
+}
+
+/// How the fields went to rsip before `headers_of`: written out behind a placeholder status
+/// line and tokenized by rsip. The front end's tests parse messages both ways.
+#[cfg(test)]
+pub(super) mod reference {
+    use super::*;
+
+    thread_local! {
+        /// Parse this thread's messages the old way.
+        pub static ON: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    pub fn headers_and_body(fields: &[Field<'_>], body: &[u8]) -> Option<(rsip::Headers, Vec<u8>)> {
+        let text = assemble(&[b"SIP/2.0 200 OK"], fields, body);
+        let parsed = rsip::Response::try_from(text.as_slice()).ok()?;
+        Some((parsed.headers, parsed.body))
+    }
 }
