@@ -271,6 +271,9 @@ pub(super) fn decode_sockaddr(name: &[u8], len: usize) -> Option<SocketAddr> {
     let family = u16::from_ne_bytes([*name.first()?, *name.get(1)?]);
     let port = u16::from_be_bytes([*name.get(2)?, *name.get(3)?]);
     if i32::from(family) == libc::AF_INET {
+        if len < std::mem::size_of::<libc::sockaddr_in>() {
+            return None;
+        }
         let ip: [u8; 4] = name.get(4..8)?.try_into().ok()?;
         return Some(SocketAddrV4::new(Ipv4Addr::from(ip), port).into());
     }
