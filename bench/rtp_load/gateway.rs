@@ -49,6 +49,7 @@ inside_address = "{INSIDE_IP}"
 outside_address = "{OUTSIDE_IP}"
 port_range = [{p0}, {p1}]
 timeout_secs = 300
+{engine}
 
 [recording]
 dir = "{dir}/recordings"
@@ -78,6 +79,11 @@ enabled = false
             dir = dir.display(),
             p0 = PORT_RANGE[0],
             p1 = PORT_RANGE[1],
+            engine = args
+                .engine
+                .as_ref()
+                .map(|e| format!("engine = \"{e}\""))
+                .unwrap_or_default(),
         );
         let cfg = dir.join("bench.toml");
         fs::write(&cfg, config).expect("write config");

@@ -57,13 +57,16 @@ pub struct Args {
     /// `taskset -c` list for the gateway, and CPUs for the generator (e.g. 0 and 1).
     pub gw_cpus: Option<String>,
     pub gen_cpus: Option<Vec<usize>>,
+    /// `[media] engine` of the gateway (`epoll`, `io_uring`); none: the gateway's default.
+    pub engine: Option<String>,
 }
 
 pub fn usage() -> ! {
     eprintln!(
         "usage: cargo bench --bench rtp_load -- [--steps 100,250,500,750,1000,1250] [--secs 20]\n\
          \x20  [--cps 200] [--sockets 2] [--baseline-secs 5 (0: none)] [--dir DIR] [--bin PATH]\n\
-         \x20  [--gw-log info] [--stop-after-fails 2] [--gw-cpus 0 (taskset -c)] [--gen-cpus 1]"
+         \x20  [--gw-log info] [--stop-after-fails 2] [--gw-cpus 0 (taskset -c)] [--gen-cpus 1]\n\
+         \x20  [--engine epoll|io_uring ([media] engine; default: the gateway's)]"
     );
     std::process::exit(2)
 }
@@ -81,6 +84,7 @@ pub fn parse_args() -> Args {
         stop_after_fails: 2,
         gw_cpus: None,
         gen_cpus: None,
+        engine: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -105,6 +109,7 @@ pub fn parse_args() -> Args {
             "--gw-log" => a.gw_log = v,
             "--stop-after-fails" => a.stop_after_fails = num(&v) as usize,
             "--gw-cpus" => a.gw_cpus = Some(v),
+            "--engine" if v == "epoll" || v == "io_uring" => a.engine = Some(v),
             "--gen-cpus" => {
                 a.gen_cpus = Some(v.split(',').map(|c| num(c.trim()) as usize).collect());
             }
@@ -149,7 +154,7 @@ fn main() {
     fs::create_dir_all(&root).expect("bench dir");
     eprintln!(
         "rtp_load: steps {:?}, {} s of media per step, setup at {} calls/s, {} RTP sockets per side, \
-         baseline {} s; gateway CPUs {:?}, generator CPUs {:?}; files in {}",
+         baseline {} s; gateway CPUs {:?}, generator CPUs {:?}, media engine {:?}; files in {}",
         args.steps,
         args.secs,
         args.cps,
@@ -157,6 +162,7 @@ fn main() {
         args.baseline_secs,
         args.gw_cpus,
         args.gen_cpus,
+        args.engine,
         root.display()
     );
     let results = root.join("results.csv");

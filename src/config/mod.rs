@@ -180,6 +180,9 @@ pub struct MediaConfig {
     /// No RTP from either side for this long (hold excepted) ends the call.
     #[serde(default = "default_media_timeout_secs")]
     pub timeout_secs: u64,
+    /// How the relay threads move packets (docs/architecture.md, "Media").
+    #[serde(default)]
+    pub engine: MediaEngine,
 }
 
 impl Default for MediaConfig {
@@ -189,6 +192,28 @@ impl Default for MediaConfig {
             outside_address: default_media_address(),
             port_range: default_port_range(),
             timeout_secs: default_media_timeout_secs(),
+            engine: MediaEngine::default(),
+        }
+    }
+}
+
+/// `[media] engine`: how the relay threads receive and send (`media::engine`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaEngine {
+    /// An epoll set per thread; one `recvfrom` and one `sendto` per packet.
+    #[default]
+    Epoll,
+    /// A ring per thread: multishot receives into provided buffers, the round's sends submitted
+    /// at once. Falls back to `Epoll` (logged) where io_uring cannot be set up.
+    IoUring,
+}
+
+impl MediaEngine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaEngine::Epoll => "epoll",
+            MediaEngine::IoUring => "io_uring",
         }
     }
 }

@@ -9,8 +9,8 @@ use tokio::net::UdpSocket;
 use super::newer;
 use crate::media::rtp::tests::packet;
 use crate::media::{
-    Direction, DtmfCommand, DtmfCommands, Leg, MediaEvent, MediaSession, PortAllocator,
-    RemoteMedia, SessionConfig,
+    Direction, DtmfCommand, DtmfCommands, Leg, MediaEngine, MediaEvent, MediaSession,
+    PortAllocator, RemoteMedia, SessionConfig,
 };
 
 const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -59,14 +59,22 @@ fn event_code(p: &[u8]) -> Option<u8> {
     (p[1] & 0x7f == 101).then_some(p[12])
 }
 
-#[tokio::test]
-async fn withheld_commands_leave_no_gap_in_the_sequence_the_carrier_sees() {
-    let ports = PortAllocator::new([31140, 31159]).unwrap();
+crate::media::relay_tests::on_both_engines!(
+    withheld_commands_leave_no_gap_in_the_sequence_the_carrier_sees
+);
+
+async fn withheld_commands_leave_no_gap_in_the_sequence_the_carrier_sees(engine: MediaEngine) {
+    let shift = match engine {
+        MediaEngine::Epoll => 0,
+        MediaEngine::IoUring => crate::media::relay_tests::ENGINE_PORT_SHIFT,
+    };
+    let ports = PortAllocator::new([31140 + shift, 31159 + shift]).unwrap();
     let config = SessionConfig {
         timeout: None,
         one_way_after: Duration::from_secs(30),
         tap: None,
         counters: None,
+        engine: Some(engine),
     };
     let (session, mut events) = MediaSession::start(
         ports.allocate(LOCAL).unwrap(),

@@ -109,7 +109,7 @@ fn on_datagram_does_not_allocate() {
     };
     let mut state = State::new(Leg::Inside, Kind::Rtp, wiring);
     state.apply(&control);
-    let out = sockets[1].socket(Kind::Rtp);
+    let mut out = sockets[1].socket(Kind::Rtp);
     let stray: SocketAddr = (Ipv4Addr::LOCALHOST, 9).into();
 
     let mut buf = [0u8; 2048];
@@ -126,7 +126,7 @@ fn on_datagram_does_not_allocate() {
     let mut run = |range: std::ops::Range<usize>| {
         for (i, p) in packets[range].iter().enumerate() {
             let source = if i % 50 == 49 { stray } else { pbx_addr };
-            let _ = state.on_datagram(p, source, out);
+            let _ = state.on_datagram(p, source, &mut out);
             // The consumers keep up: the recorder drains the tap, the call its events, and the
             // carrier its socket.
             while tap_rx.try_recv().is_ok() {}

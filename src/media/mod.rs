@@ -24,6 +24,7 @@
 pub mod counters;
 pub mod dtmf;
 pub mod dtmf_command;
+mod egress;
 mod engine;
 pub mod latch;
 pub mod live;
@@ -52,7 +53,7 @@ use serde::Serialize;
 
 pub use counters::{DropReason, MediaCounters, MediaTotals};
 pub use dtmf_command::{DtmfCommand, DtmfCommands};
-pub use engine::start_relay;
+pub use engine::{start_relay, MediaEngine};
 pub use live::{LiveLeg, LiveMedia, MediaProbe};
 pub use ports::{PortAllocator, PortPair};
 pub(crate) use pump::Kind;

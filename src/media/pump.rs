@@ -14,7 +14,7 @@
 //! (it is the only sender toward that peer for its socket kind). This path costs the cipher
 //! work and a buffer per packet; a plain leg pays one branch.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 use super::counters::{DropReason, Fate};
 use super::dtmf::DtmfDetector;
 use super::dtmf_command::{CommandGate, Pass};
+use super::egress::Egress;
 use super::latch::{Latch, Verdict};
 use super::peer_dest::PeerDest;
 use super::pump_report::{Counts, PumpReport};
@@ -286,14 +287,14 @@ impl State {
     }
 
     /// Sends on what was held back longer than the command timeout.
-    pub(crate) fn poll(&mut self, now: Instant, peer: &UdpSocket) {
+    pub(crate) fn poll(&mut self, now: Instant, peer: &mut impl Egress) {
         if self.gate_mut().is_some_and(|gate| gate.poll(now)) {
             self.send_released(peer);
         }
     }
 
     /// Held packets the gate let go, sent in their order, and their digits reported.
-    fn send_released(&mut self, peer: &UdpSocket) {
+    fn send_released(&mut self, peer: &mut impl Egress) {
         let Some(gate) = self.gate_mut() else {
             return;
         };
@@ -316,7 +317,7 @@ impl State {
         &mut self,
         data: &[u8],
         source: SocketAddr,
-        peer: &UdpSocket,
+        peer: &mut impl Egress,
     ) -> Fate {
         match self.latch.on_packet(source) {
             Verdict::Accept => {}
@@ -344,7 +345,7 @@ impl State {
     }
 
     /// A datagram in clear (as it came, or decrypted): measured and sent on.
-    fn on_clear(&mut self, data: &[u8], peer: &UdpSocket) -> Fate {
+    fn on_clear(&mut self, data: &[u8], peer: &mut impl Egress) -> Fate {
         let rtp = match self.kind {
             Kind::Rtp => match self.measure(data) {
                 Some((rtp, Pass::Forward, seq)) => {
@@ -377,7 +378,13 @@ impl State {
 
     /// A packet relayed under another sequence number (a DTMF command was withheld before it,
     /// `dtmf_renumber`): a copy on the stack, so the hot path still does not allocate.
-    fn forward_renumbered(&mut self, data: &[u8], seq: u16, peer: &UdpSocket, rtp: bool) -> Fate {
+    fn forward_renumbered(
+        &mut self,
+        data: &[u8],
+        seq: u16,
+        peer: &mut impl Egress,
+        rtp: bool,
+    ) -> Fate {
         let mut copy = [0u8; MAX_DATAGRAM];
         let Some(out) = copy.get_mut(..data.len()) else {
             return Fate::Dropped(DropReason::Malformed);
@@ -474,7 +481,7 @@ impl State {
     }
 
     /// Sends the datagram on; the bytes sent, or why not.
-    fn forward(&mut self, data: &[u8], peer: &UdpSocket) -> Result<usize, DropReason> {
+    fn forward(&mut self, data: &[u8], peer: &mut impl Egress) -> Result<usize, DropReason> {
         if self.peer_dest.version() != self.dest_version {
             (self.dest_version, self.dest) = self.peer_dest.read();
         }
@@ -500,9 +507,8 @@ impl State {
                 }
             }
         };
-        // A plain non-blocking sendto (the socket is a std one): tokio's try_send_to would
-        // refuse until its reactor has seen the socket writable once, dropping the first packets
-        // of a fresh session.
+        // Sent now (epoll engine) or queued for the round's submission (io_uring engine); a
+        // queued send that fails later is taken back by `send_failed_late`.
         match peer.send_to(data, dest) {
             Ok(n) => {
                 self.counts.sent.packets += 1;
@@ -517,6 +523,15 @@ impl State {
                 Err(DropReason::SendFailed)
             }
         }
+    }
+
+    /// A send the egress had taken (`forward` counted it sent) failed once submitted (the
+    /// io_uring engine learns it from the completion): counted as dropped instead.
+    pub(crate) fn send_failed_late(&mut self, bytes: usize) {
+        let sent = &mut self.counts.sent;
+        sent.packets = sent.packets.saturating_sub(1);
+        sent.bytes = sent.bytes.saturating_sub(bytes as u64);
+        sent.dropped += 1;
     }
 
     /// The figures so far, the pump going on (a live call's view).

@@ -132,6 +132,8 @@ pub struct SessionConfig {
     pub tap: Option<TapSender>,
     /// The gateway's media counters, which the relay adds this session's datagrams to.
     pub counters: Option<Arc<MediaCounters>>,
+    /// The relay engine; `None`: the one the gateway started (`media::start_relay`).
+    pub engine: Option<super::MediaEngine>,
 }
 
 impl SessionConfig {
@@ -142,6 +144,7 @@ impl SessionConfig {
             one_way_after: ONE_WAY_AFTER,
             tap: None,
             counters: None,
+            engine: None,
         }
     }
 }
@@ -341,7 +344,7 @@ impl MediaSession {
             [rtp_inside, rtp_outside, rtcp_inside, rtcp_outside],
             config.counters,
         );
-        let relay = RelayHandle::start(relayed)?;
+        let relay = RelayHandle::start(relayed, config.engine)?;
         let probe = MediaProbe {
             relay: relay.probe(),
             activity: Arc::clone(&activity),

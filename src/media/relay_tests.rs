@@ -1,4 +1,5 @@
-//! A MediaSession between plain UDP sockets playing PBX and carrier, on 127.0.0.1.
+//! A MediaSession between plain UDP sockets playing PBX and carrier, on 127.0.0.1. Each test
+//! runs on both relay engines (`on_both_engines!`), each engine on port ranges of its own.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -42,8 +43,10 @@ async fn nothing_arrives(sock: &UdpSocket) {
 
 fn start(
     ports: &PortAllocator,
-    config: SessionConfig,
+    engine: MediaEngine,
+    mut config: SessionConfig,
 ) -> (MediaSession, mpsc::Receiver<MediaEvent>) {
+    config.engine = Some(engine);
     let inside = ports.allocate(LOCAL).unwrap();
     let outside = ports.allocate(LOCAL).unwrap();
     MediaSession::start(inside, outside, config).unwrap()
@@ -55,8 +58,48 @@ fn config(timeout: Option<Duration>, tap: Option<TapSender>) -> SessionConfig {
         one_way_after: Duration::from_secs(30),
         tap,
         counters: None,
+        engine: None,
     }
 }
+
+/// A test's sessions on `engine`, on its port range `[first, last]` (moved up for io_uring, so
+/// that both runs of a test never share a port).
+fn engine_ports(engine: MediaEngine, [first, last]: [u16; 2]) -> PortAllocator {
+    let shift = match engine {
+        MediaEngine::Epoll => 0,
+        MediaEngine::IoUring => ENGINE_PORT_SHIFT,
+    };
+    PortAllocator::new([first + shift, last + shift]).unwrap()
+}
+
+/// Where the io_uring runs' port ranges start above the epoll runs' (31000–31159).
+pub(super) const ENGINE_PORT_SHIFT: u16 = 1000;
+
+/// Runs each named `async fn(MediaEngine)` as two tests, `NAME::epoll` and `NAME::io_uring`.
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn epoll() {
+                super::$name(super::MediaEngine::Epoll).await
+            }
+
+            #[tokio::test]
+            async fn io_uring() {
+                super::$name(super::MediaEngine::IoUring).await
+            }
+        }
+    )*};
+}
+pub(super) use on_both_engines;
+
+on_both_engines!(
+    relays_latches_drops_strays_counts_loss_and_reports_dtmf,
+    media_timeout_fires_and_hold_suspends_it,
+    timeout_off_until_armed_and_old_style_hold,
+    reinvite_moves_the_peer_and_one_way_audio_is_flagged,
+    live_snapshot_and_gateway_counters_follow_the_packets,
+);
 
 fn dtmf(seq: u16, ts: u32, digit: u8, end: bool, duration: u16) -> Vec<u8> {
     let d = duration.to_be_bytes();
@@ -64,11 +107,10 @@ fn dtmf(seq: u16, ts: u32, digit: u8, end: bool, duration: u16) -> Vec<u8> {
     packet(101, seq, ts, 0x5151, &[digit, flags, d[0], d[1]])
 }
 
-#[tokio::test]
-async fn relays_latches_drops_strays_counts_loss_and_reports_dtmf() {
-    let ports = PortAllocator::new([31000, 31019]).unwrap();
+async fn relays_latches_drops_strays_counts_loss_and_reports_dtmf(engine: MediaEngine) {
+    let ports = engine_ports(engine, [31000, 31019]);
     let (tap_tx, mut tap_rx) = mpsc::channel(4096);
-    let (session, mut events) = start(&ports, config(None, Some(tap_tx.into())));
+    let (session, mut events) = start(&ports, engine, config(None, Some(tap_tx.into())));
     assert_eq!(ports.in_use(), 2);
     let (inside, outside) = (session.anchor(Leg::Inside), session.anchor(Leg::Outside));
 
@@ -205,11 +247,10 @@ async fn relays_latches_drops_strays_counts_loss_and_reports_dtmf() {
     assert_eq!(stats.inside.tap_dropped + stats.outside.tap_dropped, 0);
 }
 
-#[tokio::test]
-async fn media_timeout_fires_and_hold_suspends_it() {
-    let ports = PortAllocator::new([31020, 31039]).unwrap();
+async fn media_timeout_fires_and_hold_suspends_it(engine: MediaEngine) {
+    let ports = engine_ports(engine, [31020, 31039]);
     let limit = Duration::from_millis(300);
-    let (session, mut events) = start(&ports, config(Some(limit), None));
+    let (session, mut events) = start(&ports, engine, config(Some(limit), None));
     let (pbx, carrier) = (socket().await, socket().await);
     let pbx_media = RemoteMedia::new(pbx.local_addr().unwrap(), Direction::SendRecv);
     session.update_remote(Leg::Inside, pbx_media);
@@ -265,10 +306,9 @@ async fn media_timeout_fires_and_hold_suspends_it() {
     );
 }
 
-#[tokio::test]
-async fn timeout_off_until_armed_and_old_style_hold() {
-    let ports = PortAllocator::new([31040, 31059]).unwrap();
-    let (session, mut events) = start(&ports, config(None, None));
+async fn timeout_off_until_armed_and_old_style_hold(engine: MediaEngine) {
+    let ports = engine_ports(engine, [31040, 31059]);
+    let (session, mut events) = start(&ports, engine, config(None, None));
     let carrier = socket().await;
     let carrier_media = RemoteMedia::new(carrier.local_addr().unwrap(), Direction::SendRecv);
     session.update_remote(Leg::Outside, carrier_media);
@@ -301,12 +341,11 @@ async fn timeout_off_until_armed_and_old_style_hold() {
     assert_eq!(ports.in_use(), 0);
 }
 
-#[tokio::test]
-async fn reinvite_moves_the_peer_and_one_way_audio_is_flagged() {
-    let ports = PortAllocator::new([31060, 31079]).unwrap();
+async fn reinvite_moves_the_peer_and_one_way_audio_is_flagged(engine: MediaEngine) {
+    let ports = engine_ports(engine, [31060, 31079]);
     let mut cfg = config(None, None);
     cfg.one_way_after = Duration::from_millis(300);
-    let (session, mut events) = start(&ports, cfg);
+    let (session, mut events) = start(&ports, engine, cfg);
     let (pbx, carrier_a, carrier_b) = (socket().await, socket().await, socket().await);
     session.update_remote(
         Leg::Inside,
@@ -373,13 +412,12 @@ fn start_outside_a_runtime_is_an_error() {
     assert_eq!(ports.in_use(), 0);
 }
 
-#[tokio::test]
-async fn live_snapshot_and_gateway_counters_follow_the_packets() {
-    let ports = PortAllocator::new([31120, 31139]).unwrap();
+async fn live_snapshot_and_gateway_counters_follow_the_packets(engine: MediaEngine) {
+    let ports = engine_ports(engine, [31120, 31139]);
     let counters = std::sync::Arc::new(MediaCounters::default());
     let mut cfg = config(None, None);
     cfg.counters = Some(counters.clone());
-    let (session, _events) = start(&ports, cfg);
+    let (session, _events) = start(&ports, engine, cfg);
     let (inside, outside) = (session.anchor(Leg::Inside), session.anchor(Leg::Outside));
     let (pbx, carrier, stray) = (socket().await, socket().await, socket().await);
     let pbx_addr = pbx.local_addr().unwrap();

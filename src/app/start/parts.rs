@@ -38,7 +38,12 @@ pub(super) struct Media {
 /// before any socket is bound.
 pub(super) fn open_media(config: &Config) -> Result<Media, AppError> {
     let ports = Arc::new(PortAllocator::from_config(&config.media)?);
-    crate::media::start_relay()?;
+    let engine = crate::media::start_relay(config.media.engine)?;
+    tracing::info!(
+        configured = config.media.engine.as_str(),
+        running = engine.as_str(),
+        "media engine"
+    );
     let node = config.cluster.as_ref().map(|c| c.node_id.as_str());
     let recordings = RecordingPool::from_config_on(&config.recording, node).map_err(|source| {
         AppError::Recording {
