@@ -346,7 +346,7 @@ pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx, late: bool) {
         // task (the transaction layer absorbs retransmissions meanwhile).
         Some(shared) => {
             let (ctx, shared) = (Arc::clone(ctx), shared.clone());
-            tokio::spawn(async move {
+            spawn_started(async move {
                 let decision = {
                     let asked = asked(&trunk, &tx, &attempt);
                     let policy = &ctx.policy;
@@ -358,6 +358,23 @@ pub(super) fn on_invite(ctx: &Arc<Ctx>, tx: ServerTx, late: bool) {
                 admitted(&ctx, trunk, tx, attempt, decision);
             });
         }
+    }
+}
+
+/// Run `task` on the runtime, polled once here first, so that its first step happens now: for
+/// a cluster node's admission, the request written to Redis. Spawned only, the task first runs
+/// when a worker gets to it, which under load is after the receive loop has drained its socket
+/// (hundreds of microseconds; bench/README.md, session 13), and only then would the request
+/// leave. A future may be polled with a new waker each time (the task's own from then on):
+/// the first poll's no-op waker is dropped, and the task, scheduled on spawn, polls again.
+fn spawn_started<F>(task: F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut task = Box::pin(task);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    if task.as_mut().poll(&mut cx).is_pending() {
+        tokio::spawn(task);
     }
 }
 

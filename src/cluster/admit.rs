@@ -236,7 +236,7 @@ impl super::Core {
                 .arg(millis(c.ttl())),
             None => inv.arg(0).arg(0).arg(0).arg(0).arg(1).arg(1),
         };
-        self.run(&inv).await
+        self.run_admission(&inv).await
     }
 }
 

@@ -9,6 +9,12 @@ pub enum ClusterError {
     Url(#[source] redis::RedisError),
     #[error("Redis: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error("connecting to Redis at {addr}: {source}")]
+    Connect {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("Redis did not answer within {0:?}")]
     Timeout(Duration),
     /// The node's heartbeat lapsed: its leases stopped counting; it must rejoin before it admits.

@@ -21,6 +21,7 @@
 
 mod admit;
 pub mod bus;
+mod direct;
 mod error;
 mod keys;
 pub mod leader;
@@ -52,6 +53,7 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::{Notify, RwLock};
 
 use crate::config::{ClusterConfig, OnSharedStateDown};
+use direct::Direct;
 use keys::Keys;
 use lease::Held;
 use scripts::Scripts;
@@ -112,7 +114,11 @@ struct Core {
     keys: Keys,
     scripts: Scripts,
     client: redis::Client,
+    /// The worker's connection (beats, releases, reconciliation, reclaim), multiplexed.
     conn: Mutex<ConnectionManager>,
+    /// Admission's own connections (`direct.rs`); `None` for a TLS or Unix socket URL, whose
+    /// admissions go through `conn`.
+    direct: Option<Direct>,
     /// This node's live leases: what it reports to reconciliation as its calls.
     registry: Mutex<HashMap<String, Held>>,
     /// Admissions hold it shared while their lease is taken in Redis and entered in the
@@ -156,6 +162,7 @@ impl SharedAdmission {
     pub fn new(opts: ClusterOptions) -> Result<SharedAdmission, ClusterError> {
         let client = redis::Client::open(opts.redis_url.as_str()).map_err(ClusterError::Url)?;
         let conn = connection(&client, opts.op_timeout)?;
+        let direct = Direct::of(&client);
         let (releases, rx) = mpsc::unbounded_channel();
         let (lost, lost_rx) = mpsc::unbounded_channel();
         let core = Core {
@@ -163,6 +170,7 @@ impl SharedAdmission {
             scripts: Scripts::new(),
             client,
             conn: Mutex::new(conn),
+            direct,
             registry: Mutex::new(HashMap::new()),
             gate: RwLock::new(()),
             up: AtomicBool::new(false),
@@ -289,6 +297,10 @@ impl Core {
     /// The shared state became unreachable (or this node not live): log it once, count it.
     fn mark_down(&self, error: &ClusterError) {
         *lock(&self.last_error) = Some(error.to_string());
+        // Whatever broke may have broken them too: the next admissions connect afresh.
+        if let Some(direct) = &self.direct {
+            direct.clear();
+        }
         if self.up.swap(false, Ordering::Relaxed) {
             ClusterCounters::add(&self.counters.went_down, 1);
             tracing::error!(

@@ -152,6 +152,21 @@ impl Core {
         }
     }
 
+    /// An admission's script: on one of admission's own connections (`direct.rs`), or through
+    /// the manager when none is free (or the URL is TLS or a Unix socket). Bounded as `run`.
+    pub(super) async fn run_admission<T: FromRedisValue>(
+        &self,
+        inv: &ScriptInvocation<'_>,
+    ) -> Result<T, ClusterError> {
+        let Some((direct, taken)) = self.direct.as_ref().and_then(|d| Some((d, d.take()?))) else {
+            return self.run(inv).await;
+        };
+        match tokio::time::timeout(self.opts.op_timeout, direct.invoke(taken, inv)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(ClusterError::Timeout(self.opts.op_timeout)),
+        }
+    }
+
     /// `SCRIPT LOAD` each script; a failure is the state being down.
     pub(super) async fn load_scripts(&self) -> Result<(), ClusterError> {
         if self.scripts_loaded.load(Ordering::Relaxed) {

@@ -134,6 +134,13 @@ async fn beat(core: &Core, pending: &mut VecDeque<String>, last_reconcile: &mut 
             return;
         }
     }
+    // Admission's own connections: the stale ones closed, one kept open (bounded as a script).
+    if let Some(direct) = &core.direct {
+        let warm = tokio::time::timeout(core.opts.op_timeout, direct.trim_and_warm()).await;
+        if let Ok(Err(e)) = warm {
+            tracing::debug!(node = %core.opts.node_id, error = %e, "opening an admission connection failed");
+        }
+    }
     while !pending.is_empty() {
         let n = pending.len().min(RELEASE_BATCH);
         let batch: Vec<&String> = pending.range(..n).collect();

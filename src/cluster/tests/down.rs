@@ -50,12 +50,12 @@ async fn unreachable_redis_gives_the_configured_answer_quickly() {
 }
 
 /// A TCP relay to the real Redis that can hold every byte (Redis as if hung).
-struct Relay {
-    url: String,
-    held: Arc<AtomicBool>,
+pub(super) struct Relay {
+    pub(super) url: String,
+    pub(super) held: Arc<AtomicBool>,
 }
 
-async fn relay() -> Relay {
+pub(super) async fn relay() -> Relay {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("redis://{}/0", listener.local_addr().unwrap());
     let held = Arc::new(AtomicBool::new(false));

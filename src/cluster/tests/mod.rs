@@ -6,6 +6,7 @@
 
 mod bus;
 mod caps;
+mod direct;
 mod down;
 mod leader;
 mod nodes;
