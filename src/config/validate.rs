@@ -305,6 +305,25 @@ numbers = ["+861012345678"]
     }
 
     #[test]
+    fn media_engine_is_epoll_unless_io_uring_is_named() {
+        use crate::config::MediaEngine;
+        assert_eq!(
+            Config::from_toml(BASE).unwrap().media.engine,
+            MediaEngine::Epoll
+        );
+        let set = |v: &str| {
+            let text = BASE.replace(
+                "[[trunks]]",
+                &format!("[media]\nengine = \"{v}\"\n[[trunks]]"),
+            );
+            Config::from_toml(&text)
+        };
+        assert_eq!(set("io_uring").unwrap().media.engine, MediaEngine::IoUring);
+        assert_eq!(set("epoll").unwrap().media.engine, MediaEngine::Epoll);
+        assert!(set("uring").is_err(), "an unknown engine is refused");
+    }
+
+    #[test]
     fn retention_defaults_and_bounds() {
         let c = Config::from_toml(BASE).unwrap();
         assert_eq!(c.retention.recordings_days, 180);
