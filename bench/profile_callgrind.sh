@@ -149,8 +149,14 @@ print(f"instructions (user space) per call: {total / calls:,.0f}")
 # the host's load; and SHA-256 runs in software under valgrind (no SHA-NI). Shown apart.
 recorder = sum(own[f] + callee_cost[f] for f in ("trunkguard::recording::durable::run",
                                                  "trunkguard::recording::session::CallWriter::service"))
+# SQLite's statements and commits (sqlx's worker threads): how many transactions a call's writes
+# take depends on how they fall into the writers' batches, which varies from run to run.
+sqlite = sum(own[f] + callee_cost[f] for f in (
+    "<sqlx_sqlite::connection::execute::ExecuteIter as core::iter::traits::iterator::Iterator>::next",
+    "sqlx_sqlite::connection::handle::ConnectionHandle::exec"))
 print(f"  of which the recorder's threads (WAV samples, digest): {recorder / calls:,.0f}; "
-      f"the rest: {(total - recorder) / calls:,.0f}")
+      f"SQLite (statements, commits): {sqlite / calls:,.0f}; "
+      f"the rest: {(total - recorder - sqlite) / calls:,.0f}")
 for name in ("__rustc::__rust_alloc", "__rustc::__rust_realloc", "alloc::fmt::format::format_inner",
              "sendto", "recvfrom"):
     n = sum(c for k, c in edges.items() if k == name or k.startswith(name + "'"))

@@ -80,7 +80,11 @@ pub(crate) fn format_time(t: DateTime<Utc>) -> String {
         out[at + width] = after;
         at += width + 1;
     }
-    out.iter().map(|b| char::from(*b)).collect()
+    match std::str::from_utf8(&out) {
+        Ok(text) => text.to_owned(),
+        // Digits and ASCII punctuation only: not reached.
+        Err(_) => t.format(TIME_FORMAT).to_string(),
+    }
 }
 
 impl Store {
