@@ -3,11 +3,12 @@
 //!
 //! rsip 0.4 rejects folded lines, leaves compact names untyped, misreads some valid URIs and
 //! accepts some invalid headers, so every message is framed (`framing`), unfolded and checked
-//! (`normalize`, `syntax`, `startline`, `uri`) before rsip parses the normalized text
-//! (`message`). Broken requests are answered (`reject`), broken responses dropped.
+//! (`normalize`, `syntax`, `startline`, `uri`) before the rsip message is made from the
+//! normalized fields (`message`). Broken requests are answered (`reject`), broken responses
+//! dropped.
 //!
 //! A header section is split into lines and unfolded once ([`message::Head`]): framing reads
-//! Content-Length from those fields, and the checks and the text rsip parses are built from the
+//! Content-Length from those fields, and the checks and the rsip message are built from the
 //! same fields, which borrow the received bytes unless a value had to be rewritten.
 
 mod error;
