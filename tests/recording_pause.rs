@@ -415,8 +415,9 @@ async fn a_pause_left_open_resumes_after_max_pause_secs() {
         (p.paused_by.as_str(), p.resumed_by.as_deref(), p.ended),
         ("desk-9", None, PauseEnd::MaxPause)
     );
-    // The limit's timer is never early; a loaded host may run it late.
-    assert!((995..=1600).contains(&(p.end_ms - p.start_ms)), "{p:?}");
+    // The limit's timer is never early. How late a loaded host runs it is not this test's
+    // business: that it ran before tick 125 is checked above (the resume found nothing paused).
+    assert!(p.end_ms - p.start_ms >= 995, "{p:?}");
     assert_eq!(recording(cdr).status, RecordingStatus::Complete);
     assert_silent_pause(cdr, p);
 }
