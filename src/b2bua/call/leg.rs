@@ -179,7 +179,7 @@ mod uri_text {
     use serde::{de::Error, Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(uri: &rsip::Uri, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(uri)
+        s.serialize_str(&crate::sip::uri_text::uri_text(uri))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<rsip::Uri, D::Error> {
