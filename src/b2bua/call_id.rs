@@ -11,7 +11,7 @@ pub(super) fn new_call_id(now: DateTime<Utc>) -> String {
     let mut id = String::with_capacity(26);
     push_time(&mut id, now);
     id.push('-');
-    id.push_str(&message::random_token(10));
+    message::push_random_token(&mut id, 10);
     id
 }
 
