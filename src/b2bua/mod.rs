@@ -4,6 +4,7 @@
 pub mod admission_times;
 pub mod attempts;
 mod call;
+mod call_id;
 pub mod capacity;
 mod dispatch;
 pub mod live_media;

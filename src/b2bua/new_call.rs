@@ -10,6 +10,7 @@ use tracing::Instrument;
 
 use super::call::setup::{self, Presented};
 use super::call::{Call, CallMedia, CallSetup, Leg};
+use super::call_id::new_call_id;
 use super::registry::{CallMsg, LiveCall};
 use super::Ctx;
 use crate::config::{MediaEncryption, TransportKind};
@@ -21,18 +22,10 @@ use crate::sip::message;
 use crate::sip::response::response_for;
 use crate::sip::transaction::ServerTx;
 use crate::sip::transport::{Peer, Proto, Side};
+use crate::sip::uri_text::uri_text;
 
 /// Capacity of a call's inbox of in-dialog messages.
 const CALL_INBOX: usize = 64;
-
-/// Our id for a call: sortable by time, unique, safe as a file name.
-pub(super) fn new_call_id(now: chrono::DateTime<Utc>) -> String {
-    format!(
-        "{}-{}",
-        now.format("%Y%m%dT%H%M%S"),
-        message::random_token(10)
-    )
-}
 
 fn user_of(uri: &rsip::Uri) -> String {
     uri.user().unwrap_or_default().to_string()
@@ -54,8 +47,8 @@ fn new_attempt(
         trunk,
         InviteFields {
             call_id: message::call_id(req).map(str::to_string),
-            caller: from.as_ref().and_then(|u| normalize_number(&u.to_string())),
-            callee: normalize_number(&req.uri.to_string()),
+            caller: from.as_ref().and_then(|u| normalize_number(&uri_text(u))),
+            callee: normalize_number(&uri_text(&req.uri)),
             presented_from: from.as_ref().map(user_of),
             pai: message::other_header(&req.headers, "P-Asserted-Identity").map(str::to_string),
         },
@@ -215,10 +208,10 @@ pub(super) fn record_malformed(ctx: &Ctx, side: Side, peer: Peer, rejection: &Re
         trunk: trunk.map(|t| t.name.clone()),
         direction,
         source: peer.addr.to_string(),
-        caller: from.as_ref().and_then(|u| normalize_number(&u.to_string())),
+        caller: from.as_ref().and_then(|u| normalize_number(&uri_text(u))),
         callee: resp
             .and_then(message::to_uri)
-            .and_then(|u| normalize_number(&u.to_string())),
+            .and_then(|u| normalize_number(&uri_text(&u))),
         presented_from: from.as_ref().map(user_of),
         pai: None,
         invite_at: now,
@@ -242,7 +235,7 @@ pub(super) fn record_malformed(ctx: &Ctx, side: Side, peer: Peer, rejection: &Re
 fn trunk_of(ctx: &Ctx, side: Side, peer: Peer, req: &rsip::Request) -> Option<policy::TrunkRef> {
     match side {
         Side::Inside => ctx.policy.pbx_trunk(peer.addr.ip()),
-        Side::Outside => ctx.policy.inbound_trunk(peer.addr, &req.uri.to_string()),
+        Side::Outside => ctx.policy.inbound_trunk(peer.addr, &uri_text(&req.uri)),
     }
 }
 
@@ -480,12 +473,12 @@ fn asked<'r>(trunk: &'r policy::TrunkRef, tx: &'r ServerTx, attempt: &Attempt) -
     Asked {
         trunk: &trunk.name,
         from_uri: message::from_uri(req)
-            .map(|u| u.to_string())
+            .map(|u| uri_text(&u))
             .unwrap_or_default(),
         pai: message::other_header(&req.headers, "P-Asserted-Identity")
             .map(|v| message::uri_in_name_addr(v).to_string()),
         privacy: message::other_header(&req.headers, "Privacy"),
-        callee_uri: req.uri.to_string(),
+        callee_uri: uri_text(&req.uri),
         direction: attempt.direction,
     }
 }

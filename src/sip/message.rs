@@ -15,15 +15,23 @@ pub const MAGIC_COOKIE: &str = "z9hG4bK";
 
 /// A random token of `len` alphanumeric characters for tags, branches and Call-IDs.
 pub fn random_token(len: usize) -> String {
+    let mut token = String::with_capacity(len);
+    push_random_token(&mut token, len);
+    token
+}
+
+/// `len` random letters and digits appended to `out` (a branch, a call id: one allocation).
+pub fn push_random_token(out: &mut String, len: usize) {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let mut rng = rand::thread_rng();
-    (0..len)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect()
+    out.extend((0..len).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char));
 }
 
 pub fn new_branch() -> String {
-    format!("{MAGIC_COOKIE}{}", random_token(16))
+    let mut branch = String::with_capacity(MAGIC_COOKIE.len() + 16);
+    branch.push_str(MAGIC_COOKIE);
+    push_random_token(&mut branch, 16);
+    branch
 }
 
 /// Serialize with the body as raw bytes (rsip's Display would go through lossy UTF-8).

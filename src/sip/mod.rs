@@ -10,4 +10,5 @@ pub mod stats;
 pub mod trace;
 pub mod transaction;
 pub mod transport;
+pub mod uri_text;
 pub mod validate;

@@ -10,9 +10,7 @@
 //! (`sink`). The live captures are capped too (`MAX_LIVE`): a flood of new INVITEs cannot grow
 //! the map without bound.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -201,9 +199,11 @@ impl SipTraces {
     }
 
     fn shard(&self, side: Side, call_id: &str) -> &Mutex<HashMap<Key, Shared>> {
-        let mut h = DefaultHasher::new();
-        (side, call_id).hash(&mut h);
-        &self.shards[(h.finish() as usize) % SHARDS]
+        // xxh3 as for the retransmission check: every message sent or received picks a shard,
+        // and SipHash (`DefaultHasher`, whose fixed keys made it no harder to aim at one shard)
+        // cost several times as much for a Call-ID.
+        let hash = xxhash_rust::xxh3::xxh3_64_with_seed(call_id.as_bytes(), side as u64);
+        &self.shards[(hash as usize) % SHARDS]
     }
 
     fn find(&self, side: Side, call_id: &str) -> Option<Shared> {

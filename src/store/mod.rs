@@ -245,7 +245,12 @@ async fn connect_sqlite(url: &str, opts: StoreOptions) -> Result<Store, StoreErr
             .max_lifetime(None)
     } else {
         SqlitePoolOptions::new().max_connections(max_connections)
-    };
+    }
+    // No ping before each acquire (sqlx's default): an SQLite connection is a file and a
+    // worker thread of this process, not a link that can drop unseen, and each ping was a
+    // round trip to that thread and back, waking both (bench/README.md, session 14). A
+    // connection that broke is still dropped: sqlx pings it when it goes back to the pool.
+    .test_before_acquire(false);
     let pool = pool_options
         .connect_with(options)
         .await

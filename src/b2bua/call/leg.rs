@@ -1,6 +1,7 @@
 //! One side of a call as a dialog (RFC 3261 §12): identifiers, CSeq, remote target and route
 //! set, and the requests we send within it.
 
+use std::fmt::Write;
 use std::net::SocketAddr;
 
 use rsip::headers::UntypedHeader;
@@ -53,12 +54,18 @@ impl Leg {
         } else {
             ""
         };
-        format!(
-            "SIP/2.0/{} {};branch={};rport{alias}",
-            self.peer.proto.via_name(),
-            self.local_addr,
-            branch
-        )
+        // Pushed, not `format!`ed: a request or two of every call on the signalling path.
+        let mut via = String::with_capacity(48 + branch.len());
+        via.push_str("SIP/2.0/");
+        via.push_str(self.peer.proto.via_name());
+        via.push(' ');
+        // Writing into a String cannot fail.
+        let _ = write!(via, "{}", self.local_addr);
+        via.push_str(";branch=");
+        via.push_str(branch);
+        via.push_str(";rport");
+        via.push_str(alias);
+        via
     }
 
     /// Learn the remote tag (and header) from a response that creates or confirms the dialog.
@@ -179,7 +186,7 @@ mod uri_text {
     use serde::{de::Error, Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(uri: &rsip::Uri, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(uri)
+        s.serialize_str(&crate::sip::uri_text::uri_text(uri))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<rsip::Uri, D::Error> {
@@ -236,6 +243,18 @@ mod tests {
             .via("z9hG4bKx")
             .starts_with("SIP/2.0/TLS 198.51.100.1:5061;"));
         assert!(leg.via("z9hG4bKx").ends_with(";alias"));
+        assert_eq!(
+            leg.via("z9hG4bKx"),
+            "SIP/2.0/TLS 198.51.100.1:5061;branch=z9hG4bKx;rport;alias"
+        );
+        let tls_peer = leg.peer;
+        leg.peer = udp;
+        leg.local_addr = "[2001:db8::1]:5060".parse().unwrap();
+        assert_eq!(
+            leg.via("z9hG4bKy"),
+            "SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bKy;rport"
+        );
+        (leg.peer, leg.local_addr) = (tls_peer, "198.51.100.1:5061".parse().unwrap());
         // Failover keeps the scheme.
         leg.retarget(tls("192.0.2.8:5061"));
         assert_eq!(leg.remote_target.to_string(), "sips:b@192.0.2.8:5061");

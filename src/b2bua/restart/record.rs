@@ -89,7 +89,7 @@ impl LegRecord {
             _ => None,
         })?;
         Some(LegState::Inviting {
-            uri: invite.uri.to_string(),
+            uri: crate::sip::uri_text::uri_text(&invite.uri),
             via,
             to,
         })
