@@ -81,7 +81,7 @@ impl Handler for B2bua {
                     if let Some(call_id) = rejection.response.as_ref().and_then(message::call_id) {
                         self.ctx.trace_begin(side, peer, call_id, raw);
                     }
-                    super::new_call::record_malformed(&self.ctx, side, peer, &rejection);
+                    super::refusal::record_malformed(&self.ctx, side, peer, &rejection);
                 }
                 if let Some(resp) = rejection.response {
                     self.ctx
@@ -120,7 +120,7 @@ impl Handler for B2bua {
                         .layer
                         .send_stateless(side, peer, rsip::SipMessage::Response(resp));
                     if req.method == Method::Invite && message::to_tag(&req).is_none() {
-                        super::new_call::record_unknown_source(&self.ctx, side, peer, &req);
+                        super::refusal::record_unknown_source(&self.ctx, side, peer, &req);
                     }
                 }
             }
@@ -198,7 +198,7 @@ impl Ctx {
                 resp.headers.push(h.clone());
             }
             if is_new_invite {
-                super::new_call::record_invalid(
+                super::refusal::record_invalid(
                     self,
                     side,
                     peer,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::new_call::{attempt_of, InviteFields};
+use super::new_attempt::{attempt_of, InviteFields};
 use super::overload::{Overload, Screened};
 use super::Ctx;
 use crate::model::{normalize_number, Ending, RefusalReason};
@@ -65,7 +65,7 @@ impl Ctx {
     }
 
     /// The refused attempt's CDR, from the fields the scan found (the same a parsed INVITE's
-    /// attempt takes: `new_call::attempt_of`). Not traced: the CDR says all there is.
+    /// attempt takes: `new_attempt::attempt_of`). Not traced: the CDR says all there is.
     fn record_shed(&self, side: Side, peer: Peer, invite: &RawInvite<'_>) {
         let trunk = match side {
             Side::Inside => self.policy.pbx_trunk(peer.addr.ip()),

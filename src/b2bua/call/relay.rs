@@ -90,7 +90,7 @@ fn refused_offer(
     }
     let e = crate::media::sdp::check_offer(body, encryption).err()?;
     tracing::info!(method = %method, error = %e, "re-offer refused");
-    Some(crate::b2bua::new_call::offer_reason(&e).status_line())
+    Some(crate::b2bua::refusal::offer_reason(&e).status_line())
 }
 
 pub(super) fn relay_response(call: &mut Call, key: ClientKey, kind: ClientEventKind) {
