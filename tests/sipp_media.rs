@@ -16,6 +16,10 @@
 //! - `trunkguard verify` by path and by call id: 0 for the file as recorded, 1 once a byte of
 //!   it is flipped, 0 again once it is restored.
 //!
+//! The PCMU call runs on both relay engines (`[media] engine`: epoll, the default, and
+//! io_uring; the log must say which ran); the other tests run on `TRUNKGUARD_TEST_MEDIA_ENGINE`
+//! when it is set (`io_uring` runs the whole file on that engine), else on epoll.
+//!
 //! Every process is bounded (SIPp `-timeout`, a Rust-side deadline, kill on drop) and a failure
 //! prints the gateway log and the SIPp screens.
 //!
@@ -50,7 +54,7 @@ mod call;
 mod checks;
 
 use audio::G711;
-use call::start_call;
+use call::{start_call, Engine};
 use checks::{check_media_figures, check_recording, check_verify};
 
 const CALLEE: &str = "8613800138000";
@@ -69,9 +73,19 @@ const PACKET_MS: u64 = 20;
 const PBX_SIPP: &str = "pbx-uac-media";
 const CARRIER_SIPP: &str = "carrier-uas-media";
 
-fn recorded_call_through_the_gateway(codec: G711) {
-    let mut call = start_call(codec, 0, 3000, false);
+fn recorded_call_through_the_gateway(codec: G711, engine: Engine) {
+    let mut call = start_call(codec, 0, 3000, false, engine);
     call.expect_call_completed();
+    // The relay engine that ran (where io_uring cannot be set up, epoll runs instead: logged).
+    let running = format!("running=\"{}\"", engine.name());
+    let log = call.scene.gateway.log();
+    let fell_back = log.contains("io_uring media engine unavailable");
+    if fell_back {
+        eprintln!("-- io_uring unavailable on this machine: the call ran on the epoll engine");
+    }
+    call.scene.ensure(fell_back || log.contains(&running), || {
+        format!("the gateway's log does not say {running}")
+    });
     let cdr = call.the_cdr();
     let scene = &call.scene;
     check_media_figures(scene, &cdr);
@@ -90,20 +104,26 @@ fn recorded_call_through_the_gateway(codec: G711) {
 /// PCMU both ways: the agent's 440 Hz on the left, the customer's 1 kHz on the right.
 #[test]
 fn pcmu_call_is_recorded_with_each_side_on_its_channel() {
-    recorded_call_through_the_gateway(G711::Pcmu);
+    recorded_call_through_the_gateway(G711::Pcmu, Engine::FromEnv);
+}
+
+/// The same call relayed by the io_uring engine (`[media] engine = "io_uring"`).
+#[test]
+fn pcmu_call_on_the_io_uring_engine_is_recorded_with_each_side_on_its_channel() {
+    recorded_call_through_the_gateway(G711::Pcmu, Engine::IoUring);
 }
 
 /// PCMA both ways: the agent's 440 Hz on the left, the customer's 1 kHz on the right.
 #[test]
 fn pcma_call_is_recorded_with_each_side_on_its_channel() {
-    recorded_call_through_the_gateway(G711::Pcma);
+    recorded_call_through_the_gateway(G711::Pcma, Engine::FromEnv);
 }
 
 /// A late offer (issue 15, item 4): the carrier's offer in its 200 and the PBX's answer in its
 /// ACK both cross anchored, and the audio flows and is recorded both ways.
 #[test]
 fn late_offer_call_is_recorded_with_each_side_on_its_channel() {
-    let mut call = start_call(G711::Pcmu, 0, 3000, true);
+    let mut call = start_call(G711::Pcmu, 0, 3000, true, Engine::FromEnv);
     call.expect_call_completed();
     let cdr = call.the_cdr();
     check_media_figures(&call.scene, &cdr);
@@ -115,7 +135,7 @@ fn late_offer_call_is_recorded_with_each_side_on_its_channel() {
 /// it as leading silence (the file and the CDR's `duration_ms` match the talk time).
 #[test]
 fn ringing_is_not_in_the_recording() {
-    let mut call = start_call(G711::Pcmu, 1500, 3000, false);
+    let mut call = start_call(G711::Pcmu, 1500, 3000, false, Engine::FromEnv);
     call.expect_call_completed();
     let cdr = call.the_cdr();
     check_media_figures(&call.scene, &cdr);
@@ -130,7 +150,7 @@ fn ringing_is_not_in_the_recording() {
 /// channel has no hole, and the file is as long as the call.
 #[test]
 fn a_burst_after_a_sender_stall_keeps_every_received_packet() {
-    let mut call = start_call(G711::Pcmu, 0, 4000, false);
+    let mut call = start_call(G711::Pcmu, 0, 4000, false, Engine::FromEnv);
     std::thread::sleep(Duration::from_millis(1200));
     let r = call.scene.sipps[call.pbx].suspend_for(Duration::from_millis(1500));
     call.scene.ok(r);

@@ -65,6 +65,15 @@ pub async fn start_gateway_on_postgres(tweaks: &[&str]) -> Option<Harness> {
     Some(start_gateway_with(tweaks, Some(db)).await)
 }
 
+/// `TRUNKGUARD_TEST_MEDIA_ENGINE=io_uring` (or `epoll`) runs a suite's in-process gateways on
+/// that relay engine (`[media] engine`). A process relays on one engine: the first gateway's
+/// choice stays (`media::start_relay`), so a whole test binary is run once per engine.
+pub fn media_engine_from_env() -> Option<String> {
+    std::env::var("TRUNKGUARD_TEST_MEDIA_ENGINE")
+        .ok()
+        .filter(|e| !e.is_empty())
+}
+
 fn init_tracing() {
     // RUST_LOG=trunkguard=debug shows the gateway's log for a failing test.
     let _ = tracing_subscriber::fmt()
@@ -165,6 +174,10 @@ async fn start_gateway_with(tweaks: &[&str], pg: Option<PgTestDb>) -> Harness {
             "{ over_frequent_callee = { enabled = false } }".to_string(),
         ),
     ];
+    let mut defaults = defaults.to_vec();
+    if let Some(engine) = media_engine_from_env() {
+        defaults.push(("media.engine", format!("\"{engine}\"")));
+    }
     let all = settings(&defaults, tweaks);
     let toml = format!(
         "[sip]\n{}\n[database]\n{}\n[media]\n{}\n[recording]\n{}\n[http]\n{}\n[evidence]\n{}\n\

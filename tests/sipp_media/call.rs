@@ -45,6 +45,27 @@ pub(super) fn audio_sdp(message: &str) -> Option<AudioSdp> {
     })
 }
 
+/// The gateway's relay engine (`[media] engine`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Engine {
+    /// `TRUNKGUARD_TEST_MEDIA_ENGINE` when set (`io_uring` runs the suite on it), else `epoll`,
+    /// the default.
+    FromEnv,
+    IoUring,
+}
+
+impl Engine {
+    pub(super) fn name(self) -> String {
+        match self {
+            Engine::FromEnv => std::env::var("TRUNKGUARD_TEST_MEDIA_ENGINE")
+                .ok()
+                .filter(|e| !e.is_empty())
+                .unwrap_or_else(|| "epoll".to_string()),
+            Engine::IoUring => "io_uring".to_string(),
+        }
+    }
+}
+
 /// A call in progress: the gateway, the carrier (index 0) and the PBX (index 1).
 pub(super) struct MediaCall {
     pub(super) scene: Scene,
@@ -55,13 +76,22 @@ pub(super) struct MediaCall {
     pub(super) late: bool,
 }
 
-/// Starts the gateway (media anchored on its interface addresses, recordings in the test's
-/// directory), the carrier (answers after `ring_ms`) and the PBX (hangs up `talk_ms` after
-/// the answer), both streaming their tone in `codec`; `late`: with a late offer.
-pub(super) fn start_call(codec: G711, ring_ms: u64, talk_ms: u64, late: bool) -> MediaCall {
+/// Starts the gateway (media anchored on its interface addresses, relayed by `engine`'s relay
+/// threads, recordings in the test's directory), the carrier (answers after `ring_ms`) and the
+/// PBX (hangs up `talk_ms` after the answer), both streaming their tone in `codec`; `late`: with
+/// a late offer.
+pub(super) fn start_call(
+    codec: G711,
+    ring_ms: u64,
+    talk_ms: u64,
+    late: bool,
+    engine: Engine,
+) -> MediaCall {
+    let engine = engine.name();
     let mut scene = Scene::start_with(TrunkLimits::default(), |dir| {
         format!(
             "\n[media]\ninside_address = \"{INSIDE_IP}\"\noutside_address = \"{OUTSIDE_IP}\"\n\
+             engine = \"{engine}\"\n\
              \n[recording]\ndir = \"{}\"\nrequired = true\n",
             dir.join("recordings").display()
         )
