@@ -2,12 +2,12 @@
 //! connection (sqlx's statement cache), not text.
 //!
 //! sqlx's `Transaction` runs its `BEGIN`, `COMMIT` and `ROLLBACK` through `sqlite3_exec`, which
-//! parses and compiles the text anew each time and throws the program away: at 8 calls/s, about
-//! 3 transactions a call, that was the largest per-transaction cost on SQLite's worker thread
-//! after the commit itself (bench/README.md, session 14). Here they are `sqlx::query(..)
-//! .persistent(true)`: prepared on a connection's first transaction, then only reset and
-//! stepped. The price is that sqlx does not know of the transaction, so this guard does what
-//! `Transaction` did: roll back when dropped unfinished (a `?` on an error, a cancelled future).
+//! parses and compiles the text anew each time and throws the program away (about 1,700
+//! instructions each, 10,000 a call at 8 calls/s; bench/README.md, "Session 14: the CDR writer's
+//! transaction"). Here they are `sqlx::query(..).persistent(true)`: prepared on a connection's
+//! first transaction, then only reset and stepped. The price is that sqlx does not know of the
+//! transaction, so this guard does what `Transaction` did: roll back when dropped unfinished (a
+//! `?` on an error, a cancelled future).
 
 use std::ops::{Deref, DerefMut};
 
