@@ -143,6 +143,8 @@ pub(crate) mod sqlite {
     pub(crate) type Row = sqlx::sqlite::SqliteRow;
     pub(crate) type Args<'q> = sqlx::sqlite::SqliteArguments<'q>;
     pub(crate) type Tx = sqlx::Transaction<'static, Db>;
+    /// Not sqlx's `Transaction`: its BEGIN and COMMIT are parsed anew each time (`write_tx`).
+    pub(crate) type WriteTx = crate::store::write_tx::WriteTx;
 
     /// SQLite's way.
     pub(crate) struct Dialect;
@@ -155,10 +157,14 @@ pub(crate) mod sqlite {
         pub(crate) const PLACEHOLDERS: super::super::multi_row::Placeholders =
             super::super::multi_row::Placeholders::Anonymous;
 
-        /// IMMEDIATE takes the write lock up front, so a busy database is waited for
+        /// `multi_row::written_ids` counts a single-row INSERT's changes rather than have it
+        /// RETURN its id: SQLite's RETURNING fills an ephemeral table for each statement.
+        pub(crate) const SINGLE_ROW_BY_CHANGES: bool = true;
+
+        /// `BEGIN IMMEDIATE`: takes the write lock up front, so a busy database is waited for
         /// (busy_timeout) instead of failing when a deferred transaction tries to upgrade.
-        pub(crate) async fn begin_write(pool: &DbPool) -> Result<Tx, sqlx::Error> {
-            pool.begin_with("BEGIN IMMEDIATE").await
+        pub(crate) async fn begin_write(pool: &DbPool) -> Result<WriteTx, sqlx::Error> {
+            WriteTx::begin(pool).await
         }
 
         /// A deferred transaction: its reads share one snapshot from the first on.
@@ -199,6 +205,7 @@ pub(crate) mod postgres {
     pub(crate) type Row = sqlx::postgres::PgRow;
     pub(crate) type Args<'q> = sqlx::postgres::PgArguments;
     pub(crate) type Tx = sqlx::Transaction<'static, Db>;
+    pub(crate) type WriteTx = Tx;
 
     /// The advisory lock every write transaction takes (an arbitrary constant: "tg" in ASCII).
     const WRITE_LOCK: i64 = 0x7467;
@@ -211,11 +218,14 @@ pub(crate) mod postgres {
         pub(crate) const PLACEHOLDERS: super::super::multi_row::Placeholders =
             super::super::multi_row::Placeholders::Numbered;
 
+        /// RETURNING for every chunk, one row or more (`multi_row::written_ids`).
+        pub(crate) const SINGLE_ROW_BY_CHANGES: bool = false;
+
         /// `BEGIN` and the store's advisory lock, held until commit or rollback: write
         /// transactions run one at a time, as under SQLite's `BEGIN IMMEDIATE` (a KPI bucket's
         /// read-merge-write and "no active hold yet, so insert one" rely on it). The wait is
         /// bounded by `lock_timeout` (the store's busy timeout), as SQLite's by busy_timeout.
-        pub(crate) async fn begin_write(pool: &DbPool) -> Result<Tx, sqlx::Error> {
+        pub(crate) async fn begin_write(pool: &DbPool) -> Result<WriteTx, sqlx::Error> {
             let mut tx = pool.begin().await?;
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
                 .bind(WRITE_LOCK)

@@ -12,14 +12,15 @@ use super::multi_row::MultiRow;
 use super::{Columns, Op, Store, StoreError};
 use crate::model::{Attempt, Cdr, Outcome};
 
-/// New CDRs; RETURNING names the rows actually inserted (an id already stored is skipped).
+/// New CDRs; `multi_row::written_ids` names the rows actually inserted (an id already stored is
+/// skipped).
 const INSERT_CDRS: MultiRow = MultiRow {
     head: "INSERT INTO cdrs (id, inside_call_id, outside_call_id, trunk, direction, source, \
            caller, callee, presented_from, pai, invite_at, ringing_at, answer_at, end_at, \
            talk_ms, final_status, final_reason, q850_cause, hangup_side, disposition, \
            end_reason, refusal_reason, trunk_active, caller_active, node, declined_media) ",
     columns: 26,
-    tail: " ON CONFLICT (id) DO NOTHING RETURNING id",
+    tail: " ON CONFLICT (id) DO NOTHING",
     op: "insert cdrs",
 };
 
@@ -245,15 +246,10 @@ per_backend! {
             .copied()
             .filter(|cdr| seen.insert(Dialect::text(&cdr.attempt.id)))
             .collect();
-        let returned = multi_row::run(conn, &INSERT_CDRS, &firsts, bind_cdr, |cdr| {
+        let mut new = multi_row::written_ids(conn, &INSERT_CDRS, &firsts, bind_cdr, |cdr| {
             &cdr.attempt.id
         })
         .await?;
-        let mut new = HashSet::with_capacity(returned.len());
-        for row in &returned {
-            let id: String = Columns::new(row, "read inserted cdr id").try_get("id")?;
-            new.insert(id);
-        }
         let inserted: Vec<&Cdr> = firsts
             .iter()
             .copied()

@@ -25,9 +25,9 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sqlx::query::Query;
 
-/// Upsert journal rows unless their call's CDR is stored; RETURNING names the rows written. The
-/// WHERE also settles the INSERT … SELECT … ON CONFLICT parsing ambiguity. A claim
-/// (`closing_by`) is left as it is: whoever is closing the call goes on.
+/// Upsert journal rows unless their call's CDR is stored (`multi_row::written_ids` names the
+/// rows written). The WHERE also settles the INSERT … SELECT … ON CONFLICT parsing ambiguity. A
+/// claim (`closing_by`) is left as it is: whoever is closing the call goes on.
 const UPSERT_JOURNAL: MultiRow = MultiRow {
     head:
         "INSERT INTO call_journal (id, cdr_json, recording_part, dialogs_json, updated_at, node) \
@@ -36,7 +36,7 @@ const UPSERT_JOURNAL: MultiRow = MultiRow {
     tail: ") AS v WHERE NOT EXISTS (SELECT 1 FROM cdrs WHERE cdrs.id = v.column1) \
            ON CONFLICT (id) DO UPDATE SET cdr_json = excluded.cdr_json, \
            recording_part = excluded.recording_part, dialogs_json = excluded.dialogs_json, \
-           updated_at = excluded.updated_at, node = excluded.node RETURNING id",
+           updated_at = excluded.updated_at, node = excluded.node",
     op: "upsert journal entries",
 };
 
@@ -299,14 +299,10 @@ per_backend! {
         conn: &mut Conn,
         rows: &[JournalRow<'_>],
     ) -> Result<HashSet<String>, StoreError> {
-        let returned = multi_row::run(conn, &UPSERT_JOURNAL, rows, bind_journal, |row| {
+        multi_row::written_ids(conn, &UPSERT_JOURNAL, rows, bind_journal, |row| {
             &row.cdr.attempt.id
         })
-        .await?;
-        returned
-            .iter()
-            .map(|row| Columns::new(row, "read upserted journal id").try_get("id"))
-            .collect()
+        .await
     }
 
     fn bind_journal<'q>(

@@ -39,6 +39,7 @@ pub mod sip_trace;
 #[doc(hidden)]
 pub mod testing;
 mod trunk_queries;
+mod write_tx;
 
 pub use api_queries::{ApiTokenRow, AuditFilter, AuditRow, NewApiToken, NewAudit};
 pub use backend::Backend;

@@ -15,7 +15,9 @@ use std::fmt::Write as _;
 
 use sqlx::query::Query;
 
-use super::{Op, StoreError};
+use std::collections::HashSet;
+
+use super::{Columns, Op, StoreError};
 
 /// SQLite's limit on a statement's parameters (`SQLITE_MAX_VARIABLE_NUMBER` of the bundled
 /// 3.46); PostgreSQL's, 65,535, is higher.
@@ -68,6 +70,20 @@ impl MultiRow {
                 size
             })
         })
+    }
+
+    /// The text for `rows` rows, and ` RETURNING id` after it if `returning_id`.
+    pub(super) fn sql_returning(
+        &self,
+        rows: usize,
+        placeholders: Placeholders,
+        returning_id: bool,
+    ) -> String {
+        let mut sql = self.sql(rows, placeholders);
+        if returning_id {
+            sql.push_str(" RETURNING id");
+        }
+        sql
     }
 
     /// The text for `rows` rows.
@@ -156,6 +172,52 @@ per_backend! {
             );
         }
         Ok(returned)
+    }
+
+    /// Runs `statement`, an INSERT (or upsert) of rows with an `id` column and no RETURNING of
+    /// its own, over `rows`; returns the ids (as stored: `Dialect::text`) of the rows it wrote.
+    /// A chunk of several rows names them with `RETURNING id`. A chunk of one row on SQLite is
+    /// sent without it and counted by its changes: SQLite's RETURNING fills an ephemeral table
+    /// per statement, and at low rates a batch holds one call, so most chunks are single rows
+    /// (bench/README.md, "Session 14: the CDR writer's transaction"). On PostgreSQL RETURNING
+    /// costs nothing of note and every chunk keeps it.
+    pub(in crate::store) async fn written_ids<'a, T>(
+        conn: &mut Conn,
+        statement: &MultiRow,
+        rows: &'a [T],
+        bind: impl for<'q> Fn(Query<'q, Db, Args<'q>>, &'q T) -> Query<'q, Db, Args<'q>>,
+        id: impl Fn(&T) -> &str,
+    ) -> Result<HashSet<String>, StoreError> {
+        let mut written = HashSet::with_capacity(rows.len());
+        let mut rest = rows;
+        for size in statement.chunks(rows.len()) {
+            let (chunk, after) = rest.split_at(size);
+            rest = after;
+            let by_changes = size == 1 && Dialect::SINGLE_ROW_BY_CHANGES;
+            let sql = statement.sql_returning(size, Dialect::PLACEHOLDERS, !by_changes);
+            let query = chunk.iter().fold(sqlx::query(&sql), &bind).persistent(true);
+            #[cfg(test)]
+            sent::one();
+            let first = chunk.first().map_or("", &id);
+            if by_changes {
+                let done = query
+                    .execute(&mut *conn)
+                    .await
+                    .op_on(statement.op, format_args!("{} rows from {first}", chunk.len()))?;
+                if done.rows_affected() > 0 {
+                    written.extend(chunk.iter().map(|row| Dialect::text(id(row)).into_owned()));
+                }
+            } else {
+                let returned = query
+                    .fetch_all(&mut *conn)
+                    .await
+                    .op_on(statement.op, format_args!("{} rows from {first}", chunk.len()))?;
+                for row in &returned {
+                    written.insert(Columns::new(row, statement.op).try_get("id")?);
+                }
+            }
+        }
+        Ok(written)
     }
 }
 
