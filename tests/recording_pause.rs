@@ -194,34 +194,25 @@ async fn the_api_pauses_and_resumes_the_recording_into_silence_on_both_channels(
         .await
         .assert_error(StatusCode::CONFLICT, "conflict");
 
-    let mut answers: Vec<Value> = Vec::new();
-    // Each accepted request's [sent, answered] instants: its `at_ms` is taken in between.
-    let mut windows: Vec<(Instant, Instant)> = Vec::new();
+    // Each accepted request's answer, with the instants it was sent and answered: its `at_ms`
+    // is taken in between.
+    let mut answers: Vec<(Value, Instant, Instant)> = Vec::new();
+    let accepted = async |path: &str| {
+        let sent = Instant::now();
+        let answer = api
+            .post(path, &agent, json!({}))
+            .await
+            .ok(StatusCode::OK)
+            .json();
+        (answer, sent, Instant::now())
+    };
     talk_with(&m, 175, &[], async |i| match i {
-        50 => {
-            let sent = Instant::now();
-            answers.push(
-                api.post(&pause, &agent, json!({}))
-                    .await
-                    .ok(StatusCode::OK)
-                    .json(),
-            );
-            windows.push((sent, Instant::now()));
-        }
+        50 => answers.push(accepted(&pause).await),
         70 => api
             .post(&pause, &admin, json!({}))
             .await
             .assert_error(StatusCode::CONFLICT, "conflict"),
-        110 => {
-            let sent = Instant::now();
-            answers.push(
-                api.post(&resume, &agent, json!({}))
-                    .await
-                    .ok(StatusCode::OK)
-                    .json(),
-            );
-            windows.push((sent, Instant::now()));
-        }
+        110 => answers.push(accepted(&resume).await),
         120 => api
             .post(&resume, &admin, json!({}))
             .await
@@ -229,17 +220,18 @@ async fn the_api_pauses_and_resumes_the_recording_into_silence_on_both_channels(
         _ => {}
     })
     .await;
-    assert_eq!(answers[0]["paused"], true, "{answers:?}");
-    assert_eq!(answers[1]["paused"], false, "{answers:?}");
-    assert_eq!(answers[0]["id"], id.as_str());
+    let [(paused, ..), (resumed, ..)] = [&answers[0], &answers[1]];
+    assert_eq!(paused["paused"], true, "{answers:?}");
+    assert_eq!(resumed["paused"], false, "{answers:?}");
+    assert_eq!(paused["id"], id.as_str());
     let (at0, at1) = (
-        answers[0]["at_ms"].as_i64().unwrap(),
-        answers[1]["at_ms"].as_i64().unwrap(),
+        paused["at_ms"].as_i64().unwrap(),
+        resumed["at_ms"].as_i64().unwrap(),
     );
     // `at_ms` is the position in the file when the gateway acted: no earlier than the request
     // was sent after the latest possible answer, no later than its reply after the earliest.
     // (Not the ticks' nominal 1.0 and 2.2 s: a loaded host runs the ticks late.)
-    for ((sent, replied), at) in windows.iter().zip([at0, at1]) {
+    for ((_, sent, replied), at) in answers.iter().zip([at0, at1]) {
         let earliest = sent.saturating_duration_since(answered_by).as_millis() as i64;
         let latest = replied.saturating_duration_since(dialled).as_millis() as i64;
         assert!(

@@ -4,8 +4,7 @@
 use chrono::Utc;
 use rsip::headers::UntypedHeader;
 
-use super::call_id::new_call_id;
-use super::new_attempt::{new_attempt, trunk_of, user_of};
+use super::new_attempt::{attempt_of, new_attempt, trunk_of, user_of, InviteFields};
 use super::Ctx;
 use crate::config::MediaEncryption;
 use crate::media::sdp;
@@ -104,47 +103,35 @@ pub(super) fn record_invalid(
 /// An INVITE the front end could not parse: its CDR holds what could be salvaged.
 pub(super) fn record_malformed(ctx: &Ctx, side: Side, peer: Peer, rejection: &Rejection) {
     let resp = rejection.response.as_ref();
-    let call_id = resp.and_then(message::call_id).map(str::to_string);
+    // No request URI to tell trunks sharing a carrier apart: the carrier's address alone.
     let trunk = match side {
         Side::Inside => ctx.policy.pbx_trunk(peer.addr.ip()),
         Side::Outside => ctx.policy.carrier_trunk(peer.addr),
     };
-    let direction = side.direction_of_invite();
-    ctx.attempts
-        .count(trunk.as_ref().map(|t| t.name.as_str()), direction);
-    let now = Utc::now();
     let from = resp.and_then(message::from_uri);
-    let attempt = Attempt {
-        id: new_call_id(now),
-        inside_call_id: if side == Side::Inside {
-            call_id.clone()
-        } else {
-            None
+    let attempt = attempt_of(
+        ctx,
+        side,
+        peer,
+        trunk.map(|t| t.name.clone()),
+        InviteFields {
+            call_id: resp.and_then(message::call_id).map(str::to_string),
+            caller: from.as_ref().and_then(|u| normalize_number(&uri_text(u))),
+            callee: resp
+                .and_then(message::to_uri)
+                .and_then(|u| normalize_number(&uri_text(&u))),
+            presented_from: from.as_ref().map(user_of),
+            pai: None,
         },
-        outside_call_id: if side == Side::Outside { call_id } else { None },
-        trunk: trunk.map(|t| t.name.clone()),
-        direction,
-        source: peer.addr.to_string(),
-        caller: from.as_ref().and_then(|u| normalize_number(&uri_text(u))),
-        callee: resp
-            .and_then(message::to_uri)
-            .and_then(|u| normalize_number(&uri_text(&u))),
-        presented_from: from.as_ref().map(user_of),
-        pai: None,
-        invite_at: now,
-        ringing_at: None,
-        answer_at: None,
-        trunk_active: None,
-        caller_active: None,
-        node: ctx.settings.node.clone(),
-    };
+    );
     let ending = Ending::refused_with_phrase(
         RefusalReason::MalformedRequest,
         rejection.status,
         &rejection.reason,
     );
     ctx.trace_claim(side, &attempt);
-    ctx.submit_cdr(attempt.close(ending, now));
+    let at = attempt.invite_at;
+    ctx.submit_cdr(attempt.close(ending, at));
 }
 
 /// Why the INVITE's offer cannot be carried, if it cannot: an offer the gateway cannot parse

@@ -8,27 +8,14 @@ use std::time::Duration;
 use sqlx::{Connection, SqliteConnection};
 
 use super::*;
+use crate::store::testing::OneConnection;
 use crate::store::{Op, StoreOptions};
 
-struct Db {
-    _dir: tempfile::TempDir,
-    url: String,
-}
-
 /// A file database whose pool has one connection, so every statement reuses it.
-async fn one_connection() -> (Db, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/tg.db", dir.path().display());
-    let opts = StoreOptions {
-        busy_timeout: Duration::from_millis(100),
-        max_connections: 1,
-    };
-    let store = Store::connect_with(&url, opts).await.unwrap();
-    sqlx::query("CREATE TABLE probe (x INTEGER)")
-        .execute(store.pool())
-        .await
-        .unwrap();
-    (Db { _dir: dir, url }, store)
+async fn one_connection() -> (OneConnection, Store) {
+    let db = OneConnection::new(Duration::from_millis(100)).await;
+    let store = db.store.clone();
+    (db, store)
 }
 
 /// Make the pool's idle connection refuse writes as read-only, for good.

@@ -345,6 +345,39 @@ pub fn backend(store: &Store) -> Backend {
     store.backend()
 }
 
+/// A SQLite file database whose pool holds one connection (so every statement reuses it), with
+/// a table `probe (x INTEGER)`; the folder lives as long as the value.
+#[cfg(test)]
+pub(crate) struct OneConnection {
+    _dir: tempfile::TempDir,
+    /// The database's URL, for connections of its own beside the pool's.
+    pub url: String,
+    pub store: Store,
+}
+
+#[cfg(test)]
+impl OneConnection {
+    /// `busy_timeout`: how long the pool's connection waits for another's lock.
+    pub(crate) async fn new(busy_timeout: Duration) -> OneConnection {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}/tg.db", dir.path().display());
+        let opts = super::StoreOptions {
+            busy_timeout,
+            max_connections: 1,
+        };
+        let store = Store::connect_with(&url, opts).await.expect("connect");
+        sqlx::query("CREATE TABLE probe (x INTEGER)")
+            .execute(store.pool())
+            .await
+            .expect("create probe");
+        OneConnection {
+            _dir: dir,
+            url,
+            store,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

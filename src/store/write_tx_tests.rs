@@ -7,31 +7,11 @@ use std::time::Duration;
 use sqlx::{Connection, SqliteConnection};
 
 use super::*;
-use crate::store::{Store, StoreOptions};
+use crate::store::testing::OneConnection;
+use crate::store::Store;
 
-struct Db {
-    _dir: tempfile::TempDir,
-    url: String,
-    store: Store,
-}
-
-async fn one_connection() -> Db {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/tg.db", dir.path().display());
-    let opts = StoreOptions {
-        busy_timeout: Duration::from_millis(200),
-        max_connections: 1,
-    };
-    let store = Store::connect_with(&url, opts).await.unwrap();
-    sqlx::query("CREATE TABLE probe (x INTEGER)")
-        .execute(store.pool())
-        .await
-        .unwrap();
-    Db {
-        _dir: dir,
-        url,
-        store,
-    }
+async fn one_connection() -> OneConnection {
+    OneConnection::new(Duration::from_millis(200)).await
 }
 
 async fn insert(tx: &mut WriteTx, x: i64) {

@@ -230,8 +230,9 @@ fn mutate(rng: &mut XorShift, msg: &mut Vec<u8>) {
     }
 }
 
-#[test]
-fn mutated_torture_messages_never_panic() {
+/// RFC 4475's messages (testdata/sip-torture/*.dat), sorted by content: a fixed order for the
+/// seeded mutations.
+fn torture_corpus() -> Vec<Vec<u8>> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/sip-torture");
     let mut corpus: Vec<Vec<u8>> = std::fs::read_dir(dir)
         .expect("corpus")
@@ -240,6 +241,12 @@ fn mutated_torture_messages_never_panic() {
         .filter_map(|e| std::fs::read(e.path()).ok())
         .collect();
     corpus.sort();
+    corpus
+}
+
+#[test]
+fn mutated_torture_messages_never_panic() {
+    let corpus = torture_corpus();
     assert_eq!(corpus.len(), 49);
     let limits = Limits::default();
     let mut rng = XorShift(0x5eed_1234_abcd_0042);
@@ -273,14 +280,7 @@ fn mutated_torture_messages_never_panic() {
 /// same value both ways.
 #[test]
 fn messages_parse_as_when_rsip_tokenized_the_fields() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/sip-torture");
-    let mut corpus: Vec<Vec<u8>> = std::fs::read_dir(dir)
-        .expect("corpus")
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().extension().is_some_and(|x| x == "dat"))
-        .filter_map(|e| std::fs::read(e.path()).ok())
-        .collect();
-    corpus.sort();
+    let mut corpus = torture_corpus();
     corpus.push(options("c1", "a body\r\n\r\nwith a blank line"));
     corpus.push(
         b"SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@h>;tag=1\r\n\
