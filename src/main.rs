@@ -32,10 +32,18 @@ fn main() -> anyhow::Result<ExitCode> {
     }
     let config =
         Config::load(&args.config).with_context(|| format!("loading {}", args.config.display()))?;
-    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    let workers = config.runtime.worker_threads();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .with_context(|| format!("starting the tokio runtime ({workers} worker threads)"))?;
     runtime.block_on(async move {
         match args.command.unwrap_or(Command::Run) {
-            Command::Run => run_gateway(config).await.map(|()| ExitCode::SUCCESS),
+            Command::Run => {
+                tracing::info!(worker_threads = workers, "async runtime started");
+                run_gateway(config).await.map(|()| ExitCode::SUCCESS)
+            }
             Command::Tool(tool) => {
                 let out = &mut std::io::stdout().lock();
                 Ok(cli::run(tool, &args.config, &config, out).await?)

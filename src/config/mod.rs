@@ -5,6 +5,7 @@ mod cluster;
 mod evidence;
 mod flood;
 mod rules;
+mod runtime;
 mod tls;
 mod trunk;
 mod trunk_auth;
@@ -18,6 +19,7 @@ pub use rules::{
     parse_duration, Cmp, RuleConfig, RuleId, RuleOverride, RuleScope, RuleWindow, RulesConfig,
     MAX_CALLEE_LIMIT,
 };
+pub use runtime::RuntimeConfig;
 pub use trunk::{
     valid_dtmf_sequence, MediaEncryption, TransportKind, TrunkConfig, MAX_DTMF_COMMAND,
 };
@@ -82,6 +84,9 @@ pub struct Config {
     /// `[evidence]`: the signing key and the sealed manifests' folder.
     #[serde(default)]
     pub evidence: EvidenceConfig,
+    /// `[runtime]`: the async runtime's threads.
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
     /// Each `[[trunks]]` table as TOML text, in order: what seeds the database's trunks at the
     /// first start (after that the database holds them and admins change them at run time).
     #[serde(skip)]
@@ -100,6 +105,7 @@ impl std::fmt::Debug for Config {
             .field("trunks", &self.trunks)
             .field("cluster", &self.cluster)
             .field("evidence", &self.evidence)
+            .field("runtime", &self.runtime)
             .field(
                 "trunk_sources",
                 &format_args!("<{} trunk tables>", self.trunk_sources.len()),

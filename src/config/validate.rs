@@ -35,6 +35,7 @@ impl Config {
             }
         }
         super::tls::validate_sip(&self.sip)?;
+        self.runtime.validate()?;
         let flood = &self.sip.flood;
         if !(100..=60_000).contains(&flood.window_ms) {
             return Err(ConfigError::invalid(

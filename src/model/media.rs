@@ -37,7 +37,8 @@ pub enum RecordingStatus {
     Complete,
     /// Closed normally, but packets came from one leg only: the other side is silence.
     OneWay,
-    /// Closed normally, but no packet came from either leg: the file is all silence.
+    /// Closed normally, but no packet came from either leg: the file holds no samples (nothing
+    /// is written before a first packet, so a call without media is not a file of silence).
     NoMedia,
     /// Cut short (a crash repaired on restart, a full queue, a late or failed write).
     Incomplete,

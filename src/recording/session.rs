@@ -189,8 +189,14 @@ impl CallWriter {
             }
         }
         self.drain_queue(scratch);
-        self.timeline.observe_clock(now, self.idle_grace);
-        self.write_ready(&mut scratch.samples);
+        // Nothing is written before the first packet: a call that never gets one has a
+        // recording without samples (`no_media`), not a file of silence as long as the call,
+        // written, synced and digested for nothing. The silence before a first packet is
+        // written when it comes (`catch_up`), so that audio keeps its place in the call's time.
+        if self.heard() {
+            self.timeline.observe_clock(now, self.idle_grace);
+            self.write_ready(&mut scratch.samples);
+        }
         if self.unflushed_frames >= self.rate as u64
             || ((self.unflushed_frames > 0 || self.timeline.patch_count() > 0)
                 && now.duration_since(self.last_flush) >= self.flush_interval)
@@ -200,15 +206,39 @@ impl CallWriter {
         false
     }
 
+    /// A packet, audio or not, has come from either leg.
+    fn heard(&self) -> bool {
+        self.packets != [0, 0]
+    }
+
     fn drain_queue(&mut self, scratch: &mut Scratch) {
         let Scratch { samples, batch } = scratch;
         batch.clear();
         self.packets_rx.take_all(batch);
+        if let Some(first) = batch.front().filter(|_| !self.heard()) {
+            self.catch_up(first.arrival, samples);
+        }
         for (n, pkt) in batch.drain(..).enumerate() {
             self.accept(pkt);
             // After a backlog, write as we go so the buffers stay a window long.
             if (n + 1).is_multiple_of(128) {
                 self.write_ready(samples);
+            }
+        }
+    }
+
+    /// Writes the silence from the start up to the first packet's arrival (less the jitter
+    /// window), a second at a time: the call may have gone on long without media (answered on
+    /// hold), and the silence must not be held in memory whole.
+    fn catch_up(&mut self, first_arrival: Instant, samples: &mut Vec<i16>) {
+        self.timeline.observe(first_arrival);
+        let second = self.rate as usize;
+        loop {
+            samples.clear();
+            let n = self.timeline.drain_ready_at_most(samples, second);
+            self.write_samples(samples);
+            if n < second || self.error.is_some() {
+                return;
             }
         }
     }
@@ -404,9 +434,11 @@ impl CallWriter {
         // Disconnect the taps now, so packets pushed after this are refused, not queued.
         self.packets_rx.close();
         samples.clear();
-        self.timeline.drain_all(ended, samples);
-        self.write_samples(samples);
-        self.apply_patches();
+        if self.heard() {
+            self.timeline.drain_all(ended, samples);
+            self.write_samples(samples);
+            self.apply_patches();
+        }
         let mut files = Vec::new();
         if let Some(WavOut { wav, sync, .. }) = self.wav.take() {
             if let Err(e) = wav.finalize() {

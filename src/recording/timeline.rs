@@ -413,6 +413,13 @@ impl Timeline {
         self.release_until(until, out)
     }
 
+    /// `drain_ready`, at most `max` frames: call again while it returns `max`.
+    pub(crate) fn drain_ready_at_most(&mut self, out: &mut Vec<i16>, max: usize) -> usize {
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        let until = (self.now_pos - self.window).min(self.written.saturating_add(max));
+        self.release_until(until, out)
+    }
+
     /// Releases everything and appends all frames up to `end` (or the last sample, if later).
     pub(crate) fn drain_all(&mut self, end: Instant, out: &mut Vec<i16>) -> usize {
         let end = self.pos_of(end);

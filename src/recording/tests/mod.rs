@@ -4,6 +4,7 @@ mod call;
 mod crash;
 mod failure;
 mod group_commit;
+mod no_media;
 mod patches;
 mod perf;
 mod placement;
