@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::api::{api_token, wait_for_cdrs, Api};
 use common::recording::SmallDisk;
+use common::rtp::{self, establish_with_media};
 use common::*;
 use trunkguard::api::Role;
 use trunkguard::model::{Disposition, EndReason, HangupSide, RecordingStatus};
@@ -177,17 +178,29 @@ async fn with_on_failure_hangup_a_disk_that_fills_mid_call_ends_the_call() {
     };
     let setting = disk.setting();
     let mut h = start_gateway(&[&setting, "recording.on_failure = \"hangup\""]).await;
-    let call = h.establish().await;
-    // No RTP: the recorder still writes the call's silence as the clock runs, so a full disk
-    // fails its next write within a second or two.
+    let m = establish_with_media(&mut h).await;
+    // The PBX talks (a recording writes nothing before its first packet): once the disk is
+    // full, the recorder's next write fails within a second or two.
+    let (pbx_rtp, pbx_to) = (m.pbx_rtp, m.pbx_to);
+    let talk = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        // At most 15 s of audio: the BYE is awaited 10 s.
+        for seq in 0..750u16 {
+            tick.tick().await;
+            let _ = pbx_rtp
+                .send_to(&rtp::tone_packet(seq, 0x1111, 440.0), pbx_to)
+                .await;
+        }
+    });
     let _filler = disk.fill();
     let c_bye = h
         .carrier
         .expect_request_within("BYE", Duration::from_secs(10))
         .await;
+    talk.abort();
     h.carrier.reply(&c_bye, 200, None).await;
     let p_bye = h.pbx.expect_request("BYE").await;
-    assert_eq!(p_bye.call_id(), call.pbx.call_id);
+    assert_eq!(p_bye.call_id(), m.call.pbx.call_id);
     h.pbx.reply(&p_bye, 200, None).await;
     let cdrs = h.finish().await;
     let cdr = only(&cdrs);

@@ -48,6 +48,9 @@ pub(crate) type Reply = tokio::sync::oneshot::Sender<Result<RecordingResult, Rec
 pub(crate) enum Control {
     /// The call renegotiated (re-INVITE/UPDATE): new payload type mappings.
     Payloads(PayloadMap),
+    /// From now on the file follows the clock even if no packet ever comes (the call's audio
+    /// is being kept back from the recorder: a pause), so that it keeps the call's length.
+    FollowClock,
     Finish {
         ended: Instant,
         reply: Reply,
@@ -73,6 +76,8 @@ pub(crate) struct CallWriter {
     control_rx: Receiver<Control>,
     overflow: Arc<AtomicU64>,
     packets: [u64; 2],
+    /// Time counts without packets (`Control::FollowClock`).
+    follow_clock: bool,
     undecoded: u64,
     unflushed_frames: u64,
     last_flush: Instant,
@@ -134,6 +139,7 @@ impl CallWriter {
             control_rx,
             overflow,
             packets: [0; 2],
+            follow_clock: false,
             undecoded: 0,
             unflushed_frames: 0,
             last_flush: Instant::now(),
@@ -166,6 +172,11 @@ impl CallWriter {
         loop {
             match self.control_rx.try_recv() {
                 Ok(Control::Payloads(map)) => self.payloads = map,
+                Ok(Control::FollowClock) if !self.heard() => {
+                    self.catch_up(now, &mut scratch.samples);
+                    self.follow_clock = true;
+                }
+                Ok(Control::FollowClock) => {}
                 Ok(Control::Finish { ended, reply }) => {
                     self.drain_queue(scratch);
                     self.close_files(ended, true, Some(reply), &mut scratch.samples);
@@ -206,9 +217,10 @@ impl CallWriter {
         false
     }
 
-    /// A packet, audio or not, has come from either leg.
+    /// A packet, audio or not, has come from either leg, or the call said time counts
+    /// without one (`Control::FollowClock`).
     fn heard(&self) -> bool {
-        self.packets != [0, 0]
+        self.follow_clock || self.packets != [0, 0]
     }
 
     fn drain_queue(&mut self, scratch: &mut Scratch) {
@@ -227,11 +239,12 @@ impl CallWriter {
         }
     }
 
-    /// Writes the silence from the start up to the first packet's arrival (less the jitter
-    /// window), a second at a time: the call may have gone on long without media (answered on
-    /// hold), and the silence must not be held in memory whole.
-    fn catch_up(&mut self, first_arrival: Instant, samples: &mut Vec<i16>) {
-        self.timeline.observe(first_arrival);
+    /// Writes the silence from the start up to `until` (a first packet's arrival, or the
+    /// moment the call asked to follow the clock), less the jitter window, a second at a time:
+    /// the call may have gone on long without media (answered on hold), and the silence must
+    /// not be held in memory whole.
+    fn catch_up(&mut self, until: Instant, samples: &mut Vec<i16>) {
+        self.timeline.observe(until);
         let second = self.rate as usize;
         loop {
             samples.clear();

@@ -217,7 +217,15 @@ impl Recorder {
         let _ = self.control.send(Control::Payloads(payloads));
     }
 
-    /// Closes the recording at `ended` (the file is padded with silence up to that moment):
+    /// From now on the file keeps time even without packets: the call is keeping its audio
+    /// back (a pause). Without it a recording writes nothing before its first packet.
+    pub fn follow_clock(&self) {
+        // Only fails when the worker is gone, which `finish` reports.
+        let _ = self.control.send(Control::FollowClock);
+    }
+
+    /// Closes the recording at `ended` (once a packet came, or `follow_clock`, the file is
+    /// padded with silence up to that moment; without either it holds no samples):
     /// writes what is buffered, finalizes and syncs the file, renames it and computes its
     /// digest, all on the recording worker. Awaiting does not block the runtime.
     pub async fn finish(self, ended: Instant) -> Result<RecordingResult, RecordingError> {

@@ -182,6 +182,11 @@ impl Call {
             return PauseOutcome::AlreadyPaused;
         }
         media.set_recording_paused(true);
+        // The paused interval is silence in the file even if no packet was recorded before
+        // it (a recording writes nothing before its first packet otherwise).
+        if let Some(rec) = &self.recorder {
+            rec.follow_clock();
+        }
         let now = StdInstant::now();
         let at_ms = self.pauses.position_ms(now);
         tracing::info!(by = %by, at_ms, "recording paused");

@@ -103,3 +103,31 @@ fn the_silence_before_a_late_first_packet_is_written_in_its_place() {
     assert!(rms(&right) < 1.0);
     pool.shutdown_blocking();
 }
+
+/// A call paused before any packet was recorded (`follow_clock`) and ended paused: the file
+/// keeps the call's length in silence, as a pause's interval must be in the file.
+#[test]
+fn a_recording_told_to_follow_the_clock_keeps_the_calls_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_in(dir.path(), test_options());
+    let t0 = Instant::now() - Duration::from_secs(2);
+    let rec =
+        Recorder::open_blocking(&pool, spec("PAUSED", t0, Codec::Pcmu, PayloadMap::new())).unwrap();
+    rec.follow_clock();
+    let part = rec.part_path();
+    wait_for("the silence up to the pause written", || {
+        bytes_past_header(&part) >= 8000 * 4
+    });
+    let ended = Instant::now();
+    let res = rec.finish_blocking(ended).unwrap();
+    assert_eq!(res.packets, [0, 0]);
+    let expected = ended.duration_since(t0).as_millis() as u64;
+    assert!(
+        res.duration_ms.abs_diff(expected) <= 1,
+        "{} ms for a call of {expected} ms",
+        res.duration_ms
+    );
+    let (_, left, right) = read_wav(&res.path);
+    assert!(rms(&left) < 1.0 && rms(&right) < 1.0);
+    pool.shutdown_blocking();
+}
