@@ -26,6 +26,7 @@
 #                       admission takes its limits there (bench/cluster_overhead.sh compares)
 #   TARGET_QUEUE_DELAY_MS=100  `[sip] target_queue_delay_ms` (default: the shipped one; 0 = only the
 #                       hard limit)
+#   WORKER_THREADS=1    `[runtime] worker_threads` (default: the shipped one, 0 = all the cores)
 #   SIP_TRACE=false     `[recording] sip_trace` (default true: each call's SIP trace kept;
 #                       bench/sip_trace_cost.sh compares)
 #   BIN=...             the gateway binary (default target/release/trunkguard)
@@ -107,6 +108,9 @@ t1_ms = 500
 ring_timeout_secs = 30
 drain_timeout_secs = 5
 ${TARGET_QUEUE_DELAY_MS:+target_queue_delay_ms = $TARGET_QUEUE_DELAY_MS}
+
+[runtime]
+worker_threads = ${WORKER_THREADS:-0}
 
 [database]
 url = "sqlite://$BENCH_DIR/bench.db"

@@ -13,11 +13,12 @@ const MAX_WORKER_THREADS: usize = 256;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeConfig {
-    /// 0 (the default): half the cores, at least one. The other half is left to the relay,
-    /// recorder and database threads, which every call also wakes: with as many runtime threads
-    /// as cores, tokio wakes an idle one for each task it schedules while another runs, and a
-    /// call's CPU went to those wake-ups (2 cores: −10 to −15 % CPU a call with one thread,
-    /// bench/README.md, session 15).
+    /// 0 (the default): one per core. Fewer leave the relay, recorder and database threads,
+    /// which every call also wakes, a core of their own, and tokio then wakes idle workers less
+    /// often: on two cores one worker carried the same calls with 5–16 % less CPU a call, but
+    /// past capacity all signalling (the refusals included) had one core, and at four times the
+    /// capacity it answered 50 % of it against 106 % with two (bench/README.md, session 15).
+    /// Degrading gracefully under overload comes first, hence the default.
     #[serde(default)]
     pub worker_threads: usize,
 }
@@ -26,7 +27,7 @@ impl RuntimeConfig {
     /// The number of runtime threads to start on a machine with `cores` cores.
     pub fn worker_threads_for(&self, cores: usize) -> usize {
         match self.worker_threads {
-            0 => cores.div_ceil(2).max(1),
+            0 => cores.max(1),
             n => n,
         }
     }
@@ -41,7 +42,7 @@ impl RuntimeConfig {
         if self.worker_threads > MAX_WORKER_THREADS {
             return Err(ConfigError::invalid(
                 "runtime.worker_threads",
-                format!("must be 0 (half the cores) to {MAX_WORKER_THREADS}"),
+                format!("must be 0 (one per core) to {MAX_WORKER_THREADS}"),
             ));
         }
         Ok(())
@@ -53,13 +54,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn auto_is_half_the_cores_and_never_none() {
+    fn auto_is_one_per_core_and_never_none() {
         let auto = RuntimeConfig::default();
         let threads: Vec<usize> = [1, 2, 3, 4, 8, 64]
             .iter()
             .map(|&c| auto.worker_threads_for(c))
             .collect();
-        assert_eq!(threads, [1, 1, 2, 2, 4, 32]);
+        assert_eq!(threads, [1, 2, 3, 4, 8, 64]);
         assert_eq!(auto.worker_threads_for(0), 1);
         let fixed = RuntimeConfig { worker_threads: 3 };
         assert_eq!(fixed.worker_threads_for(2), 3);
