@@ -413,3 +413,55 @@ async fn a_pause_left_open_resumes_after_max_pause_secs() {
     assert_eq!(recording(cdr).status, RecordingStatus::Complete);
     assert_silent_pause(cdr, p);
 }
+
+/// Paused before any packet was recorded (no RTP at all: the recorder has written nothing, as it
+/// writes nothing before a first packet), then the call ends paused: the pause makes the
+/// recording follow the clock, so the file still holds the call's length, the interval in it.
+#[tokio::test]
+async fn a_pause_before_any_packet_still_keeps_the_calls_length() {
+    let _serial = SERIAL.lock().await;
+    let (mut h, _keep) = start_keeping(&[]).await;
+    let api = Api::new(&h);
+    let agent = api_token(&h, "desk-3", Role::Agent, &[]).await;
+    let setup = CallSetup {
+        sdp_of: &pcmu_sdp,
+        early: None,
+    };
+    let (mut m, invite, c_invite, tag) = place_call(&mut h, &setup).await;
+    let id = live_id(&h);
+    let answer = pcmu_sdp(m.carrier.addr());
+    answer_call(&mut h, &mut m, &invite, &c_invite, &tag, &answer).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    api.post(
+        &format!("/api/v1/calls/{id}/recording/pause"),
+        &agent,
+        json!({}),
+    )
+    .await
+    .ok(StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    h.hang_up_from_pbx(&mut m.call.pbx).await;
+    drop(m);
+    let cdrs = h.finish().await;
+    let cdr = only(&cdrs);
+    let [p] = cdr.recording_pauses.as_slice() else {
+        panic!("one pause on the CDR: {:#?}", cdr.recording_pauses);
+    };
+    assert_eq!(p.ended, PauseEnd::CallEnded, "{p:?}");
+    let rec = recording(cdr);
+    assert_eq!(rec.status, RecordingStatus::NoMedia, "{rec:#?}");
+    let wav = Wav::read(rec.path.as_deref().expect("path"));
+    assert_duration_is_the_files(rec, &wav);
+    let talk = cdr.outcome.talk_ms as f64 / 1000.0;
+    assert!(
+        (wav.secs() - talk).abs() < 0.3,
+        "file {:.3} s, talk {talk:.3} s: the pause made the recording follow the clock",
+        wav.secs()
+    );
+    assert!(
+        p.end_ms as f64 / 1000.0 <= wav.secs() + 0.05,
+        "the pause {p:?} lies in the file of {:.3} s",
+        wav.secs()
+    );
+    assert!(wav.left.iter().chain(&wav.right).all(|&s| s == 0));
+}
