@@ -30,10 +30,7 @@ const SORTED_BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghi
 /// nanoseconds past 10⁹ are clamped: the time part already says 60.
 fn push_micros(id: &mut String, now: DateTime<Utc>) {
     let micros = (now.nanosecond() / 1_000).min(999_999);
-    for place in (0..4u32).rev() {
-        let digit = micros / 62u32.pow(place) % 62;
-        id.push(char::from(SORTED_BASE62[digit as usize]));
-    }
+    push_digits(id, micros, 4, SORTED_BASE62);
 }
 
 /// `now` as chrono's `%Y%m%dT%H%M%S` writes it.
@@ -45,20 +42,24 @@ fn push_time(id: &mut String, now: DateTime<Utc>) {
         id.push_str(&now.format("%Y%m%dT%H%M%S").to_string());
         return;
     }
-    push_digits(id, year.unsigned_abs(), 4);
-    push_digits(id, now.month(), 2);
-    push_digits(id, now.day(), 2);
+    push_digits(id, year.unsigned_abs(), 4, DECIMAL);
+    push_digits(id, now.month(), 2, DECIMAL);
+    push_digits(id, now.day(), 2, DECIMAL);
     id.push('T');
-    push_digits(id, now.hour(), 2);
-    push_digits(id, now.minute(), 2);
-    push_digits(id, now.second(), 2);
+    push_digits(id, now.hour(), 2, DECIMAL);
+    push_digits(id, now.minute(), 2, DECIMAL);
+    push_digits(id, now.second(), 2, DECIMAL);
 }
 
-/// `value`'s last `width` decimal digits, zero-padded.
-fn push_digits(out: &mut String, value: u32, width: u32) {
+/// The decimal digits: the first ten of `SORTED_BASE62`.
+const DECIMAL: &[u8] = SORTED_BASE62.split_at(10).0;
+
+/// `value`'s last `width` digits in the base of `digits` (its length), zero-padded.
+fn push_digits(out: &mut String, value: u32, width: u32, digits: &[u8]) {
+    let base = digits.len() as u32;
     for place in (0..width).rev() {
-        let digit = value / 10u32.pow(place) % 10;
-        out.push(char::from(b'0' + digit as u8));
+        let digit = value / base.pow(place) % base;
+        out.push(char::from(digits[digit as usize]));
     }
 }
 

@@ -409,8 +409,7 @@ impl Timeline {
 
     /// Appends (interleaved, left first) the frames that are final now; returns how many.
     pub(crate) fn drain_ready(&mut self, out: &mut Vec<i16>) -> usize {
-        let until = self.now_pos - self.window;
-        self.release_until(until, out)
+        self.drain_ready_at_most(out, usize::MAX)
     }
 
     /// `drain_ready`, at most `max` frames: call again while it returns `max`.
