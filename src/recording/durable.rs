@@ -10,9 +10,9 @@
 //! Here the workers hand each closed recording (files written, still `.part`) to one thread,
 //! which takes whatever has queued up meanwhile as a group and, for the whole group: one
 //! `syncfs` (every file's data and inode), the renames, one more `syncfs` (the folders'
-//! entries), then the digests and the replies. A group is what closed while the previous one
-//! was being synced, so the cost per call falls as the load grows (group commit, as a
-//! database's log does). The order of a crash's outcomes is kept: a file renamed is a file
+//! entries), then the digests and the replies. A group is what closed within `LINGER` of its
+//! first recording or while the previous group was being synced, so the cost per call falls as
+//! the load grows (group commit, as a database's log does). The order of a crash's outcomes is kept: a file renamed is a file
 //! whose content was on disk, and the call learns its result (and writes its CDR) only once
 //! the name is on disk too. A process killed meanwhile leaves `.part` files, which the next
 //! start repairs as before.
@@ -26,12 +26,16 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use super::session::CallWriter;
 use super::writer::sync_dir;
 
 /// The most recordings committed as one group (a bound on the replies a slow sync delays).
 const MAX_GROUP: usize = 1024;
+/// How long the first recording of a group waits for others: at most 20 groups a second
+/// however many calls end, each call's result (and CDR) at most this much later.
+const LINGER: Duration = Duration::from_millis(50);
 
 /// Starts the thread that commits the recordings closed in `dir`.
 pub(crate) fn start(dir: PathBuf) -> io::Result<(mpsc::Sender<CallWriter>, JoinHandle<()>)> {
@@ -45,6 +49,12 @@ pub(crate) fn start(dir: PathBuf) -> io::Result<(mpsc::Sender<CallWriter>, JoinH
 /// Until every worker has let go of its sender (the pool shut down) and the queue is empty.
 fn run(rx: &mpsc::Receiver<CallWriter>, dir: &Path) {
     while let Ok(first) = rx.recv() {
+        // Let the group form: the workers close each recording as its call ends, one at a
+        // time, and a `syncfs` writes out every dirty page of the file system (the live calls'
+        // audio too), so syncing as often as calls end costs far more than syncing a group of
+        // them a little later. A sleep, not a wait on the channel: each recording handed over
+        // meanwhile would wake the thread.
+        std::thread::sleep(LINGER);
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match rx.try_recv() {

@@ -5,7 +5,6 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -45,6 +44,9 @@ pub(crate) struct Scratch {
 /// Where a finished recording's result goes: the call awaiting `Recorder::finish`.
 pub(crate) type Reply = tokio::sync::oneshot::Sender<Result<RecordingResult, RecordingError>>;
 
+/// What a call tells its recording, through its worker's channel (`pool::WorkerMsg`): handled
+/// as soon as the worker reads it, not at its next round, so that a call's end does not wait
+/// for the round.
 pub(crate) enum Control {
     /// The call renegotiated (re-INVITE/UPDATE): new payload type mappings.
     Payloads(PayloadMap),
@@ -55,6 +57,8 @@ pub(crate) enum Control {
         ended: Instant,
         reply: Reply,
     },
+    /// The `Recorder` was dropped without `finish`: the recording is closed as it stands.
+    Abandoned,
     #[cfg(test)]
     Crash(std::sync::mpsc::Sender<()>),
 }
@@ -73,7 +77,6 @@ pub(crate) struct CallWriter {
     /// Set once the pcap is wanted; stays set if it could not be created (so we try once).
     pcap_wanted: bool,
     packets_rx: PacketReceiver,
-    control_rx: Receiver<Control>,
     overflow: Arc<AtomicU64>,
     packets: [u64; 2],
     /// Time counts without packets (`Control::FollowClock`).
@@ -112,7 +115,6 @@ impl CallWriter {
         path: PathBuf,
         wav: WavOut,
         packets_rx: PacketReceiver,
-        control_rx: Receiver<Control>,
         overflow: Arc<AtomicU64>,
         opts: &RecorderOptions,
     ) -> Self {
@@ -136,7 +138,6 @@ impl CallWriter {
             pcap: None,
             pcap_wanted: false,
             packets_rx,
-            control_rx,
             overflow,
             packets: [0; 2],
             follow_clock: false,
@@ -165,40 +166,48 @@ impl CallWriter {
         &self.call_id
     }
 
-    /// One round: take what is queued, write what is final, flush when due. Returns true once
-    /// the recording is closed (then `is_closing` tells whether it goes on to `durable`).
-    pub(crate) fn service(&mut self, now: Instant, scratch: &mut Scratch) -> bool {
-        // Payload map updates first: they come with the SDP, before packets of a new codec.
-        loop {
-            match self.control_rx.try_recv() {
-                Ok(Control::Payloads(map)) => self.payloads = map,
-                Ok(Control::FollowClock) if !self.heard() => {
-                    self.catch_up(now, &mut scratch.samples);
-                    self.follow_clock = true;
-                }
-                Ok(Control::FollowClock) => {}
-                Ok(Control::Finish { ended, reply }) => {
-                    self.drain_queue(scratch);
-                    self.close_files(ended, true, Some(reply), &mut scratch.samples);
-                    return true;
-                }
-                #[cfg(test)]
-                Ok(Control::Crash(done)) => {
-                    // As if the process died: the header is not rewritten, buffers are lost.
-                    std::mem::forget(self.wav.take());
-                    std::mem::forget(self.pcap.take());
-                    let _ = done.send(());
-                    return true;
-                }
-                Err(TryRecvError::Disconnected) => {
-                    tracing::warn!(call_id = %self.call_id, "recording dropped without finish; closing it");
-                    self.drain_queue(scratch);
-                    self.close_files(now, false, None, &mut scratch.samples);
-                    return true;
-                }
-                Err(TryRecvError::Empty) => break,
+    /// Applies what the call said. Returns true once the recording is closed (then
+    /// `is_closing` tells whether it goes on to `durable`).
+    pub(crate) fn control(
+        &mut self,
+        control: Control,
+        now: Instant,
+        scratch: &mut Scratch,
+    ) -> bool {
+        match control {
+            // Payload map updates come with the SDP, before packets of a new codec: what is
+            // queued is placed at the next round, with the new map.
+            Control::Payloads(map) => self.payloads = map,
+            Control::FollowClock if !self.heard() => {
+                self.catch_up(now, &mut scratch.samples);
+                self.follow_clock = true;
+            }
+            Control::FollowClock => {}
+            Control::Finish { ended, reply } => {
+                self.drain_queue(scratch);
+                self.close_files(ended, true, Some(reply), &mut scratch.samples);
+                return true;
+            }
+            Control::Abandoned => {
+                tracing::warn!(call_id = %self.call_id, "recording dropped without finish; closing it");
+                self.drain_queue(scratch);
+                self.close_files(now, false, None, &mut scratch.samples);
+                return true;
+            }
+            #[cfg(test)]
+            Control::Crash(done) => {
+                // As if the process died: the header is not rewritten, buffers are lost.
+                std::mem::forget(self.wav.take());
+                std::mem::forget(self.pcap.take());
+                let _ = done.send(());
+                return true;
             }
         }
+        false
+    }
+
+    /// One round: take what is queued, write what is final, flush when due.
+    pub(crate) fn service(&mut self, now: Instant, scratch: &mut Scratch) {
         self.drain_queue(scratch);
         // Nothing is written before the first packet: a call that never gets one has a
         // recording without samples (`no_media`), not a file of silence as long as the call,
@@ -214,7 +223,6 @@ impl CallWriter {
         {
             self.flush(now);
         }
-        false
     }
 
     /// A packet, audio or not, has come from either leg, or the call said time counts

@@ -66,8 +66,16 @@ impl WavWriter {
         while !rest.is_empty() {
             let room = per_fill - self.buf.len() / SAMPLE_BYTES as usize;
             let (now, later) = rest.split_at(room.min(rest.len()));
-            for s in now {
-                self.buf.extend_from_slice(&s.to_le_bytes());
+            // Sized once, then filled two bytes a sample: a loop the compiler vectorizes (a
+            // push per sample checked the capacity each time: 3.5 % of the gateway's CPU with
+            // RTP, bench/README.md session 16).
+            let from = self.buf.len();
+            self.buf.resize(from + now.len() * SAMPLE_BYTES as usize, 0);
+            for (bytes, s) in self.buf[from..]
+                .chunks_exact_mut(SAMPLE_BYTES as usize)
+                .zip(now)
+            {
+                bytes.copy_from_slice(&s.to_le_bytes());
             }
             self.data_bytes += now.len() as u64 * u64::from(SAMPLE_BYTES);
             rest = later;

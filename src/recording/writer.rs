@@ -15,7 +15,6 @@ use std::fs::{DirBuilder, File, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -25,7 +24,7 @@ use super::codec::{Codec, PayloadMap};
 use super::counters::RecordingCounters;
 use super::error::RecordingError;
 use super::packet::RecPacket;
-use super::pool::{RecordingPool, WorkerSetup};
+use super::pool::{CallLine, RecordingPool, WorkerSetup};
 use super::queue::{packet_queue, PacketReceiver, PacketSender, Refused};
 use super::session::{CallWriter, Control, WavOut};
 use super::wav::WavWriter;
@@ -138,7 +137,11 @@ pub struct Recorder {
     call_id: String,
     path: PathBuf,
     tap: RecorderTap,
-    control: mpsc::Sender<Control>,
+    /// To the worker that writes the recording.
+    line: CallLine,
+    /// `finish` (or a test's `crash`) has told the worker: dropping the recorder says nothing
+    /// more.
+    told: bool,
     counters: Arc<RecordingCounters>,
     /// The first write failure while the call runs (`CallWriter::fail`).
     failure: Option<tokio::sync::oneshot::Receiver<String>>,
@@ -165,14 +168,11 @@ impl Recorder {
     /// packets wait in the queue meanwhile. If the open fails, the queue goes with it.
     pub fn prepare(pool: &RecordingPool, spec: RecordingSpec) -> PendingRecording {
         let (tx, rx) = packet_queue(pool.options().queue_packets);
-        let (control, control_rx) = mpsc::channel();
         let overflow = Arc::new(AtomicU64::new(0));
         PendingRecording {
             spec,
             tap: RecorderTap { tx, overflow },
             rx,
-            control,
-            control_rx,
         }
     }
 
@@ -214,26 +214,23 @@ impl Recorder {
     /// converted.
     pub fn update_payloads(&self, payloads: PayloadMap) {
         // Only fails when the worker is gone, which `finish` reports.
-        let _ = self.control.send(Control::Payloads(payloads));
+        let _ = self.line.send(Control::Payloads(payloads));
     }
 
     /// From now on the file keeps time even without packets: the call is keeping its audio
     /// back (a pause). Without it a recording writes nothing before its first packet.
     pub fn follow_clock(&self) {
         // Only fails when the worker is gone, which `finish` reports.
-        let _ = self.control.send(Control::FollowClock);
+        let _ = self.line.send(Control::FollowClock);
     }
 
     /// Closes the recording at `ended` (once a packet came, or `follow_clock`, the file is
     /// padded with silence up to that moment; without either it holds no samples):
     /// writes what is buffered, finalizes and syncs the file, renames it and computes its
     /// digest, all on the recording worker. Awaiting does not block the runtime.
-    pub async fn finish(self, ended: Instant) -> Result<RecordingResult, RecordingError> {
+    pub async fn finish(mut self, ended: Instant) -> Result<RecordingResult, RecordingError> {
         let (reply, rx) = tokio::sync::oneshot::channel();
-        let asked = self
-            .control
-            .send(Control::Finish { ended, reply })
-            .map_err(|_| RecordingError::WorkerGone);
+        let asked = self.tell(Control::Finish { ended, reply });
         let result = match asked {
             Ok(()) => rx.await.unwrap_or(Err(RecordingError::WorkerGone)),
             Err(e) => Err(e),
@@ -242,12 +239,9 @@ impl Recorder {
     }
 
     /// `finish` for threads that may block (not the async runtime: it would panic there).
-    pub fn finish_blocking(self, ended: Instant) -> Result<RecordingResult, RecordingError> {
+    pub fn finish_blocking(mut self, ended: Instant) -> Result<RecordingResult, RecordingError> {
         let (reply, rx) = tokio::sync::oneshot::channel();
-        let asked = self
-            .control
-            .send(Control::Finish { ended, reply })
-            .map_err(|_| RecordingError::WorkerGone);
+        let asked = self.tell(Control::Finish { ended, reply });
         let result = match asked {
             Ok(()) => rx
                 .blocking_recv()
@@ -260,10 +254,28 @@ impl Recorder {
     /// Test hook: the worker abandons this recording as a killed process would (no final
     /// header, buffered bytes lost, no rename). Returns once it has done so.
     #[cfg(test)]
-    pub(crate) fn crash(self) {
-        let (done, rx) = mpsc::channel();
-        if self.control.send(Control::Crash(done)).is_ok() {
+    pub(crate) fn crash(mut self) {
+        let (done, rx) = std::sync::mpsc::channel();
+        if self.tell(Control::Crash(done)).is_ok() {
             let _ = rx.recv();
+        }
+    }
+
+    /// The worker's last word from this recorder: nothing is sent when it is dropped.
+    fn tell(&mut self, last: Control) -> Result<(), RecordingError> {
+        self.told = true;
+        self.line
+            .send(last)
+            .map_err(|()| RecordingError::WorkerGone)
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if !self.told {
+            // The call is gone without `finish` (a panic, a bug): the worker closes the
+            // recording as it stands. Fails only when the worker is gone already.
+            let _ = self.line.send(Control::Abandoned);
         }
     }
 }
@@ -274,8 +286,6 @@ pub struct PendingRecording {
     spec: RecordingSpec,
     tap: RecorderTap,
     rx: PacketReceiver,
-    control: mpsc::Sender<Control>,
-    control_rx: mpsc::Receiver<Control>,
 }
 
 impl PendingRecording {
@@ -308,15 +318,13 @@ impl PendingRecording {
     }
 
     /// Creates the file (on a recording worker) and the writer that goes with it: the worker
-    /// keeps the writer, the call gets the `Recorder`.
-    pub(crate) fn start(self, at: &WorkerSetup) -> Result<(Recorder, CallWriter), RecordingError> {
-        let PendingRecording {
-            spec,
-            tap,
-            rx,
-            control,
-            control_rx,
-        } = self;
+    /// keeps the writer, the call gets the `Recorder`, which reaches the writer by `line`.
+    pub(crate) fn start(
+        self,
+        at: &WorkerSetup,
+        line: CallLine,
+    ) -> Result<(Recorder, CallWriter), RecordingError> {
+        let PendingRecording { spec, tap, rx } = self;
         check_call_id(&spec.call_id)?;
         let path = recording_path(&at.dir, spec.started_at, &spec.call_id);
         if path.exists() {
@@ -349,15 +357,8 @@ impl PendingRecording {
         };
         let call_id = spec.call_id.clone();
         let (failure_tx, failure) = tokio::sync::oneshot::channel();
-        let mut writer = CallWriter::new(
-            spec,
-            path.clone(),
-            wav,
-            rx,
-            control_rx,
-            tap.overflow.clone(),
-            &at.opts,
-        );
+        let mut writer =
+            CallWriter::new(spec, path.clone(), wav, rx, tap.overflow.clone(), &at.opts);
         writer.signal_failure_to(failure_tx);
         // Debug, as `call answered` and a complete `recording closed`: at info every call wrote
         // five log lines, each a write(2) on the thread that handles the call (~4 % of the CPU
@@ -368,7 +369,8 @@ impl PendingRecording {
             call_id,
             path,
             tap,
-            control,
+            line,
+            told: false,
             counters: Arc::clone(&at.counters),
             failure: Some(failure),
         };

@@ -8,6 +8,7 @@ mod no_media;
 mod patches;
 mod perf;
 mod placement;
+mod rounds;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
