@@ -23,6 +23,8 @@ const MIN_WAKE_GAP: Duration = Duration::from_millis(250);
 /// Releases sent in one script at most: a script stays short (Redis runs nothing else
 /// meanwhile), and under load one round trip frees many slots.
 const RELEASE_BATCH: usize = 256;
+/// How long a release waits for others to go with it in one script.
+const RELEASE_LINGER: Duration = Duration::from_millis(10);
 
 impl SharedAdmission {
     /// Start the node's worker (once: `None` if it runs already). It stops after `shutdown`
@@ -46,6 +48,12 @@ async fn run(core: Arc<Core>, mut rx: UnboundedReceiver<String>, mut shutdown: S
         tokio::select! {
             id = rx.recv() => match id {
                 Some(id) => {
+                    // Let the calls ending about now join it: a script per ended call was a
+                    // round trip per call (a write, a wake-up, a read on the node; a script on
+                    // Redis), most of the cluster's extra CPU per call at a few hundred calls a
+                    // second (bench/README.md, session 16). The lease stays held that much
+                    // longer: never more than the cap, a slot free a moment later.
+                    tokio::time::sleep(RELEASE_LINGER).await;
                     // Every release queued meanwhile goes in the same script.
                     let mut batch = vec![id];
                     while batch.len() < RELEASE_BATCH {
