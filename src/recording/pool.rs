@@ -394,7 +394,7 @@ impl WorkerLoop {
                 });
                 if done {
                     if let Some(call) = self.calls.by_key.remove(&key) {
-                        self.retire(call);
+                        retire(&self.count, &self.closed, call);
                     }
                 }
             }
@@ -435,7 +435,7 @@ impl WorkerLoop {
 
     /// One round over every call.
     fn round(&mut self, now: Instant) {
-        let scratch = &mut self.scratch;
+        let (scratch, count, closed) = (&mut self.scratch, &self.count, &self.closed);
         let done = self.calls.by_key.extract_if(|_, call| {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call.service(now, scratch)))
                 .map(|()| false)
@@ -445,18 +445,7 @@ impl WorkerLoop {
                 })
         });
         for (_, call) in done {
-            self.count.fetch_sub(1, Ordering::Relaxed);
-            if call.is_closing() {
-                self.closed.put(*call);
-            }
-        }
-    }
-
-    /// A recording that is over: uncounted, and on to `durable` if its files were closed.
-    fn retire(&mut self, call: Box<CallWriter>) {
-        self.count.fetch_sub(1, Ordering::Relaxed);
-        if call.is_closing() {
-            self.closed.put(*call);
+            retire(count, closed, call);
         }
     }
 
@@ -490,9 +479,12 @@ impl WorkerLoop {
             let now = Instant::now();
             if now >= next_round {
                 self.round(now);
-                // The next round a tick after this one's start; a late worker does not make
-                // up for the rounds it missed.
-                next_round = (next_round + tick).max(now);
+                // The next round a tick after this one was due; a worker late by more than a
+                // tick (or idle) does not make up for the rounds it missed.
+                next_round += tick;
+                if next_round <= now {
+                    next_round = now + tick;
+                }
             }
         }
     }
@@ -505,5 +497,13 @@ impl WorkerLoop {
         for key in keys {
             self.handle(WorkerMsg::Control(key, Control::Abandoned));
         }
+    }
+}
+
+/// A recording that is over: uncounted, and on to `durable` if its files were closed.
+fn retire(count: &AtomicUsize, closed: &Closed, call: Box<CallWriter>) {
+    count.fetch_sub(1, Ordering::Relaxed);
+    if call.is_closing() {
+        closed.put(*call);
     }
 }
