@@ -24,22 +24,8 @@ fn sixty_second_call_with_loss_reordering_jump_and_ssrc_change() {
     assert!(rec.part_path().exists());
     let tap = rec.tap();
 
-    let inside = Source {
-        leg: Leg::Inside,
-        freq: 440.0,
-        pt: 0,
-        codec: Codec::Pcmu,
-        ssrc: 0xA,
-        ts0: 12_345,
-    };
-    let mut outside = Source {
-        leg: Leg::Outside,
-        freq: 1000.0,
-        pt: 0,
-        codec: Codec::Pcmu,
-        ssrc: 0xB,
-        ts0: u32::MAX - 40_000,
-    };
+    let inside = Source::pcmu(Leg::Inside, 440.0, 0xA, 12_345);
+    let mut outside = Source::pcmu(Leg::Outside, 1000.0, 0xB, u32::MAX - 40_000);
     let mut enc = G722Encoder::new();
     let mut pkts: Vec<RecPacket> = Vec::new();
     for n in 0..3000u64 {

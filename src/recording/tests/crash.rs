@@ -10,14 +10,7 @@ use crate::recording::Recorder;
 
 fn sources() -> (Source, Source) {
     (
-        Source {
-            leg: Leg::Inside,
-            freq: 440.0,
-            pt: 0,
-            codec: Codec::Pcmu,
-            ssrc: 1,
-            ts0: 0,
-        },
+        Source::pcmu(Leg::Inside, 440.0, 1, 0),
         Source {
             leg: Leg::Outside,
             freq: 1000.0,

@@ -75,14 +75,7 @@ fn overflow_is_counted_and_reported() {
     let rec =
         Recorder::open_blocking(&pool, spec("OVF", t0, Codec::Pcmu, PayloadMap::new())).unwrap();
     let tap = rec.tap();
-    let src = Source {
-        leg: Leg::Inside,
-        freq: 440.0,
-        pt: 0,
-        codec: Codec::Pcmu,
-        ssrc: 1,
-        ts0: 0,
-    };
+    let src = Source::pcmu(Leg::Inside, 440.0, 1, 0);
     let mut enc = G722Encoder::new();
     let queued = (0..200)
         .filter(|&n| tap.push(src.packet(t0, n, Duration::from_millis(n * 20), &mut enc)))
@@ -209,14 +202,7 @@ fn async_api_on_a_runtime() {
         let rec = Recorder::open(&pool, spec("ASYNC", t0, Codec::Pcmu, PayloadMap::new()))
             .await
             .unwrap();
-        let src = Source {
-            leg: Leg::Outside,
-            freq: 1000.0,
-            pt: 0,
-            codec: Codec::Pcmu,
-            ssrc: 5,
-            ts0: 7,
-        };
+        let src = Source::pcmu(Leg::Outside, 1000.0, 5, 7);
         let mut enc = G722Encoder::new();
         for n in 0..25 {
             rec.tap()

@@ -26,14 +26,7 @@ fn many_recordings_closed_at_once_each_get_their_own_durable_result() {
             )
             .unwrap();
             // Half a second of tone on the inside leg, a different tone per call.
-            let source = Source {
-                leg: Leg::Inside,
-                freq: 300.0 + 10.0 * i as f64,
-                pt: 0,
-                codec: Codec::Pcmu,
-                ssrc: 0x100 + i,
-                ts0: 0,
-            };
+            let source = Source::pcmu(Leg::Inside, 300.0 + 10.0 * i as f64, 0x100 + i, 0);
             for n in 0..25u64 {
                 let at = Duration::from_millis(n * 20);
                 assert!(rec.tap().push(source.packet(t0, n, at, &mut g722)));

@@ -66,6 +66,18 @@ pub(crate) struct Source {
 }
 
 impl Source {
+    /// A PCMU tone (payload type 0) of `freq` Hz, its timestamps from `ts0`.
+    pub fn pcmu(leg: Leg, freq: f64, ssrc: u32, ts0: u32) -> Self {
+        Source {
+            leg,
+            freq,
+            pt: 0,
+            codec: Codec::Pcmu,
+            ssrc,
+            ts0,
+        }
+    }
+
     /// Encoded payload of packet `n` (20 ms each, continuous tone across packets).
     pub fn payload(&self, n: u64, g722: &mut G722Encoder) -> Bytes {
         let rate = if self.codec == Codec::G722 {

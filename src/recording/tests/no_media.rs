@@ -68,14 +68,7 @@ fn the_silence_before_a_late_first_packet_is_written_in_its_place() {
     );
 
     let tap = rec.tap();
-    let a = Source {
-        leg: Leg::Inside,
-        freq: 440.0,
-        pt: 0,
-        codec: Codec::Pcmu,
-        ssrc: 7,
-        ts0: 1234,
-    };
+    let a = Source::pcmu(Leg::Inside, 440.0, 7, 1234);
     let mut g722 = G722Encoder::new();
     // One second of audio from 60 s on.
     for n in 0..50 {

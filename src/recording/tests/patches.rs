@@ -17,25 +17,11 @@ const RATE: f64 = 8000.0;
 const PACKET_FRAMES: u64 = 160;
 
 fn inside() -> Source {
-    Source {
-        leg: Leg::Inside,
-        freq: 440.0,
-        pt: 0,
-        codec: Codec::Pcmu,
-        ssrc: 0x11,
-        ts0: 1000,
-    }
+    Source::pcmu(Leg::Inside, 440.0, 0x11, 1000)
 }
 
 fn outside() -> Source {
-    Source {
-        leg: Leg::Outside,
-        freq: 1000.0,
-        pt: 0,
-        codec: Codec::Pcmu,
-        ssrc: 0x22,
-        ts0: 5000,
-    }
+    Source::pcmu(Leg::Outside, 1000.0, 0x22, 5000)
 }
 
 /// The inside (left) channel of packets `from..to` as the file on disk holds it now (the

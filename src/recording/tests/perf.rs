@@ -19,22 +19,8 @@ fn throughput() {
     let (calls, secs) = (200u64, 10u64);
     let t0 = Instant::now();
     let mut enc = G722Encoder::new();
-    let a = Source {
-        leg: Leg::Inside,
-        freq: 440.0,
-        pt: 0,
-        codec: Codec::Pcmu,
-        ssrc: 1,
-        ts0: 0,
-    };
-    let b = Source {
-        leg: Leg::Outside,
-        freq: 1000.0,
-        pt: 0,
-        codec: Codec::Pcmu,
-        ssrc: 2,
-        ts0: 0,
-    };
+    let a = Source::pcmu(Leg::Inside, 440.0, 1, 0);
+    let b = Source::pcmu(Leg::Outside, 1000.0, 2, 0);
     // Pre-encode one call's packets; every call sends the same.
     let n_pkts = secs * 50;
     let pkts: Vec<_> = (0..n_pkts)

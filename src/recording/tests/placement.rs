@@ -34,22 +34,8 @@ fn packets_arriving_in_clumps_land_on_their_timestamps_to_the_sample() {
     )
     .unwrap();
     let tap = rec.tap();
-    let inside = Source {
-        leg: Leg::Inside,
-        freq: 440.0,
-        pt: 0,
-        codec: Codec::Pcmu,
-        ssrc: 0x1,
-        ts0: 4_000_000_000,
-    };
-    let outside = Source {
-        leg: Leg::Outside,
-        freq: 1000.0,
-        pt: 0,
-        codec: Codec::Pcmu,
-        ssrc: 0x2,
-        ts0: 77,
-    };
+    let inside = Source::pcmu(Leg::Inside, 440.0, 0x1, 4_000_000_000);
+    let outside = Source::pcmu(Leg::Outside, 1000.0, 0x2, 77);
     let mut enc = G722Encoder::new();
     const PACKETS: u64 = 150;
     let mut pkts = Vec::new();
