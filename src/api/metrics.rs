@@ -374,6 +374,12 @@ fn cdrs_and_monitor(out: &mut Exposition<'_>, f: &Figures) {
     );
     out.sample("trunkguard_cdrs_written_total", &[], f.cdr.written);
     out.family(
+        "trunkguard_cdr_transactions_total",
+        "counter",
+        "Database transactions the CDR writer committed (each a batch of CDRs and journal entries).",
+    );
+    out.sample("trunkguard_cdr_transactions_total", &[], f.cdr.transactions);
+    out.family(
         "trunkguard_cdr_overflowed_total",
         "counter",
         "Submissions that went to the CDR overflow list (queue full).",

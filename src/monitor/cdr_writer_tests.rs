@@ -74,6 +74,33 @@ async fn submissions_racing_close_are_stored_or_counted_late() {
     assert_eq!(stats.written + late, 8_000, "{stats:?} late {late}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steady_submissions_share_a_transaction_per_spacing() {
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    let (sink, handle) = CdrWriter::spawn(store.clone(), 64);
+    let started = std::time::Instant::now();
+    // One CDR every 5 ms, as calls ending steadily: without the spacing each write found the
+    // writer idle or just done and became a transaction after a 10-ms linger.
+    for i in 0..40 {
+        sink.submit(sample_cdr(&format!("steady-{i}")));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    while handle.stats().written < 40 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed();
+    let stats = handle.close().await.unwrap();
+    assert_eq!(store.count_cdrs().await.unwrap(), 40);
+    // Transactions below BATCH_MAX begin at least COMMIT_SPACING apart, however slow the machine.
+    let most = elapsed.as_millis() / COMMIT_SPACING.as_millis() + 1;
+    assert!(
+        u128::from(stats.transactions) <= most,
+        "{} transactions in {elapsed:?}: spaced by {COMMIT_SPACING:?}, at most {most}",
+        stats.transactions
+    );
+    assert!(stats.transactions >= 1, "{stats:?}");
+}
+
 #[tokio::test]
 async fn duplicate_submission_gives_one_row() {
     let store = Store::connect("sqlite::memory:").await.unwrap();

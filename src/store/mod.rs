@@ -210,6 +210,10 @@ async fn connect_sqlite(url: &str, opts: StoreOptions) -> Result<Store, StoreErr
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(opts.busy_timeout)
         .foreign_keys(true)
+        // A statement's own journal (kept so that a failed statement can be undone inside its
+        // transaction: the multi-row inserts, the journal upsert) in memory, not in a temporary
+        // file written and closed with every CDR batch. Durability is the WAL's alone.
+        .pragma("temp_store", "memory")
         // Statements carry numbers and token hashes: never in the log, even at debug.
         .disable_statement_logging()
         .statement_cache_capacity(STATEMENT_CACHE);

@@ -130,6 +130,7 @@ impl Writer {
                     .await
                 {
                     Ok(applied) => {
+                        self.shared.transactions.fetch_add(1, Relaxed);
                         tracing::debug!(rows = n, ?applied, "spooled CDR writes stored");
                         self.stored(&mut writes, forward).await;
                     }
