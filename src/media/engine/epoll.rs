@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read};
-use std::net::UdpSocket;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
@@ -14,7 +13,7 @@ use std::time::Duration;
 
 use rustix::event::epoll;
 
-use super::session::{Outlet, Relayed};
+use super::session::{Direct, Relayed};
 use super::{Command, HOLD_TICK};
 
 /// Events taken per `epoll_wait`.
@@ -23,17 +22,6 @@ const EVENTS: usize = 512;
 const RECV_BUF: usize = super::super::pump::MAX_DATAGRAM;
 /// The eventfd's token; sockets have `id << 2 | pump`.
 pub(super) const WAKE: u64 = u64::MAX;
-
-/// Sends go out at once, on the socket itself.
-struct Direct;
-
-impl Outlet for Direct {
-    type Egress<'a> = &'a UdpSocket;
-
-    fn toward<'a>(&'a mut self, socket: &'a UdpSocket, _: u64, _: usize) -> &'a UdpSocket {
-        socket
-    }
-}
 
 /// The relay thread's own state.
 pub(super) struct Worker {
@@ -129,12 +117,13 @@ impl Worker {
                     }
                 }
                 Ok(Command::Close(id, reply)) => {
-                    let Some(session) = self.relayed.remove(&id) else {
+                    let Some(mut session) = self.relayed.remove(&id) else {
                         continue;
                     };
                     for socket in session.sockets() {
                         let _ = epoll::delete(&*self.epoll, socket);
                     }
+                    session.drain(id, self.index);
                     let reports = session.finish(self.index);
                     self.sessions.fetch_sub(1, Ordering::Relaxed);
                     if let Some(reply) = reply {

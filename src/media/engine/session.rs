@@ -17,6 +17,9 @@ use super::super::Leg;
 
 /// Receive errors in a row after which the socket is taken as broken.
 const MAX_RECV_ERRORS: u32 = 100;
+/// Datagrams read at most from each socket when its session closes: more than a default
+/// receive buffer (212,992 bytes) holds of RTP, so the drain ends by finding the queue empty.
+const DRAIN_MAX: usize = 1024;
 
 /// What a closed session hands back (or a snapshot gives): each pump's figures.
 pub(crate) type Reports = Vec<(Leg, Kind, PumpReport)>;
@@ -35,6 +38,18 @@ pub(super) trait Outlet {
 
     /// The egress through `socket`, for what pump `index` of session `id` sends.
     fn toward<'a>(&'a mut self, socket: &'a UdpSocket, id: u64, index: usize) -> Self::Egress<'a>;
+}
+
+/// Sends go out at once, on the socket itself (the epoll engine's way, and every engine's for
+/// what a closing session drains).
+pub(super) struct Direct;
+
+impl Outlet for Direct {
+    type Egress<'a> = &'a UdpSocket;
+
+    fn toward<'a>(&'a mut self, socket: &'a UdpSocket, _: u64, _: usize) -> &'a UdpSocket {
+        socket
+    }
 }
 
 /// A session as its relay thread holds it.
@@ -154,6 +169,28 @@ impl Relayed {
             .iter()
             .map(|p| (p.leg(), p.kind(), p.snapshot()))
             .collect()
+    }
+
+    /// What the sockets still hold as the session closes, read and handled as any datagram
+    /// (recorded, counted, relayed at once) in relay thread `thread`'s shard: packets that came
+    /// during the call while the thread was behind. Closed unread they would be missing from
+    /// the recording and from every count (a stream's lost tail leaves no sequence gap).
+    /// Returns how many were read.
+    pub(super) fn drain(&mut self, id: u64, thread: usize) -> u64 {
+        let mut buf = [0u8; super::super::pump::MAX_DATAGRAM];
+        let mut drained = 0;
+        for index in 0..4 {
+            for _ in 0..DRAIN_MAX {
+                // The sockets are non-blocking: an empty queue (or any error) ends the drain.
+                let Ok((len, source)) = self.socket(index).recv_from(&mut buf) else {
+                    break;
+                };
+                let fate = self.on_received(id, index, &buf[..len], source, &mut Direct);
+                self.count(thread, index, fate);
+                drained += 1;
+            }
+        }
+        drained
     }
 
     /// The session's end: the sockets are closed (the ports back in the pool before the owner

@@ -306,8 +306,9 @@ impl Worker {
             return;
         };
         if let Some(bid) = buffer {
-            // A datagram arriving while the session closes is dropped, as on epoll.
-            if result >= 0 && session.closing.is_none() {
+            // A datagram that completes while the session closes came during the call: handled
+            // like any (recorded, counted), as what the sockets still hold is at the close.
+            if result >= 0 {
                 let msg = self
                     .bufs
                     .filled(bid, result as usize)
@@ -459,9 +460,11 @@ impl Worker {
         }
         self.reap();
         for id in std::mem::take(&mut self.finished) {
-            let Some(session) = self.on_ring.remove(&id) else {
+            let Some(mut session) = self.on_ring.remove(&id) else {
                 continue;
             };
+            // Its receives are all ended: what the sockets still hold is read directly.
+            session.relayed.drain(id, self.index);
             let reports = session.relayed.finish(self.index);
             self.sessions.fetch_sub(1, Ordering::Relaxed);
             if let Some(Some(reply)) = session.closing {
