@@ -8,7 +8,8 @@
 //! memory nor loses what it held when the process is killed; a spool left by a crash is replayed
 //! when the next writer starts. When the spool refuses a batch (over its size cap, disk full),
 //! the batch waits in memory as without a spool, and submissions queue behind it. That mode is
-//! `cdr_writer/spool.rs`; this file is the sink, the queue and the task's loop.
+//! `cdr_writer/spool.rs`; what a batch is made of (taken from the queue, superseded journal
+//! entries dropped) `cdr_writer/batch.rs`; this file is the sink, the queue and the task's loop.
 //!
 //! Order: whatever one task submits is applied in that order, so a call's journal entries come
 //! before its final CDR, which deletes its journal row. To keep that order when the channel is
@@ -24,7 +25,7 @@ use std::time::Duration;
 use chrono::Utc;
 use parking_lot::{Mutex, MutexGuard};
 use serde::Serialize;
-use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -33,7 +34,9 @@ use super::kpi::KpiCounters;
 use crate::model::{ms_precision, Cdr};
 use crate::store::{BucketKey, CdrWrite, Dialogs, Store};
 
+mod batch;
 mod spool;
+use batch::{drop_superseded, gather};
 use spool::REPLAY_FIRST;
 pub use spool::{open_spool, SharedSpool};
 
@@ -476,64 +479,6 @@ async fn run(mut w: Writer, mut rx: mpsc::Receiver<CdrWrite>, mut close_rx: ones
             }
         }
     }
-}
-
-/// Drop the journal entries the batch itself supersedes: an entry followed in the batch by
-/// another entry or by the final CDR of the same call would be overwritten (an upsert) or
-/// deleted (storing a CDR removes its journal row) in the same transaction anyway. A call's
-/// start, answer and recording entries, and often its CDR, arrive within one batch: this saves
-/// their statements (each a round trip to the database's worker thread). Order is otherwise
-/// kept; an entry after its call's CDR stays (the store ignores it, and says so). Returns how
-/// many were dropped: they count as applied.
-fn drop_superseded(batch: &mut Vec<CdrWrite>) -> u64 {
-    if batch.len() < 2 {
-        return 0;
-    }
-    let keep: Vec<bool> = {
-        let mut later: std::collections::HashSet<&str> =
-            std::collections::HashSet::with_capacity(batch.len());
-        let mut keep: Vec<bool> = batch
-            .iter()
-            .rev()
-            .map(|write| match write {
-                CdrWrite::Cdr(cdr) => {
-                    later.insert(cdr.attempt.id.as_str());
-                    true
-                }
-                CdrWrite::Journal { cdr, .. } => later.insert(cdr.attempt.id.as_str()),
-            })
-            .collect();
-        keep.reverse();
-        keep
-    };
-    let before = batch.len();
-    let mut flags = keep.into_iter();
-    batch.retain(|_| flags.next().unwrap_or(true));
-    (before - batch.len()) as u64
-}
-
-/// Fill `batch` from the channel, then from the overflow list; returns the new `rx_done`.
-fn gather(
-    shared: &Shared,
-    rx: &mut mpsc::Receiver<CdrWrite>,
-    batch: &mut Vec<CdrWrite>,
-    mut rx_done: bool,
-) -> bool {
-    // Under the overflow lock, so that no submission lands in between: the channel holds older
-    // submissions than the overflow list, so it is drained first.
-    let mut overflow = shared.overflow();
-    while !rx_done && batch.len() < BATCH_MAX {
-        match rx.try_recv() {
-            Ok(item) => batch.push(item),
-            Err(TryRecvError::Empty) => break,
-            Err(TryRecvError::Disconnected) => rx_done = true,
-        }
-    }
-    if batch.len() < BATCH_MAX {
-        let take = overflow.len().min(BATCH_MAX - batch.len());
-        batch.extend(overflow.drain(..take));
-    }
-    rx_done
 }
 
 impl Writer {
